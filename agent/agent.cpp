@@ -1,0 +1,514 @@
+// The agent's loop and message handlers.
+#include "agent/agent.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "common/time_format.hpp"
+
+namespace flotilla::agent {
+
+using common::Status;
+using common::toStd;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_wake_fd{-1};
+
+// Until registered, ask again this often (the first register may have gone
+// to a coordinator that was not up yet).
+constexpr auto kRegisterRetry = std::chrono::seconds(2);
+constexpr auto kMaxPollWait = std::chrono::milliseconds(200);
+
+int64_t nowMs() { return common::toUnixMillis(std::chrono::system_clock::now()); }
+
+schema::Outcome toWire(Outcome o) {
+  switch (o) {
+    case Outcome::kSucceeded: return schema::Outcome::SUCCEEDED;
+    case Outcome::kFailed: return schema::Outcome::FAILED;
+    case Outcome::kTimedOut: return schema::Outcome::TIMED_OUT;
+    case Outcome::kAborted: return schema::Outcome::ABORTED;
+    case Outcome::kUnknown: return schema::Outcome::UNKNOWN;
+    case Outcome::kRefused: return schema::Outcome::REFUSED;
+  }
+  return schema::Outcome::UNKNOWN;
+}
+
+const char* stepText(schema::Step s) {
+  switch (s) {
+    case schema::Step::BUILD: return "build";
+    case schema::Step::APPLY: return "apply";
+    case schema::Step::VERIFY: return "verify";
+    case schema::Step::ROLLBACK: return "rollback";
+  }
+  return "unknown";
+}
+
+StageKey keyOf(schema::StageRef::Reader ref) {
+  return StageKey{toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt()};
+}
+
+void setRef(schema::StageRef::Builder b, const StageKey& k) {
+  b.setDeploymentId(k.deployment);
+  b.setStageId(k.stage);
+  b.setAttempt(k.attempt);
+}
+
+}  // namespace
+
+void Agent::requestStop() {
+  g_stop = true;
+  int fd = g_wake_fd.load();
+  if (fd >= 0) {
+    uint64_t one = 1;
+    ssize_t n = ::write(fd, &one, sizeof(one));
+    (void)n;
+  }
+}
+
+Agent::Agent(AgentOptions options, std::unique_ptr<StageStore> records)
+    : options_(std::move(options)),
+      records_(std::move(records)),
+      driver_(options_.workdir, options_.labels),
+      context_(1),
+      socket_(context_, zmq::socket_type::dealer),
+      heartbeat_(options_.heartbeat) {}
+
+Agent::~Agent() {
+  for (auto& [key, run] : running_) {
+    if (run.log_fd >= 0) ::close(run.log_fd);
+  }
+}
+
+Status Agent::run() {
+  // A step that was running when the agent died: its effect is unknown. Say
+  // so (the coordinator decides), never run it again on our own.
+  for (const auto& r : records_->all()) {
+    if (r.state == RecordState::kStarted) {
+      StageRecord done = r;
+      done.state = RecordState::kFinished;
+      done.outcome = Outcome::kUnknown;
+      done.message = "the agent stopped while this step ran; its effect is unknown";
+      done.finished_ms = nowMs();
+      Status s = records_->put(done);
+      if (!s.ok()) return s;
+      spdlog::warn("stage {} was interrupted by an agent restart: marked unknown",
+                   r.key.toString());
+    }
+  }
+  try {
+    socket_.set(zmq::sockopt::routing_id, options_.cluster);
+    socket_.set(zmq::sockopt::reconnect_ivl, 100);
+    socket_.set(zmq::sockopt::reconnect_ivl_max, 5000);  // exponential backoff up to 5 s
+    socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(common::kMaxFrameBytes));
+    socket_.set(zmq::sockopt::linger, 2000);  // let queued results out on shutdown
+    socket_.connect(options_.coordinator);
+  } catch (const zmq::error_t& e) {
+    return Status::IoError("cannot connect to " + options_.coordinator + ": " + e.what());
+  }
+  int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake < 0) return Status::IoError("eventfd failed");
+  g_wake_fd = wake;
+  spdlog::info("agent {} connecting to {} (labels: {}, state in {})", options_.cluster,
+               options_.coordinator, options_.labels.size(), options_.state_dir);
+  sendRegister();
+
+  while (!g_stop) {
+    auto now = Clock::now();
+    if (epoch_ != 0 && now >= next_heartbeat_) sendHeartbeat();
+    if (epoch_ == 0 && now >= next_register_) sendRegister();
+
+    std::vector<zmq::pollitem_t> items;
+    items.push_back({static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, wake, ZMQ_POLLIN, 0});
+    for (auto& [key, run] : running_) {
+      if (run.child->outputFd() >= 0) items.push_back({nullptr, run.child->outputFd(), ZMQ_POLLIN, 0});
+      if (!run.child->exited()) items.push_back({nullptr, run.child->exitFd(), ZMQ_POLLIN, 0});
+    }
+    auto wait = kMaxPollWait;
+    try {
+      zmq::poll(items.data(), items.size(), wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::error("poll: {}", e.what());
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      uint64_t n;
+      ssize_t r = ::read(wake, &n, sizeof(n));
+      (void)r;
+    }
+    while (socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) {
+      zmq::message_t frame;
+      try {
+        if (!socket_.recv(frame, zmq::recv_flags::dontwait)) break;
+      } catch (const zmq::error_t& e) {
+        spdlog::error("receive: {}", e.what());
+        break;
+      }
+      // A DEALER frame from the ROUTER has no envelope; more parts mean garbage.
+      if (frame.more()) {
+        ++dropped_frames_;
+        zmq::message_t rest;
+        while (frame.more() && socket_.recv(rest, zmq::recv_flags::dontwait) && rest.more()) {
+        }
+        continue;
+      }
+      onFrame(frame);
+    }
+    pollChildren();
+  }
+  spdlog::info("agent {} stopping; {} steps still running are stopped", options_.cluster,
+               running_.size());
+  // Steps still running stay "started" in the record: after a restart they
+  // are reported as unknown, never silently run again.
+  running_.clear();
+  g_wake_fd = -1;
+  ::close(wake);
+  return Status::Ok();
+}
+
+// ---- Message dispatch: the one place that decides what a frame means ----------------------
+
+void Agent::onFrame(const zmq::message_t& frame) {
+  auto decoded = common::DecodedEnvelope::decode(frame.data(), frame.size());
+  if (!decoded.ok()) {
+    ++dropped_frames_;
+    spdlog::warn("dropped a frame ({} dropped so far): {}", dropped_frames_,
+                 decoded.status().message());
+    return;
+  }
+  auto env = (*decoded)->root();
+  try {
+    switch (env.which()) {
+      case schema::Envelope::REGISTERED:
+        handleRegistered(env.getRegistered());
+        return;
+      case schema::Envelope::REREGISTER:
+        handleReregister(env.getReregister());
+        return;
+      case schema::Envelope::STAGE_COMMAND:
+        handleCommand(env.getStageCommand());
+        return;
+      case schema::Envelope::ABORT:
+        handleAbort(env.getAbort());
+        return;
+      case schema::Envelope::REGISTER:
+      case schema::Envelope::HEARTBEAT:
+      case schema::Envelope::STAGE_PROGRESS:
+      case schema::Envelope::STAGE_RESULT:
+        break;
+    }
+    ++dropped_frames_;
+    spdlog::warn("dropped a {} frame: the coordinator does not send that",
+                 common::messageTypeName(env.which()));
+  } catch (const kj::Exception& e) {
+    ++dropped_frames_;
+    spdlog::warn("dropped a malformed frame: {}", e.getDescription().cStr());
+  }
+}
+
+bool Agent::acceptEpoch(uint64_t epoch, const char* what) {
+  if (epoch < records_->highestEpoch()) {
+    ++dropped_frames_;
+    spdlog::warn("refused {} from epoch {}: already saw epoch {}", what, epoch,
+                 records_->highestEpoch());
+    return false;
+  }
+  Status s = records_->setHighestEpoch(epoch);
+  if (!s.ok()) {
+    spdlog::error("cannot record epoch {}: {}", epoch, s.toString());
+    return false;
+  }
+  return true;
+}
+
+void Agent::handleRegistered(schema::Registered::Reader msg) {
+  if (!acceptEpoch(msg.getEpoch(), "a registration")) return;
+  epoch_ = msg.getEpoch();
+  if (msg.getHeartbeatIntervalMs() >= 100) {
+    heartbeat_ = std::chrono::milliseconds(msg.getHeartbeatIntervalMs());
+  }
+  next_heartbeat_ = Clock::now() + heartbeat_;
+  spdlog::info("registered with coordinator epoch {}", epoch_);
+}
+
+void Agent::handleReregister(schema::Reregister::Reader msg) {
+  if (msg.getEpoch() < records_->highestEpoch()) return;  // an old coordinator's echo
+  if (epoch_ == 0 && Clock::now() < next_register_) return;  // a register is already out
+  spdlog::info("coordinator epoch {} asks us to register again", msg.getEpoch());
+  epoch_ = 0;
+  sendRegister();
+}
+
+void Agent::handleCommand(schema::StageCommand::Reader msg) {
+  StageKey key = keyOf(msg.getRef());
+  if (!isValidDeploymentId(key.deployment) || !isValidStageId(key.stage) ||
+      key.stage.rfind(options_.cluster + "/", 0) != 0) {
+    ++dropped_frames_;
+    spdlog::warn("dropped a command with a bad id: {}", key.toString());
+    return;
+  }
+  if (!acceptEpoch(msg.getEpoch(), "a command")) return;
+  if (running_.count(key)) return;  // a repeat while it runs: the result will follow
+  if (auto existing = records_->find(key)) {
+    // Already ran (or was interrupted): answer from the record, never run twice.
+    spdlog::info("stage {} repeated: answering from the record ({})", key.toString(),
+                 outcomeName(existing->outcome));
+    sendResult(*existing, msg.getEpoch());
+    return;
+  }
+  StepRequest req;
+  req.key = key;
+  req.step = stepText(msg.getStep());
+  req.command = toStd(msg.getCommand());
+  req.timeout = std::chrono::milliseconds(msg.getTimeoutMs());
+  for (auto kv : msg.getEnv()) req.env[toStd(kv.getKey())] = toStd(kv.getValue());
+
+  StageRecord record;
+  record.key = key;
+  record.state = RecordState::kStarted;
+  record.started_ms = nowMs();
+  // The record is durable before the step starts: a crash from here on is
+  // reported as "unknown", never run again.
+  Status s = records_->put(record);
+  if (!s.ok()) {
+    spdlog::error("cannot record stage {}: {}; refusing it", key.toString(), s.toString());
+    record.state = RecordState::kFinished;
+    record.outcome = Outcome::kRefused;
+    record.message = "agent cannot write its state dir: " + s.message();
+    sendResult(record, msg.getEpoch());
+    return;
+  }
+  auto child = driver_.start(req);
+  if (!child.ok()) {
+    record.state = RecordState::kFinished;
+    record.outcome = Outcome::kRefused;
+    record.message = child.status().message();
+    record.finished_ms = nowMs();
+    records_->put(record).ignoreError();  // the result below still tells the coordinator
+    sendResult(record, msg.getEpoch());
+    return;
+  }
+  spdlog::info("stage {} started: {}", key.toString(), req.command);
+  Running run;
+  run.record = record;
+  run.child = std::move(child).value();
+  run.started = Clock::now();
+  run.deadline = run.started + (req.timeout.count() > 0 ? req.timeout : std::chrono::hours(24));
+  run.log_fd = ::open(records_->logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                      0644);
+  running_.emplace(key, std::move(run));
+}
+
+void Agent::handleAbort(schema::Abort::Reader msg) {
+  StageKey key = keyOf(msg.getRef());
+  if (!isValidDeploymentId(key.deployment) || !isValidStageId(key.stage)) {
+    ++dropped_frames_;
+    return;
+  }
+  if (!acceptEpoch(msg.getEpoch(), "an abort")) return;
+  auto it = running_.find(key);
+  if (it != running_.end()) {
+    Running& run = it->second;
+    if (!run.aborted) {
+      run.aborted = true;
+      run.abort_reason = toStd(msg.getReason());
+      run.child->signalGroup(SIGTERM);
+      run.kill_at = Clock::now() + options_.kill_grace;
+      spdlog::info("stage {} aborted: {}", key.toString(), run.abort_reason);
+    }
+    return;
+  }
+  if (auto existing = records_->find(key)) {
+    sendResult(*existing, msg.getEpoch());
+    return;
+  }
+  // Never got the command: record it as aborted so a late copy of the
+  // command is answered "aborted" instead of being run.
+  StageRecord record;
+  record.key = key;
+  record.state = RecordState::kFinished;
+  record.outcome = Outcome::kAborted;
+  record.message = "aborted before it started";
+  record.started_ms = record.finished_ms = nowMs();
+  records_->put(record).ignoreError();  // answered either way
+  sendResult(record, msg.getEpoch());
+}
+
+// ---- Children ---------------------------------------------------------------------------
+
+void Agent::pollChildren() {
+  auto now = Clock::now();
+  std::vector<StageKey> done;
+  for (auto& [key, run] : running_) {
+    std::vector<std::string> lines;
+    run.child->readOutput(lines);
+    for (auto& l : lines) {
+      if (run.log_fd >= 0) {
+        std::string out = l + "\n";
+        ssize_t n = ::write(run.log_fd, out.data(), out.size());
+        (void)n;  // the log file is a convenience; the coordinator has the lines
+      }
+      if (!l.empty()) run.last_line = l;
+      if (run.lines_sent + run.pending_lines.size() < options_.max_output_lines) {
+        run.pending_lines.push_back(std::move(l));
+      } else {
+        ++run.lines_dropped;
+      }
+    }
+    flushOutput(run, false);
+
+    if (!run.timed_out && !run.aborted && now >= run.deadline) {
+      run.timed_out = true;
+      run.child->signalGroup(SIGTERM);
+      run.kill_at = now + options_.kill_grace;
+      spdlog::warn("stage {} timed out: stopping it", key.toString());
+    }
+    if ((run.timed_out || run.aborted) && now >= run.kill_at &&
+        run.kill_at != Clock::time_point{}) {
+      run.child->signalGroup(SIGKILL);
+    }
+    auto exit = run.child->tryReap();
+    if (!exit) continue;
+    // The shell is gone; take what is left in the pipe without waiting for
+    // background processes that may still hold it open.
+    std::vector<std::string> rest;
+    run.child->readOutput(rest);
+    run.child->closeOutput();
+    std::string partial = run.child->takePartialLine();
+    if (!partial.empty()) rest.push_back(partial);
+    for (auto& l : rest) {
+      if (!l.empty()) run.last_line = l;
+      if (run.lines_sent + run.pending_lines.size() < options_.max_output_lines) {
+        run.pending_lines.push_back(std::move(l));
+      } else {
+        ++run.lines_dropped;
+      }
+    }
+    flushOutput(run, true);
+    if (run.aborted) {
+      // The group may hold stragglers that ignored SIGTERM.
+      run.child->signalGroup(SIGKILL);
+      finish(run, Outcome::kAborted, exit->exit_code, "aborted: " + run.abort_reason);
+    } else if (run.timed_out) {
+      run.child->signalGroup(SIGKILL);
+      finish(run, Outcome::kTimedOut, exit->exit_code, "timed out");
+    } else if (exit->signal == 0 && exit->exit_code == 0) {
+      finish(run, Outcome::kSucceeded, 0, run.last_line);
+    } else {
+      std::string msg = exit->describe();
+      if (!run.last_line.empty()) msg += ": " + run.last_line;
+      finish(run, Outcome::kFailed, exit->exit_code, msg);
+    }
+    done.push_back(key);
+  }
+  for (const auto& k : done) {
+    auto it = running_.find(k);
+    if (it->second.log_fd >= 0) ::close(it->second.log_fd);
+    running_.erase(it);
+  }
+}
+
+void Agent::finish(Running& run, Outcome outcome, int exit_code, const std::string& message) {
+  run.record.state = RecordState::kFinished;
+  run.record.outcome = outcome;
+  run.record.exit_code = exit_code;
+  run.record.message = message.size() > 1024 ? message.substr(0, 1024) : message;
+  run.record.finished_ms = nowMs();
+  Status s = records_->put(run.record);
+  if (!s.ok()) {
+    // Still report it: the coordinator must not wait forever. After a
+    // restart the "started" record makes the step "unknown", not re-run.
+    spdlog::error("cannot record the end of {}: {}", run.record.key.toString(), s.toString());
+  }
+  spdlog::info("stage {} {}: {}", run.record.key.toString(), outcomeName(outcome),
+               run.record.message);
+  sendResult(run.record, epoch_);
+}
+
+void Agent::flushOutput(Running& run, bool force) {
+  if (run.pending_lines.empty() && !(force && run.lines_dropped > 0)) return;
+  capnp::MallocMessageBuilder message;
+  auto progress = message.initRoot<schema::Envelope>().initStageProgress();
+  setRef(progress.initRef(), run.record.key);
+  auto lines = progress.initLines(static_cast<unsigned>(run.pending_lines.size()));
+  for (unsigned i = 0; i < run.pending_lines.size(); ++i) lines.set(i, run.pending_lines[i]);
+  if (force) progress.setDroppedLines(run.lines_dropped);
+  run.lines_sent += run.pending_lines.size();
+  run.pending_lines.clear();
+  send(message);
+}
+
+// ---- Outgoing ---------------------------------------------------------------------------
+
+void Agent::sendRegister() {
+  capnp::MallocMessageBuilder message;
+  auto reg = message.initRoot<schema::Envelope>().initRegister();
+  reg.setCluster(options_.cluster);
+  reg.setAgentVersion(kAgentVersion);
+  reg.setLastEpoch(records_->highestEpoch());
+  auto labels = reg.initLabels(static_cast<unsigned>(options_.labels.size()));
+  unsigned i = 0;
+  for (const auto& [k, v] : options_.labels) {
+    labels[i].setKey(k);
+    labels[i].setValue(v);
+    ++i;
+  }
+  // What we hold: running steps, and recent finished ones (whose results may
+  // have been lost with a coordinator that died).
+  std::vector<StageRecord> all = records_->all();
+  constexpr size_t kMaxHeld = 1000;
+  size_t from = all.size() > kMaxHeld ? all.size() - kMaxHeld : 0;
+  auto held = reg.initHeld(static_cast<unsigned>(all.size() - from));
+  for (size_t j = from; j < all.size(); ++j) {
+    auto h = held[static_cast<unsigned>(j - from)];
+    setRef(h.initRef(), all[j].key);
+    bool running = running_.count(all[j].key) > 0;
+    h.setRunning(running);
+    h.setOutcome(toWire(all[j].outcome));
+    h.setExitCode(all[j].exit_code);
+  }
+  send(message);
+  next_register_ = Clock::now() + kRegisterRetry;
+}
+
+void Agent::sendHeartbeat() {
+  capnp::MallocMessageBuilder message;
+  auto hb = message.initRoot<schema::Envelope>().initHeartbeat();
+  hb.setCluster(options_.cluster);
+  hb.setEpoch(epoch_);
+  hb.setRunningStages(static_cast<uint32_t>(running_.size()));
+  send(message);
+  next_heartbeat_ = Clock::now() + heartbeat_;
+}
+
+void Agent::sendResult(const StageRecord& r, uint64_t epoch) {
+  capnp::MallocMessageBuilder message;
+  auto res = message.initRoot<schema::Envelope>().initStageResult();
+  setRef(res.initRef(), r.key);
+  res.setEpoch(epoch);
+  res.setOutcome(toWire(r.outcome));
+  res.setExitCode(r.exit_code);
+  res.setMessage(r.message);
+  res.setDurationMs(static_cast<uint64_t>(std::max<int64_t>(0, r.finished_ms - r.started_ms)));
+  send(message);
+}
+
+void Agent::send(capnp::MessageBuilder& message) {
+  try {
+    zmq::message_t frame = common::encodeFrame(message);
+    if (!socket_.send(frame, zmq::send_flags::dontwait)) {
+      spdlog::warn("outgoing queue full; frame dropped (the coordinator re-asks on register)");
+    }
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("send: {}", e.what());
+  }
+}
+
+}  // namespace flotilla::agent

@@ -1,0 +1,91 @@
+// The agent: one per cluster. Keeps a ZeroMQ DEALER to the coordinator
+// (routing id = cluster name; libzmq reconnects with backoff), registers,
+// heartbeats, and runs each step it is told to exactly once, answering
+// repeats from its durable record.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "agent/child_process.hpp"
+#include "agent/script_driver.hpp"
+#include "agent/stage_record.hpp"
+#include "common/codec.hpp"
+#include "common/status.hpp"
+
+namespace flotilla::agent {
+
+inline constexpr const char* kAgentVersion = "0.1.0";
+
+struct AgentOptions {
+  std::string cluster;
+  std::string coordinator = "tcp://127.0.0.1:7700";
+  std::map<std::string, std::string> labels;
+  std::string state_dir;
+  std::string workdir;
+  std::chrono::milliseconds heartbeat{1000};  // until the coordinator says otherwise
+  std::chrono::milliseconds kill_grace{5000}; // SIGTERM, then SIGKILL after this
+  size_t max_output_lines = 1000;             // per stage, sent to the coordinator
+};
+
+class Agent {
+ public:
+  Agent(AgentOptions options, std::unique_ptr<StageStore> records);
+  ~Agent();
+  // Runs until requestStop(); returns an error only for what it cannot go on without.
+  common::Status run();
+  // Async-signal-safe.
+  static void requestStop();
+
+ private:
+  struct Running {
+    StageRecord record;
+    std::unique_ptr<ChildProcess> child;
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point kill_at{};  // SIGKILL due (after SIGTERM)
+    bool timed_out = false;
+    bool aborted = false;
+    std::string abort_reason;
+    std::vector<std::string> pending_lines;
+    size_t lines_sent = 0;
+    uint32_t lines_dropped = 0;
+    std::string last_line;
+    int log_fd = -1;
+    std::chrono::steady_clock::time_point started;
+  };
+
+  // One handler per message the coordinator may send.
+  void onFrame(const zmq::message_t& frame);
+  void handleRegistered(schema::Registered::Reader msg);
+  void handleReregister(schema::Reregister::Reader msg);
+  void handleCommand(schema::StageCommand::Reader msg);
+  void handleAbort(schema::Abort::Reader msg);
+
+  void sendRegister();
+  void sendHeartbeat();
+  void sendResult(const StageRecord& r, uint64_t epoch);
+  void flushOutput(Running& run, bool force);
+  void pollChildren();
+  void finish(Running& run, Outcome outcome, int exit_code, const std::string& message);
+  void send(capnp::MessageBuilder& message);
+  bool acceptEpoch(uint64_t epoch, const char* what);
+
+  AgentOptions options_;
+  std::unique_ptr<StageStore> records_;
+  ScriptDriver driver_;
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  uint64_t epoch_ = 0;  // the epoch we are registered under (0 = not registered)
+  std::chrono::milliseconds heartbeat_;
+  std::chrono::steady_clock::time_point next_heartbeat_{};
+  std::chrono::steady_clock::time_point next_register_{};
+  std::map<StageKey, Running> running_;
+  uint64_t dropped_frames_ = 0;
+};
+
+}  // namespace flotilla::agent

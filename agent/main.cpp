@@ -1,0 +1,91 @@
+// flotilla-agent: flags, logging, signals; the rest is Agent::run().
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "agent/agent.hpp"
+#include "common/logging.hpp"
+#include "common/plan.hpp"
+
+using namespace flotilla;
+
+namespace {
+void onSignal(int) { agent::Agent::requestStop(); }
+}  // namespace
+
+int main(int argc, char** argv) {
+  agent::AgentOptions options;
+  std::vector<std::string> labels;
+  std::string log_level = "info";
+  std::string heartbeat = "1s";
+
+  CLI::App app{
+      "flotilla-agent: runs on one cluster, connects to the coordinator, and runs the build,\n"
+      "apply, verify and rollback steps it is sent, each exactly once: every step is recorded\n"
+      "in the state directory before it starts, and a repeated command is answered from that\n"
+      "record."};
+  app.set_version_flag("--version", std::string("flotilla-agent ") + agent::kAgentVersion);
+  app.add_option("--cluster", options.cluster, "This cluster's name ([a-z0-9-], 1..63)")
+      ->required();
+  app.add_option("--coordinator", options.coordinator, "The coordinator's agent address")
+      ->capture_default_str();
+  app.add_option("--label", labels,
+                 "KEY=VALUE label for wave selectors (repeatable), e.g. environment=staging");
+  app.add_option("--state-dir", options.state_dir,
+                 "Where the agent records the steps it ran (default ./flotilla-agent-CLUSTER)");
+  app.add_option("--workdir", options.workdir,
+                 "Directory steps run in (default: the agent's working directory)");
+  app.add_option("--heartbeat", heartbeat,
+                 "Heartbeat interval until the coordinator sets its own")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  if (!common::isValidName(options.cluster)) {
+    std::cerr << "flotilla-agent: --cluster \"" << options.cluster
+              << "\" is not a valid name ([a-z0-9-], 1..63, no leading or trailing '-')\n";
+    return 2;
+  }
+  for (const auto& l : labels) {
+    auto eq = l.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == l.size() || l.size() > 128) {
+      std::cerr << "flotilla-agent: --label wants KEY=VALUE, got \"" << l << "\"\n";
+      return 2;
+    }
+    options.labels[l.substr(0, eq)] = l.substr(eq + 1);
+  }
+  auto beat = common::parseDuration(heartbeat);
+  if (!beat.ok()) {
+    std::cerr << "flotilla-agent: --heartbeat: " << beat.status().message() << "\n";
+    return 2;
+  }
+  options.heartbeat = *beat;
+  if (options.state_dir.empty()) options.state_dir = "./flotilla-agent-" + options.cluster;
+  if (!options.workdir.empty() && !std::filesystem::is_directory(options.workdir)) {
+    std::cerr << "flotilla-agent: --workdir " << options.workdir << " is not a directory\n";
+    return 2;
+  }
+
+  common::Status s = common::setupLogging("agent " + options.cluster, log_level);
+  if (!s.ok()) {
+    std::cerr << "flotilla-agent: " << s.message() << "\n";
+    return 2;
+  }
+  auto records = agent::StageStore::open(options.state_dir, options.cluster);
+  if (!records.ok()) {
+    std::cerr << "flotilla-agent: " << records.status().message() << "\n";
+    return 1;
+  }
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  agent::Agent agent(options, std::move(records).value());
+  s = agent.run();
+  if (!s.ok()) {
+    std::cerr << "flotilla-agent: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,232 @@
+// The agent's durable stage records.
+#include "agent/stage_record.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+namespace flotilla::agent {
+
+using common::Status;
+using common::StatusOr;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const char* outcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kSucceeded: return "succeeded";
+    case Outcome::kFailed: return "failed";
+    case Outcome::kTimedOut: return "timed_out";
+    case Outcome::kAborted: return "aborted";
+    case Outcome::kUnknown: return "unknown";
+    case Outcome::kRefused: return "refused";
+  }
+  return "unknown";
+}
+
+std::string StageKey::toString() const {
+  return deployment + "/" + stage + "#" + std::to_string(attempt);
+}
+
+bool isValidDeploymentId(const std::string& id) {
+  static const std::regex re("^[a-z0-9][a-z0-9-]{0,79}$");
+  return std::regex_match(id, re);
+}
+
+bool isValidStageId(const std::string& id) {
+  static const std::regex re("^[a-z0-9][a-z0-9-]{0,62}/(build|apply|verify|rollback)$");
+  return std::regex_match(id, re);
+}
+
+namespace {
+
+Status writeFileDurably(const fs::path& path, const std::string& content) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError("open " + tmp.string() + ": " + strerror(errno));
+  const char* p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return Status::IoError("write " + tmp.string() + ": " + strerror(err));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::IoError("fsync " + tmp.string() + ": " + strerror(err));
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IoError("rename " + path.string() + ": " + strerror(errno));
+  }
+  // The rename is durable only once the directory is synced.
+  int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+std::string fileStem(const StageKey& key) {
+  std::string stage = key.stage;
+  std::replace(stage.begin(), stage.end(), '/', '~');
+  return stage + "." + std::to_string(key.attempt);
+}
+
+json toJson(const StageRecord& r) {
+  return json{{"deployment", r.key.deployment},
+              {"stage", r.key.stage},
+              {"attempt", r.key.attempt},
+              {"state", r.state == RecordState::kStarted ? "started" : "finished"},
+              {"outcome", outcomeName(r.outcome)},
+              {"exit_code", r.exit_code},
+              {"message", r.message},
+              {"started_ms", r.started_ms},
+              {"finished_ms", r.finished_ms}};
+}
+
+StageRecord fromJson(const json& j) {
+  StageRecord r;
+  r.key.deployment = j.at("deployment").get<std::string>();
+  r.key.stage = j.at("stage").get<std::string>();
+  r.key.attempt = j.at("attempt").get<uint32_t>();
+  r.state = j.at("state").get<std::string>() == "started" ? RecordState::kStarted
+                                                          : RecordState::kFinished;
+  std::string outcome = j.at("outcome").get<std::string>();
+  r.outcome = Outcome::kUnknown;
+  for (int i = 0; i <= static_cast<int>(Outcome::kRefused); ++i) {
+    if (outcome == outcomeName(static_cast<Outcome>(i))) r.outcome = static_cast<Outcome>(i);
+  }
+  r.exit_code = j.at("exit_code").get<int>();
+  r.message = j.at("message").get<std::string>();
+  r.started_ms = j.at("started_ms").get<int64_t>();
+  r.finished_ms = j.at("finished_ms").get<int64_t>();
+  return r;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<StageStore>> StageStore::open(const std::string& dir,
+                                                       const std::string& cluster) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dir) / "stages", ec);
+  if (ec) return Status::IoError("cannot create state dir " + dir + ": " + ec.message());
+  std::unique_ptr<StageStore> store(new StageStore(dir, cluster));
+  Status s = store->load();
+  if (!s.ok()) return s;
+  return store;
+}
+
+Status StageStore::load() {
+  fs::path agent_file = fs::path(dir_) / "agent.json";
+  if (fs::exists(agent_file)) {
+    std::ifstream in(agent_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json j = json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("cluster") ||
+        !j["cluster"].is_string() || !j.contains("highest_epoch") ||
+        !j["highest_epoch"].is_number_unsigned()) {
+      return Status::Corruption(agent_file.string() + " does not decode");
+    }
+    if (j["cluster"].get<std::string>() != cluster_) {
+      return Status::InvalidArgument("state dir " + dir_ + " belongs to cluster " +
+                                     j["cluster"].get<std::string>() + ", not " + cluster_);
+    }
+    highest_epoch_ = j["highest_epoch"].get<uint64_t>();
+  } else {
+    Status s = writeAgentFile();
+    if (!s.ok()) return s;
+  }
+  std::error_code ec;
+  for (const auto& dep : fs::directory_iterator(fs::path(dir_) / "stages", ec)) {
+    if (!dep.is_directory()) continue;
+    for (const auto& f : fs::directory_iterator(dep.path(), ec)) {
+      if (f.path().extension() != ".json") continue;  // skips .tmp leftovers of a crash
+      std::ifstream in(f.path());
+      std::stringstream ss;
+      ss << in.rdbuf();
+      try {
+        StageRecord r = fromJson(json::parse(ss.str()));
+        records_[r.key] = r;
+      } catch (const std::exception& e) {
+        return Status::Corruption("stage record " + f.path().string() + " does not decode: " +
+                                  e.what());
+      }
+    }
+  }
+  if (ec) return Status::IoError("reading " + dir_ + ": " + ec.message());
+  return Status::Ok();
+}
+
+Status StageStore::writeAgentFile() {
+  json j = {{"cluster", cluster_}, {"highest_epoch", highest_epoch_}};
+  return writeFileDurably(fs::path(dir_) / "agent.json", j.dump());
+}
+
+Status StageStore::setHighestEpoch(uint64_t epoch) {
+  if (epoch <= highest_epoch_) return Status::Ok();
+  uint64_t before = highest_epoch_;
+  highest_epoch_ = epoch;
+  Status s = writeAgentFile();
+  if (!s.ok()) highest_epoch_ = before;
+  return s;
+}
+
+std::optional<StageRecord> StageStore::find(const StageKey& key) const {
+  auto it = records_.find(key);
+  if (it == records_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string StageStore::recordPath(const StageKey& key) const {
+  return (fs::path(dir_) / "stages" / key.deployment / (fileStem(key) + ".json")).string();
+}
+
+std::string StageStore::logPath(const StageKey& key) const {
+  fs::path dir = fs::path(dir_) / "logs" / key.deployment;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  return (dir / (fileStem(key) + ".log")).string();
+}
+
+Status StageStore::put(const StageRecord& record) {
+  if (!isValidDeploymentId(record.key.deployment) || !isValidStageId(record.key.stage)) {
+    return Status::InvalidArgument("refusing to record stage " + record.key.toString());
+  }
+  fs::path path = recordPath(record.key);
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  if (ec) return Status::IoError("cannot create " + path.parent_path().string());
+  Status s = writeFileDurably(path, toJson(record).dump());
+  if (!s.ok()) return s;
+  records_[record.key] = record;
+  return Status::Ok();
+}
+
+std::vector<StageRecord> StageStore::all() const {
+  std::vector<StageRecord> out;
+  for (const auto& [k, r] : records_) out.push_back(r);
+  std::sort(out.begin(), out.end(), [](const StageRecord& a, const StageRecord& b) {
+    return a.started_ms < b.started_ms;
+  });
+  return out;
+}
+
+}  // namespace flotilla::agent

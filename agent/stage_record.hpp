@@ -1,0 +1,91 @@
+// The agent's durable record of every stage it was asked to run, so that a
+// repeated command is answered from the record instead of run again, and a
+// restart neither forgets nor repeats.
+//
+// State directory layout:
+//
+//   <state-dir>/
+//     agent.json                          {cluster, highest_epoch}
+//     stages/<deployment>/<cluster>~<step>.<attempt>.json
+//                                         {deployment, stage, attempt, state: started|finished,
+//                                          outcome, exit_code, message, started_ms, finished_ms}
+//     logs/<deployment>/<cluster>~<step>.<attempt>.log   the step's output
+//
+// A record is written (temp file, fsync, rename, fsync dir) before the step
+// starts and again when it ends. A "started" record found at start-up means
+// the agent died while the step ran: its effect is unknown.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.hpp"
+
+namespace flotilla::agent {
+
+enum class RecordState { kStarted, kFinished };
+
+// Mirrors schema::Outcome; kept separate so this file needs no generated code.
+enum class Outcome { kSucceeded, kFailed, kTimedOut, kAborted, kUnknown, kRefused };
+const char* outcomeName(Outcome o);
+
+struct StageKey {
+  std::string deployment;
+  std::string stage;  // "<cluster>/<step>"
+  uint32_t attempt = 0;
+  bool operator<(const StageKey& o) const {
+    return std::tie(deployment, stage, attempt) < std::tie(o.deployment, o.stage, o.attempt);
+  }
+  std::string toString() const;
+};
+
+struct StageRecord {
+  StageKey key;
+  RecordState state = RecordState::kStarted;
+  Outcome outcome = Outcome::kUnknown;
+  int exit_code = 0;
+  std::string message;
+  int64_t started_ms = 0;
+  int64_t finished_ms = 0;
+};
+
+// Deployment ids and stage ids come from the network: only these shapes
+// ever become file names.
+bool isValidDeploymentId(const std::string& id);
+bool isValidStageId(const std::string& id);
+
+class StageStore {
+ public:
+  // Opens (creating) the state dir; refuses one that belongs to another cluster.
+  static common::StatusOr<std::unique_ptr<StageStore>> open(const std::string& dir,
+                                                            const std::string& cluster);
+
+  std::optional<StageRecord> find(const StageKey& key) const;
+  common::Status put(const StageRecord& record);
+  // Every record, oldest first.
+  std::vector<StageRecord> all() const;
+
+  uint64_t highestEpoch() const { return highest_epoch_; }
+  common::Status setHighestEpoch(uint64_t epoch);
+
+  std::string logPath(const StageKey& key) const;  // creates its directory
+
+ private:
+  explicit StageStore(std::string dir, std::string cluster)
+      : dir_(std::move(dir)), cluster_(std::move(cluster)) {}
+  common::Status load();
+  common::Status writeAgentFile();
+  std::string recordPath(const StageKey& key) const;
+
+  std::string dir_;
+  std::string cluster_;
+  uint64_t highest_epoch_ = 0;
+  std::map<StageKey, StageRecord> records_;
+};
+
+}  // namespace flotilla::agent

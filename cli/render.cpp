@@ -1,0 +1,461 @@
+// Rendering: the coordinator's JSON turned into text for people, and human-value conversions.
+#include "cli/render.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+namespace flotilla::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::string text(const json& object, const char* key) { return fieldText(object, key); }
+
+std::optional<long long> integer(const json& object, const char* key) {
+  if (!object.is_object()) return std::nullopt;
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_number()) return std::nullopt;
+  return it->get<long long>();
+}
+
+bool flag(const json& object, const char* key) {
+  if (!object.is_object()) return false;
+  auto it = object.find(key);
+  return it != object.end() && it->is_boolean() && it->get<bool>();
+}
+
+const json& array(const json& object, const char* key) {
+  static const json kEmpty = json::array();
+  if (!object.is_object()) return kEmpty;
+  auto it = object.find(key);
+  return it != object.end() && it->is_array() ? *it : kEmpty;
+}
+
+const json& items(const json& maybe_array) {
+  static const json kEmpty = json::array();
+  return maybe_array.is_array() ? maybe_array : kEmpty;
+}
+
+std::string orDash(std::string value) { return value.empty() ? "-" : value; }
+
+std::string padRight(std::string value, std::size_t width) {
+  std::size_t current = displayWidth(value);
+  if (current < width) value.append(width - current, ' ');
+  return value;
+}
+
+void trimRight(std::string& line) {
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+}
+
+// "2026-11-27T01:02:03.456Z (5m ago)", or the raw text when it is not a timestamp.
+std::string timeWithAge(const std::string& stamp, TimePoint now) {
+  if (stamp.empty()) return "-";
+  auto when = parseRfc3339(stamp);
+  if (!when) return stamp;
+  return stamp + " (" + formatAge(std::chrono::duration_cast<std::chrono::seconds>(now - *when)) +
+         " ago)";
+}
+
+std::string ageSince(const std::string& stamp, TimePoint now) {
+  auto when = parseRfc3339(stamp);
+  if (!when) return orDash(stamp);
+  return formatAge(std::chrono::duration_cast<std::chrono::seconds>(now - *when));
+}
+
+bool readDigits(std::string_view text, std::size_t pos, std::size_t count, int& out) {
+  if (pos + count > text.size()) return false;
+  int value = 0;
+  for (std::size_t i = pos; i < pos + count; ++i) {
+    if (text[i] < '0' || text[i] > '9') return false;
+    value = value * 10 + (text[i] - '0');
+  }
+  out = value;
+  return true;
+}
+
+std::string waveMessage(const json& wave, const std::string& deployment_id) {
+  if (!flag(wave, "approval_required")) return "";
+  if (flag(wave, "approved")) return "approved";
+  if (text(wave, "state") == "awaiting_approval") {
+    return "waiting for approval: flotilla approve " + deployment_id + " " + text(wave, "name");
+  }
+  return "needs approval";
+}
+
+std::string clusterMessage(const json& cluster) {
+  std::string message = text(cluster, "message");
+  auto exit_code = integer(cluster, "exit_code");
+  if (exit_code && *exit_code != 0) {
+    std::string note = "exit " + std::to_string(*exit_code);
+    message = message.empty() ? note : message + " (" + note + ")";
+  }
+  return message;
+}
+
+}  // namespace
+
+std::string fieldText(const json& object, const char* key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return "";
+  if (it->is_string()) return sanitize(it->get_ref<const std::string&>());
+  if (it->is_boolean()) return it->get<bool>() ? "true" : "false";
+  if (it->is_number()) return it->dump();
+  return "";
+}
+
+bool isFinalState(std::string_view state) {
+  return state == "succeeded" || state == "rolled_back" || state == "failed" ||
+         state == "cancelled";
+}
+
+std::optional<TimePoint> parseRfc3339(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS, then optional fraction, then Z or an offset.
+  int year, month, day, hour, minute, second;
+  if (text.size() < 20 || !readDigits(text, 0, 4, year) || text[4] != '-' ||
+      !readDigits(text, 5, 2, month) || text[7] != '-' || !readDigits(text, 8, 2, day) ||
+      (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !readDigits(text, 11, 2, hour) ||
+      text[13] != ':' || !readDigits(text, 14, 2, minute) || text[16] != ':' ||
+      !readDigits(text, 17, 2, second)) {
+    return std::nullopt;
+  }
+  std::size_t pos = 19;
+  std::chrono::milliseconds fraction{0};
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    int digits = 0;
+    long long millis = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (digits < 3) millis = millis * 10 + (text[pos] - '0');
+      ++digits;
+      ++pos;
+    }
+    if (digits == 0) return std::nullopt;
+    for (int i = digits; i < 3; ++i) millis *= 10;
+    fraction = std::chrono::milliseconds(millis);
+  }
+  std::chrono::minutes offset{0};
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    int offset_hours, offset_minutes;
+    if (!readDigits(text, pos + 1, 2, offset_hours) || pos + 3 >= text.size() ||
+        text[pos + 3] != ':' || !readDigits(text, pos + 4, 2, offset_minutes)) {
+      return std::nullopt;
+    }
+    offset = std::chrono::hours(offset_hours) + std::chrono::minutes(offset_minutes);
+    if (text[pos] == '-') offset = -offset;
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != text.size()) return std::nullopt;
+
+  std::chrono::year_month_day date{std::chrono::year(year),
+                                   std::chrono::month(static_cast<unsigned>(month)),
+                                   std::chrono::day(static_cast<unsigned>(day))};
+  if (!date.ok() || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  auto at = std::chrono::sys_days(date) + std::chrono::hours(hour) + std::chrono::minutes(minute) +
+            std::chrono::seconds(second) + fraction - offset;
+  return std::chrono::time_point_cast<TimePoint::duration>(at);
+}
+
+std::string formatAge(std::chrono::seconds age) {
+  long long s = std::max<long long>(age.count(), 0);
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m";
+  if (s < 86400) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  // A day of milliseconds times 10^5 stays far inside long long; longer is a typo anyway.
+  constexpr long long kMaxMillis = 100000LL * 86400 * 1000;
+  long long total = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    long long number = 0;
+    auto [end, error] = std::from_chars(text.data() + pos, text.data() + text.size(), number);
+    if (error != std::errc() || number < 0) return std::nullopt;
+    pos = static_cast<std::size_t>(end - text.data());
+    std::size_t unit_end = pos;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) {
+      ++unit_end;
+    }
+    std::string_view unit = text.substr(pos, unit_end - pos);
+    long long scale;
+    if (unit.empty()) {
+      // A bare number only makes sense alone: "90" is seconds, "1h30" is a typo.
+      if (pos != text.size() || total != 0) return std::nullopt;
+      scale = 1000;
+    } else if (unit == "ms") {
+      scale = 1;
+    } else if (unit == "s") {
+      scale = 1000;
+    } else if (unit == "m") {
+      scale = 60 * 1000;
+    } else if (unit == "h") {
+      scale = 3600 * 1000;
+    } else if (unit == "d") {
+      scale = 86400 * 1000;
+    } else {
+      return std::nullopt;
+    }
+    if (number > kMaxMillis / scale) return std::nullopt;
+    total += number * scale;
+    if (total > kMaxMillis) return std::nullopt;
+    pos = unit_end;
+  }
+  return std::chrono::milliseconds(total);
+}
+
+std::string formatDuration(std::chrono::milliseconds duration) {
+  long long ms = std::max<long long>(duration.count(), 0);
+  if (ms == 0) return "0s";
+  std::string out;
+  const std::pair<long long, const char*> units[] = {
+      {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (const auto& [scale, name] : units) {
+    if (ms >= scale) {
+      out += std::to_string(ms / scale) + name;
+      ms %= scale;
+    }
+  }
+  return out;
+}
+
+std::string sanitize(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' || c == '\r' || c == '\t') {
+      out.push_back(' ');
+    } else if (c < 0x20 || c == 0x7F) {
+      out.push_back('?');
+    } else if (c == 0xC2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      // U+0080..U+009F: C1 controls, which include a one-character CSI escape.
+      out.push_back('?');
+      ++i;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+std::size_t displayWidth(std::string_view text) {
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;  // not a continuation byte
+  }));
+}
+
+std::string truncateToWidth(std::string_view text, std::size_t width) {
+  if (displayWidth(text) <= width) return std::string(text);
+  if (width == 0) return "";
+  std::size_t columns = 0;
+  std::size_t pos = 0;
+  for (; pos < text.size(); ++pos) {
+    if ((static_cast<unsigned char>(text[pos]) & 0xC0) == 0x80) continue;
+    if (columns == width - 1) break;
+    ++columns;
+  }
+  return std::string(text.substr(0, pos)) + "…";
+}
+
+std::string renderTable(const std::vector<std::string>& headers,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths(headers.size(), 0);
+  auto measure = [&widths](const std::vector<std::string>& row) {
+    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], displayWidth(row[i]));
+    }
+  };
+  measure(headers);
+  for (const auto& row : rows) measure(row);
+
+  std::string out;
+  auto emit = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (std::size_t i = 0; i < widths.size(); ++i) {
+      if (i > 0) line += "  ";
+      line += padRight(i < row.size() ? row[i] : "", widths[i]);
+    }
+    trimRight(line);
+    out += line + "\n";
+  };
+  emit(headers);
+  for (const auto& row : rows) emit(row);
+  return out;
+}
+
+std::string waveProgress(const json& summary) {
+  std::string wave = text(summary, "current_wave");
+  if (wave.empty()) return "-";
+  auto index = integer(summary, "wave_index");
+  auto total = integer(summary, "waves_total");
+  if (!index || !total) return wave;
+  return std::to_string(*index + 1) + "/" + std::to_string(*total) + " " + wave;
+}
+
+std::string renderDeploymentList(const json& deployments, TimePoint now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& summary : items(deployments)) {
+    rows.push_back({orDash(text(summary, "id")), orDash(text(summary, "service")),
+                    orDash(text(summary, "version")), orDash(text(summary, "state")),
+                    waveProgress(summary), ageSince(text(summary, "created_at"), now)});
+  }
+  return renderTable({"ID", "SERVICE", "VERSION", "STATE", "WAVE", "AGE"}, rows);
+}
+
+std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint now) {
+  std::vector<std::string> lines;
+  const std::string id = text(detail, "id");
+  std::string state = orDash(text(detail, "state"));
+  if (std::string wave = waveProgress(detail); wave != "-") state += ", wave " + wave;
+
+  lines.push_back("Deployment  " + orDash(id));
+  lines.push_back("Service     " + orDash(text(detail, "service")) + " " +
+                  orDash(text(detail, "version")));
+  lines.push_back("State       " + state);
+  if (std::string reason = text(detail, "reason"); !reason.empty()) {
+    lines.push_back("Reason      " + reason);
+  }
+  lines.push_back("Created     " + timeWithAge(text(detail, "created_at"), now));
+  lines.push_back("Updated     " + timeWithAge(text(detail, "updated_at"), now));
+
+  const json& waves = array(detail, "waves");
+  if (!waves.empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& wave : waves) {
+      rows.push_back({text(wave, "name"), text(wave, "state"), "", waveMessage(wave, id)});
+      for (const auto& cluster : array(wave, "clusters")) {
+        rows.push_back({"  " + text(cluster, "name"), text(cluster, "state"), text(cluster, "step"),
+                        clusterMessage(cluster)});
+      }
+    }
+    lines.emplace_back();
+    std::string table = renderTable({"WAVE/CLUSTER", "STATE", "STEP", "MESSAGE"}, rows);
+    std::size_t start = 0;
+    for (std::size_t end; (end = table.find('\n', start)) != std::string::npos; start = end + 1) {
+      lines.push_back(table.substr(start, end - start));
+    }
+  }
+
+  bool blank_added = false;
+  auto addTrailer = [&](std::string line) {
+    if (!blank_added) lines.emplace_back();
+    blank_added = true;
+    lines.push_back(std::move(line));
+  };
+  if (detail.is_object() && detail.contains("failure") && detail["failure"].is_object()) {
+    addTrailer(formatFailure(detail["failure"]));
+  }
+  const json& stuck = array(detail, "rollback_failed_clusters");
+  if (!stuck.empty()) {
+    std::string names;
+    for (const auto& name : stuck) {
+      if (!names.empty()) names += ", ";
+      names += name.is_string() ? sanitize(name.get_ref<const std::string&>()) : name.dump();
+    }
+    addTrailer("rollback failed on: " + names + " (these clusters need a human)");
+  }
+  return lines;
+}
+
+std::string formatFailure(const json& failure) {
+  std::string cluster = text(failure, "cluster");
+  std::string step = text(failure, "step");
+  std::string message = text(failure, "message");
+  std::string out = "failed:";
+  if (!cluster.empty()) out += " cluster " + cluster;
+  if (!step.empty()) out += " step " + step;
+  if (out.back() != ':') out += ":";
+  return message.empty() ? out.substr(0, out.size() - 1) : out + " " + message;
+}
+
+std::string formatStateLine(const json& detail) {
+  std::string line = orDash(text(detail, "id")) + " " + orDash(text(detail, "state"));
+  if (std::string reason = text(detail, "reason"); !reason.empty()) {
+    line += ": " + reason;
+  } else if (detail.is_object() && detail.contains("failure") && detail["failure"].is_object()) {
+    line += " (" + formatFailure(detail["failure"]) + ")";
+  }
+  return line;
+}
+
+namespace {
+
+std::string eventWhere(const json& event) {
+  std::string where;
+  for (const char* key : {"wave", "cluster", "step"}) {
+    std::string part = text(event, key);
+    if (part.empty()) continue;
+    if (!where.empty()) where += "/";
+    where += part;
+  }
+  return orDash(where);
+}
+
+}  // namespace
+
+EventColumns measureEvents(const json& events) {
+  EventColumns columns{0, 0};
+  for (const auto& event : items(events)) {
+    columns.type = std::max(columns.type, displayWidth(text(event, "type")));
+    columns.where = std::max(columns.where, displayWidth(eventWhere(event)));
+  }
+  return columns;
+}
+
+std::string formatEvent(const json& event, EventColumns columns) {
+  std::string line = orDash(text(event, "time")) + "  " +
+                     padRight(orDash(text(event, "type")), columns.type) + "  " +
+                     padRight(eventWhere(event), columns.where) + "  " + text(event, "message");
+  trimRight(line);
+  return line;
+}
+
+std::string renderAgents(const json& agents, TimePoint now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& agent : items(agents)) {
+    std::string labels;
+    if (agent.is_object() && agent.contains("labels") && agent["labels"].is_object()) {
+      for (const auto& [key, value] : agent["labels"].items()) {
+        if (!labels.empty()) labels += ",";
+        labels +=
+            sanitize(key) + "=" +
+            (value.is_string() ? sanitize(value.get_ref<const std::string&>()) : value.dump());
+      }
+    }
+    std::string last_seen = text(agent, "last_seen");
+    if (parseRfc3339(last_seen)) last_seen = ageSince(last_seen, now) + " ago";
+    rows.push_back({orDash(text(agent, "cluster")), orDash(text(agent, "state")), orDash(labels),
+                    orDash(last_seen)});
+  }
+  return renderTable({"CLUSTER", "STATE", "LABELS", "LAST SEEN"}, rows);
+}
+
+std::vector<std::string> formatPlanProblems(std::string_view file, const json& problems) {
+  std::vector<std::string> lines;
+  for (const auto& problem : items(problems)) {
+    std::string where(file);
+    auto line = integer(problem, "line");
+    auto column = integer(problem, "column");
+    if (line && *line > 0) {
+      where += ":" + std::to_string(*line);
+      if (column && *column > 0) where += ":" + std::to_string(*column);
+    }
+    lines.push_back(where + ": " + text(problem, "message"));
+  }
+  return lines;
+}
+
+}  // namespace flotilla::cli

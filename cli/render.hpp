@@ -1,0 +1,81 @@
+// Rendering: the coordinator's JSON turned into text for people (tables, status views, event
+// lines), plus the small human-value conversions (timestamps, ages, durations) they need.
+// Pure functions: the current time is passed in, nothing is printed.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flotilla::cli {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+// A field as display text: strings sanitised, numbers and booleans spelled out, anything
+// missing or oddly typed as "". The server is another team's moving target; a surprise in its
+// JSON should render as a blank, not abort a status view.
+std::string fieldText(const nlohmann::json& object, const char* key);
+
+// succeeded, rolled_back, failed, cancelled: the deployment will not change any more.
+bool isFinalState(std::string_view state);
+
+// "2026-11-27T01:02:03.456Z" (fraction optional, "Z" or "+hh:mm"/"-hh:mm").
+std::optional<TimePoint> parseRfc3339(std::string_view text);
+
+// Coarse age for tables: "45s", "12m", "3h", "2d". Negative ages (clock skew) read "0s".
+std::string formatAge(std::chrono::seconds age);
+
+// "500ms", "90s", "15m", "1h30m", "2d"; a bare number is seconds. nullopt when malformed.
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view text);
+// The inverse, for messages: "1h30m", "45s", "500ms".
+std::string formatDuration(std::chrono::milliseconds duration);
+
+// Server text (cluster messages come from step output) may hold newlines or terminal escape
+// sequences; either would break a table or the in-place redraw, so they are neutralised.
+std::string sanitize(std::string_view text);
+// Terminal columns taken by UTF-8 text, counting one per code point.
+std::size_t displayWidth(std::string_view text);
+// Cuts to at most `width` columns, marking the cut with "…".
+std::string truncateToWidth(std::string_view text, std::size_t width);
+
+// Left-aligned columns separated by two spaces, a header row first, no trailing blanks.
+std::string renderTable(const std::vector<std::string>& headers,
+                        const std::vector<std::vector<std::string>>& rows);
+
+// "2/3 prod-canary" from a Summary; "-" when no wave is current.
+std::string waveProgress(const nlohmann::json& summary);
+
+// The `status` table of an array of Summary objects (ID SERVICE VERSION STATE WAVE AGE).
+std::string renderDeploymentList(const nlohmann::json& deployments, TimePoint now);
+
+// The `status ID` view of a Detail: a header block, one line per wave and per cluster, then the
+// failure and any clusters whose rollback failed. One string per line, without newlines.
+std::vector<std::string> renderDeploymentDetail(const nlohmann::json& detail, TimePoint now);
+
+// "failed: cluster prod-eu-1 step apply: message" from a Detail's "failure" object.
+std::string formatFailure(const nlohmann::json& failure);
+
+// "checkout-3 rolled_back: reason": the one line `wait` and `watch` end with.
+std::string formatStateLine(const nlohmann::json& detail);
+
+// Column widths for event lines; a batch is measured so that its columns align, a live stream
+// uses fixed minimums because later events are not known yet.
+struct EventColumns {
+  std::size_t type = 22;
+  std::size_t where = 30;
+};
+EventColumns measureEvents(const nlohmann::json& events);
+// "time  type  wave/cluster/step  message".
+std::string formatEvent(const nlohmann::json& event, EventColumns columns);
+
+// The `agents` table of an array of agents (CLUSTER STATE LABELS LAST SEEN).
+std::string renderAgents(const nlohmann::json& agents, TimePoint now);
+
+// "FILE:line:column: message" per problem of a refused plan, the format editors jump to.
+std::vector<std::string> formatPlanProblems(std::string_view file, const nlohmann::json& problems);
+
+}  // namespace flotilla::cli

@@ -1,0 +1,750 @@
+// The plan parser: reads YAML or JSON text through yaml-cpp, checks it against the plan
+// format of DESIGN.md and reports every problem with its position. Also durations and names.
+#include "common/plan.hpp"
+
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <exception>
+#include <limits>
+#include <numeric>
+#include <span>
+#include <string_view>
+#include <utility>
+
+namespace flotilla::common {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Plans are a few kilobytes; bigger text is refused before yaml-cpp builds a node per token.
+constexpr size_t kMaxPlanBytes = size_t{1} << 20;
+// A hostile plan can produce hundreds of thousands of problems; nobody reads past a few hundred
+// and the list travels back to the CLI, so it is cut and the cut is said.
+constexpr size_t kMaxProblems = 200;
+// User text quoted back in a message is cut so a huge value cannot blow up the report.
+constexpr size_t kMaxQuotedBytes = 64;
+// Levenshtein is quadratic: only keys this short get a suggestion.
+constexpr size_t kMaxSuggestKeyBytes = 64;
+
+constexpr size_t kMaxNameLength = 63;
+constexpr size_t kMaxVersionLength = 128;
+constexpr size_t kMaxLabelLength = 63;
+constexpr std::chrono::milliseconds kMaxStepTimeout = 24h;
+// Each number in a duration is capped so that the sum of all four units fits in int64
+// milliseconds: 10^12 * (3600000 + 60000 + 1000 + 1) < 2^63.
+constexpr size_t kMaxDurationDigits = 12;
+
+using FieldList = std::span<const std::string_view>;
+
+// Fields of each map. The "not yet" lists hold fields that DESIGN.md describes but this version
+// does not implement: they are refused with their own message rather than as unknown.
+constexpr std::array<std::string_view, 6> kPlanFields = {"service", "version", "driver",
+                                                         "steps",   "waves",   "rollback"};
+constexpr std::array<std::string_view, 5> kPlanFieldsNotYet = {"health", "alerts", "process",
+                                                               "traffic", "strategy"};
+constexpr std::array<std::string_view, 5> kStepFields = {"build", "apply", "verify", "rollback",
+                                                         "timeout"};
+constexpr std::array<std::string_view, 5> kWaveFields = {"name", "clusters", "selector", "approval",
+                                                         "max_parallel"};
+constexpr std::array<std::string_view, 2> kWaveFieldsNotYet = {"strategy", "bake"};
+constexpr std::array<std::string_view, 1> kRollbackFields = {"scope"};
+constexpr std::array<std::string_view, 0> kNoFields = {};
+
+bool contains(FieldList list, std::string_view name) {
+  return std::find(list.begin(), list.end(), name) != list.end();
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  // Two rows of the classic dynamic programme are enough: only the last row is ever read.
+  std::vector<size_t> previous(b.size() + 1);
+  std::vector<size_t> current(b.size() + 1);
+  std::iota(previous.begin(), previous.end(), size_t{0});
+  for (size_t i = 1; i <= a.size(); ++i) {
+    current[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, substitution});
+    }
+    std::swap(previous, current);
+  }
+  return previous[b.size()];
+}
+
+// The known field nearest to `key`, when it is close enough to be a plausible typo. Short names
+// allow a single edit only, or "ab" would suggest every two-letter field.
+std::optional<std::string_view> nearestField(std::string_view key, FieldList known,
+                                             FieldList not_yet) {
+  if (key.size() > kMaxSuggestKeyBytes) return std::nullopt;
+  std::optional<std::string_view> best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (FieldList list : {known, not_yet}) {
+    for (std::string_view candidate : list) {
+      const size_t distance = editDistance(key, candidate);
+      const size_t allowed = candidate.size() <= 4 ? 1 : 2;
+      if (distance <= allowed && distance < best_distance) {
+        best = candidate;
+        best_distance = distance;
+      }
+    }
+  }
+  return best;
+}
+
+void appendHexEscape(std::string* out, unsigned char byte) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  *out += "\\x";
+  *out += kHex[byte >> 4];
+  *out += kHex[byte & 0xf];
+}
+
+// User text as it appears in a message: quoted, escaped and cut. The cut falls on a UTF-8
+// boundary because problems may be sent on as JSON, which refuses broken UTF-8.
+std::string quote(std::string_view text) {
+  size_t length = std::min(text.size(), kMaxQuotedBytes);
+  while (length > 0 && length < text.size() &&
+         (static_cast<unsigned char>(text[length]) & 0xC0) == 0x80) {
+    --length;
+  }
+  std::string out = "\"";
+  for (char c : text.substr(0, length)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte < 0x20 || byte == 0x7f) {
+      appendHexEscape(&out, byte);
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  if (length < text.size()) out += "...";
+  return out;
+}
+
+// yaml-cpp's messages can embed the offending input byte (e.g. "unknown escape character: \xff")
+// and problems may be sent on as JSON, so every byte outside printable ASCII is escaped.
+std::string printableMessage(std::string_view message) {
+  std::string out;
+  for (char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      appendHexEscape(&out, byte);
+    }
+  }
+  return out;
+}
+
+const char* kindOf(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return "a string";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Null:
+      return "empty";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "undefined";
+}
+
+std::string positionOf(const YAML::Mark& mark) {
+  return std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+bool isPrintableAscii(char c) { return c >= 0x20 && c < 0x7f; }
+
+bool isValidVersion(std::string_view version) {
+  // Printable ASCII without spaces: the version lands in shell commands, paths and image tags.
+  return !version.empty() && version.size() <= kMaxVersionLength &&
+         std::all_of(version.begin(), version.end(),
+                     [](char c) { return isPrintableAscii(c) && c != ' '; });
+}
+
+bool isValidLabelKey(std::string_view key) {
+  return !key.empty() && key.size() <= kMaxLabelLength &&
+         std::all_of(key.begin(), key.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == '/' || c == '-';
+         });
+}
+
+bool isValidLabelValue(std::string_view value) {
+  return !value.empty() && value.size() <= kMaxLabelLength &&
+         std::all_of(value.begin(), value.end(), isPrintableAscii);
+}
+
+bool isBlank(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  });
+}
+
+// Digits only: a sign, a fraction or an exponent is not a count of clusters.
+std::optional<uint32_t> parsePositiveCount(std::string_view text) {
+  if (text.empty() || text.size() > 10) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value == 0 || value > std::numeric_limits<uint32_t>::max()) return std::nullopt;
+  return static_cast<uint32_t>(value);
+}
+
+const std::string kNameRule =
+    "use 1 to 63 characters from [a-z0-9-], not starting or ending with '-'";
+
+// One map entry whose key is a known field.
+struct Field {
+  YAML::Node key;
+  YAML::Node value;
+};
+// The known, supported fields of one map by name; the first occurrence wins when a key repeats.
+using Fields = std::map<std::string, Field, std::less<>>;
+
+const Field* findField(const Fields& fields, std::string_view name) {
+  auto it = fields.find(name);
+  return it == fields.end() ? nullptr : &it->second;
+}
+
+// Walks the YAML tree once, building the Plan and collecting every problem on the way. It only
+// ever descends into the fixed shape of the plan, so anchors that make the tree cyclic
+// (`&a [*a]`) or aliases repeated many times cannot make it loop or explode.
+class PlanReader {
+ public:
+  Plan read(const YAML::Node& root);
+  std::vector<PlanProblem> takeProblems() { return std::move(problems_); }
+
+  void problemAt(const YAML::Mark& mark, std::string message) {
+    PlanProblem problem;
+    if (!mark.is_null()) {
+      problem.line = mark.line + 1;
+      problem.column = mark.column + 1;
+    }
+    problem.message = std::move(message);
+    problems_.push_back(std::move(problem));
+  }
+  void problemAt(const YAML::Node& node, std::string message) {
+    problemAt(node.Mark(), std::move(message));
+  }
+
+ private:
+  Fields readFields(const YAML::Node& map, const std::string& context, FieldList known,
+                    FieldList not_yet);
+  const Field* requireField(const Fields& fields, std::string_view name, const YAML::Node& map,
+                            const std::string& context);
+  bool expectKind(const Field& field, YAML::NodeType::value kind, const std::string& path);
+  std::optional<std::string> readString(const Field& field, const std::string& path);
+  std::optional<std::string> readCommand(const Fields& fields, std::string_view name);
+
+  bool readDriver(const Field& field, DriverKind* driver);
+  void readSteps(const Field& field, ScriptSteps* steps);
+  void readWaves(const Field& field, std::vector<Wave>* waves);
+  void readWave(const YAML::Node& node, size_t index, Wave* wave);
+  void readClusters(const Field& field, size_t wave_index, const std::string& path,
+                    const std::string& label, std::vector<std::string>* clusters);
+  void readSelector(const Field& field, const std::string& path,
+                    std::map<std::string, std::string>* selector);
+  void readApproval(const Field& field, const std::string& path, bool* required);
+  void readRollback(const Field& field, RollbackScope* scope);
+
+  // Where each cluster was first named, to refuse a cluster in two waves (or twice in one).
+  struct ClusterOwner {
+    size_t wave_index;
+    std::string wave_label;
+  };
+
+  std::vector<PlanProblem> problems_;
+  std::map<std::string, YAML::Mark, std::less<>> wave_names_;
+  std::map<std::string, ClusterOwner, std::less<>> cluster_owners_;
+};
+
+Plan PlanReader::read(const YAML::Node& root) {
+  Plan plan;
+  if (!root.IsMap()) {
+    problemAt(root, std::string("a plan must be a map of fields, not ") + kindOf(root));
+    return plan;
+  }
+  const Fields fields = readFields(root, "", kPlanFields, kPlanFieldsNotYet);
+
+  if (const Field* field = requireField(fields, "service", root, "")) {
+    if (auto service = readString(*field, "service")) {
+      if (isValidName(*service)) {
+        plan.service = *service;
+      } else {
+        problemAt(field->value,
+                  "service " + quote(*service) + " is not a valid name: " + kNameRule);
+      }
+    }
+  }
+
+  // Unquoted numbers such as `version: 1.4` arrive as their text: yaml-cpp keeps the scalar as
+  // written, so 1.10 stays "1.10".
+  if (const Field* field = requireField(fields, "version", root, "")) {
+    if (auto version = readString(*field, "version")) {
+      if (isValidVersion(*version)) {
+        plan.version = *version;
+      } else {
+        problemAt(field->value, "version " + quote(*version) +
+                                    " must be 1 to 128 printable ASCII characters without spaces");
+      }
+    }
+  }
+
+  // Without a usable driver we cannot know whether steps are required: say nothing about them.
+  bool driver_known = true;
+  if (const Field* field = findField(fields, "driver")) {
+    driver_known = readDriver(*field, &plan.driver);
+  }
+
+  if (const Field* field = findField(fields, "steps")) {
+    readSteps(*field, &plan.steps);
+  } else if (driver_known && plan.driver == DriverKind::kScript) {
+    problemAt(root, "missing required field \"steps\" (the script driver needs it)");
+  }
+
+  if (const Field* field = requireField(fields, "waves", root, "")) {
+    readWaves(*field, &plan.waves);
+  }
+
+  if (const Field* field = findField(fields, "rollback")) {
+    readRollback(*field, &plan.rollback_scope);
+  }
+  return plan;
+}
+
+Fields PlanReader::readFields(const YAML::Node& map, const std::string& context, FieldList known,
+                              FieldList not_yet) {
+  // yaml-cpp 0.7 keeps both entries of a repeated key, so repeats are found by walking the map.
+  Fields fields;
+  const std::string where = context.empty() ? "" : " in " + context;
+  for (const auto& entry : map) {
+    const YAML::Node& key = entry.first;
+    if (!key.IsScalar()) {
+      problemAt(key, "field names must be strings, not " + std::string(kindOf(key)) + where);
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (contains(known, name)) {
+      auto [it, inserted] = fields.try_emplace(name, Field{key, entry.second});
+      if (!inserted) {
+        problemAt(key, "duplicate field " + quote(name) + where + " (first at " +
+                           positionOf(it->second.key.Mark()) + ")");
+      }
+    } else if (contains(not_yet, name)) {
+      problemAt(key, "field " + quote(name) + where + " is not supported yet");
+    } else {
+      std::string message = "unknown field " + quote(name) + where;
+      if (auto suggestion = nearestField(name, known, not_yet)) {
+        message += "; did you mean " + quote(*suggestion) + "?";
+      }
+      problemAt(key, std::move(message));
+    }
+  }
+  return fields;
+}
+
+const Field* PlanReader::requireField(const Fields& fields, std::string_view name,
+                                      const YAML::Node& map, const std::string& context) {
+  const Field* field = findField(fields, name);
+  if (field == nullptr) {
+    problemAt(map, "missing required field " + quote(name) +
+                       (context.empty() ? std::string() : " in " + context));
+  }
+  return field;
+}
+
+bool PlanReader::expectKind(const Field& field, YAML::NodeType::value kind,
+                            const std::string& path) {
+  if (field.value.Type() == kind) return true;
+  if (field.value.IsNull()) {
+    // An empty value has no position of its own (yaml-cpp marks the next token): use the key's.
+    problemAt(field.key, path + " has no value");
+    return false;
+  }
+  const char* expected = kind == YAML::NodeType::Map        ? "a map"
+                         : kind == YAML::NodeType::Sequence ? "a list"
+                                                            : "a string";
+  problemAt(field.value, path + " must be " + expected + ", not " + kindOf(field.value));
+  return false;
+}
+
+std::optional<std::string> PlanReader::readString(const Field& field, const std::string& path) {
+  if (!expectKind(field, YAML::NodeType::Scalar, path)) return std::nullopt;
+  return field.value.Scalar();
+}
+
+std::optional<std::string> PlanReader::readCommand(const Fields& fields, std::string_view name) {
+  const Field* field = findField(fields, name);
+  if (field == nullptr) return std::nullopt;
+  const std::string path = "steps." + std::string(name);
+  auto command = readString(*field, path);
+  if (command && isBlank(*command)) {
+    problemAt(field->value, path + " must not be empty");
+    return std::nullopt;
+  }
+  return command;
+}
+
+bool PlanReader::readDriver(const Field& field, DriverKind* driver) {
+  auto name = readString(field, "driver");
+  if (!name) return false;
+  if (*name == "script") {
+    *driver = DriverKind::kScript;
+    return true;
+  }
+  if (*name == "process" || *name == "kubernetes") {
+    problemAt(field.value, "driver " + quote(*name) + " is not supported yet; use \"script\"");
+  } else {
+    problemAt(field.value, "unknown driver " + quote(*name) + "; valid values: script");
+  }
+  return false;
+}
+
+void PlanReader::readSteps(const Field& field, ScriptSteps* steps) {
+  if (!expectKind(field, YAML::NodeType::Map, "steps")) return;
+  const Fields fields = readFields(field.value, "steps", kStepFields, kNoFields);
+  requireField(fields, "apply", field.value, "steps");
+  requireField(fields, "rollback", field.value, "steps");
+  if (auto command = readCommand(fields, "build")) steps->build = *command;
+  if (auto command = readCommand(fields, "apply")) steps->apply = *command;
+  if (auto command = readCommand(fields, "verify")) steps->verify = *command;
+  if (auto command = readCommand(fields, "rollback")) steps->rollback = *command;
+
+  if (const Field* timeout_field = findField(fields, "timeout")) {
+    auto text = readString(*timeout_field, "steps.timeout");
+    if (!text) return;
+    auto timeout = parseDuration(*text);
+    if (!timeout.ok()) {
+      problemAt(timeout_field->value, "steps.timeout: " + timeout.status().message());
+    } else if (*timeout <= 0ms) {
+      problemAt(timeout_field->value, "steps.timeout must be greater than 0");
+    } else if (*timeout > kMaxStepTimeout) {
+      problemAt(timeout_field->value, "steps.timeout must be at most 24h");
+    } else {
+      steps->timeout = *timeout;
+    }
+  }
+}
+
+void PlanReader::readWaves(const Field& field, std::vector<Wave>* waves) {
+  if (!expectKind(field, YAML::NodeType::Sequence, "waves")) return;
+  if (field.value.size() == 0) {
+    problemAt(field.value, "waves must not be empty");
+    return;
+  }
+  size_t index = 0;
+  for (const auto& item : field.value) {
+    Wave wave;
+    readWave(item, index++, &wave);
+    waves->push_back(std::move(wave));
+  }
+}
+
+void PlanReader::readWave(const YAML::Node& node, size_t index, Wave* wave) {
+  const std::string path = "waves[" + std::to_string(index) + "]";
+  if (!node.IsMap()) {
+    problemAt(node, path + " must be a map, not " + kindOf(node));
+    return;
+  }
+  const Fields fields = readFields(node, path, kWaveFields, kWaveFieldsNotYet);
+
+  // A cluster named in two waves is reported with the wave it first appeared in, by name when
+  // that name is good, else by position.
+  std::string label = path;
+  if (const Field* field = requireField(fields, "name", node, path)) {
+    if (auto name = readString(*field, path + ".name")) {
+      if (!isValidName(*name)) {
+        problemAt(field->value, "wave name " + quote(*name) + " is not a valid name: " + kNameRule);
+      } else if (auto [it, inserted] = wave_names_.try_emplace(*name, field->value.Mark());
+                 !inserted) {
+        problemAt(field->value,
+                  "wave name " + quote(*name) + " is already used at " + positionOf(it->second));
+      } else {
+        wave->name = *name;
+        label = "wave " + quote(*name);
+      }
+    }
+  }
+
+  const Field* clusters = findField(fields, "clusters");
+  const Field* selector = findField(fields, "selector");
+  if (clusters != nullptr && selector != nullptr) {
+    problemAt(node, path + " has both \"clusters\" and \"selector\"; use one");
+  } else if (clusters == nullptr && selector == nullptr) {
+    problemAt(node, path + " needs \"clusters\" or \"selector\"");
+  }
+  // Both are still checked when both are given, so that every problem is listed at once.
+  if (clusters != nullptr) {
+    readClusters(*clusters, index, path + ".clusters", label, &wave->clusters);
+  }
+  if (selector != nullptr) readSelector(*selector, path + ".selector", &wave->selector);
+
+  if (const Field* field = findField(fields, "approval")) {
+    readApproval(*field, path + ".approval", &wave->approval_required);
+  }
+  if (const Field* field = findField(fields, "max_parallel")) {
+    if (auto text = readString(*field, path + ".max_parallel")) {
+      if (auto count = parsePositiveCount(*text)) {
+        wave->max_parallel = *count;
+      } else {
+        problemAt(field->value,
+                  path + ".max_parallel must be a positive integer, not " + quote(*text));
+      }
+    }
+  }
+}
+
+void PlanReader::readClusters(const Field& field, size_t wave_index, const std::string& path,
+                              const std::string& label, std::vector<std::string>* clusters) {
+  if (!expectKind(field, YAML::NodeType::Sequence, path)) return;
+  if (field.value.size() == 0) {
+    problemAt(field.value, path + " must not be empty");
+    return;
+  }
+  for (const auto& item : field.value) {
+    if (!item.IsScalar()) {
+      problemAt(item, "cluster names must be strings, not " + std::string(kindOf(item)));
+      continue;
+    }
+    const std::string& name = item.Scalar();
+    if (!isValidName(name)) {
+      problemAt(item, "cluster " + quote(name) + " is not a valid name: " + kNameRule);
+      continue;
+    }
+    auto [it, inserted] = cluster_owners_.try_emplace(name, ClusterOwner{wave_index, label});
+    if (!inserted) {
+      problemAt(item, it->second.wave_index == wave_index
+                          ? "cluster " + quote(name) + " is listed twice in " + label
+                          : "cluster " + quote(name) + " is already in " + it->second.wave_label);
+      continue;
+    }
+    clusters->push_back(name);
+  }
+}
+
+void PlanReader::readSelector(const Field& field, const std::string& path,
+                              std::map<std::string, std::string>* selector) {
+  if (!expectKind(field, YAML::NodeType::Map, path)) return;
+  if (field.value.size() == 0) {
+    problemAt(field.value, path + " must not be empty");
+    return;
+  }
+  for (const auto& entry : field.value) {
+    const YAML::Node& key = entry.first;
+    const YAML::Node& value = entry.second;
+    if (!key.IsScalar() || !isValidLabelKey(key.Scalar())) {
+      problemAt(key, "label key " + (key.IsScalar() ? quote(key.Scalar()) : kindOf(key)) + " in " +
+                         path + " must be 1 to 63 characters from [a-z0-9._/-]");
+      continue;
+    }
+    const std::string& label = key.Scalar();
+    if (selector->count(label) != 0) {
+      problemAt(key, "duplicate label " + quote(label) + " in " + path);
+      continue;
+    }
+    if (!value.IsScalar() || !isValidLabelValue(value.Scalar())) {
+      const YAML::Node& where = value.IsNull() ? key : value;
+      problemAt(where, "label " + quote(label) + " in " + path +
+                           " must have a value of 1 to 63 printable ASCII characters");
+      continue;
+    }
+    selector->emplace(label, value.Scalar());
+  }
+}
+
+void PlanReader::readApproval(const Field& field, const std::string& path, bool* required) {
+  auto text = readString(field, path);
+  if (!text) return;
+  // Booleans are accepted because `approval: true` is what people write first.
+  if (*text == "required" || *text == "true" || *text == "True" || *text == "TRUE") {
+    *required = true;
+  } else if (*text == "none" || *text == "false" || *text == "False" || *text == "FALSE") {
+    *required = false;
+  } else {
+    problemAt(field.value, path + " must be \"required\" or \"none\", not " + quote(*text));
+  }
+}
+
+void PlanReader::readRollback(const Field& field, RollbackScope* scope) {
+  if (!expectKind(field, YAML::NodeType::Map, "rollback")) return;
+  const Fields fields = readFields(field.value, "rollback", kRollbackFields, kNoFields);
+  const Field* scope_field = requireField(fields, "scope", field.value, "rollback");
+  if (scope_field == nullptr) return;
+  auto text = readString(*scope_field, "rollback.scope");
+  if (!text) return;
+  if (*text == "fleet") {
+    *scope = RollbackScope::kFleet;
+  } else if (*text == "wave") {
+    *scope = RollbackScope::kWave;
+  } else {
+    problemAt(scope_field->value,
+              "rollback.scope must be \"fleet\" or \"wave\", not " + quote(*text));
+  }
+}
+
+void sortAndCap(std::vector<PlanProblem>* problems) {
+  std::stable_sort(problems->begin(), problems->end(),
+                   [](const PlanProblem& a, const PlanProblem& b) {
+                     return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+                   });
+  if (problems->size() <= kMaxProblems) return;
+  // The note sits where the first unlisted problem was, so the list stays sorted.
+  PlanProblem note = (*problems)[kMaxProblems];
+  note.message = std::to_string(problems->size() - kMaxProblems) + " more problems not listed";
+  problems->resize(kMaxProblems);
+  problems->push_back(std::move(note));
+}
+
+}  // namespace
+
+std::string PlanProblem::toString() const {
+  if (line == 0) return message;
+  return std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+PlanParseResult parsePlan(const std::string& text) {
+  PlanParseResult result;
+  if (text.size() > kMaxPlanBytes) {
+    result.problems.push_back(
+        {0, 0, "the plan is " + std::to_string(text.size()) + " bytes; the limit is 1 MiB"});
+    return result;
+  }
+  PlanReader reader;
+  std::optional<Plan> plan;
+  // yaml-cpp reports syntax errors by exception; nothing may escape from here, whatever the text.
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(text);
+    if (documents.empty() || documents[0].IsNull()) {
+      reader.problemAt(YAML::Mark::null_mark(), "the plan is empty");
+    } else {
+      plan = reader.read(documents[0]);
+    }
+    // A trailing `---` is harmless, but a second document would be silently ignored.
+    for (size_t i = 1; i < documents.size(); ++i) {
+      if (!documents[i].IsNull()) {
+        reader.problemAt(documents[i], "a plan is a single YAML document; found another one");
+      }
+    }
+  } catch (const YAML::DeepRecursion& e) {
+    reader.problemAt(e.mark, "nesting is too deep");
+  } catch (const YAML::Exception& e) {
+    reader.problemAt(e.mark, "syntax error: " + printableMessage(e.msg));
+  } catch (const std::exception& e) {
+    reader.problemAt(YAML::Mark::null_mark(),
+                     "cannot read the plan: " + printableMessage(e.what()));
+  } catch (...) {
+    reader.problemAt(YAML::Mark::null_mark(), "cannot read the plan");
+  }
+  result.problems = reader.takeProblems();
+  sortAndCap(&result.problems);
+  if (result.problems.empty() && plan) result.plan = std::move(plan);
+  return result;
+}
+
+StatusOr<std::chrono::milliseconds> parseDuration(const std::string& text) {
+  const std::string bad = "invalid duration " + quote(text);
+  if (text.empty()) return Status::InvalidArgument("empty duration");
+  // Units must come largest first, each at most once: "1h30m" but not "30m1h" or "5m5m", which
+  // are more likely typos than intent.
+  enum Rank { kMillis, kSeconds, kMinutes, kHours, kNone };
+  Rank previous = kNone;
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t start = i;
+    int64_t number = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      if (i - start == kMaxDurationDigits) return Status::InvalidArgument(bad + ": too large");
+      number = number * 10 + (text[i] - '0');
+      ++i;
+    }
+    if (i == start) {
+      return Status::InvalidArgument(bad + ": expected a number followed by h, m, s or ms");
+    }
+    if (i == text.size()) {
+      return Status::InvalidArgument(bad + ": a unit is required (h, m, s or ms)");
+    }
+    Rank rank = kNone;
+    int64_t unit_ms = 0;
+    if (text.compare(i, 2, "ms") == 0) {
+      rank = kMillis;
+      unit_ms = 1;
+    } else if (text[i] == 's') {
+      rank = kSeconds;
+      unit_ms = 1000;
+    } else if (text[i] == 'm') {
+      rank = kMinutes;
+      unit_ms = 60 * 1000;
+    } else if (text[i] == 'h') {
+      rank = kHours;
+      unit_ms = 60 * 60 * 1000;
+    } else {
+      return Status::InvalidArgument(bad + ": unknown unit; use h, m, s or ms");
+    }
+    i += rank == kMillis ? 2 : 1;
+    if (rank >= previous) {
+      return Status::InvalidArgument(bad + ": units must go from largest to smallest, each once");
+    }
+    previous = rank;
+    total += number * unit_ms;
+  }
+  return std::chrono::milliseconds(total);
+}
+
+std::string formatDuration(std::chrono::milliseconds d) {
+  int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    // Negating the minimum would overflow; it is far beyond any real duration anyway.
+    ms = ms == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -ms;
+  }
+  constexpr std::array<std::pair<int64_t, const char*>, 4> kUnits = {
+      {{3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}}};
+  for (const auto& [unit_ms, suffix] : kUnits) {
+    if (ms >= unit_ms) {
+      out += std::to_string(ms / unit_ms) + suffix;
+      ms %= unit_ms;
+    }
+  }
+  return out;
+}
+
+bool isValidName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxNameLength) return false;
+  if (name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+const char* driverName(DriverKind d) {
+  switch (d) {
+    case DriverKind::kScript:
+      return "script";
+  }
+  return "unknown";
+}
+
+const char* rollbackScopeName(RollbackScope s) {
+  switch (s) {
+    case RollbackScope::kFleet:
+      return "fleet";
+    case RollbackScope::kWave:
+      return "wave";
+  }
+  return "unknown";
+}
+
+}  // namespace flotilla::common

@@ -1,0 +1,162 @@
+// The stored form of a plan: the JSON the coordinator keeps in RocksDB. Every field is always
+// written, so reading insists on every field; anything else is corruption of stored bytes.
+#include <cstdint>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string_view>
+
+#include "common/plan.hpp"
+
+namespace flotilla::common {
+namespace {
+
+using Json = nlohmann::json;
+
+// Raised by the readers below and caught in planFromJson only: it keeps the reading code a
+// straight line instead of a check after every field. `path` names the field, e.g. waves[1].name.
+class FieldError : public std::runtime_error {
+ public:
+  FieldError(const std::string& path, const std::string& problem)
+      : std::runtime_error(path + ": " + problem) {}
+};
+
+std::string join(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+const Json& member(const Json& object, std::string_view key, const std::string& path) {
+  if (!object.is_object()) throw FieldError(path.empty() ? "plan" : path, "expected an object");
+  auto it = object.find(key);
+  if (it == object.end()) throw FieldError(join(path, key), "missing");
+  return *it;
+}
+
+std::string stringAt(const Json& object, std::string_view key, const std::string& path) {
+  const Json& value = member(object, key, path);
+  if (!value.is_string()) throw FieldError(join(path, key), "expected a string");
+  return value.get<std::string>();
+}
+
+bool boolAt(const Json& object, std::string_view key, const std::string& path) {
+  const Json& value = member(object, key, path);
+  if (!value.is_boolean()) throw FieldError(join(path, key), "expected a boolean");
+  return value.get<bool>();
+}
+
+// Unsigned integers only: a negative or fractional count is corruption, not a value to clamp.
+uint64_t unsignedAt(const Json& object, std::string_view key, const std::string& path,
+                    uint64_t max) {
+  const Json& value = member(object, key, path);
+  const bool non_negative =
+      value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0);
+  if (!non_negative) {
+    throw FieldError(join(path, key), "expected a non-negative integer");
+  }
+  const auto number = value.get<uint64_t>();
+  if (number > max) throw FieldError(join(path, key), "out of range");
+  return number;
+}
+
+const Json& arrayAt(const Json& object, std::string_view key, const std::string& path) {
+  const Json& value = member(object, key, path);
+  if (!value.is_array()) throw FieldError(join(path, key), "expected an array");
+  return value;
+}
+
+Json waveToJson(const Wave& wave) {
+  return Json{{"name", wave.name},
+              {"clusters", wave.clusters},
+              {"selector", wave.selector},
+              {"approval_required", wave.approval_required},
+              {"max_parallel", wave.max_parallel}};
+}
+
+Wave waveFromJson(const Json& json, const std::string& path) {
+  Wave wave;
+  wave.name = stringAt(json, "name", path);
+  const Json& clusters = arrayAt(json, "clusters", path);
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    if (!clusters[i].is_string()) {
+      throw FieldError(path + ".clusters[" + std::to_string(i) + "]", "expected a string");
+    }
+    wave.clusters.push_back(clusters[i].get<std::string>());
+  }
+  const Json& selector = member(json, "selector", path);
+  if (!selector.is_object()) throw FieldError(path + ".selector", "expected an object");
+  for (const auto& [key, value] : selector.items()) {
+    if (!value.is_string()) throw FieldError(path + ".selector." + key, "expected a string");
+    wave.selector.emplace(key, value.get<std::string>());
+  }
+  wave.approval_required = boolAt(json, "approval_required", path);
+  wave.max_parallel = static_cast<uint32_t>(
+      unsignedAt(json, "max_parallel", path, std::numeric_limits<uint32_t>::max()));
+  return wave;
+}
+
+Plan planFromJsonValue(const Json& json) {
+  Plan plan;
+  plan.service = stringAt(json, "service", "");
+  plan.version = stringAt(json, "version", "");
+
+  const std::string driver = stringAt(json, "driver", "");
+  if (driver != driverName(DriverKind::kScript)) throw FieldError("driver", "unknown driver");
+  plan.driver = DriverKind::kScript;
+
+  const Json& steps = member(json, "steps", "");
+  plan.steps.build = stringAt(steps, "build", "steps");
+  plan.steps.apply = stringAt(steps, "apply", "steps");
+  plan.steps.verify = stringAt(steps, "verify", "steps");
+  plan.steps.rollback = stringAt(steps, "rollback", "steps");
+  plan.steps.timeout = std::chrono::milliseconds(static_cast<int64_t>(unsignedAt(
+      steps, "timeout_ms", "steps", static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
+
+  const Json& waves = arrayAt(json, "waves", "");
+  for (size_t i = 0; i < waves.size(); ++i) {
+    plan.waves.push_back(waveFromJson(waves[i], "waves[" + std::to_string(i) + "]"));
+  }
+
+  const std::string scope = stringAt(json, "rollback_scope", "");
+  if (scope == rollbackScopeName(RollbackScope::kFleet)) {
+    plan.rollback_scope = RollbackScope::kFleet;
+  } else if (scope == rollbackScopeName(RollbackScope::kWave)) {
+    plan.rollback_scope = RollbackScope::kWave;
+  } else {
+    throw FieldError("rollback_scope", "unknown scope");
+  }
+  return plan;
+}
+
+}  // namespace
+
+std::string planToJson(const Plan& plan) {
+  Json waves = Json::array();
+  for (const Wave& wave : plan.waves) waves.push_back(waveToJson(wave));
+  const Json json{{"service", plan.service},
+                  {"version", plan.version},
+                  {"driver", driverName(plan.driver)},
+                  {"steps",
+                   {{"build", plan.steps.build},
+                    {"apply", plan.steps.apply},
+                    {"verify", plan.steps.verify},
+                    {"rollback", plan.steps.rollback},
+                    {"timeout_ms", plan.steps.timeout.count()}}},
+                  {"waves", std::move(waves)},
+                  {"rollback_scope", rollbackScopeName(plan.rollback_scope)}};
+  // dump() throws on invalid UTF-8 by default. parsePlan only yields valid UTF-8 (yaml-cpp
+  // decodes its input), so replacing is for hand-built plans and keeps this function total.
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+StatusOr<Plan> planFromJson(const std::string& json) {
+  // Extra fields are ignored so that a newer coordinator's records stay readable by this one.
+  try {
+    return planFromJsonValue(Json::parse(json));
+  } catch (const FieldError& e) {
+    return Status::Corruption(std::string("stored plan: ") + e.what());
+  } catch (const Json::exception& e) {
+    return Status::Corruption(std::string("stored plan is not valid JSON: ") + e.what());
+  }
+}
+
+}  // namespace flotilla::common

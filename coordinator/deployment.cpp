@@ -1,0 +1,762 @@
+// The deployment state machine and its stored form.
+#include "coordinator/deployment.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace flotilla::coordinator {
+
+using common::Status;
+using common::StatusOr;
+using nlohmann::json;
+
+const char* deploymentStateName(DeploymentState s) {
+  switch (s) {
+    case DeploymentState::kPending: return "pending";
+    case DeploymentState::kRunning: return "running";
+    case DeploymentState::kAwaitingApproval: return "awaiting_approval";
+    case DeploymentState::kPaused: return "paused";
+    case DeploymentState::kRollingBack: return "rolling_back";
+    case DeploymentState::kSucceeded: return "succeeded";
+    case DeploymentState::kRolledBack: return "rolled_back";
+    case DeploymentState::kFailed: return "failed";
+    case DeploymentState::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+const char* waveStateName(WaveState s) {
+  switch (s) {
+    case WaveState::kPending: return "pending";
+    case WaveState::kAwaitingApproval: return "awaiting_approval";
+    case WaveState::kRunning: return "running";
+    case WaveState::kSucceeded: return "succeeded";
+    case WaveState::kRollingBack: return "rolling_back";
+    case WaveState::kRolledBack: return "rolled_back";
+    case WaveState::kFailed: return "failed";
+    case WaveState::kSkipped: return "skipped";
+  }
+  return "unknown";
+}
+
+const char* clusterStateName(ClusterState s) {
+  switch (s) {
+    case ClusterState::kPending: return "pending";
+    case ClusterState::kBuilding: return "building";
+    case ClusterState::kApplying: return "applying";
+    case ClusterState::kVerifying: return "verifying";
+    case ClusterState::kSucceeded: return "succeeded";
+    case ClusterState::kFailed: return "failed";
+    case ClusterState::kAborted: return "aborted";
+    case ClusterState::kRollingBack: return "rolling_back";
+    case ClusterState::kRolledBack: return "rolled_back";
+    case ClusterState::kRollbackFailed: return "rollback_failed";
+  }
+  return "unknown";
+}
+
+const char* stepName(StepKind s) {
+  switch (s) {
+    case StepKind::kBuild: return "build";
+    case StepKind::kApply: return "apply";
+    case StepKind::kVerify: return "verify";
+    case StepKind::kRollback: return "rollback";
+  }
+  return "unknown";
+}
+
+const char* resultOutcomeName(ResultOutcome o) {
+  switch (o) {
+    case ResultOutcome::kSucceeded: return "succeeded";
+    case ResultOutcome::kFailed: return "failed";
+    case ResultOutcome::kTimedOut: return "timed_out";
+    case ResultOutcome::kAborted: return "aborted";
+    case ResultOutcome::kUnknown: return "unknown";
+    case ResultOutcome::kRefused: return "refused";
+  }
+  return "unknown";
+}
+
+bool isFinal(DeploymentState s) {
+  return s == DeploymentState::kSucceeded || s == DeploymentState::kRolledBack ||
+         s == DeploymentState::kFailed || s == DeploymentState::kCancelled;
+}
+
+std::string ClusterProgress::stageId() const {
+  return name + "/" + (step ? stepName(*step) : "none");
+}
+
+ClusterProgress* Deployment::findCluster(const std::string& cluster, size_t* wave) {
+  for (size_t i = 0; i < waves.size(); ++i) {
+    for (auto& c : waves[i].clusters) {
+      if (c.name == cluster) {
+        if (wave) *wave = i;
+        return &c;
+      }
+    }
+  }
+  return nullptr;
+}
+
+namespace {
+
+void emit(Effects& fx, std::string type, std::string wave, std::string cluster, std::string step,
+          std::string message) {
+  fx.events.push_back(Event{std::move(type), std::move(wave), std::move(cluster), std::move(step),
+                            std::move(message)});
+  fx.changed = true;
+}
+
+const std::string& commandFor(const common::Plan& plan, StepKind step) {
+  switch (step) {
+    case StepKind::kBuild: return plan.steps.build;
+    case StepKind::kApply: return plan.steps.apply;
+    case StepKind::kVerify: return plan.steps.verify;
+    case StepKind::kRollback: return plan.steps.rollback;
+  }
+  return plan.steps.apply;
+}
+
+// The forward step after `done` (nullopt = the first one), skipping steps the plan leaves empty.
+std::optional<StepKind> nextForwardStep(const common::Plan& plan, std::optional<StepKind> done) {
+  static constexpr StepKind kOrder[] = {StepKind::kBuild, StepKind::kApply, StepKind::kVerify};
+  size_t start = 0;
+  if (done) {
+    for (size_t i = 0; i < 3; ++i) {
+      if (kOrder[i] == *done) start = i + 1;
+    }
+  }
+  for (size_t i = start; i < 3; ++i) {
+    if (!commandFor(plan, kOrder[i]).empty()) return kOrder[i];
+  }
+  return std::nullopt;
+}
+
+ClusterState inFlightState(StepKind step) {
+  switch (step) {
+    case StepKind::kBuild: return ClusterState::kBuilding;
+    case StepKind::kApply: return ClusterState::kApplying;
+    case StepKind::kVerify: return ClusterState::kVerifying;
+    case StepKind::kRollback: return ClusterState::kRollingBack;
+  }
+  return ClusterState::kBuilding;
+}
+
+bool isActiveForward(const ClusterProgress& c) {
+  return c.state == ClusterState::kBuilding || c.state == ClusterState::kApplying ||
+         c.state == ClusterState::kVerifying;
+}
+
+void dispatch(Deployment& d, size_t wave, ClusterProgress& c, StepKind step, Effects& fx) {
+  c.attempt = (c.step == step) ? c.attempt + 1 : 1;
+  c.step = step;
+  c.state = inFlightState(step);
+  c.in_flight = true;
+  c.abort_sent = false;
+  c.exit_code.reset();
+  c.message.clear();
+  if (step == StepKind::kApply) c.applied = true;
+
+  fx.dispatches.push_back(makeDispatch(d, c));
+  emit(fx, step == StepKind::kRollback ? "rollback.started" : "stage.started", d.waves[wave].name,
+       c.name, stepName(step), "attempt " + std::to_string(c.attempt));
+}
+
+void skipUnreachedWaves(Deployment& d, Effects& fx) {
+  for (size_t i = 0; i < d.waves.size(); ++i) {
+    WaveProgress& w = d.waves[i];
+    if (w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval) {
+      w.state = WaveState::kSkipped;
+      fx.changed = true;
+    }
+  }
+}
+
+void abortInFlightForward(Deployment& d, const std::string& reason, Effects& fx) {
+  for (auto& w : d.waves) {
+    for (auto& c : w.clusters) {
+      if (c.in_flight && c.step && *c.step != StepKind::kRollback && !c.abort_sent) {
+        c.abort_sent = true;
+        fx.aborts.push_back(AbortRequest{c.name, c.stageId(), c.attempt, reason});
+        emit(fx, "stage.aborting", w.name, c.name, stepName(*c.step), reason);
+      }
+    }
+  }
+}
+
+size_t lastReachedWave(const Deployment& d) {
+  return std::min(d.wave_index, d.waves.empty() ? 0 : d.waves.size() - 1);
+}
+
+void startRollback(Deployment& d, const std::string& reason, bool whole_fleet, Effects& fx) {
+  d.state = DeploymentState::kRollingBack;
+  d.reason = reason;
+  d.rollback_whole_fleet = whole_fleet;
+  emit(fx, "deployment.rolling_back", "", "", "", reason);
+  abortInFlightForward(d, "deployment is rolling back: " + reason, fx);
+  skipUnreachedWaves(d, fx);
+}
+
+// A forward step failed on cluster `c` of wave `wave`.
+void forwardFailed(Deployment& d, size_t wave, ClusterProgress& c, const std::string& message,
+                   Effects& fx) {
+  c.state = ClusterState::kFailed;
+  c.message = message;
+  std::string step = c.step ? stepName(*c.step) : "";
+  emit(fx, "cluster.failed", d.waves[wave].name, c.name, step, message);
+  if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) return;
+  if (!d.failure) d.failure = Failure{c.name, step, message};
+  startRollback(d, "cluster " + c.name + " failed at " + (step.empty() ? "dispatch" : step) + ": " +
+                       message,
+                d.plan.rollback_scope == common::RollbackScope::kFleet, fx);
+}
+
+void finishRollback(Deployment& d, Effects& fx) {
+  d.rollback_failed.clear();
+  for (auto& w : d.waves) {
+    for (auto& c : w.clusters) {
+      if (c.state == ClusterState::kRollbackFailed) d.rollback_failed.push_back(c.name);
+    }
+  }
+  if (d.rollback_failed.empty()) {
+    d.state = DeploymentState::kRolledBack;
+    emit(fx, "deployment.rolled_back", "", "", "", d.reason);
+  } else {
+    std::string names;
+    for (const auto& n : d.rollback_failed) names += (names.empty() ? "" : ", ") + n;
+    d.state = DeploymentState::kFailed;
+    d.reason = "rollback failed on " + names + " (after: " + d.reason + ")";
+    emit(fx, "deployment.failed", "", "", "", d.reason);
+  }
+}
+
+void runRollback(Deployment& d, const Context& ctx, Effects& fx) {
+  if (d.waves.empty()) {
+    finishRollback(d, fx);
+    return;
+  }
+  size_t top = lastReachedWave(d);
+  size_t bottom = d.rollback_whole_fleet ? 0 : top;
+  for (size_t i = top + 1; i-- > bottom;) {
+    WaveProgress& w = d.waves[i];
+    if (w.state == WaveState::kPending || w.state == WaveState::kSkipped ||
+        w.state == WaveState::kAwaitingApproval || w.state == WaveState::kRolledBack ||
+        w.state == WaveState::kFailed) {
+      continue;
+    }
+    bool needs_work = false;
+    for (auto& c : w.clusters) {
+      if (c.in_flight) {
+        needs_work = true;  // a forward step being aborted, or a rollback running
+        continue;
+      }
+      bool done = c.state == ClusterState::kRolledBack || c.state == ClusterState::kRollbackFailed;
+      if (!c.applied || done) continue;
+      if (w.state != WaveState::kRollingBack) {
+        w.state = WaveState::kRollingBack;
+        emit(fx, "wave.rolling_back", w.name, "", "", "");
+      }
+      if (ctx.registry.isLost(c.name)) {
+        c.state = ClusterState::kRollbackFailed;
+        c.message = "agent lost; the cluster may still run " + d.plan.version;
+        emit(fx, "rollback.failed", w.name, c.name, "rollback", c.message);
+        continue;
+      }
+      dispatch(d, i, c, StepKind::kRollback, fx);
+      needs_work = true;
+    }
+    if (needs_work) return;  // newest wave first: lower waves wait
+    bool any_failed = std::any_of(w.clusters.begin(), w.clusters.end(), [](const auto& c) {
+      return c.state == ClusterState::kRollbackFailed;
+    });
+    w.state = any_failed ? WaveState::kFailed : WaveState::kRolledBack;
+    emit(fx, any_failed ? "wave.rollback_failed" : "wave.rolled_back", w.name, "", "", "");
+  }
+  finishRollback(d, fx);
+}
+
+// Chooses the clusters of the current wave. False when it could not (the
+// deployment is then rolling back).
+bool resolveWave(Deployment& d, const Context& ctx, Effects& fx) {
+  WaveProgress& w = d.waves[d.wave_index];
+  const common::Wave& pw = d.plan.waves[d.wave_index];
+  std::set<std::string> earlier;
+  for (size_t i = 0; i < d.wave_index; ++i) {
+    for (const auto& c : d.waves[i].clusters) earlier.insert(c.name);
+  }
+  std::vector<std::string> names;
+  if (!pw.clusters.empty()) {
+    names = pw.clusters;
+  } else {
+    for (auto& n : ctx.registry.select(pw.selector)) {
+      if (!earlier.count(n)) names.push_back(n);
+    }
+  }
+  w.resolved = true;
+  fx.changed = true;
+  if (names.empty()) {
+    std::string sel;
+    for (const auto& [k, v] : pw.selector) sel += (sel.empty() ? "" : ",") + k + "=" + v;
+    std::string reason = "wave " + w.name + ": selector {" + sel + "} matches no connected cluster";
+    w.state = WaveState::kRunning;
+    emit(fx, "wave.failed", w.name, "", "", reason);
+    if (!d.failure) d.failure = Failure{"", "", reason};
+    startRollback(d, reason, d.plan.rollback_scope == common::RollbackScope::kFleet, fx);
+    return false;
+  }
+  for (const auto& n : names) {
+    ClusterProgress c;
+    c.name = n;
+    auto it = ctx.current_versions.find(n);
+    if (it != ctx.current_versions.end()) c.previous_version = it->second;
+    w.clusters.push_back(std::move(c));
+  }
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  w.state = WaveState::kRunning;
+  emit(fx, "wave.started", w.name, "", "", "clusters: " + list);
+  return true;
+}
+
+void runForward(Deployment& d, const Context& ctx, Effects& fx) {
+  while (d.state == DeploymentState::kRunning) {
+    if (d.wave_index >= d.waves.size()) {
+      d.state = DeploymentState::kSucceeded;
+      d.reason.clear();
+      emit(fx, "deployment.succeeded", "", "", "",
+           d.plan.service + " " + d.plan.version + " is live on every wave");
+      return;
+    }
+    WaveProgress& w = d.waves[d.wave_index];
+    const common::Wave& pw = d.plan.waves[d.wave_index];
+    if (w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval) {
+      if (pw.approval_required && !w.approved) {
+        if (w.state != WaveState::kAwaitingApproval) {
+          w.state = WaveState::kAwaitingApproval;
+          emit(fx, "wave.awaiting_approval", w.name, "", "",
+               "run `flotilla approve " + d.id + "` to start it");
+        }
+        d.state = DeploymentState::kAwaitingApproval;
+        fx.changed = true;
+        return;
+      }
+      if (!resolveWave(d, ctx, fx)) return;
+    }
+    // Start or continue clusters, bounded by max_parallel.
+    size_t active = 0;
+    for (const auto& c : w.clusters) active += isActiveForward(c) ? 1 : 0;
+    for (auto& c : w.clusters) {
+      if (d.state != DeploymentState::kRunning) return;
+      if (c.in_flight) continue;
+      bool between_steps = isActiveForward(c);
+      bool fresh = c.state == ClusterState::kPending;
+      if (!between_steps && !fresh) continue;
+      if (fresh && pw.max_parallel != 0 && active >= pw.max_parallel) continue;
+      std::optional<StepKind> next = nextForwardStep(d.plan, fresh ? std::nullopt : c.step);
+      if (!next) {  // cannot happen: apply is required, and results finish the last step
+        c.state = ClusterState::kSucceeded;
+        continue;
+      }
+      const AgentInfo* agent = ctx.registry.find(c.name);
+      if (agent == nullptr || agent->state == AgentState::kLost) {
+        forwardFailed(d, d.wave_index, c, agent ? "agent lost" : "no agent registered for cluster",
+                      fx);
+        return;
+      }
+      if (fresh) ++active;
+      dispatch(d, d.wave_index, c, *next, fx);
+    }
+    bool all_done = std::all_of(w.clusters.begin(), w.clusters.end(), [](const auto& c) {
+      return c.state == ClusterState::kSucceeded;
+    });
+    if (!all_done) return;
+    w.state = WaveState::kSucceeded;
+    emit(fx, "wave.succeeded", w.name, "", "", "");
+    ++d.wave_index;
+  }
+}
+
+}  // namespace
+
+Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
+  size_t wave = 0;
+  for (size_t i = 0; i < d.waves.size(); ++i) {
+    for (const auto& x : d.waves[i].clusters) {
+      if (x.name == c.name) wave = i;
+    }
+  }
+  StepKind step = c.step.value_or(StepKind::kBuild);
+  Dispatch out;
+  out.cluster = c.name;
+  out.stage_id = c.stageId();
+  out.attempt = c.attempt;
+  out.step = step;
+  out.command = commandFor(d.plan, step);
+  out.timeout_ms = static_cast<uint64_t>(d.plan.steps.timeout.count());
+  out.env = {
+      {"FLOTILLA_SERVICE", d.plan.service},
+      {"FLOTILLA_VERSION", d.plan.version},
+      {"FLOTILLA_PREVIOUS_VERSION", c.previous_version},
+      {"FLOTILLA_CLUSTER", c.name},
+      {"FLOTILLA_WAVE", d.waves[wave].name},
+      {"FLOTILLA_DEPLOYMENT", d.id},
+      // Without a progressive strategy a step moves all of the cluster's traffic.
+      {"FLOTILLA_WEIGHT", "100"},
+      {"FLOTILLA_STEP", stepName(step)},
+  };
+  return out;
+}
+
+Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime now, Effects& fx) {
+  Deployment d;
+  d.id = std::move(id);
+  d.plan = std::move(plan);
+  d.created_ms = d.updated_ms = common::toUnixMillis(now);
+  for (const auto& w : d.plan.waves) {
+    WaveProgress wp;
+    wp.name = w.name;
+    d.waves.push_back(std::move(wp));
+  }
+  emit(fx, "deployment.submitted", "", "", "",
+       d.plan.service + " " + d.plan.version + " in " + std::to_string(d.waves.size()) +
+           " waves");
+  return d;
+}
+
+void advance(Deployment& d, const Context& ctx, Effects& fx) {
+  switch (d.state) {
+    case DeploymentState::kPending:
+      d.state = DeploymentState::kRunning;
+      emit(fx, "deployment.started", "", "", "", "");
+      runForward(d, ctx, fx);
+      return;
+    case DeploymentState::kAwaitingApproval: {
+      if (d.wave_index < d.waves.size() && d.waves[d.wave_index].approved) {
+        d.state = DeploymentState::kRunning;
+        fx.changed = true;
+        runForward(d, ctx, fx);
+      }
+      return;
+    }
+    case DeploymentState::kRunning:
+      runForward(d, ctx, fx);
+      return;
+    case DeploymentState::kRollingBack:
+      runRollback(d, ctx, fx);
+      return;
+    case DeploymentState::kPaused:
+    case DeploymentState::kSucceeded:
+    case DeploymentState::kRolledBack:
+    case DeploymentState::kFailed:
+    case DeploymentState::kCancelled:
+      return;
+  }
+}
+
+Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx) {
+  size_t wave = 0;
+  ClusterProgress* c = d.findCluster(r.cluster, &wave);
+  if (c == nullptr || !c->in_flight || c->stageId() != r.stage_id || c->attempt != r.attempt) {
+    return Status::NotFound("no stage " + r.stage_id + " attempt " + std::to_string(r.attempt) +
+                            " in flight for " + d.id);
+  }
+  c->in_flight = false;
+  c->exit_code = r.exit_code;
+  c->message = r.message;
+  fx.changed = true;
+  const std::string& wname = d.waves[wave].name;
+  StepKind step = *c->step;
+  bool ok = r.outcome == ResultOutcome::kSucceeded;
+
+  if (step == StepKind::kRollback) {
+    if (ok) {
+      c->state = ClusterState::kRolledBack;
+      fx.releases.push_back(ReleaseChange{d.plan.service, c->name, c->previous_version});
+      emit(fx, "rollback.succeeded", wname, c->name, "rollback",
+           c->previous_version.empty() ? "rolled back"
+                                       : "back on " + c->previous_version);
+    } else {
+      c->state = ClusterState::kRollbackFailed;
+      emit(fx, "rollback.failed", wname, c->name, "rollback",
+           std::string(resultOutcomeName(r.outcome)) + ": " + r.message);
+    }
+  } else if (ok) {
+    emit(fx, "stage.succeeded", wname, c->name, stepName(step), r.message);
+    if (!nextForwardStep(d.plan, step)) {
+      c->state = ClusterState::kSucceeded;
+      fx.releases.push_back(ReleaseChange{d.plan.service, c->name, d.plan.version});
+      emit(fx, "cluster.succeeded", wname, c->name, "", "on " + d.plan.version);
+    }
+    // Between steps: the cluster keeps its in-flight state name; advance() sends the next step
+    // unless the deployment stopped meanwhile.
+    if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) {
+      if (c->state != ClusterState::kSucceeded) c->state = ClusterState::kAborted;
+    }
+  } else if (r.outcome == ResultOutcome::kAborted) {
+    c->state = ClusterState::kAborted;
+    emit(fx, "stage.aborted", wname, c->name, stepName(step), r.message);
+  } else {
+    std::string what = std::string(resultOutcomeName(r.outcome));
+    if (r.outcome == ResultOutcome::kFailed) what += " with exit code " + std::to_string(r.exit_code);
+    if (!r.message.empty()) what += ": " + r.message;
+    emit(fx, "stage.failed", wname, c->name, stepName(step), what);
+    forwardFailed(d, wave, *c, what, fx);
+  }
+  advance(d, ctx, fx);
+  return Status::Ok();
+}
+
+void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Effects& fx) {
+  size_t wave = 0;
+  ClusterProgress* c = d.findCluster(cluster, &wave);
+  if (c == nullptr || !c->in_flight || isFinal(d.state)) return;
+  c->in_flight = false;
+  std::string step = stepName(*c->step);
+  emit(fx, "agent.lost", d.waves[wave].name, cluster, step, "agent silent past the deadline");
+  if (*c->step == StepKind::kRollback) {
+    c->state = ClusterState::kRollbackFailed;
+    c->message = "agent lost during rollback";
+    emit(fx, "rollback.failed", d.waves[wave].name, cluster, step, c->message);
+  } else {
+    forwardFailed(d, wave, *c, "agent lost during " + step, fx);
+  }
+  advance(d, ctx, fx);
+}
+
+Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effects& fx) {
+  if (isFinal(d.state) || d.state == DeploymentState::kRollingBack) {
+    return Status::FailedPrecondition("deployment " + d.id + " is " +
+                                      deploymentStateName(d.state) + "; nothing to approve");
+  }
+  size_t index = d.wave_index;
+  if (!wave.empty()) {
+    auto it = std::find_if(d.waves.begin(), d.waves.end(),
+                           [&](const WaveProgress& w) { return w.name == wave; });
+    if (it == d.waves.end()) return Status::InvalidArgument("no wave named " + wave + " in " + d.id);
+    index = static_cast<size_t>(it - d.waves.begin());
+  } else if (d.state != DeploymentState::kAwaitingApproval &&
+             !(d.state == DeploymentState::kPaused &&
+               d.resume_to == DeploymentState::kAwaitingApproval)) {
+    return Status::FailedPrecondition("deployment " + d.id + " is " +
+                                      deploymentStateName(d.state) +
+                                      ", not awaiting approval; name a wave to approve it ahead");
+  }
+  if (index >= d.waves.size()) return Status::FailedPrecondition("no wave left to approve");
+  WaveProgress& w = d.waves[index];
+  if (!d.plan.waves[index].approval_required) {
+    return Status::FailedPrecondition("wave " + w.name + " does not need approval");
+  }
+  if (w.state != WaveState::kPending && w.state != WaveState::kAwaitingApproval) {
+    return Status::FailedPrecondition("wave " + w.name + " is already " + waveStateName(w.state));
+  }
+  if (w.approved) return Status::FailedPrecondition("wave " + w.name + " is already approved");
+  w.approved = true;
+  emit(fx, "wave.approved", w.name, "", "", "");
+  advance(d, ctx, fx);
+  return Status::Ok();
+}
+
+Status pause(Deployment& d, const Context&, Effects& fx) {
+  if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kAwaitingApproval &&
+      d.state != DeploymentState::kPending) {
+    return Status::FailedPrecondition("deployment " + d.id + " is " +
+                                      deploymentStateName(d.state) + "; only a running deployment "
+                                      "can be paused");
+  }
+  d.resume_to = d.state == DeploymentState::kPending ? DeploymentState::kRunning : d.state;
+  d.state = DeploymentState::kPaused;
+  emit(fx, "deployment.paused", "", "", "", "steps in flight finish; no new step starts");
+  return Status::Ok();
+}
+
+Status resume(Deployment& d, const Context& ctx, Effects& fx) {
+  if (d.state != DeploymentState::kPaused) {
+    return Status::FailedPrecondition("deployment " + d.id + " is " +
+                                      deploymentStateName(d.state) + ", not paused");
+  }
+  d.state = d.resume_to;
+  emit(fx, "deployment.resumed", "", "", "", "");
+  advance(d, ctx, fx);
+  return Status::Ok();
+}
+
+Status cancel(Deployment& d, const Context&, Effects& fx) {
+  if (isFinal(d.state)) {
+    return Status::FailedPrecondition("deployment " + d.id + " is already " +
+                                      deploymentStateName(d.state));
+  }
+  if (d.state == DeploymentState::kRollingBack) {
+    return Status::FailedPrecondition("deployment " + d.id +
+                                      " is rolling back; a rollback cannot be cancelled");
+  }
+  abortInFlightForward(d, "deployment cancelled", fx);
+  skipUnreachedWaves(d, fx);
+  d.state = DeploymentState::kCancelled;
+  d.reason = "cancelled by an operator";
+  emit(fx, "deployment.cancelled", "", "", "",
+       "clusters keep what they run now; use rollback to take the new version out");
+  return Status::Ok();
+}
+
+Status requestRollback(Deployment& d, const std::string& reason, const Context& ctx,
+                       Effects& fx) {
+  switch (d.state) {
+    case DeploymentState::kRollingBack:
+      return Status::FailedPrecondition("deployment " + d.id + " is already rolling back");
+    case DeploymentState::kRolledBack:
+    case DeploymentState::kCancelled:
+      return Status::FailedPrecondition("deployment " + d.id + " is " +
+                                        deploymentStateName(d.state) + "; nothing to roll back");
+    case DeploymentState::kFailed: {
+      // Retry the rollbacks that failed (a human fixed the cluster or its agent is back).
+      bool any = false;
+      for (auto& w : d.waves) {
+        for (auto& c : w.clusters) {
+          if (c.state == ClusterState::kRollbackFailed) {
+            c.state = ClusterState::kFailed;
+            any = true;
+          }
+        }
+        if (w.state == WaveState::kFailed) w.state = WaveState::kRollingBack;
+      }
+      if (!any) {
+        return Status::FailedPrecondition("deployment " + d.id +
+                                          " failed before reaching any cluster; nothing to retry");
+      }
+      d.state = DeploymentState::kRollingBack;
+      emit(fx, "deployment.rolling_back", "", "", "", "retrying failed rollbacks: " + reason);
+      d.rollback_failed.clear();
+      advance(d, ctx, fx);
+      return Status::Ok();
+    }
+    case DeploymentState::kSucceeded:
+      // Every wave is done; roll back all of them.
+      d.wave_index = d.waves.empty() ? 0 : d.waves.size() - 1;
+      break;
+    default:
+      break;
+  }
+  startRollback(d, reason, true, fx);
+  advance(d, ctx, fx);
+  return Status::Ok();
+}
+
+// ---- Stored form --------------------------------------------------------------------------
+
+namespace {
+
+template <typename E>
+E enumFromName(const std::string& name, const char* (*namer)(E), int count) {
+  for (int i = 0; i < count; ++i) {
+    if (name == namer(static_cast<E>(i))) return static_cast<E>(i);
+  }
+  throw std::invalid_argument("unknown value \"" + name + "\"");
+}
+
+json clusterToJson(const ClusterProgress& c) {
+  json j = {{"name", c.name},
+            {"state", clusterStateName(c.state)},
+            {"attempt", c.attempt},
+            {"in_flight", c.in_flight},
+            {"abort_sent", c.abort_sent},
+            {"applied", c.applied},
+            {"previous_version", c.previous_version},
+            {"message", c.message}};
+  j["step"] = c.step ? json(stepName(*c.step)) : json(nullptr);
+  j["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
+  return j;
+}
+
+ClusterProgress clusterFromJson(const json& j) {
+  ClusterProgress c;
+  c.name = j.at("name").get<std::string>();
+  c.state = enumFromName<ClusterState>(j.at("state").get<std::string>(), clusterStateName, 10);
+  if (!j.at("step").is_null()) {
+    c.step = enumFromName<StepKind>(j.at("step").get<std::string>(), stepName, 4);
+  }
+  c.attempt = j.at("attempt").get<uint32_t>();
+  c.in_flight = j.at("in_flight").get<bool>();
+  c.abort_sent = j.at("abort_sent").get<bool>();
+  c.applied = j.at("applied").get<bool>();
+  c.previous_version = j.at("previous_version").get<std::string>();
+  c.message = j.at("message").get<std::string>();
+  if (!j.at("exit_code").is_null()) c.exit_code = j.at("exit_code").get<int>();
+  return c;
+}
+
+}  // namespace
+
+std::string deploymentToJson(const Deployment& d) {
+  json waves = json::array();
+  for (const auto& w : d.waves) {
+    json clusters = json::array();
+    for (const auto& c : w.clusters) clusters.push_back(clusterToJson(c));
+    waves.push_back({{"name", w.name},
+                     {"state", waveStateName(w.state)},
+                     {"approved", w.approved},
+                     {"resolved", w.resolved},
+                     {"clusters", clusters}});
+  }
+  json j = {{"id", d.id},
+            {"plan", json::parse(common::planToJson(d.plan))},
+            {"state", deploymentStateName(d.state)},
+            {"resume_to", deploymentStateName(d.resume_to)},
+            {"wave_index", d.wave_index},
+            {"reason", d.reason},
+            {"rollback_failed", d.rollback_failed},
+            {"rollback_whole_fleet", d.rollback_whole_fleet},
+            {"created_ms", d.created_ms},
+            {"updated_ms", d.updated_ms},
+            {"last_event_seq", d.last_event_seq},
+            {"waves", waves}};
+  j["failure"] = d.failure ? json{{"cluster", d.failure->cluster},
+                                  {"step", d.failure->step},
+                                  {"message", d.failure->message}}
+                           : json(nullptr);
+  return j.dump();
+}
+
+StatusOr<Deployment> deploymentFromJson(const std::string& text) {
+  try {
+    json j = json::parse(text);
+    Deployment d;
+    d.id = j.at("id").get<std::string>();
+    auto plan = common::planFromJson(j.at("plan").dump());
+    if (!plan.ok()) return plan.status();
+    d.plan = std::move(plan).value();
+    d.state = enumFromName<DeploymentState>(j.at("state").get<std::string>(),
+                                            deploymentStateName, 9);
+    d.resume_to = enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(),
+                                                deploymentStateName, 9);
+    d.wave_index = j.at("wave_index").get<size_t>();
+    d.reason = j.at("reason").get<std::string>();
+    d.rollback_failed = j.at("rollback_failed").get<std::vector<std::string>>();
+    d.rollback_whole_fleet = j.at("rollback_whole_fleet").get<bool>();
+    d.created_ms = j.at("created_ms").get<int64_t>();
+    d.updated_ms = j.at("updated_ms").get<int64_t>();
+    d.last_event_seq = j.at("last_event_seq").get<uint64_t>();
+    if (!j.at("failure").is_null()) {
+      const json& f = j.at("failure");
+      d.failure = Failure{f.at("cluster").get<std::string>(), f.at("step").get<std::string>(),
+                          f.at("message").get<std::string>()};
+    }
+    for (const auto& jw : j.at("waves")) {
+      WaveProgress w;
+      w.name = jw.at("name").get<std::string>();
+      w.state = enumFromName<WaveState>(jw.at("state").get<std::string>(), waveStateName, 8);
+      w.approved = jw.at("approved").get<bool>();
+      w.resolved = jw.at("resolved").get<bool>();
+      for (const auto& jc : jw.at("clusters")) w.clusters.push_back(clusterFromJson(jc));
+      d.waves.push_back(std::move(w));
+    }
+    if (d.waves.size() != d.plan.waves.size()) {
+      return Status::Corruption("deployment " + d.id + ": wave count does not match its plan");
+    }
+    return d;
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("stored deployment does not decode: ") + e.what());
+  }
+}
+
+}  // namespace flotilla::coordinator

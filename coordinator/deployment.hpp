@@ -1,0 +1,205 @@
+// One deployment: its stored model and the state machine that drives it.
+//
+// The machine is pure: every operation takes the deployment, the registry
+// and the time, changes the deployment and returns the Effects (events to
+// record, commands to send). The engine persists the changed deployment and
+// its events in one synced batch, and only then sends the commands.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/plan.hpp"
+#include "common/status.hpp"
+#include "common/time_format.hpp"
+#include "coordinator/registry.hpp"
+
+namespace flotilla::coordinator {
+
+enum class DeploymentState {
+  kPending,           // accepted and stored, not started yet
+  kRunning,           // dispatching the current wave
+  kAwaitingApproval,  // the current wave needs `flotilla approve`
+  kPaused,            // no new stage starts; stages in flight finish
+  kRollingBack,       // taking the new version out, newest wave first
+  kSucceeded,         // final: every wave done
+  kRolledBack,        // final: every cluster reached is back on the previous version
+  kFailed,            // final: a rollback step failed; a human must look
+  kCancelled,         // final: stopped on request, nothing rolled back
+};
+
+enum class WaveState {
+  kPending,           // not reached yet
+  kAwaitingApproval,  // reached, waiting for approval
+  kRunning,           // clusters are being deployed
+  kSucceeded,         // every cluster verified
+  kRollingBack,       // its clusters are running rollback
+  kRolledBack,        // its clusters are back on the previous version
+  kFailed,            // a rollback in this wave failed
+  kSkipped,           // never reached (the deployment stopped before it)
+};
+
+enum class ClusterState {
+  kPending,         // nothing sent yet
+  kBuilding,        // build in flight
+  kApplying,        // apply in flight
+  kVerifying,       // verify in flight
+  kSucceeded,       // verified, on the new version
+  kFailed,          // a step failed, timed out or its agent was lost
+  kAborted,         // a step was stopped because the deployment stopped
+  kRollingBack,     // rollback in flight
+  kRolledBack,      // rollback succeeded
+  kRollbackFailed,  // rollback failed, timed out, or the agent was lost
+};
+
+enum class StepKind { kBuild, kApply, kVerify, kRollback };
+
+const char* deploymentStateName(DeploymentState s);
+const char* waveStateName(WaveState s);
+const char* clusterStateName(ClusterState s);
+const char* stepName(StepKind s);
+bool isFinal(DeploymentState s);
+
+struct ClusterProgress {
+  std::string name;
+  ClusterState state = ClusterState::kPending;
+  std::optional<StepKind> step;  // the step in flight, or the last one sent
+  uint32_t attempt = 0;          // of the step in flight / last sent
+  bool in_flight = false;        // a command is out and no result has come back
+  bool abort_sent = false;
+  bool applied = false;          // apply was sent: the cluster may run the new version
+  std::string previous_version;  // what it ran before this deployment ("" = nothing known)
+  std::string message;
+  std::optional<int> exit_code;
+
+  std::string stageId() const;  // "<cluster>/<step>"
+};
+
+struct WaveProgress {
+  std::string name;
+  WaveState state = WaveState::kPending;
+  bool approved = false;
+  bool resolved = false;  // clusters were chosen (at wave start, from names or the selector)
+  std::vector<ClusterProgress> clusters;
+};
+
+struct Failure {
+  std::string cluster;
+  std::string step;
+  std::string message;
+};
+
+struct Deployment {
+  std::string id;
+  common::Plan plan;
+  DeploymentState state = DeploymentState::kPending;
+  DeploymentState resume_to = DeploymentState::kRunning;  // where `resume` returns to
+  size_t wave_index = 0;
+  std::string reason;                 // why it is in its state (rollback cause, ...)
+  std::optional<Failure> failure;     // the first forward failure
+  std::vector<std::string> rollback_failed;
+  bool rollback_whole_fleet = true;   // scope of the rollback in progress
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  uint64_t last_event_seq = 0;
+  std::vector<WaveProgress> waves;
+
+  ClusterProgress* findCluster(const std::string& name, size_t* wave = nullptr);
+};
+
+// What an operation asks the engine to do once the change is durable.
+struct Event {
+  std::string type;
+  std::string wave;
+  std::string cluster;
+  std::string step;
+  std::string message;
+};
+
+struct Dispatch {
+  std::string cluster;
+  std::string stage_id;
+  uint32_t attempt = 0;
+  StepKind step = StepKind::kBuild;
+  std::string command;
+  uint64_t timeout_ms = 0;
+  std::map<std::string, std::string> env;
+};
+
+struct AbortRequest {
+  std::string cluster;
+  std::string stage_id;
+  uint32_t attempt = 0;
+  std::string reason;
+};
+
+// The version a cluster runs for a service, changed when a cluster verifies
+// or rolls back. Empty version = nothing known (erase).
+struct ReleaseChange {
+  std::string service;
+  std::string cluster;
+  std::string version;
+};
+
+struct Effects {
+  std::vector<Event> events;
+  std::vector<Dispatch> dispatches;
+  std::vector<AbortRequest> aborts;
+  std::vector<ReleaseChange> releases;
+  bool changed = false;  // the deployment record must be written
+};
+
+// What the machine may look up about the fleet.
+struct Context {
+  const Registry& registry;
+  common::SystemTime now;
+  // The version each cluster runs for this service before the deployment reaches it.
+  std::map<std::string, std::string> current_versions;
+};
+
+enum class ResultOutcome { kSucceeded, kFailed, kTimedOut, kAborted, kUnknown, kRefused };
+const char* resultOutcomeName(ResultOutcome o);
+
+struct StageResult {
+  std::string cluster;
+  std::string stage_id;
+  uint32_t attempt = 0;
+  ResultOutcome outcome = ResultOutcome::kFailed;
+  int exit_code = 0;
+  std::string message;
+};
+
+// A new deployment, not started. Emits deployment.submitted.
+Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime now,
+                         Effects& fx);
+
+// Moves the deployment forward as far as it can go now (start waves,
+// dispatch steps, finish rollbacks). Safe to call at any time, any number of times.
+void advance(Deployment& d, const Context& ctx, Effects& fx);
+
+// A stage result from an agent. NotFound when it matches nothing in flight
+// (a duplicate or a stale answer): the caller counts and drops it.
+common::Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx);
+
+// The cluster's agent went silent past the deadline.
+void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Effects& fx);
+
+// Operator actions. FailedPrecondition when the state does not allow it.
+common::Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effects& fx);
+common::Status pause(Deployment& d, const Context& ctx, Effects& fx);
+common::Status resume(Deployment& d, const Context& ctx, Effects& fx);
+common::Status cancel(Deployment& d, const Context& ctx, Effects& fx);
+common::Status requestRollback(Deployment& d, const std::string& reason, const Context& ctx,
+                               Effects& fx);
+
+// The command for the step cluster `c` has in flight (also used to resend it).
+Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c);
+
+// The stored form.
+std::string deploymentToJson(const Deployment& d);
+common::StatusOr<Deployment> deploymentFromJson(const std::string& json);
+
+}  // namespace flotilla::coordinator

@@ -1,0 +1,443 @@
+// The engine: durable transitions first, then commands.
+#include "coordinator/engine.hpp"
+
+#include <capnp/message.h>
+#include <spdlog/spdlog.h>
+
+
+namespace flotilla::coordinator {
+
+using common::Status;
+using common::StatusOr;
+using common::toStd;
+
+namespace {
+
+// Output lines kept per progress message; the agent already bounds them per stage.
+constexpr size_t kMaxLinesPerProgress = 64;
+constexpr size_t kMaxLineBytes = 2048;
+constexpr auto kRetryEvery = std::chrono::seconds(1);
+
+ResultOutcome fromWire(schema::Outcome o) {
+  switch (o) {
+    case schema::Outcome::SUCCEEDED: return ResultOutcome::kSucceeded;
+    case schema::Outcome::FAILED: return ResultOutcome::kFailed;
+    case schema::Outcome::TIMED_OUT: return ResultOutcome::kTimedOut;
+    case schema::Outcome::ABORTED: return ResultOutcome::kAborted;
+    case schema::Outcome::UNKNOWN: return ResultOutcome::kUnknown;
+    case schema::Outcome::REFUSED: return ResultOutcome::kRefused;
+  }
+  return ResultOutcome::kUnknown;
+}
+
+schema::Step toWire(StepKind s) {
+  switch (s) {
+    case StepKind::kBuild: return schema::Step::BUILD;
+    case StepKind::kApply: return schema::Step::APPLY;
+    case StepKind::kVerify: return schema::Step::VERIFY;
+    case StepKind::kRollback: return schema::Step::ROLLBACK;
+  }
+  return schema::Step::BUILD;
+}
+
+std::string heldKey(const std::string& deployment, const std::string& stage, uint32_t attempt) {
+  return deployment + "|" + stage + "|" + std::to_string(attempt);
+}
+
+}  // namespace
+
+Engine::Engine(Store& store, Metrics& metrics, Outbox& outbox, const common::Clock& clock,
+               EngineOptions options)
+    : store_(store), metrics_(metrics), outbox_(outbox), clock_(clock), options_(options) {}
+
+Status Engine::start() {
+  auto epoch = store_.bumpEpoch();
+  if (!epoch.ok()) return epoch.status();
+  epoch_ = *epoch;
+  auto agents = store_.loadAgents();
+  if (!agents.ok()) return agents.status();
+  for (auto& a : *agents) {
+    registry_.restore(a.cluster, a.labels, a.agent_version, clock_.now(), clock_.wallNow());
+  }
+  auto deployments = store_.loadDeployments();
+  if (!deployments.ok()) return deployments.status();
+  size_t resumed = 0;
+  for (auto& d : *deployments) {
+    bool in_flight = false;
+    for (const auto& w : d.waves) {
+      for (const auto& c : w.clusters) in_flight |= c.in_flight;
+    }
+    if (isFinal(d.state) && !in_flight) continue;
+    if (!isFinal(d.state)) ++resumed;
+    std::string id = d.id;
+    deployments_.emplace(id, std::move(d));
+  }
+  spdlog::info("epoch {}: {} agents known, {} unfinished deployments resumed", epoch_,
+               agents->size(), resumed);
+  // In-flight commands are resent when each agent registers again (it is
+  // told to by its first heartbeat under the new epoch); anything that can
+  // move without an agent moves now.
+  for (auto& [id, d] : deployments_) {
+    Status s = mutate(id, [](Deployment& dep, const Context& ctx, Effects& fx) {
+      advance(dep, ctx, fx);
+      return Status::Ok();
+    });
+    if (!s.ok()) spdlog::error("resuming {}: {}", id, s.toString());
+  }
+  publishAgents();
+  publishGauges();
+  return Status::Ok();
+}
+
+// ---- Message dispatch: the one place that decides what a frame means ----------------------
+
+void Engine::onMessage(const std::string& identity, schema::Envelope::Reader envelope) {
+  switch (envelope.which()) {
+    case schema::Envelope::REGISTER:
+      handleRegister(identity, envelope.getRegister());
+      return;
+    case schema::Envelope::HEARTBEAT:
+      handleHeartbeat(identity, envelope.getHeartbeat());
+      return;
+    case schema::Envelope::STAGE_PROGRESS:
+      handleProgress(identity, envelope.getStageProgress());
+      return;
+    case schema::Envelope::STAGE_RESULT:
+      handleResult(identity, envelope.getStageResult());
+      return;
+    case schema::Envelope::REGISTERED:
+    case schema::Envelope::REREGISTER:
+    case schema::Envelope::STAGE_COMMAND:
+    case schema::Envelope::ABORT:
+      break;
+  }
+  metrics_.frameDropped("unexpected_type");
+  spdlog::warn("dropped a {} frame from {}: agents do not send that",
+               common::messageTypeName(envelope.which()), identity);
+}
+
+void Engine::handleRegister(const std::string& identity, schema::Register::Reader msg) {
+  std::string cluster = toStd(msg.getCluster());
+  if (cluster != identity || !common::isValidName(cluster)) {
+    metrics_.frameDropped("bad_register");
+    spdlog::warn("dropped register for \"{}\" from routing id \"{}\"", cluster, identity);
+    return;
+  }
+  std::map<std::string, std::string> labels;
+  for (auto l : msg.getLabels()) labels[toStd(l.getKey())] = toStd(l.getValue());
+  bool changed = registry_.registerAgent(cluster, labels, toStd(msg.getAgentVersion()), epoch_,
+                                         clock_.now(), clock_.wallNow());
+  if (changed) {
+    Status s = store_.putAgent(StoredAgent{cluster, labels, toStd(msg.getAgentVersion())});
+    if (!s.ok()) spdlog::error("persisting agent {}: {}", cluster, s.toString());
+  }
+  spdlog::info("agent {} registered ({} held stages)", cluster, msg.getHeld().size());
+
+  capnp::MallocMessageBuilder reply;
+  auto r = reply.initRoot<schema::Envelope>().initRegistered();
+  r.setEpoch(epoch_);
+  r.setHeartbeatIntervalMs(static_cast<uint32_t>(options_.heartbeat_interval.count()));
+  outbox_.send(cluster, reply);
+
+  std::map<std::string, bool> held_running;
+  for (auto h : msg.getHeld()) {
+    auto ref = h.getRef();
+    std::string key = heldKey(toStd(ref.getDeploymentId()), toStd(ref.getStageId()),
+                              ref.getAttempt());
+    held_running[key] = h.getRunning();
+    if (!h.getRunning()) {
+      StageResult r;
+      r.cluster = cluster;
+      r.stage_id = toStd(ref.getStageId());
+      r.attempt = ref.getAttempt();
+      r.outcome = fromWire(h.getOutcome());
+      r.exit_code = h.getExitCode();
+      r.message = "reported on registration";
+      auto it = deployments_.find(toStd(ref.getDeploymentId()));
+      if (it == deployments_.end()) continue;
+      Status s = mutate(it->first, [&](Deployment& d, const Context& ctx, Effects& fx) {
+        return applyResult(d, r, ctx, fx);
+      });
+      s.ignoreError();  // NotFound: already known; that is the common case
+    }
+  }
+  reconcileAgent(cluster, held_running);
+  publishAgents();
+}
+
+void Engine::reconcileAgent(const std::string& cluster,
+                            const std::map<std::string, bool>& held_running) {
+  for (auto& [id, d] : deployments_) {
+    ClusterProgress* c = d.findCluster(cluster);
+    if (c == nullptr || !c->in_flight) continue;
+    bool running = held_running.count(heldKey(id, c->stageId(), c->attempt)) > 0;
+    if (c->abort_sent) {
+      // The agent answers an abort for a stage it never ran with "aborted", so this always ends.
+      sendAbort(cluster, id, c->stageId(), c->attempt, "deployment stopped");
+    } else if (!running) {
+      sendCommand(id, makeDispatch(d, *c));  // it never got it, or lost it: the agent dedupes
+    }
+  }
+}
+
+void Engine::handleHeartbeat(const std::string& identity, schema::Heartbeat::Reader msg) {
+  if (!registry_.touch(identity, msg.getEpoch(), clock_.now(), clock_.wallNow())) {
+    // Unknown to this run (we restarted, or it was lost): ask it to register again.
+    sendReregister(identity);
+  }
+}
+
+void Engine::handleProgress(const std::string& identity, schema::StageProgress::Reader msg) {
+  auto ref = msg.getRef();
+  auto it = deployments_.find(toStd(ref.getDeploymentId()));
+  if (it == deployments_.end()) {
+    metrics_.frameDropped("unknown_deployment");
+    return;
+  }
+  registry_.touch(identity, registry_.find(identity) ? registry_.find(identity)->epoch : 0,
+                  clock_.now(), clock_.wallNow());
+  std::string stage = toStd(ref.getStageId());
+  ClusterProgress* c = it->second.findCluster(identity);
+  if (c == nullptr || c->stageId() != stage) {
+    metrics_.frameDropped("unknown_stage");
+    return;
+  }
+  std::vector<Event> events;
+  size_t wave = 0;
+  it->second.findCluster(identity, &wave);
+  std::string step = c->step ? stepName(*c->step) : "";
+  for (auto line : msg.getLines()) {
+    if (events.size() >= kMaxLinesPerProgress) break;
+    std::string text = toStd(line);
+    if (text.size() > kMaxLineBytes) text.resize(kMaxLineBytes);
+    events.push_back(Event{"stage.output", it->second.waves[wave].name, identity, step, text});
+  }
+  if (msg.getDroppedLines() > 0) {
+    events.push_back(Event{"stage.output", it->second.waves[wave].name, identity, step,
+                           "(" + std::to_string(msg.getDroppedLines()) +
+                               " more lines not shown)"});
+  }
+  if (events.empty()) return;
+  Status s = mutate(it->first, [&](Deployment&, const Context&, Effects& fx) {
+    fx.events = events;
+    fx.changed = true;
+    return Status::Ok();
+  });
+  if (!s.ok()) spdlog::error("recording output of {}: {}", stage, s.toString());
+}
+
+void Engine::handleResult(const std::string& identity, schema::StageResult::Reader msg) {
+  auto ref = msg.getRef();
+  StageResult r;
+  r.cluster = identity;
+  r.stage_id = toStd(ref.getStageId());
+  r.attempt = ref.getAttempt();
+  r.outcome = fromWire(msg.getOutcome());
+  r.exit_code = msg.getExitCode();
+  r.message = toStd(msg.getMessage());
+  if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
+  std::string id = toStd(ref.getDeploymentId());
+  if (!deployments_.count(id)) {
+    metrics_.staleResult();
+    return;
+  }
+  applyAgentResult(id, r);
+}
+
+void Engine::applyAgentResult(const std::string& id, const StageResult& r) {
+  Status s = mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
+    return applyResult(d, r, ctx, fx);
+  });
+  if (s.isNotFound()) {
+    metrics_.staleResult();
+    spdlog::debug("stale result {} attempt {} for {}", r.stage_id, r.attempt, id);
+  } else if (!s.ok()) {
+    spdlog::error("applying result {} for {}: {}", r.stage_id, id, s.toString());
+  }
+}
+
+// ---- Time -------------------------------------------------------------------------------
+
+void Engine::tick() {
+  for (const std::string& cluster : registry_.expire(clock_.now(), options_.agent_lost_after)) {
+    spdlog::warn("agent {} lost: silent for over {} ms", cluster,
+                 options_.agent_lost_after.count());
+    std::vector<std::string> ids;
+    for (auto& [id, d] : deployments_) ids.push_back(id);
+    for (const auto& id : ids) {
+      Status s = mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
+        agentLost(d, cluster, ctx, fx);
+        return Status::Ok();
+      });
+      if (!s.ok()) spdlog::error("marking {} lost in {}: {}", cluster, id, s.toString());
+    }
+    publishAgents();
+  }
+  if (clock_.now() - last_retry_ >= kRetryEvery) {
+    last_retry_ = clock_.now();
+    // advance() is idempotent: this only writes when something can move,
+    // e.g. after a failed write or a wave whose agents were not there yet.
+    std::vector<std::string> ids;
+    for (auto& [id, d] : deployments_) ids.push_back(id);
+    for (const auto& id : ids) {
+      Status s = mutate(id, [](Deployment& d, const Context& ctx, Effects& fx) {
+        advance(d, ctx, fx);
+        return Status::Ok();
+      });
+      s.ignoreError();  // logged inside mutate
+    }
+    // Forget finished deployments with nothing in flight; they live on in the store.
+    for (auto it = deployments_.begin(); it != deployments_.end();) {
+      bool in_flight = false;
+      for (const auto& w : it->second.waves) {
+        for (const auto& c : w.clusters) in_flight |= c.in_flight;
+      }
+      it = (isFinal(it->second.state) && !in_flight) ? deployments_.erase(it) : std::next(it);
+    }
+    publishGauges();
+  }
+}
+
+// ---- Operator actions -------------------------------------------------------------------
+
+StatusOr<std::string> Engine::submit(common::Plan plan) {
+  auto seq = store_.nextDeploymentSeq();
+  if (!seq.ok()) return seq.status();
+  std::string id = plan.service + "-" + std::to_string(*seq);
+  Effects fx;
+  Deployment d = newDeployment(id, std::move(plan), clock_.wallNow(), fx);
+  auto releases = store_.releases(d.plan.service);
+  if (!releases.ok()) return releases.status();
+  Context ctx{registry_, clock_.wallNow(), *releases};
+  advance(d, ctx, fx);
+  std::vector<StoredEvent> written;
+  Status s = store_.commit(d, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()),
+                           &written);
+  metrics_.commit(s.ok());
+  if (!s.ok()) return s;
+  metrics_.deploymentSubmitted();
+  spdlog::info("deployment {} accepted: {} {}", id, d.plan.service, d.plan.version);
+  auto [it, inserted] = deployments_.emplace(id, std::move(d));
+  deliver(it->second, fx);
+  if (listener_) listener_(id);
+  return id;
+}
+
+Status Engine::act(const std::string& id, Action action, const std::string& argument) {
+  if (!deployments_.count(id)) {
+    // Finished deployments are not kept in memory; a rollback after success needs them.
+    auto stored = store_.loadDeployment(id);
+    if (!stored.ok()) return stored.status();
+    deployments_.emplace(id, std::move(stored).value());
+  }
+  return mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
+    switch (action) {
+      case Action::kApprove: return approve(d, argument, ctx, fx);
+      case Action::kRollback:
+        return requestRollback(d, argument.empty() ? "rollback requested by an operator" : argument,
+                               ctx, fx);
+      case Action::kPause: return pause(d, ctx, fx);
+      case Action::kResume: return resume(d, ctx, fx);
+      case Action::kCancel: return cancel(d, ctx, fx);
+    }
+    return Status::Internal("unknown action");
+  });
+}
+
+// ---- Durable change, then delivery ------------------------------------------------------
+
+Status Engine::mutate(const std::string& id, const Mutation& fn) {
+  auto it = deployments_.find(id);
+  if (it == deployments_.end()) return Status::NotFound("no deployment named " + id);
+  auto releases = store_.releases(it->second.plan.service);
+  if (!releases.ok()) return releases.status();
+  Context ctx{registry_, clock_.wallNow(), *releases};
+  Deployment next = it->second;
+  Effects fx;
+  Status s = fn(next, ctx, fx);
+  if (!s.ok()) return s;
+  if (!fx.changed) return Status::Ok();
+  s = store_.commit(next, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()));
+  metrics_.commit(s.ok());
+  if (!s.ok()) {
+    // Nothing was sent and memory still holds the last durable state; the
+    // retry in tick() tries again.
+    spdlog::error("deployment {} not written, change dropped: {}", id, s.toString());
+    return s;
+  }
+  it->second = std::move(next);
+  deliver(it->second, fx);
+  if (listener_) listener_(id);
+  return Status::Ok();
+}
+
+void Engine::deliver(const Deployment& d, const Effects& fx) {
+  for (const auto& a : fx.aborts) sendAbort(a.cluster, d.id, a.stage_id, a.attempt, a.reason);
+  for (const auto& dispatch : fx.dispatches) sendCommand(d.id, dispatch);
+}
+
+void Engine::sendCommand(const std::string& deployment_id, const Dispatch& dispatch) {
+  capnp::MallocMessageBuilder message;
+  auto cmd = message.initRoot<schema::Envelope>().initStageCommand();
+  auto ref = cmd.initRef();
+  ref.setDeploymentId(deployment_id);
+  ref.setStageId(dispatch.stage_id);
+  ref.setAttempt(dispatch.attempt);
+  cmd.setEpoch(epoch_);
+  cmd.setStep(toWire(dispatch.step));
+  cmd.setCommand(dispatch.command);
+  cmd.setTimeoutMs(dispatch.timeout_ms);
+  auto list = cmd.initEnv(static_cast<unsigned>(dispatch.env.size()));
+  unsigned i = 0;
+  for (const auto& [k, v] : dispatch.env) {
+    list[i].setKey(k);
+    list[i].setValue(v);
+    ++i;
+  }
+  outbox_.send(dispatch.cluster, message);
+}
+
+void Engine::sendAbort(const std::string& cluster, const std::string& deployment_id,
+                       const std::string& stage_id, uint32_t attempt, const std::string& reason) {
+  capnp::MallocMessageBuilder message;
+  auto abort = message.initRoot<schema::Envelope>().initAbort();
+  auto ref = abort.initRef();
+  ref.setDeploymentId(deployment_id);
+  ref.setStageId(stage_id);
+  ref.setAttempt(attempt);
+  abort.setEpoch(epoch_);
+  abort.setReason(reason);
+  outbox_.send(cluster, message);
+}
+
+void Engine::sendReregister(const std::string& identity) {
+  capnp::MallocMessageBuilder message;
+  message.initRoot<schema::Envelope>().initReregister().setEpoch(epoch_);
+  outbox_.send(identity, message);
+}
+
+// ---- Snapshots for other threads --------------------------------------------------------
+
+void Engine::publishAgents() {
+  std::vector<AgentInfo> snapshot;
+  for (const auto& [name, a] : registry_.agents()) snapshot.push_back(a);
+  std::lock_guard<std::mutex> lock(agents_mu_);
+  agents_snapshot_ = std::move(snapshot);
+}
+
+std::vector<AgentInfo> Engine::agentsSnapshot() const {
+  std::lock_guard<std::mutex> lock(agents_mu_);
+  return agents_snapshot_;
+}
+
+void Engine::publishGauges() {
+  std::map<std::string, int64_t> deployments;
+  for (const auto& [id, d] : deployments_) {
+    if (!isFinal(d.state)) deployments[deploymentStateName(d.state)]++;
+  }
+  std::map<std::string, int64_t> agents;
+  for (const auto& [name, a] : registry_.agents()) agents[agentStateName(a.state)]++;
+  metrics_.setGauges(std::move(deployments), std::move(agents), epoch_);
+}
+
+}  // namespace flotilla::coordinator

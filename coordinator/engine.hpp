@@ -1,0 +1,103 @@
+// The engine: owns the live deployments and the agent registry, turns agent
+// messages, operator actions and the passing of time into durable
+// transitions, then into commands for agents. Runs on one thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/codec.hpp"
+#include "common/plan.hpp"
+#include "common/status.hpp"
+#include "common/time_format.hpp"
+#include "coordinator/deployment.hpp"
+#include "coordinator/metrics.hpp"
+#include "coordinator/registry.hpp"
+#include "coordinator/store.hpp"
+
+namespace flotilla::coordinator {
+
+// Where the engine's messages to agents go (the ZeroMQ endpoint, or a test double).
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  virtual void send(const std::string& cluster, capnp::MessageBuilder& message) = 0;
+};
+
+struct EngineOptions {
+  std::chrono::milliseconds agent_lost_after{15000};
+  std::chrono::milliseconds heartbeat_interval{1000};
+};
+
+enum class Action { kApprove, kRollback, kPause, kResume, kCancel };
+
+// Called after every durable change, from the engine thread (wakes SSE streams).
+using CommitListener = std::function<void(const std::string& deployment_id)>;
+
+class Engine {
+ public:
+  Engine(Store& store, Metrics& metrics, Outbox& outbox, const common::Clock& clock,
+         EngineOptions options);
+
+  // Takes a new epoch, loads agents and deployments, and resumes every unfinished one.
+  common::Status start();
+  uint64_t epoch() const { return epoch_; }
+
+  // One decoded frame from the agent whose routing id is `identity`.
+  void onMessage(const std::string& identity, schema::Envelope::Reader envelope);
+  // Expires silent agents and retries anything that could not move on.
+  void tick();
+
+  // Operator actions. submit returns the new deployment id.
+  common::StatusOr<std::string> submit(common::Plan plan);
+  common::Status act(const std::string& id, Action action, const std::string& argument);
+
+  void setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
+
+  // Thread-safe copy of the registry for the HTTP API.
+  std::vector<AgentInfo> agentsSnapshot() const;
+
+ private:
+  // Message handlers: one per message type an agent may send.
+  void handleRegister(const std::string& identity, schema::Register::Reader msg);
+  void handleHeartbeat(const std::string& identity, schema::Heartbeat::Reader msg);
+  void handleProgress(const std::string& identity, schema::StageProgress::Reader msg);
+  void handleResult(const std::string& identity, schema::StageResult::Reader msg);
+
+  // Applies `fn` to a copy of the deployment; commits the copy with its
+  // events (synced) and only then installs it and sends its commands.
+  using Mutation = std::function<common::Status(Deployment&, const Context&, Effects&)>;
+  common::Status mutate(const std::string& id, const Mutation& fn);
+  void deliver(const Deployment& d, const Effects& fx);
+  void sendCommand(const std::string& deployment_id, const Dispatch& dispatch);
+  void sendAbort(const std::string& cluster, const std::string& deployment_id,
+                 const std::string& stage_id, uint32_t attempt, const std::string& reason);
+  void sendReregister(const std::string& identity);
+  // After an agent (re)registers: answer what it finished, resend what it never got.
+  void reconcileAgent(const std::string& cluster, const std::map<std::string, bool>& held_running);
+  void applyAgentResult(const std::string& cluster, const StageResult& r);
+  void publishGauges();
+  void publishAgents();
+
+  Store& store_;
+  Metrics& metrics_;
+  Outbox& outbox_;
+  const common::Clock& clock_;
+  EngineOptions options_;
+  uint64_t epoch_ = 0;
+  Registry registry_;
+  std::map<std::string, Deployment> deployments_;  // unfinished ones, plus finished ones whose
+                                                   // stages may still answer
+  CommitListener listener_;
+  common::SteadyTime last_retry_{};
+
+  mutable std::mutex agents_mu_;
+  std::vector<AgentInfo> agents_snapshot_;
+};
+
+}  // namespace flotilla::coordinator

@@ -1,0 +1,74 @@
+// Prometheus text rendering of the coordinator's metrics.
+#include "coordinator/metrics.hpp"
+
+#include <sstream>
+
+namespace flotilla::coordinator {
+
+void Metrics::frameReceived(const std::string& type) {
+  std::lock_guard<std::mutex> lock(mu_);
+  frames_received_[type]++;
+}
+
+void Metrics::frameDropped(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  frames_dropped_[reason]++;
+}
+
+void Metrics::httpRequest(int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  http_requests_[status]++;
+}
+
+void Metrics::setGauges(std::map<std::string, int64_t> deployments_by_state,
+                        std::map<std::string, int64_t> agents_by_state, uint64_t epoch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  deployments_by_state_ = std::move(deployments_by_state);
+  agents_by_state_ = std::move(agents_by_state);
+  epoch_ = epoch;
+}
+
+std::string Metrics::render() const {
+  std::ostringstream out;
+  auto header = [&](const char* name, const char* type, const char* help) {
+    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  };
+  std::lock_guard<std::mutex> lock(mu_);
+  header("flotilla_frames_received_total", "counter", "Agent frames decoded, by message type.");
+  for (const auto& [k, v] : frames_received_) {
+    out << "flotilla_frames_received_total{type=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_frames_dropped_total", "counter",
+         "Agent frames dropped (malformed, unexpected or unknown sender), by reason.");
+  for (const auto& [k, v] : frames_dropped_) {
+    out << "flotilla_frames_dropped_total{reason=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_stale_results_total", "counter",
+         "Stage results that matched nothing in flight (duplicates, late answers).");
+  out << "flotilla_stale_results_total " << stale_results_.load() << '\n';
+  header("flotilla_store_commits_total", "counter", "Synced deployment transitions written.");
+  out << "flotilla_store_commits_total " << commits_.load() << '\n';
+  header("flotilla_store_commit_failures_total", "counter", "Deployment writes that failed.");
+  out << "flotilla_store_commit_failures_total " << commit_failures_.load() << '\n';
+  header("flotilla_deployments_submitted_total", "counter", "Plans accepted.");
+  out << "flotilla_deployments_submitted_total " << submitted_.load() << '\n';
+  header("flotilla_plans_refused_total", "counter", "Plans refused at submission.");
+  out << "flotilla_plans_refused_total " << plans_refused_.load() << '\n';
+  header("flotilla_http_requests_total", "counter", "HTTP API requests, by status code.");
+  for (const auto& [k, v] : http_requests_) {
+    out << "flotilla_http_requests_total{code=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_deployments", "gauge", "Deployments known, by state.");
+  for (const auto& [k, v] : deployments_by_state_) {
+    out << "flotilla_deployments{state=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_agents", "gauge", "Agents known, by state.");
+  for (const auto& [k, v] : agents_by_state_) {
+    out << "flotilla_agents{state=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_epoch", "gauge", "This coordinator run's epoch.");
+  out << "flotilla_epoch " << epoch_ << '\n';
+  return out.str();
+}
+
+}  // namespace flotilla::coordinator

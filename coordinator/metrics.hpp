@@ -1,0 +1,44 @@
+// The coordinator's metrics, rendered in the Prometheus text format at /metrics.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace flotilla::coordinator {
+
+class Metrics {
+ public:
+  // Counters, safe from any thread.
+  void frameReceived(const std::string& type);
+  void frameDropped(const std::string& reason);
+  void staleResult() { stale_results_++; }
+  void commit(bool ok) { ok ? commits_++ : commit_failures_++; }
+  void deploymentSubmitted() { submitted_++; }
+  void planRefused() { plans_refused_++; }
+  void httpRequest(int status);
+
+  // Gauges, set by the engine.
+  void setGauges(std::map<std::string, int64_t> deployments_by_state,
+                 std::map<std::string, int64_t> agents_by_state, uint64_t epoch);
+
+  std::string render() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> frames_received_;
+  std::map<std::string, uint64_t> frames_dropped_;
+  std::map<int, uint64_t> http_requests_;
+  std::map<std::string, int64_t> deployments_by_state_;
+  std::map<std::string, int64_t> agents_by_state_;
+  uint64_t epoch_ = 0;
+  std::atomic<uint64_t> stale_results_{0};
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> commit_failures_{0};
+  std::atomic<uint64_t> submitted_{0};
+  std::atomic<uint64_t> plans_refused_{0};
+};
+
+}  // namespace flotilla::coordinator

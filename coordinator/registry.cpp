@@ -1,0 +1,94 @@
+// The agent registry.
+#include "coordinator/registry.hpp"
+
+namespace flotilla::coordinator {
+
+const char* agentStateName(AgentState s) {
+  switch (s) {
+    case AgentState::kConnected: return "connected";
+    case AgentState::kUnknown: return "unknown";
+    case AgentState::kLost: return "lost";
+  }
+  return "unknown";
+}
+
+bool Registry::registerAgent(const std::string& cluster, std::map<std::string, std::string> labels,
+                             std::string agent_version, uint64_t epoch, common::SteadyTime now,
+                             common::SystemTime wall) {
+  AgentInfo& a = agents_[cluster];
+  bool changed = a.cluster.empty() || a.labels != labels || a.agent_version != agent_version;
+  a.cluster = cluster;
+  a.labels = std::move(labels);
+  a.agent_version = std::move(agent_version);
+  a.state = AgentState::kConnected;
+  a.last_seen = now;
+  a.last_seen_wall = wall;
+  a.epoch = epoch;
+  return changed;
+}
+
+void Registry::restore(const std::string& cluster, std::map<std::string, std::string> labels,
+                       std::string agent_version, common::SteadyTime now,
+                       common::SystemTime wall) {
+  AgentInfo& a = agents_[cluster];
+  a.cluster = cluster;
+  a.labels = std::move(labels);
+  a.agent_version = std::move(agent_version);
+  a.state = AgentState::kUnknown;
+  // A restarted coordinator gives every agent a full deadline to come back.
+  a.last_seen = now;
+  a.last_seen_wall = wall;
+  a.epoch = 0;
+}
+
+bool Registry::touch(const std::string& cluster, uint64_t epoch, common::SteadyTime now,
+                     common::SystemTime wall) {
+  auto it = agents_.find(cluster);
+  if (it == agents_.end() || it->second.epoch != epoch || epoch == 0) return false;
+  it->second.last_seen = now;
+  it->second.last_seen_wall = wall;
+  it->second.state = AgentState::kConnected;
+  return true;
+}
+
+std::vector<std::string> Registry::expire(common::SteadyTime now,
+                                          std::chrono::milliseconds deadline) {
+  std::vector<std::string> lost;
+  for (auto& [name, a] : agents_) {
+    if (a.state != AgentState::kLost && now - a.last_seen > deadline) {
+      a.state = AgentState::kLost;
+      lost.push_back(name);
+    }
+  }
+  return lost;
+}
+
+const AgentInfo* Registry::find(const std::string& cluster) const {
+  auto it = agents_.find(cluster);
+  return it == agents_.end() ? nullptr : &it->second;
+}
+
+bool Registry::isLost(const std::string& cluster) const {
+  const AgentInfo* a = find(cluster);
+  return a == nullptr || a->state == AgentState::kLost;
+}
+
+std::vector<std::string> Registry::select(
+    const std::map<std::string, std::string>& selector) const {
+  std::vector<std::string> out;
+  for (const auto& [name, a] : agents_) {
+    if (a.state == AgentState::kLost) continue;
+    bool match = true;
+    for (const auto& [k, v] : selector) {
+      auto it = a.labels.find(k);
+      if (it == a.labels.end() || it->second != v) {
+        match = false;
+        break;
+      }
+    }
+    if (match) out.push_back(name);
+  }
+  return out;
+}
+
+}  // namespace flotilla::coordinator

@@ -1,0 +1,57 @@
+// The agent registry: which clusters exist, their labels, and whether their
+// agent is alive. In memory; the engine persists what must survive a restart.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/time_format.hpp"
+
+namespace flotilla::coordinator {
+
+enum class AgentState {
+  kConnected,  // heard from within the silence deadline
+  kUnknown,    // known from the store after a coordinator restart, not heard from yet
+  kLost,       // silent past the deadline; its in-flight stages count as failed
+};
+
+const char* agentStateName(AgentState s);
+
+struct AgentInfo {
+  std::string cluster;
+  std::map<std::string, std::string> labels;
+  std::string agent_version;
+  AgentState state = AgentState::kUnknown;
+  common::SteadyTime last_seen{};
+  common::SystemTime last_seen_wall{};
+  uint64_t epoch = 0;  // the coordinator epoch it registered under (0 = not this run)
+};
+
+class Registry {
+ public:
+  // A new or returning agent. Returns true when labels or version changed (worth persisting).
+  bool registerAgent(const std::string& cluster, std::map<std::string, std::string> labels,
+                     std::string agent_version, uint64_t epoch, common::SteadyTime now,
+                     common::SystemTime wall);
+  // Restores an agent known from the store; it starts `kUnknown` with a fresh deadline.
+  void restore(const std::string& cluster, std::map<std::string, std::string> labels,
+               std::string agent_version, common::SteadyTime now, common::SystemTime wall);
+  // Any message from the agent. Returns false if the cluster is not registered this epoch.
+  bool touch(const std::string& cluster, uint64_t epoch, common::SteadyTime now,
+             common::SystemTime wall);
+  // Marks agents silent for longer than `deadline` as lost; returns those newly lost.
+  std::vector<std::string> expire(common::SteadyTime now, std::chrono::milliseconds deadline);
+
+  const AgentInfo* find(const std::string& cluster) const;
+  bool isLost(const std::string& cluster) const;
+  // Clusters whose labels contain every selector pair and are not lost, sorted by name.
+  std::vector<std::string> select(const std::map<std::string, std::string>& selector) const;
+  const std::map<std::string, AgentInfo>& agents() const { return agents_; }
+
+ private:
+  std::map<std::string, AgentInfo> agents_;
+};
+
+}  // namespace flotilla::coordinator

@@ -1,0 +1,83 @@
+// The coordinator process: wires the store, the engine, the agent endpoint
+// and the HTTP API together and runs the engine's single-threaded loop.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/status.hpp"
+#include "coordinator/engine.hpp"
+
+namespace flotilla::coordinator {
+
+struct ServerOptions {
+  std::string data_dir = "./flotilla-data";
+  std::string listen_agents = "tcp://127.0.0.1:7700";
+  std::string listen_http = "127.0.0.1:7780";
+  EngineOptions engine;
+  int http_threads = 16;
+};
+
+// Work posted from HTTP threads to the engine thread. The eventfd wakes the
+// engine's poll so a request never waits for a timer.
+class TaskQueue {
+ public:
+  TaskQueue();
+  ~TaskQueue();
+  int fd() const { return fd_; }
+  // Runs `fn` on the engine thread and waits for its result.
+  template <typename T>
+  common::StatusOr<T> call(std::function<common::StatusOr<T>()> fn);
+  void post(std::function<void()> fn);
+  void drain();
+  void close();  // later calls fail with Unavailable
+
+ private:
+  int fd_;
+  std::mutex mu_;
+  std::deque<std::function<void()>> tasks_;
+  bool closed_ = false;
+};
+
+// Lets SSE streams sleep until the engine commits something.
+class CommitSignal {
+ public:
+  void notify();
+  // Waits until something was committed after `seen` (or timeout); returns the new counter.
+  uint64_t waitAfter(uint64_t seen, std::chrono::milliseconds timeout);
+  uint64_t current();
+  void shutdown();
+  bool stopping();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t counter_ = 0;
+  bool stopping_ = false;
+};
+
+// Runs until requestStop() (async-signal-safe) is called.
+common::Status runServer(const ServerOptions& options);
+void requestStop();
+
+template <typename T>
+common::StatusOr<T> TaskQueue::call(std::function<common::StatusOr<T>()> fn) {
+  auto promise = std::make_shared<std::promise<common::StatusOr<T>>>();
+  auto future = promise->get_future();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return common::Status::Unavailable("the coordinator is shutting down");
+    tasks_.push_back([promise, fn = std::move(fn)] { promise->set_value(fn()); });
+  }
+  post(nullptr);
+  return future.get();
+}
+
+}  // namespace flotilla::coordinator

@@ -1,0 +1,120 @@
+# Wire protocol between flotilla-coordinator (ZeroMQ ROUTER) and
+# flotilla-agent (ZeroMQ DEALER). One frame = one Envelope.
+#
+# Every command carries deployment id, stage id, attempt and the sender's
+# epoch so an agent can drop duplicates (same deployment/stage/attempt) and
+# stale commands (epoch older than the newest it has seen).
+@0xea807ec6ce735cb6;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("flotilla::schema");
+
+struct Label {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+# Identifies one run of one step on one cluster.
+struct StageRef {
+  deploymentId @0 :Text;
+  stageId @1 :Text;      # "<cluster>/<step>", unique inside a deployment
+  attempt @2 :UInt32;
+}
+
+enum Step {
+  build @0;
+  apply @1;
+  verify @2;
+  rollback @3;
+}
+
+enum Outcome {
+  succeeded @0;
+  failed @1;      # the step ran and exited non-zero
+  timedOut @2;    # killed after the step's timeout
+  aborted @3;     # killed on the coordinator's request
+  unknown @4;     # the agent crashed while it ran; its effect is not known
+  refused @5;     # never started (stale epoch, bad command, spawn failure)
+}
+
+# What an agent holds for a stage: finished ones carry their result.
+struct HeldStage {
+  ref @0 :StageRef;
+  running @1 :Bool;
+  outcome @2 :Outcome;
+  exitCode @3 :Int32;
+}
+
+# agent -> coordinator, on start and whenever asked to re-register.
+struct Register {
+  cluster @0 :Text;
+  labels @1 :List(Label);
+  agentVersion @2 :Text;
+  held @3 :List(HeldStage);
+  lastEpoch @4 :UInt64;  # newest coordinator epoch this agent has accepted
+}
+
+# coordinator -> agent, answer to Register.
+struct Registered {
+  epoch @0 :UInt64;
+  heartbeatIntervalMs @1 :UInt32;
+}
+
+# coordinator -> agent: "I do not know you (any more), register again".
+struct Reregister {
+  epoch @0 :UInt64;
+}
+
+# agent -> coordinator, every heartbeat interval.
+struct Heartbeat {
+  cluster @0 :Text;
+  epoch @1 :UInt64;       # the epoch the agent registered under
+  runningStages @2 :UInt32;
+}
+
+# coordinator -> agent: run one step.
+struct StageCommand {
+  ref @0 :StageRef;
+  epoch @1 :UInt64;
+  step @2 :Step;
+  command @3 :Text;       # script driver: run with /bin/sh -c
+  timeoutMs @4 :UInt64;
+  env @5 :List(Label);    # FLOTILLA_* variables chosen by the coordinator
+}
+
+# agent -> coordinator: output lines of a running step (bounded, batched).
+struct StageProgress {
+  ref @0 :StageRef;
+  lines @1 :List(Text);
+  droppedLines @2 :UInt32;  # lines over the per-stage limit, not sent
+}
+
+# agent -> coordinator: how a step ended.
+struct StageResult {
+  ref @0 :StageRef;
+  epoch @1 :UInt64;       # epoch of the command this answers
+  outcome @2 :Outcome;
+  exitCode @3 :Int32;
+  message @4 :Text;       # short human reason (last output line, signal, ...)
+  durationMs @5 :UInt64;
+}
+
+# coordinator -> agent: stop a running step now.
+struct Abort {
+  ref @0 :StageRef;
+  epoch @1 :UInt64;
+  reason @2 :Text;
+}
+
+struct Envelope {
+  union {
+    register @0 :Register;
+    registered @1 :Registered;
+    reregister @2 :Reregister;
+    heartbeat @3 :Heartbeat;
+    stageCommand @4 :StageCommand;
+    stageProgress @5 :StageProgress;
+    stageResult @6 :StageResult;
+    abort @7 :Abort;
+  }
+}
