@@ -300,7 +300,8 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   run.record = record;
   run.child = std::move(child).value();
   run.started = Clock::now();
-  run.deadline = run.started + (req.timeout.count() > 0 ? req.timeout : std::chrono::hours(24));
+  run.timeout = req.timeout.count() > 0 ? req.timeout : std::chrono::hours(24);
+  run.deadline = run.started + run.timeout;
   run.log_fd = ::open(records_->logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                       0644);
   running_.emplace(key, std::move(run));
@@ -398,7 +399,9 @@ void Agent::pollChildren() {
       finish(run, Outcome::kAborted, exit->exit_code, "aborted: " + run.abort_reason);
     } else if (run.timed_out) {
       run.child->signalGroup(SIGKILL);
-      finish(run, Outcome::kTimedOut, exit->exit_code, "timed out");
+      std::string msg = "timed out after " + std::to_string(run.timeout.count()) + " ms";
+      if (!run.last_line.empty()) msg += "; last output: " + run.last_line;
+      finish(run, Outcome::kTimedOut, exit->exit_code, msg);
     } else if (exit->signal == 0 && exit->exit_code == 0) {
       finish(run, Outcome::kSucceeded, 0, run.last_line);
     } else {

@@ -46,6 +46,7 @@ class Agent {
   struct Running {
     StageRecord record;
     std::unique_ptr<ChildProcess> child;
+    std::chrono::milliseconds timeout{0};
     std::chrono::steady_clock::time_point deadline;
     std::chrono::steady_clock::time_point kill_at{};  // SIGKILL due (after SIGTERM)
     bool timed_out = false;

@@ -430,28 +430,27 @@ void advance(Deployment& d, const Context& ctx, Effects& fx) {
       d.state = DeploymentState::kRunning;
       emit(fx, "deployment.started", "", "", "", "");
       runForward(d, ctx, fx);
-      return;
-    case DeploymentState::kAwaitingApproval: {
+      break;
+    case DeploymentState::kAwaitingApproval:
       if (d.wave_index < d.waves.size() && d.waves[d.wave_index].approved) {
         d.state = DeploymentState::kRunning;
         fx.changed = true;
         runForward(d, ctx, fx);
       }
-      return;
-    }
+      break;
     case DeploymentState::kRunning:
       runForward(d, ctx, fx);
-      return;
+      break;
     case DeploymentState::kRollingBack:
-      runRollback(d, ctx, fx);
-      return;
     case DeploymentState::kPaused:
     case DeploymentState::kSucceeded:
     case DeploymentState::kRolledBack:
     case DeploymentState::kFailed:
     case DeploymentState::kCancelled:
-      return;
+      break;
   }
+  // A failure found while moving forward starts the rollback in the same step.
+  if (d.state == DeploymentState::kRollingBack) runRollback(d, ctx, fx);
 }
 
 Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx) {
@@ -497,9 +496,12 @@ Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effe
     c->state = ClusterState::kAborted;
     emit(fx, "stage.aborted", wname, c->name, stepName(step), r.message);
   } else {
-    std::string what = std::string(resultOutcomeName(r.outcome));
-    if (r.outcome == ResultOutcome::kFailed) what += " with exit code " + std::to_string(r.exit_code);
-    if (!r.message.empty()) what += ": " + r.message;
+    // The agent's message already says how the step ended ("exit code 3: <last line>").
+    std::string what = r.message;
+    if (what.empty()) {
+      what = std::string(resultOutcomeName(r.outcome)) + " (exit code " +
+             std::to_string(r.exit_code) + ")";
+    }
     emit(fx, "stage.failed", wname, c->name, stepName(step), what);
     forwardFailed(d, wave, *c, what, fx);
   }

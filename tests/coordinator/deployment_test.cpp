@@ -1,1 +1,404 @@
+// The deployment state machine: transitions, ordering, rollback, approvals.
+#include "coordinator/deployment.hpp"
+
 #include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace flotilla::coordinator {
+namespace {
+
+using common::Plan;
+
+class DeploymentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    addAgent("staging-eu", {{"environment", "staging"}});
+    addAgent("prod-eu-1", {{"environment", "production"}});
+    addAgent("prod-eu-2", {{"environment", "production"}});
+    addAgent("prod-us-1", {{"environment", "production"}, {"region", "us"}});
+  }
+
+  void addAgent(const std::string& name, std::map<std::string, std::string> labels) {
+    registry_.registerAgent(name, std::move(labels), "test", 1, common::SteadyTime{},
+                            common::SystemTime{});
+  }
+
+  static Plan threeWaves() {
+    Plan p;
+    p.service = "checkout";
+    p.version = "2.0.0";
+    p.steps.build = "build";
+    p.steps.apply = "apply";
+    p.steps.verify = "verify";
+    p.steps.rollback = "rollback";
+    common::Wave staging;
+    staging.name = "staging";
+    staging.clusters = {"staging-eu"};
+    common::Wave eu;
+    eu.name = "prod-eu";
+    eu.clusters = {"prod-eu-1", "prod-eu-2"};
+    common::Wave us;
+    us.name = "prod-us";
+    us.selector = {{"region", "us"}};
+    p.waves = {staging, eu, us};
+    return p;
+  }
+
+  Context ctx() { return Context{registry_, common::SystemTime{}, versions_}; }
+
+  Deployment start(Plan plan) {
+    Effects fx;
+    Deployment d = newDeployment("checkout-1", std::move(plan), common::SystemTime{}, fx);
+    EXPECT_EQ(d.state, DeploymentState::kPending);
+    fx_ = Effects{};
+    advance(d, ctx(), fx_);
+    return d;
+  }
+
+  // Answers the step `cluster` has in flight.
+  common::Status answer(Deployment& d, const std::string& cluster,
+                        ResultOutcome outcome = ResultOutcome::kSucceeded) {
+    ClusterProgress* c = d.findCluster(cluster);
+    EXPECT_NE(c, nullptr) << cluster;
+    if (c == nullptr) return common::Status::NotFound(cluster);
+    StageResult r{cluster, c->stageId(), c->attempt, outcome,
+                  outcome == ResultOutcome::kSucceeded ? 0 : 1, "msg"};
+    fx_ = Effects{};
+    return applyResult(d, r, ctx(), fx_);
+  }
+
+  // Runs every step of every in-flight cluster to success until nothing is in flight.
+  void succeedAll(Deployment& d) {
+    for (int guard = 0; guard < 100; ++guard) {
+      std::string next;
+      for (auto& w : d.waves) {
+        for (auto& c : w.clusters) {
+          if (c.in_flight && next.empty()) next = c.name;
+        }
+      }
+      if (next.empty()) return;
+      ASSERT_TRUE(answer(d, next).ok());
+    }
+  }
+
+  std::vector<std::string> dispatched() const {
+    std::vector<std::string> out;
+    for (const auto& x : fx_.dispatches) out.push_back(x.stage_id);
+    return out;
+  }
+
+  bool hasEvent(const std::string& type) const {
+    return std::any_of(fx_.events.begin(), fx_.events.end(),
+                       [&](const Event& e) { return e.type == type; });
+  }
+
+  Registry registry_;
+  std::map<std::string, std::string> versions_;
+  Effects fx_;
+};
+
+TEST_F(DeploymentTest, StartsFirstWaveWithBuild) {
+  Deployment d = start(threeWaves());
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(d.waves[0].state, WaveState::kRunning);
+  EXPECT_EQ(d.waves[1].state, WaveState::kPending);
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/build"});
+  ASSERT_EQ(fx_.dispatches.size(), 1u);
+  const Dispatch& cmd = fx_.dispatches[0];
+  EXPECT_EQ(cmd.command, "build");
+  EXPECT_EQ(cmd.attempt, 1u);
+  EXPECT_EQ(cmd.env.at("FLOTILLA_VERSION"), "2.0.0");
+  EXPECT_EQ(cmd.env.at("FLOTILLA_WAVE"), "staging");
+  EXPECT_EQ(cmd.env.at("FLOTILLA_CLUSTER"), "staging-eu");
+  EXPECT_EQ(cmd.env.at("FLOTILLA_DEPLOYMENT"), "checkout-1");
+  EXPECT_TRUE(hasEvent("deployment.started"));
+  EXPECT_TRUE(hasEvent("wave.started"));
+}
+
+TEST_F(DeploymentTest, StepsRunInOrderThenWavesInOrder) {
+  versions_["staging-eu"] = "1.9.0";
+  Deployment d = start(threeWaves());
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/apply"});
+  EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_PREVIOUS_VERSION"), "1.9.0");
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/verify"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  // Wave 1 done: wave 2 starts both clusters (no max_parallel).
+  EXPECT_EQ(d.waves[0].state, WaveState::kSucceeded);
+  EXPECT_EQ(d.waves[1].state, WaveState::kRunning);
+  EXPECT_EQ(dispatched(), (std::vector<std::string>{"prod-eu-1/build", "prod-eu-2/build"}));
+  ASSERT_EQ(fx_.releases.size(), 1u);
+  EXPECT_EQ(fx_.releases[0].cluster, "staging-eu");
+  EXPECT_EQ(fx_.releases[0].version, "2.0.0");
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kSucceeded);
+  ASSERT_EQ(d.waves[2].clusters.size(), 1u);
+  EXPECT_EQ(d.waves[2].clusters[0].name, "prod-us-1");  // chosen by selector
+  for (const auto& w : d.waves) EXPECT_EQ(w.state, WaveState::kSucceeded);
+}
+
+TEST_F(DeploymentTest, OptionalStepsAreSkipped) {
+  Plan p = threeWaves();
+  p.steps.build.clear();
+  p.steps.verify.clear();
+  Deployment d = start(p);
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/apply"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kSucceeded);
+}
+
+TEST_F(DeploymentTest, MaxParallelBoundsClustersInFlight) {
+  Plan p = threeWaves();
+  p.waves[1].max_parallel = 1;
+  Deployment d = start(p);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/build"});
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/apply"});
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  // Only once prod-eu-1 is done does prod-eu-2 start.
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/build"});
+}
+
+TEST_F(DeploymentTest, ApprovalGateHoldsTheWave) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  Deployment d = start(p);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+  EXPECT_EQ(d.waves[1].state, WaveState::kAwaitingApproval);
+  EXPECT_TRUE(dispatched().empty());
+  // Advancing again changes nothing.
+  fx_ = Effects{};
+  advance(d, ctx(), fx_);
+  EXPECT_TRUE(fx_.dispatches.empty());
+  EXPECT_FALSE(fx_.changed);
+
+  Effects fx;
+  EXPECT_TRUE(approve(d, "nope", ctx(), fx).isInvalidArgument());
+  EXPECT_TRUE(approve(d, "prod-us", ctx(), fx).isFailedPrecondition());  // needs no approval
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "", ctx(), fx_).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(dispatched(), (std::vector<std::string>{"prod-eu-1/build", "prod-eu-2/build"}));
+  EXPECT_TRUE(approve(d, "", ctx(), fx).isFailedPrecondition());
+}
+
+TEST_F(DeploymentTest, ApprovingAheadSkipsTheGate) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  Deployment d = start(p);
+  Effects fx;
+  ASSERT_TRUE(approve(d, "prod-eu", ctx(), fx).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(dispatched().size(), 2u);
+}
+
+TEST_F(DeploymentTest, FailureRollsBackReachedClustersNewestWaveFirst) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // build
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply: prod-eu-1 now runs 2.0.0
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // build
+  // prod-eu-2's apply fails while prod-eu-1 verifies.
+  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kFailed).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  ASSERT_TRUE(d.failure.has_value());
+  EXPECT_EQ(d.failure->cluster, "prod-eu-2");
+  EXPECT_EQ(d.failure->step, "apply");
+  EXPECT_EQ(d.waves[2].state, WaveState::kSkipped);
+  // prod-eu-1's verify is aborted first; prod-eu-2 (applied, failed) rolls back at once.
+  ASSERT_EQ(fx_.aborts.size(), 1u);
+  EXPECT_EQ(fx_.aborts[0].stage_id, "prod-eu-1/verify");
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/rollback"});
+
+  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kAborted).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());
+  EXPECT_TRUE(dispatched().empty());  // staging waits for the whole newer wave
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  EXPECT_EQ(d.waves[1].state, WaveState::kRolledBack);
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  EXPECT_TRUE(d.waves[2].clusters.empty());  // never reached, never touched
+}
+
+TEST_F(DeploymentTest, ClustersThatNeverAppliedAreNotRolledBack) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kFailed).ok());  // build fails
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  // prod-eu-2's build is aborted; neither prod cluster applied.
+  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kAborted).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+}
+
+TEST_F(DeploymentTest, WaveScopeRollsBackOnlyTheFailingWave) {
+  Plan p = threeWaves();
+  p.rollback_scope = common::RollbackScope::kWave;
+  Deployment d = start(p);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kTimedOut).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kAborted).ok());
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  EXPECT_EQ(d.waves[0].state, WaveState::kSucceeded);
+  EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kSucceeded);
+}
+
+TEST_F(DeploymentTest, FailedRollbackEndsFailedAndCanBeRetried) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());  // verify fails
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());
+  EXPECT_EQ(d.state, DeploymentState::kFailed);
+  EXPECT_EQ(d.rollback_failed, std::vector<std::string>{"staging-eu"});
+  EXPECT_NE(d.reason.find("rollback failed on staging-eu"), std::string::npos);
+
+  fx_ = Effects{};
+  ASSERT_TRUE(requestRollback(d, "retry", ctx(), fx_).ok());
+  ASSERT_EQ(fx_.dispatches.size(), 1u);
+  EXPECT_EQ(fx_.dispatches[0].stage_id, "staging-eu/rollback");
+  EXPECT_EQ(fx_.dispatches[0].attempt, 2u);
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+}
+
+TEST_F(DeploymentTest, AgentLostMidStepRollsBack) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // prod-eu-1 build done, apply in flight
+  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
+  addAgent("staging-eu", {{"environment", "staging"}});  // only prod agents are gone
+  fx_ = Effects{};
+  agentLost(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  EXPECT_TRUE(hasEvent("agent.lost"));
+  // prod-eu-1 had apply in flight: it may run the new version but its agent
+  // is gone, so its rollback fails and a human must look.
+  agentLost(d, "prod-eu-2", ctx(), fx_);
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kFailed);
+  EXPECT_EQ(d.rollback_failed, std::vector<std::string>{"prod-eu-1"});
+  EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kRolledBack);
+}
+
+TEST_F(DeploymentTest, StaleAndDuplicateResultsAreRefused) {
+  Deployment d = start(threeWaves());
+  StageResult wrong_attempt{"staging-eu", "staging-eu/build", 7, ResultOutcome::kSucceeded, 0, ""};
+  Effects fx;
+  EXPECT_TRUE(applyResult(d, wrong_attempt, ctx(), fx).isNotFound());
+  StageResult wrong_stage{"staging-eu", "staging-eu/apply", 1, ResultOutcome::kSucceeded, 0, ""};
+  EXPECT_TRUE(applyResult(d, wrong_stage, ctx(), fx).isNotFound());
+  StageResult unknown{"nowhere", "nowhere/build", 1, ResultOutcome::kSucceeded, 0, ""};
+  EXPECT_TRUE(applyResult(d, unknown, ctx(), fx).isNotFound());
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  StageResult again{"staging-eu", "staging-eu/build", 1, ResultOutcome::kFailed, 1, ""};
+  EXPECT_TRUE(applyResult(d, again, ctx(), fx).isNotFound());  // a duplicate changes nothing
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+}
+
+TEST_F(DeploymentTest, PauseHoldsNewStepsAndResumeContinues) {
+  Deployment d = start(threeWaves());
+  Effects fx;
+  ASSERT_TRUE(pause(d, ctx(), fx).ok());
+  EXPECT_EQ(d.state, DeploymentState::kPaused);
+  ASSERT_TRUE(answer(d, "staging-eu").ok());  // the build in flight finishes
+  EXPECT_TRUE(dispatched().empty());          // but apply does not start
+  EXPECT_TRUE(pause(d, ctx(), fx).isFailedPrecondition());
+  fx_ = Effects{};
+  ASSERT_TRUE(resume(d, ctx(), fx_).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/apply"});
+  EXPECT_TRUE(resume(d, ctx(), fx).isFailedPrecondition());
+}
+
+TEST_F(DeploymentTest, FailureWhilePausedStillRollsBack) {
+  Deployment d = start(threeWaves());
+  Effects fx;
+  ASSERT_TRUE(pause(d, ctx(), fx).ok());
+  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);  // nothing applied: done at once
+}
+
+TEST_F(DeploymentTest, CancelAbortsAndStops) {
+  Deployment d = start(threeWaves());
+  fx_ = Effects{};
+  ASSERT_TRUE(cancel(d, ctx(), fx_).ok());
+  EXPECT_EQ(d.state, DeploymentState::kCancelled);
+  ASSERT_EQ(fx_.aborts.size(), 1u);
+  EXPECT_EQ(d.waves[1].state, WaveState::kSkipped);
+  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kAborted).ok());  // late answer recorded
+  EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kAborted);
+  EXPECT_EQ(d.state, DeploymentState::kCancelled);
+  Effects fx;
+  EXPECT_TRUE(cancel(d, ctx(), fx).isFailedPrecondition());
+  EXPECT_TRUE(requestRollback(d, "", ctx(), fx).isFailedPrecondition());
+}
+
+TEST_F(DeploymentTest, RollbackAfterSuccessTakesEveryWaveBack) {
+  versions_ = {{"staging-eu", "1.0.0"}, {"prod-eu-1", "1.0.0"}, {"prod-eu-2", "1.0.0"},
+               {"prod-us-1", "1.0.0"}};
+  Deployment d = start(threeWaves());
+  succeedAll(d);
+  ASSERT_EQ(d.state, DeploymentState::kSucceeded);
+  fx_ = Effects{};
+  ASSERT_TRUE(requestRollback(d, "bad release", ctx(), fx_).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-us-1/rollback"});
+  EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_PREVIOUS_VERSION"), "1.0.0");
+  ASSERT_TRUE(answer(d, "prod-us-1").ok());
+  ASSERT_EQ(fx_.releases.size(), 1u);
+  EXPECT_EQ(fx_.releases[0].version, "1.0.0");
+  EXPECT_EQ(dispatched(), (std::vector<std::string>{"prod-eu-1/rollback", "prod-eu-2/rollback"}));
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+}
+
+TEST_F(DeploymentTest, SelectorMatchingNothingStopsTheDeployment) {
+  Plan p = threeWaves();
+  p.waves[0].clusters.clear();
+  p.waves[0].selector = {{"environment", "nowhere"}};
+  Deployment d = start(p);
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  ASSERT_TRUE(d.failure.has_value());
+  EXPECT_NE(d.failure->message.find("matches no connected cluster"), std::string::npos);
+}
+
+TEST_F(DeploymentTest, UnregisteredClusterFailsTheWave) {
+  Plan p = threeWaves();
+  p.waves[0].clusters = {"ghost"};
+  Deployment d = start(p);
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  EXPECT_EQ(d.failure->cluster, "ghost");
+}
+
+TEST_F(DeploymentTest, StoredFormRoundTrips) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  versions_["staging-eu"] = "1.0.0";
+  Deployment d = start(p);
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());
+  std::string json = deploymentToJson(d);
+  auto back = deploymentFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_EQ(deploymentToJson(*back), json);
+  EXPECT_EQ(back->state, d.state);
+  EXPECT_EQ(back->waves[0].clusters[0].previous_version, "1.0.0");
+  EXPECT_TRUE(deploymentFromJson("{").status().isCorruption());
+  EXPECT_TRUE(deploymentFromJson("{\"id\": 3}").status().isCorruption());
+}
+
+}  // namespace
+}  // namespace flotilla::coordinator
