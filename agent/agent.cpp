@@ -31,22 +31,32 @@ int64_t nowMs() { return common::toUnixMillis(std::chrono::system_clock::now());
 
 schema::Outcome toWire(Outcome o) {
   switch (o) {
-    case Outcome::kSucceeded: return schema::Outcome::SUCCEEDED;
-    case Outcome::kFailed: return schema::Outcome::FAILED;
-    case Outcome::kTimedOut: return schema::Outcome::TIMED_OUT;
-    case Outcome::kAborted: return schema::Outcome::ABORTED;
-    case Outcome::kUnknown: return schema::Outcome::UNKNOWN;
-    case Outcome::kRefused: return schema::Outcome::REFUSED;
+    case Outcome::kSucceeded:
+      return schema::Outcome::SUCCEEDED;
+    case Outcome::kFailed:
+      return schema::Outcome::FAILED;
+    case Outcome::kTimedOut:
+      return schema::Outcome::TIMED_OUT;
+    case Outcome::kAborted:
+      return schema::Outcome::ABORTED;
+    case Outcome::kUnknown:
+      return schema::Outcome::UNKNOWN;
+    case Outcome::kRefused:
+      return schema::Outcome::REFUSED;
   }
   return schema::Outcome::UNKNOWN;
 }
 
 const char* stepText(schema::Step s) {
   switch (s) {
-    case schema::Step::BUILD: return "build";
-    case schema::Step::APPLY: return "apply";
-    case schema::Step::VERIFY: return "verify";
-    case schema::Step::ROLLBACK: return "rollback";
+    case schema::Step::BUILD:
+      return "build";
+    case schema::Step::APPLY:
+      return "apply";
+    case schema::Step::VERIFY:
+      return "verify";
+    case schema::Step::ROLLBACK:
+      return "rollback";
   }
   return "unknown";
 }
@@ -129,7 +139,8 @@ Status Agent::run() {
     items.push_back({static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake, ZMQ_POLLIN, 0});
     for (auto& [key, run] : running_) {
-      if (run.child->outputFd() >= 0) items.push_back({nullptr, run.child->outputFd(), ZMQ_POLLIN, 0});
+      if (run.child->outputFd() >= 0)
+        items.push_back({nullptr, run.child->outputFd(), ZMQ_POLLIN, 0});
       if (!run.child->exited()) items.push_back({nullptr, run.child->exitFd(), ZMQ_POLLIN, 0});
     }
     auto wait = kMaxPollWait;
@@ -239,7 +250,7 @@ void Agent::handleRegistered(schema::Registered::Reader msg) {
 }
 
 void Agent::handleReregister(schema::Reregister::Reader msg) {
-  if (msg.getEpoch() < records_->highestEpoch()) return;  // an old coordinator's echo
+  if (msg.getEpoch() < records_->highestEpoch()) return;     // an old coordinator's echo
   if (epoch_ == 0 && Clock::now() < next_register_) return;  // a register is already out
   spdlog::info("coordinator epoch {} asks us to register again", msg.getEpoch());
   epoch_ = 0;
@@ -302,8 +313,8 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   run.started = Clock::now();
   run.timeout = req.timeout.count() > 0 ? req.timeout : std::chrono::hours(24);
   run.deadline = run.started + run.timeout;
-  run.log_fd = ::open(records_->logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                      0644);
+  run.log_fd =
+      ::open(records_->logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   running_.emplace(key, std::move(run));
 }
 

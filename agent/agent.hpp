@@ -9,7 +9,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "agent/child_process.hpp"
@@ -28,9 +27,9 @@ struct AgentOptions {
   std::map<std::string, std::string> labels;
   std::string state_dir;
   std::string workdir;
-  std::chrono::milliseconds heartbeat{1000};  // until the coordinator says otherwise
-  std::chrono::milliseconds kill_grace{5000}; // SIGTERM, then SIGKILL after this
-  size_t max_output_lines = 1000;             // per stage, sent to the coordinator
+  std::chrono::milliseconds heartbeat{1000};   // until the coordinator says otherwise
+  std::chrono::milliseconds kill_grace{5000};  // SIGTERM, then SIGKILL after this
+  size_t max_output_lines = 1000;              // per stage, sent to the coordinator
 };
 
 class Agent {

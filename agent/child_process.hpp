@@ -15,14 +15,14 @@
 namespace flotilla::agent {
 
 struct ChildSpec {
-  std::string command;                      // run with /bin/sh -c
-  std::map<std::string, std::string> env;   // added to (and overriding) the agent's environment
-  std::string workdir;                      // empty = the agent's
+  std::string command;                     // run with /bin/sh -c
+  std::map<std::string, std::string> env;  // added to (and overriding) the agent's environment
+  std::string workdir;                     // empty = the agent's
 };
 
 struct ChildExit {
-  int exit_code = 0;        // when it exited
-  int signal = 0;           // when a signal ended it (0 otherwise)
+  int exit_code = 0;             // when it exited
+  int signal = 0;                // when a signal ended it (0 otherwise)
   std::string describe() const;  // "exit code 3", "killed by SIGKILL"
 };
 

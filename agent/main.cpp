@@ -36,8 +36,7 @@ int main(int argc, char** argv) {
                  "Where the agent records the steps it ran (default ./flotilla-agent-CLUSTER)");
   app.add_option("--workdir", options.workdir,
                  "Directory steps run in (default: the agent's working directory)");
-  app.add_option("--heartbeat", heartbeat,
-                 "Heartbeat interval until the coordinator sets its own")
+  app.add_option("--heartbeat", heartbeat, "Heartbeat interval until the coordinator sets its own")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();

@@ -21,12 +21,18 @@ namespace fs = std::filesystem;
 
 const char* outcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kSucceeded: return "succeeded";
-    case Outcome::kFailed: return "failed";
-    case Outcome::kTimedOut: return "timed_out";
-    case Outcome::kAborted: return "aborted";
-    case Outcome::kUnknown: return "unknown";
-    case Outcome::kRefused: return "refused";
+    case Outcome::kSucceeded:
+      return "succeeded";
+    case Outcome::kFailed:
+      return "failed";
+    case Outcome::kTimedOut:
+      return "timed_out";
+    case Outcome::kAborted:
+      return "aborted";
+    case Outcome::kUnknown:
+      return "unknown";
+    case Outcome::kRefused:
+      return "refused";
   }
   return "unknown";
 }
@@ -140,9 +146,8 @@ Status StageStore::load() {
     std::stringstream ss;
     ss << in.rdbuf();
     json j = json::parse(ss.str(), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("cluster") ||
-        !j["cluster"].is_string() || !j.contains("highest_epoch") ||
-        !j["highest_epoch"].is_number_unsigned()) {
+    if (j.is_discarded() || !j.is_object() || !j.contains("cluster") || !j["cluster"].is_string() ||
+        !j.contains("highest_epoch") || !j["highest_epoch"].is_number_unsigned()) {
       return Status::Corruption(agent_file.string() + " does not decode");
     }
     if (j["cluster"].get<std::string>() != cluster_) {
@@ -166,8 +171,8 @@ Status StageStore::load() {
         StageRecord r = fromJson(json::parse(ss.str()));
         records_[r.key] = r;
       } catch (const std::exception& e) {
-        return Status::Corruption("stage record " + f.path().string() + " does not decode: " +
-                                  e.what());
+        return Status::Corruption("stage record " + f.path().string() +
+                                  " does not decode: " + e.what());
       }
     }
   }
@@ -223,9 +228,8 @@ Status StageStore::put(const StageRecord& record) {
 std::vector<StageRecord> StageStore::all() const {
   std::vector<StageRecord> out;
   for (const auto& [k, r] : records_) out.push_back(r);
-  std::sort(out.begin(), out.end(), [](const StageRecord& a, const StageRecord& b) {
-    return a.started_ms < b.started_ms;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const StageRecord& a, const StageRecord& b) { return a.started_ms < b.started_ms; });
   return out;
 }
 

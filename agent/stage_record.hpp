@@ -19,9 +19,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <tuple>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/status.hpp"

@@ -35,7 +35,8 @@ StatusOr<std::unique_ptr<DecodedEnvelope>> DecodedEnvelope::decode(const void* d
     out->root_ = out->reader_->getRoot<schema::Envelope>();
     // Walks every pointer once: a malformed frame throws here, not later in a handler.
     (void)out->root_.totalSize();
-    if (static_cast<unsigned>(out->root_.which()) > static_cast<unsigned>(schema::Envelope::ABORT)) {
+    if (static_cast<unsigned>(out->root_.which()) >
+        static_cast<unsigned>(schema::Envelope::ABORT)) {
       return Status::Corruption("unknown message type " +
                                 std::to_string(static_cast<unsigned>(out->root_.which())));
     }
@@ -53,14 +54,22 @@ zmq::message_t encodeFrame(capnp::MessageBuilder& message) {
 
 const char* messageTypeName(schema::Envelope::Which which) {
   switch (which) {
-    case schema::Envelope::REGISTER: return "register";
-    case schema::Envelope::REGISTERED: return "registered";
-    case schema::Envelope::REREGISTER: return "reregister";
-    case schema::Envelope::HEARTBEAT: return "heartbeat";
-    case schema::Envelope::STAGE_COMMAND: return "stage_command";
-    case schema::Envelope::STAGE_PROGRESS: return "stage_progress";
-    case schema::Envelope::STAGE_RESULT: return "stage_result";
-    case schema::Envelope::ABORT: return "abort";
+    case schema::Envelope::REGISTER:
+      return "register";
+    case schema::Envelope::REGISTERED:
+      return "registered";
+    case schema::Envelope::REREGISTER:
+      return "reregister";
+    case schema::Envelope::HEARTBEAT:
+      return "heartbeat";
+    case schema::Envelope::STAGE_COMMAND:
+      return "stage_command";
+    case schema::Envelope::STAGE_PROGRESS:
+      return "stage_progress";
+    case schema::Envelope::STAGE_RESULT:
+      return "stage_result";
+    case schema::Envelope::ABORT:
+      return "abort";
   }
   return "unknown";
 }

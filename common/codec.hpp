@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <memory>
 #include <string>
-
 #include <zmq.hpp>
 
 #include "common/status.hpp"

@@ -200,7 +200,7 @@ std::optional<uint32_t> parsePositiveCount(std::string_view text) {
   return static_cast<uint32_t>(value);
 }
 
-const std::string kNameRule =
+constexpr char kNameRule[] =
     "use 1 to 63 characters from [a-z0-9-], not starting or ending with '-'";
 
 // One map entry whose key is a known field.

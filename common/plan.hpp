@@ -32,11 +32,11 @@ struct ScriptSteps {
 };
 
 struct Wave {
-  std::string name;                               // [a-z0-9-], unique in the plan
-  std::vector<std::string> clusters;              // by name, or ...
-  std::map<std::string, std::string> selector;    // ... by labels (all must match)
+  std::string name;                             // [a-z0-9-], unique in the plan
+  std::vector<std::string> clusters;            // by name, or ...
+  std::map<std::string, std::string> selector;  // ... by labels (all must match)
   bool approval_required = false;
-  uint32_t max_parallel = 0;                      // 0 = every cluster of the wave at once
+  uint32_t max_parallel = 0;  // 0 = every cluster of the wave at once
 };
 
 struct Plan {

@@ -15,12 +15,12 @@ class [[nodiscard]] Status {
   enum class Code {
     kOk = 0,
     kNotFound,
-    kInvalidArgument,   // the caller's input is wrong (bad plan, bad id, ...)
+    kInvalidArgument,     // the caller's input is wrong (bad plan, bad id, ...)
     kFailedPrecondition,  // the request is fine but not now (e.g. approve a finished deployment)
     kAlreadyExists,
-    kIoError,           // disk, socket, process spawn
-    kCorruption,        // stored or received bytes do not decode
-    kUnavailable,       // a peer or resource is gone for now
+    kIoError,      // disk, socket, process spawn
+    kCorruption,   // stored or received bytes do not decode
+    kUnavailable,  // a peer or resource is gone for now
     kInternal,
   };
 
@@ -72,15 +72,24 @@ inline std::string Status::toString() const {
 
 inline const char* codeName(Status::Code code) {
   switch (code) {
-    case Status::Code::kOk: return "OK";
-    case Status::Code::kNotFound: return "NotFound";
-    case Status::Code::kInvalidArgument: return "InvalidArgument";
-    case Status::Code::kFailedPrecondition: return "FailedPrecondition";
-    case Status::Code::kAlreadyExists: return "AlreadyExists";
-    case Status::Code::kIoError: return "IOError";
-    case Status::Code::kCorruption: return "Corruption";
-    case Status::Code::kUnavailable: return "Unavailable";
-    case Status::Code::kInternal: return "Internal";
+    case Status::Code::kOk:
+      return "OK";
+    case Status::Code::kNotFound:
+      return "NotFound";
+    case Status::Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Status::Code::kFailedPrecondition:
+      return "FailedPrecondition";
+    case Status::Code::kAlreadyExists:
+      return "AlreadyExists";
+    case Status::Code::kIoError:
+      return "IOError";
+    case Status::Code::kCorruption:
+      return "Corruption";
+    case Status::Code::kUnavailable:
+      return "Unavailable";
+    case Status::Code::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }
@@ -88,7 +97,7 @@ inline const char* codeName(Status::Code code) {
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
-  StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  StatusOr(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     // An OK status without a value is a programming error.
     if (status_.ok()) std::abort();

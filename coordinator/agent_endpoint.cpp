@@ -34,9 +34,7 @@ Status AgentEndpoint::bind(const std::string& address) {
   return Status::Ok();
 }
 
-std::string AgentEndpoint::boundAddress() const {
-  return socket_.get(zmq::sockopt::last_endpoint);
-}
+std::string AgentEndpoint::boundAddress() const { return socket_.get(zmq::sockopt::last_endpoint); }
 
 bool AgentEndpoint::poll(std::chrono::milliseconds timeout, int wake_fd, const Handler& handler) {
   zmq::pollitem_t items[] = {

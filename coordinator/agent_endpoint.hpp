@@ -6,7 +6,6 @@
 #include <chrono>
 #include <functional>
 #include <string>
-
 #include <zmq.hpp>
 
 #include "common/codec.hpp"

@@ -13,67 +13,104 @@ using nlohmann::json;
 
 const char* deploymentStateName(DeploymentState s) {
   switch (s) {
-    case DeploymentState::kPending: return "pending";
-    case DeploymentState::kRunning: return "running";
-    case DeploymentState::kAwaitingApproval: return "awaiting_approval";
-    case DeploymentState::kPaused: return "paused";
-    case DeploymentState::kRollingBack: return "rolling_back";
-    case DeploymentState::kSucceeded: return "succeeded";
-    case DeploymentState::kRolledBack: return "rolled_back";
-    case DeploymentState::kFailed: return "failed";
-    case DeploymentState::kCancelled: return "cancelled";
+    case DeploymentState::kPending:
+      return "pending";
+    case DeploymentState::kRunning:
+      return "running";
+    case DeploymentState::kAwaitingApproval:
+      return "awaiting_approval";
+    case DeploymentState::kPaused:
+      return "paused";
+    case DeploymentState::kRollingBack:
+      return "rolling_back";
+    case DeploymentState::kSucceeded:
+      return "succeeded";
+    case DeploymentState::kRolledBack:
+      return "rolled_back";
+    case DeploymentState::kFailed:
+      return "failed";
+    case DeploymentState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
 const char* waveStateName(WaveState s) {
   switch (s) {
-    case WaveState::kPending: return "pending";
-    case WaveState::kAwaitingApproval: return "awaiting_approval";
-    case WaveState::kRunning: return "running";
-    case WaveState::kSucceeded: return "succeeded";
-    case WaveState::kRollingBack: return "rolling_back";
-    case WaveState::kRolledBack: return "rolled_back";
-    case WaveState::kFailed: return "failed";
-    case WaveState::kSkipped: return "skipped";
+    case WaveState::kPending:
+      return "pending";
+    case WaveState::kAwaitingApproval:
+      return "awaiting_approval";
+    case WaveState::kRunning:
+      return "running";
+    case WaveState::kSucceeded:
+      return "succeeded";
+    case WaveState::kRollingBack:
+      return "rolling_back";
+    case WaveState::kRolledBack:
+      return "rolled_back";
+    case WaveState::kFailed:
+      return "failed";
+    case WaveState::kSkipped:
+      return "skipped";
   }
   return "unknown";
 }
 
 const char* clusterStateName(ClusterState s) {
   switch (s) {
-    case ClusterState::kPending: return "pending";
-    case ClusterState::kBuilding: return "building";
-    case ClusterState::kApplying: return "applying";
-    case ClusterState::kVerifying: return "verifying";
-    case ClusterState::kSucceeded: return "succeeded";
-    case ClusterState::kFailed: return "failed";
-    case ClusterState::kAborted: return "aborted";
-    case ClusterState::kRollingBack: return "rolling_back";
-    case ClusterState::kRolledBack: return "rolled_back";
-    case ClusterState::kRollbackFailed: return "rollback_failed";
+    case ClusterState::kPending:
+      return "pending";
+    case ClusterState::kBuilding:
+      return "building";
+    case ClusterState::kApplying:
+      return "applying";
+    case ClusterState::kVerifying:
+      return "verifying";
+    case ClusterState::kSucceeded:
+      return "succeeded";
+    case ClusterState::kFailed:
+      return "failed";
+    case ClusterState::kAborted:
+      return "aborted";
+    case ClusterState::kRollingBack:
+      return "rolling_back";
+    case ClusterState::kRolledBack:
+      return "rolled_back";
+    case ClusterState::kRollbackFailed:
+      return "rollback_failed";
   }
   return "unknown";
 }
 
 const char* stepName(StepKind s) {
   switch (s) {
-    case StepKind::kBuild: return "build";
-    case StepKind::kApply: return "apply";
-    case StepKind::kVerify: return "verify";
-    case StepKind::kRollback: return "rollback";
+    case StepKind::kBuild:
+      return "build";
+    case StepKind::kApply:
+      return "apply";
+    case StepKind::kVerify:
+      return "verify";
+    case StepKind::kRollback:
+      return "rollback";
   }
   return "unknown";
 }
 
 const char* resultOutcomeName(ResultOutcome o) {
   switch (o) {
-    case ResultOutcome::kSucceeded: return "succeeded";
-    case ResultOutcome::kFailed: return "failed";
-    case ResultOutcome::kTimedOut: return "timed_out";
-    case ResultOutcome::kAborted: return "aborted";
-    case ResultOutcome::kUnknown: return "unknown";
-    case ResultOutcome::kRefused: return "refused";
+    case ResultOutcome::kSucceeded:
+      return "succeeded";
+    case ResultOutcome::kFailed:
+      return "failed";
+    case ResultOutcome::kTimedOut:
+      return "timed_out";
+    case ResultOutcome::kAborted:
+      return "aborted";
+    case ResultOutcome::kUnknown:
+      return "unknown";
+    case ResultOutcome::kRefused:
+      return "refused";
   }
   return "unknown";
 }
@@ -110,10 +147,14 @@ void emit(Effects& fx, std::string type, std::string wave, std::string cluster, 
 
 const std::string& commandFor(const common::Plan& plan, StepKind step) {
   switch (step) {
-    case StepKind::kBuild: return plan.steps.build;
-    case StepKind::kApply: return plan.steps.apply;
-    case StepKind::kVerify: return plan.steps.verify;
-    case StepKind::kRollback: return plan.steps.rollback;
+    case StepKind::kBuild:
+      return plan.steps.build;
+    case StepKind::kApply:
+      return plan.steps.apply;
+    case StepKind::kVerify:
+      return plan.steps.verify;
+    case StepKind::kRollback:
+      return plan.steps.rollback;
   }
   return plan.steps.apply;
 }
@@ -135,10 +176,14 @@ std::optional<StepKind> nextForwardStep(const common::Plan& plan, std::optional<
 
 ClusterState inFlightState(StepKind step) {
   switch (step) {
-    case StepKind::kBuild: return ClusterState::kBuilding;
-    case StepKind::kApply: return ClusterState::kApplying;
-    case StepKind::kVerify: return ClusterState::kVerifying;
-    case StepKind::kRollback: return ClusterState::kRollingBack;
+    case StepKind::kBuild:
+      return ClusterState::kBuilding;
+    case StepKind::kApply:
+      return ClusterState::kApplying;
+    case StepKind::kVerify:
+      return ClusterState::kVerifying;
+    case StepKind::kRollback:
+      return ClusterState::kRollingBack;
   }
   return ClusterState::kBuilding;
 }
@@ -207,9 +252,9 @@ void forwardFailed(Deployment& d, size_t wave, ClusterProgress& c, const std::st
   emit(fx, "cluster.failed", d.waves[wave].name, c.name, step, message);
   if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) return;
   if (!d.failure) d.failure = Failure{c.name, step, message};
-  startRollback(d, "cluster " + c.name + " failed at " + (step.empty() ? "dispatch" : step) + ": " +
-                       message,
-                d.plan.rollback_scope == common::RollbackScope::kFleet, fx);
+  startRollback(
+      d, "cluster " + c.name + " failed at " + (step.empty() ? "dispatch" : step) + ": " + message,
+      d.plan.rollback_scope == common::RollbackScope::kFleet, fx);
 }
 
 void finishRollback(Deployment& d, Effects& fx) {
@@ -367,9 +412,8 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
       if (fresh) ++active;
       dispatch(d, d.wave_index, c, *next, fx);
     }
-    bool all_done = std::all_of(w.clusters.begin(), w.clusters.end(), [](const auto& c) {
-      return c.state == ClusterState::kSucceeded;
-    });
+    bool all_done = std::all_of(w.clusters.begin(), w.clusters.end(),
+                                [](const auto& c) { return c.state == ClusterState::kSucceeded; });
     if (!all_done) return;
     w.state = WaveState::kSucceeded;
     emit(fx, "wave.succeeded", w.name, "", "", "");
@@ -419,8 +463,7 @@ Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime n
     d.waves.push_back(std::move(wp));
   }
   emit(fx, "deployment.submitted", "", "", "",
-       d.plan.service + " " + d.plan.version + " in " + std::to_string(d.waves.size()) +
-           " waves");
+       d.plan.service + " " + d.plan.version + " in " + std::to_string(d.waves.size()) + " waves");
   return d;
 }
 
@@ -473,8 +516,7 @@ Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effe
       c->state = ClusterState::kRolledBack;
       fx.releases.push_back(ReleaseChange{d.plan.service, c->name, c->previous_version});
       emit(fx, "rollback.succeeded", wname, c->name, "rollback",
-           c->previous_version.empty() ? "rolled back"
-                                       : "back on " + c->previous_version);
+           c->previous_version.empty() ? "rolled back" : "back on " + c->previous_version);
     } else {
       c->state = ClusterState::kRollbackFailed;
       emit(fx, "rollback.failed", wname, c->name, "rollback",
@@ -528,20 +570,20 @@ void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Ef
 
 Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effects& fx) {
   if (isFinal(d.state) || d.state == DeploymentState::kRollingBack) {
-    return Status::FailedPrecondition("deployment " + d.id + " is " +
-                                      deploymentStateName(d.state) + "; nothing to approve");
+    return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
+                                      "; nothing to approve");
   }
   size_t index = d.wave_index;
   if (!wave.empty()) {
     auto it = std::find_if(d.waves.begin(), d.waves.end(),
                            [&](const WaveProgress& w) { return w.name == wave; });
-    if (it == d.waves.end()) return Status::InvalidArgument("no wave named " + wave + " in " + d.id);
+    if (it == d.waves.end())
+      return Status::InvalidArgument("no wave named " + wave + " in " + d.id);
     index = static_cast<size_t>(it - d.waves.begin());
   } else if (d.state != DeploymentState::kAwaitingApproval &&
              !(d.state == DeploymentState::kPaused &&
                d.resume_to == DeploymentState::kAwaitingApproval)) {
-    return Status::FailedPrecondition("deployment " + d.id + " is " +
-                                      deploymentStateName(d.state) +
+    return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
                                       ", not awaiting approval; name a wave to approve it ahead");
   }
   if (index >= d.waves.size()) return Status::FailedPrecondition("no wave left to approve");
@@ -562,8 +604,8 @@ Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effec
 Status pause(Deployment& d, const Context&, Effects& fx) {
   if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kAwaitingApproval &&
       d.state != DeploymentState::kPending) {
-    return Status::FailedPrecondition("deployment " + d.id + " is " +
-                                      deploymentStateName(d.state) + "; only a running deployment "
+    return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
+                                      "; only a running deployment "
                                       "can be paused");
   }
   d.resume_to = d.state == DeploymentState::kPending ? DeploymentState::kRunning : d.state;
@@ -574,8 +616,8 @@ Status pause(Deployment& d, const Context&, Effects& fx) {
 
 Status resume(Deployment& d, const Context& ctx, Effects& fx) {
   if (d.state != DeploymentState::kPaused) {
-    return Status::FailedPrecondition("deployment " + d.id + " is " +
-                                      deploymentStateName(d.state) + ", not paused");
+    return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
+                                      ", not paused");
   }
   d.state = d.resume_to;
   emit(fx, "deployment.resumed", "", "", "", "");
@@ -601,8 +643,7 @@ Status cancel(Deployment& d, const Context&, Effects& fx) {
   return Status::Ok();
 }
 
-Status requestRollback(Deployment& d, const std::string& reason, const Context& ctx,
-                       Effects& fx) {
+Status requestRollback(Deployment& d, const std::string& reason, const Context& ctx, Effects& fx) {
   switch (d.state) {
     case DeploymentState::kRollingBack:
       return Status::FailedPrecondition("deployment " + d.id + " is already rolling back");
@@ -727,10 +768,10 @@ StatusOr<Deployment> deploymentFromJson(const std::string& text) {
     auto plan = common::planFromJson(j.at("plan").dump());
     if (!plan.ok()) return plan.status();
     d.plan = std::move(plan).value();
-    d.state = enumFromName<DeploymentState>(j.at("state").get<std::string>(),
-                                            deploymentStateName, 9);
-    d.resume_to = enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(),
-                                                deploymentStateName, 9);
+    d.state =
+        enumFromName<DeploymentState>(j.at("state").get<std::string>(), deploymentStateName, 9);
+    d.resume_to =
+        enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(), deploymentStateName, 9);
     d.wave_index = j.at("wave_index").get<size_t>();
     d.reason = j.at("reason").get<std::string>();
     d.rollback_failed = j.at("rollback_failed").get<std::vector<std::string>>();

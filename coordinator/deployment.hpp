@@ -98,10 +98,10 @@ struct Deployment {
   DeploymentState state = DeploymentState::kPending;
   DeploymentState resume_to = DeploymentState::kRunning;  // where `resume` returns to
   size_t wave_index = 0;
-  std::string reason;                 // why it is in its state (rollback cause, ...)
-  std::optional<Failure> failure;     // the first forward failure
+  std::string reason;              // why it is in its state (rollback cause, ...)
+  std::optional<Failure> failure;  // the first forward failure
   std::vector<std::string> rollback_failed;
-  bool rollback_whole_fleet = true;   // scope of the rollback in progress
+  bool rollback_whole_fleet = true;  // scope of the rollback in progress
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   uint64_t last_event_seq = 0;
@@ -173,8 +173,7 @@ struct StageResult {
 };
 
 // A new deployment, not started. Emits deployment.submitted.
-Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime now,
-                         Effects& fx);
+Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime now, Effects& fx);
 
 // Moves the deployment forward as far as it can go now (start waves,
 // dispatch steps, finish rollbacks). Safe to call at any time, any number of times.

@@ -4,7 +4,6 @@
 #include <capnp/message.h>
 #include <spdlog/spdlog.h>
 
-
 namespace flotilla::coordinator {
 
 using common::Status;
@@ -20,22 +19,32 @@ constexpr auto kRetryEvery = std::chrono::seconds(1);
 
 ResultOutcome fromWire(schema::Outcome o) {
   switch (o) {
-    case schema::Outcome::SUCCEEDED: return ResultOutcome::kSucceeded;
-    case schema::Outcome::FAILED: return ResultOutcome::kFailed;
-    case schema::Outcome::TIMED_OUT: return ResultOutcome::kTimedOut;
-    case schema::Outcome::ABORTED: return ResultOutcome::kAborted;
-    case schema::Outcome::UNKNOWN: return ResultOutcome::kUnknown;
-    case schema::Outcome::REFUSED: return ResultOutcome::kRefused;
+    case schema::Outcome::SUCCEEDED:
+      return ResultOutcome::kSucceeded;
+    case schema::Outcome::FAILED:
+      return ResultOutcome::kFailed;
+    case schema::Outcome::TIMED_OUT:
+      return ResultOutcome::kTimedOut;
+    case schema::Outcome::ABORTED:
+      return ResultOutcome::kAborted;
+    case schema::Outcome::UNKNOWN:
+      return ResultOutcome::kUnknown;
+    case schema::Outcome::REFUSED:
+      return ResultOutcome::kRefused;
   }
   return ResultOutcome::kUnknown;
 }
 
 schema::Step toWire(StepKind s) {
   switch (s) {
-    case StepKind::kBuild: return schema::Step::BUILD;
-    case StepKind::kApply: return schema::Step::APPLY;
-    case StepKind::kVerify: return schema::Step::VERIFY;
-    case StepKind::kRollback: return schema::Step::ROLLBACK;
+    case StepKind::kBuild:
+      return schema::Step::BUILD;
+    case StepKind::kApply:
+      return schema::Step::APPLY;
+    case StepKind::kVerify:
+      return schema::Step::VERIFY;
+    case StepKind::kRollback:
+      return schema::Step::ROLLBACK;
   }
   return schema::Step::BUILD;
 }
@@ -142,8 +151,8 @@ void Engine::handleRegister(const std::string& identity, schema::Register::Reade
   std::map<std::string, bool> held_running;
   for (auto h : msg.getHeld()) {
     auto ref = h.getRef();
-    std::string key = heldKey(toStd(ref.getDeploymentId()), toStd(ref.getStageId()),
-                              ref.getAttempt());
+    std::string key =
+        heldKey(toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt());
     held_running[key] = h.getRunning();
     if (!h.getRunning()) {
       StageResult r;
@@ -214,8 +223,7 @@ void Engine::handleProgress(const std::string& identity, schema::StageProgress::
   }
   if (msg.getDroppedLines() > 0) {
     events.push_back(Event{"stage.output", it->second.waves[wave].name, identity, step,
-                           "(" + std::to_string(msg.getDroppedLines()) +
-                               " more lines not shown)"});
+                           "(" + std::to_string(msg.getDroppedLines()) + " more lines not shown)"});
   }
   if (events.empty()) return;
   Status s = mutate(it->first, [&](Deployment&, const Context&, Effects& fx) {
@@ -311,8 +319,8 @@ StatusOr<std::string> Engine::submit(common::Plan plan) {
   Context ctx{registry_, clock_.wallNow(), *releases};
   advance(d, ctx, fx);
   std::vector<StoredEvent> written;
-  Status s = store_.commit(d, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()),
-                           &written);
+  Status s =
+      store_.commit(d, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()), &written);
   metrics_.commit(s.ok());
   if (!s.ok()) return s;
   metrics_.deploymentSubmitted();
@@ -332,13 +340,17 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
   }
   return mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
     switch (action) {
-      case Action::kApprove: return approve(d, argument, ctx, fx);
+      case Action::kApprove:
+        return approve(d, argument, ctx, fx);
       case Action::kRollback:
         return requestRollback(d, argument.empty() ? "rollback requested by an operator" : argument,
                                ctx, fx);
-      case Action::kPause: return pause(d, ctx, fx);
-      case Action::kResume: return resume(d, ctx, fx);
-      case Action::kCancel: return cancel(d, ctx, fx);
+      case Action::kPause:
+        return pause(d, ctx, fx);
+      case Action::kResume:
+        return resume(d, ctx, fx);
+      case Action::kCancel:
+        return cancel(d, ctx, fx);
     }
     return Status::Internal("unknown action");
   });

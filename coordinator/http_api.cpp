@@ -27,14 +27,20 @@ const std::regex kIdPattern("^[a-z0-9][a-z0-9-]{0,79}$");
 
 int httpStatus(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kOk: return 200;
-    case Status::Code::kNotFound: return 404;
-    case Status::Code::kInvalidArgument: return 400;
+    case Status::Code::kOk:
+      return 200;
+    case Status::Code::kNotFound:
+      return 404;
+    case Status::Code::kInvalidArgument:
+      return 400;
     case Status::Code::kFailedPrecondition:
-    case Status::Code::kAlreadyExists: return 409;
+    case Status::Code::kAlreadyExists:
+      return 409;
     case Status::Code::kIoError:
-    case Status::Code::kUnavailable: return 503;
-    default: return 500;
+    case Status::Code::kUnavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 
@@ -195,8 +201,7 @@ void HttpApi::routes() {
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
 
-  server_->Post("/api/v1/deployments", [this](const httplib::Request& req,
-                                              httplib::Response& res) {
+  server_->Post("/api/v1/deployments", [this](const httplib::Request& req, httplib::Response& res) {
     common::PlanParseResult parsed = common::parsePlan(req.body);
     if (!parsed.plan) {
       metrics_.planRefused();
@@ -206,7 +211,8 @@ void HttpApi::routes() {
       }
       size_t n = parsed.problems.size();
       reply(res, 400,
-            json{{"error", "plan refused: " + std::to_string(n) + (n == 1 ? " problem" : " problems")},
+            json{{"error",
+                  "plan refused: " + std::to_string(n) + (n == 1 ? " problem" : " problems")},
                  {"problems", problems}});
       return;
     }
@@ -233,12 +239,12 @@ void HttpApi::routes() {
     reply(res, 200, json{{"deployments", list}});
   });
 
-  server_->Get(R"(/api/v1/deployments/([^/]+))", [this](const httplib::Request& req,
-                                                        httplib::Response& res) {
-    auto d = loadById(store_, req.matches[1]);
-    if (!d.ok()) return replyError(res, d.status());
-    reply(res, 200, detailJson(*d));
-  });
+  server_->Get(R"(/api/v1/deployments/([^/]+))",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 auto d = loadById(store_, req.matches[1]);
+                 if (!d.ok()) return replyError(res, d.status());
+                 reply(res, 200, detailJson(*d));
+               });
 
   server_->Get(R"(/api/v1/deployments/([^/]+)/events)", [this](const httplib::Request& req,
                                                                httplib::Response& res) {
@@ -284,45 +290,45 @@ void HttpApi::routes() {
         });
   });
 
-  server_->Post(R"(/api/v1/deployments/([^/]+)/(approve|rollback|pause|resume|cancel))",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  std::string id = req.matches[1];
-                  std::string verb = req.matches[2];
-                  if (!std::regex_match(id, kIdPattern)) {
-                    return replyError(res, Status::InvalidArgument(
-                                               "not a deployment id: " + json(id).dump()));
-                  }
-                  std::string argument;
-                  if (!req.body.empty()) {
-                    json body = json::parse(req.body, nullptr, false);
-                    if (body.is_discarded() || !body.is_object()) {
-                      return replyError(res,
-                                        Status::InvalidArgument("request body must be a JSON object"));
-                    }
-                    const char* key = verb == "approve" ? "wave" : "reason";
-                    if (body.contains(key)) {
-                      if (!body[key].is_string()) {
-                        return replyError(res, Status::InvalidArgument(std::string("\"") + key +
-                                                                       "\" must be a string"));
-                      }
-                      argument = body[key].get<std::string>();
-                    }
-                  }
-                  Action action = verb == "approve"    ? Action::kApprove
-                                  : verb == "rollback" ? Action::kRollback
-                                  : verb == "pause"    ? Action::kPause
-                                  : verb == "resume"   ? Action::kResume
-                                                       : Action::kCancel;
-                  auto done = tasks_.call<bool>([&]() -> StatusOr<bool> {
-                    Status s = engine_.act(id, action, argument);
-                    if (!s.ok()) return s;
-                    return true;
-                  });
-                  if (!done.ok()) return replyError(res, done.status());
-                  auto d = store_.loadDeployment(id);
-                  if (!d.ok()) return replyError(res, d.status());
-                  reply(res, 200, detailJson(*d));
-                });
+  server_->Post(
+      R"(/api/v1/deployments/([^/]+)/(approve|rollback|pause|resume|cancel))",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        std::string id = req.matches[1];
+        std::string verb = req.matches[2];
+        if (!std::regex_match(id, kIdPattern)) {
+          return replyError(res,
+                            Status::InvalidArgument("not a deployment id: " + json(id).dump()));
+        }
+        std::string argument;
+        if (!req.body.empty()) {
+          json body = json::parse(req.body, nullptr, false);
+          if (body.is_discarded() || !body.is_object()) {
+            return replyError(res, Status::InvalidArgument("request body must be a JSON object"));
+          }
+          const char* key = verb == "approve" ? "wave" : "reason";
+          if (body.contains(key)) {
+            if (!body[key].is_string()) {
+              return replyError(
+                  res, Status::InvalidArgument(std::string("\"") + key + "\" must be a string"));
+            }
+            argument = body[key].get<std::string>();
+          }
+        }
+        Action action = verb == "approve"    ? Action::kApprove
+                        : verb == "rollback" ? Action::kRollback
+                        : verb == "pause"    ? Action::kPause
+                        : verb == "resume"   ? Action::kResume
+                                             : Action::kCancel;
+        auto done = tasks_.call<bool>([&]() -> StatusOr<bool> {
+          Status s = engine_.act(id, action, argument);
+          if (!s.ok()) return s;
+          return true;
+        });
+        if (!done.ok()) return replyError(res, done.status());
+        auto d = store_.loadDeployment(id);
+        if (!d.ok()) return replyError(res, d.status());
+        reply(res, 200, detailJson(*d));
+      });
 
   server_->Get("/api/v1/agents", [this](const httplib::Request&, httplib::Response& res) {
     json list = json::array();

@@ -5,9 +5,12 @@ namespace flotilla::coordinator {
 
 const char* agentStateName(AgentState s) {
   switch (s) {
-    case AgentState::kConnected: return "connected";
-    case AgentState::kUnknown: return "unknown";
-    case AgentState::kLost: return "lost";
+    case AgentState::kConnected:
+      return "connected";
+    case AgentState::kUnknown:
+      return "unknown";
+    case AgentState::kLost:
+      return "lost";
   }
   return "unknown";
 }
@@ -28,8 +31,7 @@ bool Registry::registerAgent(const std::string& cluster, std::map<std::string, s
 }
 
 void Registry::restore(const std::string& cluster, std::map<std::string, std::string> labels,
-                       std::string agent_version, common::SteadyTime now,
-                       common::SystemTime wall) {
+                       std::string agent_version, common::SteadyTime now, common::SystemTime wall) {
   AgentInfo& a = agents_[cluster];
   a.cluster = cluster;
   a.labels = std::move(labels);

@@ -39,9 +39,12 @@ std::string eventKey(const std::string& id, uint64_t seq) {
 }
 
 json eventJson(const StoredEvent& e) {
-  return json{{"seq", e.seq},          {"time_ms", e.time_ms},
-              {"type", e.event.type},  {"wave", e.event.wave},
-              {"cluster", e.event.cluster}, {"step", e.event.step},
+  return json{{"seq", e.seq},
+              {"time_ms", e.time_ms},
+              {"type", e.event.type},
+              {"wave", e.event.wave},
+              {"cluster", e.event.cluster},
+              {"step", e.event.step},
               {"message", e.event.message}};
 }
 
@@ -178,8 +181,7 @@ StatusOr<std::vector<StoredEvent>> Store::events(const std::string& id, uint64_t
                       j.at("message").get<std::string>()};
       out.push_back(std::move(e));
     } catch (const std::exception& ex) {
-      return Status::Corruption("event " + it->key().ToString() + " does not decode: " +
-                                ex.what());
+      return Status::Corruption("event " + it->key().ToString() + " does not decode: " + ex.what());
     }
   }
   Status s = fromRocks(it->status(), "scan events of " + id);
@@ -206,8 +208,7 @@ StatusOr<std::vector<StoredAgent>> Store::loadAgents() {
       a.agent_version = j.at("agent_version").get<std::string>();
       out.push_back(std::move(a));
     } catch (const std::exception& ex) {
-      return Status::Corruption("agent " + it->key().ToString() + " does not decode: " +
-                                ex.what());
+      return Status::Corruption("agent " + it->key().ToString() + " does not decode: " + ex.what());
     }
   }
   Status s = fromRocks(it->status(), "scan agents");

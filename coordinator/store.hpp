@@ -5,8 +5,8 @@
 //   meta/epoch                        -> decimal; +1 at every coordinator start
 //   meta/deployment_seq               -> decimal; last deployment number handed out
 //   deployment/<id>                   -> JSON Deployment (plan, state, per-cluster progress)
-//   event/<id>/<seq, 16 digits>       -> JSON event {seq, time_ms, type, wave, cluster, step, message}
-//   agent/<cluster>                   -> JSON {labels, agent_version}
+//   event/<id>/<seq, 16 digits>       -> JSON event {seq, time_ms, type, wave, cluster, step,
+//   message} agent/<cluster>                   -> JSON {labels, agent_version}
 //   release/<service>/<cluster>       -> version live on that cluster (absent = unknown)
 //
 // Every deployment change is one WriteBatch (record + its events + release

@@ -62,8 +62,9 @@ class DeploymentTest : public ::testing::Test {
     ClusterProgress* c = d.findCluster(cluster);
     EXPECT_NE(c, nullptr) << cluster;
     if (c == nullptr) return common::Status::NotFound(cluster);
-    StageResult r{cluster, c->stageId(), c->attempt, outcome,
-                  outcome == ResultOutcome::kSucceeded ? 0 : 1, "msg"};
+    StageResult r{
+        cluster, c->stageId(), c->attempt, outcome, outcome == ResultOutcome::kSucceeded ? 0 : 1,
+        "msg"};
     fx_ = Effects{};
     return applyResult(d, r, ctx(), fx_);
   }
@@ -347,7 +348,9 @@ TEST_F(DeploymentTest, CancelAbortsAndStops) {
 }
 
 TEST_F(DeploymentTest, RollbackAfterSuccessTakesEveryWaveBack) {
-  versions_ = {{"staging-eu", "1.0.0"}, {"prod-eu-1", "1.0.0"}, {"prod-eu-2", "1.0.0"},
+  versions_ = {{"staging-eu", "1.0.0"},
+               {"prod-eu-1", "1.0.0"},
+               {"prod-eu-2", "1.0.0"},
                {"prod-us-1", "1.0.0"}};
   Deployment d = start(threeWaves());
   succeedAll(d);
