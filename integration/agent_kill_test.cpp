@@ -1,1 +1,98 @@
-// placeholder
+// An agent SIGKILLed in the middle of a step: the deployment does not hang, it rolls back.
+#include "integration/harness.hpp"
+
+namespace flotilla::integration {
+namespace {
+
+// prod-eu-1's build marks that it started and then sleeps far longer than the test waits; the
+// step timeout is longer still, so only the lost-agent deadline can end it.
+constexpr char kPlan[] = R"yaml(service: web
+version: "4.0.0"
+steps:
+  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; if [ $FLOTILLA_CLUSTER = prod-eu-1 ]; then touch @DIR@/prod-eu-1.build-started; sleep 30; fi'
+  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version'
+  verify: 'echo verify >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo rolled-back > @DIR@/$FLOTILLA_CLUSTER.version'
+  timeout: 60s
+waves:
+  - name: staging
+    clusters: [staging-eu]
+  - name: production
+    clusters: [prod-eu-1, prod-us-1]
+  - name: rest
+    clusters: [prod-eu-2]
+)yaml";
+
+class AgentKillTest : public FleetTest {};
+
+TEST_F(AgentKillTest, KilledMidStepIsLostAndTheFleetRollsBack) {
+  CoordinatorOptions options;
+  options.agent_lost_after = "3s";
+  ASSERT_NO_FATAL_FAILURE(startFleet(options));
+  const std::string id = submit(writePlan("plan.yaml", kPlan));
+  ASSERT_FALSE(id.empty());
+
+  // prod-eu-1 is inside its long build, and its wave mate has applied and finished.
+  ASSERT_TRUE(waitUntil("prod-eu-1's build to start",
+                        [&] { return fileExists(dir() + "/prod-eu-1.build-started"); }));
+  ASSERT_TRUE(waitUntil("prod-us-1 to succeed", [&] {
+    json d = deployment(id);
+    for (const auto& c : d["waves"][1]["clusters"]) {
+      if (c["name"] == "prod-us-1") return c["state"] == "succeeded";
+    }
+    return false;
+  }));
+  ASSERT_EQ(stateOf(id), "running");
+
+  ASSERT_NO_FATAL_FAILURE(killAgent("prod-eu-1"));
+  const auto killed_at = std::chrono::steady_clock::now();
+  CommandResult wait = cli({"wait", id, "--timeout", "30s"});
+  const auto took = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
+  EXPECT_NE(wait.out.find(id + " rolled_back"), std::string::npos) << wait.out;
+  EXPECT_EQ(stateOf(id), "rolled_back");
+  // Not before the silence deadline (3 s after the last heartbeat, at most 250 ms before the kill).
+  EXPECT_GE(took, 2500ms);
+
+  // The killed cluster never applied, so it has nothing to roll back; those that applied did.
+  EXPECT_EQ(stepLog(id, "prod-eu-1"), (std::vector<std::string>{"build"}));
+  EXPECT_EQ(stepLog(id, "staging-eu"),
+            (std::vector<std::string>{"build", "apply", "verify", "rollback"}));
+  EXPECT_EQ(stepLog(id, "prod-us-1"),
+            (std::vector<std::string>{"build", "apply", "verify", "rollback"}));
+  EXPECT_EQ(versionOf("staging-eu"), "rolled-back");
+  EXPECT_EQ(versionOf("prod-us-1"), "rolled-back");
+  EXPECT_FALSE(hasStepLog(id, "prod-eu-2"));
+
+  json detail = deployment(id);
+  ASSERT_TRUE(detail["failure"].is_object()) << detail.dump(2);
+  EXPECT_EQ(detail["failure"]["cluster"], "prod-eu-1");
+  EXPECT_EQ(detail["failure"]["step"], "build");
+  EXPECT_EQ(detail["waves"][2]["state"], "skipped");
+
+  const json ev = events(id);
+  int lost = findEvent(ev, "agent.lost", "production", "prod-eu-1", "build");
+  EXPECT_GE(lost, 0);
+  EXPECT_GT(findEvent(ev, "deployment.rolling_back"), lost);
+  EXPECT_TRUE(eventsOf(ev, "rollback.started", "prod-eu-1").empty());
+  EXPECT_EQ(ev.back()["type"], "deployment.rolled_back");
+
+  json agents = get("/api/v1/agents").parsed();
+  bool shown_lost = false;
+  for (const auto& a : agents["agents"]) {
+    shown_lost |= a["cluster"] == "prod-eu-1" && a["state"] == "lost";
+  }
+  EXPECT_TRUE(shown_lost) << agents.dump();
+
+  // Restarted on its state dir, the agent comes back and does not run the interrupted build again.
+  ASSERT_NO_FATAL_FAILURE(
+      startAgent("prod-eu-1", {{"environment", "production"}, {"region", "eu"}}));
+  ASSERT_NO_FATAL_FAILURE(waitForAgents({"prod-eu-1"}));
+  EXPECT_TRUE(holdsFor(
+      "the restarted agent runs nothing and the deployment stays rolled back",
+      [&] { return stepLog(id, "prod-eu-1").size() == 1 && stateOf(id) == "rolled_back"; },
+      1000ms));
+}
+
+}  // namespace
+}  // namespace flotilla::integration

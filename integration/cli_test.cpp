@@ -1,1 +1,244 @@
-// placeholder
+// The CLI against a real coordinator: agents, status, events, pause/resume, cancel, and errors.
+#include <sstream>
+
+#include "integration/harness.hpp"
+
+namespace flotilla::integration {
+namespace {
+
+constexpr char kQuickPlan[] = R"yaml(service: shop
+version: "1.2.3"
+steps:
+  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  timeout: 20s
+waves:
+  - name: staging
+    clusters: [staging-eu]
+)yaml";
+
+// The first build takes long enough for the test to pause the deployment while it runs.
+constexpr char kSlowBuildPlan[] = R"yaml(service: shop
+version: "1.3.0"
+steps:
+  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; if [ $FLOTILLA_CLUSTER = staging-eu ]; then sleep 1.5; fi'
+  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  timeout: 20s
+waves:
+  - name: staging
+    clusters: [staging-eu]
+  - name: production
+    clusters: [prod-eu-1]
+)yaml";
+
+constexpr char kGatedPlan[] = R"yaml(service: shop
+version: "1.4.0"
+steps:
+  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
+  timeout: 20s
+waves:
+  - name: staging
+    clusters: [staging-eu]
+  - name: production
+    selector: {environment: production}
+    approval: required
+)yaml";
+
+std::vector<std::string> linesOf(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+// Splits a table row on runs of spaces.
+std::vector<std::string> columnsOf(const std::string& line) {
+  std::vector<std::string> columns;
+  std::istringstream in(line);
+  for (std::string word; in >> word;) columns.push_back(word);
+  return columns;
+}
+
+bool startsWith(const std::string& text, const std::string& prefix) {
+  return text.rfind(prefix, 0) == 0;
+}
+
+class CliTest : public FleetTest {};
+
+TEST_F(CliTest, AgentsStatusAndEvents) {
+  ASSERT_NO_FATAL_FAILURE(startFleet());
+
+  CommandResult agents = cli({"agents"});
+  ASSERT_EQ(agents.exit_code, 0) << agents.err;
+  std::vector<std::string> rows = linesOf(agents.out);
+  ASSERT_EQ(rows.size(), 5u) << agents.out;
+  EXPECT_EQ(columnsOf(rows[0]),
+            (std::vector<std::string>{"CLUSTER", "STATE", "LABELS", "LAST", "SEEN"}));
+  const std::map<std::string, std::string> labels = {
+      {"staging-eu", "environment=staging"},
+      {"prod-eu-1", "environment=production,region=eu"},
+      {"prod-eu-2", "environment=production,region=eu"},
+      {"prod-us-1", "environment=production,region=us"}};
+  for (const auto& [cluster, label] : labels) {
+    bool listed = false;
+    for (size_t i = 1; i < rows.size(); ++i) {
+      std::vector<std::string> c = columnsOf(rows[i]);
+      if (c.size() >= 3 && c[0] == cluster) {
+        listed = true;
+        EXPECT_EQ(c[1], "connected") << rows[i];
+        EXPECT_EQ(c[2], label) << rows[i];
+      }
+    }
+    EXPECT_TRUE(listed) << cluster << " missing from:\n" << agents.out;
+  }
+
+  CommandResult empty = cli({"status"});
+  EXPECT_EQ(empty.exit_code, 0);
+  EXPECT_NE(empty.out.find("No deployments yet"), std::string::npos) << empty.out;
+
+  const std::string id = submit(writePlan("quick.yaml", kQuickPlan));
+  ASSERT_FALSE(id.empty());
+  CommandResult wait = cli({"wait", id, "--timeout", "30s"});
+  EXPECT_EQ(wait.exit_code, 0) << wait.out << wait.err;
+
+  CommandResult status = cli({"status"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  rows = linesOf(status.out);
+  ASSERT_EQ(rows.size(), 2u) << status.out;
+  EXPECT_EQ(columnsOf(rows[0]),
+            (std::vector<std::string>{"ID", "SERVICE", "VERSION", "STATE", "WAVE", "AGE"}));
+  std::vector<std::string> row = columnsOf(rows[1]);
+  ASSERT_GE(row.size(), 4u) << rows[1];
+  EXPECT_EQ(row[0], id);
+  EXPECT_EQ(row[1], "shop");
+  EXPECT_EQ(row[2], "1.2.3");
+  EXPECT_EQ(row[3], "succeeded");
+
+  // `events` prints one line per event of the API, in the same order.
+  CommandResult listed = cli({"events", id});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  rows = linesOf(listed.out);
+  const json ev = events(id);
+  ASSERT_EQ(rows.size(), ev.size()) << listed.out;
+  for (size_t i = 0; i < ev.size(); ++i) {
+    std::vector<std::string> c = columnsOf(rows[i]);
+    ASSERT_GE(c.size(), 2u) << rows[i];
+    EXPECT_EQ(c[0], ev[i]["time"]) << rows[i];
+    EXPECT_EQ(c[1], ev[i]["type"]) << rows[i];
+  }
+  EXPECT_NE(rows.front().find("deployment.submitted"), std::string::npos);
+  EXPECT_NE(rows.back().find("deployment.succeeded"), std::string::npos);
+  bool located = false;
+  for (const auto& r : rows) located |= r.find("staging/staging-eu/apply") != std::string::npos;
+  EXPECT_TRUE(located) << "no event line locates staging/staging-eu/apply:\n" << listed.out;
+
+  CommandResult unknown = cli({"status", "nosuch-9"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no deployment named nosuch-9"), std::string::npos) << unknown.err;
+  CommandResult unknown_events = cli({"events", "nosuch-9"});
+  EXPECT_EQ(unknown_events.exit_code, 1) << unknown_events.err;
+}
+
+TEST_F(CliTest, PauseHoldsNewStepsUntilResume) {
+  ASSERT_NO_FATAL_FAILURE(startFleet());
+  const std::string id = submit(writePlan("slow.yaml", kSlowBuildPlan));
+  ASSERT_FALSE(id.empty());
+
+  CommandResult pause = cli({"pause", id});
+  ASSERT_EQ(pause.exit_code, 0) << pause.out << pause.err;
+  EXPECT_NE(pause.out.find("state is now paused"), std::string::npos) << pause.out;
+  EXPECT_EQ(stateOf(id), "paused");
+
+  // The build in flight finishes; nothing after it starts while paused.
+  ASSERT_TRUE(waitUntil("the build in flight to finish", [&] {
+    return findEvent(events(id), "stage.succeeded", "staging", "staging-eu", "build") >= 0;
+  }));
+  EXPECT_TRUE(holdsFor(
+      "a paused deployment starts no step",
+      [&] {
+        return stateOf(id) == "paused" &&
+               stepLog(id, "staging-eu") == std::vector<std::string>{"build"} &&
+               !hasStepLog(id, "prod-eu-1");
+      },
+      1000ms));
+
+  CommandResult again = cli({"pause", id});
+  EXPECT_EQ(again.exit_code, 1) << "pausing a paused deployment is refused: " << again.out;
+  EXPECT_FALSE(again.err.empty());
+
+  CommandResult resume = cli({"resume", id});
+  ASSERT_EQ(resume.exit_code, 0) << resume.out << resume.err;
+  EXPECT_NE(resume.out.find("resume accepted"), std::string::npos) << resume.out;
+  CommandResult wait = cli({"wait", id, "--timeout", "30s"});
+  EXPECT_EQ(wait.exit_code, 0) << wait.out << wait.err;
+  EXPECT_EQ(stepLog(id, "staging-eu"), (std::vector<std::string>{"build", "apply"}));
+  EXPECT_EQ(stepLog(id, "prod-eu-1"), (std::vector<std::string>{"build", "apply"}));
+
+  const json ev = events(id);
+  int paused = findEvent(ev, "deployment.paused");
+  int resumed = findEvent(ev, "deployment.resumed");
+  ASSERT_GE(paused, 0);
+  ASSERT_GT(resumed, paused);
+  for (int i = paused; i < resumed; ++i) {
+    EXPECT_NE(ev[i]["type"], "stage.started") << "a step started while paused: " << ev[i].dump();
+  }
+}
+
+TEST_F(CliTest, CancelStopsForGood) {
+  ASSERT_NO_FATAL_FAILURE(startFleet());
+  const std::string id = submit(writePlan("gated.yaml", kGatedPlan));
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(waitForState(id, "awaiting_approval"));
+
+  CommandResult cancel = cli({"cancel", id});
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.out << cancel.err;
+  EXPECT_NE(cancel.out.find("state is now cancelled"), std::string::npos) << cancel.out;
+  CommandResult wait = cli({"wait", id, "--timeout", "30s"});
+  EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
+  EXPECT_NE(wait.out.find(id + " cancelled"), std::string::npos) << wait.out;
+
+  CommandResult twice = cli({"cancel", id});
+  EXPECT_EQ(twice.exit_code, 1) << twice.out;
+  EXPECT_NE(twice.err.find("already cancelled"), std::string::npos) << twice.err;
+  CommandResult approve = cli({"approve", id});
+  EXPECT_EQ(approve.exit_code, 1) << approve.out;
+
+  json detail = deployment(id);
+  EXPECT_EQ(detail["state"], "cancelled");
+  EXPECT_EQ(detail["waves"][1]["state"], "skipped");
+  EXPECT_EQ(stepLog(id, "staging-eu"), (std::vector<std::string>{"apply"}));
+  EXPECT_TRUE(holdsFor(
+      "a cancelled deployment runs nothing more",
+      [&] {
+        return !hasStepLog(id, "prod-eu-1") && !hasStepLog(id, "prod-eu-2") &&
+               !hasStepLog(id, "prod-us-1") && stateOf(id) == "cancelled";
+      },
+      1000ms));
+}
+
+TEST_F(CliTest, UnreachableServerIsExitCodeTwoWithAPlainMessage) {
+  const int port = freePort();  // nothing listens there
+  ASSERT_NE(port, 0);
+  const std::string server = "http://127.0.0.1:" + std::to_string(port);
+  const std::string plan = writePlan("quick.yaml", kQuickPlan);
+  const std::vector<std::vector<std::string>> commands = {
+      {"status"}, {"agents"}, {"submit", plan}, {"wait", "shop-1"}, {"approve", "shop-1"}};
+  for (const auto& args : commands) {
+    SCOPED_TRACE(args[0]);
+    CommandResult r = runCli(server, args, 30s);
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_EQ(r.out, "");
+    std::vector<std::string> lines = linesOf(r.err);
+    ASSERT_EQ(lines.size(), 1u) << "one line, no stack of internals:\n" << r.err;
+    EXPECT_TRUE(startsWith(lines[0], "flotilla: cannot reach the coordinator at " + server))
+        << lines[0];
+  }
+}
+
+}  // namespace
+}  // namespace flotilla::integration

@@ -480,8 +480,8 @@ void FleetTest::restartCoordinator() {
     return !coordinator_->running() || httpGet(serverUrl() + "/healthz").status == 200;
   });
   ASSERT_TRUE(up);
-  ASSERT_TRUE(coordinator_->running())
-      << "the restarted coordinator exited:\n" << tailOf(coordinator_->logPath(), 20);
+  ASSERT_TRUE(coordinator_->running()) << "the restarted coordinator exited:\n"
+                                       << tailOf(coordinator_->logPath(), 20);
 }
 
 void FleetTest::startAgent(const std::string& cluster,
@@ -492,16 +492,22 @@ void FleetTest::startAgent(const std::string& cluster,
     retired_.push_back(std::move(old->second));
     agents_.erase(old);
   }
-  std::vector<std::string> argv = {FLOTILLA_AGENT_BIN, "--cluster",   cluster,
-                                   "--coordinator",    agentAddress(), "--state-dir",
-                                   dir_ + "/agent-state/" + cluster, "--workdir",
-                                   dir_ + "/work",       "--heartbeat", "250ms"};
+  std::vector<std::string> argv = {FLOTILLA_AGENT_BIN,
+                                   "--cluster",
+                                   cluster,
+                                   "--coordinator",
+                                   agentAddress(),
+                                   "--state-dir",
+                                   dir_ + "/agent-state/" + cluster,
+                                   "--workdir",
+                                   dir_ + "/work",
+                                   "--heartbeat",
+                                   "250ms"};
   for (const auto& [k, v] : labels) {
     argv.push_back("--label");
     argv.push_back(k + "=" + v);
   }
-  auto process = Process::spawn("agent " + cluster, argv, {},
-                                dir_ + "/agent-" + cluster + ".log");
+  auto process = Process::spawn("agent " + cluster, argv, {}, dir_ + "/agent-" + cluster + ".log");
   ASSERT_NE(process, nullptr);
   agents_[cluster] = std::move(process);
 }
@@ -624,6 +630,9 @@ bool FleetTest::waitForState(const std::string& id, const std::string& state,
         return last == state || ended_elsewhere;
       },
       deadline);
+  if (!reached && !ended_elsewhere) {
+    ADD_FAILURE() << id << " was last seen " << (last.empty() ? "(no answer)" : last);
+  }
   if (ended_elsewhere) {
     ADD_FAILURE() << id << " ended " << last << " instead of " << state << ":\n"
                   << deployment(id).dump(2);

@@ -1,0 +1,298 @@
+// The engine over a real RocksDB store: messages in, durable state and
+// commands out; restarts resume; silent agents are lost.
+#include "coordinator/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace flotilla::coordinator {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FakeClock : public common::Clock {
+ public:
+  // Interface
+  common::SteadyTime now() const override { return now_; }
+  common::SystemTime wallNow() const override {
+    return common::SystemTime(std::chrono::seconds(1'800'000'000)) + (now_ - common::SteadyTime{});
+  }
+  void advance(std::chrono::milliseconds d) { now_ += d; }
+
+ private:
+  common::SteadyTime now_{};
+};
+
+struct Sent {
+  std::string cluster;
+  schema::Envelope::Which which;
+  std::string stage;  // for commands and aborts
+  uint32_t attempt = 0;
+  uint64_t epoch = 0;
+};
+
+class RecordingOutbox : public Outbox {
+ public:
+  // Interface
+  void send(const std::string& cluster, capnp::MessageBuilder& message) override {
+    auto frame = common::encodeFrame(message);
+    auto decoded = common::DecodedEnvelope::decode(frame.data(), frame.size());
+    ASSERT_TRUE(decoded.ok());
+    auto env = (*decoded)->root();
+    Sent s{cluster, env.which(), "", 0, 0};
+    if (env.isStageCommand()) {
+      s.stage = common::toStd(env.getStageCommand().getRef().getStageId());
+      s.attempt = env.getStageCommand().getRef().getAttempt();
+      s.epoch = env.getStageCommand().getEpoch();
+    } else if (env.isAbort()) {
+      s.stage = common::toStd(env.getAbort().getRef().getStageId());
+      s.attempt = env.getAbort().getRef().getAttempt();
+    } else if (env.isRegistered()) {
+      s.epoch = env.getRegistered().getEpoch();
+    }
+    sent.push_back(s);
+  }
+  std::vector<std::string> commands() const {
+    std::vector<std::string> out;
+    for (const auto& s : sent) {
+      if (s.which == schema::Envelope::STAGE_COMMAND) out.push_back(s.cluster + ":" + s.stage);
+    }
+    return out;
+  }
+  std::vector<Sent> sent;
+};
+
+common::Plan twoWaves() {
+  common::Plan p;
+  p.service = "checkout";
+  p.version = "2.0.0";
+  p.steps.apply = "apply";
+  p.steps.rollback = "rollback";
+  common::Wave a;
+  a.name = "staging";
+  a.clusters = {"staging-eu"};
+  common::Wave b;
+  b.name = "prod";
+  b.selector = {{"environment", "production"}};
+  p.waves = {a, b};
+  return p;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/flotilla-engine-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    openEngine();
+  }
+  void TearDown() override {
+    engine_.reset();
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void openEngine() {
+    engine_.reset();
+    store_.reset();
+    auto store = Store::open(dir_);
+    ASSERT_TRUE(store.ok()) << store.status().toString();
+    store_ = std::move(store).value();
+    outbox_.sent.clear();
+    engine_ = std::make_unique<Engine>(*store_, metrics_, outbox_, clock_, options_);
+    ASSERT_TRUE(engine_->start().ok());
+  }
+
+  void deliver(const std::string& identity, capnp::MallocMessageBuilder& m) {
+    auto frame = common::encodeFrame(m);
+    auto decoded = common::DecodedEnvelope::decode(frame.data(), frame.size());
+    ASSERT_TRUE(decoded.ok());
+    engine_->onMessage(identity, (*decoded)->root());
+  }
+
+  void registerAgent(const std::string& cluster, const std::string& env,
+                     std::vector<std::tuple<std::string, std::string, uint32_t, bool>> held = {}) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initRegister();
+    r.setCluster(cluster);
+    r.setAgentVersion("test");
+    auto labels = r.initLabels(1);
+    labels[0].setKey("environment");
+    labels[0].setValue(env);
+    auto h = r.initHeld(static_cast<unsigned>(held.size()));
+    for (unsigned i = 0; i < held.size(); ++i) {
+      auto ref = h[i].initRef();
+      ref.setDeploymentId(std::get<0>(held[i]));
+      ref.setStageId(std::get<1>(held[i]));
+      ref.setAttempt(std::get<2>(held[i]));
+      h[i].setRunning(std::get<3>(held[i]));
+      h[i].setOutcome(schema::Outcome::SUCCEEDED);
+    }
+    deliver(cluster, m);
+  }
+
+  void result(const std::string& cluster, const std::string& id, const std::string& stage,
+              schema::Outcome outcome = schema::Outcome::SUCCEEDED, uint32_t attempt = 1) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initStageResult();
+    r.initRef().setDeploymentId(id);
+    r.getRef().setStageId(stage);
+    r.getRef().setAttempt(attempt);
+    r.setOutcome(outcome);
+    r.setExitCode(outcome == schema::Outcome::SUCCEEDED ? 0 : 1);
+    r.setMessage("done");
+    deliver(cluster, m);
+  }
+
+  DeploymentState stored(const std::string& id) {
+    auto d = store_->loadDeployment(id);
+    EXPECT_TRUE(d.ok());
+    return d.ok() ? d->state : DeploymentState::kPending;
+  }
+
+  std::string dir_;
+  FakeClock clock_;
+  Metrics metrics_;
+  RecordingOutbox outbox_;
+  EngineOptions options_{std::chrono::milliseconds(3000), std::chrono::milliseconds(500)};
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, RegisterIsAnsweredWithTheEpoch) {
+  registerAgent("staging-eu", "staging");
+  ASSERT_EQ(outbox_.sent.size(), 1u);
+  EXPECT_EQ(outbox_.sent[0].which, schema::Envelope::REGISTERED);
+  EXPECT_EQ(outbox_.sent[0].epoch, engine_->epoch());
+  auto agents = engine_->agentsSnapshot();
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0].labels.at("environment"), "staging");
+}
+
+TEST_F(EngineTest, RegisterUnderAnotherNameIsDropped) {
+  registerAgent("staging-eu", "staging");
+  outbox_.sent.clear();
+  capnp::MallocMessageBuilder m;
+  m.initRoot<schema::Envelope>().initRegister().setCluster("prod-eu-1");
+  deliver("staging-eu", m);  // routing id and claimed name differ
+  EXPECT_TRUE(outbox_.sent.empty());
+  EXPECT_NE(metrics_.render().find("reason=\"bad_register\"} 1"), std::string::npos);
+}
+
+TEST_F(EngineTest, CommandsAgentsNeverSendAreDropped) {
+  capnp::MallocMessageBuilder m;
+  m.initRoot<schema::Envelope>().initStageCommand().initRef().setDeploymentId("x-1");
+  deliver("staging-eu", m);
+  EXPECT_NE(metrics_.render().find("reason=\"unexpected_type\"} 1"), std::string::npos);
+}
+
+TEST_F(EngineTest, RunsToSuccessAndPersistsEveryStep) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto id = engine_->submit(twoWaves());
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(*id, "checkout-1");
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+  EXPECT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  result("staging-eu", *id, "staging-eu/apply");
+  EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/apply");
+  result("prod-eu-1", *id, "prod-eu-1/apply");
+  EXPECT_EQ(stored(*id), DeploymentState::kSucceeded);
+  auto releases = store_->releases("checkout");
+  ASSERT_TRUE(releases.ok());
+  EXPECT_EQ(releases->at("staging-eu"), "2.0.0");
+  EXPECT_EQ(releases->at("prod-eu-1"), "2.0.0");
+  auto events = store_->events(*id, 0, 1000);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(events->front().event.type, "deployment.submitted");
+  EXPECT_EQ(events->back().event.type, "deployment.succeeded");
+  // A duplicate result after the end is stale, not an error.
+  result("prod-eu-1", *id, "prod-eu-1/apply");
+  EXPECT_NE(metrics_.render().find("flotilla_stale_results_total 1"), std::string::npos);
+}
+
+TEST_F(EngineTest, RestartResumesAndResendsWhatTheAgentDoesNotHold) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto id = engine_->submit(twoWaves());
+  ASSERT_TRUE(id.ok());
+  uint64_t first_epoch = engine_->epoch();
+
+  openEngine();  // the coordinator restarts; the command's result was never seen
+  EXPECT_EQ(engine_->epoch(), first_epoch + 1);
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+  // A heartbeat under the old epoch is answered "register again".
+  capnp::MallocMessageBuilder hb;
+  auto h = hb.initRoot<schema::Envelope>().initHeartbeat();
+  h.setCluster("staging-eu");
+  h.setEpoch(first_epoch);
+  deliver("staging-eu", hb);
+  ASSERT_FALSE(outbox_.sent.empty());
+  EXPECT_EQ(outbox_.sent.back().which, schema::Envelope::REREGISTER);
+  // It registers holding nothing: the command is sent again, same attempt, new epoch.
+  registerAgent("staging-eu", "staging");
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  EXPECT_EQ(outbox_.sent.back().attempt, 1u);
+  EXPECT_EQ(outbox_.sent.back().epoch, first_epoch + 1);
+  // Registering again while the agent says it is running it sends nothing new.
+  outbox_.sent.clear();
+  registerAgent("staging-eu", "staging", {{*id, "staging-eu/apply", 1, true}});
+  EXPECT_TRUE(outbox_.commands().empty());
+  // And a finished result held by the agent is taken on registration.
+  registerAgent("staging-eu", "staging", {{*id, "staging-eu/apply", 1, false}});
+  // prod-eu-1 is known from the store but has not registered under this
+  // epoch yet: it gets the command now and once more when it registers
+  // (the agent answers the repeat from its record).
+  registerAgent("prod-eu-1", "production");
+  auto commands = outbox_.commands();
+  ASSERT_EQ(commands.size(), 2u);
+  EXPECT_EQ(commands[0], "prod-eu-1:prod-eu-1/apply");
+  EXPECT_EQ(commands[1], "prod-eu-1:prod-eu-1/apply");
+  EXPECT_EQ(outbox_.sent.back().attempt, 1u);
+}
+
+TEST_F(EngineTest, SilentAgentIsLostAndTheDeploymentRollsBack) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto id = engine_->submit(twoWaves());
+  ASSERT_TRUE(id.ok());
+  result("staging-eu", *id, "staging-eu/apply");  // prod-eu-1/apply now in flight
+  // staging-eu keeps heartbeating; prod-eu-1 goes silent.
+  for (int i = 0; i < 8; ++i) {
+    clock_.advance(std::chrono::milliseconds(500));
+    capnp::MallocMessageBuilder hb;
+    auto h = hb.initRoot<schema::Envelope>().initHeartbeat();
+    h.setCluster("staging-eu");
+    h.setEpoch(engine_->epoch());
+    deliver("staging-eu", hb);
+    engine_->tick();
+  }
+  EXPECT_EQ(stored(*id), DeploymentState::kRollingBack);
+  EXPECT_EQ(outbox_.commands().back(), "staging-eu:staging-eu/rollback");
+  result("staging-eu", *id, "staging-eu/rollback");
+  // prod-eu-1 applied (or may have) and cannot be reached: a human must look.
+  auto d = store_->loadDeployment(*id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->state, DeploymentState::kFailed);
+  EXPECT_EQ(d->rollback_failed, std::vector<std::string>{"prod-eu-1"});
+}
+
+TEST_F(EngineTest, OperatorActionsOnUnknownIdsAreNotFound) {
+  EXPECT_TRUE(engine_->act("nope-1", Action::kApprove, "").isNotFound());
+}
+
+TEST_F(EngineTest, RollbackAfterSuccessLoadsTheFinishedDeployment) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto id = engine_->submit(twoWaves());
+  result("staging-eu", *id, "staging-eu/apply");
+  result("prod-eu-1", *id, "prod-eu-1/apply");
+  clock_.advance(std::chrono::seconds(2));
+  engine_->tick();  // forgets the finished deployment from memory
+  ASSERT_TRUE(engine_->act(*id, Action::kRollback, "").ok());
+  EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/rollback");
+}
+
+}  // namespace
+}  // namespace flotilla::coordinator
