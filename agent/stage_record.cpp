@@ -112,13 +112,25 @@ StageRecord fromJson(const json& j) {
   r.key.deployment = j.at("deployment").get<std::string>();
   r.key.stage = j.at("stage").get<std::string>();
   r.key.attempt = j.at("attempt").get<uint32_t>();
-  r.state = j.at("state").get<std::string>() == "started" ? RecordState::kStarted
-                                                          : RecordState::kFinished;
-  std::string outcome = j.at("outcome").get<std::string>();
-  r.outcome = Outcome::kUnknown;
-  for (int i = 0; i <= static_cast<int>(Outcome::kRefused); ++i) {
-    if (outcome == outcomeName(static_cast<Outcome>(i))) r.outcome = static_cast<Outcome>(i);
+  // Only values the writer produces: a damaged record must not turn an
+  // unknown effect into a finished one.
+  std::string state = j.at("state").get<std::string>();
+  if (state == "started") {
+    r.state = RecordState::kStarted;
+  } else if (state == "finished") {
+    r.state = RecordState::kFinished;
+  } else {
+    throw std::invalid_argument("unknown state \"" + state + "\"");
   }
+  std::string outcome = j.at("outcome").get<std::string>();
+  bool known = false;
+  for (int i = 0; i <= static_cast<int>(Outcome::kRefused); ++i) {
+    if (outcome == outcomeName(static_cast<Outcome>(i))) {
+      r.outcome = static_cast<Outcome>(i);
+      known = true;
+    }
+  }
+  if (!known) throw std::invalid_argument("unknown outcome \"" + outcome + "\"");
   r.exit_code = j.at("exit_code").get<int>();
   r.message = j.at("message").get<std::string>();
   r.started_ms = j.at("started_ms").get<int64_t>();
@@ -140,6 +152,15 @@ StatusOr<std::unique_ptr<StageStore>> StageStore::open(const std::string& dir,
 }
 
 Status StageStore::load() {
+  try {
+    return loadFiles();
+  } catch (const fs::filesystem_error& e) {
+    // Stepping through a directory throws on an I/O error mid-way.
+    return Status::IoError(std::string("reading ") + dir_ + ": " + e.what());
+  }
+}
+
+Status StageStore::loadFiles() {
   fs::path agent_file = fs::path(dir_) / "agent.json";
   if (fs::exists(agent_file)) {
     std::ifstream in(agent_file);
@@ -160,9 +181,14 @@ Status StageStore::load() {
     if (!s.ok()) return s;
   }
   std::error_code ec;
-  for (const auto& dep : fs::directory_iterator(fs::path(dir_) / "stages", ec)) {
+  fs::directory_iterator deps(fs::path(dir_) / "stages", ec);
+  if (ec) return Status::IoError("reading " + dir_ + "/stages: " + ec.message());
+  for (const auto& dep : deps) {
     if (!dep.is_directory()) continue;
-    for (const auto& f : fs::directory_iterator(dep.path(), ec)) {
+    std::error_code dep_ec;
+    fs::directory_iterator files(dep.path(), dep_ec);
+    if (dep_ec) return Status::IoError("reading " + dep.path().string() + ": " + dep_ec.message());
+    for (const auto& f : files) {
       if (f.path().extension() != ".json") continue;  // skips .tmp leftovers of a crash
       std::ifstream in(f.path());
       std::stringstream ss;
@@ -171,12 +197,11 @@ Status StageStore::load() {
         StageRecord r = fromJson(json::parse(ss.str()));
         records_[r.key] = r;
       } catch (const std::exception& e) {
-        return Status::Corruption("stage record " + f.path().string() +
-                                  " does not decode: " + e.what());
+        return Status::Corruption("stage record " + f.path().string() + " does not decode: " +
+                                  e.what());
       }
     }
   }
-  if (ec) return Status::IoError("reading " + dir_ + ": " + ec.message());
   return Status::Ok();
 }
 

@@ -79,6 +79,7 @@ class StageStore {
   explicit StageStore(std::string dir, std::string cluster)
       : dir_(std::move(dir)), cluster_(std::move(cluster)) {}
   common::Status load();
+  common::Status loadFiles();
   common::Status writeAgentFile();
   std::string recordPath(const StageKey& key) const;
 

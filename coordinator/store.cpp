@@ -7,6 +7,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "common/time_format.hpp"
@@ -166,6 +167,7 @@ StatusOr<Deployment> Store::loadDeployment(const std::string& id) {
 StatusOr<std::vector<StoredEvent>> Store::events(const std::string& id, uint64_t after_seq,
                                                  size_t limit) {
   std::vector<StoredEvent> out;
+  if (after_seq == std::numeric_limits<uint64_t>::max()) return out;  // nothing can follow
   const std::string prefix = "event/" + id + "/";
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(eventKey(id, after_seq + 1)); it->Valid() && it->key().starts_with(prefix);

@@ -60,7 +60,7 @@ class Store {
 
   common::StatusOr<std::vector<Deployment>> loadDeployments();
   common::StatusOr<Deployment> loadDeployment(const std::string& id);
-  // Raw JSON of every deployment, newest first (for the HTTP API; no decode needed).
+  // Raw JSON of every deployment, in key order (callers sort).
   common::StatusOr<std::vector<std::string>> listDeploymentJson();
   common::StatusOr<std::string> deploymentJson(const std::string& id);
   common::StatusOr<std::vector<StoredEvent>> events(const std::string& id, uint64_t after_seq,

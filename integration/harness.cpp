@@ -215,6 +215,51 @@ size_t countOf(const std::vector<std::string>& haystack, const std::string& need
   return static_cast<size_t>(std::count(haystack.begin(), haystack.end(), needle));
 }
 
+namespace {
+
+struct ProcStat {
+  pid_t pid = 0;
+  char state = '?';
+  pid_t ppid = 0;
+  pid_t pgid = 0;
+};
+
+// Every process, from /proc/PID/stat: "pid (comm) state ppid pgrp ...", where comm may hold
+// spaces and parentheses.
+std::vector<ProcStat> allProcesses() {
+  std::vector<ProcStat> out;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return out;
+  while (dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    std::string stat = readFile("/proc/" + std::string(entry->d_name) + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    ProcStat p;
+    p.pid = static_cast<pid_t>(pid);
+    long ppid = 0;
+    long pgid = 0;
+    rest >> p.state >> ppid >> pgid;
+    p.ppid = static_cast<pid_t>(ppid);
+    p.pgid = static_cast<pid_t>(pgid);
+    out.push_back(p);
+  }
+  ::closedir(proc);
+  return out;
+}
+
+}  // namespace
+
+bool groupAlive(pid_t pgid) {
+  for (const auto& p : allProcesses()) {
+    if (p.pgid == pgid && p.state != 'Z') return true;
+  }
+  return false;
+}
+
 int freePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
@@ -703,23 +748,9 @@ void FleetTest::sweepOrphans() {
   const pid_t self = ::getpid();
   for (int round = 0; round < 20; ++round) {
     std::vector<pid_t> children;
-    DIR* proc = ::opendir("/proc");
-    if (proc == nullptr) return;
-    while (dirent* entry = ::readdir(proc)) {
-      char* end = nullptr;
-      long pid = std::strtol(entry->d_name, &end, 10);
-      if (pid <= 0 || *end != '\0') continue;
-      std::string stat = readFile("/proc/" + std::string(entry->d_name) + "/stat");
-      // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-      size_t close = stat.rfind(')');
-      if (close == std::string::npos) continue;
-      std::istringstream rest(stat.substr(close + 1));
-      std::string state;
-      long ppid = 0;
-      rest >> state >> ppid;
-      if (ppid == self) children.push_back(static_cast<pid_t>(pid));
+    for (const auto& p : allProcesses()) {
+      if (p.ppid == self) children.push_back(p.pid);
     }
-    ::closedir(proc);
     if (children.empty()) return;
     for (pid_t pid : children) {
       ::kill(-pid, SIGKILL);

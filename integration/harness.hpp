@@ -33,6 +33,9 @@ std::string replaceAll(std::string text, const std::string& from, const std::str
 // How many times `needle` occurs in `haystack`.
 size_t countOf(const std::vector<std::string>& haystack, const std::string& needle);
 
+// Whether any process of process group `pgid` still runs (zombies do not count).
+bool groupAlive(pid_t pgid);
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
 int freePort();
 

@@ -559,15 +559,18 @@ TEST(CodecDecode, RandomBodiesBehindAValidSegmentTableNeverCrash) {
   EXPECT_LT(accepted, 3000);
 }
 
+// A frame of many one-word segments: its segment table is long and its pointers are far.
+Bytes manySegmentFrame() {
+  capnp::MallocMessageBuilder message(1, capnp::AllocationStrategy::FIXED_SIZE);
+  auto m = message.initRoot<schema::Envelope>().initStageProgress();
+  fillRef(m.initRef(), "checkout-7", "eu-west-1/build", 1);
+  m.initLines(3).set(0, "first");
+  return frameOf(message);
+}
+
 TEST(CodecDecode, TruncatedAtEveryWordBoundaryIsRefused) {
-  for (const Bytes& frame : {sampleCommandFrame(), [] {
-                               capnp::MallocMessageBuilder message(
-                                   1, capnp::AllocationStrategy::FIXED_SIZE);
-                               auto m = message.initRoot<schema::Envelope>().initStageProgress();
-                               fillRef(m.initRef(), "checkout-7", "eu-west-1/build", 1);
-                               m.initLines(3).set(0, "first");
-                               return frameOf(message);
-                             }()}) {
+  for (const Bytes& frame : {sampleCommandFrame(), manySegmentFrame()}) {
+    ASSERT_TRUE(decodeBytes(frame).ok());
     for (size_t cut = 0; cut < frame.size(); cut += 8) {
       expectCorruption(
           Bytes(frame.begin(), frame.begin() + static_cast<ptrdiff_t>(cut)),
@@ -585,23 +588,24 @@ TEST(CodecDecode, TruncatedAtEveryByteIsRefused) {
 }
 
 TEST(CodecDecode, FlippedBytesNeverCrash) {
-  const Bytes frame = sampleCommandFrame();
-  int refused = 0;
-  for (size_t i = 0; i < frame.size(); ++i) {
-    for (uint8_t mask : {0x01, 0x04, 0x10, 0x80, 0xFF}) {
-      Bytes damaged = frame;
-      damaged[i] ^= mask;
-      auto decoded = decodeBytes(damaged);
-      if (decoded.ok()) {
-        touchEverything((*decoded)->root());
-      } else {
-        ++refused;
-        ASSERT_TRUE(decoded.status().isCorruption()) << decoded.status().toString();
+  for (const Bytes& frame : {sampleCommandFrame(), manySegmentFrame()}) {
+    int refused = 0;
+    for (size_t i = 0; i < frame.size(); ++i) {
+      for (uint8_t mask : {0x01, 0x04, 0x10, 0x80, 0xFF}) {
+        Bytes damaged = frame;
+        damaged[i] ^= mask;
+        auto decoded = decodeBytes(damaged);
+        if (decoded.ok()) {
+          touchEverything((*decoded)->root());
+        } else {
+          ++refused;
+          ASSERT_TRUE(decoded.status().isCorruption()) << decoded.status().toString();
+        }
       }
     }
+    // Damage to the segment table or the pointers must be caught.
+    EXPECT_GT(refused, 0);
   }
-  // Damage to the segment table or the pointers must be caught.
-  EXPECT_GT(refused, 0);
 }
 
 TEST(CodecDecode, DamagedSegmentTableIsRefused) {
