@@ -367,9 +367,8 @@ TEST_F(StageStoreTest, CorruptRecordFileFailsOpen) {
 }
 
 TEST_F(StageStoreTest, RecordWithUnknownStateOrOutcomeFailsOpen) {
-  // PRODUCT BUG (see report): fromJson reads any state other than "started" as finished, and an
-  // unknown outcome name as kUnknown, so a damaged record silently becomes a finished stage
-  // (whose stored result the agent would then replay) instead of failing with Corruption.
+  // A damaged record must fail with Corruption, not turn into a finished stage whose stored
+  // result the agent would then replay.
   store_.reset();
   const fs::path file = fs::path(dir_) / "stages" / "checkout-7" / "eu-west-1~apply.1.json";
   const std::string bad_state =

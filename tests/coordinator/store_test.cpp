@@ -231,9 +231,8 @@ TEST_F(StoreTest, EventsHonourAfterAndLimit) {
 }
 
 TEST_F(StoreTest, EventsAfterTheLargestSeqAreNone) {
-  // PRODUCT BUG (see report): Store::events seeks to after_seq + 1, which wraps to 0 for
-  // after_seq = UINT64_MAX, so a client asking for events after the largest possible seq (e.g.
-  // ?after=18446744073709551615 on the HTTP API) gets every event from the start.
+  // after_seq + 1 must not wrap to 0: ?after=18446744073709551615 on the HTTP API once
+  // returned every event from the start.
   Deployment d = committed("checkout-1");
   ASSERT_TRUE(store_->commit(d, {event("x"), event("y")}, {}, 2).ok());
   auto got = store_->events("checkout-1", std::numeric_limits<uint64_t>::max(), 100);
