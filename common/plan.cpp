@@ -3,6 +3,7 @@
 #include "common/plan.hpp"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <limits>
 #include <numeric>
 #include <span>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -36,6 +38,18 @@ constexpr std::chrono::milliseconds kMaxStepTimeout = 24h;
 // Each number in a duration is capped so that the sum of all four units fits in int64
 // milliseconds: 10^12 * (3600000 + 60000 + 1000 + 1) < 2^63.
 constexpr size_t kMaxDurationDigits = 12;
+
+// Largest first: the order formatDuration prints them in and parseDuration requires.
+struct DurationUnit {
+  std::string_view suffix;
+  int64_t ms;
+};
+constexpr std::array<DurationUnit, 4> kDurationUnits = {{
+    {"h", std::chrono::milliseconds(1h).count()},
+    {"m", std::chrono::milliseconds(1min).count()},
+    {"s", std::chrono::milliseconds(1s).count()},
+    {"ms", 1},
+}};
 
 using FieldList = std::span<const std::string_view>;
 
@@ -592,6 +606,82 @@ void PlanReader::readRollback(const Field& field, RollbackScope* scope) {
   }
 }
 
+// Follows the document stream without building nodes, for what YAML::Load alone cannot tell.
+// Load reads the first document and silently drops any other. And yaml-cpp 0.7 does not consume
+// a stray flow token such as a lone ','; every further call then yields another empty document
+// at the same place (why YAML::LoadAll loops until memory runs out, jbeder/yaml-cpp#1040).
+class DocumentProbe : public YAML::EventHandler {
+ public:
+  const YAML::Mark& start() const { return start_; }
+  const YAML::Mark& rootMark() const { return root_mark_; }
+  bool rootIsNull() const { return root_is_null_; }
+
+  // Interface
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start_ = mark;
+    root_mark_ = mark;
+    root_is_null_ = true;
+    depth_ = 0;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { onNode(mark, true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { onNode(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    onNode(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    onNode(mark, false);
+    ++depth_;
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    onNode(mark, false);
+    ++depth_;
+  }
+  void OnMapEnd() override { --depth_; }
+
+ private:
+  void onNode(const YAML::Mark& mark, bool is_null) {
+    if (depth_ != 0) return;
+    root_mark_ = mark;
+    root_is_null_ = is_null;
+  }
+
+  YAML::Mark start_;
+  YAML::Mark root_mark_;
+  bool root_is_null_ = true;
+  int depth_ = 0;
+};
+
+// Reports a second document and returns true, or reports a stuck parser and returns false (the
+// text is then not loaded). Throws yaml-cpp's syntax errors.
+bool probeDocuments(const std::string& text, PlanReader* reader) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentProbe probe;
+  if (!parser.HandleNextDocument(probe)) return true;
+  int previous_start = probe.start().pos;
+  // Bounded: each round either returns or starts strictly further into the text.
+  while (parser.HandleNextDocument(probe)) {
+    const YAML::Mark& start = probe.start();
+    if (start.pos <= previous_start) {
+      const size_t at = static_cast<size_t>(std::max(start.pos, 0));
+      reader->problemAt(start, "syntax error: unexpected " + quote(text.substr(at, 1)));
+      return false;
+    }
+    // A trailing `---` is harmless; a document with content would be silently ignored.
+    if (!probe.rootIsNull()) {
+      reader->problemAt(probe.rootMark(), "a plan is a single YAML document; found another one");
+      return true;
+    }
+    previous_start = start.pos;
+  }
+  return true;
+}
+
 void sortAndCap(std::vector<PlanProblem>* problems) {
   std::stable_sort(problems->begin(), problems->end(),
                    [](const PlanProblem& a, const PlanProblem& b) {
@@ -623,16 +713,12 @@ PlanParseResult parsePlan(const std::string& text) {
   std::optional<Plan> plan;
   // yaml-cpp reports syntax errors by exception; nothing may escape from here, whatever the text.
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(text);
-    if (documents.empty() || documents[0].IsNull()) {
-      reader.problemAt(YAML::Mark::null_mark(), "the plan is empty");
-    } else {
-      plan = reader.read(documents[0]);
-    }
-    // A trailing `---` is harmless, but a second document would be silently ignored.
-    for (size_t i = 1; i < documents.size(); ++i) {
-      if (!documents[i].IsNull()) {
-        reader.problemAt(documents[i], "a plan is a single YAML document; found another one");
+    if (probeDocuments(text, &reader)) {
+      const YAML::Node root = YAML::Load(text);
+      if (root.IsNull()) {
+        reader.problemAt(YAML::Mark::null_mark(), "the plan is empty");
+      } else {
+        plan = reader.read(root);
       }
     }
   } catch (const YAML::DeepRecursion& e) {
@@ -655,9 +741,8 @@ StatusOr<std::chrono::milliseconds> parseDuration(const std::string& text) {
   const std::string bad = "invalid duration " + quote(text);
   if (text.empty()) return Status::InvalidArgument("empty duration");
   // Units must come largest first, each at most once: "1h30m" but not "30m1h" or "5m5m", which
-  // are more likely typos than intent.
-  enum Rank { kMillis, kSeconds, kMinutes, kHours, kNone };
-  Rank previous = kNone;
+  // are more likely typos than intent. `next_unit` is the first unit still allowed.
+  size_t next_unit = 0;
   int64_t total = 0;
   size_t i = 0;
   while (i < text.size()) {
@@ -674,29 +759,22 @@ StatusOr<std::chrono::milliseconds> parseDuration(const std::string& text) {
     if (i == text.size()) {
       return Status::InvalidArgument(bad + ": a unit is required (h, m, s or ms)");
     }
-    Rank rank = kNone;
-    int64_t unit_ms = 0;
-    if (text.compare(i, 2, "ms") == 0) {
-      rank = kMillis;
-      unit_ms = 1;
-    } else if (text[i] == 's') {
-      rank = kSeconds;
-      unit_ms = 1000;
-    } else if (text[i] == 'm') {
-      rank = kMinutes;
-      unit_ms = 60 * 1000;
-    } else if (text[i] == 'h') {
-      rank = kHours;
-      unit_ms = 60 * 60 * 1000;
-    } else {
-      return Status::InvalidArgument(bad + ": unknown unit; use h, m, s or ms");
+    // The longest suffix wins, so that "ms" is not read as "m" followed by garbage.
+    std::optional<size_t> unit;
+    for (size_t u = 0; u < kDurationUnits.size(); ++u) {
+      const std::string_view suffix = kDurationUnits[u].suffix;
+      if (text.compare(i, suffix.size(), suffix) == 0 &&
+          (!unit || suffix.size() > kDurationUnits[*unit].suffix.size())) {
+        unit = u;
+      }
     }
-    i += rank == kMillis ? 2 : 1;
-    if (rank >= previous) {
+    if (!unit) return Status::InvalidArgument(bad + ": unknown unit; use h, m, s or ms");
+    if (*unit < next_unit) {
       return Status::InvalidArgument(bad + ": units must go from largest to smallest, each once");
     }
-    previous = rank;
-    total += number * unit_ms;
+    i += kDurationUnits[*unit].suffix.size();
+    next_unit = *unit + 1;
+    total += number * kDurationUnits[*unit].ms;
   }
   return std::chrono::milliseconds(total);
 }
@@ -710,12 +788,11 @@ std::string formatDuration(std::chrono::milliseconds d) {
     // Negating the minimum would overflow; it is far beyond any real duration anyway.
     ms = ms == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -ms;
   }
-  constexpr std::array<std::pair<int64_t, const char*>, 4> kUnits = {
-      {{3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}}};
-  for (const auto& [unit_ms, suffix] : kUnits) {
-    if (ms >= unit_ms) {
-      out += std::to_string(ms / unit_ms) + suffix;
-      ms %= unit_ms;
+  for (const DurationUnit& unit : kDurationUnits) {
+    if (ms >= unit.ms) {
+      out += std::to_string(ms / unit.ms);
+      out += unit.suffix;
+      ms %= unit.ms;
     }
   }
   return out;

@@ -439,6 +439,16 @@ TEST(ParsePlan, ExtraDocumentIsRefused) {
   EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "---\nservice: other\n").toString(),
             "10:1: a plan is a single YAML document; found another one");
   EXPECT_TRUE(parsePlan(std::string(kMinimalPlan) + "---\n").plan.has_value());
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "---\n---\n...\n[a]\n").toString(),
+            "12:1: a plan is a single YAML document; found another one");
+}
+
+TEST(ParsePlan, StrayCommaIsASyntaxError) {
+  // yaml-cpp 0.7 does not consume a ',' outside a flow collection (its LoadAll loops forever).
+  EXPECT_EQ(onlyProblem(",").toString(), "1:1: syntax error: unexpected \",\"");
+  EXPECT_EQ(onlyProblem(",service: checkout\n").toString(), "1:1: syntax error: unexpected \",\"");
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "---\n,\n").toString(),
+            "10:1: syntax error: unexpected \",\"");
 }
 
 TEST(ParsePlan, HostileInputsAreProblemsNotCrashes) {
@@ -463,7 +473,7 @@ TEST(ParsePlan, HostileInputsAreProblemsNotCrashes) {
     seed = seed * 1103515245 + 12345;
     binary += static_cast<char>(seed >> 16);
   }
-  for (const std::string& text : {binary, std::string("service: \0\xff\xfe", 13),
+  for (const std::string& text : {binary, std::string("service: \0\xff\xfe", 12),
                                   std::string("\xef\xbb\xbf\x00\x01\x02", 6)}) {
     PlanParseResult result = parsePlan(text);
     EXPECT_FALSE(result.plan.has_value());
