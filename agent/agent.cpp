@@ -102,6 +102,15 @@ Status Agent::run() {
   // so (the coordinator decides), never run it again on our own.
   for (const auto& r : records_->all()) {
     if (r.state == RecordState::kStarted) {
+      // Whatever the step left running must not finish its work after the
+      // coordinator has been told the effect is unknown (and rolled back).
+      if (r.pgid > 0 && r.start_ticks > 0) {
+        int killed = killLeftoverGroup(r.pgid, r.start_ticks);
+        if (killed > 0) {
+          spdlog::warn("stage {}: killed {} leftover processes of group {}", r.key.toString(),
+                       killed, r.pgid);
+        }
+      }
       StageRecord done = r;
       done.state = RecordState::kFinished;
       done.outcome = Outcome::kUnknown;
@@ -308,8 +317,15 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   }
   spdlog::info("stage {} started: {}", key.toString(), req.command);
   Running run;
-  run.record = record;
   run.child = std::move(child).value();
+  record.pgid = run.child->pid();
+  auto ticks = processStartTicks(run.child->pid());
+  record.start_ticks = ticks.ok() ? *ticks : 0;
+  // Second write, with the process group: a crash before it leaves a step
+  // reported unknown whose leftovers cannot be found (a window of one fsync).
+  Status recorded = records_->put(record);
+  if (!recorded.ok()) spdlog::warn("stage {}: {}", key.toString(), recorded.toString());
+  run.record = record;
   run.started = Clock::now();
   run.timeout = req.timeout.count() > 0 ? req.timeout : std::chrono::hours(24);
   run.deadline = run.started + run.timeout;
@@ -487,6 +503,7 @@ void Agent::sendRegister() {
     h.setRunning(running);
     h.setOutcome(toWire(all[j].outcome));
     h.setExitCode(all[j].exit_code);
+    h.setMessage(all[j].message);
   }
   send(message);
   next_register_ = Clock::now() + kRegisterRetry;

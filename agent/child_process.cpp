@@ -10,6 +10,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 extern char** environ;
 
@@ -160,6 +163,55 @@ std::optional<ChildExit> ChildProcess::tryReap() {
   }
   exit_ = e;
   return e;
+}
+
+namespace {
+
+struct ProcStatFields {
+  pid_t pgrp = 0;
+  uint64_t start_ticks = 0;
+};
+
+std::optional<ProcStatFields> readStatFields(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command name may hold spaces and parentheses: fields resume after the last ')'.
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 1));
+  std::vector<std::string> fields;
+  std::string field;
+  while (rest >> field) fields.push_back(field);
+  // fields[0] is field 3 (state): the group is field 5, the start time field 22.
+  if (fields.size() < 20) return std::nullopt;
+  try {
+    return ProcStatFields{static_cast<pid_t>(std::stol(fields[2])), std::stoull(fields[19])};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+StatusOr<uint64_t> processStartTicks(pid_t pid) {
+  auto stat = readStatFields("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return Status::NotFound("no process " + std::to_string(pid));
+  return stat->start_ticks;
+}
+
+int killLeftoverGroup(pid_t pgid, uint64_t leader_start_ticks) {
+  if (pgid <= 1) return 0;
+  int killed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto stat = readStatFields(entry.path().string() + "/stat");
+    if (!stat || stat->pgrp != pgid || stat->start_ticks < leader_start_ticks) continue;
+    if (kill(static_cast<pid_t>(std::stol(name)), SIGKILL) == 0) ++killed;
+  }
+  return killed;
 }
 
 void ChildProcess::signalGroup(int sig) {

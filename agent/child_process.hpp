@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -57,5 +59,15 @@ class ChildProcess {
   std::string partial_;
   std::optional<ChildExit> exit_;
 };
+
+// Start time of a process in clock ticks since boot (/proc/PID/stat field 22);
+// with the PID it names one process for good, PIDs being reused.
+common::StatusOr<uint64_t> processStartTicks(pid_t pid);
+
+// Kills (SIGKILL) what is left of a step's process group from an earlier
+// agent run: every process whose group is `pgid` and that started no earlier
+// than the group leader did (`leader_start_ticks`), so a reused group id is
+// never hit. Returns how many processes were killed.
+int killLeftoverGroup(pid_t pgid, uint64_t leader_start_ticks);
 
 }  // namespace flotilla::agent

@@ -104,7 +104,9 @@ json toJson(const StageRecord& r) {
               {"exit_code", r.exit_code},
               {"message", r.message},
               {"started_ms", r.started_ms},
-              {"finished_ms", r.finished_ms}};
+              {"finished_ms", r.finished_ms},
+              {"pgid", r.pgid},
+              {"start_ticks", r.start_ticks}};
 }
 
 StageRecord fromJson(const json& j) {
@@ -135,6 +137,8 @@ StageRecord fromJson(const json& j) {
   r.message = j.at("message").get<std::string>();
   r.started_ms = j.at("started_ms").get<int64_t>();
   r.finished_ms = j.at("finished_ms").get<int64_t>();
+  r.pgid = j.value("pgid", 0);
+  r.start_ticks = j.value("start_ticks", uint64_t{0});
   return r;
 }
 

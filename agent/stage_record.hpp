@@ -8,7 +8,8 @@
 //     agent.json                          {cluster, highest_epoch}
 //     stages/<deployment>/<cluster>~<step>.<attempt>.json
 //                                         {deployment, stage, attempt, state: started|finished,
-//                                          outcome, exit_code, message, started_ms, finished_ms}
+//                                          outcome, exit_code, message, started_ms, finished_ms,
+//                                          pgid, start_ticks}
 //     logs/<deployment>/<cluster>~<step>.<attempt>.log   the step's output
 //
 // A record is written (temp file, fsync, rename, fsync dir) before the step
@@ -52,6 +53,10 @@ struct StageRecord {
   std::string message;
   int64_t started_ms = 0;
   int64_t finished_ms = 0;
+  // The step's process group and its leader's start time, so an agent that
+  // died mid-step can stop what is left of it when it starts again.
+  int pgid = 0;
+  uint64_t start_ticks = 0;
 };
 
 // Deployment ids and stage ids come from the network: only these shapes

@@ -161,7 +161,8 @@ void Engine::handleRegister(const std::string& identity, schema::Register::Reade
       r.attempt = ref.getAttempt();
       r.outcome = fromWire(h.getOutcome());
       r.exit_code = h.getExitCode();
-      r.message = "reported on registration";
+      r.message = toStd(h.getMessage());
+      if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
       auto it = deployments_.find(toStd(ref.getDeploymentId()));
       if (it == deployments_.end()) continue;
       Status s = mutate(it->first, [&](Deployment& d, const Context& ctx, Effects& fx) {

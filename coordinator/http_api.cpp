@@ -336,7 +336,9 @@ void HttpApi::routes() {
       list.push_back({{"cluster", a.cluster},
                       {"labels", a.labels},
                       {"state", agentStateName(a.state)},
-                      {"last_seen", common::formatRfc3339(a.last_seen_wall)},
+                      // Restored from the store and not heard from in this run: unknown.
+                      {"last_seen", a.epoch == 0 ? json(nullptr)
+                                                 : json(common::formatRfc3339(a.last_seen_wall))},
                       {"agent_version", a.agent_version}});
     }
     reply(res, 200, json{{"agents", list}});

@@ -137,6 +137,16 @@ TEST_F(CliTest, AgentsStatusAndEvents) {
   for (const auto& r : rows) located |= r.find("staging/staging-eu/apply") != std::string::npos;
   EXPECT_TRUE(located) << "no event line locates staging/staging-eu/apply:\n" << listed.out;
 
+  // Piped (not a terminal), watch prints one line per event and then the outcome.
+  CommandResult watch = cli({"watch", id}, 30s);
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  std::vector<std::string> watched = linesOf(watch.out);
+  ASSERT_EQ(watched.size(), ev.size() + 1) << watch.out;
+  for (size_t i = 0; i < ev.size(); ++i) {
+    EXPECT_NE(watched[i].find(ev[i]["type"].get<std::string>()), std::string::npos) << watched[i];
+  }
+  EXPECT_EQ(watched.back(), id + " succeeded");
+
   CommandResult unknown = cli({"status", "nosuch-9"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("no deployment named nosuch-9"), std::string::npos) << unknown.err;

@@ -1,5 +1,4 @@
-// The coordinator stopped or killed mid-deployment: after a restart the deployment is still
-// there, finishes, and no step runs twice.
+// Coordinator stopped or killed mid-deployment: after a restart it finishes, no step runs twice.
 #include "integration/harness.hpp"
 
 namespace flotilla::integration {

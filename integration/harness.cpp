@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -209,10 +210,6 @@ std::string replaceAll(std::string text, const std::string& from, const std::str
     text.replace(at, from.size(), to);
   }
   return text;
-}
-
-size_t countOf(const std::vector<std::string>& haystack, const std::string& needle) {
-  return static_cast<size_t>(std::count(haystack.begin(), haystack.end(), needle));
 }
 
 namespace {

@@ -30,8 +30,6 @@ std::vector<std::string> readLines(const std::string& path);
 std::string tailOf(const std::string& path, size_t lines);
 // Replaces every `from` in `text` with `to`.
 std::string replaceAll(std::string text, const std::string& from, const std::string& to);
-// How many times `needle` occurs in `haystack`.
-size_t countOf(const std::vector<std::string>& haystack, const std::string& needle);
 
 // Whether any process of process group `pgid` still runs (zombies do not count).
 bool groupAlive(pid_t pgid);

@@ -1,6 +1,4 @@
 // A 3-wave plan across 4 agents succeeds, reaches every cluster, and its events come in order.
-#include <set>
-
 #include "integration/harness.hpp"
 
 namespace flotilla::integration {

@@ -43,6 +43,7 @@ struct HeldStage {
   running @1 :Bool;
   outcome @2 :Outcome;
   exitCode @3 :Int32;
+  message @4 :Text;
 }
 
 # agent -> coordinator, on start and whenever asked to re-register.
