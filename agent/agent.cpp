@@ -15,7 +15,6 @@ namespace flotilla::agent {
 
 using common::Status;
 using common::toStd;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -57,8 +56,45 @@ const char* stepText(schema::Step s) {
       return "verify";
     case schema::Step::ROLLBACK:
       return "rollback";
+    case schema::Step::DEPLOY:
+      return "deploy";
+    case schema::Step::SHIFT:
+      return "shift";
+    case schema::Step::ANALYZE:
+      return "analyze";
+    case schema::Step::BAKE:
+      return "bake";
+    case schema::Step::FINALIZE:
+      return "finalize";
   }
   return "unknown";
+}
+
+void wakeLoop() {
+  int fd = g_wake_fd.load();
+  if (fd >= 0) {
+    uint64_t one = 1;
+    ssize_t n = ::write(fd, &one, sizeof(one));
+    (void)n;  // a full counter already means "wake up"
+  }
+}
+
+// Process-driver steps; nullopt for script steps.
+std::optional<ProcessStep> processStep(schema::Step s) {
+  switch (s) {
+    case schema::Step::DEPLOY:
+      return ProcessStep::kDeploy;
+    case schema::Step::SHIFT:
+      return ProcessStep::kShift;
+    case schema::Step::ANALYZE:
+      return ProcessStep::kAnalyze;
+    case schema::Step::BAKE:
+      return ProcessStep::kBake;
+    case schema::Step::FINALIZE:
+      return ProcessStep::kFinalize;
+    default:
+      return std::nullopt;
+  }
 }
 
 StageKey keyOf(schema::StageRef::Reader ref) {
@@ -87,6 +123,7 @@ Agent::Agent(AgentOptions options, std::unique_ptr<StageStore> records)
     : options_(std::move(options)),
       records_(std::move(records)),
       driver_(options_.workdir, options_.labels),
+      process_driver_(options_.state_dir, options_.cluster),
       context_(1),
       socket_(context_, zmq::socket_type::dealer),
       heartbeat_(options_.heartbeat) {}
@@ -98,6 +135,10 @@ Agent::~Agent() {
 }
 
 Status Agent::run() {
+  // Replicas of the process driver outlive the agent: take back the live ones.
+  Status recovered = process_driver_.recover(
+      [](const std::string& line) { spdlog::info("process driver: {}", line); });
+  if (!recovered.ok()) return recovered;
   // A step that was running when the agent died: its effect is unknown. Say
   // so (the coordinator decides), never run it again on our own.
   for (const auto& r : records_->all()) {
@@ -148,6 +189,7 @@ Status Agent::run() {
     items.push_back({static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake, ZMQ_POLLIN, 0});
     for (auto& [key, run] : running_) {
+      if (!run.child) continue;  // process steps wake the loop through the eventfd
       if (run.child->outputFd() >= 0)
         items.push_back({nullptr, run.child->outputFd(), ZMQ_POLLIN, 0});
       if (!run.child->exited()) items.push_back({nullptr, run.child->exitFd(), ZMQ_POLLIN, 0});
@@ -187,6 +229,12 @@ Status Agent::run() {
                running_.size());
   // Steps still running stay "started" in the record: after a restart they
   // are reported as unknown, never silently run again.
+  for (auto& [key, run] : running_) {
+    if (run.work) {
+      run.work->cancel = true;
+      if (run.work->thread.joinable()) run.work->thread.join();
+    }
+  }
   running_.clear();
   g_wake_fd = -1;
   ::close(wake);
@@ -305,6 +353,10 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     sendResult(record, msg.getEpoch());
     return;
   }
+  if (processStep(msg.getStep())) {
+    startProcessStep(key, msg, record);
+    return;
+  }
   auto child = driver_.start(req);
   if (!child.ok()) {
     record.state = RecordState::kFinished;
@@ -334,6 +386,38 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   running_.emplace(key, std::move(run));
 }
 
+void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader msg,
+                             StageRecord record) {
+  ProcessStep step = *processStep(msg.getStep());
+  std::string spec = toStd(msg.getSpec());
+  spdlog::info("stage {} started ({} step of the process driver)", key.toString(),
+               stepText(msg.getStep()));
+  Running run;
+  run.record = std::move(record);
+  run.started = Clock::now();
+  run.timeout = msg.getTimeoutMs() > 0 ? std::chrono::milliseconds(msg.getTimeoutMs())
+                                       : std::chrono::milliseconds(std::chrono::hours(24));
+  run.deadline = run.started + run.timeout;
+  run.log_fd =
+      ::open(records_->logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  run.work = std::make_shared<Work>();
+  std::shared_ptr<Work> work = run.work;
+  ProcessDriver* driver = &process_driver_;
+  work->thread = std::thread([work, driver, step, spec] {
+    auto sink = [&work](const std::string& line) {
+      {
+        std::lock_guard<std::mutex> lock(work->mu);
+        work->lines.push_back(line);
+      }
+      wakeLoop();
+    };
+    work->report = driver->run(step, spec, work->cancel, sink);
+    work->done = true;
+    wakeLoop();
+  });
+  running_.emplace(key, std::move(run));
+}
+
 void Agent::handleAbort(schema::Abort::Reader msg) {
   StageKey key = keyOf(msg.getRef());
   if (!isValidDeploymentId(key.deployment) || !isValidStageId(key.stage)) {
@@ -347,6 +431,11 @@ void Agent::handleAbort(schema::Abort::Reader msg) {
     if (!run.aborted) {
       run.aborted = true;
       run.abort_reason = toStd(msg.getReason());
+      if (run.work) {
+        run.work->cancel = true;
+        spdlog::info("stage {} aborted: {}", key.toString(), run.abort_reason);
+        return;
+      }
       run.child->signalGroup(SIGTERM);
       run.kill_at = Clock::now() + options_.kill_grace;
       spdlog::info("stage {} aborted: {}", key.toString(), run.abort_reason);
@@ -375,74 +464,109 @@ void Agent::pollChildren() {
   auto now = Clock::now();
   std::vector<StageKey> done;
   for (auto& [key, run] : running_) {
-    std::vector<std::string> lines;
-    run.child->readOutput(lines);
-    for (auto& l : lines) {
-      if (run.log_fd >= 0) {
-        std::string out = l + "\n";
-        ssize_t n = ::write(run.log_fd, out.data(), out.size());
-        (void)n;  // the log file is a convenience; the coordinator has the lines
-      }
-      if (!l.empty()) run.last_line = l;
-      if (run.lines_sent + run.pending_lines.size() < options_.max_output_lines) {
-        run.pending_lines.push_back(std::move(l));
-      } else {
-        ++run.lines_dropped;
-      }
-    }
-    flushOutput(run, false);
-
-    if (!run.timed_out && !run.aborted && now >= run.deadline) {
-      run.timed_out = true;
-      run.child->signalGroup(SIGTERM);
-      run.kill_at = now + options_.kill_grace;
-      spdlog::warn("stage {} timed out: stopping it", key.toString());
-    }
-    if ((run.timed_out || run.aborted) && now >= run.kill_at &&
-        run.kill_at != Clock::time_point{}) {
-      run.child->signalGroup(SIGKILL);
-    }
-    auto exit = run.child->tryReap();
-    if (!exit) continue;
-    // The shell is gone; take what is left in the pipe without waiting for
-    // background processes that may still hold it open.
-    std::vector<std::string> rest;
-    run.child->readOutput(rest);
-    run.child->closeOutput();
-    std::string partial = run.child->takePartialLine();
-    if (!partial.empty()) rest.push_back(partial);
-    for (auto& l : rest) {
-      if (!l.empty()) run.last_line = l;
-      if (run.lines_sent + run.pending_lines.size() < options_.max_output_lines) {
-        run.pending_lines.push_back(std::move(l));
-      } else {
-        ++run.lines_dropped;
-      }
-    }
-    flushOutput(run, true);
-    if (run.aborted) {
-      // The group may hold stragglers that ignored SIGTERM.
-      run.child->signalGroup(SIGKILL);
-      finish(run, Outcome::kAborted, exit->exit_code, "aborted: " + run.abort_reason);
-    } else if (run.timed_out) {
-      run.child->signalGroup(SIGKILL);
-      std::string msg = "timed out after " + std::to_string(run.timeout.count()) + " ms";
-      if (!run.last_line.empty()) msg += "; last output: " + run.last_line;
-      finish(run, Outcome::kTimedOut, exit->exit_code, msg);
-    } else if (exit->signal == 0 && exit->exit_code == 0) {
-      finish(run, Outcome::kSucceeded, 0, run.last_line);
-    } else {
-      std::string msg = exit->describe();
-      if (!run.last_line.empty()) msg += ": " + run.last_line;
-      finish(run, Outcome::kFailed, exit->exit_code, msg);
-    }
-    done.push_back(key);
+    bool ended = run.work ? pollWork(key, run, now) : pollScript(key, run, now);
+    if (ended) done.push_back(key);
   }
   for (const auto& k : done) {
     auto it = running_.find(k);
     if (it->second.log_fd >= 0) ::close(it->second.log_fd);
     running_.erase(it);
   }
+}
+
+void Agent::keepLines(Running& run, std::vector<std::string>& lines) {
+  for (auto& l : lines) {
+    if (run.log_fd >= 0) {
+      std::string out = l + "\n";
+      ssize_t n = ::write(run.log_fd, out.data(), out.size());
+      (void)n;  // the log file is a convenience; the coordinator has the lines
+    }
+    if (!l.empty()) run.last_line = l;
+    if (run.lines_sent + run.pending_lines.size() < options_.max_output_lines) {
+      run.pending_lines.push_back(std::move(l));
+    } else {
+      ++run.lines_dropped;
+    }
+  }
+  lines.clear();
+}
+
+bool Agent::pollWork(const StageKey& key, Running& run, Clock::time_point now) {
+  std::vector<std::string> lines;
+  {
+    std::lock_guard<std::mutex> lock(run.work->mu);
+    lines.swap(run.work->lines);
+  }
+  keepLines(run, lines);
+  flushOutput(run, false);
+  if (!run.timed_out && !run.aborted && now >= run.deadline) {
+    run.timed_out = true;
+    run.work->cancel = true;
+    spdlog::warn("stage {} timed out: stopping it", key.toString());
+  }
+  if (!run.work->done) return false;
+  run.work->thread.join();
+  {
+    std::lock_guard<std::mutex> lock(run.work->mu);
+    lines.swap(run.work->lines);
+  }
+  keepLines(run, lines);
+  flushOutput(run, true);
+  const StepReport& report = run.work->report;
+  if (run.timed_out && report.outcome != Outcome::kSucceeded) {
+    finish(run, Outcome::kTimedOut, 1,
+           "timed out after " + std::to_string(run.timeout.count()) + " ms");
+  } else if (run.aborted && report.outcome == Outcome::kAborted) {
+    finish(run, Outcome::kAborted, 1, "aborted: " + run.abort_reason);
+  } else {
+    finish(run, report.outcome, report.outcome == Outcome::kSucceeded ? 0 : 1, report.message);
+  }
+  return true;
+}
+
+bool Agent::pollScript(const StageKey& key, Running& run, Clock::time_point now) {
+  std::vector<std::string> lines;
+  run.child->readOutput(lines);
+  keepLines(run, lines);
+  flushOutput(run, false);
+
+  if (!run.timed_out && !run.aborted && now >= run.deadline) {
+    run.timed_out = true;
+    run.child->signalGroup(SIGTERM);
+    run.kill_at = now + options_.kill_grace;
+    spdlog::warn("stage {} timed out: stopping it", key.toString());
+  }
+  if ((run.timed_out || run.aborted) && now >= run.kill_at && run.kill_at != Clock::time_point{}) {
+    run.child->signalGroup(SIGKILL);
+  }
+  auto exit = run.child->tryReap();
+  if (!exit) return false;
+  // The shell is gone; take what is left in the pipe without waiting for
+  // background processes that may still hold it open.
+  std::vector<std::string> rest;
+  run.child->readOutput(rest);
+  run.child->closeOutput();
+  std::string partial = run.child->takePartialLine();
+  if (!partial.empty()) rest.push_back(partial);
+  keepLines(run, rest);
+  flushOutput(run, true);
+  if (run.aborted) {
+    // The group may hold stragglers that ignored SIGTERM.
+    run.child->signalGroup(SIGKILL);
+    finish(run, Outcome::kAborted, exit->exit_code, "aborted: " + run.abort_reason);
+  } else if (run.timed_out) {
+    run.child->signalGroup(SIGKILL);
+    std::string msg = "timed out after " + std::to_string(run.timeout.count()) + " ms";
+    if (!run.last_line.empty()) msg += "; last output: " + run.last_line;
+    finish(run, Outcome::kTimedOut, exit->exit_code, msg);
+  } else if (exit->signal == 0 && exit->exit_code == 0) {
+    finish(run, Outcome::kSucceeded, 0, run.last_line);
+  } else {
+    std::string msg = exit->describe();
+    if (!run.last_line.empty()) msg += ": " + run.last_line;
+    finish(run, Outcome::kFailed, exit->exit_code, msg);
+  }
+  return true;
 }
 
 void Agent::finish(Running& run, Outcome outcome, int exit_code, const std::string& message) {

@@ -5,13 +5,17 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
 #include "agent/child_process.hpp"
+#include "agent/process_driver.hpp"
 #include "agent/script_driver.hpp"
 #include "agent/stage_record.hpp"
 #include "common/codec.hpp"
@@ -33,6 +37,8 @@ struct AgentOptions {
 };
 
 class Agent {
+  using Clock = std::chrono::steady_clock;
+
  public:
   Agent(AgentOptions options, std::unique_ptr<StageStore> records);
   ~Agent();
@@ -42,9 +48,21 @@ class Agent {
   static void requestStop();
 
  private:
+  // A process-driver step runs on its own thread (it waits on HTTP checks
+  // and timers); the loop collects its lines and its end through this.
+  struct Work {
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> done{false};
+    std::mutex mu;
+    std::vector<std::string> lines;  // guarded by mu
+    StepReport report;               // written before done is set
+    std::thread thread;
+  };
+
   struct Running {
     StageRecord record;
-    std::unique_ptr<ChildProcess> child;
+    std::unique_ptr<ChildProcess> child;  // script steps
+    std::shared_ptr<Work> work;           // process steps
     std::chrono::milliseconds timeout{0};
     std::chrono::steady_clock::time_point deadline;
     std::chrono::steady_clock::time_point kill_at{};  // SIGKILL due (after SIGTERM)
@@ -71,6 +89,12 @@ class Agent {
   void sendResult(const StageRecord& r, uint64_t epoch);
   void flushOutput(Running& run, bool force);
   void pollChildren();
+  // Collects a running step's output; returns true once it has ended (and was reported).
+  bool pollScript(const StageKey& key, Running& run, Clock::time_point now);
+  bool pollWork(const StageKey& key, Running& run, Clock::time_point now);
+  void keepLines(Running& run, std::vector<std::string>& lines);
+  void startProcessStep(const StageKey& key, schema::StageCommand::Reader msg,
+                        StageRecord record);
   void finish(Running& run, Outcome outcome, int exit_code, const std::string& message);
   void send(capnp::MessageBuilder& message);
   bool acceptEpoch(uint64_t epoch, const char* what);
@@ -78,6 +102,7 @@ class Agent {
   AgentOptions options_;
   std::unique_ptr<StageStore> records_;
   ScriptDriver driver_;
+  ProcessDriver process_driver_;
   zmq::context_t context_;
   zmq::socket_t socket_;
   uint64_t epoch_ = 0;  // the epoch we are registered under (0 = not registered)

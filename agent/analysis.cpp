@@ -274,6 +274,7 @@ class LineParser {
 
 StatusOr<MetricSamples> parseAll(std::string_view text) {
   MetricSamples samples;
+  std::size_t label_pairs = 0;
   std::size_t line_no = 0;
   std::size_t start = 0;
   while (start < text.size()) {
@@ -300,7 +301,14 @@ StatusOr<MetricSamples> parseAll(std::string_view text) {
       }
       MetricSample sample;
       st = parser.parseSample(&sample);
-      if (st.ok()) samples.push_back(std::move(sample));
+      if (st.ok()) {
+        label_pairs += sample.labels.size();
+        if (label_pairs > kMaxLabelPairs) {
+          return Status::InvalidArgument(
+              strFormat("line %zu: more than %zu labels in total", line_no, kMaxLabelPairs));
+        }
+        samples.push_back(std::move(sample));
+      }
     }
     if (!st.ok()) {
       return Status::InvalidArgument(strFormat("line %zu, %s", line_no, st.message().c_str()));

@@ -28,8 +28,10 @@ namespace flotilla::agent {
 // must not let one replica make it allocate without bound.
 constexpr std::size_t kMaxExpositionBytes = 8u << 20;
 constexpr std::size_t kMaxSamples = 100'000;
-// Caps the per-sample label map so a single line cannot turn 8 MiB into a huge tree.
+// A label pair costs ~110 bytes as a map node, so 8 MiB of `a="",` would expand twentyfold;
+// these caps keep the parsed form within a few tens of MiB (five labels a sample on average).
 constexpr std::size_t kMaxLabelsPerSample = 64;
+constexpr std::size_t kMaxLabelPairs = 500'000;
 
 using Labels = std::map<std::string, std::string>;
 

@@ -177,8 +177,8 @@ StatusOr<std::string> HaproxyAdmin::command(const std::string& cmd) {
     // HAProxy runs ';'-separated and line-separated commands one after the other, so either
     // would let a caller's string smuggle in a second command.
     if (c == ';' || c < 0x20 || c == 0x7f) {
-      return Status::InvalidArgument("haproxy command refused (';' or control character): '" +
-                                     cmd + "'");
+      return Status::InvalidArgument("haproxy command refused (';' or control character): '" + cmd +
+                                     "'");
     }
   }
   auto answer = exchange(cmd);
@@ -219,8 +219,7 @@ StatusOr<std::string> HaproxyAdmin::exchange(const std::string& cmd) {
   auto connectError = [&](int err) -> Status {
     // Missing, or a file nobody listens on: HAProxy is not running (yet, or any more).
     if (err == ENOENT || err == ECONNREFUSED) {
-      return Status::Unavailable(where + ": connect: " + errnoText(err) +
-                                 " (is haproxy running?)");
+      return Status::Unavailable(where + ": connect: " + errnoText(err) + " (is haproxy running?)");
     }
     return Status::IoError(where + ": connect: " + errnoText(err));
   };
@@ -275,8 +274,9 @@ StatusOr<std::string> HaproxyAdmin::exchange(const std::string& cmd) {
     if (n > 0) {
       answer.append(buf, static_cast<size_t>(n));
       if (answer.size() > kMaxAnswer) {
-        return Status::IoError(where + ": answer to '" + cmd + "' exceeds " +
-                               std::to_string(kMaxAnswer) + " bytes");
+        std::string msg = where;
+        msg += ": answer to '" + cmd + "' exceeds " + std::to_string(kMaxAnswer) + " bytes";
+        return Status::IoError(std::move(msg));
       }
       continue;
     }
@@ -309,7 +309,8 @@ Status HaproxyAdmin::setServerAddress(const std::string& backend, const std::str
     return Status::InvalidArgument("haproxy server port " + std::to_string(port) +
                                    " is outside 1..65535");
   }
-  const std::string cmd = "set server " + *ref + " addr " + address + " port " + std::to_string(port);
+  const std::string cmd =
+      "set server " + *ref + " addr " + address + " port " + std::to_string(port);
   auto answer = command(cmd);
   if (!answer.ok()) return answer.status();
   // Success is a report such as "IP changed from '127.0.0.1' to '::1', port changed from '1' to
@@ -334,8 +335,7 @@ Status HaproxyAdmin::setServerState(const std::string& backend, const std::strin
   return expectEmpty(cmd, command(cmd));
 }
 
-Status HaproxyAdmin::setWeight(const std::string& backend, const std::string& server,
-                               int weight) {
+Status HaproxyAdmin::setWeight(const std::string& backend, const std::string& server, int weight) {
   auto ref = serverRef(backend, server);
   if (!ref.ok()) return ref.status();
   if (weight < 0 || weight > 256) {
@@ -378,8 +378,8 @@ StatusOr<std::vector<ServerInfo>> HaproxyAdmin::showServers(const std::string& b
   std::vector<std::string_view> names = splitSpaces(header.substr(1));
   std::map<std::string_view, size_t> column;
   for (size_t i = 0; i < names.size(); ++i) column.emplace(names[i], i);
-  const char* kNeeded[] = {"srv_name",        "srv_addr",    "srv_port",
-                           "srv_op_state",    "srv_admin_state", "srv_uweight"};
+  const char* kNeeded[] = {"srv_name",     "srv_addr",        "srv_port",
+                           "srv_op_state", "srv_admin_state", "srv_uweight"};
   for (const char* name : kNeeded) {
     if (!column.contains(name)) return corrupt(std::string("no column ") + name);
   }

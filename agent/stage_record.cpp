@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <string_view>
 #include <sstream>
 
 namespace flotilla::agent {
@@ -41,14 +41,40 @@ std::string StageKey::toString() const {
   return deployment + "/" + stage + "#" + std::to_string(attempt);
 }
 
-bool isValidDeploymentId(const std::string& id) {
-  static const std::regex re("^[a-z0-9][a-z0-9-]{0,79}$");
-  return std::regex_match(id, re);
+namespace {
+
+bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// [a-z0-9][a-z0-9-]{0,max-1}. Hand-written: GCC 12 warns falsely inside std::regex in
+// sanitizer builds, and warnings are errors.
+bool isIdWord(std::string_view s, size_t max) {
+  if (s.empty() || s.size() > max || !isLowerAlnum(s[0])) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return isLowerAlnum(c) || c == '-'; });
 }
 
+}  // namespace
+
+bool isValidDeploymentId(const std::string& id) { return isIdWord(id, 80); }
+
 bool isValidStageId(const std::string& id) {
-  static const std::regex re("^[a-z0-9][a-z0-9-]{0,62}/(build|apply|verify|rollback)$");
-  return std::regex_match(id, re);
+  auto slash = id.find('/');
+  if (slash == std::string::npos || !isIdWord(std::string_view(id).substr(0, slash), 63)) {
+    return false;
+  }
+  std::string_view step = std::string_view(id).substr(slash + 1);
+  for (std::string_view once : {"build", "apply", "verify", "rollback", "deploy", "bake",
+                                "finalize"}) {
+    if (step == once) return true;
+  }
+  // Steps a sequence repeats carry their index: shift-3, analyze-4.
+  for (std::string_view repeated : {"shift-", "analyze-"}) {
+    if (step.substr(0, repeated.size()) == repeated) {
+      std::string_view index = step.substr(repeated.size());
+      return !index.empty() && index.size() <= 4 &&
+             index.find_first_not_of("0123456789") == std::string_view::npos;
+    }
+  }
+  return false;
 }
 
 namespace {

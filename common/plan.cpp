@@ -55,15 +55,28 @@ using FieldList = std::span<const std::string_view>;
 
 // Fields of each map. The "not yet" lists hold fields that DESIGN.md describes but this version
 // does not implement: they are refused with their own message rather than as unknown.
-constexpr std::array<std::string_view, 6> kPlanFields = {"service", "version", "driver",
-                                                         "steps",   "waves",   "rollback"};
-constexpr std::array<std::string_view, 5> kPlanFieldsNotYet = {"health", "alerts", "process",
-                                                               "traffic", "strategy"};
+constexpr std::array<std::string_view, 10> kPlanFields = {
+    "service", "version", "driver",   "steps",   "waves",
+    "rollback", "process", "traffic", "strategy", "health"};
+constexpr std::array<std::string_view, 1> kPlanFieldsNotYet = {"alerts"};
 constexpr std::array<std::string_view, 5> kStepFields = {"build", "apply", "verify", "rollback",
                                                          "timeout"};
-constexpr std::array<std::string_view, 5> kWaveFields = {"name", "clusters", "selector", "approval",
-                                                         "max_parallel"};
-constexpr std::array<std::string_view, 2> kWaveFieldsNotYet = {"strategy", "bake"};
+constexpr std::array<std::string_view, 7> kWaveFields = {
+    "name", "clusters", "selector", "approval", "max_parallel", "strategy", "bake"};
+constexpr std::array<std::string_view, 0> kWaveFieldsNotYet = {};
+constexpr std::array<std::string_view, 4> kProcessFields = {"command", "replicas", "ports",
+                                                            "health_path"};
+constexpr std::array<std::string_view, 1> kTrafficFields = {"haproxy"};
+constexpr std::array<std::string_view, 2> kHaproxyFields = {"socket", "backend"};
+constexpr std::array<std::string_view, 4> kStrategyFields = {"type", "steps", "pause", "switch"};
+constexpr std::array<std::string_view, 2> kStrategyFieldsNotYet = {"max_unavailable",
+                                                                   "max_surge"};
+constexpr std::array<std::string_view, 2> kHealthFields = {"http", "metrics"};
+constexpr std::array<std::string_view, 4> kHttpHealthFields = {"path", "interval", "timeout",
+                                                               "failure_threshold"};
+constexpr std::array<std::string_view, 5> kMetricsFields = {
+    "source", "error_rate_increase", "latency_p95_ratio", "min_requests", "inconclusive"};
+constexpr std::array<std::string_view, 2> kMetricsFieldsNotYet = {"prometheus", "queries"};
 constexpr std::array<std::string_view, 1> kRollbackFields = {"scope"};
 constexpr std::array<std::string_view, 0> kNoFields = {};
 
@@ -270,6 +283,20 @@ class PlanReader {
                     std::map<std::string, std::string>* selector);
   void readApproval(const Field& field, const std::string& path, bool* required);
   void readRollback(const Field& field, RollbackScope* scope);
+  // process driver
+  void readProcess(const Field& field, ProcessSpec* process);
+  void readTraffic(const Field& field, std::optional<HaproxyTraffic>* haproxy);
+  void readStrategy(const Field& field, const std::string& path, Strategy* strategy);
+  void readHealth(const Field& field, Health* health);
+  std::optional<std::chrono::milliseconds> readDurationField(const Field& field,
+                                                             const std::string& path,
+                                                             std::chrono::milliseconds min,
+                                                             std::chrono::milliseconds max);
+  std::optional<uint32_t> readCount(const Field& field, const std::string& path, uint32_t max);
+  std::optional<double> readNumber(const Field& field, const std::string& path, double min,
+                                   double max);
+  // Fields a driver does not use are refused, naming the driver they belong to.
+  void checkDriverFields(const Fields& fields, const Plan& plan);
 
   // Where each cluster was first named, to refuse a cluster in two waves (or twice in one).
   struct ClusterOwner {
@@ -278,6 +305,7 @@ class PlanReader {
   };
 
   std::vector<PlanProblem> problems_;
+  std::vector<std::pair<std::string, YAML::Mark>> wave_process_fields_;
   std::map<std::string, YAML::Mark, std::less<>> wave_names_;
   std::map<std::string, ClusterOwner, std::less<>> cluster_owners_;
 };
@@ -325,6 +353,16 @@ Plan PlanReader::read(const YAML::Node& root) {
   } else if (driver_known && plan.driver == DriverKind::kScript) {
     problemAt(root, "missing required field \"steps\" (the script driver needs it)");
   }
+  if (const Field* field = findField(fields, "process")) {
+    readProcess(*field, &plan.process);
+  } else if (driver_known && plan.driver == DriverKind::kProcess) {
+    problemAt(root, "missing required field \"process\" (the process driver needs it)");
+  }
+  if (const Field* field = findField(fields, "traffic")) readTraffic(*field, &plan.haproxy);
+  if (const Field* field = findField(fields, "strategy")) {
+    readStrategy(*field, "strategy", &plan.strategy);
+  }
+  if (const Field* field = findField(fields, "health")) readHealth(*field, &plan.health);
 
   if (const Field* field = requireField(fields, "waves", root, "")) {
     readWaves(*field, &plan.waves);
@@ -333,7 +371,50 @@ Plan PlanReader::read(const YAML::Node& root) {
   if (const Field* field = findField(fields, "rollback")) {
     readRollback(*field, &plan.rollback_scope);
   }
+  if (driver_known) checkDriverFields(fields, plan);
   return plan;
+}
+
+void PlanReader::checkDriverFields(const Fields& fields, const Plan& plan) {
+  const bool script = plan.driver == DriverKind::kScript;
+  for (std::string_view name : {"process", "traffic", "strategy", "health"}) {
+    const Field* field = findField(fields, name);
+    if (field != nullptr && script) {
+      problemAt(field->key, "field " + quote(name) +
+                                " is for the process driver; this plan uses driver \"script\"");
+    }
+  }
+  if (const Field* field = findField(fields, "steps"); field != nullptr && !script) {
+    problemAt(field->key, "field \"steps\" is for the script driver; the process driver runs "
+                          "the replicas itself");
+  }
+  if (script) {
+    for (const auto& [name, mark] : wave_process_fields_) {
+      if (name.find('#') != std::string::npos) continue;  // a per-wave index entry
+      problemAt(mark, "wave field " + quote(name) +
+                          " is for the process driver; this plan uses driver \"script\"");
+    }
+    return;
+  }
+  // Moving a share of traffic needs something that splits it.
+  if (plan.haproxy) return;
+  std::optional<YAML::Mark> where;
+  if (plan.strategy.kind != StrategyKind::kAllAtOnce) {
+    if (const Field* field = findField(fields, "strategy")) where = field->key.Mark();
+  }
+  for (size_t i = 0; !where && i < plan.waves.size(); ++i) {
+    const auto& strategy = plan.waves[i].strategy;
+    if (strategy && strategy->kind != StrategyKind::kAllAtOnce) {
+      for (const auto& [name, mark] : wave_process_fields_) {
+        if (name == "strategy#" + std::to_string(i)) where = mark;
+      }
+    }
+  }
+  if (where) {
+    problemAt(*where,
+              "canary and blue_green need traffic.haproxy in this version (weights by share of "
+              "replicas are not supported yet)");
+  }
 }
 
 Fields PlanReader::readFields(const YAML::Node& map, const std::string& context, FieldList known,
@@ -416,10 +497,15 @@ bool PlanReader::readDriver(const Field& field, DriverKind* driver) {
     *driver = DriverKind::kScript;
     return true;
   }
-  if (*name == "process" || *name == "kubernetes") {
-    problemAt(field.value, "driver " + quote(*name) + " is not supported yet; use \"script\"");
+  if (*name == "process") {
+    *driver = DriverKind::kProcess;
+    return true;
+  }
+  if (*name == "kubernetes") {
+    problemAt(field.value,
+              "driver \"kubernetes\" is not supported yet; use \"script\" or \"process\"");
   } else {
-    problemAt(field.value, "unknown driver " + quote(*name) + "; valid values: script");
+    problemAt(field.value, "unknown driver " + quote(*name) + "; valid values: script, process");
   }
   return false;
 }
@@ -505,6 +591,19 @@ void PlanReader::readWave(const YAML::Node& node, size_t index, Wave* wave) {
 
   if (const Field* field = findField(fields, "approval")) {
     readApproval(*field, path + ".approval", &wave->approval_required);
+  }
+  if (const Field* field = findField(fields, "strategy")) {
+    wave_process_fields_.emplace_back("strategy", field->key.Mark());
+    wave_process_fields_.emplace_back("strategy#" + std::to_string(index), field->key.Mark());
+    Strategy strategy;
+    readStrategy(*field, path + ".strategy", &strategy);
+    wave->strategy = strategy;
+  }
+  if (const Field* field = findField(fields, "bake")) {
+    wave_process_fields_.emplace_back("bake", field->key.Mark());
+    if (auto bake = readDurationField(*field, path + ".bake", 0ms, kMaxStepTimeout)) {
+      wave->bake = *bake;
+    }
   }
   if (const Field* field = findField(fields, "max_parallel")) {
     if (auto text = readString(*field, path + ".max_parallel")) {
@@ -603,6 +702,265 @@ void PlanReader::readRollback(const Field& field, RollbackScope* scope) {
   } else {
     problemAt(scope_field->value,
               "rollback.scope must be \"fleet\" or \"wave\", not " + quote(*text));
+  }
+}
+
+std::optional<std::chrono::milliseconds> PlanReader::readDurationField(
+    const Field& field, const std::string& path, std::chrono::milliseconds min,
+    std::chrono::milliseconds max) {
+  auto text = readString(field, path);
+  if (!text) return std::nullopt;
+  auto d = parseDuration(*text);
+  if (!d.ok()) {
+    problemAt(field.value, path + ": " + d.status().message());
+    return std::nullopt;
+  }
+  if (*d < min || *d > max) {
+    problemAt(field.value, path + " must be between " + formatDuration(min) + " and " +
+                               formatDuration(max));
+    return std::nullopt;
+  }
+  return *d;
+}
+
+std::optional<uint32_t> PlanReader::readCount(const Field& field, const std::string& path,
+                                              uint32_t max) {
+  auto text = readString(field, path);
+  if (!text) return std::nullopt;
+  auto count = parsePositiveCount(*text);
+  if (!count || *count > max) {
+    problemAt(field.value, path + " must be an integer from 1 to " + std::to_string(max) +
+                               ", not " + quote(*text));
+    return std::nullopt;
+  }
+  return count;
+}
+
+std::optional<double> PlanReader::readNumber(const Field& field, const std::string& path,
+                                             double min, double max) {
+  auto text = readString(field, path);
+  if (!text) return std::nullopt;
+  // Plain decimals only: no hex, exponents or spaces that std::stod would also take.
+  bool plain = !text->empty() && text->find_first_not_of("0123456789.") == std::string::npos &&
+               std::count(text->begin(), text->end(), '.') <= 1 && text->front() != '.' &&
+               text->back() != '.';
+  double value = plain ? std::strtod(text->c_str(), nullptr) : -1;
+  if (!plain || value < min || value > max) {
+    std::ostringstream range;
+    range << min << " to " << max;
+    problemAt(field.value,
+              path + " must be a number from " + range.str() + ", not " + quote(*text));
+    return std::nullopt;
+  }
+  return value;
+}
+
+void PlanReader::readProcess(const Field& field, ProcessSpec* process) {
+  if (!expectKind(field, YAML::NodeType::Map, "process")) return;
+  const Fields fields = readFields(field.value, "process", kProcessFields, kNoFields);
+  if (const Field* f = requireField(fields, "command", field.value, "process")) {
+    if (auto command = readString(*f, "process.command")) {
+      if (command->find("{port}") == std::string::npos) {
+        problemAt(f->value, "process.command must contain {port}: the agent picks each "
+                            "replica's port");
+      } else {
+        process->command = *command;
+      }
+    }
+  }
+  if (const Field* f = findField(fields, "replicas")) {
+    if (auto n = readCount(*f, "process.replicas", 64)) process->replicas = *n;
+  }
+  if (const Field* f = requireField(fields, "ports", field.value, "process")) {
+    if (auto text = readString(*f, "process.ports")) {
+      auto dash = text->find('-');
+      auto lo = parsePositiveCount(text->substr(0, dash));
+      auto hi = dash == std::string::npos ? std::nullopt : parsePositiveCount(text->substr(dash + 1));
+      if (!lo || !hi || *lo > *hi || *hi > 65535 || *lo < 1024) {
+        problemAt(f->value, "process.ports must be a range like \"18000-18099\" within "
+                            "1024-65535, not " + quote(*text));
+      } else {
+        process->port_min = *lo;
+        process->port_max = *hi;
+      }
+    }
+  }
+  if (const Field* f = findField(fields, "health_path")) {
+    if (auto path = readString(*f, "process.health_path")) {
+      if (path->empty() || (*path)[0] != '/') {
+        problemAt(f->value, "process.health_path must start with '/'");
+      } else {
+        process->health_path = *path;
+      }
+    }
+  }
+  // Old and new replicas run side by side during a rollout.
+  if (process->port_max != 0 &&
+      process->port_max - process->port_min + 1 < 2 * process->replicas) {
+    problemAt(field.value, "process.ports holds fewer than 2 x replicas ports; old and new "
+                           "replicas run side by side during a rollout");
+  }
+}
+
+void PlanReader::readTraffic(const Field& field, std::optional<HaproxyTraffic>* haproxy) {
+  if (!expectKind(field, YAML::NodeType::Map, "traffic")) return;
+  const Fields fields = readFields(field.value, "traffic", kTrafficFields, kNoFields);
+  const Field* h = requireField(fields, "haproxy", field.value, "traffic");
+  if (h == nullptr || !expectKind(*h, YAML::NodeType::Map, "traffic.haproxy")) return;
+  const Fields hf = readFields(h->value, "traffic.haproxy", kHaproxyFields, kNoFields);
+  HaproxyTraffic out;
+  bool ok = true;
+  if (const Field* f = requireField(hf, "socket", h->value, "traffic.haproxy")) {
+    auto socket = readString(*f, "traffic.haproxy.socket");
+    if (socket && (socket->empty() || (*socket)[0] != '/')) {
+      problemAt(f->value, "traffic.haproxy.socket must be an absolute path");
+      ok = false;
+    } else if (socket) {
+      out.socket = *socket;
+    }
+  }
+  if (const Field* f = requireField(hf, "backend", h->value, "traffic.haproxy")) {
+    auto backend = readString(*f, "traffic.haproxy.backend");
+    if (backend && (backend->empty() || backend->size() > 63 ||
+                    backend->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw"
+                                               "xyz0123456789_.-") != std::string::npos)) {
+      problemAt(f->value, "traffic.haproxy.backend must be 1 to 63 characters from "
+                          "[A-Za-z0-9_.-]");
+      ok = false;
+    } else if (backend) {
+      out.backend = *backend;
+    }
+  }
+  if (ok && !out.socket.empty() && !out.backend.empty()) *haproxy = out;
+}
+
+void PlanReader::readStrategy(const Field& field, const std::string& path, Strategy* strategy) {
+  if (!expectKind(field, YAML::NodeType::Map, path)) return;
+  const Fields fields = readFields(field.value, path, kStrategyFields, kStrategyFieldsNotYet);
+  const Field* type = requireField(fields, "type", field.value, path);
+  if (type == nullptr) return;
+  auto name = readString(*type, path + ".type");
+  if (!name) return;
+  if (*name == "canary") {
+    strategy->kind = StrategyKind::kCanary;
+  } else if (*name == "blue_green") {
+    strategy->kind = StrategyKind::kBlueGreen;
+  } else if (*name == "rolling") {
+    problemAt(type->value, "strategy type \"rolling\" is not supported yet; use canary or "
+                           "blue_green");
+    return;
+  } else {
+    problemAt(type->value, "unknown strategy type " + quote(*name) +
+                               "; valid values: canary, blue_green");
+    return;
+  }
+  bool stepped = strategy->kind == StrategyKind::kCanary;
+  if (const Field* f = findField(fields, "switch")) {
+    auto mode = readString(*f, path + ".switch");
+    if (strategy->kind != StrategyKind::kBlueGreen) {
+      problemAt(f->key, path + ".switch is for blue_green");
+    } else if (mode && *mode == "steps") {
+      stepped = true;
+    } else if (mode && *mode != "all") {
+      problemAt(f->value, path + ".switch must be \"all\" or \"steps\", not " + quote(*mode));
+    }
+  }
+  const Field* steps = findField(fields, "steps");
+  if (stepped && steps == nullptr) {
+    problemAt(field.value, path + " needs \"steps\", e.g. [10, 50, 100]");
+  } else if (!stepped && steps != nullptr) {
+    problemAt(steps->key, path + ".steps needs switch: steps");
+  } else if (steps != nullptr && expectKind(*steps, YAML::NodeType::Sequence, path + ".steps")) {
+    uint32_t last = 0;
+    bool good = true;
+    for (const auto& item : steps->value) {
+      auto value = item.IsScalar() ? parsePositiveCount(item.Scalar()) : std::nullopt;
+      if (!value || *value > 100 || *value <= last) {
+        problemAt(item, path + ".steps must be increasing percentages from 1 to 100");
+        good = false;
+        break;
+      }
+      last = *value;
+      strategy->steps.push_back(*value);
+    }
+    if (good && last != 100) {
+      problemAt(steps->value, path + ".steps must end at 100");
+    }
+  }
+  if (!stepped) strategy->steps = {100};
+  strategy->pause = std::chrono::seconds(30);
+  if (const Field* f = findField(fields, "pause")) {
+    if (auto pause = readDurationField(*f, path + ".pause", 0ms, kMaxStepTimeout)) {
+      strategy->pause = *pause;
+    }
+  }
+}
+
+void PlanReader::readHealth(const Field& field, Health* health) {
+  if (!expectKind(field, YAML::NodeType::Map, "health")) return;
+  const Fields fields = readFields(field.value, "health", kHealthFields, kNoFields);
+  if (const Field* h = findField(fields, "http");
+      h != nullptr && expectKind(*h, YAML::NodeType::Map, "health.http")) {
+    const Fields hf = readFields(h->value, "health.http", kHttpHealthFields, kNoFields);
+    if (const Field* f = findField(hf, "path")) {
+      auto path = readString(*f, "health.http.path");
+      if (path && (path->empty() || (*path)[0] != '/')) {
+        problemAt(f->value, "health.http.path must start with '/'");
+      } else if (path) {
+        health->http.path = *path;
+      }
+    }
+    if (const Field* f = findField(hf, "interval")) {
+      if (auto d = readDurationField(*f, "health.http.interval", 50ms, 1h)) health->http.interval = *d;
+    }
+    if (const Field* f = findField(hf, "timeout")) {
+      if (auto d = readDurationField(*f, "health.http.timeout", 10ms, 5min)) health->http.timeout = *d;
+    }
+    if (const Field* f = findField(hf, "failure_threshold")) {
+      if (auto n = readCount(*f, "health.http.failure_threshold", 100)) {
+        health->http.failure_threshold = *n;
+      }
+    }
+  }
+  if (const Field* m = findField(fields, "metrics");
+      m != nullptr && expectKind(*m, YAML::NodeType::Map, "health.metrics")) {
+    const Fields mf =
+        readFields(m->value, "health.metrics", kMetricsFields, kMetricsFieldsNotYet);
+    MetricsAnalysis metrics;
+    if (const Field* f = findField(mf, "source")) {
+      auto source = readString(*f, "health.metrics.source");
+      if (source && *source == "prometheus") {
+        problemAt(f->value, "health.metrics.source \"prometheus\" is not supported yet; use "
+                            "\"scrape\"");
+      } else if (source && *source != "scrape") {
+        problemAt(f->value, "health.metrics.source must be \"scrape\", not " + quote(*source));
+      }
+    }
+    if (const Field* f = findField(mf, "error_rate_increase")) {
+      if (auto v = readNumber(*f, "health.metrics.error_rate_increase", 0.0, 100.0)) {
+        metrics.error_rate_increase = *v;
+      }
+    }
+    if (const Field* f = findField(mf, "latency_p95_ratio")) {
+      if (auto v = readNumber(*f, "health.metrics.latency_p95_ratio", 1.0, 100.0)) {
+        metrics.latency_p95_ratio = *v;
+      }
+    }
+    if (const Field* f = findField(mf, "min_requests")) {
+      if (auto n = readCount(*f, "health.metrics.min_requests", 1000000)) {
+        metrics.min_requests = *n;
+      }
+    }
+    if (const Field* f = findField(mf, "inconclusive")) {
+      auto mode = readString(*f, "health.metrics.inconclusive");
+      if (mode && *mode == "fail") {
+        metrics.fail_when_inconclusive = true;
+      } else if (mode && *mode != "wait") {
+        problemAt(f->value, "health.metrics.inconclusive must be \"wait\" or \"fail\", not " +
+                                quote(*mode));
+      }
+    }
+    health->metrics = metrics;
   }
 }
 
@@ -810,6 +1168,20 @@ const char* driverName(DriverKind d) {
   switch (d) {
     case DriverKind::kScript:
       return "script";
+    case DriverKind::kProcess:
+      return "process";
+  }
+  return "unknown";
+}
+
+const char* strategyName(StrategyKind s) {
+  switch (s) {
+    case StrategyKind::kAllAtOnce:
+      return "all_at_once";
+    case StrategyKind::kCanary:
+      return "canary";
+    case StrategyKind::kBlueGreen:
+      return "blue_green";
   }
   return "unknown";
 }

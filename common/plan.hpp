@@ -15,7 +15,8 @@
 namespace flotilla::common {
 
 enum class DriverKind {
-  kScript,  // shell commands run by the agent
+  kScript,   // shell commands run by the agent
+  kProcess,  // the agent runs the service's replicas as local processes
 };
 
 enum class RollbackScope {
@@ -31,12 +32,60 @@ struct ScriptSteps {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
 };
 
+// process driver: how to run one replica.
+struct ProcessSpec {
+  std::string command;  // with {version}, {port} (and {cluster}) placeholders
+  uint32_t replicas = 1;
+  uint32_t port_min = 0;  // "ports: 18000-18099"
+  uint32_t port_max = 0;
+  std::string health_path = "/health";
+};
+
+// HAProxy in front of a cluster's replicas, driven through its runtime API.
+struct HaproxyTraffic {
+  std::string socket;   // stats socket path; may contain {cluster}
+  std::string backend;  // with `server-template` slots the agent fills in
+};
+
+enum class StrategyKind {
+  kAllAtOnce,  // no strategy given: the new set takes all traffic in one move
+  kCanary,     // traffic moves in steps, analysed against the stable set after each
+  kBlueGreen,  // a full new set, switched all at once (or in steps); old kept until the bake ends
+};
+
+struct Strategy {
+  StrategyKind kind = StrategyKind::kAllAtOnce;
+  std::vector<uint32_t> steps;          // percentages, increasing, ending at 100
+  std::chrono::milliseconds pause{0};   // analysis window after each step below 100
+};
+
+struct HttpHealth {
+  std::string path = "/health";
+  std::chrono::milliseconds interval{2000};
+  std::chrono::milliseconds timeout{1000};
+  uint32_t failure_threshold = 3;  // this many in a row are tolerated; one more triggers
+};
+
+struct MetricsAnalysis {
+  double error_rate_increase = 0.5;  // relative to the stable set
+  double latency_p95_ratio = 2.0;
+  uint64_t min_requests = 20;        // per set and window; fewer is inconclusive
+  bool fail_when_inconclusive = false;  // false: keep watching (up to 3 more windows)
+};
+
+struct Health {
+  HttpHealth http;
+  std::optional<MetricsAnalysis> metrics;  // source: scrape (the replicas' /metrics)
+};
+
 struct Wave {
   std::string name;                             // [a-z0-9-], unique in the plan
   std::vector<std::string> clusters;            // by name, or ...
   std::map<std::string, std::string> selector;  // ... by labels (all must match)
   bool approval_required = false;
   uint32_t max_parallel = 0;  // 0 = every cluster of the wave at once
+  std::optional<Strategy> strategy;   // overrides the plan's (process driver)
+  std::chrono::milliseconds bake{0};  // watch at 100% before the wave is done (process driver)
 };
 
 struct Plan {
@@ -46,6 +95,15 @@ struct Plan {
   ScriptSteps steps;
   std::vector<Wave> waves;
   RollbackScope rollback_scope = RollbackScope::kFleet;
+  // process driver only
+  ProcessSpec process;
+  std::optional<HaproxyTraffic> haproxy;
+  Strategy strategy;
+  Health health;
+
+  const Strategy& strategyFor(size_t wave) const {
+    return waves[wave].strategy ? *waves[wave].strategy : strategy;
+  }
 };
 
 struct PlanProblem {
@@ -76,5 +134,6 @@ bool isValidName(const std::string& name);
 
 const char* driverName(DriverKind d);
 const char* rollbackScopeName(RollbackScope s);
+const char* strategyName(StrategyKind s);
 
 }  // namespace flotilla::common

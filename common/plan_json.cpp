@@ -64,12 +64,51 @@ const Json& arrayAt(const Json& object, std::string_view key, const std::string&
   return value;
 }
 
+double numberAt(const Json& object, std::string_view key, const std::string& path) {
+  const Json& value = member(object, key, path);
+  if (!value.is_number()) throw FieldError(join(path, key), "expected a number");
+  return value.get<double>();
+}
+
+std::chrono::milliseconds msAt(const Json& object, std::string_view key, const std::string& path) {
+  return std::chrono::milliseconds(static_cast<int64_t>(unsignedAt(
+      object, key, path, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
+}
+
+Json strategyToJson(const Strategy& s) {
+  return Json{{"kind", strategyName(s.kind)}, {"steps", s.steps}, {"pause_ms", s.pause.count()}};
+}
+
+Strategy strategyFromJson(const Json& json, const std::string& path) {
+  Strategy s;
+  const std::string kind = stringAt(json, "kind", path);
+  bool known = false;
+  for (StrategyKind k : {StrategyKind::kAllAtOnce, StrategyKind::kCanary, StrategyKind::kBlueGreen}) {
+    if (kind == strategyName(k)) {
+      s.kind = k;
+      known = true;
+    }
+  }
+  if (!known) throw FieldError(path + ".kind", "unknown strategy");
+  const Json& steps = arrayAt(json, "steps", path);
+  for (const auto& step : steps) {
+    if (!step.is_number_unsigned() || step.get<uint64_t>() > 100) {
+      throw FieldError(path + ".steps", "expected percentages");
+    }
+    s.steps.push_back(step.get<uint32_t>());
+  }
+  s.pause = msAt(json, "pause_ms", path);
+  return s;
+}
+
 Json waveToJson(const Wave& wave) {
   return Json{{"name", wave.name},
               {"clusters", wave.clusters},
               {"selector", wave.selector},
               {"approval_required", wave.approval_required},
-              {"max_parallel", wave.max_parallel}};
+              {"max_parallel", wave.max_parallel},
+              {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
+              {"bake_ms", wave.bake.count()}};
 }
 
 Wave waveFromJson(const Json& json, const std::string& path) {
@@ -91,6 +130,9 @@ Wave waveFromJson(const Json& json, const std::string& path) {
   wave.approval_required = boolAt(json, "approval_required", path);
   wave.max_parallel = static_cast<uint32_t>(
       unsignedAt(json, "max_parallel", path, std::numeric_limits<uint32_t>::max()));
+  const Json& strategy = member(json, "strategy", path);
+  if (!strategy.is_null()) wave.strategy = strategyFromJson(strategy, path + ".strategy");
+  wave.bake = msAt(json, "bake_ms", path);
   return wave;
 }
 
@@ -100,8 +142,42 @@ Plan planFromJsonValue(const Json& json) {
   plan.version = stringAt(json, "version", "");
 
   const std::string driver = stringAt(json, "driver", "");
-  if (driver != driverName(DriverKind::kScript)) throw FieldError("driver", "unknown driver");
-  plan.driver = DriverKind::kScript;
+  if (driver == driverName(DriverKind::kScript)) {
+    plan.driver = DriverKind::kScript;
+  } else if (driver == driverName(DriverKind::kProcess)) {
+    plan.driver = DriverKind::kProcess;
+  } else {
+    throw FieldError("driver", "unknown driver");
+  }
+
+  const Json& process = member(json, "process", "");
+  plan.process.command = stringAt(process, "command", "process");
+  plan.process.replicas = static_cast<uint32_t>(unsignedAt(process, "replicas", "process", 64));
+  plan.process.port_min = static_cast<uint32_t>(unsignedAt(process, "port_min", "process", 65535));
+  plan.process.port_max = static_cast<uint32_t>(unsignedAt(process, "port_max", "process", 65535));
+  plan.process.health_path = stringAt(process, "health_path", "process");
+  const Json& haproxy = member(json, "haproxy", "");
+  if (!haproxy.is_null()) {
+    plan.haproxy = HaproxyTraffic{stringAt(haproxy, "socket", "haproxy"),
+                                  stringAt(haproxy, "backend", "haproxy")};
+  }
+  plan.strategy = strategyFromJson(member(json, "strategy", ""), "strategy");
+  const Json& health = member(json, "health", "");
+  plan.health.http.path = stringAt(health, "path", "health");
+  plan.health.http.interval = msAt(health, "interval_ms", "health");
+  plan.health.http.timeout = msAt(health, "timeout_ms", "health");
+  plan.health.http.failure_threshold =
+      static_cast<uint32_t>(unsignedAt(health, "failure_threshold", "health", 1000));
+  const Json& metrics = member(health, "metrics", "health");
+  if (!metrics.is_null()) {
+    MetricsAnalysis m;
+    m.error_rate_increase = numberAt(metrics, "error_rate_increase", "health.metrics");
+    m.latency_p95_ratio = numberAt(metrics, "latency_p95_ratio", "health.metrics");
+    m.min_requests = unsignedAt(metrics, "min_requests", "health.metrics",
+                                std::numeric_limits<uint32_t>::max());
+    m.fail_when_inconclusive = boolAt(metrics, "fail_when_inconclusive", "health.metrics");
+    plan.health.metrics = m;
+  }
 
   const Json& steps = member(json, "steps", "");
   plan.steps.build = stringAt(steps, "build", "steps");
@@ -142,7 +218,31 @@ std::string planToJson(const Plan& plan) {
                     {"rollback", plan.steps.rollback},
                     {"timeout_ms", plan.steps.timeout.count()}}},
                   {"waves", std::move(waves)},
-                  {"rollback_scope", rollbackScopeName(plan.rollback_scope)}};
+                  {"rollback_scope", rollbackScopeName(plan.rollback_scope)},
+                  {"process",
+                   {{"command", plan.process.command},
+                    {"replicas", plan.process.replicas},
+                    {"port_min", plan.process.port_min},
+                    {"port_max", plan.process.port_max},
+                    {"health_path", plan.process.health_path}}},
+                  {"haproxy", plan.haproxy ? Json{{"socket", plan.haproxy->socket},
+                                                  {"backend", plan.haproxy->backend}}
+                                           : Json(nullptr)},
+                  {"strategy", strategyToJson(plan.strategy)},
+                  {"health",
+                   {{"path", plan.health.http.path},
+                    {"interval_ms", plan.health.http.interval.count()},
+                    {"timeout_ms", plan.health.http.timeout.count()},
+                    {"failure_threshold", plan.health.http.failure_threshold},
+                    {"metrics", plan.health.metrics
+                                    ? Json{{"error_rate_increase",
+                                            plan.health.metrics->error_rate_increase},
+                                           {"latency_p95_ratio",
+                                            plan.health.metrics->latency_p95_ratio},
+                                           {"min_requests", plan.health.metrics->min_requests},
+                                           {"fail_when_inconclusive",
+                                            plan.health.metrics->fail_when_inconclusive}}
+                                    : Json(nullptr)}}}};
   // dump() throws on invalid UTF-8 by default. parsePlan only yields valid UTF-8 (yaml-cpp
   // decodes its input), so replacing is for hand-built plans and keeps this function total.
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);

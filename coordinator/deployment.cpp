@@ -67,6 +67,16 @@ const char* clusterStateName(ClusterState s) {
       return "applying";
     case ClusterState::kVerifying:
       return "verifying";
+    case ClusterState::kDeploying:
+      return "deploying";
+    case ClusterState::kShifting:
+      return "shifting";
+    case ClusterState::kAnalyzing:
+      return "analyzing";
+    case ClusterState::kBaking:
+      return "baking";
+    case ClusterState::kFinalizing:
+      return "finalizing";
     case ClusterState::kSucceeded:
       return "succeeded";
     case ClusterState::kFailed:
@@ -93,6 +103,16 @@ const char* stepName(StepKind s) {
       return "verify";
     case StepKind::kRollback:
       return "rollback";
+    case StepKind::kDeploy:
+      return "deploy";
+    case StepKind::kShift:
+      return "shift";
+    case StepKind::kAnalyze:
+      return "analyze";
+    case StepKind::kBake:
+      return "bake";
+    case StepKind::kFinalize:
+      return "finalize";
   }
   return "unknown";
 }
@@ -121,7 +141,37 @@ bool isFinal(DeploymentState s) {
 }
 
 std::string ClusterProgress::stageId() const {
-  return name + "/" + (step ? stepName(*step) : "none");
+  if (!step) return name + "/none";
+  if (*step == StepKind::kShift || *step == StepKind::kAnalyze) {
+    return name + "/" + stepName(*step) + "-" + std::to_string(step_index);
+  }
+  return name + "/" + stepName(*step);
+}
+
+std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave) {
+  std::vector<StepSpec> out;
+  if (plan.driver == common::DriverKind::kScript) {
+    if (!plan.steps.build.empty()) out.push_back({StepKind::kBuild, 100, {}});
+    out.push_back({StepKind::kApply, 100, {}});
+    if (!plan.steps.verify.empty()) out.push_back({StepKind::kVerify, 100, {}});
+    return out;
+  }
+  const common::Strategy& strategy = plan.strategyFor(wave);
+  out.push_back({StepKind::kDeploy, 0, {}});
+  std::vector<uint32_t> weights = strategy.steps.empty() ? std::vector<uint32_t>{100}
+                                                         : strategy.steps;
+  for (uint32_t w : weights) {
+    out.push_back({StepKind::kShift, w, {}});
+    // Below 100% there is a stable set to compare against.
+    if (w < 100 && strategy.pause.count() > 0) {
+      out.push_back({StepKind::kAnalyze, w, strategy.pause});
+    }
+  }
+  if (wave < plan.waves.size() && plan.waves[wave].bake.count() > 0) {
+    out.push_back({StepKind::kBake, 100, plan.waves[wave].bake});
+  }
+  out.push_back({StepKind::kFinalize, 100, {}});
+  return out;
 }
 
 ClusterProgress* Deployment::findCluster(const std::string& cluster, size_t* wave) {
@@ -155,23 +205,11 @@ const std::string& commandFor(const common::Plan& plan, StepKind step) {
       return plan.steps.verify;
     case StepKind::kRollback:
       return plan.steps.rollback;
+    default:
+      break;
   }
-  return plan.steps.apply;
-}
-
-// The forward step after `done` (nullopt = the first one), skipping steps the plan leaves empty.
-std::optional<StepKind> nextForwardStep(const common::Plan& plan, std::optional<StepKind> done) {
-  static constexpr StepKind kOrder[] = {StepKind::kBuild, StepKind::kApply, StepKind::kVerify};
-  size_t start = 0;
-  if (done) {
-    for (size_t i = 0; i < 3; ++i) {
-      if (kOrder[i] == *done) start = i + 1;
-    }
-  }
-  for (size_t i = start; i < 3; ++i) {
-    if (!commandFor(plan, kOrder[i]).empty()) return kOrder[i];
-  }
-  return std::nullopt;
+  static const std::string kNone;
+  return kNone;  // process steps have no command: the agent's driver knows what to do
 }
 
 ClusterState inFlightState(StepKind step) {
@@ -184,24 +222,49 @@ ClusterState inFlightState(StepKind step) {
       return ClusterState::kVerifying;
     case StepKind::kRollback:
       return ClusterState::kRollingBack;
+    case StepKind::kDeploy:
+      return ClusterState::kDeploying;
+    case StepKind::kShift:
+      return ClusterState::kShifting;
+    case StepKind::kAnalyze:
+      return ClusterState::kAnalyzing;
+    case StepKind::kBake:
+      return ClusterState::kBaking;
+    case StepKind::kFinalize:
+      return ClusterState::kFinalizing;
   }
   return ClusterState::kBuilding;
 }
 
 bool isActiveForward(const ClusterProgress& c) {
-  return c.state == ClusterState::kBuilding || c.state == ClusterState::kApplying ||
-         c.state == ClusterState::kVerifying;
+  switch (c.state) {
+    case ClusterState::kBuilding:
+    case ClusterState::kApplying:
+    case ClusterState::kVerifying:
+    case ClusterState::kDeploying:
+    case ClusterState::kShifting:
+    case ClusterState::kAnalyzing:
+    case ClusterState::kBaking:
+    case ClusterState::kFinalizing:
+      return true;
+    default:
+      return false;
+  }
 }
 
-void dispatch(Deployment& d, size_t wave, ClusterProgress& c, StepKind step, Effects& fx) {
-  c.attempt = (c.step == step) ? c.attempt + 1 : 1;
+// `index`: the step's place in forwardSteps(), or -1 for rollback.
+void dispatch(Deployment& d, size_t wave, ClusterProgress& c, StepKind step, int index,
+              Effects& fx) {
+  c.attempt = (c.step == step && c.step_index == index) ? c.attempt + 1 : 1;
   c.step = step;
+  c.step_index = index;
   c.state = inFlightState(step);
   c.in_flight = true;
   c.abort_sent = false;
   c.exit_code.reset();
   c.message.clear();
-  if (step == StepKind::kApply) c.applied = true;
+  // From here the cluster may run the new version: it is rolled back on the way back.
+  if (step == StepKind::kApply || step == StepKind::kDeploy) c.applied = true;
 
   fx.dispatches.push_back(makeDispatch(d, c));
   emit(fx, step == StepKind::kRollback ? "rollback.started" : "stage.started", d.waves[wave].name,
@@ -308,7 +371,7 @@ void runRollback(Deployment& d, const Context& ctx, Effects& fx) {
         emit(fx, "rollback.failed", w.name, c.name, "rollback", c.message);
         continue;
       }
-      dispatch(d, i, c, StepKind::kRollback, fx);
+      dispatch(d, i, c, StepKind::kRollback, -1, fx);
       needs_work = true;
     }
     if (needs_work) return;  // newest wave first: lower waves wait
@@ -398,8 +461,9 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
       bool fresh = c.state == ClusterState::kPending;
       if (!between_steps && !fresh) continue;
       if (fresh && pw.max_parallel != 0 && active >= pw.max_parallel) continue;
-      std::optional<StepKind> next = nextForwardStep(d.plan, fresh ? std::nullopt : c.step);
-      if (!next) {  // cannot happen: apply is required, and results finish the last step
+      const std::vector<StepSpec> steps = forwardSteps(d.plan, d.wave_index);
+      size_t next = fresh ? 0 : static_cast<size_t>(c.step_index + 1);
+      if (next >= steps.size()) {  // cannot happen: results finish the last step
         c.state = ClusterState::kSucceeded;
         continue;
       }
@@ -410,7 +474,7 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
         return;
       }
       if (fresh) ++active;
-      dispatch(d, d.wave_index, c, *next, fx);
+      dispatch(d, d.wave_index, c, steps[next].kind, static_cast<int>(next), fx);
     }
     bool all_done = std::all_of(w.clusters.begin(), w.clusters.end(),
                                 [](const auto& c) { return c.state == ClusterState::kSucceeded; });
@@ -419,6 +483,42 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
     emit(fx, "wave.succeeded", w.name, "", "", "");
     ++d.wave_index;
   }
+}
+
+// The agent's process driver spec (agent/process_driver.hpp documents it).
+std::string processSpecJson(const Deployment& d, const ClusterProgress& c, const StepSpec& spec) {
+  const common::Plan& p = d.plan;
+  json traffic = nullptr;
+  if (p.haproxy) {
+    traffic = {{"haproxy", {{"socket", p.haproxy->socket}, {"backend", p.haproxy->backend}}}};
+  }
+  json metrics = nullptr;
+  if (p.health.metrics) {
+    metrics = {{"error_rate_increase", p.health.metrics->error_rate_increase},
+               {"latency_p95_ratio", p.health.metrics->latency_p95_ratio},
+               {"min_requests", p.health.metrics->min_requests},
+               {"inconclusive", p.health.metrics->fail_when_inconclusive ? "fail" : "wait"}};
+  }
+  json out = {{"service", p.service},
+              {"version", p.version},
+              {"previous_version", c.previous_version},
+              {"cluster", c.name},
+              {"process",
+               {{"command", p.process.command},
+                {"replicas", p.process.replicas},
+                {"port_min", p.process.port_min},
+                {"port_max", p.process.port_max},
+                {"health_path", p.process.health_path}}},
+              {"traffic", traffic},
+              {"health",
+               {{"path", p.health.http.path},
+                {"interval_ms", p.health.http.interval.count()},
+                {"timeout_ms", p.health.http.timeout.count()},
+                {"failure_threshold", p.health.http.failure_threshold}}},
+              {"metrics", metrics},
+              {"weight", spec.weight},
+              {"duration_ms", spec.duration.count()}};
+  return out.dump();
 }
 
 }  // namespace
@@ -438,6 +538,19 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   out.step = step;
   out.command = commandFor(d.plan, step);
   out.timeout_ms = static_cast<uint64_t>(d.plan.steps.timeout.count());
+  uint32_t weight = 100;
+  if (d.plan.driver == common::DriverKind::kProcess) {
+    StepSpec spec{step, step == StepKind::kRollback ? 0u : 100u, {}};
+    const auto steps = forwardSteps(d.plan, wave);
+    if (c.step_index >= 0 && static_cast<size_t>(c.step_index) < steps.size()) {
+      spec = steps[static_cast<size_t>(c.step_index)];
+    }
+    weight = spec.weight;
+    // Analysis may watch up to four windows (three more when inconclusive).
+    out.timeout_ms = static_cast<uint64_t>(
+        std::max<int64_t>(d.plan.steps.timeout.count(), 4 * spec.duration.count() + 60000));
+    out.spec = processSpecJson(d, c, spec);
+  }
   out.env = {
       {"FLOTILLA_SERVICE", d.plan.service},
       {"FLOTILLA_VERSION", d.plan.version},
@@ -445,8 +558,7 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
       {"FLOTILLA_CLUSTER", c.name},
       {"FLOTILLA_WAVE", d.waves[wave].name},
       {"FLOTILLA_DEPLOYMENT", d.id},
-      // Without a progressive strategy a step moves all of the cluster's traffic.
-      {"FLOTILLA_WEIGHT", "100"},
+      {"FLOTILLA_WEIGHT", std::to_string(weight)},
       {"FLOTILLA_STEP", stepName(step)},
   };
   return out;
@@ -524,7 +636,7 @@ Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effe
     }
   } else if (ok) {
     emit(fx, "stage.succeeded", wname, c->name, stepName(step), r.message);
-    if (!nextForwardStep(d.plan, step)) {
+    if (static_cast<size_t>(c->step_index + 1) >= forwardSteps(d.plan, wave).size()) {
       c->state = ClusterState::kSucceeded;
       fx.releases.push_back(ReleaseChange{d.plan.service, c->name, d.plan.version});
       emit(fx, "cluster.succeeded", wname, c->name, "", "on " + d.plan.version);
@@ -701,6 +813,7 @@ json clusterToJson(const ClusterProgress& c) {
   json j = {{"name", c.name},
             {"state", clusterStateName(c.state)},
             {"attempt", c.attempt},
+            {"step_index", c.step_index},
             {"in_flight", c.in_flight},
             {"abort_sent", c.abort_sent},
             {"applied", c.applied},
@@ -714,10 +827,11 @@ json clusterToJson(const ClusterProgress& c) {
 ClusterProgress clusterFromJson(const json& j) {
   ClusterProgress c;
   c.name = j.at("name").get<std::string>();
-  c.state = enumFromName<ClusterState>(j.at("state").get<std::string>(), clusterStateName, 10);
+  c.state = enumFromName<ClusterState>(j.at("state").get<std::string>(), clusterStateName, 15);
   if (!j.at("step").is_null()) {
-    c.step = enumFromName<StepKind>(j.at("step").get<std::string>(), stepName, 4);
+    c.step = enumFromName<StepKind>(j.at("step").get<std::string>(), stepName, 9);
   }
+  c.step_index = j.at("step_index").get<int>();
   c.attempt = j.at("attempt").get<uint32_t>();
   c.in_flight = j.at("in_flight").get<bool>();
   c.abort_sent = j.at("abort_sent").get<bool>();

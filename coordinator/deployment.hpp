@@ -6,6 +6,7 @@
 // its events in one synced batch, and only then sends the commands.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -47,6 +48,11 @@ enum class ClusterState {
   kBuilding,        // build in flight
   kApplying,        // apply in flight
   kVerifying,       // verify in flight
+  kDeploying,       // process driver: new replicas starting, no traffic yet
+  kShifting,        // process driver: traffic moving to the new replicas
+  kAnalyzing,       // process driver: new replicas compared with the stable ones
+  kBaking,          // process driver: watched at 100% before the wave is done
+  kFinalizing,      // process driver: previous replicas retiring
   kSucceeded,       // verified, on the new version
   kFailed,          // a step failed, timed out or its agent was lost
   kAborted,         // a step was stopped because the deployment stopped
@@ -55,7 +61,29 @@ enum class ClusterState {
   kRollbackFailed,  // rollback failed, timed out, or the agent was lost
 };
 
-enum class StepKind { kBuild, kApply, kVerify, kRollback };
+enum class StepKind {
+  kBuild,     // script
+  kApply,     // script
+  kVerify,    // script
+  kRollback,  // both drivers
+  kDeploy,    // process
+  kShift,     // process
+  kAnalyze,   // process
+  kBake,      // process
+  kFinalize,  // process
+};
+
+// One forward step of a cluster's sequence, as the plan makes it.
+struct StepSpec {
+  StepKind kind = StepKind::kApply;
+  uint32_t weight = 100;                   // shift: percent of traffic on the new version
+  std::chrono::milliseconds duration{0};  // analyze, bake
+};
+
+// The forward steps every cluster of wave `wave` runs, in order:
+// script: build, apply, verify (empty ones left out);
+// process: deploy, then per strategy step shift (+ analyze below 100%), bake, finalize.
+std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave);
 
 const char* deploymentStateName(DeploymentState s);
 const char* waveStateName(WaveState s);
@@ -67,6 +95,7 @@ struct ClusterProgress {
   std::string name;
   ClusterState state = ClusterState::kPending;
   std::optional<StepKind> step;  // the step in flight, or the last one sent
+  int step_index = -1;           // its place in forwardSteps() (-1: none yet)
   uint32_t attempt = 0;          // of the step in flight / last sent
   bool in_flight = false;        // a command is out and no result has come back
   bool abort_sent = false;
@@ -75,7 +104,9 @@ struct ClusterProgress {
   std::string message;
   std::optional<int> exit_code;
 
-  std::string stageId() const;  // "<cluster>/<step>"
+  // "<cluster>/<step>" for steps that run once, "<cluster>/<step>-<index>" for steps a
+  // sequence repeats (shift, analyze).
+  std::string stageId() const;
 };
 
 struct WaveProgress {
@@ -127,6 +158,7 @@ struct Dispatch {
   std::string command;
   uint64_t timeout_ms = 0;
   std::map<std::string, std::string> env;
+  std::string spec;  // process driver: JSON for the agent (agent/process_driver.hpp)
 };
 
 struct AbortRequest {

@@ -45,6 +45,16 @@ schema::Step toWire(StepKind s) {
       return schema::Step::VERIFY;
     case StepKind::kRollback:
       return schema::Step::ROLLBACK;
+    case StepKind::kDeploy:
+      return schema::Step::DEPLOY;
+    case StepKind::kShift:
+      return schema::Step::SHIFT;
+    case StepKind::kAnalyze:
+      return schema::Step::ANALYZE;
+    case StepKind::kBake:
+      return schema::Step::BAKE;
+    case StepKind::kFinalize:
+      return schema::Step::FINALIZE;
   }
   return schema::Step::BUILD;
 }
@@ -400,6 +410,7 @@ void Engine::sendCommand(const std::string& deployment_id, const Dispatch& dispa
   cmd.setStep(toWire(dispatch.step));
   cmd.setCommand(dispatch.command);
   cmd.setTimeoutMs(dispatch.timeout_ms);
+  cmd.setSpec(dispatch.spec);
   auto list = cmd.initEnv(static_cast<unsigned>(dispatch.env.size()));
   unsigned i = 0;
   for (const auto& [k, v] : dispatch.env) {

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "common/plan.hpp"
 #include "common/time_format.hpp"
@@ -23,7 +22,11 @@ constexpr size_t kMaxBodyBytes = 1024 * 1024;
 constexpr size_t kEventPage = 1000;
 // Deployment ids are "<service>-<n>"; anything else (traversal, control
 // characters, huge strings) is refused before it reaches the store.
-const std::regex kIdPattern("^[a-z0-9][a-z0-9-]{0,79}$");
+bool isDeploymentId(const std::string& id) {
+  auto lower = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  return !id.empty() && id.size() <= 80 && lower(id[0]) &&
+         std::all_of(id.begin(), id.end(), [&](char c) { return lower(c) || c == '-'; });
+}
 
 int httpStatus(const Status& s) {
   switch (s.code()) {
@@ -112,7 +115,7 @@ json eventJson(const StoredEvent& e) {
 }
 
 StatusOr<Deployment> loadById(Store& store, const std::string& id) {
-  if (!std::regex_match(id, kIdPattern)) {
+  if (!isDeploymentId(id)) {
     return Status::InvalidArgument("\"" + json(id).dump() +
                                    "\" is not a deployment id (expected e.g. checkout-12)");
   }
@@ -143,6 +146,7 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
   server_->set_payload_max_length(kMaxBodyBytes);
+  server_->set_tcp_nodelay(true);
   server_->set_read_timeout(10, 0);
   server_->set_write_timeout(10, 0);
   server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
@@ -295,7 +299,7 @@ void HttpApi::routes() {
       [this](const httplib::Request& req, httplib::Response& res) {
         std::string id = req.matches[1];
         std::string verb = req.matches[2];
-        if (!std::regex_match(id, kIdPattern)) {
+        if (!isDeploymentId(id)) {
           return replyError(res,
                             Status::InvalidArgument("not a deployment id: " + json(id).dump()));
         }

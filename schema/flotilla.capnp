@@ -22,10 +22,15 @@ struct StageRef {
 }
 
 enum Step {
-  build @0;
-  apply @1;
-  verify @2;
-  rollback @3;
+  build @0;     # script driver
+  apply @1;     # script driver
+  verify @2;    # script driver
+  rollback @3;  # both drivers: take the new version out of this cluster
+  deploy @4;    # process driver: start the new replicas, healthy, without traffic
+  shift @5;     # process driver: move `weight` percent of traffic to them
+  analyze @6;   # process driver: compare new against stable for `durationMs`
+  bake @7;      # process driver: watch health at 100% for `durationMs`
+  finalize @8;  # process driver: retire the previous replicas
 }
 
 enum Outcome {
@@ -81,6 +86,8 @@ struct StageCommand {
   command @3 :Text;       # script driver: run with /bin/sh -c
   timeoutMs @4 :UInt64;
   env @5 :List(Label);    # FLOTILLA_* variables chosen by the coordinator
+  spec @6 :Text;          # process driver: JSON of the service spec and the step's
+                          # parameters (see agent/process_driver.hpp)
 }
 
 # agent -> coordinator: output lines of a running step (bounded, batched).

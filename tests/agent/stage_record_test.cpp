@@ -272,7 +272,9 @@ TEST(StageIdsTest, InvalidDeploymentIds) {
 
 TEST(StageIdsTest, ValidStageIds) {
   for (const std::string id : {"eu-west-1/build", "eu-west-1/apply", "eu-west-1/verify",
-                               "eu-west-1/rollback", "c/apply", "0/verify"}) {
+                               "eu-west-1/rollback", "c/apply", "0/verify", "c/deploy",
+                               "c/bake", "c/finalize", "c/shift-1", "c/analyze-2",
+                               "c/shift-9999"}) {
     EXPECT_TRUE(isValidStageId(id)) << id;
   }
   EXPECT_TRUE(isValidStageId(std::string(63, 'c') + "/apply"));
@@ -285,7 +287,12 @@ TEST(StageIdsTest, InvalidStageIds) {
       "/apply",
       "eu-west-1",
       "eu-west-1/",
-      "eu-west-1/deploy",
+      "eu-west-1/destroy",
+      "eu-west-1/shift",
+      "eu-west-1/shift-",
+      "eu-west-1/shift-12345",
+      "eu-west-1/shift-1a",
+      "eu-west-1/deploy-1",
       "eu-west-1/Apply",
       "eu-west-1/APPLY",
       "eu-west-1/apply/",
@@ -326,7 +333,7 @@ TEST_F(StageStoreTest, PutRefusesInvalidIds) {
       {"Checkout-7", "eu-west-1/apply", 1},
       {"checkout-7", "x/apply/../../", 1},
       {"checkout-7", "../../../escape/apply", 1},
-      {"checkout-7", "eu-west-1/deploy", 1},
+      {"checkout-7", "eu-west-1/destroy", 1},
       {"checkout-7", "", 1},
       {"checkout-7", "eu-west-1/apply\n", 1},
   };

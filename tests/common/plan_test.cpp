@@ -46,6 +46,57 @@ waves:
     clusters: [staging-eu]
 )";
 
+// The process-driver plan of DESIGN.md, with traffic through HAProxy, a canary strategy, a
+// wave-level strategy and bake, and both kinds of health check. Values differ from the defaults
+// wherever a default exists, so that each one is seen to be read.
+constexpr const char* kFullProcessPlan = R"(service: checkout
+version: "1.4.2"
+driver: process
+process:
+  command: "/opt/checkout/{version}/bin/checkout --port {port}"
+  replicas: 4
+  ports: "18000-18099"
+  health_path: /ready
+traffic:
+  haproxy:
+    socket: /run/haproxy/admin.sock
+    backend: checkout
+strategy: {type: canary, steps: [10, 50, 100], pause: 45s}
+health:
+  http: {path: /live, interval: 500ms, timeout: 250ms, failure_threshold: 5}
+  metrics: {source: scrape, error_rate_increase: 0.25, latency_p95_ratio: 1.5, min_requests: 50,
+            inconclusive: fail}
+waves:
+  - name: staging
+    clusters: [staging-eu]
+  - name: prod-canary
+    clusters: [prod-eu-1]
+    approval: required
+    strategy: {type: blue_green, switch: steps, steps: [50, 100], pause: 60s}
+    bake: 15m
+  - name: prod
+    selector: {environment: production}
+    max_parallel: 2
+rollback:
+  scope: wave
+)";
+
+// The smallest valid process-driver plan (lines 1 to 9); tests append from line 10.
+constexpr const char* kMinimalProcessPlan = R"(service: checkout
+version: "1.0"
+driver: process
+process:
+  command: "./serve --port {port}"
+  ports: "18000-18099"
+waves:
+  - name: staging
+    clusters: [staging-eu]
+)";
+
+// A valid `traffic` line, for the plans whose strategy needs one.
+constexpr const char* kTrafficLine =
+    "traffic: {haproxy: {socket: /run/haproxy/admin.sock, backend: checkout}}\n";
+
 struct Where {
   int line;
   int column;
@@ -77,6 +128,12 @@ PlanProblem onlyProblem(const std::string& text) {
   return result.problems.empty() ? PlanProblem{} : result.problems.front();
 }
 
+void expectSameStrategy(const Strategy& a, const Strategy& b) {
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.steps, b.steps);
+  EXPECT_EQ(a.pause, b.pause);
+}
+
 void expectSamePlan(const Plan& a, const Plan& b) {
   EXPECT_EQ(a.service, b.service);
   EXPECT_EQ(a.version, b.version);
@@ -94,6 +151,32 @@ void expectSamePlan(const Plan& a, const Plan& b) {
     EXPECT_EQ(a.waves[i].selector, b.waves[i].selector);
     EXPECT_EQ(a.waves[i].approval_required, b.waves[i].approval_required);
     EXPECT_EQ(a.waves[i].max_parallel, b.waves[i].max_parallel);
+    ASSERT_EQ(a.waves[i].strategy.has_value(), b.waves[i].strategy.has_value());
+    if (a.waves[i].strategy) expectSameStrategy(*a.waves[i].strategy, *b.waves[i].strategy);
+    EXPECT_EQ(a.waves[i].bake, b.waves[i].bake);
+  }
+  EXPECT_EQ(a.process.command, b.process.command);
+  EXPECT_EQ(a.process.replicas, b.process.replicas);
+  EXPECT_EQ(a.process.port_min, b.process.port_min);
+  EXPECT_EQ(a.process.port_max, b.process.port_max);
+  EXPECT_EQ(a.process.health_path, b.process.health_path);
+  ASSERT_EQ(a.haproxy.has_value(), b.haproxy.has_value());
+  if (a.haproxy) {
+    EXPECT_EQ(a.haproxy->socket, b.haproxy->socket);
+    EXPECT_EQ(a.haproxy->backend, b.haproxy->backend);
+  }
+  expectSameStrategy(a.strategy, b.strategy);
+  EXPECT_EQ(a.health.http.path, b.health.http.path);
+  EXPECT_EQ(a.health.http.interval, b.health.http.interval);
+  EXPECT_EQ(a.health.http.timeout, b.health.http.timeout);
+  EXPECT_EQ(a.health.http.failure_threshold, b.health.http.failure_threshold);
+  ASSERT_EQ(a.health.metrics.has_value(), b.health.metrics.has_value());
+  if (a.health.metrics) {
+    // Exact, not near: the stored form must give back the very same doubles.
+    EXPECT_EQ(a.health.metrics->error_rate_increase, b.health.metrics->error_rate_increase);
+    EXPECT_EQ(a.health.metrics->latency_p95_ratio, b.health.metrics->latency_p95_ratio);
+    EXPECT_EQ(a.health.metrics->min_requests, b.health.metrics->min_requests);
+    EXPECT_EQ(a.health.metrics->fail_when_inconclusive, b.health.metrics->fail_when_inconclusive);
   }
 }
 
@@ -239,45 +322,502 @@ TEST(ParsePlan, UnknownFieldSuggestsTheNearestKnownOne) {
 }
 
 TEST(ParsePlan, DesignedButUnimplementedFieldsAreNotSupportedYet) {
-  std::string text = kMinimalPlan;
+  std::string text = std::string(kMinimalProcessPlan) + kTrafficLine;  // traffic on line 10
   text +=
-      "    strategy: {type: canary, steps: [10, 50, 100], pause: 60s}\n"  // 9
-      "    bake: 15m\n"                                                   // 10
-      "health:\n"                                                         // 11
-      "  http: {path: /health}\n"
-      "alerts: {cpu: 0.9}\n"          // 13
-      "process: {command: x}\n"       // 14
-      "traffic: {}\n"                 // 15
-      "strategy: {type: rolling}\n";  // 16
+      "strategy: {type: rolling, max_unavailable: 1, max_surge: 1}\n"  // 11
+      "health: {metrics: {source: prometheus, queries: {}}}\n"         // 12
+      "alerts: {cpu: 0.9}\n";                                          // 13
   PlanParseResult result = parsePlan(text);
-  const std::vector<Where> expected = {{9, 5},  {10, 5}, {11, 1}, {13, 1},
-                                       {14, 1}, {15, 1}, {16, 1}};
+  const std::vector<Where> expected = {{11, 18}, {11, 27}, {11, 47}, {12, 28}, {12, 40}, {13, 1}};
   EXPECT_EQ(positions(result), expected) << describe(result);
   ASSERT_EQ(result.problems.size(), expected.size());
-  EXPECT_EQ(result.problems[0].message, "field \"strategy\" in waves[0] is not supported yet");
-  EXPECT_EQ(result.problems[1].message, "field \"bake\" in waves[0] is not supported yet");
-  EXPECT_EQ(result.problems[2].message, "field \"health\" is not supported yet");
+  EXPECT_EQ(result.problems[0].message,
+            "strategy type \"rolling\" is not supported yet; use canary or blue_green");
+  EXPECT_EQ(result.problems[1].message,
+            "field \"max_unavailable\" in strategy is not supported yet");
+  EXPECT_EQ(result.problems[2].message, "field \"max_surge\" in strategy is not supported yet");
+  EXPECT_EQ(result.problems[3].message,
+            "health.metrics.source \"prometheus\" is not supported yet; use \"scrape\"");
+  EXPECT_EQ(result.problems[4].message, "field \"queries\" in health.metrics is not supported yet");
+  EXPECT_EQ(result.problems[5].message, "field \"alerts\" is not supported yet");
+
+  // The same in a script plan (alerts is refused whatever the driver).
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "alerts: {cpu: 0.9}\n").toString(),
+            "9:1: field \"alerts\" is not supported yet");
+  EXPECT_EQ(describe(parsePlan(std::string(kMinimalProcessPlan) +
+                               "health: {metrics: {prometheus: {url: x}}}\n")),
+            "10:20: field \"prometheus\" in health.metrics is not supported yet\n");
 }
 
-TEST(ParsePlan, OnlyTheScriptDriverIsSupported) {
-  for (const char* driver : {"process", "kubernetes"}) {
-    const PlanProblem problem = onlyProblem(std::string(kMinimalPlan) + "driver: " + driver + "\n");
-    EXPECT_EQ(problem.line, 9);
-    EXPECT_EQ(problem.column, 9);
-    EXPECT_NE(problem.message.find("not supported yet"), std::string::npos) << problem.message;
-  }
-  const PlanProblem problem = onlyProblem(std::string(kMinimalPlan) + "driver: docker\n");
-  EXPECT_EQ(problem.toString(), "9:9: unknown driver \"docker\"; valid values: script");
+TEST(ParsePlan, ScriptAndProcessDriversAreSupported) {
+  PlanParseResult script = parsePlan(std::string(kMinimalPlan) + "driver: script\n");
+  ASSERT_TRUE(script.plan.has_value()) << describe(script);
+  EXPECT_EQ(script.plan->driver, DriverKind::kScript);
+  PlanParseResult process = parsePlan(kMinimalProcessPlan);
+  ASSERT_TRUE(process.plan.has_value()) << describe(process);
+  EXPECT_EQ(process.plan->driver, DriverKind::kProcess);
+
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "driver: kubernetes\n").toString(),
+            "9:9: driver \"kubernetes\" is not supported yet; use \"script\" or \"process\"");
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "driver: docker\n").toString(),
+            "9:9: unknown driver \"docker\"; valid values: script, process");
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "driver: [script]\n").toString(),
+            "9:9: driver must be a string, not a list");
+  // Valid values are case-sensitive.
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "driver: Process\n").toString(),
+            "9:9: unknown driver \"Process\"; valid values: script, process");
 }
 
 TEST(ParsePlan, StepsAreRequiredForTheScriptDriverOnly) {
   const std::string without_steps =
       "service: checkout\nversion: \"1\"\nwaves: [{name: a, clusters: [a]}]\n";
-  EXPECT_NE(onlyProblem(without_steps).message.find("missing required field \"steps\""),
-            std::string::npos);
-  // With a driver that is refused anyway, a missing `steps` would only be noise.
-  const PlanProblem problem = onlyProblem(without_steps + "driver: process\n");
-  EXPECT_NE(problem.message.find("not supported yet"), std::string::npos);
+  EXPECT_EQ(onlyProblem(without_steps).toString(),
+            "1:1: missing required field \"steps\" (the script driver needs it)");
+  EXPECT_EQ(onlyProblem(without_steps + "driver: script\n").toString(),
+            "1:1: missing required field \"steps\" (the script driver needs it)");
+  // The process driver needs `process` instead.
+  EXPECT_EQ(onlyProblem(without_steps + "driver: process\n").toString(),
+            "1:1: missing required field \"process\" (the process driver needs it)");
+  EXPECT_TRUE(parsePlan(without_steps + "driver: process\nprocess: {command: \"x {port}\", ports: "
+                                        "\"18000-18001\"}\n")
+                  .plan.has_value());
+  // With a driver that is refused anyway, a missing `steps` or `process` would only be noise.
+  EXPECT_EQ(onlyProblem(without_steps + "driver: kubernetes\n").toString(),
+            "4:9: driver \"kubernetes\" is not supported yet; use \"script\" or \"process\"");
+}
+
+TEST(ParsePlan, FullProcessPlanParsesToTheModel) {
+  PlanParseResult result = parsePlan(kFullProcessPlan);
+  ASSERT_TRUE(result.problems.empty()) << describe(result);
+  ASSERT_TRUE(result.plan.has_value());
+  const Plan& plan = *result.plan;
+  EXPECT_EQ(plan.service, "checkout");
+  EXPECT_EQ(plan.version, "1.4.2");
+  EXPECT_EQ(plan.driver, DriverKind::kProcess);
+  EXPECT_EQ(plan.process.command, "/opt/checkout/{version}/bin/checkout --port {port}");
+  EXPECT_EQ(plan.process.replicas, 4u);
+  EXPECT_EQ(plan.process.port_min, 18000u);
+  EXPECT_EQ(plan.process.port_max, 18099u);
+  EXPECT_EQ(plan.process.health_path, "/ready");
+  ASSERT_TRUE(plan.haproxy.has_value());
+  EXPECT_EQ(plan.haproxy->socket, "/run/haproxy/admin.sock");
+  EXPECT_EQ(plan.haproxy->backend, "checkout");
+  EXPECT_EQ(plan.strategy.kind, StrategyKind::kCanary);
+  EXPECT_EQ(plan.strategy.steps, (std::vector<uint32_t>{10, 50, 100}));
+  EXPECT_EQ(plan.strategy.pause, 45s);
+  EXPECT_EQ(plan.health.http.path, "/live");
+  EXPECT_EQ(plan.health.http.interval, 500ms);
+  EXPECT_EQ(plan.health.http.timeout, 250ms);
+  EXPECT_EQ(plan.health.http.failure_threshold, 5u);
+  ASSERT_TRUE(plan.health.metrics.has_value());
+  EXPECT_EQ(plan.health.metrics->error_rate_increase, 0.25);
+  EXPECT_EQ(plan.health.metrics->latency_p95_ratio, 1.5);
+  EXPECT_EQ(plan.health.metrics->min_requests, 50u);
+  EXPECT_TRUE(plan.health.metrics->fail_when_inconclusive);
+  EXPECT_EQ(plan.rollback_scope, RollbackScope::kWave);
+
+  ASSERT_EQ(plan.waves.size(), 3u);
+  EXPECT_EQ(plan.waves[0].name, "staging");
+  EXPECT_FALSE(plan.waves[0].strategy.has_value());
+  EXPECT_EQ(plan.waves[0].bake, 0ms);
+  EXPECT_EQ(plan.waves[1].name, "prod-canary");
+  EXPECT_TRUE(plan.waves[1].approval_required);
+  ASSERT_TRUE(plan.waves[1].strategy.has_value());
+  EXPECT_EQ(plan.waves[1].strategy->kind, StrategyKind::kBlueGreen);
+  EXPECT_EQ(plan.waves[1].strategy->steps, (std::vector<uint32_t>{50, 100}));
+  EXPECT_EQ(plan.waves[1].strategy->pause, 60s);
+  EXPECT_EQ(plan.waves[1].bake, 15min);
+  EXPECT_EQ(plan.waves[2].selector,
+            (std::map<std::string, std::string>{{"environment", "production"}}));
+  EXPECT_EQ(plan.waves[2].max_parallel, 2u);
+  EXPECT_FALSE(plan.waves[2].strategy.has_value());
+
+  // A wave's own strategy overrides the plan's; the others take the plan's.
+  EXPECT_EQ(&plan.strategyFor(0), &plan.strategy);
+  EXPECT_EQ(plan.strategyFor(1).kind, StrategyKind::kBlueGreen);
+  EXPECT_EQ(&plan.strategyFor(2), &plan.strategy);
+}
+
+TEST(ParsePlan, ProcessPlanTakesTheDefaults) {
+  PlanParseResult result = parsePlan(kMinimalProcessPlan);
+  ASSERT_TRUE(result.plan.has_value()) << describe(result);
+  const Plan& plan = *result.plan;
+  EXPECT_EQ(plan.process.command, "./serve --port {port}");
+  EXPECT_EQ(plan.process.replicas, 1u);
+  EXPECT_EQ(plan.process.port_min, 18000u);
+  EXPECT_EQ(plan.process.port_max, 18099u);
+  EXPECT_EQ(plan.process.health_path, "/health");
+  EXPECT_FALSE(plan.haproxy.has_value());
+  // No strategy: the new set takes all traffic in one move.
+  EXPECT_EQ(plan.strategy.kind, StrategyKind::kAllAtOnce);
+  EXPECT_TRUE(plan.strategy.steps.empty());
+  EXPECT_EQ(plan.strategy.pause, 0ms);
+  EXPECT_EQ(plan.health.http.path, "/health");
+  EXPECT_EQ(plan.health.http.interval, 2s);
+  EXPECT_EQ(plan.health.http.timeout, 1s);
+  EXPECT_EQ(plan.health.http.failure_threshold, 3u);
+  EXPECT_FALSE(plan.health.metrics.has_value());
+  EXPECT_FALSE(plan.waves[0].strategy.has_value());
+  EXPECT_EQ(plan.waves[0].bake, 0ms);
+  EXPECT_EQ(plan.rollback_scope, RollbackScope::kFleet);
+
+  auto withTop = [](const std::string& lines) {
+    return parsePlan(std::string(kMinimalProcessPlan) + kTrafficLine + lines);
+  };
+  // A canary's pause defaults to 30s.
+  PlanParseResult canary = withTop("strategy: {type: canary, steps: [10, 100]}\n");
+  ASSERT_TRUE(canary.plan.has_value()) << describe(canary);
+  EXPECT_EQ(canary.plan->strategy.kind, StrategyKind::kCanary);
+  EXPECT_EQ(canary.plan->strategy.steps, (std::vector<uint32_t>{10, 100}));
+  EXPECT_EQ(canary.plan->strategy.pause, 30s);
+  // Blue/green switches all at once unless told otherwise: one step of 100%.
+  for (const char* strategy : {"{type: blue_green}", "{type: blue_green, switch: all}"}) {
+    PlanParseResult bg = withTop(std::string("strategy: ") + strategy + "\n");
+    ASSERT_TRUE(bg.plan.has_value()) << strategy << "\n" << describe(bg);
+    EXPECT_EQ(bg.plan->strategy.kind, StrategyKind::kBlueGreen);
+    EXPECT_EQ(bg.plan->strategy.steps, std::vector<uint32_t>{100}) << strategy;
+    EXPECT_EQ(bg.plan->strategy.pause, 30s) << strategy;
+  }
+  PlanParseResult stepped =
+      withTop("strategy: {type: blue_green, switch: steps, steps: [50, 100], pause: 0s}\n");
+  ASSERT_TRUE(stepped.plan.has_value()) << describe(stepped);
+  EXPECT_EQ(stepped.plan->strategy.steps, (std::vector<uint32_t>{50, 100}));
+  EXPECT_EQ(stepped.plan->strategy.pause, 0ms);
+  // A wave strategy has the same defaults.
+  PlanParseResult wave = parsePlan(std::string(kMinimalProcessPlan) +
+                                   "    strategy: {type: blue_green}\n" + kTrafficLine);
+  ASSERT_TRUE(wave.plan.has_value()) << describe(wave);
+  ASSERT_TRUE(wave.plan->waves[0].strategy.has_value());
+  EXPECT_EQ(wave.plan->waves[0].strategy->steps, std::vector<uint32_t>{100});
+  EXPECT_EQ(wave.plan->waves[0].strategy->pause, 30s);
+  EXPECT_EQ(wave.plan->strategy.kind, StrategyKind::kAllAtOnce);
+
+  // An empty metrics map turns the analysis on with its defaults; inconclusive defaults to wait.
+  for (const char* metrics :
+       {"{}", "{source: scrape}", "{inconclusive: wait}", "{source: scrape, inconclusive: wait}"}) {
+    PlanParseResult m =
+        withTop(std::string("health: {metrics: ") + metrics + ", http: {path: /health}}\n");
+    ASSERT_TRUE(m.plan.has_value()) << metrics << "\n" << describe(m);
+    ASSERT_TRUE(m.plan->health.metrics.has_value()) << metrics;
+    EXPECT_EQ(m.plan->health.metrics->error_rate_increase, 0.5);
+    EXPECT_EQ(m.plan->health.metrics->latency_p95_ratio, 2.0);
+    EXPECT_EQ(m.plan->health.metrics->min_requests, 20u);
+    EXPECT_FALSE(m.plan->health.metrics->fail_when_inconclusive);
+    EXPECT_EQ(m.plan->health.http.interval, 2s);
+  }
+}
+
+TEST(ParsePlan, ProcessFieldRules) {
+  // `process` is on line 4; its map starts at column 10.
+  auto withProcess = [](const std::string& process) {
+    return describe(parsePlan("service: checkout\nversion: \"1\"\ndriver: process\nprocess: " +
+                              process + "\nwaves: [{name: a, clusters: [a]}]\n"));
+  };
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: \"1024-65535\", replicas: 64}"), "");
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: \"18000-18127\", replicas: 64}"), "");
+  EXPECT_EQ(withProcess("{command: \"{port}\", ports: \"18000-18001\", health_path: /}"), "");
+
+  EXPECT_EQ(withProcess("x"), "4:10: process must be a map, not a string\n");
+  EXPECT_EQ(withProcess("{}"),
+            "4:10: missing required field \"command\" in process\n"
+            "4:10: missing required field \"ports\" in process\n");
+  EXPECT_EQ(withProcess("{command: \"r port\", ports: \"18000-18099\"}"),
+            "4:20: process.command must contain {port}: the agent picks each replica's port\n");
+  EXPECT_EQ(withProcess("{command: [r], ports: \"18000-18099\"}"),
+            "4:20: process.command must be a string, not a list\n");
+  for (const char* replicas : {"0", "65", "-1", "1.5", "four", "\"\""}) {
+    EXPECT_EQ(
+        withProcess(std::string("{command: \"r {port}\", ports: \"18000-18199\", replicas: ") +
+                    replicas + "}"),
+        std::string("4:64: process.replicas must be an integer from 1 to 64, not \"") +
+            (std::string(replicas) == "\"\"" ? "" : replicas) + "\"\n");
+  }
+  for (const char* ports : {"1023-2000", "18000-65536", "2000-1024", "a-b", "18000-", "-18000",
+                            "18000-18001-18002", "18000 - 18099", "0-2000"}) {
+    EXPECT_EQ(withProcess(std::string("{command: \"r {port}\", ports: \"") + ports + "\"}"),
+              std::string("4:39: process.ports must be a range like \"18000-18099\" within "
+                          "1024-65535, not \"") +
+                  ports + "\"\n");
+  }
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: 18000-18099}"), "");
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: [18000, 18099]}"),
+            "4:39: process.ports must be a string, not a list\n");
+  // Old and new replicas run side by side: 4 replicas need 8 ports.
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: \"18000-18007\", replicas: 4}"), "");
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: \"18000-18006\", replicas: 4}"),
+            "4:10: process.ports holds fewer than 2 x replicas ports; old and new replicas run "
+            "side by side during a rollout\n");
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: \"18000-18126\", replicas: 64}"),
+            "4:10: process.ports holds fewer than 2 x replicas ports; old and new replicas run "
+            "side by side during a rollout\n");
+  // A single port is never enough (at least 2 are needed for one replica).
+  EXPECT_FALSE(parsePlan("service: checkout\nversion: \"1\"\ndriver: process\n"
+                         "process: {command: \"r {port}\", ports: \"18000\"}\n"
+                         "waves: [{name: a, clusters: [a]}]\n")
+                   .plan.has_value());
+  for (const char* path : {"health", "\"\""}) {
+    EXPECT_EQ(withProcess(std::string("{command: \"r {port}\", ports: \"18000-18099\", "
+                                      "health_path: ") +
+                          path + "}"),
+              "4:67: process.health_path must start with '/'\n");
+  }
+  EXPECT_EQ(withProcess("{command: \"r {port}\", ports: \"18000-18099\", replica: 2}"),
+            "4:54: unknown field \"replica\" in process; did you mean \"replicas\"?\n");
+}
+
+TEST(ParsePlan, TrafficRules) {
+  // `traffic` is on line 10; its haproxy map starts at column 20.
+  auto withTraffic = [](const std::string& traffic) {
+    return describe(parsePlan(std::string(kMinimalProcessPlan) + "traffic: " + traffic + "\n"));
+  };
+  EXPECT_EQ(withTraffic("{haproxy: {socket: \"/run/{cluster}/admin.sock\", backend: be_1.x-y}}"),
+            "");
+  EXPECT_EQ(withTraffic("{haproxy: {socket: /s, backend: " + std::string(63, 'b') + "}}"), "");
+
+  EXPECT_EQ(withTraffic("x"), "10:10: traffic must be a map, not a string\n");
+  EXPECT_EQ(withTraffic("{}"), "10:10: missing required field \"haproxy\" in traffic\n");
+  EXPECT_EQ(withTraffic("{haproxy: x}"), "10:20: traffic.haproxy must be a map, not a string\n");
+  EXPECT_EQ(withTraffic("{haproxy: {}}"),
+            "10:20: missing required field \"socket\" in traffic.haproxy\n"
+            "10:20: missing required field \"backend\" in traffic.haproxy\n");
+  EXPECT_EQ(withTraffic("{haproxy: {socket: run/admin.sock, backend: checkout}}"),
+            "10:29: traffic.haproxy.socket must be an absolute path\n");
+  EXPECT_EQ(withTraffic("{haproxy: {socket: \"\", backend: checkout}}"),
+            "10:29: traffic.haproxy.socket must be an absolute path\n");
+  for (const std::string& backend :
+       {std::string("\"a b\""), std::string("\"\""), std::string("a/b"), std::string(64, 'b')}) {
+    EXPECT_EQ(withTraffic("{haproxy: {socket: /s, backend: " + backend + "}}"),
+              "10:42: traffic.haproxy.backend must be 1 to 63 characters from [A-Za-z0-9_.-]\n")
+        << backend;
+  }
+  EXPECT_EQ(withTraffic("{nginx: {}, haproxy: {socket: /s, backend: b}}"),
+            "10:11: unknown field \"nginx\" in traffic\n");
+  EXPECT_EQ(withTraffic("{haproxy: {socket: /s, backend: b, weight: 1}}"),
+            "10:45: unknown field \"weight\" in traffic.haproxy\n");
+}
+
+TEST(ParsePlan, StrategyRules) {
+  // `strategy` is on line 11, after a valid `traffic`; its type's value is at column 18.
+  auto withStrategy = [](const std::string& strategy) {
+    return describe(parsePlan(std::string(kMinimalProcessPlan) + kTrafficLine +
+                              "strategy: " + strategy + "\n"));
+  };
+  EXPECT_EQ(withStrategy("{type: canary, steps: [100]}"), "");
+  EXPECT_EQ(withStrategy("{type: canary, steps: [1, 2, 99, 100], pause: 24h}"), "");
+
+  EXPECT_EQ(withStrategy("canary"), "11:11: strategy must be a map, not a string\n");
+  EXPECT_EQ(withStrategy("{steps: [100]}"), "11:11: missing required field \"type\" in strategy\n");
+  EXPECT_EQ(withStrategy("{type: linear}"),
+            "11:18: unknown strategy type \"linear\"; valid values: canary, blue_green\n");
+  EXPECT_EQ(withStrategy("{type: rolling}"),
+            "11:18: strategy type \"rolling\" is not supported yet; use canary or blue_green\n");
+  EXPECT_EQ(withStrategy("{type: canary}"),
+            "11:11: strategy needs \"steps\", e.g. [10, 50, 100]\n");
+  EXPECT_EQ(withStrategy("{type: canary, steps: [10, 50]}"),
+            "11:33: strategy.steps must end at 100\n");
+  EXPECT_EQ(withStrategy("{type: canary, steps: []}"), "11:33: strategy.steps must end at 100\n");
+  EXPECT_EQ(withStrategy("{type: canary, steps: 100}"),
+            "11:33: strategy.steps must be a list, not a string\n");
+  // The first bad step is reported.
+  for (const char* steps : {"[50, 10, 100]", "[50, 50, 100]", "[10, 150]", "[10, -5, 100]",
+                            "[10, 5.5, 100]", "[10, [20], 100]"}) {
+    EXPECT_EQ(withStrategy(std::string("{type: canary, steps: ") + steps + "}"),
+              "11:38: strategy.steps must be increasing percentages from 1 to 100\n")
+        << steps;
+  }
+  EXPECT_EQ(withStrategy("{type: canary, steps: [0, 100]}"),
+            "11:34: strategy.steps must be increasing percentages from 1 to 100\n");
+  EXPECT_EQ(withStrategy("{type: canary, steps: [10, 100], switch: all}"),
+            "11:44: strategy.switch is for blue_green\n");
+  EXPECT_EQ(withStrategy("{type: blue_green, steps: [50, 100]}"),
+            "11:30: strategy.steps needs switch: steps\n");
+  EXPECT_EQ(withStrategy("{type: blue_green, switch: all, steps: [50, 100]}"),
+            "11:43: strategy.steps needs switch: steps\n");
+  EXPECT_EQ(withStrategy("{type: blue_green, switch: steps}"),
+            "11:11: strategy needs \"steps\", e.g. [10, 50, 100]\n");
+  EXPECT_EQ(withStrategy("{type: blue_green, switch: steps, steps: [50, 90]}"),
+            "11:52: strategy.steps must end at 100\n");
+  EXPECT_EQ(withStrategy("{type: blue_green, switch: half}"),
+            "11:38: strategy.switch must be \"all\" or \"steps\", not \"half\"\n");
+  EXPECT_EQ(withStrategy("{type: canary, steps: [100], pause: 24h1ms}"),
+            "11:47: strategy.pause must be between 0s and 24h\n");
+  EXPECT_EQ(withStrategy("{type: canary, steps: [100], pause: 30}"),
+            "11:47: strategy.pause: invalid duration \"30\": a unit is required (h, m, s or ms)\n");
+  EXPECT_EQ(withStrategy("{type: canary, steps: [100], paus: 30s}"),
+            "11:40: unknown field \"paus\" in strategy; did you mean \"pause\"?\n");
+}
+
+TEST(ParsePlan, WaveStrategyAndBakeRules) {
+  // Lines appended to the only wave start at line 10, column 5; traffic follows them.
+  auto withWaveLine = [](const std::string& line) {
+    return describe(
+        parsePlan(std::string(kMinimalProcessPlan) + "    " + line + "\n" + kTrafficLine));
+  };
+  EXPECT_EQ(withWaveLine("strategy: {type: canary, steps: [25, 100], pause: 1m}"), "");
+  EXPECT_EQ(withWaveLine("bake: 24h"), "");
+
+  EXPECT_EQ(withWaveLine("strategy: x"), "10:15: waves[0].strategy must be a map, not a string\n");
+  EXPECT_EQ(withWaveLine("strategy: {type: canary}"),
+            "10:15: waves[0].strategy needs \"steps\", e.g. [10, 50, 100]\n");
+  EXPECT_EQ(withWaveLine("strategy: {type: rolling}"),
+            "10:22: strategy type \"rolling\" is not supported yet; use canary or blue_green\n");
+  EXPECT_EQ(withWaveLine("strategy: {type: canary, steps: [10, 90]}"),
+            "10:37: waves[0].strategy.steps must end at 100\n");
+  EXPECT_EQ(withWaveLine("strategy: {type: blue_green, steps: [50, 100]}"),
+            "10:34: waves[0].strategy.steps needs switch: steps\n");
+  EXPECT_EQ(withWaveLine("strategy: {type: canary, steps: [100], max_surge: 1}"),
+            "10:44: field \"max_surge\" in waves[0].strategy is not supported yet\n");
+  EXPECT_EQ(withWaveLine("bake: 25h"), "10:11: waves[0].bake must be between 0s and 24h\n");
+  EXPECT_EQ(withWaveLine("bake: 15x"),
+            "10:11: waves[0].bake: invalid duration \"15x\": unknown unit; use h, m, s or ms\n");
+  EXPECT_EQ(withWaveLine("bake: [1m]"), "10:11: waves[0].bake must be a string, not a list\n");
+  EXPECT_EQ(withWaveLine("bak: 1m"),
+            "10:5: unknown field \"bak\" in waves[0]; did you mean \"bake\"?\n");
+}
+
+TEST(ParsePlan, HealthRules) {
+  // `health` is on line 10; its map starts at column 9.
+  auto withHealth = [](const std::string& health) {
+    return describe(parsePlan(std::string(kMinimalProcessPlan) + "health: " + health + "\n"));
+  };
+  EXPECT_EQ(withHealth("{http: {interval: 50ms, timeout: 10ms, failure_threshold: 1}}"), "");
+  EXPECT_EQ(withHealth("{http: {interval: 1h, timeout: 5m, failure_threshold: 100}}"), "");
+  EXPECT_EQ(withHealth("{metrics: {error_rate_increase: 0, latency_p95_ratio: 1, "
+                       "min_requests: 1000000}}"),
+            "");
+  EXPECT_EQ(withHealth("{metrics: {error_rate_increase: 100, latency_p95_ratio: 100.0, "
+                       "min_requests: 1}}"),
+            "");
+
+  EXPECT_EQ(withHealth("x"), "10:9: health must be a map, not a string\n");
+  EXPECT_EQ(withHealth("{http: x}"), "10:16: health.http must be a map, not a string\n");
+  EXPECT_EQ(withHealth("{metrics: [x]}"), "10:19: health.metrics must be a map, not a list\n");
+  EXPECT_EQ(withHealth("{http: {path: live}}"), "10:23: health.http.path must start with '/'\n");
+  for (const char* interval : {"49ms", "1h1ms"}) {
+    EXPECT_EQ(withHealth(std::string("{http: {interval: ") + interval + "}}"),
+              "10:27: health.http.interval must be between 50ms and 1h\n");
+  }
+  for (const char* timeout : {"9ms", "5m1ms"}) {
+    EXPECT_EQ(withHealth(std::string("{http: {timeout: ") + timeout + "}}"),
+              "10:26: health.http.timeout must be between 10ms and 5m\n");
+  }
+  EXPECT_EQ(withHealth("{http: {timeout: 1}}"),
+            "10:26: health.http.timeout: invalid duration \"1\": a unit is required (h, m, s or "
+            "ms)\n");
+  for (const char* threshold : {"0", "101", "-1", "2.5"}) {
+    EXPECT_EQ(withHealth(std::string("{http: {failure_threshold: ") + threshold + "}}"),
+              std::string("10:36: health.http.failure_threshold must be an integer from 1 to 100, "
+                          "not \"") +
+                  threshold + "\"\n");
+  }
+  EXPECT_EQ(withHealth("{metrics: {source: other}}"),
+            "10:28: health.metrics.source must be \"scrape\", not \"other\"\n");
+  for (const char* rate : {"-0.1", "100.5", "abc", "0.5x", "nan", "\"\""}) {
+    EXPECT_EQ(withHealth(std::string("{metrics: {error_rate_increase: ") + rate + "}}"),
+              std::string("10:41: health.metrics.error_rate_increase must be a number from 0 to "
+                          "100, not \"") +
+                  (std::string(rate) == "\"\"" ? "" : rate) + "\"\n")
+        << rate;
+  }
+  for (const char* ratio : {"0.99", "101", "two"}) {
+    EXPECT_EQ(withHealth(std::string("{metrics: {latency_p95_ratio: ") + ratio + "}}"),
+              std::string("10:39: health.metrics.latency_p95_ratio must be a number from 1 to "
+                          "100, not \"") +
+                  ratio + "\"\n")
+        << ratio;
+  }
+  for (const char* min : {"0", "1000001", "-5", "1.5"}) {
+    EXPECT_EQ(withHealth(std::string("{metrics: {min_requests: ") + min + "}}"),
+              std::string("10:34: health.metrics.min_requests must be an integer from 1 to "
+                          "1000000, not \"") +
+                  min + "\"\n")
+        << min;
+  }
+  EXPECT_EQ(withHealth("{metrics: {inconclusive: maybe}}"),
+            "10:34: health.metrics.inconclusive must be \"wait\" or \"fail\", not \"maybe\"\n");
+  EXPECT_EQ(withHealth("{htp: {}}"),
+            "10:10: unknown field \"htp\" in health; did you mean \"http\"?\n");
+  EXPECT_EQ(withHealth("{http: {pth: /x}}"),
+            "10:17: unknown field \"pth\" in health.http; did you mean \"path\"?\n");
+}
+
+TEST(ParsePlan, FieldsOfTheOtherDriverAreRefused) {
+  // A script plan (no driver given: script is the default) with every process-driver field.
+  const std::string script = std::string(kMinimalPlan) +
+                             "    strategy: {type: canary, steps: [10, 100]}\n"            // 9
+                             "    bake: 5m\n"                                              // 10
+                             "process: {command: \"x {port}\", ports: \"18000-18099\"}\n"  // 11
+                             + kTrafficLine +                                              // 12
+                             "strategy: {type: blue_green}\n"                              // 13
+                             "health: {http: {path: /h}}\n";                               // 14
+  for (const std::string& text : {script, "driver: script\n" + script}) {
+    const int shift = text == script ? 0 : 1;
+    PlanParseResult result = parsePlan(text);
+    EXPECT_FALSE(result.plan.has_value());
+    const std::vector<Where> expected = {{9 + shift, 5},  {10 + shift, 5}, {11 + shift, 1},
+                                         {12 + shift, 1}, {13 + shift, 1}, {14 + shift, 1}};
+    EXPECT_EQ(positions(result), expected) << describe(result);
+    ASSERT_EQ(result.problems.size(), expected.size());
+    EXPECT_EQ(result.problems[0].message,
+              "wave field \"strategy\" is for the process driver; this plan uses driver "
+              "\"script\"");
+    EXPECT_EQ(result.problems[1].message,
+              "wave field \"bake\" is for the process driver; this plan uses driver \"script\"");
+    EXPECT_EQ(result.problems[2].message,
+              "field \"process\" is for the process driver; this plan uses driver \"script\"");
+    EXPECT_EQ(result.problems[3].message,
+              "field \"traffic\" is for the process driver; this plan uses driver \"script\"");
+    EXPECT_EQ(result.problems[4].message,
+              "field \"strategy\" is for the process driver; this plan uses driver \"script\"");
+    EXPECT_EQ(result.problems[5].message,
+              "field \"health\" is for the process driver; this plan uses driver \"script\"");
+  }
+
+  // A process plan with script steps (line 10).
+  EXPECT_EQ(
+      onlyProblem(std::string(kMinimalProcessPlan) + "steps: {apply: a, rollback: b}\n").toString(),
+      "10:1: field \"steps\" is for the script driver; the process driver runs the replicas "
+      "itself");
+  // kMinimalPlan with driver: process has steps and lacks process.
+  EXPECT_EQ(describe(parsePlan(std::string(kMinimalPlan) + "driver: process\n")),
+            "1:1: missing required field \"process\" (the process driver needs it)\n"
+            "3:1: field \"steps\" is for the script driver; the process driver runs the "
+            "replicas itself\n");
+}
+
+TEST(ParsePlan, CanaryAndBlueGreenNeedHaproxy) {
+  constexpr char kNeedsHaproxy[] =
+      "canary and blue_green need traffic.haproxy in this version (weights by share of replicas "
+      "are not supported yet)";
+  // Plan-level strategy (line 10): reported at its key.
+  for (const char* strategy : {"{type: canary, steps: [10, 100]}", "{type: blue_green}",
+                               "{type: blue_green, switch: steps, steps: [50, 100]}"}) {
+    EXPECT_EQ(
+        onlyProblem(std::string(kMinimalProcessPlan) + "strategy: " + strategy + "\n").toString(),
+        std::string("10:1: ") + kNeedsHaproxy)
+        << strategy;
+  }
+  // A wave-level strategy needs it too.
+  for (const char* strategy : {"{type: canary, steps: [10, 100]}", "{type: blue_green}"}) {
+    const PlanProblem problem =
+        onlyProblem(std::string(kMinimalProcessPlan) + "    strategy: " + strategy + "\n");
+    EXPECT_EQ(problem.message, kNeedsHaproxy) << strategy;
+  }
+  // Without a strategy (all at once), traffic is optional.
+  EXPECT_TRUE(parsePlan(kMinimalProcessPlan).plan.has_value());
+}
+
+// BUG (common/plan.cpp, PlanReader::checkDriverFields): when only a wave has a canary or
+// blue_green strategy and the plan has no traffic.haproxy, the problem has no position at all
+// (it falls back to the plan-level `strategy` key, and there is none); when the plan-level strategy
+// is present but is not the progressive one, the problem points at it instead of at the wave's.
+// Enable once the parser reports it at the wave's `strategy` key.
+TEST(ParsePlan, WaveStrategyWithoutHaproxyPointsAtTheWave) {
+  EXPECT_EQ(onlyProblem(std::string(kMinimalProcessPlan) +
+                        "    strategy: {type: canary, steps: [10, 100]}\n")
+                .toString(),
+            "10:5: canary and blue_green need traffic.haproxy in this version (weights by share "
+            "of replicas are not supported yet)");
 }
 
 TEST(ParsePlan, SyntaxErrorIsOneProblemAtItsPosition) {
@@ -558,6 +1098,10 @@ TEST(Names, ValidNames) {
     EXPECT_FALSE(isValidName(name)) << name;
   }
   EXPECT_STREQ(driverName(DriverKind::kScript), "script");
+  EXPECT_STREQ(driverName(DriverKind::kProcess), "process");
+  EXPECT_STREQ(strategyName(StrategyKind::kAllAtOnce), "all_at_once");
+  EXPECT_STREQ(strategyName(StrategyKind::kCanary), "canary");
+  EXPECT_STREQ(strategyName(StrategyKind::kBlueGreen), "blue_green");
   EXPECT_STREQ(rollbackScopeName(RollbackScope::kFleet), "fleet");
   EXPECT_STREQ(rollbackScopeName(RollbackScope::kWave), "wave");
 }
@@ -580,6 +1124,71 @@ TEST(PlanJson, RoundTripIsExact) {
   auto empty = planFromJson(planToJson(Plan{}));
   ASSERT_TRUE(empty.ok()) << empty.status().toString();
   expectSamePlan(*empty, Plan{});
+}
+
+TEST(PlanJson, ProcessPlanRoundTripIsExact) {
+  PlanParseResult parsed = parsePlan(kFullProcessPlan);
+  ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
+  const std::string json = planToJson(*parsed.plan);
+  auto back = planFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  expectSamePlan(*back, *parsed.plan);
+  EXPECT_EQ(planToJson(*back), json);
+
+  // Values at the edges of what the stored form holds, and doubles without a short decimal form.
+  Plan plan = *parsed.plan;
+  plan.process.replicas = 64;
+  plan.process.port_min = 1024;
+  plan.process.port_max = 65535;
+  plan.process.command = "/opt/caf\xc3\xa9/{version} --port {port} --name \"x\"";
+  plan.haproxy->socket = "/run/{cluster}/admin.sock";
+  plan.strategy = Strategy{StrategyKind::kBlueGreen, {100}, 86400000ms};
+  plan.waves[0].strategy = Strategy{StrategyKind::kCanary, {1, 2, 3, 100}, 0ms};
+  plan.waves[1].strategy.reset();
+  plan.waves[2].bake = 86400000ms;
+  plan.health.http.failure_threshold = 1000;
+  plan.health.metrics->error_rate_increase = 0.1;
+  plan.health.metrics->latency_p95_ratio = 1.0 / 3.0;
+  plan.health.metrics->min_requests = 4294967295u;
+  plan.health.metrics->fail_when_inconclusive = false;
+  const std::string edge_json = planToJson(plan);
+  auto edge = planFromJson(edge_json);
+  ASSERT_TRUE(edge.ok()) << edge.status().toString();
+  expectSamePlan(*edge, plan);
+  EXPECT_EQ(planToJson(*edge), edge_json);
+
+  // Without traffic, strategy or metrics (the defaults) too.
+  PlanParseResult minimal = parsePlan(kMinimalProcessPlan);
+  ASSERT_TRUE(minimal.plan.has_value()) << describe(minimal);
+  auto minimal_back = planFromJson(planToJson(*minimal.plan));
+  ASSERT_TRUE(minimal_back.ok()) << minimal_back.status().toString();
+  expectSamePlan(*minimal_back, *minimal.plan);
+  EXPECT_FALSE(minimal_back->haproxy.has_value());
+  EXPECT_FALSE(minimal_back->health.metrics.has_value());
+  EXPECT_FALSE(minimal_back->waves[0].strategy.has_value());
+}
+
+TEST(PlanJson, StoredProcessFormHasTheDocumentedKeys) {
+  PlanParseResult parsed = parsePlan(kFullProcessPlan);
+  ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
+  const std::string json = planToJson(*parsed.plan);
+  for (const char* key :
+       {"\"driver\":\"process\"", "\"replicas\":4", "\"port_min\":18000", "\"port_max\":18099",
+        "\"health_path\":\"/ready\"",
+        "\"haproxy\":{\"backend\":\"checkout\",\"socket\":\"/run/haproxy/admin.sock\"}",
+        "\"strategy\":{\"kind\":\"canary\",\"pause_ms\":45000,\"steps\":[10,50,100]}",
+        "\"strategy\":{\"kind\":\"blue_green\",\"pause_ms\":60000,\"steps\":[50,100]}",
+        "\"strategy\":null", "\"bake_ms\":900000", "\"bake_ms\":0", "\"interval_ms\":500",
+        "\"timeout_ms\":250", "\"failure_threshold\":5", "\"error_rate_increase\":0.25",
+        "\"latency_p95_ratio\":1.5", "\"min_requests\":50", "\"fail_when_inconclusive\":true"}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key << " not in " << json;
+  }
+  const std::string minimal = planToJson(*parsePlan(kMinimalProcessPlan).plan);
+  EXPECT_NE(minimal.find("\"haproxy\":null"), std::string::npos) << minimal;
+  EXPECT_NE(minimal.find("\"metrics\":null"), std::string::npos) << minimal;
+  EXPECT_NE(minimal.find("\"strategy\":{\"kind\":\"all_at_once\",\"pause_ms\":0,\"steps\":[]}"),
+            std::string::npos)
+      << minimal;
 }
 
 TEST(PlanJson, StoredFormHasTheDocumentedKeys) {
@@ -622,13 +1231,81 @@ TEST(PlanJson, GarbageIsCorruption) {
        "waves[0].selector.a: expected a string"},
       {replaced("\"approval_required\":false", "\"approval_required\":\"no\""),
        "waves[0].approval_required: expected a boolean"},
-      {replaced("\"driver\":\"script\"", "\"driver\":\"process\""), "driver: unknown driver"},
+      {replaced("\"driver\":\"script\"", "\"driver\":\"kubernetes\""), "driver: unknown driver"},
       {replaced("\"rollback_scope\":\"fleet\"", "\"rollback_scope\":\"all\""),
        "rollback_scope: unknown scope"},
       {replaced(",\"rollback_scope\":\"fleet\"", ""), "rollback_scope: missing"},
       {replaced("\"steps\":{", "\"steps\":[],\"x\":{"), "steps: expected an object"},
   };
-  for (const auto& [text, context] : cases) {
+  // The process-driver fields, on the stored form of a process plan.
+  PlanParseResult process_plan = parsePlan(kFullProcessPlan);
+  ASSERT_TRUE(process_plan.plan.has_value()) << describe(process_plan);
+  const std::string process_good = planToJson(*process_plan.plan);
+  ASSERT_TRUE(planFromJson(process_good).ok());
+  auto in_process = [&](const std::string& from, const std::string& to) {
+    std::string text = process_good;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    return text;
+  };
+  const std::vector<std::pair<std::string, std::string>> process_cases = {
+      {in_process("\"driver\":\"process\"", "\"driver\":\"kubernetes\""), "driver: unknown driver"},
+      {in_process("\"process\":{", "\"x\":{"), "process: missing"},
+      {in_process("\"process\":{", "\"process\":[],\"x\":{"), "process: expected an object"},
+      {in_process("\"command\":\"", "\"command\":1,\"x\":\""),
+       "process.command: expected a string"},
+      {in_process("\"replicas\":4", "\"replicas\":65"), "process.replicas: out of range"},
+      {in_process("\"port_min\":18000", "\"port_min\":\"18000\""),
+       "process.port_min: expected a non-negative integer"},
+      {in_process("\"port_max\":18099", "\"port_max\":65536"), "process.port_max: out of range"},
+      {in_process("\"health_path\":\"/ready\"", "\"health_path\":null"),
+       "process.health_path: expected a string"},
+      {in_process("\"haproxy\":{", "\"haproxy\":[],\"x\":{"), "haproxy: expected an object"},
+      {in_process("\"backend\":\"checkout\"", "\"backend\":7"),
+       "haproxy.backend: expected a string"},
+      {in_process("\"socket\":\"", "\"sock\":\""), "haproxy.socket: missing"},
+      {in_process("\"haproxy\":", "\"h\":"), "haproxy: missing"},
+      {in_process("\"kind\":\"canary\"", "\"kind\":\"rolling\""),
+       "strategy.kind: unknown strategy"},
+      {in_process("[10,50,100]", "[10,101,100]"), "strategy.steps: expected percentages"},
+      {in_process("[10,50,100]", "[10,-5,100]"), "strategy.steps: expected percentages"},
+      {in_process("[10,50,100]", "[10,\"50\",100]"), "strategy.steps: expected percentages"},
+      {in_process("[10,50,100]", "{}"), "strategy.steps: expected an array"},
+      {in_process("\"pause_ms\":45000", "\"pause_ms\":-1"),
+       "strategy.pause_ms: expected a non-negative integer"},
+      {in_process("\"pause_ms\":45000", "\"pause_ms\":9223372036854775808"),
+       "strategy.pause_ms: out of range"},
+      {in_process("\"strategy\":{\"kind\":\"canary\"", "\"s\":{\"kind\":\"canary\""),
+       "strategy: missing"},
+      {in_process("\"strategy\":{\"kind\":\"canary\"",
+                  "\"strategy\":null,\"s\":{\"kind\":\"canary\""),
+       "strategy: expected an object"},
+      {in_process("\"strategy\":null", "\"strategy\":7"), "waves[0].strategy: expected an object"},
+      {in_process("\"kind\":\"blue_green\"", "\"kind\":\"x\""),
+       "waves[1].strategy.kind: unknown strategy"},
+      {in_process("\"bake_ms\":900000", "\"bake_ms\":1.5"),
+       "waves[1].bake_ms: expected a non-negative integer"},
+      {in_process("\"bake_ms\":0,", ""), "waves[0].bake_ms: missing"},
+      {in_process("\"health\":", "\"x\":"), "health: missing"},
+      {in_process("\"interval_ms\":500", "\"interval\":500"), "health.interval_ms: missing"},
+      {in_process("\"timeout_ms\":250", "\"timeout_ms\":-250"),
+       "health.timeout_ms: expected a non-negative integer"},
+      {in_process("\"failure_threshold\":5", "\"failure_threshold\":1001"),
+       "health.failure_threshold: out of range"},
+      {in_process("\"path\":\"/live\"", "\"path\":false"), "health.path: expected a string"},
+      {in_process("\"metrics\":{", "\"metrics\":[],\"x\":{"), "health.metrics: expected an object"},
+      {in_process("\"error_rate_increase\":0.25", "\"error_rate_increase\":\"0.25\""),
+       "health.metrics.error_rate_increase: expected a number"},
+      {in_process("\"latency_p95_ratio\":1.5,", ""), "health.metrics.latency_p95_ratio: missing"},
+      {in_process("\"min_requests\":50", "\"min_requests\":4294967296"),
+       "health.metrics.min_requests: out of range"},
+      {in_process("\"fail_when_inconclusive\":true", "\"fail_when_inconclusive\":1"),
+       "health.metrics.fail_when_inconclusive: expected a boolean"},
+  };
+  std::vector<std::pair<std::string, std::string>> all_cases = cases;
+  all_cases.insert(all_cases.end(), process_cases.begin(), process_cases.end());
+  for (const auto& [text, context] : all_cases) {
     auto plan = planFromJson(text);
     ASSERT_FALSE(plan.ok()) << text;
     EXPECT_TRUE(plan.status().isCorruption()) << plan.status().toString();

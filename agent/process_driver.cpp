@@ -1,0 +1,1686 @@
+// The process driver's steps: replicas as detached local processes recorded in the state dir,
+// traffic moved between the stable and the candidate set through HAProxy, health and metric
+// gates on the candidate set.
+#include "agent/process_driver.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "agent/analysis.hpp"
+#include "agent/child_process.hpp"
+#include "agent/haproxy.hpp"
+#include "agent/http_probe.hpp"
+
+extern char** environ;
+
+namespace flotilla::agent {
+
+using common::Status;
+using common::StatusOr;
+using nlohmann::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+
+namespace {
+
+constexpr auto kReadyPoll = 100ms;      // readiness polling after a start
+constexpr auto kCancelSlice = 20ms;     // longest sleep between two looks at `cancel`
+constexpr auto kMinStartTimeout = 30s;  // a slow JVM start is not a failed deploy
+constexpr auto kDrainTime = 1s;         // in-flight requests finish before maint
+constexpr auto kStopGrace = 5s;         // SIGTERM to SIGKILL
+constexpr auto kKillWait = 2s;          // SIGKILL to giving up
+constexpr auto kExitPoll = 50ms;
+constexpr auto kHaproxyTimeout = 2000ms;
+constexpr int kMaxInconclusiveExtensions = 3;
+constexpr int kMaxReplicas = 256;          // HAProxy slots are the real bound
+constexpr int kMaxServerWeight = 256;      // HAProxy's limit
+constexpr double kWeightPerPercent = 2.5;  // 100% on one server = 250, under the limit
+constexpr char kLoopback[] = "127.0.0.1";
+constexpr size_t kLogTailLines = 5;
+
+// ---------------------------------------------------------------------------------------------
+// The spec
+
+struct ProcessSpec {
+  std::string command;
+  int replicas = 1;
+  int port_min = 0;
+  int port_max = 0;
+  std::string health_path;              // readiness after a start
+  std::optional<Millis> start_timeout;  // extension: overrides the computed readiness deadline
+};
+
+struct TrafficSpec {
+  std::string socket;  // {cluster} already substituted
+  std::string backend;
+  bool operator==(const TrafficSpec& o) const { return socket == o.socket && backend == o.backend; }
+};
+
+struct HealthSpec {
+  std::string path = "/health";
+  Millis interval{2000};
+  Millis timeout{1000};
+  int failure_threshold = 3;
+};
+
+struct MetricsSpec {
+  AnalysisConfig config;
+  bool wait_when_inconclusive = true;
+};
+
+struct Spec {
+  std::string service;
+  std::string version;
+  std::string previous_version;
+  std::string cluster;
+  std::string deployment;
+  std::optional<ProcessSpec> process;
+  std::optional<TrafficSpec> traffic;
+  HealthSpec health;
+  std::optional<MetricsSpec> metrics;
+  int weight = -1;
+  Millis duration{0};
+};
+
+bool matches(const std::string& s, const char* pattern) {
+  return std::regex_match(s, std::regex(pattern));
+}
+
+// Versions and cluster names are pasted into a shell command line and file names: only
+// characters that mean nothing to the shell or the file system get through.
+constexpr char kServicePattern[] = "^[a-z0-9][a-z0-9-]{0,62}$";
+constexpr char kVersionPattern[] = "^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$";
+constexpr char kClusterPattern[] = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$";
+constexpr char kPathPattern[] = "^/[!-~]{0,255}$";  // printable, no space: it goes into a URL
+
+// Reads the spec, collecting every problem instead of stopping at the first.
+class SpecReader {
+ public:
+  std::string str(const json& obj, const char* key, const std::string& where, bool required,
+                  const std::string& fallback = "") {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) {
+      if (required) problems_.push_back(where + key + " is missing");
+      return fallback;
+    }
+    if (!it->is_string()) {
+      problems_.push_back(where + key + " must be a string");
+      return fallback;
+    }
+    return it->get<std::string>();
+  }
+  int64_t integer(const json& obj, const char* key, const std::string& where, int64_t min,
+                  int64_t max, std::optional<int64_t> fallback) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) {
+      if (!fallback) problems_.push_back(where + key + " is missing");
+      return fallback.value_or(min);
+    }
+    if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max) {
+      problems_.push_back(where + key + " must be an integer in " + std::to_string(min) + ".." +
+                          std::to_string(max));
+      return fallback.value_or(min);
+    }
+    return it->get<int64_t>();
+  }
+  double number(const json& obj, const char* key, const std::string& where, double min,
+                double fallback) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return fallback;
+    if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < min) {
+      problems_.push_back(where + key + " must be a number >= " + std::to_string(min));
+      return fallback;
+    }
+    return it->get<double>();
+  }
+  const json* object(const json& obj, const char* key, const std::string& where) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return nullptr;
+    if (!it->is_object()) {
+      problems_.push_back(where + key + " must be an object or null");
+      return nullptr;
+    }
+    return &*it;
+  }
+  void check(bool ok, const std::string& problem) {
+    if (!ok) problems_.push_back(problem);
+  }
+  Status status() const {
+    if (problems_.empty()) return Status::Ok();
+    std::string msg = "bad spec: ";
+    for (size_t i = 0; i < problems_.size(); ++i) msg += (i ? "; " : "") + problems_[i];
+    return Status::InvalidArgument(msg);
+  }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+StatusOr<Spec> parseSpec(ProcessStep step, const std::string& text,
+                         const std::string& default_cluster) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return Status::InvalidArgument("bad spec: not a JSON object");
+  }
+  SpecReader r;
+  Spec spec;
+  spec.service = r.str(doc, "service", "", true);
+  r.check(spec.service.empty() || matches(spec.service, kServicePattern),
+          "service must match [a-z0-9][a-z0-9-]{0,62}");
+  spec.version = r.str(doc, "version", "", true);
+  r.check(spec.version.empty() || matches(spec.version, kVersionPattern),
+          "version must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
+  spec.previous_version = r.str(doc, "previous_version", "", false);
+  r.check(spec.previous_version.empty() || matches(spec.previous_version, kVersionPattern),
+          "previous_version must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
+  spec.cluster = r.str(doc, "cluster", "", false, default_cluster);
+  r.check(matches(spec.cluster, kClusterPattern), "cluster must be 1..63 of [A-Za-z0-9._-]");
+  spec.deployment = r.str(doc, "deployment", "", false);
+
+  if (const json* p = r.object(doc, "process", "")) {
+    ProcessSpec ps;
+    ps.command = r.str(*p, "command", "process.", true);
+    r.check(!ps.command.empty() || p->find("command") == p->end(),
+            "process.command must not be empty");
+    ps.replicas = static_cast<int>(r.integer(*p, "replicas", "process.", 1, kMaxReplicas, 1));
+    ps.port_min = static_cast<int>(r.integer(*p, "port_min", "process.", 1, 65535, std::nullopt));
+    ps.port_max = static_cast<int>(r.integer(*p, "port_max", "process.", 1, 65535, std::nullopt));
+    r.check(ps.port_min <= ps.port_max, "process.port_min must not be above process.port_max");
+    ps.health_path = r.str(*p, "health_path", "process.", false);
+    r.check(ps.health_path.empty() || matches(ps.health_path, kPathPattern),
+            "process.health_path must start with '/' and hold no space or control character");
+    if (p->contains("start_timeout_ms")) {
+      ps.start_timeout =
+          Millis(r.integer(*p, "start_timeout_ms", "process.", 100, 3'600'000, 30'000));
+    }
+    spec.process = ps;
+  } else if (step == ProcessStep::kDeploy) {
+    r.check(false, "process is missing");
+  }
+
+  if (const json* t = r.object(doc, "traffic", "")) {
+    if (const json* h = r.object(*t, "haproxy", "traffic.")) {
+      TrafficSpec ts;
+      ts.socket =
+          replaceAll(r.str(*h, "socket", "traffic.haproxy.", true), "{cluster}", spec.cluster);
+      ts.backend = r.str(*h, "backend", "traffic.haproxy.", true);
+      spec.traffic = ts;
+    }
+  }
+
+  if (const json* h = r.object(doc, "health", "")) {
+    spec.health.path = r.str(*h, "path", "health.", false, spec.health.path);
+    spec.health.interval = Millis(
+        r.integer(*h, "interval_ms", "health.", 10, 3'600'000, spec.health.interval.count()));
+    spec.health.timeout =
+        Millis(r.integer(*h, "timeout_ms", "health.", 1, 600'000, spec.health.timeout.count()));
+    spec.health.failure_threshold = static_cast<int>(
+        r.integer(*h, "failure_threshold", "health.", 0, 1000, spec.health.failure_threshold));
+  } else if (spec.process && !spec.process->health_path.empty()) {
+    spec.health.path = spec.process->health_path;
+  }
+  r.check(matches(spec.health.path, kPathPattern),
+          "health.path must start with '/' and hold no space or control character");
+  if (spec.process && spec.process->health_path.empty()) {
+    spec.process->health_path = spec.health.path;
+  }
+
+  if (const json* m = r.object(doc, "metrics", "")) {
+    MetricsSpec ms;
+    ms.config.error_rate_increase =
+        r.number(*m, "error_rate_increase", "metrics.", 0, ms.config.error_rate_increase);
+    ms.config.latency_p95_ratio =
+        r.number(*m, "latency_p95_ratio", "metrics.", 0, ms.config.latency_p95_ratio);
+    ms.config.min_error_rate =
+        r.number(*m, "min_error_rate", "metrics.", 0, ms.config.min_error_rate);
+    ms.config.min_requests =
+        static_cast<uint64_t>(r.integer(*m, "min_requests", "metrics.", 0, 1'000'000'000,
+                                        static_cast<int64_t>(ms.config.min_requests)));
+    const std::string inconclusive = r.str(*m, "inconclusive", "metrics.", false, "wait");
+    r.check(inconclusive == "wait" || inconclusive == "fail",
+            "metrics.inconclusive must be \"wait\" or \"fail\"");
+    ms.wait_when_inconclusive = inconclusive != "fail";
+    spec.metrics = ms;
+  }
+
+  if (step == ProcessStep::kShift) {
+    spec.weight = static_cast<int>(r.integer(doc, "weight", "", 0, 100, std::nullopt));
+  }
+  if (step == ProcessStep::kAnalyze || step == ProcessStep::kBake) {
+    spec.duration =
+        Millis(r.integer(doc, "duration_ms", "", 1, 7 * 24 * 3'600'000LL, std::nullopt));
+  }
+  if (Status s = r.status(); !s.ok()) return s;
+  return spec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service record
+
+struct Replica {
+  pid_t pid = 0;
+  uint64_t start_ticks = 0;
+  int port = 0;
+  std::string slot;  // HAProxy server name, empty when not attached
+  int weight = 0;    // the HAProxy weight last set
+};
+
+struct ReplicaSet {
+  std::string version;
+  int share = 0;  // percent of the traffic last given to this set
+  std::vector<Replica> replicas;
+};
+
+struct ServiceRecord {
+  std::string service;
+  std::string deployment;
+  std::string previous_version;  // what the stable set replaced at the last finalize
+  std::optional<TrafficSpec> traffic;
+  std::optional<ReplicaSet> stable;
+  std::optional<ReplicaSet> candidate;
+};
+
+json toJson(const ReplicaSet& set) {
+  json replicas = json::array();
+  for (const Replica& r : set.replicas) {
+    replicas.push_back({{"pid", r.pid},
+                        {"start_ticks", r.start_ticks},
+                        {"port", r.port},
+                        {"slot", r.slot.empty() ? json(nullptr) : json(r.slot)},
+                        {"weight", r.weight}});
+  }
+  return {{"version", set.version}, {"share", set.share}, {"replicas", std::move(replicas)}};
+}
+
+json toJson(const ServiceRecord& rec) {
+  json j = {{"service", rec.service},
+            {"deployment", rec.deployment},
+            {"previous_version", rec.previous_version}};
+  j["traffic"] =
+      rec.traffic
+          ? json{{"haproxy", {{"socket", rec.traffic->socket}, {"backend", rec.traffic->backend}}}}
+          : json(nullptr);
+  j["stable"] = rec.stable ? toJson(*rec.stable) : json(nullptr);
+  j["candidate"] = rec.candidate ? toJson(*rec.candidate) : json(nullptr);
+  return j;
+}
+
+// Our own file, but it survives crashes and hands: json's exceptions become Corruption.
+StatusOr<ServiceRecord> recordFromJson(const json& j) {
+  try {
+    ServiceRecord rec;
+    rec.service = j.at("service").get<std::string>();
+    rec.deployment = j.value("deployment", "");
+    rec.previous_version = j.value("previous_version", "");
+    if (j.contains("traffic") && !j["traffic"].is_null()) {
+      const json& h = j["traffic"].at("haproxy");
+      rec.traffic =
+          TrafficSpec{h.at("socket").get<std::string>(), h.at("backend").get<std::string>()};
+    }
+    auto readSet = [](const json& s) {
+      ReplicaSet set;
+      set.version = s.at("version").get<std::string>();
+      set.share = s.value("share", 0);
+      for (const json& r : s.at("replicas")) {
+        Replica rep;
+        rep.pid = r.at("pid").get<pid_t>();
+        rep.start_ticks = r.at("start_ticks").get<uint64_t>();
+        rep.port = r.at("port").get<int>();
+        if (r.contains("slot") && r["slot"].is_string()) rep.slot = r["slot"].get<std::string>();
+        rep.weight = r.value("weight", 0);
+        set.replicas.push_back(rep);
+      }
+      return set;
+    };
+    if (j.contains("stable") && !j["stable"].is_null()) rec.stable = readSet(j["stable"]);
+    if (j.contains("candidate") && !j["candidate"].is_null()) {
+      rec.candidate = readSet(j["candidate"]);
+    }
+    return rec;
+  } catch (const json::exception& e) {
+    return Status::Corruption(e.what());
+  }
+}
+
+Status writeFileDurably(const fs::path& path, const std::string& content) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError("open " + tmp.string() + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::IoError("write " + tmp.string() + ": " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Status::IoError("fsync " + tmp.string() + ": " + std::strerror(err));
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IoError("rename " + path.string() + ": " + std::strerror(errno));
+  }
+  // The rename is durable only once the directory is.
+  int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::optional<ServiceRecord>> readRecordFile(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<ServiceRecord>();
+    return Status::IoError("open " + path.string() + ": " + std::strerror(errno));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Corruption(path.string() + ": not JSON");
+  auto rec = recordFromJson(j);
+  if (!rec.ok()) return Status::Corruption(path.string() + ": " + rec.status().message());
+  return std::optional<ServiceRecord>(std::move(*rec));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks. The header holds no members for them, so they live here, keyed by state dir: two
+// ProcessDriver objects on one state dir (an agent restarted in-process, a test) share them.
+
+std::mutex& namedMutex(const std::string& key) {
+  static std::mutex registry_mu;
+  static std::map<std::string, std::unique_ptr<std::mutex>> registry;
+  std::lock_guard lock(registry_mu);
+  auto& slot = registry[key];
+  if (!slot) slot = std::make_unique<std::mutex>();
+  return *slot;
+}
+
+// One step at a time per service: two steps moving the same replicas would undo each other.
+std::mutex& serviceMutex(const std::string& state_dir, const std::string& service) {
+  return namedMutex("service:" + state_dir + "/" + service);
+}
+
+// Choosing a free HAProxy slot and filling it must not interleave between services that share
+// a backend.
+std::mutex& slotMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+std::optional<char> procState(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The name in parentheses may hold anything, ')' included: the state follows the last one.
+  const size_t close = content.rfind(')');
+  if (close == std::string::npos || close + 2 >= content.size()) return std::nullopt;
+  return content[close + 2];
+}
+
+// The recorded process still runs: same pid, same start time, not a zombie. A zombie that is
+// our child (a replica started by this agent process) is reaped here; the start-time check
+// comes first so a reused pid that belongs to another child of the agent is never reaped.
+bool alive(const Replica& r) {
+  if (r.pid <= 1) return false;
+  auto ticks = processStartTicks(r.pid);
+  if (!ticks.ok() || *ticks != r.start_ticks) return false;
+  auto state = procState(r.pid);
+  if (!state || *state == 'Z' || *state == 'X') {
+    int status = 0;
+    ::waitpid(r.pid, &status, WNOHANG);
+    return false;
+  }
+  return true;
+}
+
+void signalReplica(const Replica& r, int sig) {
+  if (!alive(r)) return;
+  // The replica leads its own session and group; its helpers, if any, go with it.
+  if (::kill(-r.pid, sig) != 0) ::kill(r.pid, sig);
+}
+
+bool portFree(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  // Like the servers we start: a port in TIME_WAIT is usable, a listening one is not.
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string endpoint(int port) { return std::string(kLoopback) + ":" + std::to_string(port); }
+
+std::string url(int port, const std::string& path) { return "http://" + endpoint(port) + path; }
+
+std::string seconds(Clock::duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1fs", std::chrono::duration<double>(d).count());
+  return buf;
+}
+
+std::string lastLines(const fs::path& path, size_t n) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > 300) line = line.substr(0, 300) + "...";
+    lines.push_back(line);
+    if (lines.size() > n) lines.erase(lines.begin());
+  }
+  std::string out;
+  for (const auto& l : lines) out += (out.empty() ? "" : " | ") + l;
+  return out;
+}
+
+struct Probe {
+  bool ok = false;
+  std::string detail;  // why not
+};
+
+Probe probe(int port, const std::string& path, Millis timeout) {
+  auto reply = httpGet(url(port, path), timeout);
+  if (!reply.ok()) return {false, reply.status().message()};
+  if (reply->status != 200) return {false, "HTTP " + std::to_string(reply->status)};
+  return {true, ""};
+}
+
+// One check of every port at once, so a slow replica does not delay the others' checks.
+std::vector<Probe> probeAll(const std::vector<int>& ports, const std::string& path,
+                            Millis timeout) {
+  std::vector<std::future<Probe>> pending;
+  pending.reserve(ports.size());
+  for (int port : ports) {
+    pending.push_back(std::async(std::launch::async, probe, port, path, timeout));
+  }
+  std::vector<Probe> out;
+  for (auto& f : pending) out.push_back(f.get());
+  return out;
+}
+
+int serverWeight(int share, size_t count) {
+  if (share <= 0 || count == 0) return 0;
+  const long w = std::lround(kWeightPerPercent * share / static_cast<double>(count));
+  return static_cast<int>(std::clamp<long>(w, 1, kMaxServerWeight));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One service's replicas, record and slots, for the duration of one step (or of recover()).
+
+class ServiceOps {
+ public:
+  ServiceOps(std::string state_dir, std::string service, const std::atomic<bool>& cancel,
+             const LineSink& log)
+      : state_dir_(std::move(state_dir)),
+        service_(std::move(service)),
+        cancel_(cancel),
+        log_(log) {}
+
+  bool aborted() const { return aborted_; }
+
+  void say(const std::string& line) const {
+    if (log_) log_(line);
+  }
+
+  // --- record
+
+  fs::path servicesDir() const { return fs::path(state_dir_) / "services"; }
+  fs::path recordPath() const { return servicesDir() / (service_ + ".json"); }
+  fs::path logPath(const std::string& version, int port) const {
+    return servicesDir() / (service_ + "-" + version + "-" + std::to_string(port) + ".log");
+  }
+
+  Status load() {
+    auto rec = readRecordFile(recordPath());
+    if (!rec.ok()) return rec.status();
+    record_ = rec->value_or(ServiceRecord{});
+    record_.service = service_;
+    openAdmin();
+    return Status::Ok();
+  }
+
+  Status save() {
+    std::error_code ec;
+    fs::create_directories(servicesDir(), ec);
+    if (ec) return Status::IoError("create " + servicesDir().string() + ": " + ec.message());
+    return writeFileDurably(recordPath(), toJson(record_).dump(2) + "\n");
+  }
+
+  ServiceRecord& record() { return record_; }
+
+  // The spec names where traffic goes now; without one the record's stays (what the replicas
+  // are attached to).
+  void useTraffic(const std::optional<TrafficSpec>& traffic) {
+    if (!traffic) return;
+    if (record_.traffic && !(*record_.traffic == *traffic)) {
+      say("traffic moves from " + record_.traffic->backend + " at " + record_.traffic->socket +
+          " to " + traffic->backend + " at " + traffic->socket);
+    }
+    record_.traffic = traffic;
+    openAdmin();
+  }
+
+  // --- waiting
+
+  // Sleeps `d` in slices; false when cancelled.
+  bool pause(Clock::duration d) {
+    const auto end = Clock::now() + d;
+    while (!cancel_.load()) {
+      const auto now = Clock::now();
+      if (now >= end) return true;
+      std::this_thread::sleep_for(std::min<Clock::duration>(end - now, kCancelSlice));
+    }
+    return false;
+  }
+
+  Status abort() {
+    aborted_ = true;
+    return Status::FailedPrecondition("cancelled");
+  }
+
+  // --- replicas
+
+  std::set<int> recordedPorts() const {
+    std::set<int> ports;
+    for (const auto* set : {&record_.stable, &record_.candidate}) {
+      if (!*set) continue;
+      for (const Replica& r : (*set)->replicas) ports.insert(r.port);
+    }
+    return ports;
+  }
+
+  // Forgets replicas that are gone (and frees their slots); a set left empty is forgotten.
+  Status dropDead() {
+    bool changed = false;
+    for (auto* set : {&record_.stable, &record_.candidate}) {
+      if (!*set) continue;
+      const char* role = set == &record_.stable ? "stable" : "candidate";
+      auto& reps = (*set)->replicas;
+      for (auto it = reps.begin(); it != reps.end();) {
+        if (alive(*it)) {
+          ++it;
+          continue;
+        }
+        say("replica " + endpoint(it->port) + " (pid " + std::to_string(it->pid) + ") of " +
+            (*set)->version + " (" + role + ") is gone; dropped from the record");
+        releaseIfOurs(*it);
+        it = reps.erase(it);
+        changed = true;
+      }
+      if (reps.empty()) {
+        say("no live replica of " + (*set)->version + " (" + role + ") is left");
+        set->reset();
+      }
+    }
+    return changed ? save() : Status::Ok();
+  }
+
+  StatusOr<Replica> start(const Spec& spec, const std::string& version, int port) {
+    std::string command = spec.process->command;
+    command = replaceAll(command, "{version}", version);
+    command = replaceAll(command, "{port}", std::to_string(port));
+    command = replaceAll(command, "{cluster}", spec.cluster);
+    // `exec` makes the shell become the service, so the recorded pid is the service's.
+    static const std::regex has_exec("^\\s*exec\\s");
+    if (!std::regex_search(command, has_exec)) command = "exec " + command;
+
+    std::error_code ec;
+    fs::create_directories(servicesDir(), ec);
+    if (ec) return Status::IoError("create " + servicesDir().string() + ": " + ec.message());
+    const std::string log_path = logPath(version, port).string();
+    {
+      std::ofstream header(log_path, std::ios::app);
+      header << "--- flotilla: starting " << service_ << " " << version << " on " << endpoint(port)
+             << ": " << command << std::endl;
+    }
+
+    std::vector<std::string> env_strings;
+    const std::map<std::string, std::string> ours = {
+        {"FLOTILLA_SERVICE", service_},
+        {"FLOTILLA_VERSION", version},
+        {"FLOTILLA_PREVIOUS_VERSION", spec.previous_version},
+        {"FLOTILLA_CLUSTER", spec.cluster},
+        {"FLOTILLA_DEPLOYMENT", spec.deployment},
+        {"FLOTILLA_PORT", std::to_string(port)}};
+    for (char** e = environ; e && *e; ++e) {
+      const std::string entry = *e;
+      const std::string name = entry.substr(0, entry.find('='));
+      if (!ours.count(name)) env_strings.push_back(entry);
+    }
+    for (const auto& [k, v] : ours) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    std::string sh = "/bin/sh", dash_c = "-c";
+    char* argv[] = {sh.data(), dash_c.data(), command.data(), nullptr};
+
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    // The replica outlives the agent: it must not keep the agent's sockets and files open.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    // Its own session, so the agent's terminal and process group signals never reach it; a
+    // clean signal state, whatever the spawning thread had blocked or ignored.
+    sigset_t empty, defaults;
+    sigemptyset(&empty);
+    sigemptyset(&defaults);
+    for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) {
+      sigaddset(&defaults, sig);
+    }
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr,
+                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, sh.c_str(), &actions, &attr, argv, envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) return Status::IoError("spawn /bin/sh for " + version + ": " + std::strerror(rc));
+
+    auto ticks = processStartTicks(pid);
+    if (!ticks.ok()) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      return Status::IoError(
+          "replica of " + version + " on " + endpoint(port) +
+          " exited at once; its log ends: " + lastLines(log_path, kLogTailLines));
+    }
+    Replica r;
+    r.pid = pid;
+    r.start_ticks = *ticks;
+    r.port = port;
+    return r;
+  }
+
+  // SIGTERM, SIGKILL after kStopGrace. Not cancellable: a half-stopped set is worse than a
+  // step that ends a few seconds late.
+  Status stopProcesses(const std::vector<Replica>& reps, const std::string& version) {
+    for (const Replica& r : reps) signalReplica(r, SIGTERM);
+    auto anyAlive = [&] {
+      return std::any_of(reps.begin(), reps.end(), [](const Replica& r) { return alive(r); });
+    };
+    auto deadline = Clock::now() + kStopGrace;
+    while (anyAlive() && Clock::now() < deadline) std::this_thread::sleep_for(kExitPoll);
+    if (anyAlive()) {
+      for (const Replica& r : reps) {
+        if (!alive(r)) continue;
+        say("replica " + endpoint(r.port) + " (pid " + std::to_string(r.pid) + ") of " + version +
+            " ignored SIGTERM for " + seconds(kStopGrace) + ": SIGKILL");
+        signalReplica(r, SIGKILL);
+      }
+      deadline = Clock::now() + kKillWait;
+      while (anyAlive() && Clock::now() < deadline) std::this_thread::sleep_for(kExitPoll);
+    }
+    for (const Replica& r : reps) {
+      if (alive(r)) {
+        return Status::IoError("replica " + endpoint(r.port) + " (pid " + std::to_string(r.pid) +
+                               ") of " + version + " survived SIGKILL");
+      }
+      say("stopped " + endpoint(r.port) + " (pid " + std::to_string(r.pid) + ") of " + version);
+    }
+    return Status::Ok();
+  }
+
+  // Takes `ports` of a set out of traffic and stops them: drain, a moment for requests in
+  // flight, maintenance at weight 0, SIGTERM/SIGKILL, slot freed, record updated. Retiring
+  // every replica forgets the set.
+  Status retire(std::optional<ReplicaSet>& set, const std::set<int>& ports) {
+    if (!set) return Status::Ok();
+    const std::string version = set->version;
+    std::vector<Replica> victims;
+    for (const Replica& r : set->replicas) {
+      if (ports.count(r.port)) victims.push_back(r);
+    }
+    if (victims.empty()) return Status::Ok();
+
+    bool attached = false;
+    if (admin_) {
+      for (const Replica& r : victims) {
+        if (r.slot.empty()) continue;
+        attached = true;
+        warnIfFailed(admin_->setServerState(record_.traffic->backend, r.slot, ServerState::kDrain),
+                     "drain " + r.slot);
+      }
+    }
+    if (attached && !pause(kDrainTime)) return abort();
+    if (admin_) {
+      for (const Replica& r : victims) {
+        if (r.slot.empty()) continue;
+        warnIfFailed(admin_->setServerState(record_.traffic->backend, r.slot, ServerState::kMaint),
+                     "maint " + r.slot);
+        warnIfFailed(admin_->setWeight(record_.traffic->backend, r.slot, 0), "weight " + r.slot);
+      }
+    }
+    if (Status s = stopProcesses(victims, version); !s.ok()) return s;
+    for (const Replica& r : victims) releaseIfOurs(r);
+    auto& reps = set->replicas;
+    reps.erase(std::remove_if(reps.begin(), reps.end(),
+                              [&](const Replica& r) { return ports.count(r.port) > 0; }),
+               reps.end());
+    if (reps.empty()) set.reset();
+    return save();
+  }
+
+  Status retireAll(std::optional<ReplicaSet>& set) {
+    if (!set) return Status::Ok();
+    std::set<int> ports;
+    for (const Replica& r : set->replicas) ports.insert(r.port);
+    return retire(set, ports);
+  }
+
+  // --- HAProxy
+
+  bool hasTraffic() const { return admin_ != nullptr; }
+
+  // Puts the replica's slot at its address, with its recorded weight, ready. A slot that
+  // already says so is left alone; one that HAProxy lost (a restart) is filled again; one that
+  // now holds somebody else is given up for another free one.
+  Status attach(Replica& r) {
+    if (!admin_) return Status::Ok();
+    const std::string& backend = record_.traffic->backend;
+    std::lock_guard lock(slotMutex());
+    auto servers = admin_->showServers(backend);
+    if (!servers.ok()) return servers.status();
+    const std::set<std::string> taken = slotsRecordedElsewhere(r);
+    if (!r.slot.empty()) {
+      auto row = std::find_if(servers->begin(), servers->end(),
+                              [&](const ServerInfo& s) { return s.name == r.slot; });
+      if (row != servers->end() && row->address == kLoopback && row->port == r.port) {
+        if (row->state() == ServerState::kReady && row->weight == r.weight) return Status::Ok();
+        return fill(r, /*set_address=*/false);
+      }
+      if (row != servers->end() && row->isFreeSlot()) return fill(r, /*set_address=*/true);
+      say("slot " + backend + "/" + r.slot + " no longer holds " + endpoint(r.port) +
+          "; taking another");
+      r.slot.clear();
+    }
+    for (const ServerInfo& s : *servers) {
+      if (s.isFreeSlot() && !taken.count(s.name)) {
+        r.slot = s.name;
+        return fill(r, /*set_address=*/true);
+      }
+    }
+    return Status::FailedPrecondition("no free server slot in HAProxy backend " + backend + " (" +
+                                      std::to_string(servers->size()) +
+                                      " servers, none free): add server-template slots");
+  }
+
+  Status attachAll() {
+    if (!admin_) return Status::Ok();
+    for (auto* set : {&record_.stable, &record_.candidate}) {
+      if (!*set) continue;
+      for (Replica& r : (*set)->replicas) {
+        const std::string before = r.slot;
+        if (Status s = attach(r); !s.ok()) return s;
+        if (r.slot != before) {
+          if (Status s = save(); !s.ok()) return s;
+        }
+      }
+    }
+    return save();
+  }
+
+  // Weights so `candidate_share` percent of the requests reach the candidate set and the rest
+  // the stable set; with no stable set the candidate takes everything. Weights that rise are
+  // set before weights that fall, so the backend never has a moment with no weight at all.
+  Status applyShares(int candidate_share) {
+    const bool has_stable = record_.stable && !record_.stable->replicas.empty();
+    const bool has_candidate = record_.candidate && !record_.candidate->replicas.empty();
+    int cand = candidate_share;
+    if (!has_stable) cand = has_candidate ? 100 : 0;
+    if (!has_candidate) cand = 0;
+    const int stab = has_stable ? 100 - cand : 0;
+
+    struct Change {
+      Replica* replica;
+      int weight;
+    };
+    std::vector<Change> changes;
+    if (has_candidate) {
+      const int w = serverWeight(cand, record_.candidate->replicas.size());
+      for (Replica& r : record_.candidate->replicas) changes.push_back({&r, w});
+    }
+    if (has_stable) {
+      const int w = serverWeight(stab, record_.stable->replicas.size());
+      for (Replica& r : record_.stable->replicas) changes.push_back({&r, w});
+    }
+    if (admin_) {
+      const std::string& backend = record_.traffic->backend;
+      for (bool rising : {true, false}) {
+        for (const Change& c : changes) {
+          if (c.weight == c.replica->weight || (c.weight > c.replica->weight) != rising ||
+              c.replica->slot.empty()) {
+            continue;
+          }
+          if (Status s = admin_->setWeight(backend, c.replica->slot, c.weight); !s.ok()) return s;
+          c.replica->weight = c.weight;
+        }
+      }
+    }
+    for (const Change& c : changes) c.replica->weight = c.weight;
+    if (has_candidate) record_.candidate->share = cand;
+    if (has_stable) record_.stable->share = stab;
+    std::string line = "weights:";
+    if (has_candidate) line += " " + record_.candidate->version + " " + std::to_string(cand) + "%";
+    if (has_stable) {
+      line += std::string(has_candidate ? "," : "") + " " + record_.stable->version + " " +
+              std::to_string(stab) + "%";
+    }
+    if (!admin_) line += " (no load balancer: recorded only)";
+    say(line);
+    return save();
+  }
+
+ private:
+  void openAdmin() {
+    admin_.reset();
+    if (record_.traffic) {
+      admin_ = std::make_unique<HaproxyAdmin>(record_.traffic->socket, kHaproxyTimeout);
+    }
+  }
+
+  void warnIfFailed(const Status& s, const std::string& what) const {
+    if (!s.ok()) say("haproxy: " + what + ": " + s.toString());
+  }
+
+  Status fill(Replica& r, bool set_address) {
+    const std::string& backend = record_.traffic->backend;
+    Status s = Status::Ok();
+    if (set_address) s = admin_->setServerAddress(backend, r.slot, kLoopback, r.port);
+    if (s.ok()) s = admin_->setWeight(backend, r.slot, r.weight);
+    if (s.ok()) s = admin_->setServerState(backend, r.slot, ServerState::kReady);
+    if (!s.ok()) {
+      admin_->releaseServer(backend, r.slot).ignoreError();  // best effort; the error says why
+      r.slot.clear();
+      return s;
+    }
+    say("haproxy: " + backend + "/" + r.slot + " -> " + endpoint(r.port) + " weight " +
+        std::to_string(r.weight));
+    return Status::Ok();
+  }
+
+  // Frees the replica's slot, but only while it still points at the replica: after an HAProxy
+  // restart or reload the slot may hold someone else by now.
+  void releaseIfOurs(const Replica& r) {
+    if (!admin_ || r.slot.empty()) return;
+    const std::string& backend = record_.traffic->backend;
+    std::lock_guard lock(slotMutex());
+    auto servers = admin_->showServers(backend);
+    if (!servers.ok()) {
+      warnIfFailed(servers.status(), "show servers");
+      return;
+    }
+    for (const ServerInfo& s : *servers) {
+      if (s.name == r.slot && s.address == kLoopback && s.port == r.port) {
+        warnIfFailed(admin_->releaseServer(backend, r.slot), "release " + r.slot);
+      }
+    }
+  }
+
+  // Slots other replicas on the same backend are recorded in, ours in memory and every other
+  // service's on disk: after an HAProxy restart every slot looks free until re-attached.
+  std::set<std::string> slotsRecordedElsewhere(const Replica& self) const {
+    std::set<std::string> taken;
+    auto add = [&](const ServiceRecord& rec, bool own) {
+      if (!rec.traffic || !(*rec.traffic == *record_.traffic)) return;
+      for (const auto* set : {&rec.stable, &rec.candidate}) {
+        if (!*set) continue;
+        for (const Replica& r : (*set)->replicas) {
+          if (own && r.port == self.port) continue;
+          if (!r.slot.empty()) taken.insert(r.slot);
+        }
+      }
+    };
+    add(record_, true);
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(servicesDir(), ec)) {
+      if (entry.path().extension() != ".json" || entry.path() == recordPath()) continue;
+      auto other = readRecordFile(entry.path());
+      if (other.ok() && other->has_value()) add(**other, false);
+    }
+    return taken;
+  }
+
+  std::string state_dir_;
+  std::string service_;
+  const std::atomic<bool>& cancel_;
+  const LineSink& log_;
+  ServiceRecord record_;
+  std::unique_ptr<HaproxyAdmin> admin_;
+  bool aborted_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Health watching over a window
+
+class HealthWatch {
+ public:
+  HealthWatch(ServiceOps& ops, const ReplicaSet& set, const HealthSpec& health, Millis interval)
+      : ops_(ops), version_(set.version), health_(health), interval_(interval) {
+    for (const Replica& r : set.replicas) {
+      ports_.push_back(r.port);
+      failures_.emplace(r.port, ConsecutiveFailures(health.failure_threshold));
+    }
+  }
+
+  // Checks every replica every interval for `duration`. Fails on the check that makes more
+  // than failure_threshold failures in a row on any replica.
+  Status watch(Clock::duration duration) {
+    const auto end = Clock::now() + duration;
+    while (true) {
+      const auto round = Clock::now();
+      const std::vector<Probe> results = probeAll(ports_, health_.path, health_.timeout);
+      for (size_t i = 0; i < ports_.size(); ++i) {
+        ConsecutiveFailures& f = failures_.at(ports_[i]);
+        const bool crossed = f.record(results[i].ok);
+        ++checks_;
+        if (results[i].ok) continue;
+        if (crossed) {
+          return Status::Unavailable("health check failed " + std::to_string(f.current()) +
+                                     " times in a row on " + endpoint(ports_[i]) + ": " +
+                                     results[i].detail);
+        }
+        ops_.say("health check failed on " + endpoint(ports_[i]) + " (" + version_ + ", " +
+                 std::to_string(f.current()) + " in a row): " + results[i].detail);
+      }
+      const auto next = round + interval_;
+      if (next >= end) {
+        if (!ops_.pause(end - Clock::now())) return ops_.abort();
+        return Status::Ok();
+      }
+      if (!ops_.pause(next - Clock::now())) return ops_.abort();
+    }
+  }
+
+  int checks() const { return checks_; }
+
+ private:
+  ServiceOps& ops_;
+  std::string version_;
+  std::vector<int> ports_;
+  HealthSpec health_;
+  Millis interval_;
+  std::map<int, ConsecutiveFailures> failures_;
+  int checks_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Metrics over a window
+
+struct Reading {
+  std::optional<MetricSamples> samples;
+  std::optional<ProcStat> proc;
+  Clock::time_point at;
+};
+
+using SetReading = std::map<int, Reading>;  // by port
+
+SetReading readSet(ServiceOps& ops, const ReplicaSet& set, Millis timeout) {
+  SetReading out;
+  for (const Replica& r : set.replicas) {
+    Reading reading;
+    auto reply = httpGet(url(r.port, "/metrics"), timeout);
+    reading.at = Clock::now();
+    if (!reply.ok()) {
+      ops.say("scrape of " + endpoint(r.port) + " failed: " + reply.status().message());
+    } else if (reply->status != 200) {
+      ops.say("scrape of " + endpoint(r.port) + " failed: HTTP " + std::to_string(reply->status));
+    } else {
+      auto samples = parsePrometheusText(reply->body);
+      if (samples.ok()) {
+        reading.samples = std::move(*samples);
+      } else {
+        ops.say("scrape of " + endpoint(r.port) + ": " + samples.status().message());
+      }
+    }
+    auto proc = readProcStat(r.pid);
+    if (proc.ok()) reading.proc = *proc;
+    out[r.port] = std::move(reading);
+  }
+  return out;
+}
+
+struct SetWindow {
+  WindowStats stats;
+  size_t replicas = 0;  // with both scrapes
+  std::optional<double> cpu;
+  uint64_t rss_bytes = 0;
+};
+
+SetWindow windowOf(ServiceOps& ops, const SetReading& before, const SetReading& after) {
+  SetWindow out;
+  std::vector<WindowStats> per;
+  double cpu = 0;
+  bool cpu_known = false;
+  for (const auto& [port, b] : before) {
+    auto it = after.find(port);
+    if (it == after.end()) continue;
+    const Reading& a = it->second;
+    if (b.samples && a.samples) {
+      auto w = computeWindowStats(*b.samples, *a.samples, a.at - b.at);
+      if (w.ok()) {
+        per.push_back(*w);
+      } else {
+        ops.say("metrics of " + endpoint(port) + ": " + w.status().message());
+      }
+    }
+    if (b.proc && a.proc) {
+      cpu += cpuShare(*b.proc, *a.proc, a.at - b.at);
+      cpu_known = true;
+      out.rss_bytes += a.proc->rss_bytes;
+    }
+  }
+  out.replicas = per.size();
+  out.stats = aggregate(per);
+  if (cpu_known) out.cpu = cpu;
+  return out;
+}
+
+std::string describe(const std::string& version, const SetWindow& w) {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "%s: %llu requests (%.1f/s) on %zu replicas, error rate %.3f",
+                version.c_str(), static_cast<unsigned long long>(w.stats.requests),
+                w.stats.request_rate, w.replicas, w.stats.error_rate);
+  std::string out = buf;
+  if (w.stats.latency_p95) {
+    std::snprintf(buf, sizeof(buf), ", p95 %.1f ms", *w.stats.latency_p95 * 1000);
+    out += buf;
+  }
+  if (w.cpu) {
+    std::snprintf(buf, sizeof(buf), ", cpu %.1f%% of a core, rss %.1f MiB", *w.cpu * 100,
+                  static_cast<double>(w.rss_bytes) / (1 << 20));
+    out += buf;
+  }
+  if (w.stats.restarts > 0) out += ", " + std::to_string(w.stats.restarts) + " restarted";
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The steps
+
+class StepRunner {
+ public:
+  StepRunner(ServiceOps& ops, const Spec& spec) : ops_(ops), spec_(spec) {}
+
+  Status deploy(std::string* message) {
+    ops_.useTraffic(spec_.traffic);
+    if (!spec_.deployment.empty()) ops_.record().deployment = spec_.deployment;
+    if (Status s = ops_.dropDead(); !s.ok()) return s;
+    std::vector<int> ports;
+    if (Status s = deployVersion(spec_.version, &ports); !s.ok()) return s;
+    std::string list;
+    for (int p : ports) list += (list.empty() ? "" : ", ") + endpoint(p);
+    *message = std::to_string(ports.size()) + " replica(s) of " + spec_.version + " healthy on " +
+               list +
+               (ops_.hasTraffic() ? ", in the load balancer at weight " +
+                                        std::to_string(ops_.record().candidate->share) + "%"
+                                  : "");
+    return Status::Ok();
+  }
+
+  Status shift(std::string* message) {
+    ops_.useTraffic(spec_.traffic);
+    if (Status s = ops_.dropDead(); !s.ok()) return s;
+    auto& rec = ops_.record();
+    if (!rec.candidate) {
+      if (rec.stable && rec.stable->version == spec_.version && spec_.weight == 100) {
+        *message = spec_.version + " is already the stable set with all the traffic";
+        return Status::Ok();
+      }
+      return Status::FailedPrecondition("no candidate set of " + spec_.version +
+                                        " is running: deploy it first");
+    }
+    if (rec.candidate->version != spec_.version) {
+      return Status::FailedPrecondition("the candidate set runs " + rec.candidate->version +
+                                        ", not " + spec_.version);
+    }
+    if (Status s = ops_.attachAll(); !s.ok()) return s;
+    if (Status s = ops_.applyShares(spec_.weight); !s.ok()) return s;
+    *message = spec_.version + " has " + std::to_string(rec.candidate->share) + "% of the traffic";
+    if (!rec.stable && spec_.weight != 100) message->append(" (no stable set to share with)");
+    if (!ops_.hasTraffic()) message->append(" (recorded only: no load balancer configured)");
+    return Status::Ok();
+  }
+
+  Status analyze(std::string* message) {
+    ops_.useTraffic(spec_.traffic);
+    if (Status s = ops_.dropDead(); !s.ok()) return s;
+    auto& rec = ops_.record();
+    const ReplicaSet* watched = nullptr;
+    if (rec.candidate && rec.candidate->version == spec_.version) {
+      watched = &*rec.candidate;
+    } else if (!rec.candidate && rec.stable && rec.stable->version == spec_.version) {
+      ops_.say(spec_.version + " is already the stable set: health checks only");
+      return healthOnly(*rec.stable, spec_.health.interval, message);
+    } else {
+      return Status::FailedPrecondition("no candidate set of " + spec_.version + " to analyze");
+    }
+    if (!spec_.metrics) return healthOnly(*watched, spec_.health.interval, message);
+    if (!rec.stable) {
+      ops_.say("no stable set to compare " + spec_.version + " with: health checks only");
+      return healthOnly(*watched, spec_.health.interval, message);
+    }
+    const ReplicaSet candidate = *watched;
+    const ReplicaSet stable = *rec.stable;
+    HealthWatch health(ops_, candidate, spec_.health, spec_.health.interval);
+    const SetReading cand_before = readSet(ops_, candidate, spec_.health.timeout);
+    const SetReading stable_before = readSet(ops_, stable, spec_.health.timeout);
+    const auto started = Clock::now();
+
+    for (int extension = 0;; ++extension) {
+      if (Status s = health.watch(spec_.duration); !s.ok()) return s;
+      const SetWindow cand =
+          windowOf(ops_, cand_before, readSet(ops_, candidate, spec_.health.timeout));
+      const SetWindow base =
+          windowOf(ops_, stable_before, readSet(ops_, stable, spec_.health.timeout));
+      ops_.say("window " + seconds(Clock::now() - started) + ": " +
+               describe(candidate.version, cand) + "; " + describe(stable.version, base));
+      const AnalysisResult result = agent::analyze(cand.stats, base.stats, spec_.metrics->config);
+      std::string crossed;
+      for (const Finding& f : result.findings) {
+        ops_.say("analysis: " + f.message);
+        if (f.crossed && f.rule != "min_requests") {
+          crossed += (crossed.empty() ? "" : "; ") + f.message;
+        }
+      }
+      switch (result.verdict) {
+        case Verdict::kPass:
+          *message = "analysis passed over " + seconds(Clock::now() - started) + ": " +
+                     describe(candidate.version, cand) + " vs " + describe(stable.version, base);
+          return Status::Ok();
+        case Verdict::kFail:
+          return Status::FailedPrecondition("analysis failed: " + crossed);
+        case Verdict::kInconclusive: {
+          std::string why;
+          for (const Finding& f : result.findings) why += (why.empty() ? "" : "; ") + f.message;
+          if (!spec_.metrics->wait_when_inconclusive) {
+            return Status::FailedPrecondition("analysis inconclusive: " + why);
+          }
+          if (extension >= kMaxInconclusiveExtensions) {
+            return Status::FailedPrecondition("analysis still inconclusive after " +
+                                              seconds(Clock::now() - started) + ": " + why);
+          }
+          ops_.say("analysis inconclusive (" + why + "): watching another " +
+                   seconds(spec_.duration));
+          break;
+        }
+      }
+    }
+  }
+
+  Status bake(std::string* message) {
+    ops_.useTraffic(spec_.traffic);
+    if (Status s = ops_.dropDead(); !s.ok()) return s;
+    auto& rec = ops_.record();
+    const ReplicaSet* watched = nullptr;
+    if (rec.candidate && rec.candidate->version == spec_.version) watched = &*rec.candidate;
+    if (!watched && rec.stable && rec.stable->version == spec_.version) watched = &*rec.stable;
+    if (!watched) {
+      return Status::FailedPrecondition("no replica of " + spec_.version + " to watch");
+    }
+    // The workflow's "intense monitoring" after 100%: twice as often as during the rollout.
+    const Millis interval = std::max<Millis>(spec_.health.interval / 2, 1ms);
+    return healthOnly(*watched, interval, message);
+  }
+
+  Status finalize(std::string* message) {
+    ops_.useTraffic(spec_.traffic);
+    if (Status s = ops_.dropDead(); !s.ok()) return s;
+    auto& rec = ops_.record();
+    if (!rec.candidate) {
+      if (rec.stable && rec.stable->version == spec_.version) {
+        *message = spec_.version + " is already the stable set";
+        return Status::Ok();
+      }
+      return Status::FailedPrecondition("no candidate set of " + spec_.version + " to finalize");
+    }
+    if (rec.candidate->version != spec_.version) {
+      return Status::FailedPrecondition("the candidate set runs " + rec.candidate->version +
+                                        ", not " + spec_.version);
+    }
+    return promoteCandidate(message);
+  }
+
+  Status rollback(std::string* message) {
+    ops_.useTraffic(spec_.traffic);
+    if (Status s = ops_.dropDead(); !s.ok()) return s;
+    auto& rec = ops_.record();
+    const std::string previous =
+        !spec_.previous_version.empty() ? spec_.previous_version : rec.previous_version;
+    const bool stable_is_new = rec.stable && rec.stable->version == spec_.version;
+
+    if (rec.candidate) {
+      // A candidate of the previous version next to a stable new one is an earlier rollback's
+      // half-way point: finish that one rather than undo it.
+      if (rec.candidate->version != spec_.version && rec.candidate->version == previous &&
+          (!rec.stable || stable_is_new)) {
+        return restorePrevious(previous, message);
+      }
+      const std::string version = rec.candidate->version;
+      const size_t count = rec.candidate->replicas.size();
+      if (rec.stable) {
+        if (Status s = ops_.attachAll(); !s.ok()) return s;
+        if (Status s = ops_.applyShares(0); !s.ok()) return s;
+      }
+      if (Status s = ops_.retireAll(rec.candidate); !s.ok()) return s;
+      *message = "stopped " + std::to_string(count) + " replica(s) of " + version;
+      *message += rec.stable ? "; " + rec.stable->version + " has all the traffic"
+                             : "; no stable set was running";
+      return Status::Ok();
+    }
+    if (stable_is_new && !previous.empty() && previous != spec_.version) {
+      if (!spec_.process) {
+        return Status::InvalidArgument("bad spec: process is missing; it is needed to start " +
+                                       previous + " again");
+      }
+      return restorePrevious(previous, message);
+    }
+    if (rec.stable) {
+      *message = "nothing to roll back: " + rec.stable->version + " is the stable set" +
+                 (stable_is_new ? " and no previous version is known" : "") +
+                 ", and no candidate set is running";
+    } else {
+      *message = "nothing to roll back: no replica of " + spec_.service + " is recorded";
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status healthOnly(const ReplicaSet& set, Millis interval, std::string* message) {
+    const ReplicaSet copy = set;
+    HealthWatch health(ops_, copy, spec_.health, interval);
+    if (Status s = health.watch(spec_.duration); !s.ok()) return s;
+    *message = std::to_string(copy.replicas.size()) + " replica(s) of " + copy.version +
+               " passed " + std::to_string(health.checks()) + " health checks over " +
+               seconds(spec_.duration);
+    return Status::Ok();
+  }
+
+  // The readiness deadline: generous, a start is not a health check.
+  Clock::duration startTimeout() const {
+    if (spec_.process->start_timeout) return *spec_.process->start_timeout;
+    return std::max<Clock::duration>(spec_.health.timeout * spec_.health.failure_threshold,
+                                     kMinStartTimeout);
+  }
+
+  // Makes the candidate set `replicas` healthy replicas of `version`, in the load balancer at
+  // weight 0 (or at the weight it already had when reused). Live replicas of the same version
+  // are kept; a candidate of another version is retired first.
+  Status deployVersion(const std::string& version, std::vector<int>* ports) {
+    if (!spec_.process) return Status::InvalidArgument("bad spec: process is missing");
+    auto& rec = ops_.record();
+    if (rec.candidate && rec.candidate->version != version) {
+      if (rec.candidate->share > 0 && !rec.stable) {
+        return Status::FailedPrecondition(
+            "the candidate set of " + rec.candidate->version +
+            " serves traffic and there is no stable set: finalize or roll it back first");
+      }
+      ops_.say("retiring the candidate set of " + rec.candidate->version + " left from before");
+      if (rec.candidate->share > 0) {
+        if (Status s = ops_.attachAll(); !s.ok()) return s;
+        if (Status s = ops_.applyShares(0); !s.ok()) return s;
+      }
+      if (Status s = ops_.retireAll(rec.candidate); !s.ok()) return s;
+    }
+    if (!rec.candidate) {
+      rec.candidate = ReplicaSet{version, 0, {}};
+    } else {
+      ops_.say("re-using " + std::to_string(rec.candidate->replicas.size()) +
+               " running replica(s) of " + version);
+    }
+    const int wanted = spec_.process->replicas;
+    if (static_cast<int>(rec.candidate->replicas.size()) > wanted) {
+      std::set<int> extra;
+      for (size_t i = wanted; i < rec.candidate->replicas.size(); ++i) {
+        extra.insert(rec.candidate->replicas[i].port);
+      }
+      if (Status s = ops_.retire(rec.candidate, extra); !s.ok()) return s;
+    }
+    if (Status s = ops_.save(); !s.ok()) return s;
+
+    std::set<int> avoid = ops_.recordedPorts();
+    int next_port = spec_.process->port_min;
+    while (static_cast<int>(rec.candidate->replicas.size()) < wanted) {
+      if (!ops_.pause(0s)) return ops_.abort();
+      int port = -1;
+      for (; next_port <= spec_.process->port_max; ++next_port) {
+        if (!avoid.count(next_port) && portFree(next_port)) {
+          port = next_port++;
+          break;
+        }
+      }
+      if (port < 0) {
+        return failDeploy(
+            version,
+            Status::Unavailable("no free port in " + std::to_string(spec_.process->port_min) + "-" +
+                                std::to_string(spec_.process->port_max)));
+      }
+      avoid.insert(port);
+      auto replica = ops_.start(spec_, version, port);
+      if (!replica.ok()) return failDeploy(version, replica.status());
+      rec.candidate->replicas.push_back(*replica);
+      if (Status s = ops_.save(); !s.ok()) return s;
+      ops_.say("started " + endpoint(port) + " (pid " + std::to_string(replica->pid) + ") for " +
+               version);
+    }
+
+    if (Status s = waitReady(version); !s.ok()) {
+      if (ops_.aborted()) return s;
+      return failDeploy(version, s);
+    }
+    for (Replica& r : rec.candidate->replicas) {
+      if (Status s = ops_.attach(r); !s.ok()) return failDeploy(version, s);
+      if (Status s = ops_.save(); !s.ok()) return s;
+    }
+    for (const Replica& r : rec.candidate->replicas) ports->push_back(r.port);
+    return Status::Ok();
+  }
+
+  // Polls every candidate replica until each has answered 200 once.
+  Status waitReady(const std::string& version) {
+    auto& set = *ops_.record().candidate;
+    const auto deadline = Clock::now() + startTimeout();
+    const std::string& path = spec_.process->health_path;
+    std::set<int> ready;
+    std::map<int, std::string> last;
+    while (true) {
+      for (const Replica& r : set.replicas) {
+        if (ready.count(r.port)) continue;
+        if (!alive(r)) {
+          return Status::Unavailable("replica " + endpoint(r.port) + " (pid " +
+                                     std::to_string(r.pid) + ") of " + version +
+                                     " exited before it became healthy; its log ends: " +
+                                     lastLines(ops_.logPath(version, r.port), kLogTailLines));
+        }
+        const Probe p = probe(r.port, path, spec_.health.timeout);
+        if (p.ok) {
+          ready.insert(r.port);
+          ops_.say(endpoint(r.port) + " is healthy (" + version + ")");
+        } else {
+          last[r.port] = p.detail;
+        }
+      }
+      if (ready.size() == set.replicas.size()) return Status::Ok();
+      if (Clock::now() >= deadline) {
+        std::string detail;
+        for (const Replica& r : set.replicas) {
+          if (ready.count(r.port)) continue;
+          detail += (detail.empty() ? "" : "; ") + endpoint(r.port) + ": " + last[r.port];
+        }
+        return Status::Unavailable(std::to_string(set.replicas.size() - ready.size()) +
+                                   " replica(s) of " + version + " not healthy on " + path +
+                                   " after " + seconds(startTimeout()) + " (" + detail + ")");
+      }
+      if (!ops_.pause(kReadyPoll)) return ops_.abort();
+    }
+  }
+
+  // A deploy that cannot finish takes its replicas away again.
+  Status failDeploy(const std::string& version, const Status& why) {
+    auto& rec = ops_.record();
+    if (rec.candidate && rec.candidate->version == version) {
+      ops_.say("deploy of " + version + " failed: stopping its replicas");
+      // A re-used candidate set may carry traffic: the stable set takes it back first.
+      Status s = Status::Ok();
+      if (rec.candidate->share > 0 && rec.stable) s = ops_.applyShares(0);
+      if (s.ok()) s = ops_.retireAll(rec.candidate);
+      if (!s.ok()) {
+        return Status::IoError(why.message() +
+                               "; and stopping the replicas failed: " + s.message());
+      }
+    }
+    return why;
+  }
+
+  // The candidate set gets all the traffic, then the stable set is retired and the candidate
+  // becomes the stable set.
+  Status promoteCandidate(std::string* message) {
+    auto& rec = ops_.record();
+    if (Status s = ops_.attachAll(); !s.ok()) return s;
+    if (rec.candidate->share != 100 || (rec.stable && rec.stable->share != 0)) {
+      if (Status s = ops_.applyShares(100); !s.ok()) return s;
+    }
+    std::string retired;
+    const std::string new_version = rec.candidate->version;
+    if (rec.stable) {
+      const std::string old_version = rec.stable->version;
+      const size_t count = rec.stable->replicas.size();
+      if (Status s = ops_.retireAll(rec.stable); !s.ok()) return s;
+      retired = std::to_string(count) + " replica(s) of " + old_version + " stopped";
+      if (old_version != new_version) rec.previous_version = old_version;
+    }
+    rec.stable = std::move(rec.candidate);
+    rec.candidate.reset();
+    if (Status s = ops_.save(); !s.ok()) return s;
+    *message = new_version + " is the stable set (" + std::to_string(rec.stable->replicas.size()) +
+               " replica(s))" + (retired.empty() ? "" : "; " + retired);
+    return Status::Ok();
+  }
+
+  // Rollback after finalize: the previous version comes back as a candidate, takes all the
+  // traffic, and the new version is retired.
+  Status restorePrevious(const std::string& previous, std::string* message) {
+    auto& rec = ops_.record();
+    const std::string bad = rec.stable ? rec.stable->version : spec_.version;
+    ops_.say("rolling back to " + previous + ": starting it again");
+    std::vector<int> ports;
+    if (Status s = deployVersion(previous, &ports); !s.ok()) return s;
+    if (Status s = promoteCandidate(message); !s.ok()) return s;
+    rec.previous_version = bad;
+    if (Status s = ops_.save(); !s.ok()) return s;
+    *message = "rolled back to " + previous + ": " + *message;
+    return Status::Ok();
+  }
+
+  ServiceOps& ops_;
+  const Spec& spec_;
+};
+
+const char* stepName(ProcessStep step) {
+  switch (step) {
+    case ProcessStep::kDeploy:
+      return "deploy";
+    case ProcessStep::kShift:
+      return "shift";
+    case ProcessStep::kAnalyze:
+      return "analyze";
+    case ProcessStep::kBake:
+      return "bake";
+    case ProcessStep::kFinalize:
+      return "finalize";
+    case ProcessStep::kRollback:
+      return "rollback";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster)
+    : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)) {}
+
+StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
+                              const std::atomic<bool>& cancel, const LineSink& log) {
+  StepReport report;
+  try {
+    auto spec = parseSpec(step, spec_json, cluster_);
+    if (!spec.ok()) {
+      report.message = spec.status().message();
+      return report;
+    }
+    std::unique_lock lock(serviceMutex(state_dir_, spec->service), std::defer_lock);
+    // Another step of the same service still running (an abort racing a retry) is waited for,
+    // but never past our own cancel.
+    while (!lock.try_lock()) {
+      if (cancel.load()) {
+        report.outcome = Outcome::kAborted;
+        report.message = "cancelled while another step of " + spec->service + " ran";
+        return report;
+      }
+      std::this_thread::sleep_for(kCancelSlice);
+    }
+    ServiceOps ops(state_dir_, spec->service, cancel, log);
+    if (Status s = ops.load(); !s.ok()) {
+      report.message = "cannot read the record of " + spec->service + ": " + s.message();
+      return report;
+    }
+    StepRunner runner(ops, *spec);
+    std::string message;
+    Status s;
+    switch (step) {
+      case ProcessStep::kDeploy:
+        s = runner.deploy(&message);
+        break;
+      case ProcessStep::kShift:
+        s = runner.shift(&message);
+        break;
+      case ProcessStep::kAnalyze:
+        s = runner.analyze(&message);
+        break;
+      case ProcessStep::kBake:
+        s = runner.bake(&message);
+        break;
+      case ProcessStep::kFinalize:
+        s = runner.finalize(&message);
+        break;
+      case ProcessStep::kRollback:
+        s = runner.rollback(&message);
+        break;
+    }
+    if (ops.aborted()) {
+      report.outcome = Outcome::kAborted;
+      report.message = std::string(stepName(step)) + " of " + spec->version + " cancelled";
+    } else if (s.ok()) {
+      report.outcome = Outcome::kSucceeded;
+      report.message = message;
+    } else {
+      report.outcome = Outcome::kFailed;
+      report.message = s.message();
+    }
+  } catch (const std::exception& e) {
+    report.outcome = Outcome::kFailed;
+    report.message = std::string(stepName(step)) + ": internal error: " + e.what();
+  } catch (...) {
+    report.outcome = Outcome::kFailed;
+    report.message = std::string(stepName(step)) + ": internal error";
+  }
+  if (log)
+    log(std::string(stepName(step)) + " " + outcomeName(report.outcome) + ": " + report.message);
+  return report;
+}
+
+common::Status ProcessDriver::recover(const LineSink& log) {
+  auto say = [&log](const std::string& line) {
+    if (log) log(line);
+  };
+  const fs::path dir = fs::path(state_dir_) / "services";
+  std::vector<std::string> services;
+  try {
+    if (!fs::exists(dir)) return Status::Ok();
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const fs::path& p = entry.path();
+      if (p.extension() == ".json" && matches(p.stem().string(), kServicePattern)) {
+        services.push_back(p.stem().string());
+      }
+    }
+  } catch (const fs::filesystem_error& e) {
+    return Status::IoError("list " + dir.string() + ": " + e.what());
+  }
+  std::sort(services.begin(), services.end());
+
+  // One service's unreadable record must not keep the agent from serving the others: it is
+  // reported here, and every step of that service fails with the same reason until someone
+  // repairs or removes the file.
+  static const std::atomic<bool> never{false};
+  for (const std::string& service : services) {
+    try {
+      std::lock_guard lock(serviceMutex(state_dir_, service));
+      ServiceOps ops(state_dir_, service, never, log);
+      if (Status s = ops.load(); !s.ok()) {
+        say("cannot read the record of " + service + ": " + s.toString());
+        continue;
+      }
+      if (Status s = ops.dropDead(); !s.ok()) {
+        say(service + ": cannot update the record: " + s.toString());
+      }
+      const ServiceRecord& rec = ops.record();
+      std::string held;
+      for (const auto* set : {&rec.stable, &rec.candidate}) {
+        if (!*set) continue;
+        held += (held.empty() ? "" : ", ") + std::to_string((*set)->replicas.size()) + " of " +
+                (*set)->version + (set == &rec.stable ? " (stable)" : " (candidate)");
+      }
+      if (held.empty()) {
+        say(service + ": no live replica recorded");
+        continue;
+      }
+      say(service + ": re-adopted " + held);
+      // HAProxy may have restarted (slots back at the placeholder) or be down; every step that
+      // moves traffic attaches the slots again, so this is only a warning here.
+      if (Status s = ops.attachAll(); !s.ok()) {
+        say(service + ": cannot re-attach HAProxy slots: " + s.toString());
+      }
+    } catch (const std::exception& e) {
+      say(service + ": recovery failed: " + e.what());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace flotilla::agent

@@ -1,0 +1,752 @@
+// Tests for agent/process_driver.cpp: the real demo service as replicas, a real HAProxy in front
+// of them (its runtime API on a stats socket), real traffic through it with libcurl.
+#include "agent/process_driver.hpp"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/child_process.hpp"
+#include "agent/haproxy.hpp"
+#include "agent/http_probe.hpp"
+
+namespace flotilla::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kDemoService[] = FLOTILLA_DEMO_SERVICE;
+constexpr char kHaproxyBinary[] = "/usr/sbin/haproxy";
+constexpr char kBackend[] = "checkout";
+constexpr int kSlots = 8;
+constexpr int kPortsPerTest = 20;
+constexpr auto kStartDeadline = 10s;
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// HAProxy's frontend port goes into its config file: ask the kernel for a free one and let it
+// go; the window in which another process could take it is tiny.
+int freeTcpPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+size_t appendBody(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+// Requests through the frontend, one after the other on one keep-alive connection, until
+// stopped: what a client of the service sees during a rollout.
+class TrafficLoop {
+ public:
+  explicit TrafficLoop(int port) {
+    thread_ = std::thread([this, port] { loop(port); });
+  }
+  ~TrafficLoop() { stop(); }
+
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  int failed() const {
+    std::lock_guard lock(mu_);
+    return failed_;
+  }
+  int count(const std::string& body) const {
+    std::lock_guard lock(mu_);
+    auto it = bodies_.find(body);
+    return it == bodies_.end() ? 0 : it->second;
+  }
+  std::string describe() const {
+    std::lock_guard lock(mu_);
+    std::string out = "failed=" + std::to_string(failed_);
+    for (const auto& [body, n] : bodies_) out += " '" + body + "'=" + std::to_string(n);
+    for (const auto& f : first_failures_) out += "\n  " + f;
+    return out;
+  }
+
+ private:
+  void loop(int port) {
+    CURL* curl = curl_easy_init();
+    if (!curl) {
+      std::lock_guard lock(mu_);
+      ++failed_;
+      first_failures_.push_back("curl_easy_init failed");
+      return;
+    }
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+    std::string body;
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, appendBody);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    while (!stop_) {
+      body.clear();
+      const CURLcode rc = curl_easy_perform(curl);
+      long code = 0;
+      if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+      std::lock_guard lock(mu_);
+      if (rc == CURLE_OK && code == 200) {
+        ++bodies_[trim(body)];
+        continue;
+      }
+      ++failed_;
+      if (first_failures_.size() < 5) {
+        first_failures_.push_back(rc != CURLE_OK ? curl_easy_strerror(rc)
+                                                 : "HTTP " + std::to_string(code));
+      }
+    }
+    curl_easy_cleanup(curl);
+  }
+
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  int failed_ = 0;
+  std::map<std::string, int> bodies_;
+  std::vector<std::string> first_failures_;
+  std::thread thread_;
+};
+
+// One HAProxy per test (foreground, owned by PID, stats socket in a fresh directory), a state
+// dir beside it, and a driver on that state dir. TearDown stops every replica the test started
+// and HAProxy, whatever happened.
+class ProcessDriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access(kHaproxyBinary, X_OK), 0)
+        << kHaproxyBinary << " is missing: HAProxy is a test dependency (Debian: haproxy)";
+    ASSERT_EQ(access(kDemoService, X_OK), 0) << kDemoService << " is missing";
+    char tmpl[] = "/tmp/flotilla-process-driver-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr) << std::strerror(errno);
+    dir_ = tmpl;
+    state_dir_ = dir_ + "/state";
+    socket_path_ = dir_ + "/admin.sock";
+    haproxy_log_ = dir_ + "/haproxy.log";
+    // Below the kernel's ephemeral range, spread by PID so parallel test processes rarely meet;
+    // the driver skips a port that is taken anyway.
+    port_min_ = 20000 + static_cast<int>(getpid() % 500) * kPortsPerTest;
+    port_max_ = port_min_ + kPortsPerTest - 1;
+
+    frontend_port_ = freeTcpPort();
+    ASSERT_GT(frontend_port_, 0);
+    const std::string config = dir_ + "/haproxy.cfg";
+    {
+      std::ofstream cfg(config);
+      cfg << "global\n"
+          << "  stats socket " << socket_path_ << " mode 600 level admin\n"
+          << "defaults\n"
+          << "  mode http\n"
+          << "  timeout connect 1s\n"
+          << "  timeout client 5s\n"
+          << "  timeout server 5s\n"
+          << "frontend fe\n"
+          << "  bind 127.0.0.1:" << frontend_port_ << "\n"
+          << "  default_backend " << kBackend << "\n"
+          << "backend " << kBackend << "\n"
+          << "  balance roundrobin\n"
+          << "  server-template srv 1-" << kSlots << " 127.0.0.1:1 disabled\n";
+      ASSERT_TRUE(cfg.good());
+    }
+    startHaproxy(config);
+    ASSERT_GT(haproxy_pid_, 0) << "cannot start haproxy";
+    admin_ = std::make_unique<HaproxyAdmin>(socket_path_, 2000ms);
+    const auto deadline = Clock::now() + kStartDeadline;
+    while (true) {
+      auto info = admin_->command("show info");
+      if (info.ok()) break;
+      int status = 0;
+      if (waitpid(haproxy_pid_, &status, WNOHANG) == haproxy_pid_) {
+        haproxy_pid_ = -1;
+        FAIL() << "haproxy exited at start-up:\n" << readFile(haproxy_log_);
+      }
+      ASSERT_LT(Clock::now(), deadline)
+          << "haproxy's stats socket did not answer: " << info.status().toString();
+      std::this_thread::sleep_for(10ms);
+    }
+    driver_ = std::make_unique<ProcessDriver>(state_dir_, "test");
+  }
+
+  void TearDown() override {
+    stopReplicas();
+    stopHaproxy();
+    if (HasFailure()) {
+      std::lock_guard lock(lines_mu_);
+      std::cerr << "driver log:\n";
+      for (const auto& line : lines_) std::cerr << "  " << line << "\n";
+      std::cerr << "haproxy log:\n" << readFile(haproxy_log_) << "\n";
+    }
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
+  }
+
+  // fork/exec so the child can ask to die with the test (PR_SET_PDEATHSIG): a crashed test
+  // leaves no HAProxy behind. Everything is prepared before fork().
+  void startHaproxy(const std::string& config) {
+    std::string binary = kHaproxyBinary, f = "-f", cfg = config, db = "-db";
+    char* argv[] = {binary.data(), f.data(), cfg.data(), db.data(), nullptr};
+    int log_fd = open(haproxy_log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (log_fd < 0 || null_fd < 0) return;
+    const pid_t parent = getpid();
+    const pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      dup2(null_fd, 0);
+      dup2(log_fd, 1);
+      dup2(log_fd, 2);
+      execv(argv[0], argv);
+      _exit(127);
+    }
+    close(log_fd);
+    close(null_fd);
+    haproxy_pid_ = pid;
+  }
+
+  void stopHaproxy() {
+    if (haproxy_pid_ <= 0) return;
+    kill(haproxy_pid_, SIGTERM);
+    const auto deadline = Clock::now() + 3s;
+    int status = 0;
+    while (waitpid(haproxy_pid_, &status, WNOHANG) != haproxy_pid_) {
+      if (Clock::now() >= deadline) {
+        kill(haproxy_pid_, SIGKILL);
+        waitpid(haproxy_pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    haproxy_pid_ = -1;
+  }
+
+  // Every replica the record holds, plus every one the driver said it started: SIGTERM, then
+  // SIGKILL, always reaped (the test process is their parent).
+  void stopReplicas() {
+    std::set<pid_t> pids = startedPids();
+    const json rec = record();
+    for (const char* role : {"stable", "candidate"}) {
+      if (!rec.contains(role) || rec[role].is_null()) continue;
+      for (const json& r : rec[role]["replicas"]) pids.insert(r["pid"].get<pid_t>());
+    }
+    for (pid_t pid : pids) kill(pid, SIGTERM);
+    const auto deadline = Clock::now() + 5s;
+    std::set<pid_t> left = pids;
+    while (!left.empty() && Clock::now() < deadline) {
+      for (auto it = left.begin(); it != left.end();) {
+        int status = 0;
+        const pid_t r = waitpid(*it, &status, WNOHANG);
+        it = (r == *it || (r < 0 && kill(*it, 0) != 0)) ? left.erase(it) : std::next(it);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    for (pid_t pid : left) {
+      kill(pid, SIGKILL);
+      int status = 0;
+      waitpid(pid, &status, 0);
+    }
+  }
+
+  // The command template: one binary, its behaviour chosen by the version string.
+  std::string commandTemplate() const {
+    return std::string("'") + kDemoService +
+           "' --port {port} --version {version}"
+           " $(test {version} = 2.0.0-bad && echo --error-rate 0.2)"
+           " $(test {version} = 2.0.0-sick && echo --health-fail-after 0s)"
+           " $(test {version} = 2.0.0-flaky && echo --health-fail-after 1500ms)";
+  }
+
+  json spec(const std::string& version, const std::string& previous = "") const {
+    return {{"service", "checkout"},
+            {"version", version},
+            {"previous_version", previous},
+            {"cluster", "test"},
+            {"deployment", "d-1"},
+            {"process",
+             {{"command", commandTemplate()},
+              {"replicas", 2},
+              {"port_min", port_min_},
+              {"port_max", port_max_},
+              {"health_path", "/health"},
+              {"start_timeout_ms", 10000}}},
+            {"traffic", {{"haproxy", {{"socket", socket_path_}, {"backend", kBackend}}}}},
+            {"health",
+             {{"path", "/health"},
+              {"interval_ms", 100},
+              {"timeout_ms", 500},
+              {"failure_threshold", 3}}},
+            {"metrics",
+             {{"error_rate_increase", 0.5},
+              {"latency_p95_ratio", 2.0},
+              {"min_requests", 20},
+              {"inconclusive", "wait"}}}};
+  }
+
+  StepReport run(ProcessStep step, const json& spec, ProcessDriver* driver = nullptr,
+                 const std::atomic<bool>* cancel = nullptr) {
+    static const std::atomic<bool> never{false};
+    return (driver ? driver : driver_.get())
+        ->run(step, spec.dump(), cancel ? *cancel : never, sink());
+  }
+
+  LineSink sink() {
+    return [this](const std::string& line) {
+      std::lock_guard lock(lines_mu_);
+      lines_.push_back(line);
+    };
+  }
+
+  bool logged(const std::string& needle) {
+    std::lock_guard lock(lines_mu_);
+    for (const auto& line : lines_) {
+      if (line.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  std::set<pid_t> startedPids(const std::string& version = "") {
+    static const std::regex started(R"(^started \S+ \(pid (\d+)\) for (\S+)$)");
+    std::set<pid_t> pids;
+    std::lock_guard lock(lines_mu_);
+    for (const auto& line : lines_) {
+      std::smatch m;
+      if (std::regex_match(line, m, started) && (version.empty() || m[2] == version)) {
+        pids.insert(static_cast<pid_t>(std::stol(m[1])));
+      }
+    }
+    return pids;
+  }
+
+  json record() const {
+    const std::string text = readFile(state_dir_ + "/services/checkout.json");
+    if (text.empty()) return json::object();
+    return json::parse(text, nullptr, false);
+  }
+
+  std::vector<pid_t> recordedPids(const char* role) const {
+    std::vector<pid_t> pids;
+    const json rec = record();
+    if (!rec.contains(role) || rec[role].is_null()) return pids;
+    for (const json& r : rec[role]["replicas"]) pids.push_back(r["pid"].get<pid_t>());
+    return pids;
+  }
+
+  std::string recordedVersion(const char* role) const {
+    const json rec = record();
+    if (!rec.contains(role) || rec[role].is_null()) return "";
+    return rec[role]["version"].get<std::string>();
+  }
+
+  // Gone for good: reaped by the driver, or a zombie we reap here.
+  static bool processGone(pid_t pid) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return true;
+    return kill(pid, 0) != 0 && errno == ESRCH;
+  }
+
+  // SIGKILL is delivered asynchronously: wait until the process is a zombie (our child) or gone.
+  static bool waitUntilDead(pid_t pid) {
+    const auto deadline = Clock::now() + 5s;
+    while (Clock::now() < deadline) {
+      const std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+      const size_t close = stat.rfind(')');
+      if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z') {
+        return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  // `n` requests through HAProxy; the answers' bodies (or "HTTP nnn" / the error) by count.
+  std::map<std::string, int> sample(int n) {
+    std::map<std::string, int> seen;
+    for (int i = 0; i < n; ++i) {
+      auto reply = httpGet("http://127.0.0.1:" + std::to_string(frontend_port_) + "/", 2000ms);
+      if (!reply.ok()) {
+        ++seen[reply.status().message()];
+      } else if (reply->status != 200) {
+        ++seen["HTTP " + std::to_string(reply->status)];
+      } else {
+        ++seen[trim(reply->body)];
+      }
+    }
+    return seen;
+  }
+
+  // 1.0.0 serving all traffic as the stable set, as after a first rollout.
+  void installStable(const std::string& version) {
+    auto r = run(ProcessStep::kDeploy, spec(version));
+    ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+    json shift = spec(version);
+    shift["weight"] = 100;
+    r = run(ProcessStep::kShift, shift);
+    ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+    r = run(ProcessStep::kFinalize, spec(version));
+    ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+    ASSERT_EQ(recordedVersion("stable"), version);
+  }
+
+  static json withWeight(json s, int weight) {
+    s["weight"] = weight;
+    return s;
+  }
+  static json withDuration(json s, int ms) {
+    s["duration_ms"] = ms;
+    return s;
+  }
+
+  std::string dir_;
+  std::string state_dir_;
+  std::string socket_path_;
+  std::string haproxy_log_;
+  int frontend_port_ = -1;
+  int port_min_ = 0;
+  int port_max_ = 0;
+  pid_t haproxy_pid_ = -1;
+  std::unique_ptr<HaproxyAdmin> admin_;
+  std::unique_ptr<ProcessDriver> driver_;
+  std::mutex lines_mu_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(ProcessDriverTest, FirstDeployShiftAndFinalizeServeTheVersion) {
+  auto r = run(ProcessStep::kDeploy, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_EQ(recordedVersion("candidate"), "1.0.0");
+  EXPECT_EQ(recordedPids("candidate").size(), 2u);
+  EXPECT_TRUE(logged("weight 0")) << "a new replica enters the backend without traffic";
+  EXPECT_EQ(sample(3), (std::map<std::string, int>{{"HTTP 503", 3}}))
+      << "weight 0 everywhere: no server takes the request";
+
+  r = run(ProcessStep::kShift, withWeight(spec("1.0.0"), 100));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_EQ(sample(20), (std::map<std::string, int>{{"checkout 1.0.0", 20}}));
+
+  r = run(ProcessStep::kFinalize, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_EQ(recordedVersion("stable"), "1.0.0");
+  EXPECT_EQ(recordedVersion("candidate"), "");
+  EXPECT_EQ(sample(20), (std::map<std::string, int>{{"checkout 1.0.0", 20}}));
+
+  // Repeated steps (a retried command) change nothing.
+  r = run(ProcessStep::kFinalize, spec("1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kShift, withWeight(spec("1.0.0"), 100));
+  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_EQ(recordedPids("stable").size(), 2u);
+  EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
+}
+
+TEST_F(ProcessDriverTest, GoodCanaryRollsOutWithoutOneFailedRequest) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  const std::vector<pid_t> old_pids = recordedPids("stable");
+  TrafficLoop traffic(frontend_port_);
+
+  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 10));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_TRUE(logged("weights: 2.0.0 10%, 1.0.0 90%"));
+  r = run(ProcessStep::kAnalyze, withDuration(spec("2.0.0", "1.0.0"), 1500));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_NE(r.message.find("analysis passed"), std::string::npos) << r.message;
+  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 100));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kFinalize, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  traffic.stop();
+
+  EXPECT_EQ(traffic.failed(), 0) << traffic.describe();
+  EXPECT_GT(traffic.count("checkout 1.0.0"), 0) << traffic.describe();
+  EXPECT_GT(traffic.count("checkout 2.0.0"), 0) << traffic.describe();
+  EXPECT_EQ(sample(20), (std::map<std::string, int>{{"checkout 2.0.0", 20}}));
+  EXPECT_EQ(recordedVersion("stable"), "2.0.0");
+  EXPECT_EQ(record()["previous_version"], "1.0.0");
+  for (pid_t pid : old_pids) EXPECT_TRUE(processGone(pid)) << "1.0.0 replica " << pid;
+}
+
+TEST_F(ProcessDriverTest, ErroringCanaryFailsAnalysisAndRollbackRestoresTheStableSet) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  const std::vector<pid_t> stable_pids = recordedPids("stable");
+  TrafficLoop traffic(frontend_port_);
+
+  auto r = run(ProcessStep::kDeploy, spec("2.0.0-bad", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  const std::vector<pid_t> bad_pids = recordedPids("candidate");
+  r = run(ProcessStep::kShift, withWeight(spec("2.0.0-bad", "1.0.0"), 50));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kAnalyze, withDuration(spec("2.0.0-bad", "1.0.0"), 1500));
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_NE(r.message.find("error rate"), std::string::npos) << r.message;
+
+  r = run(ProcessStep::kRollback, spec("2.0.0-bad", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  traffic.stop();
+  EXPECT_EQ(sample(30), (std::map<std::string, int>{{"checkout 1.0.0", 30}}));
+  EXPECT_EQ(recordedVersion("candidate"), "");
+  EXPECT_EQ(recordedPids("stable"), stable_pids) << "the stable set is never restarted";
+  for (pid_t pid : bad_pids) EXPECT_TRUE(processGone(pid)) << "bad replica " << pid;
+  EXPECT_GT(traffic.count("checkout 2.0.0-bad"), 0) << traffic.describe();
+
+  r = run(ProcessStep::kRollback, spec("2.0.0-bad", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
+  EXPECT_EQ(recordedPids("stable"), stable_pids);
+}
+
+TEST_F(ProcessDriverTest, DeployOfAVersionWhoseHealthFailsFailsAndStopsItsReplicas) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  json s = spec("2.0.0-sick", "1.0.0");
+  s["process"]["start_timeout_ms"] = 1500;
+  const auto start = Clock::now();
+  auto r = run(ProcessStep::kDeploy, s);
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_NE(r.message.find("not healthy"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("HTTP 503"), std::string::npos) << r.message;
+  EXPECT_LT(Clock::now() - start, 10s);
+  EXPECT_EQ(recordedVersion("candidate"), "");
+  const std::set<pid_t> sick = startedPids("2.0.0-sick");
+  EXPECT_EQ(sick.size(), 2u);
+  for (pid_t pid : sick) EXPECT_TRUE(processGone(pid)) << "sick replica " << pid;
+  EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
+}
+
+TEST_F(ProcessDriverTest, HealthFailuresDuringAnalysisFailOnTheFourthInARow) {
+  json s = spec("2.0.0-flaky");
+  s.erase("metrics");
+  auto r = run(ProcessStep::kDeploy, s);
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kAnalyze, withDuration(s, 8000));
+  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  EXPECT_NE(r.message.find("health check failed 4 times in a row on 127.0.0.1:"), std::string::npos)
+      << r.message;
+  EXPECT_TRUE(logged("3 in a row")) << "the third failure is tolerated";
+}
+
+TEST_F(ProcessDriverTest, BakeWatchesHealthAndPasses) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  auto r = run(ProcessStep::kBake, withDuration(spec("1.0.0"), 500));
+  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_NE(r.message.find("health checks"), std::string::npos) << r.message;
+}
+
+TEST_F(ProcessDriverTest, RecoverReadoptsLiveReplicasAndForgetsDeadOnes) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  const std::vector<pid_t> stable = recordedPids("stable");
+  const std::vector<pid_t> candidate = recordedPids("candidate");
+  ASSERT_EQ(candidate.size(), 2u);
+
+  // While "the agent is down": one candidate replica dies, and HAProxy loses a stable slot
+  // (as after an HAProxy restart).
+  ASSERT_EQ(kill(candidate[0], SIGKILL), 0);
+  ASSERT_TRUE(waitUntilDead(candidate[0]));
+  const json before = record();
+  const std::string lost_slot = before["stable"]["replicas"][0]["slot"];
+  const int lost_port = before["stable"]["replicas"][0]["port"];
+  ASSERT_TRUE(admin_->releaseServer(kBackend, lost_slot).ok());
+  driver_.reset();
+
+  ProcessDriver restarted(state_dir_, "test");
+  ASSERT_TRUE(restarted.recover(sink()).ok());
+  EXPECT_TRUE(logged("re-adopted")) << "the recovery is reported";
+  EXPECT_TRUE(logged("pid " + std::to_string(candidate[0]))) << "the dead replica is reported";
+  EXPECT_EQ(recordedPids("stable"), stable) << "live replicas are adopted, not restarted";
+  EXPECT_EQ(recordedPids("candidate"), std::vector<pid_t>{candidate[1]});
+  auto servers = admin_->showServers(kBackend);
+  ASSERT_TRUE(servers.ok()) << servers.status().toString();
+  bool reattached = false;
+  for (const ServerInfo& s : *servers) {
+    if (s.port == lost_port && s.state() == ServerState::kReady) reattached = true;
+  }
+  EXPECT_TRUE(reattached) << "the stable replica on " << lost_port << " is back in HAProxy";
+  EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
+
+  // The restarted driver finishes the rollout with what it adopted.
+  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 100), &restarted);
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kFinalize, spec("2.0.0", "1.0.0"), &restarted);
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 2.0.0", 10}}));
+}
+
+TEST_F(ProcessDriverTest, AnUnreadableRecordFailsOnlyItsOwnService) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  {
+    std::ofstream bad(state_dir_ + "/services/other.json");
+    bad << "{not json";
+  }
+  ProcessDriver restarted(state_dir_, "test");
+  EXPECT_TRUE(restarted.recover(sink()).ok()) << "one bad file must not stop the agent";
+  EXPECT_TRUE(logged("cannot read the record of other"));
+  EXPECT_TRUE(logged("checkout: re-adopted 2 of 1.0.0 (stable)"));
+  json other = spec("1.0.0");
+  other["service"] = "other";
+  auto r = run(ProcessStep::kDeploy, other, &restarted);
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_NE(r.message.find("cannot read the record of other"), std::string::npos) << r.message;
+}
+
+TEST_F(ProcessDriverTest, CancelDuringAnalysisAbortsQuicklyAndKeepsTheRecord) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  const std::vector<pid_t> candidate = recordedPids("candidate");
+
+  std::atomic<bool> cancel{false};
+  StepReport report;
+  std::thread step([&] {
+    report =
+        run(ProcessStep::kAnalyze, withDuration(spec("2.0.0", "1.0.0"), 30000), nullptr, &cancel);
+  });
+  std::this_thread::sleep_for(500ms);
+  const auto cancelled_at = Clock::now();
+  cancel = true;
+  step.join();
+  EXPECT_LT(Clock::now() - cancelled_at, 1s);
+  EXPECT_EQ(report.outcome, Outcome::kAborted) << report.message;
+  EXPECT_EQ(recordedPids("candidate"), candidate);
+
+  r = run(ProcessStep::kRollback, spec("2.0.0", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_EQ(recordedVersion("candidate"), "");
+}
+
+TEST_F(ProcessDriverTest, RollbackAfterFinalizeStartsThePreviousVersionAgain) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 100));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kFinalize, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  const std::vector<pid_t> v2 = recordedPids("stable");
+
+  TrafficLoop traffic(frontend_port_);
+  r = run(ProcessStep::kRollback, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  traffic.stop();
+  EXPECT_EQ(traffic.failed(), 0) << traffic.describe();
+  EXPECT_EQ(recordedVersion("stable"), "1.0.0");
+  EXPECT_EQ(recordedVersion("candidate"), "");
+  for (pid_t pid : v2) EXPECT_TRUE(processGone(pid)) << "2.0.0 replica " << pid;
+  EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
+
+  r = run(ProcessStep::kRollback, spec("2.0.0", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
+}
+
+TEST_F(ProcessDriverTest, RepeatedDeployReusesTheRunningCandidateSet) {
+  auto r = run(ProcessStep::kDeploy, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  const std::vector<pid_t> first = recordedPids("candidate");
+  r = run(ProcessStep::kDeploy, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_EQ(recordedPids("candidate"), first);
+  EXPECT_EQ(startedPids().size(), 2u) << "nothing was started twice";
+}
+
+TEST_F(ProcessDriverTest, WithoutTrafficConfigReplicasRunAndShiftOnlyRecords) {
+  json s = spec("1.0.0");
+  s["traffic"] = nullptr;
+  auto r = run(ProcessStep::kDeploy, s);
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(ProcessStep::kShift, withWeight(s, 100));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_NE(r.message.find("recorded only"), std::string::npos) << r.message;
+  r = run(ProcessStep::kFinalize, s);
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  const json rec = record();
+  ASSERT_EQ(rec["stable"]["replicas"].size(), 2u);
+  for (const json& replica : rec["stable"]["replicas"]) {
+    EXPECT_TRUE(replica["slot"].is_null());
+    const int port = replica["port"];
+    auto reply = httpGet("http://127.0.0.1:" + std::to_string(port) + "/", 2000ms);
+    ASSERT_TRUE(reply.ok()) << reply.status().toString();
+    EXPECT_EQ(trim(reply->body), "checkout 1.0.0");
+  }
+  auto servers = admin_->freeServers(kBackend);
+  ASSERT_TRUE(servers.ok());
+  EXPECT_EQ(servers->size(), static_cast<size_t>(kSlots)) << "HAProxy was not touched";
+}
+
+TEST_F(ProcessDriverTest, BadSpecsAreRefusedWithEveryProblem) {
+  auto r = run(ProcessStep::kDeploy, json{{"service", "Bad Name"}, {"version", "1; rm -rf /"}});
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_NE(r.message.find("service must match"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("version must be"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("process is missing"), std::string::npos) << r.message;
+  r = run(ProcessStep::kShift, spec("1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_NE(r.message.find("weight is missing"), std::string::npos) << r.message;
+  r = run(ProcessStep::kShift, withWeight(spec("1.0.0"), 10));
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_NE(r.message.find("deploy it first"), std::string::npos) << r.message;
+  r = run(ProcessStep::kRollback, spec("1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
+}
+
+TEST(HttpProbeTest, RefusedConnectionIsUnavailable) {
+  const int port = freeTcpPort();
+  auto reply = httpGet("http://127.0.0.1:" + std::to_string(port) + "/", 500ms);
+  EXPECT_TRUE(reply.status().isUnavailable()) << reply.status().toString();
+}
+
+}  // namespace
+}  // namespace flotilla::agent
