@@ -79,9 +79,13 @@ void wakeLoop() {
   }
 }
 
-// Process-driver steps; nullopt for script steps.
-std::optional<ProcessStep> processStep(schema::Step s) {
-  switch (s) {
+// Process-driver steps; nullopt for script steps. A rollback belongs to the
+// process driver when it carries a process spec.
+std::optional<ProcessStep> processStep(schema::StageCommand::Reader msg) {
+  switch (msg.getStep()) {
+    case schema::Step::ROLLBACK:
+      if (msg.getSpec().size() == 0) return std::nullopt;
+      return ProcessStep::kRollback;
     case schema::Step::DEPLOY:
       return ProcessStep::kDeploy;
     case schema::Step::SHIFT:
@@ -353,7 +357,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     sendResult(record, msg.getEpoch());
     return;
   }
-  if (processStep(msg.getStep())) {
+  if (processStep(msg)) {
     startProcessStep(key, msg, record);
     return;
   }
@@ -388,7 +392,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
 
 void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader msg,
                              StageRecord record) {
-  ProcessStep step = *processStep(msg.getStep());
+  ProcessStep step = *processStep(msg);
   std::string spec = toStd(msg.getSpec());
   spdlog::info("stage {} started ({} step of the process driver)", key.toString(),
                stepText(msg.getStep()));

@@ -525,14 +525,15 @@ std::string lastLines(const fs::path& path, size_t n) {
 
 struct Probe {
   bool ok = false;
-  std::string detail;  // why not
+  bool answered = false;  // an HTTP answer came back (a running service said "not healthy")
+  std::string detail;     // why not
 };
 
 Probe probe(int port, const std::string& path, Millis timeout) {
   auto reply = httpGet(url(port, path), timeout);
-  if (!reply.ok()) return {false, reply.status().message()};
-  if (reply->status != 200) return {false, "HTTP " + std::to_string(reply->status)};
-  return {true, ""};
+  if (!reply.ok()) return {false, false, reply.status().message()};
+  if (reply->status != 200) return {false, true, "HTTP " + std::to_string(reply->status)};
+  return {true, true, ""};
 }
 
 // One check of every port at once, so a slow replica does not delay the others' checks.
@@ -1439,7 +1440,17 @@ class StepRunner {
     const std::string& path = spec_.process->health_path;
     std::set<int> ready;
     std::map<int, std::string> last;
+    // A replica that is not listening yet may be starting slowly (the long
+    // allowance above); one that answers "unhealthy" is judged like any
+    // health check: more than failure_threshold in a row, at the plan's interval.
+    std::map<int, ConsecutiveFailures> unhealthy;
+    for (const Replica& r : set.replicas) {
+      unhealthy.emplace(r.port, ConsecutiveFailures(spec_.health.failure_threshold));
+    }
+    auto next_answer_check = Clock::now();
     while (true) {
+      const bool judge = Clock::now() >= next_answer_check;
+      if (judge) next_answer_check = Clock::now() + spec_.health.interval;
       for (const Replica& r : set.replicas) {
         if (ready.count(r.port)) continue;
         if (!alive(r)) {
@@ -1454,6 +1465,12 @@ class StepRunner {
           ops_.say(endpoint(r.port) + " is healthy (" + version + ")");
         } else {
           last[r.port] = p.detail;
+          if (p.answered && judge && unhealthy.at(r.port).record(false)) {
+            return Status::Unavailable(
+                "health check failed " + std::to_string(unhealthy.at(r.port).current()) +
+                " times in a row on " + endpoint(r.port) + ": " + p.detail + " (" + version +
+                " never became healthy)");
+          }
         }
       }
       if (ready.size() == set.replicas.size()) return Status::Ok();

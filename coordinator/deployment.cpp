@@ -300,6 +300,7 @@ size_t lastReachedWave(const Deployment& d) {
 void startRollback(Deployment& d, const std::string& reason, bool whole_fleet, Effects& fx) {
   d.state = DeploymentState::kRollingBack;
   d.reason = reason;
+  d.rollback_cause = reason;
   d.rollback_whole_fleet = whole_fleet;
   emit(fx, "deployment.rolling_back", "", "", "", reason);
   abortInFlightForward(d, "deployment is rolling back: " + reason, fx);
@@ -329,12 +330,13 @@ void finishRollback(Deployment& d, Effects& fx) {
   }
   if (d.rollback_failed.empty()) {
     d.state = DeploymentState::kRolledBack;
+    d.reason = d.rollback_cause;
     emit(fx, "deployment.rolled_back", "", "", "", d.reason);
   } else {
     std::string names;
     for (const auto& n : d.rollback_failed) names += (names.empty() ? "" : ", ") + n;
     d.state = DeploymentState::kFailed;
-    d.reason = "rollback failed on " + names + " (after: " + d.reason + ")";
+    d.reason = "rollback failed on " + names + " (after: " + d.rollback_cause + ")";
     emit(fx, "deployment.failed", "", "", "", d.reason);
   }
 }
@@ -861,6 +863,7 @@ std::string deploymentToJson(const Deployment& d) {
             {"resume_to", deploymentStateName(d.resume_to)},
             {"wave_index", d.wave_index},
             {"reason", d.reason},
+            {"rollback_cause", d.rollback_cause},
             {"rollback_failed", d.rollback_failed},
             {"rollback_whole_fleet", d.rollback_whole_fleet},
             {"created_ms", d.created_ms},
@@ -888,6 +891,7 @@ StatusOr<Deployment> deploymentFromJson(const std::string& text) {
         enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(), deploymentStateName, 9);
     d.wave_index = j.at("wave_index").get<size_t>();
     d.reason = j.at("reason").get<std::string>();
+    d.rollback_cause = j.at("rollback_cause").get<std::string>();
     d.rollback_failed = j.at("rollback_failed").get<std::vector<std::string>>();
     d.rollback_whole_fleet = j.at("rollback_whole_fleet").get<bool>();
     d.created_ms = j.at("created_ms").get<int64_t>();

@@ -130,6 +130,7 @@ struct Deployment {
   DeploymentState resume_to = DeploymentState::kRunning;  // where `resume` returns to
   size_t wave_index = 0;
   std::string reason;              // why it is in its state (rollback cause, ...)
+  std::string rollback_cause;      // what started the rollback in progress or done
   std::optional<Failure> failure;  // the first forward failure
   std::vector<std::string> rollback_failed;
   bool rollback_whole_fleet = true;  // scope of the rollback in progress

@@ -274,6 +274,9 @@ TEST_F(DeploymentTest, FailedRollbackEndsFailedAndCanBeRetried) {
   EXPECT_EQ(fx_.dispatches[0].attempt, 2u);
   ASSERT_TRUE(answer(d, "staging-eu").ok());
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  // The reason is the original cause again, not the failed attempt.
+  EXPECT_EQ(d.reason.find("rollback failed"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("staging-eu failed at verify"), std::string::npos) << d.reason;
 }
 
 TEST_F(DeploymentTest, AgentLostMidStepRollsBack) {
