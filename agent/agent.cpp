@@ -66,6 +66,8 @@ const char* stepText(schema::Step s) {
       return "bake";
     case schema::Step::FINALIZE:
       return "finalize";
+    case schema::Step::ROLL:
+      return "roll";
   }
   return "unknown";
 }
@@ -96,6 +98,8 @@ std::optional<ProcessStep> processStep(schema::StageCommand::Reader msg) {
       return ProcessStep::kBake;
     case schema::Step::FINALIZE:
       return ProcessStep::kFinalize;
+    case schema::Step::ROLL:
+      return ProcessStep::kRoll;
     default:
       return std::nullopt;
   }

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -95,6 +96,12 @@ struct MetricsSpec {
   bool wait_when_inconclusive = true;
 };
 
+// "strategy": {"type": "rolling", ...}: the bounds of a rolling update (and of its rollback).
+struct RollingSpec {
+  int max_unavailable = 1;  // serving replicas may drop to `replicas - max_unavailable`
+  int max_surge = 1;        // running replicas may rise to `replicas + max_surge`
+};
+
 struct Spec {
   std::string service;
   std::string version;
@@ -105,6 +112,7 @@ struct Spec {
   std::optional<TrafficSpec> traffic;
   HealthSpec health;
   std::optional<MetricsSpec> metrics;
+  std::optional<RollingSpec> rolling;  // always set for a roll step (the defaults when absent)
   int weight = -1;
   Millis duration{0};
 };
@@ -228,7 +236,7 @@ StatusOr<Spec> parseSpec(ProcessStep step, const std::string& text,
           Millis(r.integer(*p, "start_timeout_ms", "process.", 100, 3'600'000, 30'000));
     }
     spec.process = ps;
-  } else if (step == ProcessStep::kDeploy) {
+  } else if (step == ProcessStep::kDeploy || step == ProcessStep::kRoll) {
     r.check(false, "process is missing");
   }
 
@@ -277,6 +285,27 @@ StatusOr<Spec> parseSpec(ProcessStep step, const std::string& text,
     spec.metrics = ms;
   }
 
+  // The strategy matters to a roll, and to a rollback that goes back the way a roll came. Other
+  // steps ignore strategies that are not rolling (the coordinator's business), in any form.
+  auto strategy = doc.find("strategy");
+  if (step == ProcessStep::kRoll || (strategy != doc.end() && strategy->is_object())) {
+    if (const json* st = r.object(doc, "strategy", "")) {
+      const std::string type = r.str(*st, "type", "strategy.", step == ProcessStep::kRoll);
+      if (type == "rolling") {
+        RollingSpec rs;
+        rs.max_unavailable = static_cast<int>(
+            r.integer(*st, "max_unavailable", "strategy.", 0, kMaxReplicas, rs.max_unavailable));
+        rs.max_surge = static_cast<int>(
+            r.integer(*st, "max_surge", "strategy.", 0, kMaxReplicas, rs.max_surge));
+        r.check(rs.max_unavailable > 0 || rs.max_surge > 0,
+                "strategy.max_unavailable and strategy.max_surge must not both be 0");
+        spec.rolling = rs;
+      } else if (step == ProcessStep::kRoll && !type.empty()) {
+        r.check(false, "strategy.type must be \"rolling\" for a roll step");
+      }
+    }
+    if (step == ProcessStep::kRoll && !spec.rolling) spec.rolling = RollingSpec{};
+  }
   if (step == ProcessStep::kShift) {
     spec.weight = static_cast<int>(r.integer(doc, "weight", "", 0, 100, std::nullopt));
   }
@@ -305,13 +334,27 @@ struct ReplicaSet {
   std::vector<Replica> replicas;
 };
 
+// A rolling update in the record. While it is under way (not done) the stable and the
+// candidate set hold the two versions side by side, each replica in its own set; once done it
+// stays, so a rollback knows to go back the same way. A deploy clears it.
+struct RollState {
+  std::string from;  // the version being replaced; empty when nothing ran before
+  std::string to;
+  int replicas = 0;
+  int max_unavailable = 1;
+  int max_surge = 1;
+  int weight = 0;  // the HAProxy weight of every serving replica, old and new alike
+  bool done = false;
+};
+
 struct ServiceRecord {
   std::string service;
   std::string deployment;
-  std::string previous_version;  // what the stable set replaced at the last finalize
+  std::string previous_version;  // what the stable set replaced at the last finalize or roll
   std::optional<TrafficSpec> traffic;
   std::optional<ReplicaSet> stable;
   std::optional<ReplicaSet> candidate;
+  std::optional<RollState> rolling;
 };
 
 json toJson(const ReplicaSet& set) {
@@ -336,6 +379,14 @@ json toJson(const ServiceRecord& rec) {
           : json(nullptr);
   j["stable"] = rec.stable ? toJson(*rec.stable) : json(nullptr);
   j["candidate"] = rec.candidate ? toJson(*rec.candidate) : json(nullptr);
+  j["rolling"] = rec.rolling ? json{{"from", rec.rolling->from},
+                                    {"to", rec.rolling->to},
+                                    {"replicas", rec.rolling->replicas},
+                                    {"max_unavailable", rec.rolling->max_unavailable},
+                                    {"max_surge", rec.rolling->max_surge},
+                                    {"weight", rec.rolling->weight},
+                                    {"done", rec.rolling->done}}
+                             : json(nullptr);
   return j;
 }
 
@@ -369,6 +420,18 @@ StatusOr<ServiceRecord> recordFromJson(const json& j) {
     if (j.contains("stable") && !j["stable"].is_null()) rec.stable = readSet(j["stable"]);
     if (j.contains("candidate") && !j["candidate"].is_null()) {
       rec.candidate = readSet(j["candidate"]);
+    }
+    if (j.contains("rolling") && !j["rolling"].is_null()) {
+      const json& r = j["rolling"];
+      RollState st;
+      st.from = r.value("from", "");
+      st.to = r.at("to").get<std::string>();
+      st.replicas = r.value("replicas", 0);
+      st.max_unavailable = r.value("max_unavailable", 1);
+      st.max_surge = r.value("max_surge", 1);
+      st.weight = r.value("weight", 0);
+      st.done = r.value("done", false);
+      rec.rolling = st;
     }
     return rec;
   } catch (const json::exception& e) {
@@ -1062,6 +1125,101 @@ class HealthWatch {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Health watching during a rolling update
+
+// Checks the replicas a rolling update has put into service, at the plan's interval, on a thread
+// of its own: the checks go on while the step waits for starts, drains and stops. The step's
+// thread reads the outcome (and the lines to log: the sink is called from the step's thread
+// only) at every turn of its loop.
+class HealthMonitor {
+ public:
+  HealthMonitor(const HealthSpec& health, std::string version)
+      : health_(health), version_(std::move(version)) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~HealthMonitor() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  HealthMonitor(const HealthMonitor&) = delete;
+  HealthMonitor& operator=(const HealthMonitor&) = delete;
+
+  void watch(int port) {
+    std::lock_guard lock(mu_);
+    failures_.try_emplace(port, health_.failure_threshold);
+  }
+  void forget(int port) {
+    std::lock_guard lock(mu_);
+    failures_.erase(port);
+  }
+  // Its last check passed (or it has not been checked since it became healthy).
+  bool healthy(int port) const {
+    std::lock_guard lock(mu_);
+    auto it = failures_.find(port);
+    return it == failures_.end() || it->second.current() == 0;
+  }
+  // Logs what the checks found since the last call; an error once a replica failed more than
+  // failure_threshold checks in a row.
+  Status verdict(ServiceOps& ops) {
+    std::vector<std::string> lines;
+    std::optional<std::string> failure;
+    {
+      std::lock_guard lock(mu_);
+      lines.swap(lines_);
+      failure = failure_;
+    }
+    for (const std::string& line : lines) ops.say(line);
+    if (failure) return Status::Unavailable(*failure);
+    return Status::Ok();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      const auto round = Clock::now();
+      std::vector<int> ports;
+      for (const auto& entry : failures_) ports.push_back(entry.first);
+      if (!ports.empty()) {
+        lock.unlock();
+        const std::vector<Probe> results = probeAll(ports, health_.path, health_.timeout);
+        lock.lock();
+        for (size_t i = 0; i < ports.size(); ++i) {
+          auto it = failures_.find(ports[i]);
+          if (it == failures_.end()) continue;  // forgotten while the check ran
+          const bool crossed = it->second.record(results[i].ok);
+          if (results[i].ok || failure_) continue;
+          if (crossed) {
+            failure_ = "health check failed " + std::to_string(it->second.current()) +
+                       " times in a row on " + endpoint(ports[i]) + " (" + version_ +
+                       "): " + results[i].detail;
+          } else {
+            lines_.push_back("health check failed on " + endpoint(ports[i]) + " (" + version_ +
+                             ", " + std::to_string(it->second.current()) +
+                             " in a row): " + results[i].detail);
+          }
+        }
+      }
+      wake_.wait_until(lock, round + health_.interval, [this] { return stop_; });
+    }
+  }
+
+  const HealthSpec health_;
+  const std::string version_;
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::map<int, ConsecutiveFailures> failures_;  // by port
+  std::vector<std::string> lines_;
+  std::optional<std::string> failure_;
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+// ---------------------------------------------------------------------------------------------
 // Metrics over a window
 
 struct Reading {
@@ -1163,6 +1321,9 @@ class StepRunner {
     ops_.useTraffic(spec_.traffic);
     if (!spec_.deployment.empty()) ops_.record().deployment = spec_.deployment;
     if (Status s = ops_.dropDead(); !s.ok()) return s;
+    if (Status s = refuseMidRoll("a deploy"); !s.ok()) return s;
+    // A finished rolling update is history now: a rollback after this deploy undoes the deploy.
+    ops_.record().rolling.reset();
     std::vector<int> ports;
     if (Status s = deployVersion(spec_.version, &ports); !s.ok()) return s;
     std::string list;
@@ -1178,6 +1339,7 @@ class StepRunner {
   Status shift(std::string* message) {
     ops_.useTraffic(spec_.traffic);
     if (Status s = ops_.dropDead(); !s.ok()) return s;
+    if (Status s = refuseMidRoll("a shift"); !s.ok()) return s;
     auto& rec = ops_.record();
     if (!rec.candidate) {
       if (rec.stable && rec.stable->version == spec_.version && spec_.weight == 100) {
@@ -1283,6 +1445,7 @@ class StepRunner {
   Status finalize(std::string* message) {
     ops_.useTraffic(spec_.traffic);
     if (Status s = ops_.dropDead(); !s.ok()) return s;
+    if (Status s = refuseMidRoll("a finalize"); !s.ok()) return s;
     auto& rec = ops_.record();
     if (!rec.candidate) {
       if (rec.stable && rec.stable->version == spec_.version) {
@@ -1302,6 +1465,8 @@ class StepRunner {
     ops_.useTraffic(spec_.traffic);
     if (Status s = ops_.dropDead(); !s.ok()) return s;
     auto& rec = ops_.record();
+    // After (or during) a rolling update the way back is a rolling update too.
+    if (rec.rolling) return rollBackRolling(message);
     const std::string previous =
         !spec_.previous_version.empty() ? spec_.previous_version : rec.previous_version;
     const bool stable_is_new = rec.stable && rec.stable->version == spec_.version;
@@ -1339,6 +1504,40 @@ class StepRunner {
     } else {
       *message = "nothing to roll back: no replica of " + spec_.service + " is recorded";
     }
+    return Status::Ok();
+  }
+
+  // Replaces the running set with spec.process.replicas replicas of spec.version, a few at a
+  // time within the strategy's bounds; see rollTo. After it the new set is the stable set.
+  Status roll(std::string* message) {
+    ops_.useTraffic(spec_.traffic);
+    if (!spec_.deployment.empty()) ops_.record().deployment = spec_.deployment;
+    if (Status s = ops_.dropDead(); !s.ok()) return s;
+    auto& rec = ops_.record();
+    if (rec.rolling && !rec.rolling->done) {
+      // Rolling on to either of the two versions in the record finishes or reverses the roll;
+      // a third one would need three sets.
+      if (spec_.version != rec.rolling->to && spec_.version != rec.rolling->from) {
+        return Status::FailedPrecondition(
+            rollInProgress() + ": roll to " + rec.rolling->to +
+            " again to finish it, or roll it back, before rolling to " + spec_.version);
+      }
+    } else if (rec.candidate) {
+      return Status::FailedPrecondition(
+          "a candidate set of " + rec.candidate->version +
+          " is running (canary or blue-green): finalize or roll it back before a rolling update");
+    }
+    const int wanted = spec_.process->replicas;
+    RollResult result;
+    if (Status s = rollTo(spec_.version, wanted, *spec_.rolling, &result); !s.ok()) return s;
+    if (result.rounds == 0) {
+      *message = spec_.version + " already runs " + std::to_string(wanted) +
+                 " replica(s): nothing to roll";
+      return Status::Ok();
+    }
+    *message = std::to_string(wanted) + " replica(s) of " + spec_.version + " serving after " +
+               std::to_string(result.rounds) + " round(s) over " + seconds(result.took) +
+               result.summary();
     return Status::Ok();
   }
 
@@ -1421,7 +1620,7 @@ class StepRunner {
                version);
     }
 
-    if (Status s = waitReady(version); !s.ok()) {
+    if (Status s = waitReady(version, rec.candidate->replicas); !s.ok()) {
       if (ops_.aborted()) return s;
       return failDeploy(version, s);
     }
@@ -1433,9 +1632,8 @@ class StepRunner {
     return Status::Ok();
   }
 
-  // Polls every candidate replica until each has answered 200 once.
-  Status waitReady(const std::string& version) {
-    auto& set = *ops_.record().candidate;
+  // Polls every one of `replicas` until each has answered 200 once.
+  Status waitReady(const std::string& version, const std::vector<Replica>& replicas) {
     const auto deadline = Clock::now() + startTimeout();
     const std::string& path = spec_.process->health_path;
     std::set<int> ready;
@@ -1444,14 +1642,14 @@ class StepRunner {
     // allowance above); one that answers "unhealthy" is judged like any
     // health check: more than failure_threshold in a row, at the plan's interval.
     std::map<int, ConsecutiveFailures> unhealthy;
-    for (const Replica& r : set.replicas) {
+    for (const Replica& r : replicas) {
       unhealthy.emplace(r.port, ConsecutiveFailures(spec_.health.failure_threshold));
     }
     auto next_answer_check = Clock::now();
     while (true) {
       const bool judge = Clock::now() >= next_answer_check;
       if (judge) next_answer_check = Clock::now() + spec_.health.interval;
-      for (const Replica& r : set.replicas) {
+      for (const Replica& r : replicas) {
         if (ready.count(r.port)) continue;
         if (!alive(r)) {
           return Status::Unavailable("replica " + endpoint(r.port) + " (pid " +
@@ -1466,21 +1664,21 @@ class StepRunner {
         } else {
           last[r.port] = p.detail;
           if (p.answered && judge && unhealthy.at(r.port).record(false)) {
-            return Status::Unavailable(
-                "health check failed " + std::to_string(unhealthy.at(r.port).current()) +
-                " times in a row on " + endpoint(r.port) + ": " + p.detail + " (" + version +
-                " never became healthy)");
+            return Status::Unavailable("health check failed " +
+                                       std::to_string(unhealthy.at(r.port).current()) +
+                                       " times in a row on " + endpoint(r.port) + ": " + p.detail +
+                                       " (" + version + " never became healthy)");
           }
         }
       }
-      if (ready.size() == set.replicas.size()) return Status::Ok();
+      if (ready.size() == replicas.size()) return Status::Ok();
       if (Clock::now() >= deadline) {
         std::string detail;
-        for (const Replica& r : set.replicas) {
+        for (const Replica& r : replicas) {
           if (ready.count(r.port)) continue;
           detail += (detail.empty() ? "" : "; ") + endpoint(r.port) + ": " + last[r.port];
         }
-        return Status::Unavailable(std::to_string(set.replicas.size() - ready.size()) +
+        return Status::Unavailable(std::to_string(replicas.size() - ready.size()) +
                                    " replica(s) of " + version + " not healthy on " + path +
                                    " after " + seconds(startTimeout()) + " (" + detail + ")");
       }
@@ -1545,6 +1743,414 @@ class StepRunner {
     return Status::Ok();
   }
 
+  // --- rolling updates
+
+  struct RollResult {
+    int rounds = 0;           // rounds that changed something
+    int started = 0;          // replicas of the target version started
+    int stopped = 0;          // replicas of the other version stopped
+    std::string replaced;     // that version
+    int fewest_serving = -1;  // the driver's own count after each round
+    Clock::duration took{};
+
+    std::string summary() const {
+      std::string out;
+      if (stopped > 0) {
+        out += "; " + std::to_string(stopped) + " replica(s) of " + replaced + " stopped";
+      }
+      if (fewest_serving >= 0) {
+        out += "; never fewer than " + std::to_string(fewest_serving) + " serving at a round's end";
+      }
+      return out;
+    }
+  };
+
+  std::string rollInProgress() const {
+    const RollState& st = *ops_.record().rolling;
+    return "a rolling update " + (st.from.empty() ? "" : "from " + st.from + " ") + "to " + st.to +
+           " is in progress";
+  }
+
+  // Steps that move traffic by shares would break a rolling update's bounds.
+  Status refuseMidRoll(const std::string& what) const {
+    const auto& rolling = ops_.record().rolling;
+    if (!rolling || rolling->done) return Status::Ok();
+    return Status::FailedPrecondition(rollInProgress() + ": " + what + " has to wait until roll " +
+                                      "finishes it or rollback undoes it");
+  }
+
+  // Which replicas run what, for failure messages.
+  std::string running() const {
+    const auto& rec = ops_.record();
+    std::string out;
+    for (const auto* set : {&rec.stable, &rec.candidate}) {
+      if (!*set) continue;
+      out += (out.empty() ? "" : " and ") + std::to_string((*set)->replicas.size()) +
+             " replica(s) of " + (*set)->version;
+    }
+    return out.empty() ? "nothing" : out;
+  }
+
+  Status rollFailed(const std::string& target, int round, const Status& why) const {
+    return Status::Unavailable(
+        "rolling update to " + target + " stopped in round " + std::to_string(round) + ": " +
+        why.message() + "; running now: " + running() + " (roll back, or roll again once fixed)");
+  }
+
+  // Rolls the service over to `wanted` replicas of `target`, in rounds:
+  //   1. replicas of the other version that serve nothing (weight 0, out of HAProxy) stop;
+  //   2. surge: new replicas start while fewer than `wanted` of the target run, up to
+  //      wanted + max_surge processes in all;
+  //   3. the ones not yet serving are waited for (deploy's readiness rules), then go into
+  //      HAProxy at the weight the old ones have, ready: all serving replicas share equally;
+  //   4. old replicas drain, leave HAProxy and stop, as many as keeps the serving replicas
+  //      (alive, in HAProxy, not draining; new ones also passing their health checks) at
+  //      wanted - max_unavailable or more.
+  // A health monitor checks the new serving replicas all along: while one fails its checks the
+  // roll holds (nothing starts or stops), more than failure_threshold failures in a row fail
+  // it, and it stops where it is (the rollback's job from there). The record is saved after
+  // every change and says which replica runs which version, so a rollback, a retried roll or an
+  // agent restart takes over from any point. The target grows in whichever set holds it (or a
+  // free one), the other set shrinks; at the end the target is the stable set.
+  Status rollTo(const std::string& target, int wanted, const RollingSpec& bounds, RollResult* out) {
+    auto& rec = ops_.record();
+    const auto started_at = Clock::now();
+    std::optional<ReplicaSet>* grow = nullptr;
+    std::optional<ReplicaSet>* shrink = nullptr;
+    if (rec.stable && rec.stable->version == target) {
+      grow = &rec.stable;
+      shrink = &rec.candidate;
+    } else if (rec.candidate && rec.candidate->version == target) {
+      grow = &rec.candidate;
+      shrink = &rec.stable;
+    } else if (!rec.stable) {
+      grow = &rec.stable;
+      shrink = &rec.candidate;
+    } else if (!rec.candidate) {
+      grow = &rec.candidate;
+      shrink = &rec.stable;
+    } else {
+      return Status::FailedPrecondition("cannot roll to " + target + ": " + running() +
+                                        " are running");
+    }
+    std::string from = *shrink ? (*shrink)->version : "";
+    if (from.empty() && rec.rolling && rec.rolling->to == target) from = rec.rolling->from;
+
+    auto count = [](const std::optional<ReplicaSet>* set) {
+      return *set ? static_cast<int>((*set)->replicas.size()) : 0;
+    };
+    // In service: given a weight (only after it became healthy) and, with a load balancer, a
+    // slot. Liveness is checked at the top of every round.
+    auto serving = [this](const Replica& r) {
+      return r.weight > 0 && (!ops_.hasTraffic() || !r.slot.empty());
+    };
+
+    RollState state;
+    state.from = from;
+    state.to = target;
+    state.replicas = wanted;
+    state.max_unavailable = bounds.max_unavailable;
+    state.max_surge = bounds.max_surge;
+    if (rec.rolling && !rec.rolling->done && rec.rolling->to == target && rec.rolling->weight > 0) {
+      state.weight = rec.rolling->weight;  // a roll taken over half-way keeps its weight
+    } else {
+      for (const auto* set : {shrink, grow}) {
+        if (state.weight > 0 || !*set) continue;
+        for (const Replica& r : (*set)->replicas) {
+          if (serving(r)) state.weight = std::max(state.weight, r.weight);
+        }
+      }
+      if (state.weight <= 0) state.weight = serverWeight(100, static_cast<size_t>(wanted));
+    }
+    rec.rolling = state;
+    if (Status s = ops_.save(); !s.ok()) return s;
+
+    const int floor = std::max(0, wanted - bounds.max_unavailable);
+    const int ceiling = wanted + bounds.max_surge;
+    const bool work = count(shrink) > 0 || count(grow) != wanted ||
+                      (*grow && std::any_of((*grow)->replicas.begin(), (*grow)->replicas.end(),
+                                            [&](const Replica& r) { return !serving(r); }));
+    if (work) {
+      ops_.say("rolling update to " + target + (from.empty() ? "" : " from " + from) + ": " +
+               std::to_string(wanted) + " replica(s), at least " + std::to_string(floor) +
+               " serving and at most " + std::to_string(ceiling) + " running (max_unavailable " +
+               std::to_string(bounds.max_unavailable) + ", max_surge " +
+               std::to_string(bounds.max_surge) + "), weight " + std::to_string(state.weight) +
+               " each" + (ops_.hasTraffic() ? "" : " (no load balancer: processes only)"));
+    }
+
+    // HAProxy may have lost slots (a restart) or still drain replicas a cancelled round left:
+    // every serving replica is put back as the record says.
+    for (auto* set : {shrink, grow}) {
+      if (!*set) continue;
+      for (Replica& r : (*set)->replicas) {
+        if (r.weight <= 0) continue;
+        const std::string before = r.slot;
+        if (Status s = ops_.attach(r); !s.ok()) return s;
+        if (r.slot != before) {
+          if (Status s = ops_.save(); !s.ok()) return s;
+        }
+      }
+    }
+
+    HealthMonitor monitor(spec_.health, target);
+    if (*grow) {
+      for (const Replica& r : (*grow)->replicas) {
+        if (serving(r)) monitor.watch(r.port);
+      }
+    }
+
+    int round = 0;
+    while (true) {
+      if (!ops_.pause(0s)) return ops_.abort();
+      if (Status s = monitor.verdict(ops_); !s.ok()) return rollFailed(target, round + 1, s);
+      // A new replica that dies in service fails the roll like a failed health check would.
+      if (*grow) {
+        for (const Replica& r : (*grow)->replicas) {
+          if (r.weight <= 0 || alive(r)) continue;
+          const Status why =
+              Status::Unavailable("replica " + endpoint(r.port) + " (pid " + std::to_string(r.pid) +
+                                  ") of " + target + " exited while serving; its log ends: " +
+                                  lastLines(ops_.logPath(target, r.port), kLogTailLines));
+          monitor.forget(r.port);
+          if (Status s = ops_.dropDead(); !s.ok()) return s;
+          return rollFailed(target, round + 1, why);
+        }
+      }
+      if (Status s = ops_.dropDead(); !s.ok()) return s;
+      // A new replica failing its checks holds the roll: nothing starts or stops until it
+      // passes again or fails for good (the monitor's verdict above).
+      if (*grow &&
+          std::any_of((*grow)->replicas.begin(), (*grow)->replicas.end(),
+                      [&](const Replica& r) { return serving(r) && !monitor.healthy(r.port); })) {
+        if (!ops_.pause(spec_.health.interval)) return ops_.abort();
+        continue;
+      }
+      bool changed = false;
+
+      // 1. Old replicas serving nothing go first, and new ones beyond `wanted` (a smaller
+      //    replica count than the one a half-done roll had), those not serving yet first.
+      std::set<int> idle;
+      if (*shrink) {
+        for (const Replica& r : (*shrink)->replicas) {
+          if (!serving(r)) idle.insert(r.port);
+        }
+      }
+      if (!idle.empty()) {
+        const std::string version = (*shrink)->version;
+        ops_.say(std::to_string(idle.size()) + " replica(s) of " + version +
+                 " serve no traffic: stopping them first");
+        if (Status s = ops_.retire(*shrink, idle); !s.ok()) return s;
+        out->stopped += static_cast<int>(idle.size());
+        out->replaced = version;
+        changed = true;
+      }
+      if (count(grow) > wanted) {
+        std::vector<Replica> order = (*grow)->replicas;
+        std::stable_partition(order.begin(), order.end(),
+                              [&](const Replica& r) { return !serving(r); });
+        std::set<int> extra;
+        for (int i = 0; i < count(grow) - wanted; ++i) extra.insert(order[i].port);
+        for (int port : extra) monitor.forget(port);
+        ops_.say(std::to_string(extra.size()) + " replica(s) of " + target + " beyond the " +
+                 std::to_string(wanted) + " wanted: stopping them");
+        if (Status s = ops_.retire(*grow, extra); !s.ok()) return s;
+        changed = true;
+      }
+
+      // 2. Surge.
+      const int to_start = std::min(wanted - count(grow), ceiling - count(grow) - count(shrink));
+      if (to_start > 0) {
+        if (!spec_.process) {
+          return Status::InvalidArgument("bad spec: process is missing; it is needed to start " +
+                                         target);
+        }
+        if (!*grow) *grow = ReplicaSet{target, 0, {}};
+        std::set<int> avoid = ops_.recordedPorts();
+        int next_port = spec_.process->port_min;
+        for (int i = 0; i < to_start; ++i) {
+          if (!ops_.pause(0s)) return ops_.abort();
+          int port = -1;
+          for (; next_port <= spec_.process->port_max; ++next_port) {
+            if (!avoid.count(next_port) && portFree(next_port)) {
+              port = next_port++;
+              break;
+            }
+          }
+          if (port < 0) {
+            return rollFailed(
+                target, round + 1,
+                Status::Unavailable("no free port in " + std::to_string(spec_.process->port_min) +
+                                    "-" + std::to_string(spec_.process->port_max)));
+          }
+          avoid.insert(port);
+          auto replica = ops_.start(spec_, target, port);
+          if (!replica.ok()) return rollFailed(target, round + 1, replica.status());
+          (*grow)->replicas.push_back(*replica);
+          if (Status s = ops_.save(); !s.ok()) return s;
+          ops_.say("started " + endpoint(port) + " (pid " + std::to_string(replica->pid) +
+                   ") for " + target);
+          ++out->started;
+        }
+        changed = true;
+      }
+
+      // 3. Readiness, then into service.
+      std::vector<Replica> pending;
+      if (*grow) {
+        for (const Replica& r : (*grow)->replicas) {
+          if (!serving(r)) pending.push_back(r);
+        }
+      }
+      if (!pending.empty()) {
+        if (!spec_.process) {
+          return Status::InvalidArgument("bad spec: process is missing; it is needed to check " +
+                                         target + "'s readiness");
+        }
+        if (Status s = waitReady(target, pending); !s.ok()) {
+          if (ops_.aborted()) return s;
+          std::set<int> ports;
+          for (const Replica& r : pending) ports.insert(r.port);
+          ops_.say("stopping the " + std::to_string(ports.size()) + " new replica(s) of " + target +
+                   " that did not become healthy");
+          if (Status stop = ops_.retire(*grow, ports); !stop.ok()) {
+            if (ops_.aborted()) return stop;
+            return Status::IoError(s.message() +
+                                   "; and stopping the replicas failed: " + stop.message());
+          }
+          return rollFailed(target, round + 1, s);
+        }
+        for (const Replica& p : pending) {
+          auto it = std::find_if((*grow)->replicas.begin(), (*grow)->replicas.end(),
+                                 [&](const Replica& r) { return r.port == p.port; });
+          if (it == (*grow)->replicas.end()) continue;
+          it->weight = state.weight;
+          if (Status s = ops_.attach(*it); !s.ok()) {
+            it->weight = 0;
+            ops_.save().ignoreError();  // the error that matters is the attach's
+            return rollFailed(target, round + 1, s);
+          }
+          if (Status s = ops_.save(); !s.ok()) return s;
+          monitor.watch(it->port);
+        }
+        changed = true;
+      }
+      if (Status s = monitor.verdict(ops_); !s.ok()) return rollFailed(target, round + 1, s);
+
+      // 4. Old replicas out, down to the floor.
+      auto servingNew = [&] {
+        int n = 0;
+        if (*grow) {
+          for (const Replica& r : (*grow)->replicas) {
+            if (serving(r) && monitor.healthy(r.port)) ++n;
+          }
+        }
+        return n;
+      };
+      auto servingOld = [&] {
+        std::vector<int> ports;
+        if (*shrink) {
+          for (const Replica& r : (*shrink)->replicas) {
+            if (serving(r)) ports.push_back(r.port);
+          }
+        }
+        return ports;
+      };
+      const std::vector<int> old_serving = servingOld();
+      const int old_count = static_cast<int>(old_serving.size());
+      const int to_stop = std::min(old_count, old_count + servingNew() - floor);
+      if (to_stop > 0) {
+        const std::string version = (*shrink)->version;
+        const std::set<int> victims(old_serving.begin(), old_serving.begin() + to_stop);
+        if (Status s = ops_.retire(*shrink, victims); !s.ok()) return s;
+        out->stopped += to_stop;
+        out->replaced = version;
+        changed = true;
+      }
+
+      if (changed) {
+        ++round;
+        const int new_serving = servingNew();
+        const int old_left = static_cast<int>(servingOld().size());
+        const int total = new_serving + old_left;
+        if (out->fewest_serving < 0 || total < out->fewest_serving) out->fewest_serving = total;
+        // Shares follow the replica counts (equal weights); recorded for the reader only.
+        if (*grow) (*grow)->share = total > 0 ? (100 * new_serving + total / 2) / total : 0;
+        if (*shrink) (*shrink)->share = 100 - ((*grow) ? (*grow)->share : 0);
+        if (Status s = ops_.save(); !s.ok()) return s;
+        ops_.say("round " + std::to_string(round) + ": " + target + " " +
+                 std::to_string(new_serving) + "/" + std::to_string(wanted) +
+                 (from.empty() ? ""
+                               : ", " + from + " " + std::to_string(old_left) + "/" +
+                                     std::to_string(wanted)) +
+                 " serving");
+      }
+
+      const bool complete =
+          !*shrink && count(grow) == wanted &&
+          std::all_of((*grow)->replicas.begin(), (*grow)->replicas.end(), serving);
+      if (complete) break;
+      // Nothing could move (new replicas failing checks hold the old ones): the next checks
+      // decide, one way or the other.
+      if (!changed && !ops_.pause(spec_.health.interval)) return ops_.abort();
+    }
+    if (Status s = monitor.verdict(ops_); !s.ok()) return rollFailed(target, round, s);
+
+    if (grow == &rec.candidate) {
+      rec.stable = std::move(rec.candidate);
+      rec.candidate.reset();
+    }
+    rec.stable->share = 100;
+    if (!from.empty() && from != target) rec.previous_version = from;
+    rec.rolling->done = true;
+    if (Status s = ops_.save(); !s.ok()) return s;
+    out->rounds = round;
+    out->took = Clock::now() - started_at;
+    return Status::Ok();
+  }
+
+  // Rollback after or during a rolling update: a rolling update back to the previous version,
+  // within the same bounds.
+  Status rollBackRolling(std::string* message) {
+    auto& rec = ops_.record();
+    const RollState st = *rec.rolling;
+    std::string target = spec_.previous_version;
+    if (target.empty()) target = st.from != spec_.version ? st.from : st.to;
+    if (target == spec_.version) target.clear();
+    if (target.empty() && rec.previous_version != spec_.version) target = rec.previous_version;
+    if (target.empty()) {
+      for (const auto* set : {&rec.stable, &rec.candidate}) {
+        if (*set && (*set)->version != spec_.version) target = (*set)->version;
+      }
+    }
+    if (target.empty()) {
+      *message = "nothing to roll back to: no version of " + spec_.service + " before " +
+                 spec_.version + " is known" +
+                 (rec.stable || rec.candidate ? "; " + running() + " keep running" : "");
+      return Status::Ok();
+    }
+    const RollingSpec bounds =
+        spec_.rolling ? *spec_.rolling : RollingSpec{st.max_unavailable, st.max_surge};
+    const int wanted = spec_.process ? spec_.process->replicas : st.replicas;
+    bool other_runs = false;
+    for (const auto* set : {&rec.stable, &rec.candidate}) {
+      if (*set && (*set)->version != target) other_runs = true;
+    }
+    if (other_runs) ops_.say("rolling back to " + target + " the way the rolling update came");
+    RollResult result;
+    if (Status s = rollTo(target, wanted, bounds, &result); !s.ok()) return s;
+    if (!other_runs && result.rounds == 0) {
+      *message = "nothing to roll back: " + target + " is the stable set (" +
+                 std::to_string(rec.stable->replicas.size()) +
+                 " replica(s)) and no replica of another version runs";
+      return Status::Ok();
+    }
+    *message = "rolled back to " + target + ": " + std::to_string(wanted) +
+               " replica(s) serving after " + std::to_string(result.rounds) + " round(s) over " +
+               seconds(result.took) + result.summary();
+    return Status::Ok();
+  }
+
   ServiceOps& ops_;
   const Spec& spec_;
 };
@@ -1563,6 +2169,8 @@ const char* stepName(ProcessStep step) {
       return "finalize";
     case ProcessStep::kRollback:
       return "rollback";
+    case ProcessStep::kRoll:
+      return "roll";
   }
   return "unknown";
 }
@@ -1618,6 +2226,9 @@ StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
         break;
       case ProcessStep::kRollback:
         s = runner.rollback(&message);
+        break;
+      case ProcessStep::kRoll:
+        s = runner.roll(&message);
         break;
     }
     if (ops.aborted()) {
@@ -1688,6 +2299,10 @@ common::Status ProcessDriver::recover(const LineSink& log) {
         continue;
       }
       say(service + ": re-adopted " + held);
+      if (rec.rolling && !rec.rolling->done) {
+        say(service + ": a rolling update to " + rec.rolling->to +
+            " was under way: roll again to finish it, or roll back");
+      }
       // HAProxy may have restarted (slots back at the placeholder) or be down; every step that
       // moves traffic attaches the slots again, so this is only a warning here.
       if (Status s = ops.attachAll(); !s.ok()) {

@@ -15,13 +15,35 @@
 //               "failure_threshold": 3},
 //    "metrics": {"error_rate_increase": 0.5, "latency_p95_ratio": 2.0, "min_requests": 20,
 //                "inconclusive": "wait" | "fail"} or null,
+//    "strategy": {"type": "rolling", "max_unavailable": 1, "max_surge": 1} or absent,
 //    "weight": 10,          // shift: percent of traffic for the new set
 //    "duration_ms": 30000}  // analyze / bake: how long to watch
+//
+// kRoll (the plan's rolling strategy) replaces whatever runs with process.replicas (N)
+// replicas of `version`, in rounds: up to max_surge (S) new replicas start beyond N, become
+// healthy (deploy's readiness rules), go into HAProxy at the per-server weight the old ones
+// have (all serving replicas share equally), then old replicas drain (~1 s), leave HAProxy and
+// stop, never so many that fewer than N - max_unavailable (U) replicas serve (alive, ready in
+// HAProxy, not draining, new ones passing their health checks). Health checks run on the new
+// replicas throughout: one failing holds the roll, more than failure_threshold failures in a row
+// fail it where it stands. One log line per round ("round 2: 2.0.0 3/4, 1.0.0 0/4 serving").
+// U >= 0, S >= 0, not both 0; U = 1, S = 1 when "strategy" is absent. Without a traffic config
+// HAProxy is skipped, the process bounds hold all the same. After a roll the new set is the
+// stable set: finalize has nothing to do, bake watches the stable set. A rollback after or
+// during a roll rolls back the same way (the previous version's replicas start and swap in
+// under the same bounds, the strategy from the spec or else the record's); deploy, shift and
+// finalize are refused while a roll is half done. Other steps ignore a non-rolling strategy.
 //
 // State directory (beside the stage records):
 //   <state-dir>/services/<service>.json
 //     {"stable": {"version", "replicas": [{"pid", "start_ticks", "port", "slot"}]},
-//      "candidate": {"version", "replicas": [...]}, "deployment": "<id>"}
+//      "candidate": {"version", "replicas": [...]}, "deployment": "<id>",
+//      "rolling": {"from", "to", "replicas", "max_unavailable", "max_surge", "weight", "done"}
+//                 or null}
+// While a roll is under way ("done": false) the stable and the candidate set hold the two
+// versions side by side, every replica in the set of its version, its "weight" > 0 once it
+// serves; the record is saved after every change, so recover(), a retried roll and a rollback
+// take over from any point. A deploy clears a finished roll.
 // Replicas are detached processes (own session) so they outlive an agent
 // restart; a restarted agent re-adopts the ones still alive (same pid and
 // start time) without restarting them.
@@ -38,7 +60,7 @@
 
 namespace flotilla::agent {
 
-enum class ProcessStep { kDeploy, kShift, kAnalyze, kBake, kFinalize, kRollback };
+enum class ProcessStep { kDeploy, kShift, kAnalyze, kBake, kFinalize, kRollback, kRoll };
 
 struct StepReport {
   Outcome outcome = Outcome::kFailed;  // kSucceeded, kFailed (verdict or error), kAborted

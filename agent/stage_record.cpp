@@ -63,7 +63,7 @@ bool isValidStageId(const std::string& id) {
   }
   std::string_view step = std::string_view(id).substr(slash + 1);
   for (std::string_view once : {"build", "apply", "verify", "rollback", "deploy", "bake",
-                                "finalize"}) {
+                                "finalize", "roll"}) {
     if (step == once) return true;
   }
   // Steps a sequence repeats carry their index: shift-3, analyze-4.

@@ -68,9 +68,9 @@ constexpr std::array<std::string_view, 4> kProcessFields = {"command", "replicas
                                                             "health_path"};
 constexpr std::array<std::string_view, 1> kTrafficFields = {"haproxy"};
 constexpr std::array<std::string_view, 2> kHaproxyFields = {"socket", "backend"};
-constexpr std::array<std::string_view, 4> kStrategyFields = {"type", "steps", "pause", "switch"};
-constexpr std::array<std::string_view, 2> kStrategyFieldsNotYet = {"max_unavailable",
-                                                                   "max_surge"};
+constexpr std::array<std::string_view, 6> kStrategyFields = {
+    "type", "steps", "pause", "switch", "max_unavailable", "max_surge"};
+constexpr std::array<std::string_view, 0> kStrategyFieldsNotYet = {};
 constexpr std::array<std::string_view, 2> kHealthFields = {"http", "metrics"};
 constexpr std::array<std::string_view, 4> kHttpHealthFields = {"path", "interval", "timeout",
                                                                "failure_threshold"};
@@ -287,6 +287,8 @@ class PlanReader {
   void readProcess(const Field& field, ProcessSpec* process);
   void readTraffic(const Field& field, std::optional<HaproxyTraffic>* haproxy);
   void readStrategy(const Field& field, const std::string& path, Strategy* strategy);
+  void readRolling(const Fields& fields, const Field& field, const std::string& path,
+                   Strategy* strategy);
   void readHealth(const Field& field, Health* health);
   std::optional<std::chrono::milliseconds> readDurationField(const Field& field,
                                                              const std::string& path,
@@ -399,12 +401,15 @@ void PlanReader::checkDriverFields(const Fields& fields, const Plan& plan) {
   // Moving a share of traffic needs something that splits it.
   if (plan.haproxy) return;
   std::optional<YAML::Mark> where;
-  if (plan.strategy.kind != StrategyKind::kAllAtOnce) {
+  auto splits = [](StrategyKind k) {
+    return k == StrategyKind::kCanary || k == StrategyKind::kBlueGreen;
+  };
+  if (splits(plan.strategy.kind)) {
     if (const Field* field = findField(fields, "strategy")) where = field->key.Mark();
   }
   for (size_t i = 0; !where && i < plan.waves.size(); ++i) {
     const auto& strategy = plan.waves[i].strategy;
-    if (strategy && strategy->kind != StrategyKind::kAllAtOnce) {
+    if (strategy && splits(strategy->kind)) {
       for (const auto& [name, mark] : wave_process_fields_) {
         if (name == "strategy#" + std::to_string(i)) where = mark;
       }
@@ -846,13 +851,18 @@ void PlanReader::readStrategy(const Field& field, const std::string& path, Strat
   } else if (*name == "blue_green") {
     strategy->kind = StrategyKind::kBlueGreen;
   } else if (*name == "rolling") {
-    problemAt(type->value, "strategy type \"rolling\" is not supported yet; use canary or "
-                           "blue_green");
+    strategy->kind = StrategyKind::kRolling;
+    readRolling(fields, field, path, strategy);
     return;
   } else {
     problemAt(type->value, "unknown strategy type " + quote(*name) +
-                               "; valid values: canary, blue_green");
+                               "; valid values: canary, blue_green, rolling");
     return;
+  }
+  for (std::string_view name : {"max_unavailable", "max_surge"}) {
+    if (const Field* f = findField(fields, name)) {
+      problemAt(f->key, path + "." + std::string(name) + " is for type: rolling");
+    }
   }
   bool stepped = strategy->kind == StrategyKind::kCanary;
   if (const Field* f = findField(fields, "switch")) {
@@ -893,6 +903,38 @@ void PlanReader::readStrategy(const Field& field, const std::string& path, Strat
     if (auto pause = readDurationField(*f, path + ".pause", 0ms, kMaxStepTimeout)) {
       strategy->pause = *pause;
     }
+  }
+}
+
+void PlanReader::readRolling(const Fields& fields, const Field& field, const std::string& path,
+                             Strategy* strategy) {
+  for (std::string_view name : {"steps", "pause", "switch"}) {
+    if (const Field* f = findField(fields, name)) {
+      problemAt(f->key, path + "." + std::string(name) + " is not used by type: rolling");
+    }
+  }
+  strategy->steps = {100};
+  // Zero is a valid bound here (never below the count, or never above it).
+  auto count = [&](std::string_view name, uint32_t* out) {
+    const Field* f = findField(fields, name);
+    if (f == nullptr) return;
+    auto text = readString(*f, path + "." + std::string(name));
+    if (!text) return;
+    bool zero = !text->empty() && text->size() <= 10 &&
+                text->find_first_not_of('0') == std::string::npos;
+    auto n = zero ? std::optional<uint32_t>(0) : parsePositiveCount(*text);
+    if (!n || *n > 64) {
+      problemAt(f->value, path + "." + std::string(name) + " must be an integer from 0 to 64, not " +
+                              quote(*text));
+      return;
+    }
+    *out = *n;
+  };
+  count("max_unavailable", &strategy->max_unavailable);
+  count("max_surge", &strategy->max_surge);
+  if (strategy->max_unavailable == 0 && strategy->max_surge == 0) {
+    problemAt(field.value, path + ": max_unavailable and max_surge cannot both be 0 (nothing "
+                           "could ever be replaced)");
   }
 }
 
@@ -1182,6 +1224,8 @@ const char* strategyName(StrategyKind s) {
       return "canary";
     case StrategyKind::kBlueGreen:
       return "blue_green";
+    case StrategyKind::kRolling:
+      return "rolling";
   }
   return "unknown";
 }

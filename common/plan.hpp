@@ -51,12 +51,15 @@ enum class StrategyKind {
   kAllAtOnce,  // no strategy given: the new set takes all traffic in one move
   kCanary,     // traffic moves in steps, analysed against the stable set after each
   kBlueGreen,  // a full new set, switched all at once (or in steps); old kept until the bake ends
+  kRolling,    // replicas replaced a few at a time within max_unavailable / max_surge
 };
 
 struct Strategy {
   StrategyKind kind = StrategyKind::kAllAtOnce;
   std::vector<uint32_t> steps;          // percentages, increasing, ending at 100
   std::chrono::milliseconds pause{0};   // analysis window after each step below 100
+  uint32_t max_unavailable = 1;         // rolling: replicas that may be out at once
+  uint32_t max_surge = 1;               // rolling: replicas over the count during the roll
 };
 
 struct HttpHealth {

@@ -76,14 +76,19 @@ std::chrono::milliseconds msAt(const Json& object, std::string_view key, const s
 }
 
 Json strategyToJson(const Strategy& s) {
-  return Json{{"kind", strategyName(s.kind)}, {"steps", s.steps}, {"pause_ms", s.pause.count()}};
+  return Json{{"kind", strategyName(s.kind)},
+              {"steps", s.steps},
+              {"pause_ms", s.pause.count()},
+              {"max_unavailable", s.max_unavailable},
+              {"max_surge", s.max_surge}};
 }
 
 Strategy strategyFromJson(const Json& json, const std::string& path) {
   Strategy s;
   const std::string kind = stringAt(json, "kind", path);
   bool known = false;
-  for (StrategyKind k : {StrategyKind::kAllAtOnce, StrategyKind::kCanary, StrategyKind::kBlueGreen}) {
+  for (StrategyKind k : {StrategyKind::kAllAtOnce, StrategyKind::kCanary, StrategyKind::kBlueGreen,
+                         StrategyKind::kRolling}) {
     if (kind == strategyName(k)) {
       s.kind = k;
       known = true;
@@ -98,6 +103,8 @@ Strategy strategyFromJson(const Json& json, const std::string& path) {
     s.steps.push_back(step.get<uint32_t>());
   }
   s.pause = msAt(json, "pause_ms", path);
+  s.max_unavailable = static_cast<uint32_t>(unsignedAt(json, "max_unavailable", path, 64));
+  s.max_surge = static_cast<uint32_t>(unsignedAt(json, "max_surge", path, 64));
   return s;
 }
 

@@ -113,6 +113,8 @@ const char* stepName(StepKind s) {
       return "bake";
     case StepKind::kFinalize:
       return "finalize";
+    case StepKind::kRoll:
+      return "roll";
   }
   return "unknown";
 }
@@ -157,6 +159,14 @@ std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave) {
     return out;
   }
   const common::Strategy& strategy = plan.strategyFor(wave);
+  if (strategy.kind == common::StrategyKind::kRolling) {
+    // The agent replaces the replicas in rounds; there is no second set to retire.
+    out.push_back({StepKind::kRoll, 100, {}});
+    if (wave < plan.waves.size() && plan.waves[wave].bake.count() > 0) {
+      out.push_back({StepKind::kBake, 100, plan.waves[wave].bake});
+    }
+    return out;
+  }
   out.push_back({StepKind::kDeploy, 0, {}});
   std::vector<uint32_t> weights = strategy.steps.empty() ? std::vector<uint32_t>{100}
                                                          : strategy.steps;
@@ -232,6 +242,8 @@ ClusterState inFlightState(StepKind step) {
       return ClusterState::kBaking;
     case StepKind::kFinalize:
       return ClusterState::kFinalizing;
+    case StepKind::kRoll:
+      return ClusterState::kDeploying;
   }
   return ClusterState::kBuilding;
 }
@@ -264,7 +276,9 @@ void dispatch(Deployment& d, size_t wave, ClusterProgress& c, StepKind step, int
   c.exit_code.reset();
   c.message.clear();
   // From here the cluster may run the new version: it is rolled back on the way back.
-  if (step == StepKind::kApply || step == StepKind::kDeploy) c.applied = true;
+  if (step == StepKind::kApply || step == StepKind::kDeploy || step == StepKind::kRoll) {
+    c.applied = true;
+  }
 
   fx.dispatches.push_back(makeDispatch(d, c));
   emit(fx, step == StepKind::kRollback ? "rollback.started" : "stage.started", d.waves[wave].name,
@@ -488,7 +502,8 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
 }
 
 // The agent's process driver spec (agent/process_driver.hpp documents it).
-std::string processSpecJson(const Deployment& d, const ClusterProgress& c, const StepSpec& spec) {
+std::string processSpecJson(const Deployment& d, const ClusterProgress& c, size_t wave,
+                            const StepSpec& spec) {
   const common::Plan& p = d.plan;
   json traffic = nullptr;
   if (p.haproxy) {
@@ -520,6 +535,12 @@ std::string processSpecJson(const Deployment& d, const ClusterProgress& c, const
               {"metrics", metrics},
               {"weight", spec.weight},
               {"duration_ms", spec.duration.count()}};
+  const common::Strategy& strategy = p.strategyFor(wave);
+  if (strategy.kind == common::StrategyKind::kRolling) {
+    out["strategy"] = {{"type", "rolling"},
+                       {"max_unavailable", strategy.max_unavailable},
+                       {"max_surge", strategy.max_surge}};
+  }
   return out.dump();
 }
 
@@ -551,7 +572,7 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
     // Analysis may watch up to four windows (three more when inconclusive).
     out.timeout_ms = static_cast<uint64_t>(
         std::max<int64_t>(d.plan.steps.timeout.count(), 4 * spec.duration.count() + 60000));
-    out.spec = processSpecJson(d, c, spec);
+    out.spec = processSpecJson(d, c, wave, spec);
   }
   out.env = {
       {"FLOTILLA_SERVICE", d.plan.service},
@@ -831,7 +852,7 @@ ClusterProgress clusterFromJson(const json& j) {
   c.name = j.at("name").get<std::string>();
   c.state = enumFromName<ClusterState>(j.at("state").get<std::string>(), clusterStateName, 15);
   if (!j.at("step").is_null()) {
-    c.step = enumFromName<StepKind>(j.at("step").get<std::string>(), stepName, 9);
+    c.step = enumFromName<StepKind>(j.at("step").get<std::string>(), stepName, 10);
   }
   c.step_index = j.at("step_index").get<int>();
   c.attempt = j.at("attempt").get<uint32_t>();

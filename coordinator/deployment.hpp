@@ -71,6 +71,7 @@ enum class StepKind {
   kAnalyze,   // process
   kBake,      // process
   kFinalize,  // process
+  kRoll,      // process, rolling strategy
 };
 
 // One forward step of a cluster's sequence, as the plan makes it.
@@ -82,7 +83,8 @@ struct StepSpec {
 
 // The forward steps every cluster of wave `wave` runs, in order:
 // script: build, apply, verify (empty ones left out);
-// process: deploy, then per strategy step shift (+ analyze below 100%), bake, finalize.
+// process: deploy, then per strategy step shift (+ analyze below 100%), bake, finalize;
+// rolling: roll, bake.
 std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave);
 
 const char* deploymentStateName(DeploymentState s);

@@ -55,6 +55,8 @@ schema::Step toWire(StepKind s) {
       return schema::Step::BAKE;
     case StepKind::kFinalize:
       return schema::Step::FINALIZE;
+    case StepKind::kRoll:
+      return schema::Step::ROLL;
   }
   return schema::Step::BUILD;
 }

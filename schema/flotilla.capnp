@@ -31,6 +31,7 @@ enum Step {
   analyze @6;   # process driver: compare new against stable for `durationMs`
   bake @7;      # process driver: watch health at 100% for `durationMs`
   finalize @8;  # process driver: retire the previous replicas
+  roll @9;      # process driver: replace replicas a few at a time (rolling strategy)
 }
 
 enum Outcome {
