@@ -314,6 +314,7 @@ TEST_F(AgentRestartCanaryTest, KilledDuringAnalysisReadoptsReplicasAndRollsBack)
   for (const auto& r : candidates) ASSERT_TRUE(alive(r)) << "2.0.0 pid " << r.pid;
   {
     json c = clusterOf(id, kKilled);
+    ASSERT_TRUE(c.is_object()) << deployment(id).dump(2);
     ASSERT_EQ(c.value("state", ""), "analyzing") << c.dump();
   }
   const std::string started_record = readFile(analysis_record);

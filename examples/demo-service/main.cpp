@@ -1,6 +1,7 @@
 // flotilla-demo-service: the command line, the HTTP wiring (cpp-httplib) and signal handling
 // around the behaviour in service.hpp.
 #include <httplib.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -163,6 +164,13 @@ int run(int argc, char** argv) {
   // Behind HAProxy's reused connections each answer would otherwise wait for a
   // delayed ACK (~20 ms), which latency analysis would then measure instead of the service.
   server.set_tcp_nodelay(true);
+  // cpp-httplib sets SO_REUSEPORT by default: a second replica (of another
+  // cluster on this host) could then bind the same port and share its
+  // connections. SO_REUSEADDR alone keeps quick restarts working.
+  server.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   // Every route, in one place.
   server.Get("/", [&](const httplib::Request&, httplib::Response& res) {
