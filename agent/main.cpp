@@ -21,10 +21,12 @@ int main(int argc, char** argv) {
   std::string heartbeat = "1s";
 
   CLI::App app{
-      "flotilla-agent: runs on one cluster, connects to the coordinator, and runs the build,\n"
-      "apply, verify and rollback steps it is sent, each exactly once: every step is recorded\n"
-      "in the state directory before it starts, and a repeated command is answered from that\n"
-      "record."};
+      "flotilla-agent: runs on one cluster, connects to the coordinator, and runs the steps it\n"
+      "is sent, each exactly once: every step is recorded in the state directory before it\n"
+      "starts, and a repeated command is answered from that record. Script plans run shell\n"
+      "commands (build, apply, verify, rollback); process plans run the service's replicas as\n"
+      "local processes and move traffic through HAProxy's runtime API (deploy, shift, analyze,\n"
+      "bake, finalize, roll, rollback). Replicas outlive an agent restart and are re-adopted."};
   app.set_version_flag("--version", std::string("flotilla-agent ") + agent::kAgentVersion);
   app.add_option("--cluster", options.cluster, "This cluster's name ([a-z0-9-], 1..63)")
       ->required();
