@@ -876,6 +876,37 @@ TEST_F(CanaryTest, BlueGreenSwitch) {
   for (const auto& p : demoProcesses()) EXPECT_EQ(p.version, "2.0.0") << describe(demoProcesses());
 }
 
+// Rolling through the coordinator: one `roll` step per cluster replaces the replicas a few
+// at a time; traffic never fails and only the new version is left.
+TEST_F(CanaryTest, RollingUpdate) {
+  ASSERT_NO_FATAL_FAILURE(startClusters(kTwoClusters));
+  ASSERT_NO_FATAL_FAILURE(deployBaseline());
+  ASSERT_NO_FATAL_FAILURE(startTraffic());
+  const std::string id = submitPlan(
+      "rolling.yaml",
+      release("2.0.0").withStrategy("{type: rolling, max_unavailable: 1, max_surge: 1}"));
+  ASSERT_FALSE(id.empty());
+  CommandResult wait = cli({"wait", id, "--timeout", "60s"});
+  auto answers = stopTraffic();
+  EXPECT_EQ(wait.exit_code, 0) << wait.out << wait.err << deployment(id).dump(2);
+
+  const json ev = events(id);
+  for (const auto& c : kTwoClusters) {
+    SCOPED_TRACE(c.name);
+    Tally whole = tally(answers[c.name]);
+    EXPECT_EQ(whole.failed, 0u) << whole.describe();
+    EXPECT_EQ(stepEvents(ev, "stage.started", c.name, "roll").size(), 1u) << ev.dump(1);
+    EXPECT_TRUE(stepEvents(ev, "stage.started", c.name, "shift").empty()) << ev.dump(1);
+    expectOnlyVersion(c.name, "2.0.0");
+    json record = serviceRecord(c.name);
+    EXPECT_EQ(record["stable"].value("version", ""), "2.0.0") << record.dump(2);
+    for (const auto& r : baseline_replicas_[c.name]) {
+      EXPECT_FALSE(replicaAlive(r)) << "1.0.0 replica pid " << r.pid << " still runs";
+    }
+  }
+  for (const auto& p : demoProcesses()) EXPECT_EQ(p.version, "2.0.0") << describe(demoProcesses());
+}
+
 // A trigger during the bake switches back to the old set, which never stopped: no request
 // fails on the way there or back.
 TEST_F(CanaryTest, BlueGreenSwitchesBackOnBakeTrigger) {
