@@ -77,7 +77,7 @@ enum class StepKind {
 // One forward step of a cluster's sequence, as the plan makes it.
 struct StepSpec {
   StepKind kind = StepKind::kApply;
-  uint32_t weight = 100;                   // shift: percent of traffic on the new version
+  uint32_t weight = 100;                  // shift: percent of traffic on the new version
   std::chrono::milliseconds duration{0};  // analyze, bake
 };
 
@@ -192,7 +192,7 @@ struct Context {
   const Registry& registry;
   common::SystemTime now;
   // The version each cluster runs for this service before the deployment reaches it.
-  std::map<std::string, std::string> current_versions;
+  const std::map<std::string, std::string>& current_versions;
 };
 
 enum class ResultOutcome { kSucceeded, kFailed, kTimedOut, kAborted, kUnknown, kRefused };

@@ -216,17 +216,18 @@ void Engine::handleProgress(const std::string& identity, schema::StageProgress::
     metrics_.frameDropped("unknown_deployment");
     return;
   }
-  registry_.touch(identity, registry_.find(identity) ? registry_.find(identity)->epoch : 0,
-                  clock_.now(), clock_.wallNow());
+  // Output is a sign of life like a heartbeat.
+  if (const AgentInfo* agent = registry_.find(identity)) {
+    registry_.touch(identity, agent->epoch, clock_.now(), clock_.wallNow());
+  }
   std::string stage = toStd(ref.getStageId());
-  ClusterProgress* c = it->second.findCluster(identity);
+  size_t wave = 0;
+  ClusterProgress* c = it->second.findCluster(identity, &wave);
   if (c == nullptr || c->stageId() != stage) {
     metrics_.frameDropped("unknown_stage");
     return;
   }
   std::vector<Event> events;
-  size_t wave = 0;
-  it->second.findCluster(identity, &wave);
   std::string step = c->step ? stepName(*c->step) : "";
   for (auto line : msg.getLines()) {
     if (events.size() >= kMaxLinesPerProgress) break;
@@ -327,14 +328,11 @@ StatusOr<std::string> Engine::submit(common::Plan plan) {
   std::string id = plan.service + "-" + std::to_string(*seq);
   Effects fx;
   Deployment d = newDeployment(id, std::move(plan), clock_.wallNow(), fx);
-  auto releases = store_.releases(d.plan.service);
+  auto releases = releasesFor(d.plan.service);
   if (!releases.ok()) return releases.status();
-  Context ctx{registry_, clock_.wallNow(), *releases};
+  Context ctx{registry_, clock_.wallNow(), **releases};
   advance(d, ctx, fx);
-  std::vector<StoredEvent> written;
-  Status s =
-      store_.commit(d, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()), &written);
-  metrics_.commit(s.ok());
+  Status s = commitAndRemember(d, fx);
   if (!s.ok()) return s;
   metrics_.deploymentSubmitted();
   spdlog::info("deployment {} accepted: {} {}", id, d.plan.service, d.plan.version);
@@ -374,16 +372,15 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
 Status Engine::mutate(const std::string& id, const Mutation& fn) {
   auto it = deployments_.find(id);
   if (it == deployments_.end()) return Status::NotFound("no deployment named " + id);
-  auto releases = store_.releases(it->second.plan.service);
+  auto releases = releasesFor(it->second.plan.service);
   if (!releases.ok()) return releases.status();
-  Context ctx{registry_, clock_.wallNow(), *releases};
+  Context ctx{registry_, clock_.wallNow(), **releases};
   Deployment next = it->second;
   Effects fx;
   Status s = fn(next, ctx, fx);
   if (!s.ok()) return s;
   if (!fx.changed) return Status::Ok();
-  s = store_.commit(next, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()));
-  metrics_.commit(s.ok());
+  s = commitAndRemember(next, fx);
   if (!s.ok()) {
     // Nothing was sent and memory still holds the last durable state; the
     // retry in tick() tries again.
@@ -393,6 +390,33 @@ Status Engine::mutate(const std::string& id, const Mutation& fn) {
   it->second = std::move(next);
   deliver(it->second, fx);
   if (listener_) listener_(id);
+  return Status::Ok();
+}
+
+StatusOr<const std::map<std::string, std::string>*> Engine::releasesFor(
+    const std::string& service) {
+  auto it = releases_.find(service);
+  if (it == releases_.end()) {
+    auto stored = store_.releases(service);
+    if (!stored.ok()) return stored.status();
+    it = releases_.emplace(service, std::move(stored).value()).first;
+  }
+  return &it->second;
+}
+
+Status Engine::commitAndRemember(Deployment& d, const Effects& fx) {
+  Status s = store_.commit(d, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()));
+  metrics_.commit(s.ok());
+  if (!s.ok()) return s;
+  for (const auto& r : fx.releases) {
+    auto it = releases_.find(r.service);
+    if (it == releases_.end()) continue;  // not cached yet: the next read loads it whole
+    if (r.version.empty()) {
+      it->second.erase(r.cluster);
+    } else {
+      it->second[r.cluster] = r.version;
+    }
+  }
   return Status::Ok();
 }
 

@@ -81,6 +81,11 @@ class Engine {
   // After an agent (re)registers: answer what it finished, resend what it never got.
   void reconcileAgent(const std::string& cluster, const std::map<std::string, bool>& held_running);
   void applyAgentResult(const std::string& cluster, const StageResult& r);
+  // Versions live per cluster for a service: read from the store once, then
+  // kept in step with every commit, so the message loop does not scan RocksDB.
+  common::StatusOr<const std::map<std::string, std::string>*> releasesFor(
+      const std::string& service);
+  common::Status commitAndRemember(Deployment& d, const Effects& fx);
   void publishGauges();
   void publishAgents();
 
@@ -91,6 +96,7 @@ class Engine {
   EngineOptions options_;
   uint64_t epoch_ = 0;
   Registry registry_;
+  std::map<std::string, std::map<std::string, std::string>> releases_;  // service -> cluster
   std::map<std::string, Deployment> deployments_;  // unfinished ones, plus finished ones whose
                                                    // stages may still answer
   CommitListener listener_;

@@ -30,6 +30,7 @@ struct Sent {
   std::string stage;  // for commands and aborts
   uint32_t attempt = 0;
   uint64_t epoch = 0;
+  std::string previous_version;  // FLOTILLA_PREVIOUS_VERSION of a command
 };
 
 class RecordingOutbox : public Outbox {
@@ -40,11 +41,16 @@ class RecordingOutbox : public Outbox {
     auto decoded = common::DecodedEnvelope::decode(frame.data(), frame.size());
     ASSERT_TRUE(decoded.ok());
     auto env = (*decoded)->root();
-    Sent s{cluster, env.which(), "", 0, 0};
+    Sent s{cluster, env.which(), "", 0, 0, ""};
     if (env.isStageCommand()) {
       s.stage = common::toStd(env.getStageCommand().getRef().getStageId());
       s.attempt = env.getStageCommand().getRef().getAttempt();
       s.epoch = env.getStageCommand().getEpoch();
+      for (auto kv : env.getStageCommand().getEnv()) {
+        if (common::toStd(kv.getKey()) == "FLOTILLA_PREVIOUS_VERSION") {
+          s.previous_version = common::toStd(kv.getValue());
+        }
+      }
     } else if (env.isAbort()) {
       s.stage = common::toStd(env.getAbort().getRef().getStageId());
       s.attempt = env.getAbort().getRef().getAttempt();
@@ -276,6 +282,34 @@ TEST_F(EngineTest, SilentAgentIsLostAndTheDeploymentRollsBack) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->state, DeploymentState::kFailed);
   EXPECT_EQ(d->rollback_failed, std::vector<std::string>{"prod-eu-1"});
+}
+
+TEST_F(EngineTest, NextDeploymentSeesTheVersionTheLastOneLeft) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto first = engine_->submit(twoWaves());
+  ASSERT_TRUE(first.ok());
+  result("staging-eu", *first, "staging-eu/apply");
+  result("prod-eu-1", *first, "prod-eu-1/apply");
+  common::Plan next = twoWaves();
+  next.version = "3.0.0";
+  auto second = engine_->submit(next);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(outbox_.sent.back().which, schema::Envelope::STAGE_COMMAND);
+  EXPECT_EQ(outbox_.sent.back().previous_version, "2.0.0");
+  // And a rollback of it puts the cluster back on 2.0.0, also for the deployment after.
+  result("staging-eu", *second, "staging-eu/apply");
+  ASSERT_TRUE(engine_->act(*second, Action::kRollback, "").ok());
+  result("prod-eu-1", *second, "prod-eu-1/apply", schema::Outcome::ABORTED);
+  result("prod-eu-1", *second, "prod-eu-1/rollback");  // newest wave first
+  result("staging-eu", *second, "staging-eu/rollback");
+  ASSERT_EQ(stored(*second), DeploymentState::kRolledBack);
+  auto third = engine_->submit(next);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(outbox_.sent.back().previous_version, "2.0.0");
+  auto stored = store_->releases("checkout");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->at("staging-eu"), "2.0.0");
 }
 
 TEST_F(EngineTest, OperatorActionsOnUnknownIdsAreNotFound) {
