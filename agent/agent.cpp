@@ -9,6 +9,7 @@
 
 #include <atomic>
 
+#include "common/failpoint.hpp"
 #include "common/time_format.hpp"
 
 namespace flotilla::agent {
@@ -278,6 +279,7 @@ void Agent::onFrame(const zmq::message_t& frame) {
       case schema::Envelope::HEARTBEAT:
       case schema::Envelope::STAGE_PROGRESS:
       case schema::Envelope::STAGE_RESULT:
+      case schema::Envelope::ALERT:
         break;
     }
     ++dropped_frames_;
@@ -330,7 +332,20 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     spdlog::warn("dropped a command with a bad id: {}", key.toString());
     return;
   }
-  if (!acceptEpoch(msg.getEpoch(), "a command")) return;
+  if (!acceptEpoch(msg.getEpoch(), "a command")) {
+    // Answered, so a sender stuck in the past learns it; not recorded, so this run's copy of
+    // the same stage is still run (or answered from the record) when it comes.
+    StageRecord refused;
+    refused.key = key;
+    refused.state = RecordState::kFinished;
+    refused.outcome = Outcome::kRefused;
+    refused.message = "command from coordinator epoch " + std::to_string(msg.getEpoch()) +
+                      ", older than epoch " + std::to_string(records_->highestEpoch()) +
+                      " already seen: not run";
+    refused.started_ms = refused.finished_ms = nowMs();
+    sendResult(refused, msg.getEpoch());
+    return;
+  }
   if (running_.count(key)) return;  // a repeat while it runs: the result will follow
   if (auto existing = records_->find(key)) {
     // Already ran (or was interrupted): answer from the record, never run twice.
@@ -361,6 +376,9 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     sendResult(record, msg.getEpoch());
     return;
   }
+  // Crash test: the record says "started" and nothing runs yet; after a restart the step must
+  // be reported unknown, not run.
+  FLOTILLA_FAILPOINT("agent.after_record_started_before_spawn");
   if (processStep(msg)) {
     startProcessStep(key, msg, record);
     return;
@@ -419,7 +437,14 @@ void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader m
       }
       wakeLoop();
     };
-    work->report = driver->run(step, spec, work->cancel, sink);
+    auto alerts = [&work](const AlertReport& alert) {
+      {
+        std::lock_guard<std::mutex> lock(work->mu);
+        work->alerts.push_back(alert);
+      }
+      wakeLoop();
+    };
+    work->report = driver->run(step, spec, work->cancel, sink, alerts);
     work->done = true;
     wakeLoop();
   });
@@ -501,11 +526,14 @@ void Agent::keepLines(Running& run, std::vector<std::string>& lines) {
 
 bool Agent::pollWork(const StageKey& key, Running& run, Clock::time_point now) {
   std::vector<std::string> lines;
+  std::vector<AlertReport> alerts;
   {
     std::lock_guard<std::mutex> lock(run.work->mu);
     lines.swap(run.work->lines);
+    alerts.swap(run.work->alerts);
   }
   keepLines(run, lines);
+  for (const AlertReport& alert : alerts) sendAlert(run.record.key, alert);
   flushOutput(run, false);
   if (!run.timed_out && !run.aborted && now >= run.deadline) {
     run.timed_out = true;
@@ -517,8 +545,10 @@ bool Agent::pollWork(const StageKey& key, Running& run, Clock::time_point now) {
   {
     std::lock_guard<std::mutex> lock(run.work->mu);
     lines.swap(run.work->lines);
+    alerts.swap(run.work->alerts);
   }
   keepLines(run, lines);
+  for (const AlertReport& alert : alerts) sendAlert(run.record.key, alert);
   flushOutput(run, true);
   const StepReport& report = run.work->report;
   if (run.timed_out && report.outcome != Outcome::kSucceeded) {
@@ -578,6 +608,8 @@ bool Agent::pollScript(const StageKey& key, Running& run, Clock::time_point now)
 }
 
 void Agent::finish(Running& run, Outcome outcome, int exit_code, const std::string& message) {
+  // Crash test: the step ended but the record still says "started".
+  FLOTILLA_FAILPOINT("agent.after_child_exit_before_record");
   run.record.state = RecordState::kFinished;
   run.record.outcome = outcome;
   run.record.exit_code = exit_code;
@@ -589,6 +621,8 @@ void Agent::finish(Running& run, Outcome outcome, int exit_code, const std::stri
     // restart the "started" record makes the step "unknown", not re-run.
     spdlog::error("cannot record the end of {}: {}", run.record.key.toString(), s.toString());
   }
+  // Crash test: recorded, not reported; the result must reach the coordinator from the record.
+  FLOTILLA_FAILPOINT("agent.after_record_before_result");
   spdlog::info("stage {} {}: {}", run.record.key.toString(), outcomeName(outcome),
                run.record.message);
   sendResult(run.record, epoch_);
@@ -660,6 +694,20 @@ void Agent::sendResult(const StageRecord& r, uint64_t epoch) {
   res.setExitCode(r.exit_code);
   res.setMessage(r.message);
   res.setDurationMs(static_cast<uint64_t>(std::max<int64_t>(0, r.finished_ms - r.started_ms)));
+  send(message);
+}
+
+void Agent::sendAlert(const StageKey& key, const AlertReport& alert) {
+  capnp::MallocMessageBuilder message;
+  auto a = message.initRoot<schema::Envelope>().initAlert();
+  setRef(a.initRef(), key);
+  a.setEpoch(epoch_);
+  a.setRule(alert.rule);
+  a.setValue(alert.value);
+  a.setThreshold(alert.threshold);
+  a.setBaseline(alert.baseline);
+  a.setVersion(alert.version);
+  a.setMessage(alert.message);
   send(message);
 }
 

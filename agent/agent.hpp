@@ -55,6 +55,7 @@ class Agent {
     std::atomic<bool> done{false};
     std::mutex mu;
     std::vector<std::string> lines;  // guarded by mu
+    std::vector<AlertReport> alerts;  // guarded by mu
     StepReport report;               // written before done is set
     std::thread thread;
   };
@@ -87,6 +88,7 @@ class Agent {
   void sendRegister();
   void sendHeartbeat();
   void sendResult(const StageRecord& r, uint64_t epoch);
+  void sendAlert(const StageKey& key, const AlertReport& alert);
   void flushOutput(Running& run, bool force);
   void pollChildren();
   // Collects a running step's output; returns true once it has ended (and was reported).

@@ -33,14 +33,16 @@
 #include <utility>
 
 #include "agent/analysis.hpp"
+#include "agent/prometheus.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
-#include "agent/http_probe.hpp"
+#include "common/http_client.hpp"
 
 extern char** environ;
 
 namespace flotilla::agent {
 
+using common::httpGet;
 using common::Status;
 using common::StatusOr;
 using nlohmann::json;
@@ -60,6 +62,12 @@ constexpr auto kKillWait = 2s;          // SIGKILL to giving up
 constexpr auto kExitPoll = 50ms;
 constexpr auto kHaproxyTimeout = 2000ms;
 constexpr int kMaxInconclusiveExtensions = 3;
+// During a bake with alerts, the watched set's metrics are judged in slices of a quarter of the
+// bake, within these bounds.
+constexpr auto kMinAlertSlice = 1s;
+constexpr auto kMaxAlertSlice = 30s;
+// A Prometheus query may take longer than a health check's timeout allows.
+constexpr auto kMinQueryTimeout = 2s;
 constexpr int kMaxReplicas = 256;          // HAProxy slots are the real bound
 constexpr int kMaxServerWeight = 256;      // HAProxy's limit
 constexpr double kWeightPerPercent = 2.5;  // 100% on one server = 250, under the limit
@@ -94,6 +102,7 @@ struct HealthSpec {
 struct MetricsSpec {
   AnalysisConfig config;
   bool wait_when_inconclusive = true;
+  std::optional<PrometheusSource> prometheus;  // absent: scrape the replicas' /metrics
 };
 
 // "strategy": {"type": "rolling", ...}: the bounds of a rolling update (and of its rollback).
@@ -112,6 +121,7 @@ struct Spec {
   std::optional<TrafficSpec> traffic;
   HealthSpec health;
   std::optional<MetricsSpec> metrics;
+  std::optional<AlertConfig> alerts;
   std::optional<RollingSpec> rolling;  // always set for a roll step (the defaults when absent)
   int weight = -1;
   Millis duration{0};
@@ -282,7 +292,33 @@ StatusOr<Spec> parseSpec(ProcessStep step, const std::string& text,
     r.check(inconclusive == "wait" || inconclusive == "fail",
             "metrics.inconclusive must be \"wait\" or \"fail\"");
     ms.wait_when_inconclusive = inconclusive != "fail";
+    const std::string source = r.str(*m, "source", "metrics.", false, "scrape");
+    r.check(source == "scrape" || source == "prometheus",
+            "metrics.source must be \"scrape\" or \"prometheus\"");
+    if (source == "prometheus") {
+      PrometheusSource ps;
+      ps.url = r.str(*m, "prometheus", "metrics.", true);
+      r.check(ps.url.rfind("http://", 0) == 0 || ps.url.rfind("https://", 0) == 0,
+              "metrics.prometheus must be an http(s) URL");
+      if (const json* q = r.object(*m, "queries", "metrics.")) {
+        ps.request_rate = r.str(*q, "request_rate", "metrics.queries.", true);
+        ps.error_rate = r.str(*q, "error_rate", "metrics.queries.", true);
+        ps.latency_p95 = r.str(*q, "latency_p95", "metrics.queries.", true);
+      } else {
+        r.check(false, "metrics.queries is missing");
+      }
+      ms.prometheus = ps;
+    }
     spec.metrics = ms;
+  }
+
+  if (const json* a = r.object(doc, "alerts", "")) {
+    AlertConfig ac;
+    ac.error_rate = r.number(*a, "error_rate", "alerts.", 0, ac.error_rate);
+    ac.latency_p95_ratio = r.number(*a, "latency_p95_ratio", "alerts.", 0, ac.latency_p95_ratio);
+    ac.cpu = r.number(*a, "cpu", "alerts.", 0, ac.cpu);
+    ac.memory = r.number(*a, "memory", "alerts.", 0, ac.memory);
+    spec.alerts = ac;
   }
 
   // The strategy matters to a roll, and to a rollback that goes back the way a roll came. Other
@@ -1230,13 +1266,18 @@ struct Reading {
 
 using SetReading = std::map<int, Reading>;  // by port
 
-SetReading readSet(ServiceOps& ops, const ReplicaSet& set, Millis timeout) {
+// Scrapes every replica's /metrics (unless `scrape` is false: Prometheus does it) and reads its
+// /proc counters.
+SetReading readSet(ServiceOps& ops, const ReplicaSet& set, Millis timeout, bool scrape = true) {
   SetReading out;
   for (const Replica& r : set.replicas) {
     Reading reading;
-    auto reply = httpGet(url(r.port, "/metrics"), timeout);
+    auto reply = scrape ? httpGet(url(r.port, "/metrics"), timeout)
+                        : StatusOr<common::HttpReply>(Status::NotFound(""));
     reading.at = Clock::now();
-    if (!reply.ok()) {
+    if (!scrape) {
+      // Only /proc below.
+    } else if (!reply.ok()) {
       ops.say("scrape of " + endpoint(r.port) + " failed: " + reply.status().message());
     } else if (reply->status != 200) {
       ops.say("scrape of " + endpoint(r.port) + " failed: HTTP " + std::to_string(reply->status));
@@ -1315,7 +1356,8 @@ std::string describe(const std::string& version, const SetWindow& w) {
 
 class StepRunner {
  public:
-  StepRunner(ServiceOps& ops, const Spec& spec) : ops_(ops), spec_(spec) {}
+  StepRunner(ServiceOps& ops, const Spec& spec, const AlertSink& alerts)
+      : ops_(ops), spec_(spec), alerts_(alerts) {}
 
   Status deploy(std::string* message) {
     ops_.useTraffic(spec_.traffic);
@@ -1382,18 +1424,18 @@ class StepRunner {
     const ReplicaSet candidate = *watched;
     const ReplicaSet stable = *rec.stable;
     HealthWatch health(ops_, candidate, spec_.health, spec_.health.interval);
-    const SetReading cand_before = readSet(ops_, candidate, spec_.health.timeout);
-    const SetReading stable_before = readSet(ops_, stable, spec_.health.timeout);
+    const SetReading cand_before = readSet(ops_, candidate, spec_.health.timeout, scrapes());
+    const SetReading stable_before = readSet(ops_, stable, spec_.health.timeout, scrapes());
     const auto started = Clock::now();
 
     for (int extension = 0;; ++extension) {
       if (Status s = health.watch(spec_.duration); !s.ok()) return s;
-      const SetWindow cand =
-          windowOf(ops_, cand_before, readSet(ops_, candidate, spec_.health.timeout));
-      const SetWindow base =
-          windowOf(ops_, stable_before, readSet(ops_, stable, spec_.health.timeout));
+      // Each verdict covers everything since the step began, extensions included.
+      const SetWindow cand = measure(candidate, cand_before, started, nullptr);
+      const SetWindow base = measure(stable, stable_before, started, nullptr);
       ops_.say("window " + seconds(Clock::now() - started) + ": " +
                describe(candidate.version, cand) + "; " + describe(stable.version, base));
+      raiseAlerts(candidate, cand, &base);
       const AnalysisResult result = agent::analyze(cand.stats, base.stats, spec_.metrics->config);
       std::string crossed;
       for (const Finding& f : result.findings) {
@@ -1439,7 +1481,97 @@ class StepRunner {
     }
     // The workflow's "intense monitoring" after 100%: twice as often as during the rollout.
     const Millis interval = std::max<Millis>(spec_.health.interval / 2, 1ms);
-    return healthOnly(*watched, interval, message);
+    if (!spec_.alerts) return healthOnly(*watched, interval, message);
+
+    // With alerts, the watched set's metrics are also read in slices of the bake, each slice
+    // checked against the alert thresholds (latency against the stable set, if one still runs).
+    const ReplicaSet set = *watched;
+    std::optional<ReplicaSet> stable;
+    if (rec.stable && rec.stable->version != set.version) stable = *rec.stable;
+    HealthWatch health(ops_, set, spec_.health, interval);
+    const Clock::duration slice =
+        std::clamp<Clock::duration>(spec_.duration / 4, kMinAlertSlice, kMaxAlertSlice);
+    const auto end = Clock::now() + spec_.duration;
+    SetReading before = readSet(ops_, set, spec_.health.timeout, scrapes());
+    SetReading stable_before;
+    if (stable) stable_before = readSet(ops_, *stable, spec_.health.timeout, scrapes());
+    auto since = Clock::now();
+    while (Clock::now() < end) {
+      const auto left = end - Clock::now();
+      if (Status s = health.watch(std::min<Clock::duration>(slice, left)); !s.ok()) return s;
+      SetReading after;
+      SetReading stable_after;
+      const SetWindow w = measure(set, before, since, &after);
+      if (stable) {
+        const SetWindow base = measure(*stable, stable_before, since, &stable_after);
+        raiseAlerts(set, w, &base);
+      } else {
+        raiseAlerts(set, w, nullptr);
+      }
+      ops_.say("bake " + describe(set.version, w));
+      before = std::move(after);
+      stable_before = std::move(stable_after);
+      since = Clock::now();
+    }
+    *message = std::to_string(set.replicas.size()) + " replica(s) of " + set.version +
+               " passed " + std::to_string(health.checks()) + " health checks over " +
+               seconds(spec_.duration) +
+               (alerted_.empty() ? "" : " (" + std::to_string(alerted_.size()) + " alert(s))");
+    return Status::Ok();
+  }
+
+  // Whether metrics come from scraping the replicas (or from Prometheus).
+  bool scrapes() const { return !spec_.metrics || !spec_.metrics->prometheus; }
+
+  // The set's figures since `since`, from the readings taken then (`before`): /proc always,
+  // request figures from a second scrape or from Prometheus. The new readings go to `after`.
+  SetWindow measure(const ReplicaSet& set, const SetReading& before, Clock::time_point since,
+                    SetReading* after) {
+    SetReading now = readSet(ops_, set, spec_.health.timeout, scrapes());
+    SetWindow w = windowOf(ops_, before, now);
+    if (!scrapes()) {
+      std::vector<int> ports;
+      for (const Replica& r : set.replicas) ports.push_back(r.port);
+      const Millis window = std::chrono::duration_cast<Millis>(Clock::now() - since);
+      auto stats = queryWindow(*spec_.metrics->prometheus, ports, set.version, window,
+                               std::max<Millis>(spec_.health.timeout, kMinQueryTimeout));
+      if (stats.ok()) {
+        w.stats = *stats;
+        w.replicas = set.replicas.size();
+      } else {
+        // No figures is too little data: inconclusive, never a pass.
+        ops_.say("Prometheus: " + stats.status().message());
+        w.stats = WindowStats{};
+        w.stats.window = window;
+        w.replicas = 0;
+      }
+    }
+    if (after != nullptr) *after = std::move(now);
+    return w;
+  }
+
+  // Checks the plan's alert thresholds on one window of `set`; each rule is raised at most
+  // once a step (an event and a webhook each time would page people every window).
+  void raiseAlerts(const ReplicaSet& set, const SetWindow& w, const SetWindow* baseline) {
+    if (!spec_.alerts) return;
+    std::optional<double> cpu;
+    if (w.cpu && !set.replicas.empty()) cpu = *w.cpu / static_cast<double>(set.replicas.size());
+    std::optional<double> memory;
+    if (w.rss_bytes > 0) {
+      if (auto total = totalMemoryBytes(); total.ok() && *total > 0) {
+        memory = static_cast<double>(w.rss_bytes) / static_cast<double>(*total);
+      }
+    }
+    const std::vector<Finding> found =
+        checkAlerts(w.stats, baseline != nullptr ? &baseline->stats : nullptr, *spec_.alerts, cpu,
+                    memory);
+    for (const Finding& f : found) {
+      if (!alerted_.insert(f.rule).second) continue;
+      ops_.say("alert: " + set.version + ": " + f.message);
+      if (alerts_) {
+        alerts_(AlertReport{f.rule, f.canary, f.threshold, f.baseline, set.version, f.message});
+      }
+    }
   }
 
   Status finalize(std::string* message) {
@@ -2153,6 +2285,8 @@ class StepRunner {
 
   ServiceOps& ops_;
   const Spec& spec_;
+  const AlertSink& alerts_;
+  std::set<std::string> alerted_;  // rules already raised in this step
 };
 
 const char* stepName(ProcessStep step) {
@@ -2181,7 +2315,8 @@ ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster)
     : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)) {}
 
 StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
-                              const std::atomic<bool>& cancel, const LineSink& log) {
+                              const std::atomic<bool>& cancel, const LineSink& log,
+                              const AlertSink& alerts) {
   StepReport report;
   try {
     auto spec = parseSpec(step, spec_json, cluster_);
@@ -2205,7 +2340,7 @@ StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
       report.message = "cannot read the record of " + spec->service + ": " + s.message();
       return report;
     }
-    StepRunner runner(ops, *spec);
+    StepRunner runner(ops, *spec, alerts);
     std::string message;
     Status s;
     switch (step) {

@@ -14,7 +14,13 @@
 //    "health": {"path": "/health", "interval_ms": 2000, "timeout_ms": 1000,
 //               "failure_threshold": 3},
 //    "metrics": {"error_rate_increase": 0.5, "latency_p95_ratio": 2.0, "min_requests": 20,
-//                "inconclusive": "wait" | "fail"} or null,
+//                "inconclusive": "wait" | "fail",
+//                "source": "scrape" | "prometheus",         // absent: scrape
+//                "prometheus": "http://127.0.0.1:9090",      // source prometheus only
+//                "queries": {"request_rate": "...", "error_rate": "...", "latency_p95": "..."}}
+//               or null,   (PromQL with {instances}, {window}, {version}: agent/prometheus.hpp)
+//    "alerts": {"error_rate": 0.05, "latency_p95_ratio": 2.0, "cpu": 0.9, "memory": 0.9}
+//              or null,    (checked at every analysis window and during bake; AlertSink)
 //    "strategy": {"type": "rolling", "max_unavailable": 1, "max_surge": 1} or absent,
 //    "weight": 10,          // shift: percent of traffic for the new set
 //    "duration_ms": 30000}  // analyze / bake: how long to watch
@@ -70,6 +76,17 @@ struct StepReport {
 // Output lines as the step goes (thread-safe callback, called from the step's thread).
 using LineSink = std::function<void(const std::string& line)>;
 
+// A crossed alert threshold (the spec's "alerts"), raised once per rule and step.
+struct AlertReport {
+  std::string rule;  // "error_rate", "latency_p95", "cpu", "memory"
+  double value = 0;
+  double threshold = 0;
+  double baseline = 0;  // 0 when the rule has none
+  std::string version;  // the version measured
+  std::string message;
+};
+using AlertSink = std::function<void(const AlertReport& alert)>;
+
 class ProcessDriver {
  public:
   // `state_dir`: the agent's state directory; `cluster`: for {cluster} in paths.
@@ -82,8 +99,9 @@ class ProcessDriver {
   // Runs one step to the end. Blocking: the agent calls it on a worker
   // thread. `cancel` becomes true when the coordinator aborts the step; the
   // step then stops as soon as it safely can and reports kAborted.
+  // Alerts found while the step watches go to `alerts` (from the step's thread).
   StepReport run(ProcessStep step, const std::string& spec_json, const std::atomic<bool>& cancel,
-                 const LineSink& log);
+                 const LineSink& log, const AlertSink& alerts = {});
 
  private:
   std::string state_dir_;

@@ -361,7 +361,7 @@ void printTable(const std::vector<Row>& rows, bool summary) {
   if (summary) {
     // One tab-separated line a metric, tagged for bench/run.
     for (const auto& r : rows) {
-      std::printf("BENCH\t%s\t%s\t%zu\t%.0f\t%.0f\t%.0f\n", kName, r.metric.c_str(),
+      std::printf("BENCH\t%s\t%s\t%zu\t%.0f\t%.0f\t%.0f\n", kName, (r.metric + " (ms)").c_str(),
                   r.values.size(), *std::min_element(r.values.begin(), r.values.end()),
                   median(r.values), *std::max_element(r.values.begin(), r.values.end()));
     }

@@ -36,7 +36,7 @@ StatusOr<std::unique_ptr<DecodedEnvelope>> DecodedEnvelope::decode(const void* d
     // Walks every pointer once: a malformed frame throws here, not later in a handler.
     (void)out->root_.totalSize();
     if (static_cast<unsigned>(out->root_.which()) >
-        static_cast<unsigned>(schema::Envelope::ABORT)) {
+        static_cast<unsigned>(schema::Envelope::ALERT)) {
       return Status::Corruption("unknown message type " +
                                 std::to_string(static_cast<unsigned>(out->root_.which())));
     }
@@ -70,6 +70,8 @@ const char* messageTypeName(schema::Envelope::Which which) {
       return "stage_result";
     case schema::Envelope::ABORT:
       return "abort";
+    case schema::Envelope::ALERT:
+      return "alert";
   }
   return "unknown";
 }

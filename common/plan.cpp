@@ -55,14 +55,16 @@ using FieldList = std::span<const std::string_view>;
 
 // Fields of each map. The "not yet" lists hold fields that DESIGN.md describes but this version
 // does not implement: they are refused with their own message rather than as unknown.
-constexpr std::array<std::string_view, 10> kPlanFields = {
-    "service", "version", "driver",   "steps",   "waves",
-    "rollback", "process", "traffic", "strategy", "health"};
-constexpr std::array<std::string_view, 1> kPlanFieldsNotYet = {"alerts"};
+constexpr std::array<std::string_view, 13> kPlanFields = {
+    "service", "version",  "driver", "steps",         "waves",
+    "rollback", "process", "traffic", "strategy",     "health",
+    "alerts",  "on_agent_lost", "max_unavailable_clusters"};
+constexpr std::array<std::string_view, 0> kPlanFieldsNotYet = {};
 constexpr std::array<std::string_view, 5> kStepFields = {"build", "apply", "verify", "rollback",
                                                          "timeout"};
-constexpr std::array<std::string_view, 7> kWaveFields = {
-    "name", "clusters", "selector", "approval", "max_parallel", "strategy", "bake"};
+constexpr std::array<std::string_view, 8> kWaveFields = {
+    "name",     "clusters", "selector", "approval", "max_parallel",
+    "strategy", "bake",     "max_unavailable_clusters"};
 constexpr std::array<std::string_view, 0> kWaveFieldsNotYet = {};
 constexpr std::array<std::string_view, 4> kProcessFields = {"command", "replicas", "ports",
                                                             "health_path"};
@@ -74,9 +76,15 @@ constexpr std::array<std::string_view, 0> kStrategyFieldsNotYet = {};
 constexpr std::array<std::string_view, 2> kHealthFields = {"http", "metrics"};
 constexpr std::array<std::string_view, 4> kHttpHealthFields = {"path", "interval", "timeout",
                                                                "failure_threshold"};
-constexpr std::array<std::string_view, 5> kMetricsFields = {
-    "source", "error_rate_increase", "latency_p95_ratio", "min_requests", "inconclusive"};
-constexpr std::array<std::string_view, 2> kMetricsFieldsNotYet = {"prometheus", "queries"};
+constexpr std::array<std::string_view, 7> kMetricsFields = {
+    "source",       "error_rate_increase", "latency_p95_ratio", "min_requests",
+    "inconclusive", "prometheus",          "queries"};
+constexpr std::array<std::string_view, 0> kMetricsFieldsNotYet = {};
+constexpr std::array<std::string_view, 3> kQueryFields = {"request_rate", "error_rate",
+                                                          "latency_p95"};
+constexpr std::array<std::string_view, 7> kAlertFields = {
+    "error_rate", "latency_p95_ratio", "cpu", "memory", "webhook", "webhook_timeout",
+    "webhook_attempts"};
 constexpr std::array<std::string_view, 1> kRollbackFields = {"scope"};
 constexpr std::array<std::string_view, 0> kNoFields = {};
 
@@ -290,11 +298,16 @@ class PlanReader {
   void readRolling(const Fields& fields, const Field& field, const std::string& path,
                    Strategy* strategy);
   void readHealth(const Field& field, Health* health);
+  void readMetrics(const Field& field, MetricsAnalysis* metrics);
+  void readAlerts(const Field& field, Alerts* alerts);
+  std::optional<std::string> readHttpUrl(const Field& field, const std::string& path);
   std::optional<std::chrono::milliseconds> readDurationField(const Field& field,
                                                              const std::string& path,
                                                              std::chrono::milliseconds min,
                                                              std::chrono::milliseconds max);
   std::optional<uint32_t> readCount(const Field& field, const std::string& path, uint32_t max);
+  // max_unavailable_clusters: 0 to 10000.
+  std::optional<uint32_t> readClusterBudget(const Field& field, const std::string& path);
   std::optional<double> readNumber(const Field& field, const std::string& path, double min,
                                    double max);
   // Fields a driver does not use are refused, naming the driver they belong to.
@@ -365,6 +378,11 @@ Plan PlanReader::read(const YAML::Node& root) {
     readStrategy(*field, "strategy", &plan.strategy);
   }
   if (const Field* field = findField(fields, "health")) readHealth(*field, &plan.health);
+  if (const Field* field = findField(fields, "alerts")) {
+    Alerts alerts;
+    readAlerts(*field, &alerts);
+    plan.alerts = alerts;
+  }
 
   if (const Field* field = requireField(fields, "waves", root, "")) {
     readWaves(*field, &plan.waves);
@@ -373,13 +391,30 @@ Plan PlanReader::read(const YAML::Node& root) {
   if (const Field* field = findField(fields, "rollback")) {
     readRollback(*field, &plan.rollback_scope);
   }
+  if (const Field* field = findField(fields, "on_agent_lost")) {
+    if (auto text = readString(*field, "on_agent_lost")) {
+      if (*text == "rollback") {
+        plan.on_agent_lost = OnAgentLost::kRollback;
+      } else if (*text == "wait") {
+        plan.on_agent_lost = OnAgentLost::kWait;
+      } else {
+        problemAt(field->value,
+                  "on_agent_lost must be \"rollback\" or \"wait\", not " + quote(*text));
+      }
+    }
+  }
+  if (const Field* field = findField(fields, "max_unavailable_clusters")) {
+    if (auto n = readClusterBudget(*field, "max_unavailable_clusters")) {
+      plan.max_unavailable_clusters = *n;
+    }
+  }
   if (driver_known) checkDriverFields(fields, plan);
   return plan;
 }
 
 void PlanReader::checkDriverFields(const Fields& fields, const Plan& plan) {
   const bool script = plan.driver == DriverKind::kScript;
-  for (std::string_view name : {"process", "traffic", "strategy", "health"}) {
+  for (std::string_view name : {"process", "traffic", "strategy", "health", "alerts"}) {
     const Field* field = findField(fields, name);
     if (field != nullptr && script) {
       problemAt(field->key, "field " + quote(name) +
@@ -610,6 +645,11 @@ void PlanReader::readWave(const YAML::Node& node, size_t index, Wave* wave) {
       wave->bake = *bake;
     }
   }
+  if (const Field* field = findField(fields, "max_unavailable_clusters")) {
+    if (auto n = readClusterBudget(*field, path + ".max_unavailable_clusters")) {
+      wave->max_unavailable_clusters = *n;
+    }
+  }
   if (const Field* field = findField(fields, "max_parallel")) {
     if (auto text = readString(*field, path + ".max_parallel")) {
       if (auto count = parsePositiveCount(*text)) {
@@ -726,6 +766,19 @@ std::optional<std::chrono::milliseconds> PlanReader::readDurationField(
     return std::nullopt;
   }
   return *d;
+}
+
+std::optional<uint32_t> PlanReader::readClusterBudget(const Field& field,
+                                                      const std::string& path) {
+  auto text = readString(field, path);
+  if (!text) return std::nullopt;
+  if (*text == "0") return 0u;
+  auto count = parsePositiveCount(*text);
+  if (!count || *count > 10000) {
+    problemAt(field.value, path + " must be an integer from 0 to 10000, not " + quote(*text));
+    return std::nullopt;
+  }
+  return count;
 }
 
 std::optional<uint32_t> PlanReader::readCount(const Field& field, const std::string& path,
@@ -966,44 +1019,128 @@ void PlanReader::readHealth(const Field& field, Health* health) {
   }
   if (const Field* m = findField(fields, "metrics");
       m != nullptr && expectKind(*m, YAML::NodeType::Map, "health.metrics")) {
-    const Fields mf =
-        readFields(m->value, "health.metrics", kMetricsFields, kMetricsFieldsNotYet);
     MetricsAnalysis metrics;
-    if (const Field* f = findField(mf, "source")) {
-      auto source = readString(*f, "health.metrics.source");
-      if (source && *source == "prometheus") {
-        problemAt(f->value, "health.metrics.source \"prometheus\" is not supported yet; use "
-                            "\"scrape\"");
-      } else if (source && *source != "scrape") {
-        problemAt(f->value, "health.metrics.source must be \"scrape\", not " + quote(*source));
-      }
-    }
-    if (const Field* f = findField(mf, "error_rate_increase")) {
-      if (auto v = readNumber(*f, "health.metrics.error_rate_increase", 0.0, 100.0)) {
-        metrics.error_rate_increase = *v;
-      }
-    }
-    if (const Field* f = findField(mf, "latency_p95_ratio")) {
-      if (auto v = readNumber(*f, "health.metrics.latency_p95_ratio", 1.0, 100.0)) {
-        metrics.latency_p95_ratio = *v;
-      }
-    }
-    if (const Field* f = findField(mf, "min_requests")) {
-      if (auto n = readCount(*f, "health.metrics.min_requests", 1000000)) {
-        metrics.min_requests = *n;
-      }
-    }
-    if (const Field* f = findField(mf, "inconclusive")) {
-      auto mode = readString(*f, "health.metrics.inconclusive");
-      if (mode && *mode == "fail") {
-        metrics.fail_when_inconclusive = true;
-      } else if (mode && *mode != "wait") {
-        problemAt(f->value, "health.metrics.inconclusive must be \"wait\" or \"fail\", not " +
-                                quote(*mode));
-      }
-    }
+    readMetrics(*m, &metrics);
     health->metrics = metrics;
   }
+}
+
+void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
+  const Fields mf = readFields(m.value, "health.metrics", kMetricsFields, kMetricsFieldsNotYet);
+  const Field* source_field = findField(mf, "source");
+  if (source_field != nullptr) {
+    auto source = readString(*source_field, "health.metrics.source");
+    if (source && *source == "prometheus") {
+      metrics->source = MetricsSource::kPrometheus;
+    } else if (source && *source != "scrape") {
+      problemAt(source_field->value, "health.metrics.source must be \"scrape\" or "
+                                     "\"prometheus\", not " + quote(*source));
+    }
+  }
+  const Field* url = findField(mf, "prometheus");
+  if (url != nullptr) {
+    if (auto u = readHttpUrl(*url, "health.metrics.prometheus")) metrics->prometheus = *u;
+    if (metrics->source != MetricsSource::kPrometheus) {
+      problemAt(url->key, "health.metrics.prometheus is used only with source: prometheus");
+    }
+  } else if (metrics->source == MetricsSource::kPrometheus) {
+    problemAt(source_field->value, "source: prometheus needs health.metrics.prometheus, the "
+                                   "server's URL (e.g. http://127.0.0.1:9090)");
+  }
+  if (const Field* q = findField(mf, "queries");
+      q != nullptr && expectKind(*q, YAML::NodeType::Map, "health.metrics.queries")) {
+    if (metrics->source != MetricsSource::kPrometheus) {
+      problemAt(q->key, "health.metrics.queries is used only with source: prometheus");
+    }
+    const Fields qf = readFields(q->value, "health.metrics.queries", kQueryFields, kNoFields);
+    auto query = [&](std::string_view name, std::string* out) {
+      const Field* f = findField(qf, name);
+      if (f == nullptr) return;
+      const std::string path = "health.metrics.queries." + std::string(name);
+      auto text = readString(*f, path);
+      if (!text) return;
+      if (text->empty() || text->size() > 4096) {
+        problemAt(f->value, path + " must be 1 to 4096 characters of PromQL");
+      } else if (text->find("{instances}") == std::string::npos) {
+        problemAt(f->value, path + " must use {instances} so it measures one set of replicas "
+                                   "(new or stable), not the whole service");
+      } else {
+        *out = *text;
+      }
+    };
+    query("request_rate", &metrics->queries.request_rate);
+    query("error_rate", &metrics->queries.error_rate);
+    query("latency_p95", &metrics->queries.latency_p95);
+  }
+  if (const Field* f = findField(mf, "error_rate_increase")) {
+    if (auto v = readNumber(*f, "health.metrics.error_rate_increase", 0.0, 100.0)) {
+      metrics->error_rate_increase = *v;
+    }
+  }
+  if (const Field* f = findField(mf, "latency_p95_ratio")) {
+    if (auto v = readNumber(*f, "health.metrics.latency_p95_ratio", 1.0, 100.0)) {
+      metrics->latency_p95_ratio = *v;
+    }
+  }
+  if (const Field* f = findField(mf, "min_requests")) {
+    if (auto n = readCount(*f, "health.metrics.min_requests", 1000000)) {
+      metrics->min_requests = *n;
+    }
+  }
+  if (const Field* f = findField(mf, "inconclusive")) {
+    auto mode = readString(*f, "health.metrics.inconclusive");
+    if (mode && *mode == "fail") {
+      metrics->fail_when_inconclusive = true;
+    } else if (mode && *mode != "wait") {
+      problemAt(f->value, "health.metrics.inconclusive must be \"wait\" or \"fail\", not " +
+                              quote(*mode));
+    }
+  }
+}
+
+void PlanReader::readAlerts(const Field& field, Alerts* alerts) {
+  if (!expectKind(field, YAML::NodeType::Map, "alerts")) return;
+  const Fields fields = readFields(field.value, "alerts", kAlertFields, kNoFields);
+  if (const Field* f = findField(fields, "error_rate")) {
+    if (auto v = readNumber(*f, "alerts.error_rate", 0.0, 1.0)) alerts->error_rate = *v;
+  }
+  if (const Field* f = findField(fields, "latency_p95_ratio")) {
+    if (auto v = readNumber(*f, "alerts.latency_p95_ratio", 1.0, 100.0)) {
+      alerts->latency_p95_ratio = *v;
+    }
+  }
+  if (const Field* f = findField(fields, "cpu")) {
+    if (auto v = readNumber(*f, "alerts.cpu", 0.0, 64.0)) alerts->cpu = *v;
+  }
+  if (const Field* f = findField(fields, "memory")) {
+    if (auto v = readNumber(*f, "alerts.memory", 0.0, 1.0)) alerts->memory = *v;
+  }
+  if (const Field* f = findField(fields, "webhook")) {
+    if (auto u = readHttpUrl(*f, "alerts.webhook")) alerts->webhook = *u;
+  }
+  if (const Field* f = findField(fields, "webhook_timeout")) {
+    if (auto d = readDurationField(*f, "alerts.webhook_timeout", 100ms, 5min)) {
+      alerts->webhook_timeout = *d;
+    }
+  }
+  if (const Field* f = findField(fields, "webhook_attempts")) {
+    if (auto n = readCount(*f, "alerts.webhook_attempts", 20)) alerts->webhook_attempts = *n;
+  }
+}
+
+std::optional<std::string> PlanReader::readHttpUrl(const Field& field, const std::string& path) {
+  auto url = readString(field, path);
+  if (!url) return std::nullopt;
+  const bool scheme = url->rfind("http://", 0) == 0 || url->rfind("https://", 0) == 0;
+  const bool printable = std::all_of(url->begin(), url->end(), [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+  if (!scheme || !printable || url->size() > 2048 || url->find("://") + 3 == url->size()) {
+    problemAt(field.value, path + " must be an http:// or https:// URL without spaces, not " +
+                               quote(*url));
+    return std::nullopt;
+  }
+  return url;
 }
 
 // Follows the document stream without building nodes, for what YAML::Load alone cannot tell.

@@ -69,7 +69,27 @@ struct HttpHealth {
   uint32_t failure_threshold = 3;  // this many in a row are tolerated; one more triggers
 };
 
+enum class MetricsSource { kScrape, kPrometheus };
+
+// PromQL for `source: prometheus`, evaluated once per set (new and stable) at the end of each
+// analysis window. Placeholders: {instances} is a regex of the set's "127.0.0.1:PORT" targets
+// (Prometheus' `instance` label), {window} the window as a range ("30s"), {version} the set's
+// version. Each query must give one number; an empty answer is "no data".
+struct PrometheusQueries {
+  std::string request_rate =
+      "sum(rate(http_requests_total{instance=~\"{instances}\"}[{window}]))";
+  std::string error_rate =
+      "(sum(rate(http_requests_total{instance=~\"{instances}\",code=~\"5..\"}[{window}])) "
+      "or vector(0)) / sum(rate(http_requests_total{instance=~\"{instances}\"}[{window}]))";
+  std::string latency_p95 =
+      "histogram_quantile(0.95, sum by (le) "
+      "(rate(http_request_duration_seconds_bucket{instance=~\"{instances}\"}[{window}])))";
+};
+
 struct MetricsAnalysis {
+  MetricsSource source = MetricsSource::kScrape;
+  std::string prometheus;  // base URL of the Prometheus server (source: prometheus)
+  PrometheusQueries queries;
   double error_rate_increase = 0.5;  // relative to the stable set
   double latency_p95_ratio = 2.0;
   uint64_t min_requests = 20;        // per set and window; fewer is inconclusive
@@ -78,7 +98,19 @@ struct MetricsAnalysis {
 
 struct Health {
   HttpHealth http;
-  std::optional<MetricsAnalysis> metrics;  // source: scrape (the replicas' /metrics)
+  std::optional<MetricsAnalysis> metrics;
+};
+
+// Thresholds that raise an alert (an event and a webhook POST) while the new version is
+// watched. Alerts inform; they do not roll back by themselves (the health and metrics rules do).
+struct Alerts {
+  double error_rate = 0.05;        // absolute share of 5xx
+  double latency_p95_ratio = 2.0;  // against the stable version's p95
+  double cpu = 0.9;                // share of one core, per replica on average
+  double memory = 0.9;             // share of the host's memory, the whole set
+  std::string webhook;             // http(s) URL; empty: events only
+  std::chrono::milliseconds webhook_timeout{5000};  // per attempt
+  uint32_t webhook_attempts = 3;
 };
 
 struct Wave {
@@ -89,6 +121,16 @@ struct Wave {
   uint32_t max_parallel = 0;  // 0 = every cluster of the wave at once
   std::optional<Strategy> strategy;   // overrides the plan's (process driver)
   std::chrono::milliseconds bake{0};  // watch at 100% before the wave is done (process driver)
+  // Clusters of this wave that may be lost at once before on_agent_lost applies; unset: the
+  // plan's max_unavailable_clusters.
+  std::optional<uint32_t> max_unavailable_clusters;
+};
+
+// What a cluster whose agent falls silent past the deadline does to the rollout, once more
+// clusters are lost than max_unavailable_clusters allows. Up to that many are waited for.
+enum class OnAgentLost {
+  kRollback,  // roll the fleet back (the default: a lost cluster is a failed step)
+  kWait,      // pause the deployment until enough of them come back
 };
 
 struct Plan {
@@ -98,11 +140,14 @@ struct Plan {
   ScriptSteps steps;
   std::vector<Wave> waves;
   RollbackScope rollback_scope = RollbackScope::kFleet;
+  OnAgentLost on_agent_lost = OnAgentLost::kRollback;
+  uint32_t max_unavailable_clusters = 0;  // lost at once in the whole fleet, waited for
   // process driver only
   ProcessSpec process;
   std::optional<HaproxyTraffic> haproxy;
   Strategy strategy;
   Health health;
+  std::optional<Alerts> alerts;
 
   const Strategy& strategyFor(size_t wave) const {
     return waves[wave].strategy ? *waves[wave].strategy : strategy;

@@ -1,5 +1,7 @@
 // The stored form of a plan: the JSON the coordinator keeps in RocksDB. Every field is always
 // written, so reading insists on every field; anything else is corruption of stored bytes.
+// The exceptions are fields added after records were first written (metrics source and
+// queries, alerts): absent means what they meant before they existed.
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -114,6 +116,9 @@ Json waveToJson(const Wave& wave) {
               {"selector", wave.selector},
               {"approval_required", wave.approval_required},
               {"max_parallel", wave.max_parallel},
+              {"max_unavailable_clusters", wave.max_unavailable_clusters
+                                               ? Json(*wave.max_unavailable_clusters)
+                                               : Json(nullptr)},
               {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
               {"bake_ms", wave.bake.count()}};
 }
@@ -137,6 +142,10 @@ Wave waveFromJson(const Json& json, const std::string& path) {
   wave.approval_required = boolAt(json, "approval_required", path);
   wave.max_parallel = static_cast<uint32_t>(
       unsignedAt(json, "max_parallel", path, std::numeric_limits<uint32_t>::max()));
+  if (json.contains("max_unavailable_clusters") && !json.at("max_unavailable_clusters").is_null()) {
+    wave.max_unavailable_clusters =
+        static_cast<uint32_t>(unsignedAt(json, "max_unavailable_clusters", path, 10000));
+  }
   const Json& strategy = member(json, "strategy", path);
   if (!strategy.is_null()) wave.strategy = strategyFromJson(strategy, path + ".strategy");
   wave.bake = msAt(json, "bake_ms", path);
@@ -183,7 +192,45 @@ Plan planFromJsonValue(const Json& json) {
     m.min_requests = unsignedAt(metrics, "min_requests", "health.metrics",
                                 std::numeric_limits<uint32_t>::max());
     m.fail_when_inconclusive = boolAt(metrics, "fail_when_inconclusive", "health.metrics");
+    // Added after the first records were written: absent means the scrape source.
+    if (metrics.contains("source")) {
+      const std::string source = stringAt(metrics, "source", "health.metrics");
+      if (source == "prometheus") {
+        m.source = MetricsSource::kPrometheus;
+      } else if (source != "scrape") {
+        throw FieldError("health.metrics.source", "unknown source");
+      }
+      m.prometheus = stringAt(metrics, "prometheus", "health.metrics");
+      const Json& queries = member(metrics, "queries", "health.metrics");
+      m.queries.request_rate = stringAt(queries, "request_rate", "health.metrics.queries");
+      m.queries.error_rate = stringAt(queries, "error_rate", "health.metrics.queries");
+      m.queries.latency_p95 = stringAt(queries, "latency_p95", "health.metrics.queries");
+    }
     plan.health.metrics = m;
+  }
+  // Added after the first records were written: absent means the defaults.
+  if (json.contains("on_agent_lost")) {
+    const std::string policy = stringAt(json, "on_agent_lost", "");
+    if (policy == "wait") {
+      plan.on_agent_lost = OnAgentLost::kWait;
+    } else if (policy != "rollback") {
+      throw FieldError("on_agent_lost", "unknown policy");
+    }
+    plan.max_unavailable_clusters =
+        static_cast<uint32_t>(unsignedAt(json, "max_unavailable_clusters", "", 10000));
+  }
+  // Added after the first records were written: absent means no alerts.
+  if (json.contains("alerts") && !json.at("alerts").is_null()) {
+    const Json& alerts = json.at("alerts");
+    Alerts a;
+    a.error_rate = numberAt(alerts, "error_rate", "alerts");
+    a.latency_p95_ratio = numberAt(alerts, "latency_p95_ratio", "alerts");
+    a.cpu = numberAt(alerts, "cpu", "alerts");
+    a.memory = numberAt(alerts, "memory", "alerts");
+    a.webhook = stringAt(alerts, "webhook", "alerts");
+    a.webhook_timeout = msAt(alerts, "webhook_timeout_ms", "alerts");
+    a.webhook_attempts = static_cast<uint32_t>(unsignedAt(alerts, "webhook_attempts", "alerts", 20));
+    plan.alerts = a;
   }
 
   const Json& steps = member(json, "steps", "");
@@ -226,6 +273,9 @@ std::string planToJson(const Plan& plan) {
                     {"timeout_ms", plan.steps.timeout.count()}}},
                   {"waves", std::move(waves)},
                   {"rollback_scope", rollbackScopeName(plan.rollback_scope)},
+                  {"on_agent_lost",
+                   plan.on_agent_lost == OnAgentLost::kWait ? "wait" : "rollback"},
+                  {"max_unavailable_clusters", plan.max_unavailable_clusters},
                   {"process",
                    {{"command", plan.process.command},
                     {"replicas", plan.process.replicas},
@@ -248,8 +298,31 @@ std::string planToJson(const Plan& plan) {
                                             plan.health.metrics->latency_p95_ratio},
                                            {"min_requests", plan.health.metrics->min_requests},
                                            {"fail_when_inconclusive",
-                                            plan.health.metrics->fail_when_inconclusive}}
-                                    : Json(nullptr)}}}};
+                                            plan.health.metrics->fail_when_inconclusive},
+                                           {"source", plan.health.metrics->source ==
+                                                              MetricsSource::kPrometheus
+                                                          ? "prometheus"
+                                                          : "scrape"},
+                                           {"prometheus", plan.health.metrics->prometheus},
+                                           {"queries",
+                                            {{"request_rate",
+                                              plan.health.metrics->queries.request_rate},
+                                             {"error_rate",
+                                              plan.health.metrics->queries.error_rate},
+                                             {"latency_p95",
+                                              plan.health.metrics->queries.latency_p95}}}}
+                                    : Json(nullptr)}}},
+                  {"alerts", plan.alerts ? Json{{"error_rate", plan.alerts->error_rate},
+                                                {"latency_p95_ratio",
+                                                 plan.alerts->latency_p95_ratio},
+                                                {"cpu", plan.alerts->cpu},
+                                                {"memory", plan.alerts->memory},
+                                                {"webhook", plan.alerts->webhook},
+                                                {"webhook_timeout_ms",
+                                                 plan.alerts->webhook_timeout.count()},
+                                                {"webhook_attempts",
+                                                 plan.alerts->webhook_attempts}}
+                                         : Json(nullptr)}};
   // dump() throws on invalid UTF-8 by default. parsePlan only yields valid UTF-8 (yaml-cpp
   // decodes its input), so replacing is for hand-built plans and keeps this function total.
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);

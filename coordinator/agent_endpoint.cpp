@@ -98,9 +98,28 @@ void AgentEndpoint::receiveOne(const Handler& handler) {
 }
 
 void AgentEndpoint::send(const std::string& cluster, capnp::MessageBuilder& message) {
+  zmq::message_t body;
+  try {
+    body = common::encodeFrame(message);
+  } catch (const zmq::error_t& e) {
+    spdlog::warn("encoding a frame for {}: {}", cluster, e.what());
+    return;
+  }
+  if (holding_) {
+    held_.emplace_back(cluster, std::move(body));
+    return;
+  }
+  sendNow(cluster, std::move(body));
+}
+
+void AgentEndpoint::release() {
+  for (auto& [cluster, body] : held_) sendNow(cluster, std::move(body));
+  held_.clear();
+}
+
+void AgentEndpoint::sendNow(const std::string& cluster, zmq::message_t body) {
   try {
     zmq::message_t id(cluster.data(), cluster.size());
-    zmq::message_t body = common::encodeFrame(message);
     // Never block the engine: an agent that is gone or not draining gets the
     // command again when it registers.
     if (!socket_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 #include <zmq.hpp>
 
 #include "common/codec.hpp"
@@ -30,14 +32,24 @@ class AgentEndpoint : public Outbox {
   // wake_fd is readable.
   bool poll(std::chrono::milliseconds timeout, int wake_fd, const Handler& handler);
 
+  // Group commit: while holding, send() queues frames instead of sending them;
+  // release() sends what was queued, in order, once the changes they announce
+  // are durable.
+  void setHolding(bool on) { holding_ = on; }
+  void release();
+  size_t held() const { return held_.size(); }
+
   // Interface
   void send(const std::string& cluster, capnp::MessageBuilder& message) override;
 
  private:
   void receiveOne(const Handler& handler);
+  void sendNow(const std::string& cluster, zmq::message_t body);
 
   zmq::socket_t socket_;
   Metrics& metrics_;
+  bool holding_ = false;
+  std::vector<std::pair<std::string, zmq::message_t>> held_;
 };
 
 }  // namespace flotilla::coordinator

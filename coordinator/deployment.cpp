@@ -248,6 +248,13 @@ ClusterState inFlightState(StepKind step) {
   return ClusterState::kBuilding;
 }
 
+// Whether the forward step after the one `c` ran last is `kind`.
+bool nextStepIs(const Deployment& d, size_t wave, const ClusterProgress& c, StepKind kind) {
+  const std::vector<StepSpec> steps = forwardSteps(d.plan, wave);
+  size_t next = static_cast<size_t>(c.step_index + 1);
+  return c.step_index >= 0 && next < steps.size() && steps[next].kind == kind;
+}
+
 bool isActiveForward(const ClusterProgress& c) {
   switch (c.state) {
     case ClusterState::kBuilding:
@@ -371,6 +378,12 @@ void runRollback(Deployment& d, const Context& ctx, Effects& fx) {
     }
     bool needs_work = false;
     for (auto& c : w.clusters) {
+      if (c.in_flight && c.agent_lost && c.step && *c.step != StepKind::kRollback) {
+        // A forward step waited for on a lost agent: no abort can reach it.
+        c.in_flight = false;
+        c.state = ClusterState::kFailed;
+        c.message = "agent lost during " + std::string(stepName(*c.step));
+      }
       if (c.in_flight) {
         needs_work = true;  // a forward step being aborted, or a rollback running
         continue;
@@ -383,7 +396,9 @@ void runRollback(Deployment& d, const Context& ctx, Effects& fx) {
       }
       if (ctx.registry.isLost(c.name)) {
         c.state = ClusterState::kRollbackFailed;
-        c.message = "agent lost; the cluster may still run " + d.plan.version;
+        c.rollback_lost = true;
+        c.message = "agent lost; the cluster may still run " + d.plan.version +
+                    " (rolled back as soon as its agent is back)";
         emit(fx, "rollback.failed", w.name, c.name, "rollback", c.message);
         continue;
       }
@@ -515,6 +530,21 @@ std::string processSpecJson(const Deployment& d, const ClusterProgress& c, size_
                {"latency_p95_ratio", p.health.metrics->latency_p95_ratio},
                {"min_requests", p.health.metrics->min_requests},
                {"inconclusive", p.health.metrics->fail_when_inconclusive ? "fail" : "wait"}};
+    if (p.health.metrics->source == common::MetricsSource::kPrometheus) {
+      metrics["source"] = "prometheus";
+      metrics["prometheus"] = p.health.metrics->prometheus;
+      metrics["queries"] = {{"request_rate", p.health.metrics->queries.request_rate},
+                            {"error_rate", p.health.metrics->queries.error_rate},
+                            {"latency_p95", p.health.metrics->queries.latency_p95}};
+    }
+  }
+  json alerts = nullptr;
+  if (p.alerts) {
+    // The webhook is the coordinator's business; the agent only measures.
+    alerts = {{"error_rate", p.alerts->error_rate},
+              {"latency_p95_ratio", p.alerts->latency_p95_ratio},
+              {"cpu", p.alerts->cpu},
+              {"memory", p.alerts->memory}};
   }
   json out = {{"service", p.service},
               {"version", p.version},
@@ -533,6 +563,7 @@ std::string processSpecJson(const Deployment& d, const ClusterProgress& c, size_
                 {"timeout_ms", p.health.http.timeout.count()},
                 {"failure_threshold", p.health.http.failure_threshold}}},
               {"metrics", metrics},
+              {"alerts", alerts},
               {"weight", spec.weight},
               {"duration_ms", spec.duration.count()}};
   const common::Strategy& strategy = p.strategyFor(wave);
@@ -672,6 +703,17 @@ Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effe
   } else if (r.outcome == ResultOutcome::kAborted) {
     c->state = ClusterState::kAborted;
     emit(fx, "stage.aborted", wname, c->name, stepName(step), r.message);
+  } else if (r.outcome == ResultOutcome::kUnknown && step == StepKind::kApply &&
+             nextStepIs(d, wave, *c, StepKind::kVerify)) {
+    // The agent died while apply ran: the cluster may or may not run the new version. Apply is
+    // never sent again; the plan's verify, next anyway, decides: success means the apply took,
+    // failure rolls back (c->applied is already set, so this cluster is rolled back too).
+    emit(fx, "stage.unknown", wname, c->name, stepName(step),
+         (r.message.empty() ? std::string("effect unknown") : r.message) +
+             "; re-checking with verify");
+    if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) {
+      c->state = ClusterState::kAborted;
+    }
   } else {
     // The agent's message already says how the step ended ("exit code 3: <last line>").
     std::string what = r.message;
@@ -686,21 +728,138 @@ Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effe
   return Status::Ok();
 }
 
+namespace {
+
+// Clusters of `w` whose agent is lost with a step out.
+uint32_t lostIn(const WaveProgress& w) {
+  return static_cast<uint32_t>(std::count_if(w.clusters.begin(), w.clusters.end(),
+                                             [](const auto& c) { return c.agent_lost; }));
+}
+
+uint32_t lostInFleet(const Deployment& d) {
+  uint32_t n = 0;
+  for (const auto& w : d.waves) n += lostIn(w);
+  return n;
+}
+
+uint32_t waveBudget(const Deployment& d, size_t wave) {
+  return d.plan.waves[wave].max_unavailable_clusters.value_or(d.plan.max_unavailable_clusters);
+}
+
+// Within both budgets: "" ; otherwise which one is exceeded, for people.
+std::string overBudget(const Deployment& d, size_t wave) {
+  const uint32_t in_wave = lostIn(d.waves[wave]);
+  const uint32_t in_fleet = lostInFleet(d);
+  if (in_wave > waveBudget(d, wave)) {
+    return std::to_string(in_wave) + " clusters of wave " + d.waves[wave].name +
+           " lost, over its max_unavailable_clusters " + std::to_string(waveBudget(d, wave));
+  }
+  if (in_fleet > d.plan.max_unavailable_clusters) {
+    return std::to_string(in_fleet) + " clusters lost, over the fleet's max_unavailable_clusters " +
+           std::to_string(d.plan.max_unavailable_clusters);
+  }
+  return "";
+}
+
+}  // namespace
+
 void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Effects& fx) {
   size_t wave = 0;
   ClusterProgress* c = d.findCluster(cluster, &wave);
-  if (c == nullptr || !c->in_flight || isFinal(d.state)) return;
-  c->in_flight = false;
+  if (c == nullptr || !c->in_flight || c->agent_lost || isFinal(d.state)) return;
   std::string step = stepName(*c->step);
-  emit(fx, "agent.lost", d.waves[wave].name, cluster, step, "agent silent past the deadline");
   if (*c->step == StepKind::kRollback) {
+    c->in_flight = false;
+    emit(fx, "agent.lost", d.waves[wave].name, cluster, step, "agent silent past the deadline");
     c->state = ClusterState::kRollbackFailed;
-    c->message = "agent lost during rollback";
+    c->rollback_lost = true;
+    c->message = "agent lost during rollback (retried as soon as its agent is back)";
     emit(fx, "rollback.failed", d.waves[wave].name, cluster, step, c->message);
-  } else {
-    forwardFailed(d, wave, *c, "agent lost during " + step, fx);
+    advance(d, ctx, fx);
+    return;
   }
+  c->agent_lost = true;
+  if (d.state == DeploymentState::kRollingBack) {
+    emit(fx, "agent.lost", d.waves[wave].name, cluster, step, "agent silent past the deadline");
+    advance(d, ctx, fx);  // its step can no longer be aborted: the rollback marks it
+    return;
+  }
+  const std::string over = overBudget(d, wave);
+  if (over.empty()) {
+    emit(fx, "agent.lost", d.waves[wave].name, cluster, step,
+         "agent silent past the deadline; waiting for it (" + std::to_string(lostInFleet(d)) +
+             " lost, max_unavailable_clusters " + std::to_string(waveBudget(d, wave)) +
+             " in the wave, " + std::to_string(d.plan.max_unavailable_clusters) +
+             " in the fleet)");
+    return;
+  }
+  if (d.plan.on_agent_lost == common::OnAgentLost::kWait) {
+    emit(fx, "agent.lost", d.waves[wave].name, cluster, step,
+         "agent silent past the deadline; " + over);
+    if (d.state == DeploymentState::kRunning || d.state == DeploymentState::kAwaitingApproval) {
+      d.resume_to = d.state;
+      d.state = DeploymentState::kPaused;
+      d.paused_for_lost = true;
+      d.reason = over + " (on_agent_lost: wait); resumes when enough are back";
+      emit(fx, "deployment.paused", "", "", "", d.reason);
+    }
+    return;
+  }
+  c->in_flight = false;
+  emit(fx, "agent.lost", d.waves[wave].name, cluster, step, "agent silent past the deadline");
+  forwardFailed(d, wave, *c,
+                "agent lost during " + step +
+                    (d.plan.max_unavailable_clusters > 0 || waveBudget(d, wave) > 0 ? " (" + over + ")"
+                                                                                   : ""),
+                fx);
   advance(d, ctx, fx);
+}
+
+void agentReturned(Deployment& d, const std::string& cluster, const Context& ctx, Effects& fx) {
+  size_t wave = 0;
+  ClusterProgress* c = d.findCluster(cluster, &wave);
+  if (c == nullptr) return;
+  WaveProgress& w = d.waves[wave];
+  if (c->agent_lost) {
+    c->agent_lost = false;
+    emit(fx, "agent.returned", w.name, cluster, c->step ? stepName(*c->step) : "",
+         c->in_flight ? "its step goes on" : "back");
+  }
+  if (c->rollback_lost && c->state == ClusterState::kRollbackFailed &&
+      (d.state == DeploymentState::kFailed || d.state == DeploymentState::kRollingBack)) {
+    // The fleet rolled back while this cluster could not: it rolls back now, first.
+    c->rollback_lost = false;
+    c->state = ClusterState::kFailed;
+    if (w.state == WaveState::kFailed) w.state = WaveState::kRollingBack;
+    if (d.state == DeploymentState::kFailed) {
+      d.state = DeploymentState::kRollingBack;
+      d.rollback_failed.clear();
+      emit(fx, "deployment.rolling_back", "", "", "",
+           "cluster " + cluster + " is back: rolling it back (after: " + d.rollback_cause + ")");
+    }
+    advance(d, ctx, fx);
+    return;
+  }
+  if (d.paused_for_lost && d.state == DeploymentState::kPaused && overBudget(d, wave).empty()) {
+    bool within = true;
+    for (size_t i = 0; i < d.waves.size(); ++i) within &= overBudget(d, i).empty();
+    if (within) {
+      d.paused_for_lost = false;
+      d.state = d.resume_to;
+      d.reason.clear();
+      emit(fx, "deployment.resumed", "", "", "", "enough lost clusters are back");
+      advance(d, ctx, fx);
+    }
+  }
+}
+
+bool awaitsAgents(const Deployment& d) {
+  for (const auto& w : d.waves) {
+    for (const auto& c : w.clusters) {
+      if (c.in_flight || c.rollback_lost) return true;
+    }
+  }
+  return false;
 }
 
 Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effects& fx) {
@@ -755,6 +914,7 @@ Status resume(Deployment& d, const Context& ctx, Effects& fx) {
                                       ", not paused");
   }
   d.state = d.resume_to;
+  d.paused_for_lost = false;
   emit(fx, "deployment.resumed", "", "", "", "");
   advance(d, ctx, fx);
   return Status::Ok();
@@ -839,6 +999,8 @@ json clusterToJson(const ClusterProgress& c) {
             {"step_index", c.step_index},
             {"in_flight", c.in_flight},
             {"abort_sent", c.abort_sent},
+            {"agent_lost", c.agent_lost},
+            {"rollback_lost", c.rollback_lost},
             {"applied", c.applied},
             {"previous_version", c.previous_version},
             {"message", c.message}};
@@ -858,6 +1020,8 @@ ClusterProgress clusterFromJson(const json& j) {
   c.attempt = j.at("attempt").get<uint32_t>();
   c.in_flight = j.at("in_flight").get<bool>();
   c.abort_sent = j.at("abort_sent").get<bool>();
+  c.agent_lost = j.value("agent_lost", false);  // absent in records older than the field
+  c.rollback_lost = j.value("rollback_lost", false);
   c.applied = j.at("applied").get<bool>();
   c.previous_version = j.at("previous_version").get<std::string>();
   c.message = j.at("message").get<std::string>();
@@ -882,6 +1046,7 @@ std::string deploymentToJson(const Deployment& d) {
             {"plan", json::parse(common::planToJson(d.plan))},
             {"state", deploymentStateName(d.state)},
             {"resume_to", deploymentStateName(d.resume_to)},
+            {"paused_for_lost", d.paused_for_lost},
             {"wave_index", d.wave_index},
             {"reason", d.reason},
             {"rollback_cause", d.rollback_cause},
@@ -912,6 +1077,7 @@ StatusOr<Deployment> deploymentFromJson(const std::string& text) {
         enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(), deploymentStateName, 9);
     d.wave_index = j.at("wave_index").get<size_t>();
     d.reason = j.at("reason").get<std::string>();
+    d.paused_for_lost = j.value("paused_for_lost", false);
     d.rollback_cause = j.at("rollback_cause").get<std::string>();
     d.rollback_failed = j.at("rollback_failed").get<std::vector<std::string>>();
     d.rollback_whole_fleet = j.at("rollback_whole_fleet").get<bool>();

@@ -102,6 +102,9 @@ struct ClusterProgress {
   bool in_flight = false;        // a command is out and no result has come back
   bool abort_sent = false;
   bool applied = false;          // apply was sent: the cluster may run the new version
+  bool agent_lost = false;       // its agent fell silent with a step out; waited for
+  bool rollback_lost = false;    // its rollback failed because its agent was lost: retried
+                                 // as soon as the agent is back
   std::string previous_version;  // what it ran before this deployment ("" = nothing known)
   std::string message;
   std::optional<int> exit_code;
@@ -136,6 +139,7 @@ struct Deployment {
   std::optional<Failure> failure;  // the first forward failure
   std::vector<std::string> rollback_failed;
   bool rollback_whole_fleet = true;  // scope of the rollback in progress
+  bool paused_for_lost = false;      // paused by on_agent_lost: wait; resumes by itself
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   uint64_t last_event_seq = 0;
@@ -218,8 +222,22 @@ void advance(Deployment& d, const Context& ctx, Effects& fx);
 // (a duplicate or a stale answer): the caller counts and drops it.
 common::Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx);
 
-// The cluster's agent went silent past the deadline.
+// The cluster's agent went silent past the deadline. Up to max_unavailable_clusters (of its
+// wave, and of the fleet) lost clusters are waited for: their step stays out and its result
+// comes when the agent is back. One more, and on_agent_lost decides: rollback rolls the fleet
+// back; wait pauses the deployment until enough are back. A lost cluster cannot roll back: it
+// is rollback_failed until its agent returns.
 void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Effects& fx);
+
+// The cluster's agent registered again after it was lost: it converges to the fleet's decision
+// before anything else. A rollback that failed because it was lost runs now; a deployment
+// paused for lost clusters resumes once enough are back; a waited-for step goes on (the
+// engine then answers its held result or resends it).
+void agentReturned(Deployment& d, const std::string& cluster, const Context& ctx, Effects& fx);
+
+// Whether the deployment still expects something from an agent (a step out, or a rollback
+// waiting for a lost agent): the engine keeps such deployments in memory even when final.
+bool awaitsAgents(const Deployment& d);
 
 // Operator actions. FailedPrecondition when the state does not allow it.
 common::Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effects& fx);

@@ -4,6 +4,10 @@
 #include <capnp/message.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "common/failpoint.hpp"
+
 namespace flotilla::coordinator {
 
 using common::Status;
@@ -84,11 +88,7 @@ Status Engine::start() {
   if (!deployments.ok()) return deployments.status();
   size_t resumed = 0;
   for (auto& d : *deployments) {
-    bool in_flight = false;
-    for (const auto& w : d.waves) {
-      for (const auto& c : w.clusters) in_flight |= c.in_flight;
-    }
-    if (isFinal(d.state) && !in_flight) continue;
+    if (isFinal(d.state) && !awaitsAgents(d)) continue;
     if (!isFinal(d.state)) ++resumed;
     std::string id = d.id;
     deployments_.emplace(id, std::move(d));
@@ -126,6 +126,9 @@ void Engine::onMessage(const std::string& identity, schema::Envelope::Reader env
     case schema::Envelope::STAGE_RESULT:
       handleResult(identity, envelope.getStageResult());
       return;
+    case schema::Envelope::ALERT:
+      handleAlert(identity, envelope.getAlert());
+      return;
     case schema::Envelope::REGISTERED:
     case schema::Envelope::REREGISTER:
     case schema::Envelope::STAGE_COMMAND:
@@ -153,6 +156,15 @@ void Engine::handleRegister(const std::string& identity, schema::Register::Reade
     if (!s.ok()) spdlog::error("persisting agent {}: {}", cluster, s.toString());
   }
   spdlog::info("agent {} registered ({} held stages)", cluster, msg.getHeld().size());
+  // Back after it was lost: it converges to each deployment's decision first.
+  for (auto& [id, d] : deployments_) {
+    if (d.findCluster(cluster) == nullptr) continue;
+    Status s = mutate(id, [&](Deployment& dep, const Context& ctx, Effects& fx) {
+      agentReturned(dep, cluster, ctx, fx);
+      return Status::Ok();
+    });
+    if (!s.ok()) spdlog::error("agent {} back in {}: {}", cluster, id, s.toString());
+  }
 
   capnp::MallocMessageBuilder reply;
   auto r = reply.initRoot<schema::Envelope>().initRegistered();
@@ -203,6 +215,8 @@ void Engine::reconcileAgent(const std::string& cluster,
 }
 
 void Engine::handleHeartbeat(const std::string& identity, schema::Heartbeat::Reader msg) {
+  const AgentInfo* known = registry_.find(identity);
+  if (known != nullptr && known->state == AgentState::kUnknown) publishAgents();  // heard again
   if (!registry_.touch(identity, msg.getEpoch(), clock_.now(), clock_.wallNow())) {
     // Unknown to this run (we restarted, or it was lost): ask it to register again.
     sendReregister(identity);
@@ -263,7 +277,71 @@ void Engine::handleResult(const std::string& identity, schema::StageResult::Read
     metrics_.staleResult();
     return;
   }
+  if (r.outcome == ResultOutcome::kRefused && msg.getEpoch() != epoch_) {
+    // An agent refuses a command from an older epoch without recording it (a late copy from
+    // before our restart); this run's copy of the command is answered on its own.
+    metrics_.staleResult();
+    spdlog::debug("{} refused {} from epoch {}: not this run's command", identity, r.stage_id,
+                  msg.getEpoch());
+    return;
+  }
+  // Crash test: the result is here and not yet durable; the agent must answer it again.
+  FLOTILLA_FAILPOINT("coordinator.after_result_before_commit");
   applyAgentResult(id, r);
+}
+
+void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg) {
+  auto ref = msg.getRef();
+  auto it = deployments_.find(toStd(ref.getDeploymentId()));
+  if (it == deployments_.end()) {
+    metrics_.frameDropped("unknown_deployment");
+    return;
+  }
+  size_t wave = 0;
+  ClusterProgress* c = it->second.findCluster(identity, &wave);
+  std::string rule = toStd(msg.getRule());
+  const bool rule_ok = !rule.empty() && rule.size() <= 32 &&
+                       std::all_of(rule.begin(), rule.end(), [](char ch) {
+                         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+                       });
+  if (c == nullptr || !rule_ok) {
+    metrics_.frameDropped(c == nullptr ? "unknown_stage" : "bad_alert");
+    return;
+  }
+  AlertNotice notice;
+  notice.deployment_id = it->first;
+  notice.service = it->second.plan.service;
+  notice.version = toStd(msg.getVersion()).substr(0, 128);
+  notice.cluster = identity;
+  notice.wave = it->second.waves[wave].name;
+  notice.stage = toStd(ref.getStageId()).substr(0, 256);
+  notice.rule = rule;
+  notice.value = msg.getValue();
+  notice.threshold = msg.getThreshold();
+  notice.baseline = msg.getBaseline();
+  notice.message = toStd(msg.getMessage());
+  if (notice.message.size() > kMaxLineBytes) notice.message.resize(kMaxLineBytes);
+  notice.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    clock_.wallNow().time_since_epoch())
+                    .count();
+  const std::string step = c->step ? stepName(*c->step) : "";
+  Status s = mutate(it->first, [&](Deployment&, const Context&, Effects& fx) {
+    fx.events.push_back(Event{"alert", notice.wave, identity, step,
+                              notice.rule + ": " + notice.version + ": " + notice.message});
+    fx.changed = true;
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    spdlog::error("recording alert from {}: {}", identity, s.toString());
+    return;
+  }
+  metrics_.alertRaised(notice.rule);
+  spdlog::warn("alert from {} on {}: {}", identity, notice.deployment_id, notice.message);
+  const auto& alerts = it->second.plan.alerts;
+  if (alert_listener_ && alerts && !alerts->webhook.empty()) {
+    notice.config = *alerts;
+    alert_listener_(notice);
+  }
 }
 
 void Engine::applyAgentResult(const std::string& id, const StageResult& r) {
@@ -281,7 +359,17 @@ void Engine::applyAgentResult(const std::string& id, const StageResult& r) {
 // ---- Time -------------------------------------------------------------------------------
 
 void Engine::tick() {
-  for (const std::string& cluster : registry_.expire(clock_.now(), options_.agent_lost_after)) {
+  // Three missed heartbeats make an agent unknown; the deadline makes it lost.
+  const auto suspect_after = std::min(3 * options_.heartbeat_interval, options_.agent_lost_after);
+  const size_t unknown_before = std::count_if(
+      registry_.agents().begin(), registry_.agents().end(),
+      [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
+  const auto newly_lost = registry_.expire(clock_.now(), options_.agent_lost_after, suspect_after);
+  const size_t unknown_after = std::count_if(
+      registry_.agents().begin(), registry_.agents().end(),
+      [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
+  if (unknown_after != unknown_before) publishAgents();
+  for (const std::string& cluster : newly_lost) {
     spdlog::warn("agent {} lost: silent for over {} ms", cluster,
                  options_.agent_lost_after.count());
     std::vector<std::string> ids;
@@ -310,14 +398,12 @@ void Engine::tick() {
     }
     // Forget finished deployments with nothing in flight; they live on in the store.
     for (auto it = deployments_.begin(); it != deployments_.end();) {
-      bool in_flight = false;
-      for (const auto& w : it->second.waves) {
-        for (const auto& c : w.clusters) in_flight |= c.in_flight;
-      }
-      it = (isFinal(it->second.state) && !in_flight) ? deployments_.erase(it) : std::next(it);
+      const bool forget = isFinal(it->second.state) && !awaitsAgents(it->second);
+      it = forget ? deployments_.erase(it) : std::next(it);
     }
     publishGauges();
   }
+  publishAgentsNow();
 }
 
 // ---- Operator actions -------------------------------------------------------------------
@@ -334,6 +420,9 @@ StatusOr<std::string> Engine::submit(common::Plan plan) {
   advance(d, ctx, fx);
   Status s = commitAndRemember(d, fx);
   if (!s.ok()) return s;
+  // Crash test: committed (synced, or gathered for the loop's group commit), and neither its
+  // client nor any agent has heard of it.
+  FLOTILLA_FAILPOINT("coordinator.after_submit_commit_before_reply");
   metrics_.deploymentSubmitted();
   spdlog::info("deployment {} accepted: {} {}", id, d.plan.service, d.plan.version);
   auto [it, inserted] = deployments_.emplace(id, std::move(d));
@@ -387,6 +476,13 @@ Status Engine::mutate(const std::string& id, const Mutation& fn) {
     spdlog::error("deployment {} not written, change dropped: {}", id, s.toString());
     return s;
   }
+  // Crash test: the transition is committed (synced, or gathered for the loop's group commit),
+  // its commands are not sent yet.
+  if (!fx.dispatches.empty()) FLOTILLA_FAILPOINT("coordinator.after_commit_before_send");
+  if (std::any_of(fx.dispatches.begin(), fx.dispatches.end(),
+                  [](const Dispatch& x) { return x.step == StepKind::kRollback; })) {
+    FLOTILLA_FAILPOINT("coordinator.after_rollback_commit_before_send");
+  }
   it->second = std::move(next);
   deliver(it->second, fx);
   if (listener_) listener_(id);
@@ -422,7 +518,11 @@ Status Engine::commitAndRemember(Deployment& d, const Effects& fx) {
 
 void Engine::deliver(const Deployment& d, const Effects& fx) {
   for (const auto& a : fx.aborts) sendAbort(a.cluster, d.id, a.stage_id, a.attempt, a.reason);
-  for (const auto& dispatch : fx.dispatches) sendCommand(d.id, dispatch);
+  for (const auto& dispatch : fx.dispatches) {
+    sendCommand(d.id, dispatch);
+    // Crash test: one rollback command is handed to the outbox, the rest of the rollback is not.
+    if (dispatch.step == StepKind::kRollback) FLOTILLA_FAILPOINT("coordinator.mid_rollback");
+  }
 }
 
 void Engine::sendCommand(const std::string& deployment_id, const Dispatch& dispatch) {
@@ -468,7 +568,11 @@ void Engine::sendReregister(const std::string& identity) {
 
 // ---- Snapshots for other threads --------------------------------------------------------
 
-void Engine::publishAgents() {
+void Engine::publishAgents() { agents_dirty_ = true; }
+
+void Engine::publishAgentsNow() {
+  if (!agents_dirty_) return;
+  agents_dirty_ = false;
   std::vector<AgentInfo> snapshot;
   for (const auto& [name, a] : registry_.agents()) snapshot.push_back(a);
   std::lock_guard<std::mutex> lock(agents_mu_);

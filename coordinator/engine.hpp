@@ -39,6 +39,25 @@ enum class Action { kApprove, kRollback, kPause, kResume, kCancel };
 // Called after every durable change, from the engine thread (wakes SSE streams).
 using CommitListener = std::function<void(const std::string& deployment_id)>;
 
+// An alert an agent raised, once it is recorded as an event, for the plan's webhook.
+struct AlertNotice {
+  std::string deployment_id;
+  std::string service;
+  std::string version;  // the version measured
+  std::string cluster;
+  std::string wave;
+  std::string stage;
+  std::string rule;
+  double value = 0;
+  double threshold = 0;
+  double baseline = 0;
+  std::string message;
+  int64_t at_ms = 0;  // wall clock, Unix ms
+  common::Alerts config;  // the plan's alerts: webhook, timeout, attempts
+};
+// Called from the engine thread: must not block (the webhook sender queues).
+using AlertListener = std::function<void(const AlertNotice& alert)>;
+
 class Engine {
  public:
   Engine(Store& store, Metrics& metrics, Outbox& outbox, const common::Clock& clock,
@@ -58,6 +77,7 @@ class Engine {
   common::Status act(const std::string& id, Action action, const std::string& argument);
 
   void setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
+  void setAlertListener(AlertListener listener) { alert_listener_ = std::move(listener); }
 
   // Thread-safe copy of the registry for the HTTP API.
   std::vector<AgentInfo> agentsSnapshot() const;
@@ -68,6 +88,7 @@ class Engine {
   void handleHeartbeat(const std::string& identity, schema::Heartbeat::Reader msg);
   void handleProgress(const std::string& identity, schema::StageProgress::Reader msg);
   void handleResult(const std::string& identity, schema::StageResult::Reader msg);
+  void handleAlert(const std::string& identity, schema::Alert::Reader msg);
 
   // Applies `fn` to a copy of the deployment; commits the copy with its
   // events (synced) and only then installs it and sends its commands.
@@ -87,7 +108,10 @@ class Engine {
       const std::string& service);
   common::Status commitAndRemember(Deployment& d, const Effects& fx);
   void publishGauges();
+  // Marks the agents' snapshot stale; tick() republishes it once per turn of the loop, so
+  // 10,000 agents registering cost one copy of the registry per turn, not one each.
   void publishAgents();
+  void publishAgentsNow();
 
   Store& store_;
   Metrics& metrics_;
@@ -100,6 +124,8 @@ class Engine {
   std::map<std::string, Deployment> deployments_;  // unfinished ones, plus finished ones whose
                                                    // stages may still answer
   CommitListener listener_;
+  AlertListener alert_listener_;
+  bool agents_dirty_ = false;
   common::SteadyTime last_retry_{};
 
   mutable std::mutex agents_mu_;

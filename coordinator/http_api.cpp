@@ -20,12 +20,28 @@ namespace {
 
 constexpr size_t kMaxBodyBytes = 1024 * 1024;
 constexpr size_t kEventPage = 1000;
+// Longest piece of a request quoted back in an error message.
+constexpr size_t kMaxQuotedBytes = 100;
+
+// Request text quoted in a JSON error: escaped, invalid UTF-8 replaced (nlohmann throws on it
+// otherwise), and cut short so a hostile path cannot make a huge reply.
+std::string quoted(const std::string& text) {
+  std::string shown = text.substr(0, kMaxQuotedBytes);
+  if (text.size() > kMaxQuotedBytes) shown += "...";
+  return json(shown).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // Deployment ids are "<service>-<n>"; anything else (traversal, control
 // characters, huge strings) is refused before it reaches the store.
 bool isDeploymentId(const std::string& id) {
   auto lower = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   return !id.empty() && id.size() <= 80 && lower(id[0]) &&
          std::all_of(id.begin(), id.end(), [&](char c) { return lower(c) || c == '-'; });
+}
+
+Status checkDeploymentId(const std::string& id) {
+  if (isDeploymentId(id)) return Status::Ok();
+  return Status::InvalidArgument(quoted(id) + " is not a deployment id (expected e.g. checkout-12)");
 }
 
 int httpStatus(const Status& s) {
@@ -49,7 +65,26 @@ int httpStatus(const Status& s) {
 
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump() + "\n", "application/json");
+  // Replies echo plan text and agent output, which need not be UTF-8.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n",
+                  "application/json");
+}
+
+// For the answers cpp-httplib gives by itself, with an empty body.
+std::string builtinErrorMessage(const httplib::Request& req, int status) {
+  switch (status) {
+    case 400:
+      return "malformed HTTP request";
+    case 404:
+      // cpp-httplib refuses unknown methods (400): the method is one of the few it knows.
+      return "no such endpoint: " + req.method + " " + quoted(req.path);
+    case 413:
+      return "request body is over the " + std::to_string(kMaxBodyBytes) + " byte limit";
+    case 414:
+      return "request line is too long";
+    default:
+      return "HTTP status " + std::to_string(status);
+  }
 }
 
 void replyError(httplib::Response& res, const Status& s) {
@@ -115,10 +150,8 @@ json eventJson(const StoredEvent& e) {
 }
 
 StatusOr<Deployment> loadById(Store& store, const std::string& id) {
-  if (!isDeploymentId(id)) {
-    return Status::InvalidArgument("\"" + json(id).dump() +
-                                   "\" is not a deployment id (expected e.g. checkout-12)");
-  }
+  Status valid = checkDeploymentId(id);
+  if (!valid.ok()) return valid;
   return store.loadDeployment(id);
 }
 
@@ -146,6 +179,35 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
     return new httplib::ThreadPool(static_cast<size_t>(threads));
   };
   server_->set_payload_max_length(kMaxBodyBytes);
+  // cpp-httplib answers unknown paths (404), oversized bodies (413) and unparsable requests
+  // (400) itself, with an empty body: give those the same {"error": ...} as every other error.
+  httplib::Server::HandlerWithResponse builtin_errors = [](const httplib::Request& req,
+                                                           httplib::Response& res) {
+    if (!res.body.empty() || res.has_header("Content-Type")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    reply(res, res.status, json{{"error", builtinErrorMessage(req, res.status)}});
+    return httplib::Server::HandlerResponse::Handled;
+  };
+  server_->set_error_handler(std::move(builtin_errors));
+  // cpp-httplib 0.11 applies the body limit to Content-Length only: a chunked body, or a
+  // compressed one it inflates, would be buffered whatever its size. Our clients send neither,
+  // so both are refused before the body is read. The unread body must not be taken for the
+  // next request on the connection, and a handler cannot close it: one request per connection
+  // (the CLI makes one or two per command; an event stream is one long request anyway).
+  server_->set_keep_alive_max_count(1);
+  server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    const std::string encoding = req.get_header_value("Content-Encoding");
+    if (req.has_header("Transfer-Encoding")) {
+      reply(res, 411,
+            json{{"error", "chunked request bodies are not accepted: send a Content-Length"}});
+    } else if (!encoding.empty() && encoding != "identity") {
+      reply(res, 415, json{{"error", "compressed request bodies are not accepted"}});
+    } else {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_->set_tcp_nodelay(true);
   server_->set_read_timeout(10, 0);
   server_->set_write_timeout(10, 0);
@@ -198,6 +260,10 @@ void HttpApi::stop() { server_->stop(); }
 
 void HttpApi::routes() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    if (store_.failing()) {
+      reply(res, 503, json{{"status", "store_failing"}, {"error", store_.failure()}});
+      return;
+    }
     reply(res, 200, json{{"status", "ok"}});
   });
 
@@ -218,6 +284,14 @@ void HttpApi::routes() {
             json{{"error",
                   "plan refused: " + std::to_string(n) + (n == 1 ? " problem" : " problems")},
                  {"problems", problems}});
+      return;
+    }
+    if (store_.failing()) {
+      // It could not be made durable: refuse it now rather than keep the caller waiting.
+      reply(res, 503,
+            json{{"error", "the store cannot write (" + store_.failure() +
+                               "); new deployments are refused and running ones wait until "
+                               "writes succeed again"}});
       return;
     }
     common::Plan plan = std::move(*parsed.plan);
@@ -299,10 +373,8 @@ void HttpApi::routes() {
       [this](const httplib::Request& req, httplib::Response& res) {
         std::string id = req.matches[1];
         std::string verb = req.matches[2];
-        if (!isDeploymentId(id)) {
-          return replyError(res,
-                            Status::InvalidArgument("not a deployment id: " + json(id).dump()));
-        }
+        Status valid = checkDeploymentId(id);
+        if (!valid.ok()) return replyError(res, valid);
         std::string argument;
         if (!req.body.empty()) {
           json body = json::parse(req.body, nullptr, false);

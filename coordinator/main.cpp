@@ -1,4 +1,7 @@
 // flotilla-coordinator: flags, logging, signals; the rest is runServer().
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
@@ -11,6 +14,22 @@ using namespace flotilla;
 
 namespace {
 void onSignal(int) { coordinator::requestStop(); }
+
+// Every agent holds one TCP connection, one descriptor, on the ROUTER: the usual soft limit of
+// 1024 would refuse the 1,000th agent. Take the hard limit.
+void raiseFileLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlim_t was = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+    spdlog::info("open file limit raised from {} to {}", was, lim.rlim_cur);
+  }
+  if (lim.rlim_cur < 16384) {
+    spdlog::warn("open file limit is {}: at most about that many agents can connect", lim.rlim_cur);
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -42,9 +61,15 @@ int main(int argc, char** argv) {
                  "HTTP worker threads (each open event stream holds one)")
       ->capture_default_str()
       ->check(CLI::Range(4, 1024));
+  uint64_t min_free_mb = flotilla::coordinator::Store::kDefaultMinFreeBytes >> 20;
+  app.add_option("--min-free-space-mb", min_free_mb,
+                 "Free space (MiB) kept on the data dir's file system: under it no write is made,\n"
+                 "new deployments are refused and running ones wait until space is freed")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  options.min_free_bytes = min_free_mb << 20;
 
   auto lost = common::parseDuration(lost_after);
   auto beat = common::parseDuration(heartbeat);
@@ -67,6 +92,7 @@ int main(int argc, char** argv) {
     std::cerr << "flotilla-coordinator: " << s.message() << "\n";
     return 2;
   }
+  raiseFileLimit();
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);

@@ -20,6 +20,16 @@ void Metrics::httpRequest(int status) {
   http_requests_[status]++;
 }
 
+void Metrics::alertRaised(const std::string& rule) {
+  std::lock_guard<std::mutex> lock(mu_);
+  alerts_[rule]++;
+}
+
+void Metrics::webhook(const std::string& result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  webhooks_[result]++;
+}
+
 void Metrics::setGauges(std::map<std::string, int64_t> deployments_by_state,
                         std::map<std::string, int64_t> agents_by_state, uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -54,6 +64,15 @@ std::string Metrics::render() const {
   out << "flotilla_deployments_submitted_total " << submitted_.load() << '\n';
   header("flotilla_plans_refused_total", "counter", "Plans refused at submission.");
   out << "flotilla_plans_refused_total " << plans_refused_.load() << '\n';
+  header("flotilla_alerts_total", "counter", "Alerts raised by agents and recorded, by rule.");
+  for (const auto& [k, v] : alerts_) {
+    out << "flotilla_alerts_total{rule=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_webhook_posts_total", "counter",
+         "Alert webhook POSTs, by result (delivered, failed after every attempt, dropped).");
+  for (const auto& [k, v] : webhooks_) {
+    out << "flotilla_webhook_posts_total{result=\"" << k << "\"} " << v << '\n';
+  }
   header("flotilla_http_requests_total", "counter", "HTTP API requests, by status code.");
   for (const auto& [k, v] : http_requests_) {
     out << "flotilla_http_requests_total{code=\"" << k << "\"} " << v << '\n';

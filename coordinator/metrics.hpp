@@ -19,6 +19,9 @@ class Metrics {
   void deploymentSubmitted() { submitted_++; }
   void planRefused() { plans_refused_++; }
   void httpRequest(int status);
+  // Alerts recorded, and what became of their webhook POSTs ("delivered", "failed", "dropped").
+  void alertRaised(const std::string& rule);
+  void webhook(const std::string& result);
 
   // Gauges, set by the engine.
   void setGauges(std::map<std::string, int64_t> deployments_by_state,
@@ -31,6 +34,8 @@ class Metrics {
   std::map<std::string, uint64_t> frames_received_;
   std::map<std::string, uint64_t> frames_dropped_;
   std::map<int, uint64_t> http_requests_;
+  std::map<std::string, uint64_t> alerts_;
+  std::map<std::string, uint64_t> webhooks_;
   std::map<std::string, int64_t> deployments_by_state_;
   std::map<std::string, int64_t> agents_by_state_;
   uint64_t epoch_ = 0;

@@ -47,6 +47,8 @@ bool Registry::touch(const std::string& cluster, uint64_t epoch, common::SteadyT
                      common::SystemTime wall) {
   auto it = agents_.find(cluster);
   if (it == agents_.end() || it->second.epoch != epoch || epoch == 0) return false;
+  // A lost agent registers again, so that what it holds is reconciled.
+  if (it->second.state == AgentState::kLost) return false;
   it->second.last_seen = now;
   it->second.last_seen_wall = wall;
   it->second.state = AgentState::kConnected;
@@ -54,9 +56,14 @@ bool Registry::touch(const std::string& cluster, uint64_t epoch, common::SteadyT
 }
 
 std::vector<std::string> Registry::expire(common::SteadyTime now,
-                                          std::chrono::milliseconds deadline) {
+                                          std::chrono::milliseconds deadline,
+                                          std::chrono::milliseconds suspect_after) {
   std::vector<std::string> lost;
   for (auto& [name, a] : agents_) {
+    if (a.state == AgentState::kConnected && suspect_after.count() > 0 &&
+        now - a.last_seen > suspect_after) {
+      a.state = AgentState::kUnknown;
+    }
     if (a.state != AgentState::kLost && now - a.last_seen > deadline) {
       a.state = AgentState::kLost;
       lost.push_back(name);

@@ -13,7 +13,8 @@ namespace flotilla::coordinator {
 
 enum class AgentState {
   kConnected,  // heard from within the silence deadline
-  kUnknown,    // known from the store after a coordinator restart, not heard from yet
+  kUnknown,    // silent for a few heartbeats (or known from the store after a coordinator
+               // restart and not heard from yet): its stages may still be running
   kLost,       // silent past the deadline; its in-flight stages count as failed
 };
 
@@ -41,8 +42,10 @@ class Registry {
   // Any message from the agent. Returns false if the cluster is not registered this epoch.
   bool touch(const std::string& cluster, uint64_t epoch, common::SteadyTime now,
              common::SystemTime wall);
-  // Marks agents silent for longer than `deadline` as lost; returns those newly lost.
-  std::vector<std::string> expire(common::SteadyTime now, std::chrono::milliseconds deadline);
+  // Marks agents silent for longer than `deadline` as lost; returns those newly lost. Agents
+  // silent for longer than `suspect_after` (when positive) become unknown meanwhile.
+  std::vector<std::string> expire(common::SteadyTime now, std::chrono::milliseconds deadline,
+                                  std::chrono::milliseconds suspect_after = {});
 
   const AgentInfo* find(const std::string& cluster) const;
   bool isLost(const std::string& cluster) const;

@@ -1,11 +1,14 @@
 // The coordinator process: the engine loop and its wiring.
 #include "coordinator/server.hpp"
+#include "common/failpoint.hpp"
+#include "coordinator/webhook.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #include "coordinator/agent_endpoint.hpp"
@@ -52,6 +55,12 @@ void TaskQueue::drain() {
   for (auto& fn : batch) fn();
 }
 
+void TaskQueue::complete(const Status& failure) {
+  std::vector<std::function<void(const Status&)>> answers;
+  answers.swap(answers_);
+  for (auto& fn : answers) fn(failure);
+}
+
 void TaskQueue::close() {
   std::deque<std::function<void()>> rest;
   {
@@ -59,7 +68,7 @@ void TaskQueue::close() {
     closed_ = true;
     rest.swap(tasks_);
   }
-  for (auto& fn : rest) fn();  // answer whoever is waiting
+  for (auto& fn : rest) fn();  // answer whoever is waiting (after the caller's complete())
 }
 
 void CommitSignal::notify() {
@@ -107,6 +116,7 @@ void requestStop() {
 Status runServer(const ServerOptions& options) {
   auto store = Store::open(options.data_dir);
   if (!store.ok()) return store.status();
+  (*store)->setMinFreeBytes(options.min_free_bytes);
   Metrics metrics;
   common::RealClock clock;
   zmq::context_t context(1);
@@ -118,7 +128,13 @@ Status runServer(const ServerOptions& options) {
 
   Engine engine(**store, metrics, endpoint, clock, options.engine);
   CommitSignal commits;
-  engine.setCommitListener([&commits](const std::string&) { commits.notify(); });
+  // Under group commit a change is durable only at the loop's flush: streams wake after it.
+  bool committed = false;
+  engine.setCommitListener([&committed](const std::string&) { committed = true; });
+  WebhookSender webhooks(metrics);
+  // Posted once the alert's event is durable, like everything else that leaves.
+  std::vector<AlertNotice> alerts;
+  engine.setAlertListener([&alerts](const AlertNotice& alert) { alerts.push_back(alert); });
   s = engine.start();
   if (!s.ok()) return s;
 
@@ -134,13 +150,53 @@ Status runServer(const ServerOptions& options) {
   auto handler = [&engine](const std::string& identity, schema::Envelope::Reader env) {
     engine.onMessage(identity, env);
   };
+  // Group commit: everything one turn of the loop changes (up to a few thousand agent
+  // messages, the HTTP requests, the timers) becomes durable with one fsync, and only then
+  // do agents get their commands, HTTP callers their answers and streams their wake-up.
+  (*store)->setGroupCommit(true);
+  endpoint.setHolding(true);
+  std::optional<std::chrono::steady_clock::time_point> failing_since;
+  std::chrono::steady_clock::time_point last_failure_log{};
+  auto flush = [&] {
+    Status f = (*store)->flush();
+    if (!f.ok()) {
+      // Nothing that depends on it leaves; the next turn tries again. Logged when it starts,
+      // then every 10 s while it lasts.
+      const auto now = std::chrono::steady_clock::now();
+      if (!failing_since || now - last_failure_log >= std::chrono::seconds(10)) {
+        spdlog::error("store: {}; nothing is sent until a write succeeds", f.toString());
+        last_failure_log = now;
+      }
+      if (!failing_since) failing_since = now;
+      return;
+    }
+    if (failing_since) {
+      spdlog::info("store: writing again after {} ms",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - *failing_since)
+                       .count());
+      failing_since.reset();
+    }
+    // Crash test: everything is durable, nothing of it has left.
+    if (endpoint.held() > 0) FLOTILLA_FAILPOINT("coordinator.after_flush_before_release");
+    endpoint.release();
+    for (const AlertNotice& alert : alerts) webhooks.post(alert);
+    alerts.clear();
+    tasks.complete();
+    if (committed) commits.notify();
+    committed = false;
+  };
   while (!g_stop) {
     if (endpoint.poll(kTickEvery, tasks.fd(), handler)) tasks.drain();
     engine.tick();
+    flush();
   }
   spdlog::info("stopping");
   commits.shutdown();
   tasks.close();
+  flush();
+  // Whoever still waits gets an answer: an error if the last flush failed.
+  tasks.complete(Status::Unavailable("the coordinator stopped before the change was durable"));
   http.stop();
   http_thread.join();
   g_stop_fd = -1;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/status.hpp"
 #include "coordinator/engine.hpp"
@@ -23,6 +24,7 @@ struct ServerOptions {
   std::string listen_http = "127.0.0.1:7780";
   EngineOptions engine;
   int http_threads = 16;
+  uint64_t min_free_bytes = Store::kDefaultMinFreeBytes;  // see Store::setMinFreeBytes
 };
 
 // Work posted from HTTP threads to the engine thread. The eventfd wakes the
@@ -32,18 +34,24 @@ class TaskQueue {
   TaskQueue();
   ~TaskQueue();
   int fd() const { return fd_; }
-  // Runs `fn` on the engine thread and waits for its result.
+  // Runs `fn` on the engine thread and waits for its result, which is handed
+  // over by complete() (group commit: once what `fn` changed is durable).
   template <typename T>
   common::StatusOr<T> call(std::function<common::StatusOr<T>()> fn);
   void post(std::function<void()> fn);
   void drain();
-  void close();  // later calls fail with Unavailable
+  // Engine thread: answers every call() whose task has run since the last
+  // complete(), with its result, or with `failure` when that is not OK (what it
+  // changed could not be made durable).
+  void complete(const common::Status& failure = common::Status::Ok());
+  void close();  // later calls fail with Unavailable; tasks still queued run
 
  private:
   int fd_;
   std::mutex mu_;
   std::deque<std::function<void()>> tasks_;
   bool closed_ = false;
+  std::vector<std::function<void(const common::Status&)>> answers_;  // engine thread only
 };
 
 // Lets SSE streams sleep until the engine commits something.
@@ -74,7 +82,16 @@ common::StatusOr<T> TaskQueue::call(std::function<common::StatusOr<T>()> fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return common::Status::Unavailable("the coordinator is shutting down");
-    tasks_.push_back([promise, fn = std::move(fn)] { promise->set_value(fn()); });
+    tasks_.push_back([this, promise, fn = std::move(fn)] {
+      auto result = std::make_shared<common::StatusOr<T>>(fn());
+      answers_.push_back([promise, result](const common::Status& failure) {
+        if (failure.ok()) {
+          promise->set_value(std::move(*result));
+        } else {
+          promise->set_value(failure);
+        }
+      });
+    });
   }
   post(nullptr);
   return future.get();

@@ -11,12 +11,25 @@
 //
 // Every deployment change is one WriteBatch (record + its events + release
 // changes) written with sync=true before anyone is told about it.
+//
+// Group commit (setGroupCommit(true), what the coordinator's loop uses): commit()
+// and putAgent() gather their changes in memory instead, and flush() writes
+// everything gathered since the last flush as one synced WriteBatch, so one
+// fsync covers every change a loop iteration made, across deployments. A
+// deployment changed several times before a flush is serialised and written
+// once, in its last state. Nothing gathered is visible to readers until the
+// flush, and the caller holds back every consequence (messages to agents,
+// HTTP answers, stream wake-ups) until flush() succeeds: a crash before it
+// loses only changes nobody heard of.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.hpp"
@@ -24,7 +37,8 @@
 
 namespace rocksdb {
 class DB;
-}
+class WriteBatch;
+}  // namespace rocksdb
 
 namespace flotilla::coordinator {
 
@@ -67,6 +81,23 @@ class Store {
                                                     size_t limit);
 
   common::Status putAgent(const StoredAgent& a);
+
+  // See "Group commit" above. Off by default (every change synced on its own).
+  void setGroupCommit(bool on) { group_commit_ = on; }
+  // Writes what was gathered in one synced batch. On failure everything stays
+  // gathered, and the next flush() tries again.
+  [[nodiscard]] common::Status flush();
+  // Changes gathered and not yet flushed (deployment records count once).
+  size_t pendingChanges() const { return pending_changes_; }
+  // The last write failed (disk full, I/O error) and none has succeeded since; why.
+  // Thread-safe (the HTTP API refuses new deployments meanwhile).
+  bool failing() const { return broken_.load(); }
+  std::string failure() const;
+
+  // Writes are refused (before RocksDB sees them) while the data dir's file system has less
+  // free space than this: see "A failed write" in store.cpp.
+  static constexpr uint64_t kDefaultMinFreeBytes = 64ull << 20;
+  void setMinFreeBytes(uint64_t bytes) { min_free_bytes_ = bytes; }
   common::StatusOr<std::vector<StoredAgent>> loadAgents();
 
   // Versions live for a service, by cluster.
@@ -75,7 +106,22 @@ class Store {
  private:
   explicit Store(std::unique_ptr<rocksdb::DB> db);
   common::StatusOr<uint64_t> bumpCounter(const std::string& key);
+  // Every write goes through here: see "A failed write" in store.cpp.
+  common::Status write(rocksdb::WriteBatch* batch, const std::string& what);
+  common::Status fail(common::Status why);
   std::unique_ptr<rocksdb::DB> db_;
+  std::string dir_;
+  uint64_t min_free_bytes_ = kDefaultMinFreeBytes;
+  std::atomic<bool> broken_{false};  // the last write failed: recover before writing again
+  mutable std::mutex failure_mu_;
+  std::string failure_;  // guarded by failure_mu_
+
+  // Group commit: events, releases and agents gathered in `pending_`, deployment
+  // records (latest state per id) in `pending_records_`, serialised at flush().
+  bool group_commit_ = false;
+  std::unique_ptr<rocksdb::WriteBatch> pending_;
+  std::unordered_map<std::string, Deployment> pending_records_;
+  size_t pending_changes_ = 0;
 };
 
 std::string eventToJson(const StoredEvent& e);

@@ -1,6 +1,8 @@
 // Progressive delivery end to end: the process driver runs flotilla-demo-service replicas, a
 // real HAProxy per cluster splits real traffic between them, and the canary, blue-green, health
 // and metric rules decide, as the test watches every answer its clients get.
+#include <httplib.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -9,6 +11,7 @@
 
 #include "integration/haproxy_fixture.hpp"
 #include "integration/harness.hpp"
+#include "integration/prometheus_fixture.hpp"
 
 #ifndef FLOTILLA_DEMO_SERVICE_BIN
 #error "FLOTILLA_DEMO_SERVICE_BIN must be defined by CMake"
@@ -74,7 +77,7 @@ traffic:
   haproxy: {socket: "@DIR@/{cluster}.sock", backend: checkout}
 @STRATEGY@health:
   http: {path: /health, interval: 200ms, timeout: 500ms, failure_threshold: 3}
-@METRICS@@WAVES@)yaml";
+@METRICS@@ALERTS@@WAVES@)yaml";
 
 constexpr char kCanarySteps[] = "{type: canary, steps: [10, 50, 100], pause: 2s}";
 
@@ -84,6 +87,7 @@ struct PlanOptions {
   std::string strategy;  // YAML flow mapping; empty: none (all at once)
   std::string metrics;   // YAML flow mapping for health.metrics; empty: none
   std::string bake;      // every wave's bake; empty: none
+  std::string alerts;    // YAML flow mapping for alerts; empty: none
 
   PlanOptions& withExtra(std::string text) {
     extra = std::move(text);
@@ -99,6 +103,10 @@ struct PlanOptions {
   }
   PlanOptions& withBake(std::string text) {
     bake = std::move(text);
+    return *this;
+  }
+  PlanOptions& withAlerts(std::string text) {
+    alerts = std::move(text);
     return *this;
   }
 };
@@ -239,6 +247,7 @@ class CanaryTest : public FleetTest {
     text =
         replaceAll(text, "@STRATEGY@", o.strategy.empty() ? "" : "strategy: " + o.strategy + "\n");
     text = replaceAll(text, "@METRICS@", o.metrics.empty() ? "" : "  metrics: " + o.metrics + "\n");
+    text = replaceAll(text, "@ALERTS@", o.alerts.empty() ? "" : "alerts: " + o.alerts + "\n");
     text = replaceAll(text, "@WAVES@", clusters_.size() == 3 ? kThreeWaves : kTwoWaves);
     text = replaceAll(text, "@BAKE@", o.bake.empty() ? "" : "\n    bake: " + o.bake);
     return text;
@@ -523,19 +532,27 @@ TEST_F(CanaryTest, GoodCanary) {
 
 class BadCanaryTest : public CanaryTest {
  protected:
+  // Between the baseline and the bad version's traffic.
+  virtual void beforeRollout() {}
+
   // Baseline on three clusters in three waves, then 2.0.0 (its command line ending in `extra`)
   // with traffic on all three; returns the deployment id once it ended, which must be rolled
   // back (checked here).
-  std::string rollOutBadVersion(const std::string& extra, const std::string& metrics) {
+  std::string rollOutBadVersion(const std::string& extra, const std::string& metrics,
+                                const std::string& alerts = "") {
     EXPECT_NO_FATAL_FAILURE(startClusters(kThreeClusters));
     if (HasFatalFailure()) return "";
     EXPECT_NO_FATAL_FAILURE(deployBaseline());
     if (HasFatalFailure()) return "";
+    EXPECT_NO_FATAL_FAILURE(beforeRollout());
+    if (HasFatalFailure()) return "";
     EXPECT_NO_FATAL_FAILURE(startTraffic());
     if (HasFatalFailure()) return "";
-    std::string id = submitPlan(
-        "bad.yaml",
-        release("2.0.0").withExtra(extra).withStrategy(kCanarySteps).withMetrics(metrics));
+    std::string id = submitPlan("bad.yaml", release("2.0.0")
+                                                .withExtra(extra)
+                                                .withStrategy(kCanarySteps)
+                                                .withMetrics(metrics)
+                                                .withAlerts(alerts));
     if (id.empty()) return "";
     const auto submitted = std::chrono::steady_clock::now();
     CommandResult wait = cli({"wait", id, "--timeout", "60s"});
@@ -951,6 +968,160 @@ TEST_F(CanaryTest, BlueGreenSwitchesBackOnBakeTrigger) {
   EXPECT_EQ(prod.of("1.0.0"), prod.total) << prod.describe();
 
   expectBackOnBaseline({"staging-eu"});
+}
+
+// ---- Analysis through a real Prometheus server: the same decisions as the direct scrape -----
+
+class PrometheusCanaryTest : public BadCanaryTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(BadCanaryTest::SetUp());
+    prometheus_ = Prometheus::start(dir(), ports_, kPortBlock);
+    ASSERT_NE(prometheus_, nullptr);
+  }
+  void TearDown() override {
+    if (prometheus_) prometheus_->stop();
+    BadCanaryTest::TearDown();
+  }
+  std::string metrics(const std::string& latency_ratio = "2.0") const {
+    return "{source: prometheus, prometheus: \"" + prometheus_->url() +
+           "\", error_rate_increase: 0.5, latency_p95_ratio: " + latency_ratio +
+           ", min_requests: 20}";
+  }
+  void beforeRollout() override { waitForScrapes(); }
+  // Prometheus has scraped the baseline replicas of every cluster: it sees what the agents see.
+  void waitForScrapes() {
+    std::string instances;
+    for (const auto& [cluster, replicas] : baseline_replicas_) {
+      for (const auto& r : replicas) {
+        instances +=
+            (instances.empty() ? "" : "|") + std::string("127.0.0.1:") + std::to_string(r.port);
+      }
+    }
+    ASSERT_TRUE(waitUntil("Prometheus scraping the baseline replicas",
+                          [&] { return prometheus_->scrapes(instances); }));
+  }
+  std::unique_ptr<Prometheus> prometheus_;
+};
+
+TEST_F(PrometheusCanaryTest, BadCanaryRolledBack) {
+  const std::string id = rollOutBadVersion(onlyFor("2.0.0", "--error-rate 0.2"), metrics());
+  ASSERT_FALSE(id.empty());
+  ASSERT_NO_FATAL_FAILURE(expectCaughtAtFirstAnalysis(id, {"error rate"}));
+  std::cerr << "[canary] through Prometheus: " << deployment(id)["failure"].value("message", "")
+            << "\n";
+}
+
+TEST_F(PrometheusCanaryTest, SlowVersionRolledBackByLatency) {
+  const std::string id = rollOutBadVersion(onlyFor("2.0.0", "--latency-ms 60"), metrics());
+  ASSERT_FALSE(id.empty());
+  ASSERT_NO_FATAL_FAILURE(expectCaughtAtFirstAnalysis(id, {"latency"}));
+  const std::string message = deployment(id)["failure"].value("message", "");
+  EXPECT_FALSE(contains(message, "error rate 0.")) << "rolled back for errors: " << message;
+}
+
+TEST_F(PrometheusCanaryTest, GoodCanaryPasses) {
+  ASSERT_NO_FATAL_FAILURE(startClusters(kTwoClusters));
+  ASSERT_NO_FATAL_FAILURE(deployBaseline());
+  ASSERT_NO_FATAL_FAILURE(waitForScrapes());
+  ASSERT_NO_FATAL_FAILURE(startTraffic());
+  const std::string id = submitPlan(
+      "good.yaml", release("2.0.0").withStrategy(kCanarySteps).withMetrics(metrics("3.0")));
+  ASSERT_FALSE(id.empty());
+  CommandResult wait = cli({"wait", id, "--timeout", "60s"});
+  auto answers = stopTraffic();
+  EXPECT_EQ(wait.exit_code, 0) << wait.out << wait.err << deployment(id).dump(2);
+  const json ev = events(id);
+  for (const auto& c : kTwoClusters) {
+    SCOPED_TRACE(c.name);
+    const auto analyses = stepEvents(ev, "stage.succeeded", c.name, "analyze");
+    ASSERT_EQ(analyses.size(), 2u) << ev.dump(1);
+    for (const auto& a : analyses) {
+      EXPECT_TRUE(contains(a.value("message", ""), "analysis passed")) << a.dump();
+    }
+    Tally whole = tally(answers[c.name]);
+    EXPECT_EQ(whole.failed, 0u) << whole.describe();
+    expectOnlyVersion(c.name, "2.0.0");
+  }
+}
+
+// ---- Alerts: an event and a JSON POST to the plan's webhook, retried ------------------------
+
+// A webhook receiver on 127.0.0.1: answers 503 to the first POST (so the coordinator must
+// retry), 200 to the others, and keeps every body.
+class WebhookReceiver {
+ public:
+  WebhookReceiver() {
+    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      bodies_.push_back(req.body);
+      content_types_.push_back(req.get_header_value("Content-Type"));
+      res.status = bodies_.size() == 1 ? 503 : 200;
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~WebhookReceiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  std::vector<std::string> bodies() {
+    std::lock_guard lock(mu_);
+    return bodies_;
+  }
+  std::vector<std::string> contentTypes() {
+    std::lock_guard lock(mu_);
+    return content_types_;
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> bodies_;
+  std::vector<std::string> content_types_;
+  std::thread thread_;
+};
+
+TEST_F(BadCanaryTest, AlertReachesTheWebhook) {
+  WebhookReceiver receiver;
+  const std::string id = rollOutBadVersion(
+      onlyFor("2.0.0", "--error-rate 0.2"),
+      "{error_rate_increase: 0.5, latency_p95_ratio: 2.0, min_requests: 20}",
+      "{error_rate: 0.05, webhook: \"" + receiver.url() + "\", webhook_timeout: 2s}");
+  ASSERT_FALSE(id.empty());
+
+  // The alert is in the deployment's log, with the figures.
+  const json ev = events(id);
+  const auto alerts = eventsOf(ev, "alert", "staging-eu");
+  ASSERT_GE(alerts.size(), 1u) << ev.dump(1);
+  EXPECT_TRUE(contains(alerts[0].value("message", ""), "error_rate: 2.0.0: error rate"))
+      << alerts[0].dump();
+  EXPECT_TRUE(contains(alerts[0].value("message", ""), "alert threshold")) << alerts[0].dump();
+
+  // The first POST was refused with 503; the retry got through with the same body.
+  ASSERT_TRUE(waitUntil("the webhook retried", [&] { return receiver.bodies().size() >= 2; }))
+      << receiver.bodies().size() << " POST(s)";
+  const auto bodies = receiver.bodies();
+  EXPECT_EQ(bodies[0], bodies[1]);
+  EXPECT_EQ(receiver.contentTypes()[0], "application/json");
+  json body = json::parse(bodies[1], nullptr, false);
+  ASSERT_TRUE(body.is_object()) << bodies[1];
+  EXPECT_EQ(body.value("rule", ""), "error_rate") << body.dump(2);
+  EXPECT_EQ(body.value("cluster", ""), "staging-eu") << body.dump(2);
+  EXPECT_EQ(body.value("deployment", ""), id) << body.dump(2);
+  EXPECT_EQ(body.value("version", ""), "2.0.0") << body.dump(2);
+  EXPECT_EQ(body.value("service", ""), "checkout") << body.dump(2);
+  EXPECT_GT(body.value("value", 0.0), 0.05) << body.dump(2);
+  EXPECT_DOUBLE_EQ(body.value("threshold", 0.0), 0.05) << body.dump(2);
+  // Slack-compatible: a `text` a person can read.
+  EXPECT_TRUE(contains(body.value("text", ""), "checkout 2.0.0 on staging-eu")) << body.dump(2);
+  EXPECT_TRUE(contains(body.value("text", ""), "error rate")) << body.dump(2);
+  // And the coordinator counted it.
+  const std::string metrics = get("/metrics").body;
+  EXPECT_TRUE(contains(metrics, "flotilla_alerts_total{rule=\"error_rate\"}")) << metrics;
+  EXPECT_TRUE(contains(metrics, "flotilla_webhook_posts_total{result=\"delivered\"} 1")) << metrics;
 }
 
 }  // namespace

@@ -455,7 +455,7 @@ std::string FleetTest::serverUrl() const {
 }
 
 std::string FleetTest::agentAddress() const {
-  return "tcp://127.0.0.1:" + std::to_string(agent_port_);
+  return "tcp://" + coordinator_options_.agents_host + ":" + std::to_string(agent_port_);
 }
 
 void FleetTest::launchCoordinator() {
@@ -471,9 +471,11 @@ void FleetTest::launchCoordinator() {
                                    coordinator_options_.agent_lost_after,
                                    "--heartbeat",
                                    coordinator_options_.heartbeat};
-  coordinator_ =
-      Process::spawn("coordinator#" + std::to_string(coordinator_starts_), argv, {},
-                     dir_ + "/coordinator-" + std::to_string(coordinator_starts_) + ".log");
+  argv.insert(argv.end(), coordinator_options_.extra_args.begin(),
+              coordinator_options_.extra_args.end());
+  coordinator_ = Process::spawn(
+      "coordinator#" + std::to_string(coordinator_starts_), argv, coordinator_options_.env,
+      dir_ + "/coordinator-" + std::to_string(coordinator_starts_) + ".log");
 }
 
 void FleetTest::startCoordinator(CoordinatorOptions options) {
@@ -526,30 +528,71 @@ void FleetTest::restartCoordinator() {
                                        << tailOf(coordinator_->logPath(), 20);
 }
 
+void FleetTest::restartCoordinator(CoordinatorOptions options) {
+  coordinator_options_ = std::move(options);
+  restartCoordinator();
+}
+
+bool FleetTest::coordinatorRunning() { return coordinator_ != nullptr && coordinator_->running(); }
+
+std::string FleetTest::coordinatorLog() const {
+  return dir_ + "/coordinator-" + std::to_string(coordinator_starts_) + ".log";
+}
+
 void FleetTest::startAgent(const std::string& cluster,
                            const std::map<std::string, std::string>& labels) {
+  startAgent(cluster, labels, AgentLaunch{});
+}
+
+void FleetTest::restartAgent(const std::string& cluster, const AgentLaunch& launch) {
+  auto labels = agent_labels_.find(cluster);
+  ASSERT_NE(labels, agent_labels_.end()) << "agent " << cluster << " was never started";
+  auto old = agents_.find(cluster);
+  if (old != agents_.end()) old->second->kill();  // a no-op when it already died
+  startAgent(cluster, std::map<std::string, std::string>(labels->second), launch);
+}
+
+bool FleetTest::agentRunning(const std::string& cluster) {
+  auto it = agents_.find(cluster);
+  return it != agents_.end() && it->second->running();
+}
+
+pid_t FleetTest::agentPid(const std::string& cluster) {
+  auto it = agents_.find(cluster);
+  return it == agents_.end() ? -1 : it->second->pid();
+}
+
+std::string FleetTest::agentLog(const std::string& cluster) const {
+  return dir_ + "/agent-" + cluster + ".log";
+}
+
+void FleetTest::startAgent(const std::string& cluster,
+                           const std::map<std::string, std::string>& labels,
+                           const AgentLaunch& launch) {
   ASSERT_NE(agent_port_, 0) << "start the coordinator first";
+  agent_labels_[cluster] = labels;
   auto old = agents_.find(cluster);
   if (old != agents_.end()) {
     retired_.push_back(std::move(old->second));
     agents_.erase(old);
   }
-  std::vector<std::string> argv = {FLOTILLA_AGENT_BIN,
-                                   "--cluster",
+  std::vector<std::string> argv = launch.prefix;
+  argv.insert(argv.end(), {FLOTILLA_AGENT_BIN,
+                           "--cluster",
                                    cluster,
                                    "--coordinator",
-                                   agentAddress(),
+                                   launch.coordinator.empty() ? agentAddress() : launch.coordinator,
                                    "--state-dir",
                                    dir_ + "/agent-state/" + cluster,
                                    "--workdir",
                                    dir_ + "/work",
                                    "--heartbeat",
-                                   "250ms"};
+                                   "250ms"});
   for (const auto& [k, v] : labels) {
     argv.push_back("--label");
     argv.push_back(k + "=" + v);
   }
-  auto process = Process::spawn("agent " + cluster, argv, {}, dir_ + "/agent-" + cluster + ".log");
+  auto process = Process::spawn("agent " + cluster, argv, launch.env, agentLog(cluster));
   ASSERT_NE(process, nullptr);
   agents_[cluster] = std::move(process);
 }

@@ -111,6 +111,19 @@ std::vector<json> eventsOf(const json& events, const std::string& type,
 struct CoordinatorOptions {
   std::string agent_lost_after = "10s";
   std::string heartbeat = "250ms";
+  // Added to the coordinator's environment (e.g. FLOTILLA_FAILPOINTS).
+  std::map<std::string, std::string> env;
+  // Where it listens for agents: loopback, or the test's own veth address for agents in a
+  // network namespace.
+  std::string agents_host = "127.0.0.1";
+  std::vector<std::string> extra_args;  // appended to its command line
+};
+
+// How to start one agent, beyond its cluster and labels.
+struct AgentLaunch {
+  std::map<std::string, std::string> env;  // added to its environment (e.g. FLOTILLA_FAILPOINTS)
+  std::string coordinator;                 // address to connect to; "" = agentAddress()
+  std::vector<std::string> prefix;         // run through this, e.g. {"ip", "netns", "exec", NS}
 };
 
 // Each test gets a temp dir, free ports and its own processes; everything it started is stopped
@@ -134,9 +147,24 @@ class FleetTest : public ::testing::Test {
   void killCoordinator();
   // Starts it again on the same data dir and ports (and options); waits for /healthz.
   void restartCoordinator();
+  // The same with new options (e.g. the failpoint that crashed it turned off).
+  void restartCoordinator(CoordinatorOptions options);
+  // False once the coordinator exited (a crash point fired); it is reaped then.
+  bool coordinatorRunning();
+  // The current (or last) coordinator's log file.
+  std::string coordinatorLog() const;
 
   void startAgent(const std::string& cluster, const std::map<std::string, std::string>& labels);
+  void startAgent(const std::string& cluster, const std::map<std::string, std::string>& labels,
+                  const AgentLaunch& launch);
+  // Starts the cluster's agent again with the labels it had, on the same state dir.
+  void restartAgent(const std::string& cluster, const AgentLaunch& launch = {});
   void killAgent(const std::string& cluster);
+  // False once the cluster's agent exited (a crash point fired); it is reaped then.
+  bool agentRunning(const std::string& cluster);
+  pid_t agentPid(const std::string& cluster);
+  // The log file of the cluster's current (or last) agent.
+  std::string agentLog(const std::string& cluster) const;
   // Waits until /api/v1/agents shows every named cluster "connected".
   void waitForAgents(const std::vector<std::string>& clusters);
   // The coordinator and the usual four agents, connected:
@@ -194,6 +222,7 @@ class FleetTest : public ::testing::Test {
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> retired_;  // earlier coordinators and killed agents
   std::map<std::string, std::unique_ptr<Process>> agents_;
+  std::map<std::string, std::map<std::string, std::string>> agent_labels_;
   int commands_ = 0;
 };
 

@@ -115,6 +115,19 @@ struct Abort {
   reason @2 :Text;
 }
 
+# A watched threshold crossed while a step ran (the plan's `alerts`): the coordinator records
+# it as an event and posts it to the plan's webhook. Not a rollback trigger by itself.
+struct Alert {
+  ref @0 :StageRef;
+  epoch @1 :UInt64;
+  rule @2 :Text;          # "error_rate", "latency_p95", "cpu", "memory"
+  value @3 :Float64;      # what was measured
+  threshold @4 :Float64;  # what it was compared against
+  baseline @5 :Float64;   # the stable version's value, 0 when the rule has none
+  version @6 :Text;       # the version whose replicas were measured
+  message @7 :Text;       # for people, with the figures
+}
+
 struct Envelope {
   union {
     register @0 :Register;
@@ -125,5 +138,6 @@ struct Envelope {
     stageProgress @5 :StageProgress;
     stageResult @6 :StageResult;
     abort @7 :Abort;
+    alert @8 :Alert;
   }
 }

@@ -37,12 +37,13 @@
 
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
-#include "agent/http_probe.hpp"
+#include "common/http_client.hpp"
 
 namespace flotilla::agent {
 namespace {
 
 using namespace std::chrono_literals;
+using common::httpGet;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 

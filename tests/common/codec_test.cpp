@@ -120,6 +120,14 @@ void touchEverything(schema::Envelope::Reader root) {
         sink += std::to_string(m.getEpoch()) + toStd(m.getReason());
         break;
       }
+      case schema::Envelope::ALERT: {
+        auto m = root.getAlert();
+        touchRef(m.getRef());
+        sink += std::to_string(m.getEpoch()) + toStd(m.getRule()) + toStd(m.getVersion());
+        sink += std::to_string(m.getValue() + m.getThreshold() + m.getBaseline());
+        sink += toStd(m.getMessage());
+        break;
+      }
     }
   } catch (const kj::Exception&) {
     // What the endpoints do with it: drop the message.
@@ -460,16 +468,17 @@ TEST(MessageTypeName, CoversEveryUnionMember) {
       {schema::Envelope::STAGE_PROGRESS, "stage_progress"},
       {schema::Envelope::STAGE_RESULT, "stage_result"},
       {schema::Envelope::ABORT, "abort"},
+      {schema::Envelope::ALERT, "alert"},
   };
-  // The schema has exactly these members: ABORT is the last union tag.
-  ASSERT_EQ(static_cast<unsigned>(schema::Envelope::ABORT) + 1, expected.size());
+  // The schema has exactly these members: ALERT is the last union tag.
+  ASSERT_EQ(static_cast<unsigned>(schema::Envelope::ALERT) + 1, expected.size());
   std::set<std::string> seen;
   for (const auto& [which, name] : expected) {
     EXPECT_EQ(messageTypeName(which), name);
     seen.insert(messageTypeName(which));
   }
   EXPECT_EQ(seen.size(), expected.size());
-  EXPECT_STREQ(messageTypeName(static_cast<schema::Envelope::Which>(8)), "unknown");
+  EXPECT_STREQ(messageTypeName(static_cast<schema::Envelope::Which>(9)), "unknown");
   EXPECT_STREQ(messageTypeName(static_cast<schema::Envelope::Which>(0xFFFF)), "unknown");
 }
 
@@ -663,13 +672,13 @@ TEST(CodecDecode, UnionTagBeyondTheLastMemberIsRefused) {
   uint16_t tag = 0;
   std::memcpy(&tag, frame.data() + tag_at, 2);
   ASSERT_EQ(tag, static_cast<uint16_t>(schema::Envelope::STAGE_COMMAND)) << "tag not found";
-  for (uint16_t bad : {uint16_t{8}, uint16_t{9}, uint16_t{0x7FFF}, uint16_t{0xFFFF}}) {
+  for (uint16_t bad : {uint16_t{9}, uint16_t{10}, uint16_t{0x7FFF}, uint16_t{0xFFFF}}) {
     Bytes damaged = frame;
     std::memcpy(damaged.data() + tag_at, &bad, 2);
     expectCorruption(damaged, "union tag " + std::to_string(bad));
   }
   // Every known tag over the same bytes is accepted by decode (its handler may refuse it).
-  for (uint16_t good = 0; good <= static_cast<uint16_t>(schema::Envelope::ABORT); ++good) {
+  for (uint16_t good = 0; good <= static_cast<uint16_t>(schema::Envelope::ALERT); ++good) {
     Bytes changed = frame;
     std::memcpy(changed.data() + tag_at, &good, 2);
     auto decoded = decodeBytes(changed);

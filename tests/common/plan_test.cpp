@@ -351,35 +351,121 @@ TEST(ParsePlan, UnknownFieldSuggestsTheNearestKnownOne) {
 }
 
 TEST(ParsePlan, DesignedButUnimplementedFieldsAreNotSupportedYet) {
-  std::string text = std::string(kMinimalProcessPlan) + kTrafficLine;  // traffic on line 10
-  text +=
-      "strategy: {type: rolling, max_unavailable: 1, max_surge: 1}\n"  // 11: supported now
-      "health: {metrics: {source: prometheus, queries: {}}}\n"         // 12
-      "alerts: {cpu: 0.9}\n";                                          // 13
-  PlanParseResult result = parsePlan(text);
-  const std::vector<Where> expected = {{12, 28}, {12, 40}, {13, 1}};
-  EXPECT_EQ(positions(result), expected) << describe(result);
-  ASSERT_EQ(result.problems.size(), expected.size());
-  EXPECT_EQ(result.problems[0].message,
-            "health.metrics.source \"prometheus\" is not supported yet; use \"scrape\"");
-  EXPECT_EQ(result.problems[1].message, "field \"queries\" in health.metrics is not supported yet");
-  EXPECT_EQ(result.problems[2].message, "field \"alerts\" is not supported yet");
-  // Without them the same plan, rolling strategy included, is accepted.
-  PlanParseResult rolling =
-      parsePlan(std::string(kMinimalProcessPlan) + kTrafficLine +
-                "strategy: {type: rolling, max_unavailable: 1, max_surge: 1}\n");
-  ASSERT_TRUE(rolling.plan.has_value()) << describe(rolling);
-  EXPECT_EQ(rolling.plan->strategy.kind, StrategyKind::kRolling);
-  // The kubernetes driver is still designed but not there.
+  // The kubernetes driver is designed but not there.
   EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "driver: kubernetes\n").toString(),
             "9:9: driver \"kubernetes\" is not supported yet; use \"script\" or \"process\"");
+}
 
-  // The same in a script plan (alerts is refused whatever the driver).
+TEST(ParsePlan, PrometheusSourceParsesToTheModel) {
+  const std::string text = std::string(kMinimalProcessPlan) +
+                           "health:\n"                                              // 10
+                           "  metrics:\n"                                           // 11
+                           "    source: prometheus\n"                               // 12
+                           "    prometheus: http://127.0.0.1:9090\n"                // 13
+                           "    queries:\n"                                         // 14
+                           "      error_rate: 'my_errors{instance=~\"{instances}\"}'\n";
+  PlanParseResult result = parsePlan(text);
+  ASSERT_TRUE(result.plan.has_value()) << describe(result);
+  const auto& m = result.plan->health.metrics;
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->source, MetricsSource::kPrometheus);
+  EXPECT_EQ(m->prometheus, "http://127.0.0.1:9090");
+  EXPECT_EQ(m->queries.error_rate, "my_errors{instance=~\"{instances}\"}");
+  // The others keep their defaults, which measure one set through {instances}.
+  EXPECT_EQ(m->queries.request_rate, PrometheusQueries{}.request_rate);
+  EXPECT_NE(m->queries.latency_p95.find("histogram_quantile(0.95"), std::string::npos);
+  EXPECT_NE(m->queries.latency_p95.find("{instances}"), std::string::npos);
+
+  auto roundTrip = planFromJson(planToJson(*result.plan));
+  ASSERT_TRUE(roundTrip.ok()) << roundTrip.status().toString();
+  ASSERT_TRUE(roundTrip->health.metrics.has_value());
+  EXPECT_EQ(roundTrip->health.metrics->source, MetricsSource::kPrometheus);
+  EXPECT_EQ(roundTrip->health.metrics->prometheus, m->prometheus);
+  EXPECT_EQ(roundTrip->health.metrics->queries.error_rate, m->queries.error_rate);
+  EXPECT_EQ(roundTrip->health.metrics->queries.latency_p95, m->queries.latency_p95);
+}
+
+TEST(ParsePlan, PrometheusSourceRules) {
+  auto withMetrics = [](const std::string& metrics) {
+    return describe(
+        parsePlan(std::string(kMinimalProcessPlan) + "health: {metrics: " + metrics + "}\n"));
+  };
+  EXPECT_EQ(withMetrics("{source: prometheus}"),
+            "10:28: source: prometheus needs health.metrics.prometheus, the server's URL (e.g. "
+            "http://127.0.0.1:9090)\n");
+  EXPECT_EQ(withMetrics("{source: prometheus, prometheus: ftp://x}"),
+            "10:52: health.metrics.prometheus must be an http:// or https:// URL without spaces, "
+            "not \"ftp://x\"\n");
+  EXPECT_EQ(withMetrics("{prometheus: http://x:9090}"),
+            "10:20: health.metrics.prometheus is used only with source: prometheus\n");
+  EXPECT_EQ(withMetrics("{source: prometheus, prometheus: http://x, queries: {error_rate: up}}"),
+            "10:84: health.metrics.queries.error_rate must use {instances} so it measures one "
+            "set of replicas (new or stable), not the whole service\n");
+  EXPECT_EQ(withMetrics("{source: prometheus, prometheus: http://x, queries: {eror_rate: x}}"),
+            "10:72: unknown field \"eror_rate\" in health.metrics.queries; did you mean "
+            "\"error_rate\"?\n");
+  EXPECT_EQ(withMetrics("{source: other}"),
+            "10:28: health.metrics.source must be \"scrape\" or \"prometheus\", not \"other\"\n");
+}
+
+TEST(ParsePlan, AlertsParseToTheModel) {
+  const std::string text = std::string(kMinimalProcessPlan) +
+                           "alerts: {error_rate: 0.1, latency_p95_ratio: 3, cpu: 0.8, memory: 0.5,"
+                           " webhook: \"https://hooks.example.com/x?a=1\", webhook_timeout: 2s,"
+                           " webhook_attempts: 5}\n";
+  PlanParseResult result = parsePlan(text);
+  ASSERT_TRUE(result.plan.has_value()) << describe(result);
+  ASSERT_TRUE(result.plan->alerts.has_value());
+  const Alerts& a = *result.plan->alerts;
+  EXPECT_EQ(a.error_rate, 0.1);
+  EXPECT_EQ(a.latency_p95_ratio, 3.0);
+  EXPECT_EQ(a.cpu, 0.8);
+  EXPECT_EQ(a.memory, 0.5);
+  EXPECT_EQ(a.webhook, "https://hooks.example.com/x?a=1");
+  EXPECT_EQ(a.webhook_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(a.webhook_attempts, 5u);
+
+  auto roundTrip = planFromJson(planToJson(*result.plan));
+  ASSERT_TRUE(roundTrip.ok()) << roundTrip.status().toString();
+  ASSERT_TRUE(roundTrip->alerts.has_value());
+  EXPECT_EQ(roundTrip->alerts->error_rate, a.error_rate);
+  EXPECT_EQ(roundTrip->alerts->webhook, a.webhook);
+  EXPECT_EQ(roundTrip->alerts->webhook_timeout, a.webhook_timeout);
+  EXPECT_EQ(roundTrip->alerts->webhook_attempts, a.webhook_attempts);
+
+  // The workflow's thresholds are the defaults; no webhook means events only.
+  PlanParseResult defaults = parsePlan(std::string(kMinimalProcessPlan) + "alerts: {}\n");
+  ASSERT_TRUE(defaults.plan.has_value()) << describe(defaults);
+  ASSERT_TRUE(defaults.plan->alerts.has_value());
+  EXPECT_EQ(defaults.plan->alerts->error_rate, 0.05);
+  EXPECT_EQ(defaults.plan->alerts->latency_p95_ratio, 2.0);
+  EXPECT_EQ(defaults.plan->alerts->cpu, 0.9);
+  EXPECT_EQ(defaults.plan->alerts->memory, 0.9);
+  EXPECT_EQ(defaults.plan->alerts->webhook, "");
+  // A plan without alerts has none.
+  EXPECT_FALSE(parsePlan(kMinimalProcessPlan).plan->alerts.has_value());
+}
+
+TEST(ParsePlan, AlertRules) {
+  auto withAlerts = [](const std::string& alerts) {
+    return describe(parsePlan(std::string(kMinimalProcessPlan) + "alerts: " + alerts + "\n"));
+  };
+  EXPECT_EQ(withAlerts("{error_rate: 1.5}"),
+            "10:22: alerts.error_rate must be a number from 0 to 1, not \"1.5\"\n");
+  EXPECT_EQ(withAlerts("{webhook: \"hooks.example.com\"}"),
+            "10:19: alerts.webhook must be an http:// or https:// URL without spaces, not "
+            "\"hooks.example.com\"\n");
+  EXPECT_EQ(withAlerts("{webhook: \"http://a b\"}"),
+            "10:19: alerts.webhook must be an http:// or https:// URL without spaces, not "
+            "\"http://a b\"\n");
+  EXPECT_EQ(withAlerts("{webhook_attempts: 0}"),
+            "10:28: alerts.webhook_attempts must be an integer from 1 to 20, not \"0\"\n");
+  EXPECT_EQ(withAlerts("{webhok: x}"),
+            "10:10: unknown field \"webhok\" in alerts; did you mean \"webhook\"?\n");
+  EXPECT_EQ(withAlerts("x"), "10:9: alerts must be a map, not a string\n");
+  // Alerts watch the process driver's replicas: a script plan has none.
   EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "alerts: {cpu: 0.9}\n").toString(),
-            "9:1: field \"alerts\" is not supported yet");
-  EXPECT_EQ(describe(parsePlan(std::string(kMinimalProcessPlan) +
-                               "health: {metrics: {prometheus: {url: x}}}\n")),
-            "10:20: field \"prometheus\" in health.metrics is not supported yet\n");
+            "9:1: field \"alerts\" is for the process driver; this plan uses driver \"script\"");
 }
 
 TEST(ParsePlan, ScriptAndProcessDriversAreSupported) {
@@ -963,8 +1049,6 @@ TEST(ParsePlan, HealthRules) {
                           "not \"") +
                   threshold + "\"\n");
   }
-  EXPECT_EQ(withHealth("{metrics: {source: other}}"),
-            "10:28: health.metrics.source must be \"scrape\", not \"other\"\n");
   for (const char* rate : {"-0.1", "100.5", "abc", "0.5x", "nan", "\"\""}) {
     EXPECT_EQ(withHealth(std::string("{metrics: {error_rate_increase: ") + rate + "}}"),
               std::string("10:41: health.metrics.error_rate_increase must be a number from 0 to "

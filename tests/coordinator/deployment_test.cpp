@@ -298,6 +298,121 @@ TEST_F(DeploymentTest, AgentLostMidStepRollsBack) {
   EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kRolledBack);
 }
 
+// The lost cluster's rollback failed; when its agent registers again it rolls back first.
+TEST_F(DeploymentTest, LostClusterRollsBackWhenItsAgentReturns) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // prod-eu-1 build done, apply in flight
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // prod-eu-2 verify in flight
+  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
+  addAgent("staging-eu", {{"environment", "staging"}});
+  addAgent("prod-eu-2", {{"environment", "production"}});
+  fx_ = Effects{};
+  agentLost(d, "prod-eu-1", ctx(), fx_);
+  succeedAll(d);
+  ASSERT_EQ(d.state, DeploymentState::kFailed);
+  EXPECT_TRUE(d.waves[1].clusters[0].rollback_lost);
+  EXPECT_TRUE(awaitsAgents(d)) << "the engine must keep it to converge the lost cluster";
+
+  addAgent("prod-eu-1", {{"environment", "production"}});
+  fx_ = Effects{};
+  agentReturned(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack) << d.reason;
+  EXPECT_FALSE(awaitsAgents(d));
+  // A second return changes nothing.
+  fx_ = Effects{};
+  agentReturned(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_TRUE(fx_.events.empty());
+}
+
+TEST_F(DeploymentTest, LostClustersWithinTheBudgetAreWaitedFor) {
+  Plan plan = threeWaves();
+  plan.max_unavailable_clusters = 1;
+  Deployment d = start(plan);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply in flight
+  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
+  addAgent("staging-eu", {{"environment", "staging"}});
+  addAgent("prod-eu-2", {{"environment", "production"}});
+  addAgent("prod-us-1", {{"environment", "production"}, {"region", "us"}});
+  fx_ = Effects{};
+  agentLost(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_TRUE(hasEvent("agent.lost"));
+  EXPECT_TRUE(d.waves[1].clusters[0].in_flight) << "its step stays out";
+  // prod-eu-2 finishes; the wave still waits for prod-eu-1.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "prod-eu-2").ok());
+  EXPECT_EQ(d.waves[1].state, WaveState::kRunning);
+  EXPECT_EQ(d.wave_index, 1u);
+
+  // Back: the same apply's result (the agent ran it once) moves it on.
+  addAgent("prod-eu-1", {{"environment", "production"}});
+  fx_ = Effects{};
+  agentReturned(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_TRUE(hasEvent("agent.returned"));
+  EXPECT_TRUE(dispatched().empty());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/verify"});
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kSucceeded);
+}
+
+TEST_F(DeploymentTest, OneMoreLostThanTheBudgetRollsBack) {
+  Plan plan = threeWaves();
+  plan.max_unavailable_clusters = 1;
+  plan.waves[1].max_unavailable_clusters = 1;
+  Deployment d = start(plan);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
+  addAgent("staging-eu", {{"environment", "staging"}});
+  fx_ = Effects{};
+  agentLost(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  agentLost(d, "prod-eu-2", ctx(), fx_);
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  EXPECT_NE(d.reason.find("over its max_unavailable_clusters 1"), std::string::npos) << d.reason;
+  succeedAll(d);
+  // Neither had reached apply: nothing to roll back there.
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack) << d.reason;
+}
+
+TEST_F(DeploymentTest, OnAgentLostWaitPausesUntilEnoughAreBack) {
+  Plan plan = threeWaves();
+  plan.on_agent_lost = common::OnAgentLost::kWait;
+  Deployment d = start(plan);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply in flight
+  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
+  addAgent("staging-eu", {{"environment", "staging"}});
+  addAgent("prod-eu-2", {{"environment", "production"}});
+  addAgent("prod-us-1", {{"environment", "production"}, {"region", "us"}});
+  fx_ = Effects{};
+  agentLost(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_EQ(d.state, DeploymentState::kPaused);
+  EXPECT_TRUE(d.paused_for_lost);
+  EXPECT_NE(d.reason.find("on_agent_lost: wait"), std::string::npos) << d.reason;
+  // prod-eu-2's step in flight finishes; nothing new starts while paused.
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());
+  EXPECT_TRUE(dispatched().empty());
+
+  addAgent("prod-eu-1", {{"environment", "production"}});
+  fx_ = Effects{};
+  agentReturned(d, "prod-eu-1", ctx(), fx_);
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_TRUE(hasEvent("deployment.resumed"));
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/apply"});
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kSucceeded);
+  // The stored form keeps the new fields.
+  auto stored = deploymentFromJson(deploymentToJson(d));
+  ASSERT_TRUE(stored.ok()) << stored.status().toString();
+  EXPECT_EQ(stored->plan.on_agent_lost, common::OnAgentLost::kWait);
+}
+
 TEST_F(DeploymentTest, StaleAndDuplicateResultsAreRefused) {
   Deployment d = start(threeWaves());
   StageResult wrong_attempt{"staging-eu", "staging-eu/build", 7, ResultOutcome::kSucceeded, 0, ""};
@@ -386,6 +501,103 @@ TEST_F(DeploymentTest, UnregisteredClusterFailsTheWave) {
   Deployment d = start(p);
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
   EXPECT_EQ(d.failure->cluster, "ghost");
+}
+
+// ---- A step whose effect is unknown (its agent died while it ran) ------------------------------
+
+TEST_F(DeploymentTest, UnknownApplyIsCheckedByVerifyAndNeverSentAgain) {
+  Deployment d = start(threeWaves());
+  ASSERT_TRUE(answer(d, "staging-eu").ok());  // build
+  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_TRUE(hasEvent("stage.unknown"));
+  EXPECT_FALSE(hasEvent("stage.failed"));
+  // Verify, first attempt: apply is not run again.
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/verify"});
+  EXPECT_EQ(fx_.dispatches[0].attempt, 1u);
+  EXPECT_TRUE(fx_.releases.empty());  // not on the new version until verify says so
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kSucceeded);
+  ASSERT_EQ(fx_.releases.size(), 1u);
+  EXPECT_EQ(fx_.releases[0].version, "2.0.0");
+  EXPECT_EQ(dispatched(), (std::vector<std::string>{"prod-eu-1/build", "prod-eu-2/build"}));
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kSucceeded);
+}
+
+TEST_F(DeploymentTest, UnknownApplyThatVerifyRejectsIsRolledBack) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // build
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // build
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // apply
+  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kUnknown).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/verify"});
+  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kFailed).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  ASSERT_TRUE(d.failure.has_value());
+  EXPECT_EQ(d.failure->cluster, "prod-eu-1");
+  EXPECT_EQ(d.failure->step, "verify");
+  // The cluster whose apply was unknown may run the new version: it is rolled back too.
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
+  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kAborted).ok());  // its verify
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/rollback"});
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  for (const auto& w : {0, 1}) {
+    for (const auto& c : d.waves[static_cast<size_t>(w)].clusters) {
+      EXPECT_EQ(c.state, ClusterState::kRolledBack) << c.name;
+    }
+  }
+}
+
+TEST_F(DeploymentTest, UnknownApplyWithNothingToVerifyRollsBack) {
+  Plan p = threeWaves();
+  p.steps.verify.clear();
+  Deployment d = start(p);
+  ASSERT_TRUE(answer(d, "staging-eu").ok());  // build
+  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  EXPECT_TRUE(hasEvent("stage.failed"));
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  ASSERT_TRUE(d.failure.has_value());
+  EXPECT_EQ(d.failure->step, "apply");
+}
+
+TEST_F(DeploymentTest, UnknownBuildVerifyOrRollbackIsAFailure) {
+  {
+    Deployment d = start(threeWaves());
+    ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());  // build
+    EXPECT_TRUE(dispatched().empty());
+    EXPECT_EQ(d.state, DeploymentState::kRolledBack);  // nothing applied
+  }
+  {
+    Deployment d = start(threeWaves());
+    ASSERT_TRUE(answer(d, "staging-eu").ok());
+    ASSERT_TRUE(answer(d, "staging-eu").ok());
+    ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());  // verify
+    EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+    // A rollback whose effect is unknown is not retried on its own: a human looks.
+    ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());
+    EXPECT_EQ(d.state, DeploymentState::kFailed);
+    EXPECT_EQ(d.rollback_failed, std::vector<std::string>{"staging-eu"});
+  }
+}
+
+TEST_F(DeploymentTest, UnknownApplyDuringARollbackIsRolledBackNotVerified) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());                          // build; apply in flight
+  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kFailed).ok());  // build fails
+  ASSERT_EQ(d.state, DeploymentState::kRollingBack);
+  ASSERT_EQ(fx_.aborts.size(), 1u);
+  EXPECT_EQ(fx_.aborts[0].stage_id, "prod-eu-1/apply");
+  // Its agent died instead of aborting: the apply's effect is unknown.
+  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kUnknown).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  EXPECT_EQ(d.waves[1].clusters[0].state, ClusterState::kRolledBack);
 }
 
 TEST_F(DeploymentTest, StoredFormRoundTrips) {

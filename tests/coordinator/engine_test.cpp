@@ -171,6 +171,7 @@ TEST_F(EngineTest, RegisterIsAnsweredWithTheEpoch) {
   ASSERT_EQ(outbox_.sent.size(), 1u);
   EXPECT_EQ(outbox_.sent[0].which, schema::Envelope::REGISTERED);
   EXPECT_EQ(outbox_.sent[0].epoch, engine_->epoch());
+  engine_->tick();  // the snapshot is republished once per turn of the loop
   auto agents = engine_->agentsSnapshot();
   ASSERT_EQ(agents.size(), 1u);
   EXPECT_EQ(agents[0].labels.at("environment"), "staging");
@@ -326,6 +327,87 @@ TEST_F(EngineTest, RollbackAfterSuccessLoadsTheFinishedDeployment) {
   engine_->tick();  // forgets the finished deployment from memory
   ASSERT_TRUE(engine_->act(*id, Action::kRollback, "").ok());
   EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/rollback");
+}
+
+// An agent answers a late copy of a command from before a restart with "refused" (it already
+// follows the newer epoch). That answer is about the old copy: this run's copy of the same stage
+// stays in flight and is answered on its own.
+TEST_F(EngineTest, RefusalOfAnOlderEpochsCommandDoesNotFailTheStage) {
+  registerAgent("staging-eu", "staging");
+  auto id = engine_->submit(twoWaves());
+  ASSERT_TRUE(id.ok());
+  openEngine();  // a new epoch
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  auto refused = [&](uint64_t epoch) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initStageResult();
+    r.initRef().setDeploymentId(*id);
+    r.getRef().setStageId("staging-eu/apply");
+    r.getRef().setAttempt(1);
+    r.setEpoch(epoch);
+    r.setOutcome(schema::Outcome::REFUSED);
+    r.setMessage("stale epoch");
+    deliver("staging-eu", m);
+  };
+  refused(engine_->epoch() - 1);
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+  EXPECT_NE(metrics_.render().find("flotilla_stale_results_total 1"), std::string::npos);
+  result("staging-eu", *id, "staging-eu/apply");
+  auto d = store_->loadDeployment(*id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->waves[0].clusters[0].state, ClusterState::kSucceeded);
+  // A refusal of this epoch's own command is a failure like any other.
+  ASSERT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/apply");
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<schema::Envelope>().initStageResult();
+  r.initRef().setDeploymentId(*id);
+  r.getRef().setStageId("prod-eu-1/apply");
+  r.getRef().setAttempt(1);
+  r.setEpoch(engine_->epoch());
+  r.setOutcome(schema::Outcome::REFUSED);
+  deliver("prod-eu-1", m);
+  EXPECT_EQ(stored(*id), DeploymentState::kRollingBack);
+}
+
+// An agent restarted while apply ran reports it unknown when it registers again: the coordinator
+// sends verify (the plan's re-check), never apply again.
+TEST_F(EngineTest, UnknownApplyHeldByARestartedAgentIsVerifiedNotReapplied) {
+  registerAgent("staging-eu", "staging");
+  common::Plan plan = twoWaves();
+  plan.steps.verify = "verify";
+  plan.waves.resize(1);
+  auto id = engine_->submit(plan);
+  ASSERT_TRUE(id.ok());
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  outbox_.sent.clear();
+  capnp::MallocMessageBuilder m;
+  auto reg = m.initRoot<schema::Envelope>().initRegister();
+  reg.setCluster("staging-eu");
+  reg.setAgentVersion("test");
+  auto labels = reg.initLabels(1);
+  labels[0].setKey("environment");
+  labels[0].setValue("staging");
+  auto held = reg.initHeld(1);
+  held[0].initRef().setDeploymentId(*id);
+  held[0].getRef().setStageId("staging-eu/apply");
+  held[0].getRef().setAttempt(1);
+  held[0].setRunning(false);
+  held[0].setOutcome(schema::Outcome::UNKNOWN);
+  held[0].setMessage("the agent stopped while this step ran; its effect is unknown");
+  deliver("staging-eu", m);
+  // verify, attempt 1 (the reconcile after a registration may send it twice: the agent dedupes).
+  const auto commands = outbox_.commands();
+  ASSERT_FALSE(commands.empty());
+  for (const auto& c : commands) EXPECT_EQ(c, "staging-eu:staging-eu/verify");
+  EXPECT_EQ(outbox_.sent.back().attempt, 1u);
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+  result("staging-eu", *id, "staging-eu/verify");
+  EXPECT_EQ(stored(*id), DeploymentState::kSucceeded);
+  auto releases = store_->releases("checkout");
+  ASSERT_TRUE(releases.ok());
+  EXPECT_EQ(releases->at("staging-eu"), "2.0.0");
 }
 
 }  // namespace

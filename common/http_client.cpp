@@ -1,5 +1,5 @@
-// httpGet over libcurl's easy interface, one handle per request.
-#include "agent/http_probe.hpp"
+// httpGet / httpPost over libcurl's easy interface, one handle per request.
+#include "common/http_client.hpp"
 
 #include <curl/curl.h>
 
@@ -7,10 +7,7 @@
 #include <memory>
 #include <mutex>
 
-namespace flotilla::agent {
-
-using common::Status;
-using common::StatusOr;
+namespace flotilla::common {
 
 namespace {
 
@@ -43,9 +40,14 @@ struct CurlDeleter {
   void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
 };
 
-}  // namespace
+struct SlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
 
-StatusOr<HttpReply> httpGet(const std::string& url, std::chrono::milliseconds timeout) {
+// `post`: the body to POST with its content type, or null for a GET.
+StatusOr<HttpReply> perform(const std::string& url, const std::pair<std::string, std::string>* post,
+                            std::chrono::milliseconds timeout) {
+  const char* method = post != nullptr ? "POST " : "GET ";
   if (!curlReady()) return Status::Internal("curl_global_init failed");
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) return Status::Internal("curl_easy_init failed");
@@ -73,6 +75,15 @@ StatusOr<HttpReply> httpGet(const std::string& url, std::chrono::milliseconds ti
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, appendBounded);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  if (post != nullptr) {
+    headers.reset(curl_slist_append(nullptr, ("Content-Type: " + post->second).c_str()));
+    // No "Expect: 100-continue" round trip: webhook bodies are small.
+    headers.reset(curl_slist_append(headers.release(), "Expect:"));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, post->first.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(post->first.size()));
+  }
 
   const CURLcode rc = curl_easy_perform(h);
   if (sink.too_large) {
@@ -81,10 +92,32 @@ StatusOr<HttpReply> httpGet(const std::string& url, std::chrono::milliseconds ti
   }
   if (rc != CURLE_OK) {
     const std::string reason = error[0] != '\0' ? error : curl_easy_strerror(rc);
-    return Status::Unavailable("GET " + url + ": " + reason);
+    return Status::Unavailable(method + url + ": " + reason);
   }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
   return reply;
 }
 
-}  // namespace flotilla::agent
+}  // namespace
+
+StatusOr<HttpReply> httpGet(const std::string& url, std::chrono::milliseconds timeout) {
+  return perform(url, nullptr, timeout);
+}
+
+StatusOr<HttpReply> httpPost(const std::string& url, const std::string& body,
+                             const std::string& content_type, std::chrono::milliseconds timeout) {
+  const std::pair<std::string, std::string> post{body, content_type};
+  return perform(url, &post, timeout);
+}
+
+std::string urlEncode(const std::string& text) {
+  if (!curlReady()) return {};
+  // libcurl 7.82+ ignores the handle argument.
+  char* encoded = curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
+  if (encoded == nullptr) return {};
+  std::string out(encoded);
+  curl_free(encoded);
+  return out;
+}
+
+}  // namespace flotilla::common

@@ -1,0 +1,123 @@
+// What the scale benchmarks share: a coordinator process on a temp dir, processes of simulated
+// agents (flotilla-sim-agents) driven over pipes, /proc readings, percentiles and the summary
+// lines bench/run collects.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "integration/harness.hpp"
+
+namespace flotilla::bench {
+
+using integration::json;
+using SystemTime = std::chrono::system_clock::time_point;
+
+double millisSince(SystemTime from, SystemTime to);
+int64_t wallNs(SystemTime t);
+std::string makeTempDir(const std::string& name);
+void removeTree(const std::string& dir);
+
+// A flotilla-coordinator on its own temp data dir and free loopback ports.
+class CoordinatorProcess {
+ public:
+  // `data_dir` empty: a fresh temp dir. Waits for /healthz; nullptr (reason on stderr) if not.
+  static std::unique_ptr<CoordinatorProcess> start(const std::string& work_dir,
+                                                   std::vector<std::string> extra_args = {});
+  ~CoordinatorProcess();
+  pid_t pid() const { return process_->pid(); }
+  const std::string& url() const { return url_; }
+  const std::string& agents() const { return agents_; }
+  const std::string& dataDir() const { return data_dir_; }
+  const std::string& logPath() const { return process_->logPath(); }
+
+  // POST the plan; the deployment id, or "" (reason on stderr).
+  std::string submit(const std::string& plan_yaml);
+  // Polls the deployment until it is in a final state (or `deadline`); its summary, or null.
+  json waitFinal(const std::string& id, std::chrono::milliseconds poll_every,
+                 std::chrono::milliseconds deadline);
+  // A counter or gauge from /metrics (summed over label sets); -1 when absent.
+  double metric(const std::string& name);
+
+ private:
+  std::unique_ptr<integration::Process> process_;
+  std::string url_;
+  std::string agents_;
+  std::string data_dir_;
+};
+
+// One flotilla-sim-agents process: agents PREFIX+first .. PREFIX+first+count-1.
+class SimAgents {
+ public:
+  static std::unique_ptr<SimAgents> start(const std::string& coordinator, const std::string& prefix,
+                                          int first, int count,
+                                          const std::map<std::string, std::string>& labels,
+                                          const std::string& log_path);
+  ~SimAgents();
+  bool owns(const std::string& cluster) const;
+  pid_t pid() const { return pid_; }
+  // The next stdout line, or nullopt after `timeout`.
+  std::optional<std::string> readLine(std::chrono::milliseconds timeout);
+  // Sends a control line and returns the answer.
+  std::optional<std::string> ask(const std::string& line,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  std::map<std::string, int64_t> stats();
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1;
+  int from_ = -1;
+  std::string buffer_;
+  std::string prefix_;
+  int first_ = 0;
+  int count_ = 0;
+};
+
+// Starts `total` simulated agents in processes of at most `per_process`, and waits until every
+// one is registered. Empty (reason on stderr) when they do not all register by `deadline`.
+std::vector<std::unique_ptr<SimAgents>> startFleet(const std::string& coordinator, int total,
+                                                   int per_process,
+                                                   const std::map<std::string, std::string>& labels,
+                                                   const std::string& log_dir,
+                                                   std::chrono::milliseconds deadline);
+// Sum of one stat over every process.
+int64_t sumStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& key);
+int64_t maxStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& key);
+std::string simName(int i);  // "sim-00042"
+
+// Readings of a process from /proc.
+struct ProcSample {
+  uint64_t cpu_ticks = 0;  // utime + stime
+  uint64_t rss_kb = 0;
+  SystemTime at;
+};
+std::optional<ProcSample> sampleProc(pid_t pid);
+
+// Nearest-rank percentile of `v` (p in 0..100); 0 for an empty vector.
+double percentile(std::vector<double> v, double p);
+
+// One result line for bench/run: BENCH <bench> <metric> <runs> <min> <median> <max> <p99>.
+struct Figure {
+  std::string bench;
+  std::string metric;
+  std::vector<double> values;
+};
+void printFigures(const std::vector<Figure>& figures, bool summary);
+
+// --runs N, --summary, and the program's own flags.
+struct CommonArgs {
+  int runs = 0;  // 0: the program's default
+  bool summary = false;
+  std::vector<int> sizes;  // --agents 100,1000
+  bool quick = false;
+};
+CommonArgs parseArgs(int argc, char** argv, const char* usage);
+
+}  // namespace flotilla::bench

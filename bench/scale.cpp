@@ -1,0 +1,169 @@
+// flotilla-bench-scale: one real coordinator driven by 100, 1,000 and 10,000 simulated agents
+// (flotilla-sim-agents, a few processes on this host). For each fleet size N:
+//   register  every agent started -> every agent registered;
+//   idle      the coordinator's CPU share (of one core) and resident memory while every agent
+//             heartbeats once a second and nothing is deployed (from /proc/PID/stat, status);
+//   fan-out   one stage (apply) to all N agents in one wave: from the submission (POST) until
+//             every result is durably recorded (the deployment's final `succeeded` transition,
+//             whose commit time is its updated_at), repeated;
+//   abort     all N agents hold their apply in flight, then one reports a failure: from the
+//             moment it sent the failure until the last agent received its abort, and its
+//             rollback command (receipt times taken by the simulated agents, same clock).
+// Measured, never asserted; bench/run runs it with --summary.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "bench/bench_util.hpp"
+#include "integration/haproxy_fixture.hpp"
+
+namespace flotilla::bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kUsage[] =
+    "usage: flotilla-bench-scale [--agents 100,1000,10000] [--runs N] [--quick] [--summary]\n"
+    "  --quick  the fleet sizes with fewer repetitions (what bench/run uses)\n";
+constexpr int kAgentsPerProcess = 2500;
+
+std::string plan(const std::string& service, int run) {
+  return "service: " + service + "\nversion: \"1.0." + std::to_string(run) +
+         "\"\ndriver: script\nsteps:\n  apply: \"true\"\n  rollback: \"true\"\n"
+         "waves:\n  - name: all\n    selector: {fleet: bench}\n";
+}
+
+int64_t sumStatAll(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& key) {
+  return sumStat(fleet, key);
+}
+
+bool askAll(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& line) {
+  for (auto& s : fleet) {
+    auto a = s->ask(line);
+    if (!a || *a != "ok") return false;
+  }
+  return true;
+}
+
+// Waits until `done` holds, checking every `every`; false after `deadline`.
+template <typename F>
+bool waitFor(F done, std::chrono::milliseconds every, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(every);
+  }
+  return done();
+}
+
+void runSize(int n, int fanout_runs, int abort_runs, bool quick, std::vector<Figure>& figures) {
+  std::string label = "N=" + std::to_string(n);
+  std::cerr << "-- " << n << " agents\n";
+  std::string dir = makeTempDir("scale");
+  auto coordinator =
+      CoordinatorProcess::start(dir, {"--heartbeat", "1s", "--agent-lost-after", "60s"});
+  if (!coordinator) return;
+  auto started = std::chrono::system_clock::now();
+  // bench/run (--quick) gives registration 90 s, so that a fleet the coordinator cannot take
+  // in shows up as a figure rather than stalling the whole run.
+  auto register_deadline = std::chrono::milliseconds(quick ? 90000 : 30000 + 30 * n);
+  auto fleet = startFleet(coordinator->agents(), n, kAgentsPerProcess, {{"fleet", "bench"}}, dir,
+                          register_deadline);
+  if (fleet.empty()) {
+    figures.push_back({"scale",
+                       "register " + label + ": not all within " +
+                           std::to_string(register_deadline.count() / 1000) + " s",
+                       {}});
+    return;
+  }
+  double register_ms = millisSince(started, std::chrono::system_clock::now());
+  figures.push_back({"scale", "register " + label + " (ms)", {register_ms}});
+  std::cerr << "   registered in " << register_ms << " ms\n";
+
+  // Idle: let registration settle, then read the coordinator's CPU time over a window.
+  std::this_thread::sleep_for(3s);
+  auto a = sampleProc(coordinator->pid());
+  std::this_thread::sleep_for(10s);
+  auto b = sampleProc(coordinator->pid());
+  if (a && b) {
+    double cpu = 100.0 * static_cast<double>(b->cpu_ticks - a->cpu_ticks) /
+                 static_cast<double>(sysconf(_SC_CLK_TCK)) / (millisSince(a->at, b->at) / 1000.0);
+    figures.push_back({"scale", "idle CPU " + label + " (% of a core)", {cpu}});
+    figures.push_back({"scale", "idle RSS " + label + " (MB)", {b->rss_kb / 1024.0}});
+    std::cerr << "   idle: " << cpu << "% CPU, " << b->rss_kb / 1024 << " MB RSS\n";
+  }
+
+  auto poll_every = std::chrono::milliseconds(std::max(20, n / 20));
+  auto deadline = std::chrono::milliseconds(60000 + 30 * n);
+  Figure fanout{"scale", "fan-out " + label + " (ms)", {}};
+  for (int run = 0; run < fanout_runs; ++run) {
+    auto t0 = std::chrono::system_clock::now();
+    std::string id = coordinator->submit(plan("fanout", run));
+    if (id.empty()) break;
+    json d = coordinator->waitFinal(id, poll_every, deadline);
+    if (d.is_null() || d.value("state", "") != "succeeded") {
+      std::cerr << "   fan-out run " << run << ": " << (d.is_null() ? "timed out" : d.dump())
+                << "\n";
+      break;
+    }
+    auto end = integration::parseRfc3339(d.value("updated_at", ""));
+    if (!end) break;
+    double ms = millisSince(t0, *end);
+    fanout.values.push_back(ms);
+    std::cerr << "   fan-out run " << run << ": " << ms << " ms (seen after "
+              << millisSince(t0, std::chrono::system_clock::now()) << " ms)\n";
+  }
+  figures.push_back(fanout);
+
+  Figure abort_fig{"scale", "abort " + label + ": failure -> last abort (ms)", {}};
+  Figure rollback_fig{"scale", "abort " + label + ": failure -> last rollback (ms)", {}};
+  for (int run = 0; run < abort_runs; ++run) {
+    if (!askAll(fleet, "reset") || !askAll(fleet, "hold 1")) break;
+    std::string id = coordinator->submit(plan("abortbench", run));
+    if (id.empty()) break;
+    if (!waitFor([&] { return sumStatAll(fleet, "held") == n; }, 50ms, deadline)) {
+      std::cerr << "   abort run " << run << ": the apply never reached every agent\n";
+      break;
+    }
+    std::optional<std::string> failed = fleet.front()->ask("fail " + simName(0));
+    if (!failed || failed->rfind("failed ", 0) != 0) break;
+    int64_t t0 = std::stoll(failed->substr(failed->rfind(' ') + 1));
+    // Every other agent gets an abort; every agent that ran apply (all N) gets a rollback.
+    bool all = waitFor(
+        [&] { return sumStatAll(fleet, "aborts") >= n - 1 && sumStatAll(fleet, "rollbacks") >= n; },
+        20ms, deadline);
+    int64_t last_abort = maxStat(fleet, "last_abort_ns");
+    int64_t last_rollback = maxStat(fleet, "last_rollback_ns");
+    if (sumStatAll(fleet, "aborts") >= n - 1) abort_fig.values.push_back((last_abort - t0) / 1e6);
+    if (all) rollback_fig.values.push_back((last_rollback - t0) / 1e6);
+    std::cerr << "   abort run " << run << ": last abort " << (last_abort - t0) / 1e6
+              << " ms, last rollback " << (all ? std::to_string((last_rollback - t0) / 1e6) : "-")
+              << " ms\n";
+    askAll(fleet, "hold 0");
+    json d = coordinator->waitFinal(id, poll_every, deadline);
+    if (d.is_null()) break;
+  }
+  figures.push_back(abort_fig);
+  figures.push_back(rollback_fig);
+  fleet.clear();
+  coordinator.reset();
+  removeTree(dir);
+}
+
+}  // namespace
+}  // namespace flotilla::bench
+
+int main(int argc, char** argv) {
+  using namespace flotilla::bench;
+  CommonArgs args = parseArgs(argc, argv, kUsage);
+  if (args.sizes.empty()) args.sizes = {100, 1000, 10000};
+  std::vector<Figure> figures;
+  for (int n : args.sizes) {
+    int fanout_runs = args.runs > 0 ? args.runs : (n >= 10000 ? (args.quick ? 2 : 5) : 10);
+    int abort_runs = args.runs > 0 ? args.runs : (n >= 10000 ? (args.quick ? 1 : 3) : 3);
+    runSize(n, fanout_runs, abort_runs, args.quick, figures);
+  }
+  printFigures(figures, args.summary);
+  return 0;
+}

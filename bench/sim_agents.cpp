@@ -1,0 +1,393 @@
+// flotilla-sim-agents: many simulated agents in one process, for the scale benchmarks.
+//
+// Each simulated agent is a real protocol peer: its own ZeroMQ DEALER with the cluster name as
+// routing id and the agent's socket options, Cap'n Proto envelopes through common/codec
+// (encodeFrame, DecodedEnvelope::decode), the agent's register / heartbeat / stage result
+// messages. Its driver does no work: a command is answered at once with "succeeded", except
+// that with `hold` set, forward steps are kept in flight until the coordinator aborts them (or
+// until `fail CLUSTER` makes that cluster report a failure). One thread owns every socket.
+//
+// The benchmark drives it over stdin/stdout, one line each way:
+//   stdin:  stats | reset | hold 0|1 | fail CLUSTER | quit
+//   stdout: "ready N" once all N agents are registered; "stats k=v ..." answering `stats`;
+//           "failed CLUSTER NS" once the failure was sent (NS: wall clock, ns since the epoch).
+// Receipt times are wall-clock nanoseconds, comparable with the benchmark's own clock (same
+// host).
+#include <capnp/message.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "common/codec.hpp"
+
+namespace flotilla::bench {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+using common::toStd;
+
+constexpr auto kRegisterRetry = std::chrono::seconds(2);  // as the agent
+constexpr auto kMaxPollWait = std::chrono::milliseconds(20);
+
+int64_t wallNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct HeldStage {
+  std::string deployment;
+  std::string stage;
+  uint32_t attempt = 0;
+  uint64_t epoch = 0;
+};
+
+struct SimAgent {
+  std::string cluster;
+  zmq::socket_t socket;
+  uint64_t epoch = 0;  // 0 = not registered
+  Steady::time_point next_heartbeat{};
+  Steady::time_point next_register{};
+  std::vector<HeldStage> held;  // forward steps kept in flight (hold mode)
+};
+
+struct Stats {
+  uint64_t registered = 0;  // agents registered now
+  uint64_t commands = 0;
+  uint64_t forward_commands = 0;
+  uint64_t rollback_commands = 0;
+  uint64_t aborts = 0;
+  uint64_t results = 0;
+  uint64_t heartbeats = 0;
+  uint64_t dropped = 0;
+  int64_t last_command_ns = 0;
+  int64_t last_rollback_ns = 0;
+  int64_t last_abort_ns = 0;
+  int64_t first_abort_ns = 0;
+};
+
+class SimFleet {
+ public:
+  SimFleet(std::string coordinator, std::vector<std::string> clusters,
+           std::map<std::string, std::string> labels, int io_threads)
+      : coordinator_(std::move(coordinator)), labels_(std::move(labels)), context_(io_threads) {
+    // A context holds 1023 sockets by default; this process holds one per agent.
+    context_.set(zmq::ctxopt::max_sockets, static_cast<int>(clusters.size()) + 64);
+    agents_.reserve(clusters.size());
+    for (auto& c : clusters) {
+      SimAgent a;
+      a.cluster = std::move(c);
+      a.socket = zmq::socket_t(context_, zmq::socket_type::dealer);
+      a.socket.set(zmq::sockopt::routing_id, a.cluster);
+      a.socket.set(zmq::sockopt::reconnect_ivl, 100);
+      a.socket.set(zmq::sockopt::reconnect_ivl_max, 5000);
+      a.socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(common::kMaxFrameBytes));
+      a.socket.set(zmq::sockopt::linger, 0);
+      a.socket.connect(coordinator_);
+      agents_.push_back(std::move(a));
+    }
+    for (size_t i = 0; i < agents_.size(); ++i) index_[agents_[i].cluster] = i;
+  }
+
+  void run() {
+    for (auto& a : agents_) sendRegister(a);
+    std::vector<zmq::pollitem_t> items;
+    for (auto& a : agents_) items.push_back({static_cast<void*>(a.socket), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, STDIN_FILENO, ZMQ_POLLIN, 0});
+    bool announced = false;
+    std::string input;
+    while (!quit_) {
+      auto now = Steady::now();
+      timers(now);
+      try {
+        zmq::poll(items.data(), items.size(), kMaxPollWait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+      }
+      for (size_t i = 0; i < agents_.size(); ++i) {
+        if (items[i].revents & ZMQ_POLLIN) drain(agents_[i]);
+      }
+      if (items.back().revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
+        char buf[4096];
+        ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
+        if (n <= 0) break;  // the benchmark went away
+        input.append(buf, static_cast<size_t>(n));
+        size_t nl;
+        while ((nl = input.find('\n')) != std::string::npos) {
+          control(input.substr(0, nl));
+          input.erase(0, nl + 1);
+        }
+      }
+      if (!announced && stats_.registered == agents_.size()) {
+        announced = true;
+        std::printf("ready %zu\n", agents_.size());
+        std::fflush(stdout);
+      }
+    }
+  }
+
+ private:
+  void timers(Steady::time_point now) {
+    for (auto& a : agents_) {
+      if (a.epoch != 0 && now >= a.next_heartbeat) {
+        capnp::MallocMessageBuilder m;
+        auto hb = m.initRoot<schema::Envelope>().initHeartbeat();
+        hb.setCluster(a.cluster);
+        hb.setEpoch(a.epoch);
+        hb.setRunningStages(static_cast<uint32_t>(a.held.size()));
+        send(a, m);
+        ++stats_.heartbeats;
+        a.next_heartbeat = now + heartbeat_;
+      } else if (a.epoch == 0 && now >= a.next_register) {
+        sendRegister(a);
+      }
+    }
+  }
+
+  void drain(SimAgent& a) {
+    while (a.socket.get(zmq::sockopt::events) & ZMQ_POLLIN) {
+      zmq::message_t frame;
+      if (!a.socket.recv(frame, zmq::recv_flags::dontwait)) break;
+      int64_t at = wallNs();
+      auto decoded = common::DecodedEnvelope::decode(frame.data(), frame.size());
+      if (!decoded.ok()) {
+        ++stats_.dropped;
+        continue;
+      }
+      auto env = (*decoded)->root();
+      switch (env.which()) {
+        case schema::Envelope::REGISTERED: {
+          if (a.epoch == 0) ++stats_.registered;
+          a.epoch = env.getRegistered().getEpoch();
+          auto ms = env.getRegistered().getHeartbeatIntervalMs();
+          if (ms >= 100) heartbeat_ = std::chrono::milliseconds(ms);
+          // Spread the heartbeats over the interval, as independent agents would be.
+          a.next_heartbeat =
+              Steady::now() +
+              std::chrono::milliseconds(jitter_() % static_cast<uint64_t>(heartbeat_.count() + 1));
+          break;
+        }
+        case schema::Envelope::REREGISTER:
+          if (a.epoch != 0) --stats_.registered;
+          a.epoch = 0;
+          sendRegister(a);
+          break;
+        case schema::Envelope::STAGE_COMMAND:
+          onCommand(a, env.getStageCommand(), at);
+          break;
+        case schema::Envelope::ABORT:
+          onAbort(a, env.getAbort(), at);
+          break;
+        default:
+          ++stats_.dropped;
+          break;
+      }
+    }
+  }
+
+  void onCommand(SimAgent& a, schema::StageCommand::Reader cmd, int64_t at) {
+    ++stats_.commands;
+    stats_.last_command_ns = std::max(stats_.last_command_ns, at);
+    HeldStage h{toStd(cmd.getRef().getDeploymentId()), toStd(cmd.getRef().getStageId()),
+                cmd.getRef().getAttempt(), cmd.getEpoch()};
+    if (cmd.getStep() == schema::Step::ROLLBACK) {
+      ++stats_.rollback_commands;
+      stats_.last_rollback_ns = std::max(stats_.last_rollback_ns, at);
+      // A repeated rollback is answered again, as the agent answers repeats from its record.
+      sendResult(a, h, schema::Outcome::SUCCEEDED, "rolled back");
+      return;
+    }
+    ++stats_.forward_commands;
+    if (hold_) {
+      for (const auto& x : a.held) {
+        if (x.deployment == h.deployment && x.stage == h.stage && x.attempt == h.attempt) return;
+      }
+      a.held.push_back(std::move(h));
+      return;
+    }
+    sendResult(a, h, schema::Outcome::SUCCEEDED, "");
+  }
+
+  void onAbort(SimAgent& a, schema::Abort::Reader msg, int64_t at) {
+    ++stats_.aborts;
+    if (stats_.first_abort_ns == 0) stats_.first_abort_ns = at;
+    stats_.last_abort_ns = std::max(stats_.last_abort_ns, at);
+    HeldStage h{toStd(msg.getRef().getDeploymentId()), toStd(msg.getRef().getStageId()),
+                msg.getRef().getAttempt(), msg.getEpoch()};
+    auto it = std::find_if(a.held.begin(), a.held.end(), [&](const HeldStage& x) {
+      return x.deployment == h.deployment && x.stage == h.stage && x.attempt == h.attempt;
+    });
+    if (it != a.held.end()) a.held.erase(it);
+    // The agent answers an abort of a stage it does not run with "aborted" too.
+    sendResult(a, h, schema::Outcome::ABORTED, "aborted: " + toStd(msg.getReason()));
+  }
+
+  void control(const std::string& line) {
+    if (line == "stats") {
+      std::printf(
+          "stats registered=%lu commands=%lu forward=%lu rollbacks=%lu aborts=%lu results=%lu "
+          "heartbeats=%lu dropped=%lu last_command_ns=%ld last_rollback_ns=%ld "
+          "first_abort_ns=%ld last_abort_ns=%ld held=%lu\n",
+          stats_.registered, stats_.commands, stats_.forward_commands, stats_.rollback_commands,
+          stats_.aborts, stats_.results, stats_.heartbeats, stats_.dropped, stats_.last_command_ns,
+          stats_.last_rollback_ns, stats_.first_abort_ns, stats_.last_abort_ns, heldCount());
+    } else if (line == "reset") {
+      uint64_t registered = stats_.registered;
+      stats_ = Stats{};
+      stats_.registered = registered;
+      for (auto& a : agents_) a.held.clear();
+      std::printf("ok\n");
+    } else if (line.rfind("hold ", 0) == 0) {
+      hold_ = line.substr(5) == "1";
+      std::printf("ok\n");
+    } else if (line.rfind("fail ", 0) == 0) {
+      auto it = index_.find(line.substr(5));
+      if (it == index_.end() || agents_[it->second].held.empty()) {
+        std::printf("error no held stage for %s\n", line.substr(5).c_str());
+      } else {
+        SimAgent& a = agents_[it->second];
+        HeldStage h = a.held.front();
+        a.held.erase(a.held.begin());
+        int64_t at = wallNs();
+        sendResult(a, h, schema::Outcome::FAILED, "exit code 1: simulated failure");
+        std::printf("failed %s %ld\n", a.cluster.c_str(), at);
+      }
+    } else if (line == "quit") {
+      quit_ = true;
+      return;
+    } else {
+      std::printf("error unknown command %s\n", line.c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  uint64_t heldCount() const {
+    uint64_t n = 0;
+    for (const auto& a : agents_) n += a.held.size();
+    return n;
+  }
+
+  void sendRegister(SimAgent& a) {
+    capnp::MallocMessageBuilder m;
+    auto reg = m.initRoot<schema::Envelope>().initRegister();
+    reg.setCluster(a.cluster);
+    auto labels = reg.initLabels(static_cast<unsigned>(labels_.size()));
+    unsigned i = 0;
+    for (const auto& [k, v] : labels_) {
+      labels[i].setKey(k);
+      labels[i].setValue(v);
+      ++i;
+    }
+    reg.setAgentVersion("sim-0.1.0");
+    reg.initHeld(0);
+    send(a, m);
+    a.next_register = Steady::now() + kRegisterRetry;
+  }
+
+  void sendResult(SimAgent& a, const HeldStage& h, schema::Outcome outcome,
+                  const std::string& message) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initStageResult();
+    auto ref = r.initRef();
+    ref.setDeploymentId(h.deployment);
+    ref.setStageId(h.stage);
+    ref.setAttempt(h.attempt);
+    r.setEpoch(h.epoch);
+    r.setOutcome(outcome);
+    r.setExitCode(outcome == schema::Outcome::SUCCEEDED ? 0 : 1);
+    r.setMessage(message);
+    r.setDurationMs(0);
+    send(a, m);
+    ++stats_.results;
+  }
+
+  void send(SimAgent& a, capnp::MessageBuilder& m) {
+    zmq::message_t frame = common::encodeFrame(m);
+    if (!a.socket.send(frame, zmq::send_flags::dontwait)) ++stats_.dropped;
+  }
+
+  std::string coordinator_;
+  std::map<std::string, std::string> labels_;
+  zmq::context_t context_;
+  std::vector<SimAgent> agents_;
+  std::map<std::string, size_t> index_;
+  std::chrono::milliseconds heartbeat_{1000};
+  std::minstd_rand jitter_{42};
+  Stats stats_;
+  bool hold_ = false;
+  bool quit_ = false;
+};
+
+int usage() {
+  std::cerr << "usage: flotilla-sim-agents --coordinator tcp://127.0.0.1:PORT --prefix NAME-\n"
+               "         --first I --count N [--label k=v]... [--io-threads T]\n"
+               "Agents are named PREFIX + I..I+N-1, zero-padded to 5 digits.\n";
+  return 2;
+}
+
+}  // namespace
+}  // namespace flotilla::bench
+
+int main(int argc, char** argv) {
+  using namespace flotilla::bench;
+  std::string coordinator;
+  std::string prefix = "sim-";
+  int first = 0;
+  int count = 0;
+  int io_threads = 1;
+  std::map<std::string, std::string> labels;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) return usage();
+    std::string v = argv[++i];
+    if (a == "--coordinator") {
+      coordinator = v;
+    } else if (a == "--prefix") {
+      prefix = v;
+    } else if (a == "--first") {
+      first = std::stoi(v);
+    } else if (a == "--count") {
+      count = std::stoi(v);
+    } else if (a == "--io-threads") {
+      io_threads = std::stoi(v);
+    } else if (a == "--label") {
+      auto eq = v.find('=');
+      if (eq == std::string::npos) return usage();
+      labels[v.substr(0, eq)] = v.substr(eq + 1);
+    } else {
+      return usage();
+    }
+  }
+  if (coordinator.empty() || count <= 0) return usage();
+  // Two descriptors per agent (the TCP connection and the socket's mailbox).
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  std::vector<std::string> clusters;
+  for (int i = first; i < first + count; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "%s%05d", prefix.c_str(), i);
+    clusters.emplace_back(name);
+  }
+  try {
+    SimFleet fleet(coordinator, std::move(clusters), std::move(labels), io_threads);
+    fleet.run();
+  } catch (const std::exception& e) {
+    std::cerr << "flotilla-sim-agents: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

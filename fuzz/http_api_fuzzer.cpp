@@ -1,0 +1,320 @@
+// Fuzz target for the coordinator's HTTP API (coordinator/http_api.cpp). It drives the real
+// thing: an HttpApi on 127.0.0.1 port 0 in front of a real engine and a RocksDB store in a
+// temporary directory (no agents), started once per process and sent one request per input
+// by a cpp-httplib client (one connection per request, as the server closes each).
+//
+// Input: the first byte picks the request, the rest is "<id>\n<body>" (the whole rest is the
+// body for a plan submission or the path for a free GET). Ids and paths are percent-encoded
+// byte for byte, so the API sees exactly the fuzzed bytes, '/' and NUL included.
+//
+// Every request must get an answer, never a 500; every error carries {"error": "..."}; a
+// malformed id is a 400 (404 when it cannot even match a route, 414 when the line is too
+// long); a body over the limit is a 413; chunked or compressed bodies, which cpp-httplib
+// 0.11 would buffer past the limit, are refused (411, 415).
+#include <httplib.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "common/time_format.hpp"
+#include "coordinator/engine.hpp"
+#include "coordinator/http_api.hpp"
+#include "coordinator/metrics.hpp"
+#include "coordinator/server.hpp"
+#include "coordinator/store.hpp"
+#include "fuzz/fuzz_check.hpp"
+
+namespace flotilla::coordinator {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxBodyBytes = 1024 * 1024;  // HttpApi's limit
+
+// Nothing is connected: commands to agents go nowhere.
+class NullOutbox : public Outbox {
+ public:
+  // Interface
+  void send(const std::string&, capnp::MessageBuilder&) override {}
+};
+
+enum class Op : uint8_t {
+  kSubmit,    // POST /api/v1/deployments
+  kApprove,   // POST /api/v1/deployments/ID/approve, and the other verbs
+  kRollback,
+  kPause,
+  kResume,
+  kCancel,
+  kGet,       // GET /api/v1/deployments/ID
+  kEvents,    // GET /api/v1/deployments/ID/events?after=BODY
+  kOversize,  // POST /api/v1/deployments with the body repeated past the limit
+  kPath,      // GET /REST
+  kChunked,   // submit with Transfer-Encoding: chunked (no Content-Length to check first)
+  kBigChunked,  // the same, the body repeated past the limit
+  kEncoded,   // submit with Content-Encoding: gzip (a small body could inflate without bound)
+  kCount,
+};
+
+const char* verbOf(Op op) {
+  switch (op) {
+    case Op::kApprove:
+      return "approve";
+    case Op::kRollback:
+      return "rollback";
+    case Op::kPause:
+      return "pause";
+    case Op::kResume:
+      return "resume";
+    default:
+      return "cancel";
+  }
+}
+
+std::string percentEncode(const std::string& text, bool keep_slash) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') ||
+        (byte >= '0' && byte <= '9') || c == '-' || c == '.' || c == '_' || c == '~' ||
+        (keep_slash && c == '/')) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    }
+  }
+  return out;
+}
+
+bool isDeploymentIdSpec(const std::string& id) {
+  if (id.empty() || id.size() > 80 || id[0] == '-') return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+class Harness {
+ public:
+  Harness() {
+    verbose_ = std::getenv("FLOTILLA_FUZZ_LOG") != nullptr;
+    spdlog::set_level(verbose_ ? spdlog::level::debug : spdlog::level::off);
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/flotilla-http-fuzz-XXXXXX";
+    FUZZ_CHECK(mkdtemp(pattern.data()) != nullptr, pattern);
+    dir_ = pattern;
+    auto store = Store::open(dir_);
+    FUZZ_CHECK(store.ok(), store.status().message());
+    store_ = std::move(store).value();
+    engine_ = std::make_unique<Engine>(*store_, metrics_, outbox_, clock_, EngineOptions{});
+    engine_->setCommitListener([this](const std::string&) { commits_.notify(); });
+    auto started = engine_->start();
+    FUZZ_CHECK(started.ok(), started.message());
+    http_ = std::make_unique<HttpApi>(*store_, *engine_, metrics_, tasks_, commits_, 4);
+    auto port = http_->bind("127.0.0.1:0");
+    FUZZ_CHECK(port.ok(), port.status().message());
+    port_ = *port;
+    http_thread_ = std::thread([this] { http_->serve(); });
+    engine_thread_ = std::thread([this] { engineLoop(); });
+    connect();
+  }
+
+  // Stops the threads before the process's static destructors run under them.
+  void shutdown() {
+    client_.reset();
+    stop_ = true;
+    tasks_.post(nullptr);
+    engine_thread_.join();
+    commits_.shutdown();
+    tasks_.close();
+    http_->stop();
+    http_thread_.join();
+    http_.reset();
+    engine_.reset();
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void run(const uint8_t* data, size_t size) {
+    if (size == 0) return;
+    const auto op = static_cast<Op>(data[0] % static_cast<uint8_t>(Op::kCount));
+    const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
+    const size_t newline = rest.find('\n');
+    const std::string id = rest.substr(0, newline);
+    const std::string body = newline == std::string::npos ? "" : rest.substr(newline + 1);
+    const std::string base = "/api/v1/deployments";
+
+    std::string what;
+    auto send = [&]() -> httplib::Result {
+      switch (op) {
+        case Op::kSubmit:
+          what = "submit";
+          return client_->Post(base, rest, "application/yaml");
+        case Op::kApprove:
+        case Op::kRollback:
+        case Op::kPause:
+        case Op::kResume:
+        case Op::kCancel:
+          what = std::string("POST ") + verbOf(op);
+          return client_->Post(base + "/" + percentEncode(id, false) + "/" + verbOf(op), body,
+                               "application/json");
+        case Op::kGet:
+          what = "GET deployment";
+          return client_->Get(base + "/" + percentEncode(id, false));
+        case Op::kEvents:
+          what = "GET events";
+          return client_->Get(base + "/" + percentEncode(id, false) +
+                              "/events?after=" + percentEncode(body, false));
+        case Op::kOversize: {
+          what = "oversized submit";
+          std::string big = rest.empty() ? std::string("x") : rest;
+          while (big.size() <= kMaxBodyBytes) big += big;
+          return client_->Post(base, big, "application/yaml");
+        }
+        case Op::kChunked:
+        case Op::kBigChunked: {
+          what = op == Op::kChunked ? "chunked submit" : "oversized chunked submit";
+          const std::string chunk = rest.empty() ? std::string("x") : rest;
+          const size_t limit = op == Op::kChunked ? chunk.size() - 1 : kMaxBodyBytes;
+          return client_->Post(
+              base,
+              [chunk, limit](size_t offset, httplib::DataSink& sink) {
+                if (offset > limit) {
+                  sink.done();
+                } else {
+                  sink.write(chunk.data(), chunk.size());
+                }
+                return true;
+              },
+              "application/yaml");
+        }
+        case Op::kEncoded:
+          what = "gzip submit";
+          return client_->Post(base, {{"Content-Encoding", "gzip"}}, rest, "application/yaml");
+        case Op::kPath:
+        case Op::kCount:
+          break;
+      }
+      what = "GET path";
+      return client_->Get("/" + percentEncode(rest, true));
+    };
+
+    httplib::Result result = send();
+    if (!result && (op == Op::kChunked || op == Op::kBigChunked || op == Op::kEncoded)) {
+      // Refused before its body was read, and the connection closed over the unread body:
+      // the client may see a reset before the answer. The server must still be there.
+      result = client_->Get("/healthz");
+      FUZZ_CHECK(result && result->status == 200, what + ": the server died");
+      return;
+    }
+    FUZZ_CHECK(result, what + ": no answer: " + httplib::to_string(result.error()));
+    const httplib::Response& res = *result;
+    const std::string context = what + " -> " + std::to_string(res.status) + " " + res.body;
+    if (verbose_) std::fprintf(stderr, "%s\n", context.substr(0, 300).c_str());
+
+    FUZZ_CHECK(res.status >= 200 && res.status < 600, context);
+    FUZZ_CHECK(res.status != 500, context);
+    // Every answer of the API is JSON (the free GET may hit /metrics, which is text).
+    if (op != Op::kPath || res.status >= 400) {
+      const json parsed = json::parse(res.body, nullptr, false);
+      FUZZ_CHECK(!parsed.is_discarded() && parsed.is_object(), context);
+      if (res.status >= 400) {
+        FUZZ_CHECK(parsed.contains("error") && parsed["error"].is_string() &&
+                       !parsed["error"].get<std::string>().empty(),
+                   context);
+      }
+    }
+    switch (op) {
+      case Op::kSubmit:
+        FUZZ_CHECK(res.status == 201 || res.status == 400 || res.status == 503, context);
+        break;
+      case Op::kOversize:
+        FUZZ_CHECK(res.status == 413, context);
+        break;
+      case Op::kChunked:
+      case Op::kBigChunked:
+        FUZZ_CHECK(res.status == 411, context);
+        break;
+      case Op::kEncoded:
+        FUZZ_CHECK(res.status == 415, context);
+        break;
+      case Op::kPath:
+        break;
+      default:
+        if (!isDeploymentIdSpec(id)) {
+          FUZZ_CHECK(res.status == 400 || res.status == 404 || res.status == 414, context);
+        }
+        break;
+    }
+  }
+
+ private:
+  void connect() {
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_tcp_nodelay(true);
+    client_->set_url_encode(false);  // paths are percent-encoded above, byte for byte
+    client_->set_connection_timeout(10, 0);
+    client_->set_read_timeout(30, 0);
+    client_->set_write_timeout(30, 0);
+  }
+
+  // The coordinator's loop without the agent endpoint: run posted work, tick the timers.
+  void engineLoop() {
+    while (!stop_) {
+      pollfd p{tasks_.fd(), POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) tasks_.drain();
+      engine_->tick();
+    }
+  }
+
+  bool verbose_ = false;  // FLOTILLA_FUZZ_LOG set: log, and print every answer
+  std::string dir_;
+  Metrics metrics_;
+  NullOutbox outbox_;
+  common::RealClock clock_;
+  TaskQueue tasks_;
+  CommitSignal commits_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<HttpApi> http_;
+  int port_ = 0;
+  std::thread http_thread_;
+  std::thread engine_thread_;
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<httplib::Client> client_;
+};
+
+Harness* g_harness = nullptr;
+
+}  // namespace
+}  // namespace flotilla::coordinator
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using flotilla::coordinator::g_harness;
+  using flotilla::coordinator::Harness;
+  if (g_harness == nullptr) {
+    g_harness = new Harness();
+    std::atexit([] {
+      g_harness->shutdown();
+      delete g_harness;
+      g_harness = nullptr;
+    });
+  }
+  g_harness->run(data, size);
+  return 0;
+}

@@ -1,0 +1,90 @@
+#include "integration/prometheus_fixture.hpp"
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "common/http_client.hpp"
+
+#ifndef FLOTILLA_PROMETHEUS_BIN
+#error "FLOTILLA_PROMETHEUS_BIN must be defined by CMake"
+#endif
+
+namespace flotilla::integration {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kStartDeadline = 60s;  // a cold start replays an empty WAL: a few seconds
+
+std::string config(int first_port, int count) {
+  std::string targets;
+  for (int p = first_port; p < first_port + count; ++p) {
+    targets += (targets.empty() ? "" : ", ") + std::string("'127.0.0.1:") + std::to_string(p) + "'";
+  }
+  return "global:\n"
+         "  scrape_interval: 500ms\n"
+         "  scrape_timeout: 400ms\n"
+         "  evaluation_interval: 1s\n"
+         "scrape_configs:\n"
+         "  - job_name: replicas\n"
+         "    static_configs:\n"
+         "      - targets: [" +
+         targets + "]\n";
+}
+
+}  // namespace
+
+std::unique_ptr<Prometheus> Prometheus::start(const std::string& dir, int first_port, int count) {
+  const std::string config_path = dir + "/prometheus.yml";
+  writeFile(config_path, config(first_port, count));
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    const int port = freePort();
+    if (port == 0) break;
+    const std::string log_path = dir + "/prometheus." + std::to_string(attempt) + ".log";
+    auto process = Process::spawn(
+        "prometheus",
+        {FLOTILLA_PROMETHEUS_BIN, "--config.file=" + config_path,
+         "--storage.tsdb.path=" + dir + "/prometheus-data",
+         "--web.listen-address=127.0.0.1:" + std::to_string(port), "--log.level=warn"},
+        {}, log_path);
+    if (process == nullptr) return nullptr;
+    std::unique_ptr<Prometheus> server(new Prometheus(port, std::move(process)));
+    const auto deadline = std::chrono::steady_clock::now() + kStartDeadline;
+    while (std::chrono::steady_clock::now() < deadline && server->process_->running()) {
+      auto ready = common::httpGet(server->url() + "/-/ready", 1s);
+      if (ready.ok() && ready->status == 200) return server;
+      std::this_thread::sleep_for(100ms);
+    }
+    const bool exited = !server->process_->running();
+    std::cerr << "[prometheus] did not come up on port " << port << (exited ? " (exited)" : "")
+              << ":\n"
+              << tailOf(log_path, 10);
+    if (!exited) break;
+  }
+  ADD_FAILURE() << "Prometheus did not come up (" << FLOTILLA_PROMETHEUS_BIN << ")";
+  return nullptr;
+}
+
+Prometheus::~Prometheus() { stop(); }
+
+std::string Prometheus::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+bool Prometheus::scrapes(const std::string& instance_regex) {
+  auto reply =
+      common::httpGet(url() + "/api/v1/query?query=" +
+                          common::urlEncode("min(up{instance=~\"" + instance_regex + "\"})"),
+                      2s);
+  if (!reply.ok() || reply->status != 200) return false;
+  json doc = json::parse(reply->body, nullptr, false);
+  if (doc.is_discarded()) return false;
+  const json& result = doc["data"]["result"];
+  return result.is_array() && result.size() == 1 && result[0]["value"][1] == "1";
+}
+
+void Prometheus::stop() {
+  if (process_) process_->stop(10s);
+}
+
+}  // namespace flotilla::integration

@@ -1,0 +1,38 @@
+// A real Prometheus server for a test (Debian's `prometheus` package): listens on a free
+// 127.0.0.1 port, keeps its data in the test's dir and scrapes every port of a block of replica
+// ports on 127.0.0.1 twice a second (ports where nothing listens are simply down targets).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "integration/harness.hpp"
+
+namespace flotilla::integration {
+
+class Prometheus {
+ public:
+  // Writes the config, starts the server and waits until /-/ready answers 200. Records a test
+  // failure and returns nullptr when it does not come up.
+  static std::unique_ptr<Prometheus> start(const std::string& dir, int first_port, int count);
+  ~Prometheus();
+  Prometheus(const Prometheus&) = delete;
+  Prometheus& operator=(const Prometheus&) = delete;
+
+  // http://127.0.0.1:PORT
+  std::string url() const;
+  const std::string& logPath() const { return process_->logPath(); }
+  // True once every target on a port in `ports` has been scraped successfully (up == 1).
+  bool scrapes(const std::string& instance_regex);
+  // SIGTERM by PID (SIGKILL after a grace period), reaped.
+  void stop();
+
+ private:
+  Prometheus(int port, std::unique_ptr<Process> process)
+      : port_(port), process_(std::move(process)) {}
+
+  int port_;
+  std::unique_ptr<Process> process_;
+};
+
+}  // namespace flotilla::integration

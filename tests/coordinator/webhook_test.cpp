@@ -1,0 +1,148 @@
+// The alert webhook sender against a real HTTP server on loopback (cpp-httplib).
+#include "coordinator/webhook.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+namespace flotilla::coordinator {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// Answers each POST with the next status of `script` (the last one repeats).
+class Receiver {
+ public:
+  explicit Receiver(std::vector<int> script) : script_(std::move(script)) {
+    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      bodies_.push_back(req.body);
+      res.status = script_[std::min(bodies_.size(), script_.size()) - 1];
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~Receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  size_t count() {
+    std::lock_guard lock(mu_);
+    return bodies_.size();
+  }
+  std::string body(size_t i) {
+    std::lock_guard lock(mu_);
+    return bodies_.at(i);
+  }
+
+ private:
+  httplib::Server server_;
+  std::vector<int> script_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<std::string> bodies_;
+  std::thread thread_;
+};
+
+AlertNotice sampleAlert(const std::string& url) {
+  AlertNotice a;
+  a.deployment_id = "d-000001";
+  a.service = "checkout";
+  a.version = "2.0.0";
+  a.cluster = "prod-eu-1";
+  a.wave = "prod";
+  a.stage = "prod-eu-1/analyze-0";
+  a.rule = "error_rate";
+  a.value = 0.2;
+  a.threshold = 0.05;
+  a.message = "error rate 0.200 is over the 0.050 alert threshold (40 of 200)";
+  a.at_ms = 1'800'000'000'000;
+  a.config.webhook = url;
+  a.config.webhook_timeout = 1s;
+  a.config.webhook_attempts = 3;
+  return a;
+}
+
+// Polls `metrics` until the webhook counter for `result` shows up (the sender is async).
+bool waitForResult(Metrics& metrics, const std::string& result) {
+  const std::string line = "flotilla_webhook_posts_total{result=\"" + result + "\"} 1";
+  for (int i = 0; i < 1000; ++i) {
+    if (metrics.render().find(line) != std::string::npos) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST(WebhookSender, BodyIsSlackCompatibleJsonWithTheFigures) {
+  json body = json::parse(WebhookSender::body(sampleAlert("http://x")));
+  EXPECT_EQ(body["text"],
+            "flotilla: checkout 2.0.0 on prod-eu-1 (wave prod, d-000001): error rate 0.200 is "
+            "over the 0.050 alert threshold (40 of 200)");
+  EXPECT_EQ(body["id"], "d-000001/prod-eu-1/analyze-0/error_rate");
+  EXPECT_EQ(body["rule"], "error_rate");
+  EXPECT_EQ(body["value"], 0.2);
+  EXPECT_EQ(body["threshold"], 0.05);
+  EXPECT_EQ(body["cluster"], "prod-eu-1");
+  EXPECT_EQ(body["at"], "2027-01-15T08:00:00.000Z");
+}
+
+TEST(WebhookSender, DeliversOnTheFirst2xx) {
+  Receiver receiver({200});
+  Metrics metrics;
+  {
+    WebhookSender sender(metrics);
+    sender.post(sampleAlert(receiver.url()));
+    ASSERT_TRUE(waitForResult(metrics, "delivered")) << metrics.render();
+  }
+  EXPECT_EQ(receiver.count(), 1u);
+  EXPECT_EQ(json::parse(receiver.body(0))["rule"], "error_rate");
+}
+
+TEST(WebhookSender, RetriesA503ThenDelivers) {
+  Receiver receiver({503, 200});
+  Metrics metrics;
+  WebhookSender sender(metrics);
+  sender.post(sampleAlert(receiver.url()));
+  ASSERT_TRUE(waitForResult(metrics, "delivered")) << metrics.render();
+  ASSERT_EQ(receiver.count(), 2u);
+  EXPECT_EQ(receiver.body(0), receiver.body(1));
+}
+
+TEST(WebhookSender, A400IsFinal) {
+  Receiver receiver({400});
+  Metrics metrics;
+  WebhookSender sender(metrics);
+  sender.post(sampleAlert(receiver.url()));
+  ASSERT_TRUE(waitForResult(metrics, "failed")) << metrics.render();
+  EXPECT_EQ(receiver.count(), 1u);
+}
+
+TEST(WebhookSender, GivesUpAfterEveryAttempt) {
+  Receiver receiver({500});
+  Metrics metrics;
+  WebhookSender sender(metrics);
+  AlertNotice alert = sampleAlert(receiver.url());
+  alert.config.webhook_attempts = 2;
+  sender.post(alert);
+  ASSERT_TRUE(waitForResult(metrics, "failed")) << metrics.render();
+  EXPECT_EQ(receiver.count(), 2u);
+}
+
+TEST(WebhookSender, NobodyListeningFails) {
+  Metrics metrics;
+  WebhookSender sender(metrics);
+  AlertNotice alert = sampleAlert("http://127.0.0.1:1/hook");
+  alert.config.webhook_attempts = 1;
+  sender.post(alert);
+  ASSERT_TRUE(waitForResult(metrics, "failed")) << metrics.render();
+}
+
+}  // namespace
+}  // namespace flotilla::coordinator
