@@ -4,13 +4,13 @@
 // repeats from its durable record.
 #pragma once
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <map>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 #include <zmq.hpp>
 
@@ -54,9 +54,9 @@ class Agent {
     std::atomic<bool> cancel{false};
     std::atomic<bool> done{false};
     std::mutex mu;
-    std::vector<std::string> lines;  // guarded by mu
+    std::vector<std::string> lines;   // guarded by mu
     std::vector<AlertReport> alerts;  // guarded by mu
-    StepReport report;               // written before done is set
+    StepReport report;                // written before done is set
     std::thread thread;
   };
 
@@ -95,8 +95,7 @@ class Agent {
   bool pollScript(const StageKey& key, Running& run, Clock::time_point now);
   bool pollWork(const StageKey& key, Running& run, Clock::time_point now);
   void keepLines(Running& run, std::vector<std::string>& lines);
-  void startProcessStep(const StageKey& key, schema::StageCommand::Reader msg,
-                        StageRecord record);
+  void startProcessStep(const StageKey& key, schema::StageCommand::Reader msg, StageRecord record);
   void finish(Running& run, Outcome outcome, int exit_code, const std::string& message);
   void send(capnp::MessageBuilder& message);
   bool acceptEpoch(uint64_t epoch, const char* what);

@@ -33,9 +33,9 @@
 #include <utility>
 
 #include "agent/analysis.hpp"
-#include "agent/prometheus.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/prometheus.hpp"
 #include "common/http_client.hpp"
 
 extern char** environ;
@@ -1513,9 +1513,8 @@ class StepRunner {
       stable_before = std::move(stable_after);
       since = Clock::now();
     }
-    *message = std::to_string(set.replicas.size()) + " replica(s) of " + set.version +
-               " passed " + std::to_string(health.checks()) + " health checks over " +
-               seconds(spec_.duration) +
+    *message = std::to_string(set.replicas.size()) + " replica(s) of " + set.version + " passed " +
+               std::to_string(health.checks()) + " health checks over " + seconds(spec_.duration) +
                (alerted_.empty() ? "" : " (" + std::to_string(alerted_.size()) + " alert(s))");
     return Status::Ok();
   }
@@ -1562,9 +1561,8 @@ class StepRunner {
         memory = static_cast<double>(w.rss_bytes) / static_cast<double>(*total);
       }
     }
-    const std::vector<Finding> found =
-        checkAlerts(w.stats, baseline != nullptr ? &baseline->stats : nullptr, *spec_.alerts, cpu,
-                    memory);
+    const std::vector<Finding> found = checkAlerts(
+        w.stats, baseline != nullptr ? &baseline->stats : nullptr, *spec_.alerts, cpu, memory);
     for (const Finding& f : found) {
       if (!alerted_.insert(f.rule).second) continue;
       ops_.say("alert: " + set.version + ": " + f.message);

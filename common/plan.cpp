@@ -55,16 +55,25 @@ using FieldList = std::span<const std::string_view>;
 
 // Fields of each map. The "not yet" lists hold fields that DESIGN.md describes but this version
 // does not implement: they are refused with their own message rather than as unknown.
-constexpr std::array<std::string_view, 13> kPlanFields = {
-    "service", "version",  "driver", "steps",         "waves",
-    "rollback", "process", "traffic", "strategy",     "health",
-    "alerts",  "on_agent_lost", "max_unavailable_clusters"};
+constexpr std::array<std::string_view, 13> kPlanFields = {"service",
+                                                          "version",
+                                                          "driver",
+                                                          "steps",
+                                                          "waves",
+                                                          "rollback",
+                                                          "process",
+                                                          "traffic",
+                                                          "strategy",
+                                                          "health",
+                                                          "alerts",
+                                                          "on_agent_lost",
+                                                          "max_unavailable_clusters"};
 constexpr std::array<std::string_view, 0> kPlanFieldsNotYet = {};
 constexpr std::array<std::string_view, 5> kStepFields = {"build", "apply", "verify", "rollback",
                                                          "timeout"};
 constexpr std::array<std::string_view, 8> kWaveFields = {
-    "name",     "clusters", "selector", "approval", "max_parallel",
-    "strategy", "bake",     "max_unavailable_clusters"};
+    "name",         "clusters", "selector", "approval",
+    "max_parallel", "strategy", "bake",     "max_unavailable_clusters"};
 constexpr std::array<std::string_view, 0> kWaveFieldsNotYet = {};
 constexpr std::array<std::string_view, 4> kProcessFields = {"command", "replicas", "ports",
                                                             "health_path"};
@@ -77,14 +86,15 @@ constexpr std::array<std::string_view, 2> kHealthFields = {"http", "metrics"};
 constexpr std::array<std::string_view, 4> kHttpHealthFields = {"path", "interval", "timeout",
                                                                "failure_threshold"};
 constexpr std::array<std::string_view, 7> kMetricsFields = {
-    "source",       "error_rate_increase", "latency_p95_ratio", "min_requests",
-    "inconclusive", "prometheus",          "queries"};
+    "source",       "error_rate_increase", "latency_p95_ratio",
+    "min_requests", "inconclusive",        "prometheus",
+    "queries"};
 constexpr std::array<std::string_view, 0> kMetricsFieldsNotYet = {};
 constexpr std::array<std::string_view, 3> kQueryFields = {"request_rate", "error_rate",
                                                           "latency_p95"};
 constexpr std::array<std::string_view, 7> kAlertFields = {
-    "error_rate", "latency_p95_ratio", "cpu", "memory", "webhook", "webhook_timeout",
-    "webhook_attempts"};
+    "error_rate",      "latency_p95_ratio", "cpu", "memory", "webhook",
+    "webhook_timeout", "webhook_attempts"};
 constexpr std::array<std::string_view, 1> kRollbackFields = {"scope"};
 constexpr std::array<std::string_view, 0> kNoFields = {};
 
@@ -422,8 +432,9 @@ void PlanReader::checkDriverFields(const Fields& fields, const Plan& plan) {
     }
   }
   if (const Field* field = findField(fields, "steps"); field != nullptr && !script) {
-    problemAt(field->key, "field \"steps\" is for the script driver; the process driver runs "
-                          "the replicas itself");
+    problemAt(field->key,
+              "field \"steps\" is for the script driver; the process driver runs "
+              "the replicas itself");
   }
   if (script) {
     for (const auto& [name, mark] : wave_process_fields_) {
@@ -761,15 +772,14 @@ std::optional<std::chrono::milliseconds> PlanReader::readDurationField(
     return std::nullopt;
   }
   if (*d < min || *d > max) {
-    problemAt(field.value, path + " must be between " + formatDuration(min) + " and " +
-                               formatDuration(max));
+    problemAt(field.value,
+              path + " must be between " + formatDuration(min) + " and " + formatDuration(max));
     return std::nullopt;
   }
   return *d;
 }
 
-std::optional<uint32_t> PlanReader::readClusterBudget(const Field& field,
-                                                      const std::string& path) {
+std::optional<uint32_t> PlanReader::readClusterBudget(const Field& field, const std::string& path) {
   auto text = readString(field, path);
   if (!text) return std::nullopt;
   if (*text == "0") return 0u;
@@ -819,8 +829,9 @@ void PlanReader::readProcess(const Field& field, ProcessSpec* process) {
   if (const Field* f = requireField(fields, "command", field.value, "process")) {
     if (auto command = readString(*f, "process.command")) {
       if (command->find("{port}") == std::string::npos) {
-        problemAt(f->value, "process.command must contain {port}: the agent picks each "
-                            "replica's port");
+        problemAt(f->value,
+                  "process.command must contain {port}: the agent picks each "
+                  "replica's port");
       } else {
         process->command = *command;
       }
@@ -833,10 +844,13 @@ void PlanReader::readProcess(const Field& field, ProcessSpec* process) {
     if (auto text = readString(*f, "process.ports")) {
       auto dash = text->find('-');
       auto lo = parsePositiveCount(text->substr(0, dash));
-      auto hi = dash == std::string::npos ? std::nullopt : parsePositiveCount(text->substr(dash + 1));
+      auto hi =
+          dash == std::string::npos ? std::nullopt : parsePositiveCount(text->substr(dash + 1));
       if (!lo || !hi || *lo > *hi || *hi > 65535 || *lo < 1024) {
-        problemAt(f->value, "process.ports must be a range like \"18000-18099\" within "
-                            "1024-65535, not " + quote(*text));
+        problemAt(f->value,
+                  "process.ports must be a range like \"18000-18099\" within "
+                  "1024-65535, not " +
+                      quote(*text));
       } else {
         process->port_min = *lo;
         process->port_max = *hi;
@@ -853,10 +867,10 @@ void PlanReader::readProcess(const Field& field, ProcessSpec* process) {
     }
   }
   // Old and new replicas run side by side during a rollout.
-  if (process->port_max != 0 &&
-      process->port_max - process->port_min + 1 < 2 * process->replicas) {
-    problemAt(field.value, "process.ports holds fewer than 2 x replicas ports; old and new "
-                           "replicas run side by side during a rollout");
+  if (process->port_max != 0 && process->port_max - process->port_min + 1 < 2 * process->replicas) {
+    problemAt(field.value,
+              "process.ports holds fewer than 2 x replicas ports; old and new "
+              "replicas run side by side during a rollout");
   }
 }
 
@@ -882,8 +896,9 @@ void PlanReader::readTraffic(const Field& field, std::optional<HaproxyTraffic>* 
     if (backend && (backend->empty() || backend->size() > 63 ||
                     backend->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw"
                                                "xyz0123456789_.-") != std::string::npos)) {
-      problemAt(f->value, "traffic.haproxy.backend must be 1 to 63 characters from "
-                          "[A-Za-z0-9_.-]");
+      problemAt(f->value,
+                "traffic.haproxy.backend must be 1 to 63 characters from "
+                "[A-Za-z0-9_.-]");
       ok = false;
     } else if (backend) {
       out.backend = *backend;
@@ -973,12 +988,12 @@ void PlanReader::readRolling(const Fields& fields, const Field& field, const std
     if (f == nullptr) return;
     auto text = readString(*f, path + "." + std::string(name));
     if (!text) return;
-    bool zero = !text->empty() && text->size() <= 10 &&
-                text->find_first_not_of('0') == std::string::npos;
+    bool zero =
+        !text->empty() && text->size() <= 10 && text->find_first_not_of('0') == std::string::npos;
     auto n = zero ? std::optional<uint32_t>(0) : parsePositiveCount(*text);
     if (!n || *n > 64) {
-      problemAt(f->value, path + "." + std::string(name) + " must be an integer from 0 to 64, not " +
-                              quote(*text));
+      problemAt(f->value, path + "." + std::string(name) +
+                              " must be an integer from 0 to 64, not " + quote(*text));
       return;
     }
     *out = *n;
@@ -986,8 +1001,9 @@ void PlanReader::readRolling(const Fields& fields, const Field& field, const std
   count("max_unavailable", &strategy->max_unavailable);
   count("max_surge", &strategy->max_surge);
   if (strategy->max_unavailable == 0 && strategy->max_surge == 0) {
-    problemAt(field.value, path + ": max_unavailable and max_surge cannot both be 0 (nothing "
-                           "could ever be replaced)");
+    problemAt(field.value, path +
+                               ": max_unavailable and max_surge cannot both be 0 (nothing "
+                               "could ever be replaced)");
   }
 }
 
@@ -1006,10 +1022,12 @@ void PlanReader::readHealth(const Field& field, Health* health) {
       }
     }
     if (const Field* f = findField(hf, "interval")) {
-      if (auto d = readDurationField(*f, "health.http.interval", 50ms, 1h)) health->http.interval = *d;
+      if (auto d = readDurationField(*f, "health.http.interval", 50ms, 1h))
+        health->http.interval = *d;
     }
     if (const Field* f = findField(hf, "timeout")) {
-      if (auto d = readDurationField(*f, "health.http.timeout", 10ms, 5min)) health->http.timeout = *d;
+      if (auto d = readDurationField(*f, "health.http.timeout", 10ms, 5min))
+        health->http.timeout = *d;
     }
     if (const Field* f = findField(hf, "failure_threshold")) {
       if (auto n = readCount(*f, "health.http.failure_threshold", 100)) {
@@ -1033,8 +1051,10 @@ void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
     if (source && *source == "prometheus") {
       metrics->source = MetricsSource::kPrometheus;
     } else if (source && *source != "scrape") {
-      problemAt(source_field->value, "health.metrics.source must be \"scrape\" or "
-                                     "\"prometheus\", not " + quote(*source));
+      problemAt(source_field->value,
+                "health.metrics.source must be \"scrape\" or "
+                "\"prometheus\", not " +
+                    quote(*source));
     }
   }
   const Field* url = findField(mf, "prometheus");
@@ -1044,8 +1064,9 @@ void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
       problemAt(url->key, "health.metrics.prometheus is used only with source: prometheus");
     }
   } else if (metrics->source == MetricsSource::kPrometheus) {
-    problemAt(source_field->value, "source: prometheus needs health.metrics.prometheus, the "
-                                   "server's URL (e.g. http://127.0.0.1:9090)");
+    problemAt(source_field->value,
+              "source: prometheus needs health.metrics.prometheus, the "
+              "server's URL (e.g. http://127.0.0.1:9090)");
   }
   if (const Field* q = findField(mf, "queries");
       q != nullptr && expectKind(*q, YAML::NodeType::Map, "health.metrics.queries")) {
@@ -1062,8 +1083,9 @@ void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
       if (text->empty() || text->size() > 4096) {
         problemAt(f->value, path + " must be 1 to 4096 characters of PromQL");
       } else if (text->find("{instances}") == std::string::npos) {
-        problemAt(f->value, path + " must use {instances} so it measures one set of replicas "
-                                   "(new or stable), not the whole service");
+        problemAt(f->value, path +
+                                " must use {instances} so it measures one set of replicas "
+                                "(new or stable), not the whole service");
       } else {
         *out = *text;
       }
@@ -1092,8 +1114,8 @@ void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
     if (mode && *mode == "fail") {
       metrics->fail_when_inconclusive = true;
     } else if (mode && *mode != "wait") {
-      problemAt(f->value, "health.metrics.inconclusive must be \"wait\" or \"fail\", not " +
-                              quote(*mode));
+      problemAt(f->value,
+                "health.metrics.inconclusive must be \"wait\" or \"fail\", not " + quote(*mode));
     }
   }
 }
@@ -1136,8 +1158,8 @@ std::optional<std::string> PlanReader::readHttpUrl(const Field& field, const std
     return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
   });
   if (!scheme || !printable || url->size() > 2048 || url->find("://") + 3 == url->size()) {
-    problemAt(field.value, path + " must be an http:// or https:// URL without spaces, not " +
-                               quote(*url));
+    problemAt(field.value,
+              path + " must be an http:// or https:// URL without spaces, not " + quote(*url));
     return std::nullopt;
   }
   return url;

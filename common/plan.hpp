@@ -56,10 +56,10 @@ enum class StrategyKind {
 
 struct Strategy {
   StrategyKind kind = StrategyKind::kAllAtOnce;
-  std::vector<uint32_t> steps;          // percentages, increasing, ending at 100
-  std::chrono::milliseconds pause{0};   // analysis window after each step below 100
-  uint32_t max_unavailable = 1;         // rolling: replicas that may be out at once
-  uint32_t max_surge = 1;               // rolling: replicas over the count during the roll
+  std::vector<uint32_t> steps;         // percentages, increasing, ending at 100
+  std::chrono::milliseconds pause{0};  // analysis window after each step below 100
+  uint32_t max_unavailable = 1;        // rolling: replicas that may be out at once
+  uint32_t max_surge = 1;              // rolling: replicas over the count during the roll
 };
 
 struct HttpHealth {
@@ -76,8 +76,7 @@ enum class MetricsSource { kScrape, kPrometheus };
 // (Prometheus' `instance` label), {window} the window as a range ("30s"), {version} the set's
 // version. Each query must give one number; an empty answer is "no data".
 struct PrometheusQueries {
-  std::string request_rate =
-      "sum(rate(http_requests_total{instance=~\"{instances}\"}[{window}]))";
+  std::string request_rate = "sum(rate(http_requests_total{instance=~\"{instances}\"}[{window}]))";
   std::string error_rate =
       "(sum(rate(http_requests_total{instance=~\"{instances}\",code=~\"5..\"}[{window}])) "
       "or vector(0)) / sum(rate(http_requests_total{instance=~\"{instances}\"}[{window}]))";
@@ -92,7 +91,7 @@ struct MetricsAnalysis {
   PrometheusQueries queries;
   double error_rate_increase = 0.5;  // relative to the stable set
   double latency_p95_ratio = 2.0;
-  uint64_t min_requests = 20;        // per set and window; fewer is inconclusive
+  uint64_t min_requests = 20;           // per set and window; fewer is inconclusive
   bool fail_when_inconclusive = false;  // false: keep watching (up to 3 more windows)
 };
 
@@ -104,11 +103,11 @@ struct Health {
 // Thresholds that raise an alert (an event and a webhook POST) while the new version is
 // watched. Alerts inform; they do not roll back by themselves (the health and metrics rules do).
 struct Alerts {
-  double error_rate = 0.05;        // absolute share of 5xx
-  double latency_p95_ratio = 2.0;  // against the stable version's p95
-  double cpu = 0.9;                // share of one core, per replica on average
-  double memory = 0.9;             // share of the host's memory, the whole set
-  std::string webhook;             // http(s) URL; empty: events only
+  double error_rate = 0.05;                         // absolute share of 5xx
+  double latency_p95_ratio = 2.0;                   // against the stable version's p95
+  double cpu = 0.9;                                 // share of one core, per replica on average
+  double memory = 0.9;                              // share of the host's memory, the whole set
+  std::string webhook;                              // http(s) URL; empty: events only
   std::chrono::milliseconds webhook_timeout{5000};  // per attempt
   uint32_t webhook_attempts = 3;
 };
@@ -118,7 +117,7 @@ struct Wave {
   std::vector<std::string> clusters;            // by name, or ...
   std::map<std::string, std::string> selector;  // ... by labels (all must match)
   bool approval_required = false;
-  uint32_t max_parallel = 0;  // 0 = every cluster of the wave at once
+  uint32_t max_parallel = 0;          // 0 = every cluster of the wave at once
   std::optional<Strategy> strategy;   // overrides the plan's (process driver)
   std::chrono::milliseconds bake{0};  // watch at 100% before the wave is done (process driver)
   // Clusters of this wave that may be lost at once before on_agent_lost applies; unset: the

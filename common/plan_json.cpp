@@ -73,8 +73,8 @@ double numberAt(const Json& object, std::string_view key, const std::string& pat
 }
 
 std::chrono::milliseconds msAt(const Json& object, std::string_view key, const std::string& path) {
-  return std::chrono::milliseconds(static_cast<int64_t>(unsignedAt(
-      object, key, path, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
+  return std::chrono::milliseconds(static_cast<int64_t>(
+      unsignedAt(object, key, path, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
 }
 
 Json strategyToJson(const Strategy& s) {
@@ -111,16 +111,16 @@ Strategy strategyFromJson(const Json& json, const std::string& path) {
 }
 
 Json waveToJson(const Wave& wave) {
-  return Json{{"name", wave.name},
-              {"clusters", wave.clusters},
-              {"selector", wave.selector},
-              {"approval_required", wave.approval_required},
-              {"max_parallel", wave.max_parallel},
-              {"max_unavailable_clusters", wave.max_unavailable_clusters
-                                               ? Json(*wave.max_unavailable_clusters)
-                                               : Json(nullptr)},
-              {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
-              {"bake_ms", wave.bake.count()}};
+  return Json{
+      {"name", wave.name},
+      {"clusters", wave.clusters},
+      {"selector", wave.selector},
+      {"approval_required", wave.approval_required},
+      {"max_parallel", wave.max_parallel},
+      {"max_unavailable_clusters",
+       wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
+      {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
+      {"bake_ms", wave.bake.count()}};
 }
 
 Wave waveFromJson(const Json& json, const std::string& path) {
@@ -189,8 +189,8 @@ Plan planFromJsonValue(const Json& json) {
     MetricsAnalysis m;
     m.error_rate_increase = numberAt(metrics, "error_rate_increase", "health.metrics");
     m.latency_p95_ratio = numberAt(metrics, "latency_p95_ratio", "health.metrics");
-    m.min_requests = unsignedAt(metrics, "min_requests", "health.metrics",
-                                std::numeric_limits<uint32_t>::max());
+    m.min_requests =
+        unsignedAt(metrics, "min_requests", "health.metrics", std::numeric_limits<uint32_t>::max());
     m.fail_when_inconclusive = boolAt(metrics, "fail_when_inconclusive", "health.metrics");
     // Added after the first records were written: absent means the scrape source.
     if (metrics.contains("source")) {
@@ -229,7 +229,8 @@ Plan planFromJsonValue(const Json& json) {
     a.memory = numberAt(alerts, "memory", "alerts");
     a.webhook = stringAt(alerts, "webhook", "alerts");
     a.webhook_timeout = msAt(alerts, "webhook_timeout_ms", "alerts");
-    a.webhook_attempts = static_cast<uint32_t>(unsignedAt(alerts, "webhook_attempts", "alerts", 20));
+    a.webhook_attempts =
+        static_cast<uint32_t>(unsignedAt(alerts, "webhook_attempts", "alerts", 20));
     plan.alerts = a;
   }
 
@@ -262,67 +263,58 @@ Plan planFromJsonValue(const Json& json) {
 std::string planToJson(const Plan& plan) {
   Json waves = Json::array();
   for (const Wave& wave : plan.waves) waves.push_back(waveToJson(wave));
-  const Json json{{"service", plan.service},
-                  {"version", plan.version},
-                  {"driver", driverName(plan.driver)},
-                  {"steps",
-                   {{"build", plan.steps.build},
-                    {"apply", plan.steps.apply},
-                    {"verify", plan.steps.verify},
-                    {"rollback", plan.steps.rollback},
-                    {"timeout_ms", plan.steps.timeout.count()}}},
-                  {"waves", std::move(waves)},
-                  {"rollback_scope", rollbackScopeName(plan.rollback_scope)},
-                  {"on_agent_lost",
-                   plan.on_agent_lost == OnAgentLost::kWait ? "wait" : "rollback"},
-                  {"max_unavailable_clusters", plan.max_unavailable_clusters},
-                  {"process",
-                   {{"command", plan.process.command},
-                    {"replicas", plan.process.replicas},
-                    {"port_min", plan.process.port_min},
-                    {"port_max", plan.process.port_max},
-                    {"health_path", plan.process.health_path}}},
-                  {"haproxy", plan.haproxy ? Json{{"socket", plan.haproxy->socket},
-                                                  {"backend", plan.haproxy->backend}}
-                                           : Json(nullptr)},
-                  {"strategy", strategyToJson(plan.strategy)},
-                  {"health",
-                   {{"path", plan.health.http.path},
-                    {"interval_ms", plan.health.http.interval.count()},
-                    {"timeout_ms", plan.health.http.timeout.count()},
-                    {"failure_threshold", plan.health.http.failure_threshold},
-                    {"metrics", plan.health.metrics
-                                    ? Json{{"error_rate_increase",
-                                            plan.health.metrics->error_rate_increase},
-                                           {"latency_p95_ratio",
-                                            plan.health.metrics->latency_p95_ratio},
-                                           {"min_requests", plan.health.metrics->min_requests},
-                                           {"fail_when_inconclusive",
-                                            plan.health.metrics->fail_when_inconclusive},
-                                           {"source", plan.health.metrics->source ==
-                                                              MetricsSource::kPrometheus
-                                                          ? "prometheus"
-                                                          : "scrape"},
-                                           {"prometheus", plan.health.metrics->prometheus},
-                                           {"queries",
-                                            {{"request_rate",
-                                              plan.health.metrics->queries.request_rate},
-                                             {"error_rate",
-                                              plan.health.metrics->queries.error_rate},
-                                             {"latency_p95",
-                                              plan.health.metrics->queries.latency_p95}}}}
-                                    : Json(nullptr)}}},
-                  {"alerts", plan.alerts ? Json{{"error_rate", plan.alerts->error_rate},
-                                                {"latency_p95_ratio",
-                                                 plan.alerts->latency_p95_ratio},
-                                                {"cpu", plan.alerts->cpu},
-                                                {"memory", plan.alerts->memory},
-                                                {"webhook", plan.alerts->webhook},
-                                                {"webhook_timeout_ms",
-                                                 plan.alerts->webhook_timeout.count()},
-                                                {"webhook_attempts",
-                                                 plan.alerts->webhook_attempts}}
-                                         : Json(nullptr)}};
+  const Json json{
+      {"service", plan.service},
+      {"version", plan.version},
+      {"driver", driverName(plan.driver)},
+      {"steps",
+       {{"build", plan.steps.build},
+        {"apply", plan.steps.apply},
+        {"verify", plan.steps.verify},
+        {"rollback", plan.steps.rollback},
+        {"timeout_ms", plan.steps.timeout.count()}}},
+      {"waves", std::move(waves)},
+      {"rollback_scope", rollbackScopeName(plan.rollback_scope)},
+      {"on_agent_lost", plan.on_agent_lost == OnAgentLost::kWait ? "wait" : "rollback"},
+      {"max_unavailable_clusters", plan.max_unavailable_clusters},
+      {"process",
+       {{"command", plan.process.command},
+        {"replicas", plan.process.replicas},
+        {"port_min", plan.process.port_min},
+        {"port_max", plan.process.port_max},
+        {"health_path", plan.process.health_path}}},
+      {"haproxy", plan.haproxy
+                      ? Json{{"socket", plan.haproxy->socket}, {"backend", plan.haproxy->backend}}
+                      : Json(nullptr)},
+      {"strategy", strategyToJson(plan.strategy)},
+      {"health",
+       {{"path", plan.health.http.path},
+        {"interval_ms", plan.health.http.interval.count()},
+        {"timeout_ms", plan.health.http.timeout.count()},
+        {"failure_threshold", plan.health.http.failure_threshold},
+        {"metrics",
+         plan.health.metrics
+             ? Json{{"error_rate_increase", plan.health.metrics->error_rate_increase},
+                    {"latency_p95_ratio", plan.health.metrics->latency_p95_ratio},
+                    {"min_requests", plan.health.metrics->min_requests},
+                    {"fail_when_inconclusive", plan.health.metrics->fail_when_inconclusive},
+                    {"source", plan.health.metrics->source == MetricsSource::kPrometheus
+                                   ? "prometheus"
+                                   : "scrape"},
+                    {"prometheus", plan.health.metrics->prometheus},
+                    {"queries",
+                     {{"request_rate", plan.health.metrics->queries.request_rate},
+                      {"error_rate", plan.health.metrics->queries.error_rate},
+                      {"latency_p95", plan.health.metrics->queries.latency_p95}}}}
+             : Json(nullptr)}}},
+      {"alerts", plan.alerts ? Json{{"error_rate", plan.alerts->error_rate},
+                                    {"latency_p95_ratio", plan.alerts->latency_p95_ratio},
+                                    {"cpu", plan.alerts->cpu},
+                                    {"memory", plan.alerts->memory},
+                                    {"webhook", plan.alerts->webhook},
+                                    {"webhook_timeout_ms", plan.alerts->webhook_timeout.count()},
+                                    {"webhook_attempts", plan.alerts->webhook_attempts}}
+                             : Json(nullptr)}};
   // dump() throws on invalid UTF-8 by default. parsePlan only yields valid UTF-8 (yaml-cpp
   // decodes its input), so replacing is for hand-built plans and keeps this function total.
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);

@@ -168,8 +168,8 @@ std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave) {
     return out;
   }
   out.push_back({StepKind::kDeploy, 0, {}});
-  std::vector<uint32_t> weights = strategy.steps.empty() ? std::vector<uint32_t>{100}
-                                                         : strategy.steps;
+  std::vector<uint32_t> weights =
+      strategy.steps.empty() ? std::vector<uint32_t>{100} : strategy.steps;
   for (uint32_t w : weights) {
     out.push_back({StepKind::kShift, w, {}});
     // Below 100% there is a stable set to compare against.
@@ -789,8 +789,7 @@ void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Ef
     emit(fx, "agent.lost", d.waves[wave].name, cluster, step,
          "agent silent past the deadline; waiting for it (" + std::to_string(lostInFleet(d)) +
              " lost, max_unavailable_clusters " + std::to_string(waveBudget(d, wave)) +
-             " in the wave, " + std::to_string(d.plan.max_unavailable_clusters) +
-             " in the fleet)");
+             " in the wave, " + std::to_string(d.plan.max_unavailable_clusters) + " in the fleet)");
     return;
   }
   if (d.plan.on_agent_lost == common::OnAgentLost::kWait) {
@@ -807,11 +806,11 @@ void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Ef
   }
   c->in_flight = false;
   emit(fx, "agent.lost", d.waves[wave].name, cluster, step, "agent silent past the deadline");
-  forwardFailed(d, wave, *c,
-                "agent lost during " + step +
-                    (d.plan.max_unavailable_clusters > 0 || waveBudget(d, wave) > 0 ? " (" + over + ")"
-                                                                                   : ""),
-                fx);
+  forwardFailed(
+      d, wave, *c,
+      "agent lost during " + step +
+          (d.plan.max_unavailable_clusters > 0 || waveBudget(d, wave) > 0 ? " (" + over + ")" : ""),
+      fx);
   advance(d, ctx, fx);
 }
 

@@ -300,10 +300,10 @@ void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg)
   size_t wave = 0;
   ClusterProgress* c = it->second.findCluster(identity, &wave);
   std::string rule = toStd(msg.getRule());
-  const bool rule_ok = !rule.empty() && rule.size() <= 32 &&
-                       std::all_of(rule.begin(), rule.end(), [](char ch) {
-                         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
-                       });
+  const bool rule_ok =
+      !rule.empty() && rule.size() <= 32 && std::all_of(rule.begin(), rule.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+      });
   if (c == nullptr || !rule_ok) {
     metrics_.frameDropped(c == nullptr ? "unknown_stage" : "bad_alert");
     return;
@@ -321,9 +321,9 @@ void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg)
   notice.baseline = msg.getBaseline();
   notice.message = toStd(msg.getMessage());
   if (notice.message.size() > kMaxLineBytes) notice.message.resize(kMaxLineBytes);
-  notice.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    clock_.wallNow().time_since_epoch())
-                    .count();
+  notice.at_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.wallNow().time_since_epoch())
+          .count();
   const std::string step = c->step ? stepName(*c->step) : "";
   Status s = mutate(it->first, [&](Deployment&, const Context&, Effects& fx) {
     fx.events.push_back(Event{"alert", notice.wave, identity, step,
@@ -361,13 +361,13 @@ void Engine::applyAgentResult(const std::string& id, const StageResult& r) {
 void Engine::tick() {
   // Three missed heartbeats make an agent unknown; the deadline makes it lost.
   const auto suspect_after = std::min(3 * options_.heartbeat_interval, options_.agent_lost_after);
-  const size_t unknown_before = std::count_if(
-      registry_.agents().begin(), registry_.agents().end(),
-      [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
+  const size_t unknown_before =
+      std::count_if(registry_.agents().begin(), registry_.agents().end(),
+                    [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
   const auto newly_lost = registry_.expire(clock_.now(), options_.agent_lost_after, suspect_after);
-  const size_t unknown_after = std::count_if(
-      registry_.agents().begin(), registry_.agents().end(),
-      [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
+  const size_t unknown_after =
+      std::count_if(registry_.agents().begin(), registry_.agents().end(),
+                    [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
   if (unknown_after != unknown_before) publishAgents();
   for (const std::string& cluster : newly_lost) {
     spdlog::warn("agent {} lost: silent for over {} ms", cluster,

@@ -52,7 +52,7 @@ struct AlertNotice {
   double threshold = 0;
   double baseline = 0;
   std::string message;
-  int64_t at_ms = 0;  // wall clock, Unix ms
+  int64_t at_ms = 0;      // wall clock, Unix ms
   common::Alerts config;  // the plan's alerts: webhook, timeout, attempts
 };
 // Called from the engine thread: must not block (the webhook sender queues).

@@ -1,7 +1,5 @@
 // The coordinator process: the engine loop and its wiring.
 #include "coordinator/server.hpp"
-#include "common/failpoint.hpp"
-#include "coordinator/webhook.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -11,10 +9,12 @@
 #include <optional>
 #include <thread>
 
+#include "common/failpoint.hpp"
 #include "coordinator/agent_endpoint.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/metrics.hpp"
 #include "coordinator/store.hpp"
+#include "coordinator/webhook.hpp"
 
 namespace flotilla::coordinator {
 

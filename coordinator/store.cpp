@@ -1,13 +1,12 @@
 // The coordinator's durable state in RocksDB.
 #include "coordinator/store.hpp"
 
-#include <sys/statvfs.h>
-
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
-#include <spdlog/spdlog.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <cinttypes>
 #include <cstdarg>

@@ -121,7 +121,9 @@ class Harness {
     FUZZ_CHECK(store.ok(), store.status().message());
     store_ = std::move(store).value();
     engine_ = std::make_unique<Engine>(*store_, metrics_, outbox_, clock_, EngineOptions{});
-    engine_->setCommitListener([this](const std::string&) { commits_.notify(); });
+    // As in runServer: group commit, answers and stream wake-ups only after the flush.
+    store_->setGroupCommit(true);
+    engine_->setCommitListener([this](const std::string&) { committed_ = true; });
     auto started = engine_->start();
     FUZZ_CHECK(started.ok(), started.message());
     http_ = std::make_unique<HttpApi>(*store_, *engine_, metrics_, tasks_, commits_, 4);
@@ -141,6 +143,8 @@ class Harness {
     engine_thread_.join();
     commits_.shutdown();
     tasks_.close();
+    flush();
+    tasks_.complete(common::Status::Unavailable("stopped before the change was durable"));
     http_->stop();
     http_thread_.join();
     http_.reset();
@@ -273,13 +277,23 @@ class Harness {
     client_->set_write_timeout(30, 0);
   }
 
-  // The coordinator's loop without the agent endpoint: run posted work, tick the timers.
+  // The coordinator's loop (coordinator/server.cpp) without the agent endpoint: run posted
+  // work, tick the timers, make the turn durable, then answer.
   void engineLoop() {
     while (!stop_) {
       pollfd p{tasks_.fd(), POLLIN, 0};
       if (::poll(&p, 1, 100) > 0) tasks_.drain();
       engine_->tick();
+      flush();
     }
+  }
+
+  void flush() {
+    common::Status s = store_->flush();
+    // A store in a temporary directory does not fail; if it does, say so instead of hanging.
+    tasks_.complete(s);
+    if (s.ok() && committed_) commits_.notify();
+    committed_ = false;
   }
 
   bool verbose_ = false;  // FLOTILLA_FUZZ_LOG set: log, and print every answer
@@ -296,6 +310,7 @@ class Harness {
   std::thread http_thread_;
   std::thread engine_thread_;
   std::atomic<bool> stop_{false};
+  bool committed_ = false;  // engine thread only
   std::unique_ptr<httplib::Client> client_;
 };
 

@@ -577,17 +577,10 @@ void FleetTest::startAgent(const std::string& cluster,
     agents_.erase(old);
   }
   std::vector<std::string> argv = launch.prefix;
-  argv.insert(argv.end(), {FLOTILLA_AGENT_BIN,
-                           "--cluster",
-                                   cluster,
-                                   "--coordinator",
-                                   launch.coordinator.empty() ? agentAddress() : launch.coordinator,
-                                   "--state-dir",
-                                   dir_ + "/agent-state/" + cluster,
-                                   "--workdir",
-                                   dir_ + "/work",
-                                   "--heartbeat",
-                                   "250ms"});
+  argv.insert(argv.end(), {FLOTILLA_AGENT_BIN, "--cluster", cluster, "--coordinator",
+                           launch.coordinator.empty() ? agentAddress() : launch.coordinator,
+                           "--state-dir", dir_ + "/agent-state/" + cluster, "--workdir",
+                           dir_ + "/work", "--heartbeat", "250ms"});
   for (const auto& [k, v] : labels) {
     argv.push_back("--label");
     argv.push_back(k + "=" + v);

@@ -358,11 +358,11 @@ TEST(ParsePlan, DesignedButUnimplementedFieldsAreNotSupportedYet) {
 
 TEST(ParsePlan, PrometheusSourceParsesToTheModel) {
   const std::string text = std::string(kMinimalProcessPlan) +
-                           "health:\n"                                              // 10
-                           "  metrics:\n"                                           // 11
-                           "    source: prometheus\n"                               // 12
-                           "    prometheus: http://127.0.0.1:9090\n"                // 13
-                           "    queries:\n"                                         // 14
+                           "health:\n"                                // 10
+                           "  metrics:\n"                             // 11
+                           "    source: prometheus\n"                 // 12
+                           "    prometheus: http://127.0.0.1:9090\n"  // 13
+                           "    queries:\n"                           // 14
                            "      error_rate: 'my_errors{instance=~\"{instances}\"}'\n";
   PlanParseResult result = parsePlan(text);
   ASSERT_TRUE(result.plan.has_value()) << describe(result);
