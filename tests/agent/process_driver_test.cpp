@@ -1182,7 +1182,8 @@ TEST_F(ProcessDriverTest, RollingUpdateWithoutTrafficConfigKeepsTheProcessBounds
   EXPECT_TRUE(logged("no load balancer"));
   EXPECT_EQ(recordedVersion("stable"), "2.0.0");
   for (pid_t pid : old_pids) EXPECT_TRUE(processGone(pid)) << "1.0.0 replica " << pid;
-  for (const json& replica : record()["stable"]["replicas"]) {
+  const json rec = record();  // the loop must not range over a temporary's member
+  for (const json& replica : rec["stable"]["replicas"]) {
     auto reply =
         httpGet("http://127.0.0.1:" + std::to_string(replica["port"].get<int>()) + "/", 2000ms);
     ASSERT_TRUE(reply.ok()) << reply.status().toString();
