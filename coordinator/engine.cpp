@@ -157,8 +157,11 @@ void Engine::handleRegister(const std::string& identity, schema::Register::Reade
   }
   spdlog::info("agent {} registered ({} held stages)", cluster, msg.getHeld().size());
   // Back after it was lost: it converges to each deployment's decision first.
+  // Only where there is something to converge: mutate copies the deployment, and a whole
+  // fleet registers at once after a coordinator restart.
   for (auto& [id, d] : deployments_) {
-    if (d.findCluster(cluster) == nullptr) continue;
+    const ClusterProgress* c = d.findCluster(cluster);
+    if (c == nullptr || !(c->agent_lost || c->rollback_lost || d.paused_for_lost)) continue;
     Status s = mutate(id, [&](Deployment& dep, const Context& ctx, Effects& fx) {
       agentReturned(dep, cluster, ctx, fx);
       return Status::Ok();
