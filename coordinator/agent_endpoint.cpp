@@ -27,6 +27,11 @@ Status AgentEndpoint::bind(const std::string& address) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::sndhwm, 100000);
     socket_.set(zmq::sockopt::rcvhwm, 100000);
+    // libzmq's listen backlog is 100: a fleet reconnecting at once (after a restart, or a
+    // network blip) overflows it, and every dropped SYN waits out TCP's retry (1, 3, 7, 15,
+    // 31 s). Measured: 10,000 agents took 31.6 s to register with the default. The kernel
+    // caps it at net.core.somaxconn.
+    socket_.set(zmq::sockopt::backlog, 65535);
     socket_.bind(address);
   } catch (const zmq::error_t& e) {
     return Status::IoError("cannot listen for agents on " + address + ": " + e.what());

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 
 namespace flotilla::coordinator {
 
@@ -184,16 +185,35 @@ std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave) {
   return out;
 }
 
-ClusterProgress* Deployment::findCluster(const std::string& cluster, size_t* wave) {
-  for (size_t i = 0; i < waves.size(); ++i) {
-    for (auto& c : waves[i].clusters) {
-      if (c.name == cluster) {
-        if (wave) *wave = i;
-        return &c;
+const Deployment::ClusterIndex& Deployment::clusterIndex() const {
+  size_t count = 0;
+  for (const auto& w : waves) count += w.clusters.size();
+  if (!index_ || indexed_clusters_ != count) {
+    auto index = std::make_shared<ClusterIndex>();
+    index->reserve(count);
+    for (size_t i = 0; i < waves.size(); ++i) {
+      for (size_t k = 0; k < waves[i].clusters.size(); ++k) {
+        index->emplace(waves[i].clusters[k].name,
+                       std::make_pair(static_cast<uint32_t>(i), static_cast<uint32_t>(k)));
       }
     }
+    index_ = std::move(index);
+    indexed_clusters_ = count;
   }
-  return nullptr;
+  return *index_;
+}
+
+const ClusterProgress* Deployment::findCluster(const std::string& cluster, size_t* wave) const {
+  const ClusterIndex& index = clusterIndex();
+  auto it = index.find(cluster);
+  if (it == index.end()) return nullptr;
+  const auto [w, k] = it->second;
+  if (wave) *wave = w;
+  return &waves[w].clusters[k];
+}
+
+ClusterProgress* Deployment::findCluster(const std::string& cluster, size_t* wave) {
+  return const_cast<ClusterProgress*>(std::as_const(*this).findCluster(cluster, wave));
 }
 
 namespace {
@@ -485,6 +505,7 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
     // Start or continue clusters, bounded by max_parallel.
     size_t active = 0;
     for (const auto& c : w.clusters) active += isActiveForward(c) ? 1 : 0;
+    const std::vector<StepSpec> steps = forwardSteps(d.plan, d.wave_index);
     for (auto& c : w.clusters) {
       if (d.state != DeploymentState::kRunning) return;
       if (c.in_flight) continue;
@@ -492,7 +513,6 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
       bool fresh = c.state == ClusterState::kPending;
       if (!between_steps && !fresh) continue;
       if (fresh && pw.max_parallel != 0 && active >= pw.max_parallel) continue;
-      const std::vector<StepSpec> steps = forwardSteps(d.plan, d.wave_index);
       size_t next = fresh ? 0 : static_cast<size_t>(c.step_index + 1);
       if (next >= steps.size()) {  // cannot happen: results finish the last step
         c.state = ClusterState::kSucceeded;
@@ -579,11 +599,7 @@ std::string processSpecJson(const Deployment& d, const ClusterProgress& c, size_
 
 Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   size_t wave = 0;
-  for (size_t i = 0; i < d.waves.size(); ++i) {
-    for (const auto& x : d.waves[i].clusters) {
-      if (x.name == c.name) wave = i;
-    }
-  }
+  d.findCluster(c.name, &wave);
   StepKind step = c.step.value_or(StepKind::kBuild);
   Dispatch out;
   out.cluster = c.name;
@@ -662,7 +678,10 @@ void advance(Deployment& d, const Context& ctx, Effects& fx) {
   if (d.state == DeploymentState::kRollingBack) runRollback(d, ctx, fx);
 }
 
-Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx) {
+namespace {
+
+// A result's effect on its cluster, without moving the deployment on (the caller advances).
+Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
   size_t wave = 0;
   ClusterProgress* c = d.findCluster(r.cluster, &wave);
   if (c == nullptr || !c->in_flight || c->stageId() != r.stage_id || c->attempt != r.attempt) {
@@ -724,8 +743,35 @@ Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effe
     emit(fx, "stage.failed", wname, c->name, stepName(step), what);
     forwardFailed(d, wave, *c, what, fx);
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx) {
+  Status s = recordResult(d, r, fx);
+  if (!s.ok()) return s;
   advance(d, ctx, fx);
   return Status::Ok();
+}
+
+size_t applyResults(Deployment& d, const std::vector<StageResult>& results, const Context& ctx,
+                    Effects& fx) {
+  size_t stale = 0;
+  for (const auto& r : results) {
+    if (!recordResult(d, r, fx).ok()) ++stale;
+  }
+  if (stale == results.size()) return stale;
+  // A failure among them aborted the stages in flight, some of which answered in this batch.
+  fx.aborts.erase(std::remove_if(fx.aborts.begin(), fx.aborts.end(),
+                                 [&](const AbortRequest& a) {
+                                   const ClusterProgress* c = d.findCluster(a.cluster);
+                                   return c == nullptr || !c->in_flight ||
+                                          c->stageId() != a.stage_id || c->attempt != a.attempt;
+                                 }),
+                  fx.aborts.end());
+  advance(d, ctx, fx);
+  return stale;
 }
 
 namespace {

@@ -9,8 +9,11 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/plan.hpp"
@@ -145,7 +148,18 @@ struct Deployment {
   uint64_t last_event_seq = 0;
   std::vector<WaveProgress> waves;
 
+  // By name, through an index (a deployment may hold 10,000 clusters and every result looks
+  // one up). `wave`, when given, receives the index of the cluster's wave.
   ClusterProgress* findCluster(const std::string& name, size_t* wave = nullptr);
+  const ClusterProgress* findCluster(const std::string& name, size_t* wave = nullptr) const;
+
+ private:
+  // name -> (wave, position). Clusters are only ever appended to a wave, so copies of a
+  // deployment share one index until a wave adds clusters (the count no longer matches).
+  using ClusterIndex = std::unordered_map<std::string, std::pair<uint32_t, uint32_t>>;
+  const ClusterIndex& clusterIndex() const;
+  mutable std::shared_ptr<const ClusterIndex> index_;
+  mutable size_t indexed_clusters_ = 0;
 };
 
 // What an operation asks the engine to do once the change is durable.
@@ -221,6 +235,13 @@ void advance(Deployment& d, const Context& ctx, Effects& fx);
 // A stage result from an agent. NotFound when it matches nothing in flight
 // (a duplicate or a stale answer): the caller counts and drops it.
 common::Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx);
+
+// Several results for one deployment (what one turn of the engine's loop received), each
+// recorded as applyResult records it, then one advance(): a fan-out to N clusters costs
+// O(N) per turn rather than per result. Aborts for stages whose result is among them are not
+// sent. Returns how many matched nothing in flight (duplicates, stale answers).
+size_t applyResults(Deployment& d, const std::vector<StageResult>& results, const Context& ctx,
+                    Effects& fx);
 
 // The cluster's agent went silent past the deadline. Up to max_unavailable_clusters (of its
 // wave, and of the fleet) lost clusters are waited for: their step stays out and its result

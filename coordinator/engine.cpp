@@ -20,6 +20,8 @@ namespace {
 constexpr size_t kMaxLinesPerProgress = 64;
 constexpr size_t kMaxLineBytes = 2048;
 constexpr auto kRetryEvery = std::chrono::seconds(1);
+// Silent agents are looked for, and the agents' snapshot republished, this often.
+constexpr auto kExpireEvery = std::chrono::milliseconds(100);
 
 ResultOutcome fromWire(schema::Outcome o) {
   switch (o) {
@@ -290,7 +292,7 @@ void Engine::handleResult(const std::string& identity, schema::StageResult::Read
   }
   // Crash test: the result is here and not yet durable; the agent must answer it again.
   FLOTILLA_FAILPOINT("coordinator.after_result_before_commit");
-  applyAgentResult(id, r);
+  queued_results_[id].push_back(std::move(r));
 }
 
 void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg) {
@@ -347,42 +349,57 @@ void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg)
   }
 }
 
-void Engine::applyAgentResult(const std::string& id, const StageResult& r) {
-  Status s = mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
-    return applyResult(d, r, ctx, fx);
+void Engine::endTurn() {
+  while (!queued_results_.empty()) applyQueuedResults(queued_results_.begin()->first);
+}
+
+void Engine::applyQueuedResults(const std::string& id) {
+  auto queued = queued_results_.find(id);
+  if (queued == queued_results_.end()) return;
+  const std::vector<StageResult> results = std::move(queued->second);
+  queued_results_.erase(queued);
+  size_t stale = 0;
+  Status s = transition(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
+    stale = applyResults(d, results, ctx, fx);
+    return Status::Ok();
   });
-  if (s.isNotFound()) {
-    metrics_.staleResult();
-    spdlog::debug("stale result {} attempt {} for {}", r.stage_id, r.attempt, id);
-  } else if (!s.ok()) {
-    spdlog::error("applying result {} for {}: {}", r.stage_id, id, s.toString());
+  if (s.isNotFound()) stale = results.size();
+  for (size_t i = 0; i < stale; ++i) metrics_.staleResult();
+  if (stale > 0) spdlog::debug("{} stale results for {}", stale, id);
+  if (!s.ok() && !s.isNotFound()) {
+    spdlog::error("applying {} results for {}: {}", results.size(), id, s.toString());
   }
 }
 
 // ---- Time -------------------------------------------------------------------------------
 
 void Engine::tick() {
-  // Three missed heartbeats make an agent unknown; the deadline makes it lost.
-  const auto suspect_after = std::min(3 * options_.heartbeat_interval, options_.agent_lost_after);
-  const size_t unknown_before =
-      std::count_if(registry_.agents().begin(), registry_.agents().end(),
-                    [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
-  const auto newly_lost = registry_.expire(clock_.now(), options_.agent_lost_after, suspect_after);
-  const size_t unknown_after =
-      std::count_if(registry_.agents().begin(), registry_.agents().end(),
-                    [](const auto& entry) { return entry.second.state == AgentState::kUnknown; });
-  if (unknown_after != unknown_before) publishAgents();
-  for (const std::string& cluster : newly_lost) {
-    spdlog::warn("agent {} lost: silent for over {} ms", cluster,
-                 options_.agent_lost_after.count());
+  endTurn();
+  const auto now = clock_.now();
+  std::vector<std::string> newly_lost;
+  if (!last_expire_ || now - *last_expire_ >= kExpireEvery) {
+    last_expire_ = now;
+    // Three missed heartbeats make an agent unknown; the deadline makes it lost.
+    const auto suspect_after = std::min(3 * options_.heartbeat_interval, options_.agent_lost_after);
+    bool changed = false;
+    newly_lost = registry_.expire(now, options_.agent_lost_after, suspect_after, &changed);
+    if (changed) publishAgents();
+  }
+  if (!newly_lost.empty()) {
+    for (const std::string& cluster : newly_lost) {
+      spdlog::warn("agent {} lost: silent for over {} ms", cluster,
+                   options_.agent_lost_after.count());
+    }
+    // One transition per deployment for everything lost in this pass (a rack of agents can
+    // fall silent at once).
     std::vector<std::string> ids;
     for (auto& [id, d] : deployments_) ids.push_back(id);
     for (const auto& id : ids) {
       Status s = mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
-        agentLost(d, cluster, ctx, fx);
+        for (const std::string& cluster : newly_lost) agentLost(d, cluster, ctx, fx);
         return Status::Ok();
       });
-      if (!s.ok()) spdlog::error("marking {} lost in {}: {}", cluster, id, s.toString());
+      if (!s.ok()) spdlog::error("marking agents lost in {}: {}", id, s.toString());
     }
     publishAgents();
   }
@@ -406,7 +423,11 @@ void Engine::tick() {
     }
     publishGauges();
   }
-  publishAgentsNow();
+  // The HTTP snapshot is a copy of the whole registry: at most ten copies a second.
+  if (agents_dirty_ && (!last_agents_publish_ || now - *last_agents_publish_ >= kExpireEvery)) {
+    last_agents_publish_ = now;
+    publishAgentsNow();
+  }
 }
 
 // ---- Operator actions -------------------------------------------------------------------
@@ -462,6 +483,13 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
 // ---- Durable change, then delivery ------------------------------------------------------
 
 Status Engine::mutate(const std::string& id, const Mutation& fn) {
+  // Results that arrived earlier in this turn come first: whatever `fn` decides is decided on
+  // the latest state, and a failing `fn` does not take the results' transition with it.
+  applyQueuedResults(id);
+  return transition(id, fn);
+}
+
+Status Engine::transition(const std::string& id, const Mutation& fn) {
   auto it = deployments_.find(id);
   if (it == deployments_.end()) return Status::NotFound("no deployment named " + id);
   auto releases = releasesFor(it->second.plan.service);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,9 +68,15 @@ class Engine {
   common::Status start();
   uint64_t epoch() const { return epoch_; }
 
-  // One decoded frame from the agent whose routing id is `identity`.
+  // One decoded frame from the agent whose routing id is `identity`. Stage results are
+  // queued per deployment and applied by endTurn() (or before any other change to their
+  // deployment), so that a fan-out's results cost one transition per deployment per turn.
   void onMessage(const std::string& identity, schema::Envelope::Reader envelope);
-  // Expires silent agents and retries anything that could not move on.
+  // Applies the stage results queued since the last call. The loop calls it after each batch
+  // of frames; tick() calls it too.
+  void endTurn();
+  // Applies queued results, expires silent agents (every 100 ms) and retries anything that
+  // could not move on (every second).
   void tick();
 
   // Operator actions. submit returns the new deployment id.
@@ -91,9 +98,12 @@ class Engine {
   void handleAlert(const std::string& identity, schema::Alert::Reader msg);
 
   // Applies `fn` to a copy of the deployment; commits the copy with its
-  // events (synced) and only then installs it and sends its commands.
+  // events (synced) and only then installs it and sends its commands. Results queued for the
+  // deployment are applied first, in a transition of their own.
   using Mutation = std::function<common::Status(Deployment&, const Context&, Effects&)>;
   common::Status mutate(const std::string& id, const Mutation& fn);
+  common::Status transition(const std::string& id, const Mutation& fn);
+  void applyQueuedResults(const std::string& id);
   void deliver(const Deployment& d, const Effects& fx);
   void sendCommand(const std::string& deployment_id, const Dispatch& dispatch);
   void sendAbort(const std::string& cluster, const std::string& deployment_id,
@@ -101,15 +111,14 @@ class Engine {
   void sendReregister(const std::string& identity);
   // After an agent (re)registers: answer what it finished, resend what it never got.
   void reconcileAgent(const std::string& cluster, const std::map<std::string, bool>& held_running);
-  void applyAgentResult(const std::string& cluster, const StageResult& r);
   // Versions live per cluster for a service: read from the store once, then
   // kept in step with every commit, so the message loop does not scan RocksDB.
   common::StatusOr<const std::map<std::string, std::string>*> releasesFor(
       const std::string& service);
   common::Status commitAndRemember(Deployment& d, const Effects& fx);
   void publishGauges();
-  // Marks the agents' snapshot stale; tick() republishes it once per turn of the loop, so
-  // 10,000 agents registering cost one copy of the registry per turn, not one each.
+  // Marks the agents' snapshot stale; tick() republishes it at most every 100 ms, so 10,000
+  // agents registering cost a few copies of the registry, not one each.
   void publishAgents();
   void publishAgentsNow();
 
@@ -125,8 +134,12 @@ class Engine {
                                                    // stages may still answer
   CommitListener listener_;
   AlertListener alert_listener_;
+  // Stage results received and not applied yet, per deployment, in arrival order.
+  std::map<std::string, std::vector<StageResult>> queued_results_;
   bool agents_dirty_ = false;
   common::SteadyTime last_retry_{};
+  std::optional<common::SteadyTime> last_expire_;
+  std::optional<common::SteadyTime> last_agents_publish_;
 
   mutable std::mutex agents_mu_;
   std::vector<AgentInfo> agents_snapshot_;

@@ -41,7 +41,8 @@ bool isDeploymentId(const std::string& id) {
 
 Status checkDeploymentId(const std::string& id) {
   if (isDeploymentId(id)) return Status::Ok();
-  return Status::InvalidArgument(quoted(id) + " is not a deployment id (expected e.g. checkout-12)");
+  return Status::InvalidArgument(quoted(id) +
+                                 " is not a deployment id (expected e.g. checkout-12)");
 }
 
 int httpStatus(const Status& s) {

@@ -57,18 +57,22 @@ bool Registry::touch(const std::string& cluster, uint64_t epoch, common::SteadyT
 
 std::vector<std::string> Registry::expire(common::SteadyTime now,
                                           std::chrono::milliseconds deadline,
-                                          std::chrono::milliseconds suspect_after) {
+                                          std::chrono::milliseconds suspect_after, bool* changed) {
   std::vector<std::string> lost;
+  bool any = false;
   for (auto& [name, a] : agents_) {
     if (a.state == AgentState::kConnected && suspect_after.count() > 0 &&
         now - a.last_seen > suspect_after) {
       a.state = AgentState::kUnknown;
+      any = true;
     }
     if (a.state != AgentState::kLost && now - a.last_seen > deadline) {
       a.state = AgentState::kLost;
       lost.push_back(name);
+      any = true;
     }
   }
+  if (changed) *changed = any;
   return lost;
 }
 

@@ -44,8 +44,10 @@ class Registry {
              common::SystemTime wall);
   // Marks agents silent for longer than `deadline` as lost; returns those newly lost. Agents
   // silent for longer than `suspect_after` (when positive) become unknown meanwhile.
+  // `changed`, when given, is set when any agent changed state.
   std::vector<std::string> expire(common::SteadyTime now, std::chrono::milliseconds deadline,
-                                  std::chrono::milliseconds suspect_after = {});
+                                  std::chrono::milliseconds suspect_after = {},
+                                  bool* changed = nullptr);
 
   const AgentInfo* find(const std::string& cluster) const;
   bool isLost(const std::string& cluster) const;

@@ -428,6 +428,88 @@ TEST_F(DeploymentTest, StaleAndDuplicateResultsAreRefused) {
   EXPECT_EQ(d.state, DeploymentState::kRunning);
 }
 
+// One production wave of every production cluster, apply then verify.
+Plan productionWave() {
+  Plan p;
+  p.service = "checkout";
+  p.version = "2.0.0";
+  p.steps.apply = "apply";
+  p.steps.verify = "verify";
+  p.steps.rollback = "rollback";
+  common::Wave prod;
+  prod.name = "prod";
+  prod.selector = {{"environment", "production"}};
+  p.waves = {prod};
+  return p;
+}
+
+StageResult resultFor(const Deployment& d, const std::string& cluster, ResultOutcome outcome) {
+  const ClusterProgress* c = d.findCluster(cluster);
+  EXPECT_NE(c, nullptr) << cluster;
+  if (c == nullptr) return StageResult{};
+  return StageResult{
+      cluster, c->stageId(), c->attempt, outcome, outcome == ResultOutcome::kSucceeded ? 0 : 1,
+      "msg"};
+}
+
+TEST_F(DeploymentTest, ABatchOfResultsEndsWhereTheSameResultsOneByOneEnd) {
+  Deployment one = start(productionWave());
+  Deployment batch = one;
+  ASSERT_EQ(one.waves[0].clusters.size(), 3u);
+  for (int step = 0; step < 2; ++step) {
+    std::vector<StageResult> results;
+    for (const char* c : {"prod-eu-1", "prod-eu-2", "prod-us-1"}) {
+      results.push_back(resultFor(batch, c, ResultOutcome::kSucceeded));
+      ASSERT_TRUE(answer(one, c).ok());
+    }
+    Effects fx;
+    EXPECT_EQ(applyResults(batch, results, ctx(), fx), 0u);
+    if (step == 0) {
+      std::vector<std::string> sent;
+      for (const auto& x : fx.dispatches) sent.push_back(x.stage_id);
+      EXPECT_EQ(sent, (std::vector<std::string>{"prod-eu-1/verify", "prod-eu-2/verify",
+                                                "prod-us-1/verify"}));
+    }
+  }
+  EXPECT_EQ(batch.state, DeploymentState::kSucceeded);
+  EXPECT_EQ(deploymentToJson(batch), deploymentToJson(one));
+}
+
+TEST_F(DeploymentTest, AFailureInABatchAbortsOnlyStagesStillInFlight) {
+  Deployment d = start(productionWave());
+  // prod-eu-1 fails; prod-eu-2 answered in the same turn; prod-us-1 is still applying.
+  std::vector<StageResult> results = {resultFor(d, "prod-eu-1", ResultOutcome::kFailed),
+                                      resultFor(d, "prod-eu-2", ResultOutcome::kSucceeded),
+                                      resultFor(d, "prod-eu-2", ResultOutcome::kSucceeded)};
+  Effects fx;
+  EXPECT_EQ(applyResults(d, results, ctx(), fx), 1u);  // the repeat matched nothing
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  ASSERT_EQ(fx.aborts.size(), 1u);
+  EXPECT_EQ(fx.aborts[0].cluster, "prod-us-1");
+  std::vector<std::string> sent;
+  for (const auto& x : fx.dispatches) sent.push_back(x.stage_id);
+  // Newest wave first, and within it every cluster not in flight that applied.
+  EXPECT_EQ(sent, (std::vector<std::string>{"prod-eu-1/rollback", "prod-eu-2/rollback"}));
+}
+
+TEST_F(DeploymentTest, ClustersAreFoundByNameInCopiesAndInWavesStartedLater) {
+  Deployment d = start(threeWaves());
+  Deployment copy = d;
+  size_t wave = 9;
+  ASSERT_NE(copy.findCluster("staging-eu", &wave), nullptr);
+  EXPECT_EQ(wave, 0u);
+  EXPECT_EQ(copy.findCluster("prod-eu-2"), nullptr);  // its wave has not started
+  succeedAll(copy);
+  ASSERT_NE(copy.findCluster("prod-eu-2", &wave), nullptr);
+  EXPECT_EQ(wave, 1u);
+  EXPECT_EQ(copy.findCluster("prod-eu-2")->name, "prod-eu-2");
+  ASSERT_NE(copy.findCluster("prod-us-1", &wave), nullptr);
+  EXPECT_EQ(wave, 2u);
+  // The original is untouched by the copy's progress.
+  EXPECT_EQ(d.findCluster("prod-eu-2"), nullptr);
+  EXPECT_TRUE(d.findCluster("staging-eu")->in_flight);
+}
+
 TEST_F(DeploymentTest, PauseHoldsNewStepsAndResumeContinues) {
   Deployment d = start(threeWaves());
   Effects fx;

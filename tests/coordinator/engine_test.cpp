@@ -115,6 +115,7 @@ class EngineTest : public ::testing::Test {
     auto decoded = common::DecodedEnvelope::decode(frame.data(), frame.size());
     ASSERT_TRUE(decoded.ok());
     engine_->onMessage(identity, (*decoded)->root());
+    engine_->endTurn();  // the loop applies queued results after each batch of frames
   }
 
   void registerAgent(const std::string& cluster, const std::string& env,
