@@ -1076,16 +1076,16 @@ ClusterProgress clusterFromJson(const json& j) {
 
 }  // namespace
 
-std::string deploymentToJson(const Deployment& d) {
+namespace {
+
+// Everything but the clusters; each wave's clusters are added by the caller.
+json headerObject(const Deployment& d) {
   json waves = json::array();
   for (const auto& w : d.waves) {
-    json clusters = json::array();
-    for (const auto& c : w.clusters) clusters.push_back(clusterToJson(c));
     waves.push_back({{"name", w.name},
                      {"state", waveStateName(w.state)},
                      {"approved", w.approved},
-                     {"resolved", w.resolved},
-                     {"clusters", clusters}});
+                     {"resolved", w.resolved}});
   }
   json j = {{"id", d.id},
             {"plan", json::parse(common::planToJson(d.plan))},
@@ -1100,17 +1100,45 @@ std::string deploymentToJson(const Deployment& d) {
             {"created_ms", d.created_ms},
             {"updated_ms", d.updated_ms},
             {"last_event_seq", d.last_event_seq},
-            {"waves", waves}};
+            {"waves", std::move(waves)}};
   j["failure"] = d.failure ? json{{"cluster", d.failure->cluster},
                                   {"step", d.failure->step},
                                   {"message", d.failure->message}}
                            : json(nullptr);
+  return j;
+}
+
+}  // namespace
+
+std::string deploymentToJson(const Deployment& d) {
+  json j = headerObject(d);
+  for (size_t i = 0; i < d.waves.size(); ++i) {
+    json clusters = json::array();
+    for (const auto& c : d.waves[i].clusters) clusters.push_back(clusterToJson(c));
+    j["waves"][i]["clusters"] = std::move(clusters);
+  }
   return j.dump();
 }
 
+std::string deploymentHeaderJson(const Deployment& d) {
+  json j = headerObject(d);
+  for (size_t i = 0; i < d.waves.size(); ++i) {
+    j["waves"][i]["cluster_count"] = d.waves[i].clusters.size();
+  }
+  return j.dump();
+}
+
+std::string clusterJson(const ClusterProgress& c) { return clusterToJson(c).dump(); }
+
 StatusOr<Deployment> deploymentFromJson(const std::string& text) {
+  return deploymentFromStored(text, {}, false);
+}
+
+StatusOr<Deployment> deploymentFromStored(const std::string& header,
+                                          const std::vector<std::vector<std::string>>& clusters,
+                                          bool header_only) {
   try {
-    json j = json::parse(text);
+    json j = json::parse(header);
     Deployment d;
     d.id = j.at("id").get<std::string>();
     auto plan = common::planFromJson(j.at("plan").dump());
@@ -1135,12 +1163,32 @@ StatusOr<Deployment> deploymentFromJson(const std::string& text) {
                           f.at("message").get<std::string>()};
     }
     for (const auto& jw : j.at("waves")) {
+      const size_t index = d.waves.size();
       WaveProgress w;
       w.name = jw.at("name").get<std::string>();
       w.state = enumFromName<WaveState>(jw.at("state").get<std::string>(), waveStateName, 8);
       w.approved = jw.at("approved").get<bool>();
       w.resolved = jw.at("resolved").get<bool>();
-      for (const auto& jc : jw.at("clusters")) w.clusters.push_back(clusterFromJson(jc));
+      if (jw.contains("clusters")) {
+        // The whole form (deploymentToJson), and records written before clusters had keys.
+        for (const auto& jc : jw.at("clusters")) w.clusters.push_back(clusterFromJson(jc));
+      } else if (!header_only) {
+        const size_t count = jw.at("cluster_count").get<size_t>();
+        const size_t found = index < clusters.size() ? clusters[index].size() : 0;
+        if (found < count) {
+          return Status::Corruption("deployment " + d.id + ": wave " + w.name + " has " +
+                                    std::to_string(found) + " stored clusters, its record says " +
+                                    std::to_string(count));
+        }
+        w.clusters.reserve(count);
+        for (size_t k = 0; k < count; ++k) {
+          if (clusters[index][k].empty()) {
+            return Status::Corruption("deployment " + d.id + ": wave " + w.name +
+                                      " is missing cluster " + std::to_string(k));
+          }
+          w.clusters.push_back(clusterFromJson(json::parse(clusters[index][k])));
+        }
+      }
       d.waves.push_back(std::move(w));
     }
     if (d.waves.size() != d.plan.waves.size()) {

@@ -115,6 +115,9 @@ struct ClusterProgress {
   // "<cluster>/<step>" for steps that run once, "<cluster>/<step>-<index>" for steps a
   // sequence repeats (shift, analyze).
   std::string stageId() const;
+
+  // The store rewrites a cluster's record only when it differs from the one written.
+  bool operator==(const ClusterProgress&) const = default;
 };
 
 struct WaveProgress {
@@ -271,7 +274,18 @@ common::Status requestRollback(Deployment& d, const std::string& reason, const C
 // The command for the step cluster `c` has in flight (also used to resend it).
 Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c);
 
-// The stored form.
+// The stored form. The store keeps a deployment as a header (everything but its clusters;
+// each wave says how many it has) and one record per cluster, so that a change to a few
+// clusters of a 10,000-cluster deployment rewrites only those (coordinator/store.hpp).
+std::string deploymentHeaderJson(const Deployment& d);
+std::string clusterJson(const ClusterProgress& c);
+// `clusters[w]`: wave w's cluster records, in order. Waves whose clusters are inline in the
+// header (the whole form below, or records written before clusters had records of their own)
+// need none. With `header_only` the waves are left without clusters (summaries).
+common::StatusOr<Deployment> deploymentFromStored(
+    const std::string& header, const std::vector<std::vector<std::string>>& clusters,
+    bool header_only = false);
+// The whole form: the header with every wave's clusters inline.
 std::string deploymentToJson(const Deployment& d);
 common::StatusOr<Deployment> deploymentFromJson(const std::string& json);
 

@@ -419,6 +419,7 @@ void Engine::tick() {
     // Forget finished deployments with nothing in flight; they live on in the store.
     for (auto it = deployments_.begin(); it != deployments_.end();) {
       const bool forget = isFinal(it->second.state) && !awaitsAgents(it->second);
+      if (forget) store_.forget(it->first);
       it = forget ? deployments_.erase(it) : std::next(it);
     }
     publishGauges();

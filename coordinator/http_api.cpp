@@ -302,14 +302,9 @@ void HttpApi::routes() {
   });
 
   server_->Get("/api/v1/deployments", [this](const httplib::Request&, httplib::Response& res) {
-    auto raw = store_.listDeploymentJson();
-    if (!raw.ok()) return replyError(res, raw.status());
-    std::vector<Deployment> all;
-    for (const auto& text : *raw) {
-      auto d = deploymentFromJson(text);
-      if (!d.ok()) return replyError(res, d.status());
-      all.push_back(std::move(d).value());
-    }
+    auto summaries = store_.loadDeploymentSummaries();
+    if (!summaries.ok()) return replyError(res, summaries.status());
+    std::vector<Deployment>& all = *summaries;
     std::sort(all.begin(), all.end(), [](const Deployment& a, const Deployment& b) {
       return a.created_ms != b.created_ms ? a.created_ms > b.created_ms : a.id > b.id;
     });

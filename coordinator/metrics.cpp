@@ -58,6 +58,9 @@ std::string Metrics::render() const {
   out << "flotilla_stale_results_total " << stale_results_.load() << '\n';
   header("flotilla_store_commits_total", "counter", "Synced deployment transitions written.");
   out << "flotilla_store_commits_total " << commits_.load() << '\n';
+  header("flotilla_store_written_bytes_total", "counter",
+         "Bytes of records written to the store (a change rewrites only the clusters it touched).");
+  out << "flotilla_store_written_bytes_total " << store_written_bytes_.load() << '\n';
   header("flotilla_store_commit_failures_total", "counter", "Deployment writes that failed.");
   out << "flotilla_store_commit_failures_total " << commit_failures_.load() << '\n';
   header("flotilla_deployments_submitted_total", "counter", "Plans accepted.");

@@ -177,6 +177,7 @@ Status runServer(const ServerOptions& options) {
                        .count());
       failing_since.reset();
     }
+    metrics.setStoreWrittenBytes((*store)->bytesWritten());
     // Crash test: everything is durable, nothing of it has left.
     if (endpoint.held() > 0) FLOTILLA_FAILPOINT("coordinator.after_flush_before_release");
     endpoint.release();

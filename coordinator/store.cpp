@@ -43,6 +43,31 @@ std::string eventKey(const std::string& id, uint64_t seq) {
   return "event/" + id + "/" + buf;
 }
 
+std::string clusterPrefix(const std::string& id) { return "cluster/" + id + "/"; }
+
+std::string clusterKey(const std::string& id, size_t wave, size_t position) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%04zu/%07zu", wave, position);
+  return clusterPrefix(id) + buf;
+}
+
+// "<wave>/<position>" after the prefix; false when the key is not one of ours.
+bool parseClusterKey(std::string_view rest, size_t* wave, size_t* position) {
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 >= rest.size()) return false;
+  auto number = [](std::string_view digits, size_t* out) {
+    if (digits.size() > 9) return false;
+    size_t n = 0;
+    for (char ch : digits) {
+      if (ch < '0' || ch > '9') return false;
+      n = n * 10 + static_cast<size_t>(ch - '0');
+    }
+    *out = n;
+    return true;
+  };
+  return number(rest.substr(0, slash), wave) && number(rest.substr(slash + 1), position);
+}
+
 json eventJson(const StoredEvent& e) {
   return json{{"seq", e.seq},
               {"time_ms", e.time_ms},
@@ -161,19 +186,45 @@ Status Store::commit(Deployment& d, const std::vector<Event>& events,
     // previous pending copy reuses its memory.
     auto [it, inserted] = pending_records_.try_emplace(d.id);
     it->second = d;
+    forget_at_flush_.erase(d.id);
     pending_changes_ += events.size() + releases.size() + (inserted ? 1 : 0);
     if (written) *written = std::move(out);
     return Status::Ok();
   }
-  batch.Put("deployment/" + d.id, deploymentToJson(d));
+  putDeployment(batch, d);
   Status s = write(&batch, "write deployment " + d.id);
   if (!s.ok()) {
     d.last_event_seq = old_seq;
     d.updated_ms = old_updated;
     return s;
   }
+  written_[d.id] = d;
   if (written) *written = std::move(out);
   return Status::Ok();
+}
+
+void Store::putDeployment(rocksdb::WriteBatch& batch, const Deployment& d) const {
+  batch.Put("deployment/" + d.id, deploymentHeaderJson(d));
+  auto before = written_.find(d.id);
+  const Deployment* prev = before == written_.end() ? nullptr : &before->second;
+  for (size_t w = 0; w < d.waves.size(); ++w) {
+    const auto& clusters = d.waves[w].clusters;
+    const auto* old =
+        prev != nullptr && w < prev->waves.size() ? &prev->waves[w].clusters : nullptr;
+    for (size_t k = 0; k < clusters.size(); ++k) {
+      if (old != nullptr && k < old->size() && (*old)[k] == clusters[k]) continue;
+      batch.Put(clusterKey(d.id, w, k), clusterJson(clusters[k]));
+    }
+    // Clusters are only appended; a record written with more is someone else's (tests).
+    for (size_t k = clusters.size(); old != nullptr && k < old->size(); ++k) {
+      batch.Delete(clusterKey(d.id, w, k));
+    }
+  }
+}
+
+void Store::forget(const std::string& id) {
+  written_.erase(id);
+  if (pending_records_.count(id)) forget_at_flush_.insert(id);
 }
 
 // A failed write. Debian's RocksDB 7.8 is built with assertions, and a synced write that
@@ -201,6 +252,7 @@ Status Store::write(rocksdb::WriteBatch* batch, const std::string& what) {
   }
   Status s = fromRocks(db_->Write(syncWrite(), batch), what);
   if (!s.ok()) return fail(s);
+  bytes_written_ += batch->GetDataSize();
   if (broken_.exchange(false)) {
     std::lock_guard lock(failure_mu_);
     failure_.clear();
@@ -226,21 +278,53 @@ Status Store::flush() {
   if (pending_changes_ == 0) return Status::Ok();
   // A copy, so that a failed write leaves everything gathered for the next try.
   rocksdb::WriteBatch batch(*pending_);
-  for (const auto& [id, d] : pending_records_) batch.Put("deployment/" + id, deploymentToJson(d));
+  for (const auto& [id, d] : pending_records_) putDeployment(batch, d);
   Status s = write(&batch, "group commit of " + std::to_string(pending_changes_) + " changes");
   if (!s.ok()) return s;
   pending_->Clear();
+  for (auto& [id, d] : pending_records_) {
+    if (!forget_at_flush_.count(id)) written_[id] = std::move(d);
+  }
   pending_records_.clear();
+  forget_at_flush_.clear();
   pending_changes_ = 0;
   return Status::Ok();
 }
 
-StatusOr<std::vector<std::string>> Store::listDeploymentJson() {
-  std::vector<std::string> out;
+namespace {
+
+// The cluster records of deployment `id`, by wave and position.
+StatusOr<std::vector<std::vector<std::string>>> readClusters(rocksdb::DB& db,
+                                                             const std::string& id) {
+  std::vector<std::vector<std::string>> out;
+  const std::string prefix = clusterPrefix(id);
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    size_t wave = 0;
+    size_t position = 0;
+    std::string_view rest(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    if (!parseClusterKey(rest, &wave, &position) || wave >= 10000 || position >= 10000000) {
+      return Status::Corruption("unexpected key " + it->key().ToString());
+    }
+    if (out.size() <= wave) out.resize(wave + 1);
+    if (out[wave].size() <= position) out[wave].resize(position + 1);
+    out[wave][position] = it->value().ToString();
+  }
+  Status s = fromRocks(it->status(), "scan clusters of " + id);
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::vector<Deployment>> Store::loadDeploymentSummaries() {
+  std::vector<Deployment> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix = "deployment/";
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    out.push_back(it->value().ToString());
+    auto d = deploymentFromStored(it->value().ToString(), {}, true);
+    if (!d.ok()) return d.status();
+    out.push_back(std::move(d).value());
   }
   Status s = fromRocks(it->status(), "scan deployments");
   if (!s.ok()) return s;
@@ -248,29 +332,33 @@ StatusOr<std::vector<std::string>> Store::listDeploymentJson() {
 }
 
 StatusOr<std::vector<Deployment>> Store::loadDeployments() {
-  auto raw = listDeploymentJson();
-  if (!raw.ok()) return raw.status();
+  std::vector<std::string> ids;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    const std::string prefix = "deployment/";
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      ids.push_back(it->key().ToString().substr(prefix.size()));
+    }
+    Status s = fromRocks(it->status(), "scan deployments");
+    if (!s.ok()) return s;
+  }
   std::vector<Deployment> out;
-  for (const auto& j : *raw) {
-    auto d = deploymentFromJson(j);
+  for (const auto& id : ids) {
+    auto d = loadDeployment(id);
     if (!d.ok()) return d.status();
     out.push_back(std::move(d).value());
   }
   return out;
 }
 
-StatusOr<std::string> Store::deploymentJson(const std::string& id) {
-  std::string value;
-  Status s = fromRocks(db_->Get(rocksdb::ReadOptions(), "deployment/" + id, &value),
+StatusOr<Deployment> Store::loadDeployment(const std::string& id) {
+  std::string header;
+  Status s = fromRocks(db_->Get(rocksdb::ReadOptions(), "deployment/" + id, &header),
                        "no deployment named " + id);
   if (!s.ok()) return s;
-  return value;
-}
-
-StatusOr<Deployment> Store::loadDeployment(const std::string& id) {
-  auto raw = deploymentJson(id);
-  if (!raw.ok()) return raw.status();
-  return deploymentFromJson(*raw);
+  auto clusters = readClusters(*db_, id);
+  if (!clusters.ok()) return clusters.status();
+  return deploymentFromStored(header, *clusters);
 }
 
 StatusOr<std::vector<StoredEvent>> Store::events(const std::string& id, uint64_t after_seq,

@@ -4,13 +4,18 @@
 //
 //   meta/epoch                        -> decimal; +1 at every coordinator start
 //   meta/deployment_seq               -> decimal; last deployment number handed out
-//   deployment/<id>                   -> JSON Deployment (plan, state, per-cluster progress)
+//   deployment/<id>                   -> JSON deployment header: plan, state, waves (each with
+//                                        its cluster_count), not the clusters
+//   cluster/<id>/<wave, 4 digits>/<position, 7 digits>
+//                                     -> JSON progress of one cluster of that wave
 //   event/<id>/<seq, 16 digits>       -> JSON event {seq, time_ms, type, wave, cluster, step,
 //   message} agent/<cluster>                   -> JSON {labels, agent_version}
 //   release/<service>/<cluster>       -> version live on that cluster (absent = unknown)
 //
-// Every deployment change is one WriteBatch (record + its events + release
-// changes) written with sync=true before anyone is told about it.
+// Every deployment change is one WriteBatch (header + the cluster records that changed + its
+// events + release changes) written with sync=true before anyone is told about it. The store
+// remembers the last form it wrote of each deployment (until forget()) to tell which cluster
+// records changed: a result from one cluster of 10,000 rewrites one record, not 10,000.
 //
 // Group commit (setGroupCommit(true), what the coordinator's loop uses): commit()
 // and putAgent() gather their changes in memory instead, and flush() writes
@@ -28,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -74,9 +80,12 @@ class Store {
 
   common::StatusOr<std::vector<Deployment>> loadDeployments();
   common::StatusOr<Deployment> loadDeployment(const std::string& id);
-  // Raw JSON of every deployment, in key order (callers sort).
-  common::StatusOr<std::vector<std::string>> listDeploymentJson();
-  common::StatusOr<std::string> deploymentJson(const std::string& id);
+  // Every deployment without its clusters (their waves are empty), in key order: what a
+  // listing needs, without reading every cluster record.
+  common::StatusOr<std::vector<Deployment>> loadDeploymentSummaries();
+  // The engine no longer holds the deployment: drop the store's copy of its last written form
+  // (the next commit of it then rewrites every cluster record).
+  void forget(const std::string& id);
   common::StatusOr<std::vector<StoredEvent>> events(const std::string& id, uint64_t after_seq,
                                                     size_t limit);
 
@@ -87,6 +96,8 @@ class Store {
   // Writes what was gathered in one synced batch. On failure everything stays
   // gathered, and the next flush() tries again.
   [[nodiscard]] common::Status flush();
+  // Bytes of records written since the store was opened (successful writes only).
+  uint64_t bytesWritten() const { return bytes_written_; }
   // Changes gathered and not yet flushed (deployment records count once).
   size_t pendingChanges() const { return pending_changes_; }
   // The last write failed (disk full, I/O error) and none has succeeded since; why.
@@ -105,6 +116,8 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<rocksdb::DB> db);
+  // Puts the header and every cluster record that differs from written_'s.
+  void putDeployment(rocksdb::WriteBatch& batch, const Deployment& d) const;
   common::StatusOr<uint64_t> bumpCounter(const std::string& key);
   // Every write goes through here: see "A failed write" in store.cpp.
   common::Status write(rocksdb::WriteBatch* batch, const std::string& what);
@@ -121,6 +134,10 @@ class Store {
   bool group_commit_ = false;
   std::unique_ptr<rocksdb::WriteBatch> pending_;
   std::unordered_map<std::string, Deployment> pending_records_;
+  // The last form of each deployment written (durable), to find the cluster records that changed.
+  std::unordered_map<std::string, Deployment> written_;
+  std::set<std::string> forget_at_flush_;
+  uint64_t bytes_written_ = 0;  // forgotten while a change was still gathered
   size_t pending_changes_ = 0;
 };
 

@@ -423,10 +423,6 @@ TEST_F(StoreTest, DeploymentRoundTrips) {
   Deployment d = busyDeployment(fx);
   ASSERT_TRUE(store_->commit(d, fx.events, {}, 1700000000999).ok());
 
-  auto json = store_->deploymentJson("checkout-7");
-  ASSERT_TRUE(json.ok()) << json.status().toString();
-  EXPECT_EQ(*json, deploymentToJson(d));
-
   reopen();
   auto loaded = store_->loadDeployment("checkout-7");
   ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
@@ -495,6 +491,118 @@ TEST_F(StoreTest, LaterCommitReplacesTheRecord) {
   EXPECT_EQ(all->size(), 1u);
 }
 
+// A deployment of one wave with `n` clusters, all in flight.
+Deployment wideDeployment(const std::string& id, size_t n) {
+  Effects fx;
+  Deployment d = newDeployment(id, samplePlan("checkout"), common::fromUnixMillis(1000), fx);
+  d.state = DeploymentState::kRunning;
+  d.waves[0].state = WaveState::kRunning;
+  d.waves[0].resolved = true;
+  for (size_t i = 0; i < n; ++i) {
+    ClusterProgress c;
+    c.name = "cluster-" + std::to_string(i);
+    c.state = ClusterState::kApplying;
+    c.step = StepKind::kApply;
+    c.attempt = 1;
+    c.in_flight = true;
+    c.applied = true;
+    c.previous_version = "1.0.0";
+    d.waves[0].clusters.push_back(std::move(c));
+  }
+  return d;
+}
+
+TEST_F(StoreTest, ACommitRewritesOnlyTheClustersItChanged) {
+  Deployment d = wideDeployment("checkout-1", 2000);
+  ASSERT_TRUE(store_->commit(d, {}, {}, 2000).ok());
+  const uint64_t first = store_->bytesWritten();
+  ClusterProgress& c = d.waves[0].clusters[1234];
+  c.in_flight = false;
+  c.state = ClusterState::kSucceeded;
+  c.message = "done";
+  ASSERT_TRUE(store_->commit(d, {event("stage.succeeded")}, {}, 3000).ok());
+  const uint64_t second = store_->bytesWritten() - first;
+  // The header and one cluster record, against 2,000 records the first time.
+  EXPECT_LT(second * 50, first) << "first " << first << " bytes, then " << second;
+  auto loaded = store_->loadDeployment("checkout-1");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
+  EXPECT_EQ(deploymentToJson(*loaded), deploymentToJson(d));
+
+  // Reopened, the store knows nothing of what it wrote: the next commit rewrites every record.
+  reopen();
+  d.waves[0].clusters[7].message = "seven";
+  ASSERT_TRUE(store_->commit(d, {}, {}, 4000).ok());
+  EXPECT_GT(store_->bytesWritten() * 2, first);
+  loaded = store_->loadDeployment("checkout-1");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
+  EXPECT_EQ(deploymentToJson(*loaded), deploymentToJson(d));
+}
+
+TEST_F(StoreTest, GroupCommitWritesTheLastStateOfEachChangedCluster) {
+  store_->setGroupCommit(true);
+  Deployment d = wideDeployment("checkout-1", 300);
+  ASSERT_TRUE(store_->commit(d, {}, {}, 2000).ok());
+  ASSERT_TRUE(store_->flush().ok());
+  const uint64_t first = store_->bytesWritten();
+  for (size_t i : {3u, 4u, 3u}) {
+    d.waves[0].clusters[i].message += "x";
+    ASSERT_TRUE(store_->commit(d, {}, {}, 3000).ok());
+  }
+  ASSERT_TRUE(store_->flush().ok());
+  EXPECT_LT((store_->bytesWritten() - first) * 20, first);
+  // A forgotten deployment is rewritten whole.
+  store_->forget("checkout-1");
+  d.waves[0].clusters[5].message = "five";
+  ASSERT_TRUE(store_->commit(d, {}, {}, 4000).ok());
+  ASSERT_TRUE(store_->flush().ok());
+  reopen();
+  auto loaded = store_->loadDeployment("checkout-1");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
+  EXPECT_EQ(deploymentToJson(*loaded), deploymentToJson(d));
+  EXPECT_EQ(loaded->waves[0].clusters[3].message, "xx");
+}
+
+TEST_F(StoreTest, ARecordWithItsClustersInlineStillLoads) {
+  // The form written before clusters had records of their own.
+  Effects fx;
+  Deployment d = busyDeployment(fx);
+  putRaw("deployment/checkout-7", deploymentToJson(d));
+  auto loaded = store_->loadDeployment("checkout-7");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
+  EXPECT_EQ(deploymentToJson(*loaded), deploymentToJson(d));
+  // Written again, it takes the new form and still loads the same.
+  ASSERT_TRUE(store_->commit(*loaded, {}, {}, loaded->updated_ms).ok());
+  reopen();
+  auto again = store_->loadDeployment("checkout-7");
+  ASSERT_TRUE(again.ok()) << again.status().toString();
+  EXPECT_EQ(deploymentToJson(*again), deploymentToJson(d));
+}
+
+TEST_F(StoreTest, AMissingOrBrokenClusterRecordIsCorruption) {
+  Deployment d = wideDeployment("checkout-1", 3);
+  ASSERT_TRUE(store_->commit(d, {}, {}, 2000).ok());
+  putRaw("cluster/checkout-1/0000/0000001", "{not json");
+  auto broken = store_->loadDeployment("checkout-1");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_TRUE(broken.status().isCorruption()) << broken.status().toString();
+  // The header says three; a third record that was never written is a gap.
+  Deployment e = wideDeployment("checkout-2", 3);
+  ASSERT_TRUE(store_->commit(e, {}, {}, 2000).ok());
+  putRaw("cluster/checkout-2/0000/0000009", "{}");
+  putRaw("deployment/checkout-3", deploymentHeaderJson(wideDeployment("checkout-3", 2)));
+  auto missing = store_->loadDeployment("checkout-3");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().isCorruption()) << missing.status().toString();
+  auto stray = store_->loadDeployment("checkout-2");  // a record past the count is ignored
+  EXPECT_TRUE(stray.ok()) << stray.status().toString();
+  putRaw("cluster/checkout-2/0000/x", "{}");
+  EXPECT_TRUE(store_->loadDeployment("checkout-2").status().isCorruption());
+  // The listing reads headers only.
+  auto summaries = store_->loadDeploymentSummaries();
+  ASSERT_TRUE(summaries.ok()) << summaries.status().toString();
+  EXPECT_EQ(summaries->size(), 3u);
+}
+
 TEST_F(StoreTest, LoadDeploymentsReturnsEveryDeployment) {
   auto empty = store_->loadDeployments();
   ASSERT_TRUE(empty.ok()) << empty.status().toString();
@@ -514,9 +622,13 @@ TEST_F(StoreTest, LoadDeploymentsReturnsEveryDeployment) {
     EXPECT_EQ(d.plan.service, d.id.starts_with("payments") ? "payments" : "checkout");
     EXPECT_EQ(d.waves.size(), 2u);
   }
-  auto raw = store_->listDeploymentJson();
-  ASSERT_TRUE(raw.ok()) << raw.status().toString();
-  EXPECT_EQ(raw->size(), 4u);
+  auto summaries = store_->loadDeploymentSummaries();
+  ASSERT_TRUE(summaries.ok()) << summaries.status().toString();
+  ASSERT_EQ(summaries->size(), 4u);
+  for (const auto& d : *summaries) {
+    EXPECT_EQ(d.waves.size(), 2u);
+    for (const auto& w : d.waves) EXPECT_TRUE(w.clusters.empty()) << d.id;  // not read
+  }
 }
 
 TEST_F(StoreTest, UnknownDeploymentIsNotFound) {
@@ -525,9 +637,6 @@ TEST_F(StoreTest, UnknownDeploymentIsNotFound) {
     auto d = store_->loadDeployment(id);
     ASSERT_FALSE(d.ok()) << id;
     EXPECT_TRUE(d.status().isNotFound()) << id << ": " << d.status().toString();
-    auto json = store_->deploymentJson(id);
-    ASSERT_FALSE(json.ok()) << id;
-    EXPECT_TRUE(json.status().isNotFound()) << id << ": " << json.status().toString();
   }
 }
 
