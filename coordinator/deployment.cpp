@@ -692,6 +692,7 @@ Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
   c->exit_code = r.exit_code;
   c->message = r.message;
   fx.changed = true;
+  ++fx.results;
   const std::string& wname = d.waves[wave].name;
   StepKind step = *c->step;
   bool ok = r.outcome == ResultOutcome::kSucceeded;

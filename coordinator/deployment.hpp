@@ -206,6 +206,7 @@ struct Effects {
   std::vector<AbortRequest> aborts;
   std::vector<ReleaseChange> releases;
   bool changed = false;  // the deployment record must be written
+  size_t results = 0;    // stage results recorded (several when a turn's results are batched)
 };
 
 // What the machine may look up about the fleet.

@@ -536,6 +536,7 @@ Status Engine::commitAndRemember(Deployment& d, const Effects& fx) {
   Status s = store_.commit(d, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()));
   metrics_.commit(s.ok());
   if (!s.ok()) return s;
+  metrics_.transitions(std::max<size_t>(1, fx.results));
   for (const auto& r : fx.releases) {
     auto it = releases_.find(r.service);
     if (it == releases_.end()) continue;  // not cached yet: the next read loads it whole

@@ -56,8 +56,13 @@ std::string Metrics::render() const {
   header("flotilla_stale_results_total", "counter",
          "Stage results that matched nothing in flight (duplicates, late answers).");
   out << "flotilla_stale_results_total " << stale_results_.load() << '\n';
-  header("flotilla_store_commits_total", "counter", "Synced deployment transitions written.");
+  header("flotilla_store_commits_total", "counter",
+         "Deployment changes committed (one per deployment per loop turn at most; the turn's "
+         "results for it are one commit).");
   out << "flotilla_store_commits_total " << commits_.load() << '\n';
+  header("flotilla_transitions_total", "counter",
+         "Deployment transitions recorded: each stage result, and each other change.");
+  out << "flotilla_transitions_total " << transitions_.load() << '\n';
   header("flotilla_store_written_bytes_total", "counter",
          "Bytes of records written to the store (a change rewrites only the clusters it touched).");
   out << "flotilla_store_written_bytes_total " << store_written_bytes_.load() << '\n';

@@ -16,6 +16,8 @@ class Metrics {
   void frameDropped(const std::string& reason);
   void staleResult() { stale_results_++; }
   void commit(bool ok) { ok ? commits_++ : commit_failures_++; }
+  // Deployment changes made durable by one commit: each stage result it records, or one.
+  void transitions(uint64_t n) { transitions_ += n; }
   // The store's running total of bytes written (Store::bytesWritten), after each flush.
   void setStoreWrittenBytes(uint64_t bytes) { store_written_bytes_ = bytes; }
   void deploymentSubmitted() { submitted_++; }
@@ -43,6 +45,7 @@ class Metrics {
   uint64_t epoch_ = 0;
   std::atomic<uint64_t> stale_results_{0};
   std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> transitions_{0};
   std::atomic<uint64_t> store_written_bytes_{0};
   std::atomic<uint64_t> commit_failures_{0};
   std::atomic<uint64_t> submitted_{0};

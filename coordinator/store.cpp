@@ -11,6 +11,7 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -295,10 +296,11 @@ namespace {
 
 // The cluster records of deployment `id`, by wave and position.
 StatusOr<std::vector<std::vector<std::string>>> readClusters(rocksdb::DB& db,
+                                                             const rocksdb::ReadOptions& read,
                                                              const std::string& id) {
   std::vector<std::vector<std::string>> out;
   const std::string prefix = clusterPrefix(id);
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     size_t wave = 0;
     size_t position = 0;
@@ -352,11 +354,16 @@ StatusOr<std::vector<Deployment>> Store::loadDeployments() {
 }
 
 StatusOr<Deployment> Store::loadDeployment(const std::string& id) {
+  // The header and the cluster records as of one moment (the HTTP threads read while the
+  // engine writes).
+  rocksdb::ReadOptions read;
+  read.snapshot = db_->GetSnapshot();
+  std::unique_ptr<const rocksdb::Snapshot, std::function<void(const rocksdb::Snapshot*)>> release(
+      read.snapshot, [this](const rocksdb::Snapshot* s) { db_->ReleaseSnapshot(s); });
   std::string header;
-  Status s = fromRocks(db_->Get(rocksdb::ReadOptions(), "deployment/" + id, &header),
-                       "no deployment named " + id);
+  Status s = fromRocks(db_->Get(read, "deployment/" + id, &header), "no deployment named " + id);
   if (!s.ok()) return s;
-  auto clusters = readClusters(*db_, id);
+  auto clusters = readClusters(*db_, read, id);
   if (!clusters.ok()) return clusters.status();
   return deploymentFromStored(header, *clusters);
 }
