@@ -142,6 +142,7 @@ class SimFleet {
         }
         char buf[4096];
         ssize_t got = ::read(STDIN_FILENO, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR) continue;
         if (got <= 0) return;  // the benchmark went away
         input.append(buf, static_cast<size_t>(got));
         size_t nl;

@@ -763,6 +763,16 @@ size_t applyResults(Deployment& d, const std::vector<StageResult>& results, cons
     if (!recordResult(d, r, fx).ok()) ++stale;
   }
   if (stale == results.size()) return stale;
+  if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) {
+    // A cluster whose step succeeded earlier in the batch than the failure that stopped the
+    // deployment is between steps: it goes no further (one result at a time it would have been
+    // sent its next step and had it aborted).
+    for (auto& w : d.waves) {
+      for (auto& c : w.clusters) {
+        if (!c.in_flight && isActiveForward(c)) c.state = ClusterState::kAborted;
+      }
+    }
+  }
   // A failure among them aborted the stages in flight, some of which answered in this batch.
   fx.aborts.erase(std::remove_if(fx.aborts.begin(), fx.aborts.end(),
                                  [&](const AbortRequest& a) {
@@ -1132,11 +1142,10 @@ std::string deploymentHeaderJson(const Deployment& d) {
 std::string clusterJson(const ClusterProgress& c) { return clusterToJson(c).dump(); }
 
 StatusOr<Deployment> deploymentFromJson(const std::string& text) {
-  return deploymentFromStored(text, {}, false);
+  return deploymentFromStored(text, StoredClusters{}, false);
 }
 
-StatusOr<Deployment> deploymentFromStored(const std::string& header,
-                                          const std::vector<std::vector<std::string>>& clusters,
+StatusOr<Deployment> deploymentFromStored(const std::string& header, const StoredClusters& clusters,
                                           bool header_only) {
   try {
     json j = json::parse(header);
@@ -1175,19 +1184,17 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header,
         for (const auto& jc : jw.at("clusters")) w.clusters.push_back(clusterFromJson(jc));
       } else if (!header_only) {
         const size_t count = jw.at("cluster_count").get<size_t>();
-        const size_t found = index < clusters.size() ? clusters[index].size() : 0;
-        if (found < count) {
-          return Status::Corruption("deployment " + d.id + ": wave " + w.name + " has " +
-                                    std::to_string(found) + " stored clusters, its record says " +
-                                    std::to_string(count));
-        }
-        w.clusters.reserve(count);
         for (size_t k = 0; k < count; ++k) {
-          if (clusters[index][k].empty()) {
-            return Status::Corruption("deployment " + d.id + ": wave " + w.name +
-                                      " is missing cluster " + std::to_string(k));
+          auto found =
+              k > UINT32_MAX
+                  ? clusters.end()
+                  : clusters.find({static_cast<uint32_t>(index), static_cast<uint32_t>(k)});
+          if (found == clusters.end()) {
+            return Status::Corruption("deployment " + d.id + ": wave " + w.name + " has " +
+                                      std::to_string(count) + " clusters and no record of the " +
+                                      std::to_string(k + 1) + "th");
           }
-          w.clusters.push_back(clusterFromJson(json::parse(clusters[index][k])));
+          w.clusters.push_back(clusterFromJson(json::parse(found->second)));
         }
       }
       d.waves.push_back(std::move(w));

@@ -280,12 +280,15 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c);
 // clusters of a 10,000-cluster deployment rewrites only those (coordinator/store.hpp).
 std::string deploymentHeaderJson(const Deployment& d);
 std::string clusterJson(const ClusterProgress& c);
-// `clusters[w]`: wave w's cluster records, in order. Waves whose clusters are inline in the
-// header (the whole form below, or records written before clusters had records of their own)
-// need none. With `header_only` the waves are left without clusters (summaries).
-common::StatusOr<Deployment> deploymentFromStored(
-    const std::string& header, const std::vector<std::vector<std::string>>& clusters,
-    bool header_only = false);
+// The cluster records of one deployment by (wave, position). Records past a wave's
+// cluster_count are ignored; a missing one is Corruption.
+using StoredClusters = std::map<std::pair<uint32_t, uint32_t>, std::string>;
+// Waves whose clusters are inline in the header (the whole form below, or records written
+// before clusters had records of their own) need none. With `header_only` the waves are left
+// without clusters (summaries).
+common::StatusOr<Deployment> deploymentFromStored(const std::string& header,
+                                                  const StoredClusters& clusters,
+                                                  bool header_only = false);
 // The whole form: the header with every wave's clusters inline.
 std::string deploymentToJson(const Deployment& d);
 common::StatusOr<Deployment> deploymentFromJson(const std::string& json);

@@ -350,7 +350,10 @@ void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg)
 }
 
 void Engine::endTurn() {
-  while (!queued_results_.empty()) applyQueuedResults(queued_results_.begin()->first);
+  while (!queued_results_.empty()) {
+    const std::string id = queued_results_.begin()->first;  // a copy: the entry is erased
+    applyQueuedResults(id);
+  }
 }
 
 void Engine::applyQueuedResults(const std::string& id) {
@@ -418,7 +421,10 @@ void Engine::tick() {
     }
     // Forget finished deployments with nothing in flight; they live on in the store.
     for (auto it = deployments_.begin(); it != deployments_.end();) {
-      const bool forget = isFinal(it->second.state) && !awaitsAgents(it->second);
+      // Not while its last change is only gathered (a flush that fails keeps it there): the
+      // store would hand back the older durable state to whoever loads it next.
+      const bool forget =
+          isFinal(it->second.state) && !awaitsAgents(it->second) && !store_.hasPending(it->first);
       if (forget) store_.forget(it->first);
       it = forget ? deployments_.erase(it) : std::next(it);
     }

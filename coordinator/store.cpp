@@ -187,7 +187,6 @@ Status Store::commit(Deployment& d, const std::vector<Event>& events,
     // previous pending copy reuses its memory.
     auto [it, inserted] = pending_records_.try_emplace(d.id);
     it->second = d;
-    forget_at_flush_.erase(d.id);
     pending_changes_ += events.size() + releases.size() + (inserted ? 1 : 0);
     if (written) *written = std::move(out);
     return Status::Ok();
@@ -195,6 +194,7 @@ Status Store::commit(Deployment& d, const std::vector<Event>& events,
   putDeployment(batch, d);
   Status s = write(&batch, "write deployment " + d.id);
   if (!s.ok()) {
+    written_.erase(d.id);  // as in flush(): rewritten whole next time
     d.last_event_seq = old_seq;
     d.updated_ms = old_updated;
     return s;
@@ -223,10 +223,7 @@ void Store::putDeployment(rocksdb::WriteBatch& batch, const Deployment& d) const
   }
 }
 
-void Store::forget(const std::string& id) {
-  written_.erase(id);
-  if (pending_records_.count(id)) forget_at_flush_.insert(id);
-}
+void Store::forget(const std::string& id) { written_.erase(id); }
 
 // A failed write. Debian's RocksDB 7.8 is built with assertions, and a synced write that
 // meets a full disk aborts the process inside RocksDB (WritableFileWriter asserts on the
@@ -281,13 +278,15 @@ Status Store::flush() {
   rocksdb::WriteBatch batch(*pending_);
   for (const auto& [id, d] : pending_records_) putDeployment(batch, d);
   Status s = write(&batch, "group commit of " + std::to_string(pending_changes_) + " changes");
-  if (!s.ok()) return s;
-  pending_->Clear();
-  for (auto& [id, d] : pending_records_) {
-    if (!forget_at_flush_.count(id)) written_[id] = std::move(d);
+  if (!s.ok()) {
+    // A failed write may still have reached the WAL (and come back at the next open): what is
+    // durable is no longer known, so the retry rewrites these deployments whole.
+    for (const auto& [id, d] : pending_records_) written_.erase(id);
+    return s;
   }
+  pending_->Clear();
+  for (auto& [id, d] : pending_records_) written_[id] = std::move(d);
   pending_records_.clear();
-  forget_at_flush_.clear();
   pending_changes_ = 0;
   return Status::Ok();
 }
@@ -295,22 +294,20 @@ Status Store::flush() {
 namespace {
 
 // The cluster records of deployment `id`, by wave and position.
-StatusOr<std::vector<std::vector<std::string>>> readClusters(rocksdb::DB& db,
-                                                             const rocksdb::ReadOptions& read,
-                                                             const std::string& id) {
-  std::vector<std::vector<std::string>> out;
+StatusOr<StoredClusters> readClusters(rocksdb::DB& db, const rocksdb::ReadOptions& read,
+                                      const std::string& id) {
+  StoredClusters out;
   const std::string prefix = clusterPrefix(id);
   std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     size_t wave = 0;
     size_t position = 0;
     std::string_view rest(it->key().data() + prefix.size(), it->key().size() - prefix.size());
-    if (!parseClusterKey(rest, &wave, &position) || wave >= 10000 || position >= 10000000) {
+    if (!parseClusterKey(rest, &wave, &position)) {
       return Status::Corruption("unexpected key " + it->key().ToString());
     }
-    if (out.size() <= wave) out.resize(wave + 1);
-    if (out[wave].size() <= position) out[wave].resize(position + 1);
-    out[wave][position] = it->value().ToString();
+    out.emplace(std::make_pair(static_cast<uint32_t>(wave), static_cast<uint32_t>(position)),
+                it->value().ToString());
   }
   Status s = fromRocks(it->status(), "scan clusters of " + id);
   if (!s.ok()) return s;
@@ -324,7 +321,7 @@ StatusOr<std::vector<Deployment>> Store::loadDeploymentSummaries() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix = "deployment/";
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    auto d = deploymentFromStored(it->value().ToString(), {}, true);
+    auto d = deploymentFromStored(it->value().ToString(), StoredClusters{}, true);
     if (!d.ok()) return d.status();
     out.push_back(std::move(d).value());
   }

@@ -33,7 +33,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -84,8 +83,10 @@ class Store {
   // listing needs, without reading every cluster record.
   common::StatusOr<std::vector<Deployment>> loadDeploymentSummaries();
   // The engine no longer holds the deployment: drop the store's copy of its last written form
-  // (the next commit of it then rewrites every cluster record).
+  // (the next commit of it then rewrites every cluster record). Not while a change of it is
+  // gathered (hasPending): the engine keeps such a deployment until the flush.
   void forget(const std::string& id);
+  bool hasPending(const std::string& id) const { return pending_records_.count(id) > 0; }
   common::StatusOr<std::vector<StoredEvent>> events(const std::string& id, uint64_t after_seq,
                                                     size_t limit);
 
@@ -136,8 +137,7 @@ class Store {
   std::unordered_map<std::string, Deployment> pending_records_;
   // The last form of each deployment written (durable), to find the cluster records that changed.
   std::unordered_map<std::string, Deployment> written_;
-  std::set<std::string> forget_at_flush_;
-  uint64_t bytes_written_ = 0;  // forgotten while a change was still gathered
+  uint64_t bytes_written_ = 0;
   size_t pending_changes_ = 0;
 };
 

@@ -492,6 +492,23 @@ TEST_F(DeploymentTest, AFailureInABatchAbortsOnlyStagesStillInFlight) {
   EXPECT_EQ(sent, (std::vector<std::string>{"prod-eu-1/rollback", "prod-eu-2/rollback"}));
 }
 
+TEST_F(DeploymentTest, AStepThatSucceededBeforeTheFailureInABatchGoesNoFurther) {
+  Plan p = productionWave();
+  p.steps.build = "build";
+  Deployment d = start(p);
+  // prod-eu-2's build answered before prod-eu-1's failed, in the same turn.
+  std::vector<StageResult> results = {resultFor(d, "prod-eu-2", ResultOutcome::kSucceeded),
+                                      resultFor(d, "prod-eu-1", ResultOutcome::kFailed)};
+  Effects fx;
+  EXPECT_EQ(applyResults(d, results, ctx(), fx), 0u);
+  EXPECT_EQ(d.findCluster("prod-eu-2")->state, ClusterState::kAborted);
+  EXPECT_FALSE(d.findCluster("prod-eu-2")->in_flight);
+  for (const auto& x : fx.dispatches) EXPECT_NE(x.cluster, "prod-eu-2") << x.stage_id;
+  // Nothing applied yet: once prod-us-1's build answers its abort, the rollback is done.
+  ASSERT_TRUE(answer(d, "prod-us-1", ResultOutcome::kAborted).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+}
+
 TEST_F(DeploymentTest, ClustersAreFoundByNameInCopiesAndInWavesStartedLater) {
   Deployment d = start(threeWaves());
   Deployment copy = d;
