@@ -53,15 +53,16 @@ bool AgentEndpoint::poll(std::chrono::milliseconds timeout, int wake_fd, const H
     return false;
   }
   if (items[0].revents & ZMQ_POLLIN) {
+    // Until nothing is waiting (a non-blocking receive says so; asking ZMQ_EVENTS before each
+    // message cost as much as decoding it).
     for (int i = 0; i < kMaxFramesPerPoll; ++i) {
-      if (!(socket_.get(zmq::sockopt::events) & ZMQ_POLLIN)) break;
-      receiveOne(handler);
+      if (!receiveOne(handler)) break;
     }
   }
   return (items[1].revents & ZMQ_POLLIN) != 0;
 }
 
-void AgentEndpoint::receiveOne(const Handler& handler) {
+bool AgentEndpoint::receiveOne(const Handler& handler) {
   std::vector<zmq::message_t> parts;
   try {
     while (true) {
@@ -73,21 +74,21 @@ void AgentEndpoint::receiveOne(const Handler& handler) {
     }
   } catch (const zmq::error_t& e) {
     spdlog::error("receive: {}", e.what());
-    return;
+    return false;
   }
-  if (parts.empty()) return;
+  if (parts.empty()) return false;
   std::string identity = parts[0].to_string();
   if (parts.size() != 2) {
     metrics_.frameDropped("bad_frame_count");
     spdlog::warn("dropped a {}-part message from \"{}\" (expected 1 frame)", parts.size() - 1,
                  identity);
-    return;
+    return true;
   }
   auto decoded = common::DecodedEnvelope::decode(parts[1].data(), parts[1].size());
   if (!decoded.ok()) {
     metrics_.frameDropped("malformed");
     spdlog::warn("dropped a frame from \"{}\": {}", identity, decoded.status().message());
-    return;
+    return true;
   }
   auto root = (*decoded)->root();
   metrics_.frameReceived(common::messageTypeName(root.which()));
@@ -100,6 +101,7 @@ void AgentEndpoint::receiveOne(const Handler& handler) {
     spdlog::warn("dropped a frame from \"{}\" while handling it: {}", identity,
                  e.getDescription().cStr());
   }
+  return true;
 }
 
 void AgentEndpoint::send(const std::string& cluster, capnp::MessageBuilder& message) {

@@ -43,7 +43,8 @@ class AgentEndpoint : public Outbox {
   void send(const std::string& cluster, capnp::MessageBuilder& message) override;
 
  private:
-  void receiveOne(const Handler& handler);
+  // Receives and handles one message; false when none was waiting.
+  bool receiveOne(const Handler& handler);
   void sendNow(const std::string& cluster, zmq::message_t body);
 
   zmq::socket_t socket_;

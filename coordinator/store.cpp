@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
@@ -69,19 +70,15 @@ bool parseClusterKey(std::string_view rest, size_t* wave, size_t* position) {
   return number(rest.substr(0, slash), wave) && number(rest.substr(slash + 1), position);
 }
 
-json eventJson(const StoredEvent& e) {
-  return json{{"seq", e.seq},
-              {"time_ms", e.time_ms},
-              {"type", e.event.type},
-              {"wave", e.event.wave},
-              {"cluster", e.event.cluster},
-              {"step", e.event.step},
-              {"message", e.event.message}};
+std::string eventRecord(uint64_t seq, int64_t time_ms, const Event& e) {
+  return json{{"seq", seq},           {"time_ms", time_ms}, {"type", e.type},      {"wave", e.wave},
+              {"cluster", e.cluster}, {"step", e.step},     {"message", e.message}}
+      .dump();
 }
 
 }  // namespace
 
-std::string eventToJson(const StoredEvent& e) { return eventJson(e).dump(); }
+std::string eventToJson(const StoredEvent& e) { return eventRecord(e.seq, e.time_ms, e.event); }
 
 Store::Store(std::unique_ptr<rocksdb::DB> db)
     : db_(std::move(db)), pending_(std::make_unique<rocksdb::WriteBatch>()) {}
@@ -110,6 +107,23 @@ class RocksLogger : public rocksdb::Logger {
   }
 };
 
+// A key's "directory": everything up to its last '/' ("event/<id>/", "cluster/<id>/0000/").
+// A turn appends runs of keys in order under a few such prefixes (a deployment's events, its
+// cluster records), so the memtable remembers where it last inserted under each one and
+// starts its search there (profiled: skiplist inserts were 15% of the engine thread during a
+// 10,000-cluster abort).
+class KeyDirectory : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "flotilla.KeyDirectory"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    std::string_view k(key.data(), key.size());
+    return rocksdb::Slice(key.data(), k.rfind('/') + 1);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return std::string_view(key.data(), key.size()).find('/') != std::string_view::npos;
+  }
+};
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Store>> Store::open(const std::string& dir) {
@@ -124,6 +138,9 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   options.paranoid_checks = true;
   options.keep_log_file_num = 5;
+  // One writer (the engine thread): insert hints need the memtable written by one thread.
+  options.allow_concurrent_memtable_write = false;
+  options.memtable_insert_with_hint_prefix_extractor = std::make_shared<KeyDirectory>();
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) return Status::IoError("cannot open the store in " + dir + ": " + s.ToString());
@@ -165,9 +182,9 @@ Status Store::commit(Deployment& d, const std::vector<Event>& events,
   uint64_t seq = d.last_event_seq;
   std::vector<StoredEvent> out;
   for (const auto& e : events) {
-    StoredEvent se{++seq, now_ms, e};
-    batch.Put(eventKey(d.id, se.seq), eventToJson(se));
-    out.push_back(std::move(se));
+    ++seq;
+    batch.Put(eventKey(d.id, seq), eventRecord(seq, now_ms, e));
+    if (written) out.push_back(StoredEvent{seq, now_ms, e});  // only for callers who ask
   }
   for (const auto& r : releases) {
     std::string key = "release/" + r.service + "/" + r.cluster;
