@@ -6,6 +6,8 @@
 #include <set>
 #include <utility>
 
+#include "coordinator/records.hpp"
+
 namespace flotilla::coordinator {
 
 using common::Status;
@@ -1139,7 +1141,13 @@ std::string deploymentHeaderJson(const Deployment& d) {
   return j.dump();
 }
 
-std::string clusterJson(const ClusterProgress& c) { return clusterToJson(c).dump(); }
+StatusOr<ClusterProgress> clusterFromJsonText(std::string_view text) {
+  try {
+    return clusterFromJson(json::parse(text));
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("cluster record does not decode: ") + e.what());
+  }
+}
 
 StatusOr<Deployment> deploymentFromJson(const std::string& text) {
   return deploymentFromStored(text, StoredClusters{}, false);
@@ -1194,7 +1202,12 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
                                       std::to_string(count) + " clusters and no record of the " +
                                       std::to_string(k + 1) + "th");
           }
-          w.clusters.push_back(clusterFromJson(json::parse(found->second)));
+          auto c = decodeClusterRecord(found->second);
+          if (!c.ok()) {
+            return Status::Corruption("deployment " + d.id + ": wave " + w.name + ", cluster " +
+                                      std::to_string(k + 1) + ": " + c.status().message());
+          }
+          w.clusters.push_back(std::move(c).value());
         }
       }
       d.waves.push_back(std::move(w));

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -279,7 +280,9 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c);
 // each wave says how many it has) and one record per cluster, so that a change to a few
 // clusters of a 10,000-cluster deployment rewrites only those (coordinator/store.hpp).
 std::string deploymentHeaderJson(const Deployment& d);
-std::string clusterJson(const ClusterProgress& c);
+// A cluster as the whole form holds it inline (the store's own cluster records are in
+// coordinator/records.hpp and also read this form).
+common::StatusOr<ClusterProgress> clusterFromJsonText(std::string_view text);
 // The cluster records of one deployment by (wave, position). Records past a wave's
 // cluster_count are ignored; a missing one is Corruption.
 using StoredClusters = std::map<std::pair<uint32_t, uint32_t>, std::string>;

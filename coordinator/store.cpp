@@ -70,15 +70,7 @@ bool parseClusterKey(std::string_view rest, size_t* wave, size_t* position) {
   return number(rest.substr(0, slash), wave) && number(rest.substr(slash + 1), position);
 }
 
-std::string eventRecord(uint64_t seq, int64_t time_ms, const Event& e) {
-  return json{{"seq", seq},           {"time_ms", time_ms}, {"type", e.type},      {"wave", e.wave},
-              {"cluster", e.cluster}, {"step", e.step},     {"message", e.message}}
-      .dump();
-}
-
 }  // namespace
-
-std::string eventToJson(const StoredEvent& e) { return eventRecord(e.seq, e.time_ms, e.event); }
 
 Store::Store(std::unique_ptr<rocksdb::DB> db)
     : db_(std::move(db)), pending_(std::make_unique<rocksdb::WriteBatch>()) {}
@@ -183,7 +175,7 @@ Status Store::commit(Deployment& d, const std::vector<Event>& events,
   std::vector<StoredEvent> out;
   for (const auto& e : events) {
     ++seq;
-    batch.Put(eventKey(d.id, seq), eventRecord(seq, now_ms, e));
+    batch.Put(eventKey(d.id, seq), encodeEventRecord(seq, now_ms, e));
     if (written) out.push_back(StoredEvent{seq, now_ms, e});  // only for callers who ask
   }
   for (const auto& r : releases) {
@@ -231,7 +223,7 @@ void Store::putDeployment(rocksdb::WriteBatch& batch, const Deployment& d) const
         prev != nullptr && w < prev->waves.size() ? &prev->waves[w].clusters : nullptr;
     for (size_t k = 0; k < clusters.size(); ++k) {
       if (old != nullptr && k < old->size() && (*old)[k] == clusters[k]) continue;
-      batch.Put(clusterKey(d.id, w, k), clusterJson(clusters[k]));
+      batch.Put(clusterKey(d.id, w, k), encodeClusterRecord(clusters[k]));
     }
     // Clusters are only appended; a record written with more is someone else's (tests).
     for (size_t k = clusters.size(); old != nullptr && k < old->size(); ++k) {
@@ -391,18 +383,11 @@ StatusOr<std::vector<StoredEvent>> Store::events(const std::string& id, uint64_t
   for (it->Seek(eventKey(id, after_seq + 1)); it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
     if (out.size() >= limit) break;
-    try {
-      json j = json::parse(it->value().ToString());
-      StoredEvent e;
-      e.seq = j.at("seq").get<uint64_t>();
-      e.time_ms = j.at("time_ms").get<int64_t>();
-      e.event = Event{j.at("type").get<std::string>(), j.at("wave").get<std::string>(),
-                      j.at("cluster").get<std::string>(), j.at("step").get<std::string>(),
-                      j.at("message").get<std::string>()};
-      out.push_back(std::move(e));
-    } catch (const std::exception& ex) {
-      return Status::Corruption("event " + it->key().ToString() + " does not decode: " + ex.what());
+    auto e = decodeEventRecord(std::string_view(it->value().data(), it->value().size()));
+    if (!e.ok()) {
+      return Status::Corruption("event " + it->key().ToString() + ": " + e.status().message());
     }
+    out.push_back(std::move(e).value());
   }
   Status s = fromRocks(it->status(), "scan events of " + id);
   if (!s.ok()) return s;

@@ -7,9 +7,11 @@
 //   deployment/<id>                   -> JSON deployment header: plan, state, waves (each with
 //                                        its cluster_count), not the clusters
 //   cluster/<id>/<wave, 4 digits>/<position, 7 digits>
-//                                     -> JSON progress of one cluster of that wave
-//   event/<id>/<seq, 16 digits>       -> JSON event {seq, time_ms, type, wave, cluster, step,
-//   message} agent/<cluster>                   -> JSON {labels, agent_version}
+//                                     -> cluster record (coordinator/records.hpp: Cap'n Proto
+//                                        ClusterRecord; JSON from earlier builds)
+//   event/<id>/<seq, 16 digits>       -> event record (coordinator/records.hpp: Cap'n Proto
+//                                        EventRecord; JSON from older coordinators)
+//   agent/<cluster>                   -> JSON {labels, agent_version}
 //   release/<service>/<cluster>       -> version live on that cluster (absent = unknown)
 //
 // Every deployment change is one WriteBatch (header + the cluster records that changed + its
@@ -39,6 +41,7 @@
 
 #include "common/status.hpp"
 #include "coordinator/deployment.hpp"
+#include "coordinator/records.hpp"
 
 namespace rocksdb {
 class DB;
@@ -46,12 +49,6 @@ class WriteBatch;
 }  // namespace rocksdb
 
 namespace flotilla::coordinator {
-
-struct StoredEvent {
-  uint64_t seq = 0;
-  int64_t time_ms = 0;
-  Event event;
-};
 
 struct StoredAgent {
   std::string cluster;
@@ -140,7 +137,5 @@ class Store {
   uint64_t bytes_written_ = 0;
   size_t pending_changes_ = 0;
 };
-
-std::string eventToJson(const StoredEvent& e);
 
 }  // namespace flotilla::coordinator

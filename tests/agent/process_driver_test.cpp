@@ -1176,7 +1176,9 @@ TEST_F(ProcessDriverTest, RollingUpdateWithoutTrafficConfigKeepsTheProcessBounds
   serving.stop();
   ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
   std::cout << "[   TIME   ] roll without a load balancer: " << serving.describe() << "\n";
-  EXPECT_GT(serving.samples(), 10) << serving.describe();
+  // The roll takes ~0.2 s; under load the sampler fits ten samples in it, not more (seen in a
+  // full parallel ctest run). Enough to bound the serving count through the roll.
+  EXPECT_GE(serving.samples(), 5) << serving.describe();
   EXPECT_GE(serving.min(), kReplicas - 1) << serving.describe();
   EXPECT_LE(serving.max(), kReplicas + 1) << serving.describe();
   EXPECT_TRUE(logged("no load balancer"));

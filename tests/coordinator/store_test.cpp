@@ -291,16 +291,84 @@ TEST_F(StoreTest, EventThatDoesNotDecodeIsCorruption) {
   EXPECT_EQ(seqs(*first), std::vector<uint64_t>{1});
 }
 
-TEST(StoredEventTest, EventToJsonHasEveryField) {
-  StoredEvent e{17, 123456, Event{"cluster.failed", "prod", "prod-eu-1", "verify", "exit 3"}};
-  auto j = nlohmann::json::parse(eventToJson(e));
-  EXPECT_EQ(j.at("seq").get<uint64_t>(), 17u);
-  EXPECT_EQ(j.at("time_ms").get<int64_t>(), 123456);
-  EXPECT_EQ(j.at("type"), "cluster.failed");
-  EXPECT_EQ(j.at("wave"), "prod");
-  EXPECT_EQ(j.at("cluster"), "prod-eu-1");
-  EXPECT_EQ(j.at("step"), "verify");
-  EXPECT_EQ(j.at("message"), "exit 3");
+TEST(RecordsTest, EventRecordsRoundTripAndOldJsonRecordsStillDecode) {
+  Event e{"cluster.failed", "prod", "prod-eu-1", "verify", "exit 3: \"quoted\"\n\xff"};
+  auto back = decodeEventRecord(encodeEventRecord(17, 123456, e));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_EQ(back->seq, 17u);
+  EXPECT_EQ(back->time_ms, 123456);
+  EXPECT_EQ(back->event.type, "cluster.failed");
+  EXPECT_EQ(back->event.wave, "prod");
+  EXPECT_EQ(back->event.cluster, "prod-eu-1");
+  EXPECT_EQ(back->event.step, "verify");
+  EXPECT_EQ(back->event.message, e.message);
+  // What coordinators wrote before events were Cap'n Proto.
+  auto old = decodeEventRecord(
+      R"({"seq":3,"time_ms":9,"type":"wave.started","wave":"w","cluster":"","step":"","message":"m"})");
+  ASSERT_TRUE(old.ok()) << old.status().toString();
+  EXPECT_EQ(old->seq, 3u);
+  EXPECT_EQ(old->event.type, "wave.started");
+  for (std::string_view bad :
+       {std::string_view(""), std::string_view("{not json"), std::string_view("\x01\x02\x03"),
+        std::string_view("\0\0\0\0\x10\0\0\0", 8)}) {
+    EXPECT_TRUE(decodeEventRecord(bad).status().isCorruption()) << bad.size();
+  }
+}
+
+TEST(RecordsTest, ClusterRecordsRoundTripEveryField) {
+  ClusterProgress c;
+  c.name = "prod-eu-1";
+  c.state = ClusterState::kRollingBack;
+  c.step = StepKind::kRollback;
+  c.step_index = 3;
+  c.attempt = 2;
+  c.in_flight = true;
+  c.abort_sent = true;
+  c.agent_lost = true;
+  c.rollback_lost = true;
+  c.applied = true;
+  c.previous_version = "1.4.1";
+  c.message = std::string(3000, 'x');
+  c.exit_code = -9;
+  auto back = decodeClusterRecord(encodeClusterRecord(c));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_TRUE(*back == c);
+  ClusterProgress fresh;  // nothing sent: no step, no exit code
+  fresh.name = "staging-eu";
+  auto fresh_back = decodeClusterRecord(encodeClusterRecord(fresh));
+  ASSERT_TRUE(fresh_back.ok()) << fresh_back.status().toString();
+  EXPECT_TRUE(*fresh_back == fresh);
+  EXPECT_FALSE(fresh_back->step.has_value());
+  EXPECT_FALSE(fresh_back->exit_code.has_value());
+}
+
+TEST(RecordsTest, ClusterRecordsOutOfRangeOrTruncatedAreCorruption) {
+  ClusterProgress c;
+  c.name = "prod-eu-1";
+  std::string bytes = encodeClusterRecord(c);
+  EXPECT_TRUE(decodeClusterRecord(bytes.substr(0, bytes.size() - 8)).status().isCorruption());
+  EXPECT_TRUE(decodeClusterRecord(bytes.substr(0, 5)).status().isCorruption());
+  EXPECT_TRUE(decodeClusterRecord("{\"name\": 3}").status().isCorruption());
+  // A state no coordinator writes: the data section's first byte after the header words.
+  c.state = static_cast<ClusterState>(200);
+  EXPECT_TRUE(decodeClusterRecord(encodeClusterRecord(c)).status().isCorruption());
+  c.state = ClusterState::kPending;
+  c.step = static_cast<StepKind>(100);
+  EXPECT_TRUE(decodeClusterRecord(encodeClusterRecord(c)).status().isCorruption());
+}
+
+TEST_F(StoreTest, EventsWrittenAsJsonByOlderCoordinatorsAreReadWithNewOnes) {
+  Deployment d = committed("checkout-1");  // event 1, a record of this build
+  putRaw(
+      "event/checkout-1/0000000000000002",
+      R"({"seq":2,"time_ms":5,"type":"wave.started","wave":"w","cluster":"","step":"","message":""})");
+  d.last_event_seq = 2;
+  ASSERT_TRUE(store_->commit(d, {event("deployment.paused")}, {}, 6).ok());
+  auto got = store_->events("checkout-1", 0, 10);
+  ASSERT_TRUE(got.ok()) << got.status().toString();
+  EXPECT_EQ(seqs(*got), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ((*got)[1].event.type, "wave.started");
+  EXPECT_EQ((*got)[2].event.type, "deployment.paused");
 }
 
 // ---- Releases -------------------------------------------------------------------------------
