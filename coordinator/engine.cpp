@@ -406,8 +406,8 @@ void Engine::tick() {
     }
     publishAgents();
   }
-  if (clock_.now() - last_retry_ >= kRetryEvery) {
-    last_retry_ = clock_.now();
+  if (now - last_retry_ >= kRetryEvery) {
+    last_retry_ = now;
     // advance() is idempotent: this only writes when something can move,
     // e.g. after a failed write or a wave whose agents were not there yet.
     std::vector<std::string> ids;
