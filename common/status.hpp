@@ -22,6 +22,9 @@ class [[nodiscard]] Status {
     kCorruption,   // stored or received bytes do not decode
     kUnavailable,  // a peer or resource is gone for now
     kInternal,
+    kUnauthenticated,    // no credentials, or credentials that are not valid (HTTP 401)
+    kPermissionDenied,   // valid credentials that do not allow this (HTTP 403)
+    kResourceExhausted,  // a rate or size limit was hit (HTTP 429)
   };
 
   Status() = default;
@@ -40,6 +43,15 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string msg) { return Status(Code::kCorruption, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(Code::kUnavailable, std::move(msg)); }
   static Status Internal(std::string msg) { return Status(Code::kInternal, std::move(msg)); }
+  static Status Unauthenticated(std::string msg) {
+    return Status(Code::kUnauthenticated, std::move(msg));
+  }
+  static Status PermissionDenied(std::string msg) {
+    return Status(Code::kPermissionDenied, std::move(msg));
+  }
+  static Status ResourceExhausted(std::string msg) {
+    return Status(Code::kResourceExhausted, std::move(msg));
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   bool isNotFound() const { return code_ == Code::kNotFound; }
@@ -49,6 +61,8 @@ class [[nodiscard]] Status {
   bool isIoError() const { return code_ == Code::kIoError; }
   bool isCorruption() const { return code_ == Code::kCorruption; }
   bool isUnavailable() const { return code_ == Code::kUnavailable; }
+  bool isUnauthenticated() const { return code_ == Code::kUnauthenticated; }
+  bool isPermissionDenied() const { return code_ == Code::kPermissionDenied; }
 
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
@@ -90,6 +104,12 @@ inline const char* codeName(Status::Code code) {
       return "Unavailable";
     case Status::Code::kInternal:
       return "Internal";
+    case Status::Code::kUnauthenticated:
+      return "Unauthenticated";
+    case Status::Code::kPermissionDenied:
+      return "PermissionDenied";
+    case Status::Code::kResourceExhausted:
+      return "ResourceExhausted";
   }
   return "Unknown";
 }

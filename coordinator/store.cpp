@@ -406,6 +406,73 @@ Status Store::putAgent(const StoredAgent& a) {
   return write(&batch, "write agent " + a.cluster);
 }
 
+Status Store::putRecord(const std::string& key, const std::string& value) {
+  if (group_commit_) {
+    pending_->Put(key, value);
+    ++pending_changes_;
+    return Status::Ok();
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(key, value);
+  return write(&batch, "write " + key);
+}
+
+Status Store::deleteRecord(const std::string& key) {
+  if (group_commit_) {
+    pending_->Delete(key);
+    ++pending_changes_;
+    return Status::Ok();
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(key);
+  return write(&batch, "delete " + key);
+}
+
+Status Store::removeAgent(const std::string& cluster) {
+  Status s = deleteRecord("agent/" + cluster);
+  if (!s.ok()) return s;
+  return deleteRecord("trust/agentkey/" + cluster);
+}
+
+StatusOr<std::optional<std::string>> Store::getRecord(const std::string& key) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return fromRocks(s, "read " + key);
+  return std::optional<std::string>(std::move(value));
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> Store::scanRecords(
+    const std::string& prefix, size_t limit) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
+       it->Next()) {
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  Status s = fromRocks(it->status(), "scan " + prefix);
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<std::optional<std::pair<std::string, std::string>>> Store::lastRecord(
+    const std::string& prefix) const {
+  if (prefix.empty()) return Status::InvalidArgument("lastRecord needs a prefix");
+  // The first key after every key under `prefix`: its last byte incremented ('/' -> '0').
+  std::string end = prefix;
+  end.back() = static_cast<char>(end.back() + 1);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(end);
+  if (it->Valid() && it->key().ToString() == end) it->Prev();
+  std::optional<std::pair<std::string, std::string>> out;
+  if (it->Valid() && it->key().starts_with(prefix)) {
+    out.emplace(it->key().ToString(), it->value().ToString());
+  }
+  Status s = fromRocks(it->status(), "seek " + prefix);
+  if (!s.ok()) return s;
+  return out;
+}
+
 StatusOr<std::vector<StoredAgent>> Store::loadAgents() {
   std::vector<StoredAgent> out;
   const std::string prefix = "agent/";

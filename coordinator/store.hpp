@@ -13,6 +13,14 @@
 //                                        EventRecord; JSON from older coordinators)
 //   agent/<cluster>                   -> JSON {labels, agent_version}
 //   release/<service>/<cluster>       -> version live on that cluster (absent = unknown)
+//   trust/agentkey/<cluster>          -> JSON {key (Z85 CURVE public key), enrolled_at, by}:
+//                                        the one key that may speak as that cluster
+//   trust/enroll/<sha256 of token>    -> JSON {cluster, expires_at, created_by}: an unused
+//                                        enrollment token (deleted when used or revoked)
+//   trust/token/<name>                -> JSON {hash (sha256 of the token), role, envs,
+//                                        created_at, created_by}: an API token
+//   audit/<seq, 16 digits>            -> JSON audit record; each carries the SHA-256 of the
+//                                        one before it (coordinator/audit.hpp)
 //
 // Every deployment change is one WriteBatch (header + the cluster records that changed + its
 // events + release changes) written with sync=true before anyone is told about it. The store
@@ -35,6 +43,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -108,6 +117,22 @@ class Store {
   static constexpr uint64_t kDefaultMinFreeBytes = 64ull << 20;
   void setMinFreeBytes(uint64_t bytes) { min_free_bytes_ = bytes; }
   common::StatusOr<std::vector<StoredAgent>> loadAgents();
+
+  // Plain records for the keys above that are not deployments (trust/, audit/): gathered
+  // under group commit like everything else (so callers on the engine thread only), written
+  // at once otherwise (offline tools such as bootstrap-admin).
+  common::Status putRecord(const std::string& key, const std::string& value);
+  common::Status deleteRecord(const std::string& key);
+  // Reads see only what is durable. Thread-safe.
+  common::StatusOr<std::optional<std::string>> getRecord(const std::string& key) const;
+  // Every key under `prefix` with its value, in key order (at most `limit`).
+  common::StatusOr<std::vector<std::pair<std::string, std::string>>> scanRecords(
+      const std::string& prefix, size_t limit = SIZE_MAX) const;
+  // The last key under `prefix`, or nothing ("" prefix not allowed).
+  common::StatusOr<std::optional<std::pair<std::string, std::string>>> lastRecord(
+      const std::string& prefix) const;
+  // Deletes an agent that is gone: its record and its key binding.
+  common::Status removeAgent(const std::string& cluster);
 
   // Versions live for a service, by cluster.
   common::StatusOr<std::map<std::string, std::string>> releases(const std::string& service);
