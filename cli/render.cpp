@@ -77,13 +77,31 @@ bool readDigits(std::string_view text, std::size_t pos, std::size_t count, int& 
   return true;
 }
 
+// "approved by bob, carol (2 of 2)"; "" when nobody approved yet (or the coordinator is older
+// than approval records).
+std::string approvedBy(const json& wave) {
+  std::string names;
+  for (const auto& approval : array(wave, "approvals")) {
+    names += (names.empty() ? "" : ", ") + text(approval, "by");
+  }
+  if (names.empty()) return "";
+  std::string out = "approved by " + names;
+  if (auto required = integer(wave, "approvals_required")) {
+    out += " (" + std::to_string(array(wave, "approvals").size()) + " of " +
+           std::to_string(*required) + ")";
+  }
+  return out;
+}
+
 std::string waveMessage(const json& wave, const std::string& deployment_id) {
   if (!flag(wave, "approval_required")) return "";
-  if (flag(wave, "approved")) return "approved";
-  if (text(wave, "state") == "awaiting_approval") {
-    return "waiting for approval: flotilla approve " + deployment_id + " " + text(wave, "name");
-  }
-  return "needs approval";
+  const std::string by = approvedBy(wave);
+  if (flag(wave, "approved")) return by.empty() ? "approved" : by;
+  std::string message =
+      text(wave, "state") == "awaiting_approval"
+          ? "waiting for approval: flotilla approve " + deployment_id + " " + text(wave, "name")
+          : "needs approval";
+  return by.empty() ? message : message + "; " + by;
 }
 
 std::string clusterMessage(const json& cluster) {
@@ -325,6 +343,9 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
   lines.push_back("Service     " + orDash(text(detail, "service")) + " " +
                   orDash(text(detail, "version")));
   lines.push_back("State       " + state);
+  if (std::string by = text(detail, "submitted_by"); !by.empty()) {
+    lines.push_back("Submitted   by " + by);
+  }
   if (std::string reason = text(detail, "reason"); !reason.empty()) {
     lines.push_back("Reason      " + reason);
   }

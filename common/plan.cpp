@@ -77,6 +77,7 @@ constexpr std::array<std::string_view, 8> kWaveFields = {
 constexpr std::array<std::string_view, 0> kWaveFieldsNotYet = {};
 constexpr std::array<std::string_view, 4> kProcessFields = {"command", "replicas", "ports",
                                                             "health_path"};
+constexpr std::array<std::string_view, 2> kApprovalFields = {"required", "expires"};
 constexpr std::array<std::string_view, 1> kTrafficFields = {"haproxy"};
 constexpr std::array<std::string_view, 2> kHaproxyFields = {"socket", "backend"};
 constexpr std::array<std::string_view, 6> kStrategyFields = {
@@ -299,7 +300,8 @@ class PlanReader {
                     const std::string& label, std::vector<std::string>* clusters);
   void readSelector(const Field& field, const std::string& path,
                     std::map<std::string, std::string>* selector);
-  void readApproval(const Field& field, const std::string& path, bool* required);
+  // `approval: required | none` or `approval: {required: N, expires: D}`.
+  void readApproval(const Field& field, const std::string& path, Wave* wave);
   void readRollback(const Field& field, RollbackScope* scope);
   // process driver
   void readProcess(const Field& field, ProcessSpec* process);
@@ -641,7 +643,7 @@ void PlanReader::readWave(const YAML::Node& node, size_t index, Wave* wave) {
   if (selector != nullptr) readSelector(*selector, path + ".selector", &wave->selector);
 
   if (const Field* field = findField(fields, "approval")) {
-    readApproval(*field, path + ".approval", &wave->approval_required);
+    readApproval(*field, path + ".approval", wave);
   }
   if (const Field* field = findField(fields, "strategy")) {
     wave_process_fields_.emplace_back("strategy", field->key.Mark());
@@ -731,16 +733,39 @@ void PlanReader::readSelector(const Field& field, const std::string& path,
   }
 }
 
-void PlanReader::readApproval(const Field& field, const std::string& path, bool* required) {
+void PlanReader::readApproval(const Field& field, const std::string& path, Wave* wave) {
+  if (field.value.IsMap()) {
+    const Fields fields = readFields(field.value, path, kApprovalFields, kNoFields);
+    if (const Field* f = requireField(fields, "required", field.value, path)) {
+      if (auto n = readCount(*f, path + ".required", kMaxApprovalsRequired)) {
+        wave->approval_required = true;
+        wave->approvals_required = *n;
+      }
+    }
+    if (const Field* f = findField(fields, "expires")) {
+      if (auto d = readDurationField(*f, path + ".expires", 1s, kMaxApprovalValidity)) {
+        wave->approval_expires = *d;
+      }
+    }
+    return;
+  }
+  if (!field.value.IsScalar() && !field.value.IsNull()) {
+    problemAt(field.value, path +
+                               " must be \"required\", \"none\" or a map such as "
+                               "{required: 2, expires: 12h}, not " +
+                               kindOf(field.value));
+    return;
+  }
   auto text = readString(field, path);
   if (!text) return;
   // Booleans are accepted because `approval: true` is what people write first.
   if (*text == "required" || *text == "true" || *text == "True" || *text == "TRUE") {
-    *required = true;
+    wave->approval_required = true;
   } else if (*text == "none" || *text == "false" || *text == "False" || *text == "FALSE") {
-    *required = false;
+    wave->approval_required = false;
   } else {
-    problemAt(field.value, path + " must be \"required\" or \"none\", not " + quote(*text));
+    problemAt(field.value,
+              path + " must be \"required\", \"none\" or {required: N}, not " + quote(*text));
   }
 }
 

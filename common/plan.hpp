@@ -112,11 +112,20 @@ struct Alerts {
   uint32_t webhook_attempts = 3;
 };
 
+// `approval: {required: N, expires: D}`: an approval counts for at most a day (the default), so
+// a wave approved ahead does not start on a yes that is no longer current.
+constexpr std::chrono::milliseconds kMaxApprovalValidity = std::chrono::hours(24);
+constexpr uint32_t kMaxApprovalsRequired = 10;
+
 struct Wave {
   std::string name;                             // [a-z0-9-], unique in the plan
   std::vector<std::string> clusters;            // by name, or ...
   std::map<std::string, std::string> selector;  // ... by labels (all must match)
   bool approval_required = false;
+  // With approval_required: distinct approvers needed (1..10), none of them the submitter, and
+  // how long an approval counts (at most 24h) once given.
+  uint32_t approvals_required = 1;
+  std::chrono::milliseconds approval_expires{kMaxApprovalValidity};
   uint32_t max_parallel = 0;          // 0 = every cluster of the wave at once
   std::optional<Strategy> strategy;   // overrides the plan's (process driver)
   std::chrono::milliseconds bake{0};  // watch at 100% before the wave is done (process driver)

@@ -1,7 +1,8 @@
 // The stored form of a plan: the JSON the coordinator keeps in RocksDB. Every field is always
 // written, so reading insists on every field; anything else is corruption of stored bytes.
 // The exceptions are fields added after records were first written (metrics source and
-// queries, alerts): absent means what they meant before they existed.
+// queries, alerts, approvals_required and approval_expires_ms): absent means what they meant
+// before they existed.
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -116,6 +117,8 @@ Json waveToJson(const Wave& wave) {
       {"clusters", wave.clusters},
       {"selector", wave.selector},
       {"approval_required", wave.approval_required},
+      {"approvals_required", wave.approvals_required},
+      {"approval_expires_ms", wave.approval_expires.count()},
       {"max_parallel", wave.max_parallel},
       {"max_unavailable_clusters",
        wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
@@ -140,6 +143,21 @@ Wave waveFromJson(const Json& json, const std::string& path) {
     wave.selector.emplace(key, value.get<std::string>());
   }
   wave.approval_required = boolAt(json, "approval_required", path);
+  // Absent in plans stored before approvals could ask for several approvers or expire.
+  if (json.contains("approvals_required")) {
+    wave.approvals_required =
+        static_cast<uint32_t>(unsignedAt(json, "approvals_required", path, kMaxApprovalsRequired));
+    if (wave.approvals_required == 0) {
+      throw FieldError(path + ".approvals_required", "expected 1 to 10");
+    }
+  }
+  if (json.contains("approval_expires_ms")) {
+    wave.approval_expires = msAt(json, "approval_expires_ms", path);
+    if (wave.approval_expires <= std::chrono::milliseconds(0) ||
+        wave.approval_expires > kMaxApprovalValidity) {
+      throw FieldError(path + ".approval_expires_ms", "expected more than 0 and at most 24h");
+    }
+  }
   wave.max_parallel = static_cast<uint32_t>(
       unsignedAt(json, "max_parallel", path, std::numeric_limits<uint32_t>::max()));
   if (json.contains("max_unavailable_clusters") && !json.at("max_unavailable_clusters").is_null()) {

@@ -6,6 +6,7 @@
 #include <set>
 #include <utility>
 
+#include "common/crypto.hpp"
 #include "coordinator/records.hpp"
 
 namespace flotilla::coordinator {
@@ -225,6 +226,83 @@ void emit(Effects& fx, std::string type, std::string wave, std::string cluster, 
   fx.events.push_back(Event{std::move(type), std::move(wave), std::move(cluster), std::move(step),
                             std::move(message)});
   fx.changed = true;
+}
+
+// Operator text carried into events and the deployment's reason (and from there to terminals
+// and logs): bounded, and without control characters.
+constexpr size_t kMaxReasonBytes = 500;
+
+std::string cleanReason(const std::string& reason) {
+  size_t length = std::min(reason.size(), kMaxReasonBytes);
+  while (length > 0 && length < reason.size() &&
+         (static_cast<unsigned char>(reason[length]) & 0xC0) == 0x80) {
+    --length;  // cut on a UTF-8 boundary
+  }
+  std::string out = reason.substr(0, length);
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) c = ' ';
+  }
+  if (length < reason.size()) out += "...";
+  return out;
+}
+
+// "by alice", or "by alice: <reason>".
+std::string byActor(const Actor& by, const std::string& reason) {
+  std::string out = "by " + (by.name.empty() ? std::string("an unnamed caller") : by.name);
+  if (!reason.empty()) out += ": " + cleanReason(reason);
+  return out;
+}
+
+std::string rfc3339(int64_t ms) { return common::formatRfc3339(common::fromUnixMillis(ms)); }
+
+bool approvalExpired(const Approval& a, const common::Wave& pw, int64_t now_ms) {
+  return now_ms - a.at_ms > pw.approval_expires.count();
+}
+
+// Drops the approvals of wave `index` that no longer count at `now_ms`, each with an event that
+// says whose it was and why.
+void dropStaleApprovals(Deployment& d, size_t index, int64_t now_ms, Effects& fx) {
+  WaveProgress& w = d.waves[index];
+  const common::Wave& pw = d.plan.waves[index];
+  std::vector<Approval> kept;
+  for (const auto& a : w.approvals) {
+    if (approvalExpired(a, pw, now_ms)) {
+      emit(fx, "wave.approval_expired", w.name, "", "",
+           "approval by " + a.by + " at " + rfc3339(a.at_ms) + " expired (approvals of wave " +
+               w.name + " count for " + common::formatDuration(pw.approval_expires) + ")");
+    } else if (a.plan_sha256 != d.plan_sha256) {
+      emit(fx, "wave.approval_expired", w.name, "", "",
+           "approval by " + a.by + " was for plan " + a.plan_sha256 + ", not " + d.plan_sha256);
+    } else {
+      kept.push_back(a);
+    }
+  }
+  if (kept.size() != w.approvals.size()) {
+    w.approvals = std::move(kept);
+    fx.changed = true;
+  }
+}
+
+// Whether wave `index` may start now as far as approvals go. A wave approved ahead is held
+// again when its approvals expired before the deployment reached it.
+bool approvalHolds(Deployment& d, size_t index, const Context& ctx, Effects& fx) {
+  WaveProgress& w = d.waves[index];
+  const common::Wave& pw = d.plan.waves[index];
+  if (!pw.approval_required) return true;
+  if (!w.approved) return false;
+  // Approved by a coordinator that kept no approval records: its word stands.
+  if (w.approvals.empty()) return true;
+  dropStaleApprovals(d, index, common::toUnixMillis(ctx.now), fx);
+  if (w.approvals.size() >= pw.approvals_required) return true;
+  w.approved = false;
+  fx.changed = true;
+  return false;
+}
+
+std::string approvalProgress(const WaveProgress& w, const common::Wave& pw) {
+  return std::to_string(w.approvals.size()) + " of " + std::to_string(pw.approvals_required) +
+         " approvals";
 }
 
 const std::string& commandFor(const common::Plan& plan, StepKind step) {
@@ -492,11 +570,16 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
     WaveProgress& w = d.waves[d.wave_index];
     const common::Wave& pw = d.plan.waves[d.wave_index];
     if (w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval) {
-      if (pw.approval_required && !w.approved) {
+      if (!approvalHolds(d, d.wave_index, ctx, fx)) {
         if (w.state != WaveState::kAwaitingApproval) {
           w.state = WaveState::kAwaitingApproval;
+          std::string needs;
+          if (pw.approvals_required > 1 || !w.approvals.empty()) {
+            needs = "needs " + std::to_string(pw.approvals_required) + " approvals from people " +
+                    "other than its submitter (" + approvalProgress(w, pw) + "); ";
+          }
           emit(fx, "wave.awaiting_approval", w.name, "", "",
-               "run `flotilla approve " + d.id + "` to start it");
+               needs + "run `flotilla approve " + d.id + "` to start it");
         }
         d.state = DeploymentState::kAwaitingApproval;
         fx.changed = true;
@@ -636,10 +719,13 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   return out;
 }
 
-Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime now, Effects& fx) {
+Deployment newDeployment(std::string id, common::Plan plan, const Actor& by, common::SystemTime now,
+                         Effects& fx) {
   Deployment d;
   d.id = std::move(id);
   d.plan = std::move(plan);
+  d.submitted_by = by.name;
+  d.plan_sha256 = common::sha256Hex(common::planToJson(d.plan));
   d.created_ms = d.updated_ms = common::toUnixMillis(now);
   for (const auto& w : d.plan.waves) {
     WaveProgress wp;
@@ -647,7 +733,8 @@ Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime n
     d.waves.push_back(std::move(wp));
   }
   emit(fx, "deployment.submitted", "", "", "",
-       d.plan.service + " " + d.plan.version + " in " + std::to_string(d.waves.size()) + " waves");
+       d.plan.service + " " + d.plan.version + " in " + std::to_string(d.waves.size()) + " waves " +
+           byActor(by, ""));
   return d;
 }
 
@@ -920,7 +1007,26 @@ bool awaitsAgents(const Deployment& d) {
   return false;
 }
 
-Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effects& fx) {
+size_t liveApprovals(const Deployment& d, size_t wave, int64_t now_ms) {
+  if (wave >= d.waves.size() || wave >= d.plan.waves.size()) return 0;
+  const common::Wave& pw = d.plan.waves[wave];
+  return static_cast<size_t>(std::count_if(
+      d.waves[wave].approvals.begin(), d.waves[wave].approvals.end(), [&](const Approval& a) {
+        return !approvalExpired(a, pw, now_ms) && a.plan_sha256 == d.plan_sha256;
+      }));
+}
+
+Status approve(Deployment& d, const std::string& wave, const Actor& by, const Context& ctx,
+               Effects& fx) {
+  // Who, before what: the answer to a caller who may not approve does not depend on the state.
+  if (by.name.empty() || by.name == Actor::system().name) {
+    return Status::PermissionDenied(
+        "an approval is a person's decision: the coordinator itself never approves a wave");
+  }
+  if (!d.submitted_by.empty() && by.name == d.submitted_by) {
+    return Status::PermissionDenied(by.name + " submitted " + d.id +
+                                    " and cannot approve it; another approver must");
+  }
   if (isFinal(d.state) || d.state == DeploymentState::kRollingBack) {
     return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
                                       "; nothing to approve");
@@ -946,14 +1052,40 @@ Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effec
   if (w.state != WaveState::kPending && w.state != WaveState::kAwaitingApproval) {
     return Status::FailedPrecondition("wave " + w.name + " is already " + waveStateName(w.state));
   }
+  const common::Wave& pw = d.plan.waves[index];
+  const int64_t now_ms = common::toUnixMillis(ctx.now);
+  // A second yes from the same person is not a second approver; their first, if it expired,
+  // no longer counts and may be given again.
+  for (const Approval& a : w.approvals) {
+    if (a.by == by.name && !approvalExpired(a, pw, now_ms)) {
+      return Status::FailedPrecondition(
+          "wave " + w.name + " of " + d.id + " is already approved by " + by.name + " (at " +
+          rfc3339(a.at_ms) + "; " + std::to_string(liveApprovals(d, index, now_ms)) + " of " +
+          std::to_string(pw.approvals_required) + " approvals); each approver counts once");
+    }
+  }
   if (w.approved) return Status::FailedPrecondition("wave " + w.name + " is already approved");
+  dropStaleApprovals(d, index, now_ms, fx);
+  w.approvals.push_back(Approval{by.name, by.role, now_ms, d.plan_sha256});
+  fx.changed = true;
+  if (w.approvals.size() < pw.approvals_required) {
+    const size_t missing = pw.approvals_required - w.approvals.size();
+    emit(fx, "wave.approval", w.name, "", "",
+         byActor(by, "") + ": " + approvalProgress(w, pw) + "; " + std::to_string(missing) +
+             " more needed");
+    return Status::Ok();
+  }
   w.approved = true;
-  emit(fx, "wave.approved", w.name, "", "", "");
+  std::string approvers;
+  for (const Approval& a : w.approvals) approvers += (approvers.empty() ? "" : ", ") + a.by;
+  emit(fx, "wave.approved", w.name, "", "",
+       byActor(by, "") + ": " + approvalProgress(w, pw) + " (" + approvers + ")");
   advance(d, ctx, fx);
   return Status::Ok();
 }
 
-Status pause(Deployment& d, const Context&, Effects& fx) {
+Status pause(Deployment& d, const Actor& by, const std::string& reason, const Context&,
+             Effects& fx) {
   if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kAwaitingApproval &&
       d.state != DeploymentState::kPending) {
     return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
@@ -962,23 +1094,28 @@ Status pause(Deployment& d, const Context&, Effects& fx) {
   }
   d.resume_to = d.state == DeploymentState::kPending ? DeploymentState::kRunning : d.state;
   d.state = DeploymentState::kPaused;
-  emit(fx, "deployment.paused", "", "", "", "steps in flight finish; no new step starts");
+  d.reason = "paused " + byActor(by, reason);
+  emit(fx, "deployment.paused", "", "", "",
+       d.reason + " (steps in flight finish; no new step starts)");
   return Status::Ok();
 }
 
-Status resume(Deployment& d, const Context& ctx, Effects& fx) {
+Status resume(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
+              Effects& fx) {
   if (d.state != DeploymentState::kPaused) {
     return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
                                       ", not paused");
   }
   d.state = d.resume_to;
   d.paused_for_lost = false;
-  emit(fx, "deployment.resumed", "", "", "", "");
+  d.reason.clear();
+  emit(fx, "deployment.resumed", "", "", "", "resumed " + byActor(by, reason));
   advance(d, ctx, fx);
   return Status::Ok();
 }
 
-Status cancel(Deployment& d, const Context&, Effects& fx) {
+Status cancel(Deployment& d, const Actor& by, const std::string& reason, const Context&,
+              Effects& fx) {
   if (isFinal(d.state)) {
     return Status::FailedPrecondition("deployment " + d.id + " is already " +
                                       deploymentStateName(d.state));
@@ -990,13 +1127,15 @@ Status cancel(Deployment& d, const Context&, Effects& fx) {
   abortInFlightForward(d, "deployment cancelled", fx);
   skipUnreachedWaves(d, fx);
   d.state = DeploymentState::kCancelled;
-  d.reason = "cancelled by an operator";
+  d.reason = "cancelled " + byActor(by, reason);
   emit(fx, "deployment.cancelled", "", "", "",
-       "clusters keep what they run now; use rollback to take the new version out");
+       d.reason + " (clusters keep what they run now; use rollback to take the new version out)");
   return Status::Ok();
 }
 
-Status requestRollback(Deployment& d, const std::string& reason, const Context& ctx, Effects& fx) {
+Status requestRollback(Deployment& d, const Actor& by, const std::string& reason,
+                       const Context& ctx, Effects& fx) {
+  const std::string cause = "rollback requested " + byActor(by, reason);
   switch (d.state) {
     case DeploymentState::kRollingBack:
       return Status::FailedPrecondition("deployment " + d.id + " is already rolling back");
@@ -1021,7 +1160,7 @@ Status requestRollback(Deployment& d, const std::string& reason, const Context& 
                                           " failed before reaching any cluster; nothing to retry");
       }
       d.state = DeploymentState::kRollingBack;
-      emit(fx, "deployment.rolling_back", "", "", "", "retrying failed rollbacks: " + reason);
+      emit(fx, "deployment.rolling_back", "", "", "", "retrying failed rollbacks: " + cause);
       d.rollback_failed.clear();
       advance(d, ctx, fx);
       return Status::Ok();
@@ -1033,7 +1172,7 @@ Status requestRollback(Deployment& d, const std::string& reason, const Context& 
     default:
       break;
   }
-  startRollback(d, reason, true, fx);
+  startRollback(d, cause, true, fx);
   advance(d, ctx, fx);
   return Status::Ok();
 }
@@ -1095,13 +1234,21 @@ namespace {
 json headerObject(const Deployment& d) {
   json waves = json::array();
   for (const auto& w : d.waves) {
+    json approvals = json::array();
+    for (const auto& a : w.approvals) {
+      approvals.push_back(
+          {{"by", a.by}, {"role", a.role}, {"at_ms", a.at_ms}, {"plan_sha256", a.plan_sha256}});
+    }
     waves.push_back({{"name", w.name},
                      {"state", waveStateName(w.state)},
                      {"approved", w.approved},
+                     {"approvals", std::move(approvals)},
                      {"resolved", w.resolved}});
   }
   json j = {{"id", d.id},
             {"plan", json::parse(common::planToJson(d.plan))},
+            {"submitted_by", d.submitted_by},
+            {"plan_sha256", d.plan_sha256},
             {"state", deploymentStateName(d.state)},
             {"resume_to", deploymentStateName(d.resume_to)},
             {"paused_for_lost", d.paused_for_lost},
@@ -1162,6 +1309,10 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
     auto plan = common::planFromJson(j.at("plan").dump());
     if (!plan.ok()) return plan.status();
     d.plan = std::move(plan).value();
+    // Absent in records older than actors and plan hashes.
+    d.submitted_by = j.value("submitted_by", std::string());
+    d.plan_sha256 = j.value("plan_sha256", std::string());
+    if (d.plan_sha256.empty()) d.plan_sha256 = common::sha256Hex(common::planToJson(d.plan));
     d.state =
         enumFromName<DeploymentState>(j.at("state").get<std::string>(), deploymentStateName, 9);
     d.resume_to =
@@ -1186,6 +1337,13 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
       w.name = jw.at("name").get<std::string>();
       w.state = enumFromName<WaveState>(jw.at("state").get<std::string>(), waveStateName, 8);
       w.approved = jw.at("approved").get<bool>();
+      if (jw.contains("approvals")) {
+        for (const auto& ja : jw.at("approvals")) {
+          w.approvals.push_back(
+              Approval{ja.at("by").get<std::string>(), ja.at("role").get<std::string>(),
+                       ja.at("at_ms").get<int64_t>(), ja.at("plan_sha256").get<std::string>()});
+        }
+      }
       w.resolved = jw.at("resolved").get<bool>();
       if (jw.contains("clusters")) {
         // The whole form (deploymentToJson), and records written before clusters had keys.

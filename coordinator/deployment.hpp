@@ -20,6 +20,7 @@
 #include "common/plan.hpp"
 #include "common/status.hpp"
 #include "common/time_format.hpp"
+#include "coordinator/actor.hpp"
 #include "coordinator/registry.hpp"
 
 namespace flotilla::coordinator {
@@ -121,10 +122,24 @@ struct ClusterProgress {
   bool operator==(const ClusterProgress&) const = default;
 };
 
+// One approver's yes to one wave of one deployment. It counts towards that wave only, while it
+// is younger than the wave's approval_expires and names the plan the deployment holds.
+struct Approval {
+  std::string by;           // the approver's token name
+  std::string role;         // their role when they approved
+  int64_t at_ms = 0;        // wall clock, Unix ms
+  std::string plan_sha256;  // Deployment::plan_sha256 when they approved
+
+  bool operator==(const Approval&) const = default;
+};
+
 struct WaveProgress {
   std::string name;
   WaveState state = WaveState::kPending;
-  bool approved = false;
+  bool approved = false;  // enough live approvals came in (or an older coordinator said so)
+  // Approvals given and not expired, oldest first; each approver at most once. Expired ones are
+  // dropped with a wave.approval_expired event when found.
+  std::vector<Approval> approvals;
   bool resolved = false;  // clusters were chosen (at wave start, from names or the selector)
   std::vector<ClusterProgress> clusters;
 };
@@ -138,6 +153,10 @@ struct Failure {
 struct Deployment {
   std::string id;
   common::Plan plan;
+  std::string submitted_by;  // the actor's name; "" in records older than actors
+  // SHA-256 of common::planToJson(plan), fixed at submission (computed on load for records
+  // older than it): what an approval says was approved.
+  std::string plan_sha256;
   DeploymentState state = DeploymentState::kPending;
   DeploymentState resume_to = DeploymentState::kRunning;  // where `resume` returns to
   size_t wave_index = 0;
@@ -230,8 +249,9 @@ struct StageResult {
   std::string message;
 };
 
-// A new deployment, not started. Emits deployment.submitted.
-Deployment newDeployment(std::string id, common::Plan plan, common::SystemTime now, Effects& fx);
+// A new deployment, not started, submitted by `by`. Emits deployment.submitted.
+Deployment newDeployment(std::string id, common::Plan plan, const Actor& by, common::SystemTime now,
+                         Effects& fx);
 
 // Moves the deployment forward as far as it can go now (start waves,
 // dispatch steps, finish rollbacks). Safe to call at any time, any number of times.
@@ -265,13 +285,31 @@ void agentReturned(Deployment& d, const std::string& cluster, const Context& ctx
 // waiting for a lost agent): the engine keeps such deployments in memory even when final.
 bool awaitsAgents(const Deployment& d);
 
-// Operator actions. FailedPrecondition when the state does not allow it.
-common::Status approve(Deployment& d, const std::string& wave, const Context& ctx, Effects& fx);
-common::Status pause(Deployment& d, const Context& ctx, Effects& fx);
-common::Status resume(Deployment& d, const Context& ctx, Effects& fx);
-common::Status cancel(Deployment& d, const Context& ctx, Effects& fx);
-common::Status requestRollback(Deployment& d, const std::string& reason, const Context& ctx,
-                               Effects& fx);
+// Operator actions, by `by` (named in their events with the reason given, which may be empty).
+// FailedPrecondition when the state does not allow it.
+//
+// approve records `by`'s approval of `wave` (empty: the wave the deployment waits on). The wave
+// is approved once approvals_required distinct approvers approved it, none longer ago than its
+// approval_expires (older approvals are dropped, each with a wave.approval_expired event); the
+// same holds again when the deployment reaches a wave approved ahead. PermissionDenied for the
+// coordinator itself and for the deployment's submitter; FailedPrecondition, changing nothing,
+// for a second approval by the same approver. Events: wave.approval ("by bob: 1 of 2
+// approvals") while more are needed, wave.approved ("by carol: 2 of 2 approvals") when the last
+// one needed arrives.
+common::Status approve(Deployment& d, const std::string& wave, const Actor& by, const Context& ctx,
+                       Effects& fx);
+common::Status pause(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
+                     Effects& fx);
+common::Status resume(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
+                      Effects& fx);
+common::Status cancel(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
+                      Effects& fx);
+common::Status requestRollback(Deployment& d, const Actor& by, const std::string& reason,
+                               const Context& ctx, Effects& fx);
+
+// Approvals of wave `wave` that count at `now_ms`: not expired, for the plan the deployment
+// holds. (The HTTP detail and the machine share this rule.)
+size_t liveApprovals(const Deployment& d, size_t wave, int64_t now_ms);
 
 // The command for the step cluster `c` has in flight (also used to resend it).
 Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c);

@@ -439,12 +439,12 @@ void Engine::tick() {
 
 // ---- Operator actions -------------------------------------------------------------------
 
-StatusOr<std::string> Engine::submit(common::Plan plan) {
+StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor) {
   auto seq = store_.nextDeploymentSeq();
   if (!seq.ok()) return seq.status();
   std::string id = plan.service + "-" + std::to_string(*seq);
   Effects fx;
-  Deployment d = newDeployment(id, std::move(plan), clock_.wallNow(), fx);
+  Deployment d = newDeployment(id, std::move(plan), actor, clock_.wallNow(), fx);
   auto releases = releasesFor(d.plan.service);
   if (!releases.ok()) return releases.status();
   Context ctx{registry_, clock_.wallNow(), **releases};
@@ -462,7 +462,8 @@ StatusOr<std::string> Engine::submit(common::Plan plan) {
   return id;
 }
 
-Status Engine::act(const std::string& id, Action action, const std::string& argument) {
+Status Engine::act(const std::string& id, Action action, const std::string& argument,
+                   const Actor& actor) {
   if (!deployments_.count(id)) {
     // Finished deployments are not kept in memory; a rollback after success needs them.
     auto stored = store_.loadDeployment(id);
@@ -472,16 +473,15 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
   return mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
     switch (action) {
       case Action::kApprove:
-        return approve(d, argument, ctx, fx);
+        return approve(d, argument, actor, ctx, fx);
       case Action::kRollback:
-        return requestRollback(d, argument.empty() ? "rollback requested by an operator" : argument,
-                               ctx, fx);
+        return requestRollback(d, actor, argument, ctx, fx);
       case Action::kPause:
-        return pause(d, ctx, fx);
+        return pause(d, actor, argument, ctx, fx);
       case Action::kResume:
-        return resume(d, ctx, fx);
+        return resume(d, actor, argument, ctx, fx);
       case Action::kCancel:
-        return cancel(d, ctx, fx);
+        return cancel(d, actor, argument, ctx, fx);
     }
     return Status::Internal("unknown action");
   });

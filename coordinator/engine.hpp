@@ -16,6 +16,7 @@
 #include "common/plan.hpp"
 #include "common/status.hpp"
 #include "common/time_format.hpp"
+#include "coordinator/actor.hpp"
 #include "coordinator/deployment.hpp"
 #include "coordinator/metrics.hpp"
 #include "coordinator/registry.hpp"
@@ -79,9 +80,11 @@ class Engine {
   // could not move on (every second).
   void tick();
 
-  // Operator actions. submit returns the new deployment id.
-  common::StatusOr<std::string> submit(common::Plan plan);
-  common::Status act(const std::string& id, Action action, const std::string& argument);
+  // Operator actions, with who asked (the HTTP layer checked they may). submit returns the new
+  // deployment id.
+  common::StatusOr<std::string> submit(common::Plan plan, const Actor& actor);
+  common::Status act(const std::string& id, Action action, const std::string& argument,
+                     const Actor& actor);
 
   void setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
   void setAlertListener(AlertListener listener) { alert_listener_ = std::move(listener); }

@@ -109,8 +109,32 @@ json summaryJson(const Deployment& d) {
               {"reason", d.reason}};
 }
 
+// A wave's approvals: who approved and when, and, while the wave has not started, how long the
+// oldest of them still counts (null when there is none). Read against the wall clock: the
+// engine drops what expired when it next looks at the wave.
+void addApprovals(const Deployment& d, size_t i, int64_t now_ms, json& wave) {
+  const common::Wave& pw = d.plan.waves[i];
+  const WaveProgress& w = d.waves[i];
+  json approvals = json::array();
+  std::optional<int64_t> oldest;
+  for (const auto& a : w.approvals) {
+    approvals.push_back({{"by", a.by}, {"role", a.role}, {"at", rfc3339(a.at_ms)}});
+    oldest = oldest ? std::min(*oldest, a.at_ms) : a.at_ms;
+  }
+  const bool waiting = w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval;
+  wave["approvals_required"] = pw.approval_required ? pw.approvals_required : 0;
+  wave["approvals"] = std::move(approvals);
+  wave["approval_expires_in"] =
+      waiting && oldest
+          ? json(std::max<int64_t>(0, (*oldest + pw.approval_expires.count() - now_ms) / 1000))
+          : json(nullptr);
+}
+
 json detailJson(const Deployment& d) {
   json out = summaryJson(d);
+  out["submitted_by"] = d.submitted_by;
+  out["plan_sha256"] = d.plan_sha256;
+  const int64_t now_ms = common::toUnixMillis(std::chrono::system_clock::now());
   json waves = json::array();
   for (size_t i = 0; i < d.waves.size(); ++i) {
     const WaveProgress& w = d.waves[i];
@@ -124,11 +148,13 @@ json detailJson(const Deployment& d) {
                           {"message", c.message},
                           {"exit_code", c.exit_code ? json(*c.exit_code) : json(nullptr)}});
     }
-    waves.push_back({{"name", w.name},
-                     {"state", waveStateName(w.state)},
-                     {"approval_required", d.plan.waves[i].approval_required},
-                     {"approved", w.approved},
-                     {"clusters", clusters}});
+    json wave = {{"name", w.name},
+                 {"state", waveStateName(w.state)},
+                 {"approval_required", d.plan.waves[i].approval_required},
+                 {"approved", w.approved},
+                 {"clusters", clusters}};
+    addApprovals(d, i, now_ms, wave);
+    waves.push_back(std::move(wave));
   }
   out["waves"] = waves;
   out["failure"] = d.failure ? json{{"cluster", d.failure->cluster},
@@ -296,7 +322,8 @@ void HttpApi::routes() {
       return;
     }
     common::Plan plan = std::move(*parsed.plan);
-    auto id = tasks_.call<std::string>([&] { return engine_.submit(std::move(plan)); });
+    auto id =
+        tasks_.call<std::string>([&] { return engine_.submit(std::move(plan), Actor::system()); });
     if (!id.ok()) return replyError(res, id.status());
     reply(res, 201, json{{"id", *id}});
   });
@@ -392,7 +419,9 @@ void HttpApi::routes() {
                         : verb == "resume"   ? Action::kResume
                                              : Action::kCancel;
         auto done = tasks_.call<bool>([&]() -> StatusOr<bool> {
-          Status s = engine_.act(id, action, argument);
+          // Until API tokens name the caller: someone, never the coordinator itself (which may
+          // not approve).
+          Status s = engine_.act(id, action, argument, Actor{"anonymous", "", {}, req.remote_addr});
           if (!s.ok()) return s;
           return true;
         });

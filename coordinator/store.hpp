@@ -4,8 +4,9 @@
 //
 //   meta/epoch                        -> decimal; +1 at every coordinator start
 //   meta/deployment_seq               -> decimal; last deployment number handed out
-//   deployment/<id>                   -> JSON deployment header: plan, state, waves (each with
-//                                        its cluster_count), not the clusters
+//   deployment/<id>                   -> JSON deployment header: plan, submitted_by,
+//                                        plan_sha256, state, waves (each with its approvals and
+//                                        cluster_count), not the clusters
 //   cluster/<id>/<wave, 4 digits>/<position, 7 digits>
 //                                     -> cluster record (coordinator/records.hpp: Cap'n Proto
 //                                        ClusterRecord; JSON from earlier builds)

@@ -179,6 +179,8 @@ void expectSamePlan(const Plan& a, const Plan& b) {
     EXPECT_EQ(a.waves[i].clusters, b.waves[i].clusters);
     EXPECT_EQ(a.waves[i].selector, b.waves[i].selector);
     EXPECT_EQ(a.waves[i].approval_required, b.waves[i].approval_required);
+    EXPECT_EQ(a.waves[i].approvals_required, b.waves[i].approvals_required);
+    EXPECT_EQ(a.waves[i].approval_expires, b.waves[i].approval_expires);
     EXPECT_EQ(a.waves[i].max_parallel, b.waves[i].max_parallel);
     ASSERT_EQ(a.waves[i].strategy.has_value(), b.waves[i].strategy.has_value());
     if (a.waves[i].strategy) expectSameStrategy(*a.waves[i].strategy, *b.waves[i].strategy);
@@ -1228,11 +1230,90 @@ TEST(ParsePlan, WaveFieldRules) {
             "10:21: label \"env\" in waves[1].selector must have a value of 1 to 63 printable "
             "ASCII characters\n");
   EXPECT_EQ(describe(withWave("    clusters: [a]\n    approval: maybe\n")),
-            "11:15: waves[1].approval must be \"required\" or \"none\", not \"maybe\"\n");
+            "11:15: waves[1].approval must be \"required\", \"none\" or {required: N}, not "
+            "\"maybe\"\n");
   EXPECT_EQ(describe(withWave("    clusters: [a]\n    max_parallel: -1\n")),
             "11:19: waves[1].max_parallel must be a positive integer, not \"-1\"\n");
   EXPECT_EQ(describe(withWave("    clusters: [a]\n    max_parallel: 1.5\n")),
             "11:19: waves[1].max_parallel must be a positive integer, not \"1.5\"\n");
+}
+
+TEST(ParsePlan, ApprovalForms) {
+  auto wave = [](const std::string& approval) {
+    return parsePlan(std::string(kMinimalPlan) + "  - name: prod\n    clusters: [a]\n" +
+                     "    approval: " + approval + "\n");
+  };
+  // The plain form: one approver, valid for the default (and longest) 24 hours.
+  PlanParseResult plain = wave("required");
+  ASSERT_TRUE(plain.plan.has_value()) << describe(plain);
+  EXPECT_TRUE(plain.plan->waves[1].approval_required);
+  EXPECT_EQ(plain.plan->waves[1].approvals_required, 1u);
+  EXPECT_EQ(plain.plan->waves[1].approval_expires, std::chrono::hours(24));
+  EXPECT_FALSE(plain.plan->waves[0].approval_required);
+
+  PlanParseResult two = wave("{required: 2}");
+  ASSERT_TRUE(two.plan.has_value()) << describe(two);
+  EXPECT_TRUE(two.plan->waves[1].approval_required);
+  EXPECT_EQ(two.plan->waves[1].approvals_required, 2u);
+  EXPECT_EQ(two.plan->waves[1].approval_expires, std::chrono::hours(24));
+
+  PlanParseResult shorter = wave("{required: 3, expires: 90m}");
+  ASSERT_TRUE(shorter.plan.has_value()) << describe(shorter);
+  EXPECT_EQ(shorter.plan->waves[1].approvals_required, 3u);
+  EXPECT_EQ(shorter.plan->waves[1].approval_expires, std::chrono::minutes(90));
+
+  // Block style, and the stored form keeps both numbers.
+  PlanParseResult block = parsePlan(std::string(kMinimalPlan) +
+                                    "  - name: prod\n    clusters: [a]\n    approval:\n"
+                                    "      required: 10\n      expires: 24h\n");
+  ASSERT_TRUE(block.plan.has_value()) << describe(block);
+  EXPECT_EQ(block.plan->waves[1].approvals_required, 10u);
+  auto stored = planFromJson(planToJson(*shorter.plan));
+  ASSERT_TRUE(stored.ok()) << stored.status().toString();
+  expectSamePlan(*shorter.plan, *stored);
+
+  // JSON plans take the same map.
+  PlanParseResult json = parsePlan(
+      R"({"service": "checkout", "version": "1", "steps": {"apply": "a", "rollback": "b"},
+          "waves": [{"name": "prod", "clusters": ["a"],
+                     "approval": {"required": 2, "expires": "1h"}}]})");
+  ASSERT_TRUE(json.plan.has_value()) << describe(json);
+  EXPECT_EQ(json.plan->waves[0].approvals_required, 2u);
+  EXPECT_EQ(json.plan->waves[0].approval_expires, std::chrono::hours(1));
+}
+
+TEST(ParsePlan, ApprovalRules) {
+  auto wave = [](const std::string& approval) {
+    return describe(parsePlan(std::string(kMinimalPlan) + "  - name: prod\n    clusters: [a]\n" +
+                              "    approval: " + approval + "\n"));
+  };
+  EXPECT_EQ(wave("{required: 0}"),
+            "11:26: waves[1].approval.required must be an integer from 1 to 10, not \"0\"\n");
+  EXPECT_EQ(wave("{required: 11}"),
+            "11:26: waves[1].approval.required must be an integer from 1 to 10, not \"11\"\n");
+  EXPECT_EQ(wave("{required: two}"),
+            "11:26: waves[1].approval.required must be an integer from 1 to 10, not \"two\"\n");
+  EXPECT_EQ(wave("{required: 2, expires: 25h}"),
+            "11:38: waves[1].approval.expires must be between 1s and 24h\n");
+  EXPECT_EQ(wave("{required: 2, expires: 0s}"),
+            "11:38: waves[1].approval.expires must be between 1s and 24h\n");
+  EXPECT_EQ(wave("{required: 2, expires: soon}"),
+            "11:38: waves[1].approval.expires: " + parseDuration("soon").status().message() + "\n");
+  EXPECT_EQ(wave("{expires: 1h}"),
+            "11:15: missing required field \"required\" in "
+            "waves[1].approval\n");
+  EXPECT_EQ(wave("{required: 2, expire: 1h}"),
+            "11:29: unknown field \"expire\" in waves[1].approval; did you mean \"expires\"?\n");
+  EXPECT_EQ(wave("[required]"),
+            "11:15: waves[1].approval must be \"required\", \"none\" or a map "
+            "such as {required: 2, expires: 12h}, not a list\n");
+  // Every problem at once, each where it is.
+  EXPECT_EQ(wave("{required: 0, expires: 2d, by: me}"),
+            "11:26: waves[1].approval.required must be an integer from 1 to 10, not \"0\"\n"
+            "11:38: waves[1].approval.expires: " +
+                parseDuration("2d").status().message() +
+                "\n"
+                "11:42: unknown field \"by\" in waves[1].approval\n");
 }
 
 TEST(ParsePlan, WrongNodeTypesAreProblemsNotCrashes) {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "common/crypto.hpp"
+
 namespace flotilla::coordinator {
 namespace {
 
@@ -49,7 +51,7 @@ class DeploymentTest : public ::testing::Test {
 
   Deployment start(Plan plan) {
     Effects fx;
-    Deployment d = newDeployment("checkout-1", std::move(plan), common::SystemTime{}, fx);
+    Deployment d = newDeployment("checkout-1", std::move(plan), alice_, common::SystemTime{}, fx);
     EXPECT_EQ(d.state, DeploymentState::kPending);
     fx_ = Effects{};
     advance(d, ctx(), fx_);
@@ -94,9 +96,34 @@ class DeploymentTest : public ::testing::Test {
                        [&](const Event& e) { return e.type == type; });
   }
 
+  // A context `ms` after the Unix epoch (the fixture's own starts at the epoch).
+  Context ctxAt(int64_t ms) { return Context{registry_, common::fromUnixMillis(ms), versions_}; }
+
+  // Staging done, the two-approver production wave waiting.
+  Deployment awaitingTwoApprovals(std::chrono::milliseconds expires = std::chrono::hours(24)) {
+    Plan p = threeWaves();
+    p.waves[1].approval_required = true;
+    p.waves[1].approvals_required = 2;
+    p.waves[1].approval_expires = expires;
+    Deployment d = start(p);
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(answer(d, "staging-eu").ok());
+    EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+    return d;
+  }
+
+  const Event* findEvent(const std::string& type) const {
+    for (const auto& e : fx_.events) {
+      if (e.type == type) return &e;
+    }
+    return nullptr;
+  }
+
   Registry registry_;
   std::map<std::string, std::string> versions_;
   Effects fx_;
+  const Actor alice_{"alice", "deployer", {}, "127.0.0.1:1000"};
+  const Actor bob_{"bob", "approver", {}, "127.0.0.1:1001"};
+  const Actor carol_{"carol", "approver", {}, "127.0.0.1:1002"};
 };
 
 TEST_F(DeploymentTest, StartsFirstWaveWithBuild) {
@@ -179,13 +206,13 @@ TEST_F(DeploymentTest, ApprovalGateHoldsTheWave) {
   EXPECT_FALSE(fx_.changed);
 
   Effects fx;
-  EXPECT_TRUE(approve(d, "nope", ctx(), fx).isInvalidArgument());
-  EXPECT_TRUE(approve(d, "prod-us", ctx(), fx).isFailedPrecondition());  // needs no approval
+  EXPECT_TRUE(approve(d, "nope", bob_, ctx(), fx).isInvalidArgument());
+  EXPECT_TRUE(approve(d, "prod-us", bob_, ctx(), fx).isFailedPrecondition());  // needs no approval
   fx_ = Effects{};
-  ASSERT_TRUE(approve(d, "", ctx(), fx_).ok());
+  ASSERT_TRUE(approve(d, "", bob_, ctx(), fx_).ok());
   EXPECT_EQ(d.state, DeploymentState::kRunning);
   EXPECT_EQ(dispatched(), (std::vector<std::string>{"prod-eu-1/build", "prod-eu-2/build"}));
-  EXPECT_TRUE(approve(d, "", ctx(), fx).isFailedPrecondition());
+  EXPECT_TRUE(approve(d, "", bob_, ctx(), fx).isFailedPrecondition());
 }
 
 TEST_F(DeploymentTest, ApprovingAheadSkipsTheGate) {
@@ -193,10 +220,216 @@ TEST_F(DeploymentTest, ApprovingAheadSkipsTheGate) {
   p.waves[1].approval_required = true;
   Deployment d = start(p);
   Effects fx;
-  ASSERT_TRUE(approve(d, "prod-eu", ctx(), fx).ok());
+  ASSERT_TRUE(approve(d, "prod-eu", bob_, ctx(), fx).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
   EXPECT_EQ(d.state, DeploymentState::kRunning);
   EXPECT_EQ(dispatched().size(), 2u);
+}
+
+TEST_F(DeploymentTest, SubmissionRecordsWhoAndWhichPlan) {
+  Effects fx;
+  Deployment d = newDeployment("checkout-1", threeWaves(), alice_, common::SystemTime{}, fx);
+  EXPECT_EQ(d.submitted_by, "alice");
+  EXPECT_EQ(d.plan_sha256, common::sha256Hex(common::planToJson(d.plan)));
+  EXPECT_EQ(d.plan_sha256.size(), 64u);
+  ASSERT_EQ(fx.events.size(), 1u);
+  EXPECT_EQ(fx.events[0].type, "deployment.submitted");
+  EXPECT_EQ(fx.events[0].message, "checkout 2.0.0 in 3 waves by alice");
+}
+
+TEST_F(DeploymentTest, SubmitterCannotApproveTheirOwnDeployment) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  Deployment d = start(p);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  Effects fx;
+  common::Status s = approve(d, "", alice_, ctx(), fx);
+  EXPECT_TRUE(s.isPermissionDenied()) << s.toString();
+  EXPECT_EQ(s.message(), "alice submitted checkout-1 and cannot approve it; another approver must");
+  // Not even with another role, nor ahead of time.
+  EXPECT_TRUE(
+      approve(d, "prod-eu", Actor{"alice", "admin", {}, ""}, ctx(), fx).isPermissionDenied());
+  EXPECT_TRUE(d.waves[1].approvals.empty());
+  EXPECT_FALSE(d.waves[1].approved);
+  EXPECT_TRUE(fx.events.empty());
+  EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+}
+
+TEST_F(DeploymentTest, TheCoordinatorItselfNeverApproves) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  Deployment d = start(p);
+  Effects fx;
+  EXPECT_TRUE(approve(d, "prod-eu", Actor::system(), ctx(), fx).isPermissionDenied());
+  EXPECT_TRUE(approve(d, "prod-eu", Actor{"", "admin", {}, ""}, ctx(), fx).isPermissionDenied());
+  EXPECT_TRUE(d.waves[1].approvals.empty());
+  EXPECT_TRUE(fx.events.empty());
+}
+
+TEST_F(DeploymentTest, ApprovalRecordsWhoWhenAndThePlan) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  Deployment d = start(p);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "prod-eu", bob_, ctxAt(5000), fx_).ok());
+  ASSERT_EQ(d.waves[1].approvals.size(), 1u);
+  EXPECT_EQ(d.waves[1].approvals[0], (Approval{"bob", "approver", 5000, d.plan_sha256}));
+  const Event* approved = findEvent("wave.approved");
+  ASSERT_NE(approved, nullptr);
+  EXPECT_EQ(approved->wave, "prod-eu");
+  EXPECT_EQ(approved->message, "by bob: 1 of 1 approvals (bob)");
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+}
+
+TEST_F(DeploymentTest, TwoRequiredApproversAreTwoDistinctPeople) {
+  Deployment d = awaitingTwoApprovals();
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "", bob_, ctxAt(1000), fx_).ok());
+  // One of two: the wave still waits, and says how far it is.
+  EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+  EXPECT_FALSE(d.waves[1].approved);
+  EXPECT_TRUE(dispatched().empty());
+  EXPECT_EQ(findEvent("wave.approved"), nullptr);
+  const Event* progress = findEvent("wave.approval");
+  ASSERT_NE(progress, nullptr);
+  EXPECT_EQ(progress->message, "by bob: 1 of 2 approvals; 1 more needed");
+
+  // Bob again is not a second approver: refused, nothing changes.
+  const Deployment before = d;
+  Effects fx;
+  common::Status again = approve(d, "", bob_, ctxAt(2000), fx);
+  EXPECT_TRUE(again.isFailedPrecondition()) << again.toString();
+  EXPECT_NE(again.message().find("already approved by bob"), std::string::npos) << again.message();
+  EXPECT_NE(again.message().find("1 of 2 approvals"), std::string::npos) << again.message();
+  EXPECT_TRUE(fx.events.empty());
+  EXPECT_FALSE(fx.changed);
+  EXPECT_EQ(d.waves[1].approvals, before.waves[1].approvals);
+  EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+  // Nor under another role.
+  EXPECT_TRUE(
+      approve(d, "", Actor{"bob", "admin", {}, ""}, ctxAt(2000), fx).isFailedPrecondition());
+
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "", carol_, ctxAt(3000), fx_).ok());
+  EXPECT_TRUE(d.waves[1].approved);
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(dispatched(), (std::vector<std::string>{"prod-eu-1/build", "prod-eu-2/build"}));
+  const Event* approved = findEvent("wave.approved");
+  ASSERT_NE(approved, nullptr);
+  EXPECT_EQ(approved->message, "by carol: 2 of 2 approvals (bob, carol)");
+  EXPECT_EQ(liveApprovals(d, 1, 3000), 2u);
+}
+
+TEST_F(DeploymentTest, ExpiredApprovalsDoNotCountAndAreNamed) {
+  Deployment d = awaitingTwoApprovals(std::chrono::hours(1));
+  const int64_t hour = 3600 * 1000;
+  ASSERT_TRUE(approve(d, "", bob_, ctxAt(1000), fx_).ok());
+  EXPECT_EQ(liveApprovals(d, 1, 1000 + hour), 1u);
+  EXPECT_EQ(liveApprovals(d, 1, 1001 + hour), 0u);
+  // Carol comes an hour and a bit later: bob's approval no longer counts.
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "", carol_, ctxAt(1001 + hour), fx_).ok());
+  EXPECT_FALSE(d.waves[1].approved);
+  EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+  EXPECT_TRUE(dispatched().empty());
+  const Event* expired = findEvent("wave.approval_expired");
+  ASSERT_NE(expired, nullptr);
+  EXPECT_EQ(expired->wave, "prod-eu");
+  EXPECT_NE(expired->message.find("approval by bob at 1970-01-01T00:00:01"), std::string::npos)
+      << expired->message;
+  EXPECT_NE(expired->message.find("expired"), std::string::npos) << expired->message;
+  ASSERT_EQ(d.waves[1].approvals.size(), 1u);
+  EXPECT_EQ(d.waves[1].approvals[0].by, "carol");
+  EXPECT_EQ(findEvent("wave.approval")->message, "by carol: 1 of 2 approvals; 1 more needed");
+
+  // Bob may approve again now; with carol's that makes two.
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "", bob_, ctxAt(2000 + hour), fx_).ok());
+  EXPECT_TRUE(d.waves[1].approved);
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(findEvent("wave.approved")->message, "by bob: 2 of 2 approvals (carol, bob)");
+}
+
+TEST_F(DeploymentTest, WaveApprovedAheadIsHeldWhenItsApprovalsExpiredBeforeItStarts) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  p.waves[1].approval_expires = std::chrono::minutes(10);
+  Deployment d = start(p);
+  Effects fx;
+  ASSERT_TRUE(approve(d, "prod-eu", bob_, ctxAt(0), fx).ok());
+  EXPECT_TRUE(d.waves[1].approved);
+  // Staging takes 20 minutes: when it is done, bob's approval is stale.
+  const int64_t later = 20 * 60 * 1000;
+  for (int i = 0; i < 3; ++i) {
+    ClusterProgress* c = d.findCluster("staging-eu");
+    StageResult r{"staging-eu", c->stageId(), c->attempt, ResultOutcome::kSucceeded, 0, ""};
+    fx_ = Effects{};
+    ASSERT_TRUE(applyResult(d, r, ctxAt(later), fx_).ok());
+  }
+  EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+  EXPECT_EQ(d.waves[1].state, WaveState::kAwaitingApproval);
+  EXPECT_FALSE(d.waves[1].approved);
+  EXPECT_TRUE(d.waves[1].approvals.empty());
+  EXPECT_TRUE(dispatched().empty());
+  ASSERT_NE(findEvent("wave.approval_expired"), nullptr);
+  EXPECT_NE(findEvent("wave.approval_expired")->message.find("approval by bob"), std::string::npos);
+  // A fresh approval starts it.
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "", bob_, ctxAt(later), fx_).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(dispatched().size(), 2u);
+}
+
+TEST_F(DeploymentTest, AnApprovalIsForOneWaveOnly) {
+  Plan p = threeWaves();
+  p.waves[1].approval_required = true;
+  p.waves[2].approval_required = true;
+  Deployment d = start(p);
+  Effects fx;
+  // Bob approves the US wave ahead; it does not open the EU wave in front of it.
+  ASSERT_TRUE(approve(d, "prod-us", bob_, ctx(), fx).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kAwaitingApproval);
+  EXPECT_EQ(d.waves[1].state, WaveState::kAwaitingApproval);
+  EXPECT_TRUE(d.waves[1].approvals.empty());
+  EXPECT_TRUE(d.waves[2].approved);
+  // Bob's approval of the EU wave is his first for that wave: it counts there.
+  fx_ = Effects{};
+  ASSERT_TRUE(approve(d, "", bob_, ctx(), fx_).ok());
+  EXPECT_EQ(fx_.events.front().wave, "prod-eu");
+  EXPECT_EQ(d.waves[1].approvals.size(), 1u);
+  EXPECT_EQ(d.waves[2].approvals.size(), 1u);
+  succeedAll(d);
+  // The US wave was approved for itself and starts without asking again.
+  EXPECT_EQ(d.waves[2].state, WaveState::kSucceeded);
+  EXPECT_EQ(d.state, DeploymentState::kSucceeded);
+}
+
+TEST_F(DeploymentTest, OperatorActionsNameTheActorAndTheReason) {
+  Deployment d = start(threeWaves());
+  fx_ = Effects{};
+  ASSERT_TRUE(pause(d, alice_, "looking at a dashboard", ctx(), fx_).ok());
+  ASSERT_NE(findEvent("deployment.paused"), nullptr);
+  EXPECT_EQ(
+      findEvent("deployment.paused")->message.rfind("paused by alice: looking at a dashboard", 0),
+      0u);
+  fx_ = Effects{};
+  ASSERT_TRUE(resume(d, bob_, "", ctx(), fx_).ok());
+  EXPECT_EQ(findEvent("deployment.resumed")->message, "resumed by bob");
+  fx_ = Effects{};
+  ASSERT_TRUE(requestRollback(d, carol_, "errors\nin eu", ctx(), fx_).ok());
+  ASSERT_NE(findEvent("deployment.rolling_back"), nullptr);
+  // Control characters from the caller do not reach events.
+  EXPECT_EQ(findEvent("deployment.rolling_back")->message,
+            "rollback requested by carol: errors in eu");
+  EXPECT_EQ(d.rollback_cause, "rollback requested by carol: errors in eu");
+
+  Deployment other = start(threeWaves());
+  fx_ = Effects{};
+  ASSERT_TRUE(cancel(other, alice_, std::string(2000, 'x'), ctx(), fx_).ok());
+  EXPECT_EQ(other.reason.rfind("cancelled by alice: xxx", 0), 0u);
+  EXPECT_LT(other.reason.size(), 600u);  // the reason is bounded
 }
 
 TEST_F(DeploymentTest, FailureRollsBackReachedClustersNewestWaveFirst) {
@@ -268,7 +501,7 @@ TEST_F(DeploymentTest, FailedRollbackEndsFailedAndCanBeRetried) {
   EXPECT_NE(d.reason.find("rollback failed on staging-eu"), std::string::npos);
 
   fx_ = Effects{};
-  ASSERT_TRUE(requestRollback(d, "retry", ctx(), fx_).ok());
+  ASSERT_TRUE(requestRollback(d, alice_, "retry", ctx(), fx_).ok());
   ASSERT_EQ(fx_.dispatches.size(), 1u);
   EXPECT_EQ(fx_.dispatches[0].stage_id, "staging-eu/rollback");
   EXPECT_EQ(fx_.dispatches[0].attempt, 2u);
@@ -530,21 +763,21 @@ TEST_F(DeploymentTest, ClustersAreFoundByNameInCopiesAndInWavesStartedLater) {
 TEST_F(DeploymentTest, PauseHoldsNewStepsAndResumeContinues) {
   Deployment d = start(threeWaves());
   Effects fx;
-  ASSERT_TRUE(pause(d, ctx(), fx).ok());
+  ASSERT_TRUE(pause(d, alice_, "", ctx(), fx).ok());
   EXPECT_EQ(d.state, DeploymentState::kPaused);
   ASSERT_TRUE(answer(d, "staging-eu").ok());  // the build in flight finishes
   EXPECT_TRUE(dispatched().empty());          // but apply does not start
-  EXPECT_TRUE(pause(d, ctx(), fx).isFailedPrecondition());
+  EXPECT_TRUE(pause(d, alice_, "", ctx(), fx).isFailedPrecondition());
   fx_ = Effects{};
-  ASSERT_TRUE(resume(d, ctx(), fx_).ok());
+  ASSERT_TRUE(resume(d, alice_, "", ctx(), fx_).ok());
   EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/apply"});
-  EXPECT_TRUE(resume(d, ctx(), fx).isFailedPrecondition());
+  EXPECT_TRUE(resume(d, alice_, "", ctx(), fx).isFailedPrecondition());
 }
 
 TEST_F(DeploymentTest, FailureWhilePausedStillRollsBack) {
   Deployment d = start(threeWaves());
   Effects fx;
-  ASSERT_TRUE(pause(d, ctx(), fx).ok());
+  ASSERT_TRUE(pause(d, alice_, "", ctx(), fx).ok());
   ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);  // nothing applied: done at once
 }
@@ -552,7 +785,7 @@ TEST_F(DeploymentTest, FailureWhilePausedStillRollsBack) {
 TEST_F(DeploymentTest, CancelAbortsAndStops) {
   Deployment d = start(threeWaves());
   fx_ = Effects{};
-  ASSERT_TRUE(cancel(d, ctx(), fx_).ok());
+  ASSERT_TRUE(cancel(d, alice_, "", ctx(), fx_).ok());
   EXPECT_EQ(d.state, DeploymentState::kCancelled);
   ASSERT_EQ(fx_.aborts.size(), 1u);
   EXPECT_EQ(d.waves[1].state, WaveState::kSkipped);
@@ -560,8 +793,8 @@ TEST_F(DeploymentTest, CancelAbortsAndStops) {
   EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kAborted);
   EXPECT_EQ(d.state, DeploymentState::kCancelled);
   Effects fx;
-  EXPECT_TRUE(cancel(d, ctx(), fx).isFailedPrecondition());
-  EXPECT_TRUE(requestRollback(d, "", ctx(), fx).isFailedPrecondition());
+  EXPECT_TRUE(cancel(d, alice_, "", ctx(), fx).isFailedPrecondition());
+  EXPECT_TRUE(requestRollback(d, alice_, "", ctx(), fx).isFailedPrecondition());
 }
 
 TEST_F(DeploymentTest, RollbackAfterSuccessTakesEveryWaveBack) {
@@ -573,7 +806,7 @@ TEST_F(DeploymentTest, RollbackAfterSuccessTakesEveryWaveBack) {
   succeedAll(d);
   ASSERT_EQ(d.state, DeploymentState::kSucceeded);
   fx_ = Effects{};
-  ASSERT_TRUE(requestRollback(d, "bad release", ctx(), fx_).ok());
+  ASSERT_TRUE(requestRollback(d, alice_, "bad release", ctx(), fx_).ok());
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-us-1/rollback"});
   EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_PREVIOUS_VERSION"), "1.0.0");
   ASSERT_TRUE(answer(d, "prod-us-1").ok());
@@ -715,6 +948,56 @@ TEST_F(DeploymentTest, StoredFormRoundTrips) {
   EXPECT_EQ(back->waves[0].clusters[0].previous_version, "1.0.0");
   EXPECT_TRUE(deploymentFromJson("{").status().isCorruption());
   EXPECT_TRUE(deploymentFromJson("{\"id\": 3}").status().isCorruption());
+}
+
+TEST_F(DeploymentTest, StoredFormKeepsActorsAndApprovals) {
+  Deployment d = awaitingTwoApprovals();
+  ASSERT_TRUE(approve(d, "", bob_, ctxAt(1234), fx_).ok());
+  auto back = deploymentFromJson(deploymentToJson(d));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_EQ(back->submitted_by, "alice");
+  EXPECT_EQ(back->plan_sha256, d.plan_sha256);
+  EXPECT_EQ(back->waves[1].approvals,
+            (std::vector<Approval>{{"bob", "approver", 1234, d.plan_sha256}}));
+  EXPECT_EQ(back->plan.waves[1].approvals_required, 2u);
+  // Restored, it still refuses bob twice and takes carol as the second.
+  Effects fx;
+  EXPECT_TRUE(approve(*back, "", bob_, ctxAt(2000), fx).isFailedPrecondition());
+  ASSERT_TRUE(approve(*back, "", carol_, ctxAt(2000), fx).ok());
+  EXPECT_EQ(back->state, DeploymentState::kRunning);
+}
+
+TEST_F(DeploymentTest, ARecordFromBeforeActorsLoadsAndTakesApprovals) {
+  Deployment d = awaitingTwoApprovals();
+  // What an older coordinator wrote: no submitted_by, plan_sha256, approvals, nor the plan's
+  // approvals_required and approval_expires_ms.
+  std::string json = deploymentToJson(d);
+  for (const char* field :
+       {"\"submitted_by\":\"alice\",", "\"approvals\":[],", "\"approvals_required\":1,",
+        "\"approvals_required\":2,", "\"approval_expires_ms\":86400000,"}) {
+    for (size_t at = json.find(field); at != std::string::npos; at = json.find(field)) {
+      json.erase(at, std::string(field).size());
+    }
+  }
+  const size_t sha = json.find("\"plan_sha256\":\"");
+  ASSERT_NE(sha, std::string::npos);
+  json.erase(sha, std::string("\"plan_sha256\":\"\",").size() + 64);
+  ASSERT_EQ(json.find("approval"), json.find("approval_required")) << json;
+  ASSERT_EQ(json.find("plan_sha256"), std::string::npos) << json;
+  ASSERT_EQ(json.find("submitted_by"), std::string::npos) << json;
+
+  auto old = deploymentFromJson(json);
+  ASSERT_TRUE(old.ok()) << old.status().toString() << "\n" << json;
+  EXPECT_EQ(old->submitted_by, "");
+  EXPECT_EQ(old->plan_sha256, common::sha256Hex(common::planToJson(old->plan)));
+  EXPECT_EQ(old->plan.waves[1].approvals_required, 1u);  // what `required` meant then
+  EXPECT_EQ(old->plan.waves[1].approval_expires, std::chrono::hours(24));
+  EXPECT_TRUE(old->waves[1].approvals.empty());
+  // Anyone but the coordinator may approve it (its submitter is not known), once.
+  Effects fx;
+  EXPECT_TRUE(approve(*old, "", Actor::system(), ctx(), fx).isPermissionDenied());
+  ASSERT_TRUE(approve(*old, "", alice_, ctx(), fx).ok());
+  EXPECT_EQ(old->state, DeploymentState::kRunning);
 }
 
 }  // namespace

@@ -198,7 +198,7 @@ TEST_F(EngineTest, CommandsAgentsNeverSendAreDropped) {
 TEST_F(EngineTest, RunsToSuccessAndPersistsEveryStep) {
   registerAgent("staging-eu", "staging");
   registerAgent("prod-eu-1", "production");
-  auto id = engine_->submit(twoWaves());
+  auto id = engine_->submit(twoWaves(), Actor::system());
   ASSERT_TRUE(id.ok());
   EXPECT_EQ(*id, "checkout-1");
   EXPECT_EQ(stored(*id), DeploymentState::kRunning);
@@ -223,7 +223,7 @@ TEST_F(EngineTest, RunsToSuccessAndPersistsEveryStep) {
 TEST_F(EngineTest, RestartResumesAndResendsWhatTheAgentDoesNotHold) {
   registerAgent("staging-eu", "staging");
   registerAgent("prod-eu-1", "production");
-  auto id = engine_->submit(twoWaves());
+  auto id = engine_->submit(twoWaves(), Actor::system());
   ASSERT_TRUE(id.ok());
   uint64_t first_epoch = engine_->epoch();
 
@@ -263,7 +263,7 @@ TEST_F(EngineTest, RestartResumesAndResendsWhatTheAgentDoesNotHold) {
 TEST_F(EngineTest, SilentAgentIsLostAndTheDeploymentRollsBack) {
   registerAgent("staging-eu", "staging");
   registerAgent("prod-eu-1", "production");
-  auto id = engine_->submit(twoWaves());
+  auto id = engine_->submit(twoWaves(), Actor::system());
   ASSERT_TRUE(id.ok());
   result("staging-eu", *id, "staging-eu/apply");  // prod-eu-1/apply now in flight
   // staging-eu keeps heartbeating; prod-eu-1 goes silent.
@@ -289,24 +289,24 @@ TEST_F(EngineTest, SilentAgentIsLostAndTheDeploymentRollsBack) {
 TEST_F(EngineTest, NextDeploymentSeesTheVersionTheLastOneLeft) {
   registerAgent("staging-eu", "staging");
   registerAgent("prod-eu-1", "production");
-  auto first = engine_->submit(twoWaves());
+  auto first = engine_->submit(twoWaves(), Actor::system());
   ASSERT_TRUE(first.ok());
   result("staging-eu", *first, "staging-eu/apply");
   result("prod-eu-1", *first, "prod-eu-1/apply");
   common::Plan next = twoWaves();
   next.version = "3.0.0";
-  auto second = engine_->submit(next);
+  auto second = engine_->submit(next, Actor::system());
   ASSERT_TRUE(second.ok());
   ASSERT_EQ(outbox_.sent.back().which, schema::Envelope::STAGE_COMMAND);
   EXPECT_EQ(outbox_.sent.back().previous_version, "2.0.0");
   // And a rollback of it puts the cluster back on 2.0.0, also for the deployment after.
   result("staging-eu", *second, "staging-eu/apply");
-  ASSERT_TRUE(engine_->act(*second, Action::kRollback, "").ok());
+  ASSERT_TRUE(engine_->act(*second, Action::kRollback, "", Actor::system()).ok());
   result("prod-eu-1", *second, "prod-eu-1/apply", schema::Outcome::ABORTED);
   result("prod-eu-1", *second, "prod-eu-1/rollback");  // newest wave first
   result("staging-eu", *second, "staging-eu/rollback");
   ASSERT_EQ(stored(*second), DeploymentState::kRolledBack);
-  auto third = engine_->submit(next);
+  auto third = engine_->submit(next, Actor::system());
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(outbox_.sent.back().previous_version, "2.0.0");
   auto stored = store_->releases("checkout");
@@ -315,18 +315,18 @@ TEST_F(EngineTest, NextDeploymentSeesTheVersionTheLastOneLeft) {
 }
 
 TEST_F(EngineTest, OperatorActionsOnUnknownIdsAreNotFound) {
-  EXPECT_TRUE(engine_->act("nope-1", Action::kApprove, "").isNotFound());
+  EXPECT_TRUE(engine_->act("nope-1", Action::kApprove, "", Actor::system()).isNotFound());
 }
 
 TEST_F(EngineTest, RollbackAfterSuccessLoadsTheFinishedDeployment) {
   registerAgent("staging-eu", "staging");
   registerAgent("prod-eu-1", "production");
-  auto id = engine_->submit(twoWaves());
+  auto id = engine_->submit(twoWaves(), Actor::system());
   result("staging-eu", *id, "staging-eu/apply");
   result("prod-eu-1", *id, "prod-eu-1/apply");
   clock_.advance(std::chrono::seconds(2));
   engine_->tick();  // forgets the finished deployment from memory
-  ASSERT_TRUE(engine_->act(*id, Action::kRollback, "").ok());
+  ASSERT_TRUE(engine_->act(*id, Action::kRollback, "", Actor::system()).ok());
   EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/rollback");
 }
 
@@ -335,7 +335,7 @@ TEST_F(EngineTest, RollbackAfterSuccessLoadsTheFinishedDeployment) {
 // stays in flight and is answered on its own.
 TEST_F(EngineTest, RefusalOfAnOlderEpochsCommandDoesNotFailTheStage) {
   registerAgent("staging-eu", "staging");
-  auto id = engine_->submit(twoWaves());
+  auto id = engine_->submit(twoWaves(), Actor::system());
   ASSERT_TRUE(id.ok());
   openEngine();  // a new epoch
   registerAgent("staging-eu", "staging");
@@ -379,7 +379,7 @@ TEST_F(EngineTest, UnknownApplyHeldByARestartedAgentIsVerifiedNotReapplied) {
   common::Plan plan = twoWaves();
   plan.steps.verify = "verify";
   plan.waves.resize(1);
-  auto id = engine_->submit(plan);
+  auto id = engine_->submit(plan, Actor::system());
   ASSERT_TRUE(id.ok());
   ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
   outbox_.sent.clear();

@@ -22,11 +22,14 @@
 #include <string>
 #include <vector>
 
+#include "common/crypto.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/deployment.hpp"
 
 namespace flotilla::coordinator {
 namespace {
+
+const Actor kAlice{"alice", "deployer", {}, "127.0.0.1:1000"};
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -104,7 +107,7 @@ class StoreTest : public ::testing::Test {
   // A new deployment with its submitted event committed.
   Deployment committed(const std::string& id, const std::string& service = "checkout") {
     Effects fx;
-    Deployment d = newDeployment(id, samplePlan(service), common::fromUnixMillis(1000), fx);
+    Deployment d = newDeployment(id, samplePlan(service), kAlice, common::fromUnixMillis(1000), fx);
     EXPECT_TRUE(store_->commit(d, fx.events, fx.releases, 1000).ok());
     return d;
   }
@@ -158,7 +161,7 @@ TEST_F(StoreTest, CounterThatIsNotANumberIsCorruption) {
 
 TEST_F(StoreTest, CommitAssignsConsecutiveSeqsFromLastEventSeq) {
   Effects fx;
-  Deployment d = newDeployment("checkout-1", samplePlan(), common::fromUnixMillis(500), fx);
+  Deployment d = newDeployment("checkout-1", samplePlan(), kAlice, common::fromUnixMillis(500), fx);
   ASSERT_EQ(d.last_event_seq, 0u);
   std::vector<StoredEvent> written;
   ASSERT_TRUE(
@@ -209,7 +212,7 @@ TEST_F(StoreTest, CommitWithoutEventsKeepsTheSequence) {
 
 TEST_F(StoreTest, EventsHonourAfterAndLimit) {
   Effects fx;
-  Deployment d = newDeployment("checkout-1", samplePlan(), common::fromUnixMillis(0), fx);
+  Deployment d = newDeployment("checkout-1", samplePlan(), kAlice, common::fromUnixMillis(0), fx);
   std::vector<Event> events;
   for (int i = 1; i <= 12; ++i) events.push_back(event("e" + std::to_string(i)));
   ASSERT_TRUE(store_->commit(d, events, {}, 1).ok());
@@ -375,7 +378,7 @@ TEST_F(StoreTest, EventsWrittenAsJsonByOlderCoordinatorsAreReadWithNewOnes) {
 
 TEST_F(StoreTest, CommitPutsAndErasesReleases) {
   Effects fx;
-  Deployment d = newDeployment("checkout-1", samplePlan(), common::fromUnixMillis(0), fx);
+  Deployment d = newDeployment("checkout-1", samplePlan(), kAlice, common::fromUnixMillis(0), fx);
   ASSERT_TRUE(store_
                   ->commit(d, fx.events,
                            {{"checkout", "eu-1", "1.4.1"},
@@ -405,7 +408,7 @@ TEST_F(StoreTest, CommitPutsAndErasesReleases) {
 
 TEST_F(StoreTest, CommitWritesRecordEventsAndReleasesTogether) {
   Effects fx;
-  Deployment d = newDeployment("checkout-1", samplePlan(), common::fromUnixMillis(0), fx);
+  Deployment d = newDeployment("checkout-1", samplePlan(), kAlice, common::fromUnixMillis(0), fx);
   d.state = DeploymentState::kRunning;
   ASSERT_TRUE(store_->commit(d, fx.events, {{"checkout", "staging-eu", "1.4.2"}}, 42).ok());
   reopen();
@@ -421,7 +424,7 @@ TEST_F(StoreTest, CommitWritesRecordEventsAndReleasesTogether) {
 
 TEST_F(StoreTest, ReleasesOfServicesThatArePrefixesOfEachOtherDoNotMix) {
   Effects fx;
-  Deployment d = newDeployment("checkout-1", samplePlan(), common::fromUnixMillis(0), fx);
+  Deployment d = newDeployment("checkout-1", samplePlan(), kAlice, common::fromUnixMillis(0), fx);
   ASSERT_TRUE(store_
                   ->commit(d, {},
                            {{"checkout", "eu-1", "1.0"},
@@ -443,7 +446,7 @@ TEST_F(StoreTest, ReleasesOfServicesThatArePrefixesOfEachOtherDoNotMix) {
 // A deployment in the middle of its second wave, every optional field set.
 Deployment busyDeployment(Effects& fx) {
   Deployment d =
-      newDeployment("checkout-7", samplePlan(), common::fromUnixMillis(1700000000123), fx);
+      newDeployment("checkout-7", samplePlan(), kAlice, common::fromUnixMillis(1700000000123), fx);
   d.state = DeploymentState::kRollingBack;
   d.resume_to = DeploymentState::kRollingBack;
   d.wave_index = 1;
@@ -468,6 +471,8 @@ Deployment busyDeployment(Effects& fx) {
   WaveProgress& prod = d.waves[1];
   prod.state = WaveState::kRollingBack;
   prod.approved = true;
+  prod.approvals = {Approval{"bob", "approver", 1700000000200, d.plan_sha256},
+                    Approval{"carol", "admin", 1700000000300, d.plan_sha256}};
   prod.resolved = true;
   ClusterProgress p1;
   p1.name = "prod-eu-1";
@@ -524,8 +529,13 @@ TEST_F(StoreTest, DeploymentRoundTrips) {
   EXPECT_EQ(l.waves[0].state, WaveState::kSucceeded);
   ASSERT_EQ(l.waves[0].clusters.size(), 1u);
   EXPECT_EQ(l.waves[0].clusters[0].exit_code, 0);
+  EXPECT_EQ(l.submitted_by, "alice");
+  EXPECT_EQ(l.plan_sha256, d.plan_sha256);
+  EXPECT_EQ(l.plan_sha256, common::sha256Hex(common::planToJson(l.plan)));
   EXPECT_EQ(l.waves[1].name, "prod");
   EXPECT_TRUE(l.waves[1].approved);
+  EXPECT_EQ(l.waves[1].approvals, d.waves[1].approvals);
+  EXPECT_TRUE(l.waves[0].approvals.empty());
   EXPECT_TRUE(l.waves[1].resolved);
   ASSERT_EQ(l.waves[1].clusters.size(), 2u);
   const ClusterProgress& p1 = l.waves[1].clusters[0];
@@ -562,7 +572,8 @@ TEST_F(StoreTest, LaterCommitReplacesTheRecord) {
 // A deployment of one wave with `n` clusters, all in flight.
 Deployment wideDeployment(const std::string& id, size_t n) {
   Effects fx;
-  Deployment d = newDeployment(id, samplePlan("checkout"), common::fromUnixMillis(1000), fx);
+  Deployment d =
+      newDeployment(id, samplePlan("checkout"), kAlice, common::fromUnixMillis(1000), fx);
   d.state = DeploymentState::kRunning;
   d.waves[0].state = WaveState::kRunning;
   d.waves[0].resolved = true;
@@ -608,7 +619,8 @@ TEST_F(StoreTest, ACommitRewritesOnlyTheClustersItChanged) {
 
 TEST_F(StoreTest, GroupCommitWritesTheLastStateOfEachChangedCluster) {
   store_->setGroupCommit(true);
-  Deployment d = wideDeployment("checkout-1", 300);
+  // Enough clusters that the header (rewritten each time) is small beside them.
+  Deployment d = wideDeployment("checkout-1", 400);
   ASSERT_TRUE(store_->commit(d, {}, {}, 2000).ok());
   ASSERT_TRUE(store_->flush().ok());
   const uint64_t first = store_->bytesWritten();
@@ -667,6 +679,34 @@ TEST_F(StoreTest, ARecordWithItsClustersInlineStillLoads) {
   auto again = store_->loadDeployment("checkout-7");
   ASSERT_TRUE(again.ok()) << again.status().toString();
   EXPECT_EQ(deploymentToJson(*again), deploymentToJson(d));
+}
+
+TEST_F(StoreTest, ARecordFromBeforeActorsAndApprovalRecordsStillLoads) {
+  // What a coordinator without submitted_by, plan_sha256, approvals and the plan's
+  // approvals_required / approval_expires_ms wrote.
+  Effects fx;
+  Deployment d = busyDeployment(fx);
+  nlohmann::json old = nlohmann::json::parse(deploymentToJson(d));
+  old.erase("submitted_by");
+  old.erase("plan_sha256");
+  for (auto& w : old["waves"]) w.erase("approvals");
+  for (auto& w : old["plan"]["waves"]) {
+    w.erase("approvals_required");
+    w.erase("approval_expires_ms");
+  }
+  putRaw("deployment/checkout-7", old.dump());
+  auto loaded = store_->loadDeployment("checkout-7");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().toString();
+  EXPECT_EQ(loaded->submitted_by, "");
+  // The hash of the plan it holds, so that approvals given from now on name it.
+  EXPECT_EQ(loaded->plan_sha256, common::sha256Hex(common::planToJson(loaded->plan)));
+  EXPECT_TRUE(loaded->waves[1].approved);  // an older coordinator's word stands
+  EXPECT_TRUE(loaded->waves[1].approvals.empty());
+  EXPECT_TRUE(loaded->plan.waves[1].approval_required);
+  EXPECT_EQ(loaded->plan.waves[1].approvals_required, 1u);
+  EXPECT_EQ(loaded->plan.waves[1].approval_expires, std::chrono::hours(24));
+  ASSERT_EQ(loaded->waves[1].clusters.size(), 2u);
+  EXPECT_EQ(loaded->waves[1].clusters[0], d.waves[1].clusters[0]);
 }
 
 TEST_F(StoreTest, AMissingOrBrokenClusterRecordIsCorruption) {
