@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace flotilla::common {
@@ -12,6 +13,9 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 // "2026-11-27T01:02:03.456Z"
 std::string formatRfc3339(SystemTime t);
+// Unix milliseconds of an RFC 3339 time ("2026-11-27T01:02:03Z", fraction and a numeric
+// offset allowed; "t"/"z" lower case too); nothing when it is not one.
+std::optional<int64_t> parseRfc3339(const std::string& text);
 // Milliseconds since the Unix epoch, the stored form.
 int64_t toUnixMillis(SystemTime t);
 SystemTime fromUnixMillis(int64_t ms);

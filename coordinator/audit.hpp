@@ -2,9 +2,11 @@
 // appended to the store as a hash chain (each record carries the SHA-256 of the one before),
 // so that a record changed or removed afterwards is found by verify().
 //
-// Record (store key audit/<seq, 16 digits>, JSON): {seq, time (RFC 3339), actor, role,
-// action, target, outcome, client, detail, prev}; `prev` is the SHA-256 (hex) of the previous
-// record's stored bytes ("" for the first), so the chain head is the hash of the last record.
+// Record (store key audit/<seq, 16 digits>, JSON): {seq, time (RFC 3339), time_ms, actor, role,
+// action, target, outcome, client, detail, prev, hash}; `prev` is the SHA-256 (hex) of the
+// previous record's stored bytes ("" for the first), so the chain head is the hash of the last
+// record; `hash` is the SHA-256 of the record without `hash`, so that an edited record is
+// named by its own seq (coordinator/audit.cpp).
 #pragma once
 
 #include <cstdint>
@@ -48,7 +50,8 @@ class AuditLog {
   common::Status load();
   // Engine thread only: the record is gathered with the loop turn's group commit.
   common::Status append(const AuditEntry& entry, int64_t now_ms);
-  // Thread-safe reads of what is durable.
+  // Thread-safe reads of what is durable. list: the newest `limit` records whose time is at or
+  // after `since_ms`, oldest first.
   common::StatusOr<std::vector<AuditRecord>> list(int64_t since_ms, size_t limit) const;
   common::StatusOr<AuditVerdict> verify() const;
 
