@@ -9,7 +9,9 @@
 
 #include <atomic>
 
+#include "common/crypto.hpp"
 #include "common/failpoint.hpp"
+#include "common/logging.hpp"
 #include "common/time_format.hpp"
 
 namespace flotilla::agent {
@@ -131,8 +133,8 @@ void Agent::requestStop() {
 Agent::Agent(AgentOptions options, std::unique_ptr<StageStore> records)
     : options_(std::move(options)),
       records_(std::move(records)),
-      driver_(options_.workdir, options_.labels),
-      process_driver_(options_.state_dir, options_.cluster),
+      driver_(options_.workdir, options_.labels, options_.launch),
+      process_driver_(options_.state_dir, options_.cluster, options_.launch),
       context_(1),
       socket_(context_, zmq::socket_type::dealer),
       heartbeat_(options_.heartbeat) {}
@@ -257,7 +259,7 @@ void Agent::onFrame(const zmq::message_t& frame) {
   if (!decoded.ok()) {
     ++dropped_frames_;
     spdlog::warn("dropped a frame ({} dropped so far): {}", dropped_frames_,
-                 decoded.status().message());
+                 common::loggable(decoded.status().message()));
     return;
   }
   auto env = (*decoded)->root();
@@ -287,7 +289,7 @@ void Agent::onFrame(const zmq::message_t& frame) {
                  common::messageTypeName(env.which()));
   } catch (const kj::Exception& e) {
     ++dropped_frames_;
-    spdlog::warn("dropped a malformed frame: {}", e.getDescription().cStr());
+    spdlog::warn("dropped a malformed frame: {}", common::loggable(e.getDescription().cStr()));
   }
 }
 
@@ -329,7 +331,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   if (!isValidDeploymentId(key.deployment) || !isValidStageId(key.stage) ||
       key.stage.rfind(options_.cluster + "/", 0) != 0) {
     ++dropped_frames_;
-    spdlog::warn("dropped a command with a bad id: {}", key.toString());
+    spdlog::warn("dropped a command with a bad id: {}", common::loggable(key.toString()));
     return;
   }
   if (!acceptEpoch(msg.getEpoch(), "a command")) {
@@ -393,7 +395,10 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     sendResult(record, msg.getEpoch());
     return;
   }
-  spdlog::info("stage {} started: {}", key.toString(), req.command);
+  // The command is the plan's text: at info only what identifies it, in full at debug.
+  spdlog::info("stage {} started: {} step, command sha256:{}", key.toString(), req.step,
+               common::sha256Hex(req.command).substr(0, 12));
+  spdlog::debug("stage {} command: {}", key.toString(), common::loggable(req.command, 8192));
   Running run;
   run.child = std::move(child).value();
   record.pgid = run.child->pid();
@@ -407,8 +412,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   run.started = Clock::now();
   run.timeout = req.timeout.count() > 0 ? req.timeout : std::chrono::hours(24);
   run.deadline = run.started + run.timeout;
-  run.log_fd =
-      ::open(records_->logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  run.log_fd = records_->openLog(key);
   running_.emplace(key, std::move(run));
 }
 
@@ -416,16 +420,16 @@ void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader m
                              StageRecord record) {
   ProcessStep step = *processStep(msg);
   std::string spec = toStd(msg.getSpec());
-  spdlog::info("stage {} started ({} step of the process driver)", key.toString(),
-               stepText(msg.getStep()));
+  spdlog::info("stage {} started ({} step of the process driver, spec sha256:{})",
+               key.toString(), stepText(msg.getStep()), common::sha256Hex(spec).substr(0, 12));
+  spdlog::debug("stage {} spec: {}", key.toString(), common::loggable(spec, 8192));
   Running run;
   run.record = std::move(record);
   run.started = Clock::now();
   run.timeout = msg.getTimeoutMs() > 0 ? std::chrono::milliseconds(msg.getTimeoutMs())
                                        : std::chrono::milliseconds(std::chrono::hours(24));
   run.deadline = run.started + run.timeout;
-  run.log_fd =
-      ::open(records_->logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  run.log_fd = records_->openLog(key);
   run.work = std::make_shared<Work>();
   std::shared_ptr<Work> work = run.work;
   ProcessDriver* driver = &process_driver_;
@@ -466,12 +470,12 @@ void Agent::handleAbort(schema::Abort::Reader msg) {
       run.abort_reason = toStd(msg.getReason());
       if (run.work) {
         run.work->cancel = true;
-        spdlog::info("stage {} aborted: {}", key.toString(), run.abort_reason);
+        spdlog::info("stage {} aborted: {}", key.toString(), common::loggable(run.abort_reason));
         return;
       }
       run.child->signalGroup(SIGTERM);
       run.kill_at = Clock::now() + options_.kill_grace;
-      spdlog::info("stage {} aborted: {}", key.toString(), run.abort_reason);
+      spdlog::info("stage {} aborted: {}", key.toString(), common::loggable(run.abort_reason));
     }
     return;
   }
@@ -624,7 +628,7 @@ void Agent::finish(Running& run, Outcome outcome, int exit_code, const std::stri
   // Crash test: recorded, not reported; the result must reach the coordinator from the record.
   FLOTILLA_FAILPOINT("agent.after_record_before_result");
   spdlog::info("stage {} {}: {}", run.record.key.toString(), outcomeName(outcome),
-               run.record.message);
+               common::loggable(run.record.message));
   sendResult(run.record, epoch_);
 }
 

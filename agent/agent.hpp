@@ -34,6 +34,7 @@ struct AgentOptions {
   std::chrono::milliseconds heartbeat{1000};   // until the coordinator says otherwise
   std::chrono::milliseconds kill_grace{5000};  // SIGTERM, then SIGKILL after this
   size_t max_output_lines = 1000;              // per stage, sent to the coordinator
+  LaunchPolicy launch;  // how steps and replicas start: --pass-env, --run-as
 };
 
 class Agent {

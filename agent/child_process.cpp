@@ -2,12 +2,17 @@
 #include "agent/child_process.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -26,6 +31,200 @@ namespace {
 constexpr size_t kMaxLine = 4096;
 }  // namespace
 
+// ---- Environment and launch ------------------------------------------------------------
+
+bool isDefaultPassedName(std::string_view name) {
+  return name == "PATH" || name == "HOME" || name == "LANG" || name.rfind("FLOTILLA_", 0) == 0;
+}
+
+bool isValidEnvName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  auto word = [](char c) { return c == '_' || std::isalnum(static_cast<unsigned char>(c)); };
+  return !std::isdigit(static_cast<unsigned char>(name[0])) &&
+         std::all_of(name.begin(), name.end(), word);
+}
+
+std::vector<std::string> stepEnvironment(const LaunchPolicy& policy, const char* const* agent_env,
+                                         const std::map<std::string, std::string>& ours) {
+  std::map<std::string, std::string> env;
+  for (const char* const* e = agent_env; e && *e; ++e) {
+    std::string_view kv = *e;
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string name(kv.substr(0, eq));
+    bool passed = isDefaultPassedName(name) ||
+                  std::find(policy.pass_env.begin(), policy.pass_env.end(), name) !=
+                      policy.pass_env.end();
+    if (passed) env[name] = std::string(kv.substr(eq + 1));
+  }
+  if (policy.run_as) env["HOME"] = policy.run_as->home;
+  for (const auto& [k, v] : ours) {
+    if (k.rfind("FLOTILLA_", 0) == 0) env[k] = v;
+  }
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+StatusOr<RunAsUser> resolveRunAs(const std::string& name) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  int rc = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0) {
+    return Status::IoError("--run-as " + name + ": cannot look the user up: " + strerror(rc));
+  }
+  if (found == nullptr) return Status::InvalidArgument("--run-as " + name + ": no such user");
+  RunAsUser user{name, pw.pw_uid, pw.pw_gid, pw.pw_dir ? pw.pw_dir : "/", {}};
+  if (geteuid() != 0 && user.uid != geteuid()) {
+    return Status::InvalidArgument("--run-as " + name +
+                                   ": only root can run steps as another user (this agent runs "
+                                   "as uid " + std::to_string(geteuid()) + ")");
+  }
+  int count = 32;
+  std::vector<gid_t> groups(static_cast<size_t>(count));
+  while (getgrouplist(name.c_str(), user.gid, groups.data(), &count) < 0) {
+    if (count > 65536) return Status::InvalidArgument("--run-as " + name + ": too many groups");
+    groups.resize(static_cast<size_t>(count) * 2);
+    count = static_cast<int>(groups.size());
+  }
+  groups.resize(static_cast<size_t>(count));
+  user.groups = std::move(groups);
+  return user;
+}
+
+namespace {
+
+// What a child reports through its error pipe when a step before exec fails.
+struct SpawnFailure {
+  int stage = 0;  // index into kSpawnStages
+  int error = 0;  // errno
+};
+
+constexpr const char* kSpawnStages[] = {"open /dev/null",   "open the output file",
+                                        "redirect output",  "start a process group",
+                                        "set groups",       "set gid",
+                                        "set uid",          "enter the workdir",
+                                        "exec /bin/sh"};
+enum SpawnStage { kDevNull, kOutputFile, kRedirect, kGroup, kSetGroups, kSetGid, kSetUid, kChdir,
+                  kExec };
+
+[[noreturn]] void reportAndExit(int report_fd, SpawnStage stage) {
+  SpawnFailure f{stage, errno};
+  ssize_t n = write(report_fd, &f, sizeof(f));
+  (void)n;  // the parent sees a short report as "exec'd"; the exit code 127 still tells
+  _exit(127);
+}
+
+// In the child: only async-signal-safe calls (the agent has other threads whose locks the fork
+// copied). Never returns.
+[[noreturn]] void childAfterFork(const ShellLaunch& launch, const LaunchPolicy& policy,
+                                 const char* output_path, char* const argv[], char* const envp[],
+                                 int report_fd) {
+  auto fail = [report_fd](SpawnStage stage) { reportAndExit(report_fd, stage); };
+  // Handlers are the agent's; ignored signals (SIGPIPE) would stay ignored across exec.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  int out = launch.output_fd;
+  if (output_path != nullptr) {
+    out = open(output_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (out < 0) fail(kOutputFile);
+  }
+  // An agent started with 0..2 closed may hold the output there: move it out of the way.
+  if (out <= 2 && (out = fcntl(out, F_DUPFD_CLOEXEC, 3)) < 0) fail(kRedirect);
+  int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (in < 0) fail(kDevNull);
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) fail(kRedirect);
+  // dup2 onto itself keeps close-on-exec: clear it on 0..2 whatever they came from.
+  for (int fd = 0; fd <= 2; ++fd) fcntl(fd, F_SETFD, 0);
+  // Nothing else of the agent's (its sockets, its state files) reaches the step.
+  if (report_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd - 1), 0u);
+  syscall(SYS_close_range, static_cast<unsigned>(report_fd + 1), ~0u, 0u);
+
+  if (launch.new_session ? setsid() < 0 : setpgid(0, 0) != 0) fail(kGroup);
+  umask(policy.umask);
+  if (policy.run_as) {
+    // Raw system calls: glibc's wrappers would try to reach the agent's other threads, which
+    // the fork left behind. Groups first, the uid last (it takes the right to change the rest).
+    const RunAsUser& u = *policy.run_as;
+    if (syscall(SYS_setgroups, u.groups.size(), u.groups.data()) != 0) fail(kSetGroups);
+    if (syscall(SYS_setresgid, u.gid, u.gid, u.gid) != 0) fail(kSetGid);
+    if (syscall(SYS_setresuid, u.uid, u.uid, u.uid) != 0) fail(kSetUid);
+  }
+  if (!launch.workdir.empty() && chdir(launch.workdir.c_str()) != 0) fail(kChdir);
+  execve("/bin/sh", argv, envp);
+  reportAndExit(report_fd, kExec);
+}
+
+}  // namespace
+
+StatusOr<pid_t> spawnShell(const ShellLaunch& launch, const LaunchPolicy& policy) {
+  // Everything the child needs is built here: after fork it may not allocate.
+  std::vector<std::string> env_strings = stepEnvironment(policy, environ, launch.env);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string sh = "/bin/sh", dash_c = "-c", command = launch.command;
+  char* argv[] = {sh.data(), dash_c.data(), command.data(), nullptr};
+  const char* output_path = launch.output_path.empty() ? nullptr : launch.output_path.c_str();
+  if (output_path == nullptr && launch.output_fd < 0) {
+    return Status::InvalidArgument("spawnShell: no output given");
+  }
+
+  // The child writes why it failed here; a successful exec closes it (close-on-exec) unread.
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return Status::IoError(std::string("pipe: ") + strerror(errno));
+  if (report[1] <= 2) {  // 0..2 become the child's stdio: keep the report end above them
+    int moved = fcntl(report[1], F_DUPFD_CLOEXEC, 3);
+    close(report[1]);
+    if (moved < 0) {
+      close(report[0]);
+      return Status::IoError(std::string("fcntl: ") + strerror(errno));
+    }
+    report[1] = moved;
+  }
+  // No agent signal handler may run in the child before it resets them.
+  sigset_t all, was;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &was);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(report[0]);
+    childAfterFork(launch, policy, output_path, argv, envp.data(), report[1]);
+  }
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &was, nullptr);
+  close(report[1]);
+  if (pid < 0) {
+    close(report[0]);
+    return Status::IoError(std::string("fork: ") + strerror(fork_errno));
+  }
+  SpawnFailure failure;
+  ssize_t n;
+  do {
+    n = read(report[0], &failure, sizeof(failure));
+  } while (n < 0 && errno == EINTR);
+  close(report[0]);
+  if (n != static_cast<ssize_t>(sizeof(failure))) return pid;  // exec'd (end of file)
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::string what = failure.stage >= 0 && failure.stage <= kExec
+                         ? kSpawnStages[failure.stage]
+                         : "start the process";
+  if (failure.stage == kChdir) what += " " + launch.workdir;
+  if (failure.stage == kOutputFile) what += " " + launch.output_path;
+  if (policy.run_as && failure.stage >= kSetGroups) what += " as user " + policy.run_as->name;
+  return Status::IoError("cannot " + what + ": " + strerror(failure.error));
+}
+
+// ---- One step's child ---------------------------------------------------------------------
+
 std::string ChildExit::describe() const {
   if (signal != 0) {
     const char* name = sigabbrev_np(signal);
@@ -34,68 +233,29 @@ std::string ChildExit::describe() const {
   return "exit code " + std::to_string(exit_code);
 }
 
-StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const ChildSpec& spec) {
+StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const ChildSpec& spec,
+                                                            const LaunchPolicy& policy) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) {
     return Status::IoError(std::string("pipe: ") + strerror(errno));
   }
-  // Environment: the agent's own, then the step's variables over it.
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& [k, v] : spec.env) env[k] = v;
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-
-  std::string sh = "/bin/sh", dash_c = "-c", command = spec.command;
-  char* argv[] = {sh.data(), dash_c.data(), command.data(), nullptr};
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull >= 0) posix_spawn_file_actions_adddup2(&actions, devnull, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
-  if (!spec.workdir.empty()) posix_spawn_file_actions_addchdir_np(&actions, spec.workdir.c_str());
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Own process group: a timeout or abort kills everything the step started.
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGINT);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (devnull >= 0) close(devnull);
+  ShellLaunch launch;
+  launch.command = spec.command;
+  launch.env = spec.env;
+  launch.workdir = spec.workdir;
+  launch.output_fd = pipefd[1];
+  auto pid = spawnShell(launch, policy);
   close(pipefd[1]);
-  if (rc != 0) {
+  if (!pid.ok()) {
     close(pipefd[0]);
-    return Status::IoError(std::string("cannot start /bin/sh: ") + strerror(rc));
+    return pid.status();
   }
   std::unique_ptr<ChildProcess> child(new ChildProcess());
-  child->pid_ = pid;
+  child->pid_ = *pid;
   child->out_fd_ = pipefd[0];
   fcntl(child->out_fd_, F_SETFL, fcntl(child->out_fd_, F_GETFL) | O_NONBLOCK);
   // Through syscall(): glibc 2.36 declares pidfd_open without C linkage for C++.
-  child->pid_fd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  child->pid_fd_ = static_cast<int>(syscall(SYS_pidfd_open, *pid, 0));
   if (child->pid_fd_ < 0) {
     int err = errno;
     child->signalGroup(SIGKILL);

@@ -1,5 +1,7 @@
-// One child process run with /bin/sh -c in its own process group, its
-// stdout and stderr merged into one pipe, its exit watched through a pidfd.
+// How the agent starts every process it runs for a plan (script steps and process-driver
+// replicas): the one environment merge, the one fork-and-exec with --run-as, and one child
+// process run with /bin/sh -c in its own process group, its stdout and stderr merged into one
+// pipe, its exit watched through a pidfd.
 #pragma once
 
 #include <sys/types.h>
@@ -10,15 +12,66 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.hpp"
 
 namespace flotilla::agent {
 
+// The user steps run as (--run-as USER), looked up once at agent start.
+struct RunAsUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string home;
+  // Supplementary groups, read at start: initgroups() reads /etc/group through NSS, which is not
+  // safe in the child of a multi-threaded process, so the child only calls setgroups().
+  std::vector<gid_t> groups;
+};
+
+// Looks USER up. Refused when the user does not exist, or when this process is not root and USER
+// is not the user it already runs as.
+common::StatusOr<RunAsUser> resolveRunAs(const std::string& name);
+
+// How every step and replica is started; fixed at agent start from its flags.
+struct LaunchPolicy {
+  std::vector<std::string> pass_env;  // --pass-env: names passed on beyond the defaults
+  std::optional<RunAsUser> run_as;    // --run-as: drop to this user before exec
+  mode_t umask = 022;                 // the children's umask (the agent's own is 077)
+};
+
+// Names every step gets from the agent's environment: PATH, HOME, LANG and FLOTILLA_*.
+bool isDefaultPassedName(std::string_view name);
+// An environment variable name a flag may give: [A-Za-z_][A-Za-z0-9_]*, at most 128 bytes.
+bool isValidEnvName(std::string_view name);
+
+// THE environment of a step or replica, as "NAME=value" sorted by name: from `agent_env` (the
+// agent's environ) only the default names and `policy.pass_env`; with --run-as, HOME is that
+// user's home; then `ours` (the FLOTILLA_* variables of the command) over all of it. Names in
+// `ours` outside FLOTILLA_* are dropped: a coordinator never sets PATH, LD_PRELOAD and the like.
+std::vector<std::string> stepEnvironment(const LaunchPolicy& policy, const char* const* agent_env,
+                                         const std::map<std::string, std::string>& ours);
+
+// One process to start with /bin/sh -c COMMAND.
+struct ShellLaunch {
+  std::string command;
+  std::map<std::string, std::string> env;  // FLOTILLA_* for stepEnvironment()
+  std::string workdir;                     // entered after dropping privileges; empty = the agent's
+  int output_fd = -1;       // stdout and stderr go to this descriptor, or else
+  std::string output_path;  // appended to this file (created 0600 before privileges drop)
+  bool new_session = false;  // setsid (outlives the agent) instead of a new process group
+};
+
+// The one place the agent starts a child: stdin from /dev/null, every other descriptor closed,
+// default signal dispositions and an empty mask, `policy.umask`, its own process group (or
+// session), then the user of `policy.run_as` (groups, gid, uid), the workdir, and exec. Returns
+// once the exec happened; a failure of any step before it is an error naming that step.
+common::StatusOr<pid_t> spawnShell(const ShellLaunch& launch, const LaunchPolicy& policy);
+
 struct ChildSpec {
   std::string command;                     // run with /bin/sh -c
-  std::map<std::string, std::string> env;  // added to (and overriding) the agent's environment
+  std::map<std::string, std::string> env;  // FLOTILLA_* variables, over the agent's (stepEnvironment)
   std::string workdir;                     // empty = the agent's
 };
 
@@ -30,7 +83,8 @@ struct ChildExit {
 
 class ChildProcess {
  public:
-  static common::StatusOr<std::unique_ptr<ChildProcess>> spawn(const ChildSpec& spec);
+  static common::StatusOr<std::unique_ptr<ChildProcess>> spawn(const ChildSpec& spec,
+                                                               const LaunchPolicy& policy = {});
   ~ChildProcess();  // kills the group if still running, reaps, closes fds
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;

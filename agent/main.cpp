@@ -1,4 +1,6 @@
 // flotilla-agent: flags, logging, signals; the rest is Agent::run().
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <filesystem>
@@ -15,6 +17,7 @@ void onSignal(int) { agent::Agent::requestStop(); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  const mode_t step_umask = ::umask(077);  // the state dir is born private; steps get the old one
   agent::AgentOptions options;
   std::vector<std::string> labels;
   std::string log_level = "info";
@@ -42,6 +45,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
+  // What steps and process-driver replicas get: an environment allowlist and a user.
+  std::vector<std::string> pass_env;
+  std::string run_as;
+  app.add_option("--pass-env", pass_env,
+                 "Pass this variable of the agent's environment on to steps (repeatable). Steps "
+                 "get only PATH, HOME, LANG and FLOTILLA_* by default, plus the FLOTILLA_* "
+                 "variables of the command");
+  app.add_option("--run-as", run_as,
+                 "Run steps and replicas as USER (its groups, gid and uid; HOME is its home). "
+                 "Needs root unless USER is the agent's own user; --workdir must be usable by "
+                 "USER");
   CLI11_PARSE(app, argc, argv);
 
   if (!common::isValidName(options.cluster)) {
@@ -67,6 +81,22 @@ int main(int argc, char** argv) {
   if (!options.workdir.empty() && !std::filesystem::is_directory(options.workdir)) {
     std::cerr << "flotilla-agent: --workdir " << options.workdir << " is not a directory\n";
     return 2;
+  }
+  for (const auto& name : pass_env) {
+    if (!agent::isValidEnvName(name)) {
+      std::cerr << "flotilla-agent: --pass-env wants a variable name, got \"" << name << "\"\n";
+      return 2;
+    }
+  }
+  options.launch.pass_env = pass_env;
+  options.launch.umask = step_umask;
+  if (!run_as.empty()) {
+    auto user = agent::resolveRunAs(run_as);
+    if (!user.ok()) {
+      std::cerr << "flotilla-agent: " << user.status().message() << "\n";
+      return 2;
+    }
+    options.launch.run_as = std::move(user).value();
   }
 
   common::Status s = common::setupLogging("agent " + options.cluster, log_level);

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,8 +36,6 @@
 #include "agent/haproxy.hpp"
 #include "agent/prometheus.hpp"
 #include "common/http_client.hpp"
-
-extern char** environ;
 
 namespace flotilla::agent {
 
@@ -660,11 +657,12 @@ int serverWeight(int share, size_t count) {
 class ServiceOps {
  public:
   ServiceOps(std::string state_dir, std::string service, const std::atomic<bool>& cancel,
-             const LineSink& log)
+             const LineSink& log, const LaunchPolicy& launch)
       : state_dir_(std::move(state_dir)),
         service_(std::move(service)),
         cancel_(cancel),
-        log_(log) {}
+        log_(log),
+        launch_(launch) {}
 
   bool aborted() const { return aborted_; }
 
@@ -784,54 +782,22 @@ class ServiceOps {
              << ": " << command << std::endl;
     }
 
-    std::vector<std::string> env_strings;
-    const std::map<std::string, std::string> ours = {
-        {"FLOTILLA_SERVICE", service_},
-        {"FLOTILLA_VERSION", version},
-        {"FLOTILLA_PREVIOUS_VERSION", spec.previous_version},
-        {"FLOTILLA_CLUSTER", spec.cluster},
-        {"FLOTILLA_DEPLOYMENT", spec.deployment},
-        {"FLOTILLA_PORT", std::to_string(port)}};
-    for (char** e = environ; e && *e; ++e) {
-      const std::string entry = *e;
-      const std::string name = entry.substr(0, entry.find('='));
-      if (!ours.count(name)) env_strings.push_back(entry);
+    ShellLaunch launch;
+    launch.command = command;
+    launch.env = {{"FLOTILLA_SERVICE", service_},
+                  {"FLOTILLA_VERSION", version},
+                  {"FLOTILLA_PREVIOUS_VERSION", spec.previous_version},
+                  {"FLOTILLA_CLUSTER", spec.cluster},
+                  {"FLOTILLA_DEPLOYMENT", spec.deployment},
+                  {"FLOTILLA_PORT", std::to_string(port)}};
+    launch.output_path = log_path;
+    // Its own session, so the agent's terminal and process group signals never reach it.
+    launch.new_session = true;
+    auto spawned = spawnShell(launch, launch_);
+    if (!spawned.ok()) {
+      return Status::IoError("spawn /bin/sh for " + version + ": " + spawned.status().message());
     }
-    for (const auto& [k, v] : ours) env_strings.push_back(k + "=" + v);
-    std::vector<char*> envp;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-
-    std::string sh = "/bin/sh", dash_c = "-c";
-    char* argv[] = {sh.data(), dash_c.data(), command.data(), nullptr};
-
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                     0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    // The replica outlives the agent: it must not keep the agent's sockets and files open.
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-    // Its own session, so the agent's terminal and process group signals never reach it; a
-    // clean signal state, whatever the spawning thread had blocked or ignored.
-    sigset_t empty, defaults;
-    sigemptyset(&empty);
-    sigemptyset(&defaults);
-    for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) {
-      sigaddset(&defaults, sig);
-    }
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid = -1;
-    const int rc = posix_spawn(&pid, sh.c_str(), &actions, &attr, argv, envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) return Status::IoError("spawn /bin/sh for " + version + ": " + std::strerror(rc));
+    const pid_t pid = *spawned;
 
     auto ticks = processStartTicks(pid);
     if (!ticks.ok()) {
@@ -1101,6 +1067,7 @@ class ServiceOps {
   std::string service_;
   const std::atomic<bool>& cancel_;
   const LineSink& log_;
+  const LaunchPolicy& launch_;  // how replicas start (--pass-env, --run-as)
   ServiceRecord record_;
   std::unique_ptr<HaproxyAdmin> admin_;
   bool aborted_ = false;
@@ -2309,8 +2276,8 @@ const char* stepName(ProcessStep step) {
 
 }  // namespace
 
-ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster)
-    : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)) {}
+ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster, LaunchPolicy launch)
+    : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)), launch_(std::move(launch)) {}
 
 StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
                               const std::atomic<bool>& cancel, const LineSink& log,
@@ -2333,7 +2300,7 @@ StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
       }
       std::this_thread::sleep_for(kCancelSlice);
     }
-    ServiceOps ops(state_dir_, spec->service, cancel, log);
+    ServiceOps ops(state_dir_, spec->service, cancel, log, launch_);
     if (Status s = ops.load(); !s.ok()) {
       report.message = "cannot read the record of " + spec->service + ": " + s.message();
       return report;
@@ -2412,7 +2379,7 @@ common::Status ProcessDriver::recover(const LineSink& log) {
   for (const std::string& service : services) {
     try {
       std::lock_guard lock(serviceMutex(state_dir_, service));
-      ServiceOps ops(state_dir_, service, never, log);
+      ServiceOps ops(state_dir_, service, never, log, launch_);
       if (Status s = ops.load(); !s.ok()) {
         say("cannot read the record of " + service + ": " + s.toString());
         continue;

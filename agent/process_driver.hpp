@@ -61,6 +61,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/child_process.hpp"
 #include "agent/stage_record.hpp"
 #include "common/status.hpp"
 
@@ -89,8 +90,9 @@ using AlertSink = std::function<void(const AlertReport& alert)>;
 
 class ProcessDriver {
  public:
-  // `state_dir`: the agent's state directory; `cluster`: for {cluster} in paths.
-  ProcessDriver(std::string state_dir, std::string cluster);
+  // `state_dir`: the agent's state directory; `cluster`: for {cluster} in paths; `launch`: how
+  // replicas start (the agent's --pass-env and --run-as).
+  ProcessDriver(std::string state_dir, std::string cluster, LaunchPolicy launch = {});
 
   // Re-adopts replicas recorded in the state dir that are still alive.
   // Called once at agent start, before any step.
@@ -106,6 +108,7 @@ class ProcessDriver {
  private:
   std::string state_dir_;
   std::string cluster_;
+  LaunchPolicy launch_;
 };
 
 }  // namespace flotilla::agent

@@ -6,22 +6,21 @@ namespace flotilla::agent {
 using common::Status;
 using common::StatusOr;
 
-ScriptDriver::ScriptDriver(std::string workdir, std::map<std::string, std::string> labels)
-    : workdir_(std::move(workdir)), labels_(std::move(labels)) {}
+ScriptDriver::ScriptDriver(std::string workdir, std::map<std::string, std::string> labels,
+                           LaunchPolicy launch)
+    : workdir_(std::move(workdir)), labels_(std::move(labels)), launch_(std::move(launch)) {}
 
 StatusOr<std::unique_ptr<ChildProcess>> ScriptDriver::start(const StepRequest& request) const {
   if (request.command.empty()) return Status::InvalidArgument("empty command");
   ChildSpec spec;
   spec.command = request.command;
   spec.workdir = workdir_;
-  for (const auto& [k, v] : request.env) {
-    // The coordinator may only set our own namespace of variables, never
-    // PATH, LD_PRELOAD and the like.
-    if (k.rfind("FLOTILLA_", 0) == 0) spec.env[k] = v;
-  }
+  // stepEnvironment() keeps only FLOTILLA_* of these: the coordinator never sets PATH,
+  // LD_PRELOAD and the like.
+  spec.env = request.env;
   auto env = labels_.find("environment");
   spec.env["FLOTILLA_ENVIRONMENT"] = env == labels_.end() ? "" : env->second;
-  return ChildProcess::spawn(spec);
+  return ChildProcess::spawn(spec, launch_);
 }
 
 }  // namespace flotilla::agent

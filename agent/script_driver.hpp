@@ -1,5 +1,6 @@
 // The script driver: a step is a shell command run with /bin/sh -c, with the
-// FLOTILLA_* variables the coordinator chose plus the cluster's environment.
+// FLOTILLA_* variables the coordinator chose plus the cluster's environment, over the
+// agent's allowlisted environment (stepEnvironment), as the --run-as user if any.
 #pragma once
 
 #include <chrono>
@@ -23,12 +24,14 @@ struct StepRequest {
 
 class ScriptDriver {
  public:
-  ScriptDriver(std::string workdir, std::map<std::string, std::string> labels);
+  ScriptDriver(std::string workdir, std::map<std::string, std::string> labels,
+               LaunchPolicy launch = {});
   common::StatusOr<std::unique_ptr<ChildProcess>> start(const StepRequest& request) const;
 
  private:
   std::string workdir_;
   std::map<std::string, std::string> labels_;
+  LaunchPolicy launch_;
 };
 
 }  // namespace flotilla::agent

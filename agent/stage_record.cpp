@@ -2,6 +2,8 @@
 #include "agent/stage_record.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <sstream>
+
+#include "common/private_dir.hpp"
 
 namespace flotilla::agent {
 
@@ -82,7 +86,7 @@ namespace {
 Status writeFileDurably(const fs::path& path, const std::string& content) {
   fs::path tmp = path;
   tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Status::IoError("open " + tmp.string() + ": " + strerror(errno));
   const char* p = content.data();
   size_t left = content.size();
@@ -172,9 +176,14 @@ StageRecord fromJson(const json& j) {
 
 StatusOr<std::unique_ptr<StageStore>> StageStore::open(const std::string& dir,
                                                        const std::string& cluster) {
-  std::error_code ec;
-  fs::create_directories(fs::path(dir) / "stages", ec);
-  if (ec) return Status::IoError("cannot create state dir " + dir + ": " + ec.message());
+  Status made = common::createPrivateDirectories((fs::path(dir) / "stages").string());
+  if (!made.ok()) return Status::IoError("cannot create state dir " + dir + ": " + made.message());
+  auto tightened = common::makePrivateTree(dir);
+  if (!tightened.ok()) return tightened.status();
+  if (*tightened > 0) {
+    spdlog::warn("state dir {}: {} directories and files were readable by others; now 0700/0600",
+                 dir, *tightened);
+  }
   std::unique_ptr<StageStore> store(new StageStore(dir, cluster));
   Status s = store->load();
   if (!s.ok()) return s;
@@ -206,6 +215,7 @@ Status StageStore::loadFiles() {
                                      j["cluster"].get<std::string>() + ", not " + cluster_);
     }
     highest_epoch_ = j["highest_epoch"].get<uint64_t>();
+    enrolled_ = j.contains("enrolled") && j["enrolled"].is_boolean() && j["enrolled"].get<bool>();
   } else {
     Status s = writeAgentFile();
     if (!s.ok()) return s;
@@ -236,8 +246,16 @@ Status StageStore::loadFiles() {
 }
 
 Status StageStore::writeAgentFile() {
-  json j = {{"cluster", cluster_}, {"highest_epoch", highest_epoch_}};
+  json j = {{"cluster", cluster_}, {"highest_epoch", highest_epoch_}, {"enrolled", enrolled_}};
   return writeFileDurably(fs::path(dir_) / "agent.json", j.dump());
+}
+
+Status StageStore::markEnrolled() {
+  if (enrolled_) return Status::Ok();
+  enrolled_ = true;
+  Status s = writeAgentFile();
+  if (!s.ok()) enrolled_ = false;
+  return s;
 }
 
 Status StageStore::setHighestEpoch(uint64_t epoch) {
@@ -261,9 +279,14 @@ std::string StageStore::recordPath(const StageKey& key) const {
 
 std::string StageStore::logPath(const StageKey& key) const {
   fs::path dir = fs::path(dir_) / "logs" / key.deployment;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
+  common::createPrivateDirectories(dir.string()).ignoreError();  // open() then says why
   return (dir / (fileStem(key) + ".log")).string();
+}
+
+int StageStore::openLog(const StageKey& key) const {
+  if (!isValidDeploymentId(key.deployment) || !isValidStageId(key.stage)) return -1;
+  return ::open(logPath(key).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                common::kPrivateFileMode);
 }
 
 Status StageStore::put(const StageRecord& record) {
@@ -271,9 +294,8 @@ Status StageStore::put(const StageRecord& record) {
     return Status::InvalidArgument("refusing to record stage " + record.key.toString());
   }
   fs::path path = recordPath(record.key);
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  if (ec) return Status::IoError("cannot create " + path.parent_path().string());
+  Status made = common::createPrivateDirectories(path.parent_path().string());
+  if (!made.ok()) return made;
   Status s = writeFileDurably(path, toJson(record).dump());
   if (!s.ok()) return s;
   records_[record.key] = record;

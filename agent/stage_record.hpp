@@ -15,6 +15,9 @@
 // A record is written (temp file, fsync, rename, fsync dir) before the step
 // starts and again when it ends. A "started" record found at start-up means
 // the agent died while the step ran: its effect is unknown.
+//
+// Everything here is the agent's alone (records and logs hold plan text and step output):
+// directories 0700, files 0600; open() tightens a dir left with looser modes, and says so.
 #pragma once
 
 #include <cstdint>
@@ -77,8 +80,13 @@ class StageStore {
 
   uint64_t highestEpoch() const { return highest_epoch_; }
   common::Status setHighestEpoch(uint64_t epoch);
+  // Whether a registration with an enrollment token was accepted once (agent.json "enrolled").
+  bool enrolled() const { return enrolled_; }
+  common::Status markEnrolled();
 
   std::string logPath(const StageKey& key) const;  // creates its directory
+  // Opens the stage's log for appending (created 0600, its directory 0700); -1 when it cannot.
+  int openLog(const StageKey& key) const;
 
  private:
   explicit StageStore(std::string dir, std::string cluster)
@@ -91,6 +99,7 @@ class StageStore {
   std::string dir_;
   std::string cluster_;
   uint64_t highest_epoch_ = 0;
+  bool enrolled_ = false;
   std::map<StageKey, StageRecord> records_;
 };
 

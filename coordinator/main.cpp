@@ -1,6 +1,7 @@
 // flotilla-coordinator: flags, logging, signals; the rest is runServer().
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -33,6 +34,7 @@ void raiseFileLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ::umask(077);  // the data dir (RocksDB, keys) is born private: 0700 dirs, 0600 files
   coordinator::ServerOptions options;
   std::string log_level = "info";
   std::string lost_after = "15s";

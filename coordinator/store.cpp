@@ -16,6 +16,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "common/private_dir.hpp"
 #include "common/time_format.hpp"
 
 namespace flotilla::coordinator {
@@ -133,10 +134,20 @@ StatusOr<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   // One writer (the engine thread): insert hints need the memtable written by one thread.
   options.allow_concurrent_memtable_write = false;
   options.memtable_insert_with_hint_prefix_extractor = std::make_shared<KeyDirectory>();
+  // Plans, step output and credentials live here: owner-only, also when an older version left the
+  // dir readable (RocksDB creates files through the umask, which main() sets to 077).
+  Status made = common::createPrivateDirectories(dir);
+  if (!made.ok()) return Status::IoError("cannot create the data dir: " + made.message());
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) return Status::IoError("cannot open the store in " + dir + ": " + s.ToString());
   std::unique_ptr<Store> store(new Store(std::unique_ptr<rocksdb::DB>(raw)));
+  auto tightened = common::makePrivateTree(dir);
+  if (!tightened.ok()) return tightened.status();
+  if (*tightened > 0) {
+    spdlog::warn("data dir {}: {} directories and files were readable by others; now 0700/0600",
+                 dir, *tightened);
+  }
   store->dir_ = dir;
   return store;
 }

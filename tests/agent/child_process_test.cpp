@@ -3,12 +3,17 @@
 #include "agent/child_process.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -17,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -465,6 +471,256 @@ TEST(ChildProcessTest, CloseOutputStopsReading) {
   Collected c = collect(*child);
   ASSERT_TRUE(c.exit.has_value());
   EXPECT_EQ(c.exit->signal, SIGKILL);
+}
+
+
+// ---- Environment allowlist (stepEnvironment) -------------------------------------------------
+
+std::map<std::string, std::string> asMap(const std::vector<std::string>& env) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : env) {
+    auto eq = kv.find('=');
+    out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return out;
+}
+
+TEST(StepEnvironmentTest, OnlyTheDefaultNamesPassByDefault) {
+  const char* agent_env[] = {"PATH=/usr/bin",         "HOME=/root",
+                             "LANG=C.UTF-8",          "FLOTILLA_FAILPOINTS=x",
+                             "AWS_SECRET_ACCESS_KEY=hunter2", "LD_PRELOAD=/evil.so",
+                             "LC_ALL=C",              "PATHX=no",
+                             "NOEQUALS",              nullptr};
+  auto env = asMap(stepEnvironment(LaunchPolicy{}, agent_env, {}));
+  EXPECT_EQ(env, (std::map<std::string, std::string>{{"PATH", "/usr/bin"},
+                                                     {"HOME", "/root"},
+                                                     {"LANG", "C.UTF-8"},
+                                                     {"FLOTILLA_FAILPOINTS", "x"}}));
+}
+
+TEST(StepEnvironmentTest, PassEnvAddsNamedVariablesOnly) {
+  const char* agent_env[] = {"KUBECONFIG=/etc/kube", "AWS_SECRET_ACCESS_KEY=hunter2",
+                             "KUBECONFIG_EXTRA=no", nullptr};
+  LaunchPolicy policy;
+  policy.pass_env = {"KUBECONFIG", "NOT_SET"};
+  auto env = asMap(stepEnvironment(policy, agent_env, {}));
+  EXPECT_EQ(env, (std::map<std::string, std::string>{{"KUBECONFIG", "/etc/kube"}}));
+}
+
+TEST(StepEnvironmentTest, CommandVariablesWinAndOnlyFlotillaOnesAreTaken) {
+  const char* agent_env[] = {"FLOTILLA_VERSION=agent", "PATH=/usr/bin", nullptr};
+  auto env = asMap(stepEnvironment(LaunchPolicy{}, agent_env,
+                                   {{"FLOTILLA_VERSION", "1.4.2"},
+                                    {"FLOTILLA_WEIGHT", "10"},
+                                    {"PATH", "/tmp/evil"},
+                                    {"LD_PRELOAD", "/evil.so"}}));
+  EXPECT_EQ(env, (std::map<std::string, std::string>{
+                     {"FLOTILLA_VERSION", "1.4.2"}, {"FLOTILLA_WEIGHT", "10"}, {"PATH", "/usr/bin"}}));
+}
+
+TEST(StepEnvironmentTest, RunAsSetsThatUsersHome) {
+  const char* agent_env[] = {"HOME=/root", nullptr};
+  LaunchPolicy policy;
+  policy.run_as = RunAsUser{"svc", 1000, 1000, "/home/svc", {1000}};
+  EXPECT_EQ(asMap(stepEnvironment(policy, agent_env, {}))["HOME"], "/home/svc");
+  const char* no_home[] = {nullptr};
+  EXPECT_EQ(asMap(stepEnvironment(policy, no_home, {}))["HOME"], "/home/svc");
+}
+
+TEST(StepEnvironmentTest, SortedByName) {
+  const char* agent_env[] = {"PATH=/bin", "HOME=/h", "FLOTILLA_B=2", "FLOTILLA_A=1", nullptr};
+  EXPECT_EQ(stepEnvironment(LaunchPolicy{}, agent_env, {}),
+            (std::vector<std::string>{"FLOTILLA_A=1", "FLOTILLA_B=2", "HOME=/h", "PATH=/bin"}));
+}
+
+TEST(StepEnvironmentTest, EnvNames) {
+  EXPECT_TRUE(isValidEnvName("KUBECONFIG"));
+  EXPECT_TRUE(isValidEnvName("_x1"));
+  EXPECT_FALSE(isValidEnvName(""));
+  EXPECT_FALSE(isValidEnvName("1X"));
+  EXPECT_FALSE(isValidEnvName("A=B"));
+  EXPECT_FALSE(isValidEnvName("A-B"));
+  EXPECT_FALSE(isValidEnvName(std::string(129, 'A')));
+  EXPECT_TRUE(isDefaultPassedName("PATH"));
+  EXPECT_TRUE(isDefaultPassedName("FLOTILLA_ANYTHING"));
+  EXPECT_FALSE(isDefaultPassedName("PATH_X"));
+  EXPECT_FALSE(isDefaultPassedName("LC_ALL"));
+}
+
+TEST(ChildProcessTest, TheAgentsOtherVariablesDoNotReachTheStep) {
+  ASSERT_EQ(setenv("FLOTILLA_TEST_SECRET_TOKEN", "visible-by-design", 1), 0);
+  ASSERT_EQ(setenv("TEST_AGENT_SECRET", "hunter2", 1), 0);
+  ASSERT_EQ(setenv("TEST_PASSED_ON", "kept", 1), 0);
+  LaunchPolicy policy;
+  policy.pass_env = {"TEST_PASSED_ON"};
+  auto child = ChildProcess::spawn(ChildSpec{"env", {{"FLOTILLA_VERSION", "2.0.0"}}, ""}, policy);
+  unsetenv("FLOTILLA_TEST_SECRET_TOKEN");
+  unsetenv("TEST_AGENT_SECRET");
+  unsetenv("TEST_PASSED_ON");
+  ASSERT_TRUE(child.ok()) << child.status().toString();
+  Collected c = collect(**child);
+  std::map<std::string, std::string> env;
+  for (const auto& line : c.lines) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  EXPECT_EQ(env.count("TEST_AGENT_SECRET"), 0u) << ::testing::PrintToString(c.lines);
+  EXPECT_EQ(env["TEST_PASSED_ON"], "kept");
+  EXPECT_EQ(env["FLOTILLA_VERSION"], "2.0.0");
+  EXPECT_EQ(env["FLOTILLA_TEST_SECRET_TOKEN"], "visible-by-design");
+  for (const auto& [k, v] : env) {
+    // sh adds PWD, SHLVL and _ itself.
+    bool allowed = isDefaultPassedName(k) || k == "TEST_PASSED_ON" || k == "PWD" ||
+                   k == "SHLVL" || k == "_" || k == "OLDPWD";
+    EXPECT_TRUE(allowed) << k << " reached the step";
+  }
+}
+
+// ---- spawnShell: umask, output file, descriptors, sessions, --run-as ---------------------------
+
+class SpawnShellTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/flotilla-spawn-test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr) << strerror(errno);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  // Runs `command` with output to dir_/out.log; returns that file's text once it exited.
+  std::string runToFile(const std::string& command, const LaunchPolicy& policy,
+                        bool new_session = false) {
+    ShellLaunch launch;
+    launch.command = command;
+    launch.output_path = dir_ + "/out.log";
+    launch.new_session = new_session;
+    auto pid = spawnShell(launch, policy);
+    EXPECT_TRUE(pid.ok()) << pid.status().toString();
+    if (!pid.ok()) return "";
+    int status = 0;
+    waitpid(*pid, &status, 0);
+    std::ifstream in(launch.output_path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  std::string dir_;
+};
+
+TEST_F(SpawnShellTest, OutputFileIsCreated0600AndAppended) {
+  EXPECT_EQ(runToFile("echo one", LaunchPolicy{}), "one\n");
+  EXPECT_EQ(runToFile("echo two >&2", LaunchPolicy{}), "one\ntwo\n");
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ + "/out.log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(SpawnShellTest, ChildGetsThePolicysUmaskNotTheAgents) {
+  mode_t was = umask(077);
+  LaunchPolicy policy;
+  policy.umask = 027;
+  std::string out = runToFile("umask", policy);
+  umask(was);
+  EXPECT_EQ(out, "0027\n");
+}
+
+TEST_F(SpawnShellTest, OnlyStandardDescriptorsAreInherited) {
+  int leaked = open("/dev/null", O_RDONLY);  // no O_CLOEXEC: a careless descriptor of the agent
+  ASSERT_GE(leaked, 3);
+  std::string out = runToFile("ls /proc/$$/fd | sort -n | tr '\\n' ' '", LaunchPolicy{});
+  close(leaked);
+  // 0..2, plus the directory ls itself opens; never `leaked` (unless it is the one ls opened).
+  EXPECT_EQ(out.rfind("0 1 2 ", 0), 0u) << out;
+  EXPECT_LE(std::count(out.begin(), out.end(), ' '), 4) << out;
+}
+
+TEST_F(SpawnShellTest, NewSessionOrOwnGroup) {
+  std::string own = runToFile("ps -o pid=,pgid=,sid= -p $$", LaunchPolicy{});
+  std::istringstream a(own);
+  long pid = 0, pgid = 0, sid = 0;
+  a >> pid >> pgid >> sid;
+  EXPECT_EQ(pid, pgid) << own;
+  EXPECT_NE(pid, sid) << own;
+  std::filesystem::remove(dir_ + "/out.log");
+  std::string session = runToFile("ps -o pid=,pgid=,sid= -p $$", LaunchPolicy{}, true);
+  std::istringstream b(session);
+  b >> pid >> pgid >> sid;
+  EXPECT_EQ(pid, sid) << session;
+}
+
+TEST_F(SpawnShellTest, IgnoredSignalsAreResetInTheChild) {
+  auto* was = signal(SIGPIPE, SIG_IGN);  // what the agent does
+  std::string out = runToFile("grep SigIgn /proc/$$/status", LaunchPolicy{});
+  signal(SIGPIPE, was);
+  EXPECT_EQ(out, "SigIgn:\t0000000000000000\n");
+}
+
+TEST_F(SpawnShellTest, FailuresBeforeExecAreReportedWithTheirStep) {
+  ShellLaunch launch;
+  launch.command = "true";
+  launch.output_path = dir_ + "/missing-dir/out.log";
+  auto pid = spawnShell(launch, LaunchPolicy{});
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.status().message().find("open the output file"), std::string::npos)
+      << pid.status().toString();
+  launch.output_path = dir_ + "/out.log";
+  launch.workdir = dir_ + "/nope";
+  pid = spawnShell(launch, LaunchPolicy{});
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.status().message().find("enter the workdir " + dir_ + "/nope"), std::string::npos)
+      << pid.status().toString();
+}
+
+TEST(RunAsTest, UnknownUserIsRefused) {
+  auto user = resolveRunAs("flotilla-no-such-user");
+  ASSERT_FALSE(user.ok());
+  EXPECT_NE(user.status().message().find("no such user"), std::string::npos);
+}
+
+TEST(RunAsTest, ItselfIsAlwaysAllowed) {
+  passwd* me = getpwuid(geteuid());
+  ASSERT_NE(me, nullptr);
+  auto user = resolveRunAs(me->pw_name);
+  ASSERT_TRUE(user.ok()) << user.status().toString();
+  EXPECT_EQ(user->uid, geteuid());
+  EXPECT_EQ(user->home, me->pw_dir);
+}
+
+TEST_F(SpawnShellTest, RunAsNobodyDropsUidGidAndGroups) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  auto nobody = resolveRunAs("nobody");
+  ASSERT_TRUE(nobody.ok()) << nobody.status().toString();
+  EXPECT_NE(nobody->uid, 0u);
+  LaunchPolicy policy;
+  policy.run_as = *nobody;
+  std::string out = runToFile("id -u; id -g; id -G; echo \"$HOME\"", policy);
+  std::ostringstream want;
+  want << nobody->uid << "\n" << nobody->gid << "\n";
+  EXPECT_EQ(out.rfind(want.str(), 0), 0u) << out;
+  EXPECT_EQ(out.find(" 0 "), std::string::npos) << "still in group root: " << out;
+  EXPECT_NE(out.find("\n" + nobody->home + "\n"), std::string::npos) << out;
+  // The output file was opened before the drop: it is the agent's, and private.
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ + "/out.log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+}
+
+TEST_F(SpawnShellTest, RunAsNobodyCannotEnterAPrivateWorkdir) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  auto nobody = resolveRunAs("nobody");
+  ASSERT_TRUE(nobody.ok());
+  LaunchPolicy policy;
+  policy.run_as = *nobody;
+  std::filesystem::create_directory(dir_ + "/private");
+  chmod((dir_ + "/private").c_str(), 0700);
+  ShellLaunch launch;
+  launch.command = "true";
+  launch.output_path = dir_ + "/out.log";
+  launch.workdir = dir_ + "/private";
+  auto pid = spawnShell(launch, policy);
+  ASSERT_FALSE(pid.ok());
+  EXPECT_NE(pid.status().message().find("as user nobody"), std::string::npos)
+      << pid.status().toString();
 }
 
 }  // namespace

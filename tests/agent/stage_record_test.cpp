@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -179,6 +180,60 @@ TEST_F(StageStoreTest, LogPathIsUnderLogsAndItsDirectoryExists) {
   fs::path log = store_->logPath(key);
   EXPECT_EQ(log, fs::path(dir_) / "logs" / "checkout-7" / "eu-west-1~verify.2.log");
   EXPECT_TRUE(fs::is_directory(log.parent_path()));
+}
+
+// ---- Files at rest: the agent's alone -------------------------------------------------------
+
+unsigned modeOf(const fs::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+  return st.st_mode & 07777;
+}
+
+TEST_F(StageStoreTest, EverythingWrittenIsOwnerOnlyWhateverTheUmask) {
+  mode_t was = ::umask(022);
+  store_.reset();
+  fs::remove_all(dir_);
+  reopen();
+  StageKey key{"checkout-7", "eu-west-1/apply", 1};
+  ASSERT_TRUE(store_->put(record("checkout-7", "eu-west-1/apply", 1, 1)).ok());
+  ASSERT_TRUE(store_->setHighestEpoch(7).ok());
+  int fd = store_->openLog(key);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "secret output\n", 14), 14);
+  ::close(fd);
+  ::umask(was);
+  size_t seen = 0;
+  EXPECT_EQ(modeOf(dir_), 0700u);
+  for (const auto& f : fs::recursive_directory_iterator(dir_)) {
+    ++seen;
+    EXPECT_EQ(modeOf(f.path()), f.is_directory() ? 0700u : 0600u) << f.path();
+  }
+  EXPECT_GE(seen, 7u);  // agent.json, stages/, its dir and record, logs/, its dir and log
+}
+
+TEST_F(StageStoreTest, OpenTightensAStateDirLeftReadableByOthers) {
+  StageKey key{"checkout-7", "eu-west-1/apply", 1};
+  ASSERT_TRUE(store_->put(record("checkout-7", "eu-west-1/apply", 1, 1)).ok());
+  int fd = store_->openLog(key);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  store_.reset();
+  // What an older agent left: 0755 directories and 0644 files.
+  for (const auto& f : fs::recursive_directory_iterator(dir_)) {
+    ::chmod(f.path().c_str(), f.is_directory() ? 0755 : 0644);
+  }
+  ::chmod(dir_.c_str(), 0755);
+  reopen();
+  EXPECT_EQ(modeOf(dir_), 0700u);
+  for (const auto& f : fs::recursive_directory_iterator(dir_)) {
+    EXPECT_EQ(modeOf(f.path()), f.is_directory() ? 0700u : 0600u) << f.path();
+  }
+  EXPECT_TRUE(store_->find(key).has_value());
+}
+
+TEST_F(StageStoreTest, OpenLogRefusesIdsThatAreNotFileNames) {
+  EXPECT_EQ(store_->openLog(StageKey{"../../etc", "eu-west-1/apply", 1}), -1);
 }
 
 TEST(StageKeyTest, ToStringAndOrdering) {
