@@ -65,9 +65,8 @@ std::optional<AuditRecord> decode(const std::string& value) {
   if (!j.is_object() || !j.contains("seq") || !j["seq"].is_number_unsigned()) return std::nullopt;
   AuditRecord r;
   r.seq = j["seq"].get<uint64_t>();
-  r.time_ms = j.contains("time_ms") && j["time_ms"].is_number_integer()
-                  ? j["time_ms"].get<int64_t>()
-                  : 0;
+  r.time_ms =
+      j.contains("time_ms") && j["time_ms"].is_number_integer() ? j["time_ms"].get<int64_t>() : 0;
   r.entry.actor = str(j, "actor");
   r.entry.role = str(j, "role");
   r.entry.action = str(j, "action");

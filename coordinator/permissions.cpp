@@ -69,9 +69,10 @@ bool inEnvs(const Actor& actor, const std::string& env) {
 
 // The check for one wave: clusters already chosen, or what its plan entry names and selects.
 Status checkWave(const Actor& actor, Permission permission, const common::Wave& spec,
-                 const WaveProgress* progress, const std::map<std::string, const AgentInfo*>& by_name) {
-  const std::string who = "token " + actor.name + " (" + actor.role + " of " +
-                          envList(actor.envs) + ")";
+                 const WaveProgress* progress,
+                 const std::map<std::string, const AgentInfo*>& by_name) {
+  const std::string who =
+      "token " + actor.name + " (" + actor.role + " of " + envList(actor.envs) + ")";
   auto checkCluster = [&](const std::string& cluster) -> Status {
     auto it = by_name.find(cluster);
     if (it == by_name.end()) {
@@ -117,10 +118,10 @@ Status checkWave(const Actor& actor, Permission permission, const common::Wave& 
   }
   auto pinned = spec.selector.find("environment");
   if (pinned == spec.selector.end() || !inEnvs(actor, pinned->second)) {
-    return Status::PermissionDenied(
-        who + " may not " + verbFor(permission) + " to wave " + spec.name +
-        ": its selector does not pin environment to " + envList(actor.envs) +
-        ", so it could pick clusters of other environments");
+    return Status::PermissionDenied(who + " may not " + verbFor(permission) + " to wave " +
+                                    spec.name + ": its selector does not pin environment to " +
+                                    envList(actor.envs) +
+                                    ", so it could pick clusters of other environments");
   }
   return Status::Ok();
 }

@@ -84,8 +84,9 @@ std::optional<Role> parseRole(std::string_view name) {
 
 Status validateToken(const std::string& name, Role role, const std::vector<std::string>& envs) {
   if (!common::isValidName(name)) {
-    return Status::InvalidArgument("token name must be 1-63 characters of a-z, 0-9 and '-' (not "
-                                   "at either end)");
+    return Status::InvalidArgument(
+        "token name must be 1-63 characters of a-z, 0-9 and '-' (not "
+        "at either end)");
   }
   if (!envs.empty() && role != Role::kDeployer && role != Role::kApprover) {
     // A viewer reads everything and an admin may do everything: a limit would mean nothing.

@@ -70,14 +70,13 @@ class Tokens {
  private:
   Store& store_;
   mutable std::mutex mu_;
-  std::map<std::string, TokenInfo> by_name_;                // guarded by mu_
-  std::unordered_map<std::string, std::string> by_hash_;   // hash -> name, guarded by mu_
+  std::map<std::string, TokenInfo> by_name_;              // guarded by mu_
+  std::unordered_map<std::string, std::string> by_hash_;  // hash -> name, guarded by mu_
 };
 
 // `flotilla-coordinator bootstrap-admin`: on a store opened by this process alone (no group
 // commit), creates the first admin token `name` and audits it. FailedPrecondition when an admin
 // token exists already. Returns the secret.
-common::StatusOr<std::string> bootstrapAdmin(Store& store, const std::string& name,
-                                             int64_t now_ms);
+common::StatusOr<std::string> bootstrapAdmin(Store& store, const std::string& name, int64_t now_ms);
 
 }  // namespace flotilla::coordinator

@@ -81,8 +81,8 @@ TEST(PermissionsTest, RoleGrants) {
   EXPECT_FALSE(roleGrants(Role::kDeployer, Permission::kAdmin));
   EXPECT_TRUE(roleGrants(Role::kApprover, Permission::kApprove));
   EXPECT_FALSE(roleGrants(Role::kApprover, Permission::kDeploy));
-  for (Permission p : {Permission::kRead, Permission::kDeploy, Permission::kApprove,
-                       Permission::kAdmin}) {
+  for (Permission p :
+       {Permission::kRead, Permission::kDeploy, Permission::kApprove, Permission::kAdmin}) {
     EXPECT_TRUE(roleGrants(Role::kAdmin, p));
   }
 }
@@ -94,14 +94,15 @@ TEST(PermissionsTest, PlanEnvironmentsNameTheClusterAndEnvironment) {
   EXPECT_TRUE(s.isPermissionDenied());
   EXPECT_NE(s.message().find("prod-eu-1"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("production"), std::string::npos) << s.message();
-  EXPECT_TRUE(checkPlanEnvironments(actor("deployer", {"staging", "production"}), plan, kFleet).ok());
+  EXPECT_TRUE(
+      checkPlanEnvironments(actor("deployer", {"staging", "production"}), plan, kFleet).ok());
   EXPECT_TRUE(checkPlanEnvironments(actor("deployer", {}), plan, kFleet).ok());
   EXPECT_TRUE(checkPlanEnvironments(actor("admin", {"staging"}), plan, kFleet).ok());
 
   common::Plan unknown;
   unknown.waves = {byNames("w", {"ghost"})};
-  EXPECT_TRUE(checkPlanEnvironments(actor("deployer", {"staging"}), unknown, kFleet)
-                  .isPermissionDenied());
+  EXPECT_TRUE(
+      checkPlanEnvironments(actor("deployer", {"staging"}), unknown, kFleet).isPermissionDenied());
   common::Plan unlabelled;
   unlabelled.waves = {byNames("w", {"unlabelled"})};
   EXPECT_TRUE(checkPlanEnvironments(actor("deployer", {"staging"}), unlabelled, kFleet)
@@ -122,8 +123,8 @@ TEST(PermissionsTest, SelectorsMustStayInTheEnvironments) {
   // Matches only staging today, but could pick any cluster registering later.
   common::Plan loose;
   loose.waves = {bySelector("w", {{"region", "eu"}, {"tier", "none"}})};
-  EXPECT_TRUE(checkPlanEnvironments(actor("deployer", {"staging"}), loose, kFleet)
-                  .isPermissionDenied());
+  EXPECT_TRUE(
+      checkPlanEnvironments(actor("deployer", {"staging"}), loose, kFleet).isPermissionDenied());
 }
 
 TEST(PermissionsTest, DeploymentUsesResolvedClustersAndTheApprovedWave) {
@@ -138,10 +139,10 @@ TEST(PermissionsTest, DeploymentUsesResolvedClustersAndTheApprovedWave) {
   d.waves[0].clusters[0].name = "staging-eu";
   d.waves[1].name = "prod";
 
-  EXPECT_TRUE(checkDeploymentEnvironments(actor("deployer", {"staging"}), d, kFleet)
-                  .isPermissionDenied());
-  EXPECT_TRUE(checkDeploymentEnvironments(actor("deployer", {"production", "staging"}), d, kFleet)
-                  .ok());
+  EXPECT_TRUE(
+      checkDeploymentEnvironments(actor("deployer", {"staging"}), d, kFleet).isPermissionDenied());
+  EXPECT_TRUE(
+      checkDeploymentEnvironments(actor("deployer", {"production", "staging"}), d, kFleet).ok());
   EXPECT_TRUE(checkDeploymentEnvironments(actor("approver", {"production"}), d, kFleet, 1).ok());
   Status s = checkDeploymentEnvironments(actor("approver", {"production"}), d, kFleet, 0);
   EXPECT_TRUE(s.isPermissionDenied());

@@ -64,10 +64,13 @@ TEST_F(TokensTest, ReloadRevokeAndRules) {
     ASSERT_TRUE(made.ok());
     secret = *made;
     EXPECT_TRUE(tokens.create("ci", Role::kViewer, {}, "root", 1).status().isAlreadyExists());
-    EXPECT_TRUE(tokens.create("Bad_Name", Role::kViewer, {}, "root", 1).status().isInvalidArgument());
-    EXPECT_TRUE(tokens.create("v", Role::kViewer, {"prod"}, "root", 1).status().isInvalidArgument());
+    EXPECT_TRUE(
+        tokens.create("Bad_Name", Role::kViewer, {}, "root", 1).status().isInvalidArgument());
+    EXPECT_TRUE(
+        tokens.create("v", Role::kViewer, {"prod"}, "root", 1).status().isInvalidArgument());
     EXPECT_TRUE(tokens.create("a", Role::kAdmin, {"prod"}, "root", 1).status().isInvalidArgument());
-    EXPECT_TRUE(tokens.create("d", Role::kDeployer, {"Prod!"}, "root", 1).status().isInvalidArgument());
+    EXPECT_TRUE(
+        tokens.create("d", Role::kDeployer, {"Prod!"}, "root", 1).status().isInvalidArgument());
   }
   Tokens reloaded(*store_);
   ASSERT_TRUE(reloaded.load().ok());
