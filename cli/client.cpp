@@ -48,6 +48,7 @@ std::string seconds(std::chrono::milliseconds ms) {
 struct Client::Transfer {
   std::string url;
   bool post = false;
+  bool del = false;
   std::string_view body;
   std::string_view content_type;
   std::string_view accept = "application/json";
@@ -199,6 +200,14 @@ Result Client::post(std::string_view path, std::string_view body, std::string_vi
   return perform(transfer);
 }
 
+Result Client::del(std::string_view path) {
+  Transfer transfer;
+  transfer.url = base_url_ + std::string(path);
+  transfer.del = true;
+  transfer.content_type = "application/json";
+  return perform(transfer);
+}
+
 Result Client::stream(std::string_view path, const SseHandler& handler) {
   Transfer transfer;
   transfer.url = base_url_ + std::string(path);
@@ -219,11 +228,14 @@ Result Client::perform(Transfer& transfer) {
   headers = curl_slist_append(headers, ("Accept: " + std::string(transfer.accept)).c_str());
   // Without this libcurl waits up to a second for "100 Continue" before sending large plans.
   headers = curl_slist_append(headers, "Expect:");
-  if (transfer.post) {
-    // "Content-Type:" with no value stops libcurl from claiming a form body.
-    std::string content_type = "Content-Type:";
-    if (!transfer.body.empty()) content_type += " " + std::string(transfer.content_type);
-    headers = curl_slist_append(headers, content_type.c_str());
+  if (transfer.post || transfer.del) {
+    headers =
+        curl_slist_append(headers, ("Content-Type: " + std::string(transfer.content_type)).c_str());
+  }
+  std::string authorization;
+  if (!token_.empty()) {
+    authorization = "Authorization: Bearer " + token_;
+    headers = curl_slist_append(headers, authorization.c_str());
   }
 
   curl_easy_setopt(curl, CURLOPT_URL, transfer.url.c_str());
@@ -241,6 +253,7 @@ Result Client::perform(Transfer& transfer) {
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 30L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 10L);
+  if (transfer.del) curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "DELETE");
   if (transfer.post) {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, transfer.body.data());

@@ -79,9 +79,14 @@ class Client {
   // The URL as used in requests and messages: no trailing slash.
   const std::string& baseUrl() const { return base_url_; }
 
+  // Sent as "Authorization: Bearer TOKEN" with every request ("" = none).
+  void setToken(std::string token) { token_ = std::move(token); }
+
   Result get(std::string_view path);
-  // An empty body is sent with no Content-Type at all.
+  // The Content-Type is sent even with an empty body: the coordinator takes changes only as
+  // JSON or YAML.
   Result post(std::string_view path, std::string_view body, std::string_view content_type);
+  Result del(std::string_view path);
 
   // GET with `Accept: text/event-stream`, without a request timeout, calling `handler` for each
   // event. Returns when the server closes the stream or the handler returns false. If the
@@ -95,6 +100,7 @@ class Client {
   static size_t onWrite(char* data, size_t size, size_t count, void* transfer);
 
   std::string base_url_;
+  std::string token_;
   ClientTimeouts timeouts_;
   void* curl_;  // CURL*, kept out of this header so that includers need no curl headers
 };

@@ -1,6 +1,8 @@
 // flotilla: the operator's CLI. Owns the commands, their help text, and how each outcome
 // becomes a message and an exit code.
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -84,7 +86,9 @@ int exitCodeForFinalState(const std::string& state) {
 // with the message a user should read.
 class Api {
  public:
-  explicit Api(const std::string& server) : client_(server) {}
+  Api(const std::string& server, std::string token) : client_(server) {
+    client_.setToken(std::move(token));
+  }
 
   Client& client() { return client_; }
   const std::string& server() const { return client_.baseUrl(); }
@@ -97,6 +101,8 @@ class Api {
   json post(const std::string& path, std::string_view body, const std::string& deployment_id) {
     return accept(client_.post(path, body, "application/json"), "POST", path, deployment_id);
   }
+
+  json del(const std::string& path) { return accept(client_.del(path), "DELETE", path, ""); }
 
   // For --json: the answer as the server ordered it (json would sort the keys), indented.
   std::string getPretty(const std::string& path, const std::string& deployment_id = "") {
@@ -153,6 +159,13 @@ class Api {
     }
     if (response.status == 404 && !deployment_id.empty()) {
       throw CliError("no deployment named " + deployment_id, kExitFailed);
+    }
+    if (response.status == 401) {
+      throw CliError(message +
+                         ". Set FLOTILLA_TOKEN or --token-file FILE (an admin creates "
+                         "tokens with 'flotilla tokens create'; the first one comes from "
+                         "'flotilla-coordinator bootstrap-admin')",
+                     kExitFailed);
     }
     throw CliError(message, kExitFailed, transient);
   }
@@ -540,12 +553,202 @@ int watchCommand(Api& api, const std::string& id) {
   }
 }
 
+// ---- credentials ----------------------------------------------------------------------------
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  size_t start = 0;
+  while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
+  return text.substr(start);
+}
+
+std::string checkedToken(std::string token, const std::string& from) {
+  token = trimmed(std::move(token));
+  if (token.empty()) throw CliError(from + " is empty", kExitTrouble);
+  for (unsigned char c : token) {
+    if (c < 0x21 || c > 0x7e) {
+      throw CliError(from +
+                         " holds characters a token never has (spaces or control "
+                         "characters)",
+                     kExitTrouble);
+    }
+  }
+  return token;
+}
+
+// The API token: --token-file FILE (which only its owner may read), else FLOTILLA_TOKEN, else
+// none (the coordinator then answers 401 to everything but /healthz).
+std::string loadToken(const std::string& token_file) {
+  if (token_file.empty()) {
+    const char* env = std::getenv("FLOTILLA_TOKEN");
+    return env == nullptr || *env == '\0' ? "" : checkedToken(env, "FLOTILLA_TOKEN");
+  }
+  int fd = ::open(token_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw CliError("cannot read token file " + token_file + ": " + std::strerror(errno),
+                   kExitTrouble);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw CliError("token file " + token_file + " is not a regular file", kExitTrouble);
+  }
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw CliError("token file " + token_file + " may be read by group or others (mode " + mode +
+                       "); a token is a password: run 'chmod 600 " + token_file + "'",
+                   kExitTrouble);
+  }
+  std::string text;
+  char buf[512];
+  ssize_t n = 0;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0 && text.size() < 4096) text.append(buf, n);
+  ::close(fd);
+  if (n < 0) throw CliError("cannot read token file " + token_file, kExitTrouble);
+  return checkedToken(text, "token file " + token_file);
+}
+
+// ---- tokens -----------------------------------------------------------------------------------
+
+std::string joinedList(const json& list) {
+  std::string out;
+  if (!list.is_array()) return out;
+  for (const auto& item : list) {
+    if (item.is_string()) out += (out.empty() ? "" : ",") + sanitize(item.get<std::string>());
+  }
+  return out;
+}
+
+int tokensCreateCommand(Api& api, const std::string& name, const std::string& role,
+                        const std::vector<std::string>& envs) {
+  json body =
+      api.post("/api/v1/tokens", json{{"name", name}, {"role", role}, {"envs", envs}}.dump(), "");
+  std::string token = fieldText(body, "token");
+  if (token.empty()) throw CliError("the coordinator created no token", kExitTrouble);
+  printLine(token);
+  std::cerr << "flotilla: token " << name << " (" << role
+            << (envs.empty() ? "" : " of " + joinedList(json(envs)))
+            << ") created; it is shown only "
+            << "this once\n";
+  return kExitOk;
+}
+
+int tokensListCommand(Api& api, bool as_json) {
+  if (as_json) {
+    printLine(api.getPretty("/api/v1/tokens"));
+    return kExitOk;
+  }
+  json body = api.get("/api/v1/tokens");
+  const json& list = body.contains("tokens") ? body["tokens"] : json::array();
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : list.is_array() ? list : json::array()) {
+    std::string envs = joinedList(t.contains("envs") ? t["envs"] : json::array());
+    rows.push_back({fieldText(t, "name"), fieldText(t, "role"), envs.empty() ? "all" : envs,
+                    fieldText(t, "created_at"), fieldText(t, "created_by")});
+  }
+  std::cout << renderTable({"NAME", "ROLE", "ENVIRONMENTS", "CREATED", "BY"}, rows) << std::flush;
+  return kExitOk;
+}
+
+int tokensRevokeCommand(Api& api, const std::string& name) {
+  api.del("/api/v1/tokens/" + urlEscape(name));
+  printLine("token " + name + " revoked");
+  return kExitOk;
+}
+
+// ---- audit ------------------------------------------------------------------------------------
+
+std::string formatUtc(TimePoint t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+int auditCommand(Api& api, const std::string& since, int limit, bool as_json, bool verify) {
+  if (verify) {
+    json verdict = api.get("/api/v1/audit/verify");
+    if (as_json) {
+      printLine(verdict.dump(2));
+    } else if (verdict.value("ok", false)) {
+      printLine("audit trail intact: " + fieldText(verdict, "records") + " records checked");
+    } else {
+      printLine("audit trail broken at record " + fieldText(verdict, "first_bad") + ": " +
+                fieldText(verdict, "problem"));
+    }
+    return verdict.value("ok", false) ? kExitOk : kExitFailed;
+  }
+  std::string path = "/api/v1/audit?limit=" + std::to_string(limit);
+  if (!since.empty()) {
+    std::string when = since;
+    if (auto ago = parseDuration(since)) {
+      when = formatUtc(std::chrono::system_clock::now() -
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(*ago));
+    }
+    path += "&since=" + urlEscape(when);
+  }
+  if (as_json) {
+    printLine(api.getPretty(path));
+    return kExitOk;
+  }
+  json body = api.get(path);
+  const json& list = body.contains("records") ? body["records"] : json::array();
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : list.is_array() ? list : json::array()) {
+    std::string who = fieldText(r, "actor");
+    if (!fieldText(r, "role").empty()) who += " (" + fieldText(r, "role") + ")";
+    rows.push_back({fieldText(r, "seq"), fieldText(r, "time"), who, fieldText(r, "action"),
+                    fieldText(r, "target"), fieldText(r, "outcome"), fieldText(r, "client"),
+                    fieldText(r, "detail")});
+  }
+  if (rows.empty()) {
+    printLine("No audit records" + std::string(since.empty() ? "." : " since " + since + "."));
+    return kExitOk;
+  }
+  std::cout << renderTable(
+                   {"SEQ", "TIME", "WHO", "ACTION", "TARGET", "OUTCOME", "CLIENT", "DETAIL"}, rows)
+            << std::flush;
+  return kExitOk;
+}
+
+// ---- agents enroll, revoke, remove -------------------------------------------------------------
+
+int agentsEnrollCommand(Api& api, const std::string& cluster, std::chrono::milliseconds ttl) {
+  const long long seconds = std::max<long long>(1, ttl.count() / 1000);
+  json body = api.post("/api/v1/agents/" + urlEscape(cluster) + "/enroll",
+                       json{{"ttl_seconds", seconds}}.dump(), "");
+  std::string token = fieldText(body, "token");
+  if (token.empty()) throw CliError("the coordinator created no enrollment token", kExitTrouble);
+  printLine(token);
+  std::cerr << "flotilla: enrollment token for " << cluster << ", usable once until "
+            << fieldText(body, "expires_at") << ": start the agent with --cluster " << cluster
+            << " --enroll-token TOKEN\n";
+  return kExitOk;
+}
+
+int agentsRevokeCommand(Api& api, const std::string& cluster) {
+  api.post("/api/v1/agents/" + urlEscape(cluster) + "/revoke", "{}", "");
+  printLine("agent " + cluster + " revoked: its key is removed and its connection closed");
+  return kExitOk;
+}
+
+int agentsRemoveCommand(Api& api, const std::string& cluster) {
+  api.del("/api/v1/agents/" + urlEscape(cluster));
+  printLine("agent " + cluster + " removed");
+  return kExitOk;
+}
+
 // ---- command line ---------------------------------------------------------------------------
 
 constexpr char kIdHelp[] = "Deployment id, as printed by 'flotilla submit' (e.g. checkout-3)";
 
 constexpr char kMainFooter[] = R"(Environment:
   FLOTILLA_SERVER  coordinator URL, used when --server is not given
+  FLOTILLA_TOKEN   API token sent with every request, used when --token-file is not given
 
 Exit codes:
   0    done (for wait and watch: the deployment succeeded)
@@ -575,6 +778,12 @@ int run(int argc, char** argv) {
       ->envname("FLOTILLA_SERVER")
       ->type_name("URL")
       ->capture_default_str();
+
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "File holding the API token (mode 0600: refused when group or others may read "
+                 "it); default: FLOTILLA_TOKEN")
+      ->type_name("FILE");
 
   std::string id;
   std::string file;
@@ -677,9 +886,16 @@ Exit: 0 approved; 1 the coordinator refused (unknown ID, nothing waiting, wrong 
        "Cancelling does not undo what was rolled out already; use 'flotilla rollback ID'\n"
        "for that."},
   };
+  std::string reason;
   for (const auto& action : kActions) {
     auto* sub = app.add_subcommand(action.name, action.help);
     sub->add_option("ID", id, kIdHelp)->required();
+    if (std::string(action.name) == "rollback") {
+      sub->add_option("--reason", reason,
+                      "Why: recorded in the deployment's events and the audit trail, with your "
+                      "token's name")
+          ->type_name("TEXT");
+    }
     std::string footer = action.footer;
     if (!footer.empty()) footer += "\n\n";
     footer +=
@@ -687,8 +903,10 @@ Exit: 0 approved; 1 the coordinator refused (unknown ID, nothing waiting, wrong 
         "Exit: 0 accepted; 1 the coordinator refused (unknown ID, or not possible in the\n"
         "current state); 2 the coordinator could not be reached.";
     sub->footer(footer);
-    commands.emplace_back(sub, [&id, action](Api& api) {
-      return actionCommand(api, id, action.name, action.what, "");
+    commands.emplace_back(sub, [&id, &reason, action](Api& api) {
+      const bool with_reason = std::string(action.name) == "rollback" && !reason.empty();
+      return actionCommand(api, id, action.name, action.what,
+                           with_reason ? json{{"reason", reason}}.dump() : "");
     });
   }
 
@@ -708,14 +926,102 @@ Exit: 0 listed (with --follow: the deployment reached a final state, whatever it
   agents->footer(
       "Columns: CLUSTER  STATE (connected or lost)  LABELS  LAST SEEN (time since the last "
       "heartbeat).");
+  // Not required: 'flotilla agents' alone lists them.
+  agents->require_subcommand(0, 1);
+  std::string cluster;
+  std::string ttl_text = "1h";
+  auto* enroll = agents->add_subcommand(
+      "enroll", "Create a one-time enrollment token for CLUSTER's agent and print it (admin)");
+  enroll->add_option("CLUSTER", cluster, "Cluster name the agent will speak as")->required();
+  enroll->add_option("--ttl", ttl_text, "How long the token may be used")
+      ->type_name("DURATION")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return parseDuration(text) ? "" : "expected a duration such as 30m, 1h or 1d";
+          },
+          ""));
+  enroll->footer(R"(Only the token is printed on stdout. Give it to the agent once:
+  flotilla-agent --cluster CLUSTER --enroll-token TOKEN --coordinator-key KEY ...
+Its key is then bound to CLUSTER and the token is spent.)");
+  commands.emplace_back(enroll, [&](Api& api) {
+    return agentsEnrollCommand(api, cluster, *parseDuration(ttl_text));
+  });
+  auto* revoke_agent = agents->add_subcommand(
+      "revoke", "Remove CLUSTER's agent key and close its connection (admin)");
+  revoke_agent->add_option("CLUSTER", cluster, "Cluster name")->required();
+  revoke_agent->footer("It cannot come back without a new 'flotilla agents enroll'.");
+  commands.emplace_back(revoke_agent, [&](Api& api) { return agentsRevokeCommand(api, cluster); });
+  auto* remove_agent = agents->add_subcommand(
+      "remove", "Forget a cluster that is gone: its record and its key (admin)");
+  remove_agent->add_option("CLUSTER", cluster, "Cluster name")->required();
+  commands.emplace_back(remove_agent, [&](Api& api) { return agentsRemoveCommand(api, cluster); });
+  // After its subcommands: the first parsed entry of `commands` runs.
   commands.emplace_back(agents, [&](Api& api) { return agentsCommand(api, as_json); });
+
+  auto* tokens = app.add_subcommand("tokens", "Manage API tokens (admin)");
+  tokens->require_subcommand(1);
+  std::string token_name;
+  std::string role;
+  std::vector<std::string> envs;
+  auto* tokens_create =
+      tokens->add_subcommand("create", "Create an API token and print it (shown only this once)");
+  tokens_create->add_option("NAME", token_name, "Token name, e.g. alice or ci (a-z, 0-9, '-')")
+      ->required();
+  tokens_create->add_option("--role", role, "viewer, deployer, approver or admin")
+      ->required()
+      ->check(CLI::IsMember({"viewer", "deployer", "approver", "admin"}));
+  tokens_create
+      ->add_option("--env", envs,
+                   "Environment (agents' environment label) a deployer or approver "
+                   "is limited to; repeatable; default: all")
+      ->type_name("ENV");
+  tokens_create->footer(
+      R"(Roles: viewer reads everything; deployer submits, pauses, resumes, cancels and
+rolls back deployments whose every cluster is in its environments; approver
+approves waves in its environments; admin does everything (tokens, agents).
+Only the token is printed on stdout:
+  flotilla tokens create ci --role deployer --env staging > ci.token && chmod 600 ci.token)");
+  commands.emplace_back(tokens_create,
+                        [&](Api& api) { return tokensCreateCommand(api, token_name, role, envs); });
+  auto* tokens_list = tokens->add_subcommand("list", "List API tokens (never their secrets)");
+  tokens_list->add_flag("--json", as_json, "Print the coordinator's JSON instead of a table");
+  commands.emplace_back(tokens_list, [&](Api& api) { return tokensListCommand(api, as_json); });
+  auto* tokens_revoke =
+      tokens->add_subcommand("revoke", "Revoke an API token: it stops working at once");
+  tokens_revoke->add_option("NAME", token_name, "Token name")->required();
+  commands.emplace_back(tokens_revoke,
+                        [&](Api& api) { return tokensRevokeCommand(api, token_name); });
+
+  auto* audit = app.add_subcommand(
+      "audit", "List the audit trail (who did what, refusals included), or verify it");
+  std::string since;
+  int limit = 1000;
+  bool verify = false;
+  audit->add_option("--since", since, "From this time on: RFC 3339, or a duration ago (e.g. 1h)")
+      ->type_name("TIME");
+  audit->add_option("--limit", limit, "At most this many records (the newest)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  audit->add_flag("--json", as_json, "Print the coordinator's JSON");
+  audit->add_flag("--verify", verify,
+                  "Check the hash chain instead: exit 1 and name the first record that does not "
+                  "match");
+  audit->footer(R"(Every change asked of the coordinator (refused ones too), every agent enrollment,
+revocation and refused agent frame is a record: SEQ TIME WHO ACTION TARGET OUTCOME
+CLIENT DETAIL. Records form a hash chain; --verify walks it.
+
+Exit: 0 listed, or intact; 1 the chain is broken (--verify) or the coordinator refused;
+2 the coordinator could not be reached.)");
+  commands.emplace_back(audit,
+                        [&](Api& api) { return auditCommand(api, since, limit, as_json, verify); });
 
   // Subcommand help does not list the parent's options; say where the coordinator comes from.
   for (auto& [sub, command] : commands) {
     sub->footer(sub->get_footer() +
                 "\n\nCoordinator: --server URL (before or after the command) or FLOTILLA_SERVER;\n"
                 "default " +
-                std::string(kDefaultServer) + ".");
+                std::string(kDefaultServer) + ". API token: --token-file FILE or FLOTILLA_TOKEN.");
   }
 
   try {
@@ -726,7 +1032,7 @@ Exit: 0 listed (with --follow: the deployment reached a final state, whatever it
   }
 
   try {
-    Api api(server);
+    Api api(server, loadToken(token_file));
     for (auto& [sub, command] : commands) {
       if (sub->parsed()) return command(api);
     }
