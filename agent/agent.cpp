@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 
 #include "common/crypto.hpp"
 #include "common/failpoint.hpp"
@@ -137,7 +138,8 @@ Agent::Agent(AgentOptions options, std::unique_ptr<StageStore> records)
       process_driver_(options_.state_dir, options_.cluster, options_.launch),
       context_(1),
       socket_(context_, zmq::socket_type::dealer),
-      heartbeat_(options_.heartbeat) {}
+      heartbeat_(options_.heartbeat),
+      monitor_(context_, zmq::socket_type::pair) {}
 
 Agent::~Agent() {
   for (auto& [key, run] : running_) {
@@ -175,7 +177,25 @@ Status Agent::run() {
     }
   }
   try {
-    socket_.set(zmq::sockopt::routing_id, options_.cluster);
+    // No routing id of our own: the coordinator names connections itself and knows us by key.
+    if (!options_.insecure) {
+      socket_.set(zmq::sockopt::curve_serverkey, options_.coordinator_key);
+      socket_.set(zmq::sockopt::curve_publickey, options_.public_key);
+      socket_.set(zmq::sockopt::curve_secretkey, options_.secret_key);
+    }
+    // ZMTP heartbeats: a dead connection is noticed (and replaced) without waiting for TCP.
+    socket_.set(zmq::sockopt::heartbeat_ivl, 2000);
+    socket_.set(zmq::sockopt::heartbeat_timeout, 6000);
+    const std::string monitor_endpoint = "inproc://flotilla-agent-monitor";
+    if (zmq_socket_monitor(socket_.handle(), monitor_endpoint.c_str(),
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+      return Status::Internal("cannot monitor the coordinator connection");
+    }
+    monitor_.set(zmq::sockopt::linger, 0);
+    monitor_.connect(monitor_endpoint);
     socket_.set(zmq::sockopt::reconnect_ivl, 100);
     socket_.set(zmq::sockopt::reconnect_ivl_max, 5000);  // exponential backoff up to 5 s
     socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(common::kMaxFrameBytes));
@@ -199,6 +219,7 @@ Status Agent::run() {
     std::vector<zmq::pollitem_t> items;
     items.push_back({static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake, ZMQ_POLLIN, 0});
+    items.push_back({static_cast<void*>(monitor_), 0, ZMQ_POLLIN, 0});
     for (auto& [key, run] : running_) {
       if (!run.child) continue;  // process steps wake the loop through the eventfd
       if (run.child->outputFd() >= 0)
@@ -216,6 +237,7 @@ Status Agent::run() {
       ssize_t r = ::read(wake, &n, sizeof(n));
       (void)r;
     }
+    if (items[2].revents & ZMQ_POLLIN) drainMonitor();
     while (socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) {
       zmq::message_t frame;
       try {
@@ -277,6 +299,9 @@ void Agent::onFrame(const zmq::message_t& frame) {
       case schema::Envelope::ABORT:
         handleAbort(env.getAbort());
         return;
+      case schema::Envelope::REFUSED:
+        handleRefused(env.getRefused());
+        return;
       case schema::Envelope::REGISTER:
       case schema::Envelope::HEARTBEAT:
       case schema::Envelope::STAGE_PROGRESS:
@@ -294,6 +319,15 @@ void Agent::onFrame(const zmq::message_t& frame) {
 }
 
 bool Agent::acceptEpoch(uint64_t epoch, const char* what) {
+  // Epochs grow by one per coordinator start. A jump by more than this is not a coordinator
+  // we know restarting: never store it (it would make us refuse the real one's commands).
+  constexpr uint64_t kMaxEpochJump = 1000000;
+  if (epoch == 0 || epoch > records_->highestEpoch() + kMaxEpochJump) {
+    ++dropped_frames_;
+    spdlog::warn("refused {} from epoch {}: not a plausible successor of epoch {}", what, epoch,
+                 records_->highestEpoch());
+    return false;
+  }
   if (epoch < records_->highestEpoch()) {
     ++dropped_frames_;
     spdlog::warn("refused {} from epoch {}: already saw epoch {}", what, epoch,
@@ -311,11 +345,101 @@ bool Agent::acceptEpoch(uint64_t epoch, const char* what) {
 void Agent::handleRegistered(schema::Registered::Reader msg) {
   if (!acceptEpoch(msg.getEpoch(), "a registration")) return;
   epoch_ = msg.getEpoch();
+  if (!options_.insecure && !enrolled()) {
+    // The token is spent: never send it again, even after a restart.
+    Status s = records_->markEnrolled();
+    if (!s.ok()) spdlog::error("cannot record the enrollment: {}", s.toString());
+    spdlog::info("enrolled as {}", options_.cluster);
+  }
   if (msg.getHeartbeatIntervalMs() >= 100) {
     heartbeat_ = std::chrono::milliseconds(msg.getHeartbeatIntervalMs());
   }
   next_heartbeat_ = Clock::now() + heartbeat_;
   spdlog::info("registered with coordinator epoch {}", epoch_);
+}
+
+void Agent::handleRefused(schema::Refused::Reader msg) {
+  // Only the pinned coordinator can send this (CURVE): its reason is for the operator.
+  spdlog::error("the coordinator refused our registration: {}",
+                common::loggable(toStd(msg.getReason()), 400));
+  epoch_ = 0;
+  // Retryable: our previous connection is still open on its side; try again soon. Otherwise an
+  // operator has to act (enroll, or fix the labels): keep asking, slowly.
+  next_register_ = Clock::now() + (msg.getRetryable() ? std::chrono::milliseconds(500)
+                                                       : std::chrono::milliseconds(10000));
+}
+
+bool Agent::enrolled() const { return records_->enrolled(); }
+
+void Agent::drainMonitor() {
+  while (true) {
+    zmq::message_t event;
+    zmq::message_t endpoint;
+    try {
+      if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
+      if (event.more()) (void)monitor_.recv(endpoint, zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      return;
+    }
+    if (event.size() < 6) continue;
+    uint16_t what = 0;
+    uint32_t value = 0;
+    std::memcpy(&what, event.data(), sizeof(what));
+    std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof(value));
+    std::string line;
+    bool error = true;
+    switch (what) {
+      case ZMQ_EVENT_CONNECTED:
+        handshake_done_ = false;
+        continue;
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        handshake_done_ = true;
+        line = "connected to the coordinator at " + options_.coordinator +
+               (options_.insecure ? " (INSECURE: no keys)" : " (CurveZMQ, key pinned)");
+        error = false;
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        handshake_done_ = true;  // the coordinator answered: its key is right, ours is not in
+        line = "the coordinator at " + options_.coordinator + " refused our key (status " +
+               std::to_string(value) +
+               "): not enrolled, or revoked; enroll with --enroll-token from `flotilla agents "
+               "enroll " + options_.cluster + "`";
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        line = "handshake with " + options_.coordinator +
+               " failed: the peer does not hold the secret key of --coordinator-key (wrong key, "
+               "or not our coordinator); nothing it sends is accepted";
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+        if (!handshake_done_) {
+          // A CURVE server that cannot open our HELLO (it does not hold the secret key of the
+          // key we pinned) just closes the connection.
+          what = ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+          line = "handshake with " + options_.coordinator +
+                 " failed: the peer does not hold the secret key of --coordinator-key (wrong "
+                 "key, or not our coordinator); nothing it sends is accepted";
+          break;
+        }
+        handshake_done_ = false;
+        line = "connection to the coordinator at " + options_.coordinator + " closed";
+        error = false;
+        break;
+      default:
+        continue;
+    }
+    // A peer with the wrong key fails every reconnect (10 a second at first): a line per
+    // reason every 30 s at most.
+    auto now = Clock::now();
+    auto& last = monitor_logged_[what];
+    if (last != Clock::time_point{} && now - last < std::chrono::seconds(30)) continue;
+    last = now;
+    if (error) {
+      spdlog::error("{}", line);
+    } else {
+      spdlog::info("{}", line);
+    }
+  }
 }
 
 void Agent::handleReregister(schema::Reregister::Reader msg) {
@@ -653,6 +777,9 @@ void Agent::sendRegister() {
   reg.setCluster(options_.cluster);
   reg.setAgentVersion(kAgentVersion);
   reg.setLastEpoch(records_->highestEpoch());
+  if (!options_.insecure && !options_.enroll_token.empty() && !enrolled()) {
+    reg.setEnrollToken(options_.enroll_token);
+  }
   auto labels = reg.initLabels(static_cast<unsigned>(options_.labels.size()));
   unsigned i = 0;
   for (const auto& [k, v] : options_.labels) {

@@ -35,6 +35,16 @@ struct AgentOptions {
   std::chrono::milliseconds kill_grace{5000};  // SIGTERM, then SIGKILL after this
   size_t max_output_lines = 1000;              // per stage, sent to the coordinator
   LaunchPolicy launch;  // how steps and replicas start: --pass-env, --run-as
+  // The agent channel. Without `insecure`, CurveZMQ: our key pair (kept in the state dir) and
+  // the coordinator's public key, pinned: a peer without its secret key cannot complete the
+  // handshake, so no command from anyone else is ever read.
+  bool insecure = false;
+  std::string coordinator_key;  // Z85
+  std::string public_key;       // Z85
+  std::string secret_key;       // Z85
+  // One-time token from `flotilla agents enroll CLUSTER`, sent with registers until the first
+  // one is accepted (then the state dir records that we are enrolled).
+  std::string enroll_token;
 };
 
 class Agent {
@@ -85,6 +95,11 @@ class Agent {
   void handleReregister(schema::Reregister::Reader msg);
   void handleCommand(schema::StageCommand::Reader msg);
   void handleAbort(schema::Abort::Reader msg);
+  void handleRefused(schema::Refused::Reader msg);
+  // Why the connection to the coordinator failed (wrong key, refused key), from the socket
+  // monitor; logged at most every few seconds per reason.
+  void drainMonitor();
+  bool enrolled() const;
 
   void sendRegister();
   void sendHeartbeat();
@@ -113,6 +128,9 @@ class Agent {
   std::chrono::steady_clock::time_point next_register_{};
   std::map<StageKey, Running> running_;
   uint64_t dropped_frames_ = 0;
+  zmq::socket_t monitor_;
+  bool handshake_done_ = false;  // on the current connection
+  std::map<int, std::chrono::steady_clock::time_point> monitor_logged_;  // event -> last line
 };
 
 }  // namespace flotilla::agent

@@ -1,12 +1,15 @@
 // flotilla-agent: flags, logging, signals; the rest is Agent::run().
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "agent/agent.hpp"
+#include "common/curve.hpp"
 #include "common/logging.hpp"
 #include "common/plan.hpp"
 
@@ -35,6 +38,19 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--coordinator", options.coordinator, "The coordinator's agent address")
       ->capture_default_str();
+  std::string coordinator_key;
+  std::string enroll_token;
+  app.add_option("--coordinator-key", coordinator_key,
+                 "The coordinator's CURVE public key, or @FILE holding it (what\n"
+                 "`flotilla-coordinator show-key` prints). Pinned: the agent never runs a command\n"
+                 "from a peer that does not hold its secret key. Required unless --insecure");
+  app.add_option("--enroll-token", enroll_token,
+                 "One-time token from `flotilla agents enroll CLUSTER` (or @FILE holding it):\n"
+                 "binds this agent's key (made in STATE_DIR/keys/ on first start) to the cluster.\n"
+                 "Needed only until the first registration succeeds");
+  app.add_flag("--insecure", options.insecure,
+               "Connect without CURVE keys (NULL mechanism), to a coordinator started with\n"
+               "--insecure: for loopback experiments only");
   app.add_option("--label", labels,
                  "KEY=VALUE label for wave selectors (repeatable), e.g. environment=staging");
   app.add_option("--state-dir", options.state_dir,
@@ -99,6 +115,37 @@ int main(int argc, char** argv) {
     options.launch.run_as = std::move(user).value();
   }
 
+  if (!options.insecure) {
+    if (coordinator_key.empty()) {
+      std::cerr << "flotilla-agent: --coordinator-key is required (the key `flotilla-coordinator "
+                   "show-key` prints), unless --insecure\n";
+      return 2;
+    }
+    auto key = common::keyFromArgument(coordinator_key);
+    if (!key.ok()) {
+      std::cerr << "flotilla-agent: --coordinator-key: " << key.status().message() << "\n";
+      return 2;
+    }
+    options.coordinator_key = *key;
+  } else if (!coordinator_key.empty() || !enroll_token.empty()) {
+    std::cerr << "flotilla-agent: --insecure takes no --coordinator-key or --enroll-token\n";
+    return 2;
+  }
+  if (!enroll_token.empty() && enroll_token[0] == '@') {
+    std::ifstream in(enroll_token.substr(1));
+    std::string token;
+    if (!(in >> token)) {
+      std::cerr << "flotilla-agent: --enroll-token: cannot read " << enroll_token.substr(1) << "\n";
+      return 2;
+    }
+    enroll_token = token;
+  }
+  if (enroll_token.size() > 256) {
+    std::cerr << "flotilla-agent: --enroll-token is too long to be a token\n";
+    return 2;
+  }
+  options.enroll_token = enroll_token;
+
   common::Status s = common::setupLogging("agent " + options.cluster, log_level);
   if (!s.ok()) {
     std::cerr << "flotilla-agent: " << s.message() << "\n";
@@ -108,6 +155,21 @@ int main(int argc, char** argv) {
   if (!records.ok()) {
     std::cerr << "flotilla-agent: " << records.status().message() << "\n";
     return 1;
+  }
+  if (options.insecure) {
+    spdlog::warn("INSECURE: no CURVE keys (--insecure); anyone on the path to {} can send us "
+                 "commands. For loopback experiments only.",
+                 options.coordinator);
+  } else {
+    auto pair = common::loadOrCreateKeyPair(options.state_dir + "/keys", "agent");
+    if (!pair.ok()) {
+      std::cerr << "flotilla-agent: " << pair.status().message() << "\n";
+      return 1;
+    }
+    options.public_key = pair->public_key;
+    options.secret_key = pair->secret_key;
+    spdlog::info("agent key {}; coordinator key pinned to {}", options.public_key,
+                 options.coordinator_key);
   }
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);

@@ -128,7 +128,8 @@ int main(int argc, char** argv) {
       fs::create_directories(base + "/work");
       agents.push_back(flotilla::integration::Process::spawn(
           target(i),
-          {FLOTILLA_AGENT_BIN, "--cluster", target(i), "--coordinator", coordinator->agents(),
+          {FLOTILLA_AGENT_BIN, "--insecure", "--cluster", target(i), "--coordinator",
+           coordinator->agents(),
            "--label", "fleet=compare", "--state-dir", base + "/state", "--workdir", base + "/work",
            "--log-level", "warn"},
           {}, base + "/agent.log"));
@@ -136,7 +137,7 @@ int main(int argc, char** argv) {
     // Every agent connected before the clock starts, as Ansible's inventory is ready before its.
     auto until = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < until) {
-      auto r = flotilla::integration::httpGet(coordinator->url() + "/api/v1/agents");
+      auto r = coordinator->get("/api/v1/agents");
       int connected = 0;
       for (const auto& a : r.parsed().value("agents", json::array())) {
         connected += a.value("state", "") == "connected";

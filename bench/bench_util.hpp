@@ -45,8 +45,11 @@ class CoordinatorProcess {
                  std::chrono::milliseconds deadline);
   // A counter or gauge from /metrics (summed over label sets); -1 when absent.
   double metric(const std::string& name);
+  // GET with the admin token of this coordinator (made by bootstrap-admin before it started).
+  integration::HttpResponse get(const std::string& path);
 
  private:
+  std::string token_;
   std::unique_ptr<integration::Process> process_;
   std::string url_;
   std::string agents_;

@@ -35,8 +35,9 @@ StatusOr<std::unique_ptr<DecodedEnvelope>> DecodedEnvelope::decode(const void* d
     out->root_ = out->reader_->getRoot<schema::Envelope>();
     // Walks every pointer once: a malformed frame throws here, not later in a handler.
     (void)out->root_.totalSize();
+    // REFUSED is the union's last member: keep this in step with schema/flotilla.capnp.
     if (static_cast<unsigned>(out->root_.which()) >
-        static_cast<unsigned>(schema::Envelope::ALERT)) {
+        static_cast<unsigned>(schema::Envelope::REFUSED)) {
       return Status::Corruption("unknown message type " +
                                 std::to_string(static_cast<unsigned>(out->root_.which())));
     }
@@ -72,6 +73,8 @@ const char* messageTypeName(schema::Envelope::Which which) {
       return "abort";
     case schema::Envelope::ALERT:
       return "alert";
+    case schema::Envelope::REFUSED:
+      return "refused";
   }
   return "unknown";
 }

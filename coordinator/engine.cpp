@@ -75,12 +75,20 @@ std::string heldKey(const std::string& deployment, const std::string& stage, uin
 
 Engine::Engine(Store& store, Metrics& metrics, Outbox& outbox, const common::Clock& clock,
                EngineOptions options)
-    : store_(store), metrics_(metrics), outbox_(outbox), clock_(clock), options_(options) {}
+    : store_(store),
+      metrics_(metrics),
+      outbox_(outbox),
+      clock_(clock),
+      options_(options),
+      trust_(store),
+      gate_(trust_, outbox, metrics, clock, options.insecure_agents) {}
 
 Status Engine::start() {
   auto epoch = store_.bumpEpoch();
   if (!epoch.ok()) return epoch.status();
   epoch_ = *epoch;
+  Status trusted = trust_.load();
+  if (!trusted.ok()) return trusted;
   auto agents = store_.loadAgents();
   if (!agents.ok()) return agents.status();
   for (auto& a : *agents) {
@@ -114,43 +122,66 @@ Status Engine::start() {
 
 // ---- Message dispatch: the one place that decides what a frame means ----------------------
 
-void Engine::onMessage(const std::string& identity, schema::Envelope::Reader envelope) {
-  switch (envelope.which()) {
-    case schema::Envelope::REGISTER:
-      handleRegister(identity, envelope.getRegister());
-      return;
+void Engine::onMessage(const Peer& peer, schema::Envelope::Reader envelope) {
+  const auto which = envelope.which();
+  if (which == schema::Envelope::REGISTER) {
+    handleRegister(peer, envelope.getRegister());
+    return;
+  }
+  // Before registration only `register` is handled (the lesson of Salt CVE-2020-11651).
+  std::optional<std::string> cluster = gate_.clusterOf(peer);
+  if (!cluster) {
+    if (which == schema::Envelope::HEARTBEAT) {
+      // Unknown to this run (we restarted, or it was lost or replaced): register again.
+      sendReregister(peer.connection);
+    } else {
+      gate_.refuseFrame(peer, "unregistered",
+                        std::string(common::messageTypeName(which)) +
+                            " from a connection not registered as any cluster");
+    }
+    return;
+  }
+  switch (which) {
     case schema::Envelope::HEARTBEAT:
-      handleHeartbeat(identity, envelope.getHeartbeat());
+      handleHeartbeat(*cluster, envelope.getHeartbeat());
       return;
     case schema::Envelope::STAGE_PROGRESS:
-      handleProgress(identity, envelope.getStageProgress());
+      handleProgress(*cluster, envelope.getStageProgress());
       return;
     case schema::Envelope::STAGE_RESULT:
-      handleResult(identity, envelope.getStageResult());
+      handleResult(*cluster, envelope.getStageResult());
       return;
     case schema::Envelope::ALERT:
-      handleAlert(identity, envelope.getAlert());
+      handleAlert(*cluster, envelope.getAlert());
       return;
+    case schema::Envelope::REGISTER:
     case schema::Envelope::REGISTERED:
     case schema::Envelope::REREGISTER:
     case schema::Envelope::STAGE_COMMAND:
     case schema::Envelope::ABORT:
+    case schema::Envelope::REFUSED:
       break;
   }
-  metrics_.frameDropped("unexpected_type");
-  spdlog::warn("dropped a {} frame from {}: agents do not send that",
-               common::messageTypeName(envelope.which()), identity);
+  gate_.refuseFrame(peer, "unexpected_type",
+                    std::string(common::messageTypeName(which)) + ": agents do not send that");
 }
 
-void Engine::handleRegister(const std::string& identity, schema::Register::Reader msg) {
-  std::string cluster = toStd(msg.getCluster());
-  if (cluster != identity || !common::isValidName(cluster)) {
-    metrics_.frameDropped("bad_register");
-    spdlog::warn("dropped register for \"{}\" from routing id \"{}\"", cluster, identity);
+void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
+  std::map<std::string, std::string> labels;
+  size_t label_count = msg.getLabels().size();
+  if (label_count <= kMaxLabels) {
+    for (auto l : msg.getLabels()) labels[toStd(l.getKey())] = toStd(l.getValue());
+  } else {
+    // Counted, not copied: checkLabels refuses the register for the count alone.
+    for (size_t i = 0; i <= kMaxLabels; ++i) labels["l" + std::to_string(i)] = "";
+  }
+  std::optional<std::string> admitted = gate_.admitRegister(peer, msg, labels);
+  if (!admitted) return;
+  const std::string cluster = *admitted;
+  if (toStd(msg.getAgentVersion()).size() > 64) {
+    gate_.refuseFrame(peer, "bad_register", "agent version over 64 bytes");
     return;
   }
-  std::map<std::string, std::string> labels;
-  for (auto l : msg.getLabels()) labels[toStd(l.getKey())] = toStd(l.getValue());
   bool changed = registry_.registerAgent(cluster, labels, toStd(msg.getAgentVersion()), epoch_,
                                          clock_.now(), clock_.wallNow());
   if (changed) {
@@ -219,16 +250,18 @@ void Engine::reconcileAgent(const std::string& cluster,
   }
 }
 
-void Engine::handleHeartbeat(const std::string& identity, schema::Heartbeat::Reader msg) {
-  const AgentInfo* known = registry_.find(identity);
+void Engine::handleHeartbeat(const std::string& cluster, schema::Heartbeat::Reader msg) {
+  const AgentInfo* known = registry_.find(cluster);
   if (known != nullptr && known->state == AgentState::kUnknown) publishAgents();  // heard again
-  if (!registry_.touch(identity, msg.getEpoch(), clock_.now(), clock_.wallNow())) {
-    // Unknown to this run (we restarted, or it was lost): ask it to register again.
-    sendReregister(identity);
+  if (!registry_.touch(cluster, msg.getEpoch(), clock_.now(), clock_.wallNow())) {
+    // Registered under another epoch, or lost meanwhile: ask it to register again.
+    capnp::MallocMessageBuilder message;
+    message.initRoot<schema::Envelope>().initReregister().setEpoch(epoch_);
+    outbox_.send(cluster, message);
   }
 }
 
-void Engine::handleProgress(const std::string& identity, schema::StageProgress::Reader msg) {
+void Engine::handleProgress(const std::string& cluster, schema::StageProgress::Reader msg) {
   auto ref = msg.getRef();
   auto it = deployments_.find(toStd(ref.getDeploymentId()));
   if (it == deployments_.end()) {
@@ -236,12 +269,12 @@ void Engine::handleProgress(const std::string& identity, schema::StageProgress::
     return;
   }
   // Output is a sign of life like a heartbeat.
-  if (const AgentInfo* agent = registry_.find(identity)) {
-    registry_.touch(identity, agent->epoch, clock_.now(), clock_.wallNow());
+  if (const AgentInfo* agent = registry_.find(cluster)) {
+    registry_.touch(cluster, agent->epoch, clock_.now(), clock_.wallNow());
   }
   std::string stage = toStd(ref.getStageId());
   size_t wave = 0;
-  ClusterProgress* c = it->second.findCluster(identity, &wave);
+  ClusterProgress* c = it->second.findCluster(cluster, &wave);
   if (c == nullptr || c->stageId() != stage) {
     metrics_.frameDropped("unknown_stage");
     return;
@@ -252,10 +285,10 @@ void Engine::handleProgress(const std::string& identity, schema::StageProgress::
     if (events.size() >= kMaxLinesPerProgress) break;
     std::string text = toStd(line);
     if (text.size() > kMaxLineBytes) text.resize(kMaxLineBytes);
-    events.push_back(Event{"stage.output", it->second.waves[wave].name, identity, step, text});
+    events.push_back(Event{"stage.output", it->second.waves[wave].name, cluster, step, text});
   }
   if (msg.getDroppedLines() > 0) {
-    events.push_back(Event{"stage.output", it->second.waves[wave].name, identity, step,
+    events.push_back(Event{"stage.output", it->second.waves[wave].name, cluster, step,
                            "(" + std::to_string(msg.getDroppedLines()) + " more lines not shown)"});
   }
   if (events.empty()) return;
@@ -267,10 +300,10 @@ void Engine::handleProgress(const std::string& identity, schema::StageProgress::
   if (!s.ok()) spdlog::error("recording output of {}: {}", stage, s.toString());
 }
 
-void Engine::handleResult(const std::string& identity, schema::StageResult::Reader msg) {
+void Engine::handleResult(const std::string& cluster, schema::StageResult::Reader msg) {
   auto ref = msg.getRef();
   StageResult r;
-  r.cluster = identity;
+  r.cluster = cluster;
   r.stage_id = toStd(ref.getStageId());
   r.attempt = ref.getAttempt();
   r.outcome = fromWire(msg.getOutcome());
@@ -286,7 +319,7 @@ void Engine::handleResult(const std::string& identity, schema::StageResult::Read
     // An agent refuses a command from an older epoch without recording it (a late copy from
     // before our restart); this run's copy of the command is answered on its own.
     metrics_.staleResult();
-    spdlog::debug("{} refused {} from epoch {}: not this run's command", identity, r.stage_id,
+    spdlog::debug("{} refused {} from epoch {}: not this run's command", cluster, r.stage_id,
                   msg.getEpoch());
     return;
   }
@@ -295,7 +328,7 @@ void Engine::handleResult(const std::string& identity, schema::StageResult::Read
   queued_results_[id].push_back(std::move(r));
 }
 
-void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg) {
+void Engine::handleAlert(const std::string& cluster, schema::Alert::Reader msg) {
   auto ref = msg.getRef();
   auto it = deployments_.find(toStd(ref.getDeploymentId()));
   if (it == deployments_.end()) {
@@ -303,7 +336,7 @@ void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg)
     return;
   }
   size_t wave = 0;
-  ClusterProgress* c = it->second.findCluster(identity, &wave);
+  ClusterProgress* c = it->second.findCluster(cluster, &wave);
   std::string rule = toStd(msg.getRule());
   const bool rule_ok =
       !rule.empty() && rule.size() <= 32 && std::all_of(rule.begin(), rule.end(), [](char ch) {
@@ -317,7 +350,7 @@ void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg)
   notice.deployment_id = it->first;
   notice.service = it->second.plan.service;
   notice.version = toStd(msg.getVersion()).substr(0, 128);
-  notice.cluster = identity;
+  notice.cluster = cluster;
   notice.wave = it->second.waves[wave].name;
   notice.stage = toStd(ref.getStageId()).substr(0, 256);
   notice.rule = rule;
@@ -331,17 +364,17 @@ void Engine::handleAlert(const std::string& identity, schema::Alert::Reader msg)
           .count();
   const std::string step = c->step ? stepName(*c->step) : "";
   Status s = mutate(it->first, [&](Deployment&, const Context&, Effects& fx) {
-    fx.events.push_back(Event{"alert", notice.wave, identity, step,
+    fx.events.push_back(Event{"alert", notice.wave, cluster, step,
                               notice.rule + ": " + notice.version + ": " + notice.message});
     fx.changed = true;
     return Status::Ok();
   });
   if (!s.ok()) {
-    spdlog::error("recording alert from {}: {}", identity, s.toString());
+    spdlog::error("recording alert from {}: {}", cluster, s.toString());
     return;
   }
   metrics_.alertRaised(notice.rule);
-  spdlog::warn("alert from {} on {}: {}", identity, notice.deployment_id, notice.message);
+  spdlog::warn("alert from {} on {}: {}", cluster, notice.deployment_id, notice.message);
   const auto& alerts = it->second.plan.alerts;
   if (alert_listener_ && alerts && !alerts->webhook.empty()) {
     notice.config = *alerts;
@@ -487,6 +520,38 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
   });
 }
 
+// ---- Agent trust --------------------------------------------------------------------------
+
+StatusOr<Enrollment> Engine::createEnrollment(const std::string& cluster,
+                                              std::chrono::milliseconds ttl, const Actor& actor) {
+  return gate_.createEnrollment(cluster, ttl.count(), actor);
+}
+
+Status Engine::revokeAgent(const std::string& cluster, const Actor& actor) {
+  return gate_.revoke(cluster, actor);
+}
+
+Status Engine::removeAgent(const std::string& cluster, const Actor& actor) {
+  for (const auto& [id, d] : deployments_) {
+    if (!isFinal(d.state) && d.findCluster(cluster) != nullptr) {
+      return Status::FailedPrecondition("cluster " + cluster + " is part of unfinished deployment " +
+                                        id + ": cancel or finish it first");
+    }
+  }
+  const bool known = registry_.find(cluster) != nullptr;
+  Status revoked = gate_.revoke(cluster, actor);
+  if (!revoked.ok() && !revoked.isNotFound()) return revoked;
+  if (!known && revoked.isNotFound()) return Status::NotFound("no cluster named " + cluster);
+  gate_.disconnect(cluster);
+  Status s = store_.removeAgent(cluster);
+  if (!s.ok()) return s;
+  registry_.remove(cluster);
+  publishAgents();
+  spdlog::info("cluster {} removed by {}", cluster, actor.name);
+  gate_.recordRemoval(cluster, actor);
+  return Status::Ok();
+}
+
 // ---- Durable change, then delivery ------------------------------------------------------
 
 Status Engine::mutate(const std::string& id, const Mutation& fn) {
@@ -599,10 +664,10 @@ void Engine::sendAbort(const std::string& cluster, const std::string& deployment
   outbox_.send(cluster, message);
 }
 
-void Engine::sendReregister(const std::string& identity) {
+void Engine::sendReregister(const std::string& connection) {
   capnp::MallocMessageBuilder message;
   message.initRoot<schema::Envelope>().initReregister().setEpoch(epoch_);
-  outbox_.send(identity, message);
+  outbox_.sendTo(connection, message);
 }
 
 // ---- Snapshots for other threads --------------------------------------------------------

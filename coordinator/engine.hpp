@@ -17,23 +17,22 @@
 #include "common/status.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/actor.hpp"
+#include "coordinator/agent_gate.hpp"
+#include "coordinator/audit.hpp"
 #include "coordinator/deployment.hpp"
 #include "coordinator/metrics.hpp"
+#include "coordinator/outbox.hpp"
 #include "coordinator/registry.hpp"
 #include "coordinator/store.hpp"
+#include "coordinator/trust.hpp"
 
 namespace flotilla::coordinator {
-
-// Where the engine's messages to agents go (the ZeroMQ endpoint, or a test double).
-class Outbox {
- public:
-  virtual ~Outbox() = default;
-  virtual void send(const std::string& cluster, capnp::MessageBuilder& message) = 0;
-};
 
 struct EngineOptions {
   std::chrono::milliseconds agent_lost_after{15000};
   std::chrono::milliseconds heartbeat_interval{1000};
+  // --insecure: no CURVE keys; a register's claimed cluster is believed (loopback experiments).
+  bool insecure_agents = false;
 };
 
 enum class Action { kApprove, kRollback, kPause, kResume, kCancel };
@@ -69,10 +68,24 @@ class Engine {
   common::Status start();
   uint64_t epoch() const { return epoch_; }
 
-  // One decoded frame from the agent whose routing id is `identity`. Stage results are
-  // queued per deployment and applied by endTurn() (or before any other change to their
-  // deployment), so that a fan-out's results cost one transition per deployment per turn.
-  void onMessage(const std::string& identity, schema::Envelope::Reader envelope);
+  // One decoded frame from `peer`. Only a register is handled before the connection is bound
+  // to a cluster (AgentGate). Stage results are queued per deployment and applied by
+  // endTurn() (or before any other change to their deployment), so that a fan-out's results
+  // cost one transition per deployment per turn.
+  void onMessage(const Peer& peer, schema::Envelope::Reader envelope);
+  // ZAP: may a connection with this CURVE key complete its handshake?
+  bool admitKey(const std::string& key, const std::string& address) {
+    return gate_.admitKey(key, address);
+  }
+  void setAuditLog(AuditLog* audit) { gate_.setAuditLog(audit); }
+
+  // Agent trust (admin actions). An enrollment token binds the first key that presents it to
+  // `cluster`; revoke removes the key and closes its connection; remove forgets a cluster
+  // that is gone (refused while an unfinished deployment includes it).
+  common::StatusOr<Enrollment> createEnrollment(const std::string& cluster,
+                                                std::chrono::milliseconds ttl, const Actor& actor);
+  common::Status revokeAgent(const std::string& cluster, const Actor& actor);
+  common::Status removeAgent(const std::string& cluster, const Actor& actor);
   // Applies the stage results queued since the last call. The loop calls it after each batch
   // of frames; tick() calls it too.
   void endTurn();
@@ -94,11 +107,12 @@ class Engine {
 
  private:
   // Message handlers: one per message type an agent may send.
-  void handleRegister(const std::string& identity, schema::Register::Reader msg);
-  void handleHeartbeat(const std::string& identity, schema::Heartbeat::Reader msg);
-  void handleProgress(const std::string& identity, schema::StageProgress::Reader msg);
-  void handleResult(const std::string& identity, schema::StageResult::Reader msg);
-  void handleAlert(const std::string& identity, schema::Alert::Reader msg);
+  void handleRegister(const Peer& peer, schema::Register::Reader msg);
+  // The others run only for a connection bound to `cluster`.
+  void handleHeartbeat(const std::string& cluster, schema::Heartbeat::Reader msg);
+  void handleProgress(const std::string& cluster, schema::StageProgress::Reader msg);
+  void handleResult(const std::string& cluster, schema::StageResult::Reader msg);
+  void handleAlert(const std::string& cluster, schema::Alert::Reader msg);
 
   // Applies `fn` to a copy of the deployment; commits the copy with its
   // events (synced) and only then installs it and sends its commands. Results queued for the
@@ -111,7 +125,7 @@ class Engine {
   void sendCommand(const std::string& deployment_id, const Dispatch& dispatch);
   void sendAbort(const std::string& cluster, const std::string& deployment_id,
                  const std::string& stage_id, uint32_t attempt, const std::string& reason);
-  void sendReregister(const std::string& identity);
+  void sendReregister(const std::string& connection);
   // After an agent (re)registers: answer what it finished, resend what it never got.
   void reconcileAgent(const std::string& cluster, const std::map<std::string, bool>& held_running);
   // Versions live per cluster for a service: read from the store once, then
@@ -132,6 +146,8 @@ class Engine {
   EngineOptions options_;
   uint64_t epoch_ = 0;
   Registry registry_;
+  Trust trust_;
+  AgentGate gate_;
   std::map<std::string, std::map<std::string, std::string>> releases_;  // service -> cluster
   std::map<std::string, Deployment> deployments_;  // unfinished ones, plus finished ones whose
                                                    // stages may still answer

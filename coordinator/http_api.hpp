@@ -1,42 +1,75 @@
 // The coordinator's HTTP API (cpp-httplib): deployments, events (JSON and
-// SSE), agents, /metrics and /healthz. Reads come from the store; every
-// change is handed to the engine thread.
+// SSE), agents, tokens, the audit trail, /metrics and /healthz. Reads come from the store;
+// every change is handed to the engine thread. Every request but GET /healthz is checked
+// before routing: Host, bearer token, the route's permission (coordinator/permissions.hpp),
+// and for a change a JSON or YAML Content-Type; every change, refused or not, is audited.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 
 #include "common/status.hpp"
+#include "coordinator/actor.hpp"
+#include "coordinator/audit.hpp"
 #include "coordinator/engine.hpp"
 #include "coordinator/metrics.hpp"
 #include "coordinator/server.hpp"
 #include "coordinator/store.hpp"
+#include "coordinator/tokens.hpp"
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace flotilla::coordinator {
 
 class HttpApi {
  public:
   HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& tasks, CommitSignal& commits,
-          int threads);
+          AuditLog& audit, Tokens& tokens, int threads);
   ~HttpApi();
 
-  // Binds "HOST:PORT" (port 0 picks a free one); returns the bound port.
+  // Binds "HOST:PORT" (port 0 picks a free one); returns the bound port. The Host header of a
+  // request must then name the listen host, localhost, 127.0.0.1 or [::1] with that port, or a
+  // name given to allowHost(); anything else is answered 421 (DNS rebinding).
   common::StatusOr<int> bind(const std::string& host_port);
+  // Also accept `name` ("host" or "host:port"; without a port: the bound port, or none at all
+  // as a proxy on a standard port sends it). After bind(), before serve().
+  void allowHost(const std::string& name);
   void serve();  // blocks until stop()
   void stop();
 
  private:
+  struct Gate;
   void routes();
+  // Host, token, permission and Content-Type of a request, before anything else of it is read.
+  Gate gate(const httplib::Request& req) const;
+  // The caller of a request that passed gate() (its token looked up again: it may have been
+  // revoked in between). Answers 401 and returns nothing otherwise.
+  std::optional<Actor> caller(const httplib::Request& req, httplib::Response& res) const;
+  // Appends the request's audit record on the engine thread (durable before the answer).
+  void record(const AuditEntry& entry);
+  // Runs `change` on the engine thread and appends the request's audit record in the same turn
+  // (`entry`'s outcome and detail filled from the result), so both are durable together.
+  template <typename T>
+  common::StatusOr<T> audited(AuditEntry entry,
+                              std::function<common::StatusOr<T>(AuditEntry&)> change);
+
   std::unique_ptr<httplib::Server> server_;
   Store& store_;
   Engine& engine_;
   Metrics& metrics_;
   TaskQueue& tasks_;
   CommitSignal& commits_;
+  AuditLog& audit_;
+  Tokens& tokens_;
+  std::set<std::string> allowed_hosts_;  // lower case; fixed before serve()
+  int port_ = 0;
 };
 
 }  // namespace flotilla::coordinator

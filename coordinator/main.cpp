@@ -4,12 +4,15 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
 #include <iostream>
 
+#include "common/curve.hpp"
 #include "common/logging.hpp"
 #include "common/plan.hpp"
 #include "coordinator/server.hpp"
+#include "coordinator/tokens.hpp"
 
 using namespace flotilla;
 
@@ -30,6 +33,41 @@ void raiseFileLimit() {
   if (lim.rlim_cur < 16384) {
     spdlog::warn("open file limit is {}: at most about that many agents can connect", lim.rlim_cur);
   }
+}
+}  // namespace
+
+namespace {
+// flotilla-coordinator bootstrap-admin: the token alone on stdout, everything else on stderr.
+int bootstrapAdmin(const std::string& dir, const std::string& name) {
+  ::umask(077);  // the store holds token hashes and the audit trail
+  common::setupLogging("bootstrap-admin", "warn").ignoreError();
+  auto store = coordinator::Store::open(dir);
+  if (!store.ok()) {
+    const std::string& why = store.status().message();
+    if (why.find("lock") != std::string::npos || why.find("LOCK") != std::string::npos) {
+      std::cerr << "flotilla-coordinator: the store in " << dir
+                << " is in use: stop the flotilla-coordinator running on it first (" << why
+                << ")\n";
+    } else {
+      std::cerr << "flotilla-coordinator: " << why << "\n";
+    }
+    return 1;
+  }
+  // The reserve protects running deployments' writes; one token record on a stopped
+  // coordinator's store does not need it (a small data dir would refuse the first token).
+  (*store)->setMinFreeBytes(1 << 20);
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto secret = coordinator::bootstrapAdmin(**store, name, now);
+  if (!secret.ok()) {
+    std::cerr << "flotilla-coordinator: bootstrap-admin: " << secret.status().message() << "\n";
+    return 1;
+  }
+  std::cout << *secret << std::endl;
+  std::cerr << "flotilla-coordinator: admin token " << name
+            << " created; it is shown only this once (the store keeps its SHA-256)\n";
+  return 0;
 }
 }  // namespace
 
@@ -70,7 +108,61 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
+  app.add_flag("--insecure", options.insecure_agents,
+               "Agents connect without CURVE keys or enrollment (NULL mechanism): anyone who\n"
+               "reaches the agent port can act as any cluster. Loopback addresses only; for\n"
+               "experiments. Without it the agent channel is CurveZMQ: the key pair is made in\n"
+               "DATA_DIR/keys/ on first start and only enrolled agent keys get in");
+
+  app.add_option("--webhook-allow", options.webhook_allow,
+                 "URL prefix alert webhooks may post to (repeatable), e.g.\n"
+                 "https://hooks.example.com/deploys. A plan's webhook outside every prefix is\n"
+                 "refused and counted, never contacted (none are allowed by default)");
+
+  // show-key: the public key agents pin (--coordinator-key). Works while the coordinator runs.
+  std::string key_data_dir = options.data_dir;
+  CLI::App* show_key = app.add_subcommand(
+      "show-key",
+      "Print the coordinator's CURVE public key (made on first start, or now if missing),\n"
+      "for agents' --coordinator-key");
+  show_key->add_option("--data-dir", key_data_dir, "The coordinator's data directory")
+      ->capture_default_str();
+  app.add_option("--allowed-host", options.allowed_hosts,
+                 "Host header name (NAME or NAME:PORT) the HTTP API also answers to, besides its\n"
+                 "listen host, localhost, 127.0.0.1 and [::1] with the listen port; others get\n"
+                 "421 (a guard against DNS rebinding). Repeatable")
+      ->type_name("NAME");
+
+  // bootstrap-admin: the first admin API token, on a stopped coordinator's (or a fresh) data dir.
+  std::string bootstrap_dir;
+  std::string bootstrap_name = "admin";
+  CLI::App* bootstrap = app.add_subcommand(
+      "bootstrap-admin",
+      "Create the first admin API token and print it (once) on stdout; run it before the first\n"
+      "start or on a stopped coordinator. Refused when an admin token exists");
+  bootstrap->add_option("--data-dir", bootstrap_dir, "The coordinator's data dir")->required();
+  bootstrap->add_option("--name", bootstrap_name, "Name of the token (in the audit trail)")
+      ->capture_default_str();
+  bootstrap->footer(
+      "Prints only the token, so that a script can keep it:\n"
+      "  flotilla-coordinator bootstrap-admin --data-dir /var/lib/flotilla > admin.token\n"
+      "  chmod 600 admin.token\n"
+      "  flotilla --token-file admin.token tokens create ci --role deployer --env staging\n"
+      "The store keeps only its SHA-256: a lost token cannot be shown again.\n"
+      "Exit: 0 created; 1 an admin token exists, or the store is in use or cannot be opened.");
   CLI11_PARSE(app, argc, argv);
+  if (bootstrap->parsed()) return bootstrapAdmin(bootstrap_dir, bootstrap_name);
+  if (show_key->parsed()) {
+    ::umask(077);
+    auto keys = common::loadOrCreateKeyPair(coordinator::keysDir(key_data_dir),
+                                            coordinator::kCoordinatorKeyName);
+    if (!keys.ok()) {
+      std::cerr << "flotilla-coordinator show-key: " << keys.status().message() << "\n";
+      return 1;
+    }
+    std::cout << keys->public_key << "\n";
+    return 0;
+  }
   options.min_free_bytes = min_free_mb << 20;
 
   auto lost = common::parseDuration(lost_after);

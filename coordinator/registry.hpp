@@ -49,6 +49,8 @@ class Registry {
                                   std::chrono::milliseconds suspect_after = {},
                                   bool* changed = nullptr);
 
+  // Forgets a cluster that is gone (`flotilla agents remove`).
+  void remove(const std::string& cluster) { agents_.erase(cluster); }
   const AgentInfo* find(const std::string& cluster) const;
   bool isLost(const std::string& cluster) const;
   // Clusters whose labels contain every selector pair and are not lost, sorted by name.

@@ -9,11 +9,14 @@
 #include <optional>
 #include <thread>
 
+#include "common/curve.hpp"
 #include "common/failpoint.hpp"
 #include "coordinator/agent_endpoint.hpp"
+#include "coordinator/audit.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/metrics.hpp"
 #include "coordinator/store.hpp"
+#include "coordinator/tokens.hpp"
 #include "coordinator/webhook.hpp"
 
 namespace flotilla::coordinator {
@@ -113,42 +116,91 @@ void requestStop() {
   }
 }
 
+std::string keysDir(const std::string& data_dir) { return data_dir + "/keys"; }
+
+bool isLoopbackAddress(const std::string& address) {
+  std::string host = address;
+  if (host.rfind("tcp://", 0) == 0) host = host.substr(6);
+  auto colon = host.rfind(':');
+  if (colon != std::string::npos) host = host.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 Status runServer(const ServerOptions& options) {
+  EngineOptions engine_options = options.engine;
+  EndpointSecurity security;
+  if (options.insecure_agents) {
+    if (!isLoopbackAddress(options.listen_agents)) {
+      return Status::InvalidArgument("--insecure refuses to listen for agents on " +
+                                     options.listen_agents +
+                                     ": without keys anyone who reaches the port is every agent; "
+                                     "use a loopback address, or drop --insecure");
+    }
+    spdlog::warn(
+        "INSECURE: agents connect without keys or enrollment (--insecure); any local process can "
+        "register as any cluster and report any result. For loopback experiments only.");
+    engine_options.insecure_agents = true;
+  } else {
+    auto keys = common::loadOrCreateKeyPair(keysDir(options.data_dir), kCoordinatorKeyName);
+    if (!keys.ok()) return keys.status();
+    security.secret_key = keys->secret_key;
+    spdlog::info("agent channel: CurveZMQ, coordinator public key {}", keys->public_key);
+  }
   auto store = Store::open(options.data_dir);
   if (!store.ok()) return store.status();
   (*store)->setMinFreeBytes(options.min_free_bytes);
+  // The audit trail: HTTP requests (HttpApi) and agent trust events (the engine).
+  AuditLog audit(**store);
+  if (Status loaded = audit.load(); !loaded.ok()) return loaded;
   Metrics metrics;
   common::RealClock clock;
   zmq::context_t context(1);
   // 10,000 agents are 10,000 sockets on the ROUTER side.
   context.set(zmq::ctxopt::max_sockets, 65536);
-  AgentEndpoint endpoint(context, metrics);
-  Status s = endpoint.bind(options.listen_agents);
+  AgentEndpoint endpoint(context, metrics, security);
+  Engine engine(**store, metrics, endpoint, clock, engine_options);
+  engine.setAuditLog(&audit);
+  Status s = endpoint.bind(options.listen_agents, [&engine](const std::string& key,
+                                                           const std::string& address) {
+    return engine.admitKey(key, address);
+  });
   if (!s.ok()) return s;
 
-  Engine engine(**store, metrics, endpoint, clock, options.engine);
   CommitSignal commits;
   // Under group commit a change is durable only at the loop's flush: streams wake after it.
   bool committed = false;
   engine.setCommitListener([&committed](const std::string&) { committed = true; });
-  WebhookSender webhooks(metrics);
+  WebhookSender webhooks(metrics, options.webhook_allow);
   // Posted once the alert's event is durable, like everything else that leaves.
   std::vector<AlertNotice> alerts;
   engine.setAlertListener([&alerts](const AlertNotice& alert) { alerts.push_back(alert); });
   s = engine.start();
   if (!s.ok()) return s;
 
+  Tokens tokens(**store);
+  s = tokens.load();
+  if (!s.ok()) return s;
+  if (!tokens.anyAdmin()) {
+    spdlog::warn("no admin API token exists: stop the coordinator and run "
+                 "'flotilla-coordinator bootstrap-admin --data-dir {}'",
+                 options.data_dir);
+  }
+
   TaskQueue tasks;
   g_stop_fd = tasks.fd();
-  HttpApi http(**store, engine, metrics, tasks, commits, options.http_threads);
+  HttpApi http(**store, engine, metrics, tasks, commits, audit, tokens, options.http_threads);
   auto port = http.bind(options.listen_http);
   if (!port.ok()) return port.status();
+  for (const auto& name : options.allowed_hosts) http.allowHost(name);
   std::thread http_thread([&http] { http.serve(); });
   spdlog::info("flotilla-coordinator epoch {}: agents on {}, HTTP on port {}, data in {}",
                engine.epoch(), endpoint.boundAddress(), *port, options.data_dir);
 
-  auto handler = [&engine](const std::string& identity, schema::Envelope::Reader env) {
-    engine.onMessage(identity, env);
+  auto handler = [&engine](const Peer& peer, schema::Envelope::Reader env) {
+    engine.onMessage(peer, env);
   };
   // Group commit: everything one turn of the loop changes (up to a few thousand agent
   // messages, the HTTP requests, the timers) becomes durable with one fsync, and only then

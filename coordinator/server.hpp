@@ -24,8 +24,22 @@ struct ServerOptions {
   std::string listen_http = "127.0.0.1:7780";
   EngineOptions engine;
   int http_threads = 16;
+  // Host header names the HTTP API answers to besides its listen host, localhost, 127.0.0.1
+  // and [::1] (HttpApi::allowHost).
+  std::vector<std::string> allowed_hosts;
   uint64_t min_free_bytes = Store::kDefaultMinFreeBytes;  // see Store::setMinFreeBytes
+  // --insecure: agents connect with the NULL mechanism (no keys, no enrollment); loopback only.
+  bool insecure_agents = false;
+  // URL prefixes alert webhooks may post to (--webhook-allow); none by default.
+  std::vector<std::string> webhook_allow;
 };
+
+// Where the coordinator keeps its CURVE key pair: DATA_DIR/keys/coordinator.{key,pub}.
+std::string keysDir(const std::string& data_dir);
+inline constexpr const char* kCoordinatorKeyName = "coordinator";
+// Whether `address` (tcp://HOST:PORT or HOST:PORT) is on 127.0.0.0/8 or ::1 (names are not
+// resolved: "localhost" counts, anything else does not).
+bool isLoopbackAddress(const std::string& address);
 
 // Work posted from HTTP threads to the engine thread. The eventfd wakes the
 // engine's poll so a request never waits for a timer.

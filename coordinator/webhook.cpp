@@ -1,5 +1,7 @@
 #include "coordinator/webhook.hpp"
 
+#include "common/logging.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -13,8 +15,21 @@ namespace flotilla::coordinator {
 
 using namespace std::chrono_literals;
 
-WebhookSender::WebhookSender(Metrics& metrics) : metrics_(metrics) {
+WebhookSender::WebhookSender(Metrics& metrics, std::vector<std::string> allow)
+    : metrics_(metrics), allow_(std::move(allow)) {
   thread_ = std::thread([this] { loop(); });
+}
+
+bool WebhookSender::allowed(const std::string& url, const std::vector<std::string>& allow) {
+  for (const auto& prefix : allow) {
+    if (prefix.empty() || url.compare(0, prefix.size(), prefix) != 0) continue;
+    // "https://hooks.example.com" must not let "https://hooks.example.com.evil.net" through.
+    // A prefix that ends in '/' or ':' (any port of a host) says where it ends itself.
+    if (prefix.back() == '/' || prefix.back() == ':' || url.size() == prefix.size()) return true;
+    const char next = url[prefix.size()];
+    if (next == '/' || next == '?' || next == '#') return true;
+  }
+  return false;
 }
 
 WebhookSender::~WebhookSender() {
@@ -32,6 +47,12 @@ WebhookSender::~WebhookSender() {
 }
 
 void WebhookSender::post(const AlertNotice& alert) {
+  if (!allowed(alert.config.webhook, allow_)) {
+    metrics_.webhook("refused");
+    spdlog::warn("alert webhook {} refused: not under any --webhook-allow prefix",
+                 common::loggable(alert.config.webhook, 200));
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     if (stop_) return;

@@ -15,6 +15,11 @@
 // alerts wait; more are dropped and counted. Delivery is best-effort: the alert event in the
 // deployment's log is the record, the webhook only tells people. Pending alerts are not kept
 // across a coordinator restart.
+//
+// A plan names the URL, but the coordinator decides where it may post: only to URLs under one of
+// the prefixes given with --webhook-allow (none by default), so a plan, or a forged alert, cannot
+// make the coordinator call an internal address (SSRF). A refused URL is counted
+// (flotilla_webhook_posts_total{result="refused"}) and logged, never contacted.
 #pragma once
 
 #include <condition_variable>
@@ -23,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "coordinator/engine.hpp"
 #include "coordinator/metrics.hpp"
@@ -33,7 +39,9 @@ class WebhookSender {
  public:
   static constexpr size_t kMaxQueued = 1000;
 
-  explicit WebhookSender(Metrics& metrics);
+  // `allow`: URL prefixes ("https://hooks.example.com/deploys"); a URL matches a prefix that
+  // ends at a path boundary ('/', '?', '#' or the URL's end), or one that ends in '/' or ':'.
+  WebhookSender(Metrics& metrics, std::vector<std::string> allow);
   ~WebhookSender();  // stops: the alert being sent gets its current attempt, the rest are dropped
   WebhookSender(const WebhookSender&) = delete;
   WebhookSender& operator=(const WebhookSender&) = delete;
@@ -43,6 +51,7 @@ class WebhookSender {
 
   // The JSON body for an alert (exposed for tests).
   static std::string body(const AlertNotice& alert);
+  static bool allowed(const std::string& url, const std::vector<std::string>& allow);
 
  private:
   void loop();
@@ -50,6 +59,7 @@ class WebhookSender {
   void deliver(const AlertNotice& alert);
 
   Metrics& metrics_;
+  const std::vector<std::string> allow_;
   std::mutex mu_;
   std::condition_variable wake_;
   std::deque<AlertNotice> queue_;

@@ -8,9 +8,15 @@
 // byte for byte, so the API sees exactly the fuzzed bytes, '/' and NUL included.
 //
 // Every request must get an answer, never a 500; every error carries {"error": "..."}; a
-// malformed id is a 400 (404 when it cannot even match a route, 414 when the line is too
-// long); a body over the limit is a 413; chunked or compressed bodies, which cpp-httplib
-// 0.11 would buffer past the limit, are refused (411, 415).
+// malformed id is a 400 (403 when it cannot even match a route of the permission table, 404
+// when it matches none of the server's, 414 when the line is too long); a body over the limit
+// is a 413; chunked or compressed bodies, which cpp-httplib 0.11 would buffer past the limit,
+// are refused (411, 415).
+//
+// The requests above carry an admin token. The authentication ops send the fuzzed bytes as
+// the Authorization header (raw, after "Bearer ", or repeated past any sane size), as the
+// Content-Type of a change, or as the Host header; or a viewer's token with a change: each must
+// be refused (401, 415, 421, 403) without a 500, and never let a request through.
 #include <httplib.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -34,6 +40,8 @@
 #include "coordinator/metrics.hpp"
 #include "coordinator/server.hpp"
 #include "coordinator/store.hpp"
+#include "coordinator/tokens.hpp"
+#include "coordinator/audit.hpp"
 #include "fuzz/fuzz_check.hpp"
 
 namespace flotilla::coordinator {
@@ -48,6 +56,10 @@ class NullOutbox : public Outbox {
  public:
   // Interface
   void send(const std::string&, capnp::MessageBuilder&) override {}
+  void sendTo(const std::string&, capnp::MessageBuilder&) override {}
+  void bindCluster(const std::string&, const std::string&) override {}
+  bool connectionOpen(const std::string&) const override { return false; }
+  void dropConnection(const std::string&) override {}
 };
 
 enum class Op : uint8_t {
@@ -64,6 +76,13 @@ enum class Op : uint8_t {
   kChunked,   // submit with Transfer-Encoding: chunked (no Content-Length to check first)
   kBigChunked,  // the same, the body repeated past the limit
   kEncoded,   // submit with Content-Encoding: gzip (a small body could inflate without bound)
+  kAuthRaw,     // GET /api/v1/deployments with Authorization: REST
+  kAuthBearer,  // POST .../pause with Authorization: Bearer REST
+  kAuthHuge,    // GET with Authorization: Bearer REST repeated past 8 KiB
+  kNoAuth,      // GET /REST without Authorization
+  kContentType,  // submit (admin) with Content-Type: REST
+  kHost,        // GET /api/v1/agents (admin) with Host: REST
+  kViewerChange,  // POST .../cancel with a viewer's token
   kCount,
 };
 
@@ -100,6 +119,24 @@ std::string percentEncode(const std::string& text, bool keep_slash) {
   return out;
 }
 
+// A header value the client can put on the wire: no CR, LF or NUL (they would end the header,
+// which is the request parser's business, not this target's). Other bytes, 8-bit ones
+// included, go as they are.
+std::string headerSafe(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c != '\r' && c != '\n' && c != '\0') out += c;
+  }
+  return out;
+}
+
+std::string lowerAscii(std::string text) {
+  for (auto& c : text) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return text;
+}
+
 bool isDeploymentIdSpec(const std::string& id) {
   if (id.empty() || id.size() > 80 || id[0] == '-') return false;
   for (char c : id) {
@@ -120,13 +157,27 @@ class Harness {
     auto store = Store::open(dir_);
     FUZZ_CHECK(store.ok(), store.status().message());
     store_ = std::move(store).value();
+    // Tokens written at once, before group commit (as bootstrap-admin does).
+    auto admin = bootstrapAdmin(*store_, "fuzz-admin", 0);
+    FUZZ_CHECK(admin.ok(), admin.status().message());
+    admin_token_ = *admin;
+    Tokens setup(*store_);
+    FUZZ_CHECK(setup.load().ok(), "tokens");
+    auto viewer = setup.create("fuzz-viewer", Role::kViewer, {}, "fuzz", 0);
+    FUZZ_CHECK(viewer.ok(), viewer.status().message());
+    viewer_token_ = *viewer;
     engine_ = std::make_unique<Engine>(*store_, metrics_, outbox_, clock_, EngineOptions{});
     // As in runServer: group commit, answers and stream wake-ups only after the flush.
     store_->setGroupCommit(true);
     engine_->setCommitListener([this](const std::string&) { committed_ = true; });
     auto started = engine_->start();
     FUZZ_CHECK(started.ok(), started.message());
-    http_ = std::make_unique<HttpApi>(*store_, *engine_, metrics_, tasks_, commits_, 4);
+    tokens_ = std::make_unique<Tokens>(*store_);
+    FUZZ_CHECK(tokens_->load().ok(), "tokens");
+    audit_ = std::make_unique<AuditLog>(*store_);
+    FUZZ_CHECK(audit_->load().ok(), "audit");
+    http_ = std::make_unique<HttpApi>(*store_, *engine_, metrics_, tasks_, commits_, *audit_,
+                                      *tokens_, 4);
     auto port = http_->bind("127.0.0.1:0");
     FUZZ_CHECK(port.ok(), port.status().message());
     port_ = *port;
@@ -148,6 +199,8 @@ class Harness {
     http_->stop();
     http_thread_.join();
     http_.reset();
+    audit_.reset();
+    tokens_.reset();
     engine_.reset();
     store_.reset();
     std::error_code ec;
@@ -168,27 +221,28 @@ class Harness {
       switch (op) {
         case Op::kSubmit:
           what = "submit";
-          return client_->Post(base, rest, "application/yaml");
+          return client_->Post(base, admin(), rest, "application/yaml");
         case Op::kApprove:
         case Op::kRollback:
         case Op::kPause:
         case Op::kResume:
         case Op::kCancel:
           what = std::string("POST ") + verbOf(op);
-          return client_->Post(base + "/" + percentEncode(id, false) + "/" + verbOf(op), body,
-                               "application/json");
+          return client_->Post(base + "/" + percentEncode(id, false) + "/" + verbOf(op), admin(),
+                               body, "application/json");
         case Op::kGet:
           what = "GET deployment";
-          return client_->Get(base + "/" + percentEncode(id, false));
+          return client_->Get(base + "/" + percentEncode(id, false), admin());
         case Op::kEvents:
           what = "GET events";
-          return client_->Get(base + "/" + percentEncode(id, false) +
-                              "/events?after=" + percentEncode(body, false));
+          return client_->Get(
+              base + "/" + percentEncode(id, false) + "/events?after=" + percentEncode(body, false),
+              admin());
         case Op::kOversize: {
           what = "oversized submit";
           std::string big = rest.empty() ? std::string("x") : rest;
           while (big.size() <= kMaxBodyBytes) big += big;
-          return client_->Post(base, big, "application/yaml");
+          return client_->Post(base, admin(), big, "application/yaml");
         }
         case Op::kChunked:
         case Op::kBigChunked: {
@@ -196,7 +250,7 @@ class Harness {
           const std::string chunk = rest.empty() ? std::string("x") : rest;
           const size_t limit = op == Op::kChunked ? chunk.size() - 1 : kMaxBodyBytes;
           return client_->Post(
-              base,
+              base, admin(),
               [chunk, limit](size_t offset, httplib::DataSink& sink) {
                 if (offset > limit) {
                   sink.done();
@@ -209,13 +263,43 @@ class Harness {
         }
         case Op::kEncoded:
           what = "gzip submit";
-          return client_->Post(base, {{"Content-Encoding", "gzip"}}, rest, "application/yaml");
+          return client_->Post(
+              base, {{"Content-Encoding", "gzip"}, {"Authorization", "Bearer " + admin_token_}},
+              rest, "application/yaml");
+        case Op::kAuthRaw:
+          what = "GET with Authorization: REST";
+          return client_->Get(base, {{"Authorization", headerSafe(rest)}});
+        case Op::kAuthBearer:
+          what = "POST pause with Authorization: Bearer REST";
+          return client_->Post(base + "/x-1/pause", {{"Authorization", "Bearer " + headerSafe(rest)}},
+                               "", "application/json");
+        case Op::kAuthHuge: {
+          what = "GET with a huge Authorization";
+          std::string big = headerSafe(rest).empty() ? std::string("A") : headerSafe(rest);
+          while (big.size() <= 9000) big += big;
+          return client_->Get(base, {{"Authorization", "Bearer " + big}});
+        }
+        case Op::kNoAuth:
+          what = "GET path without a token";
+          return client_->Get("/" + percentEncode(rest, true), httplib::Headers{});
+        case Op::kContentType:
+          what = "submit with Content-Type: REST";
+          return client_->Post(base, admin(), "", headerSafe(rest).c_str());
+        case Op::kHost:
+          what = "GET agents with Host: REST";
+          return client_->Get("/api/v1/agents", {{"Authorization", "Bearer " + admin_token_},
+                                                 {"Host", headerSafe(rest)}});
+        case Op::kViewerChange:
+          what = "viewer cancels";
+          return client_->Post(base + "/" + percentEncode(id, false) + "/cancel",
+                               {{"Authorization", "Bearer " + viewer_token_}}, body,
+                               "application/json");
         case Op::kPath:
         case Op::kCount:
           break;
       }
       what = "GET path";
-      return client_->Get("/" + percentEncode(rest, true));
+      return client_->Get("/" + percentEncode(rest, true), admin());
     };
 
     httplib::Result result = send();
@@ -259,15 +343,58 @@ class Harness {
         break;
       case Op::kPath:
         break;
+      case Op::kAuthRaw:
+      case Op::kAuthBearer:
+        FUZZ_CHECK(res.status == 401 || res.status == 400, context);
+        break;
+      case Op::kAuthHuge:
+        // cpp-httplib refuses a header line over 8 KiB as a malformed request.
+        FUZZ_CHECK(res.status == 401 || res.status == 400 || res.status == 431, context);
+        break;
+      case Op::kNoAuth:
+        FUZZ_CHECK(res.status == 401 || res.status == 200 || res.status == 400 ||
+                       res.status == 404 || res.status == 414,
+                   context);
+        if (res.status == 200 || res.status == 404) {
+          FUZZ_CHECK(rest == "healthz" || rest.rfind("healthz?", 0) == 0, context);
+        }
+        break;
+      case Op::kContentType: {
+        const std::string type = lowerAscii(headerSafe(rest).substr(0, headerSafe(rest).find(';')));
+        const bool fine = type.rfind("application/json", 0) == 0 ||
+                          type.rfind("application/yaml", 0) == 0 ||
+                          type.rfind("application/x-yaml", 0) == 0 ||
+                          type.rfind("text/yaml", 0) == 0;
+        if (!fine) FUZZ_CHECK(res.status == 415, context);
+        break;
+      }
+      case Op::kHost: {
+        const std::string host = lowerAscii(headerSafe(rest));
+        const std::string port = ":" + std::to_string(port_);
+        const bool allowed = host == "127.0.0.1" + port || host == "localhost" + port ||
+                             host == "[::1]" + port;
+        FUZZ_CHECK(allowed ? res.status == 200 : (res.status == 421 || res.status == 400),
+                   context);
+        break;
+      }
+      case Op::kViewerChange:
+        FUZZ_CHECK(res.status == 403 || res.status == 400 || res.status == 404 ||
+                       res.status == 414,
+                   context);
+        break;
       default:
         if (!isDeploymentIdSpec(id)) {
-          FUZZ_CHECK(res.status == 400 || res.status == 404 || res.status == 414, context);
+          FUZZ_CHECK(res.status == 400 || res.status == 403 || res.status == 404 ||
+                         res.status == 414,
+                     context);
         }
         break;
     }
   }
 
  private:
+  httplib::Headers admin() const { return {{"Authorization", "Bearer " + admin_token_}}; }
+
   void connect() {
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_tcp_nodelay(true);
@@ -305,7 +432,11 @@ class Harness {
   CommitSignal commits_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Tokens> tokens_;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<HttpApi> http_;
+  std::string admin_token_;
+  std::string viewer_token_;
   int port_ = 0;
   std::thread http_thread_;
   std::thread engine_thread_;

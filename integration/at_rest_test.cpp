@@ -89,9 +89,12 @@ std::vector<std::string> filesHolding(const std::string& root, const std::string
 }
 
 // Loosens every mode under `root` the way an older version left them (0755 dirs, 0644 files).
+// CURVE secret keys (keys/*.key) are left alone: one found readable by others is not
+// tightened but refused (the key must be taken as leaked), and older versions had none.
 void loosen(const std::string& root) {
   ::chmod(root.c_str(), 0755);
   for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (e.path().extension() == ".key") continue;
     ::chmod(e.path().c_str(), e.is_directory() ? 0755 : 0644);
   }
 }

@@ -223,7 +223,10 @@ class CanaryTest : public FleetTest {
 
   // The coordinator, then per cluster its HAProxy and its agent; waits for the agents.
   void startClusters(const std::vector<Cluster>& clusters) {
-    ASSERT_NO_FATAL_FAILURE(startCoordinator());
+    // The alert webhook test's receiver listens on loopback.
+    CoordinatorOptions options;
+    options.extra_args = {"--webhook-allow", "http://127.0.0.1:"};
+    ASSERT_NO_FATAL_FAILURE(startCoordinator(options));
     std::vector<std::string> names;
     for (const auto& c : clusters) {
       auto haproxy = Haproxy::start(dir(), c.name, kService);

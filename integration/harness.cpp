@@ -121,41 +121,6 @@ size_t writeToString(char* data, size_t size, size_t count, void* out) {
   return size * count;
 }
 
-HttpResponse httpRequest(const std::string& url, const std::string* body,
-                         const std::string& content_type) {
-  static std::once_flag init;
-  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  HttpResponse response;
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) {
-    response.error = "curl_easy_init failed";
-    return response;
-  }
-  curl_slist* headers = nullptr;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, writeToString);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
-  if (body != nullptr) {
-    headers = curl_slist_append(headers, ("Content-Type: " + content_type).c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
-  }
-  CURLcode rc = curl_easy_perform(curl);
-  if (rc == CURLE_OK) {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
-  } else {
-    response.error = curl_easy_strerror(rc);
-  }
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return response;
-}
-
 bool isFinal(const std::string& state) {
   return state == "succeeded" || state == "rolled_back" || state == "failed" ||
          state == "cancelled";
@@ -342,14 +307,15 @@ void Process::kill() {
 }
 
 CommandResult runCommand(const std::vector<std::string>& argv, const std::string& scratch_dir,
-                         std::chrono::milliseconds timeout) {
+                         std::chrono::milliseconds timeout,
+                         const std::map<std::string, std::string>& env) {
   static int counter = 0;
   const std::string base = scratch_dir + "/cmd-" + std::to_string(++counter);
   CommandResult result;
   int out_fd = openLog(base + ".out");
   int err_fd = openLog(base + ".err");
   if (out_fd < 0 || err_fd < 0) return result;
-  pid_t pid = forkExec(argv, {}, out_fd, err_fd);
+  pid_t pid = forkExec(argv, env, out_fd, err_fd);
   ::close(out_fd);
   ::close(err_fd);
   if (pid < 0) {
@@ -381,11 +347,55 @@ json HttpResponse::parsed() const {
   return body.is_discarded() ? json(nullptr) : body;
 }
 
-HttpResponse httpGet(const std::string& url) { return httpRequest(url, nullptr, ""); }
+HttpResponse httpRequest(const std::string& method, const std::string& url,
+                         const std::map<std::string, std::string>& headers,
+                         const std::string* body) {
+  static std::once_flag init;
+  std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  HttpResponse response;
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) {
+    response.error = "curl_easy_init failed";
+    return response;
+  }
+  curl_slist* list = nullptr;
+  // libcurl waits for "100 Continue" on large bodies unless told not to.
+  list = curl_slist_append(list, "Expect:");
+  for (const auto& [name, value] : headers) {
+    // "Name;" is libcurl's spelling of a header with an empty value.
+    list = curl_slist_append(list, (value.empty() ? name + ";" : name + ": " + value).c_str());
+  }
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, writeToString);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  if (body != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
+  }
+  if (method != "GET" && method != "POST") {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  CURLcode rc = curl_easy_perform(curl);
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  } else {
+    response.error = curl_easy_strerror(rc);
+  }
+  curl_slist_free_all(list);
+  curl_easy_cleanup(curl);
+  return response;
+}
+
+HttpResponse httpGet(const std::string& url) { return httpRequest("GET", url, {}); }
 
 HttpResponse httpPost(const std::string& url, const std::string& body,
                       const std::string& content_type) {
-  return httpRequest(url, &body, content_type);
+  return httpRequest("POST", url, {{"Content-Type", content_type}}, &body);
 }
 
 // ---- Events ---------------------------------------------------------------------------------
@@ -471,6 +481,7 @@ void FleetTest::launchCoordinator() {
                                    coordinator_options_.agent_lost_after,
                                    "--heartbeat",
                                    coordinator_options_.heartbeat};
+  if (coordinator_options_.insecure_agents) argv.push_back("--insecure");
   argv.insert(argv.end(), coordinator_options_.extra_args.begin(),
               coordinator_options_.extra_args.end());
   coordinator_ = Process::spawn(
@@ -481,6 +492,15 @@ void FleetTest::launchCoordinator() {
 void FleetTest::startCoordinator(CoordinatorOptions options) {
   ASSERT_EQ(coordinator_, nullptr) << "a coordinator is already running";
   coordinator_options_ = std::move(options);
+  if (admin_token_.empty()) {
+    // As an operator would: the first admin token, made on the fresh data dir.
+    CommandResult made = runCommand(
+        {FLOTILLA_COORDINATOR_BIN, "bootstrap-admin", "--data-dir", dir_ + "/data"},
+        dir_ + "/scratch", 30s);
+    ASSERT_EQ(made.exit_code, 0) << "bootstrap-admin failed:\n" << made.out << made.err;
+    admin_token_ = trim(made.out);
+    ASSERT_FALSE(admin_token_.empty()) << "bootstrap-admin printed no token";
+  }
   // Another test may take a port between freePort() and the bind: try fresh ports then.
   for (int attempt = 0; attempt < 3; ++attempt) {
     agent_port_ = freePort();
@@ -579,8 +599,24 @@ void FleetTest::startAgent(const std::string& cluster,
   std::vector<std::string> argv = launch.prefix;
   argv.insert(argv.end(), {FLOTILLA_AGENT_BIN, "--cluster", cluster, "--coordinator",
                            launch.coordinator.empty() ? agentAddress() : launch.coordinator,
-                           "--state-dir", dir_ + "/agent-state/" + cluster, "--workdir",
+                           "--state-dir", agentStateDir(cluster), "--workdir",
                            dir_ + "/work", "--heartbeat", "250ms"});
+  if (coordinator_options_.insecure_agents) {
+    argv.push_back("--insecure");
+  } else {
+    argv.push_back("--coordinator-key");
+    argv.push_back(launch.coordinator_key.empty() ? "@" + coordinatorKeyFile()
+                                                  : launch.coordinator_key);
+    std::string token = launch.enroll_token;
+    if (token.empty() && launch.enroll && !agentEnrolled(cluster)) {
+      token = enrollmentToken(cluster);
+      ASSERT_FALSE(token.empty()) << "no enrollment token for " << cluster;
+    }
+    if (!token.empty()) {
+      argv.push_back("--enroll-token");
+      argv.push_back(token);
+    }
+  }
   for (const auto& [k, v] : labels) {
     argv.push_back("--label");
     argv.push_back(k + "=" + v);
@@ -588,6 +624,29 @@ void FleetTest::startAgent(const std::string& cluster,
   auto process = Process::spawn("agent " + cluster, argv, launch.env, agentLog(cluster));
   ASSERT_NE(process, nullptr);
   agents_[cluster] = std::move(process);
+}
+
+std::string FleetTest::agentStateDir(const std::string& cluster) const {
+  return dir_ + "/agent-state/" + cluster;
+}
+
+std::string FleetTest::coordinatorKeyFile() const { return dir_ + "/data/keys/coordinator.pub"; }
+
+std::string FleetTest::coordinatorKey() { return trim(readFile(coordinatorKeyFile())); }
+
+std::string FleetTest::enrollmentToken(const std::string& cluster, int ttl_seconds) {
+  HttpResponse r = post("/api/v1/agents/" + cluster + "/enroll",
+                        json{{"ttl_seconds", ttl_seconds}}.dump());
+  json body = r.parsed();
+  EXPECT_EQ(r.status, 201) << r.body << r.error;
+  if (!body.is_object() || !body.contains("token")) return "";
+  return body["token"].get<std::string>();
+}
+
+bool FleetTest::agentEnrolled(const std::string& cluster) const {
+  json state = json::parse(readFile(agentStateDir(cluster) + "/agent.json"), nullptr, false);
+  return state.is_object() && state.contains("enrolled") && state["enrolled"].is_boolean() &&
+         state["enrolled"].get<bool>();
 }
 
 void FleetTest::killAgent(const std::string& cluster) {
@@ -630,7 +689,11 @@ CommandResult FleetTest::runCli(const std::string& server, const std::vector<std
                                 std::chrono::milliseconds timeout) {
   std::vector<std::string> argv = {FLOTILLA_CLI_BIN, "--server", server};
   argv.insert(argv.end(), args.begin(), args.end());
-  CommandResult result = runCommand(argv, dir_ + "/scratch", timeout);
+  // Deployments are submitted by CI's deployer token and everything else is done as admin, so
+  // that the admin may approve them (nobody approves their own submission).
+  const bool submitting = !args.empty() && args[0] == "submit";
+  CommandResult result = runCommand(argv, dir_ + "/scratch", timeout,
+                                    {{"FLOTILLA_TOKEN", submitting ? deployerToken() : admin_token_}});
   // A transcript of every CLI run, printed with the logs when something fails.
   std::ofstream transcript(dir_ + "/cli.log", std::ios::app);
   transcript << "$ flotilla " << joined(args) << "\n"
@@ -656,11 +719,50 @@ std::string FleetTest::submit(const std::string& plan_path) {
   return trim(r.out);
 }
 
-HttpResponse FleetTest::get(const std::string& path) { return httpGet(serverUrl() + path); }
+HttpResponse FleetTest::get(const std::string& path) {
+  return request("GET", path, admin_token_);
+}
 
 HttpResponse FleetTest::post(const std::string& path, const std::string& body,
                              const std::string& content_type) {
-  return httpPost(serverUrl() + path, body, content_type);
+  const bool submitting =
+      path == "/api/v1/deployments" || path.rfind("/api/v1/deployments?", 0) == 0;
+  return request("POST", path, submitting ? deployerToken() : admin_token_, body,
+                 {{"Content-Type", content_type}});
+}
+
+const std::string& FleetTest::deployerToken() {
+  // Without a coordinator (a CLI run against another server) there is nobody to ask.
+  if (deployer_token_.empty() && coordinator_ != nullptr) {
+    deployer_token_ = createToken("ci", "deployer");
+  }
+  return deployer_token_;
+}
+
+HttpResponse FleetTest::del(const std::string& path) {
+  return request("DELETE", path, admin_token_);
+}
+
+HttpResponse FleetTest::request(const std::string& method, const std::string& path,
+                                const std::string& token, const std::string& body,
+                                const std::map<std::string, std::string>& headers) {
+  std::map<std::string, std::string> all;
+  if (!token.empty()) all["Authorization"] = "Bearer " + token;
+  const bool with_body = method == "POST" || method == "DELETE" || method == "PUT";
+  if (with_body) all["Content-Type"] = "application/json";
+  for (const auto& [name, value] : headers) all[name] = value;
+  return httpRequest(method, serverUrl() + path, all, with_body ? &body : nullptr);
+}
+
+std::string FleetTest::createToken(const std::string& name, const std::string& role,
+                                   const std::vector<std::string>& envs) {
+  HttpResponse made =
+      post("/api/v1/tokens", json{{"name", name}, {"role", role}, {"envs", envs}}.dump());
+  EXPECT_EQ(made.status, 201) << "creating token " << name << ": " << made.body;
+  json body = made.parsed();
+  return body.is_object() && body.contains("token") && body["token"].is_string()
+             ? body["token"].get<std::string>()
+             : "";
 }
 
 json FleetTest::deployment(const std::string& id) {

@@ -81,8 +81,10 @@ struct CommandResult {
 };
 
 // Runs argv to completion (killed after `timeout`), capturing exit code, stdout and stderr.
+// `env` is added to (and overrides) this process's environment.
 CommandResult runCommand(const std::vector<std::string>& argv, const std::string& scratch_dir,
-                         std::chrono::milliseconds timeout);
+                         std::chrono::milliseconds timeout,
+                         const std::map<std::string, std::string>& env = {});
 
 // ---- HTTP -----------------------------------------------------------------------------------
 
@@ -96,6 +98,11 @@ struct HttpResponse {
 HttpResponse httpGet(const std::string& url);
 HttpResponse httpPost(const std::string& url, const std::string& body,
                       const std::string& content_type = "application/json");
+// Any method, with these headers (e.g. {"Authorization", "Bearer ..."}, {"Host", ...}); `body`
+// null: none is sent.
+HttpResponse httpRequest(const std::string& method, const std::string& url,
+                         const std::map<std::string, std::string>& headers,
+                         const std::string* body = nullptr);
 
 // ---- Events ---------------------------------------------------------------------------------
 
@@ -117,6 +124,9 @@ struct CoordinatorOptions {
   // network namespace.
   std::string agents_host = "127.0.0.1";
   std::vector<std::string> extra_args;  // appended to its command line
+  // --insecure on the coordinator and every agent (NULL mechanism, no enrollment): only for
+  // tests that put a relay between them, which CurveZMQ exists to make impossible.
+  bool insecure_agents = false;
 };
 
 // How to start one agent, beyond its cluster and labels.
@@ -124,6 +134,12 @@ struct AgentLaunch {
   std::map<std::string, std::string> env;  // added to its environment (e.g. FLOTILLA_FAILPOINTS)
   std::string coordinator;                 // address to connect to; "" = agentAddress()
   std::vector<std::string> prefix;         // run through this, e.g. {"ip", "netns", "exec", NS}
+  // The agent channel's secure path, as an operator sets it up: the coordinator's key pinned
+  // (`show-key`), and, until the agent is enrolled, a fresh one-time token from
+  // `POST /api/v1/agents/CLUSTER/enroll`. Tests of the refusals set these themselves.
+  std::string coordinator_key;    // "" = the test coordinator's own
+  bool enroll = true;             // get and pass a token while the state dir is not enrolled
+  std::string enroll_token;       // a given token instead of a fresh one
 };
 
 // Each test gets a temp dir, free ports and its own processes; everything it started is stopped
@@ -183,9 +199,24 @@ class FleetTest : public ::testing::Test {
   // Submits with the CLI; returns the id ("" and a test failure when refused).
   std::string submit(const std::string& plan_path);
 
+  // The first admin API token, made by `flotilla-coordinator bootstrap-admin` before the
+  // coordinator's first start. get(), post(), del() and cli() send it.
+  const std::string& adminToken() const { return admin_token_; }
+  // A deployer token for every environment ("ci"), made on first use: what the harness submits
+  // deployments with (submit(), cli({"submit", ...}), post("/api/v1/deployments")).
+  const std::string& deployerToken();
   HttpResponse get(const std::string& path);
   HttpResponse post(const std::string& path, const std::string& body,
                     const std::string& content_type = "application/json");
+  HttpResponse del(const std::string& path);
+  // `method` on this test's coordinator with `token` ("" = no Authorization header) and extra
+  // headers; POST and DELETE send `body` as application/json unless headers say otherwise.
+  HttpResponse request(const std::string& method, const std::string& path,
+                       const std::string& token, const std::string& body = "",
+                       const std::map<std::string, std::string>& headers = {});
+  // Creates an API token through the API (as admin) and returns its secret.
+  std::string createToken(const std::string& name, const std::string& role,
+                          const std::vector<std::string>& envs = {});
   json deployment(const std::string& id);
   std::string stateOf(const std::string& id);
   json events(const std::string& id);
@@ -209,12 +240,23 @@ class FleetTest : public ::testing::Test {
 
   void dumpLogs();
 
+  // The coordinator's CURVE public key (`flotilla-coordinator show-key`), and where it is kept.
+  std::string coordinatorKey();
+  std::string coordinatorKeyFile() const;
+  // A one-time enrollment token for `cluster` from the API (as admin).
+  std::string enrollmentToken(const std::string& cluster, int ttl_seconds = 3600);
+  // Whether the agent's state dir records a successful enrollment.
+  bool agentEnrolled(const std::string& cluster) const;
+  std::string agentStateDir(const std::string& cluster) const;
+
  private:
   void launchCoordinator();
   void stopEverything();
   void sweepOrphans();
 
   std::string dir_;
+  std::string admin_token_;
+  std::string deployer_token_;
   int agent_port_ = 0;
   int http_port_ = 0;
   CoordinatorOptions coordinator_options_;

@@ -33,6 +33,13 @@ class StaleEpochTest : public FleetTest {
   void SetUp() override {
     FleetTest::SetUp();
     router_.set(zmq::sockopt::linger, 0);
+    // A CURVE server holding the key the agent pins (no ZAP handler: any client key is let in).
+    char pub[41];
+    char sec[41];
+    ASSERT_EQ(zmq_curve_keypair(pub, sec), 0);
+    key_ = pub;
+    router_.set(zmq::sockopt::curve_server, 1);
+    router_.set(zmq::sockopt::curve_secretkey, std::string(sec));
     router_.bind("tcp://127.0.0.1:*");
     address_ = router_.get(zmq::sockopt::last_endpoint);
   }
@@ -42,12 +49,14 @@ class StaleEpochTest : public FleetTest {
     FleetTest::TearDown();
   }
 
-  void startAgentProcess() {
+  // `pinned`: the coordinator key the agent is given ("" = this test's).
+  void startAgentProcess(const std::string& pinned = "") {
     agent_.reset();
     agent_ = Process::spawn(
         "agent staging-eu",
         {FLOTILLA_AGENT_BIN, "--cluster", "staging-eu", "--coordinator", address_, "--state-dir",
-         dir() + "/agent-state", "--workdir", dir() + "/work", "--heartbeat", "250ms"},
+         dir() + "/agent-state", "--workdir", dir() + "/work", "--heartbeat", "250ms",
+         "--coordinator-key", pinned.empty() ? key_ : pinned},
         {}, dir() + "/agent.log");
     ASSERT_NE(agent_, nullptr);
   }
@@ -125,6 +134,7 @@ class StaleEpochTest : public FleetTest {
   zmq::context_t context_{1};
   zmq::socket_t router_{context_, zmq::socket_type::router};
   std::string address_;
+  std::string key_;
   std::string identity_;
   std::unique_ptr<Process> agent_;
 };
@@ -175,6 +185,57 @@ TEST_F(StaleEpochTest, CommandFromAnOlderEpochIsRefusedAndNothingRuns) {
   EXPECT_EQ(current->outcome, schema::Outcome::SUCCEEDED) << current->message;
   EXPECT_TRUE(fileExists(dir() + "/ran-epoch-6"));
   EXPECT_FALSE(fileExists(dir() + "/ran-epoch-4")) << "the stale command ran";
+}
+
+// A coordinator that hands out an absurd epoch (2^63 - 1) is refused, and the epoch is not
+// stored: the real coordinator's commands are still taken afterwards.
+TEST_F(StaleEpochTest, AbsurdEpochIsNeverStored) {
+  ASSERT_NO_FATAL_FAILURE(startAgentProcess());
+  ASSERT_TRUE(next(schema::Envelope::REGISTER).has_value());
+  registered(5);
+  command("staging-eu/apply", 5, "epoch-5");
+  auto ran = next(schema::Envelope::STAGE_RESULT);
+  ASSERT_TRUE(ran.has_value());
+  EXPECT_EQ(ran->outcome, schema::Outcome::SUCCEEDED) << ran->message;
+
+  registered(UINT64_C(9223372036854775807));
+  command("staging-eu/verify", UINT64_C(9223372036854775807), "absurd");
+  auto refused = next(schema::Envelope::STAGE_RESULT);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->outcome, schema::Outcome::REFUSED) << refused->message;
+  EXPECT_FALSE(fileExists(dir() + "/ran-absurd"));
+  json state = json::parse(readFile(dir() + "/agent-state/agent.json"), nullptr, false);
+  ASSERT_TRUE(state.is_object());
+  EXPECT_EQ(state["highest_epoch"], 5u) << state.dump();
+  EXPECT_NE(readFile(dir() + "/agent.log").find("not a plausible successor"), std::string::npos);
+
+  // The next real epoch is still accepted.
+  registered(6);
+  command("staging-eu/verify", 6, "epoch-6");
+  auto current = next(schema::Envelope::STAGE_RESULT);
+  ASSERT_TRUE(current.has_value());
+  EXPECT_EQ(current->outcome, schema::Outcome::SUCCEEDED) << current->message;
+  EXPECT_TRUE(fileExists(dir() + "/ran-epoch-6"));
+}
+
+// An agent given another coordinator key never completes a handshake with this peer: nothing it
+// sends is read, nothing it would be sent is run, and its log says why.
+TEST_F(StaleEpochTest, WrongCoordinatorKeyRunsNothingAndSaysWhy) {
+  char other_pub[41];
+  char other_sec[41];
+  ASSERT_EQ(zmq_curve_keypair(other_pub, other_sec), 0);
+  ASSERT_NO_FATAL_FAILURE(startAgentProcess(other_pub));
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < until) {
+    zmq::pollitem_t item{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    EXPECT_FALSE(item.revents & ZMQ_POLLIN) << "a frame got through a handshake with the wrong key";
+    if (item.revents & ZMQ_POLLIN) break;
+  }
+  EXPECT_TRUE(waitUntil("the agent to say why it cannot connect", [&] {
+    return readFile(dir() + "/agent.log").find("failed: the peer does not hold the secret key") !=
+           std::string::npos;
+  }));
 }
 
 }  // namespace

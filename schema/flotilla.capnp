@@ -59,6 +59,16 @@ struct Register {
   agentVersion @2 :Text;
   held @3 :List(HeldStage);
   lastEpoch @4 :UInt64;  # newest coordinator epoch this agent has accepted
+  enrollToken @5 :Text;  # one-time token (`flotilla agents enroll`) binding this agent's
+                         # CURVE key to `cluster`; sent until the first registration succeeds
+}
+
+# coordinator -> agent: a register was not accepted, and why (the agent logs it and retries
+# later; e.g. its key is enrolled for another cluster, or its enrollment token expired).
+struct Refused {
+  reason @0 :Text;
+  retryable @1 :Bool;  # true: the same register may succeed later (the cluster's previous
+                       # connection is still open); false: it needs an operator
 }
 
 # coordinator -> agent, answer to Register.
@@ -139,5 +149,6 @@ struct Envelope {
     stageResult @6 :StageResult;
     abort @7 :Abort;
     alert @8 :Alert;
+    refused @9 :Refused;
   }
 }

@@ -59,6 +59,13 @@ class RecordingOutbox : public Outbox {
     }
     sent.push_back(s);
   }
+  // In these tests a connection is named after its cluster.
+  void sendTo(const std::string& connection, capnp::MessageBuilder& message) override {
+    send(connection, message);
+  }
+  void bindCluster(const std::string&, const std::string&) override {}
+  bool connectionOpen(const std::string&) const override { return false; }
+  void dropConnection(const std::string&) override {}
   std::vector<std::string> commands() const {
     std::vector<std::string> out;
     for (const auto& s : sent) {
@@ -114,7 +121,7 @@ class EngineTest : public ::testing::Test {
     auto frame = common::encodeFrame(m);
     auto decoded = common::DecodedEnvelope::decode(frame.data(), frame.size());
     ASSERT_TRUE(decoded.ok());
-    engine_->onMessage(identity, (*decoded)->root());
+    engine_->onMessage(Peer{identity, "", "127.0.0.1"}, (*decoded)->root());
     engine_->endTurn();  // the loop applies queued results after each batch of frames
   }
 
@@ -162,7 +169,8 @@ class EngineTest : public ::testing::Test {
   FakeClock clock_;
   Metrics metrics_;
   RecordingOutbox outbox_;
-  EngineOptions options_{std::chrono::milliseconds(3000), std::chrono::milliseconds(500)};
+  // The engine's rules, not agent trust (AgentGate has tests of its own): claims are believed.
+  EngineOptions options_{std::chrono::milliseconds(3000), std::chrono::milliseconds(500), true};
   std::unique_ptr<Store> store_;
   std::unique_ptr<Engine> engine_;
 };
@@ -183,12 +191,25 @@ TEST_F(EngineTest, RegisterUnderAnotherNameIsDropped) {
   outbox_.sent.clear();
   capnp::MallocMessageBuilder m;
   m.initRoot<schema::Envelope>().initRegister().setCluster("prod-eu-1");
-  deliver("staging-eu", m);  // routing id and claimed name differ
-  EXPECT_TRUE(outbox_.sent.empty());
-  EXPECT_NE(metrics_.render().find("reason=\"bad_register\"} 1"), std::string::npos);
+  deliver("staging-eu", m);  // a connection speaks as one cluster only
+  ASSERT_EQ(outbox_.sent.size(), 1u);
+  EXPECT_EQ(outbox_.sent[0].which, schema::Envelope::REFUSED);
+  EXPECT_NE(metrics_.render().find("reason=\"identity_mismatch\"} 1"), std::string::npos);
+  auto agents = (engine_->tick(), engine_->agentsSnapshot());
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0].cluster, "staging-eu");
+}
+
+TEST_F(EngineTest, NothingButRegisterIsHandledBeforeRegistration) {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<schema::Envelope>().initStageResult();
+  r.initRef().setDeploymentId("x-1");
+  deliver("staging-eu", m);
+  EXPECT_NE(metrics_.render().find("reason=\"unregistered\"} 1"), std::string::npos);
 }
 
 TEST_F(EngineTest, CommandsAgentsNeverSendAreDropped) {
+  registerAgent("staging-eu", "staging");
   capnp::MallocMessageBuilder m;
   m.initRoot<schema::Envelope>().initStageCommand().initRef().setDeploymentId("x-1");
   deliver("staging-eu", m);

@@ -93,11 +93,37 @@ TEST(WebhookSender, BodyIsSlackCompatibleJsonWithTheFigures) {
   EXPECT_EQ(body["at"], "2027-01-15T08:00:00.000Z");
 }
 
+TEST(WebhookSender, OnlyAllowedPrefixesAtAPathBoundary) {
+  const std::vector<std::string> allow = {"https://hooks.example.com", "http://10.0.0.1:8080/x/"};
+  EXPECT_TRUE(WebhookSender::allowed("https://hooks.example.com", allow));
+  EXPECT_TRUE(WebhookSender::allowed("https://hooks.example.com/deploys", allow));
+  EXPECT_TRUE(WebhookSender::allowed("https://hooks.example.com?a=1", allow));
+  EXPECT_TRUE(WebhookSender::allowed("http://10.0.0.1:8080/x/y", allow));
+  EXPECT_FALSE(WebhookSender::allowed("https://hooks.example.com.evil.net/", allow));
+  EXPECT_FALSE(WebhookSender::allowed("https://hooks.example.com@169.254.169.254/", allow));
+  EXPECT_FALSE(WebhookSender::allowed("http://10.0.0.1:8080/xy", allow));
+  EXPECT_FALSE(WebhookSender::allowed("http://169.254.169.254/latest/meta-data", allow));
+  EXPECT_FALSE(WebhookSender::allowed("https://hooks.example.com/", {}));
+}
+
+TEST(WebhookSender, ARefusedDestinationIsNeverContacted) {
+  Receiver receiver({200});
+  Metrics metrics;
+  {
+    WebhookSender sender(metrics, {"https://hooks.example.com/"});
+    sender.post(sampleAlert(receiver.url()));
+  }
+  EXPECT_EQ(receiver.count(), 0u);
+  EXPECT_NE(metrics.render().find("flotilla_webhook_posts_total{result=\"refused\"} 1"),
+            std::string::npos)
+      << metrics.render();
+}
+
 TEST(WebhookSender, DeliversOnTheFirst2xx) {
   Receiver receiver({200});
   Metrics metrics;
   {
-    WebhookSender sender(metrics);
+    WebhookSender sender(metrics, {"http://127.0.0.1:"});
     sender.post(sampleAlert(receiver.url()));
     ASSERT_TRUE(waitForResult(metrics, "delivered")) << metrics.render();
   }
@@ -108,7 +134,7 @@ TEST(WebhookSender, DeliversOnTheFirst2xx) {
 TEST(WebhookSender, RetriesA503ThenDelivers) {
   Receiver receiver({503, 200});
   Metrics metrics;
-  WebhookSender sender(metrics);
+  WebhookSender sender(metrics, {"http://127.0.0.1:"});
   sender.post(sampleAlert(receiver.url()));
   ASSERT_TRUE(waitForResult(metrics, "delivered")) << metrics.render();
   ASSERT_EQ(receiver.count(), 2u);
@@ -118,7 +144,7 @@ TEST(WebhookSender, RetriesA503ThenDelivers) {
 TEST(WebhookSender, A400IsFinal) {
   Receiver receiver({400});
   Metrics metrics;
-  WebhookSender sender(metrics);
+  WebhookSender sender(metrics, {"http://127.0.0.1:"});
   sender.post(sampleAlert(receiver.url()));
   ASSERT_TRUE(waitForResult(metrics, "failed")) << metrics.render();
   EXPECT_EQ(receiver.count(), 1u);
@@ -127,7 +153,7 @@ TEST(WebhookSender, A400IsFinal) {
 TEST(WebhookSender, GivesUpAfterEveryAttempt) {
   Receiver receiver({500});
   Metrics metrics;
-  WebhookSender sender(metrics);
+  WebhookSender sender(metrics, {"http://127.0.0.1:"});
   AlertNotice alert = sampleAlert(receiver.url());
   alert.config.webhook_attempts = 2;
   sender.post(alert);
@@ -137,7 +163,7 @@ TEST(WebhookSender, GivesUpAfterEveryAttempt) {
 
 TEST(WebhookSender, NobodyListeningFails) {
   Metrics metrics;
-  WebhookSender sender(metrics);
+  WebhookSender sender(metrics, {"http://127.0.0.1:"});
   AlertNotice alert = sampleAlert("http://127.0.0.1:1/hook");
   alert.config.webhook_attempts = 1;
   sender.post(alert);
