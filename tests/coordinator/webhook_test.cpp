@@ -27,6 +27,9 @@ class Receiver {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before the listen loop runs is lost, and the destructor's join would then hang
+    // (seen under ASan, with a receiver nobody posts to).
+    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
   }
   ~Receiver() {
     server_.stop();
