@@ -107,13 +107,15 @@ Status checkWave(const Actor& actor, Permission permission, const common::Wave& 
     if (!s.ok()) return s;
   }
   if (spec.selector.empty()) return Status::Ok();
-  for (const auto& [name, agent] : by_name) {
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+  for (const auto& entry : by_name) {
+    const auto& agent = entry.second;
     const bool selected = std::all_of(spec.selector.begin(), spec.selector.end(), [&](auto& kv) {
       auto label = agent->labels.find(kv.first);
       return label != agent->labels.end() && label->second == kv.second;
     });
     if (!selected) continue;
-    Status s = checkCluster(name);
+    Status s = checkCluster(entry.first);
     if (!s.ok()) return s;
   }
   auto pinned = spec.selector.find("environment");
