@@ -14,6 +14,7 @@
 #include "common/failpoint.hpp"
 #include "common/logging.hpp"
 #include "common/time_format.hpp"
+#include "common/zmq_monitor.hpp"
 
 namespace flotilla::agent {
 
@@ -187,11 +188,11 @@ Status Agent::run() {
     socket_.set(zmq::sockopt::heartbeat_ivl, 2000);
     socket_.set(zmq::sockopt::heartbeat_timeout, 6000);
     const std::string monitor_endpoint = "inproc://flotilla-agent-monitor";
-    if (zmq_socket_monitor(socket_.handle(), monitor_endpoint.c_str(),
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+    if (zmq_socket_monitor(
+            socket_.handle(), monitor_endpoint.c_str(),
+            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
       return Status::Internal("cannot monitor the coordinator connection");
     }
     monitor_.set(zmq::sockopt::linger, 0);
@@ -366,26 +367,15 @@ void Agent::handleRefused(schema::Refused::Reader msg) {
   // Retryable: our previous connection is still open on its side; try again soon. Otherwise an
   // operator has to act (enroll, or fix the labels): keep asking, slowly.
   next_register_ = Clock::now() + (msg.getRetryable() ? std::chrono::milliseconds(500)
-                                                       : std::chrono::milliseconds(10000));
+                                                      : std::chrono::milliseconds(10000));
 }
 
 bool Agent::enrolled() const { return records_->enrolled(); }
 
 void Agent::drainMonitor() {
-  while (true) {
-    zmq::message_t event;
-    zmq::message_t endpoint;
-    try {
-      if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
-      if (event.more()) (void)monitor_.recv(endpoint, zmq::recv_flags::dontwait);
-    } catch (const zmq::error_t&) {
-      return;
-    }
-    if (event.size() < 6) continue;
-    uint16_t what = 0;
-    uint32_t value = 0;
-    std::memcpy(&what, event.data(), sizeof(what));
-    std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof(value));
+  while (auto event = common::nextMonitorEvent(monitor_)) {
+    uint16_t what = event->event;
+    const uint32_t value = event->value;
     std::string line;
     bool error = true;
     switch (what) {
@@ -403,7 +393,8 @@ void Agent::drainMonitor() {
         line = "the coordinator at " + options_.coordinator + " refused our key (status " +
                std::to_string(value) +
                "): not enrolled, or revoked; enroll with --enroll-token from `flotilla agents "
-               "enroll " + options_.cluster + "`";
+               "enroll " +
+               options_.cluster + "`";
         break;
       case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
       case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
@@ -544,8 +535,8 @@ void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader m
                              StageRecord record) {
   ProcessStep step = *processStep(msg);
   std::string spec = toStd(msg.getSpec());
-  spdlog::info("stage {} started ({} step of the process driver, spec sha256:{})",
-               key.toString(), stepText(msg.getStep()), common::sha256Hex(spec).substr(0, 12));
+  spdlog::info("stage {} started ({} step of the process driver, spec sha256:{})", key.toString(),
+               stepText(msg.getStep()), common::sha256Hex(spec).substr(0, 12));
   spdlog::debug("stage {} spec: {}", key.toString(), common::loggable(spec, 8192));
   Running run;
   run.record = std::move(record);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/logging.hpp"
+#include "common/zmq_monitor.hpp"
 #include "coordinator/log_limit.hpp"
 
 namespace flotilla::coordinator {
@@ -122,20 +123,9 @@ bool AgentEndpoint::poll(std::chrono::milliseconds timeout, int wake_fd, const H
 }
 
 void AgentEndpoint::drainMonitor() {
-  while (true) {
-    zmq::message_t event;
-    zmq::message_t endpoint;
-    try {
-      if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
-      if (event.more()) (void)monitor_.recv(endpoint, zmq::recv_flags::dontwait);
-    } catch (const zmq::error_t&) {
-      return;
-    }
-    if (event.size() < 6) continue;
-    uint16_t what = 0;
-    uint32_t value = 0;
-    std::memcpy(&what, event.data(), sizeof(what));
-    std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof(value));
+  while (auto event = common::nextMonitorEvent(monitor_)) {
+    uint16_t what = event->event;
+    const uint32_t value = event->value;
     if (what != ZMQ_EVENT_DISCONNECTED) continue;
     auto it = by_fd_.find(static_cast<int>(value));
     if (it == by_fd_.end()) continue;

@@ -35,13 +35,13 @@
 #include <thread>
 
 #include "common/time_format.hpp"
+#include "coordinator/audit.hpp"
 #include "coordinator/engine.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/metrics.hpp"
 #include "coordinator/server.hpp"
 #include "coordinator/store.hpp"
 #include "coordinator/tokens.hpp"
-#include "coordinator/audit.hpp"
 #include "fuzz/fuzz_check.hpp"
 
 namespace flotilla::coordinator {
@@ -63,25 +63,25 @@ class NullOutbox : public Outbox {
 };
 
 enum class Op : uint8_t {
-  kSubmit,    // POST /api/v1/deployments
-  kApprove,   // POST /api/v1/deployments/ID/approve, and the other verbs
+  kSubmit,   // POST /api/v1/deployments
+  kApprove,  // POST /api/v1/deployments/ID/approve, and the other verbs
   kRollback,
   kPause,
   kResume,
   kCancel,
-  kGet,       // GET /api/v1/deployments/ID
-  kEvents,    // GET /api/v1/deployments/ID/events?after=BODY
-  kOversize,  // POST /api/v1/deployments with the body repeated past the limit
-  kPath,      // GET /REST
-  kChunked,   // submit with Transfer-Encoding: chunked (no Content-Length to check first)
-  kBigChunked,  // the same, the body repeated past the limit
-  kEncoded,   // submit with Content-Encoding: gzip (a small body could inflate without bound)
-  kAuthRaw,     // GET /api/v1/deployments with Authorization: REST
-  kAuthBearer,  // POST .../pause with Authorization: Bearer REST
-  kAuthHuge,    // GET with Authorization: Bearer REST repeated past 8 KiB
-  kNoAuth,      // GET /REST without Authorization
-  kContentType,  // submit (admin) with Content-Type: REST
-  kHost,        // GET /api/v1/agents (admin) with Host: REST
+  kGet,           // GET /api/v1/deployments/ID
+  kEvents,        // GET /api/v1/deployments/ID/events?after=BODY
+  kOversize,      // POST /api/v1/deployments with the body repeated past the limit
+  kPath,          // GET /REST
+  kChunked,       // submit with Transfer-Encoding: chunked (no Content-Length to check first)
+  kBigChunked,    // the same, the body repeated past the limit
+  kEncoded,       // submit with Content-Encoding: gzip (a small body could inflate without bound)
+  kAuthRaw,       // GET /api/v1/deployments with Authorization: REST
+  kAuthBearer,    // POST .../pause with Authorization: Bearer REST
+  kAuthHuge,      // GET with Authorization: Bearer REST repeated past 8 KiB
+  kNoAuth,        // GET /REST without Authorization
+  kContentType,   // submit (admin) with Content-Type: REST
+  kHost,          // GET /api/v1/agents (admin) with Host: REST
   kViewerChange,  // POST .../cancel with a viewer's token
   kCount,
 };
@@ -271,8 +271,9 @@ class Harness {
           return client_->Get(base, {{"Authorization", headerSafe(rest)}});
         case Op::kAuthBearer:
           what = "POST pause with Authorization: Bearer REST";
-          return client_->Post(base + "/x-1/pause", {{"Authorization", "Bearer " + headerSafe(rest)}},
-                               "", "application/json");
+          return client_->Post(base + "/x-1/pause",
+                               {{"Authorization", "Bearer " + headerSafe(rest)}}, "",
+                               "application/json");
         case Op::kAuthHuge: {
           what = "GET with a huge Authorization";
           std::string big = headerSafe(rest).empty() ? std::string("A") : headerSafe(rest);
@@ -361,10 +362,9 @@ class Harness {
         break;
       case Op::kContentType: {
         const std::string type = lowerAscii(headerSafe(rest).substr(0, headerSafe(rest).find(';')));
-        const bool fine = type.rfind("application/json", 0) == 0 ||
-                          type.rfind("application/yaml", 0) == 0 ||
-                          type.rfind("application/x-yaml", 0) == 0 ||
-                          type.rfind("text/yaml", 0) == 0;
+        const bool fine =
+            type.rfind("application/json", 0) == 0 || type.rfind("application/yaml", 0) == 0 ||
+            type.rfind("application/x-yaml", 0) == 0 || type.rfind("text/yaml", 0) == 0;
         // 400: cpp-httplib itself refused the request line or headers as malformed.
         if (!fine) FUZZ_CHECK(res.status == 415 || res.status == 400, context);
         break;
@@ -372,22 +372,20 @@ class Harness {
       case Op::kHost: {
         const std::string host = lowerAscii(headerSafe(rest));
         const std::string port = ":" + std::to_string(port_);
-        const bool allowed = host == "127.0.0.1" + port || host == "localhost" + port ||
-                             host == "[::1]" + port;
-        FUZZ_CHECK(allowed ? res.status == 200 : (res.status == 421 || res.status == 400),
-                   context);
+        const bool allowed =
+            host == "127.0.0.1" + port || host == "localhost" + port || host == "[::1]" + port;
+        FUZZ_CHECK(allowed ? res.status == 200 : (res.status == 421 || res.status == 400), context);
         break;
       }
       case Op::kViewerChange:
-        FUZZ_CHECK(res.status == 403 || res.status == 400 || res.status == 404 ||
-                       res.status == 414,
+        FUZZ_CHECK(res.status == 403 || res.status == 400 || res.status == 404 || res.status == 414,
                    context);
         break;
       default:
         if (!isDeploymentIdSpec(id)) {
-          FUZZ_CHECK(res.status == 400 || res.status == 403 || res.status == 404 ||
-                         res.status == 414,
-                     context);
+          FUZZ_CHECK(
+              res.status == 400 || res.status == 403 || res.status == 404 || res.status == 414,
+              context);
         }
         break;
     }
