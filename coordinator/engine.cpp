@@ -175,13 +175,14 @@ void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
     // Counted, not copied: checkLabels refuses the register for the count alone.
     for (size_t i = 0; i <= kMaxLabels; ++i) labels["l" + std::to_string(i)] = "";
   }
-  std::optional<std::string> admitted = gate_.admitRegister(peer, msg, labels);
-  if (!admitted) return;
-  const std::string cluster = *admitted;
-  if (toStd(msg.getAgentVersion()).size() > 64) {
+  // Before admission: a refused register binds nothing.
+  if (msg.getAgentVersion().size() > 64) {
     gate_.refuseFrame(peer, "bad_register", "agent version over 64 bytes");
     return;
   }
+  std::optional<std::string> admitted = gate_.admitRegister(peer, msg, labels);
+  if (!admitted) return;
+  const std::string cluster = *admitted;
   bool changed = registry_.registerAgent(cluster, labels, toStd(msg.getAgentVersion()), epoch_,
                                          clock_.now(), clock_.wallNow());
   if (changed) {
