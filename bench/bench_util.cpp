@@ -58,9 +58,33 @@ void removeTree(const std::string& dir) {
 
 // ---- Coordinator ----------------------------------------------------------------------------
 
+const char* mechanismName(Mechanism m) { return m == Mechanism::kCurve ? "CURVE" : "NULL"; }
+
+namespace {
+// The flags that turn the HTTP API's per-token rate limit off, when this coordinator has one
+// (asked once from its --help).
+const std::vector<std::string>& unlimitedHttpFlags(const std::string& scratch_dir) {
+  static const std::vector<std::string> flags = [&] {
+    integration::CommandResult help =
+        integration::runCommand({FLOTILLA_COORDINATOR_BIN, "--help"}, scratch_dir, 30s);
+    if (help.out.find("--http-rate-limit") == std::string::npos) return std::vector<std::string>{};
+    return std::vector<std::string>{"--http-rate-limit", "0"};
+  }();
+  return flags;
+}
+
+std::string firstWord(const std::string& text) {
+  const size_t start = text.find_first_not_of(" \r\n\t");
+  if (start == std::string::npos) return "";
+  return text.substr(start, text.find_first_of(" \r\n\t", start) - start);
+}
+}  // namespace
+
 std::unique_ptr<CoordinatorProcess> CoordinatorProcess::start(const std::string& work_dir,
-                                                              std::vector<std::string> extra_args) {
+                                                              std::vector<std::string> extra_args,
+                                                              Mechanism mechanism) {
   auto c = std::unique_ptr<CoordinatorProcess>(new CoordinatorProcess());
+  c->mechanism_ = mechanism;
   int agent_port = integration::freePort();
   int http_port = integration::freePort();
   c->data_dir_ = work_dir + "/coordinator-data";
@@ -74,27 +98,86 @@ std::unique_ptr<CoordinatorProcess> CoordinatorProcess::start(const std::string&
     return nullptr;
   }
   c->token_ = made.out.substr(0, made.out.find_first_of(" \r\n"));
-  // The simulated agents speak the NULL mechanism (no keys, no enrollment): --insecure, on
-  // loopback. The agent channel's CURVE cost is not in these figures yet (issue 10's note).
   std::vector<std::string> argv = {FLOTILLA_COORDINATOR_BIN,
-                                   "--insecure",
                                    "--data-dir",
                                    c->data_dir_,
                                    "--listen-agents",
                                    c->agents_,
                                    "--listen-http",
                                    "127.0.0.1:" + std::to_string(http_port)};
+  // NULL: no keys, no enrollment, on loopback only.
+  if (mechanism == Mechanism::kNull) argv.push_back("--insecure");
+  const auto& unlimited = unlimitedHttpFlags(work_dir);
+  argv.insert(argv.end(), unlimited.begin(), unlimited.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   c->process_ = integration::Process::spawn("coordinator", argv, {}, work_dir + "/coordinator.log");
   if (!c->process_) return nullptr;
   auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (integration::httpGet(c->url_ + "/healthz").status == 200) return c;
-    if (!c->process_->running()) break;
-    std::this_thread::sleep_for(20ms);
+  bool up = false;
+  while (!up && std::chrono::steady_clock::now() < deadline) {
+    up = integration::httpGet(c->url_ + "/healthz").status == 200;
+    if (!up && !c->process_->running()) break;
+    if (!up) std::this_thread::sleep_for(20ms);
   }
-  std::cerr << "the coordinator did not come up; see " << work_dir << "/coordinator.log\n";
-  return nullptr;
+  if (!up) {
+    std::cerr << "the coordinator did not come up; see " << work_dir << "/coordinator.log\n";
+    return nullptr;
+  }
+  if (mechanism == Mechanism::kCurve) {
+    // The key pair is made on the first start; show-key reads it while the coordinator runs.
+    integration::CommandResult key = integration::runCommand(
+        {FLOTILLA_COORDINATOR_BIN, "show-key", "--data-dir", c->data_dir_}, work_dir, 30s);
+    c->public_key_ = firstWord(key.out);
+    if (key.exit_code != 0 || c->public_key_.size() != 40) {
+      std::cerr << "show-key failed: " << key.out << key.err << "\n";
+      return nullptr;
+    }
+  }
+  return c;
+}
+
+std::string CoordinatorProcess::enrollOne(const std::string& cluster) {
+  const std::string body = json{{"ttl_seconds", 3600}}.dump();
+  for (int attempt = 0; attempt < 60; ++attempt) {
+    auto r = integration::httpRequest(
+        "POST", url_ + "/api/v1/agents/" + cluster + "/enroll",
+        {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}}, &body);
+    if (r.status == 429) {  // a rate limit the flags did not turn off: pace the calls
+      std::this_thread::sleep_for(1s);
+      continue;
+    }
+    json answer = r.parsed();
+    if (r.status == 201 && answer.is_object() && answer.value("token", "") != "") {
+      return answer["token"].get<std::string>();
+    }
+    std::cerr << "enrollment of " << cluster << " refused (" << r.status << "): " << r.body
+              << r.error << "\n";
+    return "";
+  }
+  std::cerr << "enrollment of " << cluster << ": still rate-limited after a minute\n";
+  return "";
+}
+
+std::map<std::string, std::string> CoordinatorProcess::enroll(
+    const std::vector<std::string>& clusters, int parallel) {
+  std::vector<std::string> tokens(clusters.size());
+  std::vector<std::thread> clients;
+  const size_t stride = static_cast<size_t>(std::max(1, parallel));
+  for (size_t t = 0; t < stride; ++t) {
+    clients.emplace_back([&, t] {
+      for (size_t i = t; i < clusters.size(); i += stride) {
+        tokens[i] = enrollOne(clusters[i]);
+        if (tokens[i].empty()) return;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    if (tokens[i].empty()) return {};
+    out[clusters[i]] = tokens[i];
+  }
+  return out;
 }
 
 integration::HttpResponse CoordinatorProcess::get(const std::string& path) {
@@ -163,13 +246,31 @@ std::string simName(int i) {
   return name;
 }
 
+namespace {
+// "CLUSTER TOKEN" lines for the clusters first..first+count-1 that have a token, in a file
+// only its owner reads (the tokens are secrets until used).
+bool writeTokens(const std::string& path, const std::string& prefix, int first, int count,
+                 const std::map<std::string, std::string>& tokens) {
+  std::string text;
+  for (int i = first; i < first + count; ++i) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "%s%05d", prefix.c_str(), i);
+    auto it = tokens.find(name);
+    if (it != tokens.end()) text += it->first + " " + it->second + "\n";
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  return ::close(fd) == 0 && ok;
+}
+}  // namespace
+
 std::unique_ptr<SimAgents> SimAgents::start(const std::string& coordinator,
                                             const std::string& prefix, int first, int count,
                                             const std::map<std::string, std::string>& labels,
-                                            const std::string& log_path) {
-  int in[2];
-  int out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
+                                            const std::string& log_path,
+                                            const SimSecurity& security,
+                                            const std::string& tokens_path) {
   std::vector<std::string> argv = {
       FLOTILLA_SIM_AGENTS_BIN, "--coordinator", coordinator,          "--prefix", prefix, "--first",
       std::to_string(first),   "--count",       std::to_string(count)};
@@ -177,6 +278,20 @@ std::unique_ptr<SimAgents> SimAgents::start(const std::string& coordinator,
     argv.push_back("--label");
     argv.push_back(k + "=" + v);
   }
+  if (!security.coordinator_key.empty()) {
+    argv.insert(argv.end(), {"--coordinator-key", security.coordinator_key});
+    if (!security.enroll_tokens.empty()) {
+      if (tokens_path.empty() ||
+          !writeTokens(tokens_path, prefix, first, count, security.enroll_tokens)) {
+        std::cerr << "cannot write the enrollment tokens to " << tokens_path << "\n";
+        return nullptr;
+      }
+      argv.insert(argv.end(), {"--enroll-tokens", tokens_path});
+    }
+  }
+  int in[2];
+  int out[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return nullptr;
   int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -272,12 +387,14 @@ std::vector<std::unique_ptr<SimAgents>> startFleet(const std::string& coordinato
                                                    int per_process,
                                                    const std::map<std::string, std::string>& labels,
                                                    const std::string& log_dir,
-                                                   std::chrono::milliseconds deadline) {
+                                                   std::chrono::milliseconds deadline,
+                                                   const SimSecurity& security) {
   std::vector<std::unique_ptr<SimAgents>> fleet;
   for (int first = 0; first < total; first += per_process) {
     int count = std::min(per_process, total - first);
-    auto s = SimAgents::start(coordinator, "sim-", first, count, labels,
-                              log_dir + "/sim-" + std::to_string(first) + ".log");
+    const std::string base = log_dir + "/sim-" + std::to_string(first);
+    auto s = SimAgents::start(coordinator, "sim-", first, count, labels, base + ".log", security,
+                              base + ".tokens");
     if (!s) {
       std::cerr << "cannot start flotilla-sim-agents\n";
       return {};
@@ -357,13 +474,13 @@ void printFigures(const std::vector<Figure>& figures, bool summary) {
     std::fflush(stdout);
     return;
   }
-  std::printf("%-46s %5s %10s %10s %10s %10s\n", "metric", "runs", "min", "p50", "p99", "max");
+  std::printf("%-52s %5s %10s %10s %10s %10s\n", "metric", "runs", "min", "p50", "p99", "max");
   for (const auto& f : figures) {
     if (f.values.empty()) {
-      std::printf("%-46s %5s %10s\n", f.metric.c_str(), "0", "(not measured)");
+      std::printf("%-52s %5s %10s\n", f.metric.c_str(), "0", "(not measured)");
       continue;
     }
-    std::printf("%-46s %5zu %10.1f %10.1f %10.1f %10.1f\n", f.metric.c_str(), f.values.size(),
+    std::printf("%-52s %5zu %10.1f %10.1f %10.1f %10.1f\n", f.metric.c_str(), f.values.size(),
                 percentile(f.values, 0), percentile(f.values, 50), percentile(f.values, 99),
                 *std::max_element(f.values.begin(), f.values.end()));
   }

@@ -1,6 +1,7 @@
-// What the scale benchmarks share: a coordinator process on a temp dir, processes of simulated
-// agents (flotilla-sim-agents) driven over pipes, /proc readings, percentiles and the summary
-// lines bench/run collects.
+// What the scale benchmarks share: a coordinator process on a temp dir (NULL or CURVE agent
+// channel, with enrollment tokens for CURVE), processes of simulated agents
+// (flotilla-sim-agents) driven over pipes, /proc readings, percentiles and the summary lines
+// bench/run collects.
 #pragma once
 
 #include <sys/types.h>
@@ -25,18 +26,36 @@ int64_t wallNs(SystemTime t);
 std::string makeTempDir(const std::string& name);
 void removeTree(const std::string& dir);
 
-// A flotilla-coordinator on its own temp data dir and free loopback ports.
+// The agent channel's security mechanism.
+enum class Mechanism {
+  kNull,   // --insecure: no keys, no enrollment (loopback experiments only)
+  kCurve,  // CurveZMQ: each agent has a key pair, pins the coordinator's, enrolls once
+};
+const char* mechanismName(Mechanism m);  // "NULL", "CURVE"
+
+// A flotilla-coordinator on its own data dir under `work_dir` and free loopback ports. Its HTTP
+// API's per-token rate limit is off when the binary has one (--http-rate-limit 0): the
+// benchmarks measure the engine, and call the API far faster than a person would.
 class CoordinatorProcess {
  public:
-  // `data_dir` empty: a fresh temp dir. Waits for /healthz; nullptr (reason on stderr) if not.
+  // Waits for /healthz; nullptr (reason on stderr) if it does not come up.
   static std::unique_ptr<CoordinatorProcess> start(const std::string& work_dir,
-                                                   std::vector<std::string> extra_args = {});
+                                                   std::vector<std::string> extra_args = {},
+                                                   Mechanism mechanism = Mechanism::kNull);
   ~CoordinatorProcess();
   pid_t pid() const { return process_->pid(); }
   const std::string& url() const { return url_; }
   const std::string& agents() const { return agents_; }
   const std::string& dataDir() const { return data_dir_; }
   const std::string& logPath() const { return process_->logPath(); }
+  Mechanism mechanism() const { return mechanism_; }
+  // CURVE: the public key agents pin (`flotilla-coordinator show-key`); empty with NULL.
+  const std::string& publicKey() const { return public_key_; }
+
+  // One one-time enrollment token per cluster (`POST /api/v1/agents/CLUSTER/enroll` as admin),
+  // asked by `parallel` clients at once; a 429 is waited out and asked again. Empty (reason on
+  // stderr) when any is refused.
+  std::map<std::string, std::string> enroll(const std::vector<std::string>& clusters, int parallel);
 
   // POST the plan; the deployment id, or "" (reason on stderr).
   std::string submit(const std::string& plan_yaml);
@@ -49,6 +68,11 @@ class CoordinatorProcess {
   integration::HttpResponse get(const std::string& path);
 
  private:
+  // One token, or "" (reason on stderr).
+  std::string enrollOne(const std::string& cluster);
+
+  Mechanism mechanism_ = Mechanism::kNull;
+  std::string public_key_;
   std::string token_;
   std::unique_ptr<integration::Process> process_;
   std::string url_;
@@ -56,13 +80,24 @@ class CoordinatorProcess {
   std::string data_dir_;
 };
 
-// One flotilla-sim-agents process: agents PREFIX+first .. PREFIX+first+count-1.
+// How simulated agents authenticate: the NULL mechanism when `coordinator_key` is empty;
+// otherwise CURVE, pinning that key, each agent presenting its cluster's token (if any) in its
+// registers until one is accepted.
+struct SimSecurity {
+  std::string coordinator_key;
+  std::map<std::string, std::string> enroll_tokens;  // cluster -> one-time token
+};
+
+// One flotilla-sim-agents process: agents PREFIX+first .. PREFIX+first+count-1. With CURVE, the
+// process's tokens are handed over in a file `tokens_path` (0600) next to its log.
 class SimAgents {
  public:
   static std::unique_ptr<SimAgents> start(const std::string& coordinator, const std::string& prefix,
                                           int first, int count,
                                           const std::map<std::string, std::string>& labels,
-                                          const std::string& log_path);
+                                          const std::string& log_path,
+                                          const SimSecurity& security = {},
+                                          const std::string& tokens_path = "");
   ~SimAgents();
   bool owns(const std::string& cluster) const;
   pid_t pid() const { return pid_; }
@@ -89,7 +124,8 @@ std::vector<std::unique_ptr<SimAgents>> startFleet(const std::string& coordinato
                                                    int per_process,
                                                    const std::map<std::string, std::string>& labels,
                                                    const std::string& log_dir,
-                                                   std::chrono::milliseconds deadline);
+                                                   std::chrono::milliseconds deadline,
+                                                   const SimSecurity& security = {});
 // Sum of one stat over every process.
 int64_t sumStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& key);
 int64_t maxStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& key);

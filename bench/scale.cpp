@@ -1,6 +1,10 @@
 // flotilla-bench-scale: one real coordinator driven by 100, 1,000 and 10,000 simulated agents
-// (flotilla-sim-agents, a few processes on this host). For each fleet size N:
-//   register  every agent started -> every agent registered;
+// (flotilla-sim-agents, a few processes on this host), over the agent channel's NULL mechanism
+// (--insecure) and over CurveZMQ, each with a fresh coordinator. For each fleet size N and
+// mechanism:
+//   enroll    (CURVE) one one-time enrollment token per cluster through the HTTP API, as admin;
+//   register  every agent started -> every agent registered (with CURVE: its key pair made,
+//             the handshake, and its enrollment by the token in its first register);
 //   idle      the coordinator's CPU share (of one core) and resident memory while every agent
 //             heartbeats once a second and nothing is deployed (from /proc/PID/stat, status);
 //   fan-out   one stage (apply) to all N agents in one wave: from the submission (POST) until
@@ -13,7 +17,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "bench/bench_util.hpp"
 #include "integration/haproxy_fixture.hpp"
@@ -25,8 +31,14 @@ using namespace std::chrono_literals;
 
 constexpr char kUsage[] =
     "usage: flotilla-bench-scale [--agents 100,1000,10000] [--runs N] [--quick] [--summary]\n"
-    "  --quick  the fleet sizes with fewer repetitions (what bench/run uses)\n";
+    "                            [--mechanism null|curve|both]\n"
+    "  --quick      the fleet sizes with fewer repetitions (what bench/run uses)\n"
+    "  --mechanism  the agent channel's: NULL (--insecure), CURVE, or both side by side\n"
+    "               (default: both, NULL first at each size)\n";
 constexpr int kAgentsPerProcess = 2500;
+// Clients asking for enrollment tokens at once (the coordinator answers each after its fsync;
+// a few at once share one).
+constexpr int kEnrollClients = 4;
 
 std::string plan(const std::string& service, int run) {
   return "service: " + service + "\nversion: \"1.0." + std::to_string(run) +
@@ -57,19 +69,35 @@ bool waitFor(F done, std::chrono::milliseconds every, std::chrono::milliseconds 
   return done();
 }
 
-void runSize(int n, int fanout_runs, int abort_runs, bool quick, std::vector<Figure>& figures) {
-  std::string label = "N=" + std::to_string(n);
-  std::cerr << "-- " << n << " agents\n";
+void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool quick,
+             std::vector<Figure>& figures) {
+  std::string label = "N=" + std::to_string(n) + " " + mechanismName(mechanism);
+  std::cerr << "-- " << n << " agents, " << mechanismName(mechanism) << "\n";
   std::string dir = makeTempDir("scale");
   auto coordinator =
-      CoordinatorProcess::start(dir, {"--heartbeat", "1s", "--agent-lost-after", "60s"});
+      CoordinatorProcess::start(dir, {"--heartbeat", "1s", "--agent-lost-after", "60s"}, mechanism);
   if (!coordinator) return;
+  SimSecurity security;
+  if (mechanism == Mechanism::kCurve) {
+    std::vector<std::string> clusters;
+    for (int i = 0; i < n; ++i) clusters.push_back(simName(i));
+    auto t0 = std::chrono::system_clock::now();
+    security.enroll_tokens = coordinator->enroll(clusters, kEnrollClients);
+    if (security.enroll_tokens.empty()) {
+      figures.push_back({"scale", "enroll " + label + ": refused", {}});
+      return;
+    }
+    double ms = millisSince(t0, std::chrono::system_clock::now());
+    figures.push_back({"scale", "enroll tokens " + label + " (ms)", {ms}});
+    std::cerr << "   " << n << " enrollment tokens in " << ms << " ms\n";
+    security.coordinator_key = coordinator->publicKey();
+  }
   auto started = std::chrono::system_clock::now();
   // bench/run (--quick) gives registration 90 s, so that a fleet the coordinator cannot take
   // in shows up as a figure rather than stalling the whole run.
   auto register_deadline = std::chrono::milliseconds(quick ? 90000 : 30000 + 30 * n);
   auto fleet = startFleet(coordinator->agents(), n, kAgentsPerProcess, {{"fleet", "bench"}}, dir,
-                          register_deadline);
+                          register_deadline, security);
   if (fleet.empty()) {
     figures.push_back({"scale",
                        "register " + label + ": not all within " +
@@ -79,7 +107,8 @@ void runSize(int n, int fanout_runs, int abort_runs, bool quick, std::vector<Fig
   }
   double register_ms = millisSince(started, std::chrono::system_clock::now());
   figures.push_back({"scale", "register " + label + " (ms)", {register_ms}});
-  std::cerr << "   registered in " << register_ms << " ms\n";
+  std::cerr << "   registered in " << register_ms << " ms (" << sumStat(fleet, "refused")
+            << " registers refused on the way)\n";
 
   // Idle: let registration settle, then read the coordinator's CPU time over a window.
   std::this_thread::sleep_for(3s);
@@ -156,13 +185,33 @@ void runSize(int n, int fanout_runs, int abort_runs, bool quick, std::vector<Fig
 
 int main(int argc, char** argv) {
   using namespace flotilla::bench;
-  CommonArgs args = parseArgs(argc, argv, kUsage);
+  // --mechanism is this program's own; the rest are the benchmarks' common flags.
+  std::vector<Mechanism> mechanisms = {Mechanism::kNull, Mechanism::kCurve};
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) != "--mechanism") {
+      rest.push_back(argv[i]);
+      continue;
+    }
+    std::string m = i + 1 < argc ? argv[++i] : "";
+    if (m == "null") {
+      mechanisms = {Mechanism::kNull};
+    } else if (m == "curve") {
+      mechanisms = {Mechanism::kCurve};
+    } else if (m == "both") {
+      mechanisms = {Mechanism::kNull, Mechanism::kCurve};
+    } else {
+      std::cerr << kUsage;
+      return 2;
+    }
+  }
+  CommonArgs args = parseArgs(static_cast<int>(rest.size()), rest.data(), kUsage);
   if (args.sizes.empty()) args.sizes = {100, 1000, 10000};
   std::vector<Figure> figures;
   for (int n : args.sizes) {
     int fanout_runs = args.runs > 0 ? args.runs : (n >= 10000 ? (args.quick ? 2 : 5) : 10);
     int abort_runs = args.runs > 0 ? args.runs : (n >= 10000 ? (args.quick ? 1 : 3) : 3);
-    runSize(n, fanout_runs, abort_runs, args.quick, figures);
+    for (Mechanism m : mechanisms) runSize(n, m, fanout_runs, abort_runs, args.quick, figures);
   }
   printFigures(figures, args.summary);
   return 0;

@@ -1,13 +1,17 @@
 // flotilla-sim-agents: many simulated agents in one process, for the scale benchmarks.
 //
-// Each simulated agent is a real protocol peer: its own ZeroMQ DEALER with the cluster name as
-// routing id and the agent's socket options, Cap'n Proto envelopes through common/codec
-// (encodeFrame, DecodedEnvelope::decode), the agent's register / heartbeat / stage result
-// messages. Its driver does no work: a command is answered at once with "succeeded", except
-// that with `hold` set, forward steps are kept in flight until the coordinator aborts them (or
-// until `fail CLUSTER` makes that cluster report a failure). One thread owns every socket and
-// waits on them with epoll over each socket's ZMQ_FD, so a turn costs what is ready, not what
-// is connected (zmq_poll over 2,500 sockets made the load generator the bottleneck).
+// Each simulated agent is a real protocol peer: its own ZeroMQ DEALER with the agent's socket
+// options (no routing id of its own, ZMTP heartbeats), Cap'n Proto envelopes through
+// common/codec (encodeFrame, DecodedEnvelope::decode), the agent's register / heartbeat / stage
+// result messages. With --coordinator-key it speaks CurveZMQ as the agent does: a key pair of
+// its own (made in memory at start), the coordinator's public key pinned, and the one-time
+// enrollment token of its cluster (from --enroll-tokens) in its registers until one is
+// accepted. Without it, the NULL mechanism (a coordinator started with --insecure). Its driver does
+// no work: a command is answered at once with "succeeded", except that with `hold` set, forward
+// steps are kept in flight until the coordinator aborts them (or until `fail CLUSTER` makes that
+// cluster report a failure). One thread owns every socket and waits on them with epoll over each
+// socket's ZMQ_FD, so a turn costs what is ready, not what is connected (zmq_poll over 2,500
+// sockets made the load generator the bottleneck).
 //
 // The benchmark drives it over stdin/stdout, one line each way:
 //   stdin:  stats | reset | hold 0|1 | fail CLUSTER | quit
@@ -25,6 +29,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <random>
@@ -34,6 +39,7 @@
 #include <zmq.hpp>
 
 #include "common/codec.hpp"
+#include "common/curve.hpp"
 
 namespace flotilla::bench {
 namespace {
@@ -42,6 +48,11 @@ using Steady = std::chrono::steady_clock;
 using common::toStd;
 
 constexpr auto kRegisterRetry = std::chrono::seconds(2);  // as the agent
+// After a Refused, as the agent: soon when the same register may succeed later, slowly when an
+// operator has to act.
+constexpr auto kRefusedRetry = std::chrono::milliseconds(500);
+constexpr auto kRefusedWait = std::chrono::milliseconds(10000);
+constexpr uint64_t kRefusalsLogged = 5;
 constexpr int kMaxWaitMs = 10;  // also how often the heartbeat and register timers are swept
 constexpr uint64_t kStdinTag = UINT64_MAX;
 
@@ -58,10 +69,18 @@ struct HeldStage {
   uint64_t epoch = 0;
 };
 
+// How the simulated agents authenticate: the NULL mechanism when `coordinator_key` is empty.
+struct Security {
+  std::string coordinator_key;                       // Z85, pinned
+  std::map<std::string, std::string> enroll_tokens;  // cluster -> one-time token
+};
+
 struct SimAgent {
   std::string cluster;
   size_t index = 0;  // in SimFleet::agents_
   zmq::socket_t socket;
+  std::string enroll_token;  // sent until a register is accepted (CURVE only)
+  bool enrolled = false;
   uint64_t epoch = 0;  // 0 = not registered
   Steady::time_point next_heartbeat{};
   Steady::time_point next_register{};
@@ -76,6 +95,7 @@ struct Stats {
   uint64_t aborts = 0;
   uint64_t results = 0;
   uint64_t heartbeats = 0;
+  uint64_t refused = 0;  // registers the coordinator refused
   uint64_t dropped = 0;
   int64_t last_command_ns = 0;
   int64_t last_rollback_ns = 0;
@@ -86,7 +106,7 @@ struct Stats {
 class SimFleet {
  public:
   SimFleet(std::string coordinator, std::vector<std::string> clusters,
-           std::map<std::string, std::string> labels, int io_threads)
+           std::map<std::string, std::string> labels, const Security& security, int io_threads)
       : coordinator_(std::move(coordinator)), labels_(std::move(labels)), context_(io_threads) {
     // A context holds 1023 sockets by default; this process holds one per agent.
     context_.set(zmq::ctxopt::max_sockets, static_cast<int>(clusters.size()) + 64);
@@ -96,7 +116,23 @@ class SimFleet {
       a.cluster = std::move(c);
       a.index = agents_.size();
       a.socket = zmq::socket_t(context_, zmq::socket_type::dealer);
-      a.socket.set(zmq::sockopt::routing_id, a.cluster);
+      if (!security.coordinator_key.empty()) {
+        // The agent keeps its pair in its state dir; a simulated one lives as long as the
+        // process, which is as long as its enrollment is needed.
+        char public_key[41];
+        char secret_key[41];
+        if (zmq_curve_keypair(public_key, secret_key) != 0) {
+          throw std::runtime_error(std::string("zmq_curve_keypair: ") + zmq_strerror(zmq_errno()));
+        }
+        a.socket.set(zmq::sockopt::curve_serverkey, security.coordinator_key);
+        a.socket.set(zmq::sockopt::curve_publickey, std::string(public_key));
+        a.socket.set(zmq::sockopt::curve_secretkey, std::string(secret_key));
+        auto token = security.enroll_tokens.find(a.cluster);
+        if (token != security.enroll_tokens.end()) a.enroll_token = token->second;
+      }
+      // As the agent: ZMTP heartbeats, so a dead connection is noticed without waiting for TCP.
+      a.socket.set(zmq::sockopt::heartbeat_ivl, 2000);
+      a.socket.set(zmq::sockopt::heartbeat_timeout, 6000);
       a.socket.set(zmq::sockopt::reconnect_ivl, 100);
       a.socket.set(zmq::sockopt::reconnect_ivl_max, 5000);
       a.socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(common::kMaxFrameBytes));
@@ -211,6 +247,7 @@ class SimFleet {
         case schema::Envelope::REGISTERED: {
           if (a.epoch == 0) ++stats_.registered;
           a.epoch = env.getRegistered().getEpoch();
+          a.enrolled = true;  // the token is spent: never sent again
           auto ms = env.getRegistered().getHeartbeatIntervalMs();
           if (ms >= 100) heartbeat_ = std::chrono::milliseconds(ms);
           // Spread the heartbeats over the interval, as independent agents would be.
@@ -224,6 +261,9 @@ class SimFleet {
           a.epoch = 0;
           sendRegister(a);
           break;
+        case schema::Envelope::REFUSED:
+          onRefused(a, env.getRefused());
+          break;
         case schema::Envelope::STAGE_COMMAND:
           onCommand(a, env.getStageCommand(), at);
           break;
@@ -235,6 +275,17 @@ class SimFleet {
           break;
       }
     }
+  }
+
+  void onRefused(SimAgent& a, schema::Refused::Reader msg) {
+    ++stats_.refused;
+    if (stats_.refused <= kRefusalsLogged) {
+      std::cerr << a.cluster << ": register refused"
+                << (msg.getRetryable() ? " (retryable): " : ": ") << toStd(msg.getReason()) << "\n";
+    }
+    if (a.epoch != 0) --stats_.registered;
+    a.epoch = 0;
+    a.next_register = Steady::now() + (msg.getRetryable() ? kRefusedRetry : kRefusedWait);
   }
 
   void onCommand(SimAgent& a, schema::StageCommand::Reader cmd, int64_t at) {
@@ -278,11 +329,12 @@ class SimFleet {
     if (line == "stats") {
       std::printf(
           "stats registered=%lu commands=%lu forward=%lu rollbacks=%lu aborts=%lu results=%lu "
-          "heartbeats=%lu dropped=%lu last_command_ns=%ld last_rollback_ns=%ld "
+          "heartbeats=%lu refused=%lu dropped=%lu last_command_ns=%ld last_rollback_ns=%ld "
           "first_abort_ns=%ld last_abort_ns=%ld held=%lu\n",
           stats_.registered, stats_.commands, stats_.forward_commands, stats_.rollback_commands,
-          stats_.aborts, stats_.results, stats_.heartbeats, stats_.dropped, stats_.last_command_ns,
-          stats_.last_rollback_ns, stats_.first_abort_ns, stats_.last_abort_ns, heldCount());
+          stats_.aborts, stats_.results, stats_.heartbeats, stats_.refused, stats_.dropped,
+          stats_.last_command_ns, stats_.last_rollback_ns, stats_.first_abort_ns,
+          stats_.last_abort_ns, heldCount());
     } else if (line == "reset") {
       uint64_t registered = stats_.registered;
       stats_ = Stats{};
@@ -332,6 +384,7 @@ class SimFleet {
     }
     reg.setAgentVersion("sim-0.1.0");
     reg.initHeld(0);
+    if (!a.enrolled && !a.enroll_token.empty()) reg.setEnrollToken(a.enroll_token);
     send(a, m);
     a.next_register = Steady::now() + kRegisterRetry;
   }
@@ -376,8 +429,22 @@ class SimFleet {
 int usage() {
   std::cerr << "usage: flotilla-sim-agents --coordinator tcp://127.0.0.1:PORT --prefix NAME-\n"
                "         --first I --count N [--label k=v]... [--io-threads T]\n"
-               "Agents are named PREFIX + I..I+N-1, zero-padded to 5 digits.\n";
+               "         [--coordinator-key KEY --enroll-tokens FILE]\n"
+               "Agents are named PREFIX + I..I+N-1, zero-padded to 5 digits.\n"
+               "--coordinator-key: speak CurveZMQ, pinning this Z85 public key (NULL mechanism\n"
+               "without it). --enroll-tokens: lines \"CLUSTER TOKEN\", the one-time enrollment\n"
+               "token each agent presents in its first register.\n";
   return 2;
+}
+
+// Reads "CLUSTER TOKEN" lines; false when the file cannot be read or a line is malformed.
+bool readTokens(const std::string& path, std::map<std::string, std::string>& out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::string cluster;
+  std::string token;
+  while (in >> cluster >> token) out[cluster] = token;
+  return in.eof();
 }
 
 }  // namespace
@@ -391,6 +458,8 @@ int main(int argc, char** argv) {
   int count = 0;
   int io_threads = 1;
   std::map<std::string, std::string> labels;
+  Security security;
+  std::string tokens_file;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -403,6 +472,10 @@ int main(int argc, char** argv) {
       first = std::stoi(v);
     } else if (a == "--count") {
       count = std::stoi(v);
+    } else if (a == "--coordinator-key") {
+      security.coordinator_key = v;
+    } else if (a == "--enroll-tokens") {
+      tokens_file = v;
     } else if (a == "--io-threads") {
       io_threads = std::stoi(v);
     } else if (a == "--label") {
@@ -414,6 +487,18 @@ int main(int argc, char** argv) {
     }
   }
   if (coordinator.empty() || count <= 0) return usage();
+  if (!security.coordinator_key.empty() &&
+      !flotilla::common::isCurveKey(security.coordinator_key)) {
+    std::cerr << "flotilla-sim-agents: --coordinator-key is not a Z85 CURVE key\n";
+    return 2;
+  }
+  if (!tokens_file.empty()) {
+    if (security.coordinator_key.empty()) return usage();
+    if (!readTokens(tokens_file, security.enroll_tokens)) {
+      std::cerr << "flotilla-sim-agents: cannot read " << tokens_file << "\n";
+      return 2;
+    }
+  }
   // Two descriptors per agent (the TCP connection and the socket's mailbox).
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
@@ -427,7 +512,7 @@ int main(int argc, char** argv) {
     clusters.emplace_back(name);
   }
   try {
-    SimFleet fleet(coordinator, std::move(clusters), std::move(labels), io_threads);
+    SimFleet fleet(coordinator, std::move(clusters), std::move(labels), security, io_threads);
     fleet.run();
   } catch (const std::exception& e) {
     std::cerr << "flotilla-sim-agents: " << e.what() << "\n";
