@@ -81,6 +81,8 @@ class Client {
 
   // Sent as "Authorization: Bearer TOKEN" with every request ("" = none).
   void setToken(std::string token) { token_ = std::move(token); }
+  // PEM file of the CA(s) that vouch for an https:// coordinator ("" = the system's store).
+  void setCaFile(std::string path) { ca_file_ = std::move(path); }
 
   Result get(std::string_view path);
   // The Content-Type is sent even with an empty body: the coordinator takes changes only as
@@ -101,6 +103,7 @@ class Client {
 
   std::string base_url_;
   std::string token_;
+  std::string ca_file_;
   ClientTimeouts timeouts_;
   void* curl_;  // CURL*, kept out of this header so that includers need no curl headers
 };

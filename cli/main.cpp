@@ -86,8 +86,9 @@ int exitCodeForFinalState(const std::string& state) {
 // with the message a user should read.
 class Api {
  public:
-  Api(const std::string& server, std::string token) : client_(server) {
+  Api(const std::string& server, std::string token, std::string ca_file) : client_(server) {
     client_.setToken(std::move(token));
+    client_.setCaFile(std::move(ca_file));
   }
 
   Client& client() { return client_; }
@@ -749,6 +750,7 @@ constexpr char kIdHelp[] = "Deployment id, as printed by 'flotilla submit' (e.g.
 constexpr char kMainFooter[] = R"(Environment:
   FLOTILLA_SERVER  coordinator URL, used when --server is not given
   FLOTILLA_TOKEN   API token sent with every request, used when --token-file is not given
+  FLOTILLA_CA_CERT CA certificate(s) for an https:// server, used when --ca-cert is not given
 
 Exit codes:
   0    done (for wait and watch: the deployment succeeded)
@@ -778,6 +780,13 @@ int run(int argc, char** argv) {
       ->envname("FLOTILLA_SERVER")
       ->type_name("URL")
       ->capture_default_str();
+
+  std::string ca_file;
+  app.add_option("--ca-cert", ca_file,
+                 "PEM file of the CA that signed an https:// coordinator's certificate (default:\n"
+                 "the system's trusted CAs)")
+      ->envname("FLOTILLA_CA_CERT")
+      ->type_name("FILE");
 
   std::string token_file;
   app.add_option("--token-file", token_file,
@@ -1032,7 +1041,7 @@ Exit: 0 listed, or intact; 1 the chain is broken (--verify) or the coordinator r
   }
 
   try {
-    Api api(server, loadToken(token_file));
+    Api api(server, loadToken(token_file), ca_file);
     for (auto& [sub, command] : commands) {
       if (sub->parsed()) return command(api);
     }

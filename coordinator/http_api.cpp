@@ -376,19 +376,39 @@ StatusOr<T> HttpApi::audited(AuditEntry entry, std::function<StatusOr<T>(AuditEn
   });
 }
 
+namespace {
+
+std::unique_ptr<httplib::Server> makeServer(const HttpOptions& options) {
+  if (options.tls_cert.empty()) return std::make_unique<httplib::Server>();
+  auto server =
+      std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+  if (server->is_valid()) {
+    SSL_CTX_set_min_proto_version(server->ssl_context(), TLS1_2_VERSION);
+  }
+  return server;
+}
+
+}  // namespace
+
 HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& tasks,
-                 CommitSignal& commits, AuditLog& audit, Tokens& tokens, int threads)
-    : server_(std::make_unique<httplib::Server>()),
+                 CommitSignal& commits, AuditLog& audit, Tokens& tokens, const HttpOptions& options)
+    : server_(makeServer(options)),
       store_(store),
       engine_(engine),
       metrics_(metrics),
       tasks_(tasks),
       commits_(commits),
       audit_(audit),
-      tokens_(tokens) {
-  // Event streams hold a thread each; keep room for them and for short requests.
-  server_->new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(threads));
+      tokens_(tokens),
+      limits_(options.limits),
+      tls_(!options.tls_cert.empty()),
+      watch_(metrics, options.limits),
+      streams_(options.limits.max_streams, options.limits.streams_per_token),
+      rate_(options.limits.rate_per_second, options.limits.rate_burst) {
+  // A thread per connection, up to the cap (http_limits.hpp); the watchdog cuts connections
+  // that hold one without sending a request.
+  server_->new_task_queue = [limits = limits_] {
+    return makeHttpWorkers(limits.min_threads, limits.max_connections).release();
   };
   server_->set_payload_max_length(kMaxBodyBytes);
   // cpp-httplib answers unknown paths (404), oversized bodies (413) and unparsable requests
@@ -409,6 +429,8 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
   // (the CLI makes one or two per command; an event stream is one long request anyway).
   server_->set_keep_alive_max_count(1);
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // The request head arrived: the header deadline no longer applies to this connection.
+    watch_.markRouted(req.remote_addr, req.remote_port);
     // Who, and whether they may, before the body is read: a refused request costs a header.
     Gate g = gate(req);
     if (g.status != 0) {
@@ -420,6 +442,16 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
             req.method + " " + (g.route ? std::string(g.route->pattern) : quoted(req.path)), "",
             std::to_string(g.status), clientOf(req), g.error});
       }
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    std::chrono::milliseconds retry_after{0};
+    if (g.actor && !rate_.allow(g.actor->name, std::chrono::steady_clock::now(), &retry_after)) {
+      metrics_.httpRefused("rate_limited");
+      res.set_header("Retry-After", std::to_string((retry_after.count() + 999) / 1000));
+      reply(res, 429,
+            json{{"error", "too many requests with token " + g.actor->name + " (limit " +
+                               fmt::format("{:g}", limits_.rate_per_second) + "/s): retry after " +
+                               std::to_string(retry_after.count()) + " ms"}});
       return httplib::Server::HandlerResponse::Handled;
     }
     const std::string encoding = req.get_header_value("Content-Encoding");
@@ -434,7 +466,10 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
     return httplib::Server::HandlerResponse::Handled;
   });
   server_->set_tcp_nodelay(true);
-  server_->set_read_timeout(10, 0);
+  // A request's first byte within the keep-alive wait, each later read within 5 s, and the
+  // whole head within the header deadline (ConnectionWatch).
+  server_->set_keep_alive_timeout(limits_.keep_alive_seconds);
+  server_->set_read_timeout(5, 0);
   server_->set_write_timeout(10, 0);
   server_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     metrics_.httpRequest(res.status);
@@ -458,6 +493,11 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
 HttpApi::~HttpApi() = default;
 
 StatusOr<int> HttpApi::bind(const std::string& host_port) {
+  if (!server_->is_valid()) {
+    return Status::InvalidArgument(
+        "cannot use the TLS certificate and key (--tls-cert, --tls-key): unreadable, not PEM, "
+        "or the key does not match the certificate");
+  }
   auto colon = host_port.rfind(':');
   if (colon == std::string::npos) {
     return Status::InvalidArgument("--listen-http wants HOST:PORT, got \"" + host_port + "\"");
@@ -476,6 +516,12 @@ StatusOr<int> HttpApi::bind(const std::string& host_port) {
     return Status::IoError("cannot listen for HTTP on " + host_port + " (in use?)");
   }
   port_ = port;
+  if (!widenListenBacklog(port, 1024)) {
+    spdlog::warn(
+        "http: could not widen the listen backlog of port {}: bursts of connections "
+        "will queue in SYN retransmissions",
+        port);
+  }
   for (const std::string& name :
        {hostForm(host), std::string("localhost"), std::string("127.0.0.1"), std::string("[::1]")}) {
     allowed_hosts_.insert(name + ":" + std::to_string(port));
@@ -494,8 +540,15 @@ void HttpApi::allowHost(const std::string& name) {
   allowed_hosts_.insert(host + ":" + std::to_string(port_));
 }
 
-void HttpApi::serve() { server_->listen_after_bind(); }
-void HttpApi::stop() { server_->stop(); }
+void HttpApi::serve() {
+  watch_.start(port_);
+  server_->listen_after_bind();
+}
+
+void HttpApi::stop() {
+  server_->stop();
+  watch_.stop();
+}
 
 void HttpApi::routes() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
@@ -507,6 +560,7 @@ void HttpApi::routes() {
   });
 
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    metrics_.setHttpStreams(streams_.open());
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
 
@@ -595,10 +649,26 @@ void HttpApi::routes() {
       reply(res, 200, json{{"events", list}});
       return;
     }
+    // A stream holds its connection's thread for as long as it lasts: capped in all and per
+    // token, past which the caller is told to come back (503) rather than queued.
+    auto actor = caller(req, res);
+    if (!actor) return;
+    auto slot = streams_.acquire(actor->name);
+    if (!slot) {
+      metrics_.httpRefused("streams_full");
+      res.set_header("Retry-After", "5");
+      reply(res, 503,
+            json{{"error", "too many event streams open (at most " +
+                               std::to_string(limits_.streams_per_token) + " per token, " +
+                               std::to_string(limits_.max_streams) +
+                               " in all): retry later, or poll ?after=SEQ"}});
+      return;
+    }
     res.set_header("Cache-Control", "no-cache");
     auto last = std::make_shared<uint64_t>(after);
     res.set_chunked_content_provider(
-        "text/event-stream", [this, id, last](size_t, httplib::DataSink& sink) {
+        "text/event-stream", [this, id, last, slot](size_t, httplib::DataSink& sink) {
+          (void)slot;  // held for as long as the stream lasts
           uint64_t seen = commits_.current();
           auto events = store_.events(id, *last, kEventPage);
           if (!events.ok()) return false;

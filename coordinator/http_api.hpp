@@ -15,6 +15,7 @@
 #include "coordinator/actor.hpp"
 #include "coordinator/audit.hpp"
 #include "coordinator/engine.hpp"
+#include "coordinator/http_limits.hpp"
 #include "coordinator/metrics.hpp"
 #include "coordinator/server.hpp"
 #include "coordinator/store.hpp"
@@ -28,13 +29,21 @@ struct Response;
 
 namespace flotilla::coordinator {
 
+struct HttpOptions {
+  HttpLimits limits;
+  // PEM files; both or neither. With them the API speaks only HTTPS (TLS 1.2 or later).
+  std::string tls_cert;
+  std::string tls_key;
+};
+
 class HttpApi {
  public:
   HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& tasks, CommitSignal& commits,
-          AuditLog& audit, Tokens& tokens, int threads);
+          AuditLog& audit, Tokens& tokens, const HttpOptions& options);
   ~HttpApi();
 
-  // Binds "HOST:PORT" (port 0 picks a free one); returns the bound port. The Host header of a
+  // Binds "HOST:PORT" (port 0 picks a free one); returns the bound port. Fails when the TLS
+  // certificate or key given in the options cannot be used. The Host header of a
   // request must then name the listen host, localhost, 127.0.0.1 or [::1] with that port, or a
   // name given to allowHost(); anything else is answered 421 (DNS rebinding).
   common::StatusOr<int> bind(const std::string& host_port);
@@ -68,6 +77,11 @@ class HttpApi {
   CommitSignal& commits_;
   AuditLog& audit_;
   Tokens& tokens_;
+  HttpLimits limits_;
+  bool tls_ = false;
+  ConnectionWatch watch_;
+  StreamSlots streams_;
+  RateLimiter rate_;
   std::set<std::string> allowed_hosts_;  // lower case; fixed before serve()
   int port_ = 0;
 };

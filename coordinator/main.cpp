@@ -97,10 +97,47 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--heartbeat", heartbeat, "Heartbeat interval asked of agents")
       ->capture_default_str();
-  app.add_option("--http-threads", options.http_threads,
-                 "HTTP worker threads (each open event stream holds one)")
+  coordinator::HttpLimits& limits = options.http_limits;
+  app.add_option("--tls-cert", options.tls_cert,
+                 "PEM certificate (chain) of the HTTP API; with --tls-key the API speaks only\n"
+                 "HTTPS (TLS 1.2+). Without them it refuses any non-loopback --listen-http")
+      ->type_name("FILE");
+  app.add_option("--tls-key", options.tls_key, "PEM private key for --tls-cert")->type_name("FILE");
+  app.add_option("--http-threads", limits.min_threads,
+                 "HTTP worker threads kept when idle (more start on demand, one per connection,\n"
+                 "up to --http-max-connections)")
       ->capture_default_str()
-      ->check(CLI::Range(4, 1024));
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--http-max-connections", limits.max_connections,
+                 "HTTP connections served at once; more wait for a free one")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 65536));
+  app.add_option("--http-per-client", limits.per_client,
+                 "Open HTTP connections one client address may hold before its newest ones that\n"
+                 "have not sent a request yet are cut")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  std::string header_timeout = "10s";
+  app.add_option("--http-header-timeout", header_timeout,
+                 "Time from connect (TLS handshake included) to a whole request head; slower\n"
+                 "connections are cut")
+      ->capture_default_str();
+  app.add_option("--http-rate-limit", limits.rate_per_second,
+                 "Requests per second per API token (429 beyond it, with Retry-After); 0: no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--http-rate-burst", limits.rate_burst,
+                 "Requests a token may make at once before --http-rate-limit applies")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e9));
+  app.add_option("--max-event-streams", limits.max_streams,
+                 "Event streams (SSE) open at once; more get 503 with Retry-After")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  app.add_option("--event-streams-per-token", limits.streams_per_token,
+                 "Event streams one API token may hold open at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   uint64_t min_free_mb = flotilla::coordinator::Store::kDefaultMinFreeBytes >> 20;
   app.add_option("--min-free-space-mb", min_free_mb,
                  "Free space (MiB) kept on the data dir's file system: under it no write is made,\n"
@@ -178,6 +215,16 @@ int main(int argc, char** argv) {
     std::cerr << "flotilla-coordinator: --agent-lost-after must be longer than --heartbeat\n";
     return 2;
   }
+  auto header_deadline = common::parseDuration(header_timeout);
+  if (!header_deadline.ok() || header_deadline->count() <= 0) {
+    std::cerr << "flotilla-coordinator: --http-header-timeout: "
+              << (header_deadline.ok() ? "must be longer than 0"
+                                       : header_deadline.status().message())
+              << "\n";
+    return 2;
+  }
+  limits.header_deadline = *header_deadline;
+  if (limits.max_connections < limits.min_threads) limits.max_connections = limits.min_threads;
   options.engine.agent_lost_after = *lost;
   options.engine.heartbeat_interval = *beat;
 

@@ -30,6 +30,16 @@ void Metrics::webhook(const std::string& result) {
   webhooks_[result]++;
 }
 
+void Metrics::httpConnectionCut(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  http_cut_[reason]++;
+}
+
+void Metrics::httpRefused(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  http_refused_[reason]++;
+}
+
 void Metrics::setGauges(std::map<std::string, int64_t> deployments_by_state,
                         std::map<std::string, int64_t> agents_by_state, uint64_t epoch) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -76,6 +86,22 @@ std::string Metrics::render() const {
   for (const auto& [k, v] : alerts_) {
     out << "flotilla_alerts_total{rule=\"" << k << "\"} " << v << '\n';
   }
+  header("flotilla_http_connections_cut_total", "counter",
+         "HTTP connections shut by the abuse limits, by reason (header_deadline: no whole "
+         "request head in time; per_client: over the per-client connection cap).");
+  for (const auto& [k, v] : http_cut_) {
+    out << "flotilla_http_connections_cut_total{reason=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_http_requests_refused_total", "counter",
+         "HTTP requests refused by the abuse limits, by reason (rate_limited: 429; "
+         "streams_full: 503).");
+  for (const auto& [k, v] : http_refused_) {
+    out << "flotilla_http_requests_refused_total{reason=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_http_connections", "gauge", "Open HTTP API connections (last sweep).");
+  out << "flotilla_http_connections " << http_connections_.load() << '\n';
+  header("flotilla_http_event_streams", "gauge", "Open event streams.");
+  out << "flotilla_http_event_streams " << http_streams_.load() << '\n';
   header("flotilla_webhook_posts_total", "counter",
          "Alert webhook POSTs, by result (delivered, failed after every attempt, dropped).");
   for (const auto& [k, v] : webhooks_) {

@@ -26,6 +26,12 @@ class Metrics {
   // Alerts recorded, and what became of their webhook POSTs ("delivered", "failed", "dropped").
   void alertRaised(const std::string& rule);
   void webhook(const std::string& result);
+  // HTTP connections cut by the abuse limits ("header_deadline", "per_client"), and requests
+  // refused by them ("rate_limited", "streams_full").
+  void httpConnectionCut(const std::string& reason);
+  void httpRefused(const std::string& reason);
+  void setHttpConnections(int64_t open) { http_connections_ = open; }
+  void setHttpStreams(int64_t open) { http_streams_ = open; }
 
   // Gauges, set by the engine.
   void setGauges(std::map<std::string, int64_t> deployments_by_state,
@@ -40,6 +46,10 @@ class Metrics {
   std::map<int, uint64_t> http_requests_;
   std::map<std::string, uint64_t> alerts_;
   std::map<std::string, uint64_t> webhooks_;
+  std::map<std::string, uint64_t> http_cut_;
+  std::map<std::string, uint64_t> http_refused_;
+  std::atomic<int64_t> http_connections_{0};
+  std::atomic<int64_t> http_streams_{0};
   std::map<std::string, int64_t> deployments_by_state_;
   std::map<std::string, int64_t> agents_by_state_;
   uint64_t epoch_ = 0;

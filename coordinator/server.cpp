@@ -130,6 +130,15 @@ bool isLoopbackAddress(const std::string& address) {
 }
 
 Status runServer(const ServerOptions& options) {
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return Status::InvalidArgument("--tls-cert and --tls-key go together: give both or neither");
+  }
+  if (options.tls_cert.empty() && !isLoopbackAddress(options.listen_http)) {
+    return Status::InvalidArgument(
+        "refusing to serve the HTTP API on " + options.listen_http +
+        " without TLS: API tokens would cross the network in clear. Give --tls-cert and "
+        "--tls-key, or listen on a loopback address (behind a TLS proxy on this host)");
+  }
   EngineOptions engine_options = options.engine;
   EndpointSecurity security;
   if (options.insecure_agents) {
@@ -163,10 +172,10 @@ Status runServer(const ServerOptions& options) {
   AgentEndpoint endpoint(context, metrics, security);
   Engine engine(**store, metrics, endpoint, clock, engine_options);
   engine.setAuditLog(&audit);
-  Status s = endpoint.bind(options.listen_agents, [&engine](const std::string& key,
-                                                           const std::string& address) {
-    return engine.admitKey(key, address);
-  });
+  Status s = endpoint.bind(options.listen_agents,
+                           [&engine](const std::string& key, const std::string& address) {
+                             return engine.admitKey(key, address);
+                           });
   if (!s.ok()) return s;
 
   CommitSignal commits;
@@ -184,20 +193,23 @@ Status runServer(const ServerOptions& options) {
   s = tokens.load();
   if (!s.ok()) return s;
   if (!tokens.anyAdmin()) {
-    spdlog::warn("no admin API token exists: stop the coordinator and run "
-                 "'flotilla-coordinator bootstrap-admin --data-dir {}'",
-                 options.data_dir);
+    spdlog::warn(
+        "no admin API token exists: stop the coordinator and run "
+        "'flotilla-coordinator bootstrap-admin --data-dir {}'",
+        options.data_dir);
   }
 
   TaskQueue tasks;
   g_stop_fd = tasks.fd();
-  HttpApi http(**store, engine, metrics, tasks, commits, audit, tokens, options.http_threads);
+  HttpApi http(**store, engine, metrics, tasks, commits, audit, tokens,
+               HttpOptions{options.http_limits, options.tls_cert, options.tls_key});
   auto port = http.bind(options.listen_http);
   if (!port.ok()) return port.status();
   for (const auto& name : options.allowed_hosts) http.allowHost(name);
   std::thread http_thread([&http] { http.serve(); });
-  spdlog::info("flotilla-coordinator epoch {}: agents on {}, HTTP on port {}, data in {}",
-               engine.epoch(), endpoint.boundAddress(), *port, options.data_dir);
+  spdlog::info("flotilla-coordinator epoch {}: agents on {}, {} on port {}, data in {}",
+               engine.epoch(), endpoint.boundAddress(), options.tls_cert.empty() ? "HTTP" : "HTTPS",
+               *port, options.data_dir);
 
   auto handler = [&engine](const Peer& peer, schema::Envelope::Reader env) {
     engine.onMessage(peer, env);

@@ -15,6 +15,7 @@
 
 #include "common/status.hpp"
 #include "coordinator/engine.hpp"
+#include "coordinator/http_limits.hpp"
 
 namespace flotilla::coordinator {
 
@@ -23,7 +24,10 @@ struct ServerOptions {
   std::string listen_agents = "tcp://127.0.0.1:7700";
   std::string listen_http = "127.0.0.1:7780";
   EngineOptions engine;
-  int http_threads = 16;
+  HttpLimits http_limits;
+  // --tls-cert/--tls-key (PEM). Without them the HTTP API listens on loopback addresses only.
+  std::string tls_cert;
+  std::string tls_key;
   // Host header names the HTTP API answers to besides its listen host, localhost, 127.0.0.1
   // and [::1] (HttpApi::allowHost).
   std::vector<std::string> allowed_hosts;

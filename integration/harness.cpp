@@ -348,8 +348,8 @@ json HttpResponse::parsed() const {
 }
 
 HttpResponse httpRequest(const std::string& method, const std::string& url,
-                         const std::map<std::string, std::string>& headers,
-                         const std::string* body) {
+                         const std::map<std::string, std::string>& headers, const std::string* body,
+                         const std::string& ca_file) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   HttpResponse response;
@@ -372,6 +372,7 @@ HttpResponse httpRequest(const std::string& method, const std::string& url,
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, writeToString);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  if (!ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
   if (body != nullptr) {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
@@ -461,8 +462,11 @@ void FleetTest::TearDown() {
 }
 
 std::string FleetTest::serverUrl() const {
-  return "http://127.0.0.1:" + std::to_string(http_port_);
+  return (coordinator_options_.tls_cert.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") +
+         std::to_string(http_port_);
 }
+
+bool FleetTest::coordinatorHealthy() { return request("GET", "/healthz", "").status == 200; }
 
 std::string FleetTest::agentAddress() const {
   return "tcp://" + coordinator_options_.agents_host + ":" + std::to_string(agent_port_);
@@ -482,6 +486,10 @@ void FleetTest::launchCoordinator() {
                                    "--heartbeat",
                                    coordinator_options_.heartbeat};
   if (coordinator_options_.insecure_agents) argv.push_back("--insecure");
+  if (!coordinator_options_.tls_cert.empty()) {
+    argv.insert(argv.end(), {"--tls-cert", coordinator_options_.tls_cert, "--tls-key",
+                             coordinator_options_.tls_key});
+  }
   argv.insert(argv.end(), coordinator_options_.extra_args.begin(),
               coordinator_options_.extra_args.end());
   coordinator_ = Process::spawn(
@@ -494,9 +502,9 @@ void FleetTest::startCoordinator(CoordinatorOptions options) {
   coordinator_options_ = std::move(options);
   if (admin_token_.empty()) {
     // As an operator would: the first admin token, made on the fresh data dir.
-    CommandResult made = runCommand(
-        {FLOTILLA_COORDINATOR_BIN, "bootstrap-admin", "--data-dir", dir_ + "/data"},
-        dir_ + "/scratch", 30s);
+    CommandResult made =
+        runCommand({FLOTILLA_COORDINATOR_BIN, "bootstrap-admin", "--data-dir", dir_ + "/data"},
+                   dir_ + "/scratch", 30s);
     ASSERT_EQ(made.exit_code, 0) << "bootstrap-admin failed:\n" << made.out << made.err;
     admin_token_ = trim(made.out);
     ASSERT_FALSE(admin_token_.empty()) << "bootstrap-admin printed no token";
@@ -510,7 +518,7 @@ void FleetTest::startCoordinator(CoordinatorOptions options) {
     ASSERT_NE(coordinator_, nullptr);
     const auto deadline = std::chrono::steady_clock::now() + kWaitDeadline;
     while (std::chrono::steady_clock::now() < deadline && coordinator_->running()) {
-      if (httpGet(serverUrl() + "/healthz").status == 200) return;
+      if (coordinatorHealthy()) return;
       std::this_thread::sleep_for(kPollEvery);
     }
     if (coordinator_->running()) break;  // up but not answering: a real failure
@@ -540,9 +548,8 @@ void FleetTest::restartCoordinator() {
   if (coordinator_ != nullptr) stopCoordinator();
   launchCoordinator();
   ASSERT_NE(coordinator_, nullptr);
-  bool up = waitUntil("the restarted coordinator to answer /healthz", [&] {
-    return !coordinator_->running() || httpGet(serverUrl() + "/healthz").status == 200;
-  });
+  bool up = waitUntil("the restarted coordinator to answer /healthz",
+                      [&] { return !coordinator_->running() || coordinatorHealthy(); });
   ASSERT_TRUE(up);
   ASSERT_TRUE(coordinator_->running()) << "the restarted coordinator exited:\n"
                                        << tailOf(coordinator_->logPath(), 20);
@@ -597,10 +604,10 @@ void FleetTest::startAgent(const std::string& cluster,
     agents_.erase(old);
   }
   std::vector<std::string> argv = launch.prefix;
-  argv.insert(argv.end(), {FLOTILLA_AGENT_BIN, "--cluster", cluster, "--coordinator",
-                           launch.coordinator.empty() ? agentAddress() : launch.coordinator,
-                           "--state-dir", agentStateDir(cluster), "--workdir",
-                           dir_ + "/work", "--heartbeat", "250ms"});
+  argv.insert(argv.end(),
+              {FLOTILLA_AGENT_BIN, "--cluster", cluster, "--coordinator",
+               launch.coordinator.empty() ? agentAddress() : launch.coordinator, "--state-dir",
+               agentStateDir(cluster), "--workdir", dir_ + "/work", "--heartbeat", "250ms"});
   if (coordinator_options_.insecure_agents) {
     argv.push_back("--insecure");
   } else {
@@ -635,8 +642,8 @@ std::string FleetTest::coordinatorKeyFile() const { return dir_ + "/data/keys/co
 std::string FleetTest::coordinatorKey() { return trim(readFile(coordinatorKeyFile())); }
 
 std::string FleetTest::enrollmentToken(const std::string& cluster, int ttl_seconds) {
-  HttpResponse r = post("/api/v1/agents/" + cluster + "/enroll",
-                        json{{"ttl_seconds", ttl_seconds}}.dump());
+  HttpResponse r =
+      post("/api/v1/agents/" + cluster + "/enroll", json{{"ttl_seconds", ttl_seconds}}.dump());
   json body = r.parsed();
   EXPECT_EQ(r.status, 201) << r.body << r.error;
   if (!body.is_object() || !body.contains("token")) return "";
@@ -692,8 +699,10 @@ CommandResult FleetTest::runCli(const std::string& server, const std::vector<std
   // Deployments are submitted by CI's deployer token and everything else is done as admin, so
   // that the admin may approve them (nobody approves their own submission).
   const bool submitting = !args.empty() && args[0] == "submit";
-  CommandResult result = runCommand(argv, dir_ + "/scratch", timeout,
-                                    {{"FLOTILLA_TOKEN", submitting ? deployerToken() : admin_token_}});
+  std::map<std::string, std::string> env = {
+      {"FLOTILLA_TOKEN", submitting ? deployerToken() : admin_token_}};
+  if (!coordinator_options_.tls_ca.empty()) env["FLOTILLA_CA_CERT"] = coordinator_options_.tls_ca;
+  CommandResult result = runCommand(argv, dir_ + "/scratch", timeout, env);
   // A transcript of every CLI run, printed with the logs when something fails.
   std::ofstream transcript(dir_ + "/cli.log", std::ios::app);
   transcript << "$ flotilla " << joined(args) << "\n"
@@ -719,9 +728,7 @@ std::string FleetTest::submit(const std::string& plan_path) {
   return trim(r.out);
 }
 
-HttpResponse FleetTest::get(const std::string& path) {
-  return request("GET", path, admin_token_);
-}
+HttpResponse FleetTest::get(const std::string& path) { return request("GET", path, admin_token_); }
 
 HttpResponse FleetTest::post(const std::string& path, const std::string& body,
                              const std::string& content_type) {
@@ -751,7 +758,8 @@ HttpResponse FleetTest::request(const std::string& method, const std::string& pa
   const bool with_body = method == "POST" || method == "DELETE" || method == "PUT";
   if (with_body) all["Content-Type"] = "application/json";
   for (const auto& [name, value] : headers) all[name] = value;
-  return httpRequest(method, serverUrl() + path, all, with_body ? &body : nullptr);
+  return httpRequest(method, serverUrl() + path, all, with_body ? &body : nullptr,
+                     coordinator_options_.tls_ca);
 }
 
 std::string FleetTest::createToken(const std::string& name, const std::string& role,

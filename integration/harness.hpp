@@ -102,7 +102,7 @@ HttpResponse httpPost(const std::string& url, const std::string& body,
 // null: none is sent.
 HttpResponse httpRequest(const std::string& method, const std::string& url,
                          const std::map<std::string, std::string>& headers,
-                         const std::string* body = nullptr);
+                         const std::string* body = nullptr, const std::string& ca_file = "");
 
 // ---- Events ---------------------------------------------------------------------------------
 
@@ -127,6 +127,11 @@ struct CoordinatorOptions {
   // --insecure on the coordinator and every agent (NULL mechanism, no enrollment): only for
   // tests that put a relay between them, which CurveZMQ exists to make impossible.
   bool insecure_agents = false;
+  // HTTPS: the coordinator's --tls-cert/--tls-key, and the CA file every client of the harness
+  // (its requests, the CLI through FLOTILLA_CA_CERT) trusts. Empty: plain HTTP.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
 };
 
 // How to start one agent, beyond its cluster and labels.
@@ -137,9 +142,9 @@ struct AgentLaunch {
   // The agent channel's secure path, as an operator sets it up: the coordinator's key pinned
   // (`show-key`), and, until the agent is enrolled, a fresh one-time token from
   // `POST /api/v1/agents/CLUSTER/enroll`. Tests of the refusals set these themselves.
-  std::string coordinator_key;    // "" = the test coordinator's own
-  bool enroll = true;             // get and pass a token while the state dir is not enrolled
-  std::string enroll_token;       // a given token instead of a fresh one
+  std::string coordinator_key;  // "" = the test coordinator's own
+  bool enroll = true;           // get and pass a token while the state dir is not enrolled
+  std::string enroll_token;     // a given token instead of a fresh one
 };
 
 // Each test gets a temp dir, free ports and its own processes; everything it started is stopped
@@ -211,8 +216,8 @@ class FleetTest : public ::testing::Test {
   HttpResponse del(const std::string& path);
   // `method` on this test's coordinator with `token` ("" = no Authorization header) and extra
   // headers; POST and DELETE send `body` as application/json unless headers say otherwise.
-  HttpResponse request(const std::string& method, const std::string& path,
-                       const std::string& token, const std::string& body = "",
+  HttpResponse request(const std::string& method, const std::string& path, const std::string& token,
+                       const std::string& body = "",
                        const std::map<std::string, std::string>& headers = {});
   // Creates an API token through the API (as admin) and returns its secret.
   std::string createToken(const std::string& name, const std::string& role,
@@ -251,6 +256,7 @@ class FleetTest : public ::testing::Test {
 
  private:
   void launchCoordinator();
+  bool coordinatorHealthy();
   void stopEverything();
   void sweepOrphans();
 

@@ -1,0 +1,154 @@
+// The HTTP abuse limits below the server: token buckets, stream slots, and the connection
+// watchdog against real loopback sockets (the process's own, found as the server would).
+#include "coordinator/http_limits.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace flotilla::coordinator {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+TEST(RateLimiterTest, BurstThenRateAndKeysAreApart) {
+  RateLimiter limiter(2.0, 3.0);
+  const auto t0 = Clock::now();
+  std::chrono::milliseconds retry{0};
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.allow("a", t0, &retry)) << i;
+  EXPECT_FALSE(limiter.allow("a", t0, &retry));
+  EXPECT_EQ(retry, 500ms);                      // one token at 2/s
+  EXPECT_TRUE(limiter.allow("b", t0, &retry));  // another key has its own bucket
+  EXPECT_FALSE(limiter.allow("a", t0 + 400ms, &retry));
+  EXPECT_TRUE(limiter.allow("a", t0 + 500ms, &retry));
+  // Refills up to the burst, not beyond.
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.allow("a", t0 + 100s, &retry)) << i;
+  EXPECT_FALSE(limiter.allow("a", t0 + 100s, &retry));
+}
+
+TEST(RateLimiterTest, ZeroRateMeansNoLimit) {
+  RateLimiter limiter(0, 1);
+  std::chrono::milliseconds retry{0};
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(limiter.allow("a", Clock::now(), &retry));
+}
+
+TEST(StreamSlotsTest, CapsInAllAndPerKeyAndReleases) {
+  StreamSlots slots(3, 2);
+  auto a1 = slots.acquire("a");
+  auto a2 = slots.acquire("a");
+  ASSERT_TRUE(a1 && a2);
+  EXPECT_EQ(slots.acquire("a"), nullptr);  // per key
+  auto b1 = slots.acquire("b");
+  ASSERT_TRUE(b1);
+  EXPECT_EQ(slots.acquire("c"), nullptr);  // in all
+  EXPECT_EQ(slots.open(), 3);
+  a1.reset();
+  EXPECT_EQ(slots.open(), 2);
+  EXPECT_NE(slots.acquire("a"), nullptr);  // released on destruction (and again here)
+}
+
+// A listening socket on 127.0.0.1 and connections to it from `source`, accepted: the accepted
+// ends are what the watchdog sees as the API's connections.
+class WatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    ASSERT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(::listen(listener_, 64), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  void TearDown() override {
+    for (int fd : fds_) ::close(fd);
+    ::close(listener_);
+  }
+  // Connects from `source`; returns {client end, accepted end}.
+  std::pair<int, int> connectFrom(const std::string& source) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port_));
+    ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+    int accepted = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    fds_.push_back(fd);
+    fds_.push_back(accepted);
+    return {fd, accepted};
+  }
+  static bool shut(int client) {  // the server end was shut down: the client reads EOF
+    pollfd p{client, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    char c;
+    return ::recv(client, &c, 1, MSG_DONTWAIT) == 0;
+  }
+  int listener_ = -1;
+  int port_ = 0;
+  std::vector<int> fds_;
+};
+
+TEST_F(WatchTest, CutsConnectionsWithoutARequestHeadAfterTheDeadline) {
+  Metrics metrics;
+  HttpLimits limits;
+  limits.header_deadline = 5s;
+  ConnectionWatch watch(metrics, limits);
+  watch.start(port_);
+  watch.stop();  // driven by hand below
+  auto [slow_client, slow_server] = connectFrom("127.0.0.7");
+  auto [done_client, done_server] = connectFrom("127.0.0.7");
+  const auto t0 = Clock::now();
+  watch.sweep(t0);
+  // The second one delivered its request head.
+  sockaddr_in peer{};
+  socklen_t len = sizeof(peer);
+  ::getpeername(done_server, reinterpret_cast<sockaddr*>(&peer), &len);
+  watch.markRouted("127.0.0.7", ntohs(peer.sin_port));
+  watch.sweep(t0 + 4s);
+  EXPECT_FALSE(shut(slow_client));
+  watch.sweep(t0 + 6s);
+  EXPECT_TRUE(shut(slow_client));
+  EXPECT_FALSE(shut(done_client));
+  EXPECT_NE(
+      metrics.render().find("flotilla_http_connections_cut_total{reason=\"header_deadline\"} 1"),
+      std::string::npos)
+      << metrics.render();
+  (void)slow_server;
+}
+
+TEST_F(WatchTest, CutsAClientsNewestWaitingConnectionsOverItsCap) {
+  Metrics metrics;
+  HttpLimits limits;
+  limits.per_client = 3;
+  ConnectionWatch watch(metrics, limits);
+  watch.start(port_);
+  watch.stop();
+  std::vector<int> clients;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 5; ++i) {
+    clients.push_back(connectFrom("127.0.0.8").first);
+    watch.sweep(t0 + std::chrono::milliseconds(i));  // each first seen a moment later
+  }
+  auto other = connectFrom("127.0.0.9").first;  // another address is not affected
+  watch.sweep(t0 + 10ms);
+  int cut = 0;
+  for (int fd : clients) cut += shut(fd) ? 1 : 0;
+  // The last sweeps already cut the excess as it appeared: two in all, the newest ones.
+  EXPECT_EQ(cut, 2);
+  EXPECT_FALSE(shut(clients[0]));
+  EXPECT_TRUE(shut(clients[4]));
+  EXPECT_FALSE(shut(other));
+}
+
+}  // namespace
+}  // namespace flotilla::coordinator
