@@ -429,21 +429,39 @@ int64_t maxStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::strin
 
 // ---- /proc ----------------------------------------------------------------------------------
 
-std::optional<ProcSample> sampleProc(pid_t pid) {
-  ProcSample s;
-  s.at = std::chrono::system_clock::now();
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+// utime + stime from a /proc/.../stat file, and the command name between its parentheses.
+std::optional<uint64_t> cpuTicks(const std::string& stat_path, std::string* comm = nullptr) {
+  std::ifstream stat(stat_path);
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto open = text.find('(');
   auto close = text.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
+  if (open == std::string::npos || close == std::string::npos || close < open) return std::nullopt;
+  if (comm != nullptr) *comm = text.substr(open + 1, close - open - 1);
   std::istringstream fields(text.substr(close + 2));
   std::vector<std::string> f;
   std::string x;
   while (fields >> x) f.push_back(x);
   // After "(comm)": state is field 3; utime and stime are fields 14 and 15.
   if (f.size() < 13) return std::nullopt;
-  s.cpu_ticks = std::stoull(f[11]) + std::stoull(f[12]);
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  return std::stoull(f[11]) + std::stoull(f[12]);
+}
+}  // namespace
+
+std::optional<ProcSample> sampleProc(pid_t pid) {
+  ProcSample s;
+  s.at = std::chrono::system_clock::now();
+  const std::string dir = "/proc/" + std::to_string(pid);
+  auto ticks = cpuTicks(dir + "/stat");
+  if (!ticks) return std::nullopt;
+  s.cpu_ticks = *ticks;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator(dir + "/task", ec)) {
+    std::string comm;
+    auto t = cpuTicks(task.path().string() + "/stat", &comm);
+    if (t && comm.rfind("ZMQbg/IO", 0) == 0) s.zmq_io_ticks += *t;
+  }
+  std::ifstream status(dir + "/status");
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("VmRSS:", 0) == 0) s.rss_kb = std::stoull(line.substr(6));

@@ -32,6 +32,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -62,11 +63,27 @@ int64_t wallNs() {
       .count();
 }
 
+// A forward step kept in flight (hold mode). Its command's StageRef is kept whole: a result
+// echoes every field of it as received, as the agent echoes what it was given (a field this
+// program does not know, such as a coordinator's nonce, included).
 struct HeldStage {
   std::string deployment;
   std::string stage;
   uint32_t attempt = 0;
   uint64_t epoch = 0;
+  std::shared_ptr<capnp::MallocMessageBuilder> ref;  // root: the command's StageRef
+
+  static HeldStage of(schema::StageRef::Reader r, uint64_t epoch) {
+    HeldStage h{toStd(r.getDeploymentId()), toStd(r.getStageId()), r.getAttempt(), epoch,
+                std::make_shared<capnp::MallocMessageBuilder>(64)};
+    h.ref->setRoot(r);
+    return h;
+  }
+  bool same(schema::StageRef::Reader r) const {
+    return attempt == r.getAttempt() && stage == toStd(r.getStageId()) &&
+           deployment == toStd(r.getDeploymentId());
+  }
+  schema::StageRef::Reader refReader() const { return ref->getRoot<schema::StageRef>().asReader(); }
 };
 
 // How the simulated agents authenticate: the NULL mechanism when `coordinator_key` is empty.
@@ -106,7 +123,8 @@ struct Stats {
 class SimFleet {
  public:
   SimFleet(std::string coordinator, std::vector<std::string> clusters,
-           std::map<std::string, std::string> labels, const Security& security, int io_threads)
+           std::map<std::string, std::string> labels, const Security& security, int io_threads,
+           int zmtp_heartbeat_ms)
       : coordinator_(std::move(coordinator)), labels_(std::move(labels)), context_(io_threads) {
     // A context holds 1023 sockets by default; this process holds one per agent.
     context_.set(zmq::ctxopt::max_sockets, static_cast<int>(clusters.size()) + 64);
@@ -131,8 +149,10 @@ class SimFleet {
         if (token != security.enroll_tokens.end()) a.enroll_token = token->second;
       }
       // As the agent: ZMTP heartbeats, so a dead connection is noticed without waiting for TCP.
-      a.socket.set(zmq::sockopt::heartbeat_ivl, 2000);
-      a.socket.set(zmq::sockopt::heartbeat_timeout, 6000);
+      if (zmtp_heartbeat_ms > 0) {
+        a.socket.set(zmq::sockopt::heartbeat_ivl, zmtp_heartbeat_ms);
+        a.socket.set(zmq::sockopt::heartbeat_timeout, 3 * zmtp_heartbeat_ms);
+      }
       a.socket.set(zmq::sockopt::reconnect_ivl, 100);
       a.socket.set(zmq::sockopt::reconnect_ivl_max, 5000);
       a.socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(common::kMaxFrameBytes));
@@ -291,38 +311,39 @@ class SimFleet {
   void onCommand(SimAgent& a, schema::StageCommand::Reader cmd, int64_t at) {
     ++stats_.commands;
     stats_.last_command_ns = std::max(stats_.last_command_ns, at);
-    HeldStage h{toStd(cmd.getRef().getDeploymentId()), toStd(cmd.getRef().getStageId()),
-                cmd.getRef().getAttempt(), cmd.getEpoch()};
     if (cmd.getStep() == schema::Step::ROLLBACK) {
       ++stats_.rollback_commands;
       stats_.last_rollback_ns = std::max(stats_.last_rollback_ns, at);
       // A repeated rollback is answered again, as the agent answers repeats from its record.
-      sendResult(a, h, schema::Outcome::SUCCEEDED, "rolled back");
+      sendResult(a, cmd.getRef(), cmd.getEpoch(), schema::Outcome::SUCCEEDED, "rolled back");
       return;
     }
     ++stats_.forward_commands;
     if (hold_) {
       for (const auto& x : a.held) {
-        if (x.deployment == h.deployment && x.stage == h.stage && x.attempt == h.attempt) return;
+        if (x.same(cmd.getRef())) return;
       }
-      a.held.push_back(std::move(h));
+      a.held.push_back(HeldStage::of(cmd.getRef(), cmd.getEpoch()));
       return;
     }
-    sendResult(a, h, schema::Outcome::SUCCEEDED, "");
+    sendResult(a, cmd.getRef(), cmd.getEpoch(), schema::Outcome::SUCCEEDED, "");
   }
 
   void onAbort(SimAgent& a, schema::Abort::Reader msg, int64_t at) {
     ++stats_.aborts;
     if (stats_.first_abort_ns == 0) stats_.first_abort_ns = at;
     stats_.last_abort_ns = std::max(stats_.last_abort_ns, at);
-    HeldStage h{toStd(msg.getRef().getDeploymentId()), toStd(msg.getRef().getStageId()),
-                msg.getRef().getAttempt(), msg.getEpoch()};
-    auto it = std::find_if(a.held.begin(), a.held.end(), [&](const HeldStage& x) {
-      return x.deployment == h.deployment && x.stage == h.stage && x.attempt == h.attempt;
-    });
-    if (it != a.held.end()) a.held.erase(it);
-    // The agent answers an abort of a stage it does not run with "aborted" too.
-    sendResult(a, h, schema::Outcome::ABORTED, "aborted: " + toStd(msg.getReason()));
+    const std::string reason = "aborted: " + toStd(msg.getReason());
+    auto it = std::find_if(a.held.begin(), a.held.end(),
+                           [&](const HeldStage& x) { return x.same(msg.getRef()); });
+    if (it == a.held.end()) {
+      // The agent answers an abort of a stage it does not run with "aborted" too.
+      sendResult(a, msg.getRef(), msg.getEpoch(), schema::Outcome::ABORTED, reason);
+      return;
+    }
+    HeldStage h = std::move(*it);
+    a.held.erase(it);
+    sendResult(a, h.refReader(), msg.getEpoch(), schema::Outcome::ABORTED, reason);
   }
 
   void control(const std::string& line) {
@@ -353,7 +374,8 @@ class SimFleet {
         HeldStage h = a.held.front();
         a.held.erase(a.held.begin());
         int64_t at = wallNs();
-        sendResult(a, h, schema::Outcome::FAILED, "exit code 1: simulated failure");
+        sendResult(a, h.refReader(), h.epoch, schema::Outcome::FAILED,
+                   "exit code 1: simulated failure");
         std::printf("failed %s %ld\n", a.cluster.c_str(), at);
       }
     } else if (line == "quit") {
@@ -389,15 +411,13 @@ class SimFleet {
     a.next_register = Steady::now() + kRegisterRetry;
   }
 
-  void sendResult(SimAgent& a, const HeldStage& h, schema::Outcome outcome,
-                  const std::string& message) {
+  // `ref` as the command (or abort) carried it, every field echoed.
+  void sendResult(SimAgent& a, schema::StageRef::Reader ref, uint64_t epoch,
+                  schema::Outcome outcome, const std::string& message) {
     capnp::MallocMessageBuilder m;
     auto r = m.initRoot<schema::Envelope>().initStageResult();
-    auto ref = r.initRef();
-    ref.setDeploymentId(h.deployment);
-    ref.setStageId(h.stage);
-    ref.setAttempt(h.attempt);
-    r.setEpoch(h.epoch);
+    r.setRef(ref);
+    r.setEpoch(epoch);
     r.setOutcome(outcome);
     r.setExitCode(outcome == schema::Outcome::SUCCEEDED ? 0 : 1);
     r.setMessage(message);
@@ -429,11 +449,12 @@ class SimFleet {
 int usage() {
   std::cerr << "usage: flotilla-sim-agents --coordinator tcp://127.0.0.1:PORT --prefix NAME-\n"
                "         --first I --count N [--label k=v]... [--io-threads T]\n"
-               "         [--coordinator-key KEY --enroll-tokens FILE]\n"
+               "         [--coordinator-key KEY --enroll-tokens FILE] [--zmtp-heartbeat-ms MS]\n"
                "Agents are named PREFIX + I..I+N-1, zero-padded to 5 digits.\n"
                "--coordinator-key: speak CurveZMQ, pinning this Z85 public key (NULL mechanism\n"
                "without it). --enroll-tokens: lines \"CLUSTER TOKEN\", the one-time enrollment\n"
-               "token each agent presents in its first register.\n";
+               "token each agent presents in its first register.\n"
+               "--zmtp-heartbeat-ms: ZMTP PING interval (the agent's 2000; 0: none).\n";
   return 2;
 }
 
@@ -457,6 +478,7 @@ int main(int argc, char** argv) {
   int first = 0;
   int count = 0;
   int io_threads = 1;
+  int zmtp_heartbeat_ms = 2000;  // as the agent
   std::map<std::string, std::string> labels;
   Security security;
   std::string tokens_file;
@@ -476,6 +498,8 @@ int main(int argc, char** argv) {
       security.coordinator_key = v;
     } else if (a == "--enroll-tokens") {
       tokens_file = v;
+    } else if (a == "--zmtp-heartbeat-ms") {
+      zmtp_heartbeat_ms = std::stoi(v);
     } else if (a == "--io-threads") {
       io_threads = std::stoi(v);
     } else if (a == "--label") {
@@ -512,7 +536,8 @@ int main(int argc, char** argv) {
     clusters.emplace_back(name);
   }
   try {
-    SimFleet fleet(coordinator, std::move(clusters), std::move(labels), security, io_threads);
+    SimFleet fleet(coordinator, std::move(clusters), std::move(labels), security, io_threads,
+                   zmtp_heartbeat_ms);
     fleet.run();
   } catch (const std::exception& e) {
     std::cerr << "flotilla-sim-agents: " << e.what() << "\n";
