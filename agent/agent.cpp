@@ -111,13 +111,15 @@ std::optional<ProcessStep> processStep(schema::StageCommand::Reader msg) {
 }
 
 StageKey keyOf(schema::StageRef::Reader ref) {
-  return StageKey{toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt()};
+  return StageKey{toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt(),
+                  toStd(ref.getNonce())};
 }
 
 void setRef(schema::StageRef::Builder b, const StageKey& k) {
   b.setDeploymentId(k.deployment);
   b.setStageId(k.stage);
   b.setAttempt(k.attempt);
+  b.setNonce(k.nonce);
 }
 
 }  // namespace
@@ -444,7 +446,7 @@ void Agent::handleReregister(schema::Reregister::Reader msg) {
 void Agent::handleCommand(schema::StageCommand::Reader msg) {
   StageKey key = keyOf(msg.getRef());
   if (!isValidDeploymentId(key.deployment) || !isValidStageId(key.stage) ||
-      key.stage.rfind(options_.cluster + "/", 0) != 0) {
+      key.stage.rfind(options_.cluster + "/", 0) != 0 || key.nonce.size() > 128) {
     ++dropped_frames_;
     spdlog::warn("dropped a command with a bad id: {}", common::loggable(key.toString()));
     return;
@@ -468,7 +470,10 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     // Already ran (or was interrupted): answer from the record, never run twice.
     spdlog::info("stage {} repeated: answering from the record ({})", key.toString(),
                  outcomeName(existing->outcome));
-    sendResult(*existing, msg.getEpoch());
+    // With this command's nonce: a record written before nonces existed has none.
+    StageRecord answer = *existing;
+    answer.key.nonce = key.nonce;
+    sendResult(answer, msg.getEpoch());
     return;
   }
   StepRequest req;

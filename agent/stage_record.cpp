@@ -11,8 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <string_view>
 #include <sstream>
+#include <string_view>
 
 #include "common/private_dir.hpp"
 
@@ -66,8 +66,8 @@ bool isValidStageId(const std::string& id) {
     return false;
   }
   std::string_view step = std::string_view(id).substr(slash + 1);
-  for (std::string_view once : {"build", "apply", "verify", "rollback", "deploy", "bake",
-                                "finalize", "roll"}) {
+  for (std::string_view once :
+       {"build", "apply", "verify", "rollback", "deploy", "bake", "finalize", "roll"}) {
     if (step == once) return true;
   }
   // Steps a sequence repeats carry their index: shift-3, analyze-4.
@@ -129,6 +129,7 @@ json toJson(const StageRecord& r) {
   return json{{"deployment", r.key.deployment},
               {"stage", r.key.stage},
               {"attempt", r.key.attempt},
+              {"nonce", r.key.nonce},
               {"state", r.state == RecordState::kStarted ? "started" : "finished"},
               {"outcome", outcomeName(r.outcome)},
               {"exit_code", r.exit_code},
@@ -144,6 +145,7 @@ StageRecord fromJson(const json& j) {
   r.key.deployment = j.at("deployment").get<std::string>();
   r.key.stage = j.at("stage").get<std::string>();
   r.key.attempt = j.at("attempt").get<uint32_t>();
+  r.key.nonce = j.value("nonce", "");  // records written before nonces have none
   // Only values the writer produces: a damaged record must not turn an
   // unknown effect into a finished one.
   std::string state = j.at("state").get<std::string>();
@@ -237,8 +239,8 @@ Status StageStore::loadFiles() {
         StageRecord r = fromJson(json::parse(ss.str()));
         records_[r.key] = r;
       } catch (const std::exception& e) {
-        return Status::Corruption("stage record " + f.path().string() + " does not decode: " +
-                                  e.what());
+        return Status::Corruption("stage record " + f.path().string() +
+                                  " does not decode: " + e.what());
       }
     }
   }

@@ -39,9 +39,19 @@ enum class Outcome { kSucceeded, kFailed, kTimedOut, kAborted, kUnknown, kRefuse
 const char* outcomeName(Outcome o);
 
 struct StageKey {
+  StageKey() = default;
+  StageKey(std::string deployment_id, std::string stage_id, uint32_t attempt_no,
+           std::string nonce_text = "")
+      : deployment(std::move(deployment_id)),
+        stage(std::move(stage_id)),
+        attempt(attempt_no),
+        nonce(std::move(nonce_text)) {}
   std::string deployment;
   std::string stage;  // "<cluster>/<step>"
   uint32_t attempt = 0;
+  // The coordinator's nonce for this stage (schema StageRef.nonce), echoed in every frame
+  // about it. Not part of the identity: a repeated command is the same stage.
+  std::string nonce;
   bool operator<(const StageKey& o) const {
     return std::tie(deployment, stage, attempt) < std::tie(o.deployment, o.stage, o.attempt);
   }

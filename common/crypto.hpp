@@ -10,6 +10,9 @@ namespace flotilla::common {
 // SHA-256 of `data`, as 64 lower-case hex digits.
 std::string sha256Hex(std::string_view data);
 
+// HMAC-SHA256 of `data` under `key`, as 64 lower-case hex digits.
+std::string hmacSha256Hex(std::string_view key, std::string_view data);
+
 // `bytes` bytes from the kernel's CSPRNG (getrandom), hex-encoded (2 x bytes characters).
 // Aborts if the kernel cannot give them: a predictable secret is worse than no process.
 std::string randomHex(size_t bytes);

@@ -89,6 +89,7 @@ Status Engine::start() {
   epoch_ = *epoch;
   Status trusted = trust_.load();
   if (!trusted.ok()) return trusted;
+  nonces_ = StageNonce(trust_.nonceSecret());
   auto agents = store_.loadAgents();
   if (!agents.ok()) return agents.status();
   for (auto& a : *agents) {
@@ -141,18 +142,30 @@ void Engine::onMessage(const Peer& peer, schema::Envelope::Reader envelope) {
     }
     return;
   }
+  // A frame about a stage must carry the nonce of the command that started it.
+  auto sent = [&](schema::StageRef::Reader ref) {
+    if (nonces_.valid(ref)) return true;
+    gate_.refuseFrame(peer, "bad_nonce",
+                      std::string(common::messageTypeName(which)) + " from " + *cluster +
+                          " without the nonce of a command sent for that stage");
+    return false;
+  };
   switch (which) {
     case schema::Envelope::HEARTBEAT:
       handleHeartbeat(*cluster, envelope.getHeartbeat());
       return;
     case schema::Envelope::STAGE_PROGRESS:
-      handleProgress(*cluster, envelope.getStageProgress());
+      if (sent(envelope.getStageProgress().getRef())) {
+        handleProgress(*cluster, envelope.getStageProgress());
+      }
       return;
     case schema::Envelope::STAGE_RESULT:
-      handleResult(*cluster, envelope.getStageResult());
+      if (sent(envelope.getStageResult().getRef())) {
+        handleResult(*cluster, envelope.getStageResult());
+      }
       return;
     case schema::Envelope::ALERT:
-      handleAlert(*cluster, envelope.getAlert());
+      if (sent(envelope.getAlert().getRef())) handleAlert(*cluster, envelope.getAlert());
       return;
     case schema::Envelope::REGISTER:
     case schema::Envelope::REGISTERED:
@@ -212,6 +225,12 @@ void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
   std::map<std::string, bool> held_running;
   for (auto h : msg.getHeld()) {
     auto ref = h.getRef();
+    if (!nonces_.valid(ref)) {
+      // Not a stage this coordinator sent: ignored (if one of ours is in flight there, it is
+      // sent again below, and the agent answers it from its record).
+      metrics_.frameDropped("bad_nonce");
+      continue;
+    }
     std::string key =
         heldKey(toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt());
     held_running[key] = h.getRunning();
@@ -535,8 +554,9 @@ Status Engine::revokeAgent(const std::string& cluster, const Actor& actor) {
 Status Engine::removeAgent(const std::string& cluster, const Actor& actor) {
   for (const auto& [id, d] : deployments_) {
     if (!isFinal(d.state) && d.findCluster(cluster) != nullptr) {
-      return Status::FailedPrecondition("cluster " + cluster + " is part of unfinished deployment " +
-                                        id + ": cancel or finish it first");
+      return Status::FailedPrecondition("cluster " + cluster +
+                                        " is part of unfinished deployment " + id +
+                                        ": cancel or finish it first");
     }
   }
   const bool known = registry_.find(cluster) != nullptr;
@@ -637,6 +657,7 @@ void Engine::sendCommand(const std::string& deployment_id, const Dispatch& dispa
   ref.setDeploymentId(deployment_id);
   ref.setStageId(dispatch.stage_id);
   ref.setAttempt(dispatch.attempt);
+  ref.setNonce(nonces_.of(deployment_id, dispatch.stage_id, dispatch.attempt));
   cmd.setEpoch(epoch_);
   cmd.setStep(toWire(dispatch.step));
   cmd.setCommand(dispatch.command);
@@ -660,6 +681,7 @@ void Engine::sendAbort(const std::string& cluster, const std::string& deployment
   ref.setDeploymentId(deployment_id);
   ref.setStageId(stage_id);
   ref.setAttempt(attempt);
+  ref.setNonce(nonces_.of(deployment_id, stage_id, attempt));
   abort.setEpoch(epoch_);
   abort.setReason(reason);
   outbox_.send(cluster, message);

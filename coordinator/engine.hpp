@@ -23,6 +23,7 @@
 #include "coordinator/metrics.hpp"
 #include "coordinator/outbox.hpp"
 #include "coordinator/registry.hpp"
+#include "coordinator/stage_nonce.hpp"
 #include "coordinator/store.hpp"
 #include "coordinator/trust.hpp"
 
@@ -148,6 +149,7 @@ class Engine {
   Registry registry_;
   Trust trust_;
   AgentGate gate_;
+  StageNonce nonces_{""};  // keyed by start() with the store's secret
   std::map<std::string, std::map<std::string, std::string>> releases_;  // service -> cluster
   std::map<std::string, Deployment> deployments_;  // unfinished ones, plus finished ones whose
                                                    // stages may still answer

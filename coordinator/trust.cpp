@@ -15,6 +15,7 @@ using nlohmann::json;
 namespace {
 constexpr const char* kKeyPrefix = "trust/agentkey/";
 constexpr const char* kTokenPrefix = "trust/enroll/";
+constexpr const char* kNonceSecretKey = "trust/nonce-secret";
 }  // namespace
 
 Status Trust::load() {
@@ -34,6 +35,17 @@ Status Trust::load() {
     } catch (const std::exception& ex) {
       return Status::Corruption(k + " does not decode: " + ex.what());
     }
+  }
+  auto secret = store_.getRecord(kNonceSecretKey);
+  if (!secret.ok()) return secret.status();
+  if (*secret && secret->value().size() == 64) {
+    nonce_secret_ = secret->value();
+  } else if (*secret) {
+    return Status::Corruption(std::string(kNonceSecretKey) + " is not 64 hex digits");
+  } else {
+    nonce_secret_ = common::randomHex(32);
+    Status s = store_.putRecord(kNonceSecretKey, nonce_secret_);
+    if (!s.ok()) return s;
   }
   auto tokens = store_.scanRecords(kTokenPrefix);
   if (!tokens.ok()) return tokens.status();

@@ -55,6 +55,9 @@ class Trust {
                                        int64_t now_ms);
   // Removes the cluster's key and its unused tokens; NotFound when there was neither.
   common::Status revoke(const std::string& cluster);
+  // The secret of command nonces (stage_nonce.hpp): made by the first load() of a store
+  // (trust/nonce-secret), the same ever after.
+  const std::string& nonceSecret() const { return nonce_secret_; }
 
  private:
   struct OpenToken {
@@ -69,6 +72,7 @@ class Trust {
   std::map<std::string, EnrolledKey> by_cluster_;
   std::map<std::string, std::string> cluster_of_key_;
   std::map<std::string, OpenToken> tokens_;  // by SHA-256 of the token
+  std::string nonce_secret_;
 };
 
 }  // namespace flotilla::coordinator

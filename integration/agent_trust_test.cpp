@@ -73,13 +73,14 @@ class Rogue {
   }
 
   void sendResult(const std::string& deployment, const std::string& stage, uint32_t attempt,
-                  uint64_t epoch) {
+                  uint64_t epoch, const std::string& nonce = "") {
     capnp::MallocMessageBuilder m;
     auto r = m.initRoot<schema::Envelope>().initStageResult();
     auto ref = r.initRef();
     ref.setDeploymentId(deployment);
     ref.setStageId(stage);
     ref.setAttempt(attempt);
+    ref.setNonce(nonce);
     r.setEpoch(epoch);
     r.setOutcome(schema::Outcome::SUCCEEDED);
     r.setMessage("forged");
@@ -101,6 +102,11 @@ class Rogue {
       auto env = (*decoded)->root();
       if (env.isRefused() && refused_reason) *refused_reason = toStd(env.getRefused().getReason());
       if (env.isRegistered()) epoch_ = env.getRegistered().getEpoch();
+      if (env.isStageCommand()) {
+        auto ref = env.getStageCommand().getRef();
+        command_ = {toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt(),
+                    toStd(ref.getNonce())};
+      }
       return env.which();
     }
     return std::nullopt;
@@ -118,8 +124,17 @@ class Rogue {
     return false;
   }
   uint64_t epoch() const { return epoch_; }
+  // The last stage command received.
+  struct Command {
+    std::string deployment;
+    std::string stage;
+    uint32_t attempt = 0;
+    std::string nonce;
+  };
+  const Command& command() const { return command_; }
 
  private:
+  Command command_;
   zmq::socket_t socket_;
   std::string public_key_;
   uint64_t epoch_ = 0;
@@ -295,6 +310,45 @@ TEST_F(AgentTrustTest, StrangersAndImpostorsAreRefusedWhileTheFleetCarriesOn) {
 
   // Through all of it the enrolled agents stayed connected.
   ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu", "prod-eu-1", "prod-eu-2", "prod-us-1"}));
+}
+
+// An enrolled agent that got a command can answer it, but only with that command's nonce: a
+// result for its own cluster's running stage with no nonce, a made-up one, or the real one for
+// another attempt is dropped and counted, and the stage waits for the real answer.
+TEST_F(AgentTrustTest, AResultCountsOnlyWithItsCommandsNonce) {
+  ASSERT_NO_FATAL_FAILURE(startCoordinator());
+  const std::string key = coordinatorKey();
+  Rogue edge(context_, agentAddress(), key);
+  edge.sendRegister("edge-1", {{"environment", "staging"}}, enrollmentToken("edge-1"));
+  ASSERT_TRUE(edge.expect(schema::Envelope::REGISTERED, 10s));
+  const std::string id = submit(writePlan("edge.yaml", R"yaml(service: edge
+version: "1.0.0"
+steps:
+  apply: 'true'
+  rollback: 'true'
+waves:
+  - name: edge
+    clusters: [edge-1]
+)yaml"));
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(edge.expect(schema::Envelope::STAGE_COMMAND, 10s));
+  const Rogue::Command cmd = edge.command();
+  ASSERT_EQ(cmd.stage, "edge-1/apply");
+  ASSERT_EQ(cmd.nonce.size(), 64u);
+  const long before = dropped("bad_nonce");
+  edge.sendResult(id, cmd.stage, cmd.attempt, edge.epoch(), "");
+  edge.sendResult(id, cmd.stage, cmd.attempt, edge.epoch(), std::string(64, 'a'));
+  edge.sendResult(id, cmd.stage, cmd.attempt + 1, edge.epoch(), cmd.nonce);
+  EXPECT_TRUE(waitUntil("the three results to be dropped",
+                        [&] { return dropped("bad_nonce") >= before + 3; }));
+  EXPECT_TRUE(holdsFor(
+      "edge-1's apply still in flight",
+      [&] { return findEvent(events(id), "stage.succeeded", "", "edge-1") < 0; }, 1000ms));
+  EXPECT_TRUE(waitUntil("the bad nonce to be audited",
+                        [&] { return audited("agent.frame_refused", "nonce"); }));
+  // The answer with the command's own nonce is taken.
+  edge.sendResult(id, cmd.stage, cmd.attempt, edge.epoch(), cmd.nonce);
+  EXPECT_TRUE(waitForState(id, "succeeded"));
 }
 
 }  // namespace

@@ -19,6 +19,8 @@ struct StageRef {
   deploymentId @0 :Text;
   stageId @1 :Text;      # "<cluster>/<step>", unique inside a deployment
   attempt @2 :UInt32;
+  nonce @3 :Text;        # the coordinator's HMAC of the three above (unguessable without its
+                         # secret); every frame about the stage echoes the command's nonce
 }
 
 enum Step {

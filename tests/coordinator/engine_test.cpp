@@ -43,6 +43,9 @@ class RecordingOutbox : public Outbox {
     auto env = (*decoded)->root();
     Sent s{cluster, env.which(), "", 0, 0, ""};
     if (env.isStageCommand()) {
+      auto ref = env.getStageCommand().getRef();
+      nonces[common::toStd(ref.getDeploymentId()) + "|" + common::toStd(ref.getStageId()) + "|" +
+             std::to_string(ref.getAttempt())] = common::toStd(ref.getNonce());
       s.stage = common::toStd(env.getStageCommand().getRef().getStageId());
       s.attempt = env.getStageCommand().getRef().getAttempt();
       s.epoch = env.getStageCommand().getEpoch();
@@ -59,6 +62,9 @@ class RecordingOutbox : public Outbox {
     }
     sent.push_back(s);
   }
+  // The nonce of every command sent, by "deployment|stage|attempt" (kept across sent.clear()):
+  // what a real agent echoes.
+  std::map<std::string, std::string> nonces;
   // In these tests a connection is named after its cluster.
   void sendTo(const std::string& connection, capnp::MessageBuilder& message) override {
     send(connection, message);
@@ -125,6 +131,17 @@ class EngineTest : public ::testing::Test {
     engine_->endTurn();  // the loop applies queued results after each batch of frames
   }
 
+  // A stage ref as an agent sends it: with the nonce of the command it was given ("" when
+  // none was sent: what a forger has).
+  void fillRef(schema::StageRef::Builder ref, const std::string& id, const std::string& stage,
+               uint32_t attempt) {
+    ref.setDeploymentId(id);
+    ref.setStageId(stage);
+    ref.setAttempt(attempt);
+    auto it = outbox_.nonces.find(id + "|" + stage + "|" + std::to_string(attempt));
+    if (it != outbox_.nonces.end()) ref.setNonce(it->second);
+  }
+
   void registerAgent(const std::string& cluster, const std::string& env,
                      std::vector<std::tuple<std::string, std::string, uint32_t, bool>> held = {}) {
     capnp::MallocMessageBuilder m;
@@ -136,10 +153,7 @@ class EngineTest : public ::testing::Test {
     labels[0].setValue(env);
     auto h = r.initHeld(static_cast<unsigned>(held.size()));
     for (unsigned i = 0; i < held.size(); ++i) {
-      auto ref = h[i].initRef();
-      ref.setDeploymentId(std::get<0>(held[i]));
-      ref.setStageId(std::get<1>(held[i]));
-      ref.setAttempt(std::get<2>(held[i]));
+      fillRef(h[i].initRef(), std::get<0>(held[i]), std::get<1>(held[i]), std::get<2>(held[i]));
       h[i].setRunning(std::get<3>(held[i]));
       h[i].setOutcome(schema::Outcome::SUCCEEDED);
     }
@@ -150,9 +164,7 @@ class EngineTest : public ::testing::Test {
               schema::Outcome outcome = schema::Outcome::SUCCEEDED, uint32_t attempt = 1) {
     capnp::MallocMessageBuilder m;
     auto r = m.initRoot<schema::Envelope>().initStageResult();
-    r.initRef().setDeploymentId(id);
-    r.getRef().setStageId(stage);
-    r.getRef().setAttempt(attempt);
+    fillRef(r.initRef(), id, stage, attempt);
     r.setOutcome(outcome);
     r.setExitCode(outcome == schema::Outcome::SUCCEEDED ? 0 : 1);
     r.setMessage("done");
@@ -239,6 +251,55 @@ TEST_F(EngineTest, RunsToSuccessAndPersistsEveryStep) {
   // A duplicate result after the end is stale, not an error.
   result("prod-eu-1", *id, "prod-eu-1/apply");
   EXPECT_NE(metrics_.render().find("flotilla_stale_results_total 1"), std::string::npos);
+}
+
+// A frame about a stage counts only with the nonce of the command sent for it: a forged or
+// guessed one (another attempt's, none, a made-up one) is dropped and counted, and the stage
+// waits for the real answer.
+TEST_F(EngineTest, FramesWithoutTheCommandsNonceAreDropped) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto id = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(id.ok());
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  auto forged = [&](const std::string& nonce, uint32_t attempt) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initStageResult();
+    auto ref = r.initRef();
+    ref.setDeploymentId(*id);
+    ref.setStageId("staging-eu/apply");
+    ref.setAttempt(attempt);
+    ref.setNonce(nonce);
+    r.setEpoch(engine_->epoch());
+    r.setOutcome(schema::Outcome::SUCCEEDED);
+    deliver("staging-eu", m);
+  };
+  forged("", 1);
+  forged(std::string(64, '0'), 1);
+  // The real nonce of attempt 1 does not vouch for attempt 2.
+  forged(outbox_.nonces.at(*id + "|staging-eu/apply|1"), 2);
+  {
+    capnp::MallocMessageBuilder m;
+    auto p = m.initRoot<schema::Envelope>().initStageProgress();
+    p.initRef().setDeploymentId(*id);
+    p.getRef().setStageId("staging-eu/apply");
+    p.getRef().setAttempt(1);
+    p.initLines(1).set(0, "forged output");
+    deliver("staging-eu", m);
+  }
+  EXPECT_NE(metrics_.render().find("reason=\"bad_nonce\"} 4"), std::string::npos)
+      << metrics_.render();
+  auto d = store_->loadDeployment(*id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->waves[0].clusters[0].state, ClusterState::kApplying);
+  auto events = store_->events(*id, 0, 1000);
+  ASSERT_TRUE(events.ok());
+  for (const auto& e : *events) EXPECT_NE(e.event.type, "stage.output");
+  // The agent's own answer, with the nonce it was sent.
+  result("staging-eu", *id, "staging-eu/apply");
+  d = store_->loadDeployment(*id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->waves[0].clusters[0].state, ClusterState::kSucceeded);
 }
 
 TEST_F(EngineTest, RestartResumesAndResendsWhatTheAgentDoesNotHold) {
@@ -365,9 +426,7 @@ TEST_F(EngineTest, RefusalOfAnOlderEpochsCommandDoesNotFailTheStage) {
   auto refused = [&](uint64_t epoch) {
     capnp::MallocMessageBuilder m;
     auto r = m.initRoot<schema::Envelope>().initStageResult();
-    r.initRef().setDeploymentId(*id);
-    r.getRef().setStageId("staging-eu/apply");
-    r.getRef().setAttempt(1);
+    fillRef(r.initRef(), *id, "staging-eu/apply", 1);
     r.setEpoch(epoch);
     r.setOutcome(schema::Outcome::REFUSED);
     r.setMessage("stale epoch");
@@ -384,9 +443,7 @@ TEST_F(EngineTest, RefusalOfAnOlderEpochsCommandDoesNotFailTheStage) {
   ASSERT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/apply");
   capnp::MallocMessageBuilder m;
   auto r = m.initRoot<schema::Envelope>().initStageResult();
-  r.initRef().setDeploymentId(*id);
-  r.getRef().setStageId("prod-eu-1/apply");
-  r.getRef().setAttempt(1);
+  fillRef(r.initRef(), *id, "prod-eu-1/apply", 1);
   r.setEpoch(engine_->epoch());
   r.setOutcome(schema::Outcome::REFUSED);
   deliver("prod-eu-1", m);
@@ -412,9 +469,7 @@ TEST_F(EngineTest, UnknownApplyHeldByARestartedAgentIsVerifiedNotReapplied) {
   labels[0].setKey("environment");
   labels[0].setValue("staging");
   auto held = reg.initHeld(1);
-  held[0].initRef().setDeploymentId(*id);
-  held[0].getRef().setStageId("staging-eu/apply");
-  held[0].getRef().setAttempt(1);
+  fillRef(held[0].initRef(), *id, "staging-eu/apply", 1);
   held[0].setRunning(false);
   held[0].setOutcome(schema::Outcome::UNKNOWN);
   held[0].setMessage("the agent stopped while this step ran; its effect is unknown");
