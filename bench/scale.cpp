@@ -32,10 +32,11 @@ using namespace std::chrono_literals;
 
 constexpr char kUsage[] =
     "usage: flotilla-bench-scale [--agents 100,1000,10000] [--runs N] [--quick] [--summary]\n"
-    "                            [--mechanism null|curve|both]\n"
+    "                            [--mechanism null|curve|both] [--keep]\n"
     "  --quick      the fleet sizes with fewer repetitions (what bench/run uses)\n"
     "  --mechanism  the agent channel's: NULL (--insecure), CURVE, or both side by side\n"
-    "               (default: both, NULL first at each size)\n";
+    "               (default: both, NULL first at each size)\n"
+    "  --keep       keep each fleet's work dir (coordinator and agent logs) in /tmp\n";
 constexpr int kAgentsPerProcess = 2500;
 // Clients asking for enrollment tokens at once (the coordinator answers each after its fsync;
 // a few at once share one).
@@ -70,7 +71,7 @@ bool waitFor(F done, std::chrono::milliseconds every, std::chrono::milliseconds 
   return done();
 }
 
-void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool quick,
+void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool quick, bool keep,
              std::vector<Figure>& figures) {
   std::string label = "N=" + std::to_string(n) + " " + mechanismName(mechanism);
   std::cerr << "-- " << n << " agents, " << mechanismName(mechanism) << "\n";
@@ -108,8 +109,8 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
   }
   double register_ms = millisSince(started, std::chrono::system_clock::now());
   figures.push_back({"scale", "register " + label + " (ms)", {register_ms}});
-  std::cerr << "   registered in " << register_ms << " ms (" << sumStat(fleet, "refused")
-            << " registers refused on the way)\n";
+  std::cerr << "   registered in " << register_ms << " ms (" << sumStat(fleet, "registers")
+            << " registers sent, " << sumStat(fleet, "refused") << " refused)\n";
 
   // Idle: let registration settle, then read the coordinator's CPU time over a window.
   std::this_thread::sleep_for(3s);
@@ -186,7 +187,11 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
   figures.push_back(rollback_fig);
   fleet.clear();
   coordinator.reset();
-  removeTree(dir);
+  if (keep) {
+    std::cerr << "   kept " << dir << "\n";
+  } else {
+    removeTree(dir);
+  }
 }
 
 }  // namespace
@@ -194,10 +199,15 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
 
 int main(int argc, char** argv) {
   using namespace flotilla::bench;
-  // --mechanism is this program's own; the rest are the benchmarks' common flags.
+  // --mechanism and --keep are this program's own; the rest are the benchmarks' common flags.
   std::vector<Mechanism> mechanisms = {Mechanism::kNull, Mechanism::kCurve};
+  bool keep = false;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--keep") {
+      keep = true;
+      continue;
+    }
     if (std::string(argv[i]) != "--mechanism") {
       rest.push_back(argv[i]);
       continue;
@@ -220,7 +230,8 @@ int main(int argc, char** argv) {
   for (int n : args.sizes) {
     int fanout_runs = args.runs > 0 ? args.runs : (n >= 10000 ? (args.quick ? 2 : 5) : 10);
     int abort_runs = args.runs > 0 ? args.runs : (n >= 10000 ? (args.quick ? 1 : 3) : 3);
-    for (Mechanism m : mechanisms) runSize(n, m, fanout_runs, abort_runs, args.quick, figures);
+    for (Mechanism m : mechanisms)
+      runSize(n, m, fanout_runs, abort_runs, args.quick, keep, figures);
   }
   printFigures(figures, args.summary);
   return 0;

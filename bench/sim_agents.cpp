@@ -112,7 +112,8 @@ struct Stats {
   uint64_t aborts = 0;
   uint64_t results = 0;
   uint64_t heartbeats = 0;
-  uint64_t refused = 0;  // registers the coordinator refused
+  uint64_t registers = 0;  // registers sent (retries included)
+  uint64_t refused = 0;    // registers the coordinator refused
   uint64_t dropped = 0;
   int64_t last_command_ns = 0;
   int64_t last_rollback_ns = 0;
@@ -350,11 +351,12 @@ class SimFleet {
     if (line == "stats") {
       std::printf(
           "stats registered=%lu commands=%lu forward=%lu rollbacks=%lu aborts=%lu results=%lu "
-          "heartbeats=%lu refused=%lu dropped=%lu last_command_ns=%ld last_rollback_ns=%ld "
+          "heartbeats=%lu registers=%lu refused=%lu dropped=%lu last_command_ns=%ld "
+          "last_rollback_ns=%ld "
           "first_abort_ns=%ld last_abort_ns=%ld held=%lu\n",
           stats_.registered, stats_.commands, stats_.forward_commands, stats_.rollback_commands,
-          stats_.aborts, stats_.results, stats_.heartbeats, stats_.refused, stats_.dropped,
-          stats_.last_command_ns, stats_.last_rollback_ns, stats_.first_abort_ns,
+          stats_.aborts, stats_.results, stats_.heartbeats, stats_.registers, stats_.refused,
+          stats_.dropped, stats_.last_command_ns, stats_.last_rollback_ns, stats_.first_abort_ns,
           stats_.last_abort_ns, heldCount());
     } else if (line == "reset") {
       uint64_t registered = stats_.registered;
@@ -408,6 +410,7 @@ class SimFleet {
     reg.initHeld(0);
     if (!a.enrolled && !a.enroll_token.empty()) reg.setEnrollToken(a.enroll_token);
     send(a, m);
+    ++stats_.registers;
     a.next_register = Steady::now() + kRegisterRetry;
   }
 
