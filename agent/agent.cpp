@@ -465,7 +465,12 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     sendResult(refused, msg.getEpoch());
     return;
   }
-  if (running_.count(key)) return;  // a repeat while it runs: the result will follow
+  if (auto run = running_.find(key); run != running_.end()) {
+    // A repeat while it runs: the result will follow. A stage started before nonces existed
+    // (the agent was upgraded first) takes the one this copy brings.
+    if (run->second.record.key.nonce.empty()) run->second.record.key.nonce = key.nonce;
+    return;
+  }
   if (auto existing = records_->find(key)) {
     // Already ran (or was interrupted): answer from the record, never run twice.
     spdlog::info("stage {} repeated: answering from the record ({})", key.toString(),
@@ -585,6 +590,7 @@ void Agent::handleAbort(schema::Abort::Reader msg) {
   auto it = running_.find(key);
   if (it != running_.end()) {
     Running& run = it->second;
+    if (run.record.key.nonce.empty()) run.record.key.nonce = key.nonce;
     if (!run.aborted) {
       run.aborted = true;
       run.abort_reason = toStd(msg.getReason());
@@ -600,7 +606,9 @@ void Agent::handleAbort(schema::Abort::Reader msg) {
     return;
   }
   if (auto existing = records_->find(key)) {
-    sendResult(*existing, msg.getEpoch());
+    StageRecord answer = *existing;
+    answer.key.nonce = key.nonce;  // as for a repeated command
+    sendResult(answer, msg.getEpoch());
     return;
   }
   // Never got the command: record it as aborted so a late copy of the

@@ -180,6 +180,9 @@ StatusOr<std::unique_ptr<StageStore>> StageStore::open(const std::string& dir,
                                                        const std::string& cluster) {
   Status made = common::createPrivateDirectories((fs::path(dir) / "stages").string());
   if (!made.ok()) return Status::IoError("cannot create state dir " + dir + ": " + made.message());
+  // Before anything is read: a second agent on this dir would run every stage again.
+  auto lock = common::DirLock::acquire(dir, "agent", "state dir");
+  if (!lock.ok()) return lock.status();
   auto tightened = common::makePrivateTree(dir);
   if (!tightened.ok()) return tightened.status();
   if (*tightened > 0) {
@@ -187,6 +190,7 @@ StatusOr<std::unique_ptr<StageStore>> StageStore::open(const std::string& dir,
                  dir, *tightened);
   }
   std::unique_ptr<StageStore> store(new StageStore(dir, cluster));
+  store->lock_ = std::move(lock).value();
   Status s = store->load();
   if (!s.ok()) return s;
   return store;

@@ -28,6 +28,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/dir_lock.hpp"
 #include "common/status.hpp"
 
 namespace flotilla::agent {
@@ -108,6 +109,7 @@ class StageStore {
 
   std::string dir_;
   std::string cluster_;
+  common::DirLock lock_;  // STATE_DIR/agent.lock: one agent per state dir
   uint64_t highest_epoch_ = 0;
   bool enrolled_ = false;
   std::map<StageKey, StageRecord> records_;

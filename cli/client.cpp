@@ -253,8 +253,8 @@ Result Client::perform(Transfer& transfer) {
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 30L);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 10L);
-  // The handle is reused: set (or clear) the CA bundle on every transfer.
-  curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file_.empty() ? nullptr : ca_file_.c_str());
+  // Only when given: the handle is reset before each transfer, which restores libcurl's default.
+  if (!ca_file_.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file_.c_str());
   if (transfer.del) curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "DELETE");
   if (transfer.post) {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);

@@ -145,10 +145,12 @@ class Api {
 
   [[noreturn]] void failStatus(const Response& response, const char* method,
                                const std::string& path, const std::string& deployment_id) {
-    // 502..504 are what proxies and restarting servers answer; 500 is a real server bug.
-    const std::string transient = response.status >= 502 && response.status <= 504
-                                      ? "HTTP " + std::to_string(response.status)
-                                      : "";
+    // 502..504 are what proxies and restarting servers answer, 429 a token over its rate
+    // limit; 500 is a real server bug.
+    const std::string transient =
+        (response.status >= 502 && response.status <= 504) || response.status == 429
+            ? "HTTP " + std::to_string(response.status)
+            : "";
     json body = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
     std::string message = fieldText(body, "error");
     if (message.empty()) {
@@ -187,7 +189,9 @@ class OutageGuard {
   // Rethrows `error` unless it is worth riding out. Returns the note to show, once per outage:
   // a line every 500 ms would bury the output it interrupts.
   std::string failed(const CliError& error) {
-    if (!answered_ || !error.transient()) throw error;
+    // A 429 is an answer: the coordinator is there, only busy with this token.
+    const bool rate_limited = error.transientReason() == "HTTP 429";
+    if ((!answered_ && !rate_limited) || !error.transient()) throw error;
     auto now = SteadyClock::now();
     if (outage_since_ && now - *outage_since_ > kOutageGrace) throw error;
     if (outage_since_) return "";
@@ -358,7 +362,11 @@ json followEvents(Api& api, const std::string& id, const std::function<void(cons
         const bool was_stream =
             response != nullptr && response->status == 200 && response->body.empty() &&
             response->content_type.find("text/event-stream") != std::string::npos;
-        if (!was_stream) {
+        if (response != nullptr && response->status == 503) {
+          // Every event stream taken (the coordinator caps them): poll instead.
+          use_stream = false;
+          deliverAll(api.get(path, id));
+        } else if (!was_stream) {
           json body = api.accept(result, "GET", path, id);
           use_stream = false;  // a server without SSE answered with the JSON list
           deliverAll(body);

@@ -295,7 +295,7 @@ void Engine::handleProgress(const std::string& cluster, schema::StageProgress::R
   std::string stage = toStd(ref.getStageId());
   size_t wave = 0;
   ClusterProgress* c = it->second.findCluster(cluster, &wave);
-  if (c == nullptr || c->stageId() != stage) {
+  if (c == nullptr || c->stageId() != stage || c->attempt != ref.getAttempt()) {
     metrics_.frameDropped("unknown_stage");
     return;
   }
@@ -362,6 +362,10 @@ void Engine::handleAlert(const std::string& cluster, schema::Alert::Reader msg) 
       !rule.empty() && rule.size() <= 32 && std::all_of(rule.begin(), rule.end(), [](char ch) {
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
       });
+  // About the cluster's current stage only: the nonce of an earlier one does not carry over.
+  if (c != nullptr && (c->stageId() != toStd(ref.getStageId()) || c->attempt != ref.getAttempt())) {
+    c = nullptr;
+  }
   if (c == nullptr || !rule_ok) {
     metrics_.frameDropped(c == nullptr ? "unknown_stage" : "bad_alert");
     return;

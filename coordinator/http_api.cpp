@@ -401,7 +401,6 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
       audit_(audit),
       tokens_(tokens),
       limits_(options.limits),
-      tls_(!options.tls_cert.empty()),
       watch_(metrics, options.limits),
       streams_(options.limits.max_streams, options.limits.streams_per_token),
       rate_(options.limits.rate_per_second, options.limits.rate_burst) {
@@ -436,7 +435,13 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
     if (g.status != 0) {
       if (g.status == 401) res.set_header("WWW-Authenticate", "Bearer realm=\"flotilla\"");
       reply(res, g.status, json{{"error", g.error}});
-      if (isMutating(req.method)) {
+      std::chrono::milliseconds ignored{0};
+      if (isMutating(req.method) && !g.actor &&
+          !refusal_audit_.allow(clientOf(req), std::chrono::steady_clock::now(), &ignored)) {
+        // An anonymous flood would grow the audit trail without bound: past a few refusals a
+        // second per address they are counted, not recorded.
+        metrics_.httpRefused("unaudited_anonymous");
+      } else if (isMutating(req.method)) {
         record(AuditEntry{
             g.actor ? g.actor->name : "anonymous", g.actor ? g.actor->role : "",
             req.method + " " + (g.route ? std::string(g.route->pattern) : quoted(req.path)), "",
@@ -542,13 +547,12 @@ void HttpApi::allowHost(const std::string& name) {
 
 void HttpApi::serve() {
   watch_.start(port_);
-  server_->listen_after_bind();
-}
-
-void HttpApi::stop() {
-  server_->stop();
+  server_->listen_after_bind();  // returns once every connection is done
+  // Stopped only now: a client dripping its headers must not hold up the shutdown.
   watch_.stop();
 }
+
+void HttpApi::stop() { server_->stop(); }
 
 void HttpApi::routes() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
@@ -664,6 +668,7 @@ void HttpApi::routes() {
                                " in all): retry later, or poll ?after=SEQ"}});
       return;
     }
+    watch_.markStreaming(req.remote_addr, req.remote_port);
     res.set_header("Cache-Control", "no-cache");
     auto last = std::make_shared<uint64_t>(after);
     res.set_chunked_content_provider(

@@ -78,10 +78,10 @@ class HttpApi {
   AuditLog& audit_;
   Tokens& tokens_;
   HttpLimits limits_;
-  bool tls_ = false;
   ConnectionWatch watch_;
   StreamSlots streams_;
   RateLimiter rate_;
+  RateLimiter refusal_audit_{2, 20};     // audit records of anonymous refusals, per address
   std::set<std::string> allowed_hosts_;  // lower case; fixed before serve()
   int port_ = 0;
 };

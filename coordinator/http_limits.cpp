@@ -31,7 +31,12 @@ class HttpWorkers : public httplib::TaskQueue {
   ~HttpWorkers() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    // Every thread busy and as many connections waiting: the accept loop waits here, and new
+    // connections wait in the kernel's backlog instead of holding descriptors of ours.
+    room_.wait(lock, [this] {
+      return shutdown_ || threads_ < max_ || static_cast<int>(jobs_.size()) < max_;
+    });
     jobs_.push_back(std::move(fn));
     // A job nobody idle will take gets a new thread, up to the cap; past it, it waits.
     if (static_cast<int>(jobs_.size()) > idle_ && threads_ < max_) spawnLocked();
@@ -42,6 +47,7 @@ class HttpWorkers : public httplib::TaskQueue {
     std::unique_lock<std::mutex> lock(mu_);
     shutdown_ = true;
     work_.notify_all();
+    room_.notify_all();
     gone_.wait(lock, [this] { return threads_ == 0; });
   }
 
@@ -69,6 +75,7 @@ class HttpWorkers : public httplib::TaskQueue {
       }
       std::function<void()> job = std::move(jobs_.front());
       jobs_.pop_front();
+      room_.notify_one();
       lock.unlock();
       job();
       job = nullptr;
@@ -80,6 +87,7 @@ class HttpWorkers : public httplib::TaskQueue {
 
   std::mutex mu_;
   std::condition_variable work_;
+  std::condition_variable room_;
   std::condition_variable gone_;
   std::deque<std::function<void()>> jobs_;
   const int min_;
@@ -118,12 +126,14 @@ std::string keyOf(const std::string& ip, int port) { return ip + "|" + std::to_s
 
 struct OpenConnection {
   int fd;
+  ino_t inode;  // the socket itself: a new connection from the same ip|port is another one
   std::string ip;
-  std::string key;
+  std::string key;  // "ip|port" of the peer
 };
 
-// Calls `fn(fd, listening)` for each of the process's TCP sockets whose local port is `port`.
-void forEachSocketOn(int port, const std::function<void(int fd, bool listening)>& fn) {
+// Calls `fn(fd, inode, listening)` for each of the process's TCP sockets whose local port is
+// `port`.
+void forEachSocketOn(int port, const std::function<void(int fd, ino_t inode, bool listening)>& fn) {
   DIR* dir = ::opendir("/proc/self/fd");
   if (dir == nullptr) return;
   while (const dirent* entry = ::readdir(dir)) {
@@ -141,7 +151,7 @@ void forEachSocketOn(int port, const std::function<void(int fd, bool listening)>
     int listening = 0;
     socklen_t optlen = sizeof(listening);
     if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0) continue;
-    fn(fd, listening != 0);
+    fn(fd, st.st_ino, listening != 0);
   }
   ::closedir(dir);
 }
@@ -149,10 +159,10 @@ void forEachSocketOn(int port, const std::function<void(int fd, bool listening)>
 // The API's open connections: connected sockets on its port.
 std::vector<OpenConnection> connectionsOn(int port) {
   std::vector<OpenConnection> out;
-  forEachSocketOn(port, [&](int fd, bool listening) {
+  forEachSocketOn(port, [&](int fd, ino_t inode, bool listening) {
     if (listening) return;
     auto peer = peerOf(fd);
-    if (peer) out.push_back({fd, peer->first, keyOf(peer->first, peer->second)});
+    if (peer) out.push_back({fd, inode, peer->first, keyOf(peer->first, peer->second)});
   });
   return out;
 }
@@ -161,7 +171,7 @@ std::vector<OpenConnection> connectionsOn(int port) {
 
 bool widenListenBacklog(int port, int backlog) {
   bool done = false;
-  forEachSocketOn(port, [&](int fd, bool listening) {
+  forEachSocketOn(port, [&](int fd, ino_t, bool listening) {
     // On a listening socket, listen() again only sets the backlog.
     if (listening && ::listen(fd, backlog) == 0) done = true;
   });
@@ -197,6 +207,15 @@ bool RateLimiter::allow(const std::string& key, Clock::time_point now,
                         std::chrono::milliseconds* retry_after) {
   if (rate_ <= 0) return true;
   std::lock_guard<std::mutex> lock(mu_);
+  if (buckets_.size() >= kMaxBuckets && !buckets_.count(key)) {
+    // Keyed by something many (client addresses): forget the buckets that are full again, and
+    // all of them if that is not enough. Forgetting only ever gives a key its burst back.
+    for (auto it = buckets_.begin(); it != buckets_.end();) {
+      const double elapsed = std::chrono::duration<double>(now - it->second.at).count();
+      it = it->second.tokens + elapsed * rate_ >= burst_ ? buckets_.erase(it) : std::next(it);
+    }
+    if (buckets_.size() >= kMaxBuckets) buckets_.clear();
+  }
   auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
   Bucket& b = it->second;
   if (!fresh) {
@@ -232,9 +251,21 @@ void ConnectionWatch::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+namespace {
+// httplib names a link-local IPv6 peer "fe80::1%eth0"; inet_ntop gives "fe80::1".
+std::string withoutScope(const std::string& ip) { return ip.substr(0, ip.find('%')); }
+}  // namespace
+
 void ConnectionWatch::markRouted(const std::string& ip, int port) {
   std::lock_guard<std::mutex> lock(mu_);
-  routed_.insert(keyOf(ip, port));
+  marks_[keyOf(withoutScope(ip), port)].routed = true;
+}
+
+void ConnectionWatch::markStreaming(const std::string& ip, int port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Mark& m = marks_[keyOf(withoutScope(ip), port)];
+  m.routed = true;
+  m.streaming = true;
 }
 
 void ConnectionWatch::loop() {
@@ -258,45 +289,62 @@ void ConnectionWatch::sweep(Clock::time_point now) {
   std::vector<Cut> cuts;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::map<std::string, Seen> still;
+    ++sweeps_;
+    std::map<ino_t, Seen> still;
     std::map<std::string, std::vector<const OpenConnection*>> waiting_by_client;
-    std::map<std::string, int> by_client;
     for (const OpenConnection& c : open) {
-      auto it = seen_.find(c.key);
-      Seen s = it == seen_.end() ? Seen{now, false} : it->second;
-      if (routed_.count(c.key)) s.routed = true;
-      if (s.cut) {  // shut already; httplib closes it as soon as its read fails
-        still[c.key] = s;
-        continue;
+      auto it = seen_.find(c.inode);
+      Seen s = it == seen_.end() ? Seen{now} : it->second;
+      // A mark applies to the connection of that peer seen now, once: a later connection from
+      // the same ip|port is another socket and starts unmarked.
+      if (auto m = marks_.find(c.key); m != marks_.end()) {
+        if (m->second.routed && !s.routed) s.routed_at = now;
+        s.routed = s.routed || m->second.routed;
+        s.streaming = s.streaming || m->second.streaming;
+        marks_.erase(m);
       }
-      ++by_client[c.ip];
-      if (!s.routed && now - s.since > limits_.header_deadline) {
-        cuts.push_back({c.fd, c.key, "header_deadline"});
-        s.cut = true;
-        --by_client[c.ip];
-      } else if (!s.routed) {
-        waiting_by_client[c.ip].push_back(&c);
+      if (!s.cut) {
+        if (!s.routed && now - s.since > limits_.header_deadline) {
+          cuts.push_back({c.fd, c.key, "header_deadline"});
+          s.cut = true;
+        } else if (s.routed && !s.streaming && now - s.routed_at > limits_.request_deadline) {
+          // A request whose head came but whose body (or answer) drags on.
+          cuts.push_back({c.fd, c.key, "request_deadline"});
+          s.cut = true;
+        } else if (!s.routed) {
+          waiting_by_client[c.ip].push_back(&c);
+        }
       }
-      still[c.key] = s;
+      still[c.inode] = s;
     }
-    // Over the per-client cap: the newest connections still waiting for their head go first.
+    // Over the per-client cap of connections without a request head yet: the newest of them go
+    // first, once they had a second to send it.
     for (auto& [ip, waiting] : waiting_by_client) {
-      int excess = by_client[ip] - limits_.per_client;
+      int excess = static_cast<int>(waiting.size()) - limits_.per_client;
       if (excess <= 0) continue;
       std::sort(waiting.begin(), waiting.end(),
                 [&](const OpenConnection* a, const OpenConnection* b) {
-                  return still[a->key].since > still[b->key].since;
+                  return still[a->inode].since > still[b->inode].since;
                 });
-      for (size_t i = 0; i < waiting.size() && excess > 0; ++i, --excess) {
+      for (size_t i = 0; i < waiting.size() && excess > 0; ++i) {
+        Seen& s = still[waiting[i]->inode];
+        if (now - s.since < std::chrono::seconds(1)) continue;
         cuts.push_back({waiting[i]->fd, waiting[i]->key, "per_client"});
-        still[waiting[i]->key].cut = true;
+        s.cut = true;
+        --excess;
       }
     }
     seen_ = std::move(still);
-    routed_.clear();
+    // Marks for connections no sweep has seen (closed already) expire after a few sweeps.
+    for (auto it = marks_.begin(); it != marks_.end();) {
+      if (it->second.sweep == 0) it->second.sweep = sweeps_;
+      it = sweeps_ - it->second.sweep > 2 ? marks_.erase(it) : std::next(it);
+    }
   }
   for (const Cut& cut : cuts) {
-    // The fd may have been closed and reused since it was listed: cut only the same peer.
+    // The fd may have been closed and reused since it was listed: cut only the same socket.
+    struct stat st {};
+    if (::fstat(cut.fd, &st) != 0) continue;
     auto peer = peerOf(cut.fd);
     if (!peer || keyOf(peer->first, peer->second) != cut.key) continue;
     ::shutdown(cut.fd, SHUT_RDWR);

@@ -15,6 +15,8 @@
 //   - RateLimiter: per-token token bucket (429).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -23,7 +25,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,12 +41,13 @@ namespace flotilla::coordinator {
 struct HttpLimits {
   int min_threads = 8;        // kept even when idle
   int max_connections = 512;  // threads, so connections served at once; more wait
-  int per_client = 64;        // open connections per client address before its excess is cut
-  std::chrono::milliseconds header_deadline{10000};  // connect -> whole request head
-  int keep_alive_seconds = 2;                        // wait for a request's first byte
-  int max_streams = 256;                             // event streams open at once
-  int streams_per_token = 16;                        // event streams open at once per API token
-  double rate_per_second = 100;                      // requests per token; 0 = no limit
+  int per_client = 64;        // connections without a request head yet, per client address
+  std::chrono::milliseconds header_deadline{10000};   // connect -> whole request head
+  std::chrono::milliseconds request_deadline{60000};  // head -> answered (event streams: none)
+  int keep_alive_seconds = 2;                         // wait for a request's first byte
+  int max_streams = 256;                              // event streams open at once
+  int streams_per_token = 16;                         // event streams open at once per API token
+  double rate_per_second = 100;                       // requests per token; 0 = no limit
   double rate_burst = 200;
 };
 
@@ -91,6 +93,7 @@ class StreamSlots {
 class RateLimiter {
  public:
   RateLimiter(double per_second, double burst) : rate_(per_second), burst_(burst) {}
+  static constexpr size_t kMaxBuckets = 4096;
   bool allow(const std::string& key, std::chrono::steady_clock::time_point now,
              std::chrono::milliseconds* retry_after);
 
@@ -116,16 +119,26 @@ class ConnectionWatch {
   // Starts watching the sockets whose local port is `port` (once bound).
   void start(int port);
   void stop();
-  // The pre-routing handler saw a whole request head from this peer ("ip", port).
+  // The pre-routing handler saw a whole request head from this peer ("ip", port): the header
+  // deadline no longer applies, the request deadline does.
   void markRouted(const std::string& ip, int port);
+  // The request became an event stream (capped by StreamSlots): no deadline.
+  void markStreaming(const std::string& ip, int port);
   // One pass (the watchdog runs it every 200 ms); public for tests.
   void sweep(std::chrono::steady_clock::time_point now);
 
  private:
   struct Seen {
-    std::chrono::steady_clock::time_point since;
+    std::chrono::steady_clock::time_point since;  // first seen by a sweep
+    std::chrono::steady_clock::time_point routed_at{};
     bool routed = false;
+    bool streaming = false;
     bool cut = false;
+  };
+  struct Mark {
+    bool routed = false;
+    bool streaming = false;
+    uint64_t sweep = 0;  // the first sweep that found no connection for it
   };
   void loop();
 
@@ -135,8 +148,9 @@ class ConnectionWatch {
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;
-  std::map<std::string, Seen> seen_;                // "ip|port" of each open connection
-  std::set<std::string> routed_;                    // marked since the last sweep
+  std::map<ino_t, Seen> seen_;         // by socket inode
+  std::map<std::string, Mark> marks_;  // by peer "ip|port", until a sweep applies them
+  uint64_t sweeps_ = 0;
   LogLimiter log_limit_{std::chrono::seconds(60)};  // the sweep's thread only
   std::thread thread_;
 };

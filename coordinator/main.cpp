@@ -122,6 +122,11 @@ int main(int argc, char** argv) {
                  "Time from connect (TLS handshake included) to a whole request head; slower\n"
                  "connections are cut")
       ->capture_default_str();
+  std::string request_timeout = "60s";
+  app.add_option("--http-request-timeout", request_timeout,
+                 "Time from a request's head to its answer (event streams excepted); slower\n"
+                 "requests are cut")
+      ->capture_default_str();
   app.add_option("--http-rate-limit", limits.rate_per_second,
                  "Requests per second per API token (429 beyond it, with Retry-After); 0: no limit")
       ->capture_default_str()
@@ -224,6 +229,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   limits.header_deadline = *header_deadline;
+  auto request_deadline = common::parseDuration(request_timeout);
+  if (!request_deadline.ok() || request_deadline->count() <= 0) {
+    std::cerr << "flotilla-coordinator: --http-request-timeout: "
+              << (request_deadline.ok() ? "must be longer than 0"
+                                        : request_deadline.status().message())
+              << "\n";
+    return 2;
+  }
+  limits.request_deadline = *request_deadline;
   if (limits.max_connections < limits.min_threads) limits.max_connections = limits.min_threads;
   options.engine.agent_lost_after = *lost;
   options.engine.heartbeat_interval = *beat;

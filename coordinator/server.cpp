@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -132,6 +133,13 @@ bool isLoopbackAddress(const std::string& address) {
 Status runServer(const ServerOptions& options) {
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     return Status::InvalidArgument("--tls-cert and --tls-key go together: give both or neither");
+  }
+  if (!options.tls_key.empty()) {
+    struct stat st {};
+    if (::stat(options.tls_key.c_str(), &st) == 0 && (st.st_mode & 0007) != 0) {
+      return Status::InvalidArgument("--tls-key " + options.tls_key +
+                                     " is readable by others: chmod o-rwx it (0600 or 0640)");
+    }
   }
   if (options.tls_cert.empty() && !isLoopbackAddress(options.listen_http)) {
     return Status::InvalidArgument(

@@ -53,13 +53,15 @@ std::vector<std::string> looseEntries(const std::string& root) {
     struct stat st {};
     if (::lstat(p.c_str(), &st) != 0) return;  // gone meanwhile (a RocksDB temp file)
     unsigned mode = st.st_mode & 07777;
-    if (S_ISDIR(st.st_mode) && mode != 0700) loose.push_back(p.string() + " dir " + std::to_string(mode));
-    if (S_ISREG(st.st_mode) && mode != 0600) loose.push_back(p.string() + " file " + std::to_string(mode));
+    if (S_ISDIR(st.st_mode) && mode != 0700)
+      loose.push_back(p.string() + " dir " + std::to_string(mode));
+    if (S_ISREG(st.st_mode) && mode != 0600)
+      loose.push_back(p.string() + " file " + std::to_string(mode));
   };
   check(root);
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     check(it->path());
   }
   return loose;
@@ -68,8 +70,8 @@ std::vector<std::string> looseEntries(const std::string& root) {
 size_t entryCount(const std::string& root) {
   size_t n = 0;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     ++n;
   }
   return n;
@@ -79,8 +81,8 @@ size_t entryCount(const std::string& root) {
 std::vector<std::string> filesHolding(const std::string& root, const std::string& needle) {
   std::vector<std::string> found;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_regular_file() && readFile(it->path().string()).find(needle) != std::string::npos) {
       found.push_back(it->path().string());
     }
@@ -155,7 +157,8 @@ TEST_F(AtRestTest, SecretInTheAgentsEnvironmentNeverReachesStepsEventsOrFiles) {
 
   // The agent's log names the step and a hash of its command, never the command itself.
   const std::string agent_log = readFile(agentLog("staging-eu"));
-  EXPECT_EQ(agent_log.find(kCommandMarker), std::string::npos) << tailOf(agentLog("staging-eu"), 40);
+  EXPECT_EQ(agent_log.find(kCommandMarker), std::string::npos)
+      << tailOf(agentLog("staging-eu"), 40);
   EXPECT_NE(agent_log.find("build step, command sha256:"), std::string::npos)
       << tailOf(agentLog("staging-eu"), 40);
   EXPECT_EQ(agent_log.find(kSecret), std::string::npos);
@@ -205,10 +208,10 @@ TEST_F(AtRestTest, LooserModesLeftByAnOlderVersionAreTightenedAtStart) {
 
 TEST_F(AtRestTest, PassEnvHandsOnlyTheNamedVariableToSteps) {
   ASSERT_NO_FATAL_FAILURE(startCoordinator());
-  ASSERT_NO_FATAL_FAILURE(startAgent(
-      "staging-eu", {{"environment", "staging"}},
-      withFlags({{"AT_REST_PASSED", "passed-on-value"}, {"AT_REST_SECRET", kSecret}},
-                "--pass-env AT_REST_PASSED")));
+  ASSERT_NO_FATAL_FAILURE(
+      startAgent("staging-eu", {{"environment", "staging"}},
+                 withFlags({{"AT_REST_PASSED", "passed-on-value"}, {"AT_REST_SECRET", kSecret}},
+                           "--pass-env AT_REST_PASSED")));
   ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu"}));
   const std::string id = deployEnvPlan();
   ASSERT_FALSE(id.empty());
@@ -240,7 +243,8 @@ TEST_F(AtRestTest, RunAsNobodyRunsStepsAsNobody) {
 }
 
 TEST_F(AtRestTest, AgentRefusesToStartWithAnUnusableRunAsOrPassEnv) {
-  auto run = [this](const std::vector<std::string>& flags, const std::vector<std::string>& prefix = {}) {
+  auto run = [this](const std::vector<std::string>& flags,
+                    const std::vector<std::string>& prefix = {}) {
     std::vector<std::string> argv = prefix;
     argv.insert(argv.end(), {FLOTILLA_AGENT_BIN, "--cluster", "staging-eu", "--state-dir",
                              dir() + "/refused-state"});
@@ -256,12 +260,33 @@ TEST_F(AtRestTest, AgentRefusesToStartWithAnUnusableRunAsOrPassEnv) {
   EXPECT_FALSE(fs::exists(dir() + "/refused-state")) << "refused before touching the state dir";
   if (::geteuid() == 0) {
     // Not root: only itself. setpriv drops this test's root for the agent.
-    CommandResult not_root = run({"--run-as", "root"}, {"/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup",
-                                                        "--clear-groups"});
+    CommandResult not_root = run({"--run-as", "root"}, {"/usr/bin/setpriv", "--reuid=nobody",
+                                                        "--regid=nogroup", "--clear-groups"});
     EXPECT_EQ(not_root.exit_code, 2) << not_root.err;
     EXPECT_NE(not_root.err.find("only root can run steps as another user"), std::string::npos)
         << not_root.err;
   }
+}
+
+// Two agents on one state dir would each run every stage: the second refuses to start and names
+// the process that holds the dir; the first carries on.
+TEST_F(AtRestTest, SecondAgentOnTheSameStateDirRefusesToStart) {
+  ASSERT_NO_FATAL_FAILURE(startFleet());
+  const std::string state = agentStateDir("staging-eu");
+  CommandResult second =
+      runCommand({FLOTILLA_AGENT_BIN, "--cluster", "staging-eu", "--state-dir", state,
+                  "--coordinator", agentAddress(), "--coordinator-key", coordinatorKey()},
+                 dir() + "/scratch", 20s);
+  EXPECT_EQ(second.exit_code, 1) << second.err;
+  EXPECT_NE(second.err.find("in use by another process (pid " +
+                            std::to_string(agentPid("staging-eu")) + ")"),
+            std::string::npos)
+      << second.err;
+  EXPECT_TRUE(agentRunning("staging-eu"));
+  // A killed agent leaves no lock behind: the next one starts on the same dir.
+  ASSERT_NO_FATAL_FAILURE(killAgent("staging-eu"));
+  ASSERT_NO_FATAL_FAILURE(restartAgent("staging-eu"));
+  ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu"}));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // CLI, agents enrolled through it); plain HTTP to the TLS port and a client that does not
 // trust the CA get nothing; the coordinator refuses a non-loopback listen without TLS and a
 // certificate it cannot use.
+#include <filesystem>
 #include <memory>
 
 #include "integration/harness.hpp"
@@ -38,6 +39,8 @@ void makePki(const std::string& dir, TestPki* pki) {
     CommandResult r = runCommand(argv, dir, 30s);
     ASSERT_EQ(r.exit_code, 0) << "openssl " << argv[1] << " failed:\n" << r.out << r.err;
   }
+  std::filesystem::permissions(
+      pki->key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 class TlsTest : public FleetTest {
@@ -134,6 +137,16 @@ TEST_F(TlsTest, RefusesNonLoopbackWithoutTlsAndUnusableCertificates) {
       dir() + "/scratch", 30s);
   EXPECT_EQ(mismatched.exit_code, 1) << mismatched.out << mismatched.err;
   EXPECT_NE(mismatched.err.find("TLS certificate"), std::string::npos) << mismatched.err;
+
+  // A private key others may read is refused.
+  std::filesystem::permissions(pki_.key, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  CommandResult readable = runCommand(
+      {FLOTILLA_COORDINATOR_BIN, "--data-dir", data, "--listen-agents", "tcp://127.0.0.1:0",
+       "--listen-http", "127.0.0.1:0", "--tls-cert", pki_.cert, "--tls-key", pki_.key},
+      dir() + "/scratch", 30s);
+  EXPECT_EQ(readable.exit_code, 1) << readable.out << readable.err;
+  EXPECT_NE(readable.err.find("readable by others"), std::string::npos) << readable.err;
 }
 
 }  // namespace

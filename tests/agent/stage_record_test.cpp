@@ -257,6 +257,17 @@ TEST(OutcomeNameTest, EveryOutcomeHasItsOwnName) {
 
 // ---- Cluster and epoch ----------------------------------------------------------------------
 
+TEST_F(StageStoreTest, ASecondStoreOnTheSameDirIsRefusedUntilTheFirstCloses) {
+  auto second = StageStore::open(dir_, "eu-west-1");
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(second.status().isFailedPrecondition()) << second.status().toString();
+  EXPECT_NE(second.status().message().find("(pid " + std::to_string(::getpid()) + ")"),
+            std::string::npos)
+      << second.status().toString();
+  reopen();  // the first one closed: free again
+  EXPECT_NE(store_, nullptr);
+}
+
 TEST_F(StageStoreTest, StateDirOfAnotherClusterIsRefused) {
   ASSERT_TRUE(store_->put(record("checkout-7", "eu-west-1/apply", 1, 1)).ok());
   store_.reset();
@@ -327,9 +338,8 @@ TEST(StageIdsTest, InvalidDeploymentIds) {
 
 TEST(StageIdsTest, ValidStageIds) {
   for (const std::string id : {"eu-west-1/build", "eu-west-1/apply", "eu-west-1/verify",
-                               "eu-west-1/rollback", "c/apply", "0/verify", "c/deploy",
-                               "c/bake", "c/finalize", "c/shift-1", "c/analyze-2",
-                               "c/shift-9999"}) {
+                               "eu-west-1/rollback", "c/apply", "0/verify", "c/deploy", "c/bake",
+                               "c/finalize", "c/shift-1", "c/analyze-2", "c/shift-9999"}) {
     EXPECT_TRUE(isValidStageId(id)) << id;
   }
   EXPECT_TRUE(isValidStageId(std::string(63, 'c') + "/apply"));
@@ -405,7 +415,7 @@ TEST_F(StageStoreTest, PutRefusesInvalidIds) {
   EXPECT_FALSE(fs::exists(fs::path(dir_) / "escape"));
   size_t files = 0;
   for (const auto& f : fs::recursive_directory_iterator(root_)) files += f.is_regular_file();
-  EXPECT_EQ(files, 1u) << "only agent.json";
+  EXPECT_EQ(files, 2u) << "only agent.json and agent.lock";
   reopen();
   EXPECT_TRUE(store_->all().empty());
 }

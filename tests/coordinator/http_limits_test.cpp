@@ -87,9 +87,11 @@ class WatchTest : public ::testing::Test {
     fds_.push_back(accepted);
     return {fd, accepted};
   }
-  static bool shut(int client) {  // the server end was shut down: the client reads EOF
+  // The server end was shut down: the client reads end of file (within a second on a loaded
+  // machine; nothing arrives on a connection that was not).
+  static bool shut(int client) {
     pollfd p{client, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) return false;
+    if (::poll(&p, 1, 1000) <= 0) return false;
     char c;
     return ::recv(client, &c, 1, MSG_DONTWAIT) == 0;
   }
@@ -140,14 +142,52 @@ TEST_F(WatchTest, CutsAClientsNewestWaitingConnectionsOverItsCap) {
     watch.sweep(t0 + std::chrono::milliseconds(i));  // each first seen a moment later
   }
   auto other = connectFrom("127.0.0.9").first;  // another address is not affected
+  // A connection with its request head does not count against the cap.
+  auto [routed_client, routed_server] = connectFrom("127.0.0.8");
+  sockaddr_in peer{};
+  socklen_t len = sizeof(peer);
+  ::getpeername(routed_server, reinterpret_cast<sockaddr*>(&peer), &len);
+  watch.markRouted("127.0.0.8", ntohs(peer.sin_port));
   watch.sweep(t0 + 10ms);
+  for (int fd : clients) EXPECT_FALSE(shut(fd)) << "cut before it had a second";
+  watch.sweep(t0 + 1100ms);
   int cut = 0;
   for (int fd : clients) cut += shut(fd) ? 1 : 0;
-  // The last sweeps already cut the excess as it appeared: two in all, the newest ones.
+  // Two over the cap of three, the newest ones.
   EXPECT_EQ(cut, 2);
-  EXPECT_FALSE(shut(clients[0]));
   EXPECT_TRUE(shut(clients[4]));
+  EXPECT_TRUE(shut(clients[3]));
+  EXPECT_FALSE(shut(clients[0]));
   EXPECT_FALSE(shut(other));
+  EXPECT_FALSE(shut(routed_client));
+}
+
+TEST_F(WatchTest, RequestsThatDragOnAreCutButStreamsAreNot) {
+  Metrics metrics;
+  HttpLimits limits;
+  limits.request_deadline = 60s;
+  ConnectionWatch watch(metrics, limits);
+  watch.start(port_);
+  watch.stop();
+  auto [request_client, request_server] = connectFrom("127.0.0.10");
+  auto [stream_client, stream_server] = connectFrom("127.0.0.10");
+  auto portOf = [](int fd) {
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
+    return ntohs(peer.sin_port);
+  };
+  watch.markRouted("127.0.0.10", portOf(request_server));
+  watch.markStreaming("127.0.0.10", portOf(stream_server));
+  const auto t0 = Clock::now();
+  watch.sweep(t0);
+  watch.sweep(t0 + 59s);
+  EXPECT_FALSE(shut(request_client));
+  watch.sweep(t0 + 61s);
+  EXPECT_TRUE(shut(request_client));
+  EXPECT_FALSE(shut(stream_client));
+  watch.sweep(t0 + 3600s);
+  EXPECT_FALSE(shut(stream_client));
 }
 
 }  // namespace
