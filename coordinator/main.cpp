@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "common/curve.hpp"
 #include "common/logging.hpp"
@@ -220,23 +221,19 @@ int main(int argc, char** argv) {
     std::cerr << "flotilla-coordinator: --agent-lost-after must be longer than --heartbeat\n";
     return 2;
   }
-  auto header_deadline = common::parseDuration(header_timeout);
-  if (!header_deadline.ok() || header_deadline->count() <= 0) {
-    std::cerr << "flotilla-coordinator: --http-header-timeout: "
-              << (header_deadline.ok() ? "must be longer than 0"
-                                       : header_deadline.status().message())
-              << "\n";
-    return 2;
-  }
+  // A flag's duration, longer than 0; nothing (and the message printed) otherwise.
+  auto positive = [](const std::string& flag,
+                     const std::string& text) -> std::optional<std::chrono::milliseconds> {
+    auto d = common::parseDuration(text);
+    if (d.ok() && d->count() > 0) return *d;
+    std::cerr << "flotilla-coordinator: " << flag << ": "
+              << (d.ok() ? "must be longer than 0" : d.status().message()) << "\n";
+    return std::nullopt;
+  };
+  auto header_deadline = positive("--http-header-timeout", header_timeout);
+  auto request_deadline = positive("--http-request-timeout", request_timeout);
+  if (!header_deadline || !request_deadline) return 2;
   limits.header_deadline = *header_deadline;
-  auto request_deadline = common::parseDuration(request_timeout);
-  if (!request_deadline.ok() || request_deadline->count() <= 0) {
-    std::cerr << "flotilla-coordinator: --http-request-timeout: "
-              << (request_deadline.ok() ? "must be longer than 0"
-                                        : request_deadline.status().message())
-              << "\n";
-    return 2;
-  }
   limits.request_deadline = *request_deadline;
   if (limits.max_connections < limits.min_threads) limits.max_connections = limits.min_threads;
   options.engine.agent_lost_after = *lost;

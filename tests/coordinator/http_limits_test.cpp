@@ -87,11 +87,18 @@ class WatchTest : public ::testing::Test {
     fds_.push_back(accepted);
     return {fd, accepted};
   }
+  // The client's port, as the accepted end `fd` sees it.
+  static int peerPort(int fd) {
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
+    return ntohs(peer.sin_port);
+  }
   // The server end was shut down: the client reads end of file (within a second on a loaded
   // machine; nothing arrives on a connection that was not).
-  static bool shut(int client) {
+  static bool shut(int client, int wait_ms = 1000) {
     pollfd p{client, POLLIN, 0};
-    if (::poll(&p, 1, 1000) <= 0) return false;
+    if (::poll(&p, 1, wait_ms) <= 0) return false;
     char c;
     return ::recv(client, &c, 1, MSG_DONTWAIT) == 0;
   }
@@ -112,15 +119,12 @@ TEST_F(WatchTest, CutsConnectionsWithoutARequestHeadAfterTheDeadline) {
   const auto t0 = Clock::now();
   watch.sweep(t0);
   // The second one delivered its request head.
-  sockaddr_in peer{};
-  socklen_t len = sizeof(peer);
-  ::getpeername(done_server, reinterpret_cast<sockaddr*>(&peer), &len);
-  watch.markRouted("127.0.0.7", ntohs(peer.sin_port));
+  watch.markRouted("127.0.0.7", peerPort(done_server));
   watch.sweep(t0 + 4s);
-  EXPECT_FALSE(shut(slow_client));
+  EXPECT_FALSE(shut(slow_client, 50));
   watch.sweep(t0 + 6s);
   EXPECT_TRUE(shut(slow_client));
-  EXPECT_FALSE(shut(done_client));
+  EXPECT_FALSE(shut(done_client, 50));
   EXPECT_NE(
       metrics.render().find("flotilla_http_connections_cut_total{reason=\"header_deadline\"} 1"),
       std::string::npos)
@@ -144,22 +148,19 @@ TEST_F(WatchTest, CutsAClientsNewestWaitingConnectionsOverItsCap) {
   auto other = connectFrom("127.0.0.9").first;  // another address is not affected
   // A connection with its request head does not count against the cap.
   auto [routed_client, routed_server] = connectFrom("127.0.0.8");
-  sockaddr_in peer{};
-  socklen_t len = sizeof(peer);
-  ::getpeername(routed_server, reinterpret_cast<sockaddr*>(&peer), &len);
-  watch.markRouted("127.0.0.8", ntohs(peer.sin_port));
+  watch.markRouted("127.0.0.8", peerPort(routed_server));
   watch.sweep(t0 + 10ms);
-  for (int fd : clients) EXPECT_FALSE(shut(fd)) << "cut before it had a second";
+  for (int fd : clients) EXPECT_FALSE(shut(fd, 50)) << "cut before it had a second";
   watch.sweep(t0 + 1100ms);
   int cut = 0;
-  for (int fd : clients) cut += shut(fd) ? 1 : 0;
+  for (int fd : clients) cut += shut(fd, 200) ? 1 : 0;
   // Two over the cap of three, the newest ones.
   EXPECT_EQ(cut, 2);
   EXPECT_TRUE(shut(clients[4]));
   EXPECT_TRUE(shut(clients[3]));
-  EXPECT_FALSE(shut(clients[0]));
-  EXPECT_FALSE(shut(other));
-  EXPECT_FALSE(shut(routed_client));
+  EXPECT_FALSE(shut(clients[0], 50));
+  EXPECT_FALSE(shut(other, 50));
+  EXPECT_FALSE(shut(routed_client, 50));
 }
 
 TEST_F(WatchTest, RequestsThatDragOnAreCutButStreamsAreNot) {
@@ -171,23 +172,17 @@ TEST_F(WatchTest, RequestsThatDragOnAreCutButStreamsAreNot) {
   watch.stop();
   auto [request_client, request_server] = connectFrom("127.0.0.10");
   auto [stream_client, stream_server] = connectFrom("127.0.0.10");
-  auto portOf = [](int fd) {
-    sockaddr_in peer{};
-    socklen_t len = sizeof(peer);
-    ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
-    return ntohs(peer.sin_port);
-  };
-  watch.markRouted("127.0.0.10", portOf(request_server));
-  watch.markStreaming("127.0.0.10", portOf(stream_server));
+  watch.markRouted("127.0.0.10", peerPort(request_server));
+  watch.markStreaming("127.0.0.10", peerPort(stream_server));
   const auto t0 = Clock::now();
   watch.sweep(t0);
   watch.sweep(t0 + 59s);
-  EXPECT_FALSE(shut(request_client));
+  EXPECT_FALSE(shut(request_client, 50));
   watch.sweep(t0 + 61s);
   EXPECT_TRUE(shut(request_client));
-  EXPECT_FALSE(shut(stream_client));
+  EXPECT_FALSE(shut(stream_client, 50));
   watch.sweep(t0 + 3600s);
-  EXPECT_FALSE(shut(stream_client));
+  EXPECT_FALSE(shut(stream_client, 50));
 }
 
 }  // namespace
