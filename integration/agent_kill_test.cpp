@@ -104,6 +104,15 @@ TEST_F(AgentKillTest, AgentRestartedMidStepDoesNotRunItAgain) {
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(waitUntil("prod-eu-1's build to start",
                         [&] { return fileExists(dir() + "/prod-eu-1.build-started"); }));
+  // The agent records the step's process group in a second write after the spawn; a crash in
+  // that window (one fsync) leaves leftovers it cannot find. Killed after it, as here, the
+  // restarted agent must kill them.
+  const std::string record =
+      agentStateDir("prod-eu-1") + "/stages/" + id + "/prod-eu-1~build.1.json";
+  ASSERT_TRUE(waitUntil("the build's process group to be recorded", [&] {
+    json r = json::parse(readFile(record), nullptr, false);
+    return r.is_object() && r.value("pgid", 0) > 0;
+  }));
   ASSERT_NO_FATAL_FAILURE(killAgent("prod-eu-1"));
   ASSERT_NO_FATAL_FAILURE(
       startAgent("prod-eu-1", {{"environment", "production"}, {"region", "eu"}}));
