@@ -459,7 +459,9 @@ std::optional<ProcSample> sampleProc(pid_t pid) {
   for (const auto& task : fs::directory_iterator(dir + "/task", ec)) {
     std::string comm;
     auto t = cpuTicks(task.path().string() + "/stat", &comm);
-    if (t && comm.rfind("ZMQbg/IO", 0) == 0) s.zmq_io_ticks += *t;
+    if (!t) continue;
+    if (task.path().filename() == std::to_string(pid)) s.main_ticks += *t;
+    if (comm.rfind("ZMQbg/IO", 0) == 0) s.zmq_io_ticks += *t;
   }
   std::ifstream status(dir + "/status");
   std::string line;

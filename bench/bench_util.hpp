@@ -134,7 +134,8 @@ std::string simName(int i);  // "sim-00042"
 // Readings of a process from /proc.
 struct ProcSample {
   uint64_t cpu_ticks = 0;     // utime + stime
-  uint64_t zmq_io_ticks = 0;  // of that, ZeroMQ's I/O threads (ZMQbg/IO/*): TCP, ZMTP, CURVE
+  uint64_t main_ticks = 0;    // of that, the main thread's (the coordinator's engine loop)
+  uint64_t zmq_io_ticks = 0;  // and ZeroMQ's I/O threads' (ZMQbg/IO/*): TCP, ZMTP, CURVE
   uint64_t rss_kb = 0;
   SystemTime at;
 };

@@ -5,9 +5,9 @@
 //   enroll    (CURVE) one one-time enrollment token per cluster through the HTTP API, as admin;
 //   register  every agent started -> every agent registered (with CURVE: its key pair made,
 //             the handshake, and its enrollment by the token in its first register);
-//   idle      the coordinator's CPU share (of one core; and of it, ZeroMQ's I/O thread's) and
-//             resident memory while every agent heartbeats once a second and nothing is
-//             deployed (from /proc/PID/stat, task/*/stat, status);
+//   idle      the coordinator's CPU share (of one core; of it, its engine thread's and ZeroMQ's
+//             I/O thread's) and resident memory while every agent heartbeats once a second and
+//             nothing is deployed (from /proc/PID/stat, task/*/stat, status);
 //   fan-out   one stage (apply) to all N agents in one wave: from the submission (POST) until
 //             every result is durably recorded (the deployment's final `succeeded` transition,
 //             whose commit time is its updated_at), repeated;
@@ -124,13 +124,17 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
     };
     double cpu = share(a->cpu_ticks, b->cpu_ticks);
     double io = share(a->zmq_io_ticks, b->zmq_io_ticks);
+    double engine = share(a->main_ticks, b->main_ticks);
     figures.push_back({"scale", "idle CPU " + label + " (% of a core)", {cpu}});
-    // Where the mechanism's cost lands: ZeroMQ's I/O thread does the handshakes, the ZMTP
-    // heartbeats and CURVE's encryption; the engine thread sees only decoded frames.
+    // Where the cost lands: ZeroMQ's I/O thread does the handshakes, the ZMTP heartbeats and
+    // CURVE's encryption; the engine thread (the main one) sees only decoded frames; the rest
+    // is the HTTP server's threads.
+    figures.push_back({"scale", "idle CPU " + label + ", engine thread (%)", {engine}});
     figures.push_back({"scale", "idle CPU " + label + ", ZMQ I/O thread (%)", {io}});
     figures.push_back({"scale", "idle RSS " + label + " (MB)", {b->rss_kb / 1024.0}});
-    std::cerr << "   idle: " << cpu << "% CPU (ZeroMQ I/O thread " << io << "%), "
-              << b->rss_kb / 1024 << " MB RSS\n";
+    std::cerr << "   idle: " << cpu << "% CPU (engine thread " << engine << "%, ZeroMQ I/O thread "
+              << io << "%, other threads " << cpu - engine - io << "%), " << b->rss_kb / 1024
+              << " MB RSS\n";
   }
 
   auto poll_every = std::chrono::milliseconds(std::max(20, n / 20));
