@@ -105,6 +105,7 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
                        "register " + label + ": not all within " +
                            std::to_string(register_deadline.count() / 1000) + " s",
                        {}});
+    std::cerr << "   logs kept in " << dir << "\n";
     return;
   }
   double register_ms = millisSince(started, std::chrono::system_clock::now());
