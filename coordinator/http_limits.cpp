@@ -283,6 +283,7 @@ void ConnectionWatch::sweep(Clock::time_point now) {
   std::vector<OpenConnection> open = connectionsOn(port_);
   struct Cut {
     int fd;
+    ino_t inode;
     std::string key;
     const char* reason;
   };
@@ -305,11 +306,11 @@ void ConnectionWatch::sweep(Clock::time_point now) {
       }
       if (!s.cut) {
         if (!s.routed && now - s.since > limits_.header_deadline) {
-          cuts.push_back({c.fd, c.key, "header_deadline"});
+          cuts.push_back({c.fd, c.inode, c.key, "header_deadline"});
           s.cut = true;
         } else if (s.routed && !s.streaming && now - s.routed_at > limits_.request_deadline) {
           // A request whose head came but whose body (or answer) drags on.
-          cuts.push_back({c.fd, c.key, "request_deadline"});
+          cuts.push_back({c.fd, c.inode, c.key, "request_deadline"});
           s.cut = true;
         } else if (!s.routed) {
           waiting_by_client[c.ip].push_back(&c);
@@ -329,7 +330,7 @@ void ConnectionWatch::sweep(Clock::time_point now) {
       for (size_t i = 0; i < waiting.size() && excess > 0; ++i) {
         Seen& s = still[waiting[i]->inode];
         if (now - s.since < std::chrono::seconds(1)) continue;
-        cuts.push_back({waiting[i]->fd, waiting[i]->key, "per_client"});
+        cuts.push_back({waiting[i]->fd, waiting[i]->inode, waiting[i]->key, "per_client"});
         s.cut = true;
         --excess;
       }
@@ -344,7 +345,7 @@ void ConnectionWatch::sweep(Clock::time_point now) {
   for (const Cut& cut : cuts) {
     // The fd may have been closed and reused since it was listed: cut only the same socket.
     struct stat st {};
-    if (::fstat(cut.fd, &st) != 0) continue;
+    if (::fstat(cut.fd, &st) != 0 || st.st_ino != cut.inode) continue;
     auto peer = peerOf(cut.fd);
     if (!peer || keyOf(peer->first, peer->second) != cut.key) continue;
     ::shutdown(cut.fd, SHUT_RDWR);
