@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <random>
 
 #include "common/crypto.hpp"
 #include "common/failpoint.hpp"
@@ -26,9 +27,10 @@ namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_wake_fd{-1};
 
-// Until registered, ask again this often (the first register may have gone
-// to a coordinator that was not up yet).
-constexpr auto kRegisterRetry = std::chrono::seconds(2);
+// Until registered, ask again (the first register may have gone to a coordinator that was not
+// up yet, or is busy with a whole fleet coming back): after 1-2 s at first, up to 8-16 s.
+constexpr auto kRegisterRetryFirst = std::chrono::seconds(2);
+constexpr auto kRegisterRetryCap = std::chrono::seconds(16);
 constexpr auto kMaxPollWait = std::chrono::milliseconds(200);
 
 int64_t nowMs() { return common::toUnixMillis(std::chrono::system_clock::now()); }
@@ -142,6 +144,7 @@ Agent::Agent(AgentOptions options, std::unique_ptr<StageStore> records)
       context_(1),
       socket_(context_, zmq::socket_type::dealer),
       heartbeat_(options_.heartbeat),
+      register_backoff_(kRegisterRetryFirst, kRegisterRetryCap, std::random_device{}()),
       monitor_(context_, zmq::socket_type::pair) {}
 
 Agent::~Agent() {
@@ -348,6 +351,7 @@ bool Agent::acceptEpoch(uint64_t epoch, const char* what) {
 void Agent::handleRegistered(schema::Registered::Reader msg) {
   if (!acceptEpoch(msg.getEpoch(), "a registration")) return;
   epoch_ = msg.getEpoch();
+  register_backoff_.reset();
   if (!options_.insecure && !enrolled()) {
     // The token is spent: never send it again, even after a restart.
     Status s = records_->markEnrolled();
@@ -807,7 +811,7 @@ void Agent::sendRegister() {
     h.setMessage(all[j].message);
   }
   send(message);
-  next_register_ = Clock::now() + kRegisterRetry;
+  next_register_ = Clock::now() + register_backoff_.next();
 }
 
 void Agent::sendHeartbeat() {

@@ -18,6 +18,7 @@
 #include "agent/process_driver.hpp"
 #include "agent/script_driver.hpp"
 #include "agent/stage_record.hpp"
+#include "common/backoff.hpp"
 #include "common/codec.hpp"
 #include "common/status.hpp"
 
@@ -34,7 +35,7 @@ struct AgentOptions {
   std::chrono::milliseconds heartbeat{1000};   // until the coordinator says otherwise
   std::chrono::milliseconds kill_grace{5000};  // SIGTERM, then SIGKILL after this
   size_t max_output_lines = 1000;              // per stage, sent to the coordinator
-  LaunchPolicy launch;  // how steps and replicas start: --pass-env, --run-as
+  LaunchPolicy launch;                         // how steps and replicas start: --pass-env, --run-as
   // The agent channel. Without `insecure`, CurveZMQ: our key pair (kept in the state dir) and
   // the coordinator's public key, pinned: a peer without its secret key cannot complete the
   // handshake, so no command from anyone else is ever read.
@@ -126,6 +127,9 @@ class Agent {
   std::chrono::milliseconds heartbeat_;
   std::chrono::steady_clock::time_point next_heartbeat_{};
   std::chrono::steady_clock::time_point next_register_{};
+  // Until registered, ask again after 1-2 s, then up to 8-16 s: a coordinator busy with a
+  // fleet's handshakes is not asked again by every agent every 2 s.
+  common::Backoff register_backoff_;
   std::map<StageKey, Running> running_;
   uint64_t dropped_frames_ = 0;
   zmq::socket_t monitor_;

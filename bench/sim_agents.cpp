@@ -39,6 +39,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/backoff.hpp"
 #include "common/codec.hpp"
 #include "common/curve.hpp"
 
@@ -48,7 +49,9 @@ namespace {
 using Steady = std::chrono::steady_clock;
 using common::toStd;
 
-constexpr auto kRegisterRetry = std::chrono::seconds(2);  // as the agent
+// Until registered, ask again as the agent does: after 1-2 s, doubling up to 8-16 s.
+constexpr auto kRegisterRetryFirst = std::chrono::seconds(2);
+constexpr auto kRegisterRetryCap = std::chrono::seconds(16);
 // After a Refused, as the agent: soon when the same register may succeed later, slowly when an
 // operator has to act.
 constexpr auto kRefusedRetry = std::chrono::milliseconds(500);
@@ -101,6 +104,7 @@ struct SimAgent {
   uint64_t epoch = 0;  // 0 = not registered
   Steady::time_point next_heartbeat{};
   Steady::time_point next_register{};
+  common::Backoff register_backoff{kRegisterRetryFirst, kRegisterRetryCap, 0};
   std::vector<HeldStage> held;  // forward steps kept in flight (hold mode)
 };
 
@@ -134,6 +138,7 @@ class SimFleet {
       SimAgent a;
       a.cluster = std::move(c);
       a.index = agents_.size();
+      a.register_backoff = common::Backoff(kRegisterRetryFirst, kRegisterRetryCap, a.index + 1);
       a.socket = zmq::socket_t(context_, zmq::socket_type::dealer);
       if (!security.coordinator_key.empty()) {
         // The agent keeps its pair in its state dir; a simulated one lives as long as the
@@ -268,6 +273,7 @@ class SimFleet {
         case schema::Envelope::REGISTERED: {
           if (a.epoch == 0) ++stats_.registered;
           a.epoch = env.getRegistered().getEpoch();
+          a.register_backoff.reset();
           a.enrolled = true;  // the token is spent: never sent again
           auto ms = env.getRegistered().getHeartbeatIntervalMs();
           if (ms >= 100) heartbeat_ = std::chrono::milliseconds(ms);
@@ -411,7 +417,7 @@ class SimFleet {
     if (!a.enrolled && !a.enroll_token.empty()) reg.setEnrollToken(a.enroll_token);
     send(a, m);
     ++stats_.registers;
-    a.next_register = Steady::now() + kRegisterRetry;
+    a.next_register = Steady::now() + a.register_backoff.next();
   }
 
   // `ref` as the command (or abort) carried it, every field echoed.

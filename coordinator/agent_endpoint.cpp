@@ -68,9 +68,12 @@ Status AgentEndpoint::bind(const std::string& address, KeyCheck check) {
     // 31 s). Measured: 10,000 agents took 31.6 s to register with the default. The kernel
     // caps it at net.core.somaxconn.
     socket_.set(zmq::sockopt::backlog, 65535);
-    socket_.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(security_.heartbeat_ivl.count()));
-    socket_.set(zmq::sockopt::heartbeat_timeout,
-                static_cast<int>(security_.heartbeat_timeout.count()));
+    socket_.set(zmq::sockopt::tcp_keepalive, 1);
+    socket_.set(zmq::sockopt::tcp_keepalive_idle,
+                static_cast<int>(security_.keepalive_idle.count()));
+    socket_.set(zmq::sockopt::tcp_keepalive_intvl, 5);
+    socket_.set(zmq::sockopt::tcp_keepalive_cnt, 3);
+    socket_.set(zmq::sockopt::tcp_maxrt, static_cast<int>(security_.unacked_timeout.count()));
     if (curve()) {
       // The ZAP handler must exist before the first handshake.
       zap_.set(zmq::sockopt::linger, 0);

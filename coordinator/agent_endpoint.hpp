@@ -26,10 +26,15 @@ namespace flotilla::coordinator {
 struct EndpointSecurity {
   // Empty: the NULL mechanism (--insecure), no authentication at all.
   std::string secret_key;  // the coordinator's CURVE secret key, Z85
-  // ZMTP heartbeats, so that a dead peer's connection is closed and its cluster can come back
-  // on a new one.
-  std::chrono::milliseconds heartbeat_ivl{2000};
-  std::chrono::milliseconds heartbeat_timeout{10000};
+  // A dead peer's connection is closed by the kernel: TCP keepalive probes an idle connection
+  // after `keepalive_idle` (then every 5 s, 3 times), and data unacknowledged for
+  // `unacked_timeout` ends it (TCP_USER_TIMEOUT). Not ZMTP heartbeats on this side: libzmq
+  // 4.3.4 cancels a heartbeat timer by scanning every timer of the I/O thread, which at 10,000
+  // agents took 45% of the coordinator's CPU and kept a fleet from registering. The agents
+  // send ZMTP pings (they notice a dead coordinator), and the engine closes the connection of
+  // an agent it declares lost, so that its cluster can come back on a new one.
+  std::chrono::seconds keepalive_idle{10};
+  std::chrono::milliseconds unacked_timeout{30000};
 };
 
 class AgentEndpoint : public Outbox {

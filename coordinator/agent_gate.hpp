@@ -57,7 +57,7 @@ class AgentGate {
                                                 const Actor& actor);
   // Removes the cluster's key and open tokens, unbinds it and closes its connection.
   common::Status revoke(const std::string& cluster, const Actor& actor);
-  // Unbinds the cluster and closes its connection (the cluster is being removed).
+  // Unbinds the cluster and closes its connection (it is removed, revoked or lost).
   void disconnect(const std::string& cluster);
   void recordRemoval(const std::string& cluster, const Actor& actor);
 

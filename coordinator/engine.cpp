@@ -449,6 +449,9 @@ void Engine::tick() {
     for (const std::string& cluster : newly_lost) {
       spdlog::warn("agent {} lost: silent for over {} ms", cluster,
                    options_.agent_lost_after.count());
+      // Its connection is dead or stuck: close it, so that the agent (when it is there) comes
+      // back on a new one, which is refused while this one is open.
+      gate_.disconnect(cluster);
     }
     // One transition per deployment for everything lost in this pass (a rack of agents can
     // fall silent at once).

@@ -274,7 +274,9 @@ void ConnectionWatch::loop() {
     lock.unlock();
     sweep(Clock::now());
     lock.lock();
-    wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_; });
+    // Once a second: the deadlines are 10 s and 60 s, and a sweep looks at every descriptor
+    // of the process (10,000 agent connections too). Every 200 ms it took 17% of a core.
+    wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
   }
 }
 

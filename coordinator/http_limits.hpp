@@ -124,7 +124,7 @@ class ConnectionWatch {
   void markRouted(const std::string& ip, int port);
   // The request became an event stream (capped by StreamSlots): no deadline.
   void markStreaming(const std::string& ip, int port);
-  // One pass (the watchdog runs it every 200 ms); public for tests.
+  // One pass (the watchdog runs it every second); public for tests.
   void sweep(std::chrono::steady_clock::time_point now);
 
  private:

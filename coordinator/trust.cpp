@@ -101,8 +101,9 @@ StatusOr<Enrollment> Trust::createEnrollment(const std::string& cluster, int64_t
     return Status::InvalidArgument("an enrollment token lives between 1 s and 7 days");
   }
   dropExpired(now_ms);
-  if (tokens_.size() >= 10000) {
-    return Status::ResourceExhausted("10000 enrollment tokens are open: let some expire");
+  if (tokens_.size() >= kMaxOpenEnrollments) {
+    return Status::ResourceExhausted(std::to_string(kMaxOpenEnrollments) +
+                                     " enrollment tokens are open: let some expire");
   }
   Enrollment e{common::newSecret("fle"), cluster, now_ms + ttl_ms};
   const std::string hash = common::sha256Hex(e.token);

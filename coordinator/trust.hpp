@@ -35,6 +35,9 @@ struct Enrollment {
 class Trust {
  public:
   static constexpr int64_t kMaxEnrollmentTtlMs = 7 * 24 * 3600 * 1000ll;
+  // Open (unspent, unexpired) enrollment tokens at once: a fleet of 10,000 clusters enrolled in
+  // one go, and then some; each is a small record, kept in memory too.
+  static constexpr size_t kMaxOpenEnrollments = 100000;
 
   explicit Trust(Store& store) : store_(store) {}
   common::Status load();

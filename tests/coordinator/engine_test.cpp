@@ -71,7 +71,8 @@ class RecordingOutbox : public Outbox {
   }
   void bindCluster(const std::string&, const std::string&) override {}
   bool connectionOpen(const std::string&) const override { return false; }
-  void dropConnection(const std::string&) override {}
+  void dropConnection(const std::string& connection) override { dropped.push_back(connection); }
+  std::vector<std::string> dropped;  // connections closed
   std::vector<std::string> commands() const {
     std::vector<std::string> out;
     for (const auto& s : sent) {
@@ -360,6 +361,9 @@ TEST_F(EngineTest, SilentAgentIsLostAndTheDeploymentRollsBack) {
   }
   EXPECT_EQ(stored(*id), DeploymentState::kRollingBack);
   EXPECT_EQ(outbox_.commands().back(), "staging-eu:staging-eu/rollback");
+  // The lost agent's connection (dead, or stuck) is closed so that it can come back on a new
+  // one; the live agent's is not.
+  EXPECT_EQ(outbox_.dropped, std::vector<std::string>{"prod-eu-1"});
   result("staging-eu", *id, "staging-eu/rollback");
   // prod-eu-1 applied (or may have) and cannot be reached: a human must look.
   auto d = store_->loadDeployment(*id);
