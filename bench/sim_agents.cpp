@@ -463,7 +463,7 @@ int usage() {
                "--coordinator-key: speak CurveZMQ, pinning this Z85 public key (NULL mechanism\n"
                "without it). --enroll-tokens: lines \"CLUSTER TOKEN\", the one-time enrollment\n"
                "token each agent presents in its first register.\n"
-               "--zmtp-heartbeat-ms: ZMTP PING interval (the agent's 2000; 0: none).\n";
+               "--zmtp-heartbeat-ms: ZMTP PING interval (the agent's 5000; 0: none).\n";
   return 2;
 }
 
@@ -487,7 +487,7 @@ int main(int argc, char** argv) {
   int first = 0;
   int count = 0;
   int io_threads = 1;
-  int zmtp_heartbeat_ms = 2000;  // as the agent
+  int zmtp_heartbeat_ms = 5000;  // as the agent
   std::map<std::string, std::string> labels;
   Security security;
   std::string tokens_file;

@@ -38,9 +38,9 @@ struct AuditRecord {
 
 struct AuditVerdict {
   bool ok = true;
-  uint64_t records = 0;              // records checked
+  uint64_t records = 0;               // records checked
   std::optional<uint64_t> first_bad;  // seq of the first record that does not match
-  std::string problem;               // why, for people
+  std::string problem;                // why, for people
 };
 
 class AuditLog {

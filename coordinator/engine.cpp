@@ -20,8 +20,10 @@ namespace {
 constexpr size_t kMaxLinesPerProgress = 64;
 constexpr size_t kMaxLineBytes = 2048;
 constexpr auto kRetryEvery = std::chrono::seconds(1);
-// Silent agents are looked for, and the agents' snapshot republished, this often.
-constexpr auto kExpireEvery = std::chrono::milliseconds(100);
+// Silent agents are looked for this often (a pass over every agent; the deadline is seconds
+// long), and the agents' snapshot republished at most this often.
+constexpr auto kExpireEvery = std::chrono::milliseconds(500);
+constexpr auto kPublishAgentsEvery = std::chrono::milliseconds(100);
 
 ResultOutcome fromWire(schema::Outcome o) {
   switch (o) {
@@ -196,8 +198,9 @@ void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
   std::optional<std::string> admitted = gate_.admitRegister(peer, msg, labels);
   if (!admitted) return;
   const std::string cluster = *admitted;
+  const std::chrono::milliseconds heartbeat = heartbeatInterval();
   bool changed = registry_.registerAgent(cluster, labels, toStd(msg.getAgentVersion()), epoch_,
-                                         clock_.now(), clock_.wallNow());
+                                         clock_.now(), clock_.wallNow(), heartbeat);
   if (changed) {
     Status s = store_.putAgent(StoredAgent{cluster, labels, toStd(msg.getAgentVersion())});
     if (!s.ok()) spdlog::error("persisting agent {}: {}", cluster, s.toString());
@@ -219,7 +222,7 @@ void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
   capnp::MallocMessageBuilder reply;
   auto r = reply.initRoot<schema::Envelope>().initRegistered();
   r.setEpoch(epoch_);
-  r.setHeartbeatIntervalMs(static_cast<uint32_t>(options_.heartbeat_interval.count()));
+  r.setHeartbeatIntervalMs(static_cast<uint32_t>(heartbeat.count()));
   outbox_.send(cluster, reply);
 
   std::map<std::string, bool> held_running;
@@ -431,6 +434,19 @@ void Engine::applyQueuedResults(const std::string& id) {
   }
 }
 
+std::chrono::milliseconds Engine::heartbeatInterval() const {
+  const auto floor = options_.heartbeat_interval;
+  if (options_.max_heartbeats_per_second <= 0) return floor;
+  // The fleet: agents known, keys enrolled and clusters about to enroll (open tokens), so that
+  // a fleet enrolling or coming back at once is sized before its last agent registers.
+  const size_t fleet = std::max(registry_.agents().size(), trust_.expectedClusters());
+  const std::chrono::milliseconds spread(
+      static_cast<int64_t>(fleet * 1000 / static_cast<size_t>(options_.max_heartbeats_per_second)));
+  // Never so slow that three beats outlast the deadline.
+  const auto ceiling = std::max(floor, options_.agent_lost_after / 3);
+  return std::clamp(spread, floor, ceiling);
+}
+
 // ---- Time -------------------------------------------------------------------------------
 
 void Engine::tick() {
@@ -440,9 +456,8 @@ void Engine::tick() {
   if (!last_expire_ || now - *last_expire_ >= kExpireEvery) {
     last_expire_ = now;
     // Three missed heartbeats make an agent unknown; the deadline makes it lost.
-    const auto suspect_after = std::min(3 * options_.heartbeat_interval, options_.agent_lost_after);
     bool changed = false;
-    newly_lost = registry_.expire(now, options_.agent_lost_after, suspect_after, &changed);
+    newly_lost = registry_.expire(now, options_.agent_lost_after, &changed);
     if (changed) publishAgents();
   }
   if (!newly_lost.empty()) {
@@ -491,7 +506,8 @@ void Engine::tick() {
     publishGauges();
   }
   // The HTTP snapshot is a copy of the whole registry: at most ten copies a second.
-  if (agents_dirty_ && (!last_agents_publish_ || now - *last_agents_publish_ >= kExpireEvery)) {
+  if (agents_dirty_ &&
+      (!last_agents_publish_ || now - *last_agents_publish_ >= kPublishAgentsEvery)) {
     last_agents_publish_ = now;
     publishAgentsNow();
   }

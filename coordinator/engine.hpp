@@ -31,9 +31,12 @@ namespace flotilla::coordinator {
 
 struct EngineOptions {
   std::chrono::milliseconds agent_lost_after{15000};
+  // The heartbeat interval asked of agents: at least this, longer when the fleet would send more
+  // than `max_heartbeats_per_second` (0: no cap) at it, up to a third of agent_lost_after.
   std::chrono::milliseconds heartbeat_interval{1000};
   // --insecure: no CURVE keys; a register's claimed cluster is believed (loopback experiments).
   bool insecure_agents = false;
+  int max_heartbeats_per_second = 2000;
 };
 
 enum class Action { kApprove, kRollback, kPause, kResume, kCancel };
@@ -111,6 +114,8 @@ class Engine {
   void handleRegister(const Peer& peer, schema::Register::Reader msg);
   // The others run only for a connection bound to `cluster`.
   void handleHeartbeat(const std::string& cluster, schema::Heartbeat::Reader msg);
+  // What a registering agent is asked for (EngineOptions::heartbeat_interval).
+  std::chrono::milliseconds heartbeatInterval() const;
   void handleProgress(const std::string& cluster, schema::StageProgress::Reader msg);
   void handleResult(const std::string& cluster, schema::StageResult::Reader msg);
   void handleAlert(const std::string& cluster, schema::Alert::Reader msg);

@@ -96,8 +96,16 @@ int main(int argc, char** argv) {
   app.add_option("--agent-lost-after", lost_after,
                  "Silence after which an agent is lost and its in-flight steps count as failed")
       ->capture_default_str();
-  app.add_option("--heartbeat", heartbeat, "Heartbeat interval asked of agents")
+  app.add_option("--heartbeat", heartbeat,
+                 "Heartbeat interval asked of agents; longer for a fleet too large for\n"
+                 "--max-heartbeat-rate at it")
       ->capture_default_str();
+  app.add_option("--max-heartbeat-rate", options.engine.max_heartbeats_per_second,
+                 "Heartbeats a second the whole fleet may send: a registering agent is asked\n"
+                 "for --heartbeat, or fleet size / this if longer, at most a third of\n"
+                 "--agent-lost-after (0: always --heartbeat)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   coordinator::HttpLimits& limits = options.http_limits;
   app.add_option("--tls-cert", options.tls_cert,
                  "PEM certificate (chain) of the HTTP API; with --tls-key the API speaks only\n"

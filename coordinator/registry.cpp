@@ -1,6 +1,8 @@
 // The agent registry.
 #include "coordinator/registry.hpp"
 
+#include <algorithm>
+
 namespace flotilla::coordinator {
 
 const char* agentStateName(AgentState s) {
@@ -17,7 +19,7 @@ const char* agentStateName(AgentState s) {
 
 bool Registry::registerAgent(const std::string& cluster, std::map<std::string, std::string> labels,
                              std::string agent_version, uint64_t epoch, common::SteadyTime now,
-                             common::SystemTime wall) {
+                             common::SystemTime wall, std::chrono::milliseconds heartbeat) {
   AgentInfo& a = agents_[cluster];
   bool changed = a.cluster.empty() || a.labels != labels || a.agent_version != agent_version;
   a.cluster = cluster;
@@ -27,6 +29,7 @@ bool Registry::registerAgent(const std::string& cluster, std::map<std::string, s
   a.last_seen = now;
   a.last_seen_wall = wall;
   a.epoch = epoch;
+  a.heartbeat = heartbeat;
   return changed;
 }
 
@@ -41,6 +44,7 @@ void Registry::restore(const std::string& cluster, std::map<std::string, std::st
   a.last_seen = now;
   a.last_seen_wall = wall;
   a.epoch = 0;
+  a.heartbeat = std::chrono::milliseconds(0);
 }
 
 bool Registry::touch(const std::string& cluster, uint64_t epoch, common::SteadyTime now,
@@ -56,13 +60,12 @@ bool Registry::touch(const std::string& cluster, uint64_t epoch, common::SteadyT
 }
 
 std::vector<std::string> Registry::expire(common::SteadyTime now,
-                                          std::chrono::milliseconds deadline,
-                                          std::chrono::milliseconds suspect_after, bool* changed) {
+                                          std::chrono::milliseconds deadline, bool* changed) {
   std::vector<std::string> lost;
   bool any = false;
   for (auto& [name, a] : agents_) {
-    if (a.state == AgentState::kConnected && suspect_after.count() > 0 &&
-        now - a.last_seen > suspect_after) {
+    if (a.state == AgentState::kConnected && a.heartbeat.count() > 0 &&
+        now - a.last_seen > std::min(3 * a.heartbeat, 2 * deadline / 3)) {
       a.state = AgentState::kUnknown;
       any = true;
     }

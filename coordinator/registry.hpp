@@ -28,25 +28,29 @@ struct AgentInfo {
   common::SteadyTime last_seen{};
   common::SystemTime last_seen_wall{};
   uint64_t epoch = 0;  // the coordinator epoch it registered under (0 = not this run)
+  // The heartbeat interval it was asked for when it registered (0: not registered this run).
+  std::chrono::milliseconds heartbeat{0};
 };
 
 class Registry {
  public:
-  // A new or returning agent. Returns true when labels or version changed (worth persisting).
+  // A new or returning agent, asked to beat every `heartbeat`. Returns true when labels or
+  // version changed (worth persisting).
   bool registerAgent(const std::string& cluster, std::map<std::string, std::string> labels,
                      std::string agent_version, uint64_t epoch, common::SteadyTime now,
-                     common::SystemTime wall);
+                     common::SystemTime wall,
+                     std::chrono::milliseconds heartbeat = std::chrono::milliseconds(1000));
   // Restores an agent known from the store; it starts `kUnknown` with a fresh deadline.
   void restore(const std::string& cluster, std::map<std::string, std::string> labels,
                std::string agent_version, common::SteadyTime now, common::SystemTime wall);
   // Any message from the agent. Returns false if the cluster is not registered this epoch.
   bool touch(const std::string& cluster, uint64_t epoch, common::SteadyTime now,
              common::SystemTime wall);
-  // Marks agents silent for longer than `deadline` as lost; returns those newly lost. Agents
-  // silent for longer than `suspect_after` (when positive) become unknown meanwhile.
-  // `changed`, when given, is set when any agent changed state.
+  // Marks agents silent for longer than `deadline` as lost; returns those newly lost. An agent
+  // that missed three of its heartbeats (or was silent for two thirds of the deadline, if that
+  // comes first) becomes unknown meanwhile. `changed`, when given, is set when any agent changed
+  // state.
   std::vector<std::string> expire(common::SteadyTime now, std::chrono::milliseconds deadline,
-                                  std::chrono::milliseconds suspect_after = {},
                                   bool* changed = nullptr);
 
   // Forgets a cluster that is gone (`flotilla agents remove`).

@@ -45,6 +45,8 @@ class Trust {
   // The cluster a key is enrolled for, or nullptr.
   const EnrolledKey* findKey(const std::string& key) const;
   const EnrolledKey* findCluster(const std::string& cluster) const;
+  // Clusters enrolled plus open enrollment tokens (some may have expired): the fleet to expect.
+  size_t expectedClusters() const { return by_cluster_.size() + tokens_.size(); }
   // Whether an unused, unexpired enrollment token exists (only then may an unknown key connect).
   bool enrollmentOpen(int64_t now_ms) const;
 

@@ -1,7 +1,5 @@
 #include "coordinator/webhook.hpp"
 
-#include "common/logging.hpp"
-
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -9,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http_client.hpp"
+#include "common/logging.hpp"
 #include "common/time_format.hpp"
 
 namespace flotilla::coordinator {

@@ -31,6 +31,7 @@ struct Sent {
   uint32_t attempt = 0;
   uint64_t epoch = 0;
   std::string previous_version;  // FLOTILLA_PREVIOUS_VERSION of a command
+  uint32_t heartbeat_ms = 0;     // of a Registered
 };
 
 class RecordingOutbox : public Outbox {
@@ -59,6 +60,7 @@ class RecordingOutbox : public Outbox {
       s.attempt = env.getAbort().getRef().getAttempt();
     } else if (env.isRegistered()) {
       s.epoch = env.getRegistered().getEpoch();
+      s.heartbeat_ms = env.getRegistered().getHeartbeatIntervalMs();
     }
     sent.push_back(s);
   }
@@ -197,6 +199,35 @@ TEST_F(EngineTest, RegisterIsAnsweredWithTheEpoch) {
   auto agents = engine_->agentsSnapshot();
   ASSERT_EQ(agents.size(), 1u);
   EXPECT_EQ(agents[0].labels.at("environment"), "staging");
+}
+
+// A fleet that would send more than --max-heartbeat-rate beats a second is asked for slower
+// ones, never so slow that three outlast the lost deadline; an agent is unknown after missing
+// three of its own beats (or two thirds of the deadline), not three of the fastest.
+TEST_F(EngineTest, ALargeFleetIsAskedForSlowerHeartbeats) {
+  options_.max_heartbeats_per_second = 2;  // floor 500 ms, lost after 3 s: ceiling 1 s
+  openEngine();
+  std::vector<uint32_t> asked;
+  for (const char* cluster : {"a", "b", "c", "d"}) {
+    outbox_.sent.clear();
+    registerAgent(cluster, "staging");
+    ASSERT_EQ(outbox_.sent.size(), 1u);
+    asked.push_back(outbox_.sent[0].heartbeat_ms);
+  }
+  // Fleets of 0, 1, 2 and 3 known agents: 0, 500, 1000, 1500 ms at 2 a second.
+  EXPECT_EQ(asked, (std::vector<uint32_t>{500, 500, 1000, 1000}));
+  auto state = [&](const std::string& cluster) {
+    engine_->tick();
+    for (const auto& a : engine_->agentsSnapshot()) {
+      if (a.cluster == cluster) return a.state;
+    }
+    return AgentState::kLost;
+  };
+  clock_.advance(std::chrono::milliseconds(1600));
+  EXPECT_EQ(state("a"), AgentState::kUnknown);    // three beats of 500 ms missed
+  EXPECT_EQ(state("d"), AgentState::kConnected);  // not yet two of 1 s
+  clock_.advance(std::chrono::milliseconds(500));
+  EXPECT_EQ(state("d"), AgentState::kUnknown);  // two thirds of the 3 s deadline
 }
 
 TEST_F(EngineTest, RegisterUnderAnotherNameIsDropped) {
