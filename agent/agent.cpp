@@ -93,7 +93,7 @@ void wakeLoop() {
 std::optional<ProcessStep> processStep(schema::StageCommand::Reader msg) {
   switch (msg.getStep()) {
     case schema::Step::ROLLBACK:
-      if (msg.getSpec().size() == 0) return std::nullopt;
+      if (!msg.hasProcess()) return std::nullopt;
       return ProcessStep::kRollback;
     case schema::Step::DEPLOY:
       return ProcessStep::kDeploy;
@@ -514,7 +514,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   // be reported unknown, not run.
   FLOTILLA_FAILPOINT("agent.after_record_started_before_spawn");
   if (processStep(msg)) {
-    startProcessStep(key, msg, record);
+    startProcessStep(key, msg, record, std::move(req.env));
     return;
   }
   auto child = driver_.start(req);
@@ -549,12 +549,23 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
 }
 
 void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader msg,
-                             StageRecord record) {
-  ProcessStep step = *processStep(msg);
-  std::string spec = toStd(msg.getSpec());
-  spdlog::info("stage {} started ({} step of the process driver, spec sha256:{})", key.toString(),
-               stepText(msg.getStep()), common::sha256Hex(spec).substr(0, 12));
-  spdlog::debug("stage {} spec: {}", key.toString(), common::loggable(spec, 8192));
+                             StageRecord record, std::map<std::string, std::string> env) {
+  const ProcessStep step = *processStep(msg);
+  // Read and checked here, while the message lives; a bad spec fails the step like any error.
+  common::StatusOr<Spec> spec =
+      msg.hasProcess() ? readSpec(step, msg.getProcess(), options_.cluster)
+                       : common::Status::InvalidArgument("bad spec: the command has none");
+  if (spec.ok() && spec->deployment != key.deployment) {
+    spec = common::Status::InvalidArgument("bad spec: it is for deployment \"" +
+                                           common::loggable(spec->deployment, 80) + "\"");
+  }
+  if (spec.ok()) {
+    auto environment = options_.labels.find("environment");
+    env["FLOTILLA_ENVIRONMENT"] = environment == options_.labels.end() ? "" : environment->second;
+    spec->env = std::move(env);
+    spdlog::info("stage {} started ({} step of the process driver: {} {})", key.toString(),
+                 processStepName(step), spec->service, spec->version);
+  }
   Running run;
   run.record = std::move(record);
   run.started = Clock::now();
@@ -565,7 +576,7 @@ void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader m
   run.work = std::make_shared<Work>();
   std::shared_ptr<Work> work = run.work;
   ProcessDriver* driver = &process_driver_;
-  work->thread = std::thread([work, driver, step, spec] {
+  work->thread = std::thread([work, driver, step, spec = std::move(spec)] {
     auto sink = [&work](const std::string& line) {
       {
         std::lock_guard<std::mutex> lock(work->mu);
@@ -580,7 +591,12 @@ void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader m
       }
       wakeLoop();
     };
-    work->report = driver->run(step, spec, work->cancel, sink, alerts);
+    if (spec.ok()) {
+      work->report = driver->run(step, *spec, work->cancel, sink, alerts);
+    } else {
+      work->report = StepReport{Outcome::kFailed, spec.status().message()};
+      sink(std::string(processStepName(step)) + " failed: " + spec.status().message());
+    }
     work->done = true;
     wakeLoop();
   });

@@ -112,7 +112,8 @@ class Agent {
   bool pollScript(const StageKey& key, Running& run, Clock::time_point now);
   bool pollWork(const StageKey& key, Running& run, Clock::time_point now);
   void keepLines(Running& run, std::vector<std::string>& lines);
-  void startProcessStep(const StageKey& key, schema::StageCommand::Reader msg, StageRecord record);
+  void startProcessStep(const StageKey& key, schema::StageCommand::Reader msg, StageRecord record,
+                        std::map<std::string, std::string> env);
   void finish(Running& run, Outcome outcome, int exit_code, const std::string& message);
   void send(capnp::MessageBuilder& message);
   bool acceptEpoch(uint64_t epoch, const char* what);

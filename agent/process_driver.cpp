@@ -36,10 +36,13 @@
 #include "agent/haproxy.hpp"
 #include "agent/prometheus.hpp"
 #include "common/http_client.hpp"
+#include "common/plan.hpp"
+#include "common/strings.hpp"
 
 namespace flotilla::agent {
 
 using common::httpGet;
+using common::replaceAll;
 using common::Status;
 using common::StatusOr;
 using nlohmann::json;
@@ -65,290 +68,10 @@ constexpr auto kMinAlertSlice = 1s;
 constexpr auto kMaxAlertSlice = 30s;
 // A Prometheus query may take longer than a health check's timeout allows.
 constexpr auto kMinQueryTimeout = 2s;
-constexpr int kMaxReplicas = 256;          // HAProxy slots are the real bound
 constexpr int kMaxServerWeight = 256;      // HAProxy's limit
 constexpr double kWeightPerPercent = 2.5;  // 100% on one server = 250, under the limit
 constexpr char kLoopback[] = "127.0.0.1";
 constexpr size_t kLogTailLines = 5;
-
-// ---------------------------------------------------------------------------------------------
-// The spec
-
-struct ProcessSpec {
-  std::string command;
-  int replicas = 1;
-  int port_min = 0;
-  int port_max = 0;
-  std::string health_path;              // readiness after a start
-  std::optional<Millis> start_timeout;  // extension: overrides the computed readiness deadline
-};
-
-struct TrafficSpec {
-  std::string socket;  // {cluster} already substituted
-  std::string backend;
-  bool operator==(const TrafficSpec& o) const { return socket == o.socket && backend == o.backend; }
-};
-
-struct HealthSpec {
-  std::string path = "/health";
-  Millis interval{2000};
-  Millis timeout{1000};
-  int failure_threshold = 3;
-};
-
-struct MetricsSpec {
-  AnalysisConfig config;
-  bool wait_when_inconclusive = true;
-  std::optional<PrometheusSource> prometheus;  // absent: scrape the replicas' /metrics
-};
-
-// "strategy": {"type": "rolling", ...}: the bounds of a rolling update (and of its rollback).
-struct RollingSpec {
-  int max_unavailable = 1;  // serving replicas may drop to `replicas - max_unavailable`
-  int max_surge = 1;        // running replicas may rise to `replicas + max_surge`
-};
-
-struct Spec {
-  std::string service;
-  std::string version;
-  std::string previous_version;
-  std::string cluster;
-  std::string deployment;
-  std::optional<ProcessSpec> process;
-  std::optional<TrafficSpec> traffic;
-  HealthSpec health;
-  std::optional<MetricsSpec> metrics;
-  std::optional<AlertConfig> alerts;
-  std::optional<RollingSpec> rolling;  // always set for a roll step (the defaults when absent)
-  int weight = -1;
-  Millis duration{0};
-};
-
-bool matches(const std::string& s, const char* pattern) {
-  return std::regex_match(s, std::regex(pattern));
-}
-
-// Versions and cluster names are pasted into a shell command line and file names: only
-// characters that mean nothing to the shell or the file system get through.
-constexpr char kServicePattern[] = "^[a-z0-9][a-z0-9-]{0,62}$";
-constexpr char kVersionPattern[] = "^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$";
-constexpr char kClusterPattern[] = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$";
-constexpr char kPathPattern[] = "^/[!-~]{0,255}$";  // printable, no space: it goes into a URL
-
-// Reads the spec, collecting every problem instead of stopping at the first.
-class SpecReader {
- public:
-  std::string str(const json& obj, const char* key, const std::string& where, bool required,
-                  const std::string& fallback = "") {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) {
-      if (required) problems_.push_back(where + key + " is missing");
-      return fallback;
-    }
-    if (!it->is_string()) {
-      problems_.push_back(where + key + " must be a string");
-      return fallback;
-    }
-    return it->get<std::string>();
-  }
-  int64_t integer(const json& obj, const char* key, const std::string& where, int64_t min,
-                  int64_t max, std::optional<int64_t> fallback) {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) {
-      if (!fallback) problems_.push_back(where + key + " is missing");
-      return fallback.value_or(min);
-    }
-    if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max) {
-      problems_.push_back(where + key + " must be an integer in " + std::to_string(min) + ".." +
-                          std::to_string(max));
-      return fallback.value_or(min);
-    }
-    return it->get<int64_t>();
-  }
-  double number(const json& obj, const char* key, const std::string& where, double min,
-                double fallback) {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) return fallback;
-    if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < min) {
-      problems_.push_back(where + key + " must be a number >= " + std::to_string(min));
-      return fallback;
-    }
-    return it->get<double>();
-  }
-  const json* object(const json& obj, const char* key, const std::string& where) {
-    auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) return nullptr;
-    if (!it->is_object()) {
-      problems_.push_back(where + key + " must be an object or null");
-      return nullptr;
-    }
-    return &*it;
-  }
-  void check(bool ok, const std::string& problem) {
-    if (!ok) problems_.push_back(problem);
-  }
-  Status status() const {
-    if (problems_.empty()) return Status::Ok();
-    std::string msg = "bad spec: ";
-    for (size_t i = 0; i < problems_.size(); ++i) msg += (i ? "; " : "") + problems_[i];
-    return Status::InvalidArgument(msg);
-  }
-
- private:
-  std::vector<std::string> problems_;
-};
-
-std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
-  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
-    s.replace(pos, from.size(), to);
-  }
-  return s;
-}
-
-StatusOr<Spec> parseSpec(ProcessStep step, const std::string& text,
-                         const std::string& default_cluster) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    return Status::InvalidArgument("bad spec: not a JSON object");
-  }
-  SpecReader r;
-  Spec spec;
-  spec.service = r.str(doc, "service", "", true);
-  r.check(spec.service.empty() || matches(spec.service, kServicePattern),
-          "service must match [a-z0-9][a-z0-9-]{0,62}");
-  spec.version = r.str(doc, "version", "", true);
-  r.check(spec.version.empty() || matches(spec.version, kVersionPattern),
-          "version must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
-  spec.previous_version = r.str(doc, "previous_version", "", false);
-  r.check(spec.previous_version.empty() || matches(spec.previous_version, kVersionPattern),
-          "previous_version must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
-  spec.cluster = r.str(doc, "cluster", "", false, default_cluster);
-  r.check(matches(spec.cluster, kClusterPattern), "cluster must be 1..63 of [A-Za-z0-9._-]");
-  spec.deployment = r.str(doc, "deployment", "", false);
-
-  if (const json* p = r.object(doc, "process", "")) {
-    ProcessSpec ps;
-    ps.command = r.str(*p, "command", "process.", true);
-    r.check(!ps.command.empty() || p->find("command") == p->end(),
-            "process.command must not be empty");
-    ps.replicas = static_cast<int>(r.integer(*p, "replicas", "process.", 1, kMaxReplicas, 1));
-    ps.port_min = static_cast<int>(r.integer(*p, "port_min", "process.", 1, 65535, std::nullopt));
-    ps.port_max = static_cast<int>(r.integer(*p, "port_max", "process.", 1, 65535, std::nullopt));
-    r.check(ps.port_min <= ps.port_max, "process.port_min must not be above process.port_max");
-    ps.health_path = r.str(*p, "health_path", "process.", false);
-    r.check(ps.health_path.empty() || matches(ps.health_path, kPathPattern),
-            "process.health_path must start with '/' and hold no space or control character");
-    if (p->contains("start_timeout_ms")) {
-      ps.start_timeout =
-          Millis(r.integer(*p, "start_timeout_ms", "process.", 100, 3'600'000, 30'000));
-    }
-    spec.process = ps;
-  } else if (step == ProcessStep::kDeploy || step == ProcessStep::kRoll) {
-    r.check(false, "process is missing");
-  }
-
-  if (const json* t = r.object(doc, "traffic", "")) {
-    if (const json* h = r.object(*t, "haproxy", "traffic.")) {
-      TrafficSpec ts;
-      ts.socket =
-          replaceAll(r.str(*h, "socket", "traffic.haproxy.", true), "{cluster}", spec.cluster);
-      ts.backend = r.str(*h, "backend", "traffic.haproxy.", true);
-      spec.traffic = ts;
-    }
-  }
-
-  if (const json* h = r.object(doc, "health", "")) {
-    spec.health.path = r.str(*h, "path", "health.", false, spec.health.path);
-    spec.health.interval = Millis(
-        r.integer(*h, "interval_ms", "health.", 10, 3'600'000, spec.health.interval.count()));
-    spec.health.timeout =
-        Millis(r.integer(*h, "timeout_ms", "health.", 1, 600'000, spec.health.timeout.count()));
-    spec.health.failure_threshold = static_cast<int>(
-        r.integer(*h, "failure_threshold", "health.", 0, 1000, spec.health.failure_threshold));
-  } else if (spec.process && !spec.process->health_path.empty()) {
-    spec.health.path = spec.process->health_path;
-  }
-  r.check(matches(spec.health.path, kPathPattern),
-          "health.path must start with '/' and hold no space or control character");
-  if (spec.process && spec.process->health_path.empty()) {
-    spec.process->health_path = spec.health.path;
-  }
-
-  if (const json* m = r.object(doc, "metrics", "")) {
-    MetricsSpec ms;
-    ms.config.error_rate_increase =
-        r.number(*m, "error_rate_increase", "metrics.", 0, ms.config.error_rate_increase);
-    ms.config.latency_p95_ratio =
-        r.number(*m, "latency_p95_ratio", "metrics.", 0, ms.config.latency_p95_ratio);
-    ms.config.min_error_rate =
-        r.number(*m, "min_error_rate", "metrics.", 0, ms.config.min_error_rate);
-    ms.config.min_requests =
-        static_cast<uint64_t>(r.integer(*m, "min_requests", "metrics.", 0, 1'000'000'000,
-                                        static_cast<int64_t>(ms.config.min_requests)));
-    const std::string inconclusive = r.str(*m, "inconclusive", "metrics.", false, "wait");
-    r.check(inconclusive == "wait" || inconclusive == "fail",
-            "metrics.inconclusive must be \"wait\" or \"fail\"");
-    ms.wait_when_inconclusive = inconclusive != "fail";
-    const std::string source = r.str(*m, "source", "metrics.", false, "scrape");
-    r.check(source == "scrape" || source == "prometheus",
-            "metrics.source must be \"scrape\" or \"prometheus\"");
-    if (source == "prometheus") {
-      PrometheusSource ps;
-      ps.url = r.str(*m, "prometheus", "metrics.", true);
-      r.check(ps.url.rfind("http://", 0) == 0 || ps.url.rfind("https://", 0) == 0,
-              "metrics.prometheus must be an http(s) URL");
-      if (const json* q = r.object(*m, "queries", "metrics.")) {
-        ps.request_rate = r.str(*q, "request_rate", "metrics.queries.", true);
-        ps.error_rate = r.str(*q, "error_rate", "metrics.queries.", true);
-        ps.latency_p95 = r.str(*q, "latency_p95", "metrics.queries.", true);
-      } else {
-        r.check(false, "metrics.queries is missing");
-      }
-      ms.prometheus = ps;
-    }
-    spec.metrics = ms;
-  }
-
-  if (const json* a = r.object(doc, "alerts", "")) {
-    AlertConfig ac;
-    ac.error_rate = r.number(*a, "error_rate", "alerts.", 0, ac.error_rate);
-    ac.latency_p95_ratio = r.number(*a, "latency_p95_ratio", "alerts.", 0, ac.latency_p95_ratio);
-    ac.cpu = r.number(*a, "cpu", "alerts.", 0, ac.cpu);
-    ac.memory = r.number(*a, "memory", "alerts.", 0, ac.memory);
-    spec.alerts = ac;
-  }
-
-  // The strategy matters to a roll, and to a rollback that goes back the way a roll came. Other
-  // steps ignore strategies that are not rolling (the coordinator's business), in any form.
-  auto strategy = doc.find("strategy");
-  if (step == ProcessStep::kRoll || (strategy != doc.end() && strategy->is_object())) {
-    if (const json* st = r.object(doc, "strategy", "")) {
-      const std::string type = r.str(*st, "type", "strategy.", step == ProcessStep::kRoll);
-      if (type == "rolling") {
-        RollingSpec rs;
-        rs.max_unavailable = static_cast<int>(
-            r.integer(*st, "max_unavailable", "strategy.", 0, kMaxReplicas, rs.max_unavailable));
-        rs.max_surge = static_cast<int>(
-            r.integer(*st, "max_surge", "strategy.", 0, kMaxReplicas, rs.max_surge));
-        r.check(rs.max_unavailable > 0 || rs.max_surge > 0,
-                "strategy.max_unavailable and strategy.max_surge must not both be 0");
-        spec.rolling = rs;
-      } else if (step == ProcessStep::kRoll && !type.empty()) {
-        r.check(false, "strategy.type must be \"rolling\" for a roll step");
-      }
-    }
-    if (step == ProcessStep::kRoll && !spec.rolling) spec.rolling = RollingSpec{};
-  }
-  if (step == ProcessStep::kShift) {
-    spec.weight = static_cast<int>(r.integer(doc, "weight", "", 0, 100, std::nullopt));
-  }
-  if (step == ProcessStep::kAnalyze || step == ProcessStep::kBake) {
-    spec.duration =
-        Millis(r.integer(doc, "duration_ms", "", 1, 7 * 24 * 3'600'000LL, std::nullopt));
-  }
-  if (Status s = r.status(); !s.ok()) return s;
-  return spec;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The service record
@@ -784,12 +507,18 @@ class ServiceOps {
 
     ShellLaunch launch;
     launch.command = command;
-    launch.env = {{"FLOTILLA_SERVICE", service_},
-                  {"FLOTILLA_VERSION", version},
-                  {"FLOTILLA_PREVIOUS_VERSION", spec.previous_version},
-                  {"FLOTILLA_CLUSTER", spec.cluster},
-                  {"FLOTILLA_DEPLOYMENT", spec.deployment},
-                  {"FLOTILLA_PORT", std::to_string(port)}};
+    // The command's variables, then what is this replica's own (a rollback starts the previous
+    // version: its FLOTILLA_VERSION is that one).
+    launch.env = spec.env;
+    for (const auto& [key, value] :
+         std::map<std::string, std::string>{{"FLOTILLA_SERVICE", service_},
+                                            {"FLOTILLA_VERSION", version},
+                                            {"FLOTILLA_PREVIOUS_VERSION", spec.previous_version},
+                                            {"FLOTILLA_CLUSTER", spec.cluster},
+                                            {"FLOTILLA_DEPLOYMENT", spec.deployment},
+                                            {"FLOTILLA_PORT", std::to_string(port)}}) {
+      launch.env[key] = value;
+    }
     launch.output_path = log_path;
     // Its own session, so the agent's terminal and process group signals never reach it.
     launch.new_session = true;
@@ -2254,41 +1983,16 @@ class StepRunner {
   std::set<std::string> alerted_;  // rules already raised in this step
 };
 
-const char* stepName(ProcessStep step) {
-  switch (step) {
-    case ProcessStep::kDeploy:
-      return "deploy";
-    case ProcessStep::kShift:
-      return "shift";
-    case ProcessStep::kAnalyze:
-      return "analyze";
-    case ProcessStep::kBake:
-      return "bake";
-    case ProcessStep::kFinalize:
-      return "finalize";
-    case ProcessStep::kRollback:
-      return "rollback";
-    case ProcessStep::kRoll:
-      return "roll";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster, LaunchPolicy launch)
     : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)), launch_(std::move(launch)) {}
 
-StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
-                              const std::atomic<bool>& cancel, const LineSink& log,
-                              const AlertSink& alerts) {
+StepReport ProcessDriver::run(ProcessStep step, const Spec& given, const std::atomic<bool>& cancel,
+                              const LineSink& log, const AlertSink& alerts) {
   StepReport report;
   try {
-    auto spec = parseSpec(step, spec_json, cluster_);
-    if (!spec.ok()) {
-      report.message = spec.status().message();
-      return report;
-    }
+    const Spec* spec = &given;
     std::unique_lock lock(serviceMutex(state_dir_, spec->service), std::defer_lock);
     // Another step of the same service still running (an abort racing a retry) is waited for,
     // but never past our own cancel.
@@ -2333,7 +2037,7 @@ StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
     }
     if (ops.aborted()) {
       report.outcome = Outcome::kAborted;
-      report.message = std::string(stepName(step)) + " of " + spec->version + " cancelled";
+      report.message = std::string(processStepName(step)) + " of " + spec->version + " cancelled";
     } else if (s.ok()) {
       report.outcome = Outcome::kSucceeded;
       report.message = message;
@@ -2343,13 +2047,14 @@ StepReport ProcessDriver::run(ProcessStep step, const std::string& spec_json,
     }
   } catch (const std::exception& e) {
     report.outcome = Outcome::kFailed;
-    report.message = std::string(stepName(step)) + ": internal error: " + e.what();
+    report.message = std::string(processStepName(step)) + ": internal error: " + e.what();
   } catch (...) {
     report.outcome = Outcome::kFailed;
-    report.message = std::string(stepName(step)) + ": internal error";
+    report.message = std::string(processStepName(step)) + ": internal error";
   }
   if (log)
-    log(std::string(stepName(step)) + " " + outcomeName(report.outcome) + ": " + report.message);
+    log(std::string(processStepName(step)) + " " + outcomeName(report.outcome) + ": " +
+        report.message);
   return report;
 }
 
@@ -2363,7 +2068,7 @@ common::Status ProcessDriver::recover(const LineSink& log) {
     if (!fs::exists(dir)) return Status::Ok();
     for (const auto& entry : fs::directory_iterator(dir)) {
       const fs::path& p = entry.path();
-      if (p.extension() == ".json" && matches(p.stem().string(), kServicePattern)) {
+      if (p.extension() == ".json" && common::isValidName(p.stem().string())) {
         services.push_back(p.stem().string());
       }
     }

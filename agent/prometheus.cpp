@@ -6,21 +6,16 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http_client.hpp"
+#include "common/strings.hpp"
 
 namespace flotilla::agent {
 
+using common::replaceAll;
 using common::Status;
 using common::StatusOr;
 using nlohmann::json;
 
 namespace {
-
-std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
-  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
-    s.replace(pos, from.size(), to);
-  }
-  return s;
-}
 
 // Prometheus sends sample values as strings: "0.25", "NaN", "+Inf".
 StatusOr<std::optional<double>> sampleValue(const json& value) {

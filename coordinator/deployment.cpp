@@ -621,65 +621,6 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
   }
 }
 
-// The agent's process driver spec (agent/process_driver.hpp documents it).
-std::string processSpecJson(const Deployment& d, const ClusterProgress& c, size_t wave,
-                            const StepSpec& spec) {
-  const common::Plan& p = d.plan;
-  json traffic = nullptr;
-  if (p.haproxy) {
-    traffic = {{"haproxy", {{"socket", p.haproxy->socket}, {"backend", p.haproxy->backend}}}};
-  }
-  json metrics = nullptr;
-  if (p.health.metrics) {
-    metrics = {{"error_rate_increase", p.health.metrics->error_rate_increase},
-               {"latency_p95_ratio", p.health.metrics->latency_p95_ratio},
-               {"min_requests", p.health.metrics->min_requests},
-               {"inconclusive", p.health.metrics->fail_when_inconclusive ? "fail" : "wait"}};
-    if (p.health.metrics->source == common::MetricsSource::kPrometheus) {
-      metrics["source"] = "prometheus";
-      metrics["prometheus"] = p.health.metrics->prometheus;
-      metrics["queries"] = {{"request_rate", p.health.metrics->queries.request_rate},
-                            {"error_rate", p.health.metrics->queries.error_rate},
-                            {"latency_p95", p.health.metrics->queries.latency_p95}};
-    }
-  }
-  json alerts = nullptr;
-  if (p.alerts) {
-    // The webhook is the coordinator's business; the agent only measures.
-    alerts = {{"error_rate", p.alerts->error_rate},
-              {"latency_p95_ratio", p.alerts->latency_p95_ratio},
-              {"cpu", p.alerts->cpu},
-              {"memory", p.alerts->memory}};
-  }
-  json out = {{"service", p.service},
-              {"version", p.version},
-              {"previous_version", c.previous_version},
-              {"cluster", c.name},
-              {"process",
-               {{"command", p.process.command},
-                {"replicas", p.process.replicas},
-                {"port_min", p.process.port_min},
-                {"port_max", p.process.port_max},
-                {"health_path", p.process.health_path}}},
-              {"traffic", traffic},
-              {"health",
-               {{"path", p.health.http.path},
-                {"interval_ms", p.health.http.interval.count()},
-                {"timeout_ms", p.health.http.timeout.count()},
-                {"failure_threshold", p.health.http.failure_threshold}}},
-              {"metrics", metrics},
-              {"alerts", alerts},
-              {"weight", spec.weight},
-              {"duration_ms", spec.duration.count()}};
-  const common::Strategy& strategy = p.strategyFor(wave);
-  if (strategy.kind == common::StrategyKind::kRolling) {
-    out["strategy"] = {{"type", "rolling"},
-                       {"max_unavailable", strategy.max_unavailable},
-                       {"max_surge", strategy.max_surge}};
-  }
-  return out.dump();
-}
-
 }  // namespace
 
 Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
@@ -704,7 +645,8 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
     // Analysis may watch up to four windows (three more when inconclusive).
     out.timeout_ms = static_cast<uint64_t>(
         std::max<int64_t>(d.plan.steps.timeout.count(), 4 * spec.duration.count() + 60000));
-    out.spec = processSpecJson(d, c, wave, spec);
+    out.process =
+        ProcessStepParams{d.id, c.name, c.previous_version, wave, spec.weight, spec.duration};
   }
   out.env = {
       {"FLOTILLA_SERVICE", d.plan.service},

@@ -21,6 +21,7 @@
 #include "common/status.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/actor.hpp"
+#include "coordinator/process_spec.hpp"
 #include "coordinator/registry.hpp"
 
 namespace flotilla::coordinator {
@@ -202,7 +203,9 @@ struct Dispatch {
   std::string command;
   uint64_t timeout_ms = 0;
   std::map<std::string, std::string> env;
-  std::string spec;  // process driver: JSON for the agent (agent/process_driver.hpp)
+  // Process driver: the step's parameters; the spec is built from the plan as the command goes
+  // out (coordinator/process_spec.hpp).
+  std::optional<ProcessStepParams> process;
 };
 
 struct AbortRequest {

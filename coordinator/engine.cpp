@@ -268,7 +268,7 @@ void Engine::reconcileAgent(const std::string& cluster,
       // The agent answers an abort for a stage it never ran with "aborted", so this always ends.
       sendAbort(cluster, id, c->stageId(), c->attempt, "deployment stopped");
     } else if (!running) {
-      sendCommand(id, makeDispatch(d, *c));  // it never got it, or lost it: the agent dedupes
+      sendCommand(d, makeDispatch(d, *c));  // it never got it, or lost it: the agent dedupes
     }
   }
 }
@@ -667,13 +667,14 @@ Status Engine::commitAndRemember(Deployment& d, const Effects& fx) {
 void Engine::deliver(const Deployment& d, const Effects& fx) {
   for (const auto& a : fx.aborts) sendAbort(a.cluster, d.id, a.stage_id, a.attempt, a.reason);
   for (const auto& dispatch : fx.dispatches) {
-    sendCommand(d.id, dispatch);
+    sendCommand(d, dispatch);
     // Crash test: one rollback command is handed to the outbox, the rest of the rollback is not.
     if (dispatch.step == StepKind::kRollback) FLOTILLA_FAILPOINT("coordinator.mid_rollback");
   }
 }
 
-void Engine::sendCommand(const std::string& deployment_id, const Dispatch& dispatch) {
+void Engine::sendCommand(const Deployment& d, const Dispatch& dispatch) {
+  const std::string& deployment_id = d.id;
   capnp::MallocMessageBuilder message;
   auto cmd = message.initRoot<schema::Envelope>().initStageCommand();
   auto ref = cmd.initRef();
@@ -685,7 +686,7 @@ void Engine::sendCommand(const std::string& deployment_id, const Dispatch& dispa
   cmd.setStep(toWire(dispatch.step));
   cmd.setCommand(dispatch.command);
   cmd.setTimeoutMs(dispatch.timeout_ms);
-  cmd.setSpec(dispatch.spec);
+  if (dispatch.process) buildProcessSpec(cmd.initProcess(), d.plan, *dispatch.process);
   auto list = cmd.initEnv(static_cast<unsigned>(dispatch.env.size()));
   unsigned i = 0;
   for (const auto& [k, v] : dispatch.env) {

@@ -128,7 +128,7 @@ class Engine {
   common::Status transition(const std::string& id, const Mutation& fn);
   void applyQueuedResults(const std::string& id);
   void deliver(const Deployment& d, const Effects& fx);
-  void sendCommand(const std::string& deployment_id, const Dispatch& dispatch);
+  void sendCommand(const Deployment& d, const Dispatch& dispatch);
   void sendAbort(const std::string& cluster, const std::string& deployment_id,
                  const std::string& stage_id, uint32_t attempt, const std::string& reason);
   void sendReregister(const std::string& connection);

@@ -98,9 +98,72 @@ struct StageCommand {
   step @2 :Step;
   command @3 :Text;       # script driver: run with /bin/sh -c
   timeoutMs @4 :UInt64;
-  env @5 :List(Label);    # FLOTILLA_* variables chosen by the coordinator
-  spec @6 :Text;          # process driver: JSON of the service spec and the step's
-                          # parameters (see agent/process_driver.hpp)
+  env @5 :List(Label);    # FLOTILLA_* variables chosen by the coordinator (both drivers: the
+                          # process driver gives them to the replicas it starts)
+  unusedSpecJson @6 :Text;  # never set: the process spec travelled here as JSON before `process`
+  process @7 :ProcessSpec;  # process driver: the service and this step's parameters
+}
+
+# The process driver's service spec and one step's parameters: built by the coordinator from
+# the plan (coordinator/process_spec.cpp), checked and read by the agent (agent/process/spec.cpp).
+# Not sent, on purpose: the script steps, waves, approvals and rollback scope (the
+# coordinator's), the alerts' webhook, timeout and attempts (the coordinator posts alerts), and
+# canary / blue-green steps and pauses (each arrives as its own shift / analyze step).
+struct ProcessSpec {
+  service @0 :Text;
+  version @1 :Text;          # the version this deployment brings
+  previousVersion @2 :Text;  # what the cluster ran before it ("" = nothing known)
+  cluster @3 :Text;
+  deployment @4 :Text;       # the deployment id (FLOTILLA_DEPLOYMENT of the replicas)
+  process @5 :Process;       # the plan's `process`: required by deploy and roll
+  traffic @6 :Traffic;       # the plan's `traffic`; absent: no load balancer
+  health @7 :Health;         # the plan's `health.http`
+  metrics @8 :Metrics;       # the plan's `health.metrics`; absent: no analysis
+  alerts @9 :Alerts;         # the plan's `alerts` thresholds; absent: none
+  rolling @10 :Rolling;      # the wave's strategy when it is `rolling`; absent otherwise
+  weight @11 :UInt32;        # shift: percent of traffic for the new set (0..100)
+  durationMs @12 :UInt64;    # analyze / bake: how long to watch
+
+  struct Process {
+    command @0 :Text;        # with {version}, {port} and {cluster} placeholders
+    replicas @1 :UInt32;
+    portMin @2 :UInt32;
+    portMax @3 :UInt32;
+    healthPath @4 :Text;     # readiness after a start
+  }
+  struct Traffic {
+    haproxySocket @0 :Text;   # runtime API socket; may hold {cluster}
+    haproxyBackend @1 :Text;
+  }
+  struct Health {
+    path @0 :Text;
+    intervalMs @1 :UInt64;
+    timeoutMs @2 :UInt64;
+    failureThreshold @3 :UInt32;  # this many failures in a row are tolerated; one more fails
+  }
+  struct Metrics {
+    errorRateIncrease @0 :Float64;  # relative to the stable set
+    latencyP95Ratio @1 :Float64;
+    minRequests @2 :UInt64;         # per set and window; fewer is inconclusive
+    failWhenInconclusive @3 :Bool;  # false: keep watching (up to 3 more windows)
+    prometheus @4 :Prometheus;      # absent: scrape the replicas' /metrics
+  }
+  struct Prometheus {
+    url @0 :Text;
+    requestRate @1 :Text;  # PromQL with {instances}, {window}, {version} (agent/prometheus.hpp)
+    errorRate @2 :Text;
+    latencyP95 @3 :Text;
+  }
+  struct Alerts {
+    errorRate @0 :Float64;
+    latencyP95Ratio @1 :Float64;
+    cpu @2 :Float64;
+    memory @3 :Float64;
+  }
+  struct Rolling {
+    maxUnavailable @0 :UInt32;
+    maxSurge @1 :UInt32;
+  }
 }
 
 # agent -> coordinator: output lines of a running step (bounded, batched).

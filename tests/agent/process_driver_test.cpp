@@ -2,6 +2,7 @@
 // of them (its runtime API on a stats socket), real traffic through it with libcurl.
 #include "agent/process_driver.hpp"
 
+#include <capnp/message.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -37,7 +38,9 @@
 
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/process/spec.hpp"
 #include "common/http_client.hpp"
+#include "coordinator/process_spec.hpp"
 
 namespace flotilla::agent {
 namespace {
@@ -416,37 +419,49 @@ class ProcessDriverTest : public ::testing::Test {
            " $(test {version} = 2.0.0-fading && echo --health-fail-after 800ms)";
   }
 
-  json spec(const std::string& version, const std::string& previous = "") const {
-    return {{"service", "checkout"},
-            {"version", version},
-            {"previous_version", previous},
-            {"cluster", "test"},
-            {"deployment", "d-1"},
-            {"process",
-             {{"command", commandTemplate()},
-              {"replicas", 2},
-              {"port_min", port_min_},
-              {"port_max", port_max_},
-              {"health_path", "/health"},
-              {"start_timeout_ms", 10000}}},
-            {"traffic", {{"haproxy", {{"socket", socket_path_}, {"backend", kBackend}}}}},
-            {"health",
-             {{"path", "/health"},
-              {"interval_ms", 100},
-              {"timeout_ms", 500},
-              {"failure_threshold", 3}}},
-            {"metrics",
-             {{"error_rate_increase", 0.5},
-              {"latency_p95_ratio", 2.0},
-              {"min_requests", 20},
-              {"inconclusive", "wait"}}}};
+  // A step's spec as the coordinator builds it from this plan (coordinator/process_spec.cpp):
+  // run() sends it through the wire form and the agent's checks (agent/process/spec.cpp).
+  struct TestSpec {
+    common::Plan plan;
+    coordinator::ProcessStepParams step;
+    std::optional<std::chrono::milliseconds> start_timeout = 10s;  // not on the wire
+  };
+
+  TestSpec spec(const std::string& version, const std::string& previous = "") const {
+    TestSpec s;
+    s.plan.service = "checkout";
+    s.plan.version = version;
+    s.plan.driver = common::DriverKind::kProcess;
+    s.plan.process.command = commandTemplate();
+    s.plan.process.replicas = 2;
+    s.plan.process.port_min = static_cast<uint32_t>(port_min_);
+    s.plan.process.port_max = static_cast<uint32_t>(port_max_);
+    s.plan.process.health_path = "/health";
+    s.plan.haproxy = common::HaproxyTraffic{socket_path_, kBackend};
+    s.plan.health.http.path = "/health";
+    s.plan.health.http.interval = 100ms;
+    s.plan.health.http.timeout = 500ms;
+    s.plan.health.http.failure_threshold = 3;
+    s.plan.health.metrics = common::MetricsAnalysis{};  // 0.5, 2.0, 20 requests, wait
+    common::Wave wave;
+    wave.name = "all";
+    s.plan.waves = {wave};
+    s.step = {"d-1", "test", previous, 0, 100, 0ms};
+    return s;
   }
 
-  StepReport run(ProcessStep step, const json& spec, ProcessDriver* driver = nullptr,
+  // Through the wire and the agent's checks, as a command would bring it.
+  StepReport run(ProcessStep step, const TestSpec& s, ProcessDriver* driver = nullptr,
                  const std::atomic<bool>* cancel = nullptr) {
     static const std::atomic<bool> never{false};
-    return (driver ? driver : driver_.get())
-        ->run(step, spec.dump(), cancel ? *cancel : never, sink());
+    capnp::MallocMessageBuilder message;
+    auto wire = message.initRoot<schema::ProcessSpec>();
+    coordinator::buildProcessSpec(wire, s.plan, s.step);
+    auto read = readSpec(step, wire.asReader(), "test");
+    if (!read.ok()) return StepReport{Outcome::kFailed, read.status().message()};
+    if (read->process) read->process->start_timeout = s.start_timeout;
+    read->env = {{"FLOTILLA_WAVE", "all"}, {"FLOTILLA_WEIGHT", std::to_string(s.step.weight)}};
+    return (driver ? driver : driver_.get())->run(step, *read, cancel ? *cancel : never, sink());
   }
 
   LineSink sink() {
@@ -535,20 +550,21 @@ class ProcessDriverTest : public ::testing::Test {
   }
 
   // A roll step's spec: `replicas` replicas, the rolling strategy's bounds.
-  json rollSpec(const std::string& version, const std::string& previous, int replicas,
-                int max_unavailable, int max_surge) const {
-    json s = spec(version, previous);
-    s["process"]["replicas"] = replicas;
-    s["strategy"] = {
-        {"type", "rolling"}, {"max_unavailable", max_unavailable}, {"max_surge", max_surge}};
+  TestSpec rollSpec(const std::string& version, const std::string& previous, int replicas,
+                    int max_unavailable, int max_surge) const {
+    TestSpec s = spec(version, previous);
+    s.plan.process.replicas = static_cast<uint32_t>(replicas);
+    s.plan.strategy.kind = common::StrategyKind::kRolling;
+    s.plan.strategy.max_unavailable = static_cast<uint32_t>(max_unavailable);
+    s.plan.strategy.max_surge = static_cast<uint32_t>(max_surge);
     return s;
   }
 
   // 1.0.0 serving all traffic as the stable set, as after a first rollout.
   void installStable(const std::string& version, int replicas = 2, bool traffic = true) {
-    json s = spec(version);
-    s["process"]["replicas"] = replicas;
-    if (!traffic) s["traffic"] = nullptr;
+    TestSpec s = spec(version);
+    s.plan.process.replicas = static_cast<uint32_t>(replicas);
+    if (!traffic) s.plan.haproxy.reset();
     auto r = run(ProcessStep::kDeploy, s);
     ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
     r = run(ProcessStep::kShift, withWeight(s, 100));
@@ -607,16 +623,28 @@ class ProcessDriverTest : public ::testing::Test {
     return false;
   }
 
+  // A process' environment, from /proc/PID/environ.
+  static std::map<std::string, std::string> environmentOf(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+    std::map<std::string, std::string> env;
+    std::string entry;
+    while (std::getline(in, entry, '\0')) {
+      const size_t eq = entry.find('=');
+      if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+    return env;
+  }
+
   static double secondsSince(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
   }
 
-  static json withWeight(json s, int weight) {
-    s["weight"] = weight;
+  static TestSpec withWeight(TestSpec s, int weight) {
+    s.step.weight = static_cast<uint32_t>(weight);
     return s;
   }
-  static json withDuration(json s, int ms) {
-    s["duration_ms"] = ms;
+  static TestSpec withDuration(TestSpec s, int ms) {
+    s.step.duration = std::chrono::milliseconds(ms);
     return s;
   }
 
@@ -639,6 +667,15 @@ TEST_F(ProcessDriverTest, FirstDeployShiftAndFinalizeServeTheVersion) {
   ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
   EXPECT_EQ(recordedVersion("candidate"), "1.0.0");
   EXPECT_EQ(recordedPids("candidate").size(), 2u);
+  // Each replica gets the command's variables under its own version and port (they were
+  // dropped, and FLOTILLA_DEPLOYMENT was always empty).
+  for (pid_t pid : recordedPids("candidate")) {
+    const std::map<std::string, std::string> env = environmentOf(pid);
+    EXPECT_EQ(env.count("FLOTILLA_WAVE") ? env.at("FLOTILLA_WAVE") : "", "all") << pid;
+    EXPECT_EQ(env.count("FLOTILLA_DEPLOYMENT") ? env.at("FLOTILLA_DEPLOYMENT") : "", "d-1");
+    EXPECT_EQ(env.count("FLOTILLA_VERSION") ? env.at("FLOTILLA_VERSION") : "", "1.0.0");
+    EXPECT_EQ(env.count("FLOTILLA_PORT"), 1u);
+  }
   EXPECT_TRUE(logged("weight 0")) << "a new replica enters the backend without traffic";
   EXPECT_EQ(sample(3), (std::map<std::string, int>{{"HTTP 503", 3}}))
       << "weight 0 everywhere: no server takes the request";
@@ -721,8 +758,8 @@ TEST_F(ProcessDriverTest, ErroringCanaryFailsAnalysisAndRollbackRestoresTheStabl
 
 TEST_F(ProcessDriverTest, DeployOfAVersionWhoseHealthFailsFailsAndStopsItsReplicas) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
-  json s = spec("2.0.0-sick", "1.0.0");
-  s["process"]["start_timeout_ms"] = 1500;
+  TestSpec s = spec("2.0.0-sick", "1.0.0");
+  s.start_timeout = 1500ms;
   auto r = run(ProcessStep::kDeploy, s);
   EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
   // A replica that answers "unhealthy" is judged by failure_threshold, not the start allowance.
@@ -737,8 +774,8 @@ TEST_F(ProcessDriverTest, DeployOfAVersionWhoseHealthFailsFailsAndStopsItsReplic
 }
 
 TEST_F(ProcessDriverTest, HealthFailuresDuringAnalysisFailOnTheFourthInARow) {
-  json s = spec("2.0.0-flaky");
-  s.erase("metrics");
+  TestSpec s = spec("2.0.0-flaky");
+  s.plan.health.metrics.reset();
   auto r = run(ProcessStep::kDeploy, s);
   ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
   r = run(ProcessStep::kAnalyze, withDuration(s, 8000));
@@ -806,8 +843,8 @@ TEST_F(ProcessDriverTest, AnUnreadableRecordFailsOnlyItsOwnService) {
   EXPECT_TRUE(restarted.recover(sink()).ok()) << "one bad file must not stop the agent";
   EXPECT_TRUE(logged("cannot read the record of other"));
   EXPECT_TRUE(logged("checkout: re-adopted 2 of 1.0.0 (stable)"));
-  json other = spec("1.0.0");
-  other["service"] = "other";
+  TestSpec other = spec("1.0.0");
+  other.plan.service = "other";
   auto r = run(ProcessStep::kDeploy, other, &restarted);
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_NE(r.message.find("cannot read the record of other"), std::string::npos) << r.message;
@@ -875,8 +912,8 @@ TEST_F(ProcessDriverTest, RepeatedDeployReusesTheRunningCandidateSet) {
 }
 
 TEST_F(ProcessDriverTest, WithoutTrafficConfigReplicasRunAndShiftOnlyRecords) {
-  json s = spec("1.0.0");
-  s["traffic"] = nullptr;
+  TestSpec s = spec("1.0.0");
+  s.plan.haproxy.reset();
   auto r = run(ProcessStep::kDeploy, s);
   ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
   r = run(ProcessStep::kShift, withWeight(s, 100));
@@ -898,15 +935,16 @@ TEST_F(ProcessDriverTest, WithoutTrafficConfigReplicasRunAndShiftOnlyRecords) {
   EXPECT_EQ(servers->size(), static_cast<size_t>(kSlots)) << "HAProxy was not touched";
 }
 
-TEST_F(ProcessDriverTest, BadSpecsAreRefusedWithEveryProblem) {
-  auto r = run(ProcessStep::kDeploy, json{{"service", "Bad Name"}, {"version", "1; rm -rf /"}});
+// What the spec itself must hold is agent/process/spec_test.cpp's; here, what the driver's
+// state refuses, and a bad spec through run() (the agent's path) failing the step.
+TEST_F(ProcessDriverTest, StepsTheStateOrTheSpecDoNotAllowAreRefused) {
+  TestSpec bad = spec("1; rm -rf /");
+  bad.plan.service = "Bad Name";
+  auto r = run(ProcessStep::kDeploy, bad);
   EXPECT_EQ(r.outcome, Outcome::kFailed);
-  EXPECT_NE(r.message.find("service must match"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("service must be"), std::string::npos) << r.message;
   EXPECT_NE(r.message.find("version must be"), std::string::npos) << r.message;
-  EXPECT_NE(r.message.find("process is missing"), std::string::npos) << r.message;
-  r = run(ProcessStep::kShift, spec("1.0.0"));
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
-  EXPECT_NE(r.message.find("weight is missing"), std::string::npos) << r.message;
+  EXPECT_TRUE(startedPids().empty());
   r = run(ProcessStep::kShift, withWeight(spec("1.0.0"), 10));
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_NE(r.message.find("deploy it first"), std::string::npos) << r.message;
@@ -921,7 +959,7 @@ TEST_F(ProcessDriverTest, RollingUpdateKeepsAtLeastReplicasMinusMaxUnavailableSe
   constexpr int kReplicas = 4, kMaxUnavailable = 1, kMaxSurge = 1;
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas));
   const std::vector<pid_t> old_pids = recordedPids("stable");
-  const json roll = rollSpec("2.0.0", "1.0.0", kReplicas, kMaxUnavailable, kMaxSurge);
+  const TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, kMaxUnavailable, kMaxSurge);
 
   TrafficLoop traffic(frontend_port_);
   Sampler serving(haproxyServing());
@@ -1024,7 +1062,7 @@ TEST_F(ProcessDriverTest, RollingUpdateOfAVersionFailingHealthFailsAndRollbackRe
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas));
   // 2.0.0-fading passes its readiness check, then its /health answers 503 after 800 ms: the
   // health checks between rounds catch it while the roll is under way.
-  const json roll = rollSpec("2.0.0-fading", "1.0.0", kReplicas, kMaxUnavailable, kMaxSurge);
+  const TestSpec roll = rollSpec("2.0.0-fading", "1.0.0", kReplicas, kMaxUnavailable, kMaxSurge);
   TrafficLoop traffic(frontend_port_);
   Sampler serving(haproxyServing());
   auto r = run(ProcessStep::kRoll, roll);
@@ -1063,7 +1101,7 @@ TEST_F(ProcessDriverTest, RollingUpdateOfAVersionFailingHealthFailsAndRollbackRe
 TEST_F(ProcessDriverTest, CancelMidRollAbortsWithAConsistentRecordAndRollbackRestoresTheOldSet) {
   constexpr int kReplicas = 4;
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas));
-  const json roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
+  const TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
   TrafficLoop traffic(frontend_port_);
   Sampler serving(haproxyServing());
 
@@ -1120,7 +1158,7 @@ TEST_F(ProcessDriverTest, CancelMidRollAbortsWithAConsistentRecordAndRollbackRes
 TEST_F(ProcessDriverTest, AgentRestartMidRollReadoptsBothVersionsAndTheRollFinishes) {
   constexpr int kReplicas = 4;
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas));
-  const json roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
+  const TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
   TrafficLoop traffic(frontend_port_);
   Sampler serving(haproxyServing());
 
@@ -1169,8 +1207,8 @@ TEST_F(ProcessDriverTest, RollingUpdateWithoutTrafficConfigKeepsTheProcessBounds
   constexpr int kReplicas = 3;
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas, /*traffic=*/false));
   const std::vector<pid_t> old_pids = recordedPids("stable");
-  json roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
-  roll["traffic"] = nullptr;
+  TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
+  roll.plan.haproxy.reset();
   Sampler serving(recordServing());
   auto r = run(ProcessStep::kRoll, roll);
   serving.stop();
@@ -1210,22 +1248,16 @@ TEST_F(ProcessDriverTest, RollFromNothingStartsTheReplicasAndRollbackHasNothingT
 }
 
 TEST_F(ProcessDriverTest, BadRollSpecsAreRefused) {
-  json s = rollSpec("2.0.0", "1.0.0", 2, 0, 0);
+  TestSpec s = rollSpec("2.0.0", "1.0.0", 2, 0, 0);
   auto r = run(ProcessStep::kRoll, s);
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_NE(r.message.find("must not both be 0"), std::string::npos) << r.message;
-  s["strategy"]["max_unavailable"] = -1;
+  s.plan.strategy.max_unavailable = 300;
   r = run(ProcessStep::kRoll, s);
   EXPECT_EQ(r.outcome, Outcome::kFailed);
-  EXPECT_NE(r.message.find("strategy.max_unavailable must be an integer"), std::string::npos)
+  EXPECT_NE(r.message.find("rolling.maxUnavailable must be in 0..256"), std::string::npos)
       << r.message;
-  s["strategy"] = {{"type", "canary"}};
-  r = run(ProcessStep::kRoll, s);
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
-  EXPECT_NE(r.message.find("strategy.type must be \"rolling\""), std::string::npos) << r.message;
-  s.erase("process");
-  r = run(ProcessStep::kRoll, s);
-  EXPECT_NE(r.message.find("process is missing"), std::string::npos) << r.message;
+  EXPECT_TRUE(startedPids("2.0.0").empty());
 
   // A canary under way is finished or rolled back first.
   r = run(ProcessStep::kDeploy, spec("1.0.0"));

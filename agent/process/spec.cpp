@@ -1,0 +1,206 @@
+#include "agent/process/spec.hpp"
+
+#include <cmath>
+#include <regex>
+#include <vector>
+
+#include "common/plan.hpp"
+#include "common/strings.hpp"
+
+namespace flotilla::agent {
+
+using common::Status;
+using common::StatusOr;
+using Millis = std::chrono::milliseconds;
+using common::replaceAll;
+
+const char* processStepName(ProcessStep step) {
+  switch (step) {
+    case ProcessStep::kDeploy:
+      return "deploy";
+    case ProcessStep::kShift:
+      return "shift";
+    case ProcessStep::kAnalyze:
+      return "analyze";
+    case ProcessStep::kBake:
+      return "bake";
+    case ProcessStep::kFinalize:
+      return "finalize";
+    case ProcessStep::kRollback:
+      return "rollback";
+    case ProcessStep::kRoll:
+      return "roll";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Versions and cluster names are pasted into a shell command line and file names: only
+// characters that mean nothing to the shell or the file system get through.
+constexpr char kVersionPattern[] = "^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$";
+constexpr char kClusterPattern[] = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$";
+constexpr char kPathPattern[] = "^/[!-~]{0,255}$";  // printable, no space: it goes into a URL
+constexpr uint64_t kMaxDurationMs = 7 * 24 * 3'600'000ULL;
+
+bool matches(const std::string& s, const char* pattern) {
+  return std::regex_match(s, std::regex(pattern));
+}
+
+// Collects every problem instead of stopping at the first.
+class Problems {
+ public:
+  void check(bool ok, const std::string& problem) {
+    if (!ok) problems_.push_back(problem);
+  }
+  template <typename T>
+  T inRange(T value, T min, T max, const std::string& name) {
+    check(value >= min && value <= max,
+          name + " must be in " + std::to_string(min) + ".." + std::to_string(max));
+    return value;
+  }
+  double share(double value, const std::string& name) {
+    check(std::isfinite(value) && value >= 0, name + " must be a number >= 0");
+    return value;
+  }
+  std::string text(capnp::Text::Reader value, const std::string& name) {
+    std::string out(value.cStr(), value.size());
+    check(!out.empty(), name + " is missing");
+    return out;
+  }
+  Status status() const {
+    if (problems_.empty()) return Status::Ok();
+    std::string msg = "bad spec: ";
+    for (size_t i = 0; i < problems_.size(); ++i) msg += (i ? "; " : "") + problems_[i];
+    return Status::InvalidArgument(msg);
+  }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+std::string str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
+
+void readProcess(schema::ProcessSpec::Process::Reader p, Spec& spec, Problems& r) {
+  ProcessSpec ps;
+  ps.command = r.text(p.getCommand(), "process.command");
+  ps.replicas =
+      static_cast<int>(r.inRange<uint32_t>(p.getReplicas(), 1, kMaxReplicas, "process.replicas"));
+  ps.port_min = static_cast<int>(r.inRange<uint32_t>(p.getPortMin(), 1, 65535, "process.port_min"));
+  ps.port_max = static_cast<int>(r.inRange<uint32_t>(p.getPortMax(), 1, 65535, "process.port_max"));
+  r.check(ps.port_min <= ps.port_max, "process.port_min must not be above process.port_max");
+  ps.health_path = str(p.getHealthPath());
+  r.check(ps.health_path.empty() || matches(ps.health_path, kPathPattern),
+          "process.health_path must start with '/' and hold no space or control character");
+  spec.process = ps;
+}
+
+void readHealth(schema::ProcessSpec::Health::Reader h, Spec& spec, Problems& r) {
+  if (h.hasPath()) spec.health.path = str(h.getPath());
+  spec.health.interval =
+      Millis(r.inRange<uint64_t>(h.getIntervalMs(), 10, 3'600'000, "health.intervalMs"));
+  spec.health.timeout =
+      Millis(r.inRange<uint64_t>(h.getTimeoutMs(), 1, 600'000, "health.timeoutMs"));
+  spec.health.failure_threshold = static_cast<int>(
+      r.inRange<uint32_t>(h.getFailureThreshold(), 0, 1000, "health.failureThreshold"));
+}
+
+void readMetrics(schema::ProcessSpec::Metrics::Reader m, Spec& spec, Problems& r) {
+  MetricsSpec ms;
+  ms.config.error_rate_increase = r.share(m.getErrorRateIncrease(), "metrics.errorRateIncrease");
+  ms.config.latency_p95_ratio = r.share(m.getLatencyP95Ratio(), "metrics.latencyP95Ratio");
+  ms.config.min_requests =
+      r.inRange<uint64_t>(m.getMinRequests(), 0, 1'000'000'000, "metrics.minRequests");
+  ms.wait_when_inconclusive = !m.getFailWhenInconclusive();
+  if (m.hasPrometheus()) {
+    auto q = m.getPrometheus();
+    PrometheusSource ps;
+    ps.url = str(q.getUrl());
+    r.check(ps.url.rfind("http://", 0) == 0 || ps.url.rfind("https://", 0) == 0,
+            "metrics.prometheus.url must be an http(s) URL");
+    ps.request_rate = r.text(q.getRequestRate(), "metrics.prometheus.requestRate");
+    ps.error_rate = r.text(q.getErrorRate(), "metrics.prometheus.errorRate");
+    ps.latency_p95 = r.text(q.getLatencyP95(), "metrics.prometheus.latencyP95");
+    ms.prometheus = ps;
+  }
+  spec.metrics = ms;
+}
+
+void readAlerts(schema::ProcessSpec::Alerts::Reader a, Spec& spec, Problems& r) {
+  AlertConfig ac;
+  ac.error_rate = r.share(a.getErrorRate(), "alerts.errorRate");
+  ac.latency_p95_ratio = r.share(a.getLatencyP95Ratio(), "alerts.latencyP95Ratio");
+  ac.cpu = r.share(a.getCpu(), "alerts.cpu");
+  ac.memory = r.share(a.getMemory(), "alerts.memory");
+  spec.alerts = ac;
+}
+
+void readRolling(schema::ProcessSpec::Rolling::Reader st, Spec& spec, Problems& r) {
+  RollingSpec rs;
+  rs.max_unavailable = static_cast<int>(
+      r.inRange<uint32_t>(st.getMaxUnavailable(), 0, kMaxReplicas, "rolling.maxUnavailable"));
+  rs.max_surge =
+      static_cast<int>(r.inRange<uint32_t>(st.getMaxSurge(), 0, kMaxReplicas, "rolling.maxSurge"));
+  r.check(rs.max_unavailable > 0 || rs.max_surge > 0,
+          "rolling.maxUnavailable and rolling.maxSurge must not both be 0");
+  spec.rolling = rs;
+}
+
+}  // namespace
+
+StatusOr<Spec> readSpec(ProcessStep step, schema::ProcessSpec::Reader wire,
+                        const std::string& default_cluster) {
+  Problems r;
+  Spec spec;
+  spec.service = r.text(wire.getService(), "service");
+  r.check(spec.service.empty() || common::isValidName(spec.service),
+          "service must be 1..63 of [a-z0-9-], not starting or ending with '-'");
+  spec.version = r.text(wire.getVersion(), "version");
+  r.check(spec.version.empty() || matches(spec.version, kVersionPattern),
+          "version must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
+  spec.previous_version = str(wire.getPreviousVersion());
+  r.check(spec.previous_version.empty() || matches(spec.previous_version, kVersionPattern),
+          "previousVersion must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
+  spec.cluster = str(wire.getCluster());
+  if (spec.cluster.empty()) spec.cluster = default_cluster;
+  r.check(matches(spec.cluster, kClusterPattern), "cluster must be 1..63 of [A-Za-z0-9._-]");
+  spec.deployment = str(wire.getDeployment());
+
+  if (wire.hasProcess()) {
+    readProcess(wire.getProcess(), spec, r);
+  } else {
+    r.check(step != ProcessStep::kDeploy && step != ProcessStep::kRoll, "process is missing");
+  }
+  if (wire.hasTraffic()) {
+    auto t = wire.getTraffic();
+    spec.traffic = TrafficSpec{replaceAll(r.text(t.getHaproxySocket(), "traffic.haproxySocket"),
+                                          "{cluster}", spec.cluster),
+                               r.text(t.getHaproxyBackend(), "traffic.haproxyBackend")};
+  }
+  if (wire.hasHealth()) {
+    readHealth(wire.getHealth(), spec, r);
+  } else if (spec.process && !spec.process->health_path.empty()) {
+    spec.health.path = spec.process->health_path;
+  }
+  r.check(matches(spec.health.path, kPathPattern),
+          "health.path must start with '/' and hold no space or control character");
+  if (spec.process && spec.process->health_path.empty()) {
+    spec.process->health_path = spec.health.path;
+  }
+  if (wire.hasMetrics()) readMetrics(wire.getMetrics(), spec, r);
+  if (wire.hasAlerts()) readAlerts(wire.getAlerts(), spec, r);
+  // The bounds matter to a roll, and to a rollback that goes back the way a roll came.
+  if (wire.hasRolling()) readRolling(wire.getRolling(), spec, r);
+  if (step == ProcessStep::kRoll && !spec.rolling) spec.rolling = RollingSpec{};
+  if (step == ProcessStep::kShift) {
+    spec.weight = static_cast<int>(r.inRange<uint32_t>(wire.getWeight(), 0, 100, "weight"));
+  }
+  if (step == ProcessStep::kAnalyze || step == ProcessStep::kBake) {
+    spec.duration =
+        Millis(r.inRange<uint64_t>(wire.getDurationMs(), 1, kMaxDurationMs, "durationMs"));
+  }
+  if (Status s = r.status(); !s.ok()) return s;
+  return spec;
+}
+
+}  // namespace flotilla::agent
