@@ -34,6 +34,7 @@
 #include "agent/analysis.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/process/service_record.hpp"
 #include "agent/prometheus.hpp"
 #include "common/http_client.hpp"
 #include "common/plan.hpp"
@@ -72,177 +73,6 @@ constexpr int kMaxServerWeight = 256;      // HAProxy's limit
 constexpr double kWeightPerPercent = 2.5;  // 100% on one server = 250, under the limit
 constexpr char kLoopback[] = "127.0.0.1";
 constexpr size_t kLogTailLines = 5;
-
-// ---------------------------------------------------------------------------------------------
-// The service record
-
-struct Replica {
-  pid_t pid = 0;
-  uint64_t start_ticks = 0;
-  int port = 0;
-  std::string slot;  // HAProxy server name, empty when not attached
-  int weight = 0;    // the HAProxy weight last set
-};
-
-struct ReplicaSet {
-  std::string version;
-  int share = 0;  // percent of the traffic last given to this set
-  std::vector<Replica> replicas;
-};
-
-// A rolling update in the record. While it is under way (not done) the stable and the
-// candidate set hold the two versions side by side, each replica in its own set; once done it
-// stays, so a rollback knows to go back the same way. A deploy clears it.
-struct RollState {
-  std::string from;  // the version being replaced; empty when nothing ran before
-  std::string to;
-  int replicas = 0;
-  int max_unavailable = 1;
-  int max_surge = 1;
-  int weight = 0;  // the HAProxy weight of every serving replica, old and new alike
-  bool done = false;
-};
-
-struct ServiceRecord {
-  std::string service;
-  std::string deployment;
-  std::string previous_version;  // what the stable set replaced at the last finalize or roll
-  std::optional<TrafficSpec> traffic;
-  std::optional<ReplicaSet> stable;
-  std::optional<ReplicaSet> candidate;
-  std::optional<RollState> rolling;
-};
-
-json toJson(const ReplicaSet& set) {
-  json replicas = json::array();
-  for (const Replica& r : set.replicas) {
-    replicas.push_back({{"pid", r.pid},
-                        {"start_ticks", r.start_ticks},
-                        {"port", r.port},
-                        {"slot", r.slot.empty() ? json(nullptr) : json(r.slot)},
-                        {"weight", r.weight}});
-  }
-  return {{"version", set.version}, {"share", set.share}, {"replicas", std::move(replicas)}};
-}
-
-json toJson(const ServiceRecord& rec) {
-  json j = {{"service", rec.service},
-            {"deployment", rec.deployment},
-            {"previous_version", rec.previous_version}};
-  j["traffic"] =
-      rec.traffic
-          ? json{{"haproxy", {{"socket", rec.traffic->socket}, {"backend", rec.traffic->backend}}}}
-          : json(nullptr);
-  j["stable"] = rec.stable ? toJson(*rec.stable) : json(nullptr);
-  j["candidate"] = rec.candidate ? toJson(*rec.candidate) : json(nullptr);
-  j["rolling"] = rec.rolling ? json{{"from", rec.rolling->from},
-                                    {"to", rec.rolling->to},
-                                    {"replicas", rec.rolling->replicas},
-                                    {"max_unavailable", rec.rolling->max_unavailable},
-                                    {"max_surge", rec.rolling->max_surge},
-                                    {"weight", rec.rolling->weight},
-                                    {"done", rec.rolling->done}}
-                             : json(nullptr);
-  return j;
-}
-
-// Our own file, but it survives crashes and hands: json's exceptions become Corruption.
-StatusOr<ServiceRecord> recordFromJson(const json& j) {
-  try {
-    ServiceRecord rec;
-    rec.service = j.at("service").get<std::string>();
-    rec.deployment = j.value("deployment", "");
-    rec.previous_version = j.value("previous_version", "");
-    if (j.contains("traffic") && !j["traffic"].is_null()) {
-      const json& h = j["traffic"].at("haproxy");
-      rec.traffic =
-          TrafficSpec{h.at("socket").get<std::string>(), h.at("backend").get<std::string>()};
-    }
-    auto readSet = [](const json& s) {
-      ReplicaSet set;
-      set.version = s.at("version").get<std::string>();
-      set.share = s.value("share", 0);
-      for (const json& r : s.at("replicas")) {
-        Replica rep;
-        rep.pid = r.at("pid").get<pid_t>();
-        rep.start_ticks = r.at("start_ticks").get<uint64_t>();
-        rep.port = r.at("port").get<int>();
-        if (r.contains("slot") && r["slot"].is_string()) rep.slot = r["slot"].get<std::string>();
-        rep.weight = r.value("weight", 0);
-        set.replicas.push_back(rep);
-      }
-      return set;
-    };
-    if (j.contains("stable") && !j["stable"].is_null()) rec.stable = readSet(j["stable"]);
-    if (j.contains("candidate") && !j["candidate"].is_null()) {
-      rec.candidate = readSet(j["candidate"]);
-    }
-    if (j.contains("rolling") && !j["rolling"].is_null()) {
-      const json& r = j["rolling"];
-      RollState st;
-      st.from = r.value("from", "");
-      st.to = r.at("to").get<std::string>();
-      st.replicas = r.value("replicas", 0);
-      st.max_unavailable = r.value("max_unavailable", 1);
-      st.max_surge = r.value("max_surge", 1);
-      st.weight = r.value("weight", 0);
-      st.done = r.value("done", false);
-      rec.rolling = st;
-    }
-    return rec;
-  } catch (const json::exception& e) {
-    return Status::Corruption(e.what());
-  }
-}
-
-Status writeFileDurably(const fs::path& path, const std::string& content) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IoError("open " + tmp.string() + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Status::IoError("write " + tmp.string() + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return Status::IoError("fsync " + tmp.string() + ": " + std::strerror(err));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::IoError("rename " + path.string() + ": " + std::strerror(errno));
-  }
-  // The rename is durable only once the directory is.
-  int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
-}
-
-StatusOr<std::optional<ServiceRecord>> readRecordFile(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) {
-    if (errno == ENOENT) return std::optional<ServiceRecord>();
-    return Status::IoError("open " + path.string() + ": " + std::strerror(errno));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::Corruption(path.string() + ": not JSON");
-  auto rec = recordFromJson(j);
-  if (!rec.ok()) return Status::Corruption(path.string() + ": " + rec.status().message());
-  return std::optional<ServiceRecord>(std::move(*rec));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Locks. The header holds no members for them, so they live here, keyed by state dir: two
@@ -414,7 +244,7 @@ class ServiceOps {
     std::error_code ec;
     fs::create_directories(servicesDir(), ec);
     if (ec) return Status::IoError("create " + servicesDir().string() + ": " + ec.message());
-    return writeFileDurably(recordPath(), toJson(record_).dump(2) + "\n");
+    return writeRecordFile(recordPath(), record_);
   }
 
   ServiceRecord& record() { return record_; }

@@ -20,12 +20,8 @@
 // under the same bounds, the bounds from the spec or else the record's); deploy, shift and
 // finalize are refused while a roll is half done. Other steps ignore a non-rolling strategy.
 //
-// State directory (beside the stage records):
-//   <state-dir>/services/<service>.json
-//     {"stable": {"version", "replicas": [{"pid", "start_ticks", "port", "slot"}]},
-//      "candidate": {"version", "replicas": [...]}, "deployment": "<id>",
-//      "rolling": {"from", "to", "replicas", "max_unavailable", "max_surge", "weight", "done"}
-//                 or null}
+// State directory (beside the stage records): one record per service,
+// <state-dir>/services/<service>.json (agent/process/service_record.hpp).
 // While a roll is under way ("done": false) the stable and the candidate set hold the two
 // versions side by side, every replica in the set of its version, its "weight" > 0 once it
 // serves; the record is saved after every change, so recover(), a retried roll and a rollback

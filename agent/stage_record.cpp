@@ -83,42 +83,6 @@ bool isValidStageId(const std::string& id) {
 
 namespace {
 
-Status writeFileDurably(const fs::path& path, const std::string& content) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::IoError("open " + tmp.string() + ": " + strerror(errno));
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return Status::IoError("write " + tmp.string() + ": " + strerror(err));
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Status::IoError("fsync " + tmp.string() + ": " + strerror(err));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::IoError("rename " + path.string() + ": " + strerror(errno));
-  }
-  // The rename is durable only once the directory is synced.
-  int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
-}
-
 std::string fileStem(const StageKey& key) {
   std::string stage = key.stage;
   std::replace(stage.begin(), stage.end(), '/', '~');
@@ -253,7 +217,7 @@ Status StageStore::loadFiles() {
 
 Status StageStore::writeAgentFile() {
   json j = {{"cluster", cluster_}, {"highest_epoch", highest_epoch_}, {"enrolled", enrolled_}};
-  return writeFileDurably(fs::path(dir_) / "agent.json", j.dump());
+  return common::writeFileDurably((fs::path(dir_) / "agent.json").string(), j.dump());
 }
 
 Status StageStore::markEnrolled() {
@@ -302,7 +266,7 @@ Status StageStore::put(const StageRecord& record) {
   fs::path path = recordPath(record.key);
   Status made = common::createPrivateDirectories(path.parent_path().string());
   if (!made.ok()) return made;
-  Status s = writeFileDurably(path, toJson(record).dump());
+  Status s = common::writeFileDurably(path.string(), toJson(record).dump());
   if (!s.ok()) return s;
   records_[record.key] = record;
   return Status::Ok();

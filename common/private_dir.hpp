@@ -22,4 +22,8 @@ Status createPrivateDirectories(const std::string& path);
 // changed. Returns how many modes it changed, so the caller can say so once.
 StatusOr<size_t> makePrivateTree(const std::string& dir);
 
+// Replaces `path` with `content` so that a crash leaves the old file or the new one, never a
+// mix: a 0600 temporary beside it, written and fsynced, renamed over it, the directory fsynced.
+Status writeFileDurably(const std::string& path, const std::string& content);
+
 }  // namespace flotilla::common

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace flotilla::common {
@@ -94,6 +95,19 @@ TEST_F(PrivateDirTest, SymlinksAreNeitherFollowedNorChanged) {
 
 TEST_F(PrivateDirTest, MissingDirIsAnError) {
   EXPECT_FALSE(makePrivateTree((root_ / "missing").string()).ok());
+}
+
+// The stage records and the process driver's service records share this write.
+TEST_F(PrivateDirTest, DurableWriteReplacesTheFileWhole0600AndLeavesNoTemporary) {
+  const fs::path file = root_ / "record.json";
+  ASSERT_TRUE(writeFileDurably(file.string(), "first, and longer").ok());
+  ASSERT_TRUE(writeFileDurably(file.string(), "second").ok());
+  std::ifstream in(file);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "second");
+  EXPECT_EQ(modeOf(file), 0600u) << "whatever the umask";
+  EXPECT_FALSE(fs::exists(root_ / "record.json.tmp"));
+  EXPECT_FALSE(writeFileDurably((root_ / "missing" / "x").string(), "y").ok());
 }
 
 }  // namespace
