@@ -34,7 +34,11 @@
 #include "agent/analysis.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/process/health.hpp"
+#include "agent/process/replica_process.hpp"
 #include "agent/process/service_record.hpp"
+#include "agent/process/step_context.hpp"
+#include "agent/process/windows.hpp"
 #include "agent/prometheus.hpp"
 #include "common/http_client.hpp"
 #include "common/plan.hpp"
@@ -71,7 +75,6 @@ constexpr auto kMaxAlertSlice = 30s;
 constexpr auto kMinQueryTimeout = 2s;
 constexpr int kMaxServerWeight = 256;      // HAProxy's limit
 constexpr double kWeightPerPercent = 2.5;  // 100% on one server = 250, under the limit
-constexpr char kLoopback[] = "127.0.0.1";
 constexpr size_t kLogTailLines = 5;
 
 // ---------------------------------------------------------------------------------------------
@@ -99,58 +102,11 @@ std::mutex& slotMutex() {
   return mu;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-std::optional<char> procState(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // The name in parentheses may hold anything, ')' included: the state follows the last one.
-  const size_t close = content.rfind(')');
-  if (close == std::string::npos || close + 2 >= content.size()) return std::nullopt;
-  return content[close + 2];
+int serverWeight(int share, size_t count) {
+  if (share <= 0 || count == 0) return 0;
+  const long w = std::lround(kWeightPerPercent * share / static_cast<double>(count));
+  return static_cast<int>(std::clamp<long>(w, 1, kMaxServerWeight));
 }
-
-// The recorded process still runs: same pid, same start time, not a zombie. A zombie that is
-// our child (a replica started by this agent process) is reaped here; the start-time check
-// comes first so a reused pid that belongs to another child of the agent is never reaped.
-bool alive(const Replica& r) {
-  if (r.pid <= 1) return false;
-  auto ticks = processStartTicks(r.pid);
-  if (!ticks.ok() || *ticks != r.start_ticks) return false;
-  auto state = procState(r.pid);
-  if (!state || *state == 'Z' || *state == 'X') {
-    int status = 0;
-    ::waitpid(r.pid, &status, WNOHANG);
-    return false;
-  }
-  return true;
-}
-
-void signalReplica(const Replica& r, int sig) {
-  if (!alive(r)) return;
-  // The replica leads its own session and group; its helpers, if any, go with it.
-  if (::kill(-r.pid, sig) != 0) ::kill(r.pid, sig);
-}
-
-bool portFree(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  // Like the servers we start: a port in TIME_WAIT is usable, a listening one is not.
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-std::string endpoint(int port) { return std::string(kLoopback) + ":" + std::to_string(port); }
-
-std::string url(int port, const std::string& path) { return "http://" + endpoint(port) + path; }
 
 std::string seconds(Clock::duration d) {
   char buf[32];
@@ -158,56 +114,10 @@ std::string seconds(Clock::duration d) {
   return buf;
 }
 
-std::string lastLines(const fs::path& path, size_t n) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > 300) line = line.substr(0, 300) + "...";
-    lines.push_back(line);
-    if (lines.size() > n) lines.erase(lines.begin());
-  }
-  std::string out;
-  for (const auto& l : lines) out += (out.empty() ? "" : " | ") + l;
-  return out;
-}
-
-struct Probe {
-  bool ok = false;
-  bool answered = false;  // an HTTP answer came back (a running service said "not healthy")
-  std::string detail;     // why not
-};
-
-Probe probe(int port, const std::string& path, Millis timeout) {
-  auto reply = httpGet(url(port, path), timeout);
-  if (!reply.ok()) return {false, false, reply.status().message()};
-  if (reply->status != 200) return {false, true, "HTTP " + std::to_string(reply->status)};
-  return {true, true, ""};
-}
-
-// One check of every port at once, so a slow replica does not delay the others' checks.
-std::vector<Probe> probeAll(const std::vector<int>& ports, const std::string& path,
-                            Millis timeout) {
-  std::vector<std::future<Probe>> pending;
-  pending.reserve(ports.size());
-  for (int port : ports) {
-    pending.push_back(std::async(std::launch::async, probe, port, path, timeout));
-  }
-  std::vector<Probe> out;
-  for (auto& f : pending) out.push_back(f.get());
-  return out;
-}
-
-int serverWeight(int share, size_t count) {
-  if (share <= 0 || count == 0) return 0;
-  const long w = std::lround(kWeightPerPercent * share / static_cast<double>(count));
-  return static_cast<int>(std::clamp<long>(w, 1, kMaxServerWeight));
-}
-
 // ---------------------------------------------------------------------------------------------
 // One service's replicas, record and slots, for the duration of one step (or of recover()).
 
-class ServiceOps {
+class ServiceOps : public StepContext {
  public:
   ServiceOps(std::string state_dir, std::string service, const std::atomic<bool>& cancel,
              const LineSink& log, const LaunchPolicy& launch)
@@ -219,7 +129,8 @@ class ServiceOps {
 
   bool aborted() const { return aborted_; }
 
-  void say(const std::string& line) const {
+  // Interface
+  void say(const std::string& line) const override {
     if (log_) log_(line);
   }
 
@@ -264,7 +175,7 @@ class ServiceOps {
   // --- waiting
 
   // Sleeps `d` in slices; false when cancelled.
-  bool pause(Clock::duration d) {
+  bool pause(Clock::duration d) override {
     const auto end = Clock::now() + d;
     while (!cancel_.load()) {
       const auto now = Clock::now();
@@ -274,7 +185,7 @@ class ServiceOps {
     return false;
   }
 
-  Status abort() {
+  Status abort() override {
     aborted_ = true;
     return Status::FailedPrecondition("cancelled");
   }
@@ -631,251 +542,6 @@ class ServiceOps {
   std::unique_ptr<HaproxyAdmin> admin_;
   bool aborted_ = false;
 };
-
-// ---------------------------------------------------------------------------------------------
-// Health watching over a window
-
-class HealthWatch {
- public:
-  HealthWatch(ServiceOps& ops, const ReplicaSet& set, const HealthSpec& health, Millis interval)
-      : ops_(ops), version_(set.version), health_(health), interval_(interval) {
-    for (const Replica& r : set.replicas) {
-      ports_.push_back(r.port);
-      failures_.emplace(r.port, ConsecutiveFailures(health.failure_threshold));
-    }
-  }
-
-  // Checks every replica every interval for `duration`. Fails on the check that makes more
-  // than failure_threshold failures in a row on any replica.
-  Status watch(Clock::duration duration) {
-    const auto end = Clock::now() + duration;
-    while (true) {
-      const auto round = Clock::now();
-      const std::vector<Probe> results = probeAll(ports_, health_.path, health_.timeout);
-      for (size_t i = 0; i < ports_.size(); ++i) {
-        ConsecutiveFailures& f = failures_.at(ports_[i]);
-        const bool crossed = f.record(results[i].ok);
-        ++checks_;
-        if (results[i].ok) continue;
-        if (crossed) {
-          return Status::Unavailable("health check failed " + std::to_string(f.current()) +
-                                     " times in a row on " + endpoint(ports_[i]) + ": " +
-                                     results[i].detail);
-        }
-        ops_.say("health check failed on " + endpoint(ports_[i]) + " (" + version_ + ", " +
-                 std::to_string(f.current()) + " in a row): " + results[i].detail);
-      }
-      const auto next = round + interval_;
-      if (next >= end) {
-        if (!ops_.pause(end - Clock::now())) return ops_.abort();
-        return Status::Ok();
-      }
-      if (!ops_.pause(next - Clock::now())) return ops_.abort();
-    }
-  }
-
-  int checks() const { return checks_; }
-
- private:
-  ServiceOps& ops_;
-  std::string version_;
-  std::vector<int> ports_;
-  HealthSpec health_;
-  Millis interval_;
-  std::map<int, ConsecutiveFailures> failures_;
-  int checks_ = 0;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Health watching during a rolling update
-
-// Checks the replicas a rolling update has put into service, at the plan's interval, on a thread
-// of its own: the checks go on while the step waits for starts, drains and stops. The step's
-// thread reads the outcome (and the lines to log: the sink is called from the step's thread
-// only) at every turn of its loop.
-class HealthMonitor {
- public:
-  HealthMonitor(const HealthSpec& health, std::string version)
-      : health_(health), version_(std::move(version)) {
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~HealthMonitor() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-  HealthMonitor(const HealthMonitor&) = delete;
-  HealthMonitor& operator=(const HealthMonitor&) = delete;
-
-  void watch(int port) {
-    std::lock_guard lock(mu_);
-    failures_.try_emplace(port, health_.failure_threshold);
-  }
-  void forget(int port) {
-    std::lock_guard lock(mu_);
-    failures_.erase(port);
-  }
-  // Its last check passed (or it has not been checked since it became healthy).
-  bool healthy(int port) const {
-    std::lock_guard lock(mu_);
-    auto it = failures_.find(port);
-    return it == failures_.end() || it->second.current() == 0;
-  }
-  // Logs what the checks found since the last call; an error once a replica failed more than
-  // failure_threshold checks in a row.
-  Status verdict(ServiceOps& ops) {
-    std::vector<std::string> lines;
-    std::optional<std::string> failure;
-    {
-      std::lock_guard lock(mu_);
-      lines.swap(lines_);
-      failure = failure_;
-    }
-    for (const std::string& line : lines) ops.say(line);
-    if (failure) return Status::Unavailable(*failure);
-    return Status::Ok();
-  }
-
- private:
-  void loop() {
-    std::unique_lock lock(mu_);
-    while (!stop_) {
-      const auto round = Clock::now();
-      std::vector<int> ports;
-      for (const auto& entry : failures_) ports.push_back(entry.first);
-      if (!ports.empty()) {
-        lock.unlock();
-        const std::vector<Probe> results = probeAll(ports, health_.path, health_.timeout);
-        lock.lock();
-        for (size_t i = 0; i < ports.size(); ++i) {
-          auto it = failures_.find(ports[i]);
-          if (it == failures_.end()) continue;  // forgotten while the check ran
-          const bool crossed = it->second.record(results[i].ok);
-          if (results[i].ok || failure_) continue;
-          if (crossed) {
-            failure_ = "health check failed " + std::to_string(it->second.current()) +
-                       " times in a row on " + endpoint(ports[i]) + " (" + version_ +
-                       "): " + results[i].detail;
-          } else {
-            lines_.push_back("health check failed on " + endpoint(ports[i]) + " (" + version_ +
-                             ", " + std::to_string(it->second.current()) +
-                             " in a row): " + results[i].detail);
-          }
-        }
-      }
-      wake_.wait_until(lock, round + health_.interval, [this] { return stop_; });
-    }
-  }
-
-  const HealthSpec health_;
-  const std::string version_;
-  mutable std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;
-  std::map<int, ConsecutiveFailures> failures_;  // by port
-  std::vector<std::string> lines_;
-  std::optional<std::string> failure_;
-  std::thread thread_;  // last: starts once everything above exists
-};
-
-// ---------------------------------------------------------------------------------------------
-// Metrics over a window
-
-struct Reading {
-  std::optional<MetricSamples> samples;
-  std::optional<ProcStat> proc;
-  Clock::time_point at;
-};
-
-using SetReading = std::map<int, Reading>;  // by port
-
-// Scrapes every replica's /metrics (unless `scrape` is false: Prometheus does it) and reads its
-// /proc counters.
-SetReading readSet(ServiceOps& ops, const ReplicaSet& set, Millis timeout, bool scrape = true) {
-  SetReading out;
-  for (const Replica& r : set.replicas) {
-    Reading reading;
-    auto reply = scrape ? httpGet(url(r.port, "/metrics"), timeout)
-                        : StatusOr<common::HttpReply>(Status::NotFound(""));
-    reading.at = Clock::now();
-    if (!scrape) {
-      // Only /proc below.
-    } else if (!reply.ok()) {
-      ops.say("scrape of " + endpoint(r.port) + " failed: " + reply.status().message());
-    } else if (reply->status != 200) {
-      ops.say("scrape of " + endpoint(r.port) + " failed: HTTP " + std::to_string(reply->status));
-    } else {
-      auto samples = parsePrometheusText(reply->body);
-      if (samples.ok()) {
-        reading.samples = std::move(*samples);
-      } else {
-        ops.say("scrape of " + endpoint(r.port) + ": " + samples.status().message());
-      }
-    }
-    auto proc = readProcStat(r.pid);
-    if (proc.ok()) reading.proc = *proc;
-    out[r.port] = std::move(reading);
-  }
-  return out;
-}
-
-struct SetWindow {
-  WindowStats stats;
-  size_t replicas = 0;  // with both scrapes
-  std::optional<double> cpu;
-  uint64_t rss_bytes = 0;
-};
-
-SetWindow windowOf(ServiceOps& ops, const SetReading& before, const SetReading& after) {
-  SetWindow out;
-  std::vector<WindowStats> per;
-  double cpu = 0;
-  bool cpu_known = false;
-  for (const auto& [port, b] : before) {
-    auto it = after.find(port);
-    if (it == after.end()) continue;
-    const Reading& a = it->second;
-    if (b.samples && a.samples) {
-      auto w = computeWindowStats(*b.samples, *a.samples, a.at - b.at);
-      if (w.ok()) {
-        per.push_back(*w);
-      } else {
-        ops.say("metrics of " + endpoint(port) + ": " + w.status().message());
-      }
-    }
-    if (b.proc && a.proc) {
-      cpu += cpuShare(*b.proc, *a.proc, a.at - b.at);
-      cpu_known = true;
-      out.rss_bytes += a.proc->rss_bytes;
-    }
-  }
-  out.replicas = per.size();
-  out.stats = aggregate(per);
-  if (cpu_known) out.cpu = cpu;
-  return out;
-}
-
-std::string describe(const std::string& version, const SetWindow& w) {
-  char buf[256];
-  std::snprintf(buf, sizeof(buf), "%s: %llu requests (%.1f/s) on %zu replicas, error rate %.3f",
-                version.c_str(), static_cast<unsigned long long>(w.stats.requests),
-                w.stats.request_rate, w.replicas, w.stats.error_rate);
-  std::string out = buf;
-  if (w.stats.latency_p95) {
-    std::snprintf(buf, sizeof(buf), ", p95 %.1f ms", *w.stats.latency_p95 * 1000);
-    out += buf;
-  }
-  if (w.cpu) {
-    std::snprintf(buf, sizeof(buf), ", cpu %.1f%% of a core, rss %.1f MiB", *w.cpu * 100,
-                  static_cast<double>(w.rss_bytes) / (1 << 20));
-    out += buf;
-  }
-  if (w.stats.restarts > 0) out += ", " + std::to_string(w.stats.restarts) + " restarted";
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The steps
