@@ -1,10 +1,11 @@
-// Rendering: the coordinator's JSON turned into text for people, and human-value conversions.
+// Rendering: the coordinator's JSON turned into text for people.
 #include "cli/render.hpp"
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
+
+#include "common/time_format.hpp"
 
 namespace flotilla::cli {
 
@@ -51,30 +52,25 @@ void trimRight(std::string& line) {
   while (!line.empty() && line.back() == ' ') line.pop_back();
 }
 
+std::optional<TimePoint> timeOf(const std::string& stamp) {
+  auto ms = common::parseRfc3339(stamp);
+  if (!ms) return std::nullopt;
+  return common::fromUnixMillis(*ms);
+}
+
 // "2026-11-27T01:02:03.456Z (5m ago)", or the raw text when it is not a timestamp.
 std::string timeWithAge(const std::string& stamp, TimePoint now) {
   if (stamp.empty()) return "-";
-  auto when = parseRfc3339(stamp);
+  auto when = timeOf(stamp);
   if (!when) return stamp;
   return stamp + " (" + formatAge(std::chrono::duration_cast<std::chrono::seconds>(now - *when)) +
          " ago)";
 }
 
 std::string ageSince(const std::string& stamp, TimePoint now) {
-  auto when = parseRfc3339(stamp);
+  auto when = timeOf(stamp);
   if (!when) return orDash(stamp);
   return formatAge(std::chrono::duration_cast<std::chrono::seconds>(now - *when));
-}
-
-bool readDigits(std::string_view text, std::size_t pos, std::size_t count, int& out) {
-  if (pos + count > text.size()) return false;
-  int value = 0;
-  for (std::size_t i = pos; i < pos + count; ++i) {
-    if (text[i] < '0' || text[i] > '9') return false;
-    value = value * 10 + (text[i] - '0');
-  }
-  out = value;
-  return true;
 }
 
 // "approved by bob, carol (2 of 2)"; "" when nobody approved yet (or the coordinator is older
@@ -131,120 +127,12 @@ bool isFinalState(std::string_view state) {
          state == "cancelled";
 }
 
-std::optional<TimePoint> parseRfc3339(std::string_view text) {
-  // YYYY-MM-DDTHH:MM:SS, then optional fraction, then Z or an offset.
-  int year, month, day, hour, minute, second;
-  if (text.size() < 20 || !readDigits(text, 0, 4, year) || text[4] != '-' ||
-      !readDigits(text, 5, 2, month) || text[7] != '-' || !readDigits(text, 8, 2, day) ||
-      (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !readDigits(text, 11, 2, hour) ||
-      text[13] != ':' || !readDigits(text, 14, 2, minute) || text[16] != ':' ||
-      !readDigits(text, 17, 2, second)) {
-    return std::nullopt;
-  }
-  std::size_t pos = 19;
-  std::chrono::milliseconds fraction{0};
-  if (pos < text.size() && text[pos] == '.') {
-    ++pos;
-    int digits = 0;
-    long long millis = 0;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      if (digits < 3) millis = millis * 10 + (text[pos] - '0');
-      ++digits;
-      ++pos;
-    }
-    if (digits == 0) return std::nullopt;
-    for (int i = digits; i < 3; ++i) millis *= 10;
-    fraction = std::chrono::milliseconds(millis);
-  }
-  std::chrono::minutes offset{0};
-  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
-    ++pos;
-  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-    int offset_hours, offset_minutes;
-    if (!readDigits(text, pos + 1, 2, offset_hours) || pos + 3 >= text.size() ||
-        text[pos + 3] != ':' || !readDigits(text, pos + 4, 2, offset_minutes)) {
-      return std::nullopt;
-    }
-    offset = std::chrono::hours(offset_hours) + std::chrono::minutes(offset_minutes);
-    if (text[pos] == '-') offset = -offset;
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != text.size()) return std::nullopt;
-
-  std::chrono::year_month_day date{std::chrono::year(year),
-                                   std::chrono::month(static_cast<unsigned>(month)),
-                                   std::chrono::day(static_cast<unsigned>(day))};
-  if (!date.ok() || hour > 23 || minute > 59 || second > 60) return std::nullopt;
-  auto at = std::chrono::sys_days(date) + std::chrono::hours(hour) + std::chrono::minutes(minute) +
-            std::chrono::seconds(second) + fraction - offset;
-  return std::chrono::time_point_cast<TimePoint::duration>(at);
-}
-
 std::string formatAge(std::chrono::seconds age) {
   long long s = std::max<long long>(age.count(), 0);
   if (s < 60) return std::to_string(s) + "s";
   if (s < 3600) return std::to_string(s / 60) + "m";
   if (s < 86400) return std::to_string(s / 3600) + "h";
   return std::to_string(s / 86400) + "d";
-}
-
-std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  // A day of milliseconds times 10^5 stays far inside long long; longer is a typo anyway.
-  constexpr long long kMaxMillis = 100000LL * 86400 * 1000;
-  long long total = 0;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    long long number = 0;
-    auto [end, error] = std::from_chars(text.data() + pos, text.data() + text.size(), number);
-    if (error != std::errc() || number < 0) return std::nullopt;
-    pos = static_cast<std::size_t>(end - text.data());
-    std::size_t unit_end = pos;
-    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) {
-      ++unit_end;
-    }
-    std::string_view unit = text.substr(pos, unit_end - pos);
-    long long scale;
-    if (unit.empty()) {
-      // A bare number only makes sense alone: "90" is seconds, "1h30" is a typo.
-      if (pos != text.size() || total != 0) return std::nullopt;
-      scale = 1000;
-    } else if (unit == "ms") {
-      scale = 1;
-    } else if (unit == "s") {
-      scale = 1000;
-    } else if (unit == "m") {
-      scale = 60 * 1000;
-    } else if (unit == "h") {
-      scale = 3600 * 1000;
-    } else if (unit == "d") {
-      scale = 86400 * 1000;
-    } else {
-      return std::nullopt;
-    }
-    if (number > kMaxMillis / scale) return std::nullopt;
-    total += number * scale;
-    if (total > kMaxMillis) return std::nullopt;
-    pos = unit_end;
-  }
-  return std::chrono::milliseconds(total);
-}
-
-std::string formatDuration(std::chrono::milliseconds duration) {
-  long long ms = std::max<long long>(duration.count(), 0);
-  if (ms == 0) return "0s";
-  std::string out;
-  const std::pair<long long, const char*> units[] = {
-      {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
-  for (const auto& [scale, name] : units) {
-    if (ms >= scale) {
-      out += std::to_string(ms / scale) + name;
-      ms %= scale;
-    }
-  }
-  return out;
 }
 
 std::string sanitize(std::string_view text) {
@@ -457,7 +345,7 @@ std::string renderAgents(const json& agents, TimePoint now) {
       }
     }
     std::string last_seen = text(agent, "last_seen");
-    if (parseRfc3339(last_seen)) last_seen = ageSince(last_seen, now) + " ago";
+    if (timeOf(last_seen)) last_seen = ageSince(last_seen, now) + " ago";
     rows.push_back({orDash(text(agent, "cluster")), orDash(text(agent, "state")), orDash(labels),
                     orDash(last_seen)});
   }

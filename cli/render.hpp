@@ -1,12 +1,11 @@
 // Rendering: the coordinator's JSON turned into text for people (tables, status views, event
-// lines), plus the small human-value conversions (timestamps, ages, durations) they need.
-// Pure functions: the current time is passed in, nothing is printed.
+// lines), plus the ages and sanitising they need (timestamps are read with common/'s RFC 3339
+// parser). Pure functions: the current time is passed in, nothing is printed.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <nlohmann/json_fwd.hpp>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,16 +22,8 @@ std::string fieldText(const nlohmann::json& object, const char* key);
 // succeeded, rolled_back, failed, cancelled: the deployment will not change any more.
 bool isFinalState(std::string_view state);
 
-// "2026-11-27T01:02:03.456Z" (fraction optional, "Z" or "+hh:mm"/"-hh:mm").
-std::optional<TimePoint> parseRfc3339(std::string_view text);
-
 // Coarse age for tables: "45s", "12m", "3h", "2d". Negative ages (clock skew) read "0s".
 std::string formatAge(std::chrono::seconds age);
-
-// "500ms", "90s", "15m", "1h30m", "2d"; a bare number is seconds. nullopt when malformed.
-std::optional<std::chrono::milliseconds> parseDuration(std::string_view text);
-// The inverse, for messages: "1h30m", "45s", "500ms".
-std::string formatDuration(std::chrono::milliseconds duration);
 
 // Server text (cluster messages come from step output) may hold newlines or terminal escape
 // sequences; either would break a table or the in-place redraw, so they are neutralised.

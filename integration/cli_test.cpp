@@ -250,5 +250,22 @@ TEST_F(CliTest, UnreachableServerIsExitCodeTwoWithAPlainMessage) {
   }
 }
 
+// `--timeout 90` used to wait 90 seconds; a duration now needs a unit, as in a plan, and the
+// command line is refused before anything is asked of the coordinator.
+TEST_F(CliTest, ADurationWithoutAUnitIsRefused) {
+  const std::string server = "http://127.0.0.1:" + std::to_string(freePort());
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"wait", "shop-1", "--timeout", "90"}, {"agents", "enroll", "eu", "--ttl", "3600"}}) {
+    SCOPED_TRACE(args[0]);
+    CommandResult r = runCli(server, args, 30s);
+    EXPECT_GE(r.exit_code, 100) << r.out << r.err;
+    EXPECT_NE(
+        r.err.find("invalid duration \"" + args.back() + "\": a unit is required (h, m, s or ms)"),
+        std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find("cannot reach"), std::string::npos) << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace flotilla::integration

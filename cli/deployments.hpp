@@ -1,0 +1,31 @@
+// The deployment commands: submit, status, approve, and the steering actions (rollback, pause,
+// resume, cancel). Each prints its result and returns the exit code; failures throw CliError.
+#pragma once
+
+#include <string>
+
+#include "cli/commands.hpp"
+
+namespace flotilla::cli {
+
+// The plan file's text; CliError (exit 2) naming the file when it cannot be read.
+std::string readPlanFile(const std::string& file);
+// "application/json" for *.json, else "application/yaml" (the plan's native format).
+std::string planContentType(const std::string& file);
+
+int submitCommand(Api& api, const std::string& file);
+// `id` empty: every deployment as a table.
+int statusCommand(Api& api, const std::string& id, bool as_json);
+// `wave` empty: the wave the deployment waits on.
+int approveCommand(Api& api, const std::string& id, const std::string& wave);
+// POST /api/v1/deployments/ID/ACTION with `body`; `what` names it in the confirmation line.
+int actionCommand(Api& api, const std::string& id, const std::string& action,
+                  const std::string& what, const std::string& body);
+
+void addSubmitCommand(CLI::App& app, Commands& commands);
+void addStatusCommand(CLI::App& app, Commands& commands);
+void addApproveCommand(CLI::App& app, Commands& commands);
+// rollback (with --reason), pause, resume, cancel.
+void addActionCommands(CLI::App& app, Commands& commands);
+
+}  // namespace flotilla::cli

@@ -1,0 +1,63 @@
+// Following a deployment: `events` (with --follow), `wait` and `watch`, the event stream with
+// its fall-back to polling, and riding out a short coordinator outage.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "common/time_format.hpp"
+
+namespace flotilla::cli {
+
+class CliError;
+
+// Unfinished deployments survive a coordinator restart, so a long `wait` or `watch` rides out
+// a short outage instead of failing the pipeline that runs it.
+inline constexpr std::chrono::seconds kOutageGrace{30};
+
+// Tracks a polling loop's trouble: transient failures are tolerated for kOutageGrace once the
+// coordinator has answered at least once; anything else is rethrown. The first request gets no
+// such grace: a wrong --server should fail at once.
+class OutageGuard {
+ public:
+  explicit OutageGuard(const common::Clock& clock);
+  OutageGuard();  // the real clock
+
+  void succeeded();
+  // Rethrows `error` unless it is worth riding out. Returns the note to show, once per outage:
+  // a line every 500 ms would bury the output it interrupts.
+  std::string failed(const CliError& error);
+
+ private:
+  const common::Clock& clock_;
+  bool answered_ = false;
+  std::optional<common::SteadyTime> outage_since_;
+};
+
+// 0 for succeeded, 1 for the other final states.
+int exitCodeForFinalState(const std::string& state);
+
+// Calls `on_event` once per event of deployment `id`, in order, from the first until the
+// deployment is final; returns its final Detail. Uses the SSE stream and reconnects with
+// ?after= if the stream drops early; falls back to polling when the server answers the stream
+// request with plain JSON or 503 (every stream taken). `on_outage` gets OutageGuard's notes.
+nlohmann::json followEvents(Api& api, const std::string& id,
+                            const std::function<void(const nlohmann::json&)>& on_event,
+                            const std::function<void(const std::string&)>& on_outage);
+
+int eventsCommand(Api& api, const std::string& id, bool follow);
+// `timeout_text` is the user's spelling of `timeout`, repeated in the message.
+int waitCommand(Api& api, const std::string& id, std::optional<std::chrono::milliseconds> timeout,
+                const std::string& timeout_text);
+// Redrawn in place on a terminal; one line per event otherwise.
+int watchCommand(Api& api, const std::string& id);
+
+void addWatchCommand(CLI::App& app, Commands& commands);
+void addWaitCommand(CLI::App& app, Commands& commands);
+void addEventsCommand(CLI::App& app, Commands& commands);
+
+}  // namespace flotilla::cli

@@ -1,0 +1,168 @@
+// The deployment commands against a fake coordinator on loopback: what submit sends and prints
+// (the id, or every problem of a refused plan), status views, and the steering actions' bodies.
+#include "cli/deployments.hpp"
+
+#include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "cli/api.hpp"
+#include "tests/cli/command_output.hpp"
+#include "tests/support/http_server.hpp"
+
+namespace flotilla::cli {
+namespace {
+
+using nlohmann::json;
+
+class DeploymentsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/flotilla-plans-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto& s = local_.server();
+    s.Post("/api/v1/deployments", [this](const httplib::Request& req, httplib::Response& res) {
+      remember(req);
+      if (req.body.find("bad") != std::string::npos) {
+        res.status = 400;
+        res.set_content(R"({"error":"plan refused","problems":[
+            {"line":2,"column":3,"message":"unknown field \"bad\""},
+            {"line":5,"message":"no waves"}]})",
+                        "application/json");
+        return;
+      }
+      res.status = 201;
+      res.set_content(R"({"id":"shop-7"})", "application/json");
+    });
+    s.Get("/api/v1/deployments", [this](const httplib::Request&, httplib::Response& res) {
+      std::lock_guard lock(mu_);
+      res.set_content(json{{"deployments", deployments_}}.dump(), "application/json");
+    });
+    s.Post(R"(/api/v1/deployments/shop-7/(\w+))",
+           [this](const httplib::Request& req, httplib::Response& res) {
+             remember(req);
+             const std::map<std::string, std::string> after = {
+                 {"pause", "paused"}, {"approve", "running"}, {"rollback", "rolling_back"}};
+             res.set_content(json{{"id", "shop-7"}, {"state", after.at(req.matches[1])}}.dump(),
+                             "application/json");
+           });
+    local_.start();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void remember(const httplib::Request& req) {
+    std::lock_guard lock(mu_);
+    last_ = req;
+  }
+  httplib::Request last() {
+    std::lock_guard lock(mu_);
+    return last_;
+  }
+
+  std::string writePlan(const std::string& name, const std::string& text) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  support::LocalHttpServer local_;
+  std::string dir_;
+  std::mutex mu_;
+  httplib::Request last_;
+  json deployments_ = json::array();
+};
+
+TEST_F(DeploymentsTest, SubmitSendsThePlanAndPrintsOnlyTheId) {
+  Api api(local_.url(), "", "");
+  const std::string plan = writePlan("shop.yaml", "service: shop\n");
+  CommandOutput submitted = runCaptured([&] { return submitCommand(api, plan); });
+  EXPECT_EQ(submitted.exit_code, kExitOk);
+  EXPECT_EQ(submitted.out, "shop-7\n");
+  EXPECT_EQ(submitted.err, "");
+  EXPECT_EQ(last().body, "service: shop\n");
+  EXPECT_EQ(last().get_header_value("Content-Type"), "application/yaml");
+
+  runCaptured([&] { return submitCommand(api, writePlan("shop.JSON", "{}")); });
+  EXPECT_EQ(last().get_header_value("Content-Type"), "application/json");
+}
+
+TEST_F(DeploymentsTest, ARefusedPlanListsEveryProblemWhereItIs) {
+  Api api(local_.url(), "", "");
+  const std::string plan = writePlan("bad.yaml", "service: shop\n  bad: 1\n");
+  CommandOutput refused = runCaptured([&] { return submitCommand(api, plan); });
+  EXPECT_EQ(refused.exit_code, kExitFailed);
+  EXPECT_EQ(refused.out, "");
+  EXPECT_EQ(refused.err, plan + ":2:3: unknown field \"bad\"\n" + plan + ":5: no waves\n");
+}
+
+TEST_F(DeploymentsTest, AnUnreadablePlanIsTroubleNamingTheFile) {
+  Api api(local_.url(), "", "");
+  CommandOutput missing = runCaptured([&] { return submitCommand(api, dir_ + "/none.yaml"); });
+  EXPECT_EQ(missing.exit_code, kExitTrouble);
+  EXPECT_EQ(missing.err,
+            "flotilla: cannot read plan file " + dir_ + "/none.yaml: No such file or directory\n");
+  CommandOutput directory = runCaptured([&] { return submitCommand(api, dir_); });
+  EXPECT_EQ(directory.err, "flotilla: cannot read plan file " + dir_ + ": it is a directory\n");
+}
+
+TEST(PlanContentType, JsonByNameYamlOtherwise) {
+  EXPECT_EQ(planContentType("a/plan.json"), "application/json");
+  EXPECT_EQ(planContentType("plan.Json"), "application/json");
+  EXPECT_EQ(planContentType("plan.yml"), "application/yaml");
+  EXPECT_EQ(planContentType("plan"), "application/yaml");
+}
+
+TEST_F(DeploymentsTest, StatusWithoutDeploymentsSaysHowToStart) {
+  Api api(local_.url(), "", "");
+  CommandOutput empty = runCaptured([&] { return statusCommand(api, "", false); });
+  EXPECT_EQ(empty.exit_code, kExitOk);
+  EXPECT_EQ(empty.out, "No deployments yet. Submit one with: flotilla submit PLAN.yaml\n");
+
+  {
+    std::lock_guard lock(mu_);
+    deployments_.push_back({{"id", "shop-7"}, {"service", "shop"}, {"state", "running"}});
+  }
+  CommandOutput table = runCaptured([&] { return statusCommand(api, "", false); });
+  EXPECT_EQ(table.out,
+            "ID      SERVICE  VERSION  STATE    WAVE  AGE\n"
+            "shop-7  shop     -        running  -     -\n");
+  CommandOutput as_json = runCaptured([&] { return statusCommand(api, "", true); });
+  EXPECT_EQ(json::parse(as_json.out)["deployments"][0]["id"], "shop-7");
+}
+
+TEST_F(DeploymentsTest, ActionsPostTheirBodyAndPrintTheNewState) {
+  Api api(local_.url(), "", "");
+  CommandOutput paused =
+      runCaptured([&] { return actionCommand(api, "shop-7", "pause", "pause", ""); });
+  EXPECT_EQ(paused.out, "shop-7: pause accepted; state is now paused\n");
+  EXPECT_EQ(last().body, "");
+
+  CommandOutput approved = runCaptured([&] { return approveCommand(api, "shop-7", "prod"); });
+  EXPECT_EQ(approved.out, "shop-7: approval of wave prod accepted; state is now running\n");
+  EXPECT_EQ(last().body, R"({"wave":"prod"})");
+}
+
+TEST_F(DeploymentsTest, RollbackSendsItsReason) {
+  CLI::App app{"test", "flotilla"};
+  Commands commands;
+  addActionCommands(app, commands);
+  app.parse("rollback shop-7 --reason \"bad canary\"", false);
+  Api api(local_.url(), "", "");
+  for (auto& command : commands) {
+    if (!command.app->parsed()) continue;
+    CommandOutput rolled = runCaptured([&] { return command.run(api); });
+    EXPECT_EQ(rolled.out, "shop-7: rollback accepted; state is now rolling_back\n");
+  }
+  EXPECT_EQ(last().path, "/api/v1/deployments/shop-7/rollback");
+  EXPECT_EQ(last().body, R"({"reason":"bad canary"})");
+}
+
+}  // namespace
+}  // namespace flotilla::cli

@@ -1,0 +1,189 @@
+// Rendering: tables, the status views, event lines and the text safety rules, from JSON shaped
+// as the coordinator sends it (and some shaped oddly, which must not abort a view).
+#include "cli/render.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/time_format.hpp"
+
+namespace flotilla::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+TimePoint at(const std::string& rfc3339) {
+  auto ms = common::parseRfc3339(rfc3339);
+  EXPECT_TRUE(ms.has_value()) << rfc3339;
+  return common::fromUnixMillis(ms.value_or(0));
+}
+
+TEST(FieldText, SpellsOutScalarsAndBlanksTheRest) {
+  const json object = {{"s", "text"},        {"n", 42},
+                       {"b", true},          {"z", nullptr},
+                       {"a", json::array()}, {"o", json::object()}};
+  EXPECT_EQ(fieldText(object, "s"), "text");
+  EXPECT_EQ(fieldText(object, "n"), "42");
+  EXPECT_EQ(fieldText(object, "b"), "true");
+  EXPECT_EQ(fieldText(object, "z"), "");
+  EXPECT_EQ(fieldText(object, "a"), "");
+  EXPECT_EQ(fieldText(object, "o"), "");
+  EXPECT_EQ(fieldText(object, "missing"), "");
+  EXPECT_EQ(fieldText(json::array(), "s"), "");
+  EXPECT_EQ(fieldText({{"s", "two\nlines"}}, "s"), "two lines");
+}
+
+TEST(IsFinalState, OnlyTheFourEndings) {
+  for (const char* state : {"succeeded", "rolled_back", "failed", "cancelled"}) {
+    EXPECT_TRUE(isFinalState(state)) << state;
+  }
+  for (const char* state : {"pending", "running", "awaiting_approval", "paused", "rolling_back"}) {
+    EXPECT_FALSE(isFinalState(state)) << state;
+  }
+}
+
+TEST(FormatAge, CoarseUnitsAndNoNegativeAges) {
+  EXPECT_EQ(formatAge(45s), "45s");
+  EXPECT_EQ(formatAge(12min + 59s), "12m");
+  EXPECT_EQ(formatAge(3h + 5min), "3h");
+  EXPECT_EQ(formatAge(49h), "2d");
+  EXPECT_EQ(formatAge(-5s), "0s");
+}
+
+TEST(Sanitize, NeutralisesLineBreaksAndTerminalEscapes) {
+  EXPECT_EQ(sanitize("a\nb\r\tc"), "a b  c");
+  EXPECT_EQ(sanitize("red \x1b[31mtext"), "red ?[31mtext");
+  EXPECT_EQ(sanitize("csi \xc2\x9b"
+                     "31m"),
+            "csi ?31m");
+  EXPECT_EQ(sanitize("caf\xc3\xa9 \x7f"), "caf\xc3\xa9 ?");
+}
+
+TEST(DisplayWidth, CountsCodePointsAndCutsWithAnEllipsis) {
+  EXPECT_EQ(displayWidth("caf\xc3\xa9"), 4u);
+  EXPECT_EQ(truncateToWidth("checkout", 20), "checkout");
+  EXPECT_EQ(truncateToWidth("checkout", 5), "chec…");
+  EXPECT_EQ(truncateToWidth("caf\xc3\xa9s", 4), "caf…");
+  EXPECT_EQ(truncateToWidth("abc", 0), "");
+}
+
+TEST(RenderTable, AlignsColumnsWithoutTrailingBlanks) {
+  EXPECT_EQ(renderTable({"NAME", "ROLE"}, {{"alice", "admin"}, {"ci", ""}, {"bob"}}),
+            "NAME   ROLE\n"
+            "alice  admin\n"
+            "ci\n"
+            "bob\n");
+}
+
+TEST(RenderDeploymentList, OneRowPerSummaryWithWaveAndAge) {
+  const json list = json::parse(R"([
+    {"id": "shop-2", "service": "shop", "version": "1.3.0", "state": "running",
+     "current_wave": "prod", "wave_index": 1, "waves_total": 3,
+     "created_at": "2026-11-27T01:55:00.000Z"},
+    {"id": "shop-1", "service": "shop", "version": "1.2.0", "state": "succeeded",
+     "created_at": "yesterday"}
+  ])");
+  EXPECT_EQ(renderDeploymentList(list, at("2026-11-27T02:00:00Z")),
+            "ID      SERVICE  VERSION  STATE      WAVE      AGE\n"
+            "shop-2  shop     1.3.0    running    2/3 prod  5m\n"
+            "shop-1  shop     1.2.0    succeeded  -         yesterday\n");
+}
+
+TEST(RenderDeploymentDetail, HeaderWavesClustersAndWhatFailed) {
+  const json detail = json::parse(R"({
+    "id": "shop-3", "service": "shop", "version": "2.0.0", "state": "rolled_back",
+    "submitted_by": "alice", "reason": "health check failed",
+    "created_at": "2026-11-27T01:00:00Z", "updated_at": "2026-11-27T01:59:30Z",
+    "waves": [
+      {"name": "staging", "state": "succeeded", "clusters": [
+        {"name": "staging-eu", "state": "succeeded", "step": "verify", "message": ""}]},
+      {"name": "prod", "state": "awaiting_approval", "approval_required": true, "clusters": [
+        {"name": "prod-eu-1", "state": "failed", "step": "apply", "message": "boom",
+         "exit_code": 3}]}
+    ],
+    "failure": {"cluster": "prod-eu-1", "step": "apply", "message": "boom"},
+    "rollback_failed_clusters": ["prod-eu-1"]
+  })");
+  const std::vector<std::string> expected = {
+      "Deployment  shop-3",
+      "Service     shop 2.0.0",
+      "State       rolled_back",
+      "Submitted   by alice",
+      "Reason      health check failed",
+      "Created     2026-11-27T01:00:00Z (1h ago)",
+      "Updated     2026-11-27T01:59:30Z (30s ago)",
+      "",
+      "WAVE/CLUSTER  STATE              STEP    MESSAGE",
+      "staging       succeeded",
+      "  staging-eu  succeeded          verify",
+      "prod          awaiting_approval          waiting for approval: flotilla approve shop-3 prod",
+      "  prod-eu-1   failed             apply   boom (exit 3)",
+      "",
+      "failed: cluster prod-eu-1 step apply: boom",
+      "rollback failed on: prod-eu-1 (these clusters need a human)",
+  };
+  EXPECT_EQ(renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z")), expected);
+}
+
+TEST(RenderDeploymentDetail, ApprovalsNameWhoApproved) {
+  const json detail = json::parse(R"({"id": "d-1", "waves": [
+    {"name": "prod", "state": "running", "approval_required": true, "approved": true,
+     "approvals_required": 2, "approvals": [{"by": "bob"}, {"by": "carol"}]}]})");
+  std::vector<std::string> lines = renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z"));
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back(), "prod          running        approved by bob, carol (2 of 2)");
+}
+
+TEST(FormatStateLine, ReasonOrFailure) {
+  EXPECT_EQ(formatStateLine({{"id", "d-1"}, {"state", "succeeded"}}), "d-1 succeeded");
+  EXPECT_EQ(formatStateLine({{"id", "d-1"}, {"state", "cancelled"}, {"reason", "by alice"}}),
+            "d-1 cancelled: by alice");
+  EXPECT_EQ(
+      formatStateLine(json::parse(
+          R"({"id": "d-1", "state": "failed", "failure": {"cluster": "eu", "message": "x"}})")),
+      "d-1 failed (failed: cluster eu: x)");
+  EXPECT_EQ(formatFailure(json::object()), "failed");
+}
+
+TEST(FormatEvent, ColumnsLocationAndMessage) {
+  const json events = json::parse(R"([
+    {"time": "2026-11-27T01:00:00.000Z", "type": "deployment.submitted", "message": "by alice"},
+    {"time": "2026-11-27T01:00:01.000Z", "type": "stage.started", "wave": "staging",
+     "cluster": "staging-eu", "step": "apply"}
+  ])");
+  EventColumns columns = measureEvents(events);
+  EXPECT_EQ(columns.type, 20u);
+  EXPECT_EQ(columns.where, 24u);
+  EXPECT_EQ(formatEvent(events[0], columns),
+            "2026-11-27T01:00:00.000Z  deployment.submitted  -                         by alice");
+  EXPECT_EQ(formatEvent(events[1], columns),
+            "2026-11-27T01:00:01.000Z  stage.started         staging/staging-eu/apply");
+}
+
+TEST(RenderAgents, LabelsAndTimeSinceLastSeen) {
+  const json agents = json::parse(R"([
+    {"cluster": "prod-eu-1", "state": "connected", "labels": {"environment": "production",
+     "region": "eu"}, "last_seen": "2026-11-27T01:59:58.500Z"},
+    {"cluster": "lab", "state": "lost", "last_seen": null}
+  ])");
+  EXPECT_EQ(renderAgents(agents, at("2026-11-27T02:00:00Z")),
+            "CLUSTER    STATE      LABELS                            LAST SEEN\n"
+            "prod-eu-1  connected  environment=production,region=eu  1s ago\n"
+            "lab        lost       -                                 -\n");
+}
+
+TEST(FormatPlanProblems, TheFormatEditorsJumpTo) {
+  const json problems = json::parse(R"([
+    {"line": 3, "column": 5, "message": "unknown field \"stepz\""},
+    {"line": 7, "message": "no clusters"},
+    {"message": "empty plan"}
+  ])");
+  EXPECT_EQ(formatPlanProblems("plan.yaml", problems),
+            (std::vector<std::string>{"plan.yaml:3:5: unknown field \"stepz\"",
+                                      "plan.yaml:7: no clusters", "plan.yaml: empty plan"}));
+}
+
+}  // namespace
+}  // namespace flotilla::cli
