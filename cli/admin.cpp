@@ -34,9 +34,8 @@ int agentsCommand(Api& api, bool as_json) {
     printLine(api.getPretty("/api/v1/agents"));
     return kExitOk;
   }
-  json body = api.get("/api/v1/agents");
-  const json& list = body.contains("agents") ? body["agents"] : json::array();
-  if (!list.is_array() || list.empty()) {
+  const json list = api.getList("/api/v1/agents", "agents");
+  if (list.empty()) {
     printLine("No agents have registered yet.");
     return kExitOk;
   }
@@ -90,10 +89,8 @@ int tokensListCommand(Api& api, bool as_json) {
     printLine(api.getPretty("/api/v1/tokens"));
     return kExitOk;
   }
-  json body = api.get("/api/v1/tokens");
-  const json& list = body.contains("tokens") ? body["tokens"] : json::array();
   std::vector<std::vector<std::string>> rows;
-  for (const auto& t : list.is_array() ? list : json::array()) {
+  for (const auto& t : api.getList("/api/v1/tokens", "tokens")) {
     std::string envs = joinedList(t.contains("envs") ? t["envs"] : json::array());
     rows.push_back({fieldText(t, "name"), fieldText(t, "role"), envs.empty() ? "all" : envs,
                     fieldText(t, "created_at"), fieldText(t, "created_by")});
@@ -131,10 +128,8 @@ int auditCommand(Api& api, const std::string& since, int limit, bool as_json, bo
     printLine(api.getPretty(path));
     return kExitOk;
   }
-  json body = api.get(path);
-  const json& list = body.contains("records") ? body["records"] : json::array();
   std::vector<std::vector<std::string>> rows;
-  for (const auto& r : list.is_array() ? list : json::array()) {
+  for (const auto& r : api.getList(path, "records")) {
     std::string who = fieldText(r, "actor");
     if (!fieldText(r, "role").empty()) who += " (" + fieldText(r, "role") + ")";
     rows.push_back({fieldText(r, "seq"), fieldText(r, "time"), who, fieldText(r, "action"),

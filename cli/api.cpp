@@ -89,6 +89,12 @@ json Api::get(const std::string& path, const std::string& deployment_id) {
   return accept(send(HttpRequest::Method::kGet, path, "", ""), "GET", path, deployment_id);
 }
 
+json Api::getList(const std::string& path, const char* key, const std::string& deployment_id) {
+  json body = get(path, deployment_id);
+  auto it = body.find(key);
+  return it != body.end() && it->is_array() ? std::move(*it) : json::array();
+}
+
 json Api::post(const std::string& path, std::string body, const std::string& deployment_id) {
   return accept(rawPost(path, std::move(body), "application/json"), "POST", path, deployment_id);
 }

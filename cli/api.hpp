@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/http_client.hpp"
 #include "common/sse.hpp"
@@ -68,6 +69,10 @@ class Api {
 
   // `deployment_id` is named in the message when the coordinator does not know it.
   nlohmann::json get(const std::string& path, const std::string& deployment_id = "");
+  // The array at `key` of get(path): empty when it is missing or not an array, which a newer
+  // or older coordinator may send.
+  nlohmann::json getList(const std::string& path, const char* key,
+                         const std::string& deployment_id = "");
   nlohmann::json post(const std::string& path, std::string body, const std::string& deployment_id);
   nlohmann::json del(const std::string& path);
   // For --json: the answer as the server ordered it (json would sort the keys), indented.

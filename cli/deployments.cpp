@@ -76,9 +76,8 @@ int statusCommand(Api& api, const std::string& id, bool as_json) {
       printLine(api.getPretty("/api/v1/deployments"));
       return kExitOk;
     }
-    json body = api.get("/api/v1/deployments");
-    const json& list = body.contains("deployments") ? body["deployments"] : json::array();
-    if (!list.is_array() || list.empty()) {
+    const json list = api.getList("/api/v1/deployments", "deployments");
+    if (list.empty()) {
       printLine("No deployments yet. Submit one with: flotilla submit PLAN.yaml");
       return kExitOk;
     }

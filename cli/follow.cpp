@@ -130,10 +130,9 @@ json followEvents(Api& api, const std::string& id, const std::function<void(cons
 
 int eventsCommand(Api& api, const std::string& id, bool follow) {
   if (!follow) {
-    json body = api.get(eventsPath(id, 0), id);
-    const json& list = body.contains("events") ? body["events"] : json::array();
+    const json list = api.getList(eventsPath(id, 0), "events", id);
     EventColumns columns = measureEvents(list);
-    for (const auto& event : list.is_array() ? list : json::array()) {
+    for (const auto& event : list) {
       std::cout << formatEvent(event, columns) << '\n';
     }
     std::cout << std::flush;

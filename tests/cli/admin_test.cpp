@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "cli/api.hpp"
@@ -25,7 +24,7 @@ class AdminTest : public ::testing::Test {
     auto& s = local_.server();
     auto reply = [this](json body) {
       return [this, body](const httplib::Request& req, httplib::Response& res) {
-        remember(req);
+        last_.set(req);
         res.set_content(body.dump(), "application/json");
       };
     };
@@ -62,18 +61,8 @@ class AdminTest : public ::testing::Test {
     local_.start();
   }
 
-  void remember(const httplib::Request& req) {
-    std::lock_guard lock(mu_);
-    last_ = req;
-  }
-  httplib::Request last() {
-    std::lock_guard lock(mu_);
-    return last_;
-  }
-
   support::LocalHttpServer local_;
-  std::mutex mu_;
-  httplib::Request last_;
+  support::LastRequest last_;
   std::atomic<bool> intact_{true};
 };
 
@@ -93,17 +82,17 @@ TEST_F(AdminTest, EnrollPrintsOnlyTheTokenOnStdout) {
   EXPECT_EQ(enrolled.err,
             "flotilla: enrollment token for eu-1, usable once until 2026-11-27T03:00:00.000Z: "
             "start the agent with --cluster eu-1 --enroll-token TOKEN\n");
-  EXPECT_EQ(json::parse(last().body), (json{{"ttl_seconds", 5400}}));
+  EXPECT_EQ(json::parse(last_.get().body), (json{{"ttl_seconds", 5400}}));
 }
 
 TEST_F(AdminTest, RevokeAndRemoveAnAgent) {
   Api api(local_.url(), "", "");
   EXPECT_EQ(runCaptured([&] { return agentsRevokeCommand(api, "eu-1"); }).out,
             "agent eu-1 revoked: its key is removed and its connection closed\n");
-  EXPECT_EQ(last().body, "{}");
+  EXPECT_EQ(last_.get().body, "{}");
   EXPECT_EQ(runCaptured([&] { return agentsRemoveCommand(api, "eu-1"); }).out,
             "agent eu-1 removed\n");
-  EXPECT_EQ(last().method, "DELETE");
+  EXPECT_EQ(last_.get().method, "DELETE");
 }
 
 TEST_F(AdminTest, TokensCreateAndList) {
@@ -113,7 +102,7 @@ TEST_F(AdminTest, TokensCreateAndList) {
   EXPECT_EQ(created.out, "flt_new\n");
   EXPECT_EQ(created.err,
             "flotilla: token ci (deployer of staging) created; it is shown only this once\n");
-  EXPECT_EQ(json::parse(last().body),
+  EXPECT_EQ(json::parse(last_.get().body),
             (json{{"name", "ci"}, {"role", "deployer"}, {"envs", {"staging"}}}));
 
   CommandOutput listed = runCaptured([&] { return tokensListCommand(api, false); });
@@ -132,7 +121,7 @@ TEST_F(AdminTest, AuditListsRecordsSinceADurationAgo) {
             "CLIENT     DETAIL\n"
             "1    2026-11-27T01:00:00.000Z  admin (admin)  POST /api/v1/tokens  ci      ok       "
             "127.0.0.1\n");
-  httplib::Request req = last();
+  httplib::Request req = last_.get();
   EXPECT_EQ(req.get_param_value("limit"), "50");
   // A time an hour back, in whole seconds.
   auto since = common::parseRfc3339(req.get_param_value("since"));

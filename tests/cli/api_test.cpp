@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -27,7 +26,7 @@ class ApiTest : public ::testing::Test {
   void SetUp() override {
     auto& s = local_.server();
     s.Get("/api/v1/deployments/d-1", [this](const httplib::Request& req, httplib::Response& res) {
-      remember(req);
+      last_.set(req);
       answer(res, 200, R"({"state":"running","id":"d-1"})");
     });
     s.Get("/api/v1/deployments/nosuch", [](const httplib::Request&, httplib::Response& res) {
@@ -55,12 +54,12 @@ class ApiTest : public ::testing::Test {
       answer(res, 200, "{}");
     });
     s.Post("/api/v1/tokens", [this](const httplib::Request& req, httplib::Response& res) {
-      remember(req);
+      last_.set(req);
       answer(res, 201, R"({"token":"flt_x"})");
     });
     // httplib routes on the decoded path: the escaped name arrives whole.
     s.Delete("/api/v1/tokens/a b/c", [this](const httplib::Request& req, httplib::Response& res) {
-      remember(req);
+      last_.set(req);
       answer(res, 200, "{}");
     });
     s.Get("/api/v1/deployments/d-1/events", [](const httplib::Request& req,
@@ -78,15 +77,6 @@ class ApiTest : public ::testing::Test {
     local_.start();
   }
 
-  void remember(const httplib::Request& req) {
-    std::lock_guard lock(mu_);
-    last_ = req;
-  }
-  httplib::Request last() {
-    std::lock_guard lock(mu_);
-    return last_;
-  }
-
   // The CliError `call` throws (a test failure when it throws none).
   template <typename F>
   CliError errorOf(F call) {
@@ -100,8 +90,7 @@ class ApiTest : public ::testing::Test {
   }
 
   support::LocalHttpServer local_;
-  std::mutex mu_;
-  httplib::Request last_;
+  support::LastRequest last_;
 };
 
 TEST_F(ApiTest, GetSendsTheTokenAndReadsTheObject) {
@@ -109,7 +98,7 @@ TEST_F(ApiTest, GetSendsTheTokenAndReadsTheObject) {
   EXPECT_EQ(api.server(), local_.url()) << "a trailing slash is dropped";
   json body = api.get("/api/v1/deployments/d-1", "d-1");
   EXPECT_EQ(body["state"], "running");
-  httplib::Request req = last();
+  httplib::Request req = last_.get();
   EXPECT_EQ(req.get_header_value("Authorization"), "Bearer flt_token");
   EXPECT_EQ(req.get_header_value("Accept"), "application/json");
   EXPECT_EQ(req.get_header_value("User-Agent"), "flotilla-cli");
@@ -119,18 +108,18 @@ TEST_F(ApiTest, GetSendsTheTokenAndReadsTheObject) {
 TEST_F(ApiTest, WithoutATokenNoAuthorizationIsSent) {
   Api api(local_.url(), "", "");
   api.get("/api/v1/deployments/d-1");
-  EXPECT_FALSE(last().has_header("Authorization"));
+  EXPECT_FALSE(last_.get().has_header("Authorization"));
 }
 
 TEST_F(ApiTest, PostAndDeleteSendJson) {
   Api api(local_.url(), "", "");
   json created = api.post("/api/v1/tokens", R"({"name":"ci"})", "");
   EXPECT_EQ(created["token"], "flt_x");
-  EXPECT_EQ(last().body, R"({"name":"ci"})");
-  EXPECT_EQ(last().get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(last_.get().body, R"({"name":"ci"})");
+  EXPECT_EQ(last_.get().get_header_value("Content-Type"), "application/json");
   api.del("/api/v1/tokens/" + common::urlEncode("a b/c"));
-  EXPECT_EQ(last().method, "DELETE");
-  EXPECT_EQ(last().get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(last_.get().method, "DELETE");
+  EXPECT_EQ(last_.get().get_header_value("Content-Type"), "application/json");
 }
 
 TEST_F(ApiTest, GetPrettyKeepsTheServersKeyOrder) {
@@ -221,7 +210,7 @@ TEST_F(ApiTest, RawPostReturnsAnyAnswer) {
   common::HttpResult result = api.rawPost("/api/v1/tokens", "name: ci\n", "application/yaml");
   ASSERT_TRUE(std::holds_alternative<common::HttpReply>(result));
   EXPECT_EQ(std::get<common::HttpReply>(result).status, 201);
-  EXPECT_EQ(last().get_header_value("Content-Type"), "application/yaml");
+  EXPECT_EQ(last_.get().get_header_value("Content-Type"), "application/yaml");
 }
 
 TEST_F(ApiTest, StreamCallsTheHandlerPerEvent) {

@@ -29,7 +29,7 @@ class DeploymentsTest : public ::testing::Test {
     dir_ = tmpl;
     auto& s = local_.server();
     s.Post("/api/v1/deployments", [this](const httplib::Request& req, httplib::Response& res) {
-      remember(req);
+      last_.set(req);
       if (req.body.find("bad") != std::string::npos) {
         res.status = 400;
         res.set_content(R"({"error":"plan refused","problems":[
@@ -47,7 +47,7 @@ class DeploymentsTest : public ::testing::Test {
     });
     s.Post(R"(/api/v1/deployments/shop-7/(\w+))",
            [this](const httplib::Request& req, httplib::Response& res) {
-             remember(req);
+             last_.set(req);
              const std::map<std::string, std::string> after = {
                  {"pause", "paused"}, {"approve", "running"}, {"rollback", "rolling_back"}};
              res.set_content(json{{"id", "shop-7"}, {"state", after.at(req.matches[1])}}.dump(),
@@ -56,15 +56,6 @@ class DeploymentsTest : public ::testing::Test {
     local_.start();
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  void remember(const httplib::Request& req) {
-    std::lock_guard lock(mu_);
-    last_ = req;
-  }
-  httplib::Request last() {
-    std::lock_guard lock(mu_);
-    return last_;
-  }
 
   std::string writePlan(const std::string& name, const std::string& text) {
     const std::string path = dir_ + "/" + name;
@@ -75,7 +66,7 @@ class DeploymentsTest : public ::testing::Test {
   support::LocalHttpServer local_;
   std::string dir_;
   std::mutex mu_;
-  httplib::Request last_;
+  support::LastRequest last_;
   json deployments_ = json::array();
 };
 
@@ -86,11 +77,11 @@ TEST_F(DeploymentsTest, SubmitSendsThePlanAndPrintsOnlyTheId) {
   EXPECT_EQ(submitted.exit_code, kExitOk);
   EXPECT_EQ(submitted.out, "shop-7\n");
   EXPECT_EQ(submitted.err, "");
-  EXPECT_EQ(last().body, "service: shop\n");
-  EXPECT_EQ(last().get_header_value("Content-Type"), "application/yaml");
+  EXPECT_EQ(last_.get().body, "service: shop\n");
+  EXPECT_EQ(last_.get().get_header_value("Content-Type"), "application/yaml");
 
   runCaptured([&] { return submitCommand(api, writePlan("shop.JSON", "{}")); });
-  EXPECT_EQ(last().get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(last_.get().get_header_value("Content-Type"), "application/json");
 }
 
 TEST_F(DeploymentsTest, ARefusedPlanListsEveryProblemWhereItIs) {
@@ -142,11 +133,11 @@ TEST_F(DeploymentsTest, ActionsPostTheirBodyAndPrintTheNewState) {
   CommandOutput paused =
       runCaptured([&] { return actionCommand(api, "shop-7", "pause", "pause", ""); });
   EXPECT_EQ(paused.out, "shop-7: pause accepted; state is now paused\n");
-  EXPECT_EQ(last().body, "");
+  EXPECT_EQ(last_.get().body, "");
 
   CommandOutput approved = runCaptured([&] { return approveCommand(api, "shop-7", "prod"); });
   EXPECT_EQ(approved.out, "shop-7: approval of wave prod accepted; state is now running\n");
-  EXPECT_EQ(last().body, R"({"wave":"prod"})");
+  EXPECT_EQ(last_.get().body, R"({"wave":"prod"})");
 }
 
 TEST_F(DeploymentsTest, RollbackSendsItsReason) {
@@ -160,8 +151,8 @@ TEST_F(DeploymentsTest, RollbackSendsItsReason) {
     CommandOutput rolled = runCaptured([&] { return command.run(api); });
     EXPECT_EQ(rolled.out, "shop-7: rollback accepted; state is now rolling_back\n");
   }
-  EXPECT_EQ(last().path, "/api/v1/deployments/shop-7/rollback");
-  EXPECT_EQ(last().body, R"({"reason":"bad canary"})");
+  EXPECT_EQ(last_.get().path, "/api/v1/deployments/shop-7/rollback");
+  EXPECT_EQ(last_.get().body, R"({"reason":"bad canary"})");
 }
 
 }  // namespace

@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,27 +22,10 @@ namespace {
 using namespace std::chrono_literals;
 using support::LocalHttpServer;
 
-// What the server saw of the last request.
-struct Seen {
-  std::mutex mu;
-  std::string method;
-  std::string body;
-  httplib::Headers headers;
-  std::vector<int> client_ports;
-
-  void record(const httplib::Request& req) {
-    std::lock_guard lock(mu);
-    method = req.method;
-    body = req.body;
-    headers = req.headers;
-    client_ports.push_back(req.remote_port);
-  }
-  std::string header(const std::string& name) {
-    std::lock_guard lock(mu);
-    auto it = headers.find(name);
-    return it == headers.end() ? "(none)" : it->second;
-  }
-};
+// A header of `req`, "(none)" when it was not sent.
+std::string headerOf(const httplib::Request& req, const std::string& name) {
+  return req.has_header(name) ? req.get_header_value(name) : "(none)";
+}
 
 HttpReply replyOf(const HttpResult& result) {
   if (const auto* failure = std::get_if<HttpFailure>(&result)) {
@@ -66,17 +48,21 @@ class HttpClientTest : public ::testing::Test {
   void SetUp() override {
     auto& s = local_.server();
     s.Get("/echo", [this](const httplib::Request& req, httplib::Response& res) {
-      seen_.record(req);
+      last_.set(req);
       res.set_content(R"({"ok":true})", "application/json");
     });
     s.Post("/echo", [this](const httplib::Request& req, httplib::Response& res) {
-      seen_.record(req);
+      last_.set(req);
       res.status = 201;
       res.set_content("posted " + req.body, "text/plain");
     });
     s.Delete("/echo", [this](const httplib::Request& req, httplib::Response& res) {
-      seen_.record(req);
+      last_.set(req);
       res.status = 204;
+    });
+    // The client's port: the same on every request of one connection.
+    s.Get("/port", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(std::to_string(req.remote_port), "text/plain");
     });
     s.Get("/missing", [](const httplib::Request&, httplib::Response& res) {
       res.status = 404;
@@ -123,7 +109,7 @@ class HttpClientTest : public ::testing::Test {
   }
 
   LocalHttpServer local_;
-  Seen seen_;
+  support::LastRequest last_;
 };
 
 TEST_F(HttpClientTest, AnAnswerIsAReplyWithStatusContentTypeAndBody) {
@@ -141,9 +127,9 @@ TEST_F(HttpClientTest, AnAnswerIsAReplyWithStatusContentTypeAndBody) {
 TEST_F(HttpClientTest, SendsTheTokenAcceptAndUserAgentOnlyWhenSet) {
   HttpClient plain;
   ASSERT_EQ(replyOf(plain.send(get("/echo"))).status, 200);
-  EXPECT_EQ(seen_.header("Authorization"), "(none)");
-  EXPECT_EQ(seen_.header("Accept"), "*/*");  // libcurl's own
-  EXPECT_EQ(seen_.header("User-Agent"), "(none)");
+  EXPECT_EQ(headerOf(last_.get(), "Authorization"), "(none)");
+  EXPECT_EQ(headerOf(last_.get(), "Accept"), "*/*");  // libcurl's own
+  EXPECT_EQ(headerOf(last_.get(), "User-Agent"), "(none)");
 
   HttpClientOptions options;
   options.bearer_token = "flt_secret";
@@ -152,9 +138,9 @@ TEST_F(HttpClientTest, SendsTheTokenAcceptAndUserAgentOnlyWhenSet) {
   HttpRequest request = get("/echo");
   request.accept = "application/json";
   ASSERT_EQ(replyOf(client.send(request)).status, 200);
-  EXPECT_EQ(seen_.header("Authorization"), "Bearer flt_secret");
-  EXPECT_EQ(seen_.header("Accept"), "application/json");
-  EXPECT_EQ(seen_.header("User-Agent"), "flotilla-test");
+  EXPECT_EQ(headerOf(last_.get(), "Authorization"), "Bearer flt_secret");
+  EXPECT_EQ(headerOf(last_.get(), "Accept"), "application/json");
+  EXPECT_EQ(headerOf(last_.get(), "User-Agent"), "flotilla-test");
 }
 
 TEST_F(HttpClientTest, PostAndDeleteCarryTheirContentType) {
@@ -166,31 +152,33 @@ TEST_F(HttpClientTest, PostAndDeleteCarryTheirContentType) {
   HttpReply posted = replyOf(client.send(post));
   EXPECT_EQ(posted.status, 201);
   EXPECT_EQ(posted.body, "posted service: shop\n");
-  EXPECT_EQ(seen_.method, "POST");
-  EXPECT_EQ(seen_.header("Content-Type"), "application/yaml");
+  EXPECT_EQ(last_.get().method, "POST");
+  EXPECT_EQ(headerOf(last_.get(), "Content-Type"), "application/yaml");
 
   // An empty body still says what it is: the coordinator takes changes only as JSON or YAML.
   post.body.clear();
   post.content_type = "application/json";
   EXPECT_EQ(replyOf(client.send(post)).status, 201);
-  EXPECT_EQ(seen_.body, "");
-  EXPECT_EQ(seen_.header("Content-Type"), "application/json");
+  EXPECT_EQ(last_.get().body, "");
+  EXPECT_EQ(headerOf(last_.get(), "Content-Type"), "application/json");
 
   HttpRequest del = get("/echo");
   del.method = HttpRequest::Method::kDelete;
   del.content_type = "application/json";
   EXPECT_EQ(replyOf(client.send(del)).status, 204);
-  EXPECT_EQ(seen_.method, "DELETE");
-  EXPECT_EQ(seen_.header("Content-Type"), "application/json");
+  EXPECT_EQ(last_.get().method, "DELETE");
+  EXPECT_EQ(headerOf(last_.get(), "Content-Type"), "application/json");
 }
 
 TEST_F(HttpClientTest, OneClientKeepsItsConnection) {
   HttpClient client;
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(replyOf(client.send(get("/echo"))).status, 200);
-  std::lock_guard lock(seen_.mu);
-  ASSERT_EQ(seen_.client_ports.size(), 3u);
-  EXPECT_EQ(seen_.client_ports[0], seen_.client_ports[1]);
-  EXPECT_EQ(seen_.client_ports[1], seen_.client_ports[2]);
+  const std::string first = replyOf(client.send(get("/port"))).body;
+  EXPECT_FALSE(first.empty());
+  EXPECT_EQ(replyOf(client.send(get("/port"))).body, first);
+  EXPECT_EQ(replyOf(client.send(get("/port"))).body, first);
+  // Another client is another connection.
+  HttpClient other;
+  EXPECT_NE(replyOf(other.send(get("/port"))).body, first);
 }
 
 TEST_F(HttpClientTest, AStreamHandsOverItsBodyAsItArrives) {
@@ -315,7 +303,7 @@ TEST_F(HttpClientTest, OneShotFunctionsKeepTheirContract) {
   auto posted = httpPost(url("/echo"), R"({"a":1})", "application/json", 2s);
   ASSERT_TRUE(posted.ok()) << posted.status().toString();
   EXPECT_EQ(posted->status, 201);
-  EXPECT_EQ(seen_.header("Content-Type"), "application/json");
+  EXPECT_EQ(headerOf(last_.get(), "Content-Type"), "application/json");
 
   auto late = httpGet(url("/slow"), 100ms);
   ASSERT_FALSE(late.ok());

@@ -1,12 +1,13 @@
 // Test support, HTTP: a real cpp-httplib server on 127.0.0.1, port 0 (HTTPS when given a
-// certificate), serving on its own thread for as long as the object lives. Register handlers on
-// server() before start().
+// certificate), serving on its own thread for as long as the object lives, and the last request
+// its handlers saw. Register handlers on server() before start().
 #pragma once
 
 #include <httplib.h>
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -48,6 +49,23 @@ class LocalHttpServer {
   std::string scheme_ = "http";
   int port_ = 0;
   std::thread thread_;
+};
+
+// The last request a handler recorded, read from the test's thread.
+class LastRequest {
+ public:
+  void set(const httplib::Request& req) {
+    std::lock_guard lock(mu_);
+    req_ = req;
+  }
+  httplib::Request get() {
+    std::lock_guard lock(mu_);
+    return req_;
+  }
+
+ private:
+  std::mutex mu_;
+  httplib::Request req_;
 };
 
 }  // namespace flotilla::support
