@@ -4,7 +4,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "common/rules.hpp"

@@ -6,8 +6,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <cctype>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "common/time_format.hpp"

@@ -4,7 +4,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "coordinator/http_api.hpp"
