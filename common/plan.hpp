@@ -1,6 +1,7 @@
 // The deployment plan: typed model, parser (YAML or JSON text) and the
 // stored JSON form. The parser reports every problem at once, each with the
-// 1-based line and column where it was found.
+// 1-based line and column where it was found. Names, versions and durations
+// follow the rules of common/rules.hpp, included here for the plan's users.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/rules.hpp"  // names, versions and durations (parseDuration, formatDuration)
 #include "common/status.hpp"
 
 namespace flotilla::common {
@@ -142,8 +144,8 @@ enum class OnAgentLost {
 };
 
 struct Plan {
-  std::string service;  // [a-z0-9-], 1..63
-  std::string version;  // 1..128 printable characters, no whitespace
+  std::string service;  // isValidName (kNameRule)
+  std::string version;  // isValidVersion (kVersionRule)
   DriverKind driver = DriverKind::kScript;
   ScriptSteps steps;
   std::vector<Wave> waves;
@@ -180,13 +182,6 @@ PlanParseResult parsePlan(const std::string& text);
 // The stored form (what the coordinator keeps in RocksDB).
 std::string planToJson(const Plan& plan);
 StatusOr<Plan> planFromJson(const std::string& json);
-
-// "300s", "5m", "1h", "250ms", "1h30m" -> milliseconds.
-StatusOr<std::chrono::milliseconds> parseDuration(const std::string& text);
-std::string formatDuration(std::chrono::milliseconds d);
-
-// [a-z0-9-], 1..63, no leading or trailing '-'. Shared by service, cluster and wave names.
-bool isValidName(const std::string& name);
 
 const char* driverName(DriverKind d);
 const char* rollbackScopeName(RollbackScope s);

@@ -4,10 +4,8 @@
 #include <capnp/message.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include "common/logging.hpp"
-#include "common/plan.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::coordinator {
 
@@ -15,25 +13,16 @@ using common::Status;
 using common::StatusOr;
 using common::toStd;
 
-namespace {
-bool labelKeyChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '/' || c == '-';
-}
-bool labelValueChar(char c) { return c > ' ' && c < 0x7f; }
-}  // namespace
-
 std::string checkLabels(const std::map<std::string, std::string>& labels) {
   if (labels.size() > kMaxLabels) {
     return std::to_string(labels.size()) + " labels, over the limit of " +
            std::to_string(kMaxLabels);
   }
   for (const auto& [k, v] : labels) {
-    if (k.empty() || k.size() > kMaxLabelKeyBytes ||
-        !std::all_of(k.begin(), k.end(), labelKeyChar)) {
+    if (!common::isValidLabelKey(k)) {
       return "label key " + common::loggable(k, 80) + " is not 1 to 63 of [A-Za-z0-9._/-]";
     }
-    if (v.size() > kMaxLabelValueBytes || !std::all_of(v.begin(), v.end(), labelValueChar)) {
+    if (!common::isValidLabelValue(v)) {
       return "label " + k + " has a value that is not 0 to 128 printable characters";
     }
   }

@@ -27,11 +27,9 @@
 namespace flotilla::coordinator {
 
 inline constexpr size_t kMaxLabels = 32;
-inline constexpr size_t kMaxLabelKeyBytes = 63;
-inline constexpr size_t kMaxLabelValueBytes = 128;
 
-// Label rules for agents, in one place: keys [A-Za-z0-9._/-] 1..63, values printable ASCII
-// without spaces 0..128, at most kMaxLabels. Returns what is wrong, or "" when fine.
+// An agent's labels: at most kMaxLabels, each key and value by common/rules.hpp
+// (isValidLabelKey, isValidLabelValue). Returns what is wrong, or "" when fine.
 std::string checkLabels(const std::map<std::string, std::string>& labels);
 
 class AgentGate {

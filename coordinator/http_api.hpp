@@ -55,7 +55,16 @@ class HttpApi {
 
  private:
   struct Gate;
+  // Every route the API serves, group by group; each group lives in its own file (the map is in
+  // http_api_internal.hpp).
   void routes();
+  void deploymentRoutes();
+  void eventRoutes();
+  void agentRoutes();
+  void tokenRoutes();  // and the audit trail
+  // Everything checked before a request is routed, its body unread: gate(), the rate limit and
+  // the body's encoding. Answers the request and returns true when it is refused.
+  bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);
   // Host, token, permission and Content-Type of a request, before anything else of it is read.
   Gate gate(const httplib::Request& req) const;
   // The caller of a request that passed gate() (its token looked up again: it may have been

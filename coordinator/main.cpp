@@ -11,7 +11,7 @@
 
 #include "common/curve.hpp"
 #include "common/logging.hpp"
-#include "common/plan.hpp"
+#include "common/rules.hpp"
 #include "coordinator/server.hpp"
 #include "coordinator/tokens.hpp"
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.hpp"
-#include "common/plan.hpp"
+#include "common/rules.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/audit.hpp"
 
@@ -84,9 +84,7 @@ std::optional<Role> parseRole(std::string_view name) {
 
 Status validateToken(const std::string& name, Role role, const std::vector<std::string>& envs) {
   if (!common::isValidName(name)) {
-    return Status::InvalidArgument(
-        "token name must be 1-63 characters of a-z, 0-9 and '-' (not "
-        "at either end)");
+    return Status::InvalidArgument(std::string("not a valid token name: ") + common::kNameRule);
   }
   if (!envs.empty() && role != Role::kDeployer && role != Role::kApprover) {
     // A viewer reads everything and an admin may do everything: a limit would mean nothing.
@@ -99,7 +97,8 @@ Status validateToken(const std::string& name, Role role, const std::vector<std::
   }
   for (const auto& env : envs) {
     if (!common::isValidName(env)) {
-      return Status::InvalidArgument("environment names are like cluster names (a-z, 0-9, '-')");
+      return Status::InvalidArgument(std::string("not a valid environment name: ") +
+                                     common::kNameRule);
     }
   }
   return Status::Ok();

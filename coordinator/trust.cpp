@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.hpp"
-#include "common/plan.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::coordinator {
 
@@ -95,7 +95,7 @@ StatusOr<Enrollment> Trust::createEnrollment(const std::string& cluster, int64_t
                                              const std::string& by, int64_t now_ms) {
   if (!common::isValidName(cluster)) {
     return Status::InvalidArgument("\"" + cluster.substr(0, 80) +
-                                   "\" is not a cluster name ([a-z0-9-], 1..63)");
+                                   "\" is not a cluster name: " + common::kNameRule);
   }
   if (ttl_ms <= 0 || ttl_ms > kMaxEnrollmentTtlMs) {
     return Status::InvalidArgument("an enrollment token lives between 1 s and 7 days");

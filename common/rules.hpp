@@ -1,0 +1,45 @@
+// The rules for what users name and write, one function each, shared by the plan parser, the
+// coordinator, the agent and the CLI: names, versions, label keys and values, durations. A value
+// one part accepts must be accepted by every other part that meets it later.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "common/status.hpp"
+
+namespace flotilla::common {
+
+// Service, cluster, wave, environment and API token names: 1 to 63 characters from [a-z0-9-],
+// not starting or ending with '-'. They become paths, label values and metric labels.
+bool isValidName(std::string_view name);
+inline constexpr char kNameRule[] =
+    "use 1 to 63 characters from [a-z0-9-], not starting or ending with '-'";
+
+// Service versions: 1 to 128 characters from [A-Za-z0-9._+-], the first not '.' or '-'. A
+// version lands in shell commands, paths, image tags, HTTP headers and metric labels, so it
+// holds no separator, quote or space, and cannot pass for an option or a relative path.
+bool isValidVersion(std::string_view version);
+inline constexpr char kVersionRule[] =
+    "use 1 to 128 characters from [A-Za-z0-9._+-], not starting with '.' or '-'";
+
+// Labels an agent carries (`--label KEY=VALUE`): keys 1 to 63 characters from [A-Za-z0-9._/-],
+// values 0 to 128 printable ASCII characters without spaces.
+bool isValidLabelKey(std::string_view key);
+bool isValidLabelValue(std::string_view value);
+
+// Labels a plan's wave selector names. Narrower for keys (lower case only) and wider for values
+// (spaces allowed, but only 1 to 63 characters) than an agent's labels: the two rules differ
+// today, and making them one changes which plans or which agents are accepted, so it is left
+// for a decision of its own.
+bool isValidSelectorKey(std::string_view key);
+bool isValidSelectorValue(std::string_view value);
+
+// "300s", "5m", "1h", "250ms", "1h30m" -> milliseconds. Units go largest first, each at most
+// once; a unit is required.
+StatusOr<std::chrono::milliseconds> parseDuration(const std::string& text);
+// The shortest form parseDuration reads back: "1h30m", "1s500ms", "0s".
+std::string formatDuration(std::chrono::milliseconds d);
+
+}  // namespace flotilla::common

@@ -1,0 +1,79 @@
+// Internal to the HTTP API (coordinator/http_*.cpp): the replies, JSON errors and audit
+// plumbing every group of routes shares. The API is split by what it serves:
+//
+//   http_api.cpp          the server: limits, TLS, bind, serve, the one list of route groups
+//   http_auth.cpp         before routing: Host, bearer token, the route's permission
+//                         (permissions.cpp holds the table), Content-Type, rate limit, body
+//                         encoding; the audit records of requests
+//   http_deployments.cpp  deployments: submit, list, show, approve/rollback/pause/resume/cancel
+//   http_events.cpp       a deployment's events: a JSON page, or a live SSE stream
+//   http_agents.cpp       agents: list, enroll, revoke, remove
+//   http_tokens.cpp       API tokens and the audit trail
+#pragma once
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "common/status.hpp"
+#include "coordinator/http_api.hpp"
+#include "coordinator/permissions.hpp"
+
+namespace flotilla::coordinator {
+
+namespace http_internal {
+
+using nlohmann::json;
+
+inline constexpr size_t kMaxBodyBytes = 1024 * 1024;
+
+// Request text quoted in a JSON error: escaped, invalid UTF-8 replaced (nlohmann throws on it
+// otherwise), and cut short so a hostile path cannot make a huge reply.
+std::string quoted(const std::string& text);
+int httpStatus(const common::Status& s);
+// "ok", or the HTTP status of an error: the outcome of an audit record.
+std::string outcomeOf(const common::Status& s);
+void reply(httplib::Response& res, int status, const json& body);
+void replyError(httplib::Response& res, const common::Status& s);
+std::string rfc3339(int64_t ms);
+int64_t nowMs();
+std::string lower(std::string text);
+bool isMutating(const std::string& method);
+// "ADDRESS:PORT" of the caller ("[ADDRESS]:PORT" for IPv6).
+std::string clientOf(const httplib::Request& req);
+
+// A deployment id from a request, checked before it reaches the store. Deployment ids are
+// "<service>-<n>": anything else (traversal, control characters, huge strings) is refused.
+common::Status checkDeploymentId(const std::string& id);
+common::StatusOr<Deployment> loadById(Store& store, const std::string& id);
+
+}  // namespace http_internal
+
+// What gate() decided about a request.
+struct HttpApi::Gate {
+  int status = 0;              // 0: let it through; otherwise the answer
+  std::string error;           // for the answer
+  std::optional<Actor> actor;  // who, once the token checked out
+  const Route* route = nullptr;
+};
+
+template <typename T>
+common::StatusOr<T> HttpApi::audited(AuditEntry entry,
+                                     std::function<common::StatusOr<T>(AuditEntry&)> change) {
+  return tasks_.call<T>([&]() -> common::StatusOr<T> {
+    common::StatusOr<T> result = change(entry);
+    entry.outcome = http_internal::outcomeOf(result.status());
+    if (!result.ok()) entry.detail = result.status().message();
+    common::Status s = audit_.append(entry, http_internal::nowMs());
+    if (!s.ok()) spdlog::error("audit: cannot record {}: {}", entry.action, s.toString());
+    return result;
+  });
+}
+
+}  // namespace flotilla::coordinator

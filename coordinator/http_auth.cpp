@@ -1,0 +1,185 @@
+// Before a request is routed, its body still unread: Host, bearer token, the route's permission
+// (the table is permissions.cpp's), Content-Type of a change, the per-token rate limit and the
+// body's encoding. Every refused change is audited (anonymous ones up to a rate per address).
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "coordinator/http_api.hpp"
+#include "coordinator/http_api_internal.hpp"
+
+namespace flotilla::coordinator {
+
+using common::Status;
+using namespace http_internal;
+
+namespace http_internal {
+
+std::string lower(std::string text) {
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+bool isMutating(const std::string& method) { return method != "GET" && method != "HEAD"; }
+
+std::string clientOf(const httplib::Request& req) {
+  if (req.remote_addr.find(':') != std::string::npos) {
+    return "[" + req.remote_addr + "]:" + std::to_string(req.remote_port);
+  }
+  return req.remote_addr + ":" + std::to_string(req.remote_port);
+}
+
+}  // namespace http_internal
+
+namespace {
+
+// The media types a change may carry: a page on another origin can send text/plain or a form
+// without asking first (a "simple" request), never these.
+bool isJsonOrYaml(const std::string& content_type) {
+  std::string type = lower(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  return type == "application/json" || type == "application/yaml" || type == "application/x-yaml" ||
+         type == "text/yaml";
+}
+
+// "Bearer TOKEN" -> TOKEN, the token's characters limited to what our tokens (and RFC 6750's
+// b64token) use; anything else is refused before it is hashed.
+std::optional<std::string> bearerToken(const std::string& header) {
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() <= kScheme.size() || header.size() > kScheme.size() + kMaxTokenBytes ||
+      lower(header.substr(0, kScheme.size())) != kScheme) {
+    return std::nullopt;
+  }
+  std::string token = header.substr(kScheme.size());
+  const bool ok = std::all_of(token.begin(), token.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+           c == '~' || c == '+' || c == '/' || c == '=';
+  });
+  if (!ok) return std::nullopt;
+  return token;
+}
+
+}  // namespace
+
+HttpApi::Gate HttpApi::gate(const httplib::Request& req) const {
+  Gate g;
+  g.route = findRoute(req.method, req.path);
+  if (g.route != nullptr && g.route->permission == Permission::kPublic) return g;
+  const std::string host = lower(req.get_header_value("Host"));
+  if (req.get_header_value_count("Host") != 1 || !allowed_hosts_.count(host)) {
+    g.status = 421;
+    g.error = "this coordinator does not answer to Host " + quoted(host) +
+              "; start it with --allowed-host NAME to accept that name";
+    return g;
+  }
+  const size_t headers = req.get_header_value_count("Authorization");
+  if (headers == 0) {
+    g.status = 401;
+    g.error =
+        "an API token is required: send 'Authorization: Bearer TOKEN' (flotilla reads "
+        "FLOTILLA_TOKEN or --token-file)";
+    return g;
+  }
+  auto token = headers == 1 ? bearerToken(req.get_header_value("Authorization")) : std::nullopt;
+  if (!token) {
+    g.status = 401;
+    g.error = "malformed Authorization header: expected one 'Bearer TOKEN'";
+    return g;
+  }
+  g.actor = tokens_.authenticate(*token);
+  if (!g.actor) {
+    g.status = 401;
+    g.error = "the API token is not valid (unknown or revoked)";
+    return g;
+  }
+  g.actor->client = clientOf(req);
+  if (g.route == nullptr) {
+    g.status = 403;
+    g.error = "no permission is defined for " + req.method + " " + quoted(req.path) +
+              " (no such endpoint?)";
+    return g;
+  }
+  auto role = parseRole(g.actor->role);
+  if (!role || !roleGrants(*role, g.route->permission)) {
+    g.status = 403;
+    g.error = "token " + g.actor->name + " (" + g.actor->role + ") lacks the " +
+              permissionName(g.route->permission) + " permission that " + req.method + " " +
+              std::string(g.route->pattern) + " needs";
+    return g;
+  }
+  if (isMutating(req.method) && !isJsonOrYaml(req.get_header_value("Content-Type"))) {
+    g.status = 415;
+    g.error = "a change must be sent as application/json or application/yaml (got Content-Type " +
+              quoted(req.get_header_value("Content-Type")) + ")";
+    return g;
+  }
+  return g;
+}
+
+std::optional<Actor> HttpApi::caller(const httplib::Request& req, httplib::Response& res) const {
+  Gate g = gate(req);
+  if (g.status == 0 && g.actor) return g.actor;
+  reply(res, g.status == 0 ? 401 : g.status,
+        json{{"error", g.error.empty() ? "an API token is required" : g.error}});
+  return std::nullopt;
+}
+
+// A refusal changes nothing, so its answer does not wait for its audit record to be durable:
+// the record is appended on the engine thread and written with that turn's flush. (Waiting
+// would hold every refused request until the store can write again, e.g. on a full disk, and
+// let a flood of bad requests queue up behind fsyncs.)
+void HttpApi::record(const AuditEntry& entry) {
+  tasks_.post([this, entry] {
+    Status s = audit_.append(entry, nowMs());
+    if (!s.ok()) spdlog::error("audit: cannot record {}: {}", entry.action, s.toString());
+  });
+}
+
+bool HttpApi::refuseBeforeRouting(const httplib::Request& req, httplib::Response& res) {
+  // Who, and whether they may, before the body is read: a refused request costs a header.
+  Gate g = gate(req);
+  if (g.status != 0) {
+    if (g.status == 401) res.set_header("WWW-Authenticate", "Bearer realm=\"flotilla\"");
+    reply(res, g.status, json{{"error", g.error}});
+    std::chrono::milliseconds ignored{0};
+    if (isMutating(req.method) && !g.actor &&
+        !refusal_audit_.allow(clientOf(req), std::chrono::steady_clock::now(), &ignored)) {
+      // An anonymous flood would grow the audit trail without bound: past a few refusals a
+      // second per address they are counted, not recorded.
+      metrics_.httpRefused("unaudited_anonymous");
+    } else if (isMutating(req.method)) {
+      record(AuditEntry{
+          g.actor ? g.actor->name : "anonymous", g.actor ? g.actor->role : "",
+          req.method + " " + (g.route ? std::string(g.route->pattern) : quoted(req.path)), "",
+          std::to_string(g.status), clientOf(req), g.error});
+    }
+    return true;
+  }
+  std::chrono::milliseconds retry_after{0};
+  if (g.actor && !rate_.allow(g.actor->name, std::chrono::steady_clock::now(), &retry_after)) {
+    metrics_.httpRefused("rate_limited");
+    res.set_header("Retry-After", std::to_string((retry_after.count() + 999) / 1000));
+    reply(res, 429,
+          json{{"error", "too many requests with token " + g.actor->name + " (limit " +
+                             fmt::format("{:g}", limits_.rate_per_second) + "/s): retry after " +
+                             std::to_string(retry_after.count()) + " ms"}});
+    return true;
+  }
+  const std::string encoding = req.get_header_value("Content-Encoding");
+  if (req.has_header("Transfer-Encoding")) {
+    reply(res, 411,
+          json{{"error", "chunked request bodies are not accepted: send a Content-Length"}});
+  } else if (!encoding.empty() && encoding != "identity") {
+    reply(res, 415, json{{"error", "compressed request bodies are not accepted"}});
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace flotilla::coordinator

@@ -1,0 +1,259 @@
+// Deployments over HTTP: submit a plan (refused with every problem and its position), list,
+// show one, and approve, roll back, pause, resume or cancel it. Environment rules are checked
+// here (permissions.cpp) before the engine is asked.
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/plan.hpp"
+#include "common/time_format.hpp"
+#include "coordinator/http_api.hpp"
+#include "coordinator/http_api_internal.hpp"
+
+namespace flotilla::coordinator {
+
+using common::Status;
+using common::StatusOr;
+using namespace http_internal;
+
+namespace http_internal {
+namespace {
+
+bool isDeploymentId(const std::string& id) {
+  auto lower = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  return !id.empty() && id.size() <= 80 && lower(id[0]) &&
+         std::all_of(id.begin(), id.end(), [&](char c) { return lower(c) || c == '-'; });
+}
+
+}  // namespace
+
+Status checkDeploymentId(const std::string& id) {
+  if (isDeploymentId(id)) return Status::Ok();
+  return Status::InvalidArgument(quoted(id) +
+                                 " is not a deployment id (expected e.g. checkout-12)");
+}
+
+StatusOr<Deployment> loadById(Store& store, const std::string& id) {
+  Status valid = checkDeploymentId(id);
+  if (!valid.ok()) return valid;
+  return store.loadDeployment(id);
+}
+
+}  // namespace http_internal
+
+namespace {
+
+json summaryJson(const Deployment& d) {
+  json current = nullptr;
+  if (d.wave_index < d.waves.size()) current = d.waves[d.wave_index].name;
+  return json{{"id", d.id},
+              {"service", d.plan.service},
+              {"version", d.plan.version},
+              {"state", deploymentStateName(d.state)},
+              {"current_wave", current},
+              {"wave_index", std::min(d.wave_index, d.waves.size())},
+              {"waves_total", d.waves.size()},
+              {"created_at", rfc3339(d.created_ms)},
+              {"updated_at", rfc3339(d.updated_ms)},
+              {"reason", d.reason}};
+}
+
+// A wave's approvals: who approved and when, and, while the wave has not started, how long the
+// oldest of them still counts (null when there is none). Read against the wall clock: the
+// engine drops what expired when it next looks at the wave.
+void addApprovals(const Deployment& d, size_t i, int64_t now_ms, json& wave) {
+  const common::Wave& pw = d.plan.waves[i];
+  const WaveProgress& w = d.waves[i];
+  json approvals = json::array();
+  std::optional<int64_t> oldest;
+  for (const auto& a : w.approvals) {
+    approvals.push_back({{"by", a.by}, {"role", a.role}, {"at", rfc3339(a.at_ms)}});
+    oldest = oldest ? std::min(*oldest, a.at_ms) : a.at_ms;
+  }
+  const bool waiting = w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval;
+  wave["approvals_required"] = pw.approval_required ? pw.approvals_required : 0;
+  wave["approvals"] = std::move(approvals);
+  wave["approval_expires_in"] =
+      waiting && oldest
+          ? json(std::max<int64_t>(0, (*oldest + pw.approval_expires.count() - now_ms) / 1000))
+          : json(nullptr);
+}
+
+json detailJson(const Deployment& d) {
+  json out = summaryJson(d);
+  out["submitted_by"] = d.submitted_by;
+  out["plan_sha256"] = d.plan_sha256;
+  const int64_t now_ms = common::toUnixMillis(std::chrono::system_clock::now());
+  json waves = json::array();
+  for (size_t i = 0; i < d.waves.size(); ++i) {
+    const WaveProgress& w = d.waves[i];
+    json clusters = json::array();
+    for (const auto& c : w.clusters) {
+      clusters.push_back({{"name", c.name},
+                          {"state", clusterStateName(c.state)},
+                          {"step", c.step ? stepName(*c.step) : ""},
+                          {"attempt", c.attempt},
+                          {"previous_version", c.previous_version},
+                          {"message", c.message},
+                          {"exit_code", c.exit_code ? json(*c.exit_code) : json(nullptr)}});
+    }
+    json wave = {{"name", w.name},
+                 {"state", waveStateName(w.state)},
+                 {"approval_required", d.plan.waves[i].approval_required},
+                 {"approved", w.approved},
+                 {"clusters", clusters}};
+    addApprovals(d, i, now_ms, wave);
+    waves.push_back(std::move(wave));
+  }
+  out["waves"] = waves;
+  out["failure"] = d.failure ? json{{"cluster", d.failure->cluster},
+                                    {"step", d.failure->step},
+                                    {"message", d.failure->message}}
+                             : json(nullptr);
+  out["rollback_failed_clusters"] = d.rollback_failed;
+  out["plan"] = json::parse(common::planToJson(d.plan));
+  return out;
+}
+
+}  // namespace
+
+void HttpApi::deploymentRoutes() {
+  server_->Post("/api/v1/deployments", [this](const httplib::Request& req, httplib::Response& res) {
+    auto actor = caller(req, res);
+    if (!actor) return;
+    const AuditEntry entry{actor->name,   actor->role, "POST /api/v1/deployments", "", "",
+                           actor->client, ""};
+    auto refuse = [&](int status, const json& body, std::string target) {
+      reply(res, status, body);
+      AuditEntry e = entry;
+      e.target = std::move(target);
+      e.outcome = std::to_string(status);
+      e.detail = body.value("error", "");
+      record(e);
+    };
+    common::PlanParseResult parsed = common::parsePlan(req.body);
+    if (!parsed.plan) {
+      metrics_.planRefused();
+      json problems = json::array();
+      for (const auto& p : parsed.problems) {
+        problems.push_back({{"line", p.line}, {"column", p.column}, {"message", p.message}});
+      }
+      size_t n = parsed.problems.size();
+      return refuse(400,
+                    json{{"error", "plan refused: " + std::to_string(n) +
+                                       (n == 1 ? " problem" : " problems")},
+                         {"problems", problems}},
+                    "");
+    }
+    Status allowed = checkPlanEnvironments(*actor, *parsed.plan, engine_.agentsSnapshot());
+    if (!allowed.ok()) {
+      return refuse(403, json{{"error", allowed.message()}}, parsed.plan->service);
+    }
+    if (store_.failing()) {
+      // It could not be made durable: refuse it now rather than keep the caller waiting.
+      return refuse(503,
+                    json{{"error", "the store cannot write (" + store_.failure() +
+                                       "); new deployments are refused and running ones wait "
+                                       "until writes succeed again"}},
+                    parsed.plan->service);
+    }
+    common::Plan plan = std::move(*parsed.plan);
+    AuditEntry e = entry;
+    e.target = plan.service;
+    e.detail = plan.service + " " + plan.version;
+    auto id = audited<std::string>(e, [&](AuditEntry& audit) -> StatusOr<std::string> {
+      auto submitted = engine_.submit(std::move(plan), *actor);
+      if (submitted.ok()) audit.target = *submitted;
+      return submitted;
+    });
+    if (!id.ok()) return replyError(res, id.status());
+    reply(res, 201, json{{"id", *id}});
+  });
+
+  server_->Get("/api/v1/deployments", [this](const httplib::Request&, httplib::Response& res) {
+    auto summaries = store_.loadDeploymentSummaries();
+    if (!summaries.ok()) return replyError(res, summaries.status());
+    std::vector<Deployment>& all = *summaries;
+    std::sort(all.begin(), all.end(), [](const Deployment& a, const Deployment& b) {
+      return a.created_ms != b.created_ms ? a.created_ms > b.created_ms : a.id > b.id;
+    });
+    json list = json::array();
+    for (const auto& d : all) list.push_back(summaryJson(d));
+    reply(res, 200, json{{"deployments", list}});
+  });
+
+  server_->Get(R"(/api/v1/deployments/([^/]+))",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 auto d = loadById(store_, req.matches[1]);
+                 if (!d.ok()) return replyError(res, d.status());
+                 reply(res, 200, detailJson(*d));
+               });
+
+  server_->Post(
+      R"(/api/v1/deployments/([^/]+)/(approve|rollback|pause|resume|cancel))",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        auto actor = caller(req, res);
+        if (!actor) return;
+        std::string id = req.matches[1];
+        std::string verb = req.matches[2];
+        AuditEntry entry{actor->name, actor->role, "POST /api/v1/deployments/{id}/" + verb,
+                         id,          "",          actor->client,
+                         ""};
+        auto refuse = [&](const Status& s) {
+          replyError(res, s);
+          AuditEntry e = entry;
+          e.outcome = outcomeOf(s);
+          e.detail = s.message();
+          record(e);
+        };
+        Status valid = checkDeploymentId(id);
+        if (!valid.ok()) return refuse(valid);
+        std::string argument;
+        if (!req.body.empty()) {
+          json body = json::parse(req.body, nullptr, false);
+          if (body.is_discarded() || !body.is_object()) {
+            return refuse(Status::InvalidArgument("request body must be a JSON object"));
+          }
+          const char* key = verb == "approve" ? "wave" : "reason";
+          if (body.contains(key)) {
+            if (!body[key].is_string()) {
+              return refuse(
+                  Status::InvalidArgument(std::string("\"") + key + "\" must be a string"));
+            }
+            argument = body[key].get<std::string>();
+          }
+        }
+        // The environment rule is checked on the stored deployment: what its waves reached or
+        // will reach, or for an approval the wave approved.
+        auto d = store_.loadDeployment(id);
+        if (!d.ok()) return refuse(d.status());
+        std::optional<size_t> wave;
+        if (verb == "approve") {
+          wave = d->wave_index;
+          for (size_t i = 0; i < d->waves.size(); ++i) {
+            if (!argument.empty() && d->waves[i].name == argument) wave = i;
+          }
+        }
+        Status allowed = checkDeploymentEnvironments(*actor, *d, engine_.agentsSnapshot(), wave);
+        if (!allowed.ok()) return refuse(allowed);
+        Action action = verb == "approve"    ? Action::kApprove
+                        : verb == "rollback" ? Action::kRollback
+                        : verb == "pause"    ? Action::kPause
+                        : verb == "resume"   ? Action::kResume
+                                             : Action::kCancel;
+        entry.detail = argument;
+        auto done = audited<bool>(entry, [&](AuditEntry&) -> StatusOr<bool> {
+          Status s = engine_.act(id, action, argument, *actor);
+          if (!s.ok()) return s;
+          return true;
+        });
+        if (!done.ok()) return replyError(res, done.status());
+        auto after = store_.loadDeployment(id);
+        if (!after.ok()) return replyError(res, after.status());
+        reply(res, 200, detailJson(*after));
+      });
+}
+
+}  // namespace flotilla::coordinator
