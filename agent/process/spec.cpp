@@ -4,7 +4,7 @@
 #include <regex>
 #include <vector>
 
-#include "common/plan.hpp"
+#include "common/rules.hpp"
 #include "common/strings.hpp"
 
 namespace flotilla::agent {
@@ -38,8 +38,6 @@ namespace {
 
 // Versions and cluster names are pasted into a shell command line and file names: only
 // characters that mean nothing to the shell or the file system get through.
-constexpr char kVersionPattern[] = "^[A-Za-z0-9_+][A-Za-z0-9._+-]{0,63}$";
-constexpr char kClusterPattern[] = "^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$";
 constexpr char kPathPattern[] = "^/[!-~]{0,255}$";  // printable, no space: it goes into a URL
 constexpr uint64_t kMaxDurationMs = 7 * 24 * 3'600'000ULL;
 
@@ -154,16 +152,17 @@ StatusOr<Spec> readSpec(ProcessStep step, schema::ProcessSpec::Reader wire,
   Spec spec;
   spec.service = r.text(wire.getService(), "service");
   r.check(spec.service.empty() || common::isValidName(spec.service),
-          "service must be 1..63 of [a-z0-9-], not starting or ending with '-'");
+          std::string("service must be a name: ") + common::kNameRule);
   spec.version = r.text(wire.getVersion(), "version");
-  r.check(spec.version.empty() || matches(spec.version, kVersionPattern),
-          "version must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
+  r.check(spec.version.empty() || common::isValidVersion(spec.version),
+          std::string("version must be a version: ") + common::kVersionRule);
   spec.previous_version = str(wire.getPreviousVersion());
-  r.check(spec.previous_version.empty() || matches(spec.previous_version, kVersionPattern),
-          "previousVersion must be 1..64 of [A-Za-z0-9._+-], not starting with '.' or '-'");
+  r.check(spec.previous_version.empty() || common::isValidVersion(spec.previous_version),
+          std::string("previousVersion must be a version: ") + common::kVersionRule);
   spec.cluster = str(wire.getCluster());
   if (spec.cluster.empty()) spec.cluster = default_cluster;
-  r.check(matches(spec.cluster, kClusterPattern), "cluster must be 1..63 of [A-Za-z0-9._-]");
+  r.check(common::isValidName(spec.cluster),
+          std::string("cluster must be a name: ") + common::kNameRule);
   spec.deployment = str(wire.getDeployment());
 
   if (wire.hasProcess()) {

@@ -192,14 +192,14 @@ Status validateBehaviour(const Behaviour& behaviour) {
 }
 
 Status validateVersion(std::string_view version) {
-  const bool ok = !version.empty() && version.size() <= 64 &&
+  const bool ok = !version.empty() && version.size() <= 128 &&
                   std::all_of(version.begin(), version.end(), [](char c) {
                     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                            (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+' || c == '-';
                   });
   if (!ok) {
     return Status::InvalidArgument("version \"" + std::string(version) +
-                                   "\" must be 1 to 64 characters of A-Z a-z 0-9 . _ + -");
+                                   "\" must be 1 to 128 characters of A-Z a-z 0-9 . _ + -");
   }
   return Status::Ok();
 }

@@ -699,6 +699,19 @@ TEST_F(ProcessDriverTest, FirstDeployShiftAndFinalizeServeTheVersion) {
   EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
 }
 
+// A version the plan accepts (common/rules.hpp: 128 characters, '+' and '_' included) runs:
+// the driver once took only 64 characters, so such a plan failed at its first step.
+TEST_F(ProcessDriverTest, AnOddButLegalVersionDeploys) {
+  const std::string version = "2026.12.04_rc-1+build.7." + std::string(104, 'x');
+  ASSERT_EQ(version.size(), 128u);
+  auto r = run(ProcessStep::kDeploy, spec(version));
+  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  for (pid_t pid : recordedPids("candidate")) {
+    const std::map<std::string, std::string> env = environmentOf(pid);
+    EXPECT_EQ(env.count("FLOTILLA_VERSION") ? env.at("FLOTILLA_VERSION") : "", version);
+  }
+}
+
 TEST_F(ProcessDriverTest, GoodCanaryRollsOutWithoutOneFailedRequest) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
   const std::vector<pid_t> old_pids = recordedPids("stable");

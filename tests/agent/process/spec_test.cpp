@@ -159,6 +159,20 @@ TEST_F(SpecTest, NamesAndVersionsThatCouldReachAShellAreRefused) {
   EXPECT_NE(refused(ProcessStep::kDeploy).find("service is missing"), std::string::npos);
 }
 
+// The plan's rule (common/rules.hpp), not a narrower one of the driver's.
+TEST_F(SpecTest, EveryVersionThePlanAcceptsIsAccepted) {
+  for (const std::string& version :
+       {std::string("2026.12.04_rc-1+build.7"), std::string("_x"), std::string(128, '9')}) {
+    wire_.setVersion(version);
+    wire_.setPreviousVersion(version);
+    auto s = read(ProcessStep::kDeploy);
+    ASSERT_TRUE(s.ok()) << version << ": " << s.status().toString();
+    EXPECT_EQ(s->version, version);
+  }
+  wire_.setVersion(std::string(129, '9'));
+  EXPECT_NE(refused(ProcessStep::kDeploy).find("version must be"), std::string::npos);
+}
+
 TEST_F(SpecTest, EveryBoundIsCheckedAndEveryProblemNamed) {
   auto p = wire_.getProcess();
   p.setCommand("");
