@@ -58,7 +58,8 @@ StatusOr<BehaviourOverrides> loadManifest(const std::string& path);
 // Defaults, then the manifest, then the flags: the last one that sets a field wins.
 Behaviour resolveBehaviour(const BehaviourOverrides& manifest, const BehaviourOverrides& flags);
 Status validateBehaviour(const Behaviour& behaviour);
-// 1..128 characters of [A-Za-z0-9._+-] (the plan's rule): it goes into a header, a JSON body and a metric label.
+// 1..128 characters of [A-Za-z0-9._+-] (the plan's rule): it goes into a header, a JSON body and a
+// metric label.
 Status validateVersion(std::string_view version);
 
 // Decides which `/` requests fail, from the request's index alone (0, 1, 2, ...). The rate is
