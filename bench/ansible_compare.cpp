@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "bench/bench_util.hpp"
-#include "integration/haproxy_fixture.hpp"
+#include "tests/support/files.hpp"
 
 #ifndef FLOTILLA_AGENT_BIN
 #error "FLOTILLA_AGENT_BIN must be defined by CMake"
@@ -53,15 +53,15 @@ double runAnsible(const std::string& ansible, const std::string& dir, int forks)
   inventory +=
       "\n[targets:vars]\nansible_connection=local\n"
       "ansible_python_interpreter=/usr/bin/python3\n";
-  flotilla::integration::writeFile(dir + "/inventory.ini", inventory);
-  flotilla::integration::writeFile(dir + "/rollout.yml",
-                                   "- hosts: targets\n"
-                                   "  gather_facts: false\n"
-                                   "  serial: [\"10%\", \"50%\", \"100%\"]\n"
-                                   "  max_fail_percentage: 0\n"
-                                   "  tasks:\n"
-                                   "    - name: apply\n"
-                                   "      command: \"true\"\n");
+  support::writeFile(dir + "/inventory.ini", inventory);
+  support::writeFile(dir + "/rollout.yml",
+                     "- hosts: targets\n"
+                     "  gather_facts: false\n"
+                     "  serial: [\"10%\", \"50%\", \"100%\"]\n"
+                     "  max_fail_percentage: 0\n"
+                     "  tasks:\n"
+                     "    - name: apply\n"
+                     "      command: \"true\"\n");
   fs::create_directories(dir + "/ansible-tmp");
   std::vector<std::string> argv = {"/usr/bin/env",
                                    "ANSIBLE_LOCAL_TEMP=" + dir + "/ansible-tmp",
@@ -75,7 +75,7 @@ double runAnsible(const std::string& ansible, const std::string& dir, int forks)
                                    std::to_string(forks),
                                    dir + "/rollout.yml"};
   auto start = std::chrono::steady_clock::now();
-  auto r = flotilla::integration::runCommand(argv, dir, 600s);
+  auto r = support::runCommand(argv, dir, 600s);
   double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (r.exit_code != 0) {
@@ -121,17 +121,16 @@ int main(int argc, char** argv) {
   {
     auto coordinator = CoordinatorProcess::start(dir, {"--heartbeat", "1s"});
     if (!coordinator) return 1;
-    std::vector<std::unique_ptr<flotilla::integration::Process>> agents;
+    std::vector<std::unique_ptr<flotilla::support::Process>> agents;
     for (int i = 0; i < kTargets; ++i) {
       std::string base = dir + "/agents/" + target(i);
       fs::create_directories(base + "/state");
       fs::create_directories(base + "/work");
-      agents.push_back(flotilla::integration::Process::spawn(
+      agents.push_back(flotilla::support::Process::spawn(
           target(i),
           {FLOTILLA_AGENT_BIN, "--insecure", "--cluster", target(i), "--coordinator",
-           coordinator->agents(),
-           "--label", "fleet=compare", "--state-dir", base + "/state", "--workdir", base + "/work",
-           "--log-level", "warn"},
+           coordinator->agents(), "--label", "fleet=compare", "--state-dir", base + "/state",
+           "--workdir", base + "/work", "--log-level", "warn"},
           {}, base + "/agent.log"));
     }
     // Every agent connected before the clock starts, as Ansible's inventory is ready before its.
@@ -150,8 +149,8 @@ int main(int argc, char** argv) {
       std::string id = coordinator->submit(flotillaPlan(run));
       if (id.empty()) return 1;
       json d = coordinator->waitFinal(id, 5ms, 120s);
-      auto end = d.is_null() ? std::nullopt
-                             : flotilla::integration::parseRfc3339(d.value("updated_at", ""));
+      auto end =
+          d.is_null() ? std::nullopt : flotilla::support::parseRfc3339(d.value("updated_at", ""));
       if (!end || d.value("state", "") != "succeeded") {
         std::cerr << "the Flotilla rollout did not succeed: " << d.dump() << "\n";
         return 1;

@@ -17,7 +17,8 @@
 #include <sstream>
 #include <thread>
 
-#include "integration/haproxy_fixture.hpp"
+#include "tests/support/net.hpp"
+#include "tests/support/wait.hpp"
 
 #ifndef FLOTILLA_COORDINATOR_BIN
 #error "FLOTILLA_COORDINATOR_BIN must be defined by CMake"
@@ -65,8 +66,8 @@ namespace {
 // (asked once from its --help).
 const std::vector<std::string>& unlimitedHttpFlags(const std::string& scratch_dir) {
   static const std::vector<std::string> flags = [&] {
-    integration::CommandResult help =
-        integration::runCommand({FLOTILLA_COORDINATOR_BIN, "--help"}, scratch_dir, 30s);
+    support::CommandResult help =
+        support::runCommand({FLOTILLA_COORDINATOR_BIN, "--help"}, scratch_dir, 30s);
     if (help.out.find("--http-rate-limit") == std::string::npos) return std::vector<std::string>{};
     return std::vector<std::string>{"--http-rate-limit", "0"};
   }();
@@ -85,13 +86,13 @@ std::unique_ptr<CoordinatorProcess> CoordinatorProcess::start(const std::string&
                                                               Mechanism mechanism) {
   auto c = std::unique_ptr<CoordinatorProcess>(new CoordinatorProcess());
   c->mechanism_ = mechanism;
-  int agent_port = integration::freePort();
-  int http_port = integration::freePort();
+  int agent_port = support::freePort();
+  int http_port = support::freePort();
   c->data_dir_ = work_dir + "/coordinator-data";
   c->agents_ = "tcp://127.0.0.1:" + std::to_string(agent_port);
   c->url_ = "http://127.0.0.1:" + std::to_string(http_port);
   // The HTTP API needs a token: the first admin one, made before the first start.
-  integration::CommandResult made = integration::runCommand(
+  support::CommandResult made = support::runCommand(
       {FLOTILLA_COORDINATOR_BIN, "bootstrap-admin", "--data-dir", c->data_dir_}, work_dir, 30s);
   if (made.exit_code != 0) {
     std::cerr << "bootstrap-admin failed: " << made.out << made.err << "\n";
@@ -110,22 +111,22 @@ std::unique_ptr<CoordinatorProcess> CoordinatorProcess::start(const std::string&
   const auto& unlimited = unlimitedHttpFlags(work_dir);
   argv.insert(argv.end(), unlimited.begin(), unlimited.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  c->process_ = integration::Process::spawn("coordinator", argv, {}, work_dir + "/coordinator.log");
+  c->process_ = support::Process::spawn("coordinator", argv, {}, work_dir + "/coordinator.log");
   if (!c->process_) return nullptr;
-  auto deadline = std::chrono::steady_clock::now() + 20s;
   bool up = false;
-  while (!up && std::chrono::steady_clock::now() < deadline) {
-    up = integration::httpGet(c->url_ + "/healthz").status == 200;
-    if (!up && !c->process_->running()) break;
-    if (!up) std::this_thread::sleep_for(20ms);
-  }
+  support::pollUntil(
+      [&] {
+        up = support::httpGet(c->url_ + "/healthz").status == 200;
+        return up || !c->process_->running();
+      },
+      20s, 20ms);
   if (!up) {
     std::cerr << "the coordinator did not come up; see " << work_dir << "/coordinator.log\n";
     return nullptr;
   }
   if (mechanism == Mechanism::kCurve) {
     // The key pair is made on the first start; show-key reads it while the coordinator runs.
-    integration::CommandResult key = integration::runCommand(
+    support::CommandResult key = support::runCommand(
         {FLOTILLA_COORDINATOR_BIN, "show-key", "--data-dir", c->data_dir_}, work_dir, 30s);
     c->public_key_ = firstWord(key.out);
     if (key.exit_code != 0 || c->public_key_.size() != 40) {
@@ -139,7 +140,7 @@ std::unique_ptr<CoordinatorProcess> CoordinatorProcess::start(const std::string&
 std::string CoordinatorProcess::enrollOne(const std::string& cluster) {
   const std::string body = json{{"ttl_seconds", 3600}}.dump();
   for (int attempt = 0; attempt < 60; ++attempt) {
-    auto r = integration::httpRequest(
+    auto r = support::httpRequest(
         "POST", url_ + "/api/v1/agents/" + cluster + "/enroll",
         {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/json"}}, &body);
     if (r.status == 429) {  // a rate limit the flags did not turn off: pace the calls
@@ -180,9 +181,8 @@ std::map<std::string, std::string> CoordinatorProcess::enroll(
   return out;
 }
 
-integration::HttpResponse CoordinatorProcess::get(const std::string& path) {
-  return integration::httpRequest("GET", url_ + path, {{"Authorization", "Bearer " + token_}},
-                                  nullptr);
+support::HttpResponse CoordinatorProcess::get(const std::string& path) {
+  return support::httpRequest("GET", url_ + path, {{"Authorization", "Bearer " + token_}}, nullptr);
 }
 
 CoordinatorProcess::~CoordinatorProcess() {
@@ -191,7 +191,7 @@ CoordinatorProcess::~CoordinatorProcess() {
 
 std::string CoordinatorProcess::submit(const std::string& plan_yaml) {
   const std::string body = plan_yaml;
-  auto r = integration::httpRequest(
+  auto r = support::httpRequest(
       "POST", url_ + "/api/v1/deployments",
       {{"Authorization", "Bearer " + token_}, {"Content-Type", "application/yaml"}}, &body);
   if (r.status != 201) {

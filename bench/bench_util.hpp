@@ -14,11 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "integration/harness.hpp"
+#include "tests/support/events.hpp"
+#include "tests/support/http.hpp"
+#include "tests/support/process.hpp"
 
 namespace flotilla::bench {
 
-using integration::json;
+using support::json;
 using SystemTime = std::chrono::system_clock::time_point;
 
 double millisSince(SystemTime from, SystemTime to);
@@ -65,7 +67,7 @@ class CoordinatorProcess {
   // A counter or gauge from /metrics (summed over label sets); -1 when absent.
   double metric(const std::string& name);
   // GET with the admin token of this coordinator (made by bootstrap-admin before it started).
-  integration::HttpResponse get(const std::string& path);
+  support::HttpResponse get(const std::string& path);
 
  private:
   // One token, or "" (reason on stderr).
@@ -74,7 +76,7 @@ class CoordinatorProcess {
   Mechanism mechanism_ = Mechanism::kNull;
   std::string public_key_;
   std::string token_;
-  std::unique_ptr<integration::Process> process_;
+  std::unique_ptr<support::Process> process_;
   std::string url_;
   std::string agents_;
   std::string data_dir_;

@@ -17,8 +17,8 @@
 // canary answers (~30 ms at this load), so each HAProxy's server table is also read every
 // 10 ms: a cluster is back once every server it sends requests to is a 1.0.0 replica.
 //
-// Reuses the integration harness (processes, HAProxy, traffic) as a library; it is not a test
-// and ctest never runs it. `bench/run` builds and runs it.
+// Reuses the test-support library's process fleet (tests/support/service_fleet.hpp: processes,
+// HAProxy, traffic); it is not a test and ctest never runs it. `bench/run` builds and runs it.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -34,31 +34,22 @@
 #include <thread>
 #include <vector>
 
-#include "integration/haproxy_fixture.hpp"
-#include "integration/harness.hpp"
-
-#ifndef FLOTILLA_DEMO_SERVICE_BIN
-#error "FLOTILLA_DEMO_SERVICE_BIN must be defined by CMake"
-#endif
+#include "tests/support/service_fleet.hpp"
 
 namespace flotilla::bench {
 namespace {
 
 using namespace std::chrono_literals;
-using integration::Answer;
-using integration::CommandResult;
-using integration::Haproxy;
-using integration::json;
-using integration::SystemTime;
-using integration::TrafficGenerator;
+using support::Answer;
+using support::CommandResult;
+using support::Haproxy;
+using support::json;
+using support::SystemTime;
+using support::TrafficGenerator;
 
 constexpr char kName[] = "rollback";
-constexpr char kService[] = "checkout";
 constexpr char kGood[] = "1.0.0";
 constexpr char kBad[] = "2.0.0";
-constexpr int kPortBlock = 16;
-constexpr int kLoadWorkers = 2;
-constexpr auto kLoadPace = 8ms;
 constexpr auto kSamplePace = 10ms;
 constexpr auto kTableEvery = 10ms;
 // Answers keep coming this long after rolled_back, so that "back on 1.0.0" is confirmed by a
@@ -66,39 +57,10 @@ constexpr auto kTableEvery = 10ms;
 constexpr auto kConfirmFor = 1500ms;
 constexpr size_t kMinAnswersBeforeRollout = 50;
 
-struct Cluster {
-  std::string name;
-  std::map<std::string, std::string> labels;
-};
-
-const std::vector<Cluster> kClusters = {
-    {"staging-eu", {{"environment", "staging"}}},
-    {"prod-eu-1", {{"environment", "production"}, {"region", "eu"}}},
-    {"prod-us-1", {{"environment", "production"}, {"region", "us"}}},
-};
-
-constexpr char kPlan[] = R"yaml(service: checkout
-version: "@VERSION@"
-driver: process
-process:
-  command: "exec @DEMO@ --port {port} --version {version} $(test {version} = 2.0.0 && echo --error-rate 0.2)"
-  replicas: 2
-  ports: "@PORTS@"
-traffic:
-  haproxy: {socket: "@DIR@/{cluster}.sock", backend: checkout}
-@STRATEGY@health:
-  http: {path: /health, interval: 200ms, timeout: 500ms, failure_threshold: 3}
-  metrics: {error_rate_increase: 0.5, latency_p95_ratio: 2.0, min_requests: 20}
-waves:
-  - name: staging
-    selector: {environment: staging}
-  - name: prod-eu
-    clusters: [prod-eu-1]
-  - name: prod-us
-    selector: {region: us}
-)yaml";
-
-constexpr char kCanary[] = "strategy: {type: canary, steps: [10, 50, 100], pause: 2s}\n";
+// Three clusters in three waves (staging-eu, prod-eu-1, prod-us-1); the bad version's replicas
+// answer 20% of their requests with a 500.
+const support::ServiceShape& kClusters = support::kThreeWaves;
+constexpr char kMetrics[] = "{error_rate_increase: 0.5, latency_p95_ratio: 2.0, min_requests: 20}";
 
 // What one run measured, in milliseconds.
 struct Measured {
@@ -171,13 +133,14 @@ double millisBetween(SystemTime from, SystemTime to) {
 // The time of the first event of `type`.
 std::optional<SystemTime> eventTime(const json& events, const std::string& type) {
   for (const auto& e : events) {
-    if (e.value("type", "") == type) return integration::parseRfc3339(e.value("time", ""));
+    if (e.value("type", "") == type) return support::parseRfc3339(e.value("time", ""));
   }
   return std::nullopt;
 }
 
-// The harness fixture, driven by hand: one object per run (its own temp dir, ports, processes).
-class RollbackRun : public integration::FleetTest {
+// The process fleet fixture, driven by hand: one object per run (its own temp dir, ports,
+// processes).
+class RollbackRun : public support::ServiceFleetTest {
  public:
   RollbackRun() = default;
   ~RollbackRun() override { finish(); }
@@ -187,53 +150,28 @@ class RollbackRun : public integration::FleetTest {
   std::optional<Measured> run() {
     SetUp();
     set_up_ = true;
-    if (HasFatalFailure()) return fail("set-up failed");
-    ports_ = integration::freePortBlock(kPortBlock);
-    if (ports_ == 0) return fail("no block of free ports");
-    startCoordinator();
-    if (HasFatalFailure()) return fail("the coordinator did not start");
-    std::vector<std::string> names;
-    for (const auto& c : kClusters) {
-      auto haproxy = Haproxy::start(dir(), c.name, kService);
-      if (haproxy == nullptr) return fail("HAProxy for " + c.name + " did not start");
-      haproxies_[c.name] = std::move(haproxy);
-      startAgent(c.name, c.labels);
-      if (HasFatalFailure()) return fail("agent " + c.name + " did not start");
-      names.push_back(c.name);
-    }
-    waitForAgents(names);
-    if (HasFatalFailure()) return fail("the agents did not connect");
-
-    const std::string baseline = submit(writePlan("baseline.yaml", plan(kGood, "")));
-    if (baseline.empty()) return fail("the baseline plan was refused");
-    CommandResult wait = cli({"wait", baseline, "--timeout", "90s"}, 100s);
-    if (wait.exit_code != 0) return fail("the baseline did not succeed: " + wait.out + wait.err);
+    if (HasFatalFailure()) return fail("set-up failed (temp dir, free ports)");
+    startClusters(kClusters);
+    if (HasFatalFailure()) return fail("the coordinator, an HAProxy or an agent did not start");
+    deployBaseline(90s);
+    if (HasFatalFailure()) return fail("the baseline did not succeed");
 
     std::map<std::string, Haproxy*> haproxies;
     std::map<std::string, std::set<int>> old_ports;
-    for (const auto& c : kClusters) {
-      haproxies[c.name] = haproxies_[c.name].get();
-      // The agent's record of what it runs (agent/process_driver.hpp).
-      const std::string path =
-          dir() + "/agent-state/" + c.name + "/services/" + std::string(kService) + ".json";
-      json record = json::parse(integration::readFile(path), nullptr, false);
-      if (record.is_discarded() || !record["stable"].is_object()) {
-        return fail("no record of the 1.0.0 replicas of " + c.name + " in " + path);
-      }
-      for (const auto& r : record["stable"]["replicas"]) {
-        old_ports[c.name].insert(r.value("port", 0));
-      }
+    for (const auto& c : kClusters.clusters) {
+      haproxies[c.cluster] = &haproxy(c.cluster);
+      old_ports[c.cluster] = support::portsOf(baseline_replicas_[c.cluster]);
     }
     tables_ = std::make_unique<TableSampler>(haproxies, old_ports);
     tables_->start();
-    for (const auto& c : kClusters) {
-      const std::string url = haproxies_[c.name]->url();
-      load_[c.name] = std::make_unique<TrafficGenerator>(url, kLoadWorkers, kLoadPace);
-      samplers_[c.name] = std::make_unique<TrafficGenerator>(url, 1, kSamplePace);
-      load_[c.name]->start();
-      samplers_[c.name]->start();
+    startTraffic();  // the load
+    if (HasFatalFailure()) return fail("no traffic through HAProxy");
+    for (const auto& c : kClusters.clusters) {
+      samplers_[c.cluster] =
+          std::make_unique<TrafficGenerator>(haproxy(c.cluster).url(), 1, kSamplePace);
+      samplers_[c.cluster]->start();
     }
-    const bool flowing = waitUntil("traffic on every cluster", [&] {
+    const bool flowing = waitUntil("samples on every cluster", [&] {
       for (const auto& [name, sampler] : samplers_) {
         if (sampler->count() < kMinAnswersBeforeRollout) return false;
       }
@@ -241,19 +179,22 @@ class RollbackRun : public integration::FleetTest {
     });
     if (!flowing) return fail("no traffic through HAProxy");
 
-    const std::string id = submit(writePlan("bad.yaml", plan(kBad, kCanary)));
+    const support::ProcessPlan bad =
+        processPlan({.version = kBad,
+                     .command_extra = support::onlyFor(kBad, "--error-rate 0.2"),
+                     .strategy = support::canarySteps("2s"),
+                     .metrics = kMetrics});
+    const std::string id = submitPlan("bad.yaml", bad.yaml());
     if (id.empty()) return fail("the bad plan was refused");
-    wait = cli({"wait", id, "--timeout", "90s"}, 100s);
+    CommandResult wait = cli({"wait", id, "--timeout", "90s"}, 100s);
     std::this_thread::sleep_for(kConfirmFor);
     tables_->stop();
-    std::map<std::string, std::vector<Answer>> answers;
-    for (const auto& c : kClusters) {
-      samplers_[c.name]->stop();
-      load_[c.name]->stop();
-      answers[c.name] = samplers_[c.name]->answers();
-      auto load = load_[c.name]->answers();
-      answers[c.name].insert(answers[c.name].end(), load.begin(), load.end());
-      std::stable_sort(answers[c.name].begin(), answers[c.name].end(),
+    std::map<std::string, std::vector<Answer>> answers = stopTraffic();
+    for (auto& [cluster, sampler] : samplers_) {
+      sampler->stop();
+      auto samples = sampler->answers();
+      answers[cluster].insert(answers[cluster].end(), samples.begin(), samples.end());
+      std::stable_sort(answers[cluster].begin(), answers[cluster].end(),
                        [](const Answer& a, const Answer& b) { return a.sent < b.sent; });
     }
     if (stateOf(id) != "rolled_back") {
@@ -317,9 +258,7 @@ class RollbackRun : public integration::FleetTest {
   void finish() {
     if (tables_) tables_->stop();
     for (auto& [name, t] : samplers_) t->stop();
-    for (auto& [name, t] : load_) t->stop();
-    for (auto& [name, h] : haproxies_) h->stop();
-    if (set_up_) TearDown();
+    if (set_up_) TearDown();  // the load, HAProxy, the agents and the coordinator
     set_up_ = false;
   }
 
@@ -330,18 +269,7 @@ class RollbackRun : public integration::FleetTest {
     return std::nullopt;
   }
 
-  std::string plan(const std::string& version, const std::string& strategy) const {
-    std::string text = integration::replaceAll(kPlan, "@VERSION@", version);
-    text = integration::replaceAll(text, "@DEMO@", FLOTILLA_DEMO_SERVICE_BIN);
-    text = integration::replaceAll(
-        text, "@PORTS@", std::to_string(ports_) + "-" + std::to_string(ports_ + kPortBlock - 1));
-    return integration::replaceAll(text, "@STRATEGY@", strategy);
-  }
-
   bool set_up_ = false;
-  int ports_ = 0;
-  std::map<std::string, std::unique_ptr<Haproxy>> haproxies_;
-  std::map<std::string, std::unique_ptr<TrafficGenerator>> load_;
   std::map<std::string, std::unique_ptr<TrafficGenerator>> samplers_;
   std::unique_ptr<TableSampler> tables_;
 };

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "bench/bench_util.hpp"
-#include "integration/haproxy_fixture.hpp"
+#include "tests/support/wait.hpp"
 
 namespace flotilla::bench {
 namespace {
@@ -58,17 +58,6 @@ bool askAll(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& l
     if (!a || *a != "ok") return false;
   }
   return true;
-}
-
-// Waits until `done` holds, checking every `every`; false after `deadline`.
-template <typename F>
-bool waitFor(F done, std::chrono::milliseconds every, std::chrono::milliseconds deadline) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(every);
-  }
-  return done();
 }
 
 void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool quick, bool keep,
@@ -151,7 +140,7 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
                 << "\n";
       break;
     }
-    auto end = integration::parseRfc3339(d.value("updated_at", ""));
+    auto end = support::parseRfc3339(d.value("updated_at", ""));
     if (!end) break;
     double ms = millisSince(t0, *end);
     fanout.values.push_back(ms);
@@ -166,7 +155,7 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
     if (!askAll(fleet, "reset") || !askAll(fleet, "hold 1")) break;
     std::string id = coordinator->submit(plan("abortbench", run));
     if (id.empty()) break;
-    if (!waitFor([&] { return sumStatAll(fleet, "held") == n; }, 50ms, deadline)) {
+    if (!support::pollUntil([&] { return sumStatAll(fleet, "held") == n; }, deadline, 50ms)) {
       std::cerr << "   abort run " << run << ": the apply never reached every agent\n";
       break;
     }
@@ -174,9 +163,9 @@ void runSize(int n, Mechanism mechanism, int fanout_runs, int abort_runs, bool q
     if (!failed || failed->rfind("failed ", 0) != 0) break;
     int64_t t0 = std::stoll(failed->substr(failed->rfind(' ') + 1));
     // Every other agent gets an abort; every agent that ran apply (all N) gets a rollback.
-    bool all = waitFor(
+    bool all = support::pollUntil(
         [&] { return sumStatAll(fleet, "aborts") >= n - 1 && sumStatAll(fleet, "rollbacks") >= n; },
-        20ms, deadline);
+        deadline, 20ms);
     int64_t last_abort = maxStat(fleet, "last_abort_ns");
     int64_t last_rollback = maxStat(fleet, "last_rollback_ns");
     if (sumStatAll(fleet, "aborts") >= n - 1) abort_fig.values.push_back((last_abort - t0) / 1e6);

@@ -11,6 +11,8 @@
 namespace flotilla::integration {
 namespace {
 
+using namespace support;
+
 const std::vector<std::string> kForward = {"build", "apply", "verify"};
 
 struct AgentCrashPoint {
@@ -123,7 +125,7 @@ TEST_F(AgentKilledMidStepTest, AgentsKilledAtRandomMomentsWhileRolloutsMoveForwa
   std::mt19937 rng(crashSeed(5505));
   ASSERT_NO_FATAL_FAILURE(startFleet());
   std::uniform_int_distribution<int> delay_ms(100, 700);
-  std::uniform_int_distribution<size_t> which(0, kFleet.size() - 1);
+  std::uniform_int_distribution<size_t> which(0, kUsualClusters.size() - 1);
   int kills = 0;
   std::map<std::string, int> endings;
   for (int round = 0; round < 3 && !HasFailure(); ++round) {
@@ -131,7 +133,7 @@ TEST_F(AgentKilledMidStepTest, AgentsKilledAtRandomMomentsWhileRolloutsMoveForwa
     ASSERT_FALSE(id.empty());
     for (int i = 0; i < 3; ++i) {
       const int delay = delay_ms(rng);
-      const std::string cluster = kFleet[which(rng)];
+      const std::string cluster = kUsualClusters[which(rng)];
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
       // Only while moving forward: an interrupted rollback is not retried on its own (a human
       // looks), which would end this test's story in "failed".

@@ -1,29 +1,25 @@
 // An agent SIGKILLed in the middle of a step: the deployment does not hang, it rolls back.
 #include <cstdlib>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
+using namespace support;
+
 // prod-eu-1's build marks that it started and then sleeps far longer than the test waits; the
 // step timeout is longer still, so only the lost-agent deadline can end it.
-constexpr char kPlan[] = R"yaml(service: web
-version: "4.0.0"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; if [ $FLOTILLA_CLUSTER = prod-eu-1 ]; then echo $$ > @DIR@/prod-eu-1.build-pgid; touch @DIR@/prod-eu-1.build-started; sleep 30; fi'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version'
-  verify: 'echo verify >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo rolled-back > @DIR@/$FLOTILLA_CLUSTER.version'
-  timeout: 60s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: production
-    clusters: [prod-eu-1, prod-us-1]
-  - name: rest
-    clusters: [prod-eu-2]
-)yaml";
+const ScriptPlan kPlan{
+    .version = "4.0.0",
+    .build = logStep("build") +
+             "; if [ $FLOTILLA_CLUSTER = prod-eu-1 ]; then echo $$ > @DIR@/prod-eu-1.build-pgid; "
+             "touch @DIR@/prod-eu-1.build-started; sleep 30; fi",
+    .rollback = logStep("rollback") + " && echo rolled-back > @DIR@/$FLOTILLA_CLUSTER.version",
+    .timeout = "60s",
+    .waves = {waveOf("staging", {"staging-eu"}), waveOf("production", {"prod-eu-1", "prod-us-1"}),
+              waveOf("rest", {"prod-eu-2"})}};
 
 class AgentKillTest : public FleetTest {};
 
@@ -31,19 +27,14 @@ TEST_F(AgentKillTest, KilledMidStepIsLostAndTheFleetRollsBack) {
   CoordinatorOptions options;
   options.agent_lost_after = "3s";
   ASSERT_NO_FATAL_FAILURE(startFleet(options));
-  const std::string id = submit(writePlan("plan.yaml", kPlan));
+  const std::string id = submitPlan("plan.yaml", kPlan.yaml());
   ASSERT_FALSE(id.empty());
 
   // prod-eu-1 is inside its long build, and its wave mate has applied and finished.
   ASSERT_TRUE(waitUntil("prod-eu-1's build to start",
                         [&] { return fileExists(dir() + "/prod-eu-1.build-started"); }));
-  ASSERT_TRUE(waitUntil("prod-us-1 to succeed", [&] {
-    json d = deployment(id);
-    for (const auto& c : d["waves"][1]["clusters"]) {
-      if (c["name"] == "prod-us-1") return c["state"] == "succeeded";
-    }
-    return false;
-  }));
+  ASSERT_TRUE(waitUntil("prod-us-1 to succeed",
+                        [&] { return clusterState(id, "prod-us-1") == "succeeded"; }));
   ASSERT_EQ(stateOf(id), "running");
 
   ASSERT_NO_FATAL_FAILURE(killAgent("prod-eu-1"));
@@ -87,8 +78,7 @@ TEST_F(AgentKillTest, KilledMidStepIsLostAndTheFleetRollsBack) {
   EXPECT_TRUE(shown_lost) << agents.dump();
 
   // Restarted on its state dir, the agent comes back and does not run the interrupted build again.
-  ASSERT_NO_FATAL_FAILURE(
-      startAgent("prod-eu-1", {{"environment", "production"}, {"region", "eu"}}));
+  ASSERT_NO_FATAL_FAILURE(restartAgent("prod-eu-1"));
   ASSERT_NO_FATAL_FAILURE(waitForAgents({"prod-eu-1"}));
   EXPECT_TRUE(holdsFor(
       "the restarted agent runs nothing and the deployment stays rolled back",
@@ -100,7 +90,7 @@ TEST_F(AgentKillTest, KilledMidStepIsLostAndTheFleetRollsBack) {
 // its effect is unknown, and the deployment rolls back saying so.
 TEST_F(AgentKillTest, AgentRestartedMidStepDoesNotRunItAgain) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("plan.yaml", kPlan));
+  const std::string id = submitPlan("plan.yaml", kPlan.yaml());
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(waitUntil("prod-eu-1's build to start",
                         [&] { return fileExists(dir() + "/prod-eu-1.build-started"); }));
@@ -114,8 +104,7 @@ TEST_F(AgentKillTest, AgentRestartedMidStepDoesNotRunItAgain) {
     return r.is_object() && r.value("pgid", 0) > 0;
   }));
   ASSERT_NO_FATAL_FAILURE(killAgent("prod-eu-1"));
-  ASSERT_NO_FATAL_FAILURE(
-      startAgent("prod-eu-1", {{"environment", "production"}, {"region", "eu"}}));
+  ASSERT_NO_FATAL_FAILURE(restartAgent("prod-eu-1"));
 
   CommandResult wait = cli({"wait", id, "--timeout", "30s"});
   EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;

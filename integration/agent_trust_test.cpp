@@ -9,17 +9,15 @@
 #include <zmq.hpp>
 
 #include "common/codec.hpp"
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-using common::toStd;
+using namespace support;
 
-std::string trim(std::string text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-  return text;
-}
+using common::toStd;
 
 // A peer on the agent port that the test drives by hand.
 class Rogue {
@@ -142,16 +140,22 @@ class Rogue {
 
 // prod-eu-1's apply waits for dir()/release-prod-eu-1 (at most 20 s): the window in which a
 // forged result could complete it.
-constexpr char kPlan[] = R"yaml(service: web
-version: "2.0.0"
-steps:
-  apply: 'if [ "$FLOTILLA_CLUSTER" = prod-eu-1 ]; then for i in $(seq 200); do [ -f @DIR@/release-prod-eu-1 ] && break; sleep 0.1; done; fi; echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 60s
-waves:
-  - name: prod
-    selector: {environment: production}
-)yaml";
+const ScriptPlan kPlan{.version = "2.0.0",
+                       .build = "",
+                       .apply =
+                           "if [ \"$FLOTILLA_CLUSTER\" = prod-eu-1 ]; then for i in $(seq 200); do "
+                           "[ -f @DIR@/release-prod-eu-1 ] && break; sleep 0.1; done; fi; " +
+                           logStep("apply") + " && " + kRecordVersion,
+                       .verify = "",
+                       .timeout = "60s",
+                       .waves = {waveSelecting("prod", "environment: production")}};
+
+// A plan for edge-1 alone: apply and rollback do nothing.
+const ScriptPlan kEdgePlan = [] {
+  ScriptPlan plan = noopPlan("edge", "1.0.0", {waveOf("edge", {"edge-1"})});
+  plan.build = "";
+  return plan;
+}();
 
 class AgentTrustTest : public FleetTest {
  protected:
@@ -250,7 +254,7 @@ TEST_F(AgentTrustTest, StrangersAndImpostorsAreRefusedWhileTheFleetCarriesOn) {
   // 6. A forged "succeeded" for prod-eu-1's running apply never advances the deployment: not
   // from an unregistered connection, not from rogue-1, not from a second connection that holds
   // prod-eu-1's real key while the real agent is connected.
-  const std::string id = submit(writePlan("plan.yaml", kPlan));
+  const std::string id = submitPlan("plan.yaml", kPlan.yaml());
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(waitUntil("prod-eu-1's apply to run", [&] {
     return findEvent(events(id), "stage.started", "", "prod-eu-1", "apply") >= 0;
@@ -324,15 +328,7 @@ TEST_F(AgentTrustTest, AResultCountsOnlyWithItsCommandsNonce) {
   Rogue edge(context_, agentAddress(), key);
   edge.sendRegister("edge-1", {{"environment", "staging"}}, token);
   ASSERT_TRUE(edge.expect(schema::Envelope::REGISTERED, 10s));
-  const std::string id = submit(writePlan("edge.yaml", R"yaml(service: edge
-version: "1.0.0"
-steps:
-  apply: 'true'
-  rollback: 'true'
-waves:
-  - name: edge
-    clusters: [edge-1]
-)yaml"));
+  const std::string id = submitPlan("edge.yaml", kEdgePlan.yaml());
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(edge.expect(schema::Envelope::STAGE_COMMAND, 10s));
   const Rogue::Command cmd = edge.command();

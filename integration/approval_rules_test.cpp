@@ -3,26 +3,13 @@
 #include <regex>
 #include <thread>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-// Production needs two approvers within @EXPIRES@.
-constexpr char kPlan[] = R"yaml(service: ledger
-version: "@VERSION@"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: production
-    selector: {environment: production}
-    approval: {required: 2, expires: @EXPIRES@}
-)yaml";
+using namespace support;
 
 const std::vector<std::string> kProduction = {"prod-eu-1", "prod-eu-2", "prod-us-1"};
 
@@ -38,9 +25,17 @@ class ApprovalRulesTest : public FleetTest {
     ASSERT_FALSE(alice_.empty() || bob_.empty() || carol_.empty() || dana_.empty());
   }
 
+  // Production needs two approvers within `expires`.
   std::string planText(const std::string& version, const std::string& expires) {
-    return replaceAll(replaceAll(replaceAll(kPlan, "@DIR@", dir()), "@VERSION@", version),
-                      "@EXPIRES@", expires);
+    const ScriptPlan plan{
+        .service = "ledger",
+        .version = version,
+        .apply = logStep("apply"),
+        .verify = "",
+        .waves = {waveOf("staging", {"staging-eu"}),
+                  waveSelecting("production", "environment: production",
+                                {"approval: {required: 2, expires: " + expires + "}"})}};
+    return replaceAll(plan.yaml(), "@DIR@", dir());
   }
 
   // Submits as the token's owner; returns the id.

@@ -1,24 +1,18 @@
 // An approval-gated wave does not start until `flotilla approve`.
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
+using namespace support;
+
 // No verify step: the plan leaves it out, and clusters finish after apply.
-constexpr char kPlan[] = R"yaml(service: web
-version: "3.1.0"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: production
-    selector: {environment: production}
-    approval: required
-)yaml";
+const ScriptPlan kPlan{
+    .version = "3.1.0",
+    .verify = "",
+    .waves = {waveOf("staging", {"staging-eu"}),
+              waveSelecting("production", "environment: production", {"approval: required"})}};
 
 const std::vector<std::string> kProduction = {"prod-eu-1", "prod-eu-2", "prod-us-1"};
 
@@ -26,7 +20,7 @@ class ApprovalTest : public FleetTest {};
 
 TEST_F(ApprovalTest, GatedWaveWaitsForApprove) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("plan.yaml", kPlan));
+  const std::string id = submitPlan("plan.yaml", kPlan.yaml());
   ASSERT_FALSE(id.empty());
 
   ASSERT_TRUE(waitForState(id, "awaiting_approval"));

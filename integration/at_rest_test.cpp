@@ -8,10 +8,13 @@
 
 #include <filesystem>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
+
+using namespace support;
 
 namespace fs = std::filesystem;
 
@@ -20,17 +23,13 @@ constexpr char kCommandMarker[] = "at-rest-command-marker-41d2";
 
 // The build prints the step's whole environment; the command carries a marker that must not
 // appear in the agent's log at info level.
-constexpr char kEnvPlan[] = R"yaml(service: vault-client
-version: "3.1.0"
-steps:
-  build: 'env; echo done >/dev/null # at-rest-command-marker-41d2'
-  apply: 'echo "uid=$(id -u) home=$HOME"'
-  rollback: 'echo rollback'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-)yaml";
+const ScriptPlan kEnvPlan{.service = "vault-client",
+                          .version = "3.1.0",
+                          .build = std::string("env; echo done >/dev/null # ") + kCommandMarker,
+                          .apply = "echo \"uid=$(id -u) home=$HOME\"",
+                          .verify = "",
+                          .rollback = "echo rollback",
+                          .waves = {waveOf("staging", {"staging-eu"})}};
 
 // Every stage.output line of `events`, in order.
 std::vector<std::string> outputLines(const json& events) {
@@ -113,12 +112,15 @@ AgentLaunch withFlags(std::map<std::string, std::string> env, const std::string&
 class AtRestTest : public FleetTest {
  protected:
   std::string dataDir() const { return dir() + "/data"; }
-  std::string stateDir(const std::string& cluster) const {
-    return dir() + "/agent-state/" + cluster;
+  std::string stateDir(const std::string& cluster) const { return agentStateDir(cluster); }
+  // The coordinator and staging-eu's agent (started with `launch`), connected.
+  void startStaging(const AgentLaunch& launch = {}) {
+    ASSERT_NO_FATAL_FAILURE(startCoordinator());
+    ASSERT_NO_FATAL_FAILURE(startAgents({usualAgent("staging-eu")}, launch));
   }
   // Submits kEnvPlan and waits for it to succeed; returns its id ("" on failure).
   std::string deployEnvPlan() {
-    const std::string id = submit(writePlan("env-plan.yaml", kEnvPlan));
+    const std::string id = submitPlan("env-plan.yaml", kEnvPlan.yaml());
     if (id.empty()) return id;
     EXPECT_TRUE(waitForState(id, "succeeded")) << events(id).dump(1);
     return id;
@@ -126,11 +128,9 @@ class AtRestTest : public FleetTest {
 };
 
 TEST_F(AtRestTest, SecretInTheAgentsEnvironmentNeverReachesStepsEventsOrFiles) {
-  ASSERT_NO_FATAL_FAILURE(startCoordinator());
   AgentLaunch launch;
   launch.env = {{"AT_REST_SECRET", kSecret}, {"FLOTILLA_AT_REST_MARK", "agent-flotilla-var"}};
-  ASSERT_NO_FATAL_FAILURE(startAgent("staging-eu", {{"environment", "staging"}}, launch));
-  ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu"}));
+  ASSERT_NO_FATAL_FAILURE(startStaging(launch));
   const std::string id = deployEnvPlan();
   ASSERT_FALSE(id.empty());
 
@@ -175,9 +175,7 @@ TEST_F(AtRestTest, SecretInTheAgentsEnvironmentNeverReachesStepsEventsOrFiles) {
 }
 
 TEST_F(AtRestTest, LooserModesLeftByAnOlderVersionAreTightenedAtStart) {
-  ASSERT_NO_FATAL_FAILURE(startCoordinator());
-  ASSERT_NO_FATAL_FAILURE(startAgent("staging-eu", {{"environment", "staging"}}));
-  ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu"}));
+  ASSERT_NO_FATAL_FAILURE(startStaging());
   ASSERT_FALSE(deployEnvPlan().empty());
   stopCoordinator();
   killAgent("staging-eu");
@@ -207,12 +205,9 @@ TEST_F(AtRestTest, LooserModesLeftByAnOlderVersionAreTightenedAtStart) {
 }
 
 TEST_F(AtRestTest, PassEnvHandsOnlyTheNamedVariableToSteps) {
-  ASSERT_NO_FATAL_FAILURE(startCoordinator());
   ASSERT_NO_FATAL_FAILURE(
-      startAgent("staging-eu", {{"environment", "staging"}},
-                 withFlags({{"AT_REST_PASSED", "passed-on-value"}, {"AT_REST_SECRET", kSecret}},
-                           "--pass-env AT_REST_PASSED")));
-  ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu"}));
+      startStaging(withFlags({{"AT_REST_PASSED", "passed-on-value"}, {"AT_REST_SECRET", kSecret}},
+                             "--pass-env AT_REST_PASSED")));
   const std::string id = deployEnvPlan();
   ASSERT_FALSE(id.empty());
   const json ev = events(id);
@@ -228,10 +223,8 @@ TEST_F(AtRestTest, RunAsNobodyRunsStepsAsNobody) {
   // The workdir must be usable by that user (README); the test dir is 0700 from mkdtemp.
   ASSERT_EQ(::chmod(dir().c_str(), 0711), 0);
   ASSERT_EQ(::chown((dir() + "/work").c_str(), nobody->pw_uid, nobody->pw_gid), 0);
-  ASSERT_NO_FATAL_FAILURE(startCoordinator());
-  ASSERT_NO_FATAL_FAILURE(startAgent("staging-eu", {{"environment", "staging"}},
-                                     withFlags({{"AT_REST_SECRET", kSecret}}, "--run-as nobody")));
-  ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu"}));
+  ASSERT_NO_FATAL_FAILURE(
+      startStaging(withFlags({{"AT_REST_SECRET", kSecret}}, "--run-as nobody")));
   const std::string id = deployEnvPlan();
   ASSERT_FALSE(id.empty());
   const std::vector<std::string> lines = outputLines(events(id));

@@ -1,10 +1,10 @@
 // A malformed plan is refused with line:column for each problem, and nothing is stored.
-#include <sstream>
-
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
 
 namespace flotilla::integration {
 namespace {
+
+using namespace support;
 
 // Four problems: steps without apply (reported at the steps map, 5:3), a wave name with
 // characters names may not have (at the value, 9:11), a misspelt wave field (11:5) and a
@@ -35,15 +35,6 @@ const std::vector<Expected> kProblems = {
     {11, 5, "unknown field \"approvl\""},
     {12, 1, "unknown field \"rollbak\""},
 };
-
-std::vector<std::string> linesOf(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
 
 class BadPlanTest : public FleetTest {
  protected:

@@ -1,60 +1,41 @@
 // The CLI against a real coordinator: agents, status, events, pause/resume, cancel, and errors.
 #include <sstream>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/net.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-constexpr char kQuickPlan[] = R"yaml(service: shop
-version: "1.2.3"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-)yaml";
+using namespace support;
+
+// Every step logs its name; apply does not record the version.
+ScriptPlan shopPlan(const std::string& version) {
+  return ScriptPlan{.service = "shop",
+                    .version = version,
+                    .apply = logStep("apply"),
+                    .verify = "",
+                    .waves = {waveOf("staging", {"staging-eu"})}};
+}
+
+const std::string kQuickPlan = shopPlan("1.2.3").yaml();
 
 // The first build takes long enough for the test to pause the deployment while it runs.
-constexpr char kSlowBuildPlan[] = R"yaml(service: shop
-version: "1.3.0"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; if [ $FLOTILLA_CLUSTER = staging-eu ]; then sleep 1.5; fi'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: production
-    clusters: [prod-eu-1]
-)yaml";
+const std::string kSlowBuildPlan = [] {
+  ScriptPlan plan = shopPlan("1.3.0");
+  plan.build = logStep("build") + "; if [ $FLOTILLA_CLUSTER = staging-eu ]; then sleep 1.5; fi";
+  plan.waves.push_back(waveOf("production", {"prod-eu-1"}));
+  return plan.yaml();
+}();
 
-constexpr char kGatedPlan[] = R"yaml(service: shop
-version: "1.4.0"
-steps:
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: production
-    selector: {environment: production}
-    approval: required
-)yaml";
-
-std::vector<std::string> linesOf(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
+const std::string kGatedPlan = [] {
+  ScriptPlan plan = shopPlan("1.4.0");
+  plan.build = "";
+  plan.waves.push_back(
+      waveSelecting("production", "environment: production", {"approval: required"}));
+  return plan.yaml();
+}();
 
 // Splits a table row on runs of spaces.
 std::vector<std::string> columnsOf(const std::string& line) {
@@ -101,7 +82,7 @@ TEST_F(CliTest, AgentsStatusAndEvents) {
   EXPECT_EQ(empty.exit_code, 0);
   EXPECT_NE(empty.out.find("No deployments yet"), std::string::npos) << empty.out;
 
-  const std::string id = submit(writePlan("quick.yaml", kQuickPlan));
+  const std::string id = submitPlan("quick.yaml", kQuickPlan);
   ASSERT_FALSE(id.empty());
   CommandResult wait = cli({"wait", id, "--timeout", "30s"});
   EXPECT_EQ(wait.exit_code, 0) << wait.out << wait.err;
@@ -156,7 +137,7 @@ TEST_F(CliTest, AgentsStatusAndEvents) {
 
 TEST_F(CliTest, PauseHoldsNewStepsUntilResume) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("slow.yaml", kSlowBuildPlan));
+  const std::string id = submitPlan("slow.yaml", kSlowBuildPlan);
   ASSERT_FALSE(id.empty());
 
   CommandResult pause = cli({"pause", id});
@@ -201,7 +182,7 @@ TEST_F(CliTest, PauseHoldsNewStepsUntilResume) {
 
 TEST_F(CliTest, CancelStopsForGood) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("gated.yaml", kGatedPlan));
+  const std::string id = submitPlan("gated.yaml", kGatedPlan);
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(waitForState(id, "awaiting_approval"));
 

@@ -10,6 +10,8 @@
 namespace flotilla::integration {
 namespace {
 
+using namespace support;
+
 struct CrashPoint {
   const char* label;      // the test's name
   const char* failpoint;  // where the coordinator dies
@@ -55,7 +57,7 @@ TEST_P(CoordinatorCrashTest, KilledAtTheCrashPointRestartsAndFinishesRight) {
     // losing it is allowed, as long as nothing of it ran. The client may submit again.
     std::cout << "[crash] the unanswered submission was not durable yet: submitting again"
               << std::endl;
-    for (const auto& cluster : kFleet) {
+    for (const auto& cluster : kUsualClusters) {
       EXPECT_FALSE(fileExists(dir() + "/" + cluster + ".counter")) << cluster << " ran a step";
     }
     id = submit(plan);
@@ -186,51 +188,42 @@ class CoordinatorRandomCrashTest : public RolloutTest {
     return kills;
   }
 
+  // kRounds rollouts one after the other on one fleet (good ones, or failing ones that must
+  // roll back), each with its kills: at failpoints, or by SIGKILL at random moments. The kills
+  // are drawn from the seed `seed` (FLOTILLA_CRASH_SEED overrides it).
+  void rounds(uint32_t seed, bool failing, bool at_failpoints) {
+    std::mt19937 rng(crashSeed(seed));
+    ASSERT_NO_FATAL_FAILURE(startFleet());
+    const RolloutShape shape = failing ? failingRollout() : RolloutShape{};
+    const std::string expected = failing ? "rolled_back" : "succeeded";
+    int kills = 0;
+    for (int round = 0; round < kRounds && !HasFailure(); ++round) {
+      kills += at_failpoints ? rolloutWithFailpointCrashes(shape, expected, rng, 3)
+                             : rolloutWithSigkills(shape, expected, rng);
+    }
+    EXPECT_GE(kills, kRounds);
+    reportKills(kills, std::string(at_failpoints ? "random failpoint hits, "
+                                                 : "SIGKILL at random moments, ") +
+                           std::to_string(kRounds) + " rollouts");
+  }
+
   std::string armed_;  // "name=crash@n" the running coordinator dies at ("" = none)
 };
 
 TEST_F(CoordinatorRandomCrashTest, RandomFailpointHitsDuringGoodRollouts) {
-  std::mt19937 rng(crashSeed(1101));
-  ASSERT_NO_FATAL_FAILURE(startFleet());
-  int kills = 0;
-  for (int round = 0; round < kRounds && !HasFailure(); ++round) {
-    kills += rolloutWithFailpointCrashes(RolloutShape{}, "succeeded", rng, 3);
-  }
-  EXPECT_GE(kills, kRounds);
-  reportKills(kills, "random failpoint hits, " + std::to_string(kRounds) + " rollouts");
+  rounds(1101, /*failing=*/false, /*at_failpoints=*/true);
 }
 
 TEST_F(CoordinatorRandomCrashTest, RandomFailpointHitsDuringFailingRollouts) {
-  std::mt19937 rng(crashSeed(2202));
-  ASSERT_NO_FATAL_FAILURE(startFleet());
-  int kills = 0;
-  for (int round = 0; round < kRounds && !HasFailure(); ++round) {
-    kills += rolloutWithFailpointCrashes(failingRollout(), "rolled_back", rng, 3);
-  }
-  EXPECT_GE(kills, kRounds);
-  reportKills(kills, "random failpoint hits, " + std::to_string(kRounds) + " rollouts");
+  rounds(2202, /*failing=*/true, /*at_failpoints=*/true);
 }
 
 TEST_F(CoordinatorRandomCrashTest, SigkillAtRandomMomentsDuringGoodRollouts) {
-  std::mt19937 rng(crashSeed(3303));
-  ASSERT_NO_FATAL_FAILURE(startFleet());
-  int kills = 0;
-  for (int round = 0; round < kRounds && !HasFailure(); ++round) {
-    kills += rolloutWithSigkills(RolloutShape{}, "succeeded", rng);
-  }
-  EXPECT_GE(kills, kRounds);
-  reportKills(kills, "SIGKILL at random moments, " + std::to_string(kRounds) + " rollouts");
+  rounds(3303, /*failing=*/false, /*at_failpoints=*/false);
 }
 
 TEST_F(CoordinatorRandomCrashTest, SigkillAtRandomMomentsDuringFailingRollouts) {
-  std::mt19937 rng(crashSeed(4404));
-  ASSERT_NO_FATAL_FAILURE(startFleet());
-  int kills = 0;
-  for (int round = 0; round < kRounds && !HasFailure(); ++round) {
-    kills += rolloutWithSigkills(failingRollout(), "rolled_back", rng);
-  }
-  EXPECT_GE(kills, kRounds);
-  reportKills(kills, "SIGKILL at random moments, " + std::to_string(kRounds) + " rollouts");
+  rounds(4404, /*failing=*/true, /*at_failpoints=*/false);
 }
 
 }  // namespace

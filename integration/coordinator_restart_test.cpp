@@ -1,58 +1,58 @@
 // Coordinator stopped or killed mid-deployment: after a restart it finishes, no step runs twice.
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-constexpr char kGatedPlan[] = R"yaml(service: web
-version: "5.0.0"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version'
-  verify: 'echo verify >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: production
-    clusters: [prod-eu-1, prod-eu-2]
-    approval: required
-)yaml";
+using namespace support;
+
+const std::string kGatedPlan =
+    ScriptPlan{.version = "5.0.0",
+               .waves = {waveOf("staging", {"staging-eu"}),
+                         waveOf("production", {"prod-eu-1", "prod-eu-2"}, {"approval: required"})}}
+        .yaml();
 
 // apply takes 2 s and marks its start, so the test can crash the coordinator while it runs.
-constexpr char kSlowApplyPlan[] = R"yaml(service: web
-version: "6.0.0"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && touch @DIR@/$FLOTILLA_CLUSTER.apply-started && sleep 2 && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version'
-  verify: 'echo verify >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: first
-    clusters: [staging-eu, prod-eu-1]
-  - name: second
-    clusters: [prod-eu-2, prod-us-1]
-)yaml";
+const std::string kSlowApplyPlan = ScriptPlan{
+    .version = "6.0.0",
+    .apply = logStep("apply") + " && touch @DIR@/$FLOTILLA_CLUSTER.apply-started && sleep 2 && " +
+             kRecordVersion,
+    .waves = {waveOf("first", {"staging-eu", "prod-eu-1"}),
+              waveOf("second",
+                     {"prod-eu-2",
+                      "prod-us-1"})}}.yaml();
 
-const std::vector<std::string> kAllClusters = {"staging-eu", "prod-eu-1", "prod-eu-2", "prod-us-1"};
 const std::vector<std::string> kForward = {"build", "apply", "verify"};
 
 class CoordinatorRestartTest : public FleetTest {
  protected:
   // The finished record the agent keeps for a stage (agent/stage_record.hpp draws the layout).
   bool agentFinished(const std::string& cluster, const std::string& id, const std::string& step) {
-    json record = json::parse(readFile(dir() + "/agent-state/" + cluster + "/stages/" + id + "/" +
-                                       cluster + "~" + step + ".1.json"),
-                              nullptr, false);
+    json record = json::parse(
+        readFile(agentStateDir(cluster) + "/stages/" + id + "/" + cluster + "~" + step + ".1.json"),
+        nullptr, false);
     return record.is_object() && record.value("state", "") == "finished";
+  }
+
+  // The fleet, and kSlowApplyPlan once both applies of its first wave run: the id ("" after a
+  // failure, recorded).
+  std::string startSlowApply() {
+    EXPECT_NO_FATAL_FAILURE(startFleet());
+    if (HasFatalFailure()) return "";
+    const std::string id = submitPlan("plan.yaml", kSlowApplyPlan);
+    if (id.empty()) return "";
+    const bool running = waitUntil("both applies of wave 1 to be running", [&] {
+      return fileExists(dir() + "/staging-eu.apply-started") &&
+             fileExists(dir() + "/prod-eu-1.apply-started");
+    });
+    return running ? id : "";
   }
 };
 
 TEST_F(CoordinatorRestartTest, StoppedWhileAwaitingApprovalResumesAndFinishes) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("plan.yaml", kGatedPlan));
+  const std::string id = submitPlan("plan.yaml", kGatedPlan);
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(waitForState(id, "awaiting_approval"));
   const json before = events(id);
@@ -72,7 +72,7 @@ TEST_F(CoordinatorRestartTest, StoppedWhileAwaitingApprovalResumesAndFinishes) {
   ASSERT_GE(after.size(), before.size());
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i], before[i]);
 
-  ASSERT_NO_FATAL_FAILURE(waitForAgents(kAllClusters));
+  ASSERT_NO_FATAL_FAILURE(waitForAgents(kUsualClusters));
   CommandResult approve = cli({"approve", id});
   EXPECT_EQ(approve.exit_code, 0) << approve.out << approve.err;
   CommandResult wait = cli({"wait", id, "--timeout", "60s"});
@@ -91,13 +91,8 @@ TEST_F(CoordinatorRestartTest, StoppedWhileAwaitingApprovalResumesAndFinishes) {
 }
 
 TEST_F(CoordinatorRestartTest, KilledMidWaveFinishesWithoutRunningAStepTwice) {
-  ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("plan.yaml", kSlowApplyPlan));
+  const std::string id = startSlowApply();
   ASSERT_FALSE(id.empty());
-  ASSERT_TRUE(waitUntil("both applies of wave 1 to be running", [&] {
-    return fileExists(dir() + "/staging-eu.apply-started") &&
-           fileExists(dir() + "/prod-eu-1.apply-started");
-  }));
   ASSERT_FALSE(agentFinished("staging-eu", id, "apply")) << "too late to crash mid-step";
 
   ASSERT_NO_FATAL_FAILURE(killCoordinator());
@@ -106,7 +101,7 @@ TEST_F(CoordinatorRestartTest, KilledMidWaveFinishesWithoutRunningAStepTwice) {
   CommandResult wait = cli({"wait", id, "--timeout", "30s"});
   EXPECT_EQ(wait.exit_code, 0) << wait.out << wait.err;
 
-  for (const auto& cluster : kAllClusters) {
+  for (const auto& cluster : kUsualClusters) {
     EXPECT_EQ(stepLog(id, cluster), kForward) << cluster;
     EXPECT_EQ(versionOf(cluster), "6.0.0") << cluster;
   }
@@ -115,13 +110,8 @@ TEST_F(CoordinatorRestartTest, KilledMidWaveFinishesWithoutRunningAStepTwice) {
 // The harder case: the steps in flight finish while no coordinator runs, so their results have
 // nobody to go to; the restarted coordinator must learn them from the agents, not re-run them.
 TEST_F(CoordinatorRestartTest, StepsThatFinishWhileItIsDownAreNotRunAgain) {
-  ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("plan.yaml", kSlowApplyPlan));
+  const std::string id = startSlowApply();
   ASSERT_FALSE(id.empty());
-  ASSERT_TRUE(waitUntil("both applies of wave 1 to be running", [&] {
-    return fileExists(dir() + "/staging-eu.apply-started") &&
-           fileExists(dir() + "/prod-eu-1.apply-started");
-  }));
 
   ASSERT_NO_FATAL_FAILURE(killCoordinator());
   ASSERT_TRUE(waitUntil("the agents to finish apply with no coordinator", [&] {
@@ -130,7 +120,7 @@ TEST_F(CoordinatorRestartTest, StepsThatFinishWhileItIsDownAreNotRunAgain) {
   ASSERT_NO_FATAL_FAILURE(restartCoordinator());
   ASSERT_TRUE(waitForState(id, "succeeded"));
 
-  for (const auto& cluster : kAllClusters) {
+  for (const auto& cluster : kUsualClusters) {
     EXPECT_EQ(stepLog(id, cluster), kForward) << cluster;
     EXPECT_EQ(versionOf(cluster), "6.0.0") << cluster;
   }

@@ -10,22 +10,13 @@
 #include <fstream>
 #include <sstream>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-constexpr char kPlan[] = R"yaml(service: web
-version: "@VERSION@"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; sleep 2'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  verify: 'echo verify >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-waves:
-  - name: one
-    clusters: [staging-eu]
-)yaml";
+using namespace support;
 
 class DiskFullTest : public FleetTest {
  protected:
@@ -43,8 +34,12 @@ class DiskFullTest : public FleetTest {
   }
 
   std::string plan(const std::string& version) {
-    return writePlan(version + ".yaml",
-                     replaceAll(replaceAll(kPlan, "@DIR@", dir()), "@VERSION@", version));
+    const ScriptPlan plan{.version = version,
+                          .build = logStep("build") + "; sleep 2",
+                          .apply = logStep("apply"),
+                          .timeout = "",
+                          .waves = {waveOf("one", {"staging-eu"})}};
+    return writePlan(version + ".yaml", plan.yaml());
   }
   // Leaves less than the coordinator's 16 MiB reserve free.
   void fill() {
@@ -63,8 +58,7 @@ TEST_F(DiskFullTest, RefusesNewDeploymentsHoldsRunningOnesAndRecovers) {
   CoordinatorOptions options;
   options.extra_args = {"--min-free-space-mb", "16"};
   ASSERT_NO_FATAL_FAILURE(startCoordinator(options));
-  ASSERT_NO_FATAL_FAILURE(startAgent("staging-eu", {{"environment", "staging"}}));
-  ASSERT_NO_FATAL_FAILURE(waitForAgents({"staging-eu"}));
+  ASSERT_NO_FATAL_FAILURE(startAgents({usualAgent("staging-eu")}));
 
   const std::string first = submit(plan("1.0.0"));
   ASSERT_FALSE(first.empty());

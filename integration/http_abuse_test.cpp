@@ -17,42 +17,18 @@
 #include <regex>
 #include <thread>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/net.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-// Stays running: its only wave waits for an approval nobody gives.
-constexpr char kGatedPlan[] = R"yaml(service: limits
-version: "1.0.0"
-steps:
-  build: 'true'
-  apply: 'true'
-  rollback: 'true'
-waves:
-  - name: prod
-    clusters: [prod-eu-1]
-    approval: required
-)yaml";
+using namespace support;
 
-// A TCP connection to 127.0.0.1:port from `source` (a loopback address); -1 on failure.
-int connectFrom(const std::string& source, int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in from{};
-  from.sin_family = AF_INET;
-  ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) != 0 ||
-      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+// Stays running: its only wave waits for an approval nobody gives.
+const std::string kGatedPlan =
+    noopPlan("limits", "1.0.0", {waveOf("prod", {"prod-eu-1"}, {"approval: required"})}).yaml();
 
 bool sendAll(int fd, const std::string& text) {
   size_t sent = 0;
@@ -125,7 +101,7 @@ TEST_F(HttpAbuseTest, IdleSlowAndStreamingClientsDoNotStarveAnAuthorisedOne) {
   CoordinatorOptions options;
   options.extra_args = {"--http-header-timeout", "3s"};
   ASSERT_NO_FATAL_FAILURE(startFleet(options));
-  const std::string id = submit(writePlan("gated.yaml", kGatedPlan));
+  const std::string id = submitPlan("gated.yaml", kGatedPlan);
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(waitForState(id, "awaiting_approval"));
   const std::string viewer = createToken("watcher", "viewer");

@@ -8,51 +8,30 @@
 
 #include "coordinator/permissions.hpp"
 #include "coordinator/store.hpp"
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
+using namespace support;
+
 using coordinator::Permission;
 
+// Steps that do nothing, in one wave: who may submit it depends on where the wave goes.
+std::string authzPlan(const std::string& version, PlanWave wave) {
+  ScriptPlan plan = noopPlan("authz", version, {std::move(wave)});
+  plan.timeout = "20s";
+  return plan.yaml();
+}
+
 // Waits for approval on prod-eu-1: nothing runs unless someone approves.
-constexpr char kProductionPlan[] = R"yaml(service: authz
-version: "1.0.0"
-steps:
-  build: 'true'
-  apply: 'true'
-  rollback: 'true'
-  timeout: 20s
-waves:
-  - name: prod
-    clusters: [prod-eu-1]
-    approval: required
-)yaml";
-
-constexpr char kStagingPlan[] = R"yaml(service: authz
-version: "1.0.1"
-steps:
-  build: 'true'
-  apply: 'true'
-  rollback: 'true'
-  timeout: 20s
-waves:
-  - name: staging
-    selector: {environment: staging}
-)yaml";
-
+const std::string kProductionPlan =
+    authzPlan("1.0.0", waveOf("prod", {"prod-eu-1"}, {"approval: required"}));
+const std::string kStagingPlan =
+    authzPlan("1.0.1", waveSelecting("staging", "environment: staging"));
 // Selects by region only: it reaches production clusters.
-constexpr char kRegionPlan[] = R"yaml(service: authz
-version: "1.0.2"
-steps:
-  build: 'true'
-  apply: 'true'
-  rollback: 'true'
-  timeout: 20s
-waves:
-  - name: eu
-    selector: {region: eu}
-)yaml";
+const std::string kRegionPlan = authzPlan("1.0.2", waveSelecting("eu", "region: eu"));
 
 enum class Who {
   kNone,     // no Authorization header
@@ -364,20 +343,19 @@ TEST_F(HttpAuthTest, CliTokensAndTokenFiles) {
   EXPECT_EQ(last.exit_code, 1) << last.out;
   EXPECT_NE(last.err.find("last admin"), std::string::npos) << last.err;
 
-  // bootstrap-admin: refused while the coordinator holds the store, and once an admin exists.
-  CommandResult busy =
-      runCommand({FLOTILLA_COORDINATOR_BIN, "bootstrap-admin", "--data-dir", dir() + "/data"},
-                 dir() + "/scratch", 30s);
-  EXPECT_EQ(busy.exit_code, 1);
-  EXPECT_NE(busy.err.find("in use"), std::string::npos) << busy.err;
-  EXPECT_TRUE(busy.out.empty()) << busy.out;
+  // bootstrap-admin: refused while the coordinator holds the store, and once an admin exists;
+  // either way it prints no token.
+  auto bootstrapRefused = [&](const std::string& why) {
+    CommandResult r =
+        runCommand({FLOTILLA_COORDINATOR_BIN, "bootstrap-admin", "--data-dir", dir() + "/data"},
+                   dir() + "/scratch", 30s);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  };
+  bootstrapRefused("in use");
   ASSERT_NO_FATAL_FAILURE(stopCoordinator());
-  CommandResult again =
-      runCommand({FLOTILLA_COORDINATOR_BIN, "bootstrap-admin", "--data-dir", dir() + "/data"},
-                 dir() + "/scratch", 30s);
-  EXPECT_EQ(again.exit_code, 1);
-  EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
-  EXPECT_TRUE(again.out.empty()) << again.out;
+  bootstrapRefused("exists");
 }
 
 TEST_F(HttpAuthTest, AuditVerifyNamesATamperedRecord) {

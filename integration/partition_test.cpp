@@ -8,27 +8,18 @@
 #include <memory>
 #include <sstream>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-// @SLEEP@ holds the lost cluster's apply long enough for the cut to land in it.
-constexpr char kPlan[] = R"yaml(service: web
-version: "2.0.0"
-driver: script
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply-start >> @DIR@/$FLOTILLA_CLUSTER.log; test $FLOTILLA_CLUSTER != cut-1 || sleep @SLEEP@; echo apply >> @DIR@/$FLOTILLA_CLUSTER.log'
-  verify: 'echo verify >> @DIR@/$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_CLUSTER.log'
-  timeout: 60s
-@POLICY@waves:
-  - name: one
-    clusters: [near-1, cut-1]
-  - name: two
-    clusters: [near-2]
-)yaml";
+using namespace support;
+
+// Each step appends its name to @DIR@/<cluster>.log (one file a cluster, for every deployment).
+std::string logged(const std::string& step) {
+  return "echo " + step + " >> @DIR@/$FLOTILLA_CLUSTER.log";
+}
 
 // `ip ...`; false (and a test failure naming it) when it fails.
 bool ip(const std::string& args) {
@@ -107,11 +98,21 @@ class PartitionTest : public FleetTest {
     netns_.reset();
   }
 
+  // `policy` (top-level plan lines); the lost cluster's apply lasts `apply_seconds`, long
+  // enough for the cut to land in it.
   std::string submitWith(const std::string& policy, int apply_seconds) {
-    std::string text = replaceAll(kPlan, "@DIR@", dir());
-    text = replaceAll(text, "@SLEEP@", std::to_string(apply_seconds));
-    text = replaceAll(text, "@POLICY@", policy);
-    return submit(writePlan("plan.yaml", text));
+    const ScriptPlan plan{.version = "2.0.0",
+                          .driver_line = true,
+                          .build = logged("build"),
+                          .apply = logged("apply-start") +
+                                   "; test $FLOTILLA_CLUSTER != cut-1 || sleep " +
+                                   std::to_string(apply_seconds) + "; " + logged("apply"),
+                          .verify = logged("verify"),
+                          .rollback = logged("rollback"),
+                          .timeout = "60s",
+                          .policy = policy,
+                          .waves = {waveOf("one", {"near-1", "cut-1"}), waveOf("two", {"near-2"})}};
+    return submitPlan("plan.yaml", plan.yaml());
   }
   std::vector<std::string> stepsOf(const std::string& cluster) {
     std::vector<std::string> out;

@@ -13,6 +13,8 @@
 namespace flotilla::integration {
 namespace {
 
+using namespace support;
+
 // ROUTER facing the agents; per agent a DEALER to the coordinator under the agent's routing id,
 // so the coordinator sees the agent itself. Every frame, in both directions, is held for a random
 // delay (frames that arrive close together overtake each other) and some are sent twice, the copy
@@ -172,14 +174,7 @@ class RelayTest : public RolloutTest {
     relay_->start();
     AgentLaunch through;
     through.coordinator = relay_->address();
-    ASSERT_NO_FATAL_FAILURE(startAgent("staging-eu", {{"environment", "staging"}}, through));
-    ASSERT_NO_FATAL_FAILURE(
-        startAgent("prod-eu-1", {{"environment", "production"}, {"region", "eu"}}, through));
-    ASSERT_NO_FATAL_FAILURE(
-        startAgent("prod-eu-2", {{"environment", "production"}, {"region", "eu"}}, through));
-    ASSERT_NO_FATAL_FAILURE(
-        startAgent("prod-us-1", {{"environment", "production"}, {"region", "us"}}, through));
-    ASSERT_NO_FATAL_FAILURE(waitForAgents(kFleet));
+    ASSERT_NO_FATAL_FAILURE(startAgents(kUsualAgents, through));
   }
 
   // Stops the relay and checks it really duplicated and reordered.

@@ -5,45 +5,68 @@
 #include <set>
 #include <sstream>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
-// @FAIL@ is `true` for the baseline release and fails on prod-eu-2 for the bad one. apply writes
-// the version before it fails, as a half-done apply would; rollback restores the previous one.
-constexpr char kPlan[] = R"yaml(service: web
-version: "@VERSION@"
-driver: script
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version && @FAIL@'
-  verify: 'echo verify >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_PREVIOUS_VERSION > @DIR@/$FLOTILLA_CLUSTER.version'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: prod-eu
-    clusters: [prod-eu-1, prod-eu-2]
-    max_parallel: 1
-  - name: prod-us
-    selector: {region: us}
-)yaml";
+using namespace support;
 
+// apply writes the version and then runs `fail` (`true` for a good release, failing on
+// prod-eu-2 for a bad one), as a half-done apply would; rollback restores the previous version.
 std::string plan(const std::string& version, const std::string& fail) {
-  return replaceAll(replaceAll(kPlan, "@VERSION@", version), "@FAIL@", fail);
+  const ScriptPlan plan{
+      .version = version,
+      .driver_line = true,
+      .apply = logStep("apply") + " && " + kRecordVersion + " && " + fail,
+      .rollback = logStep("rollback") +
+                  " && echo $FLOTILLA_PREVIOUS_VERSION > @DIR@/$FLOTILLA_CLUSTER.version",
+      .waves = {waveOf("staging", {"staging-eu"}),
+                waveOf("prod-eu", {"prod-eu-1", "prod-eu-2"}, {"max_parallel: 1"}),
+                waveSelecting("prod-us", "region: us")}};
+  return plan.yaml();
 }
 
-class RollbackTest : public FleetTest {};
+// Two waves, staging-eu then prod-eu-1, through `build` and `apply` (no verify) and `rollback`
+// with `timeout`.
+std::string twoWavePlan(const std::string& build, const std::string& apply,
+                        const std::string& rollback, const std::string& timeout) {
+  const ScriptPlan plan{
+      .version = "2.0.0",
+      .build = build,
+      .apply = apply,
+      .verify = "",
+      .rollback = rollback,
+      .timeout = timeout,
+      .waves = {waveOf("staging", {"staging-eu"}), waveOf("prod", {"prod-eu-1"})}};
+  return plan.yaml();
+}
+
+class RollbackTest : public FleetTest {
+ protected:
+  // A good release first, so that every cluster has a previous version to go back to.
+  void deployBaseline() {
+    const std::string baseline = submitPlan("baseline.yaml", plan("1.0.0", "true"));
+    ASSERT_FALSE(baseline.empty());
+    ASSERT_TRUE(waitForState(baseline, "succeeded"));
+  }
+
+  // `flotilla wait` for `id`: it ends rolled back in under 15 s, cut short (`cut_short` says
+  // what would have taken longer).
+  void expectRolledBackQuickly(const std::string& id, const std::string& cut_short) {
+    const auto start = std::chrono::steady_clock::now();
+    CommandResult wait = cli({"wait", id, "--timeout", "30s"});
+    EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 15s) << cut_short;
+    EXPECT_EQ(stateOf(id), "rolled_back");
+  }
+};
 
 TEST_F(RollbackTest, FailedApplyInWaveTwoRollsBackWavesOneAndTwoOnly) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
 
-  // A good release first, so that every cluster has a previous version to go back to.
-  const std::string baseline = submit(writePlan("baseline.yaml", plan("1.0.0", "true")));
-  ASSERT_FALSE(baseline.empty());
-  ASSERT_TRUE(waitForState(baseline, "succeeded"));
+  ASSERT_NO_FATAL_FAILURE(deployBaseline());
   for (const char* cluster : {"staging-eu", "prod-eu-1", "prod-eu-2", "prod-us-1"}) {
     ASSERT_EQ(versionOf(cluster), "1.0.0") << cluster;
   }
@@ -51,7 +74,7 @@ TEST_F(RollbackTest, FailedApplyInWaveTwoRollsBackWavesOneAndTwoOnly) {
   ASSERT_EQ(::stat((dir() + "/prod-us-1.version").c_str(), &untouched), 0);
 
   const std::string id =
-      submit(writePlan("bad.yaml", plan("2.0.0", "test $FLOTILLA_CLUSTER != prod-eu-2")));
+      submitPlan("bad.yaml", plan("2.0.0", "test $FLOTILLA_CLUSTER != prod-eu-2"));
   ASSERT_FALSE(id.empty());
 
   CommandResult wait = cli({"wait", id, "--timeout", "60s"});
@@ -131,25 +154,12 @@ TEST_F(RollbackTest, FailedApplyInWaveTwoRollsBackWavesOneAndTwoOnly) {
 // failure; nothing had applied, so nothing rolls back.
 TEST_F(RollbackTest, TimedOutStepIsKilledAndTheDeploymentRollsBack) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("slow.yaml", R"yaml(service: web
-version: "2.0.0"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; echo $$ > @DIR@/$FLOTILLA_CLUSTER.pgid; sleep 20; echo late >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 1s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: prod
-    clusters: [prod-eu-1]
-)yaml"));
+  const std::string id = submitPlan(
+      "slow.yaml", twoWavePlan(logStep("build") + "; echo $$ > @DIR@/$FLOTILLA_CLUSTER.pgid; " +
+                                   "sleep 20; " + logStep("late"),
+                               logStep("apply"), logStep("rollback"), "1s"));
   ASSERT_FALSE(id.empty());
-  const auto start = std::chrono::steady_clock::now();
-  CommandResult wait = cli({"wait", id, "--timeout", "30s"});
-  EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s) << "the 20 s step was not cut short";
-  EXPECT_EQ(stateOf(id), "rolled_back");
+  expectRolledBackQuickly(id, "the 20 s step was not cut short");
   json detail = deployment(id);
   ASSERT_TRUE(detail["failure"].is_object()) << detail.dump(2);
   EXPECT_EQ(detail["failure"]["cluster"], "staging-eu");
@@ -170,23 +180,20 @@ waves:
 TEST_F(RollbackTest, StepInFlightElsewhereIsAbortedAndRolledBack) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
   writeFile(dir() + "/prod-eu-1.version", "1.0.0\n");
-  const std::string id = submit(writePlan("abort.yaml", R"yaml(service: web
-version: "2.0.0"
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; if [ $FLOTILLA_CLUSTER = prod-eu-1 ]; then echo $FLOTILLA_VERSION > @DIR@/prod-eu-1.version; touch @DIR@/prod-eu-1.applying; sleep 20; echo late >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; else while [ ! -f @DIR@/prod-eu-1.applying ]; do sleep 0.05; done; exit 7; fi'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; echo 1.0.0 > @DIR@/$FLOTILLA_CLUSTER.version'
-  timeout: 25s
-waves:
-  - name: prod-eu
-    clusters: [prod-eu-1, prod-eu-2]
-)yaml"));
+  const ScriptPlan abort_plan{
+      .version = "2.0.0",
+      .apply = logStep("apply") +
+               "; if [ $FLOTILLA_CLUSTER = prod-eu-1 ]; then echo $FLOTILLA_VERSION > "
+               "@DIR@/prod-eu-1.version; touch @DIR@/prod-eu-1.applying; sleep 20; " +
+               logStep("late") +
+               "; else while [ ! -f @DIR@/prod-eu-1.applying ]; do sleep 0.05; done; exit 7; fi",
+      .verify = "",
+      .rollback = logStep("rollback") + "; echo 1.0.0 > @DIR@/$FLOTILLA_CLUSTER.version",
+      .timeout = "25s",
+      .waves = {waveOf("prod-eu", {"prod-eu-1", "prod-eu-2"})}};
+  const std::string id = submitPlan("abort.yaml", abort_plan.yaml());
   ASSERT_FALSE(id.empty());
-  const auto start = std::chrono::steady_clock::now();
-  CommandResult wait = cli({"wait", id, "--timeout", "30s"});
-  EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 15s) << "the aborted step ran on";
-  EXPECT_EQ(stateOf(id), "rolled_back");
+  expectRolledBackQuickly(id, "the aborted step ran on");
   EXPECT_EQ(stepLog(id, "prod-eu-1"), (std::vector<std::string>{"build", "apply", "rollback"}));
   EXPECT_EQ(stepLog(id, "prod-eu-2"), (std::vector<std::string>{"build", "apply", "rollback"}));
   EXPECT_EQ(versionOf("prod-eu-1"), "1.0.0");
@@ -207,18 +214,10 @@ waves:
 // A rollback step that fails leaves the deployment failed, naming the cluster that needs a human.
 TEST_F(RollbackTest, FailedRollbackEndsFailedNamingTheCluster) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("stuck.yaml", R"yaml(service: web
-version: "2.0.0"
-steps:
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; test $FLOTILLA_CLUSTER != prod-eu-1'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; test $FLOTILLA_CLUSTER != staging-eu'
-  timeout: 20s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: prod
-    clusters: [prod-eu-1]
-)yaml"));
+  const std::string id = submitPlan(
+      "stuck.yaml",
+      twoWavePlan("", logStep("apply") + "; test $FLOTILLA_CLUSTER != prod-eu-1",
+                  logStep("rollback") + "; test $FLOTILLA_CLUSTER != staging-eu", "20s"));
   ASSERT_FALSE(id.empty());
   CommandResult wait = cli({"wait", id, "--timeout", "30s"});
   EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
@@ -236,9 +235,8 @@ waves:
 // `flotilla rollback` after success takes every wave back, newest first.
 TEST_F(RollbackTest, ManualRollbackAfterSuccess) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string baseline = submit(writePlan("baseline.yaml", plan("1.0.0", "true")));
-  ASSERT_TRUE(waitForState(baseline, "succeeded"));
-  const std::string id = submit(writePlan("good.yaml", plan("2.0.0", "true")));
+  ASSERT_NO_FATAL_FAILURE(deployBaseline());
+  const std::string id = submitPlan("good.yaml", plan("2.0.0", "true"));
   ASSERT_TRUE(waitForState(id, "succeeded"));
   for (const char* cluster : {"staging-eu", "prod-eu-1", "prod-eu-2", "prod-us-1"}) {
     ASSERT_EQ(versionOf(cluster), "2.0.0") << cluster;
@@ -265,11 +263,10 @@ TEST_F(RollbackTest, ManualRollbackAfterSuccess) {
 // rollback.scope: wave takes back only the wave that failed; earlier waves keep the new version.
 TEST_F(RollbackTest, WaveScopeRollsBackOnlyTheFailingWave) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string baseline = submit(writePlan("baseline.yaml", plan("1.0.0", "true")));
-  ASSERT_TRUE(waitForState(baseline, "succeeded"));
+  ASSERT_NO_FATAL_FAILURE(deployBaseline());
   const std::string id =
-      submit(writePlan("scoped.yaml", plan("2.0.0", "test $FLOTILLA_CLUSTER != prod-eu-2") +
-                                          "rollback:\n  scope: wave\n"));
+      submitPlan("scoped.yaml", plan("2.0.0", "test $FLOTILLA_CLUSTER != prod-eu-2") +
+                                    "rollback:\n  scope: wave\n");
   ASSERT_FALSE(id.empty());
   CommandResult wait = cli({"wait", id, "--timeout", "30s"});
   EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;

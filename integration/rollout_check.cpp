@@ -8,28 +8,21 @@
 #include <set>
 #include <sstream>
 
+#include "tests/support/plans.hpp"
+
 namespace flotilla::integration {
+
+using namespace support;
 
 namespace {
 
-// Every step first appends its line, then does its work: a step that started shows up once even
-// when its agent is killed in the middle of it.
-constexpr char kPlan[] = R"yaml(service: web
-version: "@VERSION@"
-steps:
-  build: 'echo "$FLOTILLA_DEPLOYMENT $FLOTILLA_CLUSTER build" >> @DIR@/$FLOTILLA_CLUSTER.counter; sleep 0.1'
-  apply: 'echo "$FLOTILLA_DEPLOYMENT $FLOTILLA_CLUSTER apply" >> @DIR@/$FLOTILLA_CLUSTER.counter; @HOLD_BEFORE@sleep 0.3; echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version@HOLD_AFTER@'
-  verify: 'echo "$FLOTILLA_DEPLOYMENT $FLOTILLA_CLUSTER verify" >> @DIR@/$FLOTILLA_CLUSTER.counter; sleep 0.1; grep -qx "$FLOTILLA_VERSION" @DIR@/$FLOTILLA_CLUSTER.version@VERIFY_EXTRA@'
-  rollback: 'echo "$FLOTILLA_DEPLOYMENT $FLOTILLA_CLUSTER rollback" >> @DIR@/$FLOTILLA_CLUSTER.counter; sleep 0.1; echo previous > @DIR@/$FLOTILLA_CLUSTER.version'
-  timeout: 60s
-waves:
-  - name: staging
-    clusters: [staging-eu]
-  - name: europe
-    clusters: [prod-eu-1, prod-eu-2]
-  - name: america
-    clusters: [prod-us-1]
-)yaml";
+// A step command's first part: it appends "<deployment> <cluster> <step>" to the cluster's
+// counter file, so that a step that started shows up once even when its agent is killed in the
+// middle of it.
+std::string counted(const std::string& step) {
+  return "echo \"$FLOTILLA_DEPLOYMENT $FLOTILLA_CLUSTER " + step +
+         "\" >> @DIR@/$FLOTILLA_CLUSTER.counter";
+}
 
 std::string joined(const std::vector<std::string>& words) {
   std::string out;
@@ -37,16 +30,12 @@ std::string joined(const std::vector<std::string>& words) {
   return out.empty() ? "(nothing)" : out;
 }
 
-bool isFinalState(const std::string& s) {
-  return s == "succeeded" || s == "rolled_back" || s == "failed" || s == "cancelled";
-}
-
 }  // namespace
 
 std::string RolloutTest::writeRollout(const RolloutShape& shape) {
   // Each rollout of a test brings its own version, so a verify can tell whether this one's
   // apply took.
-  std::string plan = replaceAll(kPlan, "@VERSION@", "7.0." + std::to_string(rollouts_++));
+  const std::string version = "7.0." + std::to_string(rollouts_++);
   std::string hold_before;
   std::string hold_after;
   if (!shape.hold_apply_on.empty()) {
@@ -58,11 +47,21 @@ std::string RolloutTest::writeRollout(const RolloutShape& shape) {
       hold_before = hold + "; ";
     }
   }
-  plan = replaceAll(plan, "@HOLD_BEFORE@", hold_before);
-  plan = replaceAll(plan, "@HOLD_AFTER@", hold_after);
-  plan = replaceAll(plan, "@VERIFY_EXTRA@",
-                    shape.verify_fails_in_wave_2 ? " && [ $FLOTILLA_CLUSTER != prod-eu-2 ]" : "");
-  return writePlan("rollout-" + std::to_string(rollouts_) + ".yaml", plan);
+  const std::string verify_extra =
+      shape.verify_fails_in_wave_2 ? " && [ $FLOTILLA_CLUSTER != prod-eu-2 ]" : "";
+  const ScriptPlan plan{
+      .version = version,
+      .build = counted("build") + "; sleep 0.1",
+      .apply = counted("apply") + "; " + hold_before + "sleep 0.3; " + kRecordVersion + hold_after,
+      .verify = counted("verify") +
+                "; sleep 0.1; grep -qx \"$FLOTILLA_VERSION\" @DIR@/$FLOTILLA_CLUSTER.version" +
+                verify_extra,
+      .rollback =
+          counted("rollback") + "; sleep 0.1; echo previous > @DIR@/$FLOTILLA_CLUSTER.version",
+      .timeout = "60s",
+      .waves = {waveOf("staging", {"staging-eu"}), waveOf("europe", {"prod-eu-1", "prod-eu-2"}),
+                waveOf("america", {"prod-us-1"})}};
+  return writePlan("rollout-" + std::to_string(rollouts_) + ".yaml", plan.yaml());
 }
 
 std::vector<std::string> RolloutTest::counter(const std::string& cluster, const std::string& id) {
@@ -130,7 +129,7 @@ std::string RolloutTest::checkRollout(const std::string& id, const std::string& 
   }
 
   const std::vector<std::string> forward = {"build", "apply", "verify"};
-  for (const auto& cluster : kFleet) {
+  for (const auto& cluster : kUsualClusters) {
     const std::vector<std::string> steps = counter(cluster, id);
     SCOPED_TRACE(cluster + " ran: " + joined(steps));
     std::set<std::string> seen;

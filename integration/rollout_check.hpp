@@ -7,12 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
 
 namespace flotilla::integration {
-
-inline const std::vector<std::string> kFleet = {"staging-eu", "prod-eu-1", "prod-eu-2",
-                                                "prod-us-1"};
 
 struct RolloutShape {
   // verify fails on prod-eu-2 (wave 2): the rollout rolls back.
@@ -39,7 +36,7 @@ inline RolloutShape applyHoldsOn(const std::string& cluster, bool after_version_
   return s;
 }
 
-class RolloutTest : public FleetTest {
+class RolloutTest : public support::FleetTest {
  protected:
   // Writes the plan: waves staging [staging-eu], europe [prod-eu-1, prod-eu-2],
   // america [prod-us-1], version 7.0.<n> for the n-th rollout of the test. apply writes the
@@ -54,7 +51,8 @@ class RolloutTest : public FleetTest {
   std::vector<std::string> listedIds();
 
   // Waits until `id` is in a final state; returns it ("" on timeout, with a failure).
-  std::string waitForFinal(const std::string& id, std::chrono::milliseconds deadline = 60s);
+  std::string waitForFinal(const std::string& id,
+                           std::chrono::milliseconds deadline = std::chrono::seconds(60));
 
   // Every invariant, once `id` ended (waits for that): it ended `expected` ("" = succeeded,
   // rolled_back, or failed when a rollback itself was interrupted); it is listed; no step ran

@@ -7,7 +7,7 @@
 #include <zmq.hpp>
 
 #include "common/codec.hpp"
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
 
 #ifndef FLOTILLA_AGENT_BIN
 #error "FLOTILLA_AGENT_BIN must be defined by CMake"
@@ -15,6 +15,8 @@
 
 namespace flotilla::integration {
 namespace {
+
+using namespace support;
 
 using common::toStd;
 
@@ -131,6 +133,27 @@ class StaleEpochTest : public FleetTest {
     send(m);
   }
 
+  // Starts the agent, takes its register and answers it with `epoch`.
+  void connectAgent(uint64_t epoch) {
+    ASSERT_NO_FATAL_FAILURE(startAgentProcess());
+    ASSERT_TRUE(next(schema::Envelope::REGISTER).has_value());
+    registered(epoch);
+  }
+
+  // Sends command(stage, epoch, tag) and takes the agent's result, which must have `outcome`
+  // (and, when it succeeded, the step must have run). nullopt (and a failure) without one.
+  std::optional<Received> expectResult(const std::string& stage, uint64_t epoch,
+                                       const std::string& tag, schema::Outcome outcome) {
+    command(stage, epoch, tag);
+    auto result = next(schema::Envelope::STAGE_RESULT);
+    if (!result) return result;
+    EXPECT_EQ(result->outcome, outcome) << result->message;
+    if (outcome == schema::Outcome::SUCCEEDED) {
+      EXPECT_TRUE(fileExists(dir() + "/ran-" + tag)) << tag << " did not run";
+    }
+    return result;
+  }
+
   zmq::context_t context_{1};
   zmq::socket_t router_{context_, zmq::socket_type::router};
   std::string address_;
@@ -140,25 +163,17 @@ class StaleEpochTest : public FleetTest {
 };
 
 TEST_F(StaleEpochTest, CommandFromAnOlderEpochIsRefusedAndNothingRuns) {
-  ASSERT_NO_FATAL_FAILURE(startAgentProcess());
-  ASSERT_TRUE(next(schema::Envelope::REGISTER).has_value());
-  registered(5);
+  ASSERT_NO_FATAL_FAILURE(connectAgent(5));
 
   // A late copy from the coordinator before the last restart (epoch 3).
-  command("staging-eu/apply", 3, "epoch-3");
-  auto refused = next(schema::Envelope::STAGE_RESULT);
+  auto refused = expectResult("staging-eu/apply", 3, "epoch-3", schema::Outcome::REFUSED);
   ASSERT_TRUE(refused.has_value());
   EXPECT_EQ(refused->stage, "staging-eu/apply");
-  EXPECT_EQ(refused->outcome, schema::Outcome::REFUSED) << refused->message;
   EXPECT_EQ(refused->epoch, 3u) << "the refusal names the epoch of the command it answers";
   EXPECT_NE(refused->message.find("epoch"), std::string::npos) << refused->message;
 
   // The refusal was not recorded: this epoch's copy of the same stage runs, once.
-  command("staging-eu/apply", 5, "epoch-5");
-  auto ran = next(schema::Envelope::STAGE_RESULT);
-  ASSERT_TRUE(ran.has_value());
-  EXPECT_EQ(ran->outcome, schema::Outcome::SUCCEEDED) << ran->message;
-  EXPECT_TRUE(fileExists(dir() + "/ran-epoch-5"));
+  ASSERT_TRUE(expectResult("staging-eu/apply", 5, "epoch-5", schema::Outcome::SUCCEEDED));
   EXPECT_FALSE(fileExists(dir() + "/ran-epoch-3")) << "the stale command ran";
 
   // The newest epoch survives a restart of the agent: a coordinator of epoch 4 is refused too.
@@ -171,38 +186,25 @@ TEST_F(StaleEpochTest, CommandFromAnOlderEpochIsRefusedAndNothingRuns) {
   EXPECT_EQ(reg->held[0].first, "staging-eu/apply");
   EXPECT_EQ(reg->held[0].second, schema::Outcome::SUCCEEDED);
   registered(4);
-  command("staging-eu/verify", 4, "epoch-4");
-  auto again = next(schema::Envelope::STAGE_RESULT);
+  auto again = expectResult("staging-eu/verify", 4, "epoch-4", schema::Outcome::REFUSED);
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->stage, "staging-eu/verify");
-  EXPECT_EQ(again->outcome, schema::Outcome::REFUSED) << again->message;
   // A current command after it is taken: the agent answers in order, so by its result the
   // stale one is known not to have run.
   registered(6);
-  command("staging-eu/verify", 6, "epoch-6");
-  auto current = next(schema::Envelope::STAGE_RESULT);
-  ASSERT_TRUE(current.has_value());
-  EXPECT_EQ(current->outcome, schema::Outcome::SUCCEEDED) << current->message;
-  EXPECT_TRUE(fileExists(dir() + "/ran-epoch-6"));
+  ASSERT_TRUE(expectResult("staging-eu/verify", 6, "epoch-6", schema::Outcome::SUCCEEDED));
   EXPECT_FALSE(fileExists(dir() + "/ran-epoch-4")) << "the stale command ran";
 }
 
 // A coordinator that hands out an absurd epoch (2^63 - 1) is refused, and the epoch is not
 // stored: the real coordinator's commands are still taken afterwards.
 TEST_F(StaleEpochTest, AbsurdEpochIsNeverStored) {
-  ASSERT_NO_FATAL_FAILURE(startAgentProcess());
-  ASSERT_TRUE(next(schema::Envelope::REGISTER).has_value());
-  registered(5);
-  command("staging-eu/apply", 5, "epoch-5");
-  auto ran = next(schema::Envelope::STAGE_RESULT);
-  ASSERT_TRUE(ran.has_value());
-  EXPECT_EQ(ran->outcome, schema::Outcome::SUCCEEDED) << ran->message;
+  ASSERT_NO_FATAL_FAILURE(connectAgent(5));
+  ASSERT_TRUE(expectResult("staging-eu/apply", 5, "epoch-5", schema::Outcome::SUCCEEDED));
 
   registered(UINT64_C(9223372036854775807));
-  command("staging-eu/verify", UINT64_C(9223372036854775807), "absurd");
-  auto refused = next(schema::Envelope::STAGE_RESULT);
-  ASSERT_TRUE(refused.has_value());
-  EXPECT_EQ(refused->outcome, schema::Outcome::REFUSED) << refused->message;
+  ASSERT_TRUE(expectResult("staging-eu/verify", UINT64_C(9223372036854775807), "absurd",
+                           schema::Outcome::REFUSED));
   EXPECT_FALSE(fileExists(dir() + "/ran-absurd"));
   json state = json::parse(readFile(dir() + "/agent-state/agent.json"), nullptr, false);
   ASSERT_TRUE(state.is_object());
@@ -211,11 +213,7 @@ TEST_F(StaleEpochTest, AbsurdEpochIsNeverStored) {
 
   // The next real epoch is still accepted.
   registered(6);
-  command("staging-eu/verify", 6, "epoch-6");
-  auto current = next(schema::Envelope::STAGE_RESULT);
-  ASSERT_TRUE(current.has_value());
-  EXPECT_EQ(current->outcome, schema::Outcome::SUCCEEDED) << current->message;
-  EXPECT_TRUE(fileExists(dir() + "/ran-epoch-6"));
+  ASSERT_TRUE(expectResult("staging-eu/verify", 6, "epoch-6", schema::Outcome::SUCCEEDED));
 }
 
 // An agent given another coordinator key never completes a handshake with this peer: nothing it

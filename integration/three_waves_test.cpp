@@ -1,29 +1,25 @@
 // A 3-wave plan across 4 agents succeeds, reaches every cluster, and its events come in order.
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
 
+using namespace support;
+
 // Waves by selector, by name list (one at a time) and by a selector that must skip the clusters
 // earlier waves took. The build sleeps a little so that overlapping clusters would show.
-constexpr char kPlan[] = R"yaml(service: web
-version: "2.0.0"
-driver: script
-steps:
-  build: 'echo build >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log; sleep 0.2'
-  apply: 'echo apply >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && echo $FLOTILLA_VERSION > @DIR@/$FLOTILLA_CLUSTER.version && echo "$FLOTILLA_WAVE $FLOTILLA_ENVIRONMENT" > @DIR@/$FLOTILLA_CLUSTER.env'
-  verify: 'echo verify >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log && test "$(cat @DIR@/$FLOTILLA_CLUSTER.version)" = "$FLOTILLA_VERSION"'
-  rollback: 'echo rollback >> @DIR@/$FLOTILLA_DEPLOYMENT.$FLOTILLA_CLUSTER.log'
-  timeout: 20s
-waves:
-  - name: staging
-    selector: {environment: staging}
-  - name: prod-eu
-    clusters: [prod-eu-1, prod-eu-2]
-    max_parallel: 1
-  - name: prod-rest
-    selector: {environment: production}
-)yaml";
+const ScriptPlan kPlan{
+    .version = "2.0.0",
+    .driver_line = true,
+    .build = logStep("build") + "; sleep 0.2",
+    .apply = logStep("apply") + " && " + kRecordVersion +
+             " && echo \"$FLOTILLA_WAVE $FLOTILLA_ENVIRONMENT\" > @DIR@/$FLOTILLA_CLUSTER.env",
+    .verify = logStep("verify") +
+              " && test \"$(cat @DIR@/$FLOTILLA_CLUSTER.version)\" = \"$FLOTILLA_VERSION\"",
+    .waves = {waveSelecting("staging", "environment: staging"),
+              waveOf("prod-eu", {"prod-eu-1", "prod-eu-2"}, {"max_parallel: 1"}),
+              waveSelecting("prod-rest", "environment: production")}};
 
 const std::vector<std::string> kWaves = {"staging", "prod-eu", "prod-rest"};
 const std::map<std::string, std::string> kWaveOf = {{"staging-eu", "staging"},
@@ -35,7 +31,7 @@ class ThreeWavesTest : public FleetTest {};
 
 TEST_F(ThreeWavesTest, SucceedsEverywhereWithEventsInOrder) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
-  const std::string id = submit(writePlan("plan.yaml", kPlan));
+  const std::string id = submitPlan("plan.yaml", kPlan.yaml());
   ASSERT_FALSE(id.empty());
 
   CommandResult wait = cli({"wait", id, "--timeout", "60s"});

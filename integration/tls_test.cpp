@@ -5,10 +5,13 @@
 #include <filesystem>
 #include <memory>
 
-#include "integration/harness.hpp"
+#include "tests/support/fleet.hpp"
+#include "tests/support/plans.hpp"
 
 namespace flotilla::integration {
 namespace {
+
+using namespace support;
 
 // A CA and a server certificate for 127.0.0.1 and localhost signed by it, made with the
 // openssl command line (Debian's openssl package) in `dir`.
@@ -67,16 +70,9 @@ TEST_F(TlsTest, ClientTrustingTheCaIsServedAndAgentsEnrollThroughIt) {
   EXPECT_EQ(agents.status, 200) << agents.error << agents.body;
 
   // The CLI, given the CA through FLOTILLA_CA_CERT (the harness sets it).
-  const std::string plan = writePlan("plan.yaml", R"yaml(service: tls
-version: "1.0.0"
-steps:
-  build: 'true'
-  apply: 'true'
-  rollback: 'true'
-waves:
-  - name: staging
-    selector: {environment: staging}
-)yaml");
+  const std::string plan = writePlan(
+      "plan.yaml",
+      noopPlan("tls", "1.0.0", {waveSelecting("staging", "environment: staging")}).yaml());
   const std::string id = submit(plan);
   ASSERT_FALSE(id.empty());
   EXPECT_TRUE(waitForState(id, "succeeded"));
@@ -112,41 +108,35 @@ TEST_F(TlsTest, PlainHttpAndUntrustingClientsGetNothing) {
   EXPECT_EQ(request("GET", "/healthz", "").status, 200);
 }
 
+// The coordinator, run with `flags` on a fresh data dir (through `prefix`), refuses to start
+// (exit 1) and says `why`.
+void expectRefusal(const std::string& dir, const std::vector<std::string>& flags,
+                   const std::string& why, const std::vector<std::string>& prefix = {}) {
+  std::vector<std::string> argv = prefix;
+  argv.insert(argv.end(), {FLOTILLA_COORDINATOR_BIN, "--data-dir", dir + "/refused-data",
+                           "--listen-agents", "tcp://127.0.0.1:0"});
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  CommandResult refused = runCommand(argv, dir + "/scratch", 30s);
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find(why), std::string::npos) << refused.err;
+}
+
 // The refusals happen before anything listens. The non-loopback case runs in a network
 // namespace of its own (unshare -n), so even a wrong answer could not expose a port.
 TEST_F(TlsTest, RefusesNonLoopbackWithoutTlsAndUnusableCertificates) {
-  const std::string data = dir() + "/refused-data";
-  CommandResult open_listen =
-      runCommand({"/usr/bin/unshare", "-n", FLOTILLA_COORDINATOR_BIN, "--data-dir", data,
-                  "--listen-agents", "tcp://127.0.0.1:0", "--listen-http", "0.0.0.0:7780"},
-                 dir() + "/scratch", 30s);
-  EXPECT_EQ(open_listen.exit_code, 1) << open_listen.out << open_listen.err;
-  EXPECT_NE(open_listen.err.find("without TLS"), std::string::npos) << open_listen.err;
-
-  CommandResult half =
-      runCommand({FLOTILLA_COORDINATOR_BIN, "--data-dir", data, "--listen-agents",
-                  "tcp://127.0.0.1:0", "--listen-http", "127.0.0.1:0", "--tls-cert", pki_.cert},
-                 dir() + "/scratch", 30s);
-  EXPECT_EQ(half.exit_code, 1) << half.out << half.err;
-  EXPECT_NE(half.err.find("--tls-key"), std::string::npos) << half.err;
-
+  expectRefusal(dir(), {"--listen-http", "0.0.0.0:7780"}, "without TLS",
+                {"/usr/bin/unshare", "-n"});
+  expectRefusal(dir(), {"--listen-http", "127.0.0.1:0", "--tls-cert", pki_.cert}, "--tls-key");
   // A key that does not match the certificate (the CA's certificate with the server's key).
-  CommandResult mismatched = runCommand(
-      {FLOTILLA_COORDINATOR_BIN, "--data-dir", data, "--listen-agents", "tcp://127.0.0.1:0",
-       "--listen-http", "127.0.0.1:0", "--tls-cert", pki_.ca, "--tls-key", pki_.key},
-      dir() + "/scratch", 30s);
-  EXPECT_EQ(mismatched.exit_code, 1) << mismatched.out << mismatched.err;
-  EXPECT_NE(mismatched.err.find("TLS certificate"), std::string::npos) << mismatched.err;
-
+  expectRefusal(dir(),
+                {"--listen-http", "127.0.0.1:0", "--tls-cert", pki_.ca, "--tls-key", pki_.key},
+                "TLS certificate");
   // A private key others may read is refused.
   std::filesystem::permissions(pki_.key, std::filesystem::perms::others_read,
                                std::filesystem::perm_options::add);
-  CommandResult readable = runCommand(
-      {FLOTILLA_COORDINATOR_BIN, "--data-dir", data, "--listen-agents", "tcp://127.0.0.1:0",
-       "--listen-http", "127.0.0.1:0", "--tls-cert", pki_.cert, "--tls-key", pki_.key},
-      dir() + "/scratch", 30s);
-  EXPECT_EQ(readable.exit_code, 1) << readable.out << readable.err;
-  EXPECT_NE(readable.err.find("readable by others"), std::string::npos) << readable.err;
+  expectRefusal(dir(),
+                {"--listen-http", "127.0.0.1:0", "--tls-cert", pki_.cert, "--tls-key", pki_.key},
+                "readable by others");
 }
 
 }  // namespace

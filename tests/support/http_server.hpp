@@ -1,6 +1,7 @@
 // Test support, HTTP: a real cpp-httplib server on 127.0.0.1, port 0 (HTTPS when given a
 // certificate), serving on its own thread for as long as the object lives, and the last request
-// its handlers saw. Register handlers on server() before start().
+// its handlers saw. Register handlers on server() before start(). A stand-in for whatever the
+// code under test calls: a replica, a webhook receiver, a coordinator.
 #pragma once
 
 #include <httplib.h>
@@ -41,8 +42,11 @@ class LocalHttpServer {
   }
 
   int port() const { return port_; }
+  bool running() const { return port_ > 0 && server_->is_running(); }
   // "http://127.0.0.1:PORT" (or https), no trailing slash.
   std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
+  // The URL of `path` ("/hook") on it.
+  std::string url(const std::string& path) const { return url() + path; }
 
  private:
   std::unique_ptr<httplib::Server> server_;

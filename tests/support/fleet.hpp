@@ -1,4 +1,15 @@
-// Integration harness: real coordinator, agent and CLI processes in a per-test temp dir.
+// Test support, the fleet fixture: a real coordinator, agents and CLI processes for one test, on
+// its own temp dir and free loopback ports. Everything it started is stopped by PID in TearDown
+// (and again in the destructor, should TearDown not run), whatever the test's outcome.
+//
+// dir()/                     the test's temp dir (kept when the test fails)
+//   data/                    the coordinator's data dir (data/keys/coordinator.pub)
+//   agent-state/<cluster>/   each agent's state dir
+//   work/                    the agents' workdir
+//   scratch/                 output of the commands the test ran
+//   coordinator-<n>.log      the n-th coordinator start's log
+//   agent-<cluster>.log      the cluster's agent's log (every start appends)
+//   cli.log                  a transcript of every CLI run
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,112 +19,38 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-namespace flotilla::integration {
+#include "tests/support/events.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/http.hpp"
+#include "tests/support/process.hpp"
+
+namespace flotilla::support {
 
 using namespace std::chrono_literals;
-using nlohmann::json;
 
 // Generous: the CI machine has 2 cores and runs two of these tests at once.
 inline constexpr std::chrono::milliseconds kWaitDeadline = 30s;
 
-// ---- Files ----------------------------------------------------------------------------------
+using Labels = std::map<std::string, std::string>;
 
-std::string readFile(const std::string& path);  // "" when missing
-void writeFile(const std::string& path, const std::string& text);
-bool fileExists(const std::string& path);
-// Non-empty lines of a file; empty when the file is missing.
-std::vector<std::string> readLines(const std::string& path);
-std::string tailOf(const std::string& path, size_t lines);
-// Replaces every `from` in `text` with `to`.
-std::string replaceAll(std::string text, const std::string& from, const std::string& to);
-
-// Whether any process of process group `pgid` still runs (zombies do not count).
-bool groupAlive(pid_t pgid);
-
-// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
-int freePort();
-
-// ---- Processes ------------------------------------------------------------------------------
-
-// A child process whose stdout and stderr go to a log file. Stopped and reaped on destruction.
-class Process {
- public:
-  // argv[0] is the executable path; `env` is added to (and overrides) this process's environment.
-  static std::unique_ptr<Process> spawn(std::string name, std::vector<std::string> argv,
-                                        const std::map<std::string, std::string>& env,
-                                        const std::string& log_path);
-  ~Process();
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  const std::string& name() const { return name_; }
-  const std::string& logPath() const { return log_path_; }
-  pid_t pid() const { return pid_; }
-  // False once the process exited (it is reaped then).
-  bool running();
-  // SIGTERM, up to `grace` for it to exit, then SIGKILL; reaps. Returns the wait status, or -1
-  // when it was already reaped.
-  int stop(std::chrono::milliseconds grace = 10s);
-  // SIGKILL and reap.
-  void kill();
-  // Exit code once exited (128+signal for a signal), or -1 while running.
-  int exitCode() const { return exit_code_; }
-
- private:
-  Process(std::string name, pid_t pid, std::string log_path);
-  void reaped(int status);
-
-  std::string name_;
-  pid_t pid_;
-  std::string log_path_;
-  bool reaped_ = false;
-  int exit_code_ = -1;
+// One agent of a fleet: its cluster and labels.
+struct FleetAgent {
+  std::string cluster;
+  Labels labels;
 };
 
-struct CommandResult {
-  int exit_code = -1;  // 128+signal when killed (also on timeout)
-  std::string out;
-  std::string err;
-};
-
-// Runs argv to completion (killed after `timeout`), capturing exit code, stdout and stderr.
-// `env` is added to (and overrides) this process's environment.
-CommandResult runCommand(const std::vector<std::string>& argv, const std::string& scratch_dir,
-                         std::chrono::milliseconds timeout,
-                         const std::map<std::string, std::string>& env = {});
-
-// ---- HTTP -----------------------------------------------------------------------------------
-
-struct HttpResponse {
-  long status = 0;  // 0: no answer (error says why)
-  std::string body;
-  std::string error;
-  json parsed() const;  // null when the body is not JSON
-};
-
-HttpResponse httpGet(const std::string& url);
-HttpResponse httpPost(const std::string& url, const std::string& body,
-                      const std::string& content_type = "application/json");
-// Any method, with these headers (e.g. {"Authorization", "Bearer ..."}, {"Host", ...}); `body`
-// null: none is sent.
-HttpResponse httpRequest(const std::string& method, const std::string& url,
-                         const std::map<std::string, std::string>& headers,
-                         const std::string* body = nullptr, const std::string& ca_file = "");
-
-// ---- Events ---------------------------------------------------------------------------------
-
-// Position (index) of the first event matching every given non-empty field, or -1.
-int findEvent(const json& events, const std::string& type, const std::string& wave = "",
-              const std::string& cluster = "", const std::string& step = "");
-// Every event of `type` (optionally for one cluster), in order.
-std::vector<json> eventsOf(const json& events, const std::string& type,
-                           const std::string& cluster = "");
-
-// ---- The fixture ----------------------------------------------------------------------------
+// The usual four agents (startFleet):
+//   staging-eu [environment=staging]
+//   prod-eu-1, prod-eu-2 [environment=production, region=eu]
+//   prod-us-1 [environment=production, region=us]
+extern const std::vector<FleetAgent> kUsualAgents;
+// The names of the usual four, in that order.
+extern const std::vector<std::string> kUsualClusters;
+// One of the usual four, by cluster name.
+const FleetAgent& usualAgent(const std::string& cluster);
 
 struct CoordinatorOptions {
   std::string agent_lost_after = "10s";
@@ -127,7 +64,7 @@ struct CoordinatorOptions {
   // --insecure on the coordinator and every agent (NULL mechanism, no enrollment): only for
   // tests that put a relay between them, which CurveZMQ exists to make impossible.
   bool insecure_agents = false;
-  // HTTPS: the coordinator's --tls-cert/--tls-key, and the CA file every client of the harness
+  // HTTPS: the coordinator's --tls-cert/--tls-key, and the CA file every client of the fixture
   // (its requests, the CLI through FLOTILLA_CA_CERT) trusts. Empty: plain HTTP.
   std::string tls_cert;
   std::string tls_key;
@@ -147,8 +84,6 @@ struct AgentLaunch {
   std::string enroll_token;     // a given token instead of a fresh one
 };
 
-// Each test gets a temp dir, free ports and its own processes; everything it started is stopped
-// in TearDown (and again in the destructor, should TearDown not run).
 class FleetTest : public ::testing::Test {
  protected:
   FleetTest();
@@ -175,9 +110,10 @@ class FleetTest : public ::testing::Test {
   // The current (or last) coordinator's log file.
   std::string coordinatorLog() const;
 
-  void startAgent(const std::string& cluster, const std::map<std::string, std::string>& labels);
-  void startAgent(const std::string& cluster, const std::map<std::string, std::string>& labels,
-                  const AgentLaunch& launch);
+  void startAgent(const std::string& cluster, const Labels& labels);
+  void startAgent(const std::string& cluster, const Labels& labels, const AgentLaunch& launch);
+  // Starts each agent, then waits until all of them are connected.
+  void startAgents(const std::vector<FleetAgent>& agents, const AgentLaunch& launch = {});
   // Starts the cluster's agent again with the labels it had, on the same state dir.
   void restartAgent(const std::string& cluster, const AgentLaunch& launch = {});
   void killAgent(const std::string& cluster);
@@ -188,10 +124,7 @@ class FleetTest : public ::testing::Test {
   std::string agentLog(const std::string& cluster) const;
   // Waits until /api/v1/agents shows every named cluster "connected".
   void waitForAgents(const std::vector<std::string>& clusters);
-  // The coordinator and the usual four agents, connected:
-  //   staging-eu [environment=staging]
-  //   prod-eu-1, prod-eu-2 [environment=production, region=eu]
-  //   prod-us-1 [environment=production, region=us]
+  // The coordinator and the usual four agents (kUsualAgents), connected.
   void startFleet(CoordinatorOptions options = {});
 
   // `flotilla --server SERVER args...`.
@@ -203,11 +136,13 @@ class FleetTest : public ::testing::Test {
   std::string writePlan(const std::string& name, const std::string& text);
   // Submits with the CLI; returns the id ("" and a test failure when refused).
   std::string submit(const std::string& plan_path);
+  // writePlan, then submit.
+  std::string submitPlan(const std::string& name, const std::string& text);
 
   // The first admin API token, made by `flotilla-coordinator bootstrap-admin` before the
   // coordinator's first start. get(), post(), del() and cli() send it.
   const std::string& adminToken() const { return admin_token_; }
-  // A deployer token for every environment ("ci"), made on first use: what the harness submits
+  // A deployer token for every environment ("ci"), made on first use: what the fixture submits
   // deployments with (submit(), cli({"submit", ...}), post("/api/v1/deployments")).
   const std::string& deployerToken();
   HttpResponse get(const std::string& path);
@@ -224,6 +159,9 @@ class FleetTest : public ::testing::Test {
                           const std::vector<std::string>& envs = {});
   json deployment(const std::string& id);
   std::string stateOf(const std::string& id);
+  // The entry of `cluster` in deployment `id`'s waves (null when not found), and its state.
+  json clusterOf(const std::string& id, const std::string& cluster);
+  std::string clusterState(const std::string& id, const std::string& cluster);
   json events(const std::string& id);
 
   // Polls `done` until it holds; on timeout records a failure naming `what`, prints the
@@ -237,10 +175,11 @@ class FleetTest : public ::testing::Test {
   bool holdsFor(const std::string& what, const std::function<bool()>& holds,
                 std::chrono::milliseconds period);
 
-  // What a plan's steps wrote: dir()/<deployment>.<cluster>.log, one step name a line.
+  // What a plan's steps wrote (plans.hpp's logStep): dir()/<deployment>.<cluster>.log, one step
+  // name a line.
   std::vector<std::string> stepLog(const std::string& deployment, const std::string& cluster);
   bool hasStepLog(const std::string& deployment, const std::string& cluster);
-  // dir()/<cluster>.version, trimmed ("" when missing).
+  // dir()/<cluster>.version (plans.hpp's kRecordVersion), trimmed ("" when missing).
   std::string versionOf(const std::string& cluster);
 
   void dumpLogs();
@@ -260,6 +199,7 @@ class FleetTest : public ::testing::Test {
   void stopEverything();
   void sweepOrphans();
 
+  std::unique_ptr<TempDir> temp_dir_;
   std::string dir_;
   std::string admin_token_;
   std::string deployer_token_;
@@ -270,8 +210,7 @@ class FleetTest : public ::testing::Test {
   std::unique_ptr<Process> coordinator_;
   std::vector<std::unique_ptr<Process>> retired_;  // earlier coordinators and killed agents
   std::map<std::string, std::unique_ptr<Process>> agents_;
-  std::map<std::string, std::map<std::string, std::string>> agent_labels_;
-  int commands_ = 0;
+  std::map<std::string, Labels> agent_labels_;
 };
 
-}  // namespace flotilla::integration
+}  // namespace flotilla::support

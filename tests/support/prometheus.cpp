@@ -1,20 +1,24 @@
-#include "integration/prometheus_fixture.hpp"
+// Test support, a real Prometheus server for one test.
+#include "tests/support/prometheus.hpp"
+
+#include <curl/curl.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <iostream>
-#include <thread>
 
-#include "common/http_client.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/http.hpp"
+#include "tests/support/net.hpp"
+#include "tests/support/wait.hpp"
 
 #ifndef FLOTILLA_PROMETHEUS_BIN
 #error "FLOTILLA_PROMETHEUS_BIN must be defined by CMake"
 #endif
 
-namespace flotilla::integration {
+namespace flotilla::support {
 
 namespace {
-
-using namespace std::chrono_literals;
 
 constexpr auto kStartDeadline = 60s;  // a cold start replays an empty WAL: a few seconds
 
@@ -34,6 +38,15 @@ std::string config(int first_port, int count) {
          targets + "]\n";
 }
 
+std::string urlEncode(const std::string& text) {
+  initCurl();
+  char* escaped = curl_easy_escape(nullptr, text.data(), static_cast<int>(text.size()));
+  if (escaped == nullptr) return "";
+  std::string out = escaped;
+  curl_free(escaped);
+  return out;
+}
+
 }  // namespace
 
 std::unique_ptr<Prometheus> Prometheus::start(const std::string& dir, int first_port, int count) {
@@ -51,13 +64,13 @@ std::unique_ptr<Prometheus> Prometheus::start(const std::string& dir, int first_
         {}, log_path);
     if (process == nullptr) return nullptr;
     std::unique_ptr<Prometheus> server(new Prometheus(port, std::move(process)));
-    const auto deadline = std::chrono::steady_clock::now() + kStartDeadline;
-    while (std::chrono::steady_clock::now() < deadline && server->process_->running()) {
-      auto ready = common::httpGet(server->url() + "/-/ready", 1s);
-      if (ready.ok() && ready->status == 200) return server;
-      std::this_thread::sleep_for(100ms);
-    }
+    const bool up = pollUntil(
+        [&] {
+          return !server->process_->running() || httpGet(server->url() + "/-/ready").status == 200;
+        },
+        kStartDeadline, 100ms);
     const bool exited = !server->process_->running();
+    if (up && !exited) return server;
     std::cerr << "[prometheus] did not come up on port " << port << (exited ? " (exited)" : "")
               << ":\n"
               << tailOf(log_path, 10);
@@ -72,13 +85,11 @@ Prometheus::~Prometheus() { stop(); }
 std::string Prometheus::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
 bool Prometheus::scrapes(const std::string& instance_regex) {
-  auto reply =
-      common::httpGet(url() + "/api/v1/query?query=" +
-                          common::urlEncode("min(up{instance=~\"" + instance_regex + "\"})"),
-                      2s);
-  if (!reply.ok() || reply->status != 200) return false;
-  json doc = json::parse(reply->body, nullptr, false);
-  if (doc.is_discarded()) return false;
+  HttpResponse reply = httpGet(
+      url() + "/api/v1/query?query=" + urlEncode("min(up{instance=~\"" + instance_regex + "\"})"));
+  if (reply.status != 200) return false;
+  json doc = reply.parsed();
+  if (!doc.is_object()) return false;
   const json& result = doc["data"]["result"];
   return result.is_array() && result.size() == 1 && result[0]["value"][1] == "1";
 }
@@ -87,4 +98,4 @@ void Prometheus::stop() {
   if (process_) process_->stop(10s);
 }
 
-}  // namespace flotilla::integration
+}  // namespace flotilla::support

@@ -1,14 +1,15 @@
-// A real Prometheus server for a test (Debian's `prometheus` package): listens on a free
-// 127.0.0.1 port, keeps its data in the test's dir and scrapes every port of a block of replica
-// ports on 127.0.0.1 twice a second (ports where nothing listens are simply down targets).
+// Test support, a real Prometheus server for one test (Debian's `prometheus` package): listens
+// on a free 127.0.0.1 port, keeps its data in the test's dir and scrapes every port of a block
+// of replica ports on 127.0.0.1 twice a second (ports where nothing listens are simply down
+// targets). Owned by its PID: stopped even when the test fails.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "integration/harness.hpp"
+#include "tests/support/process.hpp"
 
-namespace flotilla::integration {
+namespace flotilla::support {
 
 class Prometheus {
  public:
@@ -22,7 +23,8 @@ class Prometheus {
   // http://127.0.0.1:PORT
   std::string url() const;
   const std::string& logPath() const { return process_->logPath(); }
-  // True once every target on a port in `ports` has been scraped successfully (up == 1).
+  // True once every target whose instance matches `instance_regex` has been scraped
+  // successfully (up == 1).
   bool scrapes(const std::string& instance_regex);
   // SIGTERM by PID (SIGKILL after a grace period), reaped.
   void stop();
@@ -35,4 +37,4 @@ class Prometheus {
   std::unique_ptr<Process> process_;
 };
 
-}  // namespace flotilla::integration
+}  // namespace flotilla::support
