@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/files.hpp"
+
 namespace flotilla::agent {
 namespace {
 
@@ -76,6 +78,15 @@ Collected collect(ChildProcess& child, bool until_eof = true) {
   }
   return out;
 }
+
+// Spawns `spec` and collects everything it does until it exits; no exit (and a failure) when it
+// cannot be spawned.
+Collected run(const ChildSpec& spec) {
+  auto child = spawnOrDie(spec);
+  if (child == nullptr) return Collected{};
+  return collect(*child);
+}
+Collected run(const std::string& command) { return run(ChildSpec{command, {}, ""}); }
 
 // Reads until `count` complete lines have arrived (or the deadline passes).
 std::vector<std::string> readLines(ChildProcess& child, size_t count) {
@@ -141,9 +152,7 @@ TEST(ChildProcessTest, EchoLinesAreReadInOrder) {
 
 TEST(ChildProcessTest, MoreOutputThanThePipeHoldsArrivesComplete) {
   // ~190 KB: the child blocks on a full pipe until the reader drains it.
-  auto child = spawnOrDie("seq 1 30000");
-  ASSERT_NE(child, nullptr);
-  Collected c = collect(*child);
+  Collected c = run("seq 1 30000");
   ASSERT_TRUE(c.exit.has_value());
   EXPECT_EQ(c.exit->exit_code, 0);
   ASSERT_EQ(c.lines.size(), 30000u);
@@ -153,9 +162,7 @@ TEST(ChildProcessTest, MoreOutputThanThePipeHoldsArrivesComplete) {
 }
 
 TEST(ChildProcessTest, EmptyLinesAreKept) {
-  auto child = spawnOrDie("printf 'a\\n\\n\\nb\\n'");
-  ASSERT_NE(child, nullptr);
-  Collected c = collect(*child);
+  Collected c = run("printf 'a\\n\\n\\nb\\n'");
   EXPECT_EQ(c.lines, (std::vector<std::string>{"a", "", "", "b"}));
 }
 
@@ -224,9 +231,7 @@ TEST(ChildProcessTest, ExitCodesAreReported) {
 }
 
 TEST(ChildProcessTest, UnknownCommandExitsWith127) {
-  auto child = spawnOrDie("/nonexistent/flotilla-test-command");
-  ASSERT_NE(child, nullptr);
-  Collected c = collect(*child);
+  Collected c = run("/nonexistent/flotilla-test-command");
   ASSERT_TRUE(c.exit.has_value());
   EXPECT_EQ(c.exit->exit_code, 127);
   EXPECT_FALSE(c.lines.empty()) << "the shell says why on stderr";
@@ -302,33 +307,26 @@ TEST(ChildProcessTest, EnvValuesAreNotInterpretedByTheShell) {
   ChildSpec spec;
   spec.command = "printf '%s\\n' \"$FLOTILLA_X\"";
   spec.env = {{"FLOTILLA_X", "$(echo injected); `echo injected`"}};
-  auto child = spawnOrDie(spec);
-  ASSERT_NE(child, nullptr);
-  Collected c = collect(*child);
+  Collected c = run(spec);
   EXPECT_EQ(c.lines, std::vector<std::string>{"$(echo injected); `echo injected`"});
 }
 
 TEST(ChildProcessTest, WorkdirIsHonoured) {
-  char tmpl[] = "/tmp/flotilla-child-test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr) << strerror(errno);
-  const std::string dir = std::filesystem::canonical(tmpl).string();
-  { std::ofstream(dir + "/marker.txt") << "in the workdir\n"; }
+  support::TempDir temp("child-test");
+  ASSERT_FALSE(temp.path().empty());
+  const std::string dir = std::filesystem::canonical(temp.path()).string();
+  support::writeFile(dir + "/marker.txt", "in the workdir\n");
   ChildSpec spec;
   spec.command = "pwd -P; cat marker.txt";
   spec.workdir = dir;
-  auto child = spawnOrDie(spec);
-  ASSERT_NE(child, nullptr);
-  Collected c = collect(*child);
-  std::filesystem::remove_all(dir);
+  Collected c = run(spec);
   ASSERT_TRUE(c.exit.has_value());
   EXPECT_EQ(c.exit->exit_code, 0);
   EXPECT_EQ(c.lines, (std::vector<std::string>{dir, "in the workdir"}));
 }
 
 TEST(ChildProcessTest, EmptyWorkdirMeansTheAgentsOwn) {
-  auto child = spawnOrDie("pwd -P");
-  ASSERT_NE(child, nullptr);
-  Collected c = collect(*child);
+  Collected c = run("pwd -P");
   EXPECT_EQ(c.lines,
             std::vector<std::string>{std::filesystem::canonical(std::filesystem::current_path())});
 }
@@ -473,7 +471,6 @@ TEST(ChildProcessTest, CloseOutputStopsReading) {
   EXPECT_EQ(c.exit->signal, SIGKILL);
 }
 
-
 // ---- Environment allowlist (stepEnvironment) -------------------------------------------------
 
 std::map<std::string, std::string> asMap(const std::vector<std::string>& env) {
@@ -486,11 +483,16 @@ std::map<std::string, std::string> asMap(const std::vector<std::string>& env) {
 }
 
 TEST(StepEnvironmentTest, OnlyTheDefaultNamesPassByDefault) {
-  const char* agent_env[] = {"PATH=/usr/bin",         "HOME=/root",
-                             "LANG=C.UTF-8",          "FLOTILLA_FAILPOINTS=x",
-                             "AWS_SECRET_ACCESS_KEY=hunter2", "LD_PRELOAD=/evil.so",
-                             "LC_ALL=C",              "PATHX=no",
-                             "NOEQUALS",              nullptr};
+  const char* agent_env[] = {"PATH=/usr/bin",
+                             "HOME=/root",
+                             "LANG=C.UTF-8",
+                             "FLOTILLA_FAILPOINTS=x",
+                             "AWS_SECRET_ACCESS_KEY=hunter2",
+                             "LD_PRELOAD=/evil.so",
+                             "LC_ALL=C",
+                             "PATHX=no",
+                             "NOEQUALS",
+                             nullptr};
   auto env = asMap(stepEnvironment(LaunchPolicy{}, agent_env, {}));
   EXPECT_EQ(env, (std::map<std::string, std::string>{{"PATH", "/usr/bin"},
                                                      {"HOME", "/root"},
@@ -514,8 +516,9 @@ TEST(StepEnvironmentTest, CommandVariablesWinAndOnlyFlotillaOnesAreTaken) {
                                     {"FLOTILLA_WEIGHT", "10"},
                                     {"PATH", "/tmp/evil"},
                                     {"LD_PRELOAD", "/evil.so"}}));
-  EXPECT_EQ(env, (std::map<std::string, std::string>{
-                     {"FLOTILLA_VERSION", "1.4.2"}, {"FLOTILLA_WEIGHT", "10"}, {"PATH", "/usr/bin"}}));
+  EXPECT_EQ(env,
+            (std::map<std::string, std::string>{
+                {"FLOTILLA_VERSION", "1.4.2"}, {"FLOTILLA_WEIGHT", "10"}, {"PATH", "/usr/bin"}}));
 }
 
 TEST(StepEnvironmentTest, RunAsSetsThatUsersHome) {
@@ -570,8 +573,8 @@ TEST(ChildProcessTest, TheAgentsOtherVariablesDoNotReachTheStep) {
   EXPECT_EQ(env["FLOTILLA_TEST_SECRET_TOKEN"], "visible-by-design");
   for (const auto& [k, v] : env) {
     // sh adds PWD, SHLVL and _ itself.
-    bool allowed = isDefaultPassedName(k) || k == "TEST_PASSED_ON" || k == "PWD" ||
-                   k == "SHLVL" || k == "_" || k == "OLDPWD";
+    bool allowed = isDefaultPassedName(k) || k == "TEST_PASSED_ON" || k == "PWD" || k == "SHLVL" ||
+                   k == "_" || k == "OLDPWD";
     EXPECT_TRUE(allowed) << k << " reached the step";
   }
 }
@@ -580,15 +583,7 @@ TEST(ChildProcessTest, TheAgentsOtherVariablesDoNotReachTheStep) {
 
 class SpawnShellTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/flotilla-spawn-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr) << strerror(errno);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  void SetUp() override { ASSERT_FALSE(dir_.empty()); }
   // Runs `command` with output to dir_/out.log; returns that file's text once it exited.
   std::string runToFile(const std::string& command, const LaunchPolicy& policy,
                         bool new_session = false) {
@@ -604,7 +599,8 @@ class SpawnShellTest : public ::testing::Test {
     std::ifstream in(launch.output_path);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   }
-  std::string dir_;
+  support::TempDir temp_{"spawn-test"};
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(SpawnShellTest, OutputFileIsCreated0600AndAppended) {

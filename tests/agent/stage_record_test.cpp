@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/files.hpp"
+
 namespace flotilla::agent {
 namespace {
 
@@ -65,22 +67,9 @@ void writeFile(const fs::path& path, const std::string& content) {
 
 class StageStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    // Every record is fsynced: on tmpfs that costs nothing.
-    std::string tmpl =
-        (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : fs::temp_directory_path().string()) +
-        "/flotilla-stage-record-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << strerror(errno);
-    root_ = tmpl;
-    dir_ = root_ + "/state";
-    reopen();
-  }
+  void SetUp() override { reopen(); }
 
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  void TearDown() override { store_.reset(); }
 
   void reopen(const std::string& cluster = "eu-west-1") {
     store_.reset();
@@ -89,8 +78,10 @@ class StageStoreTest : public ::testing::Test {
     store_ = std::move(opened).value();
   }
 
-  std::string root_;
-  std::string dir_;
+  // Every record is fsynced: on tmpfs that costs nothing.
+  support::TempDir temp_{"stage-record-test", support::TempDir::Where::kMemory};
+  const std::string root_ = temp_.path();
+  const std::string dir_ = root_ + "/state";
   std::unique_ptr<StageStore> store_;
 };
 

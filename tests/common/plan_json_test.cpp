@@ -14,6 +14,36 @@ namespace {
 using namespace std::chrono_literals;
 using namespace plan_testing;
 
+// `plan` through its stored form and back: the same plan, and the same JSON again. The plan
+// read back.
+Plan expectRoundTrip(const Plan& plan) {
+  const std::string json = planToJson(plan);
+  auto back = planFromJson(json);
+  EXPECT_TRUE(back.ok()) << back.status().toString();
+  if (!back.ok()) return Plan{};
+  expectSamePlan(*back, plan);
+  EXPECT_EQ(planToJson(*back), json);
+  return *back;
+}
+
+// The stored form of `text`'s plan holds each of `parts`.
+void expectStoredParts(const std::string& text, std::initializer_list<const char*> parts) {
+  PlanParseResult parsed = parsePlan(text);
+  ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
+  const std::string json = planToJson(*parsed.plan);
+  for (const char* part : parts) {
+    EXPECT_NE(json.find(part), std::string::npos) << part << " not in " << json;
+  }
+}
+
+// `text` with its first `from` replaced by `to` (a failure when there is none).
+std::string replacedIn(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
 TEST(PlanJson, RoundTripIsExact) {
   PlanParseResult parsed = parsePlan(kFullPlan);
   ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
@@ -22,26 +52,15 @@ TEST(PlanJson, RoundTripIsExact) {
   plan.waves[1].max_parallel = 4294967295u;
   plan.steps.timeout = 86399999ms;
 
-  const std::string json = planToJson(plan);
-  auto back = planFromJson(json);
-  ASSERT_TRUE(back.ok()) << back.status().toString();
-  expectSamePlan(*back, plan);
-  EXPECT_EQ(planToJson(*back), json);
-
+  expectRoundTrip(plan);
   // A plan straight from the defaults round-trips too (empty optional commands).
-  auto empty = planFromJson(planToJson(Plan{}));
-  ASSERT_TRUE(empty.ok()) << empty.status().toString();
-  expectSamePlan(*empty, Plan{});
+  expectRoundTrip(Plan{});
 }
 
 TEST(PlanJson, ProcessPlanRoundTripIsExact) {
   PlanParseResult parsed = parsePlan(kFullProcessPlan);
   ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
-  const std::string json = planToJson(*parsed.plan);
-  auto back = planFromJson(json);
-  ASSERT_TRUE(back.ok()) << back.status().toString();
-  expectSamePlan(*back, *parsed.plan);
-  EXPECT_EQ(planToJson(*back), json);
+  expectRoundTrip(*parsed.plan);
 
   // Values at the edges of what the stored form holds, and doubles without a short decimal form.
   Plan plan = *parsed.plan;
@@ -59,38 +78,30 @@ TEST(PlanJson, ProcessPlanRoundTripIsExact) {
   plan.health.metrics->latency_p95_ratio = 1.0 / 3.0;
   plan.health.metrics->min_requests = 4294967295u;
   plan.health.metrics->fail_when_inconclusive = false;
-  const std::string edge_json = planToJson(plan);
-  auto edge = planFromJson(edge_json);
-  ASSERT_TRUE(edge.ok()) << edge.status().toString();
-  expectSamePlan(*edge, plan);
-  EXPECT_EQ(planToJson(*edge), edge_json);
+  expectRoundTrip(plan);
 
   // Without traffic, strategy or metrics (the defaults) too.
   PlanParseResult minimal = parsePlan(kMinimalProcessPlan);
   ASSERT_TRUE(minimal.plan.has_value()) << describe(minimal);
-  auto minimal_back = planFromJson(planToJson(*minimal.plan));
-  ASSERT_TRUE(minimal_back.ok()) << minimal_back.status().toString();
-  expectSamePlan(*minimal_back, *minimal.plan);
-  EXPECT_FALSE(minimal_back->haproxy.has_value());
-  EXPECT_FALSE(minimal_back->health.metrics.has_value());
-  EXPECT_FALSE(minimal_back->waves[0].strategy.has_value());
+  const Plan minimal_back = expectRoundTrip(*minimal.plan);
+  EXPECT_FALSE(minimal_back.haproxy.has_value());
+  EXPECT_FALSE(minimal_back.health.metrics.has_value());
+  ASSERT_EQ(minimal_back.waves.size(), 1u);
+  EXPECT_FALSE(minimal_back.waves[0].strategy.has_value());
 }
 
 TEST(PlanJson, RollingPlanRoundTripIsExact) {
   PlanParseResult parsed = parsePlan(kRollingProcessPlan);
   ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
-  const std::string json = planToJson(*parsed.plan);
-  auto back = planFromJson(json);
-  ASSERT_TRUE(back.ok()) << back.status().toString();
-  expectSamePlan(*back, *parsed.plan);
-  EXPECT_EQ(back->strategy.kind, StrategyKind::kRolling);
-  EXPECT_EQ(back->strategy.max_unavailable, 0u);
-  EXPECT_EQ(back->strategy.max_surge, 2u);
-  ASSERT_TRUE(back->waves[1].strategy.has_value());
-  EXPECT_EQ(back->waves[1].strategy->kind, StrategyKind::kRolling);
-  EXPECT_EQ(back->waves[1].strategy->max_unavailable, 3u);
-  EXPECT_EQ(back->waves[1].strategy->max_surge, 0u);
-  EXPECT_EQ(planToJson(*back), json);
+  const Plan back = expectRoundTrip(*parsed.plan);
+  EXPECT_EQ(back.strategy.kind, StrategyKind::kRolling);
+  EXPECT_EQ(back.strategy.max_unavailable, 0u);
+  EXPECT_EQ(back.strategy.max_surge, 2u);
+  ASSERT_EQ(back.waves.size(), 3u);
+  ASSERT_TRUE(back.waves[1].strategy.has_value());
+  EXPECT_EQ(back.waves[1].strategy->kind, StrategyKind::kRolling);
+  EXPECT_EQ(back.waves[1].strategy->max_unavailable, 3u);
+  EXPECT_EQ(back.waves[1].strategy->max_surge, 0u);
 
   // The edges of what the stored form holds (64), on the plan's and on a wave's strategy.
   Plan plan = *parsed.plan;
@@ -98,57 +109,43 @@ TEST(PlanJson, RollingPlanRoundTripIsExact) {
   plan.strategy.max_surge = 64;
   plan.waves[0].strategy = Strategy{StrategyKind::kRolling, {100}, 0ms, 64, 0};
   plan.waves[2].strategy = Strategy{StrategyKind::kRolling, {100}, 0ms, 0, 64};
-  const std::string edge_json = planToJson(plan);
-  auto edge = planFromJson(edge_json);
-  ASSERT_TRUE(edge.ok()) << edge.status().toString();
-  expectSamePlan(*edge, plan);
-  EXPECT_EQ(planToJson(*edge), edge_json);
+  expectRoundTrip(plan);
 
   // Rolling plans straight from the parser, defaults included.
   for (const char* lines : {"strategy: {type: rolling}\n", "    strategy: {type: rolling}\n",
                             "strategy: {type: rolling, max_unavailable: 64, max_surge: 0}\n"}) {
     PlanParseResult small = parsePlan(std::string(kMinimalProcessPlan) + lines);
     ASSERT_TRUE(small.plan.has_value()) << lines << describe(small);
-    auto small_back = planFromJson(planToJson(*small.plan));
-    ASSERT_TRUE(small_back.ok()) << small_back.status().toString();
-    expectSamePlan(*small_back, *small.plan);
+    expectRoundTrip(*small.plan);
   }
 }
 
 TEST(PlanJson, StoredRollingFormHasTheDocumentedKeys) {
-  PlanParseResult parsed = parsePlan(kRollingProcessPlan);
-  ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
-  const std::string json = planToJson(*parsed.plan);
-  for (const char* key :
-       {"\"strategy\":{\"kind\":\"rolling\",\"max_surge\":2,\"max_unavailable\":0,\"pause_ms\":0,"
-        "\"steps\":[100]}",
-        "\"strategy\":{\"kind\":\"rolling\",\"max_surge\":0,\"max_unavailable\":3,\"pause_ms\":0,"
-        "\"steps\":[100]}",
-        "\"strategy\":{\"kind\":\"canary\",\"max_surge\":1,\"max_unavailable\":1,"
-        "\"pause_ms\":30000,\"steps\":[25,100]}",
-        "\"bake_ms\":600000"}) {
-    EXPECT_NE(json.find(key), std::string::npos) << key << " not in " << json;
-  }
+  expectStoredParts(
+      kRollingProcessPlan,
+      {"\"strategy\":{\"kind\":\"rolling\",\"max_surge\":2,\"max_unavailable\":0,\"pause_ms\":0,"
+       "\"steps\":[100]}",
+       "\"strategy\":{\"kind\":\"rolling\",\"max_surge\":0,\"max_unavailable\":3,\"pause_ms\":0,"
+       "\"steps\":[100]}",
+       "\"strategy\":{\"kind\":\"canary\",\"max_surge\":1,\"max_unavailable\":1,"
+       "\"pause_ms\":30000,\"steps\":[25,100]}",
+       "\"bake_ms\":600000"});
 }
 
 TEST(PlanJson, StoredProcessFormHasTheDocumentedKeys) {
-  PlanParseResult parsed = parsePlan(kFullProcessPlan);
-  ASSERT_TRUE(parsed.plan.has_value()) << describe(parsed);
-  const std::string json = planToJson(*parsed.plan);
-  for (const char* key :
-       {"\"driver\":\"process\"", "\"replicas\":4", "\"port_min\":18000", "\"port_max\":18099",
-        "\"health_path\":\"/ready\"",
-        "\"haproxy\":{\"backend\":\"checkout\",\"socket\":\"/run/haproxy/admin.sock\"}",
-        "\"strategy\":{\"kind\":\"canary\",\"max_surge\":1,\"max_unavailable\":1,\"pause_ms\":"
-        "45000,"
-        "\"steps\":[10,50,100]}",
-        "\"strategy\":{\"kind\":\"blue_green\",\"max_surge\":1,\"max_unavailable\":1,"
-        "\"pause_ms\":60000,\"steps\":[50,100]}",
-        "\"strategy\":null", "\"bake_ms\":900000", "\"bake_ms\":0", "\"interval_ms\":500",
-        "\"timeout_ms\":250", "\"failure_threshold\":5", "\"error_rate_increase\":0.25",
-        "\"latency_p95_ratio\":1.5", "\"min_requests\":50", "\"fail_when_inconclusive\":true"}) {
-    EXPECT_NE(json.find(key), std::string::npos) << key << " not in " << json;
-  }
+  expectStoredParts(
+      kFullProcessPlan,
+      {"\"driver\":\"process\"", "\"replicas\":4", "\"port_min\":18000", "\"port_max\":18099",
+       "\"health_path\":\"/ready\"",
+       "\"haproxy\":{\"backend\":\"checkout\",\"socket\":\"/run/haproxy/admin.sock\"}",
+       "\"strategy\":{\"kind\":\"canary\",\"max_surge\":1,\"max_unavailable\":1,\"pause_ms\":"
+       "45000,"
+       "\"steps\":[10,50,100]}",
+       "\"strategy\":{\"kind\":\"blue_green\",\"max_surge\":1,\"max_unavailable\":1,"
+       "\"pause_ms\":60000,\"steps\":[50,100]}",
+       "\"strategy\":null", "\"bake_ms\":900000", "\"bake_ms\":0", "\"interval_ms\":500",
+       "\"timeout_ms\":250", "\"failure_threshold\":5", "\"error_rate_increase\":0.25",
+       "\"latency_p95_ratio\":1.5", "\"min_requests\":50", "\"fail_when_inconclusive\":true"});
   const std::string minimal = planToJson(*parsePlan(kMinimalProcessPlan).plan);
   EXPECT_NE(minimal.find("\"haproxy\":null"), std::string::npos) << minimal;
   EXPECT_NE(minimal.find("\"metrics\":null"), std::string::npos) << minimal;
@@ -159,25 +156,16 @@ TEST(PlanJson, StoredProcessFormHasTheDocumentedKeys) {
 }
 
 TEST(PlanJson, StoredFormHasTheDocumentedKeys) {
-  PlanParseResult parsed = parsePlan(kFullPlan);
-  ASSERT_TRUE(parsed.plan.has_value());
-  const std::string json = planToJson(*parsed.plan);
-  for (const char* key :
-       {"\"service\":\"checkout\"", "\"version\":\"1.4.2\"", "\"driver\":\"script\"",
-        "\"timeout_ms\":300000", "\"approval_required\":true", "\"max_parallel\":2",
-        "\"selector\":{\"environment\":\"production\"}", "\"rollback_scope\":\"wave\""}) {
-    EXPECT_NE(json.find(key), std::string::npos) << key << " not in " << json;
-  }
+  expectStoredParts(
+      kFullPlan, {"\"service\":\"checkout\"", "\"version\":\"1.4.2\"", "\"driver\":\"script\"",
+                  "\"timeout_ms\":300000", "\"approval_required\":true", "\"max_parallel\":2",
+                  "\"selector\":{\"environment\":\"production\"}", "\"rollback_scope\":\"wave\""});
 }
 
 TEST(PlanJson, GarbageIsCorruption) {
   const std::string good = planToJson(*parsePlan(kMinimalPlan).plan);
   auto replaced = [&](const std::string& from, const std::string& to) {
-    std::string text = good;
-    const size_t at = text.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    if (at != std::string::npos) text.replace(at, from.size(), to);
-    return text;
+    return replacedIn(good, from, to);
   };
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "not valid JSON"},
@@ -218,11 +206,7 @@ TEST(PlanJson, GarbageIsCorruption) {
     EXPECT_EQ(back->strategy.kind, StrategyKind::kRolling);
   }
   auto in_process = [&](const std::string& from, const std::string& to) {
-    std::string text = process_good;
-    const size_t at = text.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    if (at != std::string::npos) text.replace(at, from.size(), to);
-    return text;
+    return replacedIn(process_good, from, to);
   };
   const std::vector<std::pair<std::string, std::string>> process_cases = {
       {in_process("\"driver\":\"process\"", "\"driver\":\"kubernetes\""), "driver: unknown driver"},

@@ -12,6 +12,8 @@
 #include <iterator>
 #include <string>
 
+#include "tests/support/files.hpp"
+
 namespace flotilla::common {
 namespace {
 
@@ -26,17 +28,11 @@ unsigned modeOf(const fs::path& p) {
 class PrivateDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = fs::temp_directory_path().string() + "/flotilla-private-dir-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
-    root_ = tmpl;
     old_umask_ = ::umask(022);  // what a careless caller would have
   }
-  void TearDown() override {
-    ::umask(old_umask_);
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
-  fs::path root_;
+  void TearDown() override { ::umask(old_umask_); }
+  support::TempDir temp_{"private-dir-test"};
+  const fs::path root_ = temp_.path();
   mode_t old_umask_ = 0;
 };
 

@@ -6,15 +6,13 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <set>
 
 #include "coordinator/trust.hpp"
+#include "tests/support/files.hpp"
 
 namespace flotilla::coordinator {
 namespace {
-
-namespace fs = std::filesystem;
 
 class FixedClock : public common::Clock {
  public:
@@ -59,10 +57,7 @@ class FakeOutbox : public Outbox {
 class AgentGateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/flotilla-gate-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto store = Store::open(dir_);
+    auto store = Store::open(dir_.path());
     ASSERT_TRUE(store.ok());
     store_ = std::move(store).value();
     trust_ = std::make_unique<Trust>(*store_);
@@ -73,7 +68,6 @@ class AgentGateTest : public ::testing::Test {
     gate_.reset();
     trust_.reset();
     store_.reset();
-    fs::remove_all(dir_);
   }
 
   std::optional<std::string> reg(const Peer& peer, const std::string& cluster,
@@ -91,7 +85,7 @@ class AgentGateTest : public ::testing::Test {
     return e.ok() ? e->token : "";
   }
 
-  std::string dir_;
+  support::TempDir dir_{"gate-test"};
   Metrics metrics_;
   FixedClock clock_;
   FakeOutbox outbox_;

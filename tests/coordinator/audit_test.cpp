@@ -4,15 +4,14 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.hpp"
+#include "tests/support/files.hpp"
 
 namespace flotilla::coordinator {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 AuditEntry entry(const std::string& actor, const std::string& target) {
@@ -27,20 +26,11 @@ std::string key(int seq) {
 
 class AuditTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/flotilla-audit-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-    reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { reopen(); }
+  void TearDown() override { store_.reset(); }
   void reopen() {
     store_.reset();
-    auto store = Store::open(dir_);
+    auto store = Store::open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status().toString();
     store_ = std::move(store).value();
   }
@@ -63,8 +53,15 @@ class AuditTest : public ::testing::Test {
     EXPECT_TRUE(v.ok());
     return v.ok() ? *v : AuditVerdict{};
   }
+  // The chain no longer verifies, and names record `first_bad` (with `problem` in its words).
+  void expectBrokenAt(uint64_t first_bad, const std::string& problem = "") {
+    AuditVerdict v = verify();
+    EXPECT_FALSE(v.ok);
+    EXPECT_EQ(v.first_bad, std::optional<uint64_t>(first_bad)) << v.problem;
+    EXPECT_NE(v.problem.find(problem), std::string::npos) << v.problem;
+  }
 
-  std::string dir_;
+  support::TempDir dir_{"audit"};
   std::unique_ptr<Store> store_;
 };
 
@@ -118,10 +115,7 @@ TEST_F(AuditTest, AnEditedRecordIsNamed) {
   ASSERT_NE(at, std::string::npos) << changed;
   changed.replace(at, 15, "\"actor\":\"eve\"");
   ASSERT_TRUE(store_->putRecord(key(3), changed).ok());
-  AuditVerdict v = verify();
-  EXPECT_FALSE(v.ok);
-  EXPECT_EQ(v.first_bad, std::optional<uint64_t>(3));
-  EXPECT_NE(v.problem.find("record 3"), std::string::npos) << v.problem;
+  expectBrokenAt(3, "record 3");
 }
 
 TEST_F(AuditTest, AnEditedRecordWithARecomputedHashIsNamed) {
@@ -131,26 +125,19 @@ TEST_F(AuditTest, AnEditedRecordWithARecomputedHashIsNamed) {
   j.erase("hash");
   j["hash"] = common::sha256Hex(j.dump());
   ASSERT_TRUE(store_->putRecord(key(2), j.dump()).ok());
-  AuditVerdict v = verify();
-  EXPECT_FALSE(v.ok);
-  EXPECT_EQ(v.first_bad, std::optional<uint64_t>(2)) << v.problem;
+  expectBrokenAt(2);
 }
 
 TEST_F(AuditTest, ARemovedRecordIsNamed) {
   writeFive();
   ASSERT_TRUE(store_->deleteRecord(key(4)).ok());
-  AuditVerdict v = verify();
-  EXPECT_FALSE(v.ok);
-  EXPECT_EQ(v.first_bad, std::optional<uint64_t>(5));
-  EXPECT_NE(v.problem.find("record 4 is missing"), std::string::npos) << v.problem;
+  expectBrokenAt(5, "record 4 is missing");
 }
 
 TEST_F(AuditTest, GarbageIsNamed) {
   writeFive();
   ASSERT_TRUE(store_->putRecord(key(1), "not json").ok());
-  AuditVerdict v = verify();
-  EXPECT_FALSE(v.ok);
-  EXPECT_EQ(v.first_bad, std::optional<uint64_t>(1));
+  expectBrokenAt(1);
 }
 
 }  // namespace

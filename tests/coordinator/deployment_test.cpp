@@ -12,13 +12,31 @@ namespace {
 
 using common::Plan;
 
+// The fleet every test starts with, and the labels each agent registers with.
+const std::map<std::string, std::map<std::string, std::string>> kAgents = {
+    {"staging-eu", {{"environment", "staging"}}},
+    {"prod-eu-1", {{"environment", "production"}}},
+    {"prod-eu-2", {{"environment", "production"}}},
+    {"prod-us-1", {{"environment", "production"}, {"region", "us"}}},
+};
+
 class DeploymentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    addAgent("staging-eu", {{"environment", "staging"}});
-    addAgent("prod-eu-1", {{"environment", "production"}});
-    addAgent("prod-eu-2", {{"environment", "production"}});
-    addAgent("prod-us-1", {{"environment", "production"}, {"region", "us"}});
+    for (const auto& [name, labels] : kAgents) addAgent(name, labels);
+  }
+
+  // Every agent's connection expires and only those of `back` register again.
+  void onlyBack(const std::vector<std::string>& back) {
+    registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
+    for (const auto& name : back) addAgent(name, kAgents.at(name));
+  }
+
+  // `cluster`'s agent registers again and the deployment hears of it (fx_ holds the effects).
+  void returns(Deployment& d, const std::string& cluster) {
+    addAgent(cluster, kAgents.at(cluster));
+    fx_ = Effects{};
+    agentReturned(d, cluster, ctx(), fx_);
   }
 
   void addAgent(const std::string& name, std::map<std::string, std::string> labels) {
@@ -516,8 +534,7 @@ TEST_F(DeploymentTest, AgentLostMidStepRollsBack) {
   Deployment d = start(threeWaves());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // prod-eu-1 build done, apply in flight
-  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
-  addAgent("staging-eu", {{"environment", "staging"}});  // only prod agents are gone
+  onlyBack({"staging-eu"});                  // only prod agents are gone
   fx_ = Effects{};
   agentLost(d, "prod-eu-1", ctx(), fx_);
   EXPECT_EQ(d.state, DeploymentState::kRollingBack);
@@ -538,9 +555,7 @@ TEST_F(DeploymentTest, LostClusterRollsBackWhenItsAgentReturns) {
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // prod-eu-1 build done, apply in flight
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // prod-eu-2 verify in flight
-  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
-  addAgent("staging-eu", {{"environment", "staging"}});
-  addAgent("prod-eu-2", {{"environment", "production"}});
+  onlyBack({"staging-eu", "prod-eu-2"});
   fx_ = Effects{};
   agentLost(d, "prod-eu-1", ctx(), fx_);
   succeedAll(d);
@@ -548,9 +563,7 @@ TEST_F(DeploymentTest, LostClusterRollsBackWhenItsAgentReturns) {
   EXPECT_TRUE(d.waves[1].clusters[0].rollback_lost);
   EXPECT_TRUE(awaitsAgents(d)) << "the engine must keep it to converge the lost cluster";
 
-  addAgent("prod-eu-1", {{"environment", "production"}});
-  fx_ = Effects{};
-  agentReturned(d, "prod-eu-1", ctx(), fx_);
+  returns(d, "prod-eu-1");
   EXPECT_EQ(d.state, DeploymentState::kRollingBack);
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());
@@ -568,10 +581,7 @@ TEST_F(DeploymentTest, LostClustersWithinTheBudgetAreWaitedFor) {
   Deployment d = start(plan);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply in flight
-  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
-  addAgent("staging-eu", {{"environment", "staging"}});
-  addAgent("prod-eu-2", {{"environment", "production"}});
-  addAgent("prod-us-1", {{"environment", "production"}, {"region", "us"}});
+  onlyBack({"staging-eu", "prod-eu-2", "prod-us-1"});
   fx_ = Effects{};
   agentLost(d, "prod-eu-1", ctx(), fx_);
   EXPECT_EQ(d.state, DeploymentState::kRunning);
@@ -583,9 +593,7 @@ TEST_F(DeploymentTest, LostClustersWithinTheBudgetAreWaitedFor) {
   EXPECT_EQ(d.wave_index, 1u);
 
   // Back: the same apply's result (the agent ran it once) moves it on.
-  addAgent("prod-eu-1", {{"environment", "production"}});
-  fx_ = Effects{};
-  agentReturned(d, "prod-eu-1", ctx(), fx_);
+  returns(d, "prod-eu-1");
   EXPECT_TRUE(hasEvent("agent.returned"));
   EXPECT_TRUE(dispatched().empty());
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());
@@ -600,8 +608,7 @@ TEST_F(DeploymentTest, OneMoreLostThanTheBudgetRollsBack) {
   plan.waves[1].max_unavailable_clusters = 1;
   Deployment d = start(plan);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
-  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
-  addAgent("staging-eu", {{"environment", "staging"}});
+  onlyBack({"staging-eu"});
   fx_ = Effects{};
   agentLost(d, "prod-eu-1", ctx(), fx_);
   EXPECT_EQ(d.state, DeploymentState::kRunning);
@@ -619,10 +626,7 @@ TEST_F(DeploymentTest, OnAgentLostWaitPausesUntilEnoughAreBack) {
   Deployment d = start(plan);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply in flight
-  registry_.expire(common::SteadyTime{} + std::chrono::hours(1), std::chrono::seconds(1));
-  addAgent("staging-eu", {{"environment", "staging"}});
-  addAgent("prod-eu-2", {{"environment", "production"}});
-  addAgent("prod-us-1", {{"environment", "production"}, {"region", "us"}});
+  onlyBack({"staging-eu", "prod-eu-2", "prod-us-1"});
   fx_ = Effects{};
   agentLost(d, "prod-eu-1", ctx(), fx_);
   EXPECT_EQ(d.state, DeploymentState::kPaused);
@@ -632,9 +636,7 @@ TEST_F(DeploymentTest, OnAgentLostWaitPausesUntilEnoughAreBack) {
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());
   EXPECT_TRUE(dispatched().empty());
 
-  addAgent("prod-eu-1", {{"environment", "production"}});
-  fx_ = Effects{};
-  agentReturned(d, "prod-eu-1", ctx(), fx_);
+  returns(d, "prod-eu-1");
   EXPECT_EQ(d.state, DeploymentState::kRunning);
   EXPECT_TRUE(hasEvent("deployment.resumed"));
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/apply"});

@@ -4,12 +4,10 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
+#include "tests/support/files.hpp"
 
 namespace flotilla::coordinator {
 namespace {
-
-namespace fs = std::filesystem;
 
 class FakeClock : public common::Clock {
  public:
@@ -103,22 +101,16 @@ common::Plan twoWaves() {
 
 class EngineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/flotilla-engine-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    openEngine();
-  }
+  void SetUp() override { openEngine(); }
   void TearDown() override {
     engine_.reset();
     store_.reset();
-    fs::remove_all(dir_);
   }
 
   void openEngine() {
     engine_.reset();
     store_.reset();
-    auto store = Store::open(dir_);
+    auto store = Store::open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status().toString();
     store_ = std::move(store).value();
     outbox_.sent.clear();
@@ -180,7 +172,7 @@ class EngineTest : public ::testing::Test {
     return d.ok() ? d->state : DeploymentState::kPending;
   }
 
-  std::string dir_;
+  support::TempDir dir_{"engine-test"};
   FakeClock clock_;
   Metrics metrics_;
   RecordingOutbox outbox_;

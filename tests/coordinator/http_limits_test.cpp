@@ -9,6 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
+
+#include "tests/support/net.hpp"
+
 namespace flotilla::coordinator {
 namespace {
 
@@ -72,16 +76,8 @@ class WatchTest : public ::testing::Test {
   }
   // Connects from `source`; returns {client end, accepted end}.
   std::pair<int, int> connectFrom(const std::string& source) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<uint16_t>(port_));
-    ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)), 0);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+    const int fd = support::connectFrom(source, port_);
+    EXPECT_GE(fd, 0) << "cannot connect from " << source;
     int accepted = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
     fds_.push_back(fd);
     fds_.push_back(accepted);
@@ -102,56 +98,59 @@ class WatchTest : public ::testing::Test {
     char c;
     return ::recv(client, &c, 1, MSG_DONTWAIT) == 0;
   }
+  // A watchdog with `limits` on this test's port, driven by hand (sweep()) rather than by its
+  // own thread.
+  std::unique_ptr<ConnectionWatch> handDriven(const HttpLimits& limits) {
+    auto watch = std::make_unique<ConnectionWatch>(metrics_, limits);
+    watch->start(port_);
+    watch->stop();
+    return watch;
+  }
   int listener_ = -1;
   int port_ = 0;
   std::vector<int> fds_;
+  Metrics metrics_;
 };
 
 TEST_F(WatchTest, CutsConnectionsWithoutARequestHeadAfterTheDeadline) {
-  Metrics metrics;
   HttpLimits limits;
   limits.header_deadline = 5s;
-  ConnectionWatch watch(metrics, limits);
-  watch.start(port_);
-  watch.stop();  // driven by hand below
+  auto watch = handDriven(limits);
   auto [slow_client, slow_server] = connectFrom("127.0.0.7");
   auto [done_client, done_server] = connectFrom("127.0.0.7");
   const auto t0 = Clock::now();
-  watch.sweep(t0);
+  watch->sweep(t0);
   // The second one delivered its request head.
-  watch.markRouted("127.0.0.7", peerPort(done_server));
-  watch.sweep(t0 + 4s);
+  watch->markRouted("127.0.0.7", peerPort(done_server));
+  watch->sweep(t0 + 4s);
   EXPECT_FALSE(shut(slow_client, 50));
-  watch.sweep(t0 + 6s);
+  watch->sweep(t0 + 6s);
   EXPECT_TRUE(shut(slow_client));
   EXPECT_FALSE(shut(done_client, 50));
   EXPECT_NE(
-      metrics.render().find("flotilla_http_connections_cut_total{reason=\"header_deadline\"} 1"),
+      metrics_.render().find("flotilla_http_connections_cut_total{reason=\"header_deadline\"} 1"),
       std::string::npos)
-      << metrics.render();
+      << metrics_.render();
   (void)slow_server;
 }
 
 TEST_F(WatchTest, CutsAClientsNewestWaitingConnectionsOverItsCap) {
-  Metrics metrics;
   HttpLimits limits;
   limits.per_client = 3;
-  ConnectionWatch watch(metrics, limits);
-  watch.start(port_);
-  watch.stop();
+  auto watch = handDriven(limits);
   std::vector<int> clients;
   const auto t0 = Clock::now();
   for (int i = 0; i < 5; ++i) {
     clients.push_back(connectFrom("127.0.0.8").first);
-    watch.sweep(t0 + std::chrono::milliseconds(i));  // each first seen a moment later
+    watch->sweep(t0 + std::chrono::milliseconds(i));  // each first seen a moment later
   }
   auto other = connectFrom("127.0.0.9").first;  // another address is not affected
   // A connection with its request head does not count against the cap.
   auto [routed_client, routed_server] = connectFrom("127.0.0.8");
-  watch.markRouted("127.0.0.8", peerPort(routed_server));
-  watch.sweep(t0 + 10ms);
+  watch->markRouted("127.0.0.8", peerPort(routed_server));
+  watch->sweep(t0 + 10ms);
   for (int fd : clients) EXPECT_FALSE(shut(fd, 50)) << "cut before it had a second";
-  watch.sweep(t0 + 1100ms);
+  watch->sweep(t0 + 1100ms);
   int cut = 0;
   for (int fd : clients) cut += shut(fd, 200) ? 1 : 0;
   // Two over the cap of three, the newest ones.
@@ -164,24 +163,21 @@ TEST_F(WatchTest, CutsAClientsNewestWaitingConnectionsOverItsCap) {
 }
 
 TEST_F(WatchTest, RequestsThatDragOnAreCutButStreamsAreNot) {
-  Metrics metrics;
   HttpLimits limits;
   limits.request_deadline = 60s;
-  ConnectionWatch watch(metrics, limits);
-  watch.start(port_);
-  watch.stop();
+  auto watch = handDriven(limits);
   auto [request_client, request_server] = connectFrom("127.0.0.10");
   auto [stream_client, stream_server] = connectFrom("127.0.0.10");
-  watch.markRouted("127.0.0.10", peerPort(request_server));
-  watch.markStreaming("127.0.0.10", peerPort(stream_server));
+  watch->markRouted("127.0.0.10", peerPort(request_server));
+  watch->markStreaming("127.0.0.10", peerPort(stream_server));
   const auto t0 = Clock::now();
-  watch.sweep(t0);
-  watch.sweep(t0 + 59s);
+  watch->sweep(t0);
+  watch->sweep(t0 + 59s);
   EXPECT_FALSE(shut(request_client, 50));
-  watch.sweep(t0 + 61s);
+  watch->sweep(t0 + 61s);
   EXPECT_TRUE(shut(request_client));
   EXPECT_FALSE(shut(stream_client, 50));
-  watch.sweep(t0 + 3600s);
+  watch->sweep(t0 + 3600s);
   EXPECT_FALSE(shut(stream_client, 50));
 }
 

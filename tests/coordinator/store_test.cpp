@@ -25,6 +25,7 @@
 #include "common/crypto.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/deployment.hpp"
+#include "tests/support/files.hpp"
 
 namespace flotilla::coordinator {
 namespace {
@@ -68,22 +69,9 @@ std::vector<uint64_t> seqs(const std::vector<StoredEvent>& events) {
 
 class StoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    // Every write is synced: on tmpfs that costs nothing, on a disk it dominates the run time.
-    std::string tmpl =
-        (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : fs::temp_directory_path().string()) +
-        "/flotilla-store-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << strerror(errno);
-    root_ = tmpl;
-    dir_ = root_ + "/db";
-    reopen();
-  }
+  void SetUp() override { reopen(); }
 
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  void TearDown() override { store_.reset(); }
 
   // Closes the store (if open) and opens it again on the same directory.
   void reopen() {
@@ -112,35 +100,31 @@ class StoreTest : public ::testing::Test {
     return d;
   }
 
-  std::string root_;
-  std::string dir_;
+  // The counter `next` gives 1, 2, 3, and 4 after a reopen.
+  void expectCountsAcrossReopen(common::StatusOr<uint64_t> (Store::*next)()) {
+    for (uint64_t want = 1; want <= 4; ++want) {
+      if (want == 4) reopen();
+      auto value = ((*store_).*next)();
+      ASSERT_TRUE(value.ok()) << value.status().toString();
+      EXPECT_EQ(*value, want);
+    }
+  }
+
+  // Every write is synced: on tmpfs that costs nothing, on a disk it dominates the run time.
+  support::TempDir temp_{"store-test", support::TempDir::Where::kMemory};
+  const std::string root_ = temp_.path();
+  const std::string dir_ = root_ + "/db";
   std::unique_ptr<Store> store_;
 };
 
 // ---- Counters -------------------------------------------------------------------------------
 
 TEST_F(StoreTest, BumpEpochIncrementsAndSurvivesReopen) {
-  for (uint64_t want = 1; want <= 3; ++want) {
-    auto epoch = store_->bumpEpoch();
-    ASSERT_TRUE(epoch.ok()) << epoch.status().toString();
-    EXPECT_EQ(*epoch, want);
-  }
-  reopen();
-  auto epoch = store_->bumpEpoch();
-  ASSERT_TRUE(epoch.ok()) << epoch.status().toString();
-  EXPECT_EQ(*epoch, 4u);
+  expectCountsAcrossReopen(&Store::bumpEpoch);
 }
 
 TEST_F(StoreTest, NextDeploymentSeqIncrementsAndSurvivesReopen) {
-  for (uint64_t want = 1; want <= 3; ++want) {
-    auto seq = store_->nextDeploymentSeq();
-    ASSERT_TRUE(seq.ok()) << seq.status().toString();
-    EXPECT_EQ(*seq, want);
-  }
-  reopen();
-  auto seq = store_->nextDeploymentSeq();
-  ASSERT_TRUE(seq.ok()) << seq.status().toString();
-  EXPECT_EQ(*seq, 4u);
+  expectCountsAcrossReopen(&Store::nextDeploymentSeq);
 }
 
 TEST_F(StoreTest, EpochAndDeploymentSeqAreIndependent) {

@@ -3,31 +3,21 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "common/crypto.hpp"
+#include "tests/support/files.hpp"
 
 namespace flotilla::coordinator {
 namespace {
 
-namespace fs = std::filesystem;
-
 class TokensTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/flotilla-tokens-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-    auto store = Store::open(dir_);
+    auto store = Store::open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status().toString();
     store_ = std::move(store).value();
   }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string dir_;
+  void TearDown() override { store_.reset(); }
+  support::TempDir dir_{"tokens"};
   std::unique_ptr<Store> store_;
 };
 

@@ -7,8 +7,10 @@
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <vector>
+
+#include "tests/support/http_server.hpp"
+#include "tests/support/wait.hpp"
 
 namespace flotilla::coordinator {
 namespace {
@@ -20,22 +22,14 @@ using nlohmann::json;
 class Receiver {
  public:
   explicit Receiver(std::vector<int> script) : script_(std::move(script)) {
-    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+    server_.server().Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       bodies_.push_back(req.body);
       res.status = script_[std::min(bodies_.size(), script_.size()) - 1];
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    // stop() before the listen loop runs is lost, and the destructor's join would then hang
-    // (seen under ASan, with a receiver nobody posts to).
-    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
+    server_.start();
   }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  std::string url() const { return server_.url("/hook"); }
   size_t count() {
     std::lock_guard lock(mu_);
     return bodies_.size();
@@ -46,12 +40,10 @@ class Receiver {
   }
 
  private:
-  httplib::Server server_;
   std::vector<int> script_;
-  int port_ = 0;
   std::mutex mu_;
   std::vector<std::string> bodies_;
-  std::thread thread_;
+  support::LocalHttpServer server_;  // last: stopped before what its handler uses goes
 };
 
 AlertNotice sampleAlert(const std::string& url) {
@@ -76,11 +68,8 @@ AlertNotice sampleAlert(const std::string& url) {
 // Polls `metrics` until the webhook counter for `result` shows up (the sender is async).
 bool waitForResult(Metrics& metrics, const std::string& result) {
   const std::string line = "flotilla_webhook_posts_total{result=\"" + result + "\"} 1";
-  for (int i = 0; i < 1000; ++i) {
-    if (metrics.render().find(line) != std::string::npos) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
+  return support::pollUntil([&] { return metrics.render().find(line) != std::string::npos; }, 10s,
+                            10ms);
 }
 
 TEST(WebhookSender, BodyIsSlackCompatibleJsonWithTheFigures) {
@@ -122,14 +111,20 @@ TEST(WebhookSender, ARefusedDestinationIsNeverContacted) {
       << metrics.render();
 }
 
+// Posts the sample alert to `receiver` (at most `attempts` times) through a sender allowed to
+// reach it, and waits until the sender counts it as `result`; the sender is gone on return.
+bool deliver(Receiver& receiver, Metrics& metrics, int attempts, const std::string& result) {
+  WebhookSender sender(metrics, {"http://127.0.0.1:"});
+  AlertNotice alert = sampleAlert(receiver.url());
+  alert.config.webhook_attempts = attempts;
+  sender.post(alert);
+  return waitForResult(metrics, result);
+}
+
 TEST(WebhookSender, DeliversOnTheFirst2xx) {
   Receiver receiver({200});
   Metrics metrics;
-  {
-    WebhookSender sender(metrics, {"http://127.0.0.1:"});
-    sender.post(sampleAlert(receiver.url()));
-    ASSERT_TRUE(waitForResult(metrics, "delivered")) << metrics.render();
-  }
+  ASSERT_TRUE(deliver(receiver, metrics, 3, "delivered")) << metrics.render();
   EXPECT_EQ(receiver.count(), 1u);
   EXPECT_EQ(json::parse(receiver.body(0))["rule"], "error_rate");
 }
@@ -137,9 +132,7 @@ TEST(WebhookSender, DeliversOnTheFirst2xx) {
 TEST(WebhookSender, RetriesA503ThenDelivers) {
   Receiver receiver({503, 200});
   Metrics metrics;
-  WebhookSender sender(metrics, {"http://127.0.0.1:"});
-  sender.post(sampleAlert(receiver.url()));
-  ASSERT_TRUE(waitForResult(metrics, "delivered")) << metrics.render();
+  ASSERT_TRUE(deliver(receiver, metrics, 3, "delivered")) << metrics.render();
   ASSERT_EQ(receiver.count(), 2u);
   EXPECT_EQ(receiver.body(0), receiver.body(1));
 }
@@ -147,20 +140,14 @@ TEST(WebhookSender, RetriesA503ThenDelivers) {
 TEST(WebhookSender, A400IsFinal) {
   Receiver receiver({400});
   Metrics metrics;
-  WebhookSender sender(metrics, {"http://127.0.0.1:"});
-  sender.post(sampleAlert(receiver.url()));
-  ASSERT_TRUE(waitForResult(metrics, "failed")) << metrics.render();
+  ASSERT_TRUE(deliver(receiver, metrics, 3, "failed")) << metrics.render();
   EXPECT_EQ(receiver.count(), 1u);
 }
 
 TEST(WebhookSender, GivesUpAfterEveryAttempt) {
   Receiver receiver({500});
   Metrics metrics;
-  WebhookSender sender(metrics, {"http://127.0.0.1:"});
-  AlertNotice alert = sampleAlert(receiver.url());
-  alert.config.webhook_attempts = 2;
-  sender.post(alert);
-  ASSERT_TRUE(waitForResult(metrics, "failed")) << metrics.render();
+  ASSERT_TRUE(deliver(receiver, metrics, 2, "failed")) << metrics.render();
   EXPECT_EQ(receiver.count(), 2u);
 }
 

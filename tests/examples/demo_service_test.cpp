@@ -473,10 +473,7 @@ TEST(MetricsReaderTest, RejectsMalformedText) {
 
 TEST(ServiceTest, MetricsTextParsesAndHasEveryFamily) {
   FakeClock clock;
-  Behaviour b;
-  b.error_rate = 0.5;
-  b.latency = 30ms;
-  Service service("2.0.0-slow", b, clock);
+  Service service("2.0.0-slow", Behaviour{.error_rate = 0.5, .latency = 30ms}, clock);
   for (int i = 0; i < 4; ++i) service.handleRoot();
 
   const Response r = service.handleMetrics();
@@ -527,10 +524,7 @@ TEST(ServiceTest, FreshServiceReportsZeroesNotNothing) {
 
 TEST(ServiceTest, RootAnswersAndLatencyGoesThroughTheClock) {
   FakeClock clock;
-  Behaviour b;
-  b.error_rate = 0.2;
-  b.latency = 6ms;
-  Service service("1.2.3", b, clock);
+  Service service("1.2.3", Behaviour{.error_rate = 0.2, .latency = 6ms}, clock);
   const SteadyTime before = clock.now();
   std::vector<int> codes;
   for (int i = 0; i < 5; ++i) {
@@ -553,9 +547,7 @@ TEST(ServiceTest, RootAnswersAndLatencyGoesThroughTheClock) {
 
 TEST(ServiceTest, ConcurrentRequestsStillFailExactlyTheRate) {
   FakeClock clock;
-  Behaviour b;
-  b.error_rate = 0.2;
-  Service service("1.0.0", b, clock);
+  Service service("1.0.0", Behaviour{.error_rate = 0.2}, clock);
   std::atomic<int> errors{0};
   std::vector<std::thread> threads;
   threads.reserve(8);
@@ -581,9 +573,7 @@ TEST(ServiceTest, ConcurrentRequestsStillFailExactlyTheRate) {
 
 TEST(HealthTest, FailsExactlyWhenFailAfterHasPassed) {
   FakeClock clock;
-  Behaviour b;
-  b.health_fail_after = 300ms;
-  Service service("1.0.0", b, clock);
+  Service service("1.0.0", Behaviour{.health_fail_after = 300ms}, clock);
   Response r = service.handleHealth();
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "application/json");
@@ -614,9 +604,7 @@ TEST(HealthTest, ZeroFailsFromTheStartAndNeverNeverFails) {
 
 TEST(HealthTest, LatencyDoesNotSlowHealth) {
   FakeClock clock;
-  Behaviour b;
-  b.latency = 1s;
-  Service service("1.0.0", b, clock);
+  Service service("1.0.0", Behaviour{.latency = 1s}, clock);
   const SteadyTime before = clock.now();
   service.handleHealth();
   service.handleMetrics();
