@@ -344,12 +344,21 @@ TEST(ChildProcessTest, MissingWorkdirFailsToSpawn) {
 
 // ---- Process group, background processes, clean-up -------------------------------------------
 
-TEST(ChildProcessTest, SignalGroupKillsGrandchildren) {
+// A shell that starts a background `sleep 100` (its pid in *grandchild, 0 when it never said)
+// and waits for it.
+std::unique_ptr<ChildProcess> spawnWithGrandchild(pid_t* grandchild) {
   auto child = spawnOrDie("sleep 100 & echo $!; wait");
-  ASSERT_NE(child, nullptr);
+  if (child == nullptr) return nullptr;
   auto lines = readLines(*child, 1);
-  ASSERT_EQ(lines.size(), 1u);
-  const pid_t grandchild = std::stoi(lines[0]);
+  EXPECT_EQ(lines.size(), 1u);
+  *grandchild = lines.size() == 1 ? std::stoi(lines[0]) : 0;
+  return child;
+}
+
+TEST(ChildProcessTest, SignalGroupKillsGrandchildren) {
+  pid_t grandchild = 0;
+  auto child = spawnWithGrandchild(&grandchild);
+  ASSERT_NE(child, nullptr);
   ASSERT_GT(grandchild, 0);
   ASSERT_NE(grandchild, child->pid());
   ASSERT_FALSE(processGone(grandchild));
@@ -400,11 +409,10 @@ TEST(ChildProcessTest, DestructorKillsAndReapsARunningChild) {
 }
 
 TEST(ChildProcessTest, DestructorKillsGrandchildrenOfARunningChild) {
-  auto child = spawnOrDie("sleep 100 & echo $!; wait");
+  pid_t grandchild = 0;
+  auto child = spawnWithGrandchild(&grandchild);
   ASSERT_NE(child, nullptr);
-  auto lines = readLines(*child, 1);
-  ASSERT_EQ(lines.size(), 1u);
-  const pid_t grandchild = std::stoi(lines[0]);
+  ASSERT_GT(grandchild, 0);
   child.reset();
   EXPECT_TRUE(waitGone(grandchild));
 }

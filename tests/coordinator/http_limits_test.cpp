@@ -113,9 +113,7 @@ class WatchTest : public ::testing::Test {
 };
 
 TEST_F(WatchTest, CutsConnectionsWithoutARequestHeadAfterTheDeadline) {
-  HttpLimits limits;
-  limits.header_deadline = 5s;
-  auto watch = handDriven(limits);
+  auto watch = handDriven({.header_deadline = 5s});
   auto [slow_client, slow_server] = connectFrom("127.0.0.7");
   auto [done_client, done_server] = connectFrom("127.0.0.7");
   const auto t0 = Clock::now();
@@ -135,9 +133,7 @@ TEST_F(WatchTest, CutsConnectionsWithoutARequestHeadAfterTheDeadline) {
 }
 
 TEST_F(WatchTest, CutsAClientsNewestWaitingConnectionsOverItsCap) {
-  HttpLimits limits;
-  limits.per_client = 3;
-  auto watch = handDriven(limits);
+  auto watch = handDriven({.per_client = 3});
   std::vector<int> clients;
   const auto t0 = Clock::now();
   for (int i = 0; i < 5; ++i) {
@@ -163,9 +159,7 @@ TEST_F(WatchTest, CutsAClientsNewestWaitingConnectionsOverItsCap) {
 }
 
 TEST_F(WatchTest, RequestsThatDragOnAreCutButStreamsAreNot) {
-  HttpLimits limits;
-  limits.request_deadline = 60s;
-  auto watch = handDriven(limits);
+  auto watch = handDriven({.request_deadline = 60s});
   auto [request_client, request_server] = connectFrom("127.0.0.10");
   auto [stream_client, stream_server] = connectFrom("127.0.0.10");
   watch->markRouted("127.0.0.10", peerPort(request_server));
