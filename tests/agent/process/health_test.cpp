@@ -8,6 +8,8 @@
 #include <atomic>
 #include <thread>
 
+#include "tests/support/http_server.hpp"
+
 namespace flotilla::agent {
 namespace {
 
@@ -31,23 +33,18 @@ class FakeStep : public StepContext {
 class ReplicaHealthTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    server_.server().Get("/health", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ok", "text/plain");
     });
-    server_.Get("/sick", [](const httplib::Request&, httplib::Response& res) { res.status = 503; });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    ASSERT_GT(port_, 0);
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(5ms);
-  }
-  void TearDown() override {
-    server_.stop();
-    thread_.join();
+    server_.server().Get("/sick",
+                         [](const httplib::Request&, httplib::Response& res) { res.status = 503; });
+    server_.start();
+    ASSERT_TRUE(server_.running());
+    port_ = server_.port();
   }
   ReplicaSet setOnOurPort() const { return ReplicaSet{"2.0.0", 100, {{0, 0, port_, "", 0}}}; }
 
-  httplib::Server server_;
-  std::thread thread_;
+  support::LocalHttpServer server_;
   int port_ = 0;
 };
 

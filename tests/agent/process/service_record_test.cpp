@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/support/files.hpp"
+
 namespace flotilla::agent {
 namespace {
 
@@ -17,13 +19,9 @@ namespace fs = std::filesystem;
 
 class ServiceRecordTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/flotilla-service-record-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  void SetUp() override { ASSERT_FALSE(temp_.path().empty()); }
+  support::TempDir temp_{"service-record"};
+  const fs::path dir_ = temp_.path();
 };
 
 ServiceRecord rollingRecord() {
