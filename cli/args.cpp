@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 
-#include "common/plan.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::cli {
 

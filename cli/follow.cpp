@@ -19,7 +19,7 @@
 #include "cli/api.hpp"
 #include "cli/args.hpp"
 #include "cli/render.hpp"
-#include "common/plan.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::cli {
 
