@@ -35,50 +35,6 @@ constexpr auto kMaxPollWait = std::chrono::milliseconds(200);
 
 int64_t nowMs() { return common::toUnixMillis(std::chrono::system_clock::now()); }
 
-schema::Outcome toWire(Outcome o) {
-  switch (o) {
-    case Outcome::kSucceeded:
-      return schema::Outcome::SUCCEEDED;
-    case Outcome::kFailed:
-      return schema::Outcome::FAILED;
-    case Outcome::kTimedOut:
-      return schema::Outcome::TIMED_OUT;
-    case Outcome::kAborted:
-      return schema::Outcome::ABORTED;
-    case Outcome::kUnknown:
-      return schema::Outcome::UNKNOWN;
-    case Outcome::kRefused:
-      return schema::Outcome::REFUSED;
-  }
-  return schema::Outcome::UNKNOWN;
-}
-
-const char* stepText(schema::Step s) {
-  switch (s) {
-    case schema::Step::BUILD:
-      return "build";
-    case schema::Step::APPLY:
-      return "apply";
-    case schema::Step::VERIFY:
-      return "verify";
-    case schema::Step::ROLLBACK:
-      return "rollback";
-    case schema::Step::DEPLOY:
-      return "deploy";
-    case schema::Step::SHIFT:
-      return "shift";
-    case schema::Step::ANALYZE:
-      return "analyze";
-    case schema::Step::BAKE:
-      return "bake";
-    case schema::Step::FINALIZE:
-      return "finalize";
-    case schema::Step::ROLL:
-      return "roll";
-  }
-  return "unknown";
-}
-
 void wakeLoop() {
   int fd = g_wake_fd.load();
   if (fd >= 0) {
@@ -90,26 +46,10 @@ void wakeLoop() {
 
 // Process-driver steps; nullopt for script steps. A rollback belongs to the
 // process driver when it carries a process spec.
-std::optional<ProcessStep> processStep(schema::StageCommand::Reader msg) {
-  switch (msg.getStep()) {
-    case schema::Step::ROLLBACK:
-      if (!msg.hasProcess()) return std::nullopt;
-      return ProcessStep::kRollback;
-    case schema::Step::DEPLOY:
-      return ProcessStep::kDeploy;
-    case schema::Step::SHIFT:
-      return ProcessStep::kShift;
-    case schema::Step::ANALYZE:
-      return ProcessStep::kAnalyze;
-    case schema::Step::BAKE:
-      return ProcessStep::kBake;
-    case schema::Step::FINALIZE:
-      return ProcessStep::kFinalize;
-    case schema::Step::ROLL:
-      return ProcessStep::kRoll;
-    default:
-      return std::nullopt;
-  }
+std::optional<Step> processStep(schema::StageCommand::Reader msg) {
+  const Step step = msg.getStep();
+  if (step == Step::ROLLBACK) return msg.hasProcess() ? std::optional(step) : std::nullopt;
+  return common::isProcessStep(step) ? std::optional(step) : std::nullopt;
 }
 
 StageKey keyOf(schema::StageRef::Reader ref) {
@@ -173,7 +113,7 @@ Status Agent::run() {
       }
       StageRecord done = r;
       done.state = RecordState::kFinished;
-      done.outcome = Outcome::kUnknown;
+      done.outcome = Outcome::UNKNOWN;
       done.message = "the agent stopped while this step ran; its effect is unknown";
       done.finished_ms = nowMs();
       Status s = records_->put(done);
@@ -464,7 +404,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     StageRecord refused;
     refused.key = key;
     refused.state = RecordState::kFinished;
-    refused.outcome = Outcome::kRefused;
+    refused.outcome = Outcome::REFUSED;
     refused.message = "command from coordinator epoch " + std::to_string(msg.getEpoch()) +
                       ", older than epoch " + std::to_string(records_->highestEpoch()) +
                       " already seen: not run";
@@ -490,7 +430,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   }
   StepRequest req;
   req.key = key;
-  req.step = stepText(msg.getStep());
+  req.step = common::stepName(msg.getStep());
   req.command = toStd(msg.getCommand());
   req.timeout = std::chrono::milliseconds(msg.getTimeoutMs());
   for (auto kv : msg.getEnv()) req.env[toStd(kv.getKey())] = toStd(kv.getValue());
@@ -505,7 +445,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   if (!s.ok()) {
     spdlog::error("cannot record stage {}: {}; refusing it", key.toString(), s.toString());
     record.state = RecordState::kFinished;
-    record.outcome = Outcome::kRefused;
+    record.outcome = Outcome::REFUSED;
     record.message = "agent cannot write its state dir: " + s.message();
     sendResult(record, msg.getEpoch());
     return;
@@ -520,7 +460,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   auto child = driver_.start(req);
   if (!child.ok()) {
     record.state = RecordState::kFinished;
-    record.outcome = Outcome::kRefused;
+    record.outcome = Outcome::REFUSED;
     record.message = child.status().message();
     record.finished_ms = nowMs();
     records_->put(record).ignoreError();  // the result below still tells the coordinator
@@ -550,7 +490,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
 
 void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader msg,
                              StageRecord record, std::map<std::string, std::string> env) {
-  const ProcessStep step = *processStep(msg);
+  const Step step = *processStep(msg);
   // Read and checked here, while the message lives; a bad spec fails the step like any error.
   common::StatusOr<Spec> spec =
       msg.hasProcess() ? readSpec(step, msg.getProcess(), options_.cluster)
@@ -564,7 +504,7 @@ void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader m
     env["FLOTILLA_ENVIRONMENT"] = environment == options_.labels.end() ? "" : environment->second;
     spec->env = std::move(env);
     spdlog::info("stage {} started ({} step of the process driver: {} {})", key.toString(),
-                 processStepName(step), spec->service, spec->version);
+                 stepName(step), spec->service, spec->version);
   }
   Running run;
   run.record = std::move(record);
@@ -594,8 +534,8 @@ void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader m
     if (spec.ok()) {
       work->report = driver->run(step, *spec, work->cancel, sink, alerts);
     } else {
-      work->report = StepReport{Outcome::kFailed, spec.status().message()};
-      sink(std::string(processStepName(step)) + " failed: " + spec.status().message());
+      work->report = StepReport{Outcome::FAILED, spec.status().message()};
+      sink(std::string(stepName(step)) + " failed: " + spec.status().message());
     }
     work->done = true;
     wakeLoop();
@@ -639,7 +579,7 @@ void Agent::handleAbort(schema::Abort::Reader msg) {
   StageRecord record;
   record.key = key;
   record.state = RecordState::kFinished;
-  record.outcome = Outcome::kAborted;
+  record.outcome = Outcome::ABORTED;
   record.message = "aborted before it started";
   record.started_ms = record.finished_ms = nowMs();
   records_->put(record).ignoreError();  // answered either way
@@ -706,13 +646,13 @@ bool Agent::pollWork(const StageKey& key, Running& run, Clock::time_point now) {
   for (const AlertReport& alert : alerts) sendAlert(run.record.key, alert);
   flushOutput(run, true);
   const StepReport& report = run.work->report;
-  if (run.timed_out && report.outcome != Outcome::kSucceeded) {
-    finish(run, Outcome::kTimedOut, 1,
+  if (run.timed_out && report.outcome != Outcome::SUCCEEDED) {
+    finish(run, Outcome::TIMED_OUT, 1,
            "timed out after " + std::to_string(run.timeout.count()) + " ms");
-  } else if (run.aborted && report.outcome == Outcome::kAborted) {
-    finish(run, Outcome::kAborted, 1, "aborted: " + run.abort_reason);
+  } else if (run.aborted && report.outcome == Outcome::ABORTED) {
+    finish(run, Outcome::ABORTED, 1, "aborted: " + run.abort_reason);
   } else {
-    finish(run, report.outcome, report.outcome == Outcome::kSucceeded ? 0 : 1, report.message);
+    finish(run, report.outcome, report.outcome == Outcome::SUCCEEDED ? 0 : 1, report.message);
   }
   return true;
 }
@@ -746,18 +686,18 @@ bool Agent::pollScript(const StageKey& key, Running& run, Clock::time_point now)
   if (run.aborted) {
     // The group may hold stragglers that ignored SIGTERM.
     run.child->signalGroup(SIGKILL);
-    finish(run, Outcome::kAborted, exit->exit_code, "aborted: " + run.abort_reason);
+    finish(run, Outcome::ABORTED, exit->exit_code, "aborted: " + run.abort_reason);
   } else if (run.timed_out) {
     run.child->signalGroup(SIGKILL);
     std::string msg = "timed out after " + std::to_string(run.timeout.count()) + " ms";
     if (!run.last_line.empty()) msg += "; last output: " + run.last_line;
-    finish(run, Outcome::kTimedOut, exit->exit_code, msg);
+    finish(run, Outcome::TIMED_OUT, exit->exit_code, msg);
   } else if (exit->signal == 0 && exit->exit_code == 0) {
-    finish(run, Outcome::kSucceeded, 0, run.last_line);
+    finish(run, Outcome::SUCCEEDED, 0, run.last_line);
   } else {
     std::string msg = exit->describe();
     if (!run.last_line.empty()) msg += ": " + run.last_line;
-    finish(run, Outcome::kFailed, exit->exit_code, msg);
+    finish(run, Outcome::FAILED, exit->exit_code, msg);
   }
   return true;
 }
@@ -825,7 +765,7 @@ void Agent::sendRegister() {
     setRef(h.initRef(), all[j].key);
     bool running = running_.count(all[j].key) > 0;
     h.setRunning(running);
-    h.setOutcome(toWire(all[j].outcome));
+    h.setOutcome(all[j].outcome);
     h.setExitCode(all[j].exit_code);
     h.setMessage(all[j].message);
   }
@@ -848,7 +788,7 @@ void Agent::sendResult(const StageRecord& r, uint64_t epoch) {
   auto res = message.initRoot<schema::Envelope>().initStageResult();
   setRef(res.initRef(), r.key);
   res.setEpoch(epoch);
-  res.setOutcome(toWire(r.outcome));
+  res.setOutcome(r.outcome);
   res.setExitCode(r.exit_code);
   res.setMessage(r.message);
   res.setDurationMs(static_cast<uint64_t>(std::max<int64_t>(0, r.finished_ms - r.started_ms)));

@@ -1484,7 +1484,7 @@ class StepRunner {
 ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster, LaunchPolicy launch)
     : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)), launch_(std::move(launch)) {}
 
-StepReport ProcessDriver::run(ProcessStep step, const Spec& given, const std::atomic<bool>& cancel,
+StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bool>& cancel,
                               const LineSink& log, const AlertSink& alerts) {
   StepReport report;
   try {
@@ -1494,7 +1494,7 @@ StepReport ProcessDriver::run(ProcessStep step, const Spec& given, const std::at
     // but never past our own cancel.
     while (!lock.try_lock()) {
       if (cancel.load()) {
-        report.outcome = Outcome::kAborted;
+        report.outcome = Outcome::ABORTED;
         report.message = "cancelled while another step of " + spec->service + " ran";
         return report;
       }
@@ -1509,48 +1509,52 @@ StepReport ProcessDriver::run(ProcessStep step, const Spec& given, const std::at
     std::string message;
     Status s;
     switch (step) {
-      case ProcessStep::kDeploy:
+      case Step::DEPLOY:
         s = runner.deploy(&message);
         break;
-      case ProcessStep::kShift:
+      case Step::SHIFT:
         s = runner.shift(&message);
         break;
-      case ProcessStep::kAnalyze:
+      case Step::ANALYZE:
         s = runner.analyze(&message);
         break;
-      case ProcessStep::kBake:
+      case Step::BAKE:
         s = runner.bake(&message);
         break;
-      case ProcessStep::kFinalize:
+      case Step::FINALIZE:
         s = runner.finalize(&message);
         break;
-      case ProcessStep::kRollback:
+      case Step::ROLLBACK:
         s = runner.rollback(&message);
         break;
-      case ProcessStep::kRoll:
+      case Step::ROLL:
         s = runner.roll(&message);
+        break;
+      case Step::BUILD:
+      case Step::APPLY:
+      case Step::VERIFY:
+        s = Status::InvalidArgument(std::string(stepName(step)) + " is a script step");
         break;
     }
     if (ops.aborted()) {
-      report.outcome = Outcome::kAborted;
-      report.message = std::string(processStepName(step)) + " of " + spec->version + " cancelled";
+      report.outcome = Outcome::ABORTED;
+      report.message = std::string(stepName(step)) + " of " + spec->version + " cancelled";
     } else if (s.ok()) {
-      report.outcome = Outcome::kSucceeded;
+      report.outcome = Outcome::SUCCEEDED;
       report.message = message;
     } else {
-      report.outcome = Outcome::kFailed;
+      report.outcome = Outcome::FAILED;
       report.message = s.message();
     }
   } catch (const std::exception& e) {
-    report.outcome = Outcome::kFailed;
-    report.message = std::string(processStepName(step)) + ": internal error: " + e.what();
+    report.outcome = Outcome::FAILED;
+    report.message = std::string(stepName(step)) + ": internal error: " + e.what();
   } catch (...) {
-    report.outcome = Outcome::kFailed;
-    report.message = std::string(processStepName(step)) + ": internal error";
+    report.outcome = Outcome::FAILED;
+    report.message = std::string(stepName(step)) + ": internal error";
   }
   if (log)
-    log(std::string(processStepName(step)) + " " + outcomeName(report.outcome) + ": " +
-        report.message);
+    log(std::string(stepName(step)) + " " + outcomeName(report.outcome) + ": " + report.message);
   return report;
 }
 

@@ -45,8 +45,8 @@
 namespace flotilla::agent {
 
 struct StepReport {
-  Outcome outcome = Outcome::kFailed;  // kSucceeded, kFailed (verdict or error), kAborted
-  std::string message;                 // the reason, with measured values and thresholds
+  Outcome outcome = Outcome::FAILED;  // kSucceeded, kFailed (verdict or error), kAborted
+  std::string message;                // the reason, with measured values and thresholds
 };
 
 // Output lines as the step goes (thread-safe callback, called from the step's thread).
@@ -77,8 +77,8 @@ class ProcessDriver {
   // thread. `cancel` becomes true when the coordinator aborts the step; the
   // step then stops as soon as it safely can and reports kAborted.
   // Alerts found while the step watches go to `alerts` (from the step's thread).
-  StepReport run(ProcessStep step, const Spec& spec, const std::atomic<bool>& cancel,
-                 const LineSink& log, const AlertSink& alerts = {});
+  StepReport run(Step step, const Spec& spec, const std::atomic<bool>& cancel, const LineSink& log,
+                 const AlertSink& alerts = {});
 
  private:
   std::string state_dir_;

@@ -23,24 +23,6 @@ using common::StatusOr;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-const char* outcomeName(Outcome o) {
-  switch (o) {
-    case Outcome::kSucceeded:
-      return "succeeded";
-    case Outcome::kFailed:
-      return "failed";
-    case Outcome::kTimedOut:
-      return "timed_out";
-    case Outcome::kAborted:
-      return "aborted";
-    case Outcome::kUnknown:
-      return "unknown";
-    case Outcome::kRefused:
-      return "refused";
-  }
-  return "unknown";
-}
-
 std::string StageKey::toString() const {
   return deployment + "/" + stage + "#" + std::to_string(attempt);
 }
@@ -65,20 +47,20 @@ bool isValidStageId(const std::string& id) {
   if (slash == std::string::npos || !isIdWord(std::string_view(id).substr(0, slash), 63)) {
     return false;
   }
+  // "<step>" for steps that run once, "<step>-<index>" (shift-3, analyze-4) for steps a
+  // sequence repeats.
   std::string_view step = std::string_view(id).substr(slash + 1);
-  for (std::string_view once :
-       {"build", "apply", "verify", "rollback", "deploy", "bake", "finalize", "roll"}) {
-    if (step == once) return true;
-  }
-  // Steps a sequence repeats carry their index: shift-3, analyze-4.
-  for (std::string_view repeated : {"shift-", "analyze-"}) {
-    if (step.substr(0, repeated.size()) == repeated) {
-      std::string_view index = step.substr(repeated.size());
-      return !index.empty() && index.size() <= 4 &&
-             index.find_first_not_of("0123456789") == std::string_view::npos;
+  std::string_view index;
+  if (auto dash = step.find('-'); dash != std::string_view::npos) {
+    index = step.substr(dash + 1);
+    step = step.substr(0, dash);
+    if (index.empty() || index.size() > 4 ||
+        index.find_first_not_of("0123456789") != std::string_view::npos) {
+      return false;
     }
   }
-  return false;
+  auto known = common::stepFromName(step);
+  return known && common::stepRepeats(*known) == !index.empty();
 }
 
 namespace {
@@ -121,14 +103,9 @@ StageRecord fromJson(const json& j) {
     throw std::invalid_argument("unknown state \"" + state + "\"");
   }
   std::string outcome = j.at("outcome").get<std::string>();
-  bool known = false;
-  for (int i = 0; i <= static_cast<int>(Outcome::kRefused); ++i) {
-    if (outcome == outcomeName(static_cast<Outcome>(i))) {
-      r.outcome = static_cast<Outcome>(i);
-      known = true;
-    }
-  }
+  auto known = common::outcomeFromName(outcome);
   if (!known) throw std::invalid_argument("unknown outcome \"" + outcome + "\"");
+  r.outcome = *known;
   r.exit_code = j.at("exit_code").get<int>();
   r.message = j.at("message").get<std::string>();
   r.started_ms = j.at("started_ms").get<int64_t>();

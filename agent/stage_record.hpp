@@ -30,14 +30,14 @@
 
 #include "common/dir_lock.hpp"
 #include "common/status.hpp"
+#include "common/steps.hpp"
 
 namespace flotilla::agent {
 
 enum class RecordState { kStarted, kFinished };
 
-// Mirrors schema::Outcome; kept separate so this file needs no generated code.
-enum class Outcome { kSucceeded, kFailed, kTimedOut, kAborted, kUnknown, kRefused };
-const char* outcomeName(Outcome o);
+using common::Outcome;
+using common::outcomeName;
 
 struct StageKey {
   StageKey() = default;
@@ -62,7 +62,7 @@ struct StageKey {
 struct StageRecord {
   StageKey key;
   RecordState state = RecordState::kStarted;
-  Outcome outcome = Outcome::kUnknown;
+  Outcome outcome = Outcome::UNKNOWN;
   int exit_code = 0;
   std::string message;
   int64_t started_ms = 0;

@@ -97,50 +97,6 @@ const char* clusterStateName(ClusterState s) {
   return "unknown";
 }
 
-const char* stepName(StepKind s) {
-  switch (s) {
-    case StepKind::kBuild:
-      return "build";
-    case StepKind::kApply:
-      return "apply";
-    case StepKind::kVerify:
-      return "verify";
-    case StepKind::kRollback:
-      return "rollback";
-    case StepKind::kDeploy:
-      return "deploy";
-    case StepKind::kShift:
-      return "shift";
-    case StepKind::kAnalyze:
-      return "analyze";
-    case StepKind::kBake:
-      return "bake";
-    case StepKind::kFinalize:
-      return "finalize";
-    case StepKind::kRoll:
-      return "roll";
-  }
-  return "unknown";
-}
-
-const char* resultOutcomeName(ResultOutcome o) {
-  switch (o) {
-    case ResultOutcome::kSucceeded:
-      return "succeeded";
-    case ResultOutcome::kFailed:
-      return "failed";
-    case ResultOutcome::kTimedOut:
-      return "timed_out";
-    case ResultOutcome::kAborted:
-      return "aborted";
-    case ResultOutcome::kUnknown:
-      return "unknown";
-    case ResultOutcome::kRefused:
-      return "refused";
-  }
-  return "unknown";
-}
-
 bool isFinal(DeploymentState s) {
   return s == DeploymentState::kSucceeded || s == DeploymentState::kRolledBack ||
          s == DeploymentState::kFailed || s == DeploymentState::kCancelled;
@@ -148,7 +104,7 @@ bool isFinal(DeploymentState s) {
 
 std::string ClusterProgress::stageId() const {
   if (!step) return name + "/none";
-  if (*step == StepKind::kShift || *step == StepKind::kAnalyze) {
+  if (common::stepRepeats(*step)) {
     return name + "/" + stepName(*step) + "-" + std::to_string(step_index);
   }
   return name + "/" + stepName(*step);
@@ -157,34 +113,34 @@ std::string ClusterProgress::stageId() const {
 std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave) {
   std::vector<StepSpec> out;
   if (plan.driver == common::DriverKind::kScript) {
-    if (!plan.steps.build.empty()) out.push_back({StepKind::kBuild, 100, {}});
-    out.push_back({StepKind::kApply, 100, {}});
-    if (!plan.steps.verify.empty()) out.push_back({StepKind::kVerify, 100, {}});
+    if (!plan.steps.build.empty()) out.push_back({Step::BUILD, 100, {}});
+    out.push_back({Step::APPLY, 100, {}});
+    if (!plan.steps.verify.empty()) out.push_back({Step::VERIFY, 100, {}});
     return out;
   }
   const common::Strategy& strategy = plan.strategyFor(wave);
   if (strategy.kind == common::StrategyKind::kRolling) {
     // The agent replaces the replicas in rounds; there is no second set to retire.
-    out.push_back({StepKind::kRoll, 100, {}});
+    out.push_back({Step::ROLL, 100, {}});
     if (wave < plan.waves.size() && plan.waves[wave].bake.count() > 0) {
-      out.push_back({StepKind::kBake, 100, plan.waves[wave].bake});
+      out.push_back({Step::BAKE, 100, plan.waves[wave].bake});
     }
     return out;
   }
-  out.push_back({StepKind::kDeploy, 0, {}});
+  out.push_back({Step::DEPLOY, 0, {}});
   std::vector<uint32_t> weights =
       strategy.steps.empty() ? std::vector<uint32_t>{100} : strategy.steps;
   for (uint32_t w : weights) {
-    out.push_back({StepKind::kShift, w, {}});
+    out.push_back({Step::SHIFT, w, {}});
     // Below 100% there is a stable set to compare against.
     if (w < 100 && strategy.pause.count() > 0) {
-      out.push_back({StepKind::kAnalyze, w, strategy.pause});
+      out.push_back({Step::ANALYZE, w, strategy.pause});
     }
   }
   if (wave < plan.waves.size() && plan.waves[wave].bake.count() > 0) {
-    out.push_back({StepKind::kBake, 100, plan.waves[wave].bake});
+    out.push_back({Step::BAKE, 100, plan.waves[wave].bake});
   }
-  out.push_back({StepKind::kFinalize, 100, {}});
+  out.push_back({Step::FINALIZE, 100, {}});
   return out;
 }
 
@@ -305,15 +261,15 @@ std::string approvalProgress(const WaveProgress& w, const common::Wave& pw) {
          " approvals";
 }
 
-const std::string& commandFor(const common::Plan& plan, StepKind step) {
+const std::string& commandFor(const common::Plan& plan, Step step) {
   switch (step) {
-    case StepKind::kBuild:
+    case Step::BUILD:
       return plan.steps.build;
-    case StepKind::kApply:
+    case Step::APPLY:
       return plan.steps.apply;
-    case StepKind::kVerify:
+    case Step::VERIFY:
       return plan.steps.verify;
-    case StepKind::kRollback:
+    case Step::ROLLBACK:
       return plan.steps.rollback;
     default:
       break;
@@ -322,34 +278,34 @@ const std::string& commandFor(const common::Plan& plan, StepKind step) {
   return kNone;  // process steps have no command: the agent's driver knows what to do
 }
 
-ClusterState inFlightState(StepKind step) {
+ClusterState inFlightState(Step step) {
   switch (step) {
-    case StepKind::kBuild:
+    case Step::BUILD:
       return ClusterState::kBuilding;
-    case StepKind::kApply:
+    case Step::APPLY:
       return ClusterState::kApplying;
-    case StepKind::kVerify:
+    case Step::VERIFY:
       return ClusterState::kVerifying;
-    case StepKind::kRollback:
+    case Step::ROLLBACK:
       return ClusterState::kRollingBack;
-    case StepKind::kDeploy:
+    case Step::DEPLOY:
       return ClusterState::kDeploying;
-    case StepKind::kShift:
+    case Step::SHIFT:
       return ClusterState::kShifting;
-    case StepKind::kAnalyze:
+    case Step::ANALYZE:
       return ClusterState::kAnalyzing;
-    case StepKind::kBake:
+    case Step::BAKE:
       return ClusterState::kBaking;
-    case StepKind::kFinalize:
+    case Step::FINALIZE:
       return ClusterState::kFinalizing;
-    case StepKind::kRoll:
+    case Step::ROLL:
       return ClusterState::kDeploying;
   }
   return ClusterState::kBuilding;
 }
 
 // Whether the forward step after the one `c` ran last is `kind`.
-bool nextStepIs(const Deployment& d, size_t wave, const ClusterProgress& c, StepKind kind) {
+bool nextStepIs(const Deployment& d, size_t wave, const ClusterProgress& c, Step kind) {
   const std::vector<StepSpec> steps = forwardSteps(d.plan, wave);
   size_t next = static_cast<size_t>(c.step_index + 1);
   return c.step_index >= 0 && next < steps.size() && steps[next].kind == kind;
@@ -372,8 +328,7 @@ bool isActiveForward(const ClusterProgress& c) {
 }
 
 // `index`: the step's place in forwardSteps(), or -1 for rollback.
-void dispatch(Deployment& d, size_t wave, ClusterProgress& c, StepKind step, int index,
-              Effects& fx) {
+void dispatch(Deployment& d, size_t wave, ClusterProgress& c, Step step, int index, Effects& fx) {
   c.attempt = (c.step == step && c.step_index == index) ? c.attempt + 1 : 1;
   c.step = step;
   c.step_index = index;
@@ -383,12 +338,12 @@ void dispatch(Deployment& d, size_t wave, ClusterProgress& c, StepKind step, int
   c.exit_code.reset();
   c.message.clear();
   // From here the cluster may run the new version: it is rolled back on the way back.
-  if (step == StepKind::kApply || step == StepKind::kDeploy || step == StepKind::kRoll) {
+  if (step == Step::APPLY || step == Step::DEPLOY || step == Step::ROLL) {
     c.applied = true;
   }
 
   fx.dispatches.push_back(makeDispatch(d, c));
-  emit(fx, step == StepKind::kRollback ? "rollback.started" : "stage.started", d.waves[wave].name,
+  emit(fx, step == Step::ROLLBACK ? "rollback.started" : "stage.started", d.waves[wave].name,
        c.name, stepName(step), "attempt " + std::to_string(c.attempt));
 }
 
@@ -405,7 +360,7 @@ void skipUnreachedWaves(Deployment& d, Effects& fx) {
 void abortInFlightForward(Deployment& d, const std::string& reason, Effects& fx) {
   for (auto& w : d.waves) {
     for (auto& c : w.clusters) {
-      if (c.in_flight && c.step && *c.step != StepKind::kRollback && !c.abort_sent) {
+      if (c.in_flight && c.step && *c.step != Step::ROLLBACK && !c.abort_sent) {
         c.abort_sent = true;
         fx.aborts.push_back(AbortRequest{c.name, c.stageId(), c.attempt, reason});
         emit(fx, "stage.aborting", w.name, c.name, stepName(*c.step), reason);
@@ -478,7 +433,7 @@ void runRollback(Deployment& d, const Context& ctx, Effects& fx) {
     }
     bool needs_work = false;
     for (auto& c : w.clusters) {
-      if (c.in_flight && c.agent_lost && c.step && *c.step != StepKind::kRollback) {
+      if (c.in_flight && c.agent_lost && c.step && *c.step != Step::ROLLBACK) {
         // A forward step waited for on a lost agent: no abort can reach it.
         c.in_flight = false;
         c.state = ClusterState::kFailed;
@@ -502,7 +457,7 @@ void runRollback(Deployment& d, const Context& ctx, Effects& fx) {
         emit(fx, "rollback.failed", w.name, c.name, "rollback", c.message);
         continue;
       }
-      dispatch(d, i, c, StepKind::kRollback, -1, fx);
+      dispatch(d, i, c, Step::ROLLBACK, -1, fx);
       needs_work = true;
     }
     if (needs_work) return;  // newest wave first: lower waves wait
@@ -626,7 +581,7 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
 Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   size_t wave = 0;
   d.findCluster(c.name, &wave);
-  StepKind step = c.step.value_or(StepKind::kBuild);
+  Step step = c.step.value_or(Step::BUILD);
   Dispatch out;
   out.cluster = c.name;
   out.stage_id = c.stageId();
@@ -636,7 +591,7 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   out.timeout_ms = static_cast<uint64_t>(d.plan.steps.timeout.count());
   uint32_t weight = 100;
   if (d.plan.driver == common::DriverKind::kProcess) {
-    StepSpec spec{step, step == StepKind::kRollback ? 0u : 100u, {}};
+    StepSpec spec{step, step == Step::ROLLBACK ? 0u : 100u, {}};
     const auto steps = forwardSteps(d.plan, wave);
     if (c.step_index >= 0 && static_cast<size_t>(c.step_index) < steps.size()) {
       spec = steps[static_cast<size_t>(c.step_index)];
@@ -725,10 +680,10 @@ Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
   fx.changed = true;
   ++fx.results;
   const std::string& wname = d.waves[wave].name;
-  StepKind step = *c->step;
-  bool ok = r.outcome == ResultOutcome::kSucceeded;
+  Step step = *c->step;
+  bool ok = r.outcome == Outcome::SUCCEEDED;
 
-  if (step == StepKind::kRollback) {
+  if (step == Step::ROLLBACK) {
     if (ok) {
       c->state = ClusterState::kRolledBack;
       fx.releases.push_back(ReleaseChange{d.plan.service, c->name, c->previous_version});
@@ -737,7 +692,7 @@ Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
     } else {
       c->state = ClusterState::kRollbackFailed;
       emit(fx, "rollback.failed", wname, c->name, "rollback",
-           std::string(resultOutcomeName(r.outcome)) + ": " + r.message);
+           std::string(outcomeName(r.outcome)) + ": " + r.message);
     }
   } else if (ok) {
     emit(fx, "stage.succeeded", wname, c->name, stepName(step), r.message);
@@ -751,11 +706,11 @@ Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
     if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) {
       if (c->state != ClusterState::kSucceeded) c->state = ClusterState::kAborted;
     }
-  } else if (r.outcome == ResultOutcome::kAborted) {
+  } else if (r.outcome == Outcome::ABORTED) {
     c->state = ClusterState::kAborted;
     emit(fx, "stage.aborted", wname, c->name, stepName(step), r.message);
-  } else if (r.outcome == ResultOutcome::kUnknown && step == StepKind::kApply &&
-             nextStepIs(d, wave, *c, StepKind::kVerify)) {
+  } else if (r.outcome == Outcome::UNKNOWN && step == Step::APPLY &&
+             nextStepIs(d, wave, *c, Step::VERIFY)) {
     // The agent died while apply ran: the cluster may or may not run the new version. Apply is
     // never sent again; the plan's verify, next anyway, decides: success means the apply took,
     // failure rolls back (c->applied is already set, so this cluster is rolled back too).
@@ -769,8 +724,8 @@ Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
     // The agent's message already says how the step ended ("exit code 3: <last line>").
     std::string what = r.message;
     if (what.empty()) {
-      what = std::string(resultOutcomeName(r.outcome)) + " (exit code " +
-             std::to_string(r.exit_code) + ")";
+      what =
+          std::string(outcomeName(r.outcome)) + " (exit code " + std::to_string(r.exit_code) + ")";
     }
     emit(fx, "stage.failed", wname, c->name, stepName(step), what);
     forwardFailed(d, wave, *c, what, fx);
@@ -856,7 +811,7 @@ void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Ef
   ClusterProgress* c = d.findCluster(cluster, &wave);
   if (c == nullptr || !c->in_flight || c->agent_lost || isFinal(d.state)) return;
   std::string step = stepName(*c->step);
-  if (*c->step == StepKind::kRollback) {
+  if (*c->step == Step::ROLLBACK) {
     c->in_flight = false;
     emit(fx, "agent.lost", d.waves[wave].name, cluster, step, "agent silent past the deadline");
     c->state = ClusterState::kRollbackFailed;
@@ -1153,7 +1108,9 @@ ClusterProgress clusterFromJson(const json& j) {
   c.name = j.at("name").get<std::string>();
   c.state = enumFromName<ClusterState>(j.at("state").get<std::string>(), clusterStateName, 15);
   if (!j.at("step").is_null()) {
-    c.step = enumFromName<StepKind>(j.at("step").get<std::string>(), stepName, 10);
+    const std::string step = j.at("step").get<std::string>();
+    c.step = common::stepFromName(step);
+    if (!c.step) throw std::invalid_argument("unknown step \"" + step + "\"");
   }
   c.step_index = j.at("step_index").get<int>();
   c.attempt = j.at("attempt").get<uint32_t>();

@@ -19,6 +19,7 @@
 
 #include "common/plan.hpp"
 #include "common/status.hpp"
+#include "common/steps.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/actor.hpp"
 #include "coordinator/process_spec.hpp"
@@ -67,22 +68,14 @@ enum class ClusterState {
   kRollbackFailed,  // rollback failed, timed out, or the agent was lost
 };
 
-enum class StepKind {
-  kBuild,     // script
-  kApply,     // script
-  kVerify,    // script
-  kRollback,  // both drivers
-  kDeploy,    // process
-  kShift,     // process
-  kAnalyze,   // process
-  kBake,      // process
-  kFinalize,  // process
-  kRoll,      // process, rolling strategy
-};
+using common::Outcome;
+using common::outcomeName;
+using common::Step;
+using common::stepName;
 
 // One forward step of a cluster's sequence, as the plan makes it.
 struct StepSpec {
-  StepKind kind = StepKind::kApply;
+  Step kind = Step::APPLY;
   uint32_t weight = 100;                  // shift: percent of traffic on the new version
   std::chrono::milliseconds duration{0};  // analyze, bake
 };
@@ -96,16 +89,15 @@ std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave);
 const char* deploymentStateName(DeploymentState s);
 const char* waveStateName(WaveState s);
 const char* clusterStateName(ClusterState s);
-const char* stepName(StepKind s);
 bool isFinal(DeploymentState s);
 
 struct ClusterProgress {
   std::string name;
   ClusterState state = ClusterState::kPending;
-  std::optional<StepKind> step;  // the step in flight, or the last one sent
-  int step_index = -1;           // its place in forwardSteps() (-1: none yet)
-  uint32_t attempt = 0;          // of the step in flight / last sent
-  bool in_flight = false;        // a command is out and no result has come back
+  std::optional<Step> step;  // the step in flight, or the last one sent
+  int step_index = -1;       // its place in forwardSteps() (-1: none yet)
+  uint32_t attempt = 0;      // of the step in flight / last sent
+  bool in_flight = false;    // a command is out and no result has come back
   bool abort_sent = false;
   bool applied = false;          // apply was sent: the cluster may run the new version
   bool agent_lost = false;       // its agent fell silent with a step out; waited for
@@ -199,7 +191,7 @@ struct Dispatch {
   std::string cluster;
   std::string stage_id;
   uint32_t attempt = 0;
-  StepKind step = StepKind::kBuild;
+  Step step = Step::BUILD;
   std::string command;
   uint64_t timeout_ms = 0;
   std::map<std::string, std::string> env;
@@ -240,14 +232,11 @@ struct Context {
   const std::map<std::string, std::string>& current_versions;
 };
 
-enum class ResultOutcome { kSucceeded, kFailed, kTimedOut, kAborted, kUnknown, kRefused };
-const char* resultOutcomeName(ResultOutcome o);
-
 struct StageResult {
   std::string cluster;
   std::string stage_id;
   uint32_t attempt = 0;
-  ResultOutcome outcome = ResultOutcome::kFailed;
+  Outcome outcome = Outcome::FAILED;
   int exit_code = 0;
   std::string message;
 };

@@ -25,50 +25,6 @@ constexpr auto kRetryEvery = std::chrono::seconds(1);
 constexpr auto kExpireEvery = std::chrono::milliseconds(500);
 constexpr auto kPublishAgentsEvery = std::chrono::milliseconds(100);
 
-ResultOutcome fromWire(schema::Outcome o) {
-  switch (o) {
-    case schema::Outcome::SUCCEEDED:
-      return ResultOutcome::kSucceeded;
-    case schema::Outcome::FAILED:
-      return ResultOutcome::kFailed;
-    case schema::Outcome::TIMED_OUT:
-      return ResultOutcome::kTimedOut;
-    case schema::Outcome::ABORTED:
-      return ResultOutcome::kAborted;
-    case schema::Outcome::UNKNOWN:
-      return ResultOutcome::kUnknown;
-    case schema::Outcome::REFUSED:
-      return ResultOutcome::kRefused;
-  }
-  return ResultOutcome::kUnknown;
-}
-
-schema::Step toWire(StepKind s) {
-  switch (s) {
-    case StepKind::kBuild:
-      return schema::Step::BUILD;
-    case StepKind::kApply:
-      return schema::Step::APPLY;
-    case StepKind::kVerify:
-      return schema::Step::VERIFY;
-    case StepKind::kRollback:
-      return schema::Step::ROLLBACK;
-    case StepKind::kDeploy:
-      return schema::Step::DEPLOY;
-    case StepKind::kShift:
-      return schema::Step::SHIFT;
-    case StepKind::kAnalyze:
-      return schema::Step::ANALYZE;
-    case StepKind::kBake:
-      return schema::Step::BAKE;
-    case StepKind::kFinalize:
-      return schema::Step::FINALIZE;
-    case StepKind::kRoll:
-      return schema::Step::ROLL;
-  }
-  return schema::Step::BUILD;
-}
-
 std::string heldKey(const std::string& deployment, const std::string& stage, uint32_t attempt) {
   return deployment + "|" + stage + "|" + std::to_string(attempt);
 }
@@ -242,7 +198,7 @@ void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
       r.cluster = cluster;
       r.stage_id = toStd(ref.getStageId());
       r.attempt = ref.getAttempt();
-      r.outcome = fromWire(h.getOutcome());
+      r.outcome = h.getOutcome();
       r.exit_code = h.getExitCode();
       r.message = toStd(h.getMessage());
       if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
@@ -329,7 +285,7 @@ void Engine::handleResult(const std::string& cluster, schema::StageResult::Reade
   r.cluster = cluster;
   r.stage_id = toStd(ref.getStageId());
   r.attempt = ref.getAttempt();
-  r.outcome = fromWire(msg.getOutcome());
+  r.outcome = msg.getOutcome();
   r.exit_code = msg.getExitCode();
   r.message = toStd(msg.getMessage());
   if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
@@ -338,7 +294,7 @@ void Engine::handleResult(const std::string& cluster, schema::StageResult::Reade
     metrics_.staleResult();
     return;
   }
-  if (r.outcome == ResultOutcome::kRefused && msg.getEpoch() != epoch_) {
+  if (r.outcome == Outcome::REFUSED && msg.getEpoch() != epoch_) {
     // An agent refuses a command from an older epoch without recording it (a late copy from
     // before our restart); this run's copy of the command is answered on its own.
     metrics_.staleResult();
@@ -627,7 +583,7 @@ Status Engine::transition(const std::string& id, const Mutation& fn) {
   // its commands are not sent yet.
   if (!fx.dispatches.empty()) FLOTILLA_FAILPOINT("coordinator.after_commit_before_send");
   if (std::any_of(fx.dispatches.begin(), fx.dispatches.end(),
-                  [](const Dispatch& x) { return x.step == StepKind::kRollback; })) {
+                  [](const Dispatch& x) { return x.step == Step::ROLLBACK; })) {
     FLOTILLA_FAILPOINT("coordinator.after_rollback_commit_before_send");
   }
   it->second = std::move(next);
@@ -669,7 +625,7 @@ void Engine::deliver(const Deployment& d, const Effects& fx) {
   for (const auto& dispatch : fx.dispatches) {
     sendCommand(d, dispatch);
     // Crash test: one rollback command is handed to the outbox, the rest of the rollback is not.
-    if (dispatch.step == StepKind::kRollback) FLOTILLA_FAILPOINT("coordinator.mid_rollback");
+    if (dispatch.step == Step::ROLLBACK) FLOTILLA_FAILPOINT("coordinator.mid_rollback");
   }
 }
 
@@ -683,7 +639,7 @@ void Engine::sendCommand(const Deployment& d, const Dispatch& dispatch) {
   ref.setAttempt(dispatch.attempt);
   ref.setNonce(nonces_.of(deployment_id, dispatch.stage_id, dispatch.attempt));
   cmd.setEpoch(epoch_);
-  cmd.setStep(toWire(dispatch.step));
+  cmd.setStep(dispatch.step);
   cmd.setCommand(dispatch.command);
   cmd.setTimeoutMs(dispatch.timeout_ms);
   if (dispatch.process) buildProcessSpec(cmd.initProcess(), d.plan, *dispatch.process);

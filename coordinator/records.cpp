@@ -85,14 +85,14 @@ StatusOr<ClusterProgress> decodeClusterRecord(std::string_view bytes) {
       bytes, "cluster", [](schema::ClusterRecord::Reader r) -> StatusOr<ClusterProgress> {
         // The last enumerator of each, as coordinator/deployment.hpp declares them.
         if (r.getState() > static_cast<uint8_t>(ClusterState::kRollbackFailed) ||
-            r.getStep() < -1 || r.getStep() > static_cast<int8_t>(StepKind::kRoll)) {
+            r.getStep() < -1 || r.getStep() > static_cast<int8_t>(common::kLastStep)) {
           return Status::Corruption("cluster record holds state " + std::to_string(r.getState()) +
                                     ", step " + std::to_string(r.getStep()));
         }
         ClusterProgress c;
         c.name = text(r.getName());
         c.state = static_cast<ClusterState>(r.getState());
-        if (r.getStep() >= 0) c.step = static_cast<StepKind>(r.getStep());
+        if (r.getStep() >= 0) c.step = static_cast<Step>(r.getStep());
         c.step_index = r.getStepIndex();
         c.attempt = r.getAttempt();
         c.in_flight = r.getInFlight();

@@ -14,26 +14,6 @@ using common::StatusOr;
 using Millis = std::chrono::milliseconds;
 using common::replaceAll;
 
-const char* processStepName(ProcessStep step) {
-  switch (step) {
-    case ProcessStep::kDeploy:
-      return "deploy";
-    case ProcessStep::kShift:
-      return "shift";
-    case ProcessStep::kAnalyze:
-      return "analyze";
-    case ProcessStep::kBake:
-      return "bake";
-    case ProcessStep::kFinalize:
-      return "finalize";
-    case ProcessStep::kRollback:
-      return "rollback";
-    case ProcessStep::kRoll:
-      return "roll";
-  }
-  return "unknown";
-}
-
 namespace {
 
 // Versions and cluster names are pasted into a shell command line and file names: only
@@ -146,7 +126,7 @@ void readRolling(schema::ProcessSpec::Rolling::Reader st, Spec& spec, Problems& 
 
 }  // namespace
 
-StatusOr<Spec> readSpec(ProcessStep step, schema::ProcessSpec::Reader wire,
+StatusOr<Spec> readSpec(Step step, schema::ProcessSpec::Reader wire,
                         const std::string& default_cluster) {
   Problems r;
   Spec spec;
@@ -168,7 +148,7 @@ StatusOr<Spec> readSpec(ProcessStep step, schema::ProcessSpec::Reader wire,
   if (wire.hasProcess()) {
     readProcess(wire.getProcess(), spec, r);
   } else {
-    r.check(step != ProcessStep::kDeploy && step != ProcessStep::kRoll, "process is missing");
+    r.check(step != Step::DEPLOY && step != Step::ROLL, "process is missing");
   }
   if (wire.hasTraffic()) {
     auto t = wire.getTraffic();
@@ -190,11 +170,11 @@ StatusOr<Spec> readSpec(ProcessStep step, schema::ProcessSpec::Reader wire,
   if (wire.hasAlerts()) readAlerts(wire.getAlerts(), spec, r);
   // The bounds matter to a roll, and to a rollback that goes back the way a roll came.
   if (wire.hasRolling()) readRolling(wire.getRolling(), spec, r);
-  if (step == ProcessStep::kRoll && !spec.rolling) spec.rolling = RollingSpec{};
-  if (step == ProcessStep::kShift) {
+  if (step == Step::ROLL && !spec.rolling) spec.rolling = RollingSpec{};
+  if (step == Step::SHIFT) {
     spec.weight = static_cast<int>(r.inRange<uint32_t>(wire.getWeight(), 0, 100, "weight"));
   }
-  if (step == ProcessStep::kAnalyze || step == ProcessStep::kBake) {
+  if (step == Step::ANALYZE || step == Step::BAKE) {
     spec.duration =
         Millis(r.inRange<uint64_t>(wire.getDurationMs(), 1, kMaxDurationMs, "durationMs"));
   }

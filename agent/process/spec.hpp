@@ -10,12 +10,13 @@
 #include "agent/analysis.hpp"
 #include "agent/prometheus.hpp"
 #include "common/status.hpp"
+#include "common/steps.hpp"
 #include "flotilla.capnp.h"
 
 namespace flotilla::agent {
 
-enum class ProcessStep { kDeploy, kShift, kAnalyze, kBake, kFinalize, kRollback, kRoll };
-const char* processStepName(ProcessStep step);
+using common::Step;
+using common::stepName;
 
 // Replicas beyond this are refused: HAProxy slots are the real bound.
 constexpr int kMaxReplicas = 256;
@@ -77,7 +78,7 @@ struct Spec {
 
 // Checks the spec for `step` and reads it, naming every problem at once ("bad spec: a; b").
 // `default_cluster` stands in for an empty cluster.
-common::StatusOr<Spec> readSpec(ProcessStep step, schema::ProcessSpec::Reader wire,
+common::StatusOr<Spec> readSpec(Step step, schema::ProcessSpec::Reader wire,
                                 const std::string& default_cluster);
 
 }  // namespace flotilla::agent

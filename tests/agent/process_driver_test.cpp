@@ -451,14 +451,14 @@ class ProcessDriverTest : public ::testing::Test {
   }
 
   // Through the wire and the agent's checks, as a command would bring it.
-  StepReport run(ProcessStep step, const TestSpec& s, ProcessDriver* driver = nullptr,
+  StepReport run(Step step, const TestSpec& s, ProcessDriver* driver = nullptr,
                  const std::atomic<bool>* cancel = nullptr) {
     static const std::atomic<bool> never{false};
     capnp::MallocMessageBuilder message;
     auto wire = message.initRoot<schema::ProcessSpec>();
     coordinator::buildProcessSpec(wire, s.plan, s.step);
     auto read = readSpec(step, wire.asReader(), "test");
-    if (!read.ok()) return StepReport{Outcome::kFailed, read.status().message()};
+    if (!read.ok()) return StepReport{Outcome::FAILED, read.status().message()};
     if (read->process) read->process->start_timeout = s.start_timeout;
     read->env = {{"FLOTILLA_WAVE", "all"}, {"FLOTILLA_WEIGHT", std::to_string(s.step.weight)}};
     return (driver ? driver : driver_.get())->run(step, *read, cancel ? *cancel : never, sink());
@@ -565,12 +565,12 @@ class ProcessDriverTest : public ::testing::Test {
     TestSpec s = spec(version);
     s.plan.process.replicas = static_cast<uint32_t>(replicas);
     if (!traffic) s.plan.haproxy.reset();
-    auto r = run(ProcessStep::kDeploy, s);
-    ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-    r = run(ProcessStep::kShift, withWeight(s, 100));
-    ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-    r = run(ProcessStep::kFinalize, s);
-    ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+    auto r = run(Step::DEPLOY, s);
+    ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+    r = run(Step::SHIFT, withWeight(s, 100));
+    ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+    r = run(Step::FINALIZE, s);
+    ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
     ASSERT_EQ(recordedVersion("stable"), version);
     ASSERT_EQ(recordedPids("stable").size(), static_cast<size_t>(replicas));
   }
@@ -663,8 +663,8 @@ class ProcessDriverTest : public ::testing::Test {
 };
 
 TEST_F(ProcessDriverTest, FirstDeployShiftAndFinalizeServeTheVersion) {
-  auto r = run(ProcessStep::kDeploy, spec("1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_EQ(recordedVersion("candidate"), "1.0.0");
   EXPECT_EQ(recordedPids("candidate").size(), 2u);
   // Each replica gets the command's variables under its own version and port (they were
@@ -680,21 +680,21 @@ TEST_F(ProcessDriverTest, FirstDeployShiftAndFinalizeServeTheVersion) {
   EXPECT_EQ(sample(3), (std::map<std::string, int>{{"HTTP 503", 3}}))
       << "weight 0 everywhere: no server takes the request";
 
-  r = run(ProcessStep::kShift, withWeight(spec("1.0.0"), 100));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::SHIFT, withWeight(spec("1.0.0"), 100));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_EQ(sample(20), (std::map<std::string, int>{{"checkout 1.0.0", 20}}));
 
-  r = run(ProcessStep::kFinalize, spec("1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::FINALIZE, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_EQ(recordedVersion("stable"), "1.0.0");
   EXPECT_EQ(recordedVersion("candidate"), "");
   EXPECT_EQ(sample(20), (std::map<std::string, int>{{"checkout 1.0.0", 20}}));
 
   // Repeated steps (a retried command) change nothing.
-  r = run(ProcessStep::kFinalize, spec("1.0.0"));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kShift, withWeight(spec("1.0.0"), 100));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::FINALIZE, spec("1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::SHIFT, withWeight(spec("1.0.0"), 100));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_EQ(recordedPids("stable").size(), 2u);
   EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
 }
@@ -704,8 +704,8 @@ TEST_F(ProcessDriverTest, FirstDeployShiftAndFinalizeServeTheVersion) {
 TEST_F(ProcessDriverTest, AnOddButLegalVersionDeploys) {
   const std::string version = "2026.12.04_rc-1+build.7." + std::string(104, 'x');
   ASSERT_EQ(version.size(), 128u);
-  auto r = run(ProcessStep::kDeploy, spec(version));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec(version));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   for (pid_t pid : recordedPids("candidate")) {
     const std::map<std::string, std::string> env = environmentOf(pid);
     EXPECT_EQ(env.count("FLOTILLA_VERSION") ? env.at("FLOTILLA_VERSION") : "", version);
@@ -717,18 +717,18 @@ TEST_F(ProcessDriverTest, GoodCanaryRollsOutWithoutOneFailedRequest) {
   const std::vector<pid_t> old_pids = recordedPids("stable");
   TrafficLoop traffic(frontend_port_);
 
-  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 10));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::SHIFT, withWeight(spec("2.0.0", "1.0.0"), 10));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_TRUE(logged("weights: 2.0.0 10%, 1.0.0 90%"));
-  r = run(ProcessStep::kAnalyze, withDuration(spec("2.0.0", "1.0.0"), 1500));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ANALYZE, withDuration(spec("2.0.0", "1.0.0"), 1500));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("analysis passed"), std::string::npos) << r.message;
-  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 100));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kFinalize, spec("2.0.0", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::SHIFT, withWeight(spec("2.0.0", "1.0.0"), 100));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::FINALIZE, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   traffic.stop();
 
   EXPECT_EQ(traffic.failed(), 0) << traffic.describe();
@@ -745,17 +745,17 @@ TEST_F(ProcessDriverTest, ErroringCanaryFailsAnalysisAndRollbackRestoresTheStabl
   const std::vector<pid_t> stable_pids = recordedPids("stable");
   TrafficLoop traffic(frontend_port_);
 
-  auto r = run(ProcessStep::kDeploy, spec("2.0.0-bad", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec("2.0.0-bad", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   const std::vector<pid_t> bad_pids = recordedPids("candidate");
-  r = run(ProcessStep::kShift, withWeight(spec("2.0.0-bad", "1.0.0"), 50));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kAnalyze, withDuration(spec("2.0.0-bad", "1.0.0"), 1500));
-  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  r = run(Step::SHIFT, withWeight(spec("2.0.0-bad", "1.0.0"), 50));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::ANALYZE, withDuration(spec("2.0.0-bad", "1.0.0"), 1500));
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
   EXPECT_NE(r.message.find("error rate"), std::string::npos) << r.message;
 
-  r = run(ProcessStep::kRollback, spec("2.0.0-bad", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, spec("2.0.0-bad", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   traffic.stop();
   EXPECT_EQ(sample(30), (std::map<std::string, int>{{"checkout 1.0.0", 30}}));
   EXPECT_EQ(recordedVersion("candidate"), "");
@@ -763,8 +763,8 @@ TEST_F(ProcessDriverTest, ErroringCanaryFailsAnalysisAndRollbackRestoresTheStabl
   for (pid_t pid : bad_pids) EXPECT_TRUE(processGone(pid)) << "bad replica " << pid;
   EXPECT_GT(traffic.count("checkout 2.0.0-bad"), 0) << traffic.describe();
 
-  r = run(ProcessStep::kRollback, spec("2.0.0-bad", "1.0.0"));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, spec("2.0.0-bad", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
   EXPECT_EQ(recordedPids("stable"), stable_pids);
 }
@@ -773,8 +773,8 @@ TEST_F(ProcessDriverTest, DeployOfAVersionWhoseHealthFailsFailsAndStopsItsReplic
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
   TestSpec s = spec("2.0.0-sick", "1.0.0");
   s.start_timeout = 1500ms;
-  auto r = run(ProcessStep::kDeploy, s);
-  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  auto r = run(Step::DEPLOY, s);
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
   // A replica that answers "unhealthy" is judged by failure_threshold, not the start allowance.
   EXPECT_NE(r.message.find("never became healthy"), std::string::npos) << r.message;
   EXPECT_NE(r.message.find("4 times in a row"), std::string::npos) << r.message;
@@ -789,10 +789,10 @@ TEST_F(ProcessDriverTest, DeployOfAVersionWhoseHealthFailsFailsAndStopsItsReplic
 TEST_F(ProcessDriverTest, HealthFailuresDuringAnalysisFailOnTheFourthInARow) {
   TestSpec s = spec("2.0.0-flaky");
   s.plan.health.metrics.reset();
-  auto r = run(ProcessStep::kDeploy, s);
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kAnalyze, withDuration(s, 8000));
-  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  auto r = run(Step::DEPLOY, s);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::ANALYZE, withDuration(s, 8000));
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
   EXPECT_NE(r.message.find("health check failed 4 times in a row on 127.0.0.1:"), std::string::npos)
       << r.message;
   EXPECT_TRUE(logged("3 in a row")) << "the third failure is tolerated";
@@ -800,15 +800,15 @@ TEST_F(ProcessDriverTest, HealthFailuresDuringAnalysisFailOnTheFourthInARow) {
 
 TEST_F(ProcessDriverTest, BakeWatchesHealthAndPasses) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
-  auto r = run(ProcessStep::kBake, withDuration(spec("1.0.0"), 500));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::BAKE, withDuration(spec("1.0.0"), 500));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("health checks"), std::string::npos) << r.message;
 }
 
 TEST_F(ProcessDriverTest, RecoverReadoptsLiveReplicasAndForgetsDeadOnes) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
-  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   const std::vector<pid_t> stable = recordedPids("stable");
   const std::vector<pid_t> candidate = recordedPids("candidate");
   ASSERT_EQ(candidate.size(), 2u);
@@ -839,10 +839,10 @@ TEST_F(ProcessDriverTest, RecoverReadoptsLiveReplicasAndForgetsDeadOnes) {
   EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
 
   // The restarted driver finishes the rollout with what it adopted.
-  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 100), &restarted);
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kFinalize, spec("2.0.0", "1.0.0"), &restarted);
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::SHIFT, withWeight(spec("2.0.0", "1.0.0"), 100), &restarted);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::FINALIZE, spec("2.0.0", "1.0.0"), &restarted);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 2.0.0", 10}}));
 }
 
@@ -858,22 +858,21 @@ TEST_F(ProcessDriverTest, AnUnreadableRecordFailsOnlyItsOwnService) {
   EXPECT_TRUE(logged("checkout: re-adopted 2 of 1.0.0 (stable)"));
   TestSpec other = spec("1.0.0");
   other.plan.service = "other";
-  auto r = run(ProcessStep::kDeploy, other, &restarted);
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  auto r = run(Step::DEPLOY, other, &restarted);
+  EXPECT_EQ(r.outcome, Outcome::FAILED);
   EXPECT_NE(r.message.find("cannot read the record of other"), std::string::npos) << r.message;
 }
 
 TEST_F(ProcessDriverTest, CancelDuringAnalysisAbortsQuicklyAndKeepsTheRecord) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
-  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   const std::vector<pid_t> candidate = recordedPids("candidate");
 
   std::atomic<bool> cancel{false};
   StepReport report;
   std::thread step([&] {
-    report =
-        run(ProcessStep::kAnalyze, withDuration(spec("2.0.0", "1.0.0"), 30000), nullptr, &cancel);
+    report = run(Step::ANALYZE, withDuration(spec("2.0.0", "1.0.0"), 30000), nullptr, &cancel);
   });
   std::this_thread::sleep_for(500ms);
   const auto cancelled_at = Clock::now();
@@ -881,27 +880,27 @@ TEST_F(ProcessDriverTest, CancelDuringAnalysisAbortsQuicklyAndKeepsTheRecord) {
   step.join();
   // The analysis window is 30 s: coming back well before it means the cancel stopped it.
   EXPECT_LT(Clock::now() - cancelled_at, 20s);
-  EXPECT_EQ(report.outcome, Outcome::kAborted) << report.message;
+  EXPECT_EQ(report.outcome, Outcome::ABORTED) << report.message;
   EXPECT_EQ(recordedPids("candidate"), candidate);
 
-  r = run(ProcessStep::kRollback, spec("2.0.0", "1.0.0"));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, spec("2.0.0", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_EQ(recordedVersion("candidate"), "");
 }
 
 TEST_F(ProcessDriverTest, RollbackAfterFinalizeStartsThePreviousVersionAgain) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
-  auto r = run(ProcessStep::kDeploy, spec("2.0.0", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 100));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kFinalize, spec("2.0.0", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::SHIFT, withWeight(spec("2.0.0", "1.0.0"), 100));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::FINALIZE, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   const std::vector<pid_t> v2 = recordedPids("stable");
 
   TrafficLoop traffic(frontend_port_);
-  r = run(ProcessStep::kRollback, spec("2.0.0", "1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   traffic.stop();
   EXPECT_EQ(traffic.failed(), 0) << traffic.describe();
   EXPECT_EQ(recordedVersion("stable"), "1.0.0");
@@ -909,17 +908,17 @@ TEST_F(ProcessDriverTest, RollbackAfterFinalizeStartsThePreviousVersionAgain) {
   for (pid_t pid : v2) EXPECT_TRUE(processGone(pid)) << "2.0.0 replica " << pid;
   EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
 
-  r = run(ProcessStep::kRollback, spec("2.0.0", "1.0.0"));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, spec("2.0.0", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
 }
 
 TEST_F(ProcessDriverTest, RepeatedDeployReusesTheRunningCandidateSet) {
-  auto r = run(ProcessStep::kDeploy, spec("1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   const std::vector<pid_t> first = recordedPids("candidate");
-  r = run(ProcessStep::kDeploy, spec("1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::DEPLOY, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_EQ(recordedPids("candidate"), first);
   EXPECT_EQ(startedPids().size(), 2u) << "nothing was started twice";
 }
@@ -927,13 +926,13 @@ TEST_F(ProcessDriverTest, RepeatedDeployReusesTheRunningCandidateSet) {
 TEST_F(ProcessDriverTest, WithoutTrafficConfigReplicasRunAndShiftOnlyRecords) {
   TestSpec s = spec("1.0.0");
   s.plan.haproxy.reset();
-  auto r = run(ProcessStep::kDeploy, s);
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kShift, withWeight(s, 100));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::DEPLOY, s);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::SHIFT, withWeight(s, 100));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("recorded only"), std::string::npos) << r.message;
-  r = run(ProcessStep::kFinalize, s);
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::FINALIZE, s);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   const json rec = record();
   ASSERT_EQ(rec["stable"]["replicas"].size(), 2u);
   for (const json& replica : rec["stable"]["replicas"]) {
@@ -953,16 +952,16 @@ TEST_F(ProcessDriverTest, WithoutTrafficConfigReplicasRunAndShiftOnlyRecords) {
 TEST_F(ProcessDriverTest, StepsTheStateOrTheSpecDoNotAllowAreRefused) {
   TestSpec bad = spec("1; rm -rf /");
   bad.plan.service = "Bad Name";
-  auto r = run(ProcessStep::kDeploy, bad);
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  auto r = run(Step::DEPLOY, bad);
+  EXPECT_EQ(r.outcome, Outcome::FAILED);
   EXPECT_NE(r.message.find("service must be"), std::string::npos) << r.message;
   EXPECT_NE(r.message.find("version must be"), std::string::npos) << r.message;
   EXPECT_TRUE(startedPids().empty());
-  r = run(ProcessStep::kShift, withWeight(spec("1.0.0"), 10));
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  r = run(Step::SHIFT, withWeight(spec("1.0.0"), 10));
+  EXPECT_EQ(r.outcome, Outcome::FAILED);
   EXPECT_NE(r.message.find("deploy it first"), std::string::npos) << r.message;
-  r = run(ProcessStep::kRollback, spec("1.0.0"));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, spec("1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
 }
 
@@ -977,11 +976,11 @@ TEST_F(ProcessDriverTest, RollingUpdateKeepsAtLeastReplicasMinusMaxUnavailableSe
   TrafficLoop traffic(frontend_port_);
   Sampler serving(haproxyServing());
   auto start = Clock::now();
-  auto r = run(ProcessStep::kRoll, roll);
+  auto r = run(Step::ROLL, roll);
   const double roll_took = secondsSince(start);
   serving.stop();
   traffic.stop();
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   std::cout << "[   TIME   ] roll 1.0.0 -> 2.0.0, 4 replicas, U=1 S=1: " << roll_took << "s; "
             << serving.describe() << "\n";
   EXPECT_EQ(serving.declined(), 0) << serving.describe();
@@ -1005,15 +1004,15 @@ TEST_F(ProcessDriverTest, RollingUpdateKeepsAtLeastReplicasMinusMaxUnavailableSe
 
   // The new set is the stable set: finalize has nothing to do, bake watches it, a repeated roll
   // changes nothing.
-  r = run(ProcessStep::kFinalize, roll);
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::FINALIZE, roll);
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("already the stable set"), std::string::npos) << r.message;
-  r = run(ProcessStep::kBake, withDuration(roll, 500));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::BAKE, withDuration(roll, 500));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("4 replica(s) of 2.0.0 passed"), std::string::npos) << r.message;
   const std::vector<pid_t> new_pids = recordedPids("stable");
-  r = run(ProcessStep::kRoll, roll);
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLL, roll);
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("nothing to roll"), std::string::npos) << r.message;
   EXPECT_EQ(recordedPids("stable"), new_pids);
 
@@ -1021,11 +1020,11 @@ TEST_F(ProcessDriverTest, RollingUpdateKeepsAtLeastReplicasMinusMaxUnavailableSe
   TrafficLoop back_traffic(frontend_port_);
   Sampler back(haproxyServing());
   start = Clock::now();
-  r = run(ProcessStep::kRollback, roll);
+  r = run(Step::ROLLBACK, roll);
   const double back_took = secondsSince(start);
   back.stop();
   back_traffic.stop();
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   std::cout << "[   TIME   ] rolling rollback 2.0.0 -> 1.0.0: " << back_took << "s; "
             << back.describe() << "\n";
   EXPECT_NE(r.message.find("rolled back to 1.0.0"), std::string::npos) << r.message;
@@ -1039,8 +1038,8 @@ TEST_F(ProcessDriverTest, RollingUpdateKeepsAtLeastReplicasMinusMaxUnavailableSe
   for (pid_t pid : new_pids) EXPECT_TRUE(processGone(pid)) << "2.0.0 replica " << pid;
   EXPECT_EQ(sample(20), (std::map<std::string, int>{{"checkout 1.0.0", 20}}));
 
-  r = run(ProcessStep::kRollback, roll);
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, roll);
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
   EXPECT_EQ(recordedPids("stable").size(), 4u);
 }
@@ -1052,11 +1051,11 @@ TEST_F(ProcessDriverTest, RollingUpdateWithoutMaxUnavailableNeverDropsBelowTheRe
   TrafficLoop traffic(frontend_port_);
   Sampler serving(haproxyServing());
   const auto start = Clock::now();
-  auto r = run(ProcessStep::kRoll, rollSpec("2.0.0", "1.0.0", kReplicas, 0, 1));
+  auto r = run(Step::ROLL, rollSpec("2.0.0", "1.0.0", kReplicas, 0, 1));
   const double took = secondsSince(start);
   serving.stop();
   traffic.stop();
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   std::cout << "[   TIME   ] roll 1.0.0 -> 2.0.0, 3 replicas, U=0 S=1: " << took << "s; "
             << serving.describe() << "\n";
   EXPECT_GT(serving.samples(), 50) << serving.describe();
@@ -1078,8 +1077,8 @@ TEST_F(ProcessDriverTest, RollingUpdateOfAVersionFailingHealthFailsAndRollbackRe
   const TestSpec roll = rollSpec("2.0.0-fading", "1.0.0", kReplicas, kMaxUnavailable, kMaxSurge);
   TrafficLoop traffic(frontend_port_);
   Sampler serving(haproxyServing());
-  auto r = run(ProcessStep::kRoll, roll);
-  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  auto r = run(Step::ROLL, roll);
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
   EXPECT_NE(r.message.find("health check failed 4 times in a row"), std::string::npos) << r.message;
   EXPECT_TRUE(logged("3 in a row")) << "the third failure is tolerated";
   const json mid = record();
@@ -1087,11 +1086,11 @@ TEST_F(ProcessDriverTest, RollingUpdateOfAVersionFailingHealthFailsAndRollbackRe
   EXPECT_FALSE(startedPids("2.0.0-fading").empty());
 
   const auto start = Clock::now();
-  r = run(ProcessStep::kRollback, roll);
+  r = run(Step::ROLLBACK, roll);
   const double took = secondsSince(start);
   serving.stop();
   traffic.stop();
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   std::cout << "[   TIME   ] rolling rollback of a failed roll: " << took << "s; "
             << serving.describe() << "\n";
   EXPECT_GE(serving.min(), kReplicas - kMaxUnavailable) << serving.describe();
@@ -1106,8 +1105,8 @@ TEST_F(ProcessDriverTest, RollingUpdateOfAVersionFailingHealthFailsAndRollbackRe
   }
   EXPECT_EQ(sample(20), (std::map<std::string, int>{{"checkout 1.0.0", 20}}));
 
-  r = run(ProcessStep::kRollback, roll);
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, roll);
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
 }
 
@@ -1120,7 +1119,7 @@ TEST_F(ProcessDriverTest, CancelMidRollAbortsWithAConsistentRecordAndRollbackRes
 
   std::atomic<bool> cancel{false};
   StepReport report;
-  std::thread step([&] { report = run(ProcessStep::kRoll, roll, nullptr, &cancel); });
+  std::thread step([&] { report = run(Step::ROLL, roll, nullptr, &cancel); });
   // Round 2 has started its replicas and is draining 1.0.0 ones by now.
   const bool round_one = waitLogged("round 1:", 30s);
   std::this_thread::sleep_for(400ms);
@@ -1130,7 +1129,7 @@ TEST_F(ProcessDriverTest, CancelMidRollAbortsWithAConsistentRecordAndRollbackRes
   const double cancel_took = secondsSince(cancelled_at);
   ASSERT_TRUE(round_one) << "the roll never finished its first round";
   std::cout << "[   TIME   ] cancel to kAborted mid-roll: " << cancel_took << "s\n";
-  EXPECT_EQ(report.outcome, Outcome::kAborted) << report.message;
+  EXPECT_EQ(report.outcome, Outcome::ABORTED) << report.message;
   EXPECT_LT(cancel_took, 3.0);
 
   // The record says what runs: every replica it holds is alive, every 2.0.0 replica started and
@@ -1150,15 +1149,15 @@ TEST_F(ProcessDriverTest, CancelMidRollAbortsWithAConsistentRecordAndRollbackRes
     }
   }
   // Steps that move traffic by shares wait until the roll is finished or undone.
-  auto r = run(ProcessStep::kShift, withWeight(spec("2.0.0", "1.0.0"), 100));
-  EXPECT_EQ(r.outcome, Outcome::kFailed) << r.message;
+  auto r = run(Step::SHIFT, withWeight(spec("2.0.0", "1.0.0"), 100));
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
   EXPECT_NE(r.message.find("rolling update from 1.0.0 to 2.0.0 is in progress"), std::string::npos)
       << r.message;
 
-  r = run(ProcessStep::kRollback, roll);
+  r = run(Step::ROLLBACK, roll);
   serving.stop();
   traffic.stop();
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_GE(serving.min(), kReplicas - 1) << serving.describe();
   EXPECT_EQ(traffic.failed(), 0) << traffic.describe();
   EXPECT_EQ(recordedVersion("stable"), "1.0.0");
@@ -1178,13 +1177,13 @@ TEST_F(ProcessDriverTest, AgentRestartMidRollReadoptsBothVersionsAndTheRollFinis
   // The agent "dies" mid-roll: its step is cancelled half-way through round 2.
   std::atomic<bool> cancel{false};
   StepReport report;
-  std::thread step([&] { report = run(ProcessStep::kRoll, roll, nullptr, &cancel); });
+  std::thread step([&] { report = run(Step::ROLL, roll, nullptr, &cancel); });
   const bool round_one = waitLogged("round 1:", 30s);
   std::this_thread::sleep_for(400ms);
   cancel = true;
   step.join();
   ASSERT_TRUE(round_one);
-  ASSERT_EQ(report.outcome, Outcome::kAborted) << report.message;
+  ASSERT_EQ(report.outcome, Outcome::ABORTED) << report.message;
   const std::vector<pid_t> old_left = recordedPids("stable");
   const std::vector<pid_t> new_running = recordedPids("candidate");
   ASSERT_FALSE(old_left.empty());
@@ -1197,10 +1196,10 @@ TEST_F(ProcessDriverTest, AgentRestartMidRollReadoptsBothVersionsAndTheRollFinis
   EXPECT_EQ(recordedPids("stable"), old_left) << "adopted, not restarted";
   EXPECT_EQ(recordedPids("candidate"), new_running) << "adopted, not restarted";
 
-  auto r = run(ProcessStep::kRoll, roll, &restarted);
+  auto r = run(Step::ROLL, roll, &restarted);
   serving.stop();
   traffic.stop();
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_GE(serving.min(), kReplicas - 1) << serving.describe();
   EXPECT_LE(serving.max(), kReplicas + 1) << serving.describe();
   EXPECT_EQ(traffic.failed(), 0) << traffic.describe();
@@ -1223,9 +1222,9 @@ TEST_F(ProcessDriverTest, RollingUpdateWithoutTrafficConfigKeepsTheProcessBounds
   TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
   roll.plan.haproxy.reset();
   Sampler serving(recordServing());
-  auto r = run(ProcessStep::kRoll, roll);
+  auto r = run(Step::ROLL, roll);
   serving.stop();
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   std::cout << "[   TIME   ] roll without a load balancer: " << serving.describe() << "\n";
   // The roll takes ~0.2 s; under load the sampler fits ten samples in it, not more (seen in a
   // full parallel ctest run). Enough to bound the serving count through the roll.
@@ -1248,35 +1247,35 @@ TEST_F(ProcessDriverTest, RollingUpdateWithoutTrafficConfigKeepsTheProcessBounds
 }
 
 TEST_F(ProcessDriverTest, RollFromNothingStartsTheReplicasAndRollbackHasNothingToGoBackTo) {
-  auto r = run(ProcessStep::kRoll, rollSpec("1.0.0", "", 2, 1, 1));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  auto r = run(Step::ROLL, rollSpec("1.0.0", "", 2, 1, 1));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_TRUE(logged("round 1: 1.0.0 2/2 serving"));
   EXPECT_EQ(recordedVersion("stable"), "1.0.0");
   EXPECT_EQ(sample(10), (std::map<std::string, int>{{"checkout 1.0.0", 10}}));
   const std::vector<pid_t> pids = recordedPids("stable");
-  r = run(ProcessStep::kRollback, rollSpec("1.0.0", "", 2, 1, 1));
-  EXPECT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
+  r = run(Step::ROLLBACK, rollSpec("1.0.0", "", 2, 1, 1));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("nothing to roll back to"), std::string::npos) << r.message;
   EXPECT_EQ(recordedPids("stable"), pids);
 }
 
 TEST_F(ProcessDriverTest, BadRollSpecsAreRefused) {
   TestSpec s = rollSpec("2.0.0", "1.0.0", 2, 0, 0);
-  auto r = run(ProcessStep::kRoll, s);
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  auto r = run(Step::ROLL, s);
+  EXPECT_EQ(r.outcome, Outcome::FAILED);
   EXPECT_NE(r.message.find("must not both be 0"), std::string::npos) << r.message;
   s.plan.strategy.max_unavailable = 300;
-  r = run(ProcessStep::kRoll, s);
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  r = run(Step::ROLL, s);
+  EXPECT_EQ(r.outcome, Outcome::FAILED);
   EXPECT_NE(r.message.find("rolling.maxUnavailable must be in 0..256"), std::string::npos)
       << r.message;
   EXPECT_TRUE(startedPids("2.0.0").empty());
 
   // A canary under way is finished or rolled back first.
-  r = run(ProcessStep::kDeploy, spec("1.0.0"));
-  ASSERT_EQ(r.outcome, Outcome::kSucceeded) << r.message;
-  r = run(ProcessStep::kRoll, rollSpec("2.0.0", "1.0.0", 2, 1, 1));
-  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  r = run(Step::DEPLOY, spec("1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::ROLL, rollSpec("2.0.0", "1.0.0", 2, 1, 1));
+  EXPECT_EQ(r.outcome, Outcome::FAILED);
   EXPECT_NE(r.message.find("candidate set of 1.0.0 is running"), std::string::npos) << r.message;
   EXPECT_TRUE(startedPids("2.0.0").empty());
 }

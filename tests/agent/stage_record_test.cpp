@@ -91,8 +91,8 @@ TEST_F(StageStoreTest, PutFindAllRoundTrip) {
   EXPECT_TRUE(store_->all().empty());
   StageRecord apply = record("checkout-7", "eu-west-1/apply", 1, 2000);
   StageRecord build =
-      finished(record("checkout-7", "eu-west-1/build", 1, 1000), Outcome::kSucceeded, 0, "", 1500);
-  StageRecord other = finished(record("payments-3", "eu-west-1/verify", 2, 3000), Outcome::kFailed,
+      finished(record("checkout-7", "eu-west-1/build", 1, 1000), Outcome::SUCCEEDED, 0, "", 1500);
+  StageRecord other = finished(record("payments-3", "eu-west-1/verify", 2, 3000), Outcome::FAILED,
                                3, "verify failed: 2 of 5 pods ready", 3999);
   ASSERT_TRUE(store_->put(apply).ok());
   ASSERT_TRUE(store_->put(build).ok());
@@ -119,7 +119,7 @@ TEST_F(StageStoreTest, PutFindAllRoundTrip) {
 TEST_F(StageStoreTest, PutReplacesTheRecordOfTheSameKey) {
   StageRecord started = record("checkout-7", "eu-west-1/apply", 1, 2000);
   ASSERT_TRUE(store_->put(started).ok());
-  StageRecord done = finished(started, Outcome::kTimedOut, 137, "killed by SIGKILL", 9000);
+  StageRecord done = finished(started, Outcome::TIMED_OUT, 137, "killed by SIGKILL", 9000);
   ASSERT_TRUE(store_->put(done).ok());
   ASSERT_EQ(store_->all().size(), 1u);
   expectSameRecord(*store_->find(started.key), done);
@@ -131,16 +131,16 @@ TEST_F(StageStoreTest, PutReplacesTheRecordOfTheSameKey) {
 TEST_F(StageStoreTest, RecordsSurviveReopen) {
   std::vector<StageRecord> records = {
       record("checkout-7", "eu-west-1/build", 1, 100),
-      finished(record("checkout-7", "eu-west-1/apply", 1, 200), Outcome::kSucceeded, 0, "ok", 250),
-      finished(record("checkout-7", "eu-west-1/apply", 2, 300), Outcome::kAborted, 143,
+      finished(record("checkout-7", "eu-west-1/apply", 1, 200), Outcome::SUCCEEDED, 0, "ok", 250),
+      finished(record("checkout-7", "eu-west-1/apply", 2, 300), Outcome::ABORTED, 143,
                "killed by SIGTERM", 350),
-      finished(record("checkout-8", "eu-west-1/verify", 1, 400), Outcome::kUnknown, 0,
+      finished(record("checkout-8", "eu-west-1/verify", 1, 400), Outcome::UNKNOWN, 0,
                "agent restarted", 450),
-      finished(record("checkout-9", "eu-west-1/rollback", 7, 500), Outcome::kRefused, -1,
+      finished(record("checkout-9", "eu-west-1/rollback", 7, 500), Outcome::REFUSED, -1,
                "stale epoch", 500),
-      finished(record("checkout-9", "eu-west-1/apply", 1, 600), Outcome::kFailed, 1,
+      finished(record("checkout-9", "eu-west-1/apply", 1, 600), Outcome::FAILED, 1,
                "line with \"quotes\", a tab\t and ünïcode", 650),
-      finished(record("checkout-9", "eu-west-1/verify", 4294967295u, 700), Outcome::kTimedOut, 124,
+      finished(record("checkout-9", "eu-west-1/verify", 4294967295u, 700), Outcome::TIMED_OUT, 124,
                "", 701),
   };
   for (const auto& r : records) ASSERT_TRUE(store_->put(r).ok()) << r.key.toString();
@@ -238,8 +238,8 @@ TEST(StageKeyTest, ToStringAndOrdering) {
 
 TEST(OutcomeNameTest, EveryOutcomeHasItsOwnName) {
   std::set<std::string> names;
-  for (auto o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kAborted,
-                 Outcome::kUnknown, Outcome::kRefused}) {
+  for (auto o : {Outcome::SUCCEEDED, Outcome::FAILED, Outcome::TIMED_OUT, Outcome::ABORTED,
+                 Outcome::UNKNOWN, Outcome::REFUSED}) {
     names.insert(outcomeName(o));
   }
   EXPECT_EQ(names, (std::set<std::string>{"succeeded", "failed", "timed_out", "aborted", "unknown",
@@ -468,7 +468,7 @@ TEST_F(StageStoreTest, CorruptAgentFileFailsOpen) {
 
 TEST_F(StageStoreTest, LeftoverTmpFilesAreIgnored) {
   StageRecord kept =
-      finished(record("checkout-7", "eu-west-1/apply", 1, 1), Outcome::kSucceeded, 0, "", 2);
+      finished(record("checkout-7", "eu-west-1/apply", 1, 1), Outcome::SUCCEEDED, 0, "", 2);
   ASSERT_TRUE(store_->put(kept).ok());
   store_.reset();
   // What a crash between write and rename leaves: half-written temporary files.
@@ -482,10 +482,10 @@ TEST_F(StageStoreTest, LeftoverTmpFilesAreIgnored) {
   ASSERT_EQ(all.size(), 1u);
   expectSameRecord(all[0], kept);
   // And the next write of the same record replaces its leftover.
-  ASSERT_TRUE(store_->put(finished(kept, Outcome::kFailed, 1, "again", 3)).ok());
+  ASSERT_TRUE(store_->put(finished(kept, Outcome::FAILED, 1, "again", 3)).ok());
   EXPECT_FALSE(fs::exists(stages / "checkout-7" / "eu-west-1~apply.1.json.tmp"));
   reopen();
-  EXPECT_EQ(store_->find(kept.key)->outcome, Outcome::kFailed);
+  EXPECT_EQ(store_->find(kept.key)->outcome, Outcome::FAILED);
 }
 
 TEST_F(StageStoreTest, OpenInAPathThatIsAFileFails) {

@@ -78,13 +78,12 @@ class DeploymentTest : public ::testing::Test {
 
   // Answers the step `cluster` has in flight.
   common::Status answer(Deployment& d, const std::string& cluster,
-                        ResultOutcome outcome = ResultOutcome::kSucceeded) {
+                        Outcome outcome = Outcome::SUCCEEDED) {
     ClusterProgress* c = d.findCluster(cluster);
     EXPECT_NE(c, nullptr) << cluster;
     if (c == nullptr) return common::Status::NotFound(cluster);
-    StageResult r{
-        cluster, c->stageId(), c->attempt, outcome, outcome == ResultOutcome::kSucceeded ? 0 : 1,
-        "msg"};
+    StageResult r{cluster, c->stageId(), c->attempt, outcome, outcome == Outcome::SUCCEEDED ? 0 : 1,
+                  "msg"};
     fx_ = Effects{};
     return applyResult(d, r, ctx(), fx_);
   }
@@ -381,7 +380,7 @@ TEST_F(DeploymentTest, WaveApprovedAheadIsHeldWhenItsApprovalsExpiredBeforeItSta
   const int64_t later = 20 * 60 * 1000;
   for (int i = 0; i < 3; ++i) {
     ClusterProgress* c = d.findCluster("staging-eu");
-    StageResult r{"staging-eu", c->stageId(), c->attempt, ResultOutcome::kSucceeded, 0, ""};
+    StageResult r{"staging-eu", c->stageId(), c->attempt, Outcome::SUCCEEDED, 0, ""};
     fx_ = Effects{};
     ASSERT_TRUE(applyResult(d, r, ctxAt(later), fx_).ok());
   }
@@ -457,7 +456,7 @@ TEST_F(DeploymentTest, FailureRollsBackReachedClustersNewestWaveFirst) {
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply: prod-eu-1 now runs 2.0.0
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // build
   // prod-eu-2's apply fails while prod-eu-1 verifies.
-  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kFailed).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-2", Outcome::FAILED).ok());
   EXPECT_EQ(d.state, DeploymentState::kRollingBack);
   ASSERT_TRUE(d.failure.has_value());
   EXPECT_EQ(d.failure->cluster, "prod-eu-2");
@@ -468,7 +467,7 @@ TEST_F(DeploymentTest, FailureRollsBackReachedClustersNewestWaveFirst) {
   EXPECT_EQ(fx_.aborts[0].stage_id, "prod-eu-1/verify");
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/rollback"});
 
-  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kAborted).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1", Outcome::ABORTED).ok());
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());
   EXPECT_TRUE(dispatched().empty());  // staging waits for the whole newer wave
@@ -483,10 +482,10 @@ TEST_F(DeploymentTest, FailureRollsBackReachedClustersNewestWaveFirst) {
 TEST_F(DeploymentTest, ClustersThatNeverAppliedAreNotRolledBack) {
   Deployment d = start(threeWaves());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
-  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kFailed).ok());  // build fails
+  ASSERT_TRUE(answer(d, "prod-eu-1", Outcome::FAILED).ok());  // build fails
   EXPECT_EQ(d.state, DeploymentState::kRollingBack);
   // prod-eu-2's build is aborted; neither prod cluster applied.
-  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kAborted).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-2", Outcome::ABORTED).ok());
   EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
   ASSERT_TRUE(answer(d, "staging-eu").ok());
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
@@ -500,8 +499,8 @@ TEST_F(DeploymentTest, WaveScopeRollsBackOnlyTheFailingWave) {
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());
-  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kTimedOut).ok());
-  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kAborted).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-2", Outcome::TIMED_OUT).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1", Outcome::ABORTED).ok());
   succeedAll(d);
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
   EXPECT_EQ(d.waves[0].state, WaveState::kSucceeded);
@@ -511,9 +510,9 @@ TEST_F(DeploymentTest, WaveScopeRollsBackOnlyTheFailingWave) {
 TEST_F(DeploymentTest, FailedRollbackEndsFailedAndCanBeRetried) {
   Deployment d = start(threeWaves());
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
-  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());  // verify fails
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::FAILED).ok());  // verify fails
   EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
-  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::FAILED).ok());
   EXPECT_EQ(d.state, DeploymentState::kFailed);
   EXPECT_EQ(d.rollback_failed, std::vector<std::string>{"staging-eu"});
   EXPECT_NE(d.reason.find("rollback failed on staging-eu"), std::string::npos);
@@ -650,15 +649,15 @@ TEST_F(DeploymentTest, OnAgentLostWaitPausesUntilEnoughAreBack) {
 
 TEST_F(DeploymentTest, StaleAndDuplicateResultsAreRefused) {
   Deployment d = start(threeWaves());
-  StageResult wrong_attempt{"staging-eu", "staging-eu/build", 7, ResultOutcome::kSucceeded, 0, ""};
+  StageResult wrong_attempt{"staging-eu", "staging-eu/build", 7, Outcome::SUCCEEDED, 0, ""};
   Effects fx;
   EXPECT_TRUE(applyResult(d, wrong_attempt, ctx(), fx).isNotFound());
-  StageResult wrong_stage{"staging-eu", "staging-eu/apply", 1, ResultOutcome::kSucceeded, 0, ""};
+  StageResult wrong_stage{"staging-eu", "staging-eu/apply", 1, Outcome::SUCCEEDED, 0, ""};
   EXPECT_TRUE(applyResult(d, wrong_stage, ctx(), fx).isNotFound());
-  StageResult unknown{"nowhere", "nowhere/build", 1, ResultOutcome::kSucceeded, 0, ""};
+  StageResult unknown{"nowhere", "nowhere/build", 1, Outcome::SUCCEEDED, 0, ""};
   EXPECT_TRUE(applyResult(d, unknown, ctx(), fx).isNotFound());
   ASSERT_TRUE(answer(d, "staging-eu").ok());
-  StageResult again{"staging-eu", "staging-eu/build", 1, ResultOutcome::kFailed, 1, ""};
+  StageResult again{"staging-eu", "staging-eu/build", 1, Outcome::FAILED, 1, ""};
   EXPECT_TRUE(applyResult(d, again, ctx(), fx).isNotFound());  // a duplicate changes nothing
   EXPECT_EQ(d.state, DeploymentState::kRunning);
 }
@@ -678,13 +677,12 @@ Plan productionWave() {
   return p;
 }
 
-StageResult resultFor(const Deployment& d, const std::string& cluster, ResultOutcome outcome) {
+StageResult resultFor(const Deployment& d, const std::string& cluster, Outcome outcome) {
   const ClusterProgress* c = d.findCluster(cluster);
   EXPECT_NE(c, nullptr) << cluster;
   if (c == nullptr) return StageResult{};
   return StageResult{
-      cluster, c->stageId(), c->attempt, outcome, outcome == ResultOutcome::kSucceeded ? 0 : 1,
-      "msg"};
+      cluster, c->stageId(), c->attempt, outcome, outcome == Outcome::SUCCEEDED ? 0 : 1, "msg"};
 }
 
 TEST_F(DeploymentTest, ABatchOfResultsEndsWhereTheSameResultsOneByOneEnd) {
@@ -694,7 +692,7 @@ TEST_F(DeploymentTest, ABatchOfResultsEndsWhereTheSameResultsOneByOneEnd) {
   for (int step = 0; step < 2; ++step) {
     std::vector<StageResult> results;
     for (const char* c : {"prod-eu-1", "prod-eu-2", "prod-us-1"}) {
-      results.push_back(resultFor(batch, c, ResultOutcome::kSucceeded));
+      results.push_back(resultFor(batch, c, Outcome::SUCCEEDED));
       ASSERT_TRUE(answer(one, c).ok());
     }
     Effects fx;
@@ -713,9 +711,9 @@ TEST_F(DeploymentTest, ABatchOfResultsEndsWhereTheSameResultsOneByOneEnd) {
 TEST_F(DeploymentTest, AFailureInABatchAbortsOnlyStagesStillInFlight) {
   Deployment d = start(productionWave());
   // prod-eu-1 fails; prod-eu-2 answered in the same turn; prod-us-1 is still applying.
-  std::vector<StageResult> results = {resultFor(d, "prod-eu-1", ResultOutcome::kFailed),
-                                      resultFor(d, "prod-eu-2", ResultOutcome::kSucceeded),
-                                      resultFor(d, "prod-eu-2", ResultOutcome::kSucceeded)};
+  std::vector<StageResult> results = {resultFor(d, "prod-eu-1", Outcome::FAILED),
+                                      resultFor(d, "prod-eu-2", Outcome::SUCCEEDED),
+                                      resultFor(d, "prod-eu-2", Outcome::SUCCEEDED)};
   Effects fx;
   EXPECT_EQ(applyResults(d, results, ctx(), fx), 1u);  // the repeat matched nothing
   EXPECT_EQ(d.state, DeploymentState::kRollingBack);
@@ -732,15 +730,15 @@ TEST_F(DeploymentTest, AStepThatSucceededBeforeTheFailureInABatchGoesNoFurther) 
   p.steps.build = "build";
   Deployment d = start(p);
   // prod-eu-2's build answered before prod-eu-1's failed, in the same turn.
-  std::vector<StageResult> results = {resultFor(d, "prod-eu-2", ResultOutcome::kSucceeded),
-                                      resultFor(d, "prod-eu-1", ResultOutcome::kFailed)};
+  std::vector<StageResult> results = {resultFor(d, "prod-eu-2", Outcome::SUCCEEDED),
+                                      resultFor(d, "prod-eu-1", Outcome::FAILED)};
   Effects fx;
   EXPECT_EQ(applyResults(d, results, ctx(), fx), 0u);
   EXPECT_EQ(d.findCluster("prod-eu-2")->state, ClusterState::kAborted);
   EXPECT_FALSE(d.findCluster("prod-eu-2")->in_flight);
   for (const auto& x : fx.dispatches) EXPECT_NE(x.cluster, "prod-eu-2") << x.stage_id;
   // Nothing applied yet: once prod-us-1's build answers its abort, the rollback is done.
-  ASSERT_TRUE(answer(d, "prod-us-1", ResultOutcome::kAborted).ok());
+  ASSERT_TRUE(answer(d, "prod-us-1", Outcome::ABORTED).ok());
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
 }
 
@@ -780,7 +778,7 @@ TEST_F(DeploymentTest, FailureWhilePausedStillRollsBack) {
   Deployment d = start(threeWaves());
   Effects fx;
   ASSERT_TRUE(pause(d, alice_, "", ctx(), fx).ok());
-  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::FAILED).ok());
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);  // nothing applied: done at once
 }
 
@@ -791,7 +789,7 @@ TEST_F(DeploymentTest, CancelAbortsAndStops) {
   EXPECT_EQ(d.state, DeploymentState::kCancelled);
   ASSERT_EQ(fx_.aborts.size(), 1u);
   EXPECT_EQ(d.waves[1].state, WaveState::kSkipped);
-  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kAborted).ok());  // late answer recorded
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::ABORTED).ok());  // late answer recorded
   EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kAborted);
   EXPECT_EQ(d.state, DeploymentState::kCancelled);
   Effects fx;
@@ -842,7 +840,7 @@ TEST_F(DeploymentTest, UnregisteredClusterFailsTheWave) {
 TEST_F(DeploymentTest, UnknownApplyIsCheckedByVerifyAndNeverSentAgain) {
   Deployment d = start(threeWaves());
   ASSERT_TRUE(answer(d, "staging-eu").ok());  // build
-  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::UNKNOWN).ok());
   EXPECT_EQ(d.state, DeploymentState::kRunning);
   EXPECT_TRUE(hasEvent("stage.unknown"));
   EXPECT_FALSE(hasEvent("stage.failed"));
@@ -865,16 +863,16 @@ TEST_F(DeploymentTest, UnknownApplyThatVerifyRejectsIsRolledBack) {
   ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // build
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // build
   ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // apply
-  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kUnknown).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1", Outcome::UNKNOWN).ok());
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/verify"});
-  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kFailed).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1", Outcome::FAILED).ok());
   EXPECT_EQ(d.state, DeploymentState::kRollingBack);
   ASSERT_TRUE(d.failure.has_value());
   EXPECT_EQ(d.failure->cluster, "prod-eu-1");
   EXPECT_EQ(d.failure->step, "verify");
   // The cluster whose apply was unknown may run the new version: it is rolled back too.
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
-  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kAborted).ok());  // its verify
+  ASSERT_TRUE(answer(d, "prod-eu-2", Outcome::ABORTED).ok());  // its verify
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/rollback"});
   succeedAll(d);
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
@@ -890,7 +888,7 @@ TEST_F(DeploymentTest, UnknownApplyWithNothingToVerifyRollsBack) {
   p.steps.verify.clear();
   Deployment d = start(p);
   ASSERT_TRUE(answer(d, "staging-eu").ok());  // build
-  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::UNKNOWN).ok());
   EXPECT_EQ(d.state, DeploymentState::kRollingBack);
   EXPECT_TRUE(hasEvent("stage.failed"));
   EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
@@ -901,7 +899,7 @@ TEST_F(DeploymentTest, UnknownApplyWithNothingToVerifyRollsBack) {
 TEST_F(DeploymentTest, UnknownBuildVerifyOrRollbackIsAFailure) {
   {
     Deployment d = start(threeWaves());
-    ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());  // build
+    ASSERT_TRUE(answer(d, "staging-eu", Outcome::UNKNOWN).ok());  // build
     EXPECT_TRUE(dispatched().empty());
     EXPECT_EQ(d.state, DeploymentState::kRolledBack);  // nothing applied
   }
@@ -909,10 +907,10 @@ TEST_F(DeploymentTest, UnknownBuildVerifyOrRollbackIsAFailure) {
     Deployment d = start(threeWaves());
     ASSERT_TRUE(answer(d, "staging-eu").ok());
     ASSERT_TRUE(answer(d, "staging-eu").ok());
-    ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());  // verify
+    ASSERT_TRUE(answer(d, "staging-eu", Outcome::UNKNOWN).ok());  // verify
     EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
     // A rollback whose effect is unknown is not retried on its own: a human looks.
-    ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kUnknown).ok());
+    ASSERT_TRUE(answer(d, "staging-eu", Outcome::UNKNOWN).ok());
     EXPECT_EQ(d.state, DeploymentState::kFailed);
     EXPECT_EQ(d.rollback_failed, std::vector<std::string>{"staging-eu"});
   }
@@ -921,13 +919,13 @@ TEST_F(DeploymentTest, UnknownBuildVerifyOrRollbackIsAFailure) {
 TEST_F(DeploymentTest, UnknownApplyDuringARollbackIsRolledBackNotVerified) {
   Deployment d = start(threeWaves());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
-  ASSERT_TRUE(answer(d, "prod-eu-1").ok());                          // build; apply in flight
-  ASSERT_TRUE(answer(d, "prod-eu-2", ResultOutcome::kFailed).ok());  // build fails
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());                   // build; apply in flight
+  ASSERT_TRUE(answer(d, "prod-eu-2", Outcome::FAILED).ok());  // build fails
   ASSERT_EQ(d.state, DeploymentState::kRollingBack);
   ASSERT_EQ(fx_.aborts.size(), 1u);
   EXPECT_EQ(fx_.aborts[0].stage_id, "prod-eu-1/apply");
   // Its agent died instead of aborting: the apply's effect is unknown.
-  ASSERT_TRUE(answer(d, "prod-eu-1", ResultOutcome::kUnknown).ok());
+  ASSERT_TRUE(answer(d, "prod-eu-1", Outcome::UNKNOWN).ok());
   EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
   succeedAll(d);
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
@@ -941,7 +939,7 @@ TEST_F(DeploymentTest, StoredFormRoundTrips) {
   Deployment d = start(p);
   ASSERT_TRUE(answer(d, "staging-eu").ok());
   ASSERT_TRUE(answer(d, "staging-eu").ok());
-  ASSERT_TRUE(answer(d, "staging-eu", ResultOutcome::kFailed).ok());
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::FAILED).ok());
   std::string json = deploymentToJson(d);
   auto back = deploymentFromJson(json);
   ASSERT_TRUE(back.ok()) << back.status().toString();

@@ -306,7 +306,7 @@ TEST(RecordsTest, ClusterRecordsRoundTripEveryField) {
   ClusterProgress c;
   c.name = "prod-eu-1";
   c.state = ClusterState::kRollingBack;
-  c.step = StepKind::kRollback;
+  c.step = Step::ROLLBACK;
   c.step_index = 3;
   c.attempt = 2;
   c.in_flight = true;
@@ -340,7 +340,7 @@ TEST(RecordsTest, ClusterRecordsOutOfRangeOrTruncatedAreCorruption) {
   c.state = static_cast<ClusterState>(200);
   EXPECT_TRUE(decodeClusterRecord(encodeClusterRecord(c)).status().isCorruption());
   c.state = ClusterState::kPending;
-  c.step = static_cast<StepKind>(100);
+  c.step = static_cast<Step>(100);
   EXPECT_TRUE(decodeClusterRecord(encodeClusterRecord(c)).status().isCorruption());
 }
 
@@ -445,7 +445,7 @@ Deployment busyDeployment(Effects& fx) {
   ClusterProgress eu;
   eu.name = "staging-eu";
   eu.state = ClusterState::kSucceeded;
-  eu.step = StepKind::kVerify;
+  eu.step = Step::VERIFY;
   eu.attempt = 1;
   eu.applied = true;
   eu.previous_version = "1.4.1";
@@ -461,7 +461,7 @@ Deployment busyDeployment(Effects& fx) {
   ClusterProgress p1;
   p1.name = "prod-eu-1";
   p1.state = ClusterState::kRollingBack;
-  p1.step = StepKind::kRollback;
+  p1.step = Step::ROLLBACK;
   p1.attempt = 2;
   p1.in_flight = true;
   p1.abort_sent = true;
@@ -525,7 +525,7 @@ TEST_F(StoreTest, DeploymentRoundTrips) {
   const ClusterProgress& p1 = l.waves[1].clusters[0];
   EXPECT_EQ(p1.name, "prod-eu-1");
   EXPECT_EQ(p1.state, ClusterState::kRollingBack);
-  EXPECT_EQ(p1.step, StepKind::kRollback);
+  EXPECT_EQ(p1.step, Step::ROLLBACK);
   EXPECT_EQ(p1.attempt, 2u);
   EXPECT_TRUE(p1.in_flight);
   EXPECT_TRUE(p1.abort_sent);
@@ -565,7 +565,7 @@ Deployment wideDeployment(const std::string& id, size_t n) {
     ClusterProgress c;
     c.name = "cluster-" + std::to_string(i);
     c.state = ClusterState::kApplying;
-    c.step = StepKind::kApply;
+    c.step = Step::APPLY;
     c.attempt = 1;
     c.in_flight = true;
     c.applied = true;

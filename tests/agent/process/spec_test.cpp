@@ -60,11 +60,11 @@ class SpecTest : public ::testing::Test {
     wire_.setDurationMs(30000);
   }
 
-  common::StatusOr<Spec> read(ProcessStep step) {
+  common::StatusOr<Spec> read(Step step) {
     return readSpec(step, wire_.asReader(), "default-cluster");
   }
   // The problems a bad spec is refused with.
-  std::string refused(ProcessStep step) {
+  std::string refused(Step step) {
     auto s = read(step);
     EXPECT_FALSE(s.ok());
     return s.ok() ? "" : s.status().message();
@@ -77,7 +77,7 @@ class SpecTest : public ::testing::Test {
 };
 
 TEST_F(SpecTest, EveryFieldIsRead) {
-  auto s = read(ProcessStep::kShift);
+  auto s = read(Step::SHIFT);
   ASSERT_TRUE(s.ok()) << s.status().toString();
   EXPECT_EQ(s->service, "checkout");
   EXPECT_EQ(s->version, "2.0.0-rc.1+b7");
@@ -126,7 +126,7 @@ TEST_F(SpecTest, WhatTheCoordinatorLeavesOutGetsDefaults) {
   wire_.disownAlerts();
   wire_.disownRolling();
   wire_.setCluster("");
-  auto s = read(ProcessStep::kRoll);
+  auto s = read(Step::ROLL);
   ASSERT_TRUE(s.ok()) << s.status().toString();
   EXPECT_EQ(s->cluster, "default-cluster");
   EXPECT_FALSE(s->traffic);
@@ -140,8 +140,8 @@ TEST_F(SpecTest, WhatTheCoordinatorLeavesOutGetsDefaults) {
   // Steps that take no weight or duration do not look at them.
   wire_.setWeight(1000);
   wire_.setDurationMs(0);
-  EXPECT_TRUE(read(ProcessStep::kDeploy).ok());
-  EXPECT_TRUE(read(ProcessStep::kFinalize).ok());
+  EXPECT_TRUE(read(Step::DEPLOY).ok());
+  EXPECT_TRUE(read(Step::FINALIZE).ok());
 }
 
 TEST_F(SpecTest, NamesAndVersionsThatCouldReachAShellAreRefused) {
@@ -149,14 +149,14 @@ TEST_F(SpecTest, NamesAndVersionsThatCouldReachAShellAreRefused) {
   wire_.setVersion("1; rm -rf /");
   wire_.setPreviousVersion("$(id)");
   wire_.setCluster("a/../b");
-  const std::string why = refused(ProcessStep::kDeploy);
+  const std::string why = refused(Step::DEPLOY);
   EXPECT_EQ(why.rfind("bad spec: ", 0), 0u) << why;
   EXPECT_NE(why.find("service must be"), std::string::npos) << why;
   EXPECT_NE(why.find("version must be"), std::string::npos) << why;
   EXPECT_NE(why.find("previousVersion must be"), std::string::npos) << why;
   EXPECT_NE(why.find("cluster must be"), std::string::npos) << why;
   wire_.setService("");
-  EXPECT_NE(refused(ProcessStep::kDeploy).find("service is missing"), std::string::npos);
+  EXPECT_NE(refused(Step::DEPLOY).find("service is missing"), std::string::npos);
 }
 
 // The plan's rule (common/rules.hpp), not a narrower one of the driver's.
@@ -165,12 +165,12 @@ TEST_F(SpecTest, EveryVersionThePlanAcceptsIsAccepted) {
        {std::string("2026.12.04_rc-1+build.7"), std::string("_x"), std::string(128, '9')}) {
     wire_.setVersion(version);
     wire_.setPreviousVersion(version);
-    auto s = read(ProcessStep::kDeploy);
+    auto s = read(Step::DEPLOY);
     ASSERT_TRUE(s.ok()) << version << ": " << s.status().toString();
     EXPECT_EQ(s->version, version);
   }
   wire_.setVersion(std::string(129, '9'));
-  EXPECT_NE(refused(ProcessStep::kDeploy).find("version must be"), std::string::npos);
+  EXPECT_NE(refused(Step::DEPLOY).find("version must be"), std::string::npos);
 }
 
 TEST_F(SpecTest, EveryBoundIsCheckedAndEveryProblemNamed) {
@@ -193,7 +193,7 @@ TEST_F(SpecTest, EveryBoundIsCheckedAndEveryProblemNamed) {
   wire_.getRolling().setMaxUnavailable(0);
   wire_.getRolling().setMaxSurge(0);
   wire_.getTraffic().setHaproxyBackend("");
-  const std::string why = refused(ProcessStep::kDeploy);
+  const std::string why = refused(Step::DEPLOY);
   for (const char* problem :
        {"process.command is missing", "process.replicas must be in 1..256",
         "process.port_min must be in 1..65535", "process.port_min must not be above",
@@ -210,24 +210,24 @@ TEST_F(SpecTest, EveryBoundIsCheckedAndEveryProblemNamed) {
 
 TEST_F(SpecTest, EachStepChecksWhatItNeeds) {
   wire_.disownProcess();
-  EXPECT_NE(refused(ProcessStep::kDeploy).find("process is missing"), std::string::npos);
-  EXPECT_NE(refused(ProcessStep::kRoll).find("process is missing"), std::string::npos);
-  EXPECT_TRUE(read(ProcessStep::kRollback).ok());  // goes back to what the record holds
+  EXPECT_NE(refused(Step::DEPLOY).find("process is missing"), std::string::npos);
+  EXPECT_NE(refused(Step::ROLL).find("process is missing"), std::string::npos);
+  EXPECT_TRUE(read(Step::ROLLBACK).ok());  // goes back to what the record holds
   wire_.setWeight(101);
-  EXPECT_NE(refused(ProcessStep::kShift).find("weight must be in 0..100"), std::string::npos);
+  EXPECT_NE(refused(Step::SHIFT).find("weight must be in 0..100"), std::string::npos);
   wire_.setDurationMs(0);
-  EXPECT_NE(refused(ProcessStep::kAnalyze).find("durationMs must be in 1.."), std::string::npos);
-  EXPECT_NE(refused(ProcessStep::kBake).find("durationMs must be in 1.."), std::string::npos);
+  EXPECT_NE(refused(Step::ANALYZE).find("durationMs must be in 1.."), std::string::npos);
+  EXPECT_NE(refused(Step::BAKE).find("durationMs must be in 1.."), std::string::npos);
 }
 
 TEST(ProcessStepNameTest, EveryStepHasItsName) {
-  EXPECT_STREQ(processStepName(ProcessStep::kDeploy), "deploy");
-  EXPECT_STREQ(processStepName(ProcessStep::kShift), "shift");
-  EXPECT_STREQ(processStepName(ProcessStep::kAnalyze), "analyze");
-  EXPECT_STREQ(processStepName(ProcessStep::kBake), "bake");
-  EXPECT_STREQ(processStepName(ProcessStep::kFinalize), "finalize");
-  EXPECT_STREQ(processStepName(ProcessStep::kRollback), "rollback");
-  EXPECT_STREQ(processStepName(ProcessStep::kRoll), "roll");
+  EXPECT_STREQ(stepName(Step::DEPLOY), "deploy");
+  EXPECT_STREQ(stepName(Step::SHIFT), "shift");
+  EXPECT_STREQ(stepName(Step::ANALYZE), "analyze");
+  EXPECT_STREQ(stepName(Step::BAKE), "bake");
+  EXPECT_STREQ(stepName(Step::FINALIZE), "finalize");
+  EXPECT_STREQ(stepName(Step::ROLLBACK), "rollback");
+  EXPECT_STREQ(stepName(Step::ROLL), "roll");
 }
 
 }  // namespace
