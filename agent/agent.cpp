@@ -44,14 +44,6 @@ void wakeLoop() {
   }
 }
 
-// Process-driver steps; nullopt for script steps. A rollback belongs to the
-// process driver when it carries a process spec.
-std::optional<Step> processStep(schema::StageCommand::Reader msg) {
-  const Step step = msg.getStep();
-  if (step == Step::ROLLBACK) return msg.hasProcess() ? std::optional(step) : std::nullopt;
-  return common::isProcessStep(step) ? std::optional(step) : std::nullopt;
-}
-
 StageKey keyOf(schema::StageRef::Reader ref) {
   return StageKey{toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt(),
                   toStd(ref.getNonce())};
@@ -79,7 +71,7 @@ void Agent::requestStop() {
 Agent::Agent(AgentOptions options, std::unique_ptr<StageStore> records)
     : options_(std::move(options)),
       records_(std::move(records)),
-      driver_(options_.workdir, options_.labels, options_.launch),
+      script_driver_(options_.workdir, options_.kill_grace, options_.launch),
       process_driver_(options_.state_dir, options_.cluster, options_.launch),
       context_(1),
       socket_(context_, zmq::socket_type::dealer),
@@ -94,10 +86,14 @@ Agent::~Agent() {
 }
 
 Status Agent::run() {
-  // Replicas of the process driver outlive the agent: take back the live ones.
-  Status recovered = process_driver_.recover(
-      [](const std::string& line) { spdlog::info("process driver: {}", line); });
-  if (!recovered.ok()) return recovered;
+  // What a driver left running may outlive the agent (the process driver's replicas): each
+  // takes back what is still alive.
+  for (Driver* driver : std::initializer_list<Driver*>{&script_driver_, &process_driver_}) {
+    const std::string name = driver->name();
+    Status recovered = driver->recover(
+        [&name](const std::string& line) { spdlog::info("{} driver: {}", name, line); });
+    if (!recovered.ok()) return recovered;
+  }
   // A step that was running when the agent died: its effect is unknown. Say
   // so (the coordinator decides), never run it again on our own.
   for (const auto& r : records_->all()) {
@@ -169,12 +165,9 @@ Status Agent::run() {
     items.push_back({static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake, ZMQ_POLLIN, 0});
     items.push_back({static_cast<void*>(monitor_), 0, ZMQ_POLLIN, 0});
-    for (auto& [key, run] : running_) {
-      if (!run.child) continue;  // process steps wake the loop through the eventfd
-      if (run.child->outputFd() >= 0)
-        items.push_back({nullptr, run.child->outputFd(), ZMQ_POLLIN, 0});
-      if (!run.child->exited()) items.push_back({nullptr, run.child->exitFd(), ZMQ_POLLIN, 0});
-    }
+    std::vector<int> fds;
+    for (auto& [key, run] : running_) run.step->pollFds(fds);
+    for (int fd : fds) items.push_back({nullptr, fd, ZMQ_POLLIN, 0});
     auto wait = kMaxPollWait;
     try {
       zmq::poll(items.data(), items.size(), wait);
@@ -205,17 +198,14 @@ Status Agent::run() {
       }
       onFrame(frame);
     }
-    pollChildren();
+    pollSteps();
   }
   spdlog::info("agent {} stopping; {} steps still running are stopped", options_.cluster,
                running_.size());
   // Steps still running stay "started" in the record: after a restart they
-  // are reported as unknown, never silently run again.
+  // are reported as unknown, never silently run again. Their runs stop as they are destroyed.
   for (auto& [key, run] : running_) {
-    if (run.work) {
-      run.work->cancel = true;
-      if (run.work->thread.joinable()) run.work->thread.join();
-    }
+    if (run.log_fd >= 0) ::close(run.log_fd);
   }
   running_.clear();
   g_wake_fd = -1;
@@ -428,13 +418,6 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     sendResult(answer, msg.getEpoch());
     return;
   }
-  StepRequest req;
-  req.key = key;
-  req.step = common::stepName(msg.getStep());
-  req.command = toStd(msg.getCommand());
-  req.timeout = std::chrono::milliseconds(msg.getTimeoutMs());
-  for (auto kv : msg.getEnv()) req.env[toStd(kv.getKey())] = toStd(kv.getValue());
-
   StageRecord record;
   record.key = key;
   record.state = RecordState::kStarted;
@@ -453,94 +436,43 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   // Crash test: the record says "started" and nothing runs yet; after a restart the step must
   // be reported unknown, not run.
   FLOTILLA_FAILPOINT("agent.after_record_started_before_spawn");
-  if (processStep(msg)) {
-    startProcessStep(key, msg, record, std::move(req.env));
-    return;
-  }
-  auto child = driver_.start(req);
-  if (!child.ok()) {
+  StepCommand command{key, msg, {}};
+  for (auto kv : msg.getEnv()) command.env[toStd(kv.getKey())] = toStd(kv.getValue());
+  auto environment = options_.labels.find("environment");
+  command.env["FLOTILLA_ENVIRONMENT"] =
+      environment == options_.labels.end() ? "" : environment->second;
+  auto step = driverFor(msg).start(command, wakeLoop);
+  if (!step.ok()) {
     record.state = RecordState::kFinished;
     record.outcome = Outcome::REFUSED;
-    record.message = child.status().message();
+    record.message = step.status().message();
     record.finished_ms = nowMs();
     records_->put(record).ignoreError();  // the result below still tells the coordinator
     sendResult(record, msg.getEpoch());
     return;
   }
-  // The command is the plan's text: at info only what identifies it, in full at debug.
-  spdlog::info("stage {} started: {} step, command sha256:{}", key.toString(), req.step,
-               common::sha256Hex(req.command).substr(0, 12));
-  spdlog::debug("stage {} command: {}", key.toString(), common::loggable(req.command, 8192));
   Running run;
-  run.child = std::move(child).value();
-  record.pgid = run.child->pid();
-  auto ticks = processStartTicks(run.child->pid());
-  record.start_ticks = ticks.ok() ? *ticks : 0;
-  // Second write, with the process group: a crash before it leaves a step
-  // reported unknown whose leftovers cannot be found (a window of one fsync).
-  Status recorded = records_->put(record);
-  if (!recorded.ok()) spdlog::warn("stage {}: {}", key.toString(), recorded.toString());
+  run.step = std::move(step).value();
+  if (run.step->group() > 0) {
+    record.pgid = run.step->group();
+    record.start_ticks = run.step->groupStartTicks();
+    // Second write, with the process group: a crash before it leaves a step
+    // reported unknown whose leftovers cannot be found (a window of one fsync).
+    Status recorded = records_->put(record);
+    if (!recorded.ok()) spdlog::warn("stage {}: {}", key.toString(), recorded.toString());
+  }
   run.record = record;
-  run.started = Clock::now();
-  run.timeout = req.timeout.count() > 0 ? req.timeout : std::chrono::hours(24);
-  run.deadline = run.started + run.timeout;
-  run.log_fd = records_->openLog(key);
-  running_.emplace(key, std::move(run));
-}
-
-void Agent::startProcessStep(const StageKey& key, schema::StageCommand::Reader msg,
-                             StageRecord record, std::map<std::string, std::string> env) {
-  const Step step = *processStep(msg);
-  // Read and checked here, while the message lives; a bad spec fails the step like any error.
-  common::StatusOr<Spec> spec =
-      msg.hasProcess() ? readSpec(step, msg.getProcess(), options_.cluster)
-                       : common::Status::InvalidArgument("bad spec: the command has none");
-  if (spec.ok() && spec->deployment != key.deployment) {
-    spec = common::Status::InvalidArgument("bad spec: it is for deployment \"" +
-                                           common::loggable(spec->deployment, 80) + "\"");
-  }
-  if (spec.ok()) {
-    auto environment = options_.labels.find("environment");
-    env["FLOTILLA_ENVIRONMENT"] = environment == options_.labels.end() ? "" : environment->second;
-    spec->env = std::move(env);
-    spdlog::info("stage {} started ({} step of the process driver: {} {})", key.toString(),
-                 stepName(step), spec->service, spec->version);
-  }
-  Running run;
-  run.record = std::move(record);
   run.started = Clock::now();
   run.timeout = msg.getTimeoutMs() > 0 ? std::chrono::milliseconds(msg.getTimeoutMs())
                                        : std::chrono::milliseconds(std::chrono::hours(24));
   run.deadline = run.started + run.timeout;
   run.log_fd = records_->openLog(key);
-  run.work = std::make_shared<Work>();
-  std::shared_ptr<Work> work = run.work;
-  ProcessDriver* driver = &process_driver_;
-  work->thread = std::thread([work, driver, step, spec = std::move(spec)] {
-    auto sink = [&work](const std::string& line) {
-      {
-        std::lock_guard<std::mutex> lock(work->mu);
-        work->lines.push_back(line);
-      }
-      wakeLoop();
-    };
-    auto alerts = [&work](const AlertReport& alert) {
-      {
-        std::lock_guard<std::mutex> lock(work->mu);
-        work->alerts.push_back(alert);
-      }
-      wakeLoop();
-    };
-    if (spec.ok()) {
-      work->report = driver->run(step, *spec, work->cancel, sink, alerts);
-    } else {
-      work->report = StepReport{Outcome::FAILED, spec.status().message()};
-      sink(std::string(stepName(step)) + " failed: " + spec.status().message());
-    }
-    work->done = true;
-    wakeLoop();
-  });
   running_.emplace(key, std::move(run));
+}
+
+Driver& Agent::driverFor(schema::StageCommand::Reader msg) {
+  if (msg.hasProcess() || common::isProcessStep(msg.getStep())) return process_driver_;
+  return script_driver_;
 }
 
 void Agent::handleAbort(schema::Abort::Reader msg) {
@@ -557,13 +489,7 @@ void Agent::handleAbort(schema::Abort::Reader msg) {
     if (!run.aborted) {
       run.aborted = true;
       run.abort_reason = toStd(msg.getReason());
-      if (run.work) {
-        run.work->cancel = true;
-        spdlog::info("stage {} aborted: {}", key.toString(), common::loggable(run.abort_reason));
-        return;
-      }
-      run.child->signalGroup(SIGTERM);
-      run.kill_at = Clock::now() + options_.kill_grace;
+      if (!run.timed_out) run.step->stop(Clock::now());
       spdlog::info("stage {} aborted: {}", key.toString(), common::loggable(run.abort_reason));
     }
     return;
@@ -586,14 +512,13 @@ void Agent::handleAbort(schema::Abort::Reader msg) {
   sendResult(record, msg.getEpoch());
 }
 
-// ---- Children ---------------------------------------------------------------------------
+// ---- Steps under way ----------------------------------------------------------------------
 
-void Agent::pollChildren() {
+void Agent::pollSteps() {
   auto now = Clock::now();
   std::vector<StageKey> done;
   for (auto& [key, run] : running_) {
-    bool ended = run.work ? pollWork(key, run, now) : pollScript(key, run, now);
-    if (ended) done.push_back(key);
+    if (pollStep(key, run, now)) done.push_back(key);
   }
   for (const auto& k : done) {
     auto it = running_.find(k);
@@ -602,7 +527,10 @@ void Agent::pollChildren() {
   }
 }
 
-void Agent::keepLines(Running& run, std::vector<std::string>& lines) {
+void Agent::collect(Running& run) {
+  std::vector<std::string> lines;
+  std::vector<AlertReport> alerts;
+  run.step->collect(lines, alerts);
   for (auto& l : lines) {
     if (run.log_fd >= 0) {
       std::string out = l + "\n";
@@ -616,88 +544,31 @@ void Agent::keepLines(Running& run, std::vector<std::string>& lines) {
       ++run.lines_dropped;
     }
   }
-  lines.clear();
+  for (const AlertReport& alert : alerts) sendAlert(run.record.key, alert);
 }
 
-bool Agent::pollWork(const StageKey& key, Running& run, Clock::time_point now) {
-  std::vector<std::string> lines;
-  std::vector<AlertReport> alerts;
-  {
-    std::lock_guard<std::mutex> lock(run.work->mu);
-    lines.swap(run.work->lines);
-    alerts.swap(run.work->alerts);
-  }
-  keepLines(run, lines);
-  for (const AlertReport& alert : alerts) sendAlert(run.record.key, alert);
+bool Agent::pollStep(const StageKey& key, Running& run, Clock::time_point now) {
+  collect(run);
   flushOutput(run, false);
   if (!run.timed_out && !run.aborted && now >= run.deadline) {
     run.timed_out = true;
-    run.work->cancel = true;
+    run.step->stop(now);
     spdlog::warn("stage {} timed out: stopping it", key.toString());
   }
-  if (!run.work->done) return false;
-  run.work->thread.join();
-  {
-    std::lock_guard<std::mutex> lock(run.work->mu);
-    lines.swap(run.work->lines);
-    alerts.swap(run.work->alerts);
-  }
-  keepLines(run, lines);
-  for (const AlertReport& alert : alerts) sendAlert(run.record.key, alert);
+  std::optional<StepEnd> end = run.step->poll(now);
+  if (!end) return false;
+  collect(run);
   flushOutput(run, true);
-  const StepReport& report = run.work->report;
-  if (run.timed_out && report.outcome != Outcome::SUCCEEDED) {
-    finish(run, Outcome::TIMED_OUT, 1,
-           "timed out after " + std::to_string(run.timeout.count()) + " ms");
-  } else if (run.aborted && report.outcome == Outcome::ABORTED) {
-    finish(run, Outcome::ABORTED, 1, "aborted: " + run.abort_reason);
+  // A stopped step that ended anyway (it finished before the stop reached it) keeps its end.
+  if (run.timed_out && end->outcome != Outcome::SUCCEEDED) {
+    std::string message = "timed out after " + std::to_string(run.timeout.count()) + " ms";
+    if (!run.last_line.empty()) message += "; last output: " + run.last_line;
+    finish(run, Outcome::TIMED_OUT, end->exit_code, message);
+  } else if (run.aborted && end->outcome == Outcome::ABORTED) {
+    finish(run, Outcome::ABORTED, end->exit_code, "aborted: " + run.abort_reason);
   } else {
-    finish(run, report.outcome, report.outcome == Outcome::SUCCEEDED ? 0 : 1, report.message);
-  }
-  return true;
-}
-
-bool Agent::pollScript(const StageKey& key, Running& run, Clock::time_point now) {
-  std::vector<std::string> lines;
-  run.child->readOutput(lines);
-  keepLines(run, lines);
-  flushOutput(run, false);
-
-  if (!run.timed_out && !run.aborted && now >= run.deadline) {
-    run.timed_out = true;
-    run.child->signalGroup(SIGTERM);
-    run.kill_at = now + options_.kill_grace;
-    spdlog::warn("stage {} timed out: stopping it", key.toString());
-  }
-  if ((run.timed_out || run.aborted) && now >= run.kill_at && run.kill_at != Clock::time_point{}) {
-    run.child->signalGroup(SIGKILL);
-  }
-  auto exit = run.child->tryReap();
-  if (!exit) return false;
-  // The shell is gone; take what is left in the pipe without waiting for
-  // background processes that may still hold it open.
-  std::vector<std::string> rest;
-  run.child->readOutput(rest);
-  run.child->closeOutput();
-  std::string partial = run.child->takePartialLine();
-  if (!partial.empty()) rest.push_back(partial);
-  keepLines(run, rest);
-  flushOutput(run, true);
-  if (run.aborted) {
-    // The group may hold stragglers that ignored SIGTERM.
-    run.child->signalGroup(SIGKILL);
-    finish(run, Outcome::ABORTED, exit->exit_code, "aborted: " + run.abort_reason);
-  } else if (run.timed_out) {
-    run.child->signalGroup(SIGKILL);
-    std::string msg = "timed out after " + std::to_string(run.timeout.count()) + " ms";
-    if (!run.last_line.empty()) msg += "; last output: " + run.last_line;
-    finish(run, Outcome::TIMED_OUT, exit->exit_code, msg);
-  } else if (exit->signal == 0 && exit->exit_code == 0) {
-    finish(run, Outcome::SUCCEEDED, 0, run.last_line);
-  } else {
-    std::string msg = exit->describe();
-    if (!run.last_line.empty()) msg += ": " + run.last_line;
-    finish(run, Outcome::FAILED, exit->exit_code, msg);
+    finish(run, end->outcome, end->outcome == Outcome::SUCCEEDED ? 0 : end->exit_code,
+           end->message);
   }
   return true;
 }

@@ -15,6 +15,7 @@
 #include <zmq.hpp>
 
 #include "agent/child_process.hpp"
+#include "agent/driver.hpp"
 #include "agent/process_driver.hpp"
 #include "agent/script_driver.hpp"
 #include "agent/stage_record.hpp"
@@ -60,25 +61,12 @@ class Agent {
   static void requestStop();
 
  private:
-  // A process-driver step runs on its own thread (it waits on HTTP checks
-  // and timers); the loop collects its lines and its end through this.
-  struct Work {
-    std::atomic<bool> cancel{false};
-    std::atomic<bool> done{false};
-    std::mutex mu;
-    std::vector<std::string> lines;   // guarded by mu
-    std::vector<AlertReport> alerts;  // guarded by mu
-    StepReport report;                // written before done is set
-    std::thread thread;
-  };
-
+  // A step under way, whichever driver runs it.
   struct Running {
     StageRecord record;
-    std::unique_ptr<ChildProcess> child;  // script steps
-    std::shared_ptr<Work> work;           // process steps
+    std::unique_ptr<StepRun> step;
     std::chrono::milliseconds timeout{0};
     std::chrono::steady_clock::time_point deadline;
-    std::chrono::steady_clock::time_point kill_at{};  // SIGKILL due (after SIGTERM)
     bool timed_out = false;
     bool aborted = false;
     std::string abort_reason;
@@ -107,20 +95,21 @@ class Agent {
   void sendResult(const StageRecord& r, uint64_t epoch);
   void sendAlert(const StageKey& key, const AlertReport& alert);
   void flushOutput(Running& run, bool force);
-  void pollChildren();
-  // Collects a running step's output; returns true once it has ended (and was reported).
-  bool pollScript(const StageKey& key, Running& run, Clock::time_point now);
-  bool pollWork(const StageKey& key, Running& run, Clock::time_point now);
-  void keepLines(Running& run, std::vector<std::string>& lines);
-  void startProcessStep(const StageKey& key, schema::StageCommand::Reader msg, StageRecord record,
-                        std::map<std::string, std::string> env);
+  void pollSteps();
+  // Collects a running step's output and alerts; returns true once it has ended (and was
+  // reported).
+  bool pollStep(const StageKey& key, Running& run, Clock::time_point now);
+  void collect(Running& run);
+  // The driver of a command: the process driver for a command with a process spec or a step
+  // only it runs, the script driver otherwise.
+  Driver& driverFor(schema::StageCommand::Reader msg);
   void finish(Running& run, Outcome outcome, int exit_code, const std::string& message);
   void send(capnp::MessageBuilder& message);
   bool acceptEpoch(uint64_t epoch, const char* what);
 
   AgentOptions options_;
   std::unique_ptr<StageStore> records_;
-  ScriptDriver driver_;
+  ScriptDriver script_driver_;
   ProcessDriver process_driver_;
   zmq::context_t context_;
   zmq::socket_t socket_;

@@ -52,9 +52,9 @@ std::vector<std::string> stepEnvironment(const LaunchPolicy& policy, const char*
     auto eq = kv.find('=');
     if (eq == std::string_view::npos) continue;
     std::string name(kv.substr(0, eq));
-    bool passed = isDefaultPassedName(name) ||
-                  std::find(policy.pass_env.begin(), policy.pass_env.end(), name) !=
-                      policy.pass_env.end();
+    bool passed =
+        isDefaultPassedName(name) ||
+        std::find(policy.pass_env.begin(), policy.pass_env.end(), name) != policy.pass_env.end();
     if (passed) env[name] = std::string(kv.substr(eq + 1));
   }
   if (policy.run_as) env["HOME"] = policy.run_as->home;
@@ -80,7 +80,8 @@ StatusOr<RunAsUser> resolveRunAs(const std::string& name) {
   if (geteuid() != 0 && user.uid != geteuid()) {
     return Status::InvalidArgument("--run-as " + name +
                                    ": only root can run steps as another user (this agent runs "
-                                   "as uid " + std::to_string(geteuid()) + ")");
+                                   "as uid " +
+                                   std::to_string(geteuid()) + ")");
   }
   int count = 32;
   std::vector<gid_t> groups(static_cast<size_t>(count));
@@ -102,13 +103,22 @@ struct SpawnFailure {
   int error = 0;  // errno
 };
 
-constexpr const char* kSpawnStages[] = {"open /dev/null",   "open the output file",
-                                        "redirect output",  "start a process group",
-                                        "set groups",       "set gid",
-                                        "set uid",          "enter the workdir",
+constexpr const char* kSpawnStages[] = {"open /dev/null",  "open the output file",
+                                        "redirect output", "start a process group",
+                                        "set groups",      "set gid",
+                                        "set uid",         "enter the workdir",
                                         "exec /bin/sh"};
-enum SpawnStage { kDevNull, kOutputFile, kRedirect, kGroup, kSetGroups, kSetGid, kSetUid, kChdir,
-                  kExec };
+enum SpawnStage {
+  kDevNull,
+  kOutputFile,
+  kRedirect,
+  kGroup,
+  kSetGroups,
+  kSetGid,
+  kSetUid,
+  kChdir,
+  kExec
+};
 
 [[noreturn]] void reportAndExit(int report_fd, SpawnStage stage) {
   SpawnFailure f{stage, errno};
@@ -179,7 +189,8 @@ StatusOr<pid_t> spawnShell(const ShellLaunch& launch, const LaunchPolicy& policy
 
   // The child writes why it failed here; a successful exec closes it (close-on-exec) unread.
   int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) return Status::IoError(std::string("pipe: ") + strerror(errno));
+  if (pipe2(report, O_CLOEXEC) != 0)
+    return Status::IoError(std::string("pipe: ") + strerror(errno));
   if (report[1] <= 2) {  // 0..2 become the child's stdio: keep the report end above them
     int moved = fcntl(report[1], F_DUPFD_CLOEXEC, 3);
     close(report[1]);
@@ -214,9 +225,8 @@ StatusOr<pid_t> spawnShell(const ShellLaunch& launch, const LaunchPolicy& policy
   if (n != static_cast<ssize_t>(sizeof(failure))) return pid;  // exec'd (end of file)
   int status = 0;
   waitpid(pid, &status, 0);
-  std::string what = failure.stage >= 0 && failure.stage <= kExec
-                         ? kSpawnStages[failure.stage]
-                         : "start the process";
+  std::string what = failure.stage >= 0 && failure.stage <= kExec ? kSpawnStages[failure.stage]
+                                                                  : "start the process";
   if (failure.stage == kChdir) what += " " + launch.workdir;
   if (failure.stage == kOutputFile) what += " " + launch.output_path;
   if (policy.run_as && failure.stage >= kSetGroups) what += " as user " + policy.run_as->name;

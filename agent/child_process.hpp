@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,8 +57,8 @@ struct ShellLaunch {
   std::string command;
   std::map<std::string, std::string> env;  // FLOTILLA_* for stepEnvironment()
   std::string workdir;                     // entered after dropping privileges; empty = the agent's
-  int output_fd = -1;       // stdout and stderr go to this descriptor, or else
-  std::string output_path;  // appended to this file (created 0600 before privileges drop)
+  int output_fd = -1;                      // stdout and stderr go to this descriptor, or else
+  std::string output_path;   // appended to this file (created 0600 before privileges drop)
   bool new_session = false;  // setsid (outlives the agent) instead of a new process group
 };
 
@@ -70,9 +69,10 @@ struct ShellLaunch {
 common::StatusOr<pid_t> spawnShell(const ShellLaunch& launch, const LaunchPolicy& policy);
 
 struct ChildSpec {
-  std::string command;                     // run with /bin/sh -c
-  std::map<std::string, std::string> env;  // FLOTILLA_* variables, over the agent's (stepEnvironment)
-  std::string workdir;                     // empty = the agent's
+  std::string command;  // run with /bin/sh -c
+  std::map<std::string, std::string>
+      env;              // FLOTILLA_* variables, over the agent's (stepEnvironment)
+  std::string workdir;  // empty = the agent's
 };
 
 struct ChildExit {

@@ -157,9 +157,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (options.insecure) {
-    spdlog::warn("INSECURE: no CURVE keys (--insecure); anyone on the path to {} can send us "
-                 "commands. For loopback experiments only.",
-                 options.coordinator);
+    spdlog::warn(
+        "INSECURE: no CURVE keys (--insecure); anyone on the path to {} can send us "
+        "commands. For loopback experiments only.",
+        options.coordinator);
   } else {
     auto pair = common::loadOrCreateKeyPair(options.state_dir + "/keys", "agent");
     if (!pair.ok()) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@
 #include "agent/process/windows.hpp"
 #include "agent/prometheus.hpp"
 #include "common/http_client.hpp"
+#include "common/logging.hpp"
 #include "common/plan.hpp"
 #include "common/strings.hpp"
 
@@ -1556,6 +1558,90 @@ StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bo
   if (log)
     log(std::string(stepName(step)) + " " + outcomeName(report.outcome) + ": " + report.message);
   return report;
+}
+
+namespace {
+
+// A process step on its own thread; the agent's loop collects what it says through this.
+class ProcessRun : public StepRun {
+ public:
+  ProcessRun(ProcessDriver& driver, Step step, Spec spec, std::function<void()> wake)
+      : wake_(std::move(wake)) {
+    thread_ = std::thread([this, &driver, step, spec = std::move(spec)] {
+      auto sink = [this](const std::string& line) {
+        {
+          std::lock_guard lock(mu_);
+          lines_.push_back(line);
+        }
+        wake_();
+      };
+      auto alerts = [this](const AlertReport& alert) {
+        {
+          std::lock_guard lock(mu_);
+          alerts_.push_back(alert);
+        }
+        wake_();
+      };
+      report_ = driver.run(step, spec, cancel_, sink, alerts);
+      done_ = true;
+      wake_();
+    });
+  }
+  ~ProcessRun() override {
+    cancel_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void pollFds(std::vector<int>&) const override {}  // wakes the loop itself
+  void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts) override {
+    std::lock_guard lock(mu_);
+    for (auto& l : lines_) lines.push_back(std::move(l));
+    for (auto& a : alerts_) alerts.push_back(std::move(a));
+    lines_.clear();
+    alerts_.clear();
+  }
+  void stop(Clock::time_point) override { cancel_ = true; }
+  std::optional<StepEnd> poll(Clock::time_point) override {
+    if (!done_) return std::nullopt;
+    if (thread_.joinable()) thread_.join();
+    return StepEnd{report_.outcome, report_.outcome == Outcome::SUCCEEDED ? 0 : 1, report_.message};
+  }
+
+ private:
+  std::function<void()> wake_;
+  std::atomic<bool> cancel_{false};
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::vector<std::string> lines_;   // guarded by mu_
+  std::vector<AlertReport> alerts_;  // guarded by mu_
+  StepReport report_;                // written before done_ is set
+  std::thread thread_;
+};
+
+}  // namespace
+
+common::StatusOr<std::unique_ptr<StepRun>> ProcessDriver::start(const StepCommand& command,
+                                                                const std::function<void()>& wake) {
+  const Step step = command.wire.getStep();
+  // Read and checked here, while the message lives; a bad spec fails the step like any error.
+  common::StatusOr<Spec> spec = command.wire.hasProcess()
+                                    ? readSpec(step, command.wire.getProcess(), cluster_)
+                                    : Status::InvalidArgument("bad spec: the command has none");
+  if (spec.ok() && spec->deployment != command.key.deployment) {
+    spec = Status::InvalidArgument("bad spec: it is for deployment \"" +
+                                   common::loggable(spec->deployment, 80) + "\"");
+  }
+  if (!spec.ok()) {
+    const std::string message = spec.status().message();
+    return std::unique_ptr<StepRun>(std::make_unique<EndedRun>(
+        StepEnd{Outcome::FAILED, 1, message},
+        std::vector<std::string>{std::string(stepName(step)) + " failed: " + message}));
+  }
+  spec->env = command.env;
+  spdlog::info("stage {} started ({} step of the process driver: {} {})", command.key.toString(),
+               stepName(step), spec->service, spec->version);
+  return std::unique_ptr<StepRun>(
+      std::make_unique<ProcessRun>(*this, step, std::move(spec).value(), wake));
 }
 
 common::Status ProcessDriver::recover(const LineSink& log) {

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "agent/child_process.hpp"
+#include "agent/driver.hpp"
 #include "agent/process/spec.hpp"
 #include "agent/stage_record.hpp"
 #include "common/status.hpp"
@@ -49,21 +50,7 @@ struct StepReport {
   std::string message;                // the reason, with measured values and thresholds
 };
 
-// Output lines as the step goes (thread-safe callback, called from the step's thread).
-using LineSink = std::function<void(const std::string& line)>;
-
-// A crossed alert threshold (the spec's "alerts"), raised once per rule and step.
-struct AlertReport {
-  std::string rule;  // "error_rate", "latency_p95", "cpu", "memory"
-  double value = 0;
-  double threshold = 0;
-  double baseline = 0;  // 0 when the rule has none
-  std::string version;  // the version measured
-  std::string message;
-};
-using AlertSink = std::function<void(const AlertReport& alert)>;
-
-class ProcessDriver {
+class ProcessDriver : public Driver {
  public:
   // `state_dir`: the agent's state directory; `cluster`: for {cluster} in paths; `launch`: how
   // replicas start (the agent's --pass-env and --run-as).
@@ -71,7 +58,15 @@ class ProcessDriver {
 
   // Re-adopts replicas recorded in the state dir that are still alive.
   // Called once at agent start, before any step.
-  common::Status recover(const LineSink& log);
+  common::Status recover(const LineSink& log) override;
+
+  const char* name() const override { return "process"; }
+
+  // Reads and checks the command's spec, then runs the step on a thread of its own (it waits on
+  // health checks and timers). A bad spec fails the step (it is not refused: the coordinator
+  // sent it, and retrying will not mend it).
+  common::StatusOr<std::unique_ptr<StepRun>> start(const StepCommand& command,
+                                                   const std::function<void()>& wake) override;
 
   // Runs one step to the end. Blocking: the agent calls it on a worker
   // thread. `cancel` becomes true when the coordinator aborts the step; the

@@ -1,36 +1,35 @@
-// The script driver: a step is a shell command run with /bin/sh -c, with the
-// FLOTILLA_* variables the coordinator chose plus the cluster's environment, over the
-// agent's allowlisted environment (stepEnvironment), as the --run-as user if any.
+// The script driver: a step is a shell command run with /bin/sh -c, with the FLOTILLA_*
+// variables of the step over the agent's allowlisted environment (stepEnvironment), as the
+// --run-as user if any, in its own process group. An abort or a timeout sends the group
+// SIGTERM, then SIGKILL after the agent's --kill-grace.
 #pragma once
 
 #include <chrono>
-#include <map>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "agent/child_process.hpp"
-#include "agent/stage_record.hpp"
+#include "agent/driver.hpp"
 #include "common/status.hpp"
 
 namespace flotilla::agent {
 
-struct StepRequest {
-  StageKey key;
-  std::string step;  // build | apply | verify | rollback
-  std::string command;
-  std::chrono::milliseconds timeout{0};
-  std::map<std::string, std::string> env;  // from the coordinator
-};
-
-class ScriptDriver {
+class ScriptDriver : public Driver {
  public:
-  ScriptDriver(std::string workdir, std::map<std::string, std::string> labels,
-               LaunchPolicy launch = {});
-  common::StatusOr<std::unique_ptr<ChildProcess>> start(const StepRequest& request) const;
+  ScriptDriver(std::string workdir, std::chrono::milliseconds kill_grace, LaunchPolicy launch = {});
+
+  const char* name() const override { return "script"; }
+  // A script step leaves nothing to re-adopt: one interrupted by a restart is reported unknown
+  // and its leftovers killed from the stage record (the agent does that for every driver).
+  common::Status recover(const LineSink&) override { return common::Status::Ok(); }
+  // Refuses an empty command and a spawn that fails.
+  common::StatusOr<std::unique_ptr<StepRun>> start(const StepCommand& command,
+                                                   const std::function<void()>& wake) override;
 
  private:
   std::string workdir_;
-  std::map<std::string, std::string> labels_;
+  std::chrono::milliseconds kill_grace_;
   LaunchPolicy launch_;
 };
 
