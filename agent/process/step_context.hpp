@@ -1,5 +1,5 @@
 // What the parts of a process step need from the step: its log, a sleep that a cancel cuts
-// short, and the status a cancelled step returns. ServiceOps (process_driver.cpp) is the real
+// short, and the status a cancelled step returns. ServiceOps (service_ops.hpp) is the real
 // one; a unit test can give its own.
 #pragma once
 

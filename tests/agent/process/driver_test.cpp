@@ -1,6 +1,6 @@
-// Tests for agent/process_driver.cpp: the real demo service as replicas, a real HAProxy in front
+// Tests for agent/process/driver.cpp and the steps: the real demo service as replicas, a real HAProxy in front
 // of them (its runtime API on a stats socket), real traffic through it with libcurl.
-#include "agent/process_driver.hpp"
+#include "agent/process/driver.hpp"
 
 #include <capnp/message.h>
 #include <curl/curl.h>

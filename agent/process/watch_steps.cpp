@@ -1,0 +1,229 @@
+// The analyze and bake steps: health checks, metric windows, the analysis and alerts.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "agent/analysis.hpp"
+#include "agent/child_process.hpp"
+#include "agent/haproxy.hpp"
+#include "agent/process/health.hpp"
+#include "agent/process/replica_process.hpp"
+#include "agent/process/service_record.hpp"
+#include "agent/process/step_context.hpp"
+#include "agent/process/steps.hpp"
+#include "agent/process/windows.hpp"
+#include "agent/prometheus.hpp"
+#include "common/http_client.hpp"
+#include "common/logging.hpp"
+#include "common/plan.hpp"
+#include "common/strings.hpp"
+
+namespace flotilla::agent {
+
+using common::httpGet;
+using common::replaceAll;
+using common::Status;
+using common::StatusOr;
+using nlohmann::json;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+
+Status StepRunner::analyze(std::string* message) {
+  ops_.useTraffic(spec_.traffic);
+  if (Status s = ops_.dropDead(); !s.ok()) return s;
+  auto& rec = ops_.record();
+  const ReplicaSet* watched = nullptr;
+  if (rec.candidate && rec.candidate->version == spec_.version) {
+    watched = &*rec.candidate;
+  } else if (!rec.candidate && rec.stable && rec.stable->version == spec_.version) {
+    ops_.say(spec_.version + " is already the stable set: health checks only");
+    return healthOnly(*rec.stable, spec_.health.interval, message);
+  } else {
+    return Status::FailedPrecondition("no candidate set of " + spec_.version + " to analyze");
+  }
+  if (!spec_.metrics) return healthOnly(*watched, spec_.health.interval, message);
+  if (!rec.stable) {
+    ops_.say("no stable set to compare " + spec_.version + " with: health checks only");
+    return healthOnly(*watched, spec_.health.interval, message);
+  }
+  const ReplicaSet candidate = *watched;
+  const ReplicaSet stable = *rec.stable;
+  HealthWatch health(ops_, candidate, spec_.health, spec_.health.interval);
+  const SetReading cand_before = readSet(ops_, candidate, spec_.health.timeout, scrapes());
+  const SetReading stable_before = readSet(ops_, stable, spec_.health.timeout, scrapes());
+  const auto started = Clock::now();
+
+  for (int extension = 0;; ++extension) {
+    if (Status s = health.watch(spec_.duration); !s.ok()) return s;
+    // Each verdict covers everything since the step began, extensions included.
+    const SetWindow cand = measure(candidate, cand_before, started, nullptr);
+    const SetWindow base = measure(stable, stable_before, started, nullptr);
+    ops_.say("window " + seconds(Clock::now() - started) + ": " +
+             describe(candidate.version, cand) + "; " + describe(stable.version, base));
+    raiseAlerts(candidate, cand, &base);
+    const AnalysisResult result = agent::analyze(cand.stats, base.stats, spec_.metrics->config);
+    std::string crossed;
+    for (const Finding& f : result.findings) {
+      ops_.say("analysis: " + f.message);
+      if (f.crossed && f.rule != "min_requests") {
+        crossed += (crossed.empty() ? "" : "; ") + f.message;
+      }
+    }
+    switch (result.verdict) {
+      case Verdict::kPass:
+        *message = "analysis passed over " + seconds(Clock::now() - started) + ": " +
+                   describe(candidate.version, cand) + " vs " + describe(stable.version, base);
+        return Status::Ok();
+      case Verdict::kFail:
+        return Status::FailedPrecondition("analysis failed: " + crossed);
+      case Verdict::kInconclusive: {
+        std::string why;
+        for (const Finding& f : result.findings) why += (why.empty() ? "" : "; ") + f.message;
+        if (!spec_.metrics->wait_when_inconclusive) {
+          return Status::FailedPrecondition("analysis inconclusive: " + why);
+        }
+        if (extension >= kMaxInconclusiveExtensions) {
+          return Status::FailedPrecondition("analysis still inconclusive after " +
+                                            seconds(Clock::now() - started) + ": " + why);
+        }
+        ops_.say("analysis inconclusive (" + why + "): watching another " +
+                 seconds(spec_.duration));
+        break;
+      }
+    }
+  }
+}
+
+Status StepRunner::bake(std::string* message) {
+  ops_.useTraffic(spec_.traffic);
+  if (Status s = ops_.dropDead(); !s.ok()) return s;
+  auto& rec = ops_.record();
+  const ReplicaSet* watched = nullptr;
+  if (rec.candidate && rec.candidate->version == spec_.version) watched = &*rec.candidate;
+  if (!watched && rec.stable && rec.stable->version == spec_.version) watched = &*rec.stable;
+  if (!watched) {
+    return Status::FailedPrecondition("no replica of " + spec_.version + " to watch");
+  }
+  // The workflow's "intense monitoring" after 100%: twice as often as during the rollout.
+  const Millis interval = std::max<Millis>(spec_.health.interval / 2, 1ms);
+  if (!spec_.alerts) return healthOnly(*watched, interval, message);
+
+  // With alerts, the watched set's metrics are also read in slices of the bake, each slice
+  // checked against the alert thresholds (latency against the stable set, if one still runs).
+  const ReplicaSet set = *watched;
+  std::optional<ReplicaSet> stable;
+  if (rec.stable && rec.stable->version != set.version) stable = *rec.stable;
+  HealthWatch health(ops_, set, spec_.health, interval);
+  const Clock::duration slice =
+      std::clamp<Clock::duration>(spec_.duration / 4, kMinAlertSlice, kMaxAlertSlice);
+  const auto end = Clock::now() + spec_.duration;
+  SetReading before = readSet(ops_, set, spec_.health.timeout, scrapes());
+  SetReading stable_before;
+  if (stable) stable_before = readSet(ops_, *stable, spec_.health.timeout, scrapes());
+  auto since = Clock::now();
+  while (Clock::now() < end) {
+    const auto left = end - Clock::now();
+    if (Status s = health.watch(std::min<Clock::duration>(slice, left)); !s.ok()) return s;
+    SetReading after;
+    SetReading stable_after;
+    const SetWindow w = measure(set, before, since, &after);
+    if (stable) {
+      const SetWindow base = measure(*stable, stable_before, since, &stable_after);
+      raiseAlerts(set, w, &base);
+    } else {
+      raiseAlerts(set, w, nullptr);
+    }
+    ops_.say("bake " + describe(set.version, w));
+    before = std::move(after);
+    stable_before = std::move(stable_after);
+    since = Clock::now();
+  }
+  *message = std::to_string(set.replicas.size()) + " replica(s) of " + set.version + " passed " +
+             std::to_string(health.checks()) + " health checks over " + seconds(spec_.duration) +
+             (alerted_.empty() ? "" : " (" + std::to_string(alerted_.size()) + " alert(s))");
+  return Status::Ok();
+}
+
+SetWindow StepRunner::measure(const ReplicaSet& set, const SetReading& before,
+                              Clock::time_point since, SetReading* after) {
+  SetReading now = readSet(ops_, set, spec_.health.timeout, scrapes());
+  SetWindow w = windowOf(ops_, before, now);
+  if (!scrapes()) {
+    std::vector<int> ports;
+    for (const Replica& r : set.replicas) ports.push_back(r.port);
+    const Millis window = std::chrono::duration_cast<Millis>(Clock::now() - since);
+    auto stats = queryWindow(*spec_.metrics->prometheus, ports, set.version, window,
+                             std::max<Millis>(spec_.health.timeout, kMinQueryTimeout));
+    if (stats.ok()) {
+      w.stats = *stats;
+      w.replicas = set.replicas.size();
+    } else {
+      // No figures is too little data: inconclusive, never a pass.
+      ops_.say("Prometheus: " + stats.status().message());
+      w.stats = WindowStats{};
+      w.stats.window = window;
+      w.replicas = 0;
+    }
+  }
+  if (after != nullptr) *after = std::move(now);
+  return w;
+}
+
+void StepRunner::raiseAlerts(const ReplicaSet& set, const SetWindow& w, const SetWindow* baseline) {
+  if (!spec_.alerts) return;
+  std::optional<double> cpu;
+  if (w.cpu && !set.replicas.empty()) cpu = *w.cpu / static_cast<double>(set.replicas.size());
+  std::optional<double> memory;
+  if (w.rss_bytes > 0) {
+    if (auto total = totalMemoryBytes(); total.ok() && *total > 0) {
+      memory = static_cast<double>(w.rss_bytes) / static_cast<double>(*total);
+    }
+  }
+  const std::vector<Finding> found = checkAlerts(
+      w.stats, baseline != nullptr ? &baseline->stats : nullptr, *spec_.alerts, cpu, memory);
+  for (const Finding& f : found) {
+    if (!alerted_.insert(f.rule).second) continue;
+    ops_.say("alert: " + set.version + ": " + f.message);
+    if (alerts_) {
+      alerts_(AlertReport{f.rule, f.canary, f.threshold, f.baseline, set.version, f.message});
+    }
+  }
+}
+
+Status StepRunner::healthOnly(const ReplicaSet& set, Millis interval, std::string* message) {
+  const ReplicaSet copy = set;
+  HealthWatch health(ops_, copy, spec_.health, interval);
+  if (Status s = health.watch(spec_.duration); !s.ok()) return s;
+  *message = std::to_string(copy.replicas.size()) + " replica(s) of " + copy.version + " passed " +
+             std::to_string(health.checks()) + " health checks over " + seconds(spec_.duration);
+  return Status::Ok();
+}
+
+}  // namespace flotilla::agent
