@@ -240,7 +240,7 @@ Status StepRunner::deployVersion(const std::string& version, std::vector<int>* p
 }
 
 Status StepRunner::waitReady(const std::string& version, const std::vector<Replica>& replicas) {
-  const auto deadline = Clock::now() + startTimeout();
+  const auto deadline = ops_.now() + startTimeout();
   const std::string& path = spec_.process->health_path;
   std::set<int> ready;
   std::map<int, std::string> last;
@@ -251,10 +251,10 @@ Status StepRunner::waitReady(const std::string& version, const std::vector<Repli
   for (const Replica& r : replicas) {
     unhealthy.emplace(r.port, ConsecutiveFailures(spec_.health.failure_threshold));
   }
-  auto next_answer_check = Clock::now();
+  auto next_answer_check = ops_.now();
   while (true) {
-    const bool judge = Clock::now() >= next_answer_check;
-    if (judge) next_answer_check = Clock::now() + spec_.health.interval;
+    const bool judge = ops_.now() >= next_answer_check;
+    if (judge) next_answer_check = ops_.now() + spec_.health.interval;
     for (const Replica& r : replicas) {
       if (ready.count(r.port)) continue;
       if (!alive(r)) {
@@ -263,7 +263,7 @@ Status StepRunner::waitReady(const std::string& version, const std::vector<Repli
                                    " exited before it became healthy; its log ends: " +
                                    lastLines(ops_.logPath(version, r.port), kLogTailLines));
       }
-      const Probe p = probe(r.port, path, spec_.health.timeout);
+      const Probe p = ops_.probe({r.port}, path, spec_.health.timeout).front();
       if (p.ok) {
         ready.insert(r.port);
         ops_.say(endpoint(r.port) + " is healthy (" + version + ")");
@@ -278,7 +278,7 @@ Status StepRunner::waitReady(const std::string& version, const std::vector<Repli
       }
     }
     if (ready.size() == replicas.size()) return Status::Ok();
-    if (Clock::now() >= deadline) {
+    if (ops_.now() >= deadline) {
       std::string detail;
       for (const Replica& r : replicas) {
         if (ready.count(r.port)) continue;

@@ -40,10 +40,10 @@ HealthWatch::HealthWatch(StepContext& ops, const ReplicaSet& set, const HealthSp
 }
 
 Status HealthWatch::watch(Clock::duration duration) {
-  const auto end = Clock::now() + duration;
+  const auto end = ops_.now() + duration;
   while (true) {
-    const auto round = Clock::now();
-    const std::vector<Probe> results = probeAll(ports_, health_.path, health_.timeout);
+    const auto round = ops_.now();
+    const std::vector<Probe> results = ops_.probe(ports_, health_.path, health_.timeout);
     for (size_t i = 0; i < ports_.size(); ++i) {
       ConsecutiveFailures& f = failures_.at(ports_[i]);
       const bool crossed = f.record(results[i].ok);
@@ -59,10 +59,10 @@ Status HealthWatch::watch(Clock::duration duration) {
     }
     const auto next = round + interval_;
     if (next >= end) {
-      if (!ops_.pause(end - Clock::now())) return ops_.abort();
+      if (!ops_.pause(end - ops_.now())) return ops_.abort();
       return Status::Ok();
     }
-    if (!ops_.pause(next - Clock::now())) return ops_.abort();
+    if (!ops_.pause(next - ops_.now())) return ops_.abort();
   }
 }
 

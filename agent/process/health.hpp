@@ -20,12 +20,6 @@
 
 namespace flotilla::agent {
 
-struct Probe {
-  bool ok = false;
-  bool answered = false;  // an HTTP answer came back (a running service said "not healthy")
-  std::string detail;     // why not
-};
-
 Probe probe(int port, const std::string& path, std::chrono::milliseconds timeout);
 // One check of every port at once, so a slow replica does not delay the others' checks.
 std::vector<Probe> probeAll(const std::vector<int>& ports, const std::string& path,
@@ -37,8 +31,8 @@ class HealthWatch {
   HealthWatch(StepContext& ops, const ReplicaSet& set, const HealthSpec& health,
               std::chrono::milliseconds interval);
 
-  // Checks every replica every interval for `duration`. Fails on the check that makes more
-  // than failure_threshold failures in a row on any replica.
+  // Checks every replica every interval for `duration`, by the context's clock and probes. Fails on
+  // the check that makes more than failure_threshold failures in a row on any replica.
   common::Status watch(std::chrono::steady_clock::duration duration);
   int checks() const { return checks_; }
 

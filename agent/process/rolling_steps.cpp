@@ -120,7 +120,7 @@ Status StepRunner::rollFailed(const std::string& target, int round, const Status
 Status StepRunner::rollTo(const std::string& target, int wanted, const RollingSpec& bounds,
                           RollResult* out) {
   auto& rec = ops_.record();
-  const auto started_at = Clock::now();
+  const auto started_at = ops_.now();
   std::optional<ReplicaSet>* grow = nullptr;
   std::optional<ReplicaSet>* shrink = nullptr;
   if (rec.stable && rec.stable->version == target) {
@@ -410,7 +410,7 @@ Status StepRunner::rollTo(const std::string& target, int wanted, const RollingSp
   rec.rolling->done = true;
   if (Status s = ops_.save(); !s.ok()) return s;
   out->rounds = round;
-  out->took = Clock::now() - started_at;
+  out->took = ops_.now() - started_at;
   return Status::Ok();
 }
 

@@ -92,6 +92,11 @@ std::string seconds(Clock::duration d) {
   return buf;
 }
 
+std::vector<Probe> ServiceOps::probe(const std::vector<int>& ports, const std::string& path,
+                                     std::chrono::milliseconds timeout) {
+  return probeAll(ports, path, timeout);
+}
+
 void ServiceOps::say(const std::string& line) const {
   if (log_) log_(line);
 }

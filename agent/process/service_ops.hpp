@@ -98,6 +98,9 @@ class ServiceOps : public StepContext {
 
   // Sleeps `d` in slices; false when cancelled.
   bool pause(Clock::duration d) override;
+  Clock::time_point now() const override { return Clock::now(); }
+  std::vector<Probe> probe(const std::vector<int>& ports, const std::string& path,
+                           std::chrono::milliseconds timeout) override;
 
   common::Status abort() override;
 

@@ -130,7 +130,8 @@ class StepRunner {
   // every change and says which replica runs which version, so a rollback, a retried roll or an
   // agent restart takes over from any point. The target grows in whichever set holds it (or a
   // free one), the other set shrinks; at the end the target is the stable set.
-  common::Status rollTo(const std::string& target, int wanted, const RollingSpec& bounds, RollResult* out);
+  common::Status rollTo(const std::string& target, int wanted, const RollingSpec& bounds,
+                        RollResult* out);
 
   // Rollback after or during a rolling update: a rolling update back to the previous version,
   // within the same bounds.

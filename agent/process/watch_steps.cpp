@@ -78,15 +78,15 @@ Status StepRunner::analyze(std::string* message) {
   HealthWatch health(ops_, candidate, spec_.health, spec_.health.interval);
   const SetReading cand_before = readSet(ops_, candidate, spec_.health.timeout, scrapes());
   const SetReading stable_before = readSet(ops_, stable, spec_.health.timeout, scrapes());
-  const auto started = Clock::now();
+  const auto started = ops_.now();
 
   for (int extension = 0;; ++extension) {
     if (Status s = health.watch(spec_.duration); !s.ok()) return s;
     // Each verdict covers everything since the step began, extensions included.
     const SetWindow cand = measure(candidate, cand_before, started, nullptr);
     const SetWindow base = measure(stable, stable_before, started, nullptr);
-    ops_.say("window " + seconds(Clock::now() - started) + ": " +
-             describe(candidate.version, cand) + "; " + describe(stable.version, base));
+    ops_.say("window " + seconds(ops_.now() - started) + ": " + describe(candidate.version, cand) +
+             "; " + describe(stable.version, base));
     raiseAlerts(candidate, cand, &base);
     const AnalysisResult result = agent::analyze(cand.stats, base.stats, spec_.metrics->config);
     std::string crossed;
@@ -98,7 +98,7 @@ Status StepRunner::analyze(std::string* message) {
     }
     switch (result.verdict) {
       case Verdict::kPass:
-        *message = "analysis passed over " + seconds(Clock::now() - started) + ": " +
+        *message = "analysis passed over " + seconds(ops_.now() - started) + ": " +
                    describe(candidate.version, cand) + " vs " + describe(stable.version, base);
         return Status::Ok();
       case Verdict::kFail:
@@ -111,7 +111,7 @@ Status StepRunner::analyze(std::string* message) {
         }
         if (extension >= kMaxInconclusiveExtensions) {
           return Status::FailedPrecondition("analysis still inconclusive after " +
-                                            seconds(Clock::now() - started) + ": " + why);
+                                            seconds(ops_.now() - started) + ": " + why);
         }
         ops_.say("analysis inconclusive (" + why + "): watching another " +
                  seconds(spec_.duration));
@@ -143,13 +143,13 @@ Status StepRunner::bake(std::string* message) {
   HealthWatch health(ops_, set, spec_.health, interval);
   const Clock::duration slice =
       std::clamp<Clock::duration>(spec_.duration / 4, kMinAlertSlice, kMaxAlertSlice);
-  const auto end = Clock::now() + spec_.duration;
+  const auto end = ops_.now() + spec_.duration;
   SetReading before = readSet(ops_, set, spec_.health.timeout, scrapes());
   SetReading stable_before;
   if (stable) stable_before = readSet(ops_, *stable, spec_.health.timeout, scrapes());
-  auto since = Clock::now();
-  while (Clock::now() < end) {
-    const auto left = end - Clock::now();
+  auto since = ops_.now();
+  while (ops_.now() < end) {
+    const auto left = end - ops_.now();
     if (Status s = health.watch(std::min<Clock::duration>(slice, left)); !s.ok()) return s;
     SetReading after;
     SetReading stable_after;
@@ -163,7 +163,7 @@ Status StepRunner::bake(std::string* message) {
     ops_.say("bake " + describe(set.version, w));
     before = std::move(after);
     stable_before = std::move(stable_after);
-    since = Clock::now();
+    since = ops_.now();
   }
   *message = std::to_string(set.replicas.size()) + " replica(s) of " + set.version + " passed " +
              std::to_string(health.checks()) + " health checks over " + seconds(spec_.duration) +
@@ -178,7 +178,7 @@ SetWindow StepRunner::measure(const ReplicaSet& set, const SetReading& before,
   if (!scrapes()) {
     std::vector<int> ports;
     for (const Replica& r : set.replicas) ports.push_back(r.port);
-    const Millis window = std::chrono::duration_cast<Millis>(Clock::now() - since);
+    const Millis window = std::chrono::duration_cast<Millis>(ops_.now() - since);
     auto stats = queryWindow(*spec_.metrics->prometheus, ports, set.version, window,
                              std::max<Millis>(spec_.health.timeout, kMinQueryTimeout));
     if (stats.ok()) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "tests/support/fake_step.hpp"
 #include "tests/support/http_server.hpp"
 
 namespace flotilla::agent {
@@ -15,20 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The step as the health code sees it: lines kept, pauses real but short.
-class FakeStep : public StepContext {
- public:
-  // Interface
-  void say(const std::string& line) const override { lines.push_back(line); }
-  bool pause(std::chrono::steady_clock::duration d) override {
-    std::this_thread::sleep_for(d);
-    return !cancelled;
-  }
-  common::Status abort() override { return common::Status::FailedPrecondition("cancelled"); }
-
-  mutable std::vector<std::string> lines;
-  bool cancelled = false;
-};
+using support::FakeStep;
 
 class ReplicaHealthTest : public ::testing::Test {
  protected:
@@ -101,6 +89,82 @@ TEST_F(ReplicaHealthTest, TheMonitorReportsFailuresFromItsOwnThread) {
   EXPECT_FALSE(monitor.healthy(port_));
   monitor.forget(port_);
   EXPECT_TRUE(monitor.healthy(port_));
+}
+
+// The watch's rules with the test's clock and probes: a ten-minute watch in microseconds.
+
+ReplicaSet twoReplicas() {
+  return ReplicaSet{"2.0.0", 100, {{0, 0, 18001, "", 0}, {0, 0, 18002, "", 0}}};
+}
+
+TEST(HealthWatchRulesTest, ChecksEveryIntervalForTheWholeWindow) {
+  FakeStep step;
+  step.probes = [](const std::vector<int>& ports, FakeStep::Clock::time_point) {
+    return std::vector<Probe>(ports.size(), Probe{true, true, ""});
+  };
+  HealthSpec health;
+  health.failure_threshold = 3;
+  HealthWatch watch(step, twoReplicas(), health, 10s);
+  ASSERT_TRUE(watch.watch(std::chrono::minutes(10)).ok());
+  EXPECT_EQ(step.probe_rounds, 60);  // at 0 s, 10 s, ... 590 s
+  EXPECT_EQ(watch.checks(), 120);    // two replicas each round
+  EXPECT_EQ(step.now() - step.start(), std::chrono::minutes(10));
+}
+
+TEST(HealthWatchRulesTest, ThresholdFailuresInARowAreToleratedOneMoreFails) {
+  HealthSpec health;
+  health.failure_threshold = 3;
+  for (int failing : {3, 4}) {
+    FakeStep step;
+    int round = 0;
+    // The second replica fails `failing` rounds in a row from the fifth, then recovers.
+    step.probes = [&](const std::vector<int>& ports, FakeStep::Clock::time_point) {
+      ++round;
+      std::vector<Probe> out(ports.size(), Probe{true, true, ""});
+      if (round >= 5 && round < 5 + failing) out[1] = Probe{false, true, "HTTP 503"};
+      return out;
+    };
+    HealthWatch watch(step, twoReplicas(), health, 1s);
+    common::Status s = watch.watch(30s);
+    if (failing == 3) {
+      EXPECT_TRUE(s.ok()) << s.message();
+      EXPECT_EQ(step.lines.size(), 3u);  // each failure said, none fatal
+    } else {
+      ASSERT_FALSE(s.ok());
+      EXPECT_NE(s.message().find("failed 4 times in a row on 127.0.0.1:18002: HTTP 503"),
+                std::string::npos)
+          << s.message();
+      EXPECT_EQ(step.now() - step.start(), 7s);  // failed at the check of round 8, at 7 s
+    }
+  }
+}
+
+TEST(HealthWatchRulesTest, AFailureStreakBrokenByAPassStartsAgain) {
+  HealthSpec health;
+  health.failure_threshold = 2;
+  FakeStep step;
+  int round = 0;
+  // fail, fail, pass, fail, fail, pass ...: never three in a row.
+  step.probes = [&](const std::vector<int>& ports, FakeStep::Clock::time_point) {
+    ++round;
+    return std::vector<Probe>(ports.size(), Probe{round % 3 == 0, true, "HTTP 500"});
+  };
+  HealthWatch watch(step, twoReplicas(), health, 1s);
+  EXPECT_TRUE(watch.watch(60s).ok());
+}
+
+TEST(HealthWatchRulesTest, ACancelledWatchStopsAtItsNextPause) {
+  FakeStep step;
+  step.probes = [&](const std::vector<int>& ports, FakeStep::Clock::time_point) {
+    step.cancelled = true;
+    return std::vector<Probe>(ports.size(), Probe{true, true, ""});
+  };
+  HealthSpec health;
+  HealthWatch watch(step, twoReplicas(), health, 1s);
+  common::Status s = watch.watch(std::chrono::hours(1));
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(step.aborted);
+  EXPECT_EQ(step.probe_rounds, 1);
 }
 
 }  // namespace

@@ -3,17 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/fake_step.hpp"
+
 namespace flotilla::agent {
 namespace {
 
-class QuietStep : public StepContext {
- public:
-  // Interface
-  void say(const std::string& line) const override { lines.push_back(line); }
-  bool pause(std::chrono::steady_clock::duration) override { return true; }
-  common::Status abort() override { return common::Status::FailedPrecondition("cancelled"); }
-  mutable std::vector<std::string> lines;
-};
+using QuietStep = support::FakeStep;
 
 TEST(WindowsTest, ReplicasSeenAtBothEndsMakeTheWindow) {
   QuietStep step;
