@@ -31,6 +31,7 @@
 #include "agent/analysis.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/process/decisions.hpp"
 #include "agent/process/health.hpp"
 #include "agent/process/replica_process.hpp"
 #include "agent/process/service_record.hpp"
@@ -122,37 +123,35 @@ Status StepRunner::rollback(std::string* message) {
   ops_.useTraffic(spec_.traffic);
   if (Status s = ops_.dropDead(); !s.ok()) return s;
   auto& rec = ops_.record();
-  // After (or during) a rolling update the way back is a rolling update too.
-  if (rec.rolling) return rollBackRolling(message);
   const std::string previous =
       !spec_.previous_version.empty() ? spec_.previous_version : rec.previous_version;
   const bool stable_is_new = rec.stable && rec.stable->version == spec_.version;
-
-  if (rec.candidate) {
-    // A candidate of the previous version next to a stable new one is an earlier rollback's
-    // half-way point: finish that one rather than undo it.
-    if (rec.candidate->version != spec_.version && rec.candidate->version == previous &&
-        (!rec.stable || stable_is_new)) {
+  switch (planRollback(rec, spec_.version, previous)) {
+    case RollbackAction::kRollBackTheRoll:
+      return rollBackRolling(message);
+    case RollbackAction::kFinishEarlierRollback:
       return restorePrevious(previous, message);
+    case RollbackAction::kRetireCandidate: {
+      const std::string version = rec.candidate->version;
+      const size_t count = rec.candidate->replicas.size();
+      if (rec.stable) {
+        if (Status s = ops_.attachAll(); !s.ok()) return s;
+        if (Status s = ops_.applyShares(0); !s.ok()) return s;
+      }
+      if (Status s = ops_.retireAll(rec.candidate); !s.ok()) return s;
+      *message = "stopped " + std::to_string(count) + " replica(s) of " + version;
+      *message += rec.stable ? "; " + rec.stable->version + " has all the traffic"
+                             : "; no stable set was running";
+      return Status::Ok();
     }
-    const std::string version = rec.candidate->version;
-    const size_t count = rec.candidate->replicas.size();
-    if (rec.stable) {
-      if (Status s = ops_.attachAll(); !s.ok()) return s;
-      if (Status s = ops_.applyShares(0); !s.ok()) return s;
-    }
-    if (Status s = ops_.retireAll(rec.candidate); !s.ok()) return s;
-    *message = "stopped " + std::to_string(count) + " replica(s) of " + version;
-    *message += rec.stable ? "; " + rec.stable->version + " has all the traffic"
-                           : "; no stable set was running";
-    return Status::Ok();
-  }
-  if (stable_is_new && !previous.empty() && previous != spec_.version) {
-    if (!spec_.process) {
-      return Status::InvalidArgument("bad spec: process is missing; it is needed to start " +
-                                     previous + " again");
-    }
-    return restorePrevious(previous, message);
+    case RollbackAction::kRestorePrevious:
+      if (!spec_.process) {
+        return Status::InvalidArgument("bad spec: process is missing; it is needed to start " +
+                                       previous + " again");
+      }
+      return restorePrevious(previous, message);
+    case RollbackAction::kNothing:
+      break;
   }
   if (rec.stable) {
     *message = "nothing to roll back: " + rec.stable->version + " is the stable set" +

@@ -31,6 +31,7 @@
 #include "agent/analysis.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/process/decisions.hpp"
 #include "agent/process/health.hpp"
 #include "agent/process/replica_process.hpp"
 #include "agent/process/service_record.hpp"
@@ -171,8 +172,9 @@ Status StepRunner::rollTo(const std::string& target, int wanted, const RollingSp
   rec.rolling = state;
   if (Status s = ops_.save(); !s.ok()) return s;
 
-  const int floor = std::max(0, wanted - bounds.max_unavailable);
-  const int ceiling = wanted + bounds.max_surge;
+  const RollBounds limits{wanted, bounds.max_unavailable, bounds.max_surge};
+  const int floor = limits.floor();
+  const int ceiling = limits.ceiling();
   const bool work = count(shrink) > 0 || count(grow) != wanted ||
                     (*grow && std::any_of((*grow)->replicas.begin(), (*grow)->replicas.end(),
                                           [&](const Replica& r) { return !serving(r); }));
@@ -265,7 +267,7 @@ Status StepRunner::rollTo(const std::string& target, int wanted, const RollingSp
     }
 
     // 2. Surge.
-    const int to_start = std::min(wanted - count(grow), ceiling - count(grow) - count(shrink));
+    const int to_start = replicasToStart(limits, RollCounts{count(grow), count(shrink), 0, 0});
     if (to_start > 0) {
       if (!spec_.process) {
         return Status::InvalidArgument("bad spec: process is missing; it is needed to start " +
@@ -364,7 +366,8 @@ Status StepRunner::rollTo(const std::string& target, int wanted, const RollingSp
     };
     const std::vector<int> old_serving = servingOld();
     const int old_count = static_cast<int>(old_serving.size());
-    const int to_stop = std::min(old_count, old_count + servingNew() - floor);
+    const int to_stop =
+        oldReplicasToStop(limits, RollCounts{count(grow), count(shrink), servingNew(), old_count});
     if (to_stop > 0) {
       const std::string version = (*shrink)->version;
       const std::set<int> victims(old_serving.begin(), old_serving.begin() + to_stop);

@@ -36,7 +36,6 @@ inline constexpr std::chrono::seconds kStopGrace{5};  // SIGTERM to SIGKILL
 inline constexpr std::chrono::seconds kKillWait{2};   // SIGKILL to giving up
 inline constexpr std::chrono::milliseconds kExitPoll{50};
 inline constexpr std::chrono::milliseconds kHaproxyTimeout{2000};
-inline constexpr int kMaxInconclusiveExtensions = 3;
 // During a bake with alerts, the watched set's metrics are judged in slices of a quarter of the
 // bake, within these bounds.
 inline constexpr std::chrono::seconds kMinAlertSlice{1};

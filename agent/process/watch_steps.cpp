@@ -31,6 +31,7 @@
 #include "agent/analysis.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/process/decisions.hpp"
 #include "agent/process/health.hpp"
 #include "agent/process/replica_process.hpp"
 #include "agent/process/service_record.hpp"
@@ -96,27 +97,25 @@ Status StepRunner::analyze(std::string* message) {
         crossed += (crossed.empty() ? "" : "; ") + f.message;
       }
     }
-    switch (result.verdict) {
-      case Verdict::kPass:
+    std::string why;
+    for (const Finding& f : result.findings) why += (why.empty() ? "" : "; ") + f.message;
+    switch (afterWindow(result.verdict, extension, spec_.metrics->wait_when_inconclusive)) {
+      case AnalysisNext::kPass:
         *message = "analysis passed over " + seconds(ops_.now() - started) + ": " +
                    describe(candidate.version, cand) + " vs " + describe(stable.version, base);
         return Status::Ok();
-      case Verdict::kFail:
+      case AnalysisNext::kFail:
         return Status::FailedPrecondition("analysis failed: " + crossed);
-      case Verdict::kInconclusive: {
-        std::string why;
-        for (const Finding& f : result.findings) why += (why.empty() ? "" : "; ") + f.message;
+      case AnalysisNext::kGiveUp:
         if (!spec_.metrics->wait_when_inconclusive) {
           return Status::FailedPrecondition("analysis inconclusive: " + why);
         }
-        if (extension >= kMaxInconclusiveExtensions) {
-          return Status::FailedPrecondition("analysis still inconclusive after " +
-                                            seconds(ops_.now() - started) + ": " + why);
-        }
+        return Status::FailedPrecondition("analysis still inconclusive after " +
+                                          seconds(ops_.now() - started) + ": " + why);
+      case AnalysisNext::kWatchAgain:
         ops_.say("analysis inconclusive (" + why + "): watching another " +
                  seconds(spec_.duration));
         break;
-      }
     }
   }
 }
