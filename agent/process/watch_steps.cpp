@@ -31,6 +31,7 @@
 #include "agent/analysis.hpp"
 #include "agent/child_process.hpp"
 #include "agent/haproxy.hpp"
+#include "agent/proc_stat.hpp"
 #include "agent/process/decisions.hpp"
 #include "agent/process/health.hpp"
 #include "agent/process/replica_process.hpp"

@@ -10,6 +10,7 @@
 #include "agent/analysis.hpp"
 #include "agent/process/service_record.hpp"
 #include "agent/process/step_context.hpp"
+#include "agent/proc_stat.hpp"
 
 namespace flotilla::agent {
 
