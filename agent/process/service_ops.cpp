@@ -403,7 +403,7 @@ Status ServiceOps::applyShares(int candidate_share) {
 void ServiceOps::openAdmin() {
   admin_.reset();
   if (record_.traffic) {
-    admin_ = std::make_unique<HaproxyAdmin>(record_.traffic->socket, kHaproxyTimeout);
+    admin_ = traffic_(*record_.traffic);
   }
 }
 

@@ -22,6 +22,7 @@
 #include "agent/process/service_record.hpp"
 #include "agent/process/spec.hpp"
 #include "agent/process/step_context.hpp"
+#include "agent/process/traffic.hpp"
 #include "common/status.hpp"
 
 namespace flotilla::agent {
@@ -62,13 +63,15 @@ class ServiceOps : public StepContext {
   using Clock = std::chrono::steady_clock;
   using Millis = std::chrono::milliseconds;
 
+  // `traffic` opens the load balancer a traffic spec names (HAProxy unless a test says otherwise).
   ServiceOps(std::string state_dir, std::string service, const std::atomic<bool>& cancel,
-             const LineSink& log, const LaunchPolicy& launch)
+             const LineSink& log, const LaunchPolicy& launch, TrafficFactory traffic = {})
       : state_dir_(std::move(state_dir)),
         service_(std::move(service)),
         cancel_(cancel),
         log_(log),
-        launch_(launch) {}
+        launch_(launch),
+        traffic_(traffic ? std::move(traffic) : haproxyTraffic(kHaproxyTimeout)) {}
 
   bool aborted() const { return aborted_; }
 
@@ -160,7 +163,8 @@ class ServiceOps : public StepContext {
   const LineSink& log_;
   const LaunchPolicy& launch_;  // how replicas start (--pass-env, --run-as)
   ServiceRecord record_;
-  std::unique_ptr<HaproxyAdmin> admin_;
+  TrafficFactory traffic_;
+  std::unique_ptr<TrafficSwitch> admin_;
   bool aborted_ = false;
 };
 
