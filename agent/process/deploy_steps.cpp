@@ -1,60 +1,20 @@
 // The deploy, shift, finalize and rollback steps of the canary and blue-green strategies.
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cmath>
-#include <condition_variable>
-#include <cstdio>
-#include <cstring>
-#include <exception>
-#include <filesystem>
-#include <fstream>
-#include <future>
 #include <map>
-#include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <regex>
 #include <set>
-#include <sstream>
-#include <thread>
-#include <utility>
+#include <string>
+#include <vector>
 
-#include "agent/analysis.hpp"
-#include "agent/child_process.hpp"
-#include "agent/haproxy.hpp"
 #include "agent/process/decisions.hpp"
 #include "agent/process/health.hpp"
 #include "agent/process/replica_process.hpp"
-#include "agent/process/service_record.hpp"
-#include "agent/process/step_context.hpp"
 #include "agent/process/steps.hpp"
-#include "agent/process/windows.hpp"
-#include "agent/prometheus.hpp"
-#include "common/http_client.hpp"
-#include "common/logging.hpp"
-#include "common/plan.hpp"
-#include "common/strings.hpp"
 
 namespace flotilla::agent {
 
-using common::httpGet;
-using common::replaceAll;
 using common::Status;
-using common::StatusOr;
-using nlohmann::json;
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using Millis = std::chrono::milliseconds;
 
 Status StepRunner::deploy(std::string* message) {
   ops_.useTraffic(spec_.traffic);

@@ -1,62 +1,26 @@
 // The process driver: the Driver interface, the step's thread, the service lock, recovery.
 #include "agent/process/driver.hpp"
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cmath>
-#include <condition_variable>
-#include <cstdio>
-#include <cstring>
-#include <exception>
+#include <atomic>
 #include <filesystem>
-#include <fstream>
-#include <future>
-#include <map>
-#include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
-#include <optional>
-#include <regex>
-#include <set>
-#include <sstream>
+#include <string>
 #include <thread>
-#include <utility>
+#include <vector>
 
-#include "agent/analysis.hpp"
-#include "agent/child_process.hpp"
-#include "agent/haproxy.hpp"
-#include "agent/process/health.hpp"
-#include "agent/process/replica_process.hpp"
 #include "agent/process/service_ops.hpp"
-#include "agent/process/service_record.hpp"
-#include "agent/process/step_context.hpp"
 #include "agent/process/steps.hpp"
-#include "agent/process/windows.hpp"
-#include "agent/prometheus.hpp"
-#include "common/http_client.hpp"
 #include "common/logging.hpp"
-#include "common/plan.hpp"
-#include "common/strings.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::agent {
 
-using common::httpGet;
-using common::replaceAll;
 using common::Status;
-using common::StatusOr;
-using nlohmann::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-using Millis = std::chrono::milliseconds;
 
 ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster, LaunchPolicy launch)
     : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)), launch_(std::move(launch)) {}
