@@ -2,6 +2,7 @@
 // order, waves in order, max_parallel, clusters chosen by name or selector, the commands sent.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,51 @@ TEST_F(DeploymentTest, UnregisteredClusterFailsTheWave) {
   Deployment d = start(p);
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
   EXPECT_EQ(d.failure->cluster, "ghost");
+}
+
+// The process driver's steps come from each wave's strategy; the repeated ones are numbered by
+// their place in the sequence, and each command carries its weight and duration.
+TEST_F(DeploymentTest, ProcessStepsFollowEachWavesStrategy) {
+  Plan p = threeWaves();
+  p.driver = common::DriverKind::kProcess;
+  p.strategy.kind = common::StrategyKind::kCanary;
+  p.strategy.steps = {10, 50, 100};
+  p.strategy.pause = std::chrono::seconds(90);
+  p.waves[1].bake = std::chrono::minutes(15);
+  common::Strategy rolling;
+  rolling.kind = common::StrategyKind::kRolling;
+  p.waves[2].strategy = rolling;
+  auto sequence = [&](size_t wave) {
+    std::vector<std::string> out;
+    for (const StepSpec& s : forwardSteps(p, wave)) {
+      out.push_back(std::string(stepName(s.kind)) + " " + std::to_string(s.weight) + "% " +
+                    std::to_string(s.duration.count()) + "ms");
+    }
+    return out;
+  };
+  EXPECT_EQ(sequence(0),
+            (std::vector<std::string>{"deploy 0% 0ms", "shift 10% 0ms", "analyze 10% 90000ms",
+                                      "shift 50% 0ms", "analyze 50% 90000ms", "shift 100% 0ms",
+                                      "finalize 100% 0ms"}));
+  EXPECT_EQ(sequence(1),
+            (std::vector<std::string>{"deploy 0% 0ms", "shift 10% 0ms", "analyze 10% 90000ms",
+                                      "shift 50% 0ms", "analyze 50% 90000ms", "shift 100% 0ms",
+                                      "bake 100% 900000ms", "finalize 100% 0ms"}));
+  EXPECT_EQ(sequence(2), std::vector<std::string>{"roll 100% 0ms"});
+
+  Deployment d = start(p);
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/deploy"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/shift-1"});
+  EXPECT_EQ(fx_.dispatches[0].command, "");  // the agent's driver knows what to do
+  EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_WEIGHT"), "10");
+  ASSERT_TRUE(fx_.dispatches[0].process.has_value());
+  EXPECT_EQ(fx_.dispatches[0].process->weight, 10u);
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/analyze-2"});
+  EXPECT_EQ(fx_.dispatches[0].process->duration, std::chrono::seconds(90));
+  // Up to four analysis windows and a minute, when that is longer than steps.timeout (5 min).
+  EXPECT_EQ(fx_.dispatches[0].timeout_ms, 420000u);
 }
 
 }  // namespace
