@@ -208,5 +208,88 @@ TEST_F(EngineMessages, UnknownApplyHeldByARestartedAgentIsVerifiedNotReapplied) 
   EXPECT_EQ(releases->at("staging-eu"), "2.0.0");
 }
 
+// Output is recorded as stage.output events of the stage's cluster, wave and step: at most 64
+// lines of at most 2048 bytes per message, and a note of the lines the agent did not send.
+TEST_F(EngineMessages, ProgressIsRecordedAsBoundedOutput) {
+  registerAgent("staging-eu", "staging");
+  auto id = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(id.ok());
+  std::vector<std::string> lines = {std::string(5000, 'x')};
+  for (int i = 1; i < 70; ++i) lines.push_back("line " + std::to_string(i));
+  capnp::MallocMessageBuilder m;
+  auto progress = m.initRoot<schema::Envelope>().initStageProgress();
+  fillRef(progress.initRef(), *id, "staging-eu/apply", 1);
+  auto list = progress.initLines(static_cast<unsigned>(lines.size()));
+  for (unsigned i = 0; i < lines.size(); ++i) list.set(i, lines[i]);
+  progress.setDroppedLines(5);
+  deliver("staging-eu", m);
+
+  auto events = store_->events(*id, 0, 1000);
+  ASSERT_TRUE(events.ok()) << events.status().toString();
+  std::vector<std::string> output;
+  for (const auto& e : *events) {
+    if (e.event.type != "stage.output") continue;
+    output.push_back(e.event.message);
+    EXPECT_EQ(e.event.wave, "staging");
+    EXPECT_EQ(e.event.cluster, "staging-eu");
+    EXPECT_EQ(e.event.step, "apply");
+  }
+  ASSERT_EQ(output.size(), 65u);
+  EXPECT_EQ(output[0], std::string(2048, 'x'));
+  EXPECT_EQ(output[63], "line 63");
+  EXPECT_EQ(output[64], "(5 more lines not shown)");
+}
+
+// An alert about the cluster's current stage is recorded as an event, counted by rule, and handed
+// to the listener (the plan's webhook) with the plan's alert settings. A rule outside [a-z0-9_]
+// is dropped and counted.
+TEST_F(EngineMessages, AlertsAreRecordedCountedAndHandedOn) {
+  registerAgent("staging-eu", "staging");
+  common::Plan plan = twoWaves();
+  plan.alerts = common::Alerts{};
+  plan.alerts->webhook = "https://hooks.example.com/deploys";
+  auto id = engine_->submit(plan, Actor::system());
+  ASSERT_TRUE(id.ok());
+  std::vector<AlertNotice> notices;
+  engine_->setAlertListener([&](const AlertNotice& n) { notices.push_back(n); });
+  auto alert = [&](const std::string& rule) {
+    capnp::MallocMessageBuilder m;
+    auto a = m.initRoot<schema::Envelope>().initAlert();
+    fillRef(a.initRef(), *id, "staging-eu/apply", 1);
+    a.setEpoch(engine_->epoch());
+    a.setRule(rule);
+    a.setValue(0.2);
+    a.setThreshold(0.05);
+    a.setVersion("2.0.0");
+    a.setMessage("error rate 20% over the alert threshold 5%");
+    deliver("staging-eu", m);
+  };
+  alert("Error-Rate!");
+  EXPECT_TRUE(notices.empty());
+  EXPECT_NE(metrics_.render().find("reason=\"bad_alert\"} 1"), std::string::npos);
+
+  alert("error_rate");
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].deployment_id, *id);
+  EXPECT_EQ(notices[0].service, "checkout");
+  EXPECT_EQ(notices[0].cluster, "staging-eu");
+  EXPECT_EQ(notices[0].wave, "staging");
+  EXPECT_EQ(notices[0].stage, "staging-eu/apply");
+  EXPECT_EQ(notices[0].rule, "error_rate");
+  EXPECT_DOUBLE_EQ(notices[0].value, 0.2);
+  EXPECT_DOUBLE_EQ(notices[0].threshold, 0.05);
+  EXPECT_EQ(notices[0].config.webhook, "https://hooks.example.com/deploys");
+  EXPECT_NE(metrics_.render().find("flotilla_alerts_total{rule=\"error_rate\"} 1"),
+            std::string::npos);
+  auto events = store_->events(*id, 0, 1000);
+  ASSERT_TRUE(events.ok()) << events.status().toString();
+  std::vector<std::string> alerts;
+  for (const auto& e : *events) {
+    if (e.event.type == "alert") alerts.push_back(e.event.message);
+  }
+  EXPECT_EQ(alerts, std::vector<std::string>{
+                        "error_rate: 2.0.0: error rate 20% over the alert threshold 5%"});
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator::testing
