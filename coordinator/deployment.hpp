@@ -4,6 +4,9 @@
 // and the time, changes the deployment and returns the Effects (events to
 // record, commands to send). The engine persists the changed deployment and
 // its events in one synced batch, and only then sends the commands.
+//
+// Implemented in coordinator/deployment*.cpp, one file per part of the machine
+// (coordinator/deployment_internal.hpp has the map).
 #pragma once
 
 #include <chrono>

@@ -1,0 +1,110 @@
+// Operator actions other than approval (coordinator/deployment_approvals.cpp): pause, resume,
+// cancel, and rollback on request, which also retries rollbacks that failed.
+#include <string>
+
+#include "coordinator/deployment.hpp"
+#include "coordinator/deployment_internal.hpp"
+
+namespace flotilla::coordinator {
+
+using common::Status;
+using deployment_internal::abortInFlightForward;
+using deployment_internal::byActor;
+using deployment_internal::emit;
+using deployment_internal::skipUnreachedWaves;
+using deployment_internal::startRollback;
+
+Status pause(Deployment& d, const Actor& by, const std::string& reason, const Context&,
+             Effects& fx) {
+  if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kAwaitingApproval &&
+      d.state != DeploymentState::kPending) {
+    return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
+                                      "; only a running deployment "
+                                      "can be paused");
+  }
+  d.resume_to = d.state == DeploymentState::kPending ? DeploymentState::kRunning : d.state;
+  d.state = DeploymentState::kPaused;
+  d.reason = "paused " + byActor(by, reason);
+  emit(fx, "deployment.paused", "", "", "",
+       d.reason + " (steps in flight finish; no new step starts)");
+  return Status::Ok();
+}
+
+Status resume(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
+              Effects& fx) {
+  if (d.state != DeploymentState::kPaused) {
+    return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
+                                      ", not paused");
+  }
+  d.state = d.resume_to;
+  d.paused_for_lost = false;
+  d.reason.clear();
+  emit(fx, "deployment.resumed", "", "", "", "resumed " + byActor(by, reason));
+  advance(d, ctx, fx);
+  return Status::Ok();
+}
+
+Status cancel(Deployment& d, const Actor& by, const std::string& reason, const Context&,
+              Effects& fx) {
+  if (isFinal(d.state)) {
+    return Status::FailedPrecondition("deployment " + d.id + " is already " +
+                                      deploymentStateName(d.state));
+  }
+  if (d.state == DeploymentState::kRollingBack) {
+    return Status::FailedPrecondition("deployment " + d.id +
+                                      " is rolling back; a rollback cannot be cancelled");
+  }
+  abortInFlightForward(d, "deployment cancelled", fx);
+  skipUnreachedWaves(d, fx);
+  d.state = DeploymentState::kCancelled;
+  d.reason = "cancelled " + byActor(by, reason);
+  emit(fx, "deployment.cancelled", "", "", "",
+       d.reason + " (clusters keep what they run now; use rollback to take the new version out)");
+  return Status::Ok();
+}
+
+Status requestRollback(Deployment& d, const Actor& by, const std::string& reason,
+                       const Context& ctx, Effects& fx) {
+  const std::string cause = "rollback requested " + byActor(by, reason);
+  switch (d.state) {
+    case DeploymentState::kRollingBack:
+      return Status::FailedPrecondition("deployment " + d.id + " is already rolling back");
+    case DeploymentState::kRolledBack:
+    case DeploymentState::kCancelled:
+      return Status::FailedPrecondition("deployment " + d.id + " is " +
+                                        deploymentStateName(d.state) + "; nothing to roll back");
+    case DeploymentState::kFailed: {
+      // Retry the rollbacks that failed (a human fixed the cluster or its agent is back).
+      bool any = false;
+      for (auto& w : d.waves) {
+        for (auto& c : w.clusters) {
+          if (c.state == ClusterState::kRollbackFailed) {
+            c.state = ClusterState::kFailed;
+            any = true;
+          }
+        }
+        if (w.state == WaveState::kFailed) w.state = WaveState::kRollingBack;
+      }
+      if (!any) {
+        return Status::FailedPrecondition("deployment " + d.id +
+                                          " failed before reaching any cluster; nothing to retry");
+      }
+      d.state = DeploymentState::kRollingBack;
+      emit(fx, "deployment.rolling_back", "", "", "", "retrying failed rollbacks: " + cause);
+      d.rollback_failed.clear();
+      advance(d, ctx, fx);
+      return Status::Ok();
+    }
+    case DeploymentState::kSucceeded:
+      // Every wave is done; roll back all of them.
+      d.wave_index = d.waves.empty() ? 0 : d.waves.size() - 1;
+      break;
+    default:
+      break;
+  }
+  startRollback(d, cause, true, fx);
+  advance(d, ctx, fx);
+  return Status::Ok();
+}
+
+}  // namespace flotilla::coordinator

@@ -1,0 +1,59 @@
+// Internal to the deployment state machine (coordinator/deployment*.cpp): the steps of the
+// machine that more than one of its parts takes. The machine is split by what moves it:
+//
+//   deployment.cpp            the model (state names, forward steps, the cluster index), a new
+//                             deployment, and advance(): the forward drive, wave by wave, and
+//                             the commands it sends
+//   deployment_rollback.cpp   the way back: starting a rollback, running it newest wave first,
+//                             ending it rolled back or failed
+//   deployment_approvals.cpp  the approval rule: who may approve, how many, for how long
+//   deployment_results.cpp    stage results from agents, one or a turn's batch
+//   deployment_agents.cpp     an agent lost past the deadline, or back again
+//   deployment_actions.cpp    pause, resume, cancel and rollback on request
+//   deployment_json.cpp       the stored form
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "coordinator/deployment.hpp"
+
+namespace flotilla::coordinator::deployment_internal {
+
+// Records an event and marks the deployment changed.
+void emit(Effects& fx, std::string type, std::string wave, std::string cluster, std::string step,
+          std::string message);
+
+// "by alice", or "by alice: <reason>", the reason bounded and without control characters.
+std::string byActor(const Actor& by, const std::string& reason);
+
+// Whether `c` is on its way forward: a forward step in flight, or between two of them.
+bool isActiveForward(const ClusterProgress& c);
+
+// Sends `step` to cluster `c` of wave `wave`. `index`: the step's place in forwardSteps(), or
+// -1 for rollback.
+void dispatch(Deployment& d, size_t wave, ClusterProgress& c, Step step, int index, Effects& fx);
+
+// deployment_rollback.cpp
+
+// Stops going forward and starts taking the new version out (of every wave reached, or only
+// of the current one). Aborts the forward steps in flight; the waves not reached are skipped.
+void startRollback(Deployment& d, const std::string& reason, bool whole_fleet, Effects& fx);
+// A forward step failed on cluster `c` of wave `wave`: the first failure starts the rollback.
+void forwardFailed(Deployment& d, size_t wave, ClusterProgress& c, const std::string& message,
+                   Effects& fx);
+// Asks for an abort of every forward step in flight (once each).
+void abortInFlightForward(Deployment& d, const std::string& reason, Effects& fx);
+void skipUnreachedWaves(Deployment& d, Effects& fx);
+// Moves a rollback in progress as far as it can go now.
+void runRollback(Deployment& d, const Context& ctx, Effects& fx);
+
+// deployment_approvals.cpp
+
+// Whether wave `index` may start now as far as approvals go. A wave approved ahead is held
+// again when its approvals expired before the deployment reached it.
+bool approvalHolds(Deployment& d, size_t index, const Context& ctx, Effects& fx);
+// "1 of 2 approvals".
+std::string approvalProgress(const WaveProgress& w, const common::Wave& pw);
+
+}  // namespace flotilla::coordinator::deployment_internal

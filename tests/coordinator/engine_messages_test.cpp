@@ -1,0 +1,295 @@
+// Tests for what agents' frames mean (coordinator/engine_messages.cpp): register and its held
+// stages, heartbeats, results, progress and alerts; what is dropped before registration or
+// without the command's nonce.
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/coordinator/engine_fixture.hpp"
+
+namespace flotilla::coordinator::testing {
+namespace {
+
+using EngineMessages = EngineTest;
+
+TEST_F(EngineMessages, RegisterIsAnsweredWithTheEpoch) {
+  registerAgent("staging-eu", "staging");
+  ASSERT_EQ(outbox_.sent.size(), 1u);
+  EXPECT_EQ(outbox_.sent[0].which, schema::Envelope::REGISTERED);
+  EXPECT_EQ(outbox_.sent[0].epoch, engine_->epoch());
+  engine_->tick();  // the snapshot is republished once per turn of the loop
+  auto agents = engine_->agentsSnapshot();
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0].labels.at("environment"), "staging");
+}
+
+// A fleet that would send more than --max-heartbeat-rate beats a second is asked for slower
+// ones, never so slow that three outlast the lost deadline; an agent is unknown after missing
+// three of its own beats (or two thirds of the deadline), not three of the fastest.
+TEST_F(EngineMessages, ALargeFleetIsAskedForSlowerHeartbeats) {
+  options_.max_heartbeats_per_second = 2;  // floor 500 ms, lost after 3 s: ceiling 1 s
+  openEngine();
+  std::vector<uint32_t> asked;
+  for (const char* cluster : {"a", "b", "c", "d"}) {
+    outbox_.sent.clear();
+    registerAgent(cluster, "staging");
+    ASSERT_EQ(outbox_.sent.size(), 1u);
+    asked.push_back(outbox_.sent[0].heartbeat_ms);
+  }
+  // Fleets of 0, 1, 2 and 3 known agents: 0, 500, 1000, 1500 ms at 2 a second.
+  EXPECT_EQ(asked, (std::vector<uint32_t>{500, 500, 1000, 1000}));
+  auto state = [&](const std::string& cluster) {
+    engine_->tick();
+    for (const auto& a : engine_->agentsSnapshot()) {
+      if (a.cluster == cluster) return a.state;
+    }
+    return AgentState::kLost;
+  };
+  clock_.advance(std::chrono::milliseconds(1600));
+  EXPECT_EQ(state("a"), AgentState::kUnknown);    // three beats of 500 ms missed
+  EXPECT_EQ(state("d"), AgentState::kConnected);  // not yet two of 1 s
+  clock_.advance(std::chrono::milliseconds(500));
+  EXPECT_EQ(state("d"), AgentState::kUnknown);  // two thirds of the 3 s deadline
+}
+
+TEST_F(EngineMessages, RegisterUnderAnotherNameIsDropped) {
+  registerAgent("staging-eu", "staging");
+  outbox_.sent.clear();
+  capnp::MallocMessageBuilder m;
+  m.initRoot<schema::Envelope>().initRegister().setCluster("prod-eu-1");
+  deliver("staging-eu", m);  // a connection speaks as one cluster only
+  ASSERT_EQ(outbox_.sent.size(), 1u);
+  EXPECT_EQ(outbox_.sent[0].which, schema::Envelope::REFUSED);
+  EXPECT_NE(metrics_.render().find("reason=\"identity_mismatch\"} 1"), std::string::npos);
+  auto agents = (engine_->tick(), engine_->agentsSnapshot());
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents[0].cluster, "staging-eu");
+}
+
+TEST_F(EngineMessages, NothingButRegisterIsHandledBeforeRegistration) {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<schema::Envelope>().initStageResult();
+  r.initRef().setDeploymentId("x-1");
+  deliver("staging-eu", m);
+  EXPECT_NE(metrics_.render().find("reason=\"unregistered\"} 1"), std::string::npos);
+}
+
+TEST_F(EngineMessages, CommandsAgentsNeverSendAreDropped) {
+  registerAgent("staging-eu", "staging");
+  capnp::MallocMessageBuilder m;
+  m.initRoot<schema::Envelope>().initStageCommand().initRef().setDeploymentId("x-1");
+  deliver("staging-eu", m);
+  EXPECT_NE(metrics_.render().find("reason=\"unexpected_type\"} 1"), std::string::npos);
+}
+
+// A frame about a stage counts only with the nonce of the command sent for it: a forged or
+// guessed one (another attempt's, none, a made-up one) is dropped and counted, and the stage
+// waits for the real answer.
+TEST_F(EngineMessages, FramesWithoutTheCommandsNonceAreDropped) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto id = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(id.ok());
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  auto forged = [&](const std::string& nonce, uint32_t attempt) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initStageResult();
+    auto ref = r.initRef();
+    ref.setDeploymentId(*id);
+    ref.setStageId("staging-eu/apply");
+    ref.setAttempt(attempt);
+    ref.setNonce(nonce);
+    r.setEpoch(engine_->epoch());
+    r.setOutcome(schema::Outcome::SUCCEEDED);
+    deliver("staging-eu", m);
+  };
+  forged("", 1);
+  forged(std::string(64, '0'), 1);
+  // The real nonce of attempt 1 does not vouch for attempt 2.
+  forged(outbox_.nonces.at(*id + "|staging-eu/apply|1"), 2);
+  {
+    capnp::MallocMessageBuilder m;
+    auto p = m.initRoot<schema::Envelope>().initStageProgress();
+    p.initRef().setDeploymentId(*id);
+    p.getRef().setStageId("staging-eu/apply");
+    p.getRef().setAttempt(1);
+    p.initLines(1).set(0, "forged output");
+    deliver("staging-eu", m);
+  }
+  EXPECT_NE(metrics_.render().find("reason=\"bad_nonce\"} 4"), std::string::npos)
+      << metrics_.render();
+  auto d = store_->loadDeployment(*id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->waves[0].clusters[0].state, ClusterState::kApplying);
+  auto events = store_->events(*id, 0, 1000);
+  ASSERT_TRUE(events.ok());
+  for (const auto& e : *events) EXPECT_NE(e.event.type, "stage.output");
+  // The agent's own answer, with the nonce it was sent.
+  result("staging-eu", *id, "staging-eu/apply");
+  d = store_->loadDeployment(*id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->waves[0].clusters[0].state, ClusterState::kSucceeded);
+}
+
+// An agent answers a late copy of a command from before a restart with "refused" (it already
+// follows the newer epoch). That answer is about the old copy: this run's copy of the same stage
+// stays in flight and is answered on its own.
+TEST_F(EngineMessages, RefusalOfAnOlderEpochsCommandDoesNotFailTheStage) {
+  registerAgent("staging-eu", "staging");
+  auto id = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(id.ok());
+  openEngine();  // a new epoch
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  auto refused = [&](uint64_t epoch) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initStageResult();
+    fillRef(r.initRef(), *id, "staging-eu/apply", 1);
+    r.setEpoch(epoch);
+    r.setOutcome(schema::Outcome::REFUSED);
+    r.setMessage("stale epoch");
+    deliver("staging-eu", m);
+  };
+  refused(engine_->epoch() - 1);
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+  EXPECT_NE(metrics_.render().find("flotilla_stale_results_total 1"), std::string::npos);
+  result("staging-eu", *id, "staging-eu/apply");
+  auto d = store_->loadDeployment(*id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->waves[0].clusters[0].state, ClusterState::kSucceeded);
+  // A refusal of this epoch's own command is a failure like any other.
+  ASSERT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/apply");
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<schema::Envelope>().initStageResult();
+  fillRef(r.initRef(), *id, "prod-eu-1/apply", 1);
+  r.setEpoch(engine_->epoch());
+  r.setOutcome(schema::Outcome::REFUSED);
+  deliver("prod-eu-1", m);
+  EXPECT_EQ(stored(*id), DeploymentState::kRollingBack);
+}
+
+// An agent restarted while apply ran reports it unknown when it registers again: the coordinator
+// sends verify (the plan's re-check), never apply again.
+TEST_F(EngineMessages, UnknownApplyHeldByARestartedAgentIsVerifiedNotReapplied) {
+  registerAgent("staging-eu", "staging");
+  common::Plan plan = twoWaves();
+  plan.steps.verify = "verify";
+  plan.waves.resize(1);
+  auto id = engine_->submit(plan, Actor::system());
+  ASSERT_TRUE(id.ok());
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  outbox_.sent.clear();
+  capnp::MallocMessageBuilder m;
+  auto reg = m.initRoot<schema::Envelope>().initRegister();
+  reg.setCluster("staging-eu");
+  reg.setAgentVersion("test");
+  auto labels = reg.initLabels(1);
+  labels[0].setKey("environment");
+  labels[0].setValue("staging");
+  auto held = reg.initHeld(1);
+  fillRef(held[0].initRef(), *id, "staging-eu/apply", 1);
+  held[0].setRunning(false);
+  held[0].setOutcome(schema::Outcome::UNKNOWN);
+  held[0].setMessage("the agent stopped while this step ran; its effect is unknown");
+  deliver("staging-eu", m);
+  // verify, attempt 1 (the reconcile after a registration may send it twice: the agent dedupes).
+  const auto commands = outbox_.commands();
+  ASSERT_FALSE(commands.empty());
+  for (const auto& c : commands) EXPECT_EQ(c, "staging-eu:staging-eu/verify");
+  EXPECT_EQ(outbox_.sent.back().attempt, 1u);
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+  result("staging-eu", *id, "staging-eu/verify");
+  EXPECT_EQ(stored(*id), DeploymentState::kSucceeded);
+  auto releases = store_->releases("checkout");
+  ASSERT_TRUE(releases.ok());
+  EXPECT_EQ(releases->at("staging-eu"), "2.0.0");
+}
+
+// Output is recorded as stage.output events of the stage's cluster, wave and step: at most 64
+// lines of at most 2048 bytes per message, and a note of the lines the agent did not send.
+TEST_F(EngineMessages, ProgressIsRecordedAsBoundedOutput) {
+  registerAgent("staging-eu", "staging");
+  auto id = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(id.ok());
+  std::vector<std::string> lines = {std::string(5000, 'x')};
+  for (int i = 1; i < 70; ++i) lines.push_back("line " + std::to_string(i));
+  capnp::MallocMessageBuilder m;
+  auto progress = m.initRoot<schema::Envelope>().initStageProgress();
+  fillRef(progress.initRef(), *id, "staging-eu/apply", 1);
+  auto list = progress.initLines(static_cast<unsigned>(lines.size()));
+  for (unsigned i = 0; i < lines.size(); ++i) list.set(i, lines[i]);
+  progress.setDroppedLines(5);
+  deliver("staging-eu", m);
+
+  auto events = store_->events(*id, 0, 1000);
+  ASSERT_TRUE(events.ok()) << events.status().toString();
+  std::vector<std::string> output;
+  for (const auto& e : *events) {
+    if (e.event.type != "stage.output") continue;
+    output.push_back(e.event.message);
+    EXPECT_EQ(e.event.wave, "staging");
+    EXPECT_EQ(e.event.cluster, "staging-eu");
+    EXPECT_EQ(e.event.step, "apply");
+  }
+  ASSERT_EQ(output.size(), 65u);
+  EXPECT_EQ(output[0], std::string(2048, 'x'));
+  EXPECT_EQ(output[63], "line 63");
+  EXPECT_EQ(output[64], "(5 more lines not shown)");
+}
+
+// An alert about the cluster's current stage is recorded as an event, counted by rule, and handed
+// to the listener (the plan's webhook) with the plan's alert settings. A rule outside [a-z0-9_]
+// is dropped and counted.
+TEST_F(EngineMessages, AlertsAreRecordedCountedAndHandedOn) {
+  registerAgent("staging-eu", "staging");
+  common::Plan plan = twoWaves();
+  plan.alerts = common::Alerts{};
+  plan.alerts->webhook = "https://hooks.example.com/deploys";
+  auto id = engine_->submit(plan, Actor::system());
+  ASSERT_TRUE(id.ok());
+  std::vector<AlertNotice> notices;
+  engine_->setAlertListener([&](const AlertNotice& n) { notices.push_back(n); });
+  auto alert = [&](const std::string& rule) {
+    capnp::MallocMessageBuilder m;
+    auto a = m.initRoot<schema::Envelope>().initAlert();
+    fillRef(a.initRef(), *id, "staging-eu/apply", 1);
+    a.setEpoch(engine_->epoch());
+    a.setRule(rule);
+    a.setValue(0.2);
+    a.setThreshold(0.05);
+    a.setVersion("2.0.0");
+    a.setMessage("error rate 20% over the alert threshold 5%");
+    deliver("staging-eu", m);
+  };
+  alert("Error-Rate!");
+  EXPECT_TRUE(notices.empty());
+  EXPECT_NE(metrics_.render().find("reason=\"bad_alert\"} 1"), std::string::npos);
+
+  alert("error_rate");
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].deployment_id, *id);
+  EXPECT_EQ(notices[0].service, "checkout");
+  EXPECT_EQ(notices[0].cluster, "staging-eu");
+  EXPECT_EQ(notices[0].wave, "staging");
+  EXPECT_EQ(notices[0].stage, "staging-eu/apply");
+  EXPECT_EQ(notices[0].rule, "error_rate");
+  EXPECT_DOUBLE_EQ(notices[0].value, 0.2);
+  EXPECT_DOUBLE_EQ(notices[0].threshold, 0.05);
+  EXPECT_EQ(notices[0].config.webhook, "https://hooks.example.com/deploys");
+  EXPECT_NE(metrics_.render().find("flotilla_alerts_total{rule=\"error_rate\"} 1"),
+            std::string::npos);
+  auto events = store_->events(*id, 0, 1000);
+  ASSERT_TRUE(events.ok()) << events.status().toString();
+  std::vector<std::string> alerts;
+  for (const auto& e : *events) {
+    if (e.event.type == "alert") alerts.push_back(e.event.message);
+  }
+  EXPECT_EQ(alerts, std::vector<std::string>{
+                        "error_rate: 2.0.0: error rate 20% over the alert threshold 5%"});
+}
+
+}  // namespace
+}  // namespace flotilla::coordinator::testing
