@@ -50,6 +50,19 @@ TEST(IsCurveKey, TakesFortyZ85CharactersThatDecode) {
   EXPECT_FALSE(isCurveKey(std::string(40, '#')));
 }
 
+TEST(IsCurveKey, ANulInsideTheFortyCharactersIsNotAKey) {
+  // Forty characters, but a C string of 35: only 28 bytes would be decoded.
+  const CurveKeyPair pair = freshPair();
+  std::string key = pair.public_key.substr(0, 35) + std::string(1, '\0') + "abcd";
+  ASSERT_EQ(key.size(), 40u);
+  EXPECT_FALSE(isCurveKey(key));
+  // Nor taken from a key file that holds one.
+  TempDir tmp("curve-test");
+  writeFile(tmp.path() + "/coordinator.pub", key + "\n");
+  EXPECT_TRUE(keyFromArgument("@" + tmp.path() + "/coordinator.pub").status().isInvalidArgument());
+  EXPECT_TRUE(readPublicKey(tmp.path(), "coordinator").status().isCorruption());
+}
+
 class KeyPairTest : public ::testing::Test {
  protected:
   std::string keys() const { return tmp_.path() + "/keys"; }
