@@ -207,6 +207,16 @@ TEST_F(FailpointTest, TheSyntaxAndItsRefusals) {
   EXPECT_TRUE(contains(two, "boom")) << two;
 }
 
+TEST_F(FailpointTest, AHitNumberIsDigitsOnly) {
+  // A hit that can never come (a sign, a number past 64 bits) would silently turn a crash test
+  // into a test of nothing.
+  for (const char* count : {"-1", "18446744073709551616"}) {
+    const std::string problems =
+        configureFailpoints(std::string("coordinator.mid_rollback=crash@") + count);
+    EXPECT_TRUE(contains(problems, "is not a hit number")) << count << " -> " << problems;
+  }
+}
+
 TEST_F(FailpointTest, HitsAreCountedOnlyWhileSomethingIsArmed) {
   ASSERT_EQ(configureFailpoints(""), "");
   FLOTILLA_FAILPOINT("coordinator.after_commit_before_send");
