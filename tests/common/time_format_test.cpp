@@ -101,6 +101,16 @@ TEST(ParseRfc3339, ClockFieldsAreChecked) {
   EXPECT_EQ(parseRfc3339("2026-11-27T23:59:61Z"), std::nullopt);
 }
 
+TEST(ParseRfc3339, ALeapSecondIsTheSecondAfter59) {
+  // RFC 3339 allows second 60, and leap seconds come at the end of a UTC day.
+  EXPECT_EQ(parseRfc3339("2016-12-31T23:59:60Z"), parseRfc3339("2017-01-01T00:00:00Z"));
+  EXPECT_EQ(parseRfc3339("2016-12-31T23:59:60.500Z"), parseRfc3339("2017-01-01T00:00:00.500Z"));
+  EXPECT_EQ(parseRfc3339("2017-01-01T00:59:60+01:00"), parseRfc3339("2017-01-01T00:00:00Z"));
+  // Still a day of its month: not a way past the calendar check.
+  EXPECT_EQ(parseRfc3339("2026-02-29T23:59:60Z"), std::nullopt);
+  EXPECT_EQ(parseRfc3339("2026-04-31T23:59:60Z"), std::nullopt);
+}
+
 TEST(ParseRfc3339, AnythingElseIsNotATime) {
   for (const char* bad : {
            "",
