@@ -130,6 +130,22 @@ TEST(RecordsTest, EmptyTextFieldsAndExtremeNumbersRoundTrip) {
   EXPECT_TRUE(*cluster == c);
 }
 
+TEST(RecordsTest, TextWithNulBytesIsKeptWhole) {
+  // Peer text (a step's message) may hold any byte; the JSON records kept a NUL, so do these.
+  const std::string nul("exit 3: a\0b", 11);
+  auto back = decodeEventRecord(encodeEventRecord(1, 2, Event{"t", "w", "c", "s", nul}));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_EQ(back->event.message, nul);
+  ClusterProgress c;
+  c.name = "prod-eu-1";
+  c.message = nul;
+  c.previous_version = std::string("1.4\0", 4);
+  auto cluster = decodeClusterRecord(encodeClusterRecord(c));
+  ASSERT_TRUE(cluster.ok()) << cluster.status().toString();
+  EXPECT_EQ(cluster->message, nul);
+  EXPECT_EQ(cluster->previous_version, c.previous_version);
+}
+
 TEST(RecordsTest, RecordsDecodeFromBytesOfAnyAlignment) {
   // RocksDB hands out values at whatever address it likes.
   Event e{"cluster.succeeded", "prod", "prod-eu-1", "verify", "ok"};
