@@ -61,7 +61,8 @@ Status syncDir(const std::string& dir) {
 }  // namespace
 
 bool isCurveKey(const std::string& key) {
-  if (key.size() != 40) return false;
+  // zmq_z85_decode reads a C string: a NUL inside would end the key early.
+  if (key.size() != 40 || key.find('\0') != std::string::npos) return false;
   uint8_t raw[32];
   return zmq_z85_decode(raw, key.c_str()) != nullptr;
 }

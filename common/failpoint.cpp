@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -86,9 +87,12 @@ std::string parse(const std::string& spec, std::map<std::string, Armed>& out) {
     if (at != std::string::npos) {
       std::string count = action.substr(at + 1);
       action = action.substr(0, at);
-      char* stop = nullptr;
-      unsigned long long n = std::strtoull(count.c_str(), &stop, 10);
-      if (count.empty() || *stop != '\0' || n == 0) {
+      // Digits only: strtoull would take "-1" as the largest number, a hit that never comes.
+      const bool digits =
+          !count.empty() && count.find_first_not_of("0123456789") == std::string::npos;
+      errno = 0;
+      unsigned long long n = digits ? std::strtoull(count.c_str(), nullptr, 10) : 0;
+      if (!digits || errno == ERANGE || n == 0) {
         problems += "failpoint " + name + ": \"@" + count + "\" is not a hit number (1, 2, ...); ";
         continue;
       }

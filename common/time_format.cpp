@@ -77,9 +77,11 @@ std::optional<int64_t> parseRfc3339(const std::string& text) {
   tm.tm_mday = day;
   tm.tm_hour = hour;
   tm.tm_min = minute;
-  tm.tm_sec = second;
+  // A leap second (:60) is the second after :59; it ends a day, so it is added after the check.
+  tm.tm_sec = second == 60 ? 59 : second;
   time_t secs = timegm(&tm);
   if (tm.tm_mday != day) return std::nullopt;  // 31 February and the like rolled over
+  if (second == 60) ++secs;
   return (static_cast<int64_t>(secs) - offset_minutes * 60) * 1000 + millis;
 }
 

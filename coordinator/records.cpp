@@ -24,6 +24,10 @@ unsigned segmentWords(size_t text_bytes) {
   return static_cast<unsigned>(24 + text_bytes / sizeof(capnp::word));
 }
 
+// A std::string as Text, all of it: the implicit conversion goes through c_str() and would stop
+// at a NUL inside peer text.
+capnp::Text::Reader textOf(const std::string& s) { return capnp::Text::Reader(s.data(), s.size()); }
+
 std::string flatBytes(capnp::MessageBuilder& message) {
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
@@ -62,7 +66,7 @@ std::string encodeClusterRecord(const ClusterProgress& c) {
   capnp::MallocMessageBuilder message(
       segmentWords(c.name.size() + c.previous_version.size() + c.message.size()));
   auto r = message.initRoot<schema::ClusterRecord>();
-  r.setName(c.name);
+  r.setName(textOf(c.name));
   r.setState(static_cast<uint8_t>(c.state));
   r.setStep(c.step ? static_cast<int8_t>(*c.step) : int8_t{-1});
   r.setStepIndex(c.step_index);
@@ -72,8 +76,8 @@ std::string encodeClusterRecord(const ClusterProgress& c) {
   r.setAgentLost(c.agent_lost);
   r.setRollbackLost(c.rollback_lost);
   r.setApplied(c.applied);
-  r.setPreviousVersion(c.previous_version);
-  r.setMessage(c.message);
+  r.setPreviousVersion(textOf(c.previous_version));
+  r.setMessage(textOf(c.message));
   r.setHasExitCode(c.exit_code.has_value());
   r.setExitCode(c.exit_code.value_or(0));
   return flatBytes(message);
@@ -113,11 +117,11 @@ std::string encodeEventRecord(uint64_t seq, int64_t time_ms, const Event& e) {
   auto r = message.initRoot<schema::EventRecord>();
   r.setSeq(seq);
   r.setTimeMs(time_ms);
-  r.setType(e.type);
-  r.setWave(e.wave);
-  r.setCluster(e.cluster);
-  r.setStep(e.step);
-  r.setMessage(e.message);
+  r.setType(textOf(e.type));
+  r.setWave(textOf(e.wave));
+  r.setCluster(textOf(e.cluster));
+  r.setStep(textOf(e.step));
+  r.setMessage(textOf(e.message));
   return flatBytes(message);
 }
 

@@ -1,6 +1,7 @@
 // Trust and AgentGate below the transport: enrollment tokens, keys bound to one cluster,
 // pinned environments, label bounds, one connection per cluster, revocation. The real-socket
-// version of each rule is in integration/agent_trust_test.cpp.
+// version of each rule is in integration/agent_trust_test.cpp; Trust's own rules (token bounds,
+// expiry, revocation, restarts) are in trust_test.cpp.
 #include "coordinator/agent_gate.hpp"
 
 #include <capnp/message.h>
@@ -163,22 +164,6 @@ TEST_F(AgentGateTest, LabelsAreBounded) {
   std::string t = token("staging-eu");
   EXPECT_FALSE(reg(Peer{"c1", "K1", ""}, "staging-eu", many, t).has_value());
   EXPECT_TRUE(gate_->admitKey("K1", "")) << "a refused register does not spend the token";
-}
-
-TEST_F(AgentGateTest, EnrollmentTokensAreBoundedAndValidated) {
-  Actor admin{"admin", "admin", {}, ""};
-  EXPECT_FALSE(gate_->createEnrollment("Bad_Name", 1000, admin).ok());
-  EXPECT_FALSE(gate_->createEnrollment("staging-eu", 0, admin).ok());
-  EXPECT_FALSE(gate_->createEnrollment("staging-eu", Trust::kMaxEnrollmentTtlMs + 1, admin).ok());
-  auto e = gate_->createEnrollment("staging-eu", 1000, admin);
-  ASSERT_TRUE(e.ok());
-  EXPECT_EQ(e->token.rfind("fle_", 0), 0u);
-  // Only the hash is stored.
-  auto records = store_->scanRecords("trust/enroll/");
-  ASSERT_TRUE(records.ok());
-  ASSERT_EQ(records->size(), 1u);
-  EXPECT_EQ((*records)[0].first.find(e->token), std::string::npos);
-  EXPECT_EQ((*records)[0].second.find(e->token), std::string::npos);
 }
 
 }  // namespace
