@@ -15,6 +15,7 @@
 //   coordinator.after_rollback_commit_before_send  the same, for a transition that rolls back
 //   coordinator.mid_rollback                       one rollback command sent, the rest not
 //   coordinator.after_result_before_commit         a stage result received, not yet stored
+//   coordinator.after_flush_before_release         a batch stored, its held frames not sent
 //   agent.after_record_started_before_spawn        "started" recorded, the step not spawned
 //   agent.after_child_exit_before_record           the step ended, its end not recorded
 //   agent.after_record_before_result               the end recorded, not reported
