@@ -161,30 +161,10 @@ Status StepRunner::deployVersion(const std::string& version, std::vector<int>* p
   }
   if (Status s = ops_.save(); !s.ok()) return s;
 
-  std::set<int> avoid = ops_.recordedPorts();
-  int next_port = spec_.process->port_min;
-  while (static_cast<int>(rec.candidate->replicas.size()) < wanted) {
-    if (!ops_.pause(0s)) return ops_.abort();
-    int port = -1;
-    for (; next_port <= spec_.process->port_max; ++next_port) {
-      if (!avoid.count(next_port) && portFree(next_port)) {
-        port = next_port++;
-        break;
-      }
-    }
-    if (port < 0) {
-      return failDeploy(version, Status::Unavailable("no free port in " +
-                                                     std::to_string(spec_.process->port_min) + "-" +
-                                                     std::to_string(spec_.process->port_max)));
-    }
-    avoid.insert(port);
-    auto replica = ops_.start(spec_, version, port);
-    if (!replica.ok()) return failDeploy(version, replica.status());
-    rec.candidate->replicas.push_back(*replica);
-    if (Status s = ops_.save(); !s.ok()) return s;
-    ops_.say("started " + endpoint(port) + " (pid " + std::to_string(replica->pid) + ") for " +
-             version);
-  }
+  Status not_started = Status::Ok();
+  const int missing = wanted - static_cast<int>(rec.candidate->replicas.size());
+  if (Status s = startReplicas(*rec.candidate, missing, &not_started); !s.ok()) return s;
+  if (!not_started.ok()) return failDeploy(version, not_started);
 
   if (Status s = waitReady(version, rec.candidate->replicas); !s.ok()) {
     if (ops_.aborted()) return s;

@@ -233,32 +233,10 @@ Status StepRunner::rollTo(const std::string& target, int wanted, const RollingSp
                                        target);
       }
       if (!*grow) *grow = ReplicaSet{target, 0, {}};
-      std::set<int> avoid = ops_.recordedPorts();
-      int next_port = spec_.process->port_min;
-      for (int i = 0; i < to_start; ++i) {
-        if (!ops_.pause(0s)) return ops_.abort();
-        int port = -1;
-        for (; next_port <= spec_.process->port_max; ++next_port) {
-          if (!avoid.count(next_port) && portFree(next_port)) {
-            port = next_port++;
-            break;
-          }
-        }
-        if (port < 0) {
-          return rollFailed(
-              target, round + 1,
-              Status::Unavailable("no free port in " + std::to_string(spec_.process->port_min) +
-                                  "-" + std::to_string(spec_.process->port_max)));
-        }
-        avoid.insert(port);
-        auto replica = ops_.start(spec_, target, port);
-        if (!replica.ok()) return rollFailed(target, round + 1, replica.status());
-        (*grow)->replicas.push_back(*replica);
-        if (Status s = ops_.save(); !s.ok()) return s;
-        ops_.say("started " + endpoint(port) + " (pid " + std::to_string(replica->pid) + ") for " +
-                 target);
-        ++out->started;
-      }
+      Status not_started = Status::Ok();
+      if (Status s = startReplicas(**grow, to_start, &not_started); !s.ok()) return s;
+      if (!not_started.ok()) return rollFailed(target, round + 1, not_started);
+      out->started += to_start;
       changed = true;
     }
 

@@ -70,6 +70,11 @@ class StepRunner {
   common::Status deployVersion(const std::string& version, std::vector<int>* ports);
 
   // Polls every one of `replicas` until each has answered 200 once.
+  // Starts `count` replicas of the set's version into `set`, each on a free port of the spec's
+  // range, saving the record after each. A replica that cannot start (no free port, a spawn
+  // failure) stops there and says why in `*not_started` (the caller decides what that means);
+  // what is returned is a cancel or a record that cannot be saved.
+  common::Status startReplicas(ReplicaSet& set, int count, common::Status* not_started);
   common::Status waitReady(const std::string& version, const std::vector<Replica>& replicas);
 
   // A deploy that cannot finish takes its replicas away again.

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "agent/analysis.hpp"
+#include "agent/proc_stat.hpp"
 #include "agent/process/service_record.hpp"
 #include "agent/process/step_context.hpp"
-#include "agent/proc_stat.hpp"
 
 namespace flotilla::agent {
 
