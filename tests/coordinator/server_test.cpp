@@ -1,0 +1,195 @@
+// Tests for coordinator/server.cpp: what the coordinator process itself owns. The hand-over
+// between HTTP threads and the engine thread (TaskQueue, CommitSignal), the loopback rule, and
+// runServer in this process on 127.0.0.1 ports: the refusals at start-up (TLS, --insecure, the
+// store's reserve, a data dir in use), the CURVE key it keeps, what it wires together (the HTTP
+// API over HTTP or HTTPS, allowed Host names, the agent port, the store and its epoch), and a
+// stop that releases everything. The HTTP API's own behaviour is in http_*_test.cpp.
+#include "coordinator/server.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/curve.hpp"
+#include "coordinator/store.hpp"
+#include "coordinator/tokens.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/http.hpp"
+#include "tests/support/net.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/wait.hpp"
+
+namespace flotilla::coordinator {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using common::Status;
+using support::contains;
+using support::HttpResponse;
+
+// ---- runServer --------------------------------------------------------------------------------
+
+constexpr char kPlan[] = R"(service: checkout
+version: "1.4.2"
+steps: {apply: ./apply.sh, rollback: ./rollback.sh}
+waves:
+  - name: staging
+    clusters: [staging-eu]
+)";
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spdlog::set_level(spdlog::level::warn);
+    support::initCurl();
+  }
+  void TearDown() override {
+    if (thread_.joinable()) {
+      Status s = stop();
+      EXPECT_TRUE(s.ok()) << s.toString();
+    }
+  }
+
+  std::string dataDir() const { return tmp_.path() + "/data"; }
+  ServerOptions options() const {
+    ServerOptions o;
+    o.data_dir = dataDir();
+    o.min_free_bytes = 1 << 20;
+    return o;
+  }
+  std::string url() const {
+    return std::string(ca_.empty() ? "http" : "https") +
+           "://127.0.0.1:" + std::to_string(http_port_);
+  }
+  HttpResponse get(const std::string& path,
+                   const std::map<std::string, std::string>& headers = {}) {
+    return support::httpRequest("GET", url() + path, headers, nullptr, ca_);
+  }
+
+  // runServer(o) on a thread of its own, on fresh loopback ports (a port another process took
+  // meanwhile is tried again with a new one). Returns once /healthz answers, or with what
+  // runServer returned when it did not start.
+  Status start(ServerOptions o) {
+    Status last = Status::Internal("not started");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      http_port_ = support::freePort();
+      agent_port_ = support::freePort();
+      o.listen_http = "127.0.0.1:" + std::to_string(http_port_);
+      o.listen_agents = "tcp://127.0.0.1:" + std::to_string(agent_port_);
+      std::promise<Status> done;
+      result_ = done.get_future();
+      thread_ =
+          std::thread([o, done = std::move(done)]() mutable { done.set_value(runServer(o)); });
+      const bool up = support::pollUntil(
+          [&] {
+            return result_.wait_for(0s) == std::future_status::ready ||
+                   get("/healthz").status == 200;
+          },
+          60s);
+      if (up && result_.wait_for(0s) != std::future_status::ready) return Status::Ok();
+      if (!up) {
+        last = Status::Internal("the server did not answer /healthz within 60 s");
+        return last;  // TearDown stops it
+      }
+      thread_.join();
+      last = result_.get();
+      if (last.ok()) return Status::Internal("the server stopped before it answered");
+      if (!contains(last.message(), "cannot listen")) return last;
+    }
+    return last;
+  }
+  Status stop() {
+    requestStop();
+    thread_.join();
+    return result_.get();
+  }
+  // A fresh loopback port pair for a runServer call that is expected to return by itself.
+  ServerOptions withFreePorts(ServerOptions o) {
+    o.listen_http = "127.0.0.1:" + std::to_string(support::freePort());
+    o.listen_agents = "tcp://127.0.0.1:" + std::to_string(support::freePort());
+    return o;
+  }
+  // An admin token, put in the data dir as `flotilla-coordinator bootstrap-admin` does (before
+  // the coordinator runs).
+  std::string bootstrap() {
+    auto store = Store::open(dataDir());
+    EXPECT_TRUE(store.ok()) << store.status().toString();
+    if (!store.ok()) return "";
+    auto made = bootstrapAdmin(**store, "admin", 0);
+    EXPECT_TRUE(made.ok()) << made.status().toString();
+    admin_ = made.ok() ? *made : "";
+    return admin_;
+  }
+  // A sample of /metrics (read with the admin token), or "".
+  std::string metric(const std::string& name) {
+    const std::string body = get("/metrics", {{"Authorization", "Bearer " + admin_}}).body;
+    for (const std::string& line : support::linesOf(body)) {
+      if (line.rfind(name + " ", 0) == 0) return line.substr(name.size() + 1);
+    }
+    return "";
+  }
+
+  support::TempDir tmp_{"server-test"};
+  int http_port_ = 0;
+  int agent_port_ = 0;
+  std::string admin_;  // bootstrap()'s token
+  std::string ca_;     // the CA file an https:// server's certificate chains to
+  std::thread thread_;
+  std::future<Status> result_;
+};
+
+TEST_F(ServerTest, ServesTheApiAndTheAgentPortAndStopsReleasingBoth) {
+  ASSERT_FALSE(bootstrap().empty());
+  ASSERT_TRUE(start(options()).ok());
+  HttpResponse health = get("/healthz");
+  EXPECT_EQ(health.status, 200) << health.error;
+  EXPECT_EQ(health.parsed().value("status", ""), "ok") << health.body;
+  EXPECT_TRUE(support::tcpConnects(agent_port_)) << "agents listened for";
+  // The engine runs: its gauges reach /metrics.
+  EXPECT_TRUE(support::pollUntil([&] { return metric("flotilla_epoch") == "1"; }, 30s))
+      << metric("flotilla_epoch");
+  const Status stopped = stop();
+  EXPECT_TRUE(stopped.ok()) << stopped.toString();
+  EXPECT_FALSE(support::tcpConnects(http_port_));
+  EXPECT_FALSE(support::tcpConnects(agent_port_));
+  // The store is closed: another process (here, this one) may open it.
+  auto store = Store::open(dataDir());
+  EXPECT_TRUE(store.ok()) << store.status().toString();
+}
+
+TEST_F(ServerTest, AStopAskedForAtStartUpEndsTheRun) {
+  // A signal that lands while the coordinator starts, before its loop runs: the run stops there
+  // (cpp-httplib drops a stop that comes before it listens; the HTTP thread must not outlive it).
+  requestStop();
+  auto done = std::make_shared<std::promise<Status>>();
+  std::future<Status> result = done->get_future();
+  std::thread run([o = withFreePorts(options()), done] { done->set_value(runServer(o)); });
+  if (result.wait_for(60s) != std::future_status::ready) {
+    run.detach();  // hung for good: leave it to the end of the process
+    FAIL() << "runServer did not return after a stop asked for at start-up";
+  }
+  run.join();
+  const Status s = result.get();
+  EXPECT_TRUE(s.ok()) << s.toString();
+}
+
+}  // namespace
+}  // namespace flotilla::coordinator
