@@ -273,6 +273,7 @@ Status runServer(const ServerOptions& options) {
   http.stop();
   http_thread.join();
   g_stop_fd = -1;
+  g_stop = false;  // this run's stop: a later runServer in the process runs until its own
   return Status::Ok();
 }
 

@@ -156,9 +156,21 @@ class ServerTest : public ::testing::Test {
   std::future<Status> result_;
 };
 
+// start() and stop() in a test body, failing it with runServer's status.
+#define ASSERT_STARTED(options)                        \
+  do {                                                 \
+    const Status started_ = start(options);            \
+    ASSERT_TRUE(started_.ok()) << started_.toString(); \
+  } while (0)
+#define ASSERT_STOPPED()                               \
+  do {                                                 \
+    const Status stopped_ = stop();                    \
+    ASSERT_TRUE(stopped_.ok()) << stopped_.toString(); \
+  } while (0)
+
 TEST_F(ServerTest, ServesTheApiAndTheAgentPortAndStopsReleasingBoth) {
   ASSERT_FALSE(bootstrap().empty());
-  ASSERT_TRUE(start(options()).ok());
+  ASSERT_STARTED(options());
   HttpResponse health = get("/healthz");
   EXPECT_EQ(health.status, 200) << health.error;
   EXPECT_EQ(health.parsed().value("status", ""), "ok") << health.body;
@@ -189,6 +201,18 @@ TEST_F(ServerTest, AStopAskedForAtStartUpEndsTheRun) {
   run.join();
   const Status s = result.get();
   EXPECT_TRUE(s.ok()) << s.toString();
+}
+
+TEST_F(ServerTest, RunsAgainAfterAStopInTheSameProcess) {
+  ASSERT_FALSE(bootstrap().empty());
+  ASSERT_STARTED(options());
+  ASSERT_STOPPED();
+  // A second run serves until its own stop, with the next epoch.
+  const Status again = start(options());
+  ASSERT_TRUE(again.ok()) << again.toString();
+  EXPECT_TRUE(support::pollUntil([&] { return metric("flotilla_epoch") == "2"; }, 30s))
+      << metric("flotilla_epoch");
+  EXPECT_EQ(get("/healthz").status, 200);
 }
 
 }  // namespace
