@@ -208,11 +208,13 @@ Status runServer(const ServerOptions& options) {
   }
 
   TaskQueue tasks;
-  g_stop_fd = tasks.fd();
   HttpApi http(**store, engine, metrics, tasks, commits, audit, tokens,
                HttpOptions{options.http_limits, options.tls_cert, options.tls_key});
   auto port = http.bind(options.listen_http);
   if (!port.ok()) return port.status();
+  // Only now: a failed start must not leave requestStop() a descriptor that is closed (and
+  // then someone else's).
+  g_stop_fd = tasks.fd();
   for (const auto& name : options.allowed_hosts) http.allowHost(name);
   std::thread http_thread([&http] { http.serve(); });
   spdlog::info("flotilla-coordinator epoch {}: agents on {}, {} on port {}, data in {}",

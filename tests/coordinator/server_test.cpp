@@ -45,6 +45,12 @@ using common::Status;
 using support::contains;
 using support::HttpResponse;
 
+// Whether `fd` is readable now.
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
 // ---- runServer --------------------------------------------------------------------------------
 
 constexpr char kPlan[] = R"(service: checkout
@@ -213,6 +219,44 @@ TEST_F(ServerTest, RunsAgainAfterAStopInTheSameProcess) {
   EXPECT_TRUE(support::pollUntil([&] { return metric("flotilla_epoch") == "2"; }, 30s))
       << metric("flotilla_epoch");
   EXPECT_EQ(get("/healthz").status, 200);
+}
+
+TEST_F(ServerTest, AnHttpPortInUseFailsTheStartAndLeavesNothingBehind) {
+  // A listener of our own on the port.
+  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ServerOptions o = withFreePorts(options());
+  o.listen_http = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const Status s = runServer(o);
+  ::close(taken);
+  EXPECT_TRUE(s.isIoError()) << s.toString();
+  EXPECT_TRUE(contains(s.message(), "cannot listen for HTTP")) << s.toString();
+  const int agents = std::stoi(o.listen_agents.substr(o.listen_agents.rfind(':') + 1));
+  EXPECT_FALSE(support::tcpConnects(agents));
+  EXPECT_TRUE(Store::open(dataDir()).ok()) << "the store was closed";
+  // A stop asked for now (a signal) must not write into a descriptor the failed run left: the
+  // numbers it used are handed out again, lowest first.
+  std::vector<int> fds;
+  for (int i = 0; i < 256; ++i) {
+    const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  requestStop();
+  for (int fd : fds) {
+    EXPECT_FALSE(readable(fd)) << "requestStop wrote into descriptor " << fd;
+    ::close(fd);
+  }
+  // That stop is for the next run, which stops at once.
+  const Status next = runServer(withFreePorts(options()));
+  EXPECT_TRUE(next.ok()) << next.toString();
 }
 
 }  // namespace
