@@ -45,6 +45,40 @@ using common::Status;
 using support::contains;
 using support::HttpResponse;
 
+// ---- isLoopbackAddress, keysDir ----------------------------------------------------------------
+
+TEST(IsLoopbackAddress, LoopbackAddressesWithOrWithoutSchemeAndPort) {
+  for (const char* address :
+       {"127.0.0.1:7780", "tcp://127.0.0.1:7700", "tcp://127.0.0.1:*", "127.0.0.1", "127.1.2.3:80",
+        "127.255.255.254:1", "localhost:7780", "tcp://localhost:7700", "[::1]:7780",
+        "tcp://[::1]:7700", "::1:7780"}) {
+    EXPECT_TRUE(isLoopbackAddress(address)) << address;
+  }
+}
+
+TEST(IsLoopbackAddress, EverythingElseIsNot) {
+  for (const char* address :
+       {"0.0.0.0:7780", "tcp://0.0.0.0:7700", "tcp://*:7700", "*:7780", "192.0.2.1:7780",
+        "10.0.0.1:7780", "[::]:7780", "tcp://[::]:7700", "[2001:db8::1]:7780", "128.0.0.1:7780",
+        "example.com:7780", "tcp://eth0:7700", ":7780", ""}) {
+    EXPECT_FALSE(isLoopbackAddress(address)) << address;
+  }
+}
+
+TEST(IsLoopbackAddress, NamesAreNotResolvedSoOnlyLocalhostCounts) {
+  // A name that merely starts like a loopback address can resolve anywhere.
+  for (const char* address :
+       {"127.example.com:7780", "tcp://127.0.0.1.example.com:7700", "127.0.0.1.nip.io:7780",
+        "localhost.example.com:7780", "127.0.0.1x:7780"}) {
+    EXPECT_FALSE(isLoopbackAddress(address)) << address;
+  }
+}
+
+TEST(KeysDir, IsUnderTheDataDir) {
+  EXPECT_EQ(keysDir("/var/lib/flotilla"), "/var/lib/flotilla/keys");
+  EXPECT_STREQ(kCoordinatorKeyName, "coordinator");
+}
+
 // Whether `fd` is readable now.
 bool readable(int fd) {
   pollfd p{fd, POLLIN, 0};
