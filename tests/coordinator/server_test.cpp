@@ -45,6 +45,12 @@ using common::Status;
 using support::contains;
 using support::HttpResponse;
 
+// Whether `fd` is readable now.
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
 // ---- isLoopbackAddress, keysDir ----------------------------------------------------------------
 
 TEST(IsLoopbackAddress, LoopbackAddressesWithOrWithoutSchemeAndPort) {
@@ -79,10 +85,136 @@ TEST(KeysDir, IsUnderTheDataDir) {
   EXPECT_STREQ(kCoordinatorKeyName, "coordinator");
 }
 
-// Whether `fd` is readable now.
-bool readable(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+// ---- TaskQueue --------------------------------------------------------------------------------
+
+TEST(TaskQueue, ACallRunsOnTheEngineThreadAndIsAnsweredAtComplete) {
+  TaskQueue tasks;
+  EXPECT_FALSE(readable(tasks.fd()));
+  std::atomic<bool> answered{false};
+  std::thread::id ran_on;
+  common::StatusOr<int> result = Status::Internal("not answered");
+  std::thread http([&] {
+    result = tasks.call<int>([&]() -> common::StatusOr<int> {
+      ran_on = std::this_thread::get_id();
+      return 42;
+    });
+    answered = true;
+  });
+  // The engine thread: woken through the fd, runs the task, answers only at complete().
+  EXPECT_TRUE(support::pollUntil([&] { return readable(tasks.fd()); }, 30s, 1ms));
+  tasks.drain();
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_FALSE(readable(tasks.fd())) << "drain consumes the wake-up";
+  EXPECT_FALSE(answered) << "answered before what the task changed was durable";
+  tasks.complete();
+  http.join();
+  ASSERT_TRUE(result.ok()) << result.status().toString();
+  EXPECT_EQ(*result, 42);
+}
+
+TEST(TaskQueue, AFailedFlushAnswersEveryCallWithTheFailure) {
+  TaskQueue tasks;
+  std::vector<common::StatusOr<std::string>> results(3, Status::Internal("not answered"));
+  std::atomic<size_t> ran{0};
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < results.size(); ++i) {
+    callers.emplace_back([&, i] {
+      results[i] = tasks.call<std::string>([&ran, i]() -> common::StatusOr<std::string> {
+        ++ran;
+        return "change " + std::to_string(i);
+      });
+    });
+  }
+  // One turn of the loop that ran all three, then a flush that failed.
+  EXPECT_TRUE(support::pollUntil(
+      [&] {
+        tasks.drain();
+        return ran.load() == results.size();
+      },
+      30s, 1ms));
+  tasks.complete(Status::IoError("disk full"));
+  for (auto& t : callers) t.join();
+  for (const auto& r : results) {
+    EXPECT_TRUE(r.status().isIoError()) << r.status().toString();
+    EXPECT_EQ(r.status().message(), "disk full");
+  }
+}
+
+TEST(TaskQueue, ATasksOwnErrorIsItsAnswer) {
+  TaskQueue tasks;
+  common::StatusOr<int> result = 0;
+  std::thread http([&] {
+    result = tasks.call<int>([]() -> common::StatusOr<int> { return Status::NotFound("no such"); });
+  });
+  EXPECT_TRUE(support::pollUntil([&] { return readable(tasks.fd()); }, 30s, 1ms));
+  tasks.drain();
+  tasks.complete();
+  http.join();
+  EXPECT_TRUE(result.status().isNotFound()) << result.status().toString();
+}
+
+TEST(TaskQueue, PostedWorkRunsInOrderAtDrain) {
+  TaskQueue tasks;
+  std::vector<int> order;
+  tasks.post([&] { order.push_back(1); });
+  tasks.post([&] { order.push_back(2); });
+  tasks.post(nullptr);  // a wake-up alone
+  tasks.post([&] { order.push_back(3); });
+  EXPECT_TRUE(readable(tasks.fd()));
+  EXPECT_TRUE(order.empty());
+  tasks.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  tasks.drain();  // nothing posted: nothing runs, nothing blocks
+  EXPECT_EQ(order.size(), 3u);
+}
+
+TEST(TaskQueue, AfterCloseCallsAreRefusedAndQueuedWorkStillRuns) {
+  TaskQueue tasks;
+  bool ran = false;
+  tasks.post([&] { ran = true; });
+  tasks.close();
+  EXPECT_TRUE(ran) << "queued work runs at close";
+  auto refused = tasks.call<int>([]() -> common::StatusOr<int> { return 1; });
+  EXPECT_TRUE(refused.status().isUnavailable()) << refused.status().toString();
+}
+
+TEST(TaskQueue, ACallQueuedWhenTheLoopStopsIsAnswered) {
+  TaskQueue tasks;
+  common::StatusOr<int> result = 0;
+  std::thread http([&] { result = tasks.call<int>([]() -> common::StatusOr<int> { return 7; }); });
+  EXPECT_TRUE(support::pollUntil([&] { return readable(tasks.fd()); }, 30s, 1ms));
+  // runServer's shutdown: close (queued tasks run), then the last answers.
+  tasks.close();
+  tasks.complete(Status::Unavailable("stopped before the change was durable"));
+  http.join();
+  EXPECT_TRUE(result.status().isUnavailable()) << result.status().toString();
+}
+
+// ---- CommitSignal -----------------------------------------------------------------------------
+
+TEST(CommitSignal, AWaiterWakesAtTheNextCommit) {
+  CommitSignal commits;
+  const uint64_t seen = commits.current();
+  EXPECT_EQ(commits.waitAfter(seen, 1ms), seen) << "nothing committed: the same counter";
+  std::atomic<uint64_t> woke_with{0};
+  std::thread stream([&] { woke_with = commits.waitAfter(seen, 60s); });
+  commits.notify();
+  stream.join();
+  EXPECT_EQ(woke_with.load(), seen + 1);
+  EXPECT_EQ(commits.current(), seen + 1);
+  // A commit the waiter has not seen yet returns at once.
+  EXPECT_EQ(commits.waitAfter(seen, 60s), seen + 1);
+}
+
+TEST(CommitSignal, ShutdownWakesEveryWaiterForGood) {
+  CommitSignal commits;
+  EXPECT_FALSE(commits.stopping());
+  std::vector<std::thread> streams;
+  for (int i = 0; i < 3; ++i) streams.emplace_back([&] { commits.waitAfter(0, 60s); });
+  commits.shutdown();
+  for (auto& t : streams) t.join();
+  EXPECT_TRUE(commits.stopping());
+  EXPECT_EQ(commits.waitAfter(0, 60s), 0u) << "returns at once once stopping";
 }
 
 // ---- runServer --------------------------------------------------------------------------------
@@ -291,6 +423,178 @@ TEST_F(ServerTest, AnHttpPortInUseFailsTheStartAndLeavesNothingBehind) {
   // That stop is for the next run, which stops at once.
   const Status next = runServer(withFreePorts(options()));
   EXPECT_TRUE(next.ok()) << next.toString();
+}
+
+TEST_F(ServerTest, AnAnsweredSubmissionIsDurable) {
+  const std::string admin = bootstrap();
+  ASSERT_FALSE(admin.empty());
+  ASSERT_STARTED(options());
+  const std::string plan = kPlan;
+  HttpResponse submitted = support::httpRequest(
+      "POST", url() + "/api/v1/deployments",
+      {{"Authorization", "Bearer " + admin}, {"Content-Type", "application/yaml"}}, &plan);
+  ASSERT_EQ(submitted.status, 201) << submitted.error << submitted.body;
+  const std::string id = submitted.parsed().value("id", "");
+  ASSERT_FALSE(id.empty()) << submitted.body;
+  ASSERT_STOPPED();
+  // Answered only once flushed: it is in the store without the coordinator.
+  auto store = Store::open(dataDir());
+  ASSERT_TRUE(store.ok()) << store.status().toString();
+  auto d = (*store)->loadDeployment(id);
+  ASSERT_TRUE(d.ok()) << d.status().toString();
+  EXPECT_EQ(d->plan.service, "checkout");
+}
+
+TEST_F(ServerTest, KeepsOneCurveKeyPairInTheDataDir) {
+  ASSERT_STARTED(options());
+  ASSERT_STOPPED();
+  const std::string keys = keysDir(dataDir());
+  struct stat st {};
+  ASSERT_EQ(::stat((keys + "/coordinator.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto first = common::readPublicKey(keys, kCoordinatorKeyName);
+  ASSERT_TRUE(first.ok()) << first.status().toString();
+  ASSERT_STARTED(options());
+  ASSERT_STOPPED();
+  auto second = common::readPublicKey(keys, kCoordinatorKeyName);
+  ASSERT_TRUE(second.ok()) << second.status().toString();
+  EXPECT_EQ(*second, *first) << "agents pinned the first key";
+}
+
+TEST_F(ServerTest, InsecureAgentsOnLoopbackNeedNoKeys) {
+  ServerOptions o = options();
+  o.insecure_agents = true;
+  ASSERT_STARTED(o);
+  EXPECT_TRUE(support::tcpConnects(agent_port_));
+  ASSERT_STOPPED();
+  EXPECT_FALSE(fs::exists(keysDir(dataDir())));
+}
+
+TEST_F(ServerTest, AnswersOnlyTheHostNamesItWasGiven) {
+  ServerOptions o = options();
+  o.allowed_hosts = {"deploy.example.com"};
+  ASSERT_STARTED(o);
+  // No token: 401 for a host it answers to, 421 for one it does not.
+  EXPECT_EQ(get("/api/v1/deployments", {{"Host", "deploy.example.com"}}).status, 401);
+  EXPECT_EQ(
+      get("/api/v1/deployments", {{"Host", "127.0.0.1:" + std::to_string(http_port_)}}).status,
+      401);
+  EXPECT_EQ(get("/api/v1/deployments", {{"Host", "other.example.com"}}).status, 421);
+}
+
+// The refusals that come before anything is read, made or bound.
+TEST_F(ServerTest, RefusesUnsafeListenersAndHalfATlsConfiguration) {
+  const std::string cert = tmp_.path() + "/server.pem";
+  const std::string key = tmp_.path() + "/server.key";
+  support::writeFile(cert, "cert");
+  support::writeFile(key, "key");
+  ASSERT_EQ(::chmod(key.c_str(), 0604), 0);
+  struct Case {
+    std::string what;
+    ServerOptions options;
+    std::string why;
+  };
+  std::vector<Case> cases;
+  {
+    ServerOptions o = options();
+    o.tls_cert = cert;
+    cases.push_back({"a certificate without its key", o, "--tls-cert and --tls-key go together"});
+    o = options();
+    o.tls_key = key;
+    cases.push_back({"a key without its certificate", o, "--tls-cert and --tls-key go together"});
+    o = options();
+    o.tls_cert = cert;
+    o.tls_key = key;
+    cases.push_back({"a key others can read", o, "is readable by others"});
+    o = options();
+    o.listen_http = "192.0.2.1:7780";  // not on this machine: nothing could be bound anyway
+    cases.push_back({"plain HTTP off loopback", o, "without TLS"});
+    o = options();
+    o.listen_http = "127.0.0.1.example.com:7780";  // a name, never resolved
+    cases.push_back({"plain HTTP on a name", o, "without TLS"});
+    o = options();
+    o.listen_http = "0.0.0.0:7780";
+    cases.push_back({"plain HTTP on every interface", o, "without TLS"});
+    o = options();
+    o.insecure_agents = true;
+    o.listen_agents = "tcp://192.0.2.1:7700";
+    cases.push_back({"--insecure off loopback", o, "--insecure refuses"});
+    o.listen_agents = "tcp://*:7700";
+    cases.push_back({"--insecure on every interface", o, "--insecure refuses"});
+  }
+  for (const Case& c : cases) {
+    const Status s = runServer(c.options);
+    EXPECT_TRUE(s.isInvalidArgument()) << c.what << ": " << s.toString();
+    EXPECT_TRUE(contains(s.message(), c.why)) << c.what << ": " << s.toString();
+    EXPECT_FALSE(fs::exists(dataDir())) << c.what << ": refused before touching the data dir";
+  }
+}
+
+TEST_F(ServerTest, ACertificateItCannotUseIsRefusedAndNothingStaysBound) {
+  const std::string cert = tmp_.path() + "/server.pem";
+  const std::string key = tmp_.path() + "/server.key";
+  support::writeFile(cert, "not a certificate\n");
+  support::writeFile(key, "not a key\n");
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  ServerOptions o = withFreePorts(options());
+  o.tls_cert = cert;
+  o.tls_key = key;
+  const Status s = runServer(o);
+  EXPECT_TRUE(s.isInvalidArgument()) << s.toString();
+  EXPECT_TRUE(contains(s.message(), "cannot use the TLS certificate")) << s.toString();
+  const int agents = std::stoi(o.listen_agents.substr(o.listen_agents.rfind(':') + 1));
+  EXPECT_FALSE(support::tcpConnects(agents));
+  EXPECT_TRUE(Store::open(dataDir()).ok()) << "the store was closed";
+}
+
+TEST_F(ServerTest, AStoreBelowItsReserveIsRefusedAtStart) {
+  ServerOptions o = withFreePorts(options());
+  o.min_free_bytes = std::numeric_limits<uint64_t>::max();
+  const Status s = runServer(o);
+  EXPECT_TRUE(s.isIoError()) << s.toString();
+  EXPECT_TRUE(contains(s.message(), "reserve")) << s.toString();
+}
+
+TEST_F(ServerTest, OneCoordinatorPerDataDir) {
+  ASSERT_STARTED(options());
+  const Status second = runServer(withFreePorts(options()));
+  EXPECT_FALSE(second.ok());
+  EXPECT_TRUE(second.isIoError()) << second.toString();
+  EXPECT_EQ(get("/healthz").status, 200) << "the first one carries on";
+}
+
+// HTTPS: a CA and a certificate for 127.0.0.1 made with the openssl command line.
+TEST_F(ServerTest, ServesHttpsWithACertificateAndKey) {
+  if (::access("/usr/bin/openssl", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/openssl";
+  const std::string d = tmp_.path();
+  const std::string key = d + "/server.key";
+  const std::string cert = d + "/server.pem";
+  support::writeFile(d + "/server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  const std::vector<std::vector<std::string>> steps = {
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/ca.key", "-out", d + "/ca.pem",
+       "-days", "2", "-subj", "/CN=flotilla test CA"},
+      {"/usr/bin/openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-keyout", key, "-out", d + "/server.csr", "-subj", "/CN=127.0.0.1"},
+      {"/usr/bin/openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
+       d + "/ca.key", "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", d + "/server.ext"},
+  };
+  for (const auto& argv : steps) {
+    support::CommandResult r = support::runCommand(argv, d, 60s);
+    ASSERT_EQ(r.exit_code, 0) << "openssl " << argv[1] << ":\n" << r.out << r.err;
+  }
+  ASSERT_EQ(::chmod(key.c_str(), 0640), 0) << "group-readable is allowed";
+  ServerOptions o = options();
+  o.tls_cert = cert;
+  o.tls_key = key;
+  ca_ = d + "/ca.pem";
+  ASSERT_STARTED(o);
+  HttpResponse health = get("/healthz");
+  EXPECT_EQ(health.status, 200) << health.error;
+  // Plain HTTP to the same port gets no answer.
+  HttpResponse plain =
+      support::httpGet("http://127.0.0.1:" + std::to_string(http_port_) + "/healthz");
+  EXPECT_EQ(plain.status, 0) << plain.body;
 }
 
 }  // namespace
