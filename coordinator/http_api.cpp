@@ -6,8 +6,10 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/time_format.hpp"
 #include "coordinator/http_api_internal.hpp"
@@ -240,12 +242,24 @@ void HttpApi::allowHost(const std::string& name) {
 
 void HttpApi::serve() {
   watch_.start(port_);
-  server_->listen_after_bind();  // returns once every connection is done
+  int not_serving = kNotServing;
+  if (serve_state_.compare_exchange_strong(not_serving, kServing)) {  // unless stopped already
+    server_->listen_after_bind();  // returns once every connection is done
+  }
+  serve_state_ = kServed;
   // Stopped only now: a client dripping its headers must not hold up the shutdown.
   watch_.stop();
 }
 
-void HttpApi::stop() { server_->stop(); }
+void HttpApi::stop() {
+  int not_serving = kNotServing;
+  if (serve_state_.compare_exchange_strong(not_serving, kServed)) return;  // serve() won't listen
+  // serve() is about to listen: cpp-httplib's stop() would be lost until it does.
+  while (serve_state_ == kServing && !server_->is_running()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server_->stop();
+}
 
 void HttpApi::routes() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {

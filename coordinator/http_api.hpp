@@ -5,6 +5,7 @@
 // and for a change a JSON or YAML Content-Type; every change, refused or not, is audited.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -50,7 +51,7 @@ class HttpApi {
   // Also accept `name` ("host" or "host:port"; without a port: the bound port, or none at all
   // as a proxy on a standard port sends it). After bind(), before serve().
   void allowHost(const std::string& name);
-  void serve();  // blocks until stop()
+  void serve();  // blocks until stop(), also one called before serve() began
   void stop();
 
  private:
@@ -93,6 +94,9 @@ class HttpApi {
   RateLimiter refusal_audit_{2, 20};     // audit records of anonymous refusals, per address
   std::set<std::string> allowed_hosts_;  // lower case; fixed before serve()
   int port_ = 0;
+  // How far serve() got: cpp-httplib ignores a stop() that comes before its listen loop runs.
+  enum ServeState : int { kNotServing, kServing, kServed };
+  std::atomic<int> serve_state_{kNotServing};
 };
 
 }  // namespace flotilla::coordinator

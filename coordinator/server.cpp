@@ -1,6 +1,8 @@
 // The coordinator process: the engine loop and its wiring.
 #include "coordinator/server.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -127,7 +129,12 @@ bool isLoopbackAddress(const std::string& address) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  // Addresses as addresses: "127.example.com" is a name, and could resolve anywhere.
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return host == "localhost";
 }
 
 Status runServer(const ServerOptions& options) {
@@ -208,11 +215,13 @@ Status runServer(const ServerOptions& options) {
   }
 
   TaskQueue tasks;
-  g_stop_fd = tasks.fd();
   HttpApi http(**store, engine, metrics, tasks, commits, audit, tokens,
                HttpOptions{options.http_limits, options.tls_cert, options.tls_key});
   auto port = http.bind(options.listen_http);
   if (!port.ok()) return port.status();
+  // Only now: a failed start must not leave requestStop() a descriptor that is closed (and
+  // then someone else's).
+  g_stop_fd = tasks.fd();
   for (const auto& name : options.allowed_hosts) http.allowHost(name);
   std::thread http_thread([&http] { http.serve(); });
   spdlog::info("flotilla-coordinator epoch {}: agents on {}, {} on port {}, data in {}",
@@ -273,6 +282,7 @@ Status runServer(const ServerOptions& options) {
   http.stop();
   http_thread.join();
   g_stop_fd = -1;
+  g_stop = false;  // this run's stop: a later runServer in the process runs until its own
   return Status::Ok();
 }
 
