@@ -178,6 +178,38 @@ Status StepRunner::deployVersion(const std::string& version, std::vector<int>* p
   return Status::Ok();
 }
 
+Status StepRunner::startReplicas(ReplicaSet& set, int count, Status* not_started) {
+  std::set<int> avoid = ops_.recordedPorts();
+  int next_port = spec_.process->port_min;
+  for (int i = 0; i < count; ++i) {
+    if (!ops_.pause(0s)) return ops_.abort();
+    int port = -1;
+    for (; next_port <= spec_.process->port_max; ++next_port) {
+      if (!avoid.count(next_port) && portFree(next_port)) {
+        port = next_port++;
+        break;
+      }
+    }
+    if (port < 0) {
+      *not_started =
+          Status::Unavailable("no free port in " + std::to_string(spec_.process->port_min) + "-" +
+                              std::to_string(spec_.process->port_max));
+      return Status::Ok();
+    }
+    avoid.insert(port);
+    auto replica = ops_.start(spec_, set.version, port);
+    if (!replica.ok()) {
+      *not_started = replica.status();
+      return Status::Ok();
+    }
+    set.replicas.push_back(*replica);
+    if (Status s = ops_.save(); !s.ok()) return s;
+    ops_.say("started " + endpoint(port) + " (pid " + std::to_string(replica->pid) + ") for " +
+             set.version);
+  }
+  return Status::Ok();
+}
+
 Status StepRunner::waitReady(const std::string& version, const std::vector<Replica>& replicas) {
   const auto deadline = ops_.now() + startTimeout();
   const std::string& path = spec_.process->health_path;
