@@ -1,0 +1,91 @@
+// Tests for agent/process/watch_steps.cpp: analyze and bake watching real replicas behind a real
+// HAProxy (tests/agent/process/driver_fixture.hpp).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "tests/agent/process/driver_fixture.hpp"
+
+namespace flotilla::agent::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST_F(ProcessDriverTest, ErroringCanaryFailsAnalysisAndRollbackRestoresTheStableSet) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  const std::vector<pid_t> stable_pids = recordedPids("stable");
+  TrafficLoop traffic(frontend_port_);
+
+  auto r = run(Step::DEPLOY, spec("2.0.0-bad", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  const std::vector<pid_t> bad_pids = recordedPids("candidate");
+  r = run(Step::SHIFT, withWeight(spec("2.0.0-bad", "1.0.0"), 50));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::ANALYZE, withDuration(spec("2.0.0-bad", "1.0.0"), 1500));
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
+  EXPECT_NE(r.message.find("error rate"), std::string::npos) << r.message;
+
+  r = run(Step::ROLLBACK, spec("2.0.0-bad", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  traffic.stop();
+  EXPECT_EQ(sample(30), (std::map<std::string, int>{{"checkout 1.0.0", 30}}));
+  EXPECT_EQ(recordedVersion("candidate"), "");
+  EXPECT_EQ(recordedPids("stable"), stable_pids) << "the stable set is never restarted";
+  for (pid_t pid : bad_pids) EXPECT_TRUE(processGone(pid)) << "bad replica " << pid;
+  EXPECT_GT(traffic.count("checkout 2.0.0-bad"), 0) << traffic.describe();
+
+  r = run(Step::ROLLBACK, spec("2.0.0-bad", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  EXPECT_NE(r.message.find("nothing to roll back"), std::string::npos) << r.message;
+  EXPECT_EQ(recordedPids("stable"), stable_pids);
+}
+
+TEST_F(ProcessDriverTest, HealthFailuresDuringAnalysisFailOnTheFourthInARow) {
+  TestSpec s = spec("2.0.0-flaky");
+  s.plan.health.metrics.reset();
+  auto r = run(Step::DEPLOY, s);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::ANALYZE, withDuration(s, 8000));
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
+  EXPECT_NE(r.message.find("health check failed 4 times in a row on 127.0.0.1:"), std::string::npos)
+      << r.message;
+  EXPECT_TRUE(logged("3 in a row")) << "the third failure is tolerated";
+}
+
+TEST_F(ProcessDriverTest, BakeWatchesHealthAndPasses) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  auto r = run(Step::BAKE, withDuration(spec("1.0.0"), 500));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  EXPECT_NE(r.message.find("health checks"), std::string::npos) << r.message;
+}
+
+TEST_F(ProcessDriverTest, CancelDuringAnalysisAbortsQuicklyAndKeepsTheRecord) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  auto r = run(Step::DEPLOY, spec("2.0.0", "1.0.0"));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  const std::vector<pid_t> candidate = recordedPids("candidate");
+
+  std::atomic<bool> cancel{false};
+  StepReport report;
+  std::thread step([&] {
+    report = run(Step::ANALYZE, withDuration(spec("2.0.0", "1.0.0"), 30000), nullptr, &cancel);
+  });
+  std::this_thread::sleep_for(500ms);
+  const auto cancelled_at = Clock::now();
+  cancel = true;
+  step.join();
+  // The analysis window is 30 s: coming back well before it means the cancel stopped it.
+  EXPECT_LT(Clock::now() - cancelled_at, 20s);
+  EXPECT_EQ(report.outcome, Outcome::ABORTED) << report.message;
+  EXPECT_EQ(recordedPids("candidate"), candidate);
+
+  r = run(Step::ROLLBACK, spec("2.0.0", "1.0.0"));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  EXPECT_EQ(recordedVersion("candidate"), "");
+}
+
+}  // namespace
+}  // namespace flotilla::agent::testing
