@@ -29,7 +29,7 @@ constexpr auto kStartDeadline = 10s;
 constexpr auto kSocketTimeout = 2s;
 
 std::string haproxyConfig(const std::string& socket_path, int port, const std::string& backend,
-                          int slots) {
+                          int slots, Haproxy::Redispatch redispatch) {
   std::ostringstream cfg;
   cfg << "global\n"
       << "  stats socket " << socket_path << " mode 600 level admin\n"
@@ -43,10 +43,10 @@ std::string haproxyConfig(const std::string& socket_path, int port, const std::s
       << "  timeout client 10s\n"
       << "  timeout server 10s\n"
       << "  timeout http-keep-alive 5s\n"
-      << "  # Connection failures are retried and sent elsewhere; an HTTP 5xx is never retried\n"
-      << "  # (no retry-on beyond the default conn-failure), so the test sees every bad answer.\n"
+      << "  # Connection failures are retried (and sent elsewhere unless the test asked not to);\n"
+      << "  # an HTTP 5xx is never retried, so the test sees every bad answer.\n"
       << "  retries 3\n"
-      << "  option redispatch\n"
+      << (redispatch == Haproxy::Redispatch::kOn ? "  option redispatch\n" : "")
       << "frontend fe\n"
       << "  bind 127.0.0.1:" << port << "\n"
       << "  default_backend " << backend << "\n"
@@ -75,7 +75,8 @@ Haproxy::Haproxy(std::string name, std::string backend, std::string socket_path,
 Haproxy::~Haproxy() { stop(); }
 
 std::unique_ptr<Haproxy> Haproxy::start(const std::string& dir, const std::string& name,
-                                        const std::string& backend, int slots) {
+                                        const std::string& backend, int slots,
+                                        Redispatch redispatch) {
   if (::access(FLOTILLA_HAPROXY_BIN, X_OK) != 0) {
     ADD_FAILURE() << FLOTILLA_HAPROXY_BIN << " is missing (" << std::strerror(errno)
                   << "): HAProxy is a test dependency; run scripts/setup to install it "
@@ -89,7 +90,7 @@ std::unique_ptr<Haproxy> Haproxy::start(const std::string& dir, const std::strin
   for (int attempt = 1; attempt <= 3; ++attempt) {
     const int port = freePort();
     if (port == 0) break;
-    writeFile(config_path, haproxyConfig(socket_path, port, backend, slots));
+    writeFile(config_path, haproxyConfig(socket_path, port, backend, slots, redispatch));
     std::string log_path = dir + "/haproxy-" + name;
     if (attempt > 1) log_path += "." + std::to_string(attempt);
     log_path += ".log";

@@ -34,14 +34,18 @@ struct HaproxyServer {
 //   server-template slots srv1..srvN at 127.0.0.1:1, disabled, no health checks: Flotilla runs
 //   those); retries 3 + redispatch on connection failures only (never on an HTTP 5xx, so the
 //   test sees every bad answer); every request logged to <dir>/haproxy-<name>.log.
+// Redispatch::kOff leaves a connection failure on the server it chose: a client sees every
+// request sent to a replica that was stopped before it was drained (the driver's own tests).
 class Haproxy {
  public:
   static constexpr int kDefaultSlots = 16;
+  enum class Redispatch { kOn, kOff };
 
   // Writes the config and starts it; waits until the stats socket and the frontend answer.
   // Records a test failure and returns nullptr when it does not come up.
   static std::unique_ptr<Haproxy> start(const std::string& dir, const std::string& name,
-                                        const std::string& backend, int slots = kDefaultSlots);
+                                        const std::string& backend, int slots = kDefaultSlots,
+                                        Redispatch redispatch = Redispatch::kOn);
   ~Haproxy();
   Haproxy(const Haproxy&) = delete;
   Haproxy& operator=(const Haproxy&) = delete;

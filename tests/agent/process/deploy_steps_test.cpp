@@ -71,7 +71,7 @@ TEST_F(ProcessDriverTest, AnOddButLegalVersionDeploys) {
 TEST_F(ProcessDriverTest, GoodCanaryRollsOutWithoutOneFailedRequest) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
   const std::vector<pid_t> old_pids = recordedPids("stable");
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
 
   auto r = run(Step::DEPLOY, spec("2.0.0", "1.0.0"));
   ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
@@ -123,7 +123,7 @@ TEST_F(ProcessDriverTest, RollbackAfterFinalizeStartsThePreviousVersionAgain) {
   ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   const std::vector<pid_t> v2 = recordedPids("stable");
 
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
   r = run(Step::ROLLBACK, spec("2.0.0", "1.0.0"));
   ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   traffic.stop();

@@ -33,7 +33,6 @@ using namespace std::chrono_literals;
 using common::httpGet;
 
 constexpr char kDemoService[] = FLOTILLA_DEMO_SERVICE;
-constexpr char kHaproxyBinary[] = "/usr/sbin/haproxy";
 
 // Replica ports: a region per test process, below the kernel's ephemeral range. A port a
 // stopped replica served connections on stays in TIME_WAIT for a minute, and the driver does not
@@ -76,22 +75,6 @@ std::string readFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-int freeTcpPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 std::string trim(std::string s) {
@@ -159,108 +142,36 @@ void Sampler::loop() {
 }
 
 void ProcessDriverTest::SetUp() {
-  ASSERT_EQ(access(kHaproxyBinary, X_OK), 0)
-      << kHaproxyBinary << " is missing: HAProxy is a test dependency (Debian: haproxy)";
   ASSERT_EQ(access(kDemoService, X_OK), 0) << kDemoService << " is missing";
   char tmpl[] = "/tmp/flotilla-process-driver-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr) << std::strerror(errno);
   dir_ = tmpl;
   state_dir_ = dir_ + "/state";
-  socket_path_ = dir_ + "/admin.sock";
-  haproxy_log_ = dir_ + "/haproxy.log";
   port_min_ = kPortBase + claimPortRegion() * kPortsPerProcess;
   port_max_ = port_min_ + kPortsPerProcess - 1;
-
-  frontend_port_ = freeTcpPort();
-  ASSERT_GT(frontend_port_, 0);
-  const std::string config = dir_ + "/haproxy.cfg";
-  {
-    std::ofstream cfg(config);
-    cfg << "global\n"
-        << "  stats socket " << socket_path_ << " mode 600 level admin\n"
-        << "defaults\n"
-        << "  mode http\n"
-        << "  timeout connect 1s\n"
-        << "  timeout client 5s\n"
-        << "  timeout server 5s\n"
-        << "frontend fe\n"
-        << "  bind 127.0.0.1:" << frontend_port_ << "\n"
-        << "  default_backend " << kBackend << "\n"
-        << "backend " << kBackend << "\n"
-        << "  balance roundrobin\n"
-        << "  server-template srv 1-" << kSlots << " 127.0.0.1:1 disabled\n";
-    ASSERT_TRUE(cfg.good());
-  }
-  startHaproxy(config);
-  ASSERT_GT(haproxy_pid_, 0) << "cannot start haproxy";
-  admin_ = std::make_unique<HaproxyAdmin>(socket_path_, 2000ms);
-  const auto deadline = Clock::now() + kStartDeadline;
-  while (true) {
-    auto info = admin_->command("show info");
-    if (info.ok()) break;
-    int status = 0;
-    if (waitpid(haproxy_pid_, &status, WNOHANG) == haproxy_pid_) {
-      haproxy_pid_ = -1;
-      FAIL() << "haproxy exited at start-up:\n" << readFile(haproxy_log_);
-    }
-    ASSERT_LT(Clock::now(), deadline)
-        << "haproxy's stats socket did not answer: " << info.status().toString();
-    std::this_thread::sleep_for(10ms);
-  }
+  // No redispatch: a request HAProxy sends to a replica stopped before it was drained fails
+  // where the test's clients see it.
+  haproxy_ = support::Haproxy::start(dir_, "driver", kBackend, kSlots,
+                                     support::Haproxy::Redispatch::kOff);
+  ASSERT_NE(haproxy_, nullptr);
+  admin_ = std::make_unique<HaproxyAdmin>(haproxy_->socketPath(), 2000ms);
   driver_ = std::make_unique<ProcessDriver>(state_dir_, "test");
 }
 
 void ProcessDriverTest::TearDown() {
   stopReplicas();
-  stopHaproxy();
+  if (haproxy_ != nullptr) haproxy_->stop();
   if (HasFailure()) {
     std::lock_guard lock(lines_mu_);
     std::cerr << "driver log:\n";
     for (const auto& line : lines_) std::cerr << "  " << line << "\n";
-    std::cerr << "haproxy log:\n" << readFile(haproxy_log_) << "\n";
+    if (haproxy_ != nullptr) std::cerr << "haproxy log:\n" << readFile(haproxy_->logPath()) << "\n";
   }
+  haproxy_.reset();
   if (!dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
-}
-
-void ProcessDriverTest::startHaproxy(const std::string& config) {
-  std::string binary = kHaproxyBinary, f = "-f", cfg = config, db = "-db";
-  char* argv[] = {binary.data(), f.data(), cfg.data(), db.data(), nullptr};
-  int log_fd = open(haproxy_log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (log_fd < 0 || null_fd < 0) return;
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(log_fd);
-  close(null_fd);
-  haproxy_pid_ = pid;
-}
-
-void ProcessDriverTest::stopHaproxy() {
-  if (haproxy_pid_ <= 0) return;
-  kill(haproxy_pid_, SIGTERM);
-  const auto deadline = Clock::now() + 3s;
-  int status = 0;
-  while (waitpid(haproxy_pid_, &status, WNOHANG) != haproxy_pid_) {
-    if (Clock::now() >= deadline) {
-      kill(haproxy_pid_, SIGKILL);
-      waitpid(haproxy_pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  haproxy_pid_ = -1;
 }
 
 void ProcessDriverTest::stopReplicas() {
@@ -308,7 +219,7 @@ ProcessDriverTest::TestSpec ProcessDriverTest::spec(const std::string& version,
   s.plan.process.port_min = static_cast<uint32_t>(port_min_);
   s.plan.process.port_max = static_cast<uint32_t>(port_max_);
   s.plan.process.health_path = "/health";
-  s.plan.haproxy = common::HaproxyTraffic{socket_path_, kBackend};
+  s.plan.haproxy = common::HaproxyTraffic{haproxy_->socketPath(), kBackend};
   s.plan.health.http.path = "/health";
   s.plan.health.http.interval = 100ms;
   s.plan.health.http.timeout = 500ms;
@@ -389,7 +300,7 @@ bool ProcessDriverTest::waitUntilDead(pid_t pid) {
 std::map<std::string, int> ProcessDriverTest::sample(int n) {
   std::map<std::string, int> seen;
   for (int i = 0; i < n; ++i) {
-    auto reply = httpGet("http://127.0.0.1:" + std::to_string(frontend_port_) + "/", 2000ms);
+    auto reply = httpGet(haproxy_->url(), 2000ms);
     if (!reply.ok()) {
       ++seen[reply.status().message()];
     } else if (reply->status != 200) {
@@ -427,7 +338,7 @@ void ProcessDriverTest::installStable(const std::string& version, int replicas, 
 }
 
 std::function<std::optional<int>()> ProcessDriverTest::haproxyServing() const {
-  auto admin = std::make_shared<HaproxyAdmin>(socket_path_, 2000ms);
+  auto admin = std::make_shared<HaproxyAdmin>(haproxy_->socketPath(), 2000ms);
   return [admin]() -> std::optional<int> {
     auto servers = admin->showServers(kBackend);
     if (!servers.ok()) return std::nullopt;

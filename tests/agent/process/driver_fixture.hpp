@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "agent/haproxy.hpp"
+#include "tests/support/haproxy.hpp"
 #include "agent/process/driver.hpp"
 #include "common/plan.hpp"
 #include "coordinator/process_spec.hpp"
@@ -34,10 +35,6 @@ inline constexpr char kBackend[] = "checkout";
 inline constexpr int kSlots = 8;
 
 std::string readFile(const std::string& path);
-
-// HAProxy's frontend port goes into its config file: ask the kernel for a free one and let it
-// go; the window in which another process could take it is tiny.
-int freeTcpPort();
 
 std::string trim(std::string s);
 
@@ -139,20 +136,13 @@ class Sampler {
   std::thread thread_;
 };
 
-// One HAProxy per test (foreground, owned by PID, stats socket in a fresh directory), a state
-// dir beside it, and a driver on that state dir. TearDown stops every replica the test started
-// One HAProxy per test (foreground, owned by PID, stats socket in a fresh directory), a state
+// One HAProxy per test (tests/support/haproxy.hpp, in a fresh directory), a state
 // dir beside it, and a driver on that state dir. TearDown stops every replica the test started
 // and HAProxy, whatever happened.
 class ProcessDriverTest : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
-
-  // fork/exec so the child can ask to die with the test (PR_SET_PDEATHSIG): a crashed test
-  // leaves no HAProxy behind. Everything is prepared before fork().
-  void startHaproxy(const std::string& config);
-  void stopHaproxy();
 
   // Every replica the record holds, plus every one the driver said it started: SIGTERM, then
   // SIGKILL, always reaped (the test process is their parent).
@@ -243,12 +233,9 @@ class ProcessDriverTest : public ::testing::Test {
 
   std::string dir_;
   std::string state_dir_;
-  std::string socket_path_;
-  std::string haproxy_log_;
-  int frontend_port_ = -1;
   int port_min_ = 0;
   int port_max_ = 0;
-  pid_t haproxy_pid_ = -1;
+  std::unique_ptr<support::Haproxy> haproxy_;
   std::unique_ptr<HaproxyAdmin> admin_;
   std::unique_ptr<ProcessDriver> driver_;
   std::mutex lines_mu_;

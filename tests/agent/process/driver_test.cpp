@@ -23,6 +23,7 @@
 #include "common/http_client.hpp"
 #include "coordinator/process_spec.hpp"
 #include "tests/agent/process/driver_fixture.hpp"
+#include "tests/support/net.hpp"
 
 namespace flotilla::agent::testing {
 namespace {
@@ -134,7 +135,7 @@ TEST_F(ProcessDriverTest, AgentRestartMidRollReadoptsBothVersionsAndTheRollFinis
   constexpr int kReplicas = 4;
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas));
   const TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
   Sampler serving(haproxyServing());
 
   // The agent "dies" mid-roll: its step is cancelled half-way through round 2.
@@ -227,7 +228,7 @@ TEST_F(ProcessDriverTest, StartFailsACommandWhoseSpecIsForAnotherDeploymentOrMis
 }
 
 TEST(HttpProbeTest, RefusedConnectionIsUnavailable) {
-  const int port = freeTcpPort();
+  const int port = support::freePort();
   auto reply = httpGet("http://127.0.0.1:" + std::to_string(port) + "/", 500ms);
   EXPECT_TRUE(reply.status().isUnavailable()) << reply.status().toString();
 }

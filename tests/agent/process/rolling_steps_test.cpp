@@ -25,7 +25,7 @@ TEST_F(ProcessDriverTest, RollingUpdateKeepsAtLeastReplicasMinusMaxUnavailableSe
   const std::vector<pid_t> old_pids = recordedPids("stable");
   const TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, kMaxUnavailable, kMaxSurge);
 
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
   Sampler serving(haproxyServing());
   auto start = Clock::now();
   auto r = run(Step::ROLL, roll);
@@ -69,7 +69,7 @@ TEST_F(ProcessDriverTest, RollingUpdateKeepsAtLeastReplicasMinusMaxUnavailableSe
   EXPECT_EQ(recordedPids("stable"), new_pids);
 
   // Rollback after the roll goes back the same way, within the same bounds.
-  TrafficLoop back_traffic(frontend_port_);
+  TrafficLoop back_traffic(haproxy_->port());
   Sampler back(haproxyServing());
   start = Clock::now();
   r = run(Step::ROLLBACK, roll);
@@ -100,7 +100,7 @@ TEST_F(ProcessDriverTest, RollingUpdateWithoutMaxUnavailableNeverDropsBelowTheRe
   constexpr int kReplicas = 3;
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas));
   const std::vector<pid_t> old_pids = recordedPids("stable");
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
   Sampler serving(haproxyServing());
   const auto start = Clock::now();
   auto r = run(Step::ROLL, rollSpec("2.0.0", "1.0.0", kReplicas, 0, 1));
@@ -127,7 +127,7 @@ TEST_F(ProcessDriverTest, RollingUpdateOfAVersionFailingHealthFailsAndRollbackRe
   // 2.0.0-fading passes its readiness check, then its /health answers 503 after 800 ms: the
   // health checks between rounds catch it while the roll is under way.
   const TestSpec roll = rollSpec("2.0.0-fading", "1.0.0", kReplicas, kMaxUnavailable, kMaxSurge);
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
   Sampler serving(haproxyServing());
   auto r = run(Step::ROLL, roll);
   EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
@@ -166,7 +166,7 @@ TEST_F(ProcessDriverTest, CancelMidRollAbortsWithAConsistentRecordAndRollbackRes
   constexpr int kReplicas = 4;
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0", kReplicas));
   const TestSpec roll = rollSpec("2.0.0", "1.0.0", kReplicas, 1, 1);
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
   Sampler serving(haproxyServing());
 
   std::atomic<bool> cancel{false};

@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 TEST_F(ProcessDriverTest, ErroringCanaryFailsAnalysisAndRollbackRestoresTheStableSet) {
   ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
   const std::vector<pid_t> stable_pids = recordedPids("stable");
-  TrafficLoop traffic(frontend_port_);
+  TrafficLoop traffic(haproxy_->port());
 
   auto r = run(Step::DEPLOY, spec("2.0.0-bad", "1.0.0"));
   ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
