@@ -441,7 +441,12 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   auto environment = options_.labels.find("environment");
   command.env["FLOTILLA_ENVIRONMENT"] =
       environment == options_.labels.end() ? "" : environment->second;
-  auto step = driverFor(msg).start(command, wakeLoop);
+  Driver* driver = driverFor(msg);
+  auto step = driver != nullptr
+                  ? driver->start(command, wakeLoop)
+                  : common::StatusOr<std::unique_ptr<StepRun>>(Status::InvalidArgument(
+                        "unknown step " + std::to_string(static_cast<int>(msg.getStep())) +
+                        " (from a newer coordinator?): not run"));
   if (!step.ok()) {
     record.state = RecordState::kFinished;
     record.outcome = Outcome::REFUSED;
@@ -470,9 +475,11 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   running_.emplace(key, std::move(run));
 }
 
-Driver& Agent::driverFor(schema::StageCommand::Reader msg) {
-  if (msg.hasProcess() || common::isProcessStep(msg.getStep())) return process_driver_;
-  return script_driver_;
+Driver* Agent::driverFor(schema::StageCommand::Reader msg) {
+  // A step this agent does not know (a newer coordinator's) is never run as a script.
+  if (msg.getStep() > common::kLastStep) return nullptr;
+  if (msg.hasProcess() || common::isProcessStep(msg.getStep())) return &process_driver_;
+  return &script_driver_;
 }
 
 void Agent::handleAbort(schema::Abort::Reader msg) {

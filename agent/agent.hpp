@@ -101,8 +101,8 @@ class Agent {
   bool pollStep(const StageKey& key, Running& run, Clock::time_point now);
   void collect(Running& run);
   // The driver of a command: the process driver for a command with a process spec or a step
-  // only it runs, the script driver otherwise.
-  Driver& driverFor(schema::StageCommand::Reader msg);
+  // only it runs, the script driver otherwise; none for a step this agent does not know.
+  Driver* driverFor(schema::StageCommand::Reader msg);
   void finish(Running& run, Outcome outcome, int exit_code, const std::string& message);
   void send(capnp::MessageBuilder& message);
   bool acceptEpoch(uint64_t epoch, const char* what);

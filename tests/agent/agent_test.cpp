@@ -101,7 +101,8 @@ class AgentTest : public ::testing::Test {
     send(message);
   }
 
-  void sendCommand(uint64_t epoch, const std::string& stage, const std::string& command) {
+  void sendCommand(uint64_t epoch, const std::string& stage, const std::string& command,
+                   Step step = Step::APPLY) {
     capnp::MallocMessageBuilder message;
     auto cmd = message.initRoot<schema::Envelope>().initStageCommand();
     auto ref = cmd.initRef();
@@ -110,7 +111,7 @@ class AgentTest : public ::testing::Test {
     ref.setAttempt(1);
     ref.setNonce("nonce-1");
     cmd.setEpoch(epoch);
-    cmd.setStep(Step::APPLY);
+    cmd.setStep(step);
     cmd.setCommand(command);
     cmd.setTimeoutMs(30000);
     send(message);
@@ -210,6 +211,20 @@ TEST_F(AgentTest, ACommandForAnotherClusterIsDropped) {
   sendCommand(1, "c1/build", "echo mine");
   auto r = resultOf("c1/build");
   ASSERT_TRUE(r);
+  EXPECT_EQ(linesIn("count"), 0);
+}
+
+TEST_F(AgentTest, AStepItDoesNotKnowIsRefusedAndNotRunAsAScript) {
+  registerAgent(1);
+  const auto newer = static_cast<Step>(static_cast<uint16_t>(common::kLastStep) + 1);
+  // A known stage id, so only the step number is new.
+  sendCommand(1, "c1/apply", "echo ran >> count", newer);
+  auto r = resultOf("c1/apply");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->root().getStageResult().getOutcome(), Outcome::REFUSED);
+  EXPECT_NE(toStd(r->root().getStageResult().getMessage()).find("unknown step"),
+            std::string::npos)
+      << toStd(r->root().getStageResult().getMessage());
   EXPECT_EQ(linesIn("count"), 0);
 }
 
