@@ -24,6 +24,22 @@ std::string heldKey(const std::string& deployment, const std::string& stage, uin
   return deployment + "|" + stage + "|" + std::to_string(attempt);
 }
 
+
+// A stage's end as an agent reports it: in a result, or in the list of what it holds when it
+// registers again (both carry the same fields). The message is attacker-sized: cut.
+template <typename Reader>
+StageResult resultFrom(const std::string& cluster, Reader msg) {
+  StageResult r;
+  r.cluster = cluster;
+  r.stage_id = toStd(msg.getRef().getStageId());
+  r.attempt = msg.getRef().getAttempt();
+  r.outcome = msg.getOutcome();
+  r.exit_code = msg.getExitCode();
+  r.message = toStd(msg.getMessage());
+  if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
+  return r;
+}
+
 }  // namespace
 
 // ---- Message dispatch: the one place that decides what a frame means ----------------------
@@ -141,14 +157,7 @@ void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
         heldKey(toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt());
     held_running[key] = h.getRunning();
     if (!h.getRunning()) {
-      StageResult r;
-      r.cluster = cluster;
-      r.stage_id = toStd(ref.getStageId());
-      r.attempt = ref.getAttempt();
-      r.outcome = h.getOutcome();
-      r.exit_code = h.getExitCode();
-      r.message = toStd(h.getMessage());
-      if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
+      const StageResult r = resultFrom(cluster, h);
       auto it = deployments_.find(toStd(ref.getDeploymentId()));
       if (it == deployments_.end()) continue;
       Status s = mutate(it->first, [&](Deployment& d, const Context& ctx, Effects& fx) {
@@ -228,14 +237,7 @@ void Engine::handleProgress(const std::string& cluster, schema::StageProgress::R
 
 void Engine::handleResult(const std::string& cluster, schema::StageResult::Reader msg) {
   auto ref = msg.getRef();
-  StageResult r;
-  r.cluster = cluster;
-  r.stage_id = toStd(ref.getStageId());
-  r.attempt = ref.getAttempt();
-  r.outcome = msg.getOutcome();
-  r.exit_code = msg.getExitCode();
-  r.message = toStd(msg.getMessage());
-  if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
+  const StageResult r = resultFrom(cluster, msg);
   std::string id = toStd(ref.getDeploymentId());
   if (!deployments_.count(id)) {
     metrics_.staleResult();
