@@ -30,6 +30,18 @@ class ScriptDriverTest : public ::testing::Test {
     return driver_.start(command, [] {});
   }
 
+  // The first lines the run prints (polled, bounded): it has started.
+  static std::vector<std::string> firstLines(StepRun& run) {
+    std::vector<std::string> lines;
+    std::vector<AlertReport> alerts;
+    const auto give_up = Clock::now() + 10s;
+    while (lines.empty() && Clock::now() < give_up) {
+      run.collect(lines, alerts);
+      std::this_thread::sleep_for(10ms);
+    }
+    return lines;
+  }
+
   // Polls until the run ends (bounded), collecting every line.
   StepEnd finish(StepRun& run, std::vector<std::string>* lines = nullptr) {
     std::vector<std::string> seen;
@@ -87,14 +99,7 @@ TEST_F(ScriptDriverTest, AFailingCommandSaysHowItExitedAndWhatItSaidLast) {
 TEST_F(ScriptDriverTest, AStoppedStepEndsAbortedEvenIfItExitsZero) {
   auto run = start("trap 'exit 0' TERM; echo started; while :; do sleep 0.05; done");
   ASSERT_TRUE(run.ok());
-  std::vector<std::string> lines;
-  std::vector<AlertReport> alerts;
-  const auto give_up = Clock::now() + 10s;
-  while (lines.empty() && Clock::now() < give_up) {
-    (*run)->collect(lines, alerts);
-    std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(lines, std::vector<std::string>{"started"});
+  ASSERT_EQ(firstLines(**run), std::vector<std::string>{"started"});
   (*run)->stop(Clock::now());
   EXPECT_EQ(finish(**run).outcome, Outcome::ABORTED);
 }
@@ -102,13 +107,7 @@ TEST_F(ScriptDriverTest, AStoppedStepEndsAbortedEvenIfItExitsZero) {
 TEST_F(ScriptDriverTest, AStepThatIgnoresSigtermIsKilledAfterTheGrace) {
   auto run = start("trap '' TERM; echo started; while :; do sleep 0.05; done");
   ASSERT_TRUE(run.ok());
-  std::vector<std::string> lines;
-  std::vector<AlertReport> alerts;
-  const auto give_up = Clock::now() + 10s;
-  while (lines.empty() && Clock::now() < give_up) {
-    (*run)->collect(lines, alerts);
-    std::this_thread::sleep_for(10ms);
-  }
+  ASSERT_EQ(firstLines(**run), std::vector<std::string>{"started"});
   (*run)->stop(Clock::now());
   StepEnd end = finish(**run);
   EXPECT_EQ(end.outcome, Outcome::ABORTED);

@@ -11,7 +11,21 @@ namespace flotilla::coordinator::testing {
 namespace {
 
 using common::Plan;
-using DeploymentAgents = DeploymentTest;
+
+class DeploymentAgents : public DeploymentTest {
+ protected:
+  // staging done, prod-eu-1's apply in flight when its agent is lost (the other prod agents
+  // stay): the deployment as the lost-agent rule left it.
+  Deployment lostMidApply(const Plan& plan) {
+    Deployment d = start(plan);
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(answer(d, "staging-eu").ok());
+    EXPECT_TRUE(answer(d, "prod-eu-1").ok());  // apply in flight
+    onlyBack({"staging-eu", "prod-eu-2", "prod-us-1"});
+    fx_ = Effects{};
+    agentLost(d, "prod-eu-1", ctx(), fx_);
+    return d;
+  }
+};
 
 TEST_F(DeploymentAgents, AgentLostMidStepRollsBack) {
   Deployment d = start(threeWaves());
@@ -61,12 +75,7 @@ TEST_F(DeploymentAgents, LostClusterRollsBackWhenItsAgentReturns) {
 TEST_F(DeploymentAgents, LostClustersWithinTheBudgetAreWaitedFor) {
   Plan plan = threeWaves();
   plan.max_unavailable_clusters = 1;
-  Deployment d = start(plan);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
-  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply in flight
-  onlyBack({"staging-eu", "prod-eu-2", "prod-us-1"});
-  fx_ = Effects{};
-  agentLost(d, "prod-eu-1", ctx(), fx_);
+  Deployment d = lostMidApply(plan);
   EXPECT_EQ(d.state, DeploymentState::kRunning);
   EXPECT_TRUE(hasEvent("agent.lost"));
   EXPECT_TRUE(d.waves[1].clusters[0].in_flight) << "its step stays out";
@@ -106,12 +115,7 @@ TEST_F(DeploymentAgents, OneMoreLostThanTheBudgetRollsBack) {
 TEST_F(DeploymentAgents, OnAgentLostWaitPausesUntilEnoughAreBack) {
   Plan plan = threeWaves();
   plan.on_agent_lost = common::OnAgentLost::kWait;
-  Deployment d = start(plan);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
-  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // apply in flight
-  onlyBack({"staging-eu", "prod-eu-2", "prod-us-1"});
-  fx_ = Effects{};
-  agentLost(d, "prod-eu-1", ctx(), fx_);
+  Deployment d = lostMidApply(plan);
   EXPECT_EQ(d.state, DeploymentState::kPaused);
   EXPECT_TRUE(d.paused_for_lost);
   EXPECT_NE(d.reason.find("on_agent_lost: wait"), std::string::npos) << d.reason;

@@ -371,6 +371,19 @@ std::function<std::optional<int>()> ProcessDriverTest::recordServing() const {
   };
 }
 
+ProcessDriverTest::CancelledRoll ProcessDriverTest::cancelMidRoll(const TestSpec& roll) {
+  CancelledRoll out;
+  std::atomic<bool> cancel{false};
+  std::thread step([&] { out.report = run(Step::ROLL, roll, nullptr, &cancel); });
+  out.round_one = waitLogged("round 1:", 30s);
+  std::this_thread::sleep_for(400ms);
+  const auto cancelled_at = Clock::now();
+  cancel = true;
+  step.join();
+  out.cancel_took = secondsSince(cancelled_at);
+  return out;
+}
+
 bool ProcessDriverTest::waitLogged(const std::string& needle, std::chrono::milliseconds limit) {
   const auto deadline = Clock::now() + limit;
   while (Clock::now() < deadline) {

@@ -212,6 +212,15 @@ class ProcessDriverTest : public ::testing::Test {
   // "/". Declines when the record changed while the replicas were asked.
   std::function<std::optional<int>()> recordServing() const;
 
+  // Runs a roll step and cancels it (as an agent that dies would) once round 1 is over and
+  // round 2 has started its replicas and is draining old ones.
+  struct CancelledRoll {
+    StepReport report;
+    bool round_one = false;    // round 1 ended before the cancel
+    double cancel_took = 0.0;  // seconds from the cancel to the step's end
+  };
+  CancelledRoll cancelMidRoll(const TestSpec& roll);
+
   // Waits (up to `limit`) until the driver logged a line holding `needle`.
   bool waitLogged(const std::string& needle, std::chrono::milliseconds limit);
 

@@ -139,15 +139,9 @@ TEST_F(ProcessDriverTest, AgentRestartMidRollReadoptsBothVersionsAndTheRollFinis
   Sampler serving(haproxyServing());
 
   // The agent "dies" mid-roll: its step is cancelled half-way through round 2.
-  std::atomic<bool> cancel{false};
-  StepReport report;
-  std::thread step([&] { report = run(Step::ROLL, roll, nullptr, &cancel); });
-  const bool round_one = waitLogged("round 1:", 30s);
-  std::this_thread::sleep_for(400ms);
-  cancel = true;
-  step.join();
-  ASSERT_TRUE(round_one);
-  ASSERT_EQ(report.outcome, Outcome::ABORTED) << report.message;
+  const CancelledRoll cancelled = cancelMidRoll(roll);
+  ASSERT_TRUE(cancelled.round_one) << "the roll never finished its first round";
+  ASSERT_EQ(cancelled.report.outcome, Outcome::ABORTED) << cancelled.report.message;
   const std::vector<pid_t> old_left = recordedPids("stable");
   const std::vector<pid_t> new_running = recordedPids("candidate");
   ASSERT_FALSE(old_left.empty());
@@ -184,42 +178,37 @@ TEST_F(ProcessDriverTest, AgentRestartMidRollReadoptsBothVersionsAndTheRollFinis
 // command without one fail the step; no replica starts, no record is written.
 TEST_F(ProcessDriverTest, StartFailsACommandWhoseSpecIsForAnotherDeploymentOrMissing) {
   const TestSpec s = spec("1.0.0");  // for deployment "d-1"
-  {
+  // Starts a deploy for `deployment` (with this test's spec or none); its end, and no replica
+  // started on the way.
+  auto endOf = [&](const std::string& deployment, bool with_spec) -> std::optional<StepEnd> {
     capnp::MallocMessageBuilder message;
     auto cmd = message.initRoot<schema::StageCommand>();
     cmd.setStep(Step::DEPLOY);
-    coordinator::buildProcessSpec(cmd.initProcess(), s.plan, s.step);
-    const StepCommand command{StageKey{"d-2", "test/deploy", 1}, cmd.asReader(), {}};
+    if (with_spec) coordinator::buildProcessSpec(cmd.initProcess(), s.plan, s.step);
+    const StepCommand command{StageKey{deployment, "test/deploy", 1}, cmd.asReader(), {}};
     auto run = driver_->start(command, [] {});
-    ASSERT_TRUE(run.ok()) << run.status().toString();
+    EXPECT_TRUE(run.ok()) << run.status().toString();
+    if (!run.ok()) return std::nullopt;
     std::vector<std::string> lines;
-    const std::optional<StepEnd> end = waitForEnd(**run, lines, 30s);
-    ASSERT_TRUE(end.has_value()) << "the step did not end";
-    EXPECT_EQ(end->outcome, Outcome::FAILED) << end->message;
-    EXPECT_NE(end->message.find("bad spec: it is for deployment"), std::string::npos)
-        << end->message;
-    EXPECT_NE(end->message.find("d-1"), std::string::npos) << end->message;
+    std::optional<StepEnd> end = waitForEnd(**run, lines, 30s);
+    EXPECT_TRUE(end.has_value()) << "the step did not end";
     for (const std::string& line : lines) {
       EXPECT_EQ(line.find("started "), std::string::npos) << line;
     }
-  }
-  {
-    capnp::MallocMessageBuilder message;
-    auto cmd = message.initRoot<schema::StageCommand>();
-    cmd.setStep(Step::DEPLOY);
-    const StepCommand command{StageKey{"d-1", "test/deploy", 1}, cmd.asReader(), {}};
-    auto run = driver_->start(command, [] {});
-    ASSERT_TRUE(run.ok()) << run.status().toString();
-    std::vector<std::string> lines;
-    const std::optional<StepEnd> end = waitForEnd(**run, lines, 30s);
-    ASSERT_TRUE(end.has_value()) << "the step did not end";
-    EXPECT_EQ(end->outcome, Outcome::FAILED) << end->message;
-    EXPECT_NE(end->message.find("bad spec: the command has none"), std::string::npos)
-        << end->message;
-    for (const std::string& line : lines) {
-      EXPECT_EQ(line.find("started "), std::string::npos) << line;
-    }
-  }
+    return end;
+  };
+  const std::optional<StepEnd> other = endOf("d-2", true);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->outcome, Outcome::FAILED) << other->message;
+  EXPECT_NE(other->message.find("bad spec: it is for deployment"), std::string::npos)
+      << other->message;
+  EXPECT_NE(other->message.find("d-1"), std::string::npos) << other->message;
+
+  const std::optional<StepEnd> none = endOf("d-1", false);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->outcome, Outcome::FAILED) << none->message;
+  EXPECT_NE(none->message.find("bad spec: the command has none"), std::string::npos)
+      << none->message;
   EXPECT_TRUE(serviceRecords(state_dir_).empty()) << "a service record was written";
   EXPECT_EQ(recordedVersion("candidate"), "");
   auto servers = admin_->freeServers(kBackend);
