@@ -43,6 +43,7 @@
 #include "coordinator/store.hpp"
 #include "coordinator/tokens.hpp"
 #include "fuzz/fuzz_check.hpp"
+#include "tests/support/null_outbox.hpp"
 
 namespace flotilla::coordinator {
 namespace {
@@ -50,17 +51,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxBodyBytes = 1024 * 1024;  // HttpApi's limit
-
-// Nothing is connected: commands to agents go nowhere.
-class NullOutbox : public Outbox {
- public:
-  // Interface
-  void send(const std::string&, capnp::MessageBuilder&) override {}
-  void sendTo(const std::string&, capnp::MessageBuilder&) override {}
-  void bindCluster(const std::string&, const std::string&) override {}
-  bool connectionOpen(const std::string&) const override { return false; }
-  void dropConnection(const std::string&) override {}
-};
 
 enum class Op : uint8_t {
   kSubmit,   // POST /api/v1/deployments
@@ -430,7 +420,7 @@ class Harness {
   bool verbose_ = false;  // FLOTILLA_FUZZ_LOG set: log, and print every answer
   std::string dir_;
   Metrics metrics_;
-  NullOutbox outbox_;
+  support::NullOutbox outbox_;
   common::RealClock clock_;
   TaskQueue tasks_;
   CommitSignal commits_;

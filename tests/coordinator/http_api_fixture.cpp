@@ -9,21 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "tests/support/null_outbox.hpp"
+
 namespace flotilla::coordinator::testing {
-namespace {
-
-// No agent is connected: what the engine sends goes nowhere.
-class NowhereOutbox : public Outbox {
- public:
-  // Interface
-  void send(const std::string&, capnp::MessageBuilder&) override {}
-  void sendTo(const std::string&, capnp::MessageBuilder&) override {}
-  void bindCluster(const std::string&, const std::string&) override {}
-  bool connectionOpen(const std::string&) const override { return false; }
-  void dropConnection(const std::string&) override {}
-};
-
-}  // namespace
 
 void HttpApiTest::SetUp() {
   spdlog::set_level(spdlog::level::warn);
@@ -49,7 +37,7 @@ void HttpApiTest::SetUp() {
     deployer_ = *deployer;
   }
 
-  outbox_ = std::make_unique<NowhereOutbox>();
+  outbox_ = std::make_unique<support::NullOutbox>();
   engine_ = std::make_unique<Engine>(*store_, metrics_, *outbox_, clock_, EngineOptions{});
   store_->setGroupCommit(true);
   engine_->setCommitListener([this](const std::string&) { committed_ = true; });
