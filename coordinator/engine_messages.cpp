@@ -24,7 +24,6 @@ std::string heldKey(const std::string& deployment, const std::string& stage, uin
   return deployment + "|" + stage + "|" + std::to_string(attempt);
 }
 
-
 // A stage's end as an agent reports it: in a result, or in the list of what it holds when it
 // registers again (both carry the same fields). The message is attacker-sized: cut.
 template <typename Reader>

@@ -18,12 +18,10 @@
 // Content-Type of a change, or as the Host header; or a viewer's token with a change: each must
 // be refused (401, 415, 421, 403) without a 500, and never let a request through.
 #include <httplib.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -32,18 +30,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 
-#include "common/time_format.hpp"
-#include "coordinator/audit.hpp"
-#include "coordinator/engine.hpp"
-#include "coordinator/http_api.hpp"
-#include "coordinator/metrics.hpp"
-#include "coordinator/server.hpp"
-#include "coordinator/store.hpp"
 #include "coordinator/tokens.hpp"
 #include "fuzz/fuzz_check.hpp"
-#include "tests/support/null_outbox.hpp"
+#include "tests/support/in_process_coordinator.hpp"
 
 namespace flotilla::coordinator {
 namespace {
@@ -144,60 +134,20 @@ class Harness {
     std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/flotilla-http-fuzz-XXXXXX";
     FUZZ_CHECK(mkdtemp(pattern.data()) != nullptr, pattern);
     dir_ = pattern;
-    auto store = Store::open(dir_);
-    FUZZ_CHECK(store.ok(), store.status().message());
-    store_ = std::move(store).value();
-    // Tokens written at once, before group commit (as bootstrap-admin does).
-    auto admin = bootstrapAdmin(*store_, "fuzz-admin", 0);
-    FUZZ_CHECK(admin.ok(), admin.status().message());
-    admin_token_ = *admin;
-    Tokens setup(*store_);
-    FUZZ_CHECK(setup.load().ok(), "tokens");
-    auto viewer = setup.create("fuzz-viewer", Role::kViewer, {}, "fuzz", 0);
-    FUZZ_CHECK(viewer.ok(), viewer.status().message());
-    viewer_token_ = *viewer;
-    engine_ = std::make_unique<Engine>(*store_, metrics_, outbox_, clock_, EngineOptions{});
-    // As in runServer: group commit, answers and stream wake-ups only after the flush.
-    store_->setGroupCommit(true);
-    engine_->setCommitListener([this](const std::string&) { committed_ = true; });
-    auto started = engine_->start();
-    FUZZ_CHECK(started.ok(), started.message());
-    tokens_ = std::make_unique<Tokens>(*store_);
-    FUZZ_CHECK(tokens_->load().ok(), "tokens");
-    audit_ = std::make_unique<AuditLog>(*store_);
-    FUZZ_CHECK(audit_->load().ok(), "audit");
-    // No rate limit: the fuzzer's thousands of requests per second with one token would be
-    // answered 429 and reach nothing else.
-    HttpOptions options;
-    options.limits.min_threads = 4;
-    options.limits.rate_per_second = 0;
-    http_ = std::make_unique<HttpApi>(*store_, *engine_, metrics_, tasks_, commits_, *audit_,
-                                      *tokens_, options);
-    auto port = http_->bind("127.0.0.1:0");
-    FUZZ_CHECK(port.ok(), port.status().message());
-    port_ = *port;
-    http_thread_ = std::thread([this] { http_->serve(); });
-    engine_thread_ = std::thread([this] { engineLoop(); });
+    auto started = support::InProcessCoordinator::start(dir_, "fuzz-admin",
+                                                        {{"fuzz-viewer", Role::kViewer, {}}});
+    FUZZ_CHECK(started.ok(), started.status().message());
+    coordinator_ = std::move(started).value();
+    admin_token_ = coordinator_->token("fuzz-admin");
+    viewer_token_ = coordinator_->token("fuzz-viewer");
+    port_ = coordinator_->port();
     connect();
   }
 
   // Stops the threads before the process's static destructors run under them.
   void shutdown() {
     client_.reset();
-    stop_ = true;
-    tasks_.post(nullptr);
-    engine_thread_.join();
-    commits_.shutdown();
-    tasks_.close();
-    flush();
-    tasks_.complete(common::Status::Unavailable("stopped before the change was durable"));
-    http_->stop();
-    http_thread_.join();
-    http_.reset();
-    audit_.reset();
-    tokens_.reset();
-    engine_.reset();
-    store_.reset();
+    coordinator_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
@@ -398,44 +348,12 @@ class Harness {
     client_->set_write_timeout(30, 0);
   }
 
-  // The coordinator's loop (coordinator/server.cpp) without the agent endpoint: run posted
-  // work, tick the timers, make the turn durable, then answer.
-  void engineLoop() {
-    while (!stop_) {
-      pollfd p{tasks_.fd(), POLLIN, 0};
-      if (::poll(&p, 1, 100) > 0) tasks_.drain();
-      engine_->tick();
-      flush();
-    }
-  }
-
-  void flush() {
-    common::Status s = store_->flush();
-    // A store in a temporary directory does not fail; if it does, say so instead of hanging.
-    tasks_.complete(s);
-    if (s.ok() && committed_) commits_.notify();
-    committed_ = false;
-  }
-
   bool verbose_ = false;  // FLOTILLA_FUZZ_LOG set: log, and print every answer
   std::string dir_;
-  Metrics metrics_;
-  support::NullOutbox outbox_;
-  common::RealClock clock_;
-  TaskQueue tasks_;
-  CommitSignal commits_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Tokens> tokens_;
-  std::unique_ptr<AuditLog> audit_;
-  std::unique_ptr<HttpApi> http_;
+  std::unique_ptr<support::InProcessCoordinator> coordinator_;
   std::string admin_token_;
   std::string viewer_token_;
   int port_ = 0;
-  std::thread http_thread_;
-  std::thread engine_thread_;
-  std::atomic<bool> stop_{false};
-  bool committed_ = false;  // engine thread only
   std::unique_ptr<httplib::Client> client_;
 };
 

@@ -222,8 +222,7 @@ TEST_F(AgentTest, AStepItDoesNotKnowIsRefusedAndNotRunAsAScript) {
   auto r = resultOf("c1/apply");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->root().getStageResult().getOutcome(), Outcome::REFUSED);
-  EXPECT_NE(toStd(r->root().getStageResult().getMessage()).find("unknown step"),
-            std::string::npos)
+  EXPECT_NE(toStd(r->root().getStageResult().getMessage()).find("unknown step"), std::string::npos)
       << toStd(r->root().getStageResult().getMessage());
   EXPECT_EQ(linesIn("count"), 0);
 }

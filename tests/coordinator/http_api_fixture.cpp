@@ -1,15 +1,12 @@
 // The HTTP API test fixture (see the header).
 #include "tests/coordinator/http_api_fixture.hpp"
 
-#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-
-#include "tests/support/null_outbox.hpp"
 
 namespace flotilla::coordinator::testing {
 
@@ -19,70 +16,21 @@ void HttpApiTest::SetUp() {
   std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/flotilla-http-test-XXXXXX";
   ASSERT_NE(mkdtemp(pattern.data()), nullptr);
   dir_ = pattern;
-  auto opened = Store::open(dir_);
-  ASSERT_TRUE(opened.ok()) << opened.status().toString();
-  store_ = std::move(opened).value();
-
-  // Tokens go in before the engine turns group commit on, as bootstrap-admin does.
-  auto admin = bootstrapAdmin(*store_, "admin", 0);
-  ASSERT_TRUE(admin.ok()) << admin.status().toString();
-  admin_ = *admin;
-  {
-    Tokens early(*store_);
-    ASSERT_TRUE(early.load().ok());
-    auto viewer = early.create("viewer", Role::kViewer, {}, "admin", 0);
-    auto deployer = early.create("deployer", Role::kDeployer, {"staging"}, "admin", 0);
-    ASSERT_TRUE(viewer.ok() && deployer.ok());
-    viewer_ = *viewer;
-    deployer_ = *deployer;
-  }
-
-  outbox_ = std::make_unique<support::NullOutbox>();
-  engine_ = std::make_unique<Engine>(*store_, metrics_, *outbox_, clock_, EngineOptions{});
-  store_->setGroupCommit(true);
-  engine_->setCommitListener([this](const std::string&) { committed_ = true; });
-  ASSERT_TRUE(engine_->start().ok());
-  tokens_ = std::make_unique<Tokens>(*store_);
-  ASSERT_TRUE(tokens_->load().ok());
-  audit_ = std::make_unique<AuditLog>(*store_);
-  ASSERT_TRUE(audit_->load().ok());
-
-  HttpOptions options;
-  options.limits.min_threads = 4;
-  options.limits.rate_per_second = 0;  // no rate limit: tests send bursts with one token
-  http_ = std::make_unique<HttpApi>(*store_, *engine_, metrics_, tasks_, commits_, *audit_,
-                                    *tokens_, options);
-  auto bound = http_->bind("127.0.0.1:0");
-  ASSERT_TRUE(bound.ok()) << bound.status().toString();
-  port_ = *bound;
-  http_thread_ = std::thread([this] { http_->serve(); });
-  engine_thread_ = std::thread([this] { engineLoop(); });
-
-  client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  auto started = support::InProcessCoordinator::start(
+      dir_, "admin", {{"viewer", Role::kViewer, {}}, {"deployer", Role::kDeployer, {"staging"}}});
+  ASSERT_TRUE(started.ok()) << started.status().toString();
+  coordinator_ = std::move(started).value();
+  admin_ = coordinator_->token("admin");
+  viewer_ = coordinator_->token("viewer");
+  deployer_ = coordinator_->token("deployer");
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", coordinator_->port());
   client_->set_connection_timeout(10, 0);
   client_->set_read_timeout(30, 0);
 }
 
 void HttpApiTest::TearDown() {
   client_.reset();
-  if (engine_thread_.joinable()) {
-    stop_ = true;
-    tasks_.post(nullptr);
-    engine_thread_.join();
-  }
-  commits_.shutdown();
-  tasks_.close();
-  if (store_) flush();
-  tasks_.complete(common::Status::Unavailable("the test is over"));
-  if (http_thread_.joinable()) {
-    http_->stop();
-    http_thread_.join();
-  }
-  http_.reset();
-  audit_.reset();
-  tokens_.reset();
-  engine_.reset();
-  store_.reset();
+  coordinator_.reset();
   if (!dir_.empty()) {
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
@@ -139,20 +87,4 @@ nlohmann::json HttpApiTest::lastAudit(const std::string& action, bool wait) {
 }
 
 // The coordinator's loop (coordinator/server.cpp) without the agent endpoint.
-void HttpApiTest::engineLoop() {
-  while (!stop_) {
-    pollfd p{tasks_.fd(), POLLIN, 0};
-    if (::poll(&p, 1, 50) > 0) tasks_.drain();
-    engine_->tick();
-    flush();
-  }
-}
-
-void HttpApiTest::flush() {
-  common::Status s = store_->flush();
-  tasks_.complete(s);
-  if (s.ok() && committed_) commits_.notify();
-  committed_ = false;
-}
-
 }  // namespace flotilla::coordinator::testing

@@ -14,14 +14,10 @@
 #include <thread>
 
 #include "common/time_format.hpp"
-#include "coordinator/audit.hpp"
-#include "coordinator/engine.hpp"
 #include "coordinator/http_api.hpp"
-#include "coordinator/metrics.hpp"
-#include "coordinator/outbox.hpp"
-#include "coordinator/server.hpp"
 #include "coordinator/store.hpp"
 #include "coordinator/tokens.hpp"
+#include "tests/support/in_process_coordinator.hpp"
 
 namespace flotilla::coordinator::testing {
 
@@ -64,35 +60,18 @@ class HttpApiTest : public ::testing::Test {
   // refusal's record is written after its answer: with `wait`, polls for up to 5 s.
   nlohmann::json lastAudit(const std::string& action, bool wait = true);
 
-  Store& store() { return *store_; }
-  HttpApi& http() { return *http_; }
-  int port() const { return port_; }
+  Store& store() { return coordinator_->store(); }
+  HttpApi& http() { return coordinator_->http(); }
+  int port() const { return coordinator_->port(); }
 
   std::string admin_;
   std::string viewer_;
   std::string deployer_;  // limited to the environment "staging"
 
  private:
-  void engineLoop();
-  void flush();
-
   std::string dir_;
-  Metrics metrics_;
-  std::unique_ptr<Outbox> outbox_;
-  common::RealClock clock_;
-  TaskQueue tasks_;
-  CommitSignal commits_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Tokens> tokens_;
-  std::unique_ptr<AuditLog> audit_;
-  std::unique_ptr<HttpApi> http_;
+  std::unique_ptr<support::InProcessCoordinator> coordinator_;
   std::unique_ptr<httplib::Client> client_;
-  int port_ = 0;
-  std::thread http_thread_;
-  std::thread engine_thread_;
-  std::atomic<bool> stop_{false};
-  bool committed_ = false;  // engine thread only
 };
 
 }  // namespace flotilla::coordinator::testing

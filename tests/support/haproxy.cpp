@@ -46,8 +46,7 @@ std::string haproxyConfig(const std::string& socket_path, int port, const std::s
       << "  # Connection failures are retried (and sent elsewhere unless the test asked not to);\n"
       << "  # an HTTP 5xx is never retried, so the test sees every bad answer.\n"
       << "  retries 3\n"
-      << (redispatch == Haproxy::Redispatch::kOn ? "  option redispatch\n" : "")
-      << "frontend fe\n"
+      << (redispatch == Haproxy::Redispatch::kOn ? "  option redispatch\n" : "") << "frontend fe\n"
       << "  bind 127.0.0.1:" << port << "\n"
       << "  default_backend " << backend << "\n"
       << "backend " << backend << "\n"

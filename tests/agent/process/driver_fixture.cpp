@@ -151,8 +151,8 @@ void ProcessDriverTest::SetUp() {
   port_max_ = port_min_ + kPortsPerProcess - 1;
   // No redispatch: a request HAProxy sends to a replica stopped before it was drained fails
   // where the test's clients see it.
-  haproxy_ = support::Haproxy::start(dir_, "driver", kBackend, kSlots,
-                                     support::Haproxy::Redispatch::kOff);
+  haproxy_ =
+      support::Haproxy::start(dir_, "driver", kBackend, kSlots, support::Haproxy::Redispatch::kOff);
   ASSERT_NE(haproxy_, nullptr);
   admin_ = std::make_unique<HaproxyAdmin>(haproxy_->socketPath(), 2000ms);
   driver_ = std::make_unique<ProcessDriver>(state_dir_, "test");

@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "agent/haproxy.hpp"
-#include "tests/support/haproxy.hpp"
 #include "agent/process/driver.hpp"
 #include "common/plan.hpp"
 #include "coordinator/process_spec.hpp"
+#include "tests/support/haproxy.hpp"
 
 namespace flotilla::agent::testing {
 
