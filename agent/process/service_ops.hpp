@@ -41,6 +41,8 @@ inline constexpr std::chrono::milliseconds kHaproxyTimeout{2000};
 // bake, within these bounds.
 inline constexpr std::chrono::seconds kMinAlertSlice{1};
 inline constexpr std::chrono::seconds kMaxAlertSlice{30};
+// How far back Prometheus is asked for the old set's figures when a bake compares with it.
+inline constexpr std::chrono::minutes kBaselineLookback{15};
 // A Prometheus query may take longer than a health check's timeout allows.
 inline constexpr std::chrono::seconds kMinQueryTimeout{2};
 inline constexpr int kMaxServerWeight = 256;      // HAProxy's limit

@@ -46,6 +46,11 @@ class StepRunner {
   SetWindow measure(const ReplicaSet& set, const SetReading& before, Clock::time_point since,
                     SetReading* after);
 
+  // What the old set served before the new one took its traffic, the baseline of a bake (after
+  // 100% the old set takes no requests to compare with): its counters since it started, or
+  // Prometheus over the last kBaselineLookback.
+  SetWindow oldSetBaseline(const ReplicaSet& old);
+
   // Checks the plan's alert thresholds on one window of `set`; each rule is raised at most
   // once a step (an event and a webhook each time would page people every window).
   void raiseAlerts(const ReplicaSet& set, const SetWindow& w, const SetWindow* baseline);

@@ -17,6 +17,21 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
 
+namespace {
+
+// The rules a failed analysis crossed, for the step's message.
+std::string crossedRules(const AnalysisResult& result) {
+  std::string crossed;
+  for (const Finding& f : result.findings) {
+    if (f.crossed && f.rule != "min_requests") {
+      crossed += (crossed.empty() ? "" : "; ") + f.message;
+    }
+  }
+  return crossed;
+}
+
+}  // namespace
+
 Status StepRunner::analyze(std::string* message) {
   ops_.useTraffic(spec_.traffic);
   if (Status s = ops_.dropDead(); !s.ok()) return s;
@@ -51,13 +66,7 @@ Status StepRunner::analyze(std::string* message) {
              "; " + describe(stable.version, base));
     raiseAlerts(candidate, cand, &base);
     const AnalysisResult result = agent::analyze(cand.stats, base.stats, spec_.metrics->config);
-    std::string crossed;
-    for (const Finding& f : result.findings) {
-      ops_.say("analysis: " + f.message);
-      if (f.crossed && f.rule != "min_requests") {
-        crossed += (crossed.empty() ? "" : "; ") + f.message;
-      }
-    }
+    for (const Finding& f : result.findings) ops_.say("analysis: " + f.message);
     std::string why;
     for (const Finding& f : result.findings) why += (why.empty() ? "" : "; ") + f.message;
     switch (afterWindow(result.verdict, extension, spec_.metrics->wait_when_inconclusive)) {
@@ -66,7 +75,7 @@ Status StepRunner::analyze(std::string* message) {
                    describe(candidate.version, cand) + " vs " + describe(stable.version, base);
         return Status::Ok();
       case AnalysisNext::kFail:
-        return Status::FailedPrecondition("analysis failed: " + crossed);
+        return Status::FailedPrecondition("analysis failed: " + crossedRules(result));
       case AnalysisNext::kGiveUp:
         if (!spec_.metrics->wait_when_inconclusive) {
           return Status::FailedPrecondition("analysis inconclusive: " + why);
@@ -93,42 +102,82 @@ Status StepRunner::bake(std::string* message) {
   }
   // The workflow's "intense monitoring" after 100%: twice as often as during the rollout.
   const Millis interval = std::max<Millis>(spec_.health.interval / 2, 1ms);
-  if (!spec_.alerts) return healthOnly(*watched, interval, message);
-
-  // With alerts, the watched set's metrics are also read in slices of the bake, each slice
-  // checked against the alert thresholds (latency against the stable set, if one still runs).
   const ReplicaSet set = *watched;
-  std::optional<ReplicaSet> stable;
-  if (rec.stable && rec.stable->version != set.version) stable = *rec.stable;
+  // The old set (blue-green's blue, a canary's stable set) still runs until finalize: the new
+  // one is judged against what it served, by the analysis rules and the alerts alike.
+  std::optional<ReplicaSet> old;
+  if (rec.stable && rec.stable->version != set.version) old = *rec.stable;
+  const bool judged = spec_.metrics && old;
+  if (!spec_.alerts && !judged) return healthOnly(set, interval, message);
+
+  std::optional<SetWindow> baseline;
+  if (old) {
+    baseline = oldSetBaseline(*old);
+    ops_.say("bake baseline " + describe(old->version, *baseline));
+  }
+  // The metrics are read in slices of the bake; the alerts judge each slice, the analysis
+  // everything since the bake began.
   HealthWatch health(ops_, set, spec_.health, interval);
   const Clock::duration slice =
       std::clamp<Clock::duration>(spec_.duration / 4, kMinAlertSlice, kMaxAlertSlice);
-  const auto end = ops_.now() + spec_.duration;
-  SetReading before = readSet(ops_, set, spec_.health.timeout, scrapes());
-  SetReading stable_before;
-  if (stable) stable_before = readSet(ops_, *stable, spec_.health.timeout, scrapes());
-  auto since = ops_.now();
+  const auto started = ops_.now();
+  const auto end = started + spec_.duration;
+  const SetReading first = readSet(ops_, set, spec_.health.timeout, scrapes());
+  SetReading before = first;
+  auto since = started;
   while (ops_.now() < end) {
     const auto left = end - ops_.now();
     if (Status s = health.watch(std::min<Clock::duration>(slice, left)); !s.ok()) return s;
     SetReading after;
-    SetReading stable_after;
     const SetWindow w = measure(set, before, since, &after);
-    if (stable) {
-      const SetWindow base = measure(*stable, stable_before, since, &stable_after);
-      raiseAlerts(set, w, &base);
-    } else {
-      raiseAlerts(set, w, nullptr);
-    }
+    raiseAlerts(set, w, baseline ? &*baseline : nullptr);
     ops_.say("bake " + describe(set.version, w));
+    if (judged) {
+      const SetWindow whole = measure(set, first, started, nullptr);
+      const AnalysisResult result = agent::analyze(whole.stats, baseline->stats,
+                                                   spec_.metrics->config);
+      if (result.verdict == Verdict::kFail) {
+        return Status::FailedPrecondition("bake failed against " + old->version + ": " +
+                                          crossedRules(result));
+      }
+    }
     before = std::move(after);
-    stable_before = std::move(stable_after);
     since = ops_.now();
   }
   *message = std::to_string(set.replicas.size()) + " replica(s) of " + set.version + " passed " +
              std::to_string(health.checks()) + " health checks over " + seconds(spec_.duration) +
+             (judged ? " and the analysis against " + old->version : "") +
              (alerted_.empty() ? "" : " (" + std::to_string(alerted_.size()) + " alert(s))");
   return Status::Ok();
+}
+
+SetWindow StepRunner::oldSetBaseline(const ReplicaSet& old) {
+  if (!scrapes()) {
+    std::vector<int> ports;
+    for (const Replica& r : old.replicas) ports.push_back(r.port);
+    auto stats = queryWindow(*spec_.metrics->prometheus, ports, old.version, kBaselineLookback,
+                             std::max<Millis>(spec_.health.timeout, kMinQueryTimeout));
+    SetWindow w;
+    if (stats.ok()) {
+      w.stats = *stats;
+      w.replicas = old.replicas.size();
+    } else {
+      // No baseline: the rules that need one are inconclusive, never a pass.
+      ops_.say("Prometheus: " + stats.status().message());
+    }
+    return w;
+  }
+  // Each replica's counters since it started: a window from nothing to now. Its length is
+  // not known here (only the rate depends on it): an hour is said.
+  SetReading now = readSet(ops_, old, spec_.health.timeout, true);
+  SetReading nothing;
+  for (const auto& [port, reading] : now) {
+    Reading zero;
+    zero.samples = MetricSamples{};
+    zero.at = reading.at - std::chrono::hours(1);
+    nothing[port] = zero;
+  }
+  return windowOf(ops_, nothing, now);
 }
 
 SetWindow StepRunner::measure(const ReplicaSet& set, const SetReading& before,

@@ -205,7 +205,8 @@ std::string ProcessDriverTest::commandTemplate() const {
          " $(test {version} = 2.0.0-bad && echo --error-rate 0.2)"
          " $(test {version} = 2.0.0-sick && echo --health-fail-after 0s)"
          " $(test {version} = 2.0.0-flaky && echo --health-fail-after 1500ms)"
-         " $(test {version} = 2.0.0-fading && echo --health-fail-after 800ms)";
+         " $(test {version} = 2.0.0-fading && echo --health-fail-after 800ms)"
+         " $(test {version} = 2.0.0-slow && echo --latency-ms 100)";
 }
 
 ProcessDriverTest::TestSpec ProcessDriverTest::spec(const std::string& version,

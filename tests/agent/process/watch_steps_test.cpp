@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tests/agent/process/driver_fixture.hpp"
+#include "tests/support/wait.hpp"
 
 namespace flotilla::agent::testing {
 namespace {
@@ -60,6 +61,40 @@ TEST_F(ProcessDriverTest, BakeWatchesHealthAndPasses) {
   auto r = run(Step::BAKE, withDuration(spec("1.0.0"), 500));
   EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("health checks"), std::string::npos) << r.message;
+}
+
+// Blue-green: the new set takes all the traffic at once, the old one none; the bake judges the
+// new set against what the old one served before the switch.
+TEST_F(ProcessDriverTest, BlueGreenBakeFailsAVersionSlowerThanTheOldSetServed) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  TrafficLoop traffic(haproxy_->port());
+  ASSERT_TRUE(support::pollUntil([&] { return traffic.count("checkout 1.0.0") >= 40; }, 20s))
+      << traffic.describe();
+  const TestSpec slow = spec("2.0.0-slow", "1.0.0");
+  auto r = run(Step::DEPLOY, slow);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::SHIFT, withWeight(slow, 100));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::BAKE, withDuration(slow, 8000));
+  EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
+  EXPECT_NE(r.message.find("bake failed against 1.0.0"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("p95"), std::string::npos) << r.message;
+  EXPECT_TRUE(logged("bake baseline 1.0.0")) << "the old set's figures are said";
+}
+
+TEST_F(ProcessDriverTest, BlueGreenBakePassesAVersionAsGoodAsTheOldSet) {
+  ASSERT_NO_FATAL_FAILURE(installStable("1.0.0"));
+  TrafficLoop traffic(haproxy_->port());
+  ASSERT_TRUE(support::pollUntil([&] { return traffic.count("checkout 1.0.0") >= 40; }, 20s))
+      << traffic.describe();
+  const TestSpec good = spec("2.0.0", "1.0.0");
+  auto r = run(Step::DEPLOY, good);
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::SHIFT, withWeight(good, 100));
+  ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  r = run(Step::BAKE, withDuration(good, 2000));
+  EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
+  EXPECT_NE(r.message.find("and the analysis against 1.0.0"), std::string::npos) << r.message;
 }
 
 TEST_F(ProcessDriverTest, CancelDuringAnalysisAbortsQuicklyAndKeepsTheRecord) {
