@@ -598,22 +598,22 @@ std::vector<Finding> checkAlerts(const WindowStats& stats, const WindowStats* ba
   std::vector<Finding> out;
   const bool enough = stats.requests >= cfg.min_requests;
 
-  if (enough && stats.error_rate > cfg.error_rate) {
+  if (enough && cfg.error_rate && stats.error_rate > *cfg.error_rate) {
     Finding f;
     f.rule = "error_rate";
     f.canary = stats.error_rate;
-    f.threshold = cfg.error_rate;
+    f.threshold = *cfg.error_rate;
     f.crossed = true;
     f.message =
         strFormat("error rate %.3f is over the %.3f alert threshold (%llu of %llu)",
-                  stats.error_rate, cfg.error_rate, static_cast<unsigned long long>(stats.errors),
+                  stats.error_rate, *cfg.error_rate, static_cast<unsigned long long>(stats.errors),
                   static_cast<unsigned long long>(stats.requests));
     out.push_back(std::move(f));
   }
 
-  if (enough && baseline != nullptr && baseline->requests >= cfg.min_requests &&
-      stats.latency_p95 && baseline->latency_p95) {
-    const double threshold = *baseline->latency_p95 * cfg.latency_p95_ratio;
+  if (enough && cfg.latency_p95_ratio && baseline != nullptr &&
+      baseline->requests >= cfg.min_requests && stats.latency_p95 && baseline->latency_p95) {
+    const double threshold = *baseline->latency_p95 * *cfg.latency_p95_ratio;
     if (*stats.latency_p95 > threshold) {
       Finding f;
       f.rule = "latency_p95";
@@ -622,21 +622,21 @@ std::vector<Finding> checkAlerts(const WindowStats& stats, const WindowStats* ba
       f.threshold = threshold;
       f.crossed = true;
       f.message = strFormat("p95 latency %.3fs vs baseline %.3fs: over the %gx alert threshold",
-                            f.canary, f.baseline, cfg.latency_p95_ratio);
+                            f.canary, f.baseline, *cfg.latency_p95_ratio);
       out.push_back(std::move(f));
     }
   }
 
   const auto share = [&out](const char* rule, const char* what, std::optional<double> value,
-                            double threshold) {
-    if (!value || !(*value > threshold)) return;
+                            std::optional<double> threshold) {
+    if (!value || !threshold || !(*value > *threshold)) return;
     Finding f;
     f.rule = rule;
     f.canary = *value;
-    f.threshold = threshold;
+    f.threshold = *threshold;
     f.crossed = true;
     f.message = strFormat("%s %.0f%% is over the %.0f%% alert threshold", what, *value * 100,
-                          threshold * 100);
+                          *threshold * 100);
     out.push_back(std::move(f));
   };
   share("cpu", "CPU", cpu, cfg.cpu);

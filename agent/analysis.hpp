@@ -130,11 +130,12 @@ struct AnalysisConfig {
 AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
                        const AnalysisConfig& cfg);
 
+// A rule is absent when the plan turned it off.
 struct AlertConfig {
-  double error_rate = 0.05;        // absolute
-  double latency_p95_ratio = 2.0;  // against the baseline, when there is one
-  double cpu = 0.9;                // share, as passed to checkAlerts
-  double memory = 0.9;             // share of the host's memory
+  std::optional<double> error_rate = 0.05;        // absolute
+  std::optional<double> latency_p95_ratio = 2.0;  // against the baseline, when there is one
+  std::optional<double> cpu = 0.9;                // share, as passed to checkAlerts
+  std::optional<double> memory = 0.9;             // share of the host's memory
   // Error-rate and latency alerts need this many requests, so one failed request out of two
   // does not page anyone.
   uint64_t min_requests = 20;

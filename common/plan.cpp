@@ -86,9 +86,13 @@ Plan PlanReader::read(const YAML::Node& root) {
   }
   if (const Field* field = findField(fields, "health")) readHealth(*field, &plan.health);
   if (const Field* field = findField(fields, "alerts")) {
-    Alerts alerts;
-    readAlerts(*field, &alerts);
-    plan.alerts = alerts;
+    if (!isOff(field->value)) {  // `alerts: off`: none
+      Alerts alerts;
+      readAlerts(*field, &alerts);
+      plan.alerts = alerts;
+    }
+  } else if (driver_known && plan.driver == DriverKind::kProcess) {
+    plan.alerts = Alerts{};  // the workflow's thresholds
   }
 
   if (const Field* field = requireField(fields, "waves", root, "")) {

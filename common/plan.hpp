@@ -104,11 +104,14 @@ struct Health {
 
 // Thresholds that raise an alert (an event and a webhook POST) while the new version is
 // watched. Alerts inform; they do not roll back by themselves (the health and metrics rules do).
+// On by default with the workflow's thresholds (a process-driver plan without `alerts:` gets
+// these); a plan changes a rule, turns one off (`cpu: off`: absent here) or all (`alerts: off`:
+// no Alerts at all).
 struct Alerts {
-  double error_rate = 0.05;                         // absolute share of 5xx
-  double latency_p95_ratio = 2.0;                   // against the stable version's p95
-  double cpu = 0.9;                                 // share of one core, per replica on average
-  double memory = 0.9;                              // share of the host's memory, the whole set
+  std::optional<double> error_rate = 0.05;          // absolute share of 5xx
+  std::optional<double> latency_p95_ratio = 2.0;    // against the stable version's p95
+  std::optional<double> cpu = 0.9;                  // share of one core, per replica on average
+  std::optional<double> memory = 0.9;               // share of the host's memory, the whole set
   std::string webhook;                              // http(s) URL; empty: events only
   std::chrono::milliseconds webhook_timeout{5000};  // per attempt
   uint32_t webhook_attempts = 3;

@@ -73,6 +73,13 @@ double numberAt(const Json& object, std::string_view key, const std::string& pat
   return value.get<double>();
 }
 
+// An alert rule: a number, or null when the plan turned it off.
+std::optional<double> ruleAt(const Json& object, std::string_view key, const std::string& path) {
+  if (member(object, key, path).is_null()) return std::nullopt;
+  return numberAt(object, key, path);
+}
+Json ruleJson(const std::optional<double>& rule) { return rule ? Json(*rule) : Json(nullptr); }
+
 std::chrono::milliseconds msAt(const Json& object, std::string_view key, const std::string& path) {
   return std::chrono::milliseconds(static_cast<int64_t>(
       unsignedAt(object, key, path, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
@@ -241,10 +248,11 @@ Plan planFromJsonValue(const Json& json) {
   if (json.contains("alerts") && !json.at("alerts").is_null()) {
     const Json& alerts = json.at("alerts");
     Alerts a;
-    a.error_rate = numberAt(alerts, "error_rate", "alerts");
-    a.latency_p95_ratio = numberAt(alerts, "latency_p95_ratio", "alerts");
-    a.cpu = numberAt(alerts, "cpu", "alerts");
-    a.memory = numberAt(alerts, "memory", "alerts");
+    // A rule turned off is null.
+    a.error_rate = ruleAt(alerts, "error_rate", "alerts");
+    a.latency_p95_ratio = ruleAt(alerts, "latency_p95_ratio", "alerts");
+    a.cpu = ruleAt(alerts, "cpu", "alerts");
+    a.memory = ruleAt(alerts, "memory", "alerts");
     a.webhook = stringAt(alerts, "webhook", "alerts");
     a.webhook_timeout = msAt(alerts, "webhook_timeout_ms", "alerts");
     a.webhook_attempts =
@@ -325,10 +333,10 @@ std::string planToJson(const Plan& plan) {
                       {"error_rate", plan.health.metrics->queries.error_rate},
                       {"latency_p95", plan.health.metrics->queries.latency_p95}}}}
              : Json(nullptr)}}},
-      {"alerts", plan.alerts ? Json{{"error_rate", plan.alerts->error_rate},
-                                    {"latency_p95_ratio", plan.alerts->latency_p95_ratio},
-                                    {"cpu", plan.alerts->cpu},
-                                    {"memory", plan.alerts->memory},
+      {"alerts", plan.alerts ? Json{{"error_rate", ruleJson(plan.alerts->error_rate)},
+                                    {"latency_p95_ratio", ruleJson(plan.alerts->latency_p95_ratio)},
+                                    {"cpu", ruleJson(plan.alerts->cpu)},
+                                    {"memory", ruleJson(plan.alerts->memory)},
                                     {"webhook", plan.alerts->webhook},
                                     {"webhook_timeout_ms", plan.alerts->webhook_timeout.count()},
                                     {"webhook_attempts", plan.alerts->webhook_attempts}}

@@ -309,20 +309,20 @@ void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
 void PlanReader::readAlerts(const Field& field, Alerts* alerts) {
   if (!expectKind(field, YAML::NodeType::Map, "alerts")) return;
   const Fields fields = readFields(field.value, "alerts", kAlertFields);
-  if (const Field* f = findField(fields, "error_rate")) {
-    if (auto v = readNumber(*f, "alerts.error_rate", 0.0, 1.0)) alerts->error_rate = *v;
-  }
-  if (const Field* f = findField(fields, "latency_p95_ratio")) {
-    if (auto v = readNumber(*f, "alerts.latency_p95_ratio", 1.0, 100.0)) {
-      alerts->latency_p95_ratio = *v;
+  // A rule is a threshold in [min, max], or `off`.
+  auto rule = [&](const char* name, double min, double max, std::optional<double>* into) {
+    const Field* f = findField(fields, name);
+    if (f == nullptr) return;
+    if (isOff(f->value)) {
+      into->reset();
+      return;
     }
-  }
-  if (const Field* f = findField(fields, "cpu")) {
-    if (auto v = readNumber(*f, "alerts.cpu", 0.0, 64.0)) alerts->cpu = *v;
-  }
-  if (const Field* f = findField(fields, "memory")) {
-    if (auto v = readNumber(*f, "alerts.memory", 0.0, 1.0)) alerts->memory = *v;
-  }
+    if (auto v = readNumber(*f, "alerts." + std::string(name), min, max)) *into = *v;
+  };
+  rule("error_rate", 0.0, 1.0, &alerts->error_rate);
+  rule("latency_p95_ratio", 1.0, 100.0, &alerts->latency_p95_ratio);
+  rule("cpu", 0.0, 64.0, &alerts->cpu);
+  rule("memory", 0.0, 1.0, &alerts->memory);
   if (const Field* f = findField(fields, "webhook")) {
     if (auto u = readHttpUrl(*f, "alerts.webhook")) alerts->webhook = *u;
   }

@@ -128,6 +128,12 @@ const Field* PlanReader::requireField(const Fields& fields, std::string_view nam
   return field;
 }
 
+bool PlanReader::isOff(const YAML::Node& node) {
+  if (!node.IsScalar()) return false;
+  const std::string& text = node.Scalar();
+  return text == "off" || text == "false";
+}
+
 bool PlanReader::expectKind(const Field& field, YAML::NodeType::value kind,
                             const std::string& path) {
   if (field.value.Type() == kind) return true;

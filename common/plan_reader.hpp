@@ -118,6 +118,8 @@ class PlanReader {
   const Field* requireField(const Fields& fields, std::string_view name, const YAML::Node& map,
                             const std::string& context);
   bool expectKind(const Field& field, YAML::NodeType::value kind, const std::string& path);
+  // The scalar `off` (or `false`): a rule or section turned off.
+  static bool isOff(const YAML::Node& node);
   std::optional<std::string> readString(const Field& field, const std::string& path);
   std::optional<std::string> readHttpUrl(const Field& field, const std::string& path);
   std::optional<std::chrono::milliseconds> readDurationField(const Field& field,

@@ -47,10 +47,14 @@ void buildProcessSpec(schema::ProcessSpec::Builder out, const common::Plan& plan
 
   if (const auto& a = plan.alerts) {
     auto alerts = out.initAlerts();
-    alerts.setErrorRate(a->error_rate);
-    alerts.setLatencyP95Ratio(a->latency_p95_ratio);
-    alerts.setCpu(a->cpu);
-    alerts.setMemory(a->memory);
+    alerts.setErrorRate(a->error_rate.value_or(0));
+    alerts.setErrorRateOff(!a->error_rate);
+    alerts.setLatencyP95Ratio(a->latency_p95_ratio.value_or(0));
+    alerts.setLatencyP95RatioOff(!a->latency_p95_ratio);
+    alerts.setCpu(a->cpu.value_or(0));
+    alerts.setCpuOff(!a->cpu);
+    alerts.setMemory(a->memory.value_or(0));
+    alerts.setMemoryOff(!a->memory);
   }
 
   const common::Strategy& strategy = plan.strategyFor(step.wave);

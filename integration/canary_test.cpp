@@ -341,6 +341,12 @@ TEST_F(BadCanaryTest, BadCanaryRolledBack) {
   const std::string id = rollOutBadVersion(onlyFor("2.0.0", "--error-rate 0.2"), kStrictMetrics);
   ASSERT_FALSE(id.empty());
   ASSERT_NO_FATAL_FAILURE(expectCaughtAtFirstAnalysis(id, {"error rate"}));
+  // The plan has no `alerts:`: the workflow's thresholds apply (errors over 5%).
+  const json ev = events(id);
+  const auto alerts = eventsOf(ev, "alert", "staging-eu");
+  ASSERT_GE(alerts.size(), 1u) << ev.dump(1);
+  EXPECT_TRUE(contains(alerts[0].value("message", ""), "over the 0.050 alert threshold"))
+      << alerts[0].dump();
 
   expectOnlyTheNewVersionFailed(answers_["staging-eu"]);
   Tally staging = tally(answers_["staging-eu"]);

@@ -159,6 +159,11 @@ struct ProcessSpec {
     latencyP95Ratio @1 :Float64;
     cpu @2 :Float64;
     memory @3 :Float64;
+    # A rule the plan turned off (`cpu: off`); its threshold above is then not read.
+    errorRateOff @4 :Bool;
+    latencyP95RatioOff @5 :Bool;
+    cpuOff @6 :Bool;
+    memoryOff @7 :Bool;
   }
   struct Rolling {
     maxUnavailable @0 :UInt32;

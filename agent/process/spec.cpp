@@ -106,10 +106,16 @@ void readMetrics(schema::ProcessSpec::Metrics::Reader m, Spec& spec, Problems& r
 
 void readAlerts(schema::ProcessSpec::Alerts::Reader a, Spec& spec, Problems& r) {
   AlertConfig ac;
-  ac.error_rate = r.share(a.getErrorRate(), "alerts.errorRate");
-  ac.latency_p95_ratio = r.share(a.getLatencyP95Ratio(), "alerts.latencyP95Ratio");
-  ac.cpu = r.share(a.getCpu(), "alerts.cpu");
-  ac.memory = r.share(a.getMemory(), "alerts.memory");
+  ac.error_rate.reset();
+  ac.latency_p95_ratio.reset();
+  ac.cpu.reset();
+  ac.memory.reset();
+  if (!a.getErrorRateOff()) ac.error_rate = r.share(a.getErrorRate(), "alerts.errorRate");
+  if (!a.getLatencyP95RatioOff()) {
+    ac.latency_p95_ratio = r.share(a.getLatencyP95Ratio(), "alerts.latencyP95Ratio");
+  }
+  if (!a.getCpuOff()) ac.cpu = r.share(a.getCpu(), "alerts.cpu");
+  if (!a.getMemoryOff()) ac.memory = r.share(a.getMemory(), "alerts.memory");
   spec.alerts = ac;
 }
 

@@ -134,8 +134,8 @@ Status StepRunner::bake(std::string* message) {
     ops_.say("bake " + describe(set.version, w));
     if (judged) {
       const SetWindow whole = measure(set, first, started, nullptr);
-      const AnalysisResult result = agent::analyze(whole.stats, baseline->stats,
-                                                   spec_.metrics->config);
+      const AnalysisResult result =
+          agent::analyze(whole.stats, baseline->stats, spec_.metrics->config);
       if (result.verdict == Verdict::kFail) {
         return Status::FailedPrecondition("bake failed against " + old->version + ": " +
                                           crossedRules(result));

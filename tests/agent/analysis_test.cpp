@@ -633,6 +633,20 @@ TEST(CheckAlertsTest, OnlyCrossedThresholds) {
   for (const Finding& f : all) EXPECT_TRUE(f.crossed);
 }
 
+TEST(CheckAlertsTest, ARuleTurnedOffNeverFires) {
+  const WindowStats base = synthetic(1000, 10, 0.1);
+  AlertConfig cfg;
+  cfg.error_rate.reset();
+  cfg.cpu.reset();
+  std::vector<Finding> left = checkAlerts(synthetic(100, 60, 0.5), &base, cfg, 0.99, 0.99);
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].rule, "latency_p95");
+  EXPECT_EQ(left[1].rule, "memory");
+  cfg.latency_p95_ratio.reset();
+  cfg.memory.reset();
+  EXPECT_TRUE(checkAlerts(synthetic(100, 60, 0.5), &base, cfg, 0.99, 0.99).empty());
+}
+
 TEST(CheckAlertsTest, NeedsDataAndABaselineForLatency) {
   // No baseline: no latency alert, the absolute error rate still applies.
   std::vector<Finding> f =

@@ -101,8 +101,46 @@ TEST(ParsePlan, AlertsParseToTheModel) {
   EXPECT_EQ(defaults.plan->alerts->cpu, 0.9);
   EXPECT_EQ(defaults.plan->alerts->memory, 0.9);
   EXPECT_EQ(defaults.plan->alerts->webhook, "");
-  // A plan without alerts has none.
-  EXPECT_FALSE(parsePlan(kMinimalProcessPlan).plan->alerts.has_value());
+  // A plan without `alerts:` has the same: alerts are on by default.
+  PlanParseResult without = parsePlan(kMinimalProcessPlan);
+  ASSERT_TRUE(without.plan.has_value()) << describe(without);
+  ASSERT_TRUE(without.plan->alerts.has_value());
+  EXPECT_EQ(without.plan->alerts->error_rate, 0.05);
+  EXPECT_EQ(without.plan->alerts->latency_p95_ratio, 2.0);
+  EXPECT_EQ(without.plan->alerts->cpu, 0.9);
+  EXPECT_EQ(without.plan->alerts->memory, 0.9);
+}
+
+TEST(ParsePlan, AlertRulesAndAllAlertsCanBeTurnedOff) {
+  PlanParseResult some = parsePlan(std::string(kMinimalProcessPlan) +
+                                   "alerts: {cpu: off, memory: false, error_rate: 0.1}\n");
+  ASSERT_TRUE(some.plan.has_value()) << describe(some);
+  ASSERT_TRUE(some.plan->alerts.has_value());
+  EXPECT_FALSE(some.plan->alerts->cpu.has_value());
+  EXPECT_FALSE(some.plan->alerts->memory.has_value());
+  EXPECT_EQ(some.plan->alerts->error_rate, 0.1);
+  EXPECT_EQ(some.plan->alerts->latency_p95_ratio, 2.0);
+  // Stored and read back the same (a rule off is null in the record).
+  auto back = planFromJson(planToJson(*some.plan));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  ASSERT_TRUE(back->alerts.has_value());
+  EXPECT_FALSE(back->alerts->cpu.has_value());
+  EXPECT_FALSE(back->alerts->memory.has_value());
+  EXPECT_EQ(back->alerts->error_rate, 0.1);
+  EXPECT_EQ(back->alerts->latency_p95_ratio, 2.0);
+
+  PlanParseResult none = parsePlan(std::string(kMinimalProcessPlan) + "alerts: off\n");
+  ASSERT_TRUE(none.plan.has_value()) << describe(none);
+  EXPECT_FALSE(none.plan->alerts.has_value());
+  auto stored = planFromJson(planToJson(*none.plan));
+  ASSERT_TRUE(stored.ok()) << stored.status().toString();
+  EXPECT_FALSE(stored->alerts.has_value());
+
+  // Anything else is still a number in range.
+  EXPECT_EQ(describe(parsePlan(std::string(kMinimalProcessPlan) + "alerts: {cpu: never}\n")),
+            "10:15: alerts.cpu must be a number from 0 to 64, not \"never\"\n");
+  // A script-driver plan has no alerts.
+  EXPECT_FALSE(parsePlan(kMinimalPlan).plan->alerts.has_value());
 }
 
 TEST(ParsePlan, AlertRules) {

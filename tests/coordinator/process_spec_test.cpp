@@ -56,6 +56,21 @@ common::Plan processPlan() {
   return p;
 }
 
+TEST(ProcessSpecTest, AnAlertRuleTurnedOffIsSentAsOff) {
+  common::Plan plan = processPlan();
+  plan.alerts->cpu.reset();
+  plan.alerts->latency_p95_ratio.reset();
+  capnp::MallocMessageBuilder message;
+  auto out = message.initRoot<schema::ProcessSpec>();
+  buildProcessSpec(out, plan, ProcessStepParams{"d-1", "c1", "", 0, 100, {}});
+  ASSERT_TRUE(out.hasAlerts());
+  EXPECT_TRUE(out.getAlerts().getCpuOff());
+  EXPECT_TRUE(out.getAlerts().getLatencyP95RatioOff());
+  EXPECT_FALSE(out.getAlerts().getErrorRateOff());
+  EXPECT_FALSE(out.getAlerts().getMemoryOff());
+  EXPECT_DOUBLE_EQ(out.getAlerts().getErrorRate(), 0.02);
+}
+
 TEST(ProcessSpecTest, EveryFieldThePlanHasReachesTheAgent) {
   capnp::MallocMessageBuilder message;
   auto out = message.initRoot<schema::ProcessSpec>();
@@ -98,6 +113,10 @@ TEST(ProcessSpecTest, EveryFieldThePlanHasReachesTheAgent) {
   EXPECT_DOUBLE_EQ(s.getAlerts().getLatencyP95Ratio(), 3);
   EXPECT_DOUBLE_EQ(s.getAlerts().getCpu(), 0.8);
   EXPECT_DOUBLE_EQ(s.getAlerts().getMemory(), 0.7);
+  EXPECT_FALSE(s.getAlerts().getErrorRateOff());
+  EXPECT_FALSE(s.getAlerts().getLatencyP95RatioOff());
+  EXPECT_FALSE(s.getAlerts().getCpuOff());
+  EXPECT_FALSE(s.getAlerts().getMemoryOff());
   EXPECT_FALSE(s.hasRolling());  // the canary wave
   EXPECT_EQ(s.getWeight(), 10u);
   EXPECT_EQ(s.getDurationMs(), 30000u);

@@ -109,14 +109,27 @@ TEST_F(SpecTest, EveryFieldIsRead) {
   EXPECT_EQ(s->metrics->prometheus->error_rate, "er");
   EXPECT_EQ(s->metrics->prometheus->latency_p95, "lp");
   ASSERT_TRUE(s->alerts);
-  EXPECT_DOUBLE_EQ(s->alerts->error_rate, 0.05);
-  EXPECT_DOUBLE_EQ(s->alerts->latency_p95_ratio, 2.0);
-  EXPECT_DOUBLE_EQ(s->alerts->cpu, 0.9);
-  EXPECT_DOUBLE_EQ(s->alerts->memory, 0.8);
+  EXPECT_EQ(s->alerts->error_rate, 0.05);
+  EXPECT_EQ(s->alerts->latency_p95_ratio, 2.0);
+  EXPECT_EQ(s->alerts->cpu, 0.9);
+  EXPECT_EQ(s->alerts->memory, 0.8);
   ASSERT_TRUE(s->rolling);
   EXPECT_EQ(s->rolling->max_unavailable, 1);
   EXPECT_EQ(s->rolling->max_surge, 2);
   EXPECT_EQ(s->weight, 10);
+}
+
+TEST_F(SpecTest, AnAlertRuleSentOffIsOffAndItsThresholdIsNotRead) {
+  wire_.getAlerts().setCpuOff(true);
+  wire_.getAlerts().setCpu(-1);  // not read
+  wire_.getAlerts().setLatencyP95RatioOff(true);
+  auto s = read(Step::ANALYZE);
+  ASSERT_TRUE(s.ok()) << s.status().toString();
+  ASSERT_TRUE(s->alerts);
+  EXPECT_FALSE(s->alerts->cpu.has_value());
+  EXPECT_FALSE(s->alerts->latency_p95_ratio.has_value());
+  EXPECT_EQ(s->alerts->error_rate, 0.05);
+  EXPECT_EQ(s->alerts->memory, 0.8);
 }
 
 TEST_F(SpecTest, WhatTheCoordinatorLeavesOutGetsDefaults) {
