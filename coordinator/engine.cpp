@@ -216,7 +216,13 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   if (listener_) listener_(id);
   if (options.supersede) {
     // Stored first: if the coordinator stops here, the new deployment waits in the queue
-    // behind the old ones instead of being lost.
+    // behind the old ones instead of being lost. Newest first, and the queue held until all
+    // are stopped, so that none of them starts in between only to be rolled back.
+    std::sort(in_flight.begin(), in_flight.end(), [&](const std::string& a, const std::string& b) {
+      return submissionOrder(deployments_.at(a)) > submissionOrder(deployments_.at(b));
+    });
+    const bool held = releasing_queue_;
+    releasing_queue_ = true;
     for (const auto& other_id : in_flight) {
       Status stopped = mutate(other_id, [&](Deployment& other, const Context& c, Effects& f) {
         supersede(other, id, actor, c, f);
@@ -224,6 +230,7 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
       });
       if (!stopped.ok()) spdlog::error("superseding {}: {}", other_id, stopped.toString());
     }
+    releasing_queue_ = held;
     releaseQueue();
   }
   return id;
