@@ -175,14 +175,19 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
                                      const SubmitOptions& options) {
   // One deployment per service: what is in flight for it, checked before anything is stored.
   std::vector<std::string> in_flight;
-  const Deployment* ahead = nullptr;
+  const Deployment* ahead = nullptr;    // the latest: what a queued submission waits for
+  const Deployment* started = nullptr;  // the latest that is not itself queued
   for (const auto& [other_id, other] : deployments_) {
     if (isFinal(other.state) || !conflictBetween(plan, other.plan)) continue;
     in_flight.push_back(other_id);
     if (ahead == nullptr || submissionOrder(other) > submissionOrder(*ahead)) ahead = &other;
+    if (other.state != DeploymentState::kQueued &&
+        (started == nullptr || submissionOrder(other) > submissionOrder(*started))) {
+      started = &other;
+    }
   }
   if (ahead != nullptr && !options.queue && !options.supersede) {
-    return refuseQueued(plan, *ahead);
+    return refuseQueued(plan, started != nullptr ? *started : *ahead);
   }
   if (options.supersede && options.may_supersede) {
     for (const auto& other_id : in_flight) {

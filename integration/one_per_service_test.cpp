@@ -150,10 +150,10 @@ TEST_F(OnePerServiceTest, ASecondSubmissionWaitsThenRunsAndAnotherServiceRunsAlo
   EXPECT_EQ(deployment(second)["waits_for"], first);
   EXPECT_NE(stateOf(cart), "queued");
 
-  // --no-queue refuses, naming the deployment in flight it would wait for; nothing stored.
+  // --no-queue refuses, naming the deployment running; nothing stored.
   CommandResult refused = cli({"submit", "--no-queue", second_path});
   EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
-  EXPECT_NE(refused.err.find("deployment " + second + " of web is in flight (queued)"),
+  EXPECT_NE(refused.err.find("deployment " + first + " of web is in flight (running) on "),
             std::string::npos)
       << refused.err;
   EXPECT_EQ(get("/api/v1/deployments").parsed()["deployments"].size(), 3u);

@@ -172,8 +172,8 @@ TEST_F(HttpDeployments, ASecondSubmissionIsQueuedRefusedOrSupersedes) {
   auto refused = post("/api/v1/deployments?queue=false", plan, admin_, "application/yaml");
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 409) << refused->body;
-  EXPECT_NE(body(refused)["error"].get<std::string>().find("deployment " + second +
-                                                           " of checkout is in flight (queued)"),
+  EXPECT_NE(body(refused)["error"].get<std::string>().find(
+                "deployment " + first + " of checkout is in flight (awaiting_approval)"),
             std::string::npos)
       << refused->body;
   EXPECT_EQ(body(get("/api/v1/deployments"))["deployments"].size(), 2u);  // nothing stored
