@@ -46,9 +46,11 @@ std::string planContentType(const std::string& file) {
   return "application/yaml";
 }
 
-int submitCommand(Api& api, const std::string& file) {
+int submitCommand(Api& api, const std::string& file, bool queue, bool supersede) {
   std::string plan = readPlanFile(file);
-  const std::string path = "/api/v1/deployments";
+  const std::string path = std::string("/api/v1/deployments") + (supersede ? "?supersede=true"
+                                                                 : !queue  ? "?queue=false"
+                                                                           : "");
   common::HttpResult result = api.rawPost(path, std::move(plan), planContentType(file));
   if (const auto* reply = std::get_if<common::HttpReply>(&result); reply && reply->status == 400) {
     json body = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
@@ -66,6 +68,11 @@ int submitCommand(Api& api, const std::string& file) {
     throw CliError("the coordinator accepted the plan but sent no deployment id", kExitTrouble);
   }
   printLine(id);
+  if (std::string ahead = fieldText(body, "waits_for"); !ahead.empty()) {
+    // stdout stays the id alone, for scripts.
+    std::cerr << id << " is queued behind " << ahead
+              << " (one deployment per service at a time); it starts when that one finishes\n";
+  }
   return kExitOk;
 }
 
@@ -119,9 +126,26 @@ with every problem listed, one per line on stderr as FILE:LINE:COLUMN: message
 (nothing is stored then). On success only the id is printed, so scripts can do:
   id=$(flotilla submit checkout.yaml) && flotilla wait "$id" --timeout 30m
 
+One deployment per service at a time: while another deployment of the service is in
+flight on any of the same clusters (or the service at all, when a wave picks clusters
+by selector), the new one is stored as queued (stderr says behind which) and starts
+by itself when that one ends, whatever way it ends. --no-queue refuses instead (exit 1,
+naming the one in flight); --supersede stops that one (steps in flight are aborted),
+rolls it back ("superseded by ID"), then starts the new one.
+
 Exit: 0 submitted; 1 plan refused (or another coordinator error); 2 the file cannot be
 read or the coordinator cannot be reached.)");
-  commands.push_back({submit, [file](Api& api) { return submitCommand(api, *file); }});
+  auto queue_flags = std::make_shared<std::pair<bool, bool>>(false, false);  // no-queue, supersede
+  auto* no_queue =
+      submit->add_flag("--no-queue", queue_flags->first,
+                       "Refuse instead of queueing when a deployment of the service is in flight");
+  submit
+      ->add_flag("--supersede", queue_flags->second,
+                 "Stop the deployment of the service in flight, roll it back, then start")
+      ->excludes(no_queue);
+  commands.push_back({submit, [file, queue_flags](Api& api) {
+                        return submitCommand(api, *file, !queue_flags->first, queue_flags->second);
+                      }});
 }
 
 void addStatusCommand(CLI::App& app, Commands& commands) {
@@ -138,7 +162,8 @@ void addStatusCommand(CLI::App& app, Commands& commands) {
 With ID: the deployment's state, then each wave and each of its clusters with their
 state, current or last step and message, and what failed if something did.
 
-States: pending, running, awaiting_approval (run 'flotilla approve'), paused,
+States: pending, queued (waits for another deployment of its service: waits_for),
+running, awaiting_approval (run 'flotilla approve'), paused,
 rolling_back, and the final ones succeeded, rolled_back, failed (a rollback itself
 failed: the clusters listed need a human), cancelled.)");
   commands.push_back(
@@ -182,9 +207,14 @@ void addActionCommands(CLI::App& app, Commands& commands) {
        "A paused deployment keeps what it already rolled out. Continue it with\n"
        "'flotilla resume ID', or undo it with 'flotilla rollback ID'."},
       {"resume", "resume", "Resume a paused deployment where it stopped", ""},
-      {"cancel", "cancel", "Cancel a deployment for good: it stops and will not continue",
-       "Cancelling does not undo what was rolled out already; use 'flotilla rollback ID'\n"
-       "for that."},
+      {"cancel", "cancel",
+       "Cancel a deployment for good: stop it and roll back every cluster it reached",
+       "Steps in flight are aborted; then every cluster the new version reached (in any\n"
+       "wave) is rolled back, newest wave first, and the deployment ends cancelled with\n"
+       "every cluster on a known version. If a rollback fails it ends failed, like any\n"
+       "rollback: 'flotilla rollback ID' retries it. A queued deployment is cancelled at\n"
+       "once (nothing ran); a deployment already rolling back cannot be cancelled.\n"
+       "'flotilla rollback ID' of a cancelled deployment also works (it ends rolled_back)."},
   };
   for (const auto& action : kActions) {
     struct Args {

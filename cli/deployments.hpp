@@ -13,7 +13,9 @@ std::string readPlanFile(const std::string& file);
 // "application/json" for *.json, else "application/yaml" (the plan's native format).
 std::string planContentType(const std::string& file);
 
-int submitCommand(Api& api, const std::string& file);
+// `queue`: false refuses when a deployment of the service is in flight (--no-queue);
+// `supersede`: rolls that one back first (--supersede).
+int submitCommand(Api& api, const std::string& file, bool queue = true, bool supersede = false);
 // `id` empty: every deployment as a table.
 int statusCommand(Api& api, const std::string& id, bool as_json);
 // `wave` empty: the wave the deployment waits on.

@@ -16,6 +16,8 @@ const char* deploymentStateName(DeploymentState s) {
   switch (s) {
     case DeploymentState::kPending:
       return "pending";
+    case DeploymentState::kQueued:
+      return "queued";
     case DeploymentState::kRunning:
       return "running";
     case DeploymentState::kAwaitingApproval:
@@ -484,6 +486,7 @@ void advance(Deployment& d, const Context& ctx, Effects& fx) {
     case DeploymentState::kRunning:
       runForward(d, ctx, fx);
       break;
+    case DeploymentState::kQueued:  // leaveQueue() starts it
     case DeploymentState::kRollingBack:
     case DeploymentState::kPaused:
     case DeploymentState::kSucceeded:

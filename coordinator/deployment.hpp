@@ -32,6 +32,7 @@ namespace flotilla::coordinator {
 
 enum class DeploymentState {
   kPending,           // accepted and stored, not started yet
+  kQueued,            // waits for another deployment of its service (waits_for) to finish
   kRunning,           // dispatching the current wave
   kAwaitingApproval,  // the current wave needs `flotilla approve`
   kPaused,            // no new stage starts; stages in flight finish
@@ -39,7 +40,8 @@ enum class DeploymentState {
   kSucceeded,         // final: every wave done
   kRolledBack,        // final: every cluster reached is back on the previous version
   kFailed,            // final: a rollback step failed; a human must look
-  kCancelled,         // final: stopped on request, nothing rolled back
+  kCancelled,         // final: stopped on request; every cluster it reached was rolled back
+                      // (records older than safe cancel: nothing was rolled back)
 };
 
 enum class WaveState {
@@ -162,6 +164,8 @@ struct Deployment {
   std::vector<std::string> rollback_failed;
   bool rollback_whole_fleet = true;  // scope of the rollback in progress
   bool paused_for_lost = false;      // paused by on_agent_lost: wait; resumes by itself
+  bool cancelling = false;  // the rollback in progress was started by cancel: ends cancelled
+  std::string waits_for;    // queued: the deployment of the same service it waits for
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   uint64_t last_event_seq = 0;
@@ -297,10 +301,50 @@ common::Status pause(Deployment& d, const Actor& by, const std::string& reason, 
                      Effects& fx);
 common::Status resume(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
                       Effects& fx);
+// cancel stops the deployment for good: a queued one is cancelled at once; otherwise the
+// forward steps in flight are aborted, every cluster the new version reached is rolled back
+// (newest wave first, whatever the plan's rollback scope), and the deployment ends cancelled,
+// or failed when a rollback fails (like any rollback). A rollback in progress cannot be
+// cancelled.
 common::Status cancel(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
                       Effects& fx);
+// requestRollback also works on a cancelled deployment: the clusters still on the new version
+// (a cancel recorded before cancel rolled back) go back; it ends rolled_back.
 common::Status requestRollback(Deployment& d, const Actor& by, const std::string& reason,
                                const Context& ctx, Effects& fx);
+
+// ---- One deployment per service at a time (coordinator/deployment_queue.cpp) ----------------
+//
+// Two deployments conflict when they are of the same service and may touch the same cluster.
+// A wave that picks its clusters by selector is resolved only when it starts, so a plan with
+// one conflicts with every deployment of its service. A deployment waits for the latest
+// unfinished conflicting one submitted before it; deployments are ordered by the sequence
+// number their id ends with (ids are SERVICE-SEQ, SEQ global and increasing).
+
+// The clusters a plan names; nullopt when a wave picks its clusters by selector.
+std::optional<std::vector<std::string>> namedClusters(const common::Plan& plan);
+// Why `a` and `b` may not run at once ("on prod-eu-1", "(a wave picks its clusters by
+// selector, so any cluster of the service counts)"); nullopt when they may.
+std::optional<std::string> conflictBetween(const common::Plan& a, const common::Plan& b);
+// The submission order of a deployment (the SEQ of its id; 0 when the id has none).
+uint64_t submissionOrder(const Deployment& d);
+// What `d` must wait for among `others` (any deployments; the final ones and `d` itself are
+// ignored): the latest unfinished one submitted before it that conflicts. Null when none.
+const Deployment* blockerOf(const Deployment& d, const std::vector<const Deployment*>& others);
+// The refusal for a submission with queueing turned off: names the deployment in flight.
+common::Status refuseQueued(const common::Plan& plan, const Deployment& ahead);
+// A new or queued deployment waits for `ahead`: state queued, waits_for set, event
+// deployment.queued (only when what it waits for changed).
+void waitFor(Deployment& d, const Deployment& ahead, Effects& fx);
+// Nothing is ahead any more: a queued deployment leaves the queue and starts (event
+// deployment.dequeued, then advance()). Does nothing to a deployment that is not queued.
+void leaveQueue(Deployment& d, const Context& ctx, Effects& fx);
+// Deployment `by_id` of the same service was submitted with supersede: a queued deployment is
+// cancelled (nothing ran); one on its way is stopped (steps in flight aborted) and rolled back
+// with reason "superseded by BY_ID", and ends rolled_back (or failed). A rollback in progress
+// goes on; a final deployment is left alone.
+void supersede(Deployment& d, const std::string& by_id, const Actor& by, const Context& ctx,
+               Effects& fx);
 
 // Approvals of wave `wave` that count at `now_ms`: not expired, for the plan the deployment
 // holds. (The HTTP detail and the machine share this rule.)

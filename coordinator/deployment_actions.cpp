@@ -44,22 +44,34 @@ Status resume(Deployment& d, const Actor& by, const std::string& reason, const C
   return Status::Ok();
 }
 
-Status cancel(Deployment& d, const Actor& by, const std::string& reason, const Context&,
+Status cancel(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
               Effects& fx) {
   if (isFinal(d.state)) {
     return Status::FailedPrecondition("deployment " + d.id + " is already " +
                                       deploymentStateName(d.state));
   }
   if (d.state == DeploymentState::kRollingBack) {
-    return Status::FailedPrecondition("deployment " + d.id +
-                                      " is rolling back; a rollback cannot be cancelled");
+    return Status::FailedPrecondition(
+        "deployment " + d.id +
+        (d.cancelling ? " is already being cancelled (its clusters are rolling back)"
+                      : " is rolling back; a rollback cannot be cancelled"));
   }
-  abortInFlightForward(d, "deployment cancelled", fx);
-  skipUnreachedWaves(d, fx);
-  d.state = DeploymentState::kCancelled;
-  d.reason = "cancelled " + byActor(by, reason);
-  emit(fx, "deployment.cancelled", "", "", "",
-       d.reason + " (clusters keep what they run now; use rollback to take the new version out)");
+  const std::string cause = "cancelled " + byActor(by, reason);
+  if (d.state == DeploymentState::kQueued) {
+    d.state = DeploymentState::kCancelled;
+    d.reason = cause + " while queued behind " + d.waits_for + "; nothing ran";
+    d.waits_for.clear();
+    emit(fx, "deployment.cancelled", "", "", "", d.reason);
+    return Status::Ok();
+  }
+  // Stop at a step boundary: the forward steps in flight are aborted (their results are waited
+  // for), then every cluster the version reached goes back, whatever the plan's scope, so that
+  // no cluster is left half-applied. finishRollback() ends it cancelled (or failed).
+  emit(fx, "deployment.cancelling", "", "", "",
+       cause + ": steps in flight are aborted, then every cluster it reached is rolled back");
+  d.cancelling = true;
+  startRollback(d, cause, /*whole_fleet=*/true, fx);
+  advance(d, ctx, fx);
   return Status::Ok();
 }
 
@@ -70,9 +82,18 @@ Status requestRollback(Deployment& d, const Actor& by, const std::string& reason
     case DeploymentState::kRollingBack:
       return Status::FailedPrecondition("deployment " + d.id + " is already rolling back");
     case DeploymentState::kRolledBack:
-    case DeploymentState::kCancelled:
       return Status::FailedPrecondition("deployment " + d.id + " is " +
                                         deploymentStateName(d.state) + "; nothing to roll back");
+    case DeploymentState::kQueued:
+      return Status::FailedPrecondition("deployment " + d.id + " is queued behind " + d.waits_for +
+                                        " and has not run; cancel it instead");
+    case DeploymentState::kCancelled:
+      // The clusters a cancel left on the new version (a cancel recorded before cancel rolled
+      // back) go back now; when there are none it ends rolled_back at once.
+      d.cancelling = false;
+      startRollback(d, cause + " (after: " + d.reason + ")", true, fx);
+      advance(d, ctx, fx);
+      return Status::Ok();
     case DeploymentState::kFailed: {
       // Retry the rollbacks that failed (a human fixed the cluster or its agent is back).
       bool any = false;

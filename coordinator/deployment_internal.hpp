@@ -11,6 +11,7 @@
 //   deployment_agents.cpp     an agent lost past the deadline, or back again
 //   deployment_actions.cpp    pause, resume, cancel and rollback on request
 //   deployment_json.cpp       the stored form
+//   deployment_queue.cpp      one deployment per service: conflicts, the queue, supersede
 #pragma once
 
 #include <cstddef>

@@ -87,6 +87,8 @@ json headerObject(const Deployment& d) {
             {"state", deploymentStateName(d.state)},
             {"resume_to", deploymentStateName(d.resume_to)},
             {"paused_for_lost", d.paused_for_lost},
+            {"cancelling", d.cancelling},
+            {"waits_for", d.waits_for},
             {"wave_index", d.wave_index},
             {"reason", d.reason},
             {"rollback_cause", d.rollback_cause},
@@ -149,12 +151,15 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
     d.plan_sha256 = j.value("plan_sha256", std::string());
     if (d.plan_sha256.empty()) d.plan_sha256 = common::sha256Hex(common::planToJson(d.plan));
     d.state =
-        enumFromName<DeploymentState>(j.at("state").get<std::string>(), deploymentStateName, 9);
-    d.resume_to =
-        enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(), deploymentStateName, 9);
+        enumFromName<DeploymentState>(j.at("state").get<std::string>(), deploymentStateName, 10);
+    d.resume_to = enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(),
+                                                deploymentStateName, 10);
     d.wave_index = j.at("wave_index").get<size_t>();
     d.reason = j.at("reason").get<std::string>();
     d.paused_for_lost = j.value("paused_for_lost", false);
+    // Absent in records older than the queue and safe cancel.
+    d.cancelling = j.value("cancelling", false);
+    d.waits_for = j.value("waits_for", std::string());
     d.rollback_cause = j.at("rollback_cause").get<std::string>();
     d.rollback_failed = j.at("rollback_failed").get<std::vector<std::string>>();
     d.rollback_whole_fleet = j.at("rollback_whole_fleet").get<bool>();

@@ -22,7 +22,13 @@ void finishRollback(Deployment& d, Effects& fx) {
       if (c.state == ClusterState::kRollbackFailed) d.rollback_failed.push_back(c.name);
     }
   }
-  if (d.rollback_failed.empty()) {
+  const bool cancelled = d.cancelling;
+  d.cancelling = false;
+  if (d.rollback_failed.empty() && cancelled) {
+    d.state = DeploymentState::kCancelled;
+    d.reason = d.rollback_cause + "; every cluster it reached is back on its previous version";
+    emit(fx, "deployment.cancelled", "", "", "", d.reason);
+  } else if (d.rollback_failed.empty()) {
     d.state = DeploymentState::kRolledBack;
     d.reason = d.rollback_cause;
     emit(fx, "deployment.rolled_back", "", "", "", d.reason);

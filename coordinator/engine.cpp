@@ -68,6 +68,8 @@ Status Engine::start() {
     });
     if (!s.ok()) spdlog::error("resuming {}: {}", id, s.toString());
   }
+  // A deployment queued behind one that finished while the coordinator was down starts now.
+  releaseQueue();
   publishAgents();
   publishGauges();
   return Status::Ok();
@@ -147,6 +149,7 @@ void Engine::tick() {
       });
       s.ignoreError();  // logged inside mutate
     }
+    releaseQueue();  // after a failed write, or a finish whose release failed
     // Forget finished deployments with nothing in flight; they live on in the store.
     for (auto it = deployments_.begin(); it != deployments_.end();) {
       // Not while its last change is only gathered (a flush that fails keeps it there): the
@@ -168,7 +171,30 @@ void Engine::tick() {
 
 // ---- Operator actions -------------------------------------------------------------------
 
-StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor) {
+StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
+                                     const SubmitOptions& options) {
+  // One deployment per service: what is in flight for it, checked before anything is stored.
+  std::vector<std::string> in_flight;
+  const Deployment* ahead = nullptr;    // the latest: what a queued submission waits for
+  const Deployment* started = nullptr;  // the latest that is not itself queued
+  for (const auto& [other_id, other] : deployments_) {
+    if (isFinal(other.state) || !conflictBetween(plan, other.plan)) continue;
+    in_flight.push_back(other_id);
+    if (ahead == nullptr || submissionOrder(other) > submissionOrder(*ahead)) ahead = &other;
+    if (other.state != DeploymentState::kQueued &&
+        (started == nullptr || submissionOrder(other) > submissionOrder(*started))) {
+      started = &other;
+    }
+  }
+  if (ahead != nullptr && !options.queue && !options.supersede) {
+    return refuseQueued(plan, started != nullptr ? *started : *ahead);
+  }
+  if (options.supersede && options.may_supersede) {
+    for (const auto& other_id : in_flight) {
+      Status allowed = options.may_supersede(deployments_.at(other_id));
+      if (!allowed.ok()) return allowed;
+    }
+  }
   auto seq = store_.nextDeploymentSeq();
   if (!seq.ok()) return seq.status();
   std::string id = plan.service + "-" + std::to_string(*seq);
@@ -177,17 +203,41 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor) {
   auto releases = releasesFor(d.plan.service);
   if (!releases.ok()) return releases.status();
   Context ctx{registry_, clock_.wallNow(), **releases};
-  advance(d, ctx, fx);
+  if (ahead != nullptr) {
+    waitFor(d, *ahead, fx);
+  } else {
+    advance(d, ctx, fx);
+  }
   Status s = commitAndRemember(d, fx);
   if (!s.ok()) return s;
   // Crash test: committed (synced, or gathered for the loop's group commit), and neither its
   // client nor any agent has heard of it.
   FLOTILLA_FAILPOINT("coordinator.after_submit_commit_before_reply");
   metrics_.deploymentSubmitted();
-  spdlog::info("deployment {} accepted: {} {}", id, d.plan.service, d.plan.version);
+  spdlog::info("deployment {} accepted: {} {}{}", id, d.plan.service, d.plan.version,
+               ahead != nullptr ? " (queued behind " + ahead->id + ")" : "");
   auto [it, inserted] = deployments_.emplace(id, std::move(d));
   deliver(it->second, fx);
   if (listener_) listener_(id);
+  if (options.supersede) {
+    // Stored first: if the coordinator stops here, the new deployment waits in the queue
+    // behind the old ones instead of being lost. Newest first, and the queue held until all
+    // are stopped, so that none of them starts in between only to be rolled back.
+    std::sort(in_flight.begin(), in_flight.end(), [&](const std::string& a, const std::string& b) {
+      return submissionOrder(deployments_.at(a)) > submissionOrder(deployments_.at(b));
+    });
+    const bool held = releasing_queue_;
+    releasing_queue_ = true;
+    for (const auto& other_id : in_flight) {
+      Status stopped = mutate(other_id, [&](Deployment& other, const Context& c, Effects& f) {
+        supersede(other, id, actor, c, f);
+        return Status::Ok();
+      });
+      if (!stopped.ok()) spdlog::error("superseding {}: {}", other_id, stopped.toString());
+    }
+    releasing_queue_ = held;
+    releaseQueue();
+  }
   return id;
 }
 
@@ -283,10 +333,55 @@ Status Engine::transition(const std::string& id, const Mutation& fn) {
                   [](const Dispatch& x) { return x.step == Step::ROLLBACK; })) {
     FLOTILLA_FAILPOINT("coordinator.after_rollback_commit_before_send");
   }
+  const bool finished = isFinal(next.state) && !isFinal(it->second.state);
   it->second = std::move(next);
   deliver(it->second, fx);
   if (listener_) listener_(id);
+  if (finished) releaseQueue();
   return Status::Ok();
+}
+
+std::vector<const Deployment*> Engine::unfinished() const {
+  std::vector<const Deployment*> out;
+  for (const auto& [id, d] : deployments_) {
+    if (!isFinal(d.state)) out.push_back(&d);
+  }
+  return out;
+}
+
+void Engine::releaseQueue() {
+  if (releasing_queue_) return;  // a transition of this pass finished a deployment: looked at
+  releasing_queue_ = true;
+  // Oldest first, and again while a pass starts one: a start can end at once and free another,
+  // and a deployment started here is what the later ones now wait for.
+  for (bool again = true; again;) {
+    again = false;
+    std::vector<std::pair<uint64_t, std::string>> queued;
+    for (const auto& [id, d] : deployments_) {
+      if (d.state == DeploymentState::kQueued) queued.emplace_back(submissionOrder(d), id);
+    }
+    std::sort(queued.begin(), queued.end());
+    for (const auto& entry : queued) {
+      const std::string& id = entry.second;
+      // Stays valid: the transitions below change only `id`'s entry (no nested pass).
+      const Deployment* ahead = blockerOf(deployments_.at(id), unfinished());
+      if (ahead != nullptr && ahead->id == deployments_.at(id).waits_for) continue;
+      Status s = mutate(id, [&](Deployment& d, const Context& ctx, Effects& fx) {
+        if (ahead == nullptr) {
+          leaveQueue(d, ctx, fx);
+        } else {
+          waitFor(d, *ahead, fx);
+        }
+        return Status::Ok();
+      });
+      if (!s.ok()) {
+        spdlog::error("queue of {}: {}", id, s.toString());
+        continue;
+      }
+      if (ahead == nullptr) again = true;
+    }
+  }
+  releasing_queue_ = false;
 }
 
 StatusOr<const std::map<std::string, std::string>*> Engine::releasesFor(

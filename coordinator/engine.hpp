@@ -41,6 +41,16 @@ struct EngineOptions {
 
 enum class Action { kApprove, kRollback, kPause, kResume, kCancel };
 
+// How a submission meets a deployment of its service already in flight (coordinator/
+// deployment.hpp: one deployment per service at a time).
+struct SubmitOptions {
+  bool queue = true;       // false: refuse (FailedPrecondition) instead of queueing behind it
+  bool supersede = false;  // stop and roll back the ones in flight, then start
+  // With supersede: whether the submitter may roll back that deployment (the HTTP layer's
+  // environment rule); any refusal refuses the submission, nothing stored. Unset: allowed.
+  std::function<common::Status(const Deployment&)> may_supersede;
+};
+
 // Called after every durable change, from the engine thread (wakes SSE streams).
 using CommitListener = std::function<void(const std::string& deployment_id)>;
 
@@ -99,7 +109,10 @@ class Engine {
 
   // Operator actions, with who asked (the HTTP layer checked they may). submit returns the new
   // deployment id.
-  common::StatusOr<std::string> submit(common::Plan plan, const Actor& actor);
+  // A submission for a service with a conflicting deployment in flight is queued behind it
+  // (state queued), refused, or supersedes it, as `options` say.
+  common::StatusOr<std::string> submit(common::Plan plan, const Actor& actor,
+                                       const SubmitOptions& options = {});
   common::Status act(const std::string& id, Action action, const std::string& argument,
                      const Actor& actor);
 
@@ -140,6 +153,11 @@ class Engine {
       const std::string& service);
   common::Status commitAndRemember(Deployment& d, const Effects& fx);
   void publishGauges();
+  // Starts every queued deployment that nothing is ahead of any more, and updates what the
+  // others wait for. Runs after a deployment finishes, at start and on every retry.
+  void releaseQueue();
+  // The unfinished deployments in memory (every unfinished one is).
+  std::vector<const Deployment*> unfinished() const;
   // Marks the agents' snapshot stale; tick() republishes it at most every 100 ms, so 10,000
   // agents registering cost a few copies of the registry, not one each.
   void publishAgents();
@@ -163,6 +181,7 @@ class Engine {
   // Stage results received and not applied yet, per deployment, in arrival order.
   std::map<std::string, std::vector<StageResult>> queued_results_;
   bool agents_dirty_ = false;
+  bool releasing_queue_ = false;  // releaseQueue() is running (its transitions call it again)
   common::SteadyTime last_retry_{};
   std::optional<common::SteadyTime> last_expire_;
   std::optional<common::SteadyTime> last_agents_publish_;

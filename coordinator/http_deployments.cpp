@@ -21,6 +21,16 @@ using namespace http_internal;
 namespace http_internal {
 namespace {
 
+// A true/false query parameter of a submission (queue, supersede); absent: `fallback`.
+StatusOr<bool> flagParam(const httplib::Request& req, const char* name, bool fallback) {
+  if (!req.has_param(name)) return fallback;
+  const std::string value = req.get_param_value(name);
+  if (value == "true" || value == "1") return true;
+  if (value == "false" || value == "0") return false;
+  return Status::InvalidArgument(std::string("query parameter ") + name +
+                                 " must be true or false, not " + quoted(value));
+}
+
 bool isDeploymentId(const std::string& id) {
   auto lower = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   return !id.empty() && id.size() <= 80 && lower(id[0]) &&
@@ -57,7 +67,8 @@ json summaryJson(const Deployment& d) {
               {"waves_total", d.waves.size()},
               {"created_at", rfc3339(d.created_ms)},
               {"updated_at", rfc3339(d.updated_ms)},
-              {"reason", d.reason}};
+              {"reason", d.reason},
+              {"waits_for", d.waits_for.empty() ? json(nullptr) : json(d.waits_for)}};
 }
 
 // A wave's approvals: who approved and when, and, while the wave has not started, how long the
@@ -159,17 +170,45 @@ void HttpApi::deploymentRoutes() {
                                        "until writes succeed again"}},
                     parsed.plan->service);
     }
+    // One deployment per service: ?queue=false refuses when one is in flight, ?supersede=true
+    // rolls it back first; by default the submission is queued behind it.
+    auto queue = flagParam(req, "queue", true);
+    auto supersede = flagParam(req, "supersede", false);
+    for (const auto* flag : {&queue, &supersede}) {
+      if (!flag->ok()) {
+        return refuse(400, json{{"error", flag->status().message()}}, parsed.plan->service);
+      }
+    }
+    if (!*queue && *supersede) {
+      return refuse(400, json{{"error", "queue=false and supersede=true contradict each other"}},
+                    parsed.plan->service);
+    }
+    SubmitOptions options;
+    options.queue = *queue;
+    options.supersede = *supersede;
+    // Superseding rolls the other deployment back: the caller must be allowed to.
+    options.may_supersede = [&](const Deployment& other) {
+      Status may =
+          checkDeploymentEnvironments(*actor, other, engine_.agentsSnapshot(), std::nullopt);
+      if (may.ok()) return may;
+      return Status::PermissionDenied("cannot supersede " + other.id + ": " + may.message());
+    };
     common::Plan plan = std::move(*parsed.plan);
     AuditEntry e = entry;
     e.target = plan.service;
     e.detail = plan.service + " " + plan.version;
     auto id = audited<std::string>(e, [&](AuditEntry& audit) -> StatusOr<std::string> {
-      auto submitted = engine_.submit(std::move(plan), *actor);
+      auto submitted = engine_.submit(std::move(plan), *actor, options);
       if (submitted.ok()) audit.target = *submitted;
       return submitted;
     });
     if (!id.ok()) return replyError(res, id.status());
-    reply(res, 201, json{{"id", *id}});
+    json accepted{{"id", *id}};
+    if (auto d = store_.loadDeployment(*id); d.ok()) {
+      accepted["state"] = deploymentStateName(d->state);
+      accepted["waits_for"] = d->waits_for.empty() ? json(nullptr) : json(d->waits_for);
+    }
+    reply(res, 201, accepted);
   });
 
   server_->Get("/api/v1/deployments", [this](const httplib::Request&, httplib::Response& res) {

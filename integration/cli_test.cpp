@@ -180,6 +180,7 @@ TEST_F(CliTest, PauseHoldsNewStepsUntilResume) {
   }
 }
 
+// Cancel stops the deployment and takes the new version out of the clusters it reached.
 TEST_F(CliTest, CancelStopsForGood) {
   ASSERT_NO_FATAL_FAILURE(startFleet());
   const std::string id = submitPlan("gated.yaml", kGatedPlan);
@@ -188,7 +189,8 @@ TEST_F(CliTest, CancelStopsForGood) {
 
   CommandResult cancel = cli({"cancel", id});
   ASSERT_EQ(cancel.exit_code, 0) << cancel.out << cancel.err;
-  EXPECT_NE(cancel.out.find("state is now cancelled"), std::string::npos) << cancel.out;
+  // Staging ran apply: it is rolled back before the deployment ends cancelled.
+  EXPECT_NE(cancel.out.find("state is now rolling_back"), std::string::npos) << cancel.out;
   CommandResult wait = cli({"wait", id, "--timeout", "30s"});
   EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
   EXPECT_NE(wait.out.find(id + " cancelled"), std::string::npos) << wait.out;
@@ -202,7 +204,8 @@ TEST_F(CliTest, CancelStopsForGood) {
   json detail = deployment(id);
   EXPECT_EQ(detail["state"], "cancelled");
   EXPECT_EQ(detail["waves"][1]["state"], "skipped");
-  EXPECT_EQ(stepLog(id, "staging-eu"), (std::vector<std::string>{"apply"}));
+  EXPECT_EQ(detail["waves"][0]["state"], "rolled_back");
+  EXPECT_EQ(stepLog(id, "staging-eu"), (std::vector<std::string>{"apply", "rollback"}));
   EXPECT_TRUE(holdsFor(
       "a cancelled deployment runs nothing more",
       [&] {

@@ -39,6 +39,11 @@ class DeploymentsTest : public ::testing::Test {
         return;
       }
       res.status = 201;
+      if (req.body.find("queue-me") != std::string::npos) {
+        res.set_content(R"({"id":"shop-7","state":"queued","waits_for":"shop-6"})",
+                        "application/json");
+        return;
+      }
       res.set_content(R"({"id":"shop-7"})", "application/json");
     });
     s.Get("/api/v1/deployments", [this](const httplib::Request&, httplib::Response& res) {
@@ -82,6 +87,22 @@ TEST_F(DeploymentsTest, SubmitSendsThePlanAndPrintsOnlyTheId) {
 
   runCaptured([&] { return submitCommand(api, writePlan("shop.JSON", "{}")); });
   EXPECT_EQ(last_.get().get_header_value("Content-Type"), "application/json");
+}
+
+TEST_F(DeploymentsTest, SubmitAsksForNoQueueOrSupersedeAndSaysWhenQueued) {
+  Api api(local_.url(), "", "");
+  const std::string plan = writePlan("shop.yaml", "service: queue-me\n");
+  CommandOutput queued = runCaptured([&] { return submitCommand(api, plan); });
+  EXPECT_EQ(queued.exit_code, kExitOk);
+  EXPECT_EQ(queued.out, "shop-7\n");  // scripts still read the id alone
+  EXPECT_NE(queued.err.find("shop-7 is queued behind shop-6"), std::string::npos) << queued.err;
+  EXPECT_FALSE(last_.get().has_param("queue"));
+  EXPECT_FALSE(last_.get().has_param("supersede"));
+  runCaptured([&] { return submitCommand(api, plan, /*queue=*/false, /*supersede=*/false); });
+  EXPECT_EQ(last_.get().get_param_value("queue"), "false");
+  runCaptured([&] { return submitCommand(api, plan, /*queue=*/true, /*supersede=*/true); });
+  EXPECT_EQ(last_.get().get_param_value("supersede"), "true");
+  EXPECT_FALSE(last_.get().has_param("queue"));
 }
 
 TEST_F(DeploymentsTest, ARefusedPlanListsEveryProblemWhereItIs) {

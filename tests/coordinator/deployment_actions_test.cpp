@@ -60,19 +60,107 @@ TEST_F(DeploymentActions, FailureWhilePausedStillRollsBack) {
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);  // nothing applied: done at once
 }
 
-TEST_F(DeploymentActions, CancelAbortsAndStops) {
+TEST_F(DeploymentActions, CancelAbortsAndEndsCancelledOnceNothingIsInFlight) {
   Deployment d = start(threeWaves());
   fx_ = Effects{};
   ASSERT_TRUE(cancel(d, alice_, "", ctx(), fx_).ok());
-  EXPECT_EQ(d.state, DeploymentState::kCancelled);
+  // The build in flight is aborted; the deployment waits for its answer.
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  EXPECT_TRUE(hasEvent("deployment.cancelling"));
   ASSERT_EQ(fx_.aborts.size(), 1u);
   EXPECT_EQ(d.waves[1].state, WaveState::kSkipped);
-  ASSERT_TRUE(answer(d, "staging-eu", Outcome::ABORTED).ok());  // late answer recorded
-  EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kAborted);
-  EXPECT_EQ(d.state, DeploymentState::kCancelled);
   Effects fx;
   EXPECT_TRUE(cancel(d, alice_, "", ctx(), fx).isFailedPrecondition());
-  EXPECT_TRUE(requestRollback(d, alice_, "", ctx(), fx).isFailedPrecondition());
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::ABORTED).ok());
+  EXPECT_EQ(d.waves[0].clusters[0].state, ClusterState::kAborted);
+  // A build changes no cluster: nothing to roll back.
+  EXPECT_TRUE(dispatched().empty());
+  EXPECT_EQ(d.state, DeploymentState::kCancelled);
+  EXPECT_TRUE(hasEvent("deployment.cancelled"));
+  EXPECT_TRUE(cancel(d, alice_, "", ctx(), fx).isFailedPrecondition());
+  // Rollback of a cancelled deployment works: nothing is left on the new version.
+  fx_ = Effects{};
+  ASSERT_TRUE(requestRollback(d, bob_, "to be sure", ctx(), fx_).ok());
+  EXPECT_TRUE(dispatched().empty());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+}
+
+TEST_F(DeploymentActions, CancelMidWaveRollsBackEveryClusterReached) {
+  versions_ = {{"staging-eu", "1.0.0"}, {"prod-eu-1", "1.0.0"}, {"prod-eu-2", "1.1.0"}};
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());  // build, apply, verify
+  ASSERT_EQ(d.wave_index, 1u);
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());  // build: apply in flight
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // build
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());  // apply: verify in flight
+  fx_ = Effects{};
+  ASSERT_TRUE(cancel(d, alice_, "wrong build", ctx(), fx_).ok());
+  ASSERT_EQ(fx_.aborts.size(), 2u);
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  EXPECT_EQ(d.waves[2].state, WaveState::kSkipped);
+  // Each cluster goes back once its aborted step has answered; the lower wave waits.
+  ASSERT_TRUE(answer(d, "prod-eu-1", Outcome::ABORTED).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/rollback"});
+  ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  EXPECT_TRUE(dispatched().empty());
+  ASSERT_TRUE(answer(d, "prod-eu-2", Outcome::ABORTED).ok());
+  ASSERT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/rollback"});
+  EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_PREVIOUS_VERSION"), "1.1.0");
+  ASSERT_TRUE(answer(d, "prod-eu-2").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kCancelled);
+  EXPECT_EQ(d.reason,
+            "cancelled by alice: wrong build; every cluster it reached is back on its previous "
+            "version");
+  for (const auto& w : d.waves) {
+    for (const auto& c : w.clusters) {
+      EXPECT_TRUE(c.state == ClusterState::kRolledBack) << c.name;
+    }
+  }
+  // The releases say where each cluster is.
+  ASSERT_EQ(fx_.releases.size(), 1u);
+  EXPECT_EQ(fx_.releases[0].version, "1.0.0");
+}
+
+TEST_F(DeploymentActions, CancelWhoseRollbackFailsEndsFailedAndRollbackRetries) {
+  Deployment d = start(threeWaves());
+  ASSERT_TRUE(answer(d, "staging-eu").ok());  // build
+  ASSERT_TRUE(answer(d, "staging-eu").ok());  // apply
+  fx_ = Effects{};
+  ASSERT_TRUE(cancel(d, alice_, "", ctx(), fx_).ok());
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::ABORTED).ok());  // the verify
+  ASSERT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  ASSERT_TRUE(answer(d, "staging-eu", Outcome::FAILED).ok());
+  EXPECT_EQ(d.state, DeploymentState::kFailed);
+  EXPECT_NE(d.reason.find("rollback failed on staging-eu (after: cancelled by alice"),
+            std::string::npos)
+      << d.reason;
+  fx_ = Effects{};
+  ASSERT_TRUE(requestRollback(d, alice_, "", ctx(), fx_).ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+}
+
+TEST_F(DeploymentActions, RollbackOfAnOlderCancelTakesTheVersionOut) {
+  // What a coordinator from before safe cancel left: cancelled, staging on the new version.
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  for (auto& c : d.waves[1].clusters) {
+    c.in_flight = false;
+    c.state = ClusterState::kAborted;
+  }
+  d.waves[2].state = WaveState::kSkipped;
+  d.state = DeploymentState::kCancelled;
+  d.reason = "cancelled by alice";
+  fx_ = Effects{};
+  ASSERT_TRUE(requestRollback(d, bob_, "", ctx(), fx_).ok());
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/rollback"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRolledBack);
+  EXPECT_EQ(d.reason, "rollback requested by bob (after: cancelled by alice)");
 }
 
 TEST_F(DeploymentActions, RollbackAfterSuccessTakesEveryWaveBack) {

@@ -149,5 +149,127 @@ TEST_F(EngineTest, RollbackAfterSuccessLoadsTheFinishedDeployment) {
   EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/rollback");
 }
 
+// ---- One deployment per service at a time ---------------------------------------------------
+
+TEST_F(EngineTest, ASecondSubmissionQueuesSurvivesARestartAndStartsWhenTheFirstEnds) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto first = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(first.ok());
+  common::Plan hotfix = twoWaves();
+  hotfix.version = "2.0.1";
+  auto second = engine_->submit(hotfix, Actor::system());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(stored(*second), DeploymentState::kQueued);
+  EXPECT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  auto held = store_->loadDeployment(*second);
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(held->waits_for, *first);
+
+  openEngine();  // the queue is durable
+  registerAgent("staging-eu", "staging", {{*first, "staging-eu/apply", 1, false}});
+  registerAgent("prod-eu-1", "production");
+  EXPECT_EQ(stored(*second), DeploymentState::kQueued);
+  outbox_.sent.clear();
+  result("prod-eu-1", *first, "prod-eu-1/apply");
+  EXPECT_EQ(stored(*first), DeploymentState::kSucceeded);
+  EXPECT_EQ(stored(*second), DeploymentState::kRunning);
+  EXPECT_EQ(outbox_.commands().back(), "staging-eu:staging-eu/apply");
+  EXPECT_EQ(outbox_.sent.back().previous_version, "2.0.0");  // what the first one left
+  auto events = store_->events(*second, 0, 100);
+  ASSERT_TRUE(events.ok());
+  std::vector<std::string> types;
+  for (const auto& e : *events) types.push_back(e.event.type);
+  EXPECT_EQ(std::vector<std::string>(types.begin(), types.begin() + 4),
+            (std::vector<std::string>{"deployment.submitted", "deployment.queued",
+                                      "deployment.dequeued", "deployment.started"}));
+}
+
+TEST_F(EngineTest, QueueingTurnedOffRefusesAndStoresNothing) {
+  registerAgent("staging-eu", "staging");
+  auto first = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(first.ok());
+  SubmitOptions no_queue;
+  no_queue.queue = false;
+  auto refused = engine_->submit(twoWaves(), Actor::system(), no_queue);
+  ASSERT_TRUE(refused.status().isFailedPrecondition());
+  EXPECT_NE(refused.status().message().find("deployment " + *first + " of checkout is in flight"),
+            std::string::npos)
+      << refused.status().message();
+  auto summaries = store_->loadDeploymentSummaries();
+  ASSERT_TRUE(summaries.ok());
+  EXPECT_EQ(summaries->size(), 1u);
+  // Another service on the same cluster is independent: it runs now, in parallel.
+  common::Plan cart = twoWaves();
+  cart.service = "cart";
+  auto other = engine_->submit(cart, Actor::system(), no_queue);
+  ASSERT_TRUE(other.ok()) << other.status().toString();
+  EXPECT_EQ(stored(*other), DeploymentState::kRunning);
+  EXPECT_EQ(stored(*first), DeploymentState::kRunning);
+}
+
+TEST_F(EngineTest, SupersedeRollsTheRunningOneBackThenStarts) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto first = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(first.ok());
+  result("staging-eu", *first, "staging-eu/apply");
+  ASSERT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/apply");
+  common::Plan hotfix = twoWaves();
+  hotfix.version = "2.0.1";
+  SubmitOptions refused_options;
+  refused_options.supersede = true;
+  refused_options.may_supersede = [](const Deployment& d) {
+    return common::Status::PermissionDenied("not yours: " + d.id);
+  };
+  EXPECT_TRUE(
+      engine_->submit(hotfix, Actor::system(), refused_options).status().isPermissionDenied());
+  EXPECT_EQ(stored(*first), DeploymentState::kRunning);
+
+  SubmitOptions supersede;
+  supersede.supersede = true;
+  outbox_.sent.clear();
+  auto second = engine_->submit(hotfix, Actor::system(), supersede);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(stored(*second), DeploymentState::kQueued);
+  EXPECT_EQ(stored(*first), DeploymentState::kRollingBack);
+  ASSERT_FALSE(outbox_.sent.empty());
+  EXPECT_EQ(outbox_.sent.back().which, schema::Envelope::ABORT);  // prod-eu-1's apply
+  result("prod-eu-1", *first, "prod-eu-1/apply", schema::Outcome::ABORTED);
+  EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/rollback");
+  result("prod-eu-1", *first, "prod-eu-1/rollback");
+  EXPECT_EQ(outbox_.commands().back(), "staging-eu:staging-eu/rollback");
+  EXPECT_EQ(stored(*second), DeploymentState::kQueued);  // not before the rollback is done
+  result("staging-eu", *first, "staging-eu/rollback");
+  auto done = store_->loadDeployment(*first);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, DeploymentState::kRolledBack);
+  EXPECT_EQ(done->reason, "superseded by " + *second + " (by coordinator)");
+  EXPECT_EQ(stored(*second), DeploymentState::kRunning);
+  EXPECT_EQ(outbox_.commands().back(), "staging-eu:staging-eu/apply");
+}
+
+TEST_F(EngineTest, CancelRollsBackThenTheNextInLineStarts) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  auto first = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(first.ok());
+  result("staging-eu", *first, "staging-eu/apply");
+  auto second = engine_->submit(twoWaves(), Actor::system());
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(engine_->act(*first, Action::kCancel, "", Actor::system()).ok());
+  result("prod-eu-1", *first, "prod-eu-1/apply", schema::Outcome::ABORTED);
+  result("prod-eu-1", *first, "prod-eu-1/rollback");
+  EXPECT_EQ(stored(*second), DeploymentState::kQueued);
+  result("staging-eu", *first, "staging-eu/rollback");
+  EXPECT_EQ(stored(*first), DeploymentState::kCancelled);
+  EXPECT_EQ(stored(*second), DeploymentState::kRunning);
+  // The later rollback of the cancelled one works and sends nothing: all of it is back.
+  outbox_.sent.clear();
+  ASSERT_TRUE(engine_->act(*first, Action::kRollback, "", Actor::system()).ok());
+  EXPECT_EQ(stored(*first), DeploymentState::kRolledBack);
+  EXPECT_TRUE(outbox_.commands().empty());
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator::testing

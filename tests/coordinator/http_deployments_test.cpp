@@ -151,5 +151,47 @@ TEST_F(HttpDeployments, EnvironmentRulesApplyToSubmissions) {
   EXPECT_EQ(lastAudit("POST /api/v1/deployments")["outcome"], "403");
 }
 
+// One deployment per service: a second submission is queued (and says behind which), refused
+// with queue=false, or supersedes the one in flight with supersede=true.
+TEST_F(HttpDeployments, ASecondSubmissionIsQueuedRefusedOrSupersedes) {
+  // Held at its first wave's approval: in flight until someone acts.
+  std::string plan = kPlan;
+  plan.replace(plan.find("    clusters: [staging-eu]\n"), 0, "    approval: required\n");
+  const std::string first = submit(plan);
+  auto queued = post("/api/v1/deployments", plan, admin_, "application/yaml");
+  ASSERT_TRUE(queued);
+  ASSERT_EQ(queued->status, 201) << queued->body;
+  EXPECT_EQ(body(queued)["state"], "queued");
+  EXPECT_EQ(body(queued)["waits_for"], first);
+  const std::string second = body(queued)["id"];
+  nlohmann::json detail = body(get("/api/v1/deployments/" + second));
+  EXPECT_EQ(detail["state"], "queued");
+  EXPECT_EQ(detail["waits_for"], first);
+  EXPECT_EQ(body(get("/api/v1/deployments/" + first))["waits_for"], nullptr);
+
+  auto refused = post("/api/v1/deployments?queue=false", plan, admin_, "application/yaml");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 409) << refused->body;
+  EXPECT_NE(body(refused)["error"].get<std::string>().find(
+                "deployment " + first + " of checkout is in flight (awaiting_approval)"),
+            std::string::npos)
+      << refused->body;
+  EXPECT_EQ(body(get("/api/v1/deployments"))["deployments"].size(), 2u);  // nothing stored
+  for (const char* bad : {"?queue=maybe", "?supersede=", "?queue=false&supersede=true"}) {
+    auto res = post(std::string("/api/v1/deployments") + bad, plan, admin_, "application/yaml");
+    ASSERT_TRUE(res) << bad;
+    EXPECT_EQ(res->status, 400) << bad << " " << res->body;
+  }
+
+  auto superseding = post("/api/v1/deployments?supersede=true", plan, admin_, "application/yaml");
+  ASSERT_TRUE(superseding);
+  ASSERT_EQ(superseding->status, 201) << superseding->body;
+  const std::string third = body(superseding)["id"];
+  EXPECT_EQ(body(get("/api/v1/deployments/" + second))["state"], "cancelled");
+  nlohmann::json stopped = body(get("/api/v1/deployments/" + first));
+  EXPECT_NE(stopped["state"], "running");
+  EXPECT_EQ(stopped["reason"].get<std::string>().rfind("superseded by " + third, 0), 0u) << stopped;
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator::testing
