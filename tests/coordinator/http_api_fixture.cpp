@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -49,8 +50,14 @@ void HttpApiTest::SetUp() {
     deployer_ = *deployer;
   }
 
+  for (const StoredAgent& agent : known_agents_) ASSERT_TRUE(store_->putAgent(agent).ok());
+
   outbox_ = std::make_unique<NowhereOutbox>();
-  engine_ = std::make_unique<Engine>(*store_, metrics_, *outbox_, clock_, EngineOptions{});
+  EngineOptions engine_options;
+  // The known agents never come back: lost at the engine's first look, so that no step waits
+  // for them.
+  engine_options.agent_lost_after = std::chrono::milliseconds(1);
+  engine_ = std::make_unique<Engine>(*store_, metrics_, *outbox_, clock_, engine_options);
   store_->setGroupCommit(true);
   engine_->setCommitListener([this](const std::string&) { committed_ = true; });
   ASSERT_TRUE(engine_->start().ok());
@@ -73,6 +80,18 @@ void HttpApiTest::SetUp() {
   client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
   client_->set_connection_timeout(10, 0);
   client_->set_read_timeout(30, 0);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto all_lost = [&] {
+    std::vector<AgentInfo> agents = engine_->agentsSnapshot();
+    return agents.size() == known_agents_.size() &&
+           std::all_of(agents.begin(), agents.end(),
+                       [](const AgentInfo& a) { return a.state == AgentState::kLost; });
+  };
+  while (!all_lost()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the known agents were not lost";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void HttpApiTest::TearDown() {
