@@ -153,9 +153,13 @@ TEST_F(DeploymentsTest, ADryRunPrintsWavesStepsAndGates) {
   EXPECT_EQ(as_json.exit_code, kExitOk);
   json parsed = json::parse(as_json.out);
   EXPECT_EQ(parsed["waves"][1]["clusters"], (json{"prod-eu-1", "prod-eu-2"}));
-  // Without --dry-run, the ordinary submission (no parameter).
+  // Without --dry-run, the ordinary submission (no parameter); --json prints the id as JSON.
   ASSERT_EQ(runCaptured([&] { return submitCommand(api, plan); }).exit_code, kExitOk);
   EXPECT_FALSE(last_.get().has_param("dry_run"));
+  EXPECT_EQ(runCaptured([&] {
+              return submitCommand(api, plan, {false, true});
+            }).out,
+            "{\"id\":\"shop-7\"}\n");
 }
 
 TEST_F(DeploymentsTest, AnUnreadablePlanIsTroubleNamingTheFile) {
