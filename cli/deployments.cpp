@@ -46,11 +46,112 @@ std::string planContentType(const std::string& file) {
   return "application/yaml";
 }
 
-int submitCommand(Api& api, const std::string& file, bool queue, bool supersede) {
+namespace {
+
+std::string joinedTexts(const json& items, const char* separator = ", ") {
+  std::string out;
+  if (!items.is_array()) return out;
+  for (const auto& item : items) {
+    if (!item.is_string() && !item.is_number()) continue;
+    const std::string text = item.is_string() ? sanitize(item.get<std::string>()) : item.dump();
+    out += (out.empty() ? "" : separator) + text;
+  }
+  return out;
+}
+
+// "known clusters: a, b (and 3 more)" under a refusal that lists clusters nobody registered.
+std::string knownClustersLine(const json& body) {
+  if (!body.contains("known_clusters") || !body["known_clusters"].is_array()) return "";
+  const json& known = body["known_clusters"];
+  if (known.empty()) return "known clusters: none (no agent has registered yet)";
+  std::string line = "known clusters: " + joinedTexts(known);
+  const auto total = body.value("known_clusters_total", json(known.size()));
+  if (total.is_number_unsigned() && total.get<size_t>() > known.size()) {
+    line += " (and " + std::to_string(total.get<size_t>() - known.size()) + " more)";
+  }
+  return line;
+}
+
+std::string stepText(const json& step) {
+  std::string text = fieldText(step, "step");
+  if (step.contains("weight")) text += " " + fieldText(step, "weight") + "%";
+  if (step.contains("duration")) text += " " + fieldText(step, "duration");
+  return text;
+}
+
+std::string gatesText(const json& wave) {
+  std::vector<std::string> gates;
+  if (wave.contains("approval") && wave["approval"].is_object()) {
+    const json& a = wave["approval"];
+    gates.push_back("approval by " + fieldText(a, "required") + " (counts for " +
+                    fieldText(a, "expires") + ")");
+  }
+  if (wave.contains("strategy") && wave["strategy"].is_object()) {
+    const json& st = wave["strategy"];
+    std::string text = "strategy " + fieldText(st, "type");
+    if (st.contains("steps") && st["steps"].is_array() && !st["steps"].empty()) {
+      text += " " + joinedTexts(st["steps"], "/") + "%";
+    }
+    if (st.contains("pause") && st["pause"].is_string())
+      text += ", pause " + fieldText(st, "pause");
+    gates.push_back(text);
+  }
+  if (wave.contains("bake") && wave["bake"].is_string())
+    gates.push_back("bake " + fieldText(wave, "bake"));
+  if (wave.contains("max_parallel") && wave["max_parallel"].is_number()) {
+    gates.push_back("max_parallel " + fieldText(wave, "max_parallel"));
+  }
+  std::string out;
+  for (const auto& g : gates) out += (out.empty() ? "" : "; ") + g;
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+std::vector<std::string> renderDryRun(const json& body) {
+  std::vector<std::string> lines;
+  lines.push_back(fieldText(body, "service") + " " + fieldText(body, "version") + " (" +
+                  fieldText(body, "driver") + " driver): dry run, nothing was stored");
+  if (body.contains("commands") && body["commands"].is_object()) {
+    for (const char* name : {"build", "apply", "verify", "rollback"}) {
+      const std::string command = fieldText(body["commands"], name);
+      if (!command.empty()) lines.push_back("  " + std::string(name) + ": " + command);
+    }
+    lines.push_back("  timeout: " + fieldText(body["commands"], "timeout"));
+  }
+  const json waves =
+      body.contains("waves") && body["waves"].is_array() ? body["waves"] : json::array();
+  for (size_t i = 0; i < waves.size(); ++i) {
+    const json& wave = waves[i];
+    std::string selector;
+    if (wave.contains("selector") && wave["selector"].is_object()) {
+      for (const auto& [k, v] : wave["selector"].items()) {
+        selector += (selector.empty() ? "" : ",") + sanitize(k) + "=" +
+                    (v.is_string() ? sanitize(v.get<std::string>()) : "");
+      }
+    }
+    lines.push_back("wave " + std::to_string(i + 1) + "/" + std::to_string(waves.size()) + " " +
+                    fieldText(wave, "name") + ": " + joinedTexts(wave.value("clusters", json())) +
+                    (selector.empty() ? "" : " (selector " + selector + ")"));
+    std::string steps;
+    if (wave.contains("steps") && wave["steps"].is_array()) {
+      for (const auto& step : wave["steps"]) {
+        if (step.is_object()) steps += (steps.empty() ? "" : ", ") + stepText(step);
+      }
+    }
+    lines.push_back("  steps: " + steps);
+    lines.push_back("  gates: " + gatesText(wave));
+  }
+  return lines;
+}
+
+int submitCommand(Api& api, const std::string& file, const SubmitOptions& options) {
   std::string plan = readPlanFile(file);
-  const std::string path = std::string("/api/v1/deployments") + (supersede ? "?supersede=true"
-                                                                 : !queue  ? "?queue=false"
-                                                                           : "");
+  const std::string path =
+      std::string("/api/v1/deployments") + (options.dry_run     ? "?dry_run=true"
+                                            : options.supersede ? "?supersede=true"
+                                            : !options.queue    ? "?queue=false"
+                                                                : "");
   common::HttpResult result = api.rawPost(path, std::move(plan), planContentType(file));
   if (const auto* reply = std::get_if<common::HttpReply>(&result); reply && reply->status == 400) {
     json body = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
@@ -59,15 +160,26 @@ int submitCommand(Api& api, const std::string& file, bool queue, bool supersede)
       for (const auto& line : formatPlanProblems(file, body["problems"])) {
         std::cerr << line << '\n';
       }
+      const std::string known = knownClustersLine(body);
+      if (!known.empty()) std::cerr << known << '\n';
       return kExitFailed;
     }
   }
   json body = api.accept(result, "POST", path, "");
+  if (options.dry_run) {
+    if (options.as_json) {
+      printLine(body.dump(2));
+    } else {
+      for (const auto& line : renderDryRun(body)) std::cout << line << '\n';
+      std::cout << std::flush;
+    }
+    return kExitOk;
+  }
   std::string id = fieldText(body, "id");
   if (id.empty()) {
     throw CliError("the coordinator accepted the plan but sent no deployment id", kExitTrouble);
   }
-  printLine(id);
+  printLine(options.as_json ? json{{"id", id}}.dump() : id);
   if (std::string ahead = fieldText(body, "waits_for"); !ahead.empty()) {
     // stdout stays the id alone, for scripts.
     std::cerr << id << " is queued behind " << ahead
@@ -117,13 +229,23 @@ int approveCommand(Api& api, const std::string& id, const std::string& wave) {
 
 void addSubmitCommand(CLI::App& app, Commands& commands) {
   auto file = std::make_shared<std::string>();
+  auto options = std::make_shared<SubmitOptions>();
   auto* submit = app.add_subcommand(
       "submit", "Submit a plan file (YAML or JSON); prints the new deployment's id");
   submit->add_option("FILE", *file, "Plan file; .json is sent as JSON, anything else as YAML")
       ->required();
+  submit->add_flag("--dry-run", options->dry_run,
+                   "Check the plan and resolve every wave's clusters, print what would run; "
+                   "store and start nothing");
+  submit->add_flag("--json", options->as_json,
+                   "Print the coordinator's JSON answer (the dry run's, or {\"id\": ...})");
   submit->footer(R"(The coordinator checks the plan and either stores and starts it, or refuses it
 with every problem listed, one per line on stderr as FILE:LINE:COLUMN: message
-(nothing is stored then). On success only the id is printed, so scripts can do:
+(nothing is stored then). Every wave's clusters are resolved against the agents that
+have registered: a cluster name nobody registered, or a selector that matches no
+registered cluster, is refused with the closest known name or the label values that
+exist, and the known clusters are listed. On success only the id is printed, so
+scripts can do:
   id=$(flotilla submit checkout.yaml) && flotilla wait "$id" --timeout 30m
 
 One deployment per service at a time: while another deployment of the service is in
@@ -133,19 +255,20 @@ by itself when that one ends, whatever way it ends. --no-queue refuses instead (
 naming the one in flight); --supersede stops that one (steps in flight are aborted),
 rolls it back ("superseded by ID"), then starts the new one.
 
-Exit: 0 submitted; 1 plan refused (or another coordinator error); 2 the file cannot be
-read or the coordinator cannot be reached.)");
-  auto queue_flags = std::make_shared<std::pair<bool, bool>>(false, false);  // no-queue, supersede
-  auto* no_queue =
-      submit->add_flag("--no-queue", queue_flags->first,
-                       "Refuse instead of queueing when a deployment of the service is in flight");
+--dry-run prints each wave's clusters, the steps each cluster runs and the gates
+between (approval, strategy, bake, max_parallel), and stores nothing.
+
+Exit: 0 submitted (or the dry run passed); 1 plan refused (or another coordinator
+error); 2 the file cannot be read or the coordinator cannot be reached.)");
+  auto* no_queue = submit->add_flag_function(
+      "--no-queue", [options](int64_t) { options->queue = false; },
+      "Refuse instead of queueing when a deployment of the service is in flight");
   submit
-      ->add_flag("--supersede", queue_flags->second,
+      ->add_flag("--supersede", options->supersede,
                  "Stop the deployment of the service in flight, roll it back, then start")
       ->excludes(no_queue);
-  commands.push_back({submit, [file, queue_flags](Api& api) {
-                        return submitCommand(api, *file, !queue_flags->first, queue_flags->second);
-                      }});
+  commands.push_back(
+      {submit, [file, options](Api& api) { return submitCommand(api, *file, *options); }});
 }
 
 void addStatusCommand(CLI::App& app, Commands& commands) {

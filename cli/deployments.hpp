@@ -2,7 +2,9 @@
 // resume, cancel). Each prints its result and returns the exit code; failures throw CliError.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 
@@ -13,9 +15,15 @@ std::string readPlanFile(const std::string& file);
 // "application/json" for *.json, else "application/yaml" (the plan's native format).
 std::string planContentType(const std::string& file);
 
-// `queue`: false refuses when a deployment of the service is in flight (--no-queue);
-// `supersede`: rolls that one back first (--supersede).
-int submitCommand(Api& api, const std::string& file, bool queue = true, bool supersede = false);
+struct SubmitOptions {
+  bool dry_run = false;    // POST ...?dry_run=true: resolve and print, store nothing
+  bool as_json = false;    // the coordinator's JSON instead of text
+  bool queue = true;       // false: refuse while a deployment of the service is in flight
+  bool supersede = false;  // roll the one in flight back first
+};
+int submitCommand(Api& api, const std::string& file, const SubmitOptions& options = {});
+// The text of a dry run's answer: the plan, then per wave its clusters, steps and gates.
+std::vector<std::string> renderDryRun(const nlohmann::json& body);
 // `id` empty: every deployment as a table.
 int statusCommand(Api& api, const std::string& id, bool as_json);
 // `wave` empty: the wave the deployment waits on.

@@ -249,6 +249,12 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
         rows.push_back({"  " + text(cluster, "name"), text(cluster, "state"), text(cluster, "step"),
                         clusterMessage(cluster)});
       }
+      // A wave not started yet (awaiting approval, say): the clusters it will touch.
+      for (const auto& cluster : array(wave, "planned_clusters")) {
+        if (cluster.is_string()) {
+          rows.push_back({"  " + sanitize(cluster.get<std::string>()), "planned", "", ""});
+        }
+      }
     }
     lines.emplace_back();
     std::string table = renderTable({"WAVE/CLUSTER", "STATE", "STEP", "MESSAGE"}, rows);

@@ -137,6 +137,10 @@ struct Wave {
   // Clusters of this wave that may be lost at once before on_agent_lost applies; unset: the
   // plan's max_unavailable_clusters.
   std::optional<uint32_t> max_unavailable_clusters;
+  // Where the wave starts in the submitted text (1-based; 0 when unknown). Not part of the stored
+  // form: only submission's checks against the registry report it.
+  int line = 0;
+  int column = 0;
 };
 
 // What a cluster whose agent falls silent past the deadline does to the rollout, once more

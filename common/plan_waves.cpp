@@ -23,6 +23,10 @@ void PlanReader::readWaves(const Field& field, std::vector<Wave>* waves) {
 
 void PlanReader::readWave(const YAML::Node& node, size_t index, Wave* wave) {
   const std::string path = "waves[" + std::to_string(index) + "]";
+  if (!node.Mark().is_null()) {
+    wave->line = node.Mark().line + 1;
+    wave->column = node.Mark().column + 1;
+  }
   if (!node.IsMap()) {
     problemAt(node, path + " must be a map, not " + kindOf(node));
     return;

@@ -9,6 +9,7 @@
 
 #include "common/crypto.hpp"
 #include "coordinator/deployment_internal.hpp"
+#include "coordinator/wave_clusters.hpp"
 
 namespace flotilla::coordinator {
 
@@ -292,6 +293,7 @@ void dispatch(Deployment& d, size_t wave, ClusterProgress& c, Step step, int ind
 
 }  // namespace deployment_internal
 
+using deployment_internal::agentLostBeforeStep;
 using deployment_internal::approvalHolds;
 using deployment_internal::approvalProgress;
 using deployment_internal::byActor;
@@ -313,20 +315,15 @@ bool resolveWave(Deployment& d, const Context& ctx, Effects& fx) {
   for (size_t i = 0; i < d.wave_index; ++i) {
     for (const auto& c : d.waves[i].clusters) earlier.insert(c.name);
   }
-  std::vector<std::string> names;
-  if (!pw.clusters.empty()) {
-    names = pw.clusters;
-  } else {
-    for (auto& n : ctx.registry.select(pw.selector)) {
-      if (!earlier.count(n)) names.push_back(n);
-    }
-  }
+  // The rule submission checked the plan with (coordinator/wave_clusters.hpp).
+  const std::vector<std::string> names = waveClusters(pw, ctx.registry.agents(), earlier);
   w.resolved = true;
   fx.changed = true;
   if (names.empty()) {
     std::string sel;
     for (const auto& [k, v] : pw.selector) sel += (sel.empty() ? "" : ",") + k + "=" + v;
-    std::string reason = "wave " + w.name + ": selector {" + sel + "} matches no connected cluster";
+    std::string reason =
+        "wave " + w.name + ": selector {" + sel + "} matches no registered cluster";
     w.state = WaveState::kRunning;
     emit(fx, "wave.failed", w.name, "", "", reason);
     if (!d.failure) d.failure = Failure{"", "", reason};
@@ -394,9 +391,9 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
       }
       const AgentInfo* agent = ctx.registry.find(c.name);
       if (agent == nullptr || agent->state == AgentState::kLost) {
-        forwardFailed(d, d.wave_index, c, agent ? "agent lost" : "no agent registered for cluster",
-                      fx);
-        return;
+        // Gone since submission (or between two steps): the lost-cluster policy decides.
+        if (!agentLostBeforeStep(d, d.wave_index, c, agent != nullptr, fx)) return;
+        continue;
       }
       if (fresh) ++active;
       dispatch(d, d.wave_index, c, steps[next].kind, static_cast<int>(next), fx);

@@ -99,11 +99,46 @@ void agentLost(Deployment& d, const std::string& cluster, const Context& ctx, Ef
   advance(d, ctx, fx);
 }
 
+namespace deployment_internal {
+
+bool agentLostBeforeStep(Deployment& d, size_t wave, ClusterProgress& c, bool known, Effects& fx) {
+  if (c.agent_lost) return true;  // already waited for
+  c.agent_lost = true;
+  const std::string step = c.step ? stepName(*c.step) : "";
+  const std::string gone =
+      known ? "agent lost before its " + std::string(c.step ? "next" : "first") + " step"
+            : "no agent registered for the cluster any more";
+  const std::string over = overBudget(d, wave);
+  if (over.empty()) {
+    emit(fx, "agent.lost", d.waves[wave].name, c.name, step,
+         gone + "; waiting for it (" + std::to_string(lostInFleet(d)) +
+             " lost, max_unavailable_clusters " + std::to_string(waveBudget(d, wave)) +
+             " in the wave, " + std::to_string(d.plan.max_unavailable_clusters) + " in the fleet)");
+    return true;
+  }
+  emit(fx, "agent.lost", d.waves[wave].name, c.name, step, gone + "; " + over);
+  if (d.plan.on_agent_lost == common::OnAgentLost::kWait) {
+    d.resume_to = d.state;
+    d.state = DeploymentState::kPaused;
+    d.paused_for_lost = true;
+    d.reason = over + " (on_agent_lost: wait); resumes when enough are back";
+    emit(fx, "deployment.paused", "", "", "", d.reason);
+    return false;
+  }
+  c.agent_lost = false;  // counted no longer: the rollback decides about it
+  forwardFailed(d, wave, c, gone + " (" + over + "; on_agent_lost: rollback)", fx);
+  return false;
+}
+
+}  // namespace deployment_internal
+
 void agentReturned(Deployment& d, const std::string& cluster, const Context& ctx, Effects& fx) {
   size_t wave = 0;
   ClusterProgress* c = d.findCluster(cluster, &wave);
   if (c == nullptr) return;
   WaveProgress& w = d.waves[wave];
+  // Waited for before a step was sent to it: the step goes out now.
+  const bool step_due = c->agent_lost && !c->in_flight;
   if (c->agent_lost) {
     c->agent_lost = false;
     emit(fx, "agent.returned", w.name, cluster, c->step ? stepName(*c->step) : "",
@@ -133,8 +168,10 @@ void agentReturned(Deployment& d, const std::string& cluster, const Context& ctx
       d.reason.clear();
       emit(fx, "deployment.resumed", "", "", "", "enough lost clusters are back");
       advance(d, ctx, fx);
+      return;
     }
   }
+  if (step_due && d.state == DeploymentState::kRunning) advance(d, ctx, fx);
 }
 
 bool awaitsAgents(const Deployment& d) {

@@ -57,4 +57,13 @@ bool approvalHolds(Deployment& d, size_t index, const Context& ctx, Effects& fx)
 // "1 of 2 approvals".
 std::string approvalProgress(const WaveProgress& w, const common::Wave& pw);
 
+// deployment_agents.cpp
+
+// Cluster `c` of wave `wave` is due a forward step but its agent is lost (`known`) or no longer
+// registered (revoked, removed). The lost-cluster policy decides, as for an agent lost with a
+// step out: within max_unavailable_clusters it is waited for (true: the wave goes on with its
+// other clusters); past it, on_agent_lost pauses the deployment or fails the step (false: the
+// forward drive stops).
+bool agentLostBeforeStep(Deployment& d, size_t wave, ClusterProgress& c, bool known, Effects& fx);
+
 }  // namespace flotilla::coordinator::deployment_internal

@@ -70,7 +70,10 @@ Status Engine::start() {
   }
   // A deployment queued behind one that finished while the coordinator was down starts now.
   releaseQueue();
+  // Now, not at the first tick: a submission that comes at once is checked against the
+  // clusters the registry restored.
   publishAgents();
+  publishAgentsNow();
   publishGauges();
   return Status::Ok();
 }

@@ -1,6 +1,7 @@
-// Deployments over HTTP: submit a plan (refused with every problem and its position), list,
-// show one, and approve, roll back, pause, resume or cancel it. Environment rules are checked
-// here (permissions.cpp) before the engine is asked.
+// Deployments over HTTP: submit a plan (refused with every problem and its position, and with
+// every wave's clusters resolved against the registry first), try one (`?dry_run=true`: what
+// it would do, nothing stored), list, show one, and approve, roll back, pause, resume or cancel
+// it. Environment rules are checked here (permissions.cpp) before the engine is asked.
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -11,6 +12,7 @@
 #include "common/time_format.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
+#include "coordinator/wave_clusters.hpp"
 
 namespace flotilla::coordinator {
 
@@ -92,7 +94,7 @@ void addApprovals(const Deployment& d, size_t i, int64_t now_ms, json& wave) {
           : json(nullptr);
 }
 
-json detailJson(const Deployment& d) {
+json detailJson(const Deployment& d, const AgentsByName& agents) {
   json out = summaryJson(d);
   out["submitted_by"] = d.submitted_by;
   out["plan_sha256"] = d.plan_sha256;
@@ -116,6 +118,10 @@ json detailJson(const Deployment& d) {
                  {"approved", w.approved},
                  {"clusters", clusters}};
     addApprovals(d, i, now_ms, wave);
+    // Before a wave starts (awaiting its approval, above all): the clusters it will touch if it
+    // starts now, so that an approver sees where the version goes.
+    wave["planned_clusters"] =
+        w.resolved || isFinal(d.state) ? json(nullptr) : json(upcomingWaveClusters(d, i, agents));
     waves.push_back(std::move(wave));
   }
   out["waves"] = waves;
@@ -126,6 +132,94 @@ json detailJson(const Deployment& d) {
   out["rollback_failed_clusters"] = d.rollback_failed;
   out["plan"] = json::parse(common::planToJson(d.plan));
   return out;
+}
+
+// At most this many known clusters are listed in a refusal (a fleet may have thousands).
+constexpr size_t kMaxListedClusters = 200;
+
+// A plan whose waves name clusters nobody registered, or select none: refused (400, as for
+// any bad plan), each problem with its wave's position, and the clusters that do exist.
+json clusterProblemsJson(const PlanClusters& resolved) {
+  json problems = json::array();
+  for (const auto& p : resolved.problems) {
+    problems.push_back({{"line", p.line},
+                        {"column", p.column},
+                        {"wave", p.wave},
+                        {"message", p.message},
+                        {"suggestion", p.suggestion}});
+  }
+  const size_t n = resolved.problems.size();
+  json known = json::array();
+  for (size_t i = 0; i < resolved.known.size() && i < kMaxListedClusters; ++i) {
+    known.push_back(resolved.known[i]);
+  }
+  return json{
+      {"error", "plan refused: " + std::to_string(n) + (n == 1 ? " wave names" : " waves name") +
+                    " clusters that are not registered"},
+      {"problems", std::move(problems)},
+      {"known_clusters", std::move(known)},
+      {"known_clusters_total", resolved.known.size()}};
+}
+
+json durationJson(std::chrono::milliseconds d) {
+  return d.count() == 0 ? json(nullptr) : json(common::formatDuration(d));
+}
+
+// What a plan would do, for `?dry_run=true`: every wave's clusters, the steps each of them
+// runs, and the gates between (approval, strategy, bake, max_parallel).
+json dryRunJson(const common::Plan& plan, const PlanClusters& resolved) {
+  json waves = json::array();
+  for (size_t i = 0; i < plan.waves.size(); ++i) {
+    const common::Wave& pw = plan.waves[i];
+    json steps = json::array();
+    for (const StepSpec& step : forwardSteps(plan, i)) {
+      json s = {{"step", stepName(step.kind)}};
+      if (step.kind == Step::SHIFT || step.kind == Step::ANALYZE) s["weight"] = step.weight;
+      if (step.duration.count() > 0) s["duration"] = common::formatDuration(step.duration);
+      steps.push_back(std::move(s));
+    }
+    const common::Strategy& strategy = plan.strategyFor(i);
+    json wave = {{"name", pw.name},
+                 {"clusters", resolved.waves[i]},
+                 {"selector", pw.selector.empty() ? json(nullptr) : json(pw.selector)},
+                 {"steps", std::move(steps)},
+                 {"approval", pw.approval_required
+                                  ? json{{"required", pw.approvals_required},
+                                         {"expires", common::formatDuration(pw.approval_expires)}}
+                                  : json(nullptr)},
+                 {"strategy", plan.driver == common::DriverKind::kProcess
+                                  ? json{{"type", common::strategyName(strategy.kind)},
+                                         {"steps", strategy.steps},
+                                         {"pause", durationJson(strategy.pause)}}
+                                  : json(nullptr)},
+                 {"bake", durationJson(pw.bake)},
+                 {"max_parallel", pw.max_parallel == 0 ? json(nullptr) : json(pw.max_parallel)}};
+    waves.push_back(std::move(wave));
+  }
+  json commands = nullptr;
+  if (plan.driver == common::DriverKind::kScript) {
+    commands = {{"build", plan.steps.build},
+                {"apply", plan.steps.apply},
+                {"verify", plan.steps.verify},
+                {"rollback", plan.steps.rollback},
+                {"timeout", common::formatDuration(plan.steps.timeout)}};
+  }
+  return json{{"dry_run", true},
+              {"service", plan.service},
+              {"version", plan.version},
+              {"driver", common::driverName(plan.driver)},
+              {"commands", std::move(commands)},
+              {"rollback_scope", common::rollbackScopeName(plan.rollback_scope)},
+              {"waves", std::move(waves)}};
+}
+
+// `dry_run` is true, false or absent; anything else is a mistake worth saying.
+StatusOr<bool> dryRunParam(const httplib::Request& req) {
+  if (!req.has_param("dry_run")) return false;
+  const std::string value = req.get_param_value("dry_run");
+  if (value == "true" || value == "1") return true;
+  if (value == "false" || value == "0") return false;
+  return Status::InvalidArgument("dry_run must be true or false, not " + quoted(value));
 }
 
 }  // namespace
@@ -144,6 +238,8 @@ void HttpApi::deploymentRoutes() {
       e.detail = body.value("error", "");
       record(e);
     };
+    const StatusOr<bool> dry_run = dryRunParam(req);
+    if (!dry_run.ok()) return refuse(400, json{{"error", dry_run.status().message()}}, "");
     common::PlanParseResult parsed = common::parsePlan(req.body);
     if (!parsed.plan) {
       metrics_.planRefused();
@@ -158,9 +254,21 @@ void HttpApi::deploymentRoutes() {
                          {"problems", problems}},
                     "");
     }
-    Status allowed = checkPlanEnvironments(*actor, *parsed.plan, engine_.agentsSnapshot());
+    const std::vector<AgentInfo> agents = engine_.agentsSnapshot();
+    // Before anything runs, every wave's clusters must exist: a typo found when production's
+    // turn comes would fail a deployment that staging has already taken.
+    const PlanClusters resolved = resolvePlanClusters(*parsed.plan, agentsByName(agents));
+    if (!resolved.problems.empty()) {
+      metrics_.planRefused();
+      return refuse(400, clusterProblemsJson(resolved), parsed.plan->service);
+    }
+    Status allowed = checkPlanEnvironments(*actor, *parsed.plan, agents);
     if (!allowed.ok()) {
       return refuse(403, json{{"error", allowed.message()}}, parsed.plan->service);
+    }
+    if (*dry_run) {
+      // Nothing is stored and nothing changes: not an audited action.
+      return reply(res, 200, dryRunJson(*parsed.plan, resolved));
     }
     if (store_.failing()) {
       // It could not be made durable: refuse it now rather than keep the caller waiting.
@@ -227,7 +335,7 @@ void HttpApi::deploymentRoutes() {
                [this](const httplib::Request& req, httplib::Response& res) {
                  auto d = loadById(store_, req.matches[1]);
                  if (!d.ok()) return replyError(res, d.status());
-                 reply(res, 200, detailJson(*d));
+                 reply(res, 200, detailJson(*d, agentsByName(engine_.agentsSnapshot())));
                });
 
   server_->Post(
@@ -291,7 +399,7 @@ void HttpApi::deploymentRoutes() {
         if (!done.ok()) return replyError(res, done.status());
         auto after = store_.loadDeployment(id);
         if (!after.ok()) return replyError(res, after.status());
-        reply(res, 200, detailJson(*after));
+        reply(res, 200, detailJson(*after, agentsByName(engine_.agentsSnapshot())));
       });
 }
 

@@ -30,6 +30,32 @@ class DeploymentsTest : public ::testing::Test {
     auto& s = local_.server();
     s.Post("/api/v1/deployments", [this](const httplib::Request& req, httplib::Response& res) {
       last_.set(req);
+      if (req.has_param("dry_run")) {
+        res.set_content(R"({"dry_run":true,"service":"shop","version":"2.0","driver":"script",
+            "commands":{"build":"","apply":"./apply","verify":"","rollback":"./undo",
+                        "timeout":"5m"},
+            "waves":[{"name":"staging","clusters":["staging-eu"],"selector":null,
+                      "steps":[{"step":"apply"}],"approval":null,"strategy":null,"bake":null,
+                      "max_parallel":null},
+                     {"name":"prod","clusters":["prod-eu-1","prod-eu-2"],
+                      "selector":{"environment":"production"},
+                      "steps":[{"step":"deploy"},{"step":"shift","weight":10},
+                               {"step":"analyze","weight":10,"duration":"30s"}],
+                      "approval":{"required":2,"expires":"2h"},
+                      "strategy":{"type":"canary","steps":[10,100],"pause":"30s"},
+                      "bake":"15m","max_parallel":1}]})",
+                        "application/json");
+        return;
+      }
+      if (req.body.find("unknown") != std::string::npos) {
+        res.status = 400;
+        res.set_content(R"({"error":"plan refused","problems":[
+            {"line":7,"column":5,"wave":"prod",
+             "message":"wave \"prod\": no agent has registered cluster \"prod-eu1\"; did you mean \"prod-eu-1\"?"}],
+            "known_clusters":["prod-eu-1","staging-eu"],"known_clusters_total":5})",
+                        "application/json");
+        return;
+      }
       if (req.body.find("bad") != std::string::npos) {
         res.status = 400;
         res.set_content(R"({"error":"plan refused","problems":[
@@ -98,9 +124,9 @@ TEST_F(DeploymentsTest, SubmitAsksForNoQueueOrSupersedeAndSaysWhenQueued) {
   EXPECT_NE(queued.err.find("shop-7 is queued behind shop-6"), std::string::npos) << queued.err;
   EXPECT_FALSE(last_.get().has_param("queue"));
   EXPECT_FALSE(last_.get().has_param("supersede"));
-  runCaptured([&] { return submitCommand(api, plan, /*queue=*/false, /*supersede=*/false); });
+  runCaptured([&] { return submitCommand(api, plan, {.queue = false}); });
   EXPECT_EQ(last_.get().get_param_value("queue"), "false");
-  runCaptured([&] { return submitCommand(api, plan, /*queue=*/true, /*supersede=*/true); });
+  runCaptured([&] { return submitCommand(api, plan, {.supersede = true}); });
   EXPECT_EQ(last_.get().get_param_value("supersede"), "true");
   EXPECT_FALSE(last_.get().has_param("queue"));
 }
@@ -112,6 +138,50 @@ TEST_F(DeploymentsTest, ARefusedPlanListsEveryProblemWhereItIs) {
   EXPECT_EQ(refused.exit_code, kExitFailed);
   EXPECT_EQ(refused.out, "");
   EXPECT_EQ(refused.err, plan + ":2:3: unknown field \"bad\"\n" + plan + ":5: no waves\n");
+}
+
+TEST_F(DeploymentsTest, ARefusedClusterListsTheKnownOnes) {
+  Api api(local_.url(), "", "");
+  const std::string plan = writePlan("unknown.yaml", "service: shop # unknown\n");
+  CommandOutput refused = runCaptured([&] { return submitCommand(api, plan); });
+  EXPECT_EQ(refused.exit_code, kExitFailed);
+  EXPECT_EQ(refused.out, "");
+  EXPECT_EQ(refused.err, plan +
+                             ":7:5: wave \"prod\": no agent has registered cluster \"prod-eu1\"; "
+                             "did you mean \"prod-eu-1\"?\n"
+                             "known clusters: prod-eu-1, staging-eu (and 3 more)\n");
+}
+
+TEST_F(DeploymentsTest, ADryRunPrintsWavesStepsAndGates) {
+  Api api(local_.url(), "", "");
+  const std::string plan = writePlan("shop.yaml", "service: shop\n");
+  CommandOutput dry = runCaptured([&] { return submitCommand(api, plan, {.dry_run = true}); });
+  EXPECT_EQ(dry.exit_code, kExitOk);
+  EXPECT_EQ(last_.get().get_param_value("dry_run"), "true");
+  EXPECT_EQ(dry.out,
+            "shop 2.0 (script driver): dry run, nothing was stored\n"
+            "  apply: ./apply\n"
+            "  rollback: ./undo\n"
+            "  timeout: 5m\n"
+            "wave 1/2 staging: staging-eu\n"
+            "  steps: apply\n"
+            "  gates: none\n"
+            "wave 2/2 prod: prod-eu-1, prod-eu-2 (selector environment=production)\n"
+            "  steps: deploy, shift 10%, analyze 10% 30s\n"
+            "  gates: approval by 2 (counts for 2h); strategy canary 10/100%, pause 30s; bake "
+            "15m; max_parallel 1\n");
+  CommandOutput as_json =
+      runCaptured([&] { return submitCommand(api, plan, {.dry_run = true, .as_json = true}); });
+  EXPECT_EQ(as_json.exit_code, kExitOk);
+  json parsed = json::parse(as_json.out);
+  EXPECT_EQ(parsed["waves"][1]["clusters"], (json{"prod-eu-1", "prod-eu-2"}));
+  // Without --dry-run, the ordinary submission (no parameter); --json prints the id as JSON.
+  ASSERT_EQ(runCaptured([&] { return submitCommand(api, plan); }).exit_code, kExitOk);
+  EXPECT_FALSE(last_.get().has_param("dry_run"));
+  EXPECT_EQ(runCaptured([&] {
+              return submitCommand(api, plan, {false, true});
+            }).out,
+            "{\"id\":\"shop-7\"}\n");
 }
 
 TEST_F(DeploymentsTest, AnUnreadablePlanIsTroubleNamingTheFile) {

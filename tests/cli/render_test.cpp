@@ -136,6 +136,19 @@ TEST(RenderDeploymentDetail, ApprovalsNameWhoApproved) {
   EXPECT_EQ(lines.back(), "prod          running        approved by bob, carol (2 of 2)");
 }
 
+TEST(RenderDeploymentDetail, AWaveNotStartedListsTheClustersItWillTouch) {
+  const json detail = json::parse(R"({"id": "d-1", "waves": [
+    {"name": "prod", "state": "awaiting_approval", "approval_required": true, "clusters": [],
+     "planned_clusters": ["prod-eu-1", "prod-eu-2"]}]})");
+  std::vector<std::string> lines = renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z"));
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_EQ(
+      lines[lines.size() - 3],
+      "prod          awaiting_approval        waiting for approval: flotilla approve d-1 prod");
+  EXPECT_EQ(lines[lines.size() - 2], "  prod-eu-1   planned");
+  EXPECT_EQ(lines[lines.size() - 1], "  prod-eu-2   planned");
+}
+
 TEST(FormatStateLine, ReasonOrFailure) {
   EXPECT_EQ(formatStateLine({{"id", "d-1"}, {"state", "succeeded"}}), "d-1 succeeded");
   EXPECT_EQ(formatStateLine({{"id", "d-1"}, {"state", "cancelled"}, {"reason", "by alice"}}),

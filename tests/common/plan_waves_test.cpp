@@ -22,6 +22,27 @@ TEST(ParsePlan, ClusterInTwoWavesIsRefused) {
   EXPECT_EQ(problem.toString(), "10:25: cluster \"staging-eu\" is already in wave \"staging\"");
 }
 
+// Submission's registry checks report a wave by where it starts.
+TEST(ParsePlan, WavesKeepWhereTheyStart) {
+  const std::string text = std::string(kMinimalPlan) +
+                           "  - name: prod\n"
+                           "    selector: {environment: production}\n"
+                           "  - {name: last, clusters: [prod-us]}\n";
+  PlanParseResult parsed = parsePlan(text);
+  ASSERT_TRUE(parsed.plan.has_value());
+  ASSERT_EQ(parsed.plan->waves.size(), 3u);
+  EXPECT_EQ(std::make_pair(parsed.plan->waves[0].line, parsed.plan->waves[0].column),
+            std::make_pair(7, 5));
+  EXPECT_EQ(std::make_pair(parsed.plan->waves[1].line, parsed.plan->waves[1].column),
+            std::make_pair(9, 5));
+  EXPECT_EQ(std::make_pair(parsed.plan->waves[2].line, parsed.plan->waves[2].column),
+            std::make_pair(11, 5));
+  // The stored form has no text to point into.
+  auto stored = planFromJson(planToJson(*parsed.plan));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->waves[1].line, 0);
+}
+
 TEST(ParsePlan, WaveNeedsExactlyOneOfClustersAndSelector) {
   const std::string both = std::string(kMinimalPlan) + "    selector: {env: prod}\n";
   EXPECT_EQ(onlyProblem(both).toString(),

@@ -135,5 +135,68 @@ TEST_F(DeploymentAgents, OnAgentLostWaitPausesUntilEnoughAreBack) {
   EXPECT_EQ(stored->plan.on_agent_lost, common::OnAgentLost::kWait);
 }
 
+// A cluster whose agent went away between submission and its wave is the lost-cluster policy's
+// business, as one lost mid-step: within the budget it is waited for while the rest of the wave
+// goes on, and its first step goes out when it is back.
+TEST_F(DeploymentAgents, AClusterLostBeforeItsWaveIsWaitedForWithinTheBudget) {
+  Plan plan = threeWaves();
+  plan.max_unavailable_clusters = 1;
+  Deployment d = start(plan);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  onlyBack({"staging-eu", "prod-eu-1", "prod-us-1"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());  // staging done: prod-eu starts
+  EXPECT_EQ(d.state, DeploymentState::kRunning) << d.reason;
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-1/build"});
+  const Event* lost = findEvent("agent.lost");
+  ASSERT_NE(lost, nullptr);
+  EXPECT_EQ(lost->cluster, "prod-eu-2");
+  EXPECT_NE(lost->message.find("agent lost before its first step; waiting for it"),
+            std::string::npos)
+      << lost->message;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "prod-eu-1").ok());
+  EXPECT_EQ(d.wave_index, 1u) << "the wave waits for prod-eu-2";
+  EXPECT_FALSE(hasEvent("agent.lost")) << "told once";
+
+  returns(d, "prod-eu-2");
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/build"});
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kSucceeded) << d.reason;
+}
+
+// Past the budget, on_agent_lost decides: wait pauses the deployment until the agent is back.
+TEST_F(DeploymentAgents, AClusterLostBeforeItsWaveUnderOnAgentLostWaitPauses) {
+  Plan plan = threeWaves();
+  plan.on_agent_lost = common::OnAgentLost::kWait;
+  Deployment d = start(plan);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  onlyBack({"staging-eu", "prod-eu-1", "prod-us-1"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kPaused);
+  EXPECT_TRUE(d.paused_for_lost);
+  EXPECT_EQ(d.waves[0].state, WaveState::kSucceeded) << "staging is not rolled back";
+
+  returns(d, "prod-eu-2");
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"prod-eu-2/build"});
+  succeedAll(d);
+  EXPECT_EQ(d.state, DeploymentState::kSucceeded) << d.reason;
+}
+
+// The default policy (no budget, on_agent_lost: rollback) rolls back, saying why; a cluster
+// no longer registered at all (removed) is treated the same way.
+TEST_F(DeploymentAgents, AClusterRemovedBeforeItsWaveFollowsTheDefaultPolicy) {
+  Deployment d = start(threeWaves());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  registry_.remove("prod-eu-2");
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kRollingBack);
+  ASSERT_TRUE(d.failure.has_value());
+  EXPECT_EQ(d.failure->cluster, "prod-eu-2");
+  EXPECT_NE(d.failure->message.find("no agent registered for the cluster any more"),
+            std::string::npos)
+      << d.failure->message;
+  EXPECT_NE(d.failure->message.find("on_agent_lost: rollback"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator::testing

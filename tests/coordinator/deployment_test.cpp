@@ -115,7 +115,7 @@ TEST_F(DeploymentTest, SelectorMatchingNothingStopsTheDeployment) {
   Deployment d = start(p);
   EXPECT_EQ(d.state, DeploymentState::kRolledBack);
   ASSERT_TRUE(d.failure.has_value());
-  EXPECT_NE(d.failure->message.find("matches no connected cluster"), std::string::npos);
+  EXPECT_NE(d.failure->message.find("matches no registered cluster"), std::string::npos);
 }
 
 TEST_F(DeploymentTest, UnregisteredClusterFailsTheWave) {

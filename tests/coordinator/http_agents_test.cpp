@@ -11,8 +11,9 @@ namespace flotilla::coordinator::testing {
 namespace {
 
 using HttpAgents = HttpApiTest;
+using HttpNoAgents = HttpApiNoAgentsTest;
 
-TEST_F(HttpAgents, NoAgentsIsAnEmptyList) {
+TEST_F(HttpNoAgents, NoAgentsIsAnEmptyList) {
   EXPECT_EQ(body(get("/api/v1/agents", viewer_)),
             (nlohmann::json{{"agents", nlohmann::json::array()}}));
 }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -16,8 +17,13 @@ void HttpApiTest::SetUp() {
   std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/flotilla-http-test-XXXXXX";
   ASSERT_NE(mkdtemp(pattern.data()), nullptr);
   dir_ = pattern;
+  EngineOptions engine_options;
+  // The known agents never come back: lost at the engine's first look, so that no step waits
+  // for them.
+  engine_options.agent_lost_after = std::chrono::milliseconds(1);
   auto started = support::InProcessCoordinator::start(
-      dir_, "admin", {{"viewer", Role::kViewer, {}}, {"deployer", Role::kDeployer, {"staging"}}});
+      dir_, "admin", {{"viewer", Role::kViewer, {}}, {"deployer", Role::kDeployer, {"staging"}}},
+      known_agents_, engine_options);
   ASSERT_TRUE(started.ok()) << started.status().toString();
   coordinator_ = std::move(started).value();
   admin_ = coordinator_->token("admin");
@@ -26,6 +32,18 @@ void HttpApiTest::SetUp() {
   client_ = std::make_unique<httplib::Client>("127.0.0.1", coordinator_->port());
   client_->set_connection_timeout(10, 0);
   client_->set_read_timeout(30, 0);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto all_lost = [&] {
+    std::vector<AgentInfo> agents = coordinator_->engine().agentsSnapshot();
+    return agents.size() == known_agents_.size() &&
+           std::all_of(agents.begin(), agents.end(),
+                       [](const AgentInfo& a) { return a.state == AgentState::kLost; });
+  };
+  while (!all_lost()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the known agents were not lost";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void HttpApiTest::TearDown() {

@@ -2,6 +2,10 @@
 // 127.0.0.1 port 0 in front of a real engine and RocksDB store in a temporary directory, with
 // no agents, and the coordinator's loop (run posted work, tick, make the turn durable, answer)
 // on a thread of its own. Tokens: an admin, a viewer, and a deployer limited to "staging".
+// The registry knows the clusters of kPlan (staging-eu, environment=staging; prod-eu-1,
+// environment=production) from the store, as after a restart, and they are lost before the
+// first test step: a plan naming them is accepted, and a wave that starts fails over the lost
+// agents. HttpApiNoAgentsTest knows none.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/time_format.hpp"
 #include "coordinator/http_api.hpp"
@@ -35,6 +40,10 @@ waves:
 
 class HttpApiTest : public ::testing::Test {
  protected:
+  // The clusters the registry knows, restored from the store at start.
+  std::vector<StoredAgent> known_agents_{{"staging-eu", {{"environment", "staging"}}, "test"},
+                                         {"prod-eu-1", {{"environment", "production"}}, "test"}};
+
   void SetUp() override;
   void TearDown() override;
 
@@ -72,6 +81,11 @@ class HttpApiTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<support::InProcessCoordinator> coordinator_;
   std::unique_ptr<httplib::Client> client_;
+};
+
+class HttpApiNoAgentsTest : public HttpApiTest {
+ protected:
+  HttpApiNoAgentsTest() { known_agents_.clear(); }
 };
 
 }  // namespace flotilla::coordinator::testing

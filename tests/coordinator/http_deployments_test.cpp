@@ -12,6 +12,7 @@ namespace flotilla::coordinator::testing {
 namespace {
 
 using HttpDeployments = HttpApiTest;
+using HttpNoAgentsDeployments = HttpApiNoAgentsTest;
 
 TEST_F(HttpDeployments, ABadPlanIsRefusedWithEveryProblemAndNothingIsStored) {
   const std::string plan =
@@ -191,6 +192,107 @@ TEST_F(HttpDeployments, ASecondSubmissionIsQueuedRefusedOrSupersedes) {
   nlohmann::json stopped = body(get("/api/v1/deployments/" + first));
   EXPECT_NE(stopped["state"], "running");
   EXPECT_EQ(stopped["reason"].get<std::string>().rfind("superseded by " + third, 0), 0u) << stopped;
+}
+
+// Every wave's clusters are resolved against the registry at submission: a name nobody
+// registered or a selector that matches nothing is refused, each with its wave's position and
+// a suggestion, with the clusters that do exist; nothing is stored.
+TEST_F(HttpDeployments, UnknownClustersAndEmptySelectorsAreRefusedWithSuggestions) {
+  const std::string plan =
+      "service: checkout\n"
+      "version: \"1.0\"\n"
+      "steps: {apply: a, rollback: b}\n"
+      "waves:\n"
+      "  - name: staging\n"  // 5:5
+      "    clusters: [staging-eu]\n"
+      "  - name: prod\n"  // 7:5
+      "    clusters: [prod-eu1]\n"
+      "  - name: rest\n"  // 9:5
+      "    selector: {environment: prodution}\n";
+  auto res = post("/api/v1/deployments", plan, admin_, "application/yaml");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400) << res->body;
+  nlohmann::json answer = body(res);
+  EXPECT_EQ(answer["error"], "plan refused: 2 waves name clusters that are not registered");
+  ASSERT_EQ(answer["problems"].size(), 2u) << res->body;
+  EXPECT_EQ(answer["problems"][0],
+            (nlohmann::json{{"line", 7},
+                            {"column", 5},
+                            {"wave", "prod"},
+                            {"message",
+                             "wave \"prod\": no agent has registered cluster \"prod-eu1\"; did "
+                             "you mean \"prod-eu-1\"?"},
+                            {"suggestion", "did you mean \"prod-eu-1\"?"}}));
+  EXPECT_EQ(answer["problems"][1]["line"], 9);
+  EXPECT_EQ(answer["problems"][1]["suggestion"],
+            "label \"environment\" has the values production, staging (did you mean "
+            "environment: production?)");
+  EXPECT_EQ(answer["known_clusters"], (nlohmann::json{"prod-eu-1", "staging-eu"}));
+  EXPECT_EQ(answer["known_clusters_total"], 2);
+  EXPECT_EQ(body(get("/api/v1/deployments"))["deployments"], nlohmann::json::array());
+  EXPECT_EQ(lastAudit("POST /api/v1/deployments")["outcome"], "400");
+}
+
+TEST_F(HttpNoAgentsDeployments, NothingRegisteredRefusesEveryWave) {
+  auto res = post("/api/v1/deployments", kPlan, admin_, "application/yaml");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400) << res->body;
+  EXPECT_EQ(body(res)["problems"].size(), 2u);
+  EXPECT_EQ(body(res)["known_clusters"], nlohmann::json::array());
+}
+
+// A dry run resolves and shows what would happen, and stores nothing.
+TEST_F(HttpDeployments, ADryRunShowsTheWavesStepsAndGatesAndStoresNothing) {
+  std::string plan = kPlan;
+  plan.replace(plan.find("    clusters: [prod-eu-1]\n"), std::string::npos,
+               "    selector: {environment: production}\n"
+               "    approval: {required: 2, expires: 2h}\n"
+               "    max_parallel: 3\n");
+  auto res = post("/api/v1/deployments?dry_run=true", plan, admin_, "application/yaml");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  nlohmann::json answer = body(res);
+  EXPECT_EQ(answer["dry_run"], true);
+  EXPECT_EQ(answer["service"], "checkout");
+  EXPECT_EQ(answer["commands"]["apply"], "./apply.sh");
+  ASSERT_EQ(answer["waves"].size(), 2u);
+  EXPECT_EQ(answer["waves"][0]["clusters"], nlohmann::json{"staging-eu"});
+  EXPECT_EQ(answer["waves"][0]["approval"], nullptr);
+  EXPECT_EQ(answer["waves"][0]["steps"], (nlohmann::json{{{"step", "apply"}}}));
+  EXPECT_EQ(answer["waves"][1]["clusters"], nlohmann::json{"prod-eu-1"});
+  EXPECT_EQ(answer["waves"][1]["selector"], (nlohmann::json{{"environment", "production"}}));
+  EXPECT_EQ(answer["waves"][1]["approval"], (nlohmann::json{{"required", 2}, {"expires", "2h"}}));
+  EXPECT_EQ(answer["waves"][1]["max_parallel"], 3);
+  EXPECT_EQ(answer["waves"][1]["bake"], nullptr);
+  EXPECT_EQ(body(get("/api/v1/deployments"))["deployments"], nlohmann::json::array());
+  // The refusals are those of a real submission.
+  std::string bad = kPlan;
+  bad.replace(bad.find("[prod-eu-1]"), 11, "[prod-eu-9]");
+  auto refused = post("/api/v1/deployments?dry_run=true", bad, admin_, "application/yaml");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  auto odd = post("/api/v1/deployments?dry_run=maybe", kPlan, admin_, "application/yaml");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->status, 400);
+  EXPECT_EQ(body(odd)["error"], "dry_run must be true or false, not \"maybe\"");
+  EXPECT_EQ(body(get("/api/v1/deployments"))["deployments"], nlohmann::json::array());
+  // false is an ordinary submission.
+  auto real = post("/api/v1/deployments?dry_run=false", kPlan, admin_, "application/yaml");
+  ASSERT_TRUE(real);
+  EXPECT_EQ(real->status, 201) << real->body;
+}
+
+// An approver sees where the waiting wave (and those after it) will go before saying yes.
+TEST_F(HttpDeployments, TheApprovalScreenListsTheClustersTheWaveWillTouch) {
+  std::string plan = kPlan;
+  plan.replace(plan.find("    clusters: [staging-eu]\n"), 0, "    approval: required\n");
+  plan.replace(plan.find("    clusters: [prod-eu-1]\n"), 26,
+               "    selector: {environment: production}\n");
+  const std::string id = submit(plan);
+  nlohmann::json detail = body(get("/api/v1/deployments/" + id, viewer_));
+  ASSERT_EQ(detail["state"], "awaiting_approval");
+  EXPECT_EQ(detail["waves"][0]["planned_clusters"], nlohmann::json{"staging-eu"});
+  EXPECT_EQ(detail["waves"][1]["planned_clusters"], nlohmann::json{"prod-eu-1"});
 }
 
 }  // namespace

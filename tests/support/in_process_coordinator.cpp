@@ -16,15 +16,19 @@ using coordinator::Store;
 using coordinator::Tokens;
 
 common::StatusOr<std::unique_ptr<InProcessCoordinator>> InProcessCoordinator::start(
-    const std::string& dir, const std::string& admin, const std::vector<TokenSpec>& tokens) {
+    const std::string& dir, const std::string& admin, const std::vector<TokenSpec>& tokens,
+    const std::vector<coordinator::StoredAgent>& agents,
+    const coordinator::EngineOptions& engine_options) {
   std::unique_ptr<InProcessCoordinator> c(new InProcessCoordinator());
-  common::Status s = c->open(dir, admin, tokens);
+  common::Status s = c->open(dir, admin, tokens, agents, engine_options);
   if (!s.ok()) return s;
   return c;
 }
 
 common::Status InProcessCoordinator::open(const std::string& dir, const std::string& admin,
-                                          const std::vector<TokenSpec>& tokens) {
+                                          const std::vector<TokenSpec>& tokens,
+                                          const std::vector<coordinator::StoredAgent>& agents,
+                                          const EngineOptions& engine_options) {
   auto opened = Store::open(dir);
   if (!opened.ok()) return opened.status();
   store_ = std::move(opened).value();
@@ -41,7 +45,10 @@ common::Status InProcessCoordinator::open(const std::string& dir, const std::str
       secrets_[t.name] = *secret;
     }
   }
-  engine_ = std::make_unique<Engine>(*store_, metrics_, outbox_, clock_, EngineOptions{});
+  for (const coordinator::StoredAgent& agent : agents) {
+    if (common::Status s = store_->putAgent(agent); !s.ok()) return s;
+  }
+  engine_ = std::make_unique<Engine>(*store_, metrics_, outbox_, clock_, engine_options);
   // As runServer does: group commit; answers and stream wake-ups only after the flush.
   store_->setGroupCommit(true);
   engine_->setCommitListener([this](const std::string&) { committed_ = true; });

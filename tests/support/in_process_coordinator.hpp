@@ -36,10 +36,13 @@ class InProcessCoordinator {
   };
 
   // Opens a store in `dir` (which must exist), writes an admin token named `admin` and the
-  // others, and starts the engine and the HTTP API. No rate limit: tests and the fuzzer send
-  // bursts with one token.
+  // others, and `agents` as the registry's clusters (as after a restart: not connected), and
+  // starts the engine (with `engine_options`) and the HTTP API. No rate limit: tests and the
+  // fuzzer send bursts with one token.
   static common::StatusOr<std::unique_ptr<InProcessCoordinator>> start(
-      const std::string& dir, const std::string& admin, const std::vector<TokenSpec>& tokens);
+      const std::string& dir, const std::string& admin, const std::vector<TokenSpec>& tokens,
+      const std::vector<coordinator::StoredAgent>& agents = {},
+      const coordinator::EngineOptions& engine_options = {});
   ~InProcessCoordinator();
   InProcessCoordinator(const InProcessCoordinator&) = delete;
   InProcessCoordinator& operator=(const InProcessCoordinator&) = delete;
@@ -52,12 +55,15 @@ class InProcessCoordinator {
   // The secret of a token named at start (the admin's included); "" for another name.
   std::string token(const std::string& name) const;
   coordinator::Store& store() { return *store_; }
+  coordinator::Engine& engine() { return *engine_; }
   coordinator::HttpApi& http() { return *http_; }
 
  private:
   InProcessCoordinator() = default;
   common::Status open(const std::string& dir, const std::string& admin,
-                      const std::vector<TokenSpec>& tokens);
+                      const std::vector<TokenSpec>& tokens,
+                      const std::vector<coordinator::StoredAgent>& agents,
+                      const coordinator::EngineOptions& engine_options);
   void loop();
   void flush();
 
