@@ -159,8 +159,12 @@ void addAgentsCommands(CLI::App& app, Commands& commands) {
       "agents", "List the agents (one per cluster) and whether they are connected");
   agents->add_flag("--json", args->as_json, "Print the coordinator's JSON instead of a table");
   agents->footer(
-      "Columns: CLUSTER  STATE (connected or lost)  LABELS  LAST SEEN (time since the last "
-      "heartbeat).");
+      "Columns: CLUSTER  STATE  LABELS. The state is judged against the coordinator's clock now,\n"
+      "with the time since the agent was last heard from and the deadline that comes next:\n"
+      "  connected (last seen 1s ago; unknown at 3s)   heard from within three heartbeats\n"
+      "  unknown (last seen 21s ago; lost at 30s)      silent: its steps may still be running\n"
+      "  lost (last seen 40s ago; lost at 30s)         silent past the deadline: its in-flight\n"
+      "                                                steps count as failed");
   // Not required: 'flotilla agents' alone lists them.
   agents->require_subcommand(0, 1);
   auto* enroll = agents->add_subcommand(

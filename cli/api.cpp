@@ -51,10 +51,19 @@ std::string deploymentPath(const std::string& id) {
   return "/api/v1/deployments/" + common::urlEncode(id);
 }
 
-std::string eventsPath(const std::string& id, long long after) {
+std::string eventsPath(const std::string& id, long long after, const std::string& filters) {
   std::string path = deploymentPath(id) + "/events";
-  if (after > 0) path += "?after=" + std::to_string(after);
-  return path;
+  std::string query = after > 0 ? "after=" + std::to_string(after) : "";
+  if (!filters.empty()) query += (query.empty() ? "" : "&") + filters;
+  return query.empty() ? path : path + "?" + query;
+}
+
+json agentsForView(Api& api) {
+  try {
+    return api.getList("/api/v1/agents", "agents");
+  } catch (const CliError&) {
+    return nullptr;
+  }
 }
 
 Api::Api(std::string server, std::string token, std::string ca_file, ApiTimeouts timeouts)

@@ -17,7 +17,8 @@ namespace flotilla::cli {
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // the coordinator said no, or the deployment did not succeed
-inline constexpr int kExitTrouble = 2;  // could not find out: unreachable, unreadable file, timeout
+inline constexpr int kExitTrouble = 2;   // could not find out: unreachable, unreadable file
+inline constexpr int kExitTimedOut = 3;  // wait --timeout passed before the deployment ended
 
 // How every command fails: caught once in run(), which prints "flotilla: " + what().
 class CliError : public std::runtime_error {
@@ -40,8 +41,14 @@ class CliError : public std::runtime_error {
 
 // "/api/v1/deployments/ID", the id escaped.
 std::string deploymentPath(const std::string& id);
-// The deployment's events after sequence number `after` (0: from the first).
-std::string eventsPath(const std::string& id, long long after);
+// The deployment's events after sequence number `after` (0: from the first); `filters` is a
+// query string already encoded ("type=stage.*&cluster=eu"), "" for every event.
+std::string eventsPath(const std::string& id, long long after, const std::string& filters = "");
+
+class Api;
+// The agents (`GET /api/v1/agents`) to annotate a status view with; null when they cannot be
+// had (the view is then shown without them, not refused).
+nlohmann::json agentsForView(Api& api);
 
 // Connect and request deadlines; tests shorten them.
 struct ApiTimeouts {

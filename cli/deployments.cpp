@@ -208,7 +208,8 @@ int statusCommand(Api& api, const std::string& id, bool as_json) {
     return kExitOk;
   }
   json detail = api.get(deploymentPath(id), id);
-  for (const auto& line : renderDeploymentDetail(detail, now)) std::cout << line << '\n';
+  const json agents = agentsForView(api);
+  for (const auto& line : renderDeploymentDetail(detail, now, agents)) std::cout << line << '\n';
   std::cout << std::flush;
   return kExitOk;
 }
@@ -283,7 +284,9 @@ void addStatusCommand(CLI::App& app, Commands& commands) {
   status->footer(R"(Without ID: one line per deployment, newest first, with columns
   ID  SERVICE  VERSION  STATE  WAVE (current wave, e.g. "2/3 prod-canary")  AGE
 With ID: the deployment's state, then each wave and each of its clusters with their
-state, current or last step and message, and what failed if something did.
+state, current or last step (with the strategy step and traffic weight during a canary,
+e.g. "analyze 2/3 50%"), from -> to version, and message (led by "agent unknown" or
+"agent lost" when the cluster's agent has gone quiet), and what failed if something did.
 
 States: pending, queued (waits for another deployment of its service: waits_for),
 running, awaiting_approval (run 'flotilla approve'), paused,

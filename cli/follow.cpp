@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "cli/args.hpp"
 #include "cli/render.hpp"
 #include "common/rules.hpp"
+#include "common/time_format.hpp"
 
 namespace flotilla::cli {
 
@@ -66,7 +68,8 @@ int exitCodeForFinalState(const std::string& state) {
 }
 
 json followEvents(Api& api, const std::string& id, const std::function<void(const json&)>& on_event,
-                  const std::function<void(const std::string&)>& on_outage) {
+                  const std::function<void(const std::string&)>& on_outage,
+                  const std::string& filters) {
   long long last_seq = 0;
   bool use_stream = true;
   OutageGuard guard;
@@ -94,7 +97,7 @@ json followEvents(Api& api, const std::string& id, const std::function<void(cons
 
   while (true) {
     try {
-      const std::string path = eventsPath(id, last_seq);
+      const std::string path = eventsPath(id, last_seq, filters);
       if (use_stream) {
         common::HttpResult result = api.stream(path, on_sse);
         const auto* response = std::get_if<common::HttpReply>(&result);
@@ -117,7 +120,7 @@ json followEvents(Api& api, const std::string& id, const std::function<void(cons
       guard.succeeded();
       if (isFinalState(fieldText(detail, "state"))) {
         // A stream ends only after the last event; a poll may have raced the final transition.
-        if (!use_stream) deliverAll(api.get(eventsPath(id, last_seq), id));
+        if (!use_stream) deliverAll(api.get(eventsPath(id, last_seq, filters), id));
         return detail;
       }
     } catch (const CliError& error) {
@@ -128,9 +131,22 @@ json followEvents(Api& api, const std::string& id, const std::function<void(cons
   }
 }
 
-int eventsCommand(Api& api, const std::string& id, bool follow) {
+std::string eventFilterQuery(const EventFilters& filters, common::SystemTime now) {
+  std::string query;
+  auto add = [&](const char* key, const std::string& value) {
+    if (value.empty()) return;
+    query += (query.empty() ? "" : "&") + std::string(key) + "=" + common::urlEncode(value);
+  };
+  add("type", filters.type);
+  add("cluster", filters.cluster);
+  add("since", filters.since.empty() ? "" : sinceParam(filters.since, now));
+  return query;
+}
+
+int eventsCommand(Api& api, const std::string& id, bool follow, const EventFilters& filters) {
+  const std::string query = eventFilterQuery(filters, std::chrono::system_clock::now());
   if (!follow) {
-    const json list = api.getList(eventsPath(id, 0), "events", id);
+    const json list = api.getList(eventsPath(id, 0, query), "events", id);
     EventColumns columns = measureEvents(list);
     for (const auto& event : list) {
       std::cout << formatEvent(event, columns) << '\n';
@@ -139,7 +155,8 @@ int eventsCommand(Api& api, const std::string& id, bool follow) {
     return kExitOk;
   }
   followEvents(
-      api, id, [](const json& event) { printLine(formatEvent(event, EventColumns{})); }, printNote);
+      api, id, [](const json& event) { printLine(formatEvent(event, EventColumns{})); }, printNote,
+      query);
   return kExitOk;
 }
 
@@ -168,7 +185,7 @@ int waitCommand(Api& api, const std::string& id, std::optional<std::chrono::mill
       if (timeout && waited >= *timeout) {
         if (!last.is_null()) printLine(formatStateLine(last));
         std::cerr << "flotilla: gave up waiting for " << id << " after " << timeout_text << '\n';
-        return kExitTrouble;
+        return kExitTimedOut;
       }
       auto pause = std::chrono::duration_cast<std::chrono::milliseconds>(kPollInterval);
       if (timeout) {
@@ -239,11 +256,13 @@ int watchOnTerminal(Api& api, const std::string& id) {
   std::deque<json> recent;
   long long last_seq = 0;
   json detail;
+  json agents;
   std::string trouble;
   while (true) {
     try {
       json fresh = api.get(deploymentPath(id), id);
       json body = api.get(eventsPath(id, last_seq), id);
+      agents = agentsForView(api);
       detail = std::move(fresh);
       if (body.contains("events") && body["events"].is_array()) {
         for (const auto& event : body["events"]) {
@@ -263,7 +282,7 @@ int watchOnTerminal(Api& api, const std::string& id) {
     const std::string state = fieldText(detail, "state");
     const bool done = isFinalState(state) && trouble.empty();
     std::vector<std::string> lines =
-        renderDeploymentDetail(detail, std::chrono::system_clock::now());
+        renderDeploymentDetail(detail, std::chrono::system_clock::now(), agents);
     if (!recent.empty()) {
       lines.emplace_back();
       lines.emplace_back("Recent events");
@@ -289,17 +308,77 @@ int watchOnTerminal(Api& api, const std::string& id) {
 
 }  // namespace
 
-int watchCommand(Api& api, const std::string& id) {
+std::vector<std::string> clusterChanges(const json& detail, const json& agents, TimePoint now,
+                                        std::map<std::string, std::string>& shown) {
+  std::vector<std::string> lines;
+  if (!detail.is_object() || !detail.contains("waves") || !detail["waves"].is_array()) return lines;
+  for (const auto& wave : detail["waves"]) {
+    if (!wave.is_object() || !wave.contains("clusters") || !wave["clusters"].is_array()) continue;
+    for (const auto& cluster : wave["clusters"]) {
+      const std::string name = fieldText(cluster, "name");
+      std::string summary = clusterSummary(cluster, agents, now);
+      auto it = shown.find(name);
+      if (it != shown.end() && it->second == summary) continue;
+      // A cluster never started is news only once it moves.
+      if (it == shown.end() && fieldText(cluster, "state") == "pending") {
+        shown[name] = summary;
+        continue;
+      }
+      lines.push_back(common::formatRfc3339(now) + "  cluster  " + summary);
+      shown[name] = std::move(summary);
+    }
+  }
+  return lines;
+}
+
+namespace {
+
+// Piped: a line per event (output lines only with --output) and a line per cluster whose view
+// changed (state, step, weight, versions, agent), polled like the terminal view.
+int watchOnPipe(Api& api, const std::string& id, bool with_output) {
+  OutageGuard guard;
+  long long last_seq = 0;
+  std::map<std::string, std::string> shown;
+  while (true) {
+    try {
+      json detail = api.get(deploymentPath(id), id);
+      json body = api.get(eventsPath(id, last_seq), id);
+      const json agents = agentsForView(api);
+      guard.succeeded();
+      if (body.contains("events") && body["events"].is_array()) {
+        for (const auto& event : body["events"]) {
+          if (event.contains("seq") && event["seq"].is_number_integer()) {
+            last_seq = std::max(last_seq, event["seq"].get<long long>());
+          }
+          if (!with_output && fieldText(event, "type") == "stage.output") continue;
+          printLine(formatEvent(event, EventColumns{}));
+        }
+      }
+      for (const auto& line :
+           clusterChanges(detail, agents, std::chrono::system_clock::now(), shown)) {
+        printLine(line);
+      }
+      const std::string state = fieldText(detail, "state");
+      if (isFinalState(state)) {
+        printLine(formatStateLine(detail));
+        return exitCodeForFinalState(state);
+      }
+    } catch (const CliError& error) {
+      printNote(guard.failed(error));  // throws when it is not worth riding out
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+}  // namespace
+
+int watchCommand(Api& api, const std::string& id, bool with_output) {
   try {
     const char* term = std::getenv("TERM");
     if (isatty(STDOUT_FILENO) && !(term != nullptr && std::strcmp(term, "dumb") == 0)) {
       return watchOnTerminal(api, id);
     }
-    json detail = followEvents(
-        api, id, [](const json& event) { printLine(formatEvent(event, EventColumns{})); },
-        printNote);
-    printLine(formatStateLine(detail));
-    return exitCodeForFinalState(fieldText(detail, "state"));
+    return watchOnPipe(api, id, with_output);
   } catch (const CliError& error) {
     throw CliError(error.what(), kExitTrouble);  // as in wait: 1 is reserved for "it failed"
   }
@@ -308,17 +387,28 @@ int watchCommand(Api& api, const std::string& id) {
 // ---- command line ---------------------------------------------------------------------------
 
 void addWatchCommand(CLI::App& app, Commands& commands) {
-  auto id = std::make_shared<std::string>();
+  struct Args {
+    std::string id;
+    bool with_output = false;
+  };
+  auto args = std::make_shared<Args>();
   auto* watch = app.add_subcommand("watch", "Follow one deployment live until it finishes");
-  watch->add_option("ID", *id, kIdHelp)->required();
+  watch->add_option("ID", args->id, kIdHelp)->required();
+  watch->add_flag("--output", args->with_output,
+                  "Piped: also print the steps' output lines (stage.output events)");
   watch->footer(R"(On a terminal, the status view (as in 'flotilla status ID') is redrawn in place
-every 500 ms, with the latest events below it. Otherwise (piped, in CI) one line is
-printed per event as it happens, and a final line with the outcome.
+every 500 ms, with the latest events below it. Each cluster row shows its step, the
+strategy step and traffic weight (shift 2/3 50%), from -> to versions, and its agent
+when that is unknown or lost.
+Otherwise (piped, in CI) it prints what changes: one line per event except the steps'
+output (--output includes it), one "cluster" line whenever a cluster's state, step,
+weight or agent changes, and a final line with the outcome.
 Ctrl-C stops watching; the deployment itself carries on.
 
 Exit: 0 succeeded; 1 rolled_back, failed or cancelled; 2 the coordinator could not be
 reached or does not know ID.)");
-  commands.push_back({watch, [id](Api& api) { return watchCommand(api, *id); }});
+  commands.push_back(
+      {watch, [args](Api& api) { return watchCommand(api, args->id, args->with_output); }});
 }
 
 void addWaitCommand(CLI::App& app, Commands& commands) {
@@ -340,8 +430,12 @@ A short coordinator outage (up to 30s) is ridden out with a note on stderr.
 DURATION: a number with a unit, largest unit first: 500ms, 90s, 15m, 2h, 1h30m; a
 number alone is refused.
 
-Exit: 0 succeeded; 1 rolled_back, failed or cancelled; 2 timed out, the coordinator
-could not be reached, or it does not know ID.)");
+Exit codes (distinct, for scripts and CI):
+  0  the deployment succeeded
+  1  it ended rolled_back, failed or cancelled
+  2  the coordinator could not be reached (or stayed away past the 30s grace), or it
+     does not know ID
+  3  --timeout passed first; the deployment carries on)");
   commands.push_back({wait, [args](Api& api) {
                         std::optional<std::chrono::milliseconds> timeout;
                         if (!args->timeout_text.empty()) timeout = durationOf(args->timeout_text);
@@ -353,18 +447,35 @@ void addEventsCommand(CLI::App& app, Commands& commands) {
   struct Args {
     std::string id;
     bool follow = false;
+    EventFilters filters;
   };
   auto args = std::make_shared<Args>();
   auto* events = app.add_subcommand("events", "List a deployment's events, oldest first");
   events->add_option("ID", args->id, kIdHelp)->required();
   events->add_flag("--follow,-f", args->follow,
                    "Keep printing new events as they happen, until the deployment is final");
+  events
+      ->add_option("--type", args->filters.type,
+                   "Only events of this type: a family (stage, wave, deployment, agent,\n"
+                   "cluster, rollback, alert), FAMILY.* or one type (stage.failed); commas\n"
+                   "for several")
+      ->type_name("PATTERN");
+  events->add_option("--cluster", args->filters.cluster, "Only events about this cluster")
+      ->type_name("NAME");
+  events
+      ->add_option("--since", args->filters.since,
+                   "Only events from this time on: RFC 3339 (2026-12-01T10:00:00Z) or a\n"
+                   "duration back from now (10m, 1h30m)")
+      ->type_name("TIME");
   events->footer(R"(One line per event: TIME  TYPE  WAVE/CLUSTER/STEP  MESSAGE (times in UTC).
+The coordinator applies the filters (also to --follow); a pattern or time it cannot read is
+refused with its reason (exit 1).
 
 Exit: 0 listed (with --follow: the deployment reached a final state, whatever it is);
 1 the coordinator does not know ID; 2 the coordinator could not be reached.)");
-  commands.push_back(
-      {events, [args](Api& api) { return eventsCommand(api, args->id, args->follow); }});
+  commands.push_back({events, [args](Api& api) {
+                        return eventsCommand(api, args->id, args->follow, args->filters);
+                      }});
 }
 
 }  // namespace flotilla::cli

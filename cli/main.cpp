@@ -31,7 +31,8 @@ Exit codes:
   0    done (for wait and watch: the deployment succeeded)
   1    the coordinator refused the request, or the deployment ended rolled_back, failed or
        cancelled (wait, watch)
-  2    the coordinator could not be reached, a file could not be read, or wait timed out
+  2    the coordinator could not be reached, or a file could not be read
+  3    wait: --timeout passed before the deployment ended
   100+ the command line is wrong (the message says how)
 
 Run 'flotilla COMMAND --help' for the details of a command.)";

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/rules.hpp"
 #include "common/time_format.hpp"
 
 namespace flotilla::cli {
@@ -110,7 +111,56 @@ std::string clusterMessage(const json& cluster) {
   return message;
 }
 
+// The agent of `name` in a `GET /api/v1/agents` list; null when it is not there.
+const json& agentOf(const json& agents, const std::string& name) {
+  static const json kNone;
+  for (const auto& agent : items(agents)) {
+    if (text(agent, "cluster") == name) return agent;
+  }
+  return kNone;
+}
+
 }  // namespace
+
+std::string clusterStepText(const json& cluster) {
+  std::string step = text(cluster, "step");
+  auto at = integer(cluster, "strategy_step");
+  auto of = integer(cluster, "strategy_steps");
+  if (at && of && *of > 0) {
+    step += (step.empty() ? "" : " ") + std::to_string(*at) + "/" + std::to_string(*of);
+  }
+  if (auto weight = integer(cluster, "weight")) {
+    step += (step.empty() ? "" : " ") + std::to_string(*weight) + "%";
+  }
+  return step;
+}
+
+std::string clusterVersionText(const json& cluster) {
+  const std::string to = text(cluster, "to_version");
+  if (to.empty()) return "";
+  const std::string from = text(cluster, "from_version");
+  return (from.empty() ? "(none)" : from) + " → " + to;
+}
+
+std::string clusterNotes(const json& cluster, const json& agent, TimePoint now, bool with_age) {
+  std::string message = clusterMessage(cluster);
+  const std::string agent_state = text(agent, "state");
+  if (agent_state == "unknown" || agent_state == "lost") {
+    std::string note = "agent " + (with_age ? agentStateText(agent, now) : agent_state);
+    message = message.empty() ? note : note + "; " + message;
+  }
+  return message;
+}
+
+std::string clusterSummary(const json& cluster, const json& agents, TimePoint now) {
+  std::string line = orDash(text(cluster, "name")) + " " + orDash(text(cluster, "state"));
+  for (const std::string& part :
+       {clusterStepText(cluster), clusterVersionText(cluster),
+        clusterNotes(cluster, agentOf(agents, text(cluster, "name")), now, false)}) {
+    if (!part.empty()) line += "  " + part;
+  }
+  return line;
+}
 
 std::string fieldText(const json& object, const char* key) {
   if (!object.is_object()) return "";
@@ -221,7 +271,8 @@ std::string renderDeploymentList(const json& deployments, TimePoint now) {
   return renderTable({"ID", "SERVICE", "VERSION", "STATE", "WAVE", "AGE"}, rows);
 }
 
-std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint now) {
+std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint now,
+                                                const json& agents) {
   std::vector<std::string> lines;
   const std::string id = text(detail, "id");
   std::string state = orDash(text(detail, "state"));
@@ -242,12 +293,24 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
 
   const json& waves = array(detail, "waves");
   if (!waves.empty()) {
+    // A coordinator that sends versions gets a VERSION column; an older one the table it had.
+    bool versions = false;
+    for (const auto& wave : waves) {
+      for (const auto& cluster : array(wave, "clusters")) {
+        versions |= !text(cluster, "to_version").empty();
+      }
+    }
     std::vector<std::vector<std::string>> rows;
     for (const auto& wave : waves) {
-      rows.push_back({text(wave, "name"), text(wave, "state"), "", waveMessage(wave, id)});
+      std::vector<std::string> row = {text(wave, "name"), text(wave, "state"), ""};
+      if (versions) row.emplace_back();
+      row.push_back(waveMessage(wave, id));
+      rows.push_back(std::move(row));
       for (const auto& cluster : array(wave, "clusters")) {
-        rows.push_back({"  " + text(cluster, "name"), text(cluster, "state"), text(cluster, "step"),
-                        clusterMessage(cluster)});
+        row = {"  " + text(cluster, "name"), text(cluster, "state"), clusterStepText(cluster)};
+        if (versions) row.push_back(clusterVersionText(cluster));
+        row.push_back(clusterNotes(cluster, agentOf(agents, text(cluster, "name")), now, true));
+        rows.push_back(std::move(row));
       }
       // A wave not started yet (awaiting approval, say): the clusters it will touch.
       for (const auto& cluster : array(wave, "planned_clusters")) {
@@ -257,7 +320,9 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
       }
     }
     lines.emplace_back();
-    std::string table = renderTable({"WAVE/CLUSTER", "STATE", "STEP", "MESSAGE"}, rows);
+    std::string table =
+        versions ? renderTable({"WAVE/CLUSTER", "STATE", "STEP", "VERSION", "MESSAGE"}, rows)
+                 : renderTable({"WAVE/CLUSTER", "STATE", "STEP", "MESSAGE"}, rows);
     std::size_t start = 0;
     for (std::size_t end; (end = table.find('\n', start)) != std::string::npos; start = end + 1) {
       lines.push_back(table.substr(start, end - start));
@@ -283,6 +348,10 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
     addTrailer("rollback failed on: " + names + " (these clusters need a human)");
   }
   return lines;
+}
+
+std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint now) {
+  return renderDeploymentDetail(detail, now, json());
 }
 
 std::string formatFailure(const json& failure) {
@@ -338,6 +407,31 @@ std::string formatEvent(const json& event, EventColumns columns) {
   return line;
 }
 
+std::string agentStateText(const json& agent, TimePoint now) {
+  const std::string state = orDash(text(agent, "state"));
+  std::string seen;
+  if (auto silent = integer(agent, "silent_ms"); silent && !text(agent, "last_seen").empty()) {
+    seen = "last seen " + formatAge(std::chrono::seconds(*silent / 1000)) + " ago";
+  } else if (std::string last = text(agent, "last_seen"); timeOf(last)) {
+    seen = "last seen " + ageSince(last, now) + " ago";  // a coordinator without silent_ms
+  } else if (integer(agent, "silent_ms")) {
+    seen = "not heard from since the coordinator started";
+  }
+  // The deadline that comes next: unknown for a connected agent, lost for an unknown one.
+  std::string deadline;
+  auto deadlineText = [](long long ms) {
+    return common::formatDuration(std::chrono::milliseconds(std::max(0LL, ms)));
+  };
+  if (auto after = integer(agent, "unknown_after_ms"); after && state == "connected") {
+    deadline = "unknown at " + deadlineText(*after);
+  } else if (auto lost = integer(agent, "lost_after_ms"); lost && state != "connected") {
+    deadline = "lost at " + deadlineText(*lost);
+  }
+  std::string detail = seen;
+  if (!deadline.empty()) detail += (detail.empty() ? "" : "; ") + deadline;
+  return detail.empty() ? state : state + " (" + detail + ")";
+}
+
 std::string renderAgents(const json& agents, TimePoint now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& agent : items(agents)) {
@@ -350,12 +444,9 @@ std::string renderAgents(const json& agents, TimePoint now) {
             (value.is_string() ? sanitize(value.get_ref<const std::string&>()) : value.dump());
       }
     }
-    std::string last_seen = text(agent, "last_seen");
-    if (timeOf(last_seen)) last_seen = ageSince(last_seen, now) + " ago";
-    rows.push_back({orDash(text(agent, "cluster")), orDash(text(agent, "state")), orDash(labels),
-                    orDash(last_seen)});
+    rows.push_back({orDash(text(agent, "cluster")), agentStateText(agent, now), orDash(labels)});
   }
-  return renderTable({"CLUSTER", "STATE", "LABELS", "LAST SEEN"}, rows);
+  return renderTable({"CLUSTER", "STATE", "LABELS"}, rows);
 }
 
 std::vector<std::string> formatPlanProblems(std::string_view file, const json& problems) {

@@ -45,7 +45,25 @@ std::string renderDeploymentList(const nlohmann::json& deployments, TimePoint no
 
 // The `status ID` view of a Detail: a header block, one line per wave and per cluster, then the
 // failure and any clusters whose rollback failed. One string per line, without newlines.
+// Each cluster row shows its strategy step and weight, from -> to versions, and, first in its
+// message, an agent that is unknown or lost in `agents` (a `GET /api/v1/agents` list).
+std::vector<std::string> renderDeploymentDetail(const nlohmann::json& detail, TimePoint now,
+                                                const nlohmann::json& agents);
 std::vector<std::string> renderDeploymentDetail(const nlohmann::json& detail, TimePoint now);
+
+// A cluster of a Detail: "analyze 2/3 50%" (the step, the strategy step, the traffic weight,
+// each where the coordinator sends it).
+std::string clusterStepText(const nlohmann::json& cluster);
+// "1.0.0 → 1.1.0" ("(none) → 1.1.0" on a first deployment); "" from an older coordinator.
+std::string clusterVersionText(const nlohmann::json& cluster);
+// The cluster's message, preceded by its agent's state when that is unknown or lost (with
+// agentStateText's silence and deadline when `with_age`).
+std::string clusterNotes(const nlohmann::json& cluster, const nlohmann::json& agent, TimePoint now,
+                         bool with_age);
+// One line per cluster for `watch` on a pipe, the same while nothing changes:
+// "prod-eu-1 analyzing  analyze 2/3 50%  1.0.0 → 1.1.0  agent unknown".
+std::string clusterSummary(const nlohmann::json& cluster, const nlohmann::json& agents,
+                           TimePoint now);
 
 // "failed: cluster prod-eu-1 step apply: message" from a Detail's "failure" object.
 std::string formatFailure(const nlohmann::json& failure);
@@ -63,7 +81,10 @@ EventColumns measureEvents(const nlohmann::json& events);
 // "time  type  wave/cluster/step  message".
 std::string formatEvent(const nlohmann::json& event, EventColumns columns);
 
-// The `agents` table of an array of agents (CLUSTER STATE LABELS LAST SEEN).
+// An agent's state with its silence and the deadline that comes next:
+// "connected (last seen 1s ago; unknown at 3s)", "unknown (last seen 21s ago; lost at 30s)".
+std::string agentStateText(const nlohmann::json& agent, TimePoint now);
+// The `agents` table of an array of agents (CLUSTER STATE LABELS).
 std::string renderAgents(const nlohmann::json& agents, TimePoint now);
 
 // "FILE:line:column: message" per problem of a refused plan, the format editors jump to.

@@ -22,6 +22,10 @@ constexpr auto kRetryEvery = std::chrono::seconds(1);
 // long), and the agents' snapshot republished at most this often.
 constexpr auto kExpireEvery = std::chrono::milliseconds(500);
 constexpr auto kPublishAgentsEvery = std::chrono::milliseconds(100);
+// Heartbeats only move last-seen times: the API counts silence from the snapshot's, so that is
+// republished at most this often, and at least every half heartbeat, so that a live agent's
+// silence as the API counts it stays well inside three heartbeats.
+constexpr auto kPublishSeenEvery = std::chrono::milliseconds(500);
 
 }  // namespace
 
@@ -165,9 +169,14 @@ void Engine::tick() {
     publishGauges();
   }
   // The HTTP snapshot is a copy of the whole registry: at most ten copies a second.
-  if (agents_dirty_ &&
-      (!last_agents_publish_ || now - *last_agents_publish_ >= kPublishAgentsEvery)) {
+  const auto since_publish =
+      last_agents_publish_ ? now - *last_agents_publish_ : common::SteadyTime::duration::max();
+  if ((agents_dirty_ && since_publish >= kPublishAgentsEvery) ||
+      (agents_seen_dirty_ &&
+       since_publish >= std::min<std::chrono::milliseconds>(kPublishSeenEvery,
+                                                            options_.heartbeat_interval / 2))) {
     last_agents_publish_ = now;
+    agents_dirty_ = true;
     publishAgentsNow();
   }
 }
@@ -475,6 +484,7 @@ void Engine::publishAgents() { agents_dirty_ = true; }
 void Engine::publishAgentsNow() {
   if (!agents_dirty_) return;
   agents_dirty_ = false;
+  agents_seen_dirty_ = false;
   std::vector<AgentInfo> snapshot;
   for (const auto& [name, a] : registry_.agents()) snapshot.push_back(a);
   std::lock_guard<std::mutex> lock(agents_mu_);
@@ -484,6 +494,15 @@ void Engine::publishAgentsNow() {
 std::vector<AgentInfo> Engine::agentsSnapshot() const {
   std::lock_guard<std::mutex> lock(agents_mu_);
   return agents_snapshot_;
+}
+
+std::vector<AgentView> Engine::agentsNow() const {
+  std::vector<AgentInfo> agents = agentsSnapshot();
+  const auto now = clock_.now();
+  std::vector<AgentView> out;
+  out.reserve(agents.size());
+  for (const auto& a : agents) out.push_back(viewAgent(a, now, options_.agent_lost_after));
+  return out;
 }
 
 void Engine::publishGauges() {

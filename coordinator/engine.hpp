@@ -121,6 +121,9 @@ class Engine {
 
   // Thread-safe copy of the registry for the HTTP API.
   std::vector<AgentInfo> agentsSnapshot() const;
+  // The same, each agent judged against the clock now (AgentView): what `GET /api/v1/agents`
+  // shows, so that an agent gone silent reads unknown, then lost, even between engine passes.
+  std::vector<AgentView> agentsNow() const;
 
  private:
   // Message handlers: one per message type an agent may send.
@@ -182,6 +185,8 @@ class Engine {
   std::map<std::string, std::vector<StageResult>> queued_results_;
   bool agents_dirty_ = false;
   bool releasing_queue_ = false;  // releaseQueue() is running (its transitions call it again)
+  // Only last-seen times moved (heartbeats): republished at a slower pace than state changes.
+  bool agents_seen_dirty_ = false;
   common::SteadyTime last_retry_{};
   std::optional<common::SteadyTime> last_expire_;
   std::optional<common::SteadyTime> last_agents_publish_;

@@ -187,7 +187,9 @@ void Engine::reconcileAgent(const std::string& cluster,
 void Engine::handleHeartbeat(const std::string& cluster, schema::Heartbeat::Reader msg) {
   const AgentInfo* known = registry_.find(cluster);
   if (known != nullptr && known->state == AgentState::kUnknown) publishAgents();  // heard again
-  if (!registry_.touch(cluster, msg.getEpoch(), clock_.now(), clock_.wallNow())) {
+  if (registry_.touch(cluster, msg.getEpoch(), clock_.now(), clock_.wallNow())) {
+    agents_seen_dirty_ = true;
+  } else {
     // Registered under another epoch, or lost meanwhile: ask it to register again.
     capnp::MallocMessageBuilder message;
     message.initRoot<schema::Envelope>().initReregister().setEpoch(epoch_);
@@ -204,7 +206,9 @@ void Engine::handleProgress(const std::string& cluster, schema::StageProgress::R
   }
   // Output is a sign of life like a heartbeat.
   if (const AgentInfo* agent = registry_.find(cluster)) {
-    registry_.touch(cluster, agent->epoch, clock_.now(), clock_.wallNow());
+    if (registry_.touch(cluster, agent->epoch, clock_.now(), clock_.wallNow())) {
+      agents_seen_dirty_ = true;
+    }
   }
   std::string stage = toStd(ref.getStageId());
   size_t wave = 0;

@@ -25,18 +25,26 @@ constexpr int64_t kMaxEnrollTtlSeconds = 7 * 24 * 3600;
 
 }  // namespace
 
+json http_internal::agentJson(const AgentView& v) {
+  const AgentInfo& a = v.info;
+  // Restored from the store and not heard from in this run: no last_seen, and the silence
+  // counts from the coordinator's start.
+  const bool heard = a.epoch != 0;
+  return json{{"cluster", a.cluster},
+              {"labels", a.labels},
+              {"state", agentStateName(v.state)},
+              {"last_seen", heard ? json(common::formatRfc3339(a.last_seen_wall)) : json(nullptr)},
+              {"silent_ms", v.silent.count()},
+              {"unknown_after_ms",
+               v.unknown_after.count() > 0 ? json(v.unknown_after.count()) : json(nullptr)},
+              {"lost_after_ms", v.lost_after.count()},
+              {"agent_version", a.agent_version}};
+}
+
 void HttpApi::agentRoutes() {
   server_->Get("/api/v1/agents", [this](const httplib::Request&, httplib::Response& res) {
     json list = json::array();
-    for (const auto& a : engine_.agentsSnapshot()) {
-      list.push_back({{"cluster", a.cluster},
-                      {"labels", a.labels},
-                      {"state", agentStateName(a.state)},
-                      // Restored from the store and not heard from in this run: unknown.
-                      {"last_seen", a.epoch == 0 ? json(nullptr)
-                                                 : json(common::formatRfc3339(a.last_seen_wall))},
-                      {"agent_version", a.agent_version}});
-    }
+    for (const auto& v : engine_.agentsNow()) list.push_back(agentJson(v));
     reply(res, 200, json{{"agents", list}});
   });
 

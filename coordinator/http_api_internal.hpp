@@ -6,7 +6,8 @@
 //                         (permissions.cpp holds the table), Content-Type, rate limit, body
 //                         encoding; the audit records of requests
 //   http_deployments.cpp  deployments: submit, list, show, approve/rollback/pause/resume/cancel
-//   http_events.cpp       a deployment's events: a JSON page, or a live SSE stream
+//   http_events.cpp       a deployment's events (filtered by type, cluster, time): a JSON
+//                         page, or a live SSE stream
 //   http_agents.cpp       agents: list, enroll, revoke, remove
 //   http_tokens.cpp       API tokens and the audit trail
 #pragma once
@@ -20,10 +21,12 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/permissions.hpp"
+#include "coordinator/records.hpp"
 
 namespace flotilla::coordinator {
 
@@ -52,6 +55,23 @@ std::string clientOf(const httplib::Request& req);
 // "<service>-<n>": anything else (traversal, control characters, huge strings) is refused.
 common::Status checkDeploymentId(const std::string& id);
 common::StatusOr<Deployment> loadById(Store& store, const std::string& id);
+
+// The filters of `GET /api/v1/deployments/ID/events`: ?type=P[,P...] where P is a family
+// ("stage", "stage.*") or one type ("stage.failed") of a known family; ?cluster=NAME;
+// ?since=RFC3339. Every value is bounded and checked; an empty filter matches every event.
+struct EventFilter {
+  std::vector<std::string> families;  // "stage" matches every stage.* event
+  std::vector<std::string> types;     // exact types
+  std::string cluster;
+  std::optional<int64_t> since_ms;
+
+  static common::StatusOr<EventFilter> fromQuery(const httplib::Request& req);
+  bool matches(const StoredEvent& e) const;
+};
+
+// One agent of `GET /api/v1/agents`: its state against now, last_seen (null when not heard
+// from in this run), silent_ms, unknown_after_ms (null: not asked to beat) and lost_after_ms.
+json agentJson(const AgentView& v);
 
 }  // namespace http_internal
 

@@ -10,6 +10,7 @@
 
 #include "common/plan.hpp"
 #include "common/time_format.hpp"
+#include "coordinator/cluster_view.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 #include "coordinator/wave_clusters.hpp"
@@ -94,6 +95,15 @@ void addApprovals(const Deployment& d, size_t i, int64_t now_ms, json& wave) {
           : json(nullptr);
 }
 
+// Where the cluster is in its strategy (null where it has none), and its versions.
+void addClusterView(const ClusterView& v, json& cluster) {
+  cluster["strategy_step"] = v.strategy_step ? json(*v.strategy_step) : json(nullptr);
+  cluster["strategy_steps"] = v.strategy_steps;
+  cluster["weight"] = v.weight ? json(*v.weight) : json(nullptr);
+  cluster["from_version"] = v.from_version;
+  cluster["to_version"] = v.to_version;
+}
+
 json detailJson(const Deployment& d, const AgentsByName& agents) {
   json out = summaryJson(d);
   out["submitted_by"] = d.submitted_by;
@@ -111,6 +121,7 @@ json detailJson(const Deployment& d, const AgentsByName& agents) {
                           {"previous_version", c.previous_version},
                           {"message", c.message},
                           {"exit_code", c.exit_code ? json(*c.exit_code) : json(nullptr)}});
+      addClusterView(viewCluster(d, i, c), clusters.back());
     }
     json wave = {{"name", w.name},
                  {"state", waveStateName(w.state)},

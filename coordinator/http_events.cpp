@@ -4,9 +4,12 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "common/rules.hpp"
+#include "common/time_format.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 
@@ -19,6 +22,24 @@ using namespace http_internal;
 namespace {
 
 constexpr size_t kEventPage = 1000;
+// Bounds of the filters: a query is small, and the patterns are few.
+constexpr size_t kMaxFilterValue = 256;
+constexpr size_t kMaxTypePatterns = 8;
+// Every event type is "<family>.<name>" (or the family alone, as "alert").
+const std::vector<std::string> kEventFamilies = {"agent",    "alert", "cluster", "deployment",
+                                                 "rollback", "stage", "wave"};
+
+bool isTypeWord(const std::string& word) {
+  return !word.empty() && word.size() <= 40 && std::all_of(word.begin(), word.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || c == '_';
+  });
+}
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : ", ") + w;
+  return out;
+}
 
 json eventJson(const StoredEvent& e) {
   return json{{"seq", e.seq},
@@ -41,6 +62,76 @@ uint64_t afterParam(const httplib::Request& req) {
 
 }  // namespace
 
+StatusOr<EventFilter> EventFilter::fromQuery(const httplib::Request& req) {
+  EventFilter f;
+  for (const char* key : {"type", "cluster", "since"}) {
+    if (req.get_param_value_count(key) > 1) {
+      return Status::InvalidArgument(std::string(key) + " may be given once");
+    }
+    if (req.get_param_value(key).size() > kMaxFilterValue) {
+      return Status::InvalidArgument(std::string(key) + " is longer than " +
+                                     std::to_string(kMaxFilterValue) + " characters");
+    }
+  }
+  if (req.has_param("type")) {
+    const std::string value = req.get_param_value("type");
+    std::vector<std::string> patterns;
+    for (size_t start = 0;;) {
+      size_t comma = value.find(',', start);
+      patterns.push_back(value.substr(start, comma == std::string::npos ? comma : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (patterns.size() > kMaxTypePatterns) {
+      return Status::InvalidArgument("type takes at most " + std::to_string(kMaxTypePatterns) +
+                                     " patterns");
+    }
+    for (const std::string& p : patterns) {
+      const size_t dot = p.find('.');
+      const std::string family = p.substr(0, dot);
+      const std::string rest = dot == std::string::npos ? "" : p.substr(dot + 1);
+      const bool known =
+          std::find(kEventFamilies.begin(), kEventFamilies.end(), family) != kEventFamilies.end();
+      if (!known || (dot != std::string::npos && rest != "*" && !isTypeWord(rest))) {
+        return Status::InvalidArgument(
+            "type " + http_internal::quoted(p) + " is not an event type pattern: use a family (" +
+            joined(kEventFamilies) + "), FAMILY.* or one type such as stage.failed");
+      }
+      if (dot == std::string::npos || rest == "*") {
+        f.families.push_back(family);
+      } else {
+        f.types.push_back(p);
+      }
+    }
+  }
+  if (req.has_param("cluster")) {
+    f.cluster = req.get_param_value("cluster");
+    if (!common::isValidName(f.cluster)) {
+      return Status::InvalidArgument("cluster " + http_internal::quoted(f.cluster) +
+                                     " is not a cluster name");
+    }
+  }
+  if (req.has_param("since")) {
+    f.since_ms = common::parseRfc3339(req.get_param_value("since"));
+    if (!f.since_ms) {
+      return Status::InvalidArgument("since " +
+                                     http_internal::quoted(req.get_param_value("since")) +
+                                     " is not an RFC 3339 time, e.g. 2026-12-01T00:00:00Z");
+    }
+  }
+  return f;
+}
+
+bool EventFilter::matches(const StoredEvent& e) const {
+  if (since_ms && e.time_ms < *since_ms) return false;
+  if (!cluster.empty() && e.event.cluster != cluster) return false;
+  if (families.empty() && types.empty()) return true;
+  const std::string& type = e.event.type;
+  const std::string family = type.substr(0, type.find('.'));
+  return std::find(families.begin(), families.end(), family) != families.end() ||
+         std::find(types.begin(), types.end(), type) != types.end();
+}
+
 void HttpApi::eventRoutes() {
   server_->Get(R"(/api/v1/deployments/([^/]+)/events)", [this](const httplib::Request& req,
                                                                httplib::Response& res) {
@@ -48,11 +139,15 @@ void HttpApi::eventRoutes() {
     auto d = loadById(store_, id);
     if (!d.ok()) return replyError(res, d.status());
     uint64_t after = afterParam(req);
+    auto filter = EventFilter::fromQuery(req);
+    if (!filter.ok()) return replyError(res, filter.status());
     if (req.get_header_value("Accept").find("text/event-stream") == std::string::npos) {
       auto events = store_.events(id, after, kEventPage * 100);
       if (!events.ok()) return replyError(res, events.status());
       json list = json::array();
-      for (const auto& e : *events) list.push_back(eventJson(e));
+      for (const auto& e : *events) {
+        if (filter->matches(e)) list.push_back(eventJson(e));
+      }
       reply(res, 200, json{{"events", list}});
       return;
     }
@@ -74,33 +169,37 @@ void HttpApi::eventRoutes() {
     watch_.markStreaming(req.remote_addr, req.remote_port);
     res.set_header("Cache-Control", "no-cache");
     auto last = std::make_shared<uint64_t>(after);
-    res.set_chunked_content_provider(
-        "text/event-stream", [this, id, last, slot](size_t, httplib::DataSink& sink) {
-          (void)slot;  // held for as long as the stream lasts
-          uint64_t seen = commits_.current();
-          auto events = store_.events(id, *last, kEventPage);
-          if (!events.ok()) return false;
-          for (const auto& e : *events) {
-            std::string frame = "id: " + std::to_string(e.seq) + "\nevent: " + e.event.type +
-                                "\ndata: " + eventJson(e).dump() + "\n\n";
-            if (!sink.write(frame.data(), frame.size())) return false;
-            *last = e.seq;
-          }
-          if (events->size() == kEventPage) return true;  // more to send right away
-          auto d = store_.loadDeployment(id);
-          if (!d.ok()) return false;
-          if (isFinal(d->state) && d->last_event_seq <= *last) {
-            sink.done();
-            return true;
-          }
-          if (commits_.stopping()) return false;
-          // Wake on the next commit; the timeout doubles as a keep-alive.
-          if (commits_.waitAfter(seen, std::chrono::seconds(15)) == seen) {
-            static const char kKeepAlive[] = ": keep-alive\n\n";
-            if (!sink.write(kKeepAlive, sizeof(kKeepAlive) - 1)) return false;
-          }
-          return true;
-        });
+    res.set_chunked_content_provider("text/event-stream", [this, id, last, slot, filter = *filter](
+                                                              size_t, httplib::DataSink& sink) {
+      (void)slot;  // held for as long as the stream lasts
+      uint64_t seen = commits_.current();
+      auto events = store_.events(id, *last, kEventPage);
+      if (!events.ok()) return false;
+      for (const auto& e : *events) {
+        if (!filter.matches(e)) {
+          *last = e.seq;
+          continue;
+        }
+        std::string frame = "id: " + std::to_string(e.seq) + "\nevent: " + e.event.type +
+                            "\ndata: " + eventJson(e).dump() + "\n\n";
+        if (!sink.write(frame.data(), frame.size())) return false;
+        *last = e.seq;
+      }
+      if (events->size() == kEventPage) return true;  // more to send right away
+      auto d = store_.loadDeployment(id);
+      if (!d.ok()) return false;
+      if (isFinal(d->state) && d->last_event_seq <= *last) {
+        sink.done();
+        return true;
+      }
+      if (commits_.stopping()) return false;
+      // Wake on the next commit; the timeout doubles as a keep-alive.
+      if (commits_.waitAfter(seen, std::chrono::seconds(15)) == seen) {
+        static const char kKeepAlive[] = ": keep-alive\n\n";
+        if (!sink.write(kKeepAlive, sizeof(kKeepAlive) - 1)) return false;
+      }
+      return true;
+    });
   });
 }
 

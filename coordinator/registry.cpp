@@ -17,6 +17,31 @@ const char* agentStateName(AgentState s) {
   return "unknown";
 }
 
+std::chrono::milliseconds unknownAfter(const AgentInfo& a, std::chrono::milliseconds lost_after) {
+  if (a.heartbeat.count() <= 0) return std::chrono::milliseconds(0);
+  return std::min(3 * a.heartbeat, 2 * lost_after / 3);
+}
+
+AgentView viewAgent(const AgentInfo& a, common::SteadyTime now,
+                    std::chrono::milliseconds lost_after) {
+  AgentView v;
+  v.info = a;
+  v.silent = std::max(std::chrono::milliseconds(0),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(now - a.last_seen));
+  v.unknown_after = unknownAfter(a, lost_after);
+  v.lost_after = lost_after;
+  // Lost is final until the agent registers again; silence only ever makes the state worse.
+  if (a.state == AgentState::kLost || v.silent > lost_after) {
+    v.state = AgentState::kLost;
+  } else if (a.state == AgentState::kUnknown ||
+             (v.unknown_after.count() > 0 && v.silent > v.unknown_after)) {
+    v.state = AgentState::kUnknown;
+  } else {
+    v.state = AgentState::kConnected;
+  }
+  return v;
+}
+
 bool Registry::registerAgent(const std::string& cluster, std::map<std::string, std::string> labels,
                              std::string agent_version, uint64_t epoch, common::SteadyTime now,
                              common::SystemTime wall, std::chrono::milliseconds heartbeat) {
@@ -64,8 +89,9 @@ std::vector<std::string> Registry::expire(common::SteadyTime now,
   std::vector<std::string> lost;
   bool any = false;
   for (auto& [name, a] : agents_) {
-    if (a.state == AgentState::kConnected && a.heartbeat.count() > 0 &&
-        now - a.last_seen > std::min(3 * a.heartbeat, 2 * deadline / 3)) {
+    const auto unknown_after = unknownAfter(a, deadline);
+    if (a.state == AgentState::kConnected && unknown_after.count() > 0 &&
+        now - a.last_seen > unknown_after) {
       a.state = AgentState::kUnknown;
       any = true;
     }

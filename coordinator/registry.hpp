@@ -32,6 +32,23 @@ struct AgentInfo {
   std::chrono::milliseconds heartbeat{0};
 };
 
+// The silence after which a connected agent counts as unknown: three of its heartbeats, or two
+// thirds of the lost deadline if that comes first; 0 when it was never asked to beat (restored
+// from the store and not heard from in this run: unknown from the start).
+std::chrono::milliseconds unknownAfter(const AgentInfo& a, std::chrono::milliseconds lost_after);
+
+// An agent as the API shows it: its state judged against `now`, not against the engine's last
+// pass over the registry (a heartbeat is not republished; the silence is counted here).
+struct AgentView {
+  AgentInfo info;
+  AgentState state = AgentState::kUnknown;
+  std::chrono::milliseconds silent{0};         // since it was last heard from (or restored)
+  std::chrono::milliseconds unknown_after{0};  // unknownAfter(); 0: not applicable
+  std::chrono::milliseconds lost_after{0};     // the coordinator's lost deadline
+};
+AgentView viewAgent(const AgentInfo& a, common::SteadyTime now,
+                    std::chrono::milliseconds lost_after);
+
 class Registry {
  public:
   // A new or returning agent, asked to beat every `heartbeat`. Returns true when labels or

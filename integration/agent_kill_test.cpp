@@ -86,6 +86,59 @@ TEST_F(AgentKillTest, KilledMidStepIsLostAndTheFleetRollsBack) {
       1000ms));
 }
 
+// The on-call's view of an agent SIGKILLed mid-step: `unknown` within its heartbeat deadline
+// (three 250 ms beats), in the API and in `flotilla agents` with the lost deadline, and in the
+// deployment's status row; `lost` past the deadline.
+TEST_F(AgentKillTest, KilledMidStepShowsUnknownWithinItsHeartbeatDeadline) {
+  CoordinatorOptions options;
+  options.agent_lost_after = "6s";
+  ASSERT_NO_FATAL_FAILURE(startFleet(options));
+  const std::string id = submitPlan("plan.yaml", kPlan.yaml());
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(waitUntil("prod-eu-1's build to start",
+                        [&] { return fileExists(dir() + "/prod-eu-1.build-started"); }));
+  auto agentState = [&](const std::string& cluster) {
+    json agents = get("/api/v1/agents").parsed();
+    for (const auto& a : agents["agents"]) {
+      if (a["cluster"] == cluster) return a;
+    }
+    return json();
+  };
+  json before = agentState("prod-eu-1");
+  ASSERT_EQ(before["state"], "connected") << before.dump();
+  EXPECT_EQ(before["unknown_after_ms"], 750);
+  EXPECT_EQ(before["lost_after_ms"], 6000);
+
+  ASSERT_NO_FATAL_FAILURE(killAgent("prod-eu-1"));
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(waitUntil("prod-eu-1 to show unknown",
+                        [&] { return agentState("prod-eu-1")["state"] == "unknown"; }));
+  const auto took = std::chrono::steady_clock::now() - killed_at;
+  // Three missed beats (750 ms) after the last one heard, plus the polling here.
+  EXPECT_LE(took, 1500ms);
+  EXPECT_EQ(agentState("prod-us-1")["state"], "connected") << "its neighbours still beat";
+
+  CommandResult agents = cli({"agents"});
+  ASSERT_EQ(agents.exit_code, 0) << agents.err;
+  bool shown = false;
+  for (const auto& line : linesOf(agents.out)) {
+    if (line.rfind("prod-eu-1 ", 0) != 0) continue;
+    shown = line.find("unknown (last seen ") != std::string::npos &&
+            line.find("; lost at 6s)") != std::string::npos;
+    EXPECT_TRUE(shown) << line;
+  }
+  EXPECT_TRUE(shown) << agents.out;
+  CommandResult status = cli({"status", id});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_NE(status.out.find("agent unknown (last seen"), std::string::npos) << status.out;
+
+  ASSERT_TRUE(waitUntil("prod-eu-1 to show lost",
+                        [&] { return agentState("prod-eu-1")["state"] == "lost"; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - killed_at, 5500ms);
+  CommandResult wait = cli({"wait", id, "--timeout", "30s"});
+  EXPECT_EQ(wait.exit_code, 1) << wait.out << wait.err;
+}
+
 // An agent that crashes mid-step and comes back before the deadline: the step is not run again,
 // its effect is unknown, and the deployment rolls back saying so.
 TEST_F(AgentKillTest, AgentRestartedMidStepDoesNotRunItAgain) {

@@ -266,6 +266,27 @@ TEST_F(CanaryTest, GoodCanary) {
 
 // ---- Bad versions: caught at the first canary step, rolled back, later waves untouched ------
 
+// `watch` on a pipe during a canary: a line per change of a cluster, with its strategy step,
+// the traffic weight and from -> to versions, and the analysis figures of each passed window
+// (the step's result); no output lines unless asked for.
+TEST_F(CanaryTest, WatchOnAPipeShowsStepWeightVersionsAndFigures) {
+  const std::string id =
+      startRollout(kTwoWaves, "watched.yaml",
+                   {.version = "2.0.0", .strategy = kCanarySteps, .metrics = kLenientMetrics});
+  ASSERT_FALSE(id.empty());
+  CommandResult watch = cli({"watch", id}, 120s);
+  finishRollout(id);
+  expectSucceeded(id);
+  EXPECT_EQ(watch.exit_code, 0) << watch.out << watch.err;
+  for (const char* expected : {"cluster  prod-eu-1 analyzing  analyze 1/3 10%  1.0.0 → 2.0.0",
+                               "cluster  prod-eu-1 analyzing  analyze 2/3 50%  1.0.0 → 2.0.0",
+                               "cluster  staging-eu analyzing  analyze 2/3 50%  1.0.0 → 2.0.0",
+                               "analysis passed over", id.c_str()}) {
+    EXPECT_TRUE(contains(watch.out, expected)) << expected << " not in:\n" << watch.out;
+  }
+  EXPECT_FALSE(contains(watch.out, "stage.output")) << watch.out;
+}
+
 class BadCanaryTest : public CanaryTest {
  protected:
   // Baseline on three clusters in three waves, then 2.0.0 (its command line ending in `extra`)

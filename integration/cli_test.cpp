@@ -58,8 +58,7 @@ TEST_F(CliTest, AgentsStatusAndEvents) {
   ASSERT_EQ(agents.exit_code, 0) << agents.err;
   std::vector<std::string> rows = linesOf(agents.out);
   ASSERT_EQ(rows.size(), 5u) << agents.out;
-  EXPECT_EQ(columnsOf(rows[0]),
-            (std::vector<std::string>{"CLUSTER", "STATE", "LABELS", "LAST", "SEEN"}));
+  EXPECT_EQ(columnsOf(rows[0]), (std::vector<std::string>{"CLUSTER", "STATE", "LABELS"}));
   const std::map<std::string, std::string> labels = {
       {"staging-eu", "environment=staging"},
       {"prod-eu-1", "environment=production,region=eu"},
@@ -71,8 +70,11 @@ TEST_F(CliTest, AgentsStatusAndEvents) {
       std::vector<std::string> c = columnsOf(rows[i]);
       if (c.size() >= 3 && c[0] == cluster) {
         listed = true;
+        // "connected (last seen 0s ago; unknown at 750ms)  LABELS": the next deadline is three
+        // of the fleet's 250 ms heartbeats.
         EXPECT_EQ(c[1], "connected") << rows[i];
-        EXPECT_EQ(c[2], label) << rows[i];
+        EXPECT_NE(rows[i].find("unknown at 750ms)"), std::string::npos) << rows[i];
+        EXPECT_EQ(c.back(), label) << rows[i];
       }
     }
     EXPECT_TRUE(listed) << cluster << " missing from:\n" << agents.out;
@@ -118,15 +120,56 @@ TEST_F(CliTest, AgentsStatusAndEvents) {
   for (const auto& r : rows) located |= r.find("staging/staging-eu/apply") != std::string::npos;
   EXPECT_TRUE(located) << "no event line locates staging/staging-eu/apply:\n" << listed.out;
 
-  // Piped (not a terminal), watch prints one line per event and then the outcome.
-  CommandResult watch = cli({"watch", id}, 30s);
-  EXPECT_EQ(watch.exit_code, 0) << watch.err;
-  std::vector<std::string> watched = linesOf(watch.out);
-  ASSERT_EQ(watched.size(), ev.size() + 1) << watch.out;
-  for (size_t i = 0; i < ev.size(); ++i) {
-    EXPECT_NE(watched[i].find(ev[i]["type"].get<std::string>()), std::string::npos) << watched[i];
+  // Piped (not a terminal), watch prints what changed: one line per event but the steps'
+  // output (--output includes it), a line per cluster, then the outcome.
+  auto watchedEvents = [&](const std::vector<std::string>& args, std::vector<std::string>* rest) {
+    CommandResult watch = cli(args, 30s);
+    EXPECT_EQ(watch.exit_code, 0) << watch.err;
+    std::vector<std::string> out;
+    for (const auto& line : linesOf(watch.out)) {
+      std::vector<std::string> c = columnsOf(line);
+      (c.size() >= 2 && c[1] != "cluster" && line != id + " succeeded" ? out : *rest)
+          .push_back(line);
+    }
+    return out;
+  };
+  std::vector<std::string> rest;
+  std::vector<std::string> watched = watchedEvents({"watch", id}, &rest);
+  std::vector<std::string> expected;
+  for (const auto& e : ev) {
+    if (e["type"] != "stage.output") expected.push_back(e["type"].get<std::string>());
   }
-  EXPECT_EQ(watched.back(), id + " succeeded");
+  ASSERT_EQ(watched.size(), expected.size()) << listed.out;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(columnsOf(watched[i])[1], expected[i]) << watched[i];
+  }
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_NE(rest[0].find("cluster  staging-eu succeeded  apply  (none) → 1.2.3"), std::string::npos)
+      << rest[0];
+  EXPECT_EQ(rest[1], id + " succeeded");
+  rest.clear();
+  EXPECT_EQ(watchedEvents({"watch", id, "--output"}, &rest).size(), ev.size());
+
+  // Filters, applied by the coordinator.
+  CommandResult stages =
+      cli({"events", id, "--type", "stage.*", "--cluster", "staging-eu", "--since", "10m"});
+  ASSERT_EQ(stages.exit_code, 0) << stages.err;
+  size_t stage_events = 0;
+  for (const auto& e : ev) stage_events += e["type"].get<std::string>().rfind("stage.", 0) == 0;
+  ASSERT_GT(stage_events, 0u);
+  EXPECT_EQ(linesOf(stages.out).size(), stage_events) << stages.out;
+  for (const auto& line : linesOf(stages.out))
+    EXPECT_TRUE(startsWith(columnsOf(line)[1], "stage."));
+  CommandResult later = cli({"events", id, "--since", "2999-01-01T00:00:00Z"});
+  EXPECT_EQ(later.exit_code, 0) << later.err;
+  EXPECT_EQ(later.out, "");
+  CommandResult bad_type = cli({"events", id, "--type", "stages"});
+  EXPECT_EQ(bad_type.exit_code, 1);
+  EXPECT_NE(bad_type.err.find("\"stages\" is not an event type pattern"), std::string::npos)
+      << bad_type.err;
+  CommandResult bad_time = cli({"events", id, "--since", "last tuesday"});
+  EXPECT_EQ(bad_time.exit_code, 1);
+  EXPECT_NE(bad_time.err.find("is not an RFC 3339 time"), std::string::npos) << bad_time.err;
 
   CommandResult unknown = cli({"status", "nosuch-9"});
   EXPECT_EQ(unknown.exit_code, 1);
@@ -232,6 +275,31 @@ TEST_F(CliTest, UnreachableServerIsExitCodeTwoWithAPlainMessage) {
     EXPECT_TRUE(startsWith(lines[0], "flotilla: cannot reach the coordinator at " + server))
         << lines[0];
   }
+}
+
+// `wait` tells a script why it stopped: 3 when --timeout passed (the deployment is held at its
+// approval), 2 when the coordinator cannot be reached, never the same code for both.
+TEST_F(CliTest, WaitTimedOutIsThreeAndUnreachableIsTwo) {
+  ASSERT_NO_FATAL_FAILURE(startFleet());
+  const std::string id = submitPlan("gated.yaml", kGatedPlan);
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(waitUntil("the production wave to await approval",
+                        [&] { return stateOf(id) == "awaiting_approval"; }));
+  const auto started = std::chrono::steady_clock::now();
+  CommandResult timed_out = cli({"wait", id, "--timeout", "1s"});
+  EXPECT_EQ(timed_out.exit_code, 3) << timed_out.out << timed_out.err;
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 1s);
+  EXPECT_EQ(timed_out.out, id + " awaiting_approval\n");
+  EXPECT_EQ(timed_out.err, "flotilla: gave up waiting for " + id + " after 1s\n");
+  EXPECT_EQ(stateOf(id), "awaiting_approval") << "waiting gave up, the deployment did not";
+
+  const int port = freePort();  // nothing listens there
+  ASSERT_NE(port, 0);
+  CommandResult unreachable =
+      runCli("http://127.0.0.1:" + std::to_string(port), {"wait", id, "--timeout", "1s"}, 30s);
+  EXPECT_EQ(unreachable.exit_code, 2) << unreachable.out << unreachable.err;
+  EXPECT_NE(unreachable.err.find("cannot reach the coordinator"), std::string::npos)
+      << unreachable.err;
 }
 
 // `--timeout 90` used to wait 90 seconds; a duration now needs a unit, as in a plan, and the

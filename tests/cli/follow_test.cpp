@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "cli/api.hpp"
+#include "common/time_format.hpp"
 #include "tests/cli/command_output.hpp"
 #include "tests/support/http_server.hpp"
 
@@ -150,6 +152,46 @@ TEST(EventsCommand, OneAlignedLinePerEvent) {
   EXPECT_EQ(std::count(followed.out.begin(), followed.out.end(), '\n'), 3);
 }
 
+TEST(EventFilterQuery, EncodesTheFiltersAndTurnsADurationIntoATime) {
+  const auto now = common::fromUnixMillis(*common::parseRfc3339("2026-11-27T02:00:00Z"));
+  EXPECT_EQ(eventFilterQuery({}, now), "");
+  EXPECT_EQ(eventFilterQuery({"stage.*,alert", "prod-eu-1", "10m"}, now),
+            "type=stage.%2A%2Calert&cluster=prod-eu-1&since=2026-11-27T01%3A50%3A00.000Z");
+  // Anything else is the coordinator's to judge (and refuse with its reason).
+  EXPECT_EQ(eventFilterQuery({"", "", "yesterday"}, now), "since=yesterday");
+  EXPECT_EQ(eventsPath("d-1", 4, "cluster=eu"),
+            "/api/v1/deployments/d-1/events?after=4&cluster=eu");
+  EXPECT_EQ(eventsPath("d-1", 0, "cluster=eu"), "/api/v1/deployments/d-1/events?cluster=eu");
+}
+
+// Piped `watch` prints a cluster when what is known of it changes, not on every poll.
+TEST(ClusterChanges, OnlyWhatChanged) {
+  const auto now = common::fromUnixMillis(*common::parseRfc3339("2026-11-27T02:00:00Z"));
+  auto detail = [](const std::string& state, int step, int weight) {
+    return json{{"waves",
+                 {{{"name", "prod"},
+                   {"clusters",
+                    {{{"name", "eu"},
+                      {"state", state},
+                      {"step", state == "pending" ? "" : "shift"},
+                      {"strategy_step", step},
+                      {"strategy_steps", 3},
+                      {"weight", weight},
+                      {"to_version", "2.0.0"}},
+                     {{"name", "us"}, {"state", "pending"}}}}}}}};
+  };
+  std::map<std::string, std::string> shown;
+  EXPECT_TRUE(clusterChanges(detail("pending", 0, 0), nullptr, now, shown).empty());
+  EXPECT_EQ(clusterChanges(detail("shifting", 1, 10), nullptr, now, shown),
+            std::vector<std::string>{
+                "2026-11-27T02:00:00.000Z  cluster  eu shifting  shift 1/3 10%  (none) → 2.0.0"});
+  EXPECT_TRUE(clusterChanges(detail("shifting", 1, 10), nullptr, now, shown).empty());
+  const json lost = json::array({{{"cluster", "eu"}, {"state", "lost"}}});
+  EXPECT_EQ(clusterChanges(detail("shifting", 1, 10), lost, now, shown),
+            std::vector<std::string>{"2026-11-27T02:00:00.000Z  cluster  eu shifting  shift 1/3 "
+                                     "10%  (none) → 2.0.0  agent lost"});
+}
+
 TEST(WaitCommand, TheExitCodeTellsHowItEnded) {
   FakeCoordinator fake(kEvents, FakeCoordinator::StreamMode::kAll);
   Api api(fake.url(), "", "");
@@ -163,12 +205,12 @@ TEST(WaitCommand, TheExitCodeTellsHowItEnded) {
   EXPECT_EQ(rolled_back.out, "d-1 rolled_back\n");
 }
 
-TEST(WaitCommand, GivesUpAfterTheTimeoutAsTrouble) {
+TEST(WaitCommand, GivesUpAfterTheTimeoutWithItsOwnExitCode) {
   FakeCoordinator fake(kEvents, FakeCoordinator::StreamMode::kFirstThenDrop);  // running at first
   fake.setFinalState("running");
   Api api(fake.url(), "", "");
   CommandOutput waited = runCaptured([&] { return waitCommand(api, "d-1", 200ms, "200ms"); });
-  EXPECT_EQ(waited.exit_code, kExitTrouble);
+  EXPECT_EQ(waited.exit_code, kExitTimedOut);
   EXPECT_EQ(waited.out, "d-1 running\n");
   EXPECT_EQ(waited.err, "flotilla: gave up waiting for d-1 after 200ms\n");
 }

@@ -127,6 +127,38 @@ TEST(RenderDeploymentDetail, HeaderWavesClustersAndWhatFailed) {
   EXPECT_EQ(renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z")), expected);
 }
 
+// During a canary a row once read "analyzing analyze": now the step, where the strategy is,
+// the weight, the versions, and the agent when it has gone quiet.
+TEST(RenderDeploymentDetail, ClustersShowStrategyStepWeightVersionsAndQuietAgents) {
+  const json detail = json::parse(R"({"id": "shop-4", "waves": [
+    {"name": "prod", "state": "running", "clusters": [
+      {"name": "prod-eu-1", "state": "analyzing", "step": "analyze", "strategy_step": 2,
+       "strategy_steps": 3, "weight": 50, "from_version": "1.0.0", "to_version": "1.1.0",
+       "message": ""},
+      {"name": "prod-us-1", "state": "applying", "step": "apply", "strategy_step": null,
+       "strategy_steps": 0, "weight": null, "from_version": "", "to_version": "1.1.0",
+       "message": ""}]}]})");
+  const json agents = json::parse(R"([
+    {"cluster": "prod-eu-1", "state": "connected", "last_seen": "2026-11-27T01:59:59Z",
+     "silent_ms": 500, "unknown_after_ms": 3000, "lost_after_ms": 15000},
+    {"cluster": "prod-us-1", "state": "unknown", "last_seen": "2026-11-27T01:59:55Z",
+     "silent_ms": 5000, "unknown_after_ms": 3000, "lost_after_ms": 15000}])");
+  std::vector<std::string> lines =
+      renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z"), agents);
+  const std::vector<std::string> table(lines.end() - 4, lines.end());
+  EXPECT_EQ(table,
+            (std::vector<std::string>{
+                "WAVE/CLUSTER  STATE      STEP             VERSION         MESSAGE",
+                "prod          running", "  prod-eu-1   analyzing  analyze 2/3 50%  1.0.0 → 1.1.0",
+                "  prod-us-1   applying   apply            (none) → 1.1.0  agent unknown "
+                "(last seen 5s ago; lost at 15s)"}));
+  const json& cluster = detail["waves"][0]["clusters"][1];
+  EXPECT_EQ(clusterSummary(cluster, agents, at("2026-11-27T02:00:00Z")),
+            "prod-us-1 applying  apply  (none) → 1.1.0  agent unknown");
+  EXPECT_EQ(clusterSummary(detail["waves"][0]["clusters"][0], nullptr, at("2026-11-27T02:00:00Z")),
+            "prod-eu-1 analyzing  analyze 2/3 50%  1.0.0 → 1.1.0");
+}
+
 TEST(RenderDeploymentDetail, ApprovalsNameWhoApproved) {
   const json detail = json::parse(R"({"id": "d-1", "waves": [
     {"name": "prod", "state": "running", "approval_required": true, "approved": true,
@@ -175,16 +207,39 @@ TEST(FormatEvent, ColumnsLocationAndMessage) {
             "2026-11-27T01:00:01.000Z  stage.started         staging/staging-eu/apply");
 }
 
-TEST(RenderAgents, LabelsAndTimeSinceLastSeen) {
+TEST(RenderAgents, LabelsAndStateWithTheNextDeadline) {
   const json agents = json::parse(R"([
     {"cluster": "prod-eu-1", "state": "connected", "labels": {"environment": "production",
-     "region": "eu"}, "last_seen": "2026-11-27T01:59:58.500Z"},
+     "region": "eu"}, "last_seen": "2026-11-27T01:59:58.500Z", "silent_ms": 1200,
+     "unknown_after_ms": 3000, "lost_after_ms": 30000},
+    {"cluster": "prod-us-1", "state": "unknown", "last_seen": "2026-11-27T01:59:39Z",
+     "silent_ms": 21400, "unknown_after_ms": 3000, "lost_after_ms": 30000},
     {"cluster": "lab", "state": "lost", "last_seen": null}
   ])");
   EXPECT_EQ(renderAgents(agents, at("2026-11-27T02:00:00Z")),
-            "CLUSTER    STATE      LABELS                            LAST SEEN\n"
-            "prod-eu-1  connected  environment=production,region=eu  1s ago\n"
-            "lab        lost       -                                 -\n");
+            "CLUSTER    STATE                                        LABELS\n"
+            "prod-eu-1  connected (last seen 1s ago; unknown at 3s)  "
+            "environment=production,region=eu\n"
+            "prod-us-1  unknown (last seen 21s ago; lost at 30s)     -\n"
+            "lab        lost                                         -\n");
+}
+
+TEST(AgentStateText, SaysWhatTheCoordinatorKnows) {
+  const auto now = at("2026-11-27T02:00:00Z");
+  // Restored from the store after a coordinator restart, not heard from since.
+  EXPECT_EQ(agentStateText(json::parse(R"({"state": "unknown", "last_seen": null,
+      "silent_ms": 4000, "unknown_after_ms": null, "lost_after_ms": 15000})"),
+                           now),
+            "unknown (not heard from since the coordinator started; lost at 15s)");
+  EXPECT_EQ(agentStateText(json::parse(R"({"state": "lost", "last_seen": "2026-11-27T01:59:20Z",
+      "silent_ms": 40000, "unknown_after_ms": 3000, "lost_after_ms": 15000})"),
+                           now),
+            "lost (last seen 40s ago; lost at 15s)");
+  // An older coordinator: the age comes from last_seen, and there is no deadline to show.
+  EXPECT_EQ(agentStateText(json::parse(R"({"state": "connected",
+      "last_seen": "2026-11-27T01:59:55Z"})"),
+                           now),
+            "connected (last seen 5s ago)");
 }
 
 TEST(FormatPlanProblems, TheFormatEditorsJumpTo) {

@@ -54,6 +54,40 @@ TEST_F(EngineMessages, ALargeFleetIsAskedForSlowerHeartbeats) {
   EXPECT_EQ(state("d"), AgentState::kUnknown);  // two thirds of the 3 s deadline
 }
 
+// `flotilla agents` once showed "connected, 38 s ago" past the lost deadline: heartbeats were
+// not republished. Now the snapshot follows them, and agentsNow() judges the silence against
+// the clock even between the engine's passes.
+TEST_F(EngineMessages, HeartbeatsMoveLastSeenAndTheViewCountsSilenceFromNow) {
+  registerAgent("staging-eu", "staging");  // asked to beat every 500 ms; lost after 3 s
+  engine_->tick();
+  auto beat = [&] {
+    capnp::MallocMessageBuilder hb;
+    auto h = hb.initRoot<schema::Envelope>().initHeartbeat();
+    h.setCluster("staging-eu");
+    h.setEpoch(engine_->epoch());
+    deliver("staging-eu", hb);
+  };
+  for (int i = 0; i < 10; ++i) {
+    clock_.advance(std::chrono::milliseconds(500));
+    beat();
+    engine_->tick();
+  }
+  auto view = engine_->agentsNow();
+  ASSERT_EQ(view.size(), 1u);
+  EXPECT_EQ(view[0].state, AgentState::kConnected);
+  EXPECT_LE(view[0].silent, std::chrono::milliseconds(500)) << "last seen at registration";
+  EXPECT_EQ(view[0].unknown_after, std::chrono::milliseconds(1500));
+  EXPECT_EQ(view[0].lost_after, std::chrono::milliseconds(3000));
+
+  // Silent, with no engine pass in between: the view still says what is true now.
+  clock_.advance(std::chrono::milliseconds(1600));
+  view = engine_->agentsNow();
+  EXPECT_EQ(view[0].state, AgentState::kUnknown);
+  EXPECT_EQ(view[0].silent, std::chrono::milliseconds(1600));
+  clock_.advance(std::chrono::milliseconds(1500));
+  EXPECT_EQ(engine_->agentsNow()[0].state, AgentState::kLost);
+}
+
 TEST_F(EngineMessages, RegisterUnderAnotherNameIsDropped) {
   registerAgent("staging-eu", "staging");
   outbox_.sent.clear();

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "common/time_format.hpp"
+#include "coordinator/http_api_internal.hpp"
 #include "tests/coordinator/http_api_fixture.hpp"
 
 namespace flotilla::coordinator::testing {
@@ -16,6 +18,34 @@ using HttpNoAgents = HttpApiNoAgentsTest;
 TEST_F(HttpNoAgents, NoAgentsIsAnEmptyList) {
   EXPECT_EQ(body(get("/api/v1/agents", viewer_)),
             (nlohmann::json{{"agents", nlohmann::json::array()}}));
+}
+
+TEST(AgentJson, StateAgainstNowWithTheDeadlines) {
+  AgentView v;
+  v.info.cluster = "prod-eu-1";
+  v.info.labels = {{"environment", "production"}};
+  v.info.agent_version = "0.9.0";
+  v.info.epoch = 3;
+  v.info.last_seen_wall = common::fromUnixMillis(1'800'000'000'000);
+  v.state = AgentState::kUnknown;
+  v.silent = std::chrono::milliseconds(21400);
+  v.unknown_after = std::chrono::milliseconds(3000);
+  v.lost_after = std::chrono::milliseconds(30000);
+  EXPECT_EQ(http_internal::agentJson(v),
+            (nlohmann::json{{"cluster", "prod-eu-1"},
+                            {"labels", {{"environment", "production"}}},
+                            {"state", "unknown"},
+                            {"last_seen", "2027-01-15T08:00:00.000Z"},
+                            {"silent_ms", 21400},
+                            {"unknown_after_ms", 3000},
+                            {"lost_after_ms", 30000},
+                            {"agent_version", "0.9.0"}}));
+  // Known from the store only: never heard from in this run, never asked to beat.
+  v.info.epoch = 0;
+  v.unknown_after = std::chrono::milliseconds(0);
+  nlohmann::json restored = http_internal::agentJson(v);
+  EXPECT_TRUE(restored["last_seen"].is_null());
+  EXPECT_TRUE(restored["unknown_after_ms"].is_null());
 }
 
 TEST_F(HttpAgents, EnrollmentGivesAOneTimeToken) {

@@ -14,6 +14,19 @@ namespace {
 using HttpDeployments = HttpApiTest;
 using HttpNoAgentsDeployments = HttpApiNoAgentsTest;
 
+// Each cluster says where it is in its strategy and which versions it moves between; the
+// script plan here has no traffic steps, so no strategy step or weight.
+TEST_F(HttpDeployments, ClustersCarryTheirStrategyStepWeightAndVersions) {
+  const std::string id = submit();
+  nlohmann::json detail = body(get("/api/v1/deployments/" + id, viewer_));
+  const nlohmann::json& cluster = detail["waves"][0]["clusters"][0];
+  EXPECT_TRUE(cluster["strategy_step"].is_null()) << cluster.dump();
+  EXPECT_EQ(cluster["strategy_steps"], 0);
+  EXPECT_TRUE(cluster["weight"].is_null());
+  EXPECT_EQ(cluster["to_version"], detail["version"]);
+  EXPECT_TRUE(cluster["from_version"].is_string());
+}
+
 TEST_F(HttpDeployments, ABadPlanIsRefusedWithEveryProblemAndNothingIsStored) {
   const std::string plan =
       "service: Checkout\n"  // 1:10

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/coordinator/http_api_fixture.hpp"
 
@@ -26,6 +28,52 @@ TEST_F(HttpEvents, AJsonPageAfterASequenceNumber) {
   EXPECT_EQ(after, nlohmann::json::array());
   // A malformed `after` reads from the start.
   EXPECT_EQ(body(get("/api/v1/deployments/" + id + "/events?after=x"))["events"], all);
+}
+
+TEST_F(HttpEvents, FiltersByTypeClusterAndTime) {
+  const std::string id = submit();
+  const std::string path = "/api/v1/deployments/" + id + "/events";
+  nlohmann::json all = body(get(path, viewer_))["events"];
+  ASSERT_GE(all.size(), 1u);
+  auto types = [&](const std::string& query) {
+    std::vector<std::string> out;
+    auto res = get(path + "?" + query, viewer_);
+    EXPECT_TRUE(res && res->status == 200) << query << ": " << (res ? res->body : "no answer");
+    const nlohmann::json page = body(res);  // kept: the loop reads into it
+    for (const auto& e : page["events"]) {
+      out.push_back(e["type"].get<std::string>());
+    }
+    return out;
+  };
+  EXPECT_EQ(types("type=deployment"), types("type=deployment.*"));
+  EXPECT_EQ(types("type=deployment.submitted"), std::vector<std::string>{"deployment.submitted"});
+  EXPECT_EQ(types("type=deployment.submitted,stage.failed"),
+            std::vector<std::string>{"deployment.submitted"});
+  EXPECT_TRUE(types("type=stage.failed").empty());
+  EXPECT_EQ(types("since=2000-01-01T00:00:00Z").size(), all.size());
+  EXPECT_TRUE(types("since=2999-01-01T00:00:00Z").empty());
+  // No event of a fresh deployment names a cluster nobody has.
+  EXPECT_TRUE(types("cluster=nowhere-1").empty());
+}
+
+TEST_F(HttpEvents, BadFiltersAreRefusedWithTheReason) {
+  const std::string id = submit();
+  const std::string path = "/api/v1/deployments/" + id + "/events?";
+  for (const auto& [query, says] : std::vector<std::pair<std::string, std::string>>{
+           {"type=bogus", "not an event type pattern"},
+           {"type=stage.Failed", "not an event type pattern"},
+           {"type=stage.fail*", "not an event type pattern"},
+           {"type=a,b,c,d,e,f,g,h,i", "at most 8 patterns"},
+           {"type=stage&type=wave", "once"},
+           {"cluster=Prod_EU", "not a cluster name"},
+           {"since=yesterday", "not an RFC 3339 time"},
+           {"since=" + std::string(300, '1'), "longer than 256"}}) {
+    auto res = get(path + query, viewer_);
+    ASSERT_TRUE(res) << query;
+    EXPECT_EQ(res->status, 400) << query;
+    EXPECT_NE(body(res)["error"].get<std::string>().find(says), std::string::npos)
+        << query << ": " << res->body;
+  }
 }
 
 TEST_F(HttpEvents, UnknownOrMalformedIdsAreRefused) {

@@ -193,5 +193,46 @@ TEST_F(RegistryTest, RemoveForgetsTheCluster) {
   EXPECT_TRUE(registry_.agents().empty());
 }
 
+TEST_F(RegistryTest, UnknownAfterIsThreeHeartbeatsOrTwoThirdsOfTheDeadline) {
+  reg("fast", {}, kStart, 1s);
+  reg("slow", {}, kStart, 8s);
+  EXPECT_EQ(unknownAfter(*registry_.find("fast"), 15s), 3s);
+  EXPECT_EQ(unknownAfter(*registry_.find("slow"), 15s), 10s);
+  registry_.restore("restored", {}, "1.0", kStart, kWall);
+  EXPECT_EQ(unknownAfter(*registry_.find("restored"), 15s), 0ms);
+}
+
+TEST_F(RegistryTest, ViewJudgesTheStateAgainstNowNotTheLastPass) {
+  reg("staging-eu", {});
+  const AgentInfo& a = *registry_.find("staging-eu");
+  AgentView v = viewAgent(a, kStart + 2s, 15s);
+  EXPECT_EQ(v.state, AgentState::kConnected);
+  EXPECT_EQ(v.silent, 2s);
+  EXPECT_EQ(v.unknown_after, 3s);
+  EXPECT_EQ(v.lost_after, 15s);
+  // No expire() pass ran: the registry still says connected, the view does not.
+  EXPECT_EQ(a.state, AgentState::kConnected);
+  EXPECT_EQ(viewAgent(a, kStart + 3s, 15s).state, AgentState::kConnected);
+  EXPECT_EQ(viewAgent(a, kStart + 3001ms, 15s).state, AgentState::kUnknown);
+  EXPECT_EQ(viewAgent(a, kStart + 15s, 15s).state, AgentState::kUnknown);
+  EXPECT_EQ(viewAgent(a, kStart + 38s, 15s).state, AgentState::kLost);
+  EXPECT_EQ(viewAgent(a, kStart + 38s, 15s).silent, 38s);
+}
+
+TEST_F(RegistryTest, ViewNeverMakesALostOrRestoredAgentLookBetter) {
+  reg("gone", {});
+  registry_.expire(kStart + 16s, 15s);
+  ASSERT_EQ(stateOf("gone"), AgentState::kLost);
+  // A clock read before the pass (another thread) does not bring it back.
+  EXPECT_EQ(viewAgent(*registry_.find("gone"), kStart + 1s, 15s).state, AgentState::kLost);
+  registry_.restore("restored", {}, "1.0", kStart, kWall);
+  AgentView v = viewAgent(*registry_.find("restored"), kStart + 1s, 15s);
+  EXPECT_EQ(v.state, AgentState::kUnknown);
+  EXPECT_EQ(v.unknown_after, 0ms);
+  EXPECT_EQ(viewAgent(*registry_.find("restored"), kStart + 16s, 15s).state, AgentState::kLost);
+  // A clock behind last_seen (a snapshot newer than the reader's now) reads as no silence.
+  EXPECT_EQ(viewAgent(*registry_.find("restored"), kStart - 1s, 15s).silent, 0ms);
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator
