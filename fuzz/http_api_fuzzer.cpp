@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -134,8 +135,15 @@ class Harness {
     std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/flotilla-http-fuzz-XXXXXX";
     FUZZ_CHECK(mkdtemp(pattern.data()) != nullptr, pattern);
     dir_ = pattern;
-    auto started = support::InProcessCoordinator::start(dir_, "fuzz-admin",
-                                                        {{"fuzz-viewer", Role::kViewer, {}}});
+    // The seeds' clusters are known (as after a restart, never connected, so lost at once):
+    // their plans are accepted and reach the routes of a stored deployment.
+    EngineOptions engine_options;
+    engine_options.agent_lost_after = std::chrono::milliseconds(1);
+    auto started = support::InProcessCoordinator::start(
+        dir_, "fuzz-admin", {{"fuzz-viewer", Role::kViewer, {}}},
+        {{"staging-eu", {{"environment", "staging"}}, "fuzz"},
+         {"prod-eu-1", {{"environment", "production"}}, "fuzz"}},
+        engine_options);
     FUZZ_CHECK(started.ok(), started.status().message());
     coordinator_ = std::move(started).value();
     admin_token_ = coordinator_->token("fuzz-admin");
