@@ -71,7 +71,7 @@ void Agent::requestStop() {
 Agent::Agent(AgentOptions options, std::unique_ptr<StageStore> records)
     : options_(std::move(options)),
       records_(std::move(records)),
-      script_driver_(options_.workdir, options_.kill_grace, options_.launch),
+      script_driver_(options_.workdir, options_.kill_grace, options_.launch, options_.cluster),
       process_driver_(options_.state_dir, options_.cluster, options_.launch),
       context_(1),
       socket_(context_, zmq::socket_type::dealer),
@@ -478,6 +478,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
 Driver* Agent::driverFor(schema::StageCommand::Reader msg) {
   // A step this agent does not know (a newer coordinator's) is never run as a script.
   if (msg.getStep() > common::kLastStep) return nullptr;
+  // Without a ProcessSpec a shift, an analysis and a bake are the script driver's.
   if (msg.hasProcess() || common::isProcessStep(msg.getStep())) return &process_driver_;
   return &script_driver_;
 }

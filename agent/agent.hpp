@@ -17,7 +17,7 @@
 #include "agent/child_process.hpp"
 #include "agent/driver.hpp"
 #include "agent/process/driver.hpp"
-#include "agent/script_driver.hpp"
+#include "agent/script/driver.hpp"
 #include "agent/stage_record.hpp"
 #include "common/backoff.hpp"
 #include "common/codec.hpp"

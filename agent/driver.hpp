@@ -1,5 +1,6 @@
 // How the agent runs a step, whatever runs it. One interface, one implementation per driver:
-// agent/script_driver (shell commands: build, apply, verify, rollback) and
+// agent/script/driver (shell commands: build, apply, verify, rollback, shift; analyze and bake
+// watch health and Prometheus) and
 // agent/process/driver (the service's replicas as local processes behind HAProxy). A future
 // `kubernetes` driver is one more class.
 //

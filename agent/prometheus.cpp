@@ -44,9 +44,11 @@ std::string instancesPattern(const std::vector<int>& ports) {
 }
 
 std::string expandQuery(const std::string& query, const std::string& instances,
-                        std::chrono::milliseconds window, const std::string& version) {
+                        std::chrono::milliseconds window, const std::string& version,
+                        const std::string& cluster) {
   std::string out = replaceAll(query, "{instances}", instances);
   out = replaceAll(std::move(out), "{window}", std::to_string(window.count()) + "ms");
+  out = replaceAll(std::move(out), "{cluster}", cluster);
   return replaceAll(std::move(out), "{version}", version);
 }
 
@@ -112,9 +114,16 @@ StatusOr<std::optional<double>> queryPrometheus(const std::string& base_url,
 StatusOr<WindowStats> queryWindow(const PrometheusSource& source, const std::vector<int>& ports,
                                   const std::string& version, std::chrono::milliseconds window,
                                   std::chrono::milliseconds timeout) {
-  const std::string instances = instancesPattern(ports);
+  return queryWindow(source, QueryScope{instancesPattern(ports), version, ""}, window, timeout);
+}
+
+StatusOr<WindowStats> queryWindow(const PrometheusSource& source, const QueryScope& scope,
+                                  std::chrono::milliseconds window,
+                                  std::chrono::milliseconds timeout) {
   auto ask = [&](const std::string& query) {
-    return queryPrometheus(source.url, expandQuery(query, instances, window, version), timeout);
+    return queryPrometheus(
+        source.url, expandQuery(query, scope.instances, window, scope.version, scope.cluster),
+        timeout);
   };
   auto rate = ask(source.request_rate);
   if (!rate.ok()) return Status::Unavailable("request_rate query: " + rate.status().message());

@@ -27,9 +27,20 @@ struct PrometheusSource {
 // regex they also match themselves, and no other instance looks like a loopback address.
 std::string instancesPattern(const std::vector<int>& ports);
 
-// Fills {instances}, {window} (as milliseconds, "30000ms") and {version} in a query template.
+// Fills {instances}, {window} (as milliseconds, "30000ms"), {version} and {cluster} in a query
+// template. Versions and cluster names hold no quote or backslash (common/rules.hpp), so they
+// stand inside a PromQL string as they are.
 std::string expandQuery(const std::string& query, const std::string& instances,
-                        std::chrono::milliseconds window, const std::string& version);
+                        std::chrono::milliseconds window, const std::string& version,
+                        const std::string& cluster = "");
+
+// Which series one set is: the process driver's replicas ({instances}), or, for the script
+// driver, the version (and the cluster) its queries are written with.
+struct QueryScope {
+  std::string instances;
+  std::string version;
+  std::string cluster;
+};
 
 // Reads the single number out of a /api/v1/query answer. An empty vector, or NaN (0/0 with no
 // traffic), is no data (nullopt); more than one series, an error status or anything else
@@ -44,6 +55,10 @@ common::StatusOr<std::optional<double>> queryPrometheus(const std::string& base_
 // The three queries for one set over the last `window`, as window statistics: request and
 // error counts are the rates times the window (rounded), p95 is absent when the query had no
 // data. Errors are the first failed query's.
+common::StatusOr<WindowStats> queryWindow(const PrometheusSource& source, const QueryScope& scope,
+                                          std::chrono::milliseconds window,
+                                          std::chrono::milliseconds timeout);
+// The process driver's replicas on `ports`.
 common::StatusOr<WindowStats> queryWindow(const PrometheusSource& source,
                                           const std::vector<int>& ports, const std::string& version,
                                           std::chrono::milliseconds window,

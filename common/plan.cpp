@@ -69,6 +69,7 @@ Plan PlanReader::read(const YAML::Node& root) {
   if (const Field* field = findField(fields, "driver")) {
     driver_known = readDriver(*field, &plan.driver);
   }
+  if (driver_known) driver_ = plan.driver;
 
   if (const Field* field = findField(fields, "steps")) {
     readSteps(*field, &plan.steps);
@@ -91,7 +92,7 @@ Plan PlanReader::read(const YAML::Node& root) {
       readAlerts(*field, &alerts);
       plan.alerts = alerts;
     }
-  } else if (driver_known && plan.driver == DriverKind::kProcess) {
+  } else if (driver_known) {
     plan.alerts = Alerts{};  // the workflow's thresholds
   }
 
@@ -125,7 +126,7 @@ Plan PlanReader::read(const YAML::Node& root) {
 
 void PlanReader::checkDriverFields(const Fields& fields, const Plan& plan) {
   const bool script = plan.driver == DriverKind::kScript;
-  for (std::string_view name : {"process", "traffic", "strategy", "health", "alerts"}) {
+  for (std::string_view name : {"process", "traffic"}) {
     const Field* field = findField(fields, name);
     if (field != nullptr && script) {
       problemAt(field->key, "field " + quote(name) +
@@ -137,12 +138,18 @@ void PlanReader::checkDriverFields(const Fields& fields, const Plan& plan) {
               "field \"steps\" is for the script driver; the process driver runs "
               "the replicas itself");
   }
+  if (script && health_path_at_) {
+    problemAt(*health_path_at_,
+              "health.http.path is for the process driver's replicas; the script driver probes "
+              "health.http.url (e.g. http://{cluster}.example.internal/health)");
+  }
+  if (!script && health_url_at_) {
+    problemAt(*health_url_at_,
+              "health.http.url is for the script driver; the process driver probes each replica "
+              "at health.http.path");
+  }
   if (script) {
-    for (const auto& [name, mark] : wave_process_fields_) {
-      if (name.find('#') != std::string::npos) continue;  // a per-wave index entry
-      problemAt(mark, "wave field " + quote(name) +
-                          " is for the process driver; this plan uses driver \"script\"");
-    }
+    checkScriptStrategy(fields, plan);
     return;
   }
   // Moving a share of traffic needs something that splits it.
@@ -210,6 +217,7 @@ void PlanReader::readSteps(const Field& field, ScriptSteps* steps) {
   if (auto command = readCommand(fields, "apply")) steps->apply = *command;
   if (auto command = readCommand(fields, "verify")) steps->verify = *command;
   if (auto command = readCommand(fields, "rollback")) steps->rollback = *command;
+  if (auto command = readCommand(fields, "switch")) steps->switch_traffic = *command;
 
   if (const Field* timeout_field = findField(fields, "timeout")) {
     auto text = readString(*timeout_field, "steps.timeout");

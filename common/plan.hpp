@@ -31,6 +31,9 @@ struct ScriptSteps {
   std::string apply;     // required
   std::string verify;    // optional
   std::string rollback;  // required
+  // Optional: moves traffic to the new version (FLOTILLA_WEIGHT) once `apply` brought it up
+  // without any. Needed by blue_green; with a canary each step runs it instead of `apply`.
+  std::string switch_traffic;
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
 };
 
@@ -65,7 +68,10 @@ struct Strategy {
 };
 
 struct HttpHealth {
-  std::string path = "/health";
+  std::string path = "/health";  // process driver: on each replica
+  // Script driver: the service's own address, with {cluster}, {version} and {environment}
+  // filled in by the agent ("" = no health checks).
+  std::string url;
   std::chrono::milliseconds interval{2000};
   std::chrono::milliseconds timeout{1000};
   uint32_t failure_threshold = 3;  // this many in a row are tolerated; one more triggers
@@ -132,8 +138,8 @@ struct Wave {
   uint32_t approvals_required = 1;
   std::chrono::milliseconds approval_expires{kMaxApprovalValidity};
   uint32_t max_parallel = 0;          // 0 = every cluster of the wave at once
-  std::optional<Strategy> strategy;   // overrides the plan's (process driver)
-  std::chrono::milliseconds bake{0};  // watch at 100% before the wave is done (process driver)
+  std::optional<Strategy> strategy;   // overrides the plan's
+  std::chrono::milliseconds bake{0};  // watch at 100% before the wave is done
   // Clusters of this wave that may be lost at once before on_agent_lost applies; unset: the
   // plan's max_unavailable_clusters.
   std::optional<uint32_t> max_unavailable_clusters;
@@ -162,6 +168,7 @@ struct Plan {
   // process driver only
   ProcessSpec process;
   std::optional<HaproxyTraffic> haproxy;
+  // both drivers (the script driver's steps move the traffic themselves)
   Strategy strategy;
   Health health;
   std::optional<Alerts> alerts;

@@ -1,7 +1,8 @@
 // The stored form of a plan: the JSON the coordinator keeps in RocksDB. Every field is always
 // written, so reading insists on every field; anything else is corruption of stored bytes.
 // The exceptions are fields added after records were first written (metrics source and
-// queries, alerts, approvals_required and approval_expires_ms): absent means what they meant
+// queries, alerts, approvals_required, approval_expires_ms, steps.switch and health.url):
+// absent means what they meant
 // before they existed.
 #include <cstdint>
 #include <limits>
@@ -205,6 +206,7 @@ Plan planFromJsonValue(const Json& json) {
   plan.strategy = strategyFromJson(member(json, "strategy", ""), "strategy");
   const Json& health = member(json, "health", "");
   plan.health.http.path = stringAt(health, "path", "health");
+  if (health.contains("url")) plan.health.http.url = stringAt(health, "url", "health");
   plan.health.http.interval = msAt(health, "interval_ms", "health");
   plan.health.http.timeout = msAt(health, "timeout_ms", "health");
   plan.health.http.failure_threshold =
@@ -265,6 +267,7 @@ Plan planFromJsonValue(const Json& json) {
   plan.steps.apply = stringAt(steps, "apply", "steps");
   plan.steps.verify = stringAt(steps, "verify", "steps");
   plan.steps.rollback = stringAt(steps, "rollback", "steps");
+  if (steps.contains("switch")) plan.steps.switch_traffic = stringAt(steps, "switch", "steps");
   plan.steps.timeout = std::chrono::milliseconds(static_cast<int64_t>(unsignedAt(
       steps, "timeout_ms", "steps", static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
 
@@ -298,6 +301,7 @@ std::string planToJson(const Plan& plan) {
         {"apply", plan.steps.apply},
         {"verify", plan.steps.verify},
         {"rollback", plan.steps.rollback},
+        {"switch", plan.steps.switch_traffic},
         {"timeout_ms", plan.steps.timeout.count()}}},
       {"waves", std::move(waves)},
       {"rollback_scope", rollbackScopeName(plan.rollback_scope)},
@@ -315,6 +319,7 @@ std::string planToJson(const Plan& plan) {
       {"strategy", strategyToJson(plan.strategy)},
       {"health",
        {{"path", plan.health.http.path},
+        {"url", plan.health.http.url},
         {"interval_ms", plan.health.http.interval.count()},
         {"timeout_ms", plan.health.http.timeout.count()},
         {"failure_threshold", plan.health.http.failure_threshold},

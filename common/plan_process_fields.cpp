@@ -199,7 +199,16 @@ void PlanReader::readHealth(const Field& field, Health* health) {
   if (const Field* h = findField(fields, "http");
       h != nullptr && expectKind(*h, YAML::NodeType::Map, "health.http")) {
     const Fields hf = readFields(h->value, "health.http", kHttpHealthFields);
+    if (const Field* f = findField(hf, "url")) {
+      health_url_at_ = f->key.Mark();
+      if (auto url = readHealthUrl(*f)) health->http.url = *url;
+    } else if (driver_ == DriverKind::kScript) {
+      problemAt(h->key,
+                "health.http needs url with the script driver: the address the agent probes, "
+                "e.g. http://{cluster}.example.internal/health");
+    }
     if (const Field* f = findField(hf, "path")) {
+      health_path_at_ = f->key.Mark();
       auto path = readString(*f, "health.http.path");
       if (path && (path->empty() || (*path)[0] != '/')) {
         problemAt(f->value, "health.http.path must start with '/'");
@@ -268,6 +277,18 @@ void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
       if (!text) return;
       if (text->empty() || text->size() > 4096) {
         problemAt(f->value, path + " must be 1 to 4096 characters of PromQL");
+      } else if (driver_ == DriverKind::kScript) {
+        if (text->find("{instances}") != std::string::npos) {
+          problemAt(f->value, path +
+                                  ": {instances} names the process driver's replicas; with the "
+                                  "script driver tell the sets apart with {version}");
+        } else if (text->find("{version}") == std::string::npos) {
+          problemAt(f->value, path +
+                                  " must use {version} so it measures one version (new or "
+                                  "stable), not the whole service");
+        } else {
+          *out = *text;
+        }
       } else if (text->find("{instances}") == std::string::npos) {
         problemAt(f->value, path +
                                 " must use {instances} so it measures one set of replicas "
@@ -279,6 +300,24 @@ void PlanReader::readMetrics(const Field& m, MetricsAnalysis* metrics) {
     query("request_rate", &metrics->queries.request_rate);
     query("error_rate", &metrics->queries.error_rate);
     query("latency_p95", &metrics->queries.latency_p95);
+    if (driver_ == DriverKind::kScript) {
+      for (std::string_view name : kQueryFields) {
+        if (findField(qf, name) == nullptr) {
+          problemAt(q->key, "health.metrics.queries." + std::string(name) +
+                                " is required with the script driver (the defaults name the "
+                                "process driver's replicas)");
+        }
+      }
+    }
+  } else if (driver_ == DriverKind::kScript && metrics->source == MetricsSource::kPrometheus) {
+    problemAt(m.key,
+              "health.metrics needs queries with the script driver: request_rate, error_rate "
+              "and latency_p95, each using {version}");
+  }
+  if (driver_ == DriverKind::kScript && metrics->source != MetricsSource::kPrometheus) {
+    problemAt(source_field != nullptr ? source_field->value : m.key,
+              "the script driver reads metrics from Prometheus only: health.metrics.source: "
+              "prometheus (there are no replicas of its own to scrape)");
   }
   if (const Field* f = findField(mf, "error_rate_increase")) {
     if (auto v = readNumber(*f, "health.metrics.error_rate_increase", 0.0, 100.0)) {

@@ -45,8 +45,8 @@ inline constexpr std::array<std::string_view, 13> kPlanFields = {"service",
                                                                  "alerts",
                                                                  "on_agent_lost",
                                                                  "max_unavailable_clusters"};
-inline constexpr std::array<std::string_view, 5> kStepFields = {"build", "apply", "verify",
-                                                                "rollback", "timeout"};
+inline constexpr std::array<std::string_view, 6> kStepFields = {"build",    "apply",  "verify",
+                                                                "rollback", "switch", "timeout"};
 inline constexpr std::array<std::string_view, 8> kWaveFields = {
     "name",         "clusters", "selector", "approval",
     "max_parallel", "strategy", "bake",     "max_unavailable_clusters"};
@@ -58,8 +58,8 @@ inline constexpr std::array<std::string_view, 2> kHaproxyFields = {"socket", "ba
 inline constexpr std::array<std::string_view, 6> kStrategyFields = {
     "type", "steps", "pause", "switch", "max_unavailable", "max_surge"};
 inline constexpr std::array<std::string_view, 2> kHealthFields = {"http", "metrics"};
-inline constexpr std::array<std::string_view, 4> kHttpHealthFields = {"path", "interval", "timeout",
-                                                                      "failure_threshold"};
+inline constexpr std::array<std::string_view, 5> kHttpHealthFields = {
+    "path", "url", "interval", "timeout", "failure_threshold"};
 inline constexpr std::array<std::string_view, 7> kMetricsFields = {
     "source",       "error_rate_increase", "latency_p95_ratio",
     "min_requests", "inconclusive",        "prometheus",
@@ -139,6 +139,11 @@ class PlanReader {
   void readRollback(const Field& field, RollbackScope* scope);
   // Fields a driver does not use are refused, naming the driver they belong to.
   void checkDriverFields(const Fields& fields, const Plan& plan);
+  // plan_script_fields.cpp: what the script driver's strategies and watches need.
+  void checkScriptStrategy(const Fields& fields, const Plan& plan);
+  // health.http.url: an http(s) URL whose only placeholders are {cluster}, {version} and
+  // {environment}.
+  std::optional<std::string> readHealthUrl(const Field& field);
 
   // plan_waves.cpp
   void readWaves(const Field& field, std::vector<Wave>* waves);
@@ -167,8 +172,14 @@ class PlanReader {
   };
 
   std::vector<PlanProblem> problems_;
-  // Process-driver fields met in waves ("strategy", "bake"), for checkDriverFields; each wave
-  // strategy also as "strategy#INDEX" so a missing traffic.haproxy can point at its wave.
+  // The plan's driver once read (nothing when it is unknown or bad): some sections read
+  // differently for each.
+  std::optional<DriverKind> driver_;
+  // Where health.http.path / health.http.url were given, for checkDriverFields.
+  std::optional<YAML::Mark> health_path_at_;
+  std::optional<YAML::Mark> health_url_at_;
+  // Fields met in waves ("strategy", "bake"), for checkDriverFields; each wave strategy also as
+  // "strategy#INDEX" so a missing traffic.haproxy (or steps.switch) can point at its wave.
   std::vector<std::pair<std::string, YAML::Mark>> wave_process_fields_;
   std::map<std::string, YAML::Mark, std::less<>> wave_names_;
   std::map<std::string, ClusterOwner, std::less<>> cluster_owners_;

@@ -40,9 +40,6 @@ bool stepRepeats(Step step) { return step == Step::SHIFT || step == Step::ANALYZ
 bool isProcessStep(Step step) {
   switch (step) {
     case Step::DEPLOY:
-    case Step::SHIFT:
-    case Step::ANALYZE:
-    case Step::BAKE:
     case Step::FINALIZE:
     case Step::ROLL:
       return true;

@@ -26,7 +26,8 @@ std::optional<Step> stepFromName(std::string_view name);
 // Steps a cluster's sequence repeats (shift 10, shift 50, ...): their stage ids carry an index.
 bool stepRepeats(Step step);
 
-// Steps only the process driver runs (a rollback belongs to both drivers).
+// Steps only the process driver runs: deploy, finalize, roll (a rollback, a shift, an analysis
+// and a bake belong to both drivers).
 bool isProcessStep(Step step);
 
 // "succeeded", "failed", "timed_out", "aborted", "unknown", "refused".

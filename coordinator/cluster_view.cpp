@@ -20,6 +20,15 @@ bool onForwardPath(ClusterState s) {
   }
 }
 
+// A step of the strategy's traffic: a shift, or the script driver's first `apply` of a canary
+// without a `switch` step (it sets the first weight itself).
+bool movesTraffic(const common::Plan& plan, size_t wave, const StepSpec& step) {
+  if (step.kind == Step::SHIFT) return true;
+  return step.kind == Step::APPLY && plan.driver == common::DriverKind::kScript &&
+         plan.strategyFor(wave).kind == common::StrategyKind::kCanary &&
+         plan.steps.switch_traffic.empty();
+}
+
 }  // namespace
 
 ClusterView viewCluster(const Deployment& d, size_t wave, const ClusterProgress& c) {
@@ -30,7 +39,7 @@ ClusterView viewCluster(const Deployment& d, size_t wave, const ClusterProgress&
   const std::vector<StepSpec> steps = forwardSteps(d.plan, wave);
   int shifts_so_far = 0;
   for (size_t i = 0; i < steps.size(); ++i) {
-    if (steps[i].kind != Step::SHIFT) continue;
+    if (!movesTraffic(d.plan, wave, steps[i])) continue;
     ++v.strategy_steps;
     if (c.step_index >= 0 && i <= static_cast<size_t>(c.step_index)) ++shifts_so_far;
   }

@@ -110,36 +110,69 @@ std::string ClusterProgress::stageId() const {
   return name + "/" + stepName(*step);
 }
 
-std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave) {
-  std::vector<StepSpec> out;
-  if (plan.driver == common::DriverKind::kScript) {
-    if (!plan.steps.build.empty()) out.push_back({Step::BUILD, 100, {}});
+namespace {
+
+// A strategy's traffic steps from `first` on: shift to each weight, with an analysis window after
+// each step below 100% (there is a stable set to compare against).
+void appendShifts(std::vector<StepSpec>& out, const common::Strategy& strategy,
+                  const std::vector<uint32_t>& weights, size_t first) {
+  for (size_t i = first; i < weights.size(); ++i) {
+    out.push_back({Step::SHIFT, weights[i], {}});
+    if (weights[i] < 100 && strategy.pause.count() > 0) {
+      out.push_back({Step::ANALYZE, weights[i], strategy.pause});
+    }
+  }
+}
+
+// The script driver: `apply` brings the new version up, at the strategy's first weight (a
+// canary whose `apply` moves traffic itself), or at 0% when a `switch` step moves it; every
+// later weight is a shift, which runs `switch` (or `apply` again).
+void scriptSteps(std::vector<StepSpec>& out, const common::Plan& plan,
+                 const common::Strategy& strategy) {
+  if (!plan.steps.build.empty()) out.push_back({Step::BUILD, 100, {}});
+  const bool moves = strategy.kind == common::StrategyKind::kCanary ||
+                     strategy.kind == common::StrategyKind::kBlueGreen;
+  const std::vector<uint32_t> weights =
+      strategy.steps.empty() ? std::vector<uint32_t>{100} : strategy.steps;
+  if (!moves) {
     out.push_back({Step::APPLY, 100, {}});
     if (!plan.steps.verify.empty()) out.push_back({Step::VERIFY, 100, {}});
+    return;
+  }
+  const bool switches = !plan.steps.switch_traffic.empty();
+  out.push_back({Step::APPLY, switches ? 0u : weights[0], {}});
+  if (!plan.steps.verify.empty()) out.push_back({Step::VERIFY, switches ? 0u : weights[0], {}});
+  if (switches) {
+    appendShifts(out, strategy, weights, 0);
+    return;
+  }
+  if (weights[0] < 100 && strategy.pause.count() > 0) {
+    out.push_back({Step::ANALYZE, weights[0], strategy.pause});
+  }
+  appendShifts(out, strategy, weights, 1);
+}
+
+}  // namespace
+
+std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave) {
+  std::vector<StepSpec> out;
+  const common::Strategy& strategy = plan.strategyFor(wave);
+  const bool bakes = wave < plan.waves.size() && plan.waves[wave].bake.count() > 0;
+  if (plan.driver == common::DriverKind::kScript) {
+    scriptSteps(out, plan, strategy);
+    if (bakes) out.push_back({Step::BAKE, 100, plan.waves[wave].bake});
     return out;
   }
-  const common::Strategy& strategy = plan.strategyFor(wave);
   if (strategy.kind == common::StrategyKind::kRolling) {
     // The agent replaces the replicas in rounds; there is no second set to retire.
     out.push_back({Step::ROLL, 100, {}});
-    if (wave < plan.waves.size() && plan.waves[wave].bake.count() > 0) {
-      out.push_back({Step::BAKE, 100, plan.waves[wave].bake});
-    }
+    if (bakes) out.push_back({Step::BAKE, 100, plan.waves[wave].bake});
     return out;
   }
   out.push_back({Step::DEPLOY, 0, {}});
-  std::vector<uint32_t> weights =
-      strategy.steps.empty() ? std::vector<uint32_t>{100} : strategy.steps;
-  for (uint32_t w : weights) {
-    out.push_back({Step::SHIFT, w, {}});
-    // Below 100% there is a stable set to compare against.
-    if (w < 100 && strategy.pause.count() > 0) {
-      out.push_back({Step::ANALYZE, w, strategy.pause});
-    }
-  }
-  if (wave < plan.waves.size() && plan.waves[wave].bake.count() > 0) {
-    out.push_back({Step::BAKE, 100, plan.waves[wave].bake});
-  }
+  appendShifts(out, strategy, strategy.steps.empty() ? std::vector<uint32_t>{100} : strategy.steps,
+               0);
+  if (bakes) out.push_back({Step::BAKE, 100, plan.waves[wave].bake});
   out.push_back({Step::FINALIZE, 100, {}});
   return out;
 }
@@ -206,11 +239,16 @@ const std::string& commandFor(const common::Plan& plan, Step step) {
       return plan.steps.verify;
     case Step::ROLLBACK:
       return plan.steps.rollback;
+    case Step::SHIFT:  // the script driver's: the process driver's shifts carry no command
+      if (plan.driver != common::DriverKind::kScript) break;
+      return plan.steps.switch_traffic.empty() ? plan.steps.apply : plan.steps.switch_traffic;
     default:
       break;
   }
   static const std::string kNone;
-  return kNone;  // process steps have no command: the agent's driver knows what to do
+  // Process steps have no command (the agent's driver knows what to do), and neither have the
+  // script driver's analyze and bake (the agent watches what the command's `watch` says).
+  return kNone;
 }
 
 ClusterState inFlightState(Step step) {
@@ -420,20 +458,25 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   out.step = step;
   out.command = commandFor(d.plan, step);
   out.timeout_ms = static_cast<uint64_t>(d.plan.steps.timeout.count());
-  uint32_t weight = 100;
-  if (d.plan.driver == common::DriverKind::kProcess) {
-    StepSpec spec{step, step == Step::ROLLBACK ? 0u : 100u, {}};
-    const auto steps = forwardSteps(d.plan, wave);
-    if (c.step_index >= 0 && static_cast<size_t>(c.step_index) < steps.size()) {
-      spec = steps[static_cast<size_t>(c.step_index)];
-    }
-    weight = spec.weight;
-    // Analysis may watch up to four windows (three more when inconclusive).
+  StepSpec spec{step, step == Step::ROLLBACK ? 0u : 100u, {}};
+  const auto steps = forwardSteps(d.plan, wave);
+  if (step != Step::ROLLBACK && c.step_index >= 0 &&
+      static_cast<size_t>(c.step_index) < steps.size()) {
+    spec = steps[static_cast<size_t>(c.step_index)];
+  }
+  // Analysis may watch up to four windows (three more when inconclusive).
+  if (d.plan.driver == common::DriverKind::kProcess || spec.duration.count() > 0) {
     out.timeout_ms = static_cast<uint64_t>(
         std::max<int64_t>(d.plan.steps.timeout.count(), 4 * spec.duration.count() + 60000));
-    out.process =
-        ProcessStepParams{d.id, c.name, c.previous_version, wave, spec.weight, spec.duration};
   }
+  const ProcessStepParams params{d.id, c.name,      c.previous_version,
+                                 wave, spec.weight, spec.duration};
+  if (d.plan.driver == common::DriverKind::kProcess) {
+    out.process = params;
+  } else if (step == Step::ANALYZE || step == Step::BAKE) {
+    out.watch = params;
+  }
+  const common::Strategy& strategy = d.plan.strategyFor(wave);
   out.env = {
       {"FLOTILLA_SERVICE", d.plan.service},
       {"FLOTILLA_VERSION", d.plan.version},
@@ -441,9 +484,14 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
       {"FLOTILLA_CLUSTER", c.name},
       {"FLOTILLA_WAVE", d.waves[wave].name},
       {"FLOTILLA_DEPLOYMENT", d.id},
-      {"FLOTILLA_WEIGHT", std::to_string(weight)},
+      {"FLOTILLA_WEIGHT", std::to_string(spec.weight)},
       {"FLOTILLA_STEP", stepName(step)},
+      {"FLOTILLA_STRATEGY", common::strategyName(strategy.kind)},
   };
+  if (strategy.kind == common::StrategyKind::kRolling) {
+    out.env["FLOTILLA_MAX_UNAVAILABLE"] = std::to_string(strategy.max_unavailable);
+    out.env["FLOTILLA_MAX_SURGE"] = std::to_string(strategy.max_surge);
+  }
   return out;
 }
 

@@ -205,6 +205,9 @@ struct Dispatch {
   // Process driver: the step's parameters; the spec is built from the plan as the command goes
   // out (coordinator/process_spec.hpp).
   std::optional<ProcessStepParams> process;
+  // Script driver, analyze and bake: what the agent watches (health URL, Prometheus, alerts),
+  // sent as the command's `watch`.
+  std::optional<ProcessStepParams> watch;
 };
 
 struct AbortRequest {

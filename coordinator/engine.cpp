@@ -447,6 +447,7 @@ void Engine::sendCommand(const Deployment& d, const Dispatch& dispatch) {
   cmd.setCommand(dispatch.command);
   cmd.setTimeoutMs(dispatch.timeout_ms);
   if (dispatch.process) buildProcessSpec(cmd.initProcess(), d.plan, *dispatch.process);
+  if (dispatch.watch) buildProcessSpec(cmd.initWatch(), d.plan, *dispatch.watch);
   auto list = cmd.initEnv(static_cast<unsigned>(dispatch.env.size()));
   unsigned i = 0;
   for (const auto& [k, v] : dispatch.env) {

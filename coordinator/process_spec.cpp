@@ -10,14 +10,17 @@ void buildProcessSpec(schema::ProcessSpec::Builder out, const common::Plan& plan
   out.setCluster(step.cluster);
   out.setDeployment(step.deployment);
 
-  auto process = out.initProcess();
-  process.setCommand(plan.process.command);
-  process.setReplicas(plan.process.replicas);
-  process.setPortMin(plan.process.port_min);
-  process.setPortMax(plan.process.port_max);
-  process.setHealthPath(plan.process.health_path);
+  // The script driver's watch has no replicas and no load balancer of Flotilla's.
+  if (plan.driver == common::DriverKind::kProcess) {
+    auto process = out.initProcess();
+    process.setCommand(plan.process.command);
+    process.setReplicas(plan.process.replicas);
+    process.setPortMin(plan.process.port_min);
+    process.setPortMax(plan.process.port_max);
+    process.setHealthPath(plan.process.health_path);
+  }
 
-  if (plan.haproxy) {
+  if (plan.haproxy && plan.driver == common::DriverKind::kProcess) {
     auto traffic = out.initTraffic();
     traffic.setHaproxySocket(plan.haproxy->socket);
     traffic.setHaproxyBackend(plan.haproxy->backend);
@@ -29,6 +32,7 @@ void buildProcessSpec(schema::ProcessSpec::Builder out, const common::Plan& plan
   health.setIntervalMs(static_cast<uint64_t>(http.interval.count()));
   health.setTimeoutMs(static_cast<uint64_t>(http.timeout.count()));
   health.setFailureThreshold(http.failure_threshold);
+  health.setUrl(http.url);
 
   if (const auto& m = plan.health.metrics) {
     auto metrics = out.initMetrics();

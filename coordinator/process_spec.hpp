@@ -1,5 +1,7 @@
 // The process driver's spec for one step (schema ProcessSpec), built from the plan when the
-// command goes out: the one place that decides what of a plan reaches the agent.
+// command goes out: the one place that decides what of a plan reaches the agent. The script
+// driver's analyze and bake get the same struct as their `watch` (health, metrics, alerts and
+// the step's duration; no replicas, no traffic).
 #pragma once
 
 #include <chrono>

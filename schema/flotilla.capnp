@@ -29,9 +29,9 @@ enum Step {
   verify @2;    # script driver
   rollback @3;  # both drivers: take the new version out of this cluster
   deploy @4;    # process driver: start the new replicas, healthy, without traffic
-  shift @5;     # process driver: move `weight` percent of traffic to them
-  analyze @6;   # process driver: compare new against stable for `durationMs`
-  bake @7;      # process driver: watch health at 100% for `durationMs`
+  shift @5;     # move `weight` percent of traffic to them (script driver: run `command`)
+  analyze @6;   # compare new against stable for `durationMs` (script driver: see `watch`)
+  bake @7;      # watch health at 100% for `durationMs` (script driver: see `watch`)
   finalize @8;  # process driver: retire the previous replicas
   roll @9;      # process driver: replace replicas a few at a time (rolling strategy)
 }
@@ -102,6 +102,9 @@ struct StageCommand {
                           # process driver gives them to the replicas it starts)
   unusedSpecJson @6 :Text;  # never set: the process spec travelled here as JSON before `process`
   process @7 :ProcessSpec;  # process driver: the service and this step's parameters
+  watch @8 :ProcessSpec;    # script driver, analyze and bake: what to watch (health.url,
+                            # metrics from Prometheus, alerts, durationMs); `process` and
+                            # `traffic` absent. The agent's script driver runs these steps.
 }
 
 # The process driver's service spec and one step's parameters: built by the coordinator from
@@ -140,6 +143,8 @@ struct ProcessSpec {
     intervalMs @1 :UInt64;
     timeoutMs @2 :UInt64;
     failureThreshold @3 :UInt32;  # this many failures in a row are tolerated; one more fails
+    url @4 :Text;                 # script driver: the address probed, with {cluster},
+                                  # {version}, {environment} for the agent to fill in
   }
   struct Metrics {
     errorRateIncrease @0 :Float64;  # relative to the stable set
@@ -150,7 +155,8 @@ struct ProcessSpec {
   }
   struct Prometheus {
     url @0 :Text;
-    requestRate @1 :Text;  # PromQL with {instances}, {window}, {version} (agent/prometheus.hpp)
+    requestRate @1 :Text;  # PromQL with {instances}, {window}, {version}, {cluster}
+                           # (agent/prometheus.hpp)
     errorRate @2 :Text;
     latencyP95 @3 :Text;
   }

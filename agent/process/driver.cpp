@@ -13,6 +13,7 @@
 
 #include "agent/process/service_ops.hpp"
 #include "agent/process/steps.hpp"
+#include "agent/thread_run.hpp"
 #include "common/logging.hpp"
 #include "common/rules.hpp"
 
@@ -99,66 +100,6 @@ StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bo
   return report;
 }
 
-namespace {
-
-// A process step on its own thread; the agent's loop collects what it says through this.
-class ProcessRun : public StepRun {
- public:
-  ProcessRun(ProcessDriver& driver, Step step, Spec spec, std::function<void()> wake)
-      : wake_(std::move(wake)) {
-    thread_ = std::thread([this, &driver, step, spec = std::move(spec)] {
-      auto sink = [this](const std::string& line) {
-        {
-          std::lock_guard lock(mu_);
-          lines_.push_back(line);
-        }
-        wake_();
-      };
-      auto alerts = [this](const AlertReport& alert) {
-        {
-          std::lock_guard lock(mu_);
-          alerts_.push_back(alert);
-        }
-        wake_();
-      };
-      report_ = driver.run(step, spec, cancel_, sink, alerts);
-      done_ = true;
-      wake_();
-    });
-  }
-  ~ProcessRun() override {
-    cancel_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-
-  void pollFds(std::vector<int>&) const override {}  // wakes the loop itself
-  void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts) override {
-    std::lock_guard lock(mu_);
-    for (auto& l : lines_) lines.push_back(std::move(l));
-    for (auto& a : alerts_) alerts.push_back(std::move(a));
-    lines_.clear();
-    alerts_.clear();
-  }
-  void stop(Clock::time_point) override { cancel_ = true; }
-  std::optional<StepEnd> poll(Clock::time_point) override {
-    if (!done_) return std::nullopt;
-    if (thread_.joinable()) thread_.join();
-    return StepEnd{report_.outcome, report_.outcome == Outcome::SUCCEEDED ? 0 : 1, report_.message};
-  }
-
- private:
-  std::function<void()> wake_;
-  std::atomic<bool> cancel_{false};
-  std::atomic<bool> done_{false};
-  std::mutex mu_;
-  std::vector<std::string> lines_;   // guarded by mu_
-  std::vector<AlertReport> alerts_;  // guarded by mu_
-  StepReport report_;                // written before done_ is set
-  std::thread thread_;
-};
-
-}  // namespace
-
 common::StatusOr<std::unique_ptr<StepRun>> ProcessDriver::start(const StepCommand& command,
                                                                 const std::function<void()>& wake) {
   const Step step = command.wire.getStep();
@@ -179,8 +120,10 @@ common::StatusOr<std::unique_ptr<StepRun>> ProcessDriver::start(const StepComman
   spec->env = command.env;
   spdlog::info("stage {} started ({} step of the process driver: {} {})", command.key.toString(),
                stepName(step), spec->service, spec->version);
-  return std::unique_ptr<StepRun>(
-      std::make_unique<ProcessRun>(*this, step, std::move(spec).value(), wake));
+  ThreadJob job = [this, step, spec = std::move(spec).value()](
+                      const std::atomic<bool>& cancel, const LineSink& log,
+                      const AlertSink& alerts) { return run(step, spec, cancel, log, alerts); };
+  return std::unique_ptr<StepRun>(std::make_unique<ThreadRun>(std::move(job), wake));
 }
 
 common::Status ProcessDriver::recover(const LineSink& log) {

@@ -41,14 +41,10 @@
 #include "agent/driver.hpp"
 #include "agent/process/spec.hpp"
 #include "agent/stage_record.hpp"
+#include "agent/thread_run.hpp"
 #include "common/status.hpp"
 
 namespace flotilla::agent {
-
-struct StepReport {
-  Outcome outcome = Outcome::FAILED;  // kSucceeded, kFailed (verdict or error), kAborted
-  std::string message;                // the reason, with measured values and thresholds
-};
 
 class ProcessDriver : public Driver {
  public:

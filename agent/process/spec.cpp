@@ -19,6 +19,7 @@ namespace {
 // Versions and cluster names are pasted into a shell command line and file names: only
 // characters that mean nothing to the shell or the file system get through.
 constexpr char kPathPattern[] = "^/[!-~]{0,255}$";  // printable, no space: it goes into a URL
+constexpr char kUrlPattern[] = "^https?://[!-~]{1,2040}$";
 constexpr uint64_t kMaxDurationMs = 7 * 24 * 3'600'000ULL;
 
 bool matches(const std::string& s, const char* pattern) {
@@ -81,6 +82,9 @@ void readHealth(schema::ProcessSpec::Health::Reader h, Spec& spec, Problems& r) 
       Millis(r.inRange<uint64_t>(h.getTimeoutMs(), 1, 600'000, "health.timeoutMs"));
   spec.health.failure_threshold = static_cast<int>(
       r.inRange<uint32_t>(h.getFailureThreshold(), 0, 1000, "health.failureThreshold"));
+  spec.health.url = str(h.getUrl());
+  r.check(spec.health.url.empty() || matches(spec.health.url, kUrlPattern),
+          "health.url must be an http(s) URL of printable characters, no space");
 }
 
 void readMetrics(schema::ProcessSpec::Metrics::Reader m, Spec& spec, Problems& r) {

@@ -39,7 +39,9 @@ struct TrafficSpec {
 };
 
 struct HealthSpec {
-  std::string path = "/health";
+  std::string path = "/health";  // on each replica (process driver)
+  std::string url;               // the script driver's watch: with {cluster}, {version},
+                                 // {environment} still in it ("" = no health checks)
   std::chrono::milliseconds interval{2000};
   std::chrono::milliseconds timeout{1000};
   int failure_threshold = 3;
@@ -77,6 +79,7 @@ struct Spec {
 };
 
 // Checks the spec for `step` and reads it, naming every problem at once ("bad spec: a; b").
+// Also reads the script driver's `watch` (no process, no traffic).
 // `default_cluster` stands in for an empty cluster.
 common::StatusOr<Spec> readSpec(Step step, schema::ProcessSpec::Reader wire,
                                 const std::string& default_cluster);

@@ -139,8 +139,9 @@ TEST(ParsePlan, AlertRulesAndAllAlertsCanBeTurnedOff) {
   // Anything else is still a number in range.
   EXPECT_EQ(describe(parsePlan(std::string(kMinimalProcessPlan) + "alerts: {cpu: never}\n")),
             "10:15: alerts.cpu must be a number from 0 to 64, not \"never\"\n");
-  // A script-driver plan has no alerts.
-  EXPECT_FALSE(parsePlan(kMinimalPlan).plan->alerts.has_value());
+  // A script-driver plan gets them too (it checks what its Prometheus queries measure).
+  EXPECT_TRUE(parsePlan(kMinimalPlan).plan->alerts.has_value());
+  EXPECT_FALSE(parsePlan(std::string(kMinimalPlan) + "alerts: off\n").plan->alerts.has_value());
 }
 
 TEST(ParsePlan, AlertRules) {
@@ -160,9 +161,10 @@ TEST(ParsePlan, AlertRules) {
   EXPECT_EQ(withAlerts("{webhok: x}"),
             "10:10: unknown field \"webhok\" in alerts; did you mean \"webhook\"?\n");
   EXPECT_EQ(withAlerts("x"), "10:9: alerts must be a map, not a string\n");
-  // Alerts watch the process driver's replicas: a script plan has none.
+  // CPU and memory are the process driver's replicas': a script plan has none.
   EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "alerts: {cpu: 0.9}\n").toString(),
-            "9:1: field \"alerts\" is for the process driver; this plan uses driver \"script\"");
+            "9:10: alerts.cpu is measured on the process driver's replicas; the script driver has "
+            "none (turn it off or leave it out)");
 }
 
 TEST(ParsePlan, FullProcessPlanParsesToTheModel) {
@@ -599,9 +601,10 @@ TEST(ParsePlan, RollingStrategyRules) {
   EXPECT_EQ(withStrategy("{type: rolling, max_surge: 1, max_surge: 2}"),
             "11:41: duplicate field \"max_surge\" in strategy (first at 11:27)\n");
 
-  // Like the other strategies, rolling is for the process driver.
-  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "strategy: {type: rolling}\n").toString(),
-            "9:1: field \"strategy\" is for the process driver; this plan uses driver \"script\"");
+  // The script driver takes it too: `apply` runs once with FLOTILLA_STRATEGY=rolling.
+  PlanParseResult script = parsePlan(std::string(kMinimalPlan) + "strategy: {type: rolling}\n");
+  ASSERT_TRUE(script.plan.has_value()) << describe(script);
+  EXPECT_EQ(script.plan->strategy.kind, StrategyKind::kRolling);
 }
 
 TEST(ParsePlan, RollingNeedsNoHaproxy) {

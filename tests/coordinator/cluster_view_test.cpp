@@ -63,11 +63,30 @@ TEST(ViewCluster, NoStepWhereThereIsNoTrafficToShift) {
 
   Deployment script = canary();
   script.plan.driver = common::DriverKind::kScript;
+  script.plan.strategy = common::Strategy{};  // all at once: nothing to count
   ClusterView applying = viewCluster(script, 0, at(0, ClusterState::kApplying));
   EXPECT_FALSE(applying.strategy_step);
   EXPECT_EQ(applying.strategy_steps, 0);
   EXPECT_FALSE(applying.weight);
   EXPECT_EQ(applying.to_version, "1.1.0");  // the versions are there for every driver
+}
+
+// The script driver's canary: its first `apply` sets the first weight, its shifts the rest.
+TEST(ViewCluster, ScriptCanaryCountsItsApplyAsTheFirstStep) {
+  Deployment script = canary();
+  script.plan.driver = common::DriverKind::kScript;
+  // apply 10, analyze 10, shift 50, analyze 50, shift 100
+  ClusterView applying = viewCluster(script, 0, at(0, ClusterState::kApplying));
+  EXPECT_EQ(applying.strategy_step, 1);
+  EXPECT_EQ(applying.strategy_steps, 3);
+  EXPECT_EQ(applying.weight, 10u);
+  ClusterView shifting = viewCluster(script, 0, at(2, ClusterState::kShifting));
+  EXPECT_EQ(shifting.strategy_step, 2);
+  EXPECT_EQ(shifting.weight, 50u);
+  // With a switch step, apply brings the new version up at 0%: not a traffic step.
+  script.plan.steps.switch_traffic = "./switch.sh";
+  EXPECT_EQ(viewCluster(script, 0, at(0, ClusterState::kApplying)).strategy_step, 0);
+  EXPECT_EQ(viewCluster(script, 0, at(1, ClusterState::kShifting)).strategy_step, 1);
 }
 
 }  // namespace

@@ -171,5 +171,64 @@ TEST_F(DeploymentTest, ProcessStepsFollowEachWavesStrategy) {
   EXPECT_EQ(fx_.dispatches[0].timeout_ms, 420000u);
 }
 
+// The script driver: a canary's `apply` sets the first weight, each later weight is a shift that
+// runs `apply` again (or `switch`), with an analysis after each step below 100 that carries the
+// watch (not a ProcessSpec) and no command; a blue-green brings the new version up at 0% and
+// switches.
+TEST_F(DeploymentTest, ScriptStepsFollowEachWavesStrategy) {
+  Plan p = threeWaves();
+  p.steps.verify = "./verify.sh";
+  p.strategy.kind = common::StrategyKind::kCanary;
+  p.strategy.steps = {10, 50, 100};
+  p.strategy.pause = std::chrono::seconds(30);
+  p.health.http.url = "http://{cluster}.internal/health";
+  p.waves[1].bake = std::chrono::minutes(5);
+  common::Strategy blue_green;
+  blue_green.kind = common::StrategyKind::kBlueGreen;
+  p.waves[2].strategy = blue_green;
+  auto sequence = [&](const Plan& plan, size_t wave) {
+    std::vector<std::string> out;
+    for (const StepSpec& s : forwardSteps(plan, wave)) {
+      out.push_back(std::string(stepName(s.kind)) + " " + std::to_string(s.weight) + "%");
+    }
+    return out;
+  };
+  EXPECT_EQ(sequence(p, 0),
+            (std::vector<std::string>{"build 100%", "apply 10%", "verify 10%", "analyze 10%",
+                                      "shift 50%", "analyze 50%", "shift 100%"}));
+  EXPECT_EQ(sequence(p, 1),
+            (std::vector<std::string>{"build 100%", "apply 10%", "verify 10%", "analyze 10%",
+                                      "shift 50%", "analyze 50%", "shift 100%", "bake 100%"}));
+  Plan switched = p;
+  switched.steps.switch_traffic = "./switch.sh";
+  EXPECT_EQ(sequence(switched, 2),
+            (std::vector<std::string>{"build 100%", "apply 0%", "verify 0%", "shift 100%"}));
+  EXPECT_EQ(sequence(switched, 0),
+            (std::vector<std::string>{"build 100%", "apply 0%", "verify 0%", "shift 10%",
+                                      "analyze 10%", "shift 50%", "analyze 50%", "shift 100%"}));
+
+  Deployment d = start(p);
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/build"});
+  EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_STRATEGY"), "canary");
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/apply"});
+  EXPECT_EQ(fx_.dispatches[0].command, p.steps.apply);
+  EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_WEIGHT"), "10");
+  EXPECT_FALSE(fx_.dispatches[0].process.has_value());
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/verify"});
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/analyze-3"});
+  EXPECT_EQ(fx_.dispatches[0].command, "");
+  ASSERT_TRUE(fx_.dispatches[0].watch.has_value());
+  EXPECT_EQ(fx_.dispatches[0].watch->duration, std::chrono::seconds(30));
+  EXPECT_EQ(fx_.dispatches[0].watch->weight, 10u);
+  ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(dispatched(), std::vector<std::string>{"staging-eu/shift-4"});
+  EXPECT_EQ(fx_.dispatches[0].command, p.steps.apply);  // no switch: apply again
+  EXPECT_EQ(fx_.dispatches[0].env.at("FLOTILLA_WEIGHT"), "50");
+  EXPECT_FALSE(fx_.dispatches[0].watch.has_value());
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator::testing

@@ -1,9 +1,11 @@
 // The script driver.
-#include "agent/script_driver.hpp"
+#include "agent/script/driver.hpp"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/script/watch.hpp"
+#include "agent/thread_run.hpp"
 #include "common/crypto.hpp"
 #include "common/logging.hpp"
 
@@ -86,11 +88,20 @@ class ScriptRun : public StepRun {
 }  // namespace
 
 ScriptDriver::ScriptDriver(std::string workdir, std::chrono::milliseconds kill_grace,
-                           LaunchPolicy launch)
-    : workdir_(std::move(workdir)), kill_grace_(kill_grace), launch_(std::move(launch)) {}
+                           LaunchPolicy launch, std::string cluster)
+    : workdir_(std::move(workdir)),
+      kill_grace_(kill_grace),
+      launch_(std::move(launch)),
+      cluster_(std::move(cluster)) {}
 
 StatusOr<std::unique_ptr<StepRun>> ScriptDriver::start(const StepCommand& command,
-                                                       const std::function<void()>&) {
+                                                       const std::function<void()>& wake) {
+  const Step step = command.wire.getStep();
+  if (step == Step::ANALYZE || step == Step::BAKE) return startWatch(command, wake);
+  if (common::isProcessStep(step)) {
+    return Status::InvalidArgument(std::string(common::stepName(step)) +
+                                   " is a process-driver step and the command has no spec");
+  }
   ChildSpec spec;
   spec.command = command.wire.getCommand().cStr();
   if (spec.command.empty()) return Status::InvalidArgument("empty command");
@@ -108,6 +119,34 @@ StatusOr<std::unique_ptr<StepRun>> ScriptDriver::start(const StepCommand& comman
                 common::loggable(spec.command, 8192));
   return std::unique_ptr<StepRun>(
       std::make_unique<ScriptRun>(std::move(child).value(), kill_grace_));
+}
+
+StatusOr<std::unique_ptr<StepRun>> ScriptDriver::startWatch(const StepCommand& command,
+                                                            const std::function<void()>& wake) {
+  const Step step = command.wire.getStep();
+  // Read and checked here, while the message lives; a bad spec fails the step like any error.
+  StatusOr<Spec> spec = command.wire.hasWatch()
+                            ? readSpec(step, command.wire.getWatch(), cluster_)
+                            : Status::InvalidArgument("bad spec: the command has no watch");
+  if (spec.ok() && spec->deployment != command.key.deployment) {
+    spec = Status::InvalidArgument("bad spec: it is for deployment \"" +
+                                   common::loggable(spec->deployment, 80) + "\"");
+  }
+  if (!spec.ok()) {
+    const std::string message = spec.status().message();
+    return std::unique_ptr<StepRun>(std::make_unique<EndedRun>(
+        StepEnd{Outcome::FAILED, 1, message},
+        std::vector<std::string>{std::string(common::stepName(step)) + " failed: " + message}));
+  }
+  spec->env = command.env;
+  spdlog::info("stage {} started ({} step of the script driver: {} {})", command.key.toString(),
+               common::stepName(step), spec->service, spec->version);
+  ThreadJob job = [step, spec = std::move(spec).value()](const std::atomic<bool>& cancel,
+                                                         const LineSink& log,
+                                                         const AlertSink& alerts) {
+    return runScriptWatch(step, spec, cancel, log, alerts);
+  };
+  return std::unique_ptr<StepRun>(std::make_unique<ThreadRun>(std::move(job), wake));
 }
 
 }  // namespace flotilla::agent

@@ -1,5 +1,5 @@
 // The script driver through the Driver interface: real shells, real process groups.
-#include "agent/script_driver.hpp"
+#include "agent/script/driver.hpp"
 
 #include <capnp/message.h>
 #include <gtest/gtest.h>

@@ -1,0 +1,79 @@
+// The script driver's analyze and bake: what watches a service Flotilla does not run itself.
+// Health checks go to the plan's health.http.url ({cluster}, {version} and {environment}
+// filled in); the figures come from Prometheus, the plan's queries asked once for the new
+// version and once for the stable one ({version}); the rules are the process driver's
+// (agent/analysis.hpp, agent/process/decisions.hpp), so a canary driven by a kubectl script is
+// judged exactly like one of local replicas:
+//   analyze  health checks at the plan's interval for the window, then the new version against
+//            the stable one (FLOTILLA_PREVIOUS_VERSION); an inconclusive window is watched again
+//            up to three times unless the plan says fail; a crossed threshold fails the step.
+//   bake     health checks twice as often; the alerts judge slices of the bake, and with
+//            health.metrics the analysis judges the whole bake against what the old version
+//            served over the last 15 minutes.
+// More than failure_threshold failed checks in a row fail either step. Without a URL there
+// are no health checks; without metrics, no analysis; without either the step is a pause.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "agent/analysis.hpp"
+#include "agent/driver.hpp"
+#include "agent/process/spec.hpp"
+#include "agent/process/step_context.hpp"
+#include "agent/prometheus.hpp"
+#include "agent/thread_run.hpp"
+#include "common/status.hpp"
+
+namespace flotilla::agent {
+
+// health.http.url with the step's cluster, version and environment filled in.
+std::string healthUrl(const Spec& spec);
+
+class ScriptWatch {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Millis = std::chrono::milliseconds;
+  using UrlProbe = std::function<Probe(const std::string& url, Millis timeout)>;
+
+  // `probe` checks a URL once (default: an HTTP GET that wants a 200).
+  ScriptWatch(StepContext& ctx, const Spec& spec, const AlertSink& alerts, UrlProbe probe = {});
+
+  common::Status analyze(std::string* message);
+  common::Status bake(std::string* message);
+
+ private:
+  // Checks the URL every `interval` for `duration` (by the context's clock); fails on the check
+  // that makes more than failure_threshold failures in a row. Without a URL: a pause.
+  common::Status watchHealth(Clock::duration duration, Millis interval);
+  // One version's figures over the last `window`; no figures (a failed query) is too little
+  // data, never a pass.
+  WindowStats measure(const std::string& version, Millis window);
+  void raiseAlerts(const WindowStats& stats, const WindowStats* baseline);
+  std::string describe(const std::string& version, const WindowStats& w) const;
+  std::string healthSummary() const;
+
+  StepContext& ctx_;
+  const Spec& spec_;
+  const AlertSink& alerts_;
+  UrlProbe probe_;
+  std::string url_;  // "" = no health checks
+  ConsecutiveFailures failures_;
+  int checks_ = 0;
+  std::set<std::string> alerted_;  // rules already raised in this step
+};
+
+}  // namespace flotilla::agent
+
+namespace flotilla::agent {
+
+// Runs an analyze or bake step of the script driver to its end with the real clock, HTTP and
+// Prometheus (the ScriptDriver's ThreadRun job).
+StepReport runScriptWatch(Step step, const Spec& spec, const std::atomic<bool>& cancel,
+                          const LineSink& log, const AlertSink& alerts);
+
+}  // namespace flotilla::agent
