@@ -1,5 +1,5 @@
-// The deployment commands and their help: submit, status, approve, rollback, pause, resume,
-// cancel.
+// The deployment commands and their help: submit, status, approve, promote, retry, rollback,
+// pause, resume, cancel.
 #include "cli/deployments.hpp"
 
 #include <CLI/CLI.hpp>
@@ -371,6 +371,89 @@ void addActionCommands(CLI::App& app, Commands& commands) {
                               with_reason ? json{{"reason", args->reason}}.dump() : "");
                         }});
   }
+}
+
+void addOverrideCommands(CLI::App& app, Commands& commands) {
+  struct PromoteArgs {
+    std::string id;
+    std::string wave;
+    std::string reason;
+  };
+  auto promote_args = std::make_shared<PromoteArgs>();
+  auto* promote = app.add_subcommand(
+      "promote", "Skip the analysis or bake the running wave's clusters are in now");
+  promote->add_option("ID", promote_args->id, kIdHelp)->required();
+  promote
+      ->add_option("--wave", promote_args->wave,
+                   "Only when WAVE is the running wave (refused otherwise): makes sure you "
+                   "promote the wave you checked")
+      ->type_name("WAVE");
+  promote
+      ->add_option("--reason", promote_args->reason,
+                   "Why: recorded in the deployment's events and the audit trail, with your "
+                   "token's name")
+      ->type_name("TEXT");
+  promote->footer(R"(Like Argo Rollouts' promote: every cluster of the running wave whose step in
+flight is an analysis (canary: new replicas compared with the stable ones) or a
+bake has that step stopped and counted as passed, and goes on to its next step
+(for example the next traffic weight). Useful when the analysis cannot judge, as
+with too little traffic in staging. A failure the agent reported before the promote
+reached it still fails (and rolls back). Promote never passes an approval gate:
+a wave waiting for approval still needs 'flotilla approve'. Each promoted cluster
+gets a cluster.promoted event naming you ('flotilla events ID').
+
+Prints one line with the deployment's new state.
+
+Exit: 0 promoted; 1 the coordinator refused (unknown ID, --wave is not the running
+wave, nothing to promote: no cluster analyzing or baking); 2 the coordinator could
+not be reached.)");
+  commands.push_back({promote, [promote_args](Api& api) {
+                        json body = json::object();
+                        if (!promote_args->wave.empty()) body["wave"] = promote_args->wave;
+                        if (!promote_args->reason.empty()) body["reason"] = promote_args->reason;
+                        const std::string what = promote_args->wave.empty()
+                                                     ? std::string("promote")
+                                                     : "promote of wave " + promote_args->wave;
+                        return actionCommand(api, promote_args->id, "promote", what,
+                                             body.empty() ? "" : body.dump());
+                      }});
+
+  struct RetryArgs {
+    std::string id;
+    std::string cluster;
+    std::string reason;
+  };
+  auto retry_args = std::make_shared<RetryArgs>();
+  auto* retry = app.add_subcommand(
+      "retry", "Run a cluster's failed step again (plans with 'on_step_failure: hold')");
+  retry->add_option("ID", retry_args->id, kIdHelp)->required();
+  retry->add_option("CLUSTER", retry_args->cluster, "The cluster whose failed step to run again")
+      ->required();
+  retry
+      ->add_option("--reason", retry_args->reason,
+                   "Why: recorded in the deployment's events and the audit trail, with your "
+                   "token's name")
+      ->type_name("TEXT");
+  retry->footer(R"(With 'on_step_failure: hold' in the plan, a failed or timed-out build, apply,
+verify (or process-driver deploy, shift, roll, finalize) step does not roll back:
+the deployment is paused, its reason naming the cluster, the step and its message.
+'flotilla retry ID CLUSTER' runs that step again on the cluster as a new attempt
+(the agent runs it afresh; an earlier attempt is never run again) and resumes the
+deployment once no cluster is held; 'flotilla rollback ID' rolls back instead.
+A step is retried at most 3 times. Analysis and bake verdicts, health failures and
+lost agents always roll back.
+
+Prints one line with the deployment's new state.
+
+Exit: 0 retried; 1 the coordinator refused (unknown ID or cluster, the plan does not
+hold failed steps, the cluster has no failed step, 3 retries used, the deployment
+ended); 2 the coordinator could not be reached.)");
+  commands.push_back({retry, [retry_args](Api& api) {
+                        json body{{"cluster", retry_args->cluster}};
+                        if (!retry_args->reason.empty()) body["reason"] = retry_args->reason;
+                        return actionCommand(api, retry_args->id, "retry",
+                                             "retry on " + retry_args->cluster, body.dump());
+                      }});
 }
 
 }  // namespace flotilla::cli

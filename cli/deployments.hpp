@@ -37,5 +37,7 @@ void addStatusCommand(CLI::App& app, Commands& commands);
 void addApproveCommand(CLI::App& app, Commands& commands);
 // rollback (with --reason), pause, resume, cancel.
 void addActionCommands(CLI::App& app, Commands& commands);
+// promote ID [--wave W] [--reason TEXT], retry ID CLUSTER [--reason TEXT].
+void addOverrideCommands(CLI::App& app, Commands& commands);
 
 }  // namespace flotilla::cli

@@ -40,8 +40,8 @@ Run 'flotilla COMMAND --help' for the details of a command.)";
 int run(int argc, char** argv) {
   CLI::App app{
       "flotilla submits deployment plans to a Flotilla coordinator and follows and steers them\n"
-      "as they roll out wave by wave across the fleet: approve gated waves, pause, resume,\n"
-      "roll back or cancel.",
+      "as they roll out wave by wave across the fleet: approve gated waves, promote past an\n"
+      "analysis, retry a held step, pause, resume, roll back or cancel.",
       "flotilla"};
   app.set_version_flag("--version", "flotilla " FLOTILLA_VERSION, "Print the version and exit");
   // Not require_subcommand(1): with it, a mistyped command name is reported as "A subcommand
@@ -78,6 +78,7 @@ int run(int argc, char** argv) {
   addWaitCommand(app, commands);
   addApproveCommand(app, commands);
   addActionCommands(app, commands);
+  addOverrideCommands(app, commands);
   addEventsCommand(app, commands);
   addAgentsCommands(app, commands);
   addTokensCommands(app, commands);

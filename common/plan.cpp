@@ -115,6 +115,18 @@ Plan PlanReader::read(const YAML::Node& root) {
       }
     }
   }
+  if (const Field* field = findField(fields, "on_step_failure")) {
+    if (auto text = readString(*field, "on_step_failure")) {
+      if (*text == "rollback") {
+        plan.on_step_failure = OnStepFailure::kRollback;
+      } else if (*text == "hold") {
+        plan.on_step_failure = OnStepFailure::kHold;
+      } else {
+        problemAt(field->value,
+                  "on_step_failure must be \"rollback\" or \"hold\", not " + quote(*text));
+      }
+    }
+  }
   if (const Field* field = findField(fields, "max_unavailable_clusters")) {
     if (auto n = readClusterBudget(*field, "max_unavailable_clusters")) {
       plan.max_unavailable_clusters = *n;

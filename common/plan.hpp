@@ -156,6 +156,14 @@ enum class OnAgentLost {
   kWait,      // pause the deployment until enough of them come back
 };
 
+// What a forward step that fails or times out (build, apply, verify, deploy, shift, roll,
+// finalize) does to the rollout. Analysis and bake verdicts, health failures and lost agents
+// roll back whatever this says: they are the workflow's rollback triggers.
+enum class OnStepFailure {
+  kRollback,  // roll back (the default: a failed step is a rollback trigger)
+  kHold,      // pause the deployment on the failed cluster until `flotilla retry` or `rollback`
+};
+
 struct Plan {
   std::string service;  // isValidName (kNameRule)
   std::string version;  // isValidVersion (kVersionRule)
@@ -164,6 +172,7 @@ struct Plan {
   std::vector<Wave> waves;
   RollbackScope rollback_scope = RollbackScope::kFleet;
   OnAgentLost on_agent_lost = OnAgentLost::kRollback;
+  OnStepFailure on_step_failure = OnStepFailure::kRollback;
   uint32_t max_unavailable_clusters = 0;  // lost at once in the whole fleet, waited for
   // process driver only
   ProcessSpec process;

@@ -246,6 +246,16 @@ Plan planFromJsonValue(const Json& json) {
     plan.max_unavailable_clusters =
         static_cast<uint32_t>(unsignedAt(json, "max_unavailable_clusters", "", 10000));
   }
+  // Added after the first records were written (and only written when hold): absent means
+  // rollback.
+  if (json.contains("on_step_failure")) {
+    const std::string policy = stringAt(json, "on_step_failure", "");
+    if (policy == "hold") {
+      plan.on_step_failure = OnStepFailure::kHold;
+    } else if (policy != "rollback") {
+      throw FieldError("on_step_failure", "unknown policy");
+    }
+  }
   // Added after the first records were written: absent means no alerts.
   if (json.contains("alerts") && !json.at("alerts").is_null()) {
     const Json& alerts = json.at("alerts");
@@ -292,7 +302,7 @@ Plan planFromJsonValue(const Json& json) {
 std::string planToJson(const Plan& plan) {
   Json waves = Json::array();
   for (const Wave& wave : plan.waves) waves.push_back(waveToJson(wave));
-  const Json json{
+  Json json{
       {"service", plan.service},
       {"version", plan.version},
       {"driver", driverName(plan.driver)},
@@ -346,6 +356,9 @@ std::string planToJson(const Plan& plan) {
                                     {"webhook_timeout_ms", plan.alerts->webhook_timeout.count()},
                                     {"webhook_attempts", plan.alerts->webhook_attempts}}
                              : Json(nullptr)}};
+  // Only when not the default: the plan hash (Deployment::plan_sha256) of every plan written
+  // before the field stays what it was.
+  if (plan.on_step_failure == OnStepFailure::kHold) json["on_step_failure"] = "hold";
   // dump() throws on invalid UTF-8 by default. parsePlan only yields valid UTF-8 (yaml-cpp
   // decodes its input), so replacing is for hand-built plans and keeps this function total.
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);

@@ -32,7 +32,7 @@ namespace flotilla::common::plan_internal {
 using FieldList = std::span<const std::string_view>;
 
 // Fields of each map of the plan format (DESIGN.md). Anything else is an unknown field.
-inline constexpr std::array<std::string_view, 13> kPlanFields = {"service",
+inline constexpr std::array<std::string_view, 14> kPlanFields = {"service",
                                                                  "version",
                                                                  "driver",
                                                                  "steps",
@@ -44,7 +44,8 @@ inline constexpr std::array<std::string_view, 13> kPlanFields = {"service",
                                                                  "health",
                                                                  "alerts",
                                                                  "on_agent_lost",
-                                                                 "max_unavailable_clusters"};
+                                                                 "max_unavailable_clusters",
+                                                                 "on_step_failure"};
 inline constexpr std::array<std::string_view, 6> kStepFields = {"build",    "apply",  "verify",
                                                                 "rollback", "switch", "timeout"};
 inline constexpr std::array<std::string_view, 8> kWaveFields = {

@@ -317,6 +317,8 @@ void dispatch(Deployment& d, size_t wave, ClusterProgress& c, Step step, int ind
   c.state = inFlightState(step);
   c.in_flight = true;
   c.abort_sent = false;
+  c.held = false;
+  c.promoted_by.clear();
   c.exit_code.reset();
   c.message.clear();
   // From here the cluster may run the new version: it is rolled back on the way back.

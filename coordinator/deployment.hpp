@@ -109,6 +109,13 @@ struct ClusterProgress {
   bool rollback_lost = false;    // its rollback failed because its agent was lost: retried
                                  // as soon as the agent is back
   std::string previous_version;  // what it ran before this deployment ("" = nothing known)
+  // The analyze or bake in flight was promoted by this operator (`flotilla promote`), written
+  // before its abort goes out: its result, aborted or succeeded, counts as passed. Cleared when
+  // the result is recorded.
+  std::string promoted_by;
+  // Its failed step is held (plan on_step_failure: hold): the deployment is paused until
+  // `flotilla retry` runs the step again (a new attempt) or `flotilla rollback`.
+  bool held = false;
   std::string message;
   std::optional<int> exit_code;
 
@@ -311,6 +318,25 @@ common::Status resume(Deployment& d, const Actor& by, const std::string& reason,
 // cancelled.
 common::Status cancel(Deployment& d, const Actor& by, const std::string& reason, const Context& ctx,
                       Effects& fx);
+// promote skips the analyze or bake each cluster of the running wave has in flight (Argo
+// Rollouts' promote): the cluster records who promoted (promoted_by) and the stage is aborted;
+// its result, aborted or succeeded, counts as passed ("promoted by NAME") and the cluster goes
+// on to its next step. A failure the agent reported before the abort reached it still fails.
+// `wave` empty: the running wave; another wave is FailedPrecondition, as is a deployment with
+// no cluster analyzing or baking ("nothing to promote: ..."). Never passes an approval gate.
+// Events: cluster.promoted per cluster ("by alice: <reason>").
+common::Status promote(Deployment& d, const std::string& wave, const Actor& by,
+                       const std::string& reason, const Context& ctx, Effects& fx);
+// retry runs the held failed step of `cluster` again as a new attempt (plan on_step_failure:
+// hold), at most kMaxStepRetries times per step, and resumes the deployment once no cluster is
+// held any more. NotFound for a cluster the deployment does not have; FailedPrecondition when
+// the plan does not hold failed steps, the cluster has no held step, its retries are used up,
+// or the deployment is final or rolling back. Events: cluster.retried ("by alice: <reason>").
+inline constexpr uint32_t kMaxStepRetries = 3;
+common::Status retry(Deployment& d, const std::string& cluster, const Actor& by,
+                     const std::string& reason, const Context& ctx, Effects& fx);
+// resume refuses a deployment held on a failed step: retry or rollback are the ways out.
+//
 // requestRollback also works on a cancelled deployment: the clusters still on the new version
 // (a cancel recorded before cancel rolled back) go back; it ends rolled_back.
 common::Status requestRollback(Deployment& d, const Actor& by, const std::string& reason,

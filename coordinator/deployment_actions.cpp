@@ -36,6 +36,15 @@ Status resume(Deployment& d, const Actor& by, const std::string& reason, const C
     return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
                                       ", not paused");
   }
+  // A failed step held (on_step_failure: hold) would stay failed: retry or rollback decide.
+  for (const auto& w : d.waves) {
+    for (const auto& c : w.clusters) {
+      if (c.held) {
+        return Status::FailedPrecondition("deployment " + d.id + " is " +
+                                          deployment_internal::heldReason(d));
+      }
+    }
+  }
   d.state = d.resume_to;
   d.paused_for_lost = false;
   d.reason.clear();

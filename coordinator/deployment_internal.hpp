@@ -12,6 +12,7 @@
 //   deployment_actions.cpp    pause, resume, cancel and rollback on request
 //   deployment_json.cpp       the stored form
 //   deployment_queue.cpp      one deployment per service: conflicts, the queue, supersede
+//   deployment_overrides.cpp  promote, and holding a failed step until retry
 #pragma once
 
 #include <cstddef>
@@ -65,5 +66,21 @@ std::string approvalProgress(const WaveProgress& w, const common::Wave& pw);
 // other clusters); past it, on_agent_lost pauses the deployment or fails the step (false: the
 // forward drive stops).
 bool agentLostBeforeStep(Deployment& d, size_t wave, ClusterProgress& c, bool known, Effects& fx);
+
+// deployment_overrides.cpp
+
+// Whether a forward `step` that ended `outcome` is held instead of rolled back: plan
+// on_step_failure: hold, a failed or timed-out step other than analyze and bake, and a
+// deployment still going forward.
+bool holdsFailedStep(const Deployment& d, Step step, Outcome outcome);
+// Cluster `c` of wave `wave` failed a step that is held: the deployment pauses with a reason
+// naming the held clusters and the two ways out (retry, rollback).
+void holdFailedStep(Deployment& d, size_t wave, ClusterProgress& c, const std::string& message,
+                    Effects& fx);
+// The reason of a deployment held on failed steps.
+std::string heldReason(const Deployment& d);
+// `r` is the result of a promoted stage of `c`: aborted or succeeded become succeeded
+// ("promoted by NAME"); a failure stays one and says it came before the promote.
+void applyPromotion(ClusterProgress& c, StageResult& r);
 
 }  // namespace flotilla::coordinator::deployment_internal

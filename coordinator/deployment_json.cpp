@@ -37,7 +37,9 @@ json clusterToJson(const ClusterProgress& c) {
             {"rollback_lost", c.rollback_lost},
             {"applied", c.applied},
             {"previous_version", c.previous_version},
-            {"message", c.message}};
+            {"message", c.message},
+            {"promoted_by", c.promoted_by},
+            {"held", c.held}};
   j["step"] = c.step ? json(stepName(*c.step)) : json(nullptr);
   j["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
   return j;
@@ -62,6 +64,9 @@ ClusterProgress clusterFromJson(const json& j) {
   c.previous_version = j.at("previous_version").get<std::string>();
   c.message = j.at("message").get<std::string>();
   if (!j.at("exit_code").is_null()) c.exit_code = j.at("exit_code").get<int>();
+  // Absent in records older than promote and retry.
+  c.promoted_by = j.value("promoted_by", std::string());
+  c.held = j.value("held", false);
   return c;
 }
 

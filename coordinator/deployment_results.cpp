@@ -10,8 +10,11 @@
 namespace flotilla::coordinator {
 
 using common::Status;
+using deployment_internal::applyPromotion;
 using deployment_internal::emit;
 using deployment_internal::forwardFailed;
+using deployment_internal::holdFailedStep;
+using deployment_internal::holdsFailedStep;
 using deployment_internal::isActiveForward;
 
 namespace {
@@ -24,13 +27,16 @@ bool nextStepIs(const Deployment& d, size_t wave, const ClusterProgress& c, Step
 }
 
 // A result's effect on its cluster, without moving the deployment on (the caller advances).
-Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
+Status recordResult(Deployment& d, const StageResult& result, Effects& fx) {
   size_t wave = 0;
-  ClusterProgress* c = d.findCluster(r.cluster, &wave);
-  if (c == nullptr || !c->in_flight || c->stageId() != r.stage_id || c->attempt != r.attempt) {
-    return Status::NotFound("no stage " + r.stage_id + " attempt " + std::to_string(r.attempt) +
-                            " in flight for " + d.id);
+  ClusterProgress* c = d.findCluster(result.cluster, &wave);
+  if (c == nullptr || !c->in_flight || c->stageId() != result.stage_id ||
+      c->attempt != result.attempt) {
+    return Status::NotFound("no stage " + result.stage_id + " attempt " +
+                            std::to_string(result.attempt) + " in flight for " + d.id);
   }
+  StageResult r = result;
+  if (!c->promoted_by.empty()) applyPromotion(*c, r);
   c->in_flight = false;
   c->exit_code = r.exit_code;
   c->message = r.message;
@@ -85,7 +91,11 @@ Status recordResult(Deployment& d, const StageResult& r, Effects& fx) {
           std::string(outcomeName(r.outcome)) + " (exit code " + std::to_string(r.exit_code) + ")";
     }
     emit(fx, "stage.failed", wname, c->name, stepName(step), what);
-    forwardFailed(d, wave, *c, what, fx);
+    if (holdsFailedStep(d, step, r.outcome)) {
+      holdFailedStep(d, wave, *c, what, fx);
+    } else {
+      forwardFailed(d, wave, *c, what, fx);
+    }
   }
   return Status::Ok();
 }

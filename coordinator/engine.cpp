@@ -254,7 +254,7 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
 }
 
 Status Engine::act(const std::string& id, Action action, const std::string& argument,
-                   const Actor& actor) {
+                   const Actor& actor, const std::string& reason) {
   if (!deployments_.count(id)) {
     // Finished deployments are not kept in memory; a rollback after success needs them.
     auto stored = store_.loadDeployment(id);
@@ -273,6 +273,10 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
         return resume(d, actor, argument, ctx, fx);
       case Action::kCancel:
         return cancel(d, actor, argument, ctx, fx);
+      case Action::kPromote:
+        return promote(d, argument, actor, reason, ctx, fx);
+      case Action::kRetry:
+        return retry(d, argument, actor, reason, ctx, fx);
     }
     return Status::Internal("unknown action");
   });

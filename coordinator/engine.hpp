@@ -39,7 +39,7 @@ struct EngineOptions {
   int max_heartbeats_per_second = 2000;
 };
 
-enum class Action { kApprove, kRollback, kPause, kResume, kCancel };
+enum class Action { kApprove, kRollback, kPause, kResume, kCancel, kPromote, kRetry };
 
 // How a submission meets a deployment of its service already in flight (coordinator/
 // deployment.hpp: one deployment per service at a time).
@@ -113,8 +113,10 @@ class Engine {
   // (state queued), refused, or supersedes it, as `options` say.
   common::StatusOr<std::string> submit(common::Plan plan, const Actor& actor,
                                        const SubmitOptions& options = {});
+  // `argument`: the wave (approve, promote; empty: the current one), the cluster (retry), or
+  // the reason (rollback, pause, resume, cancel). `reason`: promote's and retry's.
   common::Status act(const std::string& id, Action action, const std::string& argument,
-                     const Actor& actor);
+                     const Actor& actor, const std::string& reason = {});
 
   void setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
   void setAlertListener(AlertListener listener) { alert_listener_ = std::move(listener); }

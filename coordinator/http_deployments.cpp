@@ -1,7 +1,8 @@
 // Deployments over HTTP: submit a plan (refused with every problem and its position, and with
 // every wave's clusters resolved against the registry first), try one (`?dry_run=true`: what
 // it would do, nothing stored), list, show one, and approve, roll back, pause, resume or cancel
-// it. Environment rules are checked here (permissions.cpp) before the engine is asked.
+// it, promote its analysis or bake, or retry a held failed step. Environment rules are checked
+// here (permissions.cpp) before the engine is asked.
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/plan.hpp"
+#include "common/rules.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/cluster_view.hpp"
 #include "coordinator/http_api.hpp"
@@ -32,6 +34,37 @@ StatusOr<bool> flagParam(const httplib::Request& req, const char* name, bool fal
   if (value == "false" || value == "0") return false;
   return Status::InvalidArgument(std::string("query parameter ") + name +
                                  " must be true or false, not " + quoted(value));
+}
+
+// An operator's reason travels into events, the audit log and terminals; the machine cuts it at
+// this length too, but a longer one is refused here so the caller knows.
+constexpr size_t kMaxReasonBytes = 500;
+
+// The body of a promote or retry: a JSON object with only `keys` (each a string, none
+// required here), the reason at most kMaxReasonBytes. Empty body: no fields.
+StatusOr<std::map<std::string, std::string>> overrideBody(const std::string& body,
+                                                          std::initializer_list<const char*> keys) {
+  std::map<std::string, std::string> out;
+  if (body.empty()) return out;
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return Status::InvalidArgument("request body must be a JSON object");
+  }
+  for (const auto& [key, value] : parsed.items()) {
+    if (std::none_of(keys.begin(), keys.end(), [&](const char* k) { return key == k; })) {
+      std::string known;
+      for (const char* k : keys) known += std::string(known.empty() ? "" : ", ") + "\"" + k + "\"";
+      return Status::InvalidArgument("unknown field " + quoted(key) + " (known: " + known + ")");
+    }
+    if (!value.is_string()) return Status::InvalidArgument("\"" + key + "\" must be a string");
+    out[key] = value.get<std::string>();
+  }
+  if (auto reason = out.find("reason");
+      reason != out.end() && reason->second.size() > kMaxReasonBytes) {
+    return Status::InvalidArgument("\"reason\" is " + std::to_string(reason->second.size()) +
+                                   " bytes; at most " + std::to_string(kMaxReasonBytes));
+  }
+  return out;
 }
 
 bool isDeploymentId(const std::string& id) {
@@ -412,6 +445,57 @@ void HttpApi::deploymentRoutes() {
         if (!after.ok()) return replyError(res, after.status());
         reply(res, 200, detailJson(*after, agentsByName(engine_.agentsSnapshot())));
       });
+
+  // Operator overrides: promote {"wave", "reason"}, retry {"cluster" (required), "reason"}.
+  static constexpr char kOverrides[] = R"(/api/v1/deployments/([^/]+)/(promote|retry))";
+  server_->Post(kOverrides, [this](const httplib::Request& req, httplib::Response& res) {
+    auto actor = caller(req, res);
+    if (!actor) return;
+    std::string id = req.matches[1];
+    std::string verb = req.matches[2];
+    const bool is_promote = verb == "promote";
+    AuditEntry entry{actor->name,   actor->role, "POST /api/v1/deployments/{id}/" + verb, id, "",
+                     actor->client, ""};
+    auto refuse = [&](const Status& s) {
+      replyError(res, s);
+      AuditEntry e = entry;
+      e.outcome = outcomeOf(s);
+      e.detail = s.message();
+      record(e);
+    };
+    Status valid = checkDeploymentId(id);
+    if (!valid.ok()) return refuse(valid);
+    // The environment rule as for pause, resume and rollback (the whole deployment), before
+    // the body: a caller who may not touch the deployment learns nothing more.
+    auto d = store_.loadDeployment(id);
+    if (!d.ok()) return refuse(d.status());
+    Status allowed = checkDeploymentEnvironments(*actor, *d, engine_.agentsSnapshot());
+    if (!allowed.ok()) return refuse(allowed);
+    auto body = is_promote ? overrideBody(req.body, {"wave", "reason"})
+                           : overrideBody(req.body, {"cluster", "reason"});
+    if (!body.ok()) return refuse(body.status());
+    const std::string target = (*body)[is_promote ? "wave" : "cluster"];
+    const std::string reason = (*body)["reason"];
+    if (!is_promote && target.empty()) {
+      return refuse(Status::InvalidArgument("\"cluster\" is required: the cluster to retry"));
+    }
+    if (!target.empty() && !common::isValidName(target)) {
+      return refuse(Status::InvalidArgument(quoted(target) + " is not a " +
+                                            (is_promote ? "wave" : "cluster") + " name"));
+    }
+    if (!target.empty()) entry.detail = (is_promote ? "wave " : "cluster ") + target;
+    if (!reason.empty()) entry.detail += (target.empty() ? "" : ": ") + reason;
+    auto done = audited<bool>(entry, [&](AuditEntry&) -> StatusOr<bool> {
+      Status s =
+          engine_.act(id, is_promote ? Action::kPromote : Action::kRetry, target, *actor, reason);
+      if (!s.ok()) return s;
+      return true;
+    });
+    if (!done.ok()) return replyError(res, done.status());
+    auto after = store_.loadDeployment(id);
+    if (!after.ok()) return replyError(res, after.status());
+    reply(res, 200, detailJson(*after, agentsByName(engine_.agentsSnapshot())));
+  });
 }
 
 }  // namespace flotilla::coordinator

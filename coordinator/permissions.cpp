@@ -26,6 +26,11 @@ constexpr std::array kRoutes = {
     Route{"POST", "/api/v1/deployments/{id}/pause", Permission::kDeploy},
     Route{"POST", "/api/v1/deployments/{id}/resume", Permission::kDeploy},
     Route{"POST", "/api/v1/deployments/{id}/cancel", Permission::kDeploy},
+    // Operator overrides: the on-call deployer steers its own rollouts (as pause, resume and
+    // rollback) and needs no approver at night. Neither passes an approval gate: promote only
+    // ends an analysis or bake early, retry reruns a step the plan said to hold.
+    Route{"POST", "/api/v1/deployments/{id}/promote", Permission::kDeploy},
+    Route{"POST", "/api/v1/deployments/{id}/retry", Permission::kDeploy},
     Route{"GET", "/api/v1/agents", Permission::kRead},
     Route{"POST", "/api/v1/agents/{cluster}/enroll", Permission::kAdmin},
     Route{"POST", "/api/v1/agents/{cluster}/revoke", Permission::kAdmin},

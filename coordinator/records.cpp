@@ -63,8 +63,8 @@ std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size())
 }  // namespace
 
 std::string encodeClusterRecord(const ClusterProgress& c) {
-  capnp::MallocMessageBuilder message(
-      segmentWords(c.name.size() + c.previous_version.size() + c.message.size()));
+  capnp::MallocMessageBuilder message(segmentWords(c.name.size() + c.previous_version.size() +
+                                                   c.message.size() + c.promoted_by.size()));
   auto r = message.initRoot<schema::ClusterRecord>();
   r.setName(textOf(c.name));
   r.setState(static_cast<uint8_t>(c.state));
@@ -80,6 +80,8 @@ std::string encodeClusterRecord(const ClusterProgress& c) {
   r.setMessage(textOf(c.message));
   r.setHasExitCode(c.exit_code.has_value());
   r.setExitCode(c.exit_code.value_or(0));
+  r.setPromotedBy(textOf(c.promoted_by));
+  r.setHeld(c.held);
   return flatBytes(message);
 }
 
@@ -107,6 +109,8 @@ StatusOr<ClusterProgress> decodeClusterRecord(std::string_view bytes) {
         c.previous_version = text(r.getPreviousVersion());
         c.message = text(r.getMessage());
         if (r.getHasExitCode()) c.exit_code = r.getExitCode();
+        c.promoted_by = text(r.getPromotedBy());
+        c.held = r.getHeld();
         return c;
       });
 }

@@ -26,6 +26,8 @@ struct ClusterRecord {
   message @11 :Text;
   hasExitCode @12 :Bool;
   exitCode @13 :Int32;
+  promotedBy @14 :Text;       # `flotilla promote`: who, "" = not promoted
+  held @15 :Bool;             # its failed step is held (plan on_step_failure: hold)
 }
 
 struct EventRecord {

@@ -79,8 +79,11 @@ class DeploymentsTest : public ::testing::Test {
     s.Post(R"(/api/v1/deployments/shop-7/(\w+))",
            [this](const httplib::Request& req, httplib::Response& res) {
              last_.set(req);
-             const std::map<std::string, std::string> after = {
-                 {"pause", "paused"}, {"approve", "running"}, {"rollback", "rolling_back"}};
+             const std::map<std::string, std::string> after = {{"pause", "paused"},
+                                                               {"approve", "running"},
+                                                               {"rollback", "rolling_back"},
+                                                               {"promote", "running"},
+                                                               {"retry", "running"}};
              res.set_content(json{{"id", "shop-7"}, {"state", after.at(req.matches[1])}}.dump(),
                              "application/json");
            });
@@ -244,6 +247,49 @@ TEST_F(DeploymentsTest, RollbackSendsItsReason) {
   }
   EXPECT_EQ(last_.get().path, "/api/v1/deployments/shop-7/rollback");
   EXPECT_EQ(last_.get().body, R"({"reason":"bad canary"})");
+}
+
+TEST_F(DeploymentsTest, PromoteAndRetrySendWhatTheCommandLineSays) {
+  struct Case {
+    const char* line;
+    const char* path;
+    const char* body;
+    const char* out;
+  };
+  const Case cases[] = {
+      {"promote shop-7", "/api/v1/deployments/shop-7/promote", "",
+       "shop-7: promote accepted; state is now running\n"},
+      {"promote shop-7 --wave staging --reason \"no traffic\"",
+       "/api/v1/deployments/shop-7/promote", R"({"reason":"no traffic","wave":"staging"})",
+       "shop-7: promote of wave staging accepted; state is now running\n"},
+      {"retry shop-7 staging-eu", "/api/v1/deployments/shop-7/retry", R"({"cluster":"staging-eu"})",
+       "shop-7: retry on staging-eu accepted; state is now running\n"},
+      {"retry shop-7 staging-eu --reason fixed", "/api/v1/deployments/shop-7/retry",
+       R"({"cluster":"staging-eu","reason":"fixed"})",
+       "shop-7: retry on staging-eu accepted; state is now running\n"},
+  };
+  for (const Case& c : cases) {
+    CLI::App app{"test", "flotilla"};
+    Commands commands;
+    addOverrideCommands(app, commands);
+    app.parse(c.line, false);
+    Api api(local_.url(), "", "");
+    int ran = 0;
+    for (auto& command : commands) {
+      if (!command.app->parsed()) continue;
+      ++ran;
+      CommandOutput out = runCaptured([&] { return command.run(api); });
+      EXPECT_EQ(out.out, c.out) << c.line;
+    }
+    EXPECT_EQ(ran, 1) << c.line;
+    EXPECT_EQ(last_.get().path, c.path) << c.line;
+    EXPECT_EQ(last_.get().body, c.body) << c.line;
+  }
+  // retry needs its cluster.
+  CLI::App app{"test", "flotilla"};
+  Commands commands;
+  addOverrideCommands(app, commands);
+  EXPECT_THROW(app.parse("retry shop-7", false), CLI::RequiredError);
 }
 
 }  // namespace

@@ -293,5 +293,18 @@ TEST(PlanJson, GarbageIsCorruption) {
   }
 }
 
+TEST(PlanJson, OnStepFailureIsStoredOnlyWhenHold) {
+  Plan plan = parsePlan(kMinimalPlan).plan.value();
+  // The default adds nothing: a plan's hash (what approvals name) is what it was before.
+  EXPECT_EQ(planToJson(plan).find("on_step_failure"), std::string::npos);
+  EXPECT_EQ(expectRoundTrip(plan).on_step_failure, OnStepFailure::kRollback);
+  plan.on_step_failure = OnStepFailure::kHold;
+  EXPECT_NE(planToJson(plan).find("\"on_step_failure\":\"hold\""), std::string::npos);
+  EXPECT_EQ(expectRoundTrip(plan).on_step_failure, OnStepFailure::kHold);
+  // A stored value this coordinator does not know does not load.
+  const std::string bad = replacedIn(planToJson(plan), "\"hold\"", "\"skip\"");
+  EXPECT_FALSE(planFromJson(bad).ok());
+}
+
 }  // namespace
 }  // namespace flotilla::common

@@ -422,5 +422,33 @@ TEST(PlanNames, DriverStrategyAndScopeNames) {
   EXPECT_STREQ(rollbackScopeName(RollbackScope::kWave), "wave");
 }
 
+TEST(ParsePlan, OnStepFailureIsRollbackUnlessTheStepsAreHeld) {
+  PlanParseResult plain = parsePlan(kMinimalPlan);
+  ASSERT_TRUE(plain.plan.has_value()) << describe(plain);
+  EXPECT_EQ(plain.plan->on_step_failure, OnStepFailure::kRollback);
+
+  PlanParseResult hold = parsePlan(std::string(kMinimalPlan) + "on_step_failure: hold\n");
+  ASSERT_TRUE(hold.plan.has_value()) << describe(hold);
+  EXPECT_EQ(hold.plan->on_step_failure, OnStepFailure::kHold);
+  PlanParseResult rollback = parsePlan(std::string(kMinimalPlan) + "on_step_failure: rollback\n");
+  ASSERT_TRUE(rollback.plan.has_value()) << describe(rollback);
+  EXPECT_EQ(rollback.plan->on_step_failure, OnStepFailure::kRollback);
+}
+
+TEST(ParsePlan, OnStepFailureMistakesHaveTheirPosition) {
+  // kMinimalPlan has 8 lines: the field is on line 9.
+  PlanParseResult unknown = parsePlan(std::string(kMinimalPlan) + "on_step_failure: retry\n");
+  EXPECT_FALSE(unknown.plan.has_value());
+  ASSERT_EQ(unknown.problems.size(), 1u) << describe(unknown);
+  EXPECT_EQ(unknown.problems[0].toString(),
+            "9:18: on_step_failure must be \"rollback\" or \"hold\", not \"retry\"");
+
+  PlanParseResult not_text = parsePlan(std::string(kMinimalPlan) + "on_step_failure: [hold]\n");
+  EXPECT_FALSE(not_text.plan.has_value());
+  ASSERT_EQ(not_text.problems.size(), 1u) << describe(not_text);
+  EXPECT_EQ(not_text.problems[0].line, 9);
+  EXPECT_EQ(not_text.problems[0].column, 18);
+}
+
 }  // namespace
 }  // namespace flotilla::common

@@ -172,6 +172,7 @@ inline void expectSamePlan(const Plan& a, const Plan& b) {
   EXPECT_EQ(a.steps.rollback, b.steps.rollback);
   EXPECT_EQ(a.steps.timeout, b.steps.timeout);
   EXPECT_EQ(a.rollback_scope, b.rollback_scope);
+  EXPECT_EQ(a.on_step_failure, b.on_step_failure);
   ASSERT_EQ(a.waves.size(), b.waves.size());
   for (size_t i = 0; i < a.waves.size(); ++i) {
     EXPECT_EQ(a.waves[i].name, b.waves[i].name);

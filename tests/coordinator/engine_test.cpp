@@ -149,6 +149,74 @@ TEST_F(EngineTest, RollbackAfterSuccessLoadsTheFinishedDeployment) {
   EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/rollback");
 }
 
+// ---- Operator overrides ----------------------------------------------------------------------
+
+// The promote is written before its abort goes out: a coordinator that restarts before the
+// answer still counts the analysis as passed, and sends the abort again to the agent.
+TEST_F(EngineTest, APromoteSurvivesARestartBeforeItsAbortIsAnswered) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  common::Plan plan = twoWaves();
+  plan.driver = common::DriverKind::kProcess;
+  plan.process.command = "./svc --port {port}";
+  plan.process.replicas = 1;
+  plan.process.port_min = 18000;
+  plan.process.port_max = 18010;
+  plan.strategy.kind = common::StrategyKind::kCanary;
+  plan.strategy.steps = {50, 100};
+  plan.strategy.pause = std::chrono::seconds(60);
+  auto id = engine_->submit(plan, Actor::system());
+  ASSERT_TRUE(id.ok()) << id.status().toString();
+  result("staging-eu", *id, "staging-eu/deploy");
+  result("staging-eu", *id, "staging-eu/shift-1");
+  ASSERT_EQ(outbox_.commands().back(), "staging-eu:staging-eu/analyze-2");
+
+  const Actor alice{"alice", "deployer", {}, "127.0.0.1:1"};
+  ASSERT_TRUE(engine_->act(*id, Action::kPromote, "", alice, "no traffic in staging").ok());
+  EXPECT_EQ(outbox_.sent.back().which, schema::Envelope::ABORT);
+  EXPECT_EQ(outbox_.sent.back().stage, "staging-eu/analyze-2");
+  auto before = store_->loadDeployment(*id);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->waves[0].clusters[0].promoted_by, "alice");
+
+  openEngine();  // the abort's answer never came
+  outbox_.sent.clear();
+  registerAgent("staging-eu", "staging", {{*id, "staging-eu/analyze-2", 1, true}});
+  ASSERT_FALSE(outbox_.sent.empty());
+  bool aborted = false;
+  for (const Sent& s : outbox_.sent) {
+    aborted |= s.which == schema::Envelope::ABORT && s.stage == "staging-eu/analyze-2";
+  }
+  EXPECT_TRUE(aborted);
+  result("staging-eu", *id, "staging-eu/analyze-2", schema::Outcome::ABORTED);
+  EXPECT_EQ(outbox_.commands().back(), "staging-eu:staging-eu/shift-3");
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+}
+
+// A held step is retried after a restart as the next attempt, and the deployment goes on.
+TEST_F(EngineTest, AHeldStepIsRetriedAfterARestartAsTheNextAttempt) {
+  registerAgent("staging-eu", "staging");
+  registerAgent("prod-eu-1", "production");
+  common::Plan plan = twoWaves();
+  plan.on_step_failure = common::OnStepFailure::kHold;
+  auto id = engine_->submit(plan, Actor::system());
+  ASSERT_TRUE(id.ok());
+  result("staging-eu", *id, "staging-eu/apply", schema::Outcome::FAILED);
+  EXPECT_EQ(stored(*id), DeploymentState::kPaused);
+
+  openEngine();
+  registerAgent("staging-eu", "staging", {{*id, "staging-eu/apply", 1, false}});
+  registerAgent("prod-eu-1", "production");
+  outbox_.sent.clear();
+  const Actor alice{"alice", "deployer", {}, "127.0.0.1:1"};
+  ASSERT_TRUE(engine_->act(*id, Action::kRetry, "staging-eu", alice, "fixed").ok());
+  ASSERT_EQ(outbox_.commands(), std::vector<std::string>{"staging-eu:staging-eu/apply"});
+  EXPECT_EQ(outbox_.sent.back().attempt, 2u);
+  EXPECT_EQ(stored(*id), DeploymentState::kRunning);
+  result("staging-eu", *id, "staging-eu/apply", schema::Outcome::SUCCEEDED, 2);
+  EXPECT_EQ(outbox_.commands().back(), "prod-eu-1:prod-eu-1/apply");
+}
+
 // ---- One deployment per service at a time ---------------------------------------------------
 
 TEST_F(EngineTest, ASecondSubmissionQueuesSurvivesARestartAndStartsWhenTheFirstEnds) {

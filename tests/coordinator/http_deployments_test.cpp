@@ -3,7 +3,9 @@
 // actions, and ids checked before they reach the store.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/coordinator/http_api_fixture.hpp"
@@ -306,6 +308,110 @@ TEST_F(HttpDeployments, TheApprovalScreenListsTheClustersTheWaveWillTouch) {
   ASSERT_EQ(detail["state"], "awaiting_approval");
   EXPECT_EQ(detail["waves"][0]["planned_clusters"], nlohmann::json{"staging-eu"});
   EXPECT_EQ(detail["waves"][1]["planned_clusters"], nlohmann::json{"prod-eu-1"});
+}
+
+// Promote and retry: who may, what their bodies may hold, and the refusals' reasons (the
+// success paths run against real agents in integration/overrides_test.cpp).
+TEST_F(HttpDeployments, PromoteAndRetryRefusals) {
+  std::string plan = kPlan;
+  plan.replace(plan.find("    clusters: [staging-eu]\n"), 0, "    approval: required\n");
+  const std::string id = submit(plan);
+  const std::string base = "/api/v1/deployments/" + id;
+  ASSERT_EQ(body(get(base))["state"], "awaiting_approval");
+
+  // A viewer may not; a deployer outside the deployment's environments may not.
+  for (const char* verb : {"/promote", "/retry"}) {
+    auto res = post(base + verb, R"({"cluster": "staging-eu"})", viewer_);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 403) << verb << " " << res->body;
+    res = post(base + verb, R"({"cluster": "staging-eu"})", deployer_);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 403) << verb << " " << res->body;
+  }
+
+  // Promote never passes an approval gate.
+  auto gate = post(base + "/promote", R"({"reason": "in a hurry"})");
+  ASSERT_TRUE(gate);
+  EXPECT_EQ(gate->status, 409) << gate->body;
+  EXPECT_NE(body(gate)["error"].get<std::string>().find("never passes an approval gate"),
+            std::string::npos);
+  nlohmann::json record = lastAudit("POST /api/v1/deployments/{id}/promote");
+  EXPECT_EQ(record["outcome"], "409");
+  EXPECT_EQ(record["actor"], "admin");
+
+  // Paused before its first wave: no cluster analyzing or baking.
+  ASSERT_EQ(post(base + "/pause", "")->status, 200);
+  auto nothing = post(base + "/promote", "");
+  ASSERT_TRUE(nothing);
+  EXPECT_EQ(nothing->status, 409) << nothing->body;
+  EXPECT_EQ(body(nothing)["error"].get<std::string>().rfind("nothing to promote: ", 0), 0u);
+  auto other = post(base + "/promote", R"({"wave": "prod"})");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 409) << other->body;
+  EXPECT_NE(body(other)["error"].get<std::string>().find("is not the running wave"),
+            std::string::npos);
+  auto unknown = post(base + "/promote", R"({"wave": "prod-eu1"})");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 409) << unknown->body;
+  EXPECT_NE(body(unknown)["error"].get<std::string>().find("has no wave named prod-eu1"),
+            std::string::npos);
+
+  // The plan does not hold failed steps: nothing can be retried.
+  auto not_held = post(base + "/retry", R"({"cluster": "staging-eu"})");
+  ASSERT_TRUE(not_held);
+  EXPECT_EQ(not_held->status, 409) << not_held->body;
+  EXPECT_NE(body(not_held)["error"].get<std::string>().find("on_step_failure: hold"),
+            std::string::npos);
+
+  // Hostile bodies: 400, audited, nothing done.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"/promote", "[1]"},
+      {"/promote", "not json"},
+      {"/promote", "\"text\""},
+      {"/promote", R"({"wave": 5})"},
+      {"/promote", R"({"wave": "staging", "force": "yes"})"},
+      {"/promote", R"({"reason": ")" + std::string(501, 'x') + "\"}"},
+      {"/retry", ""},
+      {"/retry", R"({"reason": "no cluster"})"},
+      {"/retry", R"({"cluster": "Staging EU"})"},
+      {"/retry", R"({"cluster": ["staging-eu"]})"},
+      {"/retry", R"({"cluster": "staging-eu", "reason": ")" + std::string(10000, 'x') + "\"}"},
+  };
+  for (const auto& [verb, text] : bad) {
+    auto res = post(base + verb, text);
+    ASSERT_TRUE(res) << verb << " " << text.substr(0, 40);
+    EXPECT_EQ(res->status, 400) << verb << " " << text.substr(0, 40) << ": " << res->body;
+  }
+  EXPECT_EQ(
+      body(post(base + "/promote", R"({"reason": ")" + std::string(501, 'x') + "\"}"))["error"],
+      "\"reason\" is 501 bytes; at most 500");
+  // Refusals are audited (written after their answer: polled for).
+  bool audited = false;
+  for (int i = 0; i < 100 && !audited; ++i) {
+    const nlohmann::json audit = body(get("/api/v1/audit"));
+    for (const auto& r : audit["records"]) {
+      audited |= r["action"] == "POST /api/v1/deployments/{id}/retry" && r["outcome"] == "400" &&
+                 r["detail"] == "\"reason\" is 10000 bytes; at most 500";
+    }
+    if (!audited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(audited) << body(get("/api/v1/audit")).dump(1);
+  EXPECT_EQ(body(get(base))["state"], "paused");
+}
+
+TEST_F(HttpDeployments, RetryNamesAClusterOfTheDeployment) {
+  std::string plan = kPlan;
+  plan.replace(plan.find("    clusters: [staging-eu]\n"), 0, "    approval: required\n");
+  plan += "on_step_failure: hold\n";
+  const std::string id = submit(plan);
+  EXPECT_EQ(body(get("/api/v1/deployments/" + id))["plan"]["on_step_failure"], "hold");
+  auto unknown = post("/api/v1/deployments/" + id + "/retry", R"({"cluster": "nowhere"})");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404) << unknown->body;
+  EXPECT_EQ(body(unknown)["error"], "deployment " + id + " has no cluster named nowhere");
+  auto missing = post("/api/v1/deployments/checkout-99/retry", R"({"cluster": "staging-eu"})");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
 }
 
 }  // namespace

@@ -72,6 +72,17 @@ TEST(PermissionsTest, FindRoute) {
   EXPECT_EQ(findRoute("GET", "api/v1/agents"), nullptr);
 }
 
+// The on-call deployer may promote and retry (no approver needed at night); a viewer may not.
+TEST(PermissionsTest, PromoteAndRetryNeedDeploy) {
+  for (const char* path :
+       {"/api/v1/deployments/web-3/promote", "/api/v1/deployments/web-3/retry"}) {
+    const Route* route = findRoute("POST", path);
+    ASSERT_NE(route, nullptr) << path;
+    EXPECT_EQ(route->permission, Permission::kDeploy) << path;
+  }
+  EXPECT_EQ(findRoute("GET", "/api/v1/deployments/web-3/promote"), nullptr);
+}
+
 TEST(PermissionsTest, RoleGrants) {
   EXPECT_TRUE(roleGrants(Role::kViewer, Permission::kRead));
   EXPECT_FALSE(roleGrants(Role::kViewer, Permission::kDeploy));
