@@ -32,7 +32,8 @@ using namespace support;
 constexpr char kCluster[] = "staging-eu";
 
 // The team's deploy script: a stable and a canary "Deployment" of two replicas each (srv1-2 and
-// srv3-4 of HAProxy's backend), traffic split by server weights.
+// srv3-4 of HAProxy's backend), traffic split by server weights. `apply` per canary step;
+// for blue-green `apply` brings the new set up at 0% and `switch` moves the traffic.
 constexpr char kDeployScript[] = R"SH(#!/bin/sh
 set -eu
 run=@RUN@
@@ -74,6 +75,12 @@ case "$1:$FLOTILLA_STRATEGY" in
     if [ "$(cat "$run/canary.version" 2>/dev/null || true)" != "$FLOTILLA_VERSION" ]; then
       start_set canary 3 "$FLOTILLA_VERSION" @P3@ @P4@
     fi
+    weights "$FLOTILLA_WEIGHT"
+    echo "$FLOTILLA_STEP $FLOTILLA_WEIGHT" >>"$run/weights.log" ;;
+  apply:blue_green)  # the new version beside the old one, no traffic yet
+    start_set canary 3 "$FLOTILLA_VERSION" @P3@ @P4@
+    weights 0 ;;
+  switch:*)
     weights "$FLOTILLA_WEIGHT"
     echo "$FLOTILLA_STEP $FLOTILLA_WEIGHT" >>"$run/weights.log" ;;
   rollback:*)
@@ -288,6 +295,38 @@ TEST_F(ScriptCanaryTest, FailingHealthRolledBackOnTheFourthFailureNotTheThird) {
   EXPECT_TRUE(contains(readFile(agentLog(kCluster)) + events(id).dump(), "3 in a row"));
   EXPECT_EQ(weightsLog(), (std::vector<std::string>{"apply 10", "rollback 0"}));
   EXPECT_EQ(weights().at("srv1"), 100);
+}
+
+TEST_F(ScriptCanaryTest, BlueGreenTwentyTimesSlowerRolledBackDuringBake) {
+  writeFile(run_ + "/behaviour-2.0.0", "--latency-ms 100");
+  ASSERT_NO_FATAL_FAILURE(deployBaseline());
+  const std::string id = submitPlan("blue-green.yaml", R"(service: checkout
+version: "2.0.0"
+steps:
+  apply: ")" + script_ + R"( apply"
+  switch: ")" + script_ + R"( switch"
+  rollback: ")" + script_ + R"( rollback"
+  timeout: 60s
+strategy: {type: blue_green}
+)" + metricsHealth() + R"(
+waves:
+  - name: staging
+    clusters: [staging-eu]
+    bake: 8s
+)");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(waitForState(id, "rolled_back", 90s)) << events(id).dump(1);
+  traffic_->stop();
+
+  json d = deployment(id);
+  EXPECT_EQ(d["failure"].value("step", ""), "bake") << d.dump(1);
+  EXPECT_TRUE(contains(finalFailure(id), "bake failed against 1.0.0")) << finalFailure(id);
+  EXPECT_TRUE(contains(finalFailure(id), "p95")) << finalFailure(id);
+  // All of it at once by `switch`, then back by `rollback`.
+  EXPECT_EQ(weightsLog(), (std::vector<std::string>{"shift 100", "rollback 0"}));
+  EXPECT_EQ(weights().at("srv1"), 100);
+  const auto after = sendRequests(haproxy_->url(), 20);
+  EXPECT_EQ(tally(after).of("1.0.0"), 20u) << tally(after).describe();
 }
 
 }  // namespace
