@@ -657,4 +657,14 @@ bool ConsecutiveFailures::record(bool ok) {
   return current_ == threshold_ + 1;
 }
 
+std::string crossedRules(const AnalysisResult& result) {
+  std::string crossed;
+  for (const Finding& f : result.findings) {
+    if (f.crossed && f.rule != "min_requests") {
+      crossed += (crossed.empty() ? "" : "; ") + f.message;
+    }
+  }
+  return crossed;
+}
+
 }  // namespace flotilla::agent

@@ -130,6 +130,9 @@ struct AnalysisConfig {
 AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
                        const AnalysisConfig& cfg);
 
+// The rules a failed analysis crossed, "; "-separated, for the step's message.
+std::string crossedRules(const AnalysisResult& result);
+
 // A rule is absent when the plan turned it off.
 struct AlertConfig {
   std::optional<double> error_rate = 0.05;        // absolute

@@ -95,6 +95,13 @@ class Driver {
 // A run that ended before it began (a bad spec): ends at the first poll with `end`.
 class EndedRun : public StepRun {
  public:
+  // The step failed before it began: `why` is its message and its one output line.
+  static std::unique_ptr<StepRun> failed(common::Step step, const std::string& why) {
+    return std::make_unique<EndedRun>(
+        StepEnd{Outcome::FAILED, 1, why},
+        std::vector<std::string>{std::string(common::stepName(step)) + " failed: " + why});
+  }
+
   EndedRun(StepEnd end, std::vector<std::string> lines)
       : end_(std::move(end)), lines_(std::move(lines)) {}
   void pollFds(std::vector<int>&) const override {}

@@ -103,21 +103,9 @@ StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bo
 common::StatusOr<std::unique_ptr<StepRun>> ProcessDriver::start(const StepCommand& command,
                                                                 const std::function<void()>& wake) {
   const Step step = command.wire.getStep();
-  // Read and checked here, while the message lives; a bad spec fails the step like any error.
-  common::StatusOr<Spec> spec = command.wire.hasProcess()
-                                    ? readSpec(step, command.wire.getProcess(), cluster_)
-                                    : Status::InvalidArgument("bad spec: the command has none");
-  if (spec.ok() && spec->deployment != command.key.deployment) {
-    spec = Status::InvalidArgument("bad spec: it is for deployment \"" +
-                                   common::loggable(spec->deployment, 80) + "\"");
-  }
-  if (!spec.ok()) {
-    const std::string message = spec.status().message();
-    return std::unique_ptr<StepRun>(std::make_unique<EndedRun>(
-        StepEnd{Outcome::FAILED, 1, message},
-        std::vector<std::string>{std::string(stepName(step)) + " failed: " + message}));
-  }
-  spec->env = command.env;
+  // A bad spec fails the step like any error.
+  common::StatusOr<Spec> spec = readCommandSpec(command, SpecField::kProcess, cluster_);
+  if (!spec.ok()) return EndedRun::failed(step, spec.status().message());
   spdlog::info("stage {} started ({} step of the process driver: {} {})", command.key.toString(),
                stepName(step), spec->service, spec->version);
   ThreadJob job = [this, step, spec = std::move(spec).value()](

@@ -100,15 +100,7 @@ void ServiceOps::useTraffic(const std::optional<TrafficSpec>& traffic) {
   openAdmin();
 }
 
-bool ServiceOps::pause(Clock::duration d) {
-  const auto end = Clock::now() + d;
-  while (!cancel_.load()) {
-    const auto now = Clock::now();
-    if (now >= end) return true;
-    std::this_thread::sleep_for(std::min<Clock::duration>(end - now, kCancelSlice));
-  }
-  return false;
-}
+bool ServiceOps::pause(Clock::duration d) { return sleepUnlessCancelled(d, cancel_, kCancelSlice); }
 
 Status ServiceOps::abort() {
   aborted_ = true;

@@ -4,6 +4,7 @@
 #include <regex>
 #include <vector>
 
+#include "common/logging.hpp"
 #include "common/rules.hpp"
 #include "common/strings.hpp"
 
@@ -189,6 +190,27 @@ StatusOr<Spec> readSpec(Step step, schema::ProcessSpec::Reader wire,
         Millis(r.inRange<uint64_t>(wire.getDurationMs(), 1, kMaxDurationMs, "durationMs"));
   }
   if (Status s = r.status(); !s.ok()) return s;
+  return spec;
+}
+
+StatusOr<Spec> readCommandSpec(const StepCommand& command, SpecField field,
+                               const std::string& default_cluster) {
+  const Step step = command.wire.getStep();
+  const bool present =
+      field == SpecField::kProcess ? command.wire.hasProcess() : command.wire.hasWatch();
+  if (!present) {
+    return Status::InvalidArgument(std::string("bad spec: the command has no ") +
+                                   (field == SpecField::kProcess ? "process" : "watch"));
+  }
+  StatusOr<Spec> spec = readSpec(
+      step, field == SpecField::kProcess ? command.wire.getProcess() : command.wire.getWatch(),
+      default_cluster);
+  if (!spec.ok()) return spec;
+  if (spec->deployment != command.key.deployment) {
+    return Status::InvalidArgument("bad spec: it is for deployment \"" +
+                                   common::loggable(spec->deployment, 80) + "\"");
+  }
+  spec->env = command.env;
   return spec;
 }
 

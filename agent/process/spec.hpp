@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/analysis.hpp"
+#include "agent/driver.hpp"
 #include "agent/prometheus.hpp"
 #include "common/status.hpp"
 #include "common/steps.hpp"
@@ -83,5 +84,14 @@ struct Spec {
 // `default_cluster` stands in for an empty cluster.
 common::StatusOr<Spec> readSpec(Step step, schema::ProcessSpec::Reader wire,
                                 const std::string& default_cluster);
+
+// Which of a command's specs a driver reads: the process driver's `process`, or the script
+// driver's `watch` (analyze and bake).
+enum class SpecField { kProcess, kWatch };
+
+// The command's spec (readSpec), for this command's deployment only, with the command's
+// variables in `env`. Read while the message lives; a bad or missing spec is an error naming it.
+common::StatusOr<Spec> readCommandSpec(const StepCommand& command, SpecField field,
+                                       const std::string& default_cluster);
 
 }  // namespace flotilla::agent

@@ -5,8 +5,11 @@
 // probes that answer as the test says, so the rules of a watch run in milliseconds.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.hpp"
@@ -19,6 +22,20 @@ struct Probe {
   bool answered = false;  // an HTTP answer came back (a running service said "not healthy")
   std::string detail;     // why not
 };
+
+// Sleeps `d` in slices of at most `slice`; false as soon as `cancel` is set (the real contexts'
+// pause()).
+inline bool sleepUnlessCancelled(std::chrono::steady_clock::duration d,
+                                 const std::atomic<bool>& cancel, std::chrono::milliseconds slice) {
+  using Clock = std::chrono::steady_clock;
+  const auto end = Clock::now() + d;
+  while (!cancel.load()) {
+    const auto now = Clock::now();
+    if (now >= end) return true;
+    std::this_thread::sleep_for(std::min<Clock::duration>(end - now, slice));
+  }
+  return false;
+}
 
 class StepContext {
  public:

@@ -17,21 +17,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
 
-namespace {
-
-// The rules a failed analysis crossed, for the step's message.
-std::string crossedRules(const AnalysisResult& result) {
-  std::string crossed;
-  for (const Finding& f : result.findings) {
-    if (f.crossed && f.rule != "min_requests") {
-      crossed += (crossed.empty() ? "" : "; ") + f.message;
-    }
-  }
-  return crossed;
-}
-
-}  // namespace
-
 Status StepRunner::analyze(std::string* message) {
   ops_.useTraffic(spec_.traffic);
   if (Status s = ops_.dropDead(); !s.ok()) return s;

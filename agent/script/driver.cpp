@@ -124,21 +124,9 @@ StatusOr<std::unique_ptr<StepRun>> ScriptDriver::start(const StepCommand& comman
 StatusOr<std::unique_ptr<StepRun>> ScriptDriver::startWatch(const StepCommand& command,
                                                             const std::function<void()>& wake) {
   const Step step = command.wire.getStep();
-  // Read and checked here, while the message lives; a bad spec fails the step like any error.
-  StatusOr<Spec> spec = command.wire.hasWatch()
-                            ? readSpec(step, command.wire.getWatch(), cluster_)
-                            : Status::InvalidArgument("bad spec: the command has no watch");
-  if (spec.ok() && spec->deployment != command.key.deployment) {
-    spec = Status::InvalidArgument("bad spec: it is for deployment \"" +
-                                   common::loggable(spec->deployment, 80) + "\"");
-  }
-  if (!spec.ok()) {
-    const std::string message = spec.status().message();
-    return std::unique_ptr<StepRun>(std::make_unique<EndedRun>(
-        StepEnd{Outcome::FAILED, 1, message},
-        std::vector<std::string>{std::string(common::stepName(step)) + " failed: " + message}));
-  }
-  spec->env = command.env;
+  // A bad spec fails the step like any error.
+  StatusOr<Spec> spec = readCommandSpec(command, SpecField::kWatch, cluster_);
+  if (!spec.ok()) return EndedRun::failed(step, spec.status().message());
   spdlog::info("stage {} started ({} step of the script driver: {} {})", command.key.toString(),
                common::stepName(step), spec->service, spec->version);
   ThreadJob job = [step, spec = std::move(spec).value()](const std::atomic<bool>& cancel,

@@ -26,17 +26,6 @@ Probe probeUrl(const std::string& url, Millis timeout) {
   return {true, true, ""};
 }
 
-// The rules a failed analysis crossed, for the step's message.
-std::string crossedRules(const AnalysisResult& result) {
-  std::string crossed;
-  for (const Finding& f : result.findings) {
-    if (f.crossed && f.rule != "min_requests") {
-      crossed += (crossed.empty() ? "" : "; ") + f.message;
-    }
-  }
-  return crossed;
-}
-
 Millis millis(Clock::duration d) { return std::chrono::duration_cast<Millis>(d); }
 
 // The real world of a watch: the steady clock, sleeps that a cancel cuts short, the log.
@@ -47,15 +36,7 @@ class LiveContext : public StepContext {
     if (log_) log_(line);
   }
   Clock::time_point now() const override { return Clock::now(); }
-  bool pause(Clock::duration d) override {
-    const auto end = Clock::now() + d;
-    while (!cancel_.load()) {
-      const auto now = Clock::now();
-      if (now >= end) return true;
-      std::this_thread::sleep_for(std::min<Clock::duration>(end - now, kCancelSlice));
-    }
-    return false;
-  }
+  bool pause(Clock::duration d) override { return sleepUnlessCancelled(d, cancel_, kCancelSlice); }
   Status abort() override {
     aborted_ = true;
     return Status::FailedPrecondition("cancelled");
