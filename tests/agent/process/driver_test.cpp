@@ -207,7 +207,7 @@ TEST_F(ProcessDriverTest, StartFailsACommandWhoseSpecIsForAnotherDeploymentOrMis
   const std::optional<StepEnd> none = endOf("d-1", false);
   ASSERT_TRUE(none.has_value());
   EXPECT_EQ(none->outcome, Outcome::FAILED) << none->message;
-  EXPECT_NE(none->message.find("bad spec: the command has none"), std::string::npos)
+  EXPECT_NE(none->message.find("bad spec: the command has no process"), std::string::npos)
       << none->message;
   EXPECT_TRUE(serviceRecords(state_dir_).empty()) << "a service record was written";
   EXPECT_EQ(recordedVersion("candidate"), "");
