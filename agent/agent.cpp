@@ -246,6 +246,7 @@ void Agent::onFrame(const zmq::message_t& frame) {
       case schema::Envelope::STAGE_PROGRESS:
       case schema::Envelope::STAGE_RESULT:
       case schema::Envelope::ALERT:
+      case schema::Envelope::FIGURES:
         break;
     }
     ++dropped_frames_;

@@ -93,6 +93,7 @@ void Engine::onMessage(const Peer& peer, schema::Envelope::Reader envelope) {
     case schema::Envelope::STAGE_COMMAND:
     case schema::Envelope::ABORT:
     case schema::Envelope::REFUSED:
+    case schema::Envelope::FIGURES:
       break;
   }
   gate_.refuseFrame(peer, "unexpected_type",

@@ -208,6 +208,48 @@ struct Alert {
   message @7 :Text;       # for people, with the figures
 }
 
+# agent -> coordinator: one analysis window (analyze) or bake slice, whether it passed or not,
+# so that the on-call (`status`, `watch`) and the dashboard's charts see the figures behind each
+# verdict. At most one per window; every number is finite and not negative (the coordinator
+# drops the frame otherwise). Not a trigger: the step's result says how it ended.
+struct Figures {
+  ref @0 :StageRef;
+  epoch @1 :UInt64;           # the epoch of the command this step runs under
+  window @2 :UInt32;          # 1-based number of the window (slice) within the step
+  windowMs @3 :UInt64;        # how long the window was
+  bake @4 :Bool;              # false: an analyze step's window; true: a bake slice
+  candidate @5 :SetFigures;   # the new version's replicas
+  stable @6 :SetFigures;      # the old (stable) set's; absent when there is none to compare with
+  # The thresholds in force, as the analysis rules compute them from the stable set's figures.
+  hasErrorRateLimit @7 :Bool;  # false: no limit applied (no analysis, or too few requests)
+  errorRateLimit @8 :Float64;  # share (0.01 = 1%): max(stable * (1 + increase), the floor)
+  hasLatencyP95Limit @9 :Bool; # false: not known (no latency data on the stable set)
+  latencyP95Limit @10 :Float64;  # seconds: stable p95 * the plan's ratio
+  minRequests @11 :UInt64;       # per set and window; fewer makes the window inconclusive
+  verdict @12 :WindowVerdict;
+  # The health checks of the new set during this step.
+  healthChecks @13 :UInt32;      # checks so far in the step
+  healthFailing @14 :UInt32;     # consecutive failures now (the worst replica's)
+  healthThreshold @15 :UInt32;   # failures in a row tolerated; one more fails the step
+
+  struct SetFigures {
+    version @0 :Text;
+    requests @1 :UInt64;        # completed in the window, all codes
+    requestRate @2 :Float64;    # requests per second
+    errorRate @3 :Float64;      # 5xx share of the requests (0..1)
+    hasLatencyP95 @4 :Bool;     # false: the latency histogram saw nothing
+    latencyP95 @5 :Float64;     # seconds
+    replicas @6 :UInt32;        # replicas measured
+  }
+}
+
+enum WindowVerdict {
+  none @0;          # a bake slice without analysis (health and alerts only)
+  pass @1;
+  fail @2;
+  inconclusive @3;  # too few requests or no latency data: never a pass
+}
+
 struct Envelope {
   union {
     register @0 :Register;
@@ -220,5 +262,6 @@ struct Envelope {
     abort @7 :Abort;
     alert @8 :Alert;
     refused @9 :Refused;
+    figures @10 :Figures;
   }
 }
