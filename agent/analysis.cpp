@@ -524,6 +524,15 @@ const char* verdictName(Verdict v) {
   return "unknown";
 }
 
+double errorRateLimit(const WindowStats& baseline, const AnalysisConfig& cfg) {
+  return std::max(baseline.error_rate * (1 + cfg.error_rate_increase), cfg.min_error_rate);
+}
+
+std::optional<double> latencyP95Limit(const WindowStats& baseline, const AnalysisConfig& cfg) {
+  if (!baseline.latency_p95) return std::nullopt;
+  return *baseline.latency_p95 * cfg.latency_p95_ratio;
+}
+
 AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
                        const AnalysisConfig& cfg) {
   AnalysisResult result;
@@ -550,8 +559,7 @@ AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
   errors.rule = "error_rate";
   errors.canary = canary.error_rate;
   errors.baseline = baseline.error_rate;
-  errors.threshold =
-      std::max(baseline.error_rate * (1 + cfg.error_rate_increase), cfg.min_error_rate);
+  errors.threshold = errorRateLimit(baseline, cfg);
   errors.crossed = canary.error_rate > errors.threshold;
   errors.message =
       strFormat("error rate %.3f vs baseline %.3f: %s the %s limit (threshold %.3f)",
@@ -567,7 +575,7 @@ AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
     latency_known = true;
     latency.canary = *canary.latency_p95;
     latency.baseline = *baseline.latency_p95;
-    latency.threshold = latency.baseline * cfg.latency_p95_ratio;
+    latency.threshold = *latencyP95Limit(baseline, cfg);
     latency.crossed = latency.canary > latency.threshold;
     latency.message =
         strFormat("p95 latency %.3fs vs baseline %.3fs: %s the %gx limit (threshold %.3fs)",

@@ -124,6 +124,12 @@ struct AnalysisConfig {
   uint64_t min_requests = 20;      // per side; fewer makes the verdict inconclusive
 };
 
+// The thresholds analyze() holds the canary to, from the baseline's figures: the error rate
+// over which it fails, and the p95 (seconds) over which it fails (absent without latency data
+// on the baseline).
+double errorRateLimit(const WindowStats& baseline, const AnalysisConfig& cfg);
+std::optional<double> latencyP95Limit(const WindowStats& baseline, const AnalysisConfig& cfg);
+
 // Compares the canary with the baseline over the same window. With too few requests only the
 // "min_requests" finding is returned: rates from a handful of requests would mislead. A crossed
 // rule wins over missing latency data (kFail); missing latency data alone is kInconclusive.

@@ -28,7 +28,8 @@ class ScriptRun : public StepRun {
     if (!child_->exited()) fds.push_back(child_->exitFd());
   }
 
-  void collect(std::vector<std::string>& lines, std::vector<AlertReport>&) override {
+  void collect(std::vector<std::string>& lines, std::vector<AlertReport>&,
+               std::vector<FiguresReport>&) override {
     std::vector<std::string> fresh;
     child_->readOutput(fresh);
     for (auto& l : tail_) fresh.push_back(std::move(l));

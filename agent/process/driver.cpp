@@ -26,7 +26,8 @@ ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster, LaunchP
     : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)), launch_(std::move(launch)) {}
 
 StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bool>& cancel,
-                              const LineSink& log, const AlertSink& alerts) {
+                              const LineSink& log, const AlertSink& alerts,
+                              const FiguresSink& figures) {
   StepReport report;
   try {
     const Spec* spec = &given;
@@ -46,7 +47,7 @@ StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bo
       report.message = "cannot read the record of " + spec->service + ": " + s.message();
       return report;
     }
-    StepRunner runner(ops, *spec, alerts);
+    StepRunner runner(ops, *spec, alerts, figures);
     std::string message;
     Status s;
     switch (step) {
@@ -121,7 +122,14 @@ class ProcessRun : public StepRun {
         }
         wake_();
       };
-      report_ = driver.run(step, spec, cancel_, sink, alerts);
+      auto figures = [this](const FiguresReport& f) {
+        {
+          std::lock_guard lock(mu_);
+          figures_.push_back(f);
+        }
+        wake_();
+      };
+      report_ = driver.run(step, spec, cancel_, sink, alerts, figures);
       done_ = true;
       wake_();
     });
@@ -132,12 +140,15 @@ class ProcessRun : public StepRun {
   }
 
   void pollFds(std::vector<int>&) const override {}  // wakes the loop itself
-  void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts) override {
+  void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts,
+               std::vector<FiguresReport>& figures) override {
     std::lock_guard lock(mu_);
     for (auto& l : lines_) lines.push_back(std::move(l));
     for (auto& a : alerts_) alerts.push_back(std::move(a));
+    for (auto& f : figures_) figures.push_back(std::move(f));
     lines_.clear();
     alerts_.clear();
+    figures_.clear();
   }
   void stop(Clock::time_point) override { cancel_ = true; }
   std::optional<StepEnd> poll(Clock::time_point) override {
@@ -151,9 +162,10 @@ class ProcessRun : public StepRun {
   std::atomic<bool> cancel_{false};
   std::atomic<bool> done_{false};
   std::mutex mu_;
-  std::vector<std::string> lines_;   // guarded by mu_
-  std::vector<AlertReport> alerts_;  // guarded by mu_
-  StepReport report_;                // written before done_ is set
+  std::vector<std::string> lines_;      // guarded by mu_
+  std::vector<AlertReport> alerts_;     // guarded by mu_
+  std::vector<FiguresReport> figures_;  // guarded by mu_
+  StepReport report_;                   // written before done_ is set
   std::thread thread_;
 };
 
