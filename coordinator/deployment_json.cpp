@@ -40,6 +40,8 @@ json clusterToJson(const ClusterProgress& c) {
             {"message", c.message}};
   j["step"] = c.step ? json(stepName(*c.step)) : json(nullptr);
   j["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
+  j["figures"] = c.figures ? common::figuresToJson(*c.figures) : json(nullptr);
+  j["figures_stage"] = c.figures_stage;
   return j;
 }
 
@@ -62,6 +64,13 @@ ClusterProgress clusterFromJson(const json& j) {
   c.previous_version = j.at("previous_version").get<std::string>();
   c.message = j.at("message").get<std::string>();
   if (!j.at("exit_code").is_null()) c.exit_code = j.at("exit_code").get<int>();
+  // Absent in records older than the field.
+  if (j.contains("figures") && !j.at("figures").is_null()) {
+    auto figures = common::figuresFromJson(j.at("figures"));
+    if (!figures.ok()) throw std::invalid_argument(figures.status().message());
+    c.figures = std::move(figures).value();
+    c.figures_stage = j.value("figures_stage", "");
+  }
   return c;
 }
 

@@ -26,6 +26,8 @@ struct ClusterRecord {
   message @11 :Text;
   hasExitCode @12 :Bool;
   exitCode @13 :Int32;
+  figures @14 :Text;        # the last analysis figures, common/analysis_figures' JSON; "" none
+  figuresStage @15 :Text;   # "<stage id>#<attempt>" they came from
 }
 
 struct EventRecord {
@@ -36,4 +38,5 @@ struct EventRecord {
   cluster @4 :Text;
   step @5 :Text;
   message @6 :Text;
+  data @7 :Text;            # a JSON object for programs ("" none): Event::data
 }
