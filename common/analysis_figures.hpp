@@ -15,8 +15,10 @@
 namespace flotilla::common {
 
 // Bounds of what a peer may say (the agent's own figures stay far within them).
-constexpr uint32_t kMaxFiguresWindow = 100'000;  // windows in one step
-constexpr double kMaxFiguresSeconds = 86'400;    // a p95 or a limit over a day is nonsense
+// Windows in one step: a day's bake in 30 s slices is 2,880; the bound also caps the
+// cluster.analysis events one stage can cause (a stage's windows only go forward).
+constexpr uint32_t kMaxFiguresWindow = 10'000;
+constexpr double kMaxFiguresSeconds = 86'400;  // a p95 or a limit over a day is nonsense
 
 // One replica set over the window.
 struct SetFigures {
