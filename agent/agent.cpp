@@ -246,6 +246,7 @@ void Agent::onFrame(const zmq::message_t& frame) {
       case schema::Envelope::STAGE_PROGRESS:
       case schema::Envelope::STAGE_RESULT:
       case schema::Envelope::ALERT:
+      case schema::Envelope::FIGURES:
         break;
     }
     ++dropped_frames_;
@@ -538,7 +539,8 @@ void Agent::pollSteps() {
 void Agent::collect(Running& run) {
   std::vector<std::string> lines;
   std::vector<AlertReport> alerts;
-  run.step->collect(lines, alerts);
+  std::vector<FiguresReport> figures;
+  run.step->collect(lines, alerts, figures);
   for (auto& l : lines) {
     if (run.log_fd >= 0) {
       std::string out = l + "\n";
@@ -553,6 +555,7 @@ void Agent::collect(Running& run) {
     }
   }
   for (const AlertReport& alert : alerts) sendAlert(run.record.key, alert);
+  for (const FiguresReport& f : figures) sendFigures(run.record.key, f);
 }
 
 bool Agent::pollStep(const StageKey& key, Running& run, Clock::time_point now) {
@@ -685,6 +688,46 @@ void Agent::sendAlert(const StageKey& key, const AlertReport& alert) {
   a.setBaseline(alert.baseline);
   a.setVersion(alert.version);
   a.setMessage(alert.message);
+  send(message);
+}
+
+void Agent::sendFigures(const StageKey& key, const FiguresReport& f) {
+  // The driver checked them; a run that did not is not trusted to have (they are cheap).
+  if (Status s = common::checkFigures(f); !s.ok()) {
+    spdlog::warn("stage {}: figures not sent: {}", key.toString(), s.message());
+    return;
+  }
+  capnp::MallocMessageBuilder message;
+  auto m = message.initRoot<schema::Envelope>().initFigures();
+  setRef(m.initRef(), key);
+  m.setEpoch(epoch_);
+  m.setWindow(f.window);
+  m.setWindowMs(f.window_ms);
+  m.setBake(f.bake);
+  auto set = [](schema::Figures::SetFigures::Builder out, const common::SetFigures& in) {
+    out.setVersion(in.version);
+    out.setRequests(in.requests);
+    out.setRequestRate(in.request_rate);
+    out.setErrorRate(in.error_rate);
+    out.setHasLatencyP95(in.latency_p95.has_value());
+    out.setLatencyP95(in.latency_p95.value_or(0));
+    out.setReplicas(in.replicas);
+  };
+  set(m.initCandidate(), f.candidate);
+  if (f.stable) set(m.initStable(), *f.stable);
+  m.setHasErrorRateLimit(f.error_rate_limit.has_value());
+  m.setErrorRateLimit(f.error_rate_limit.value_or(0));
+  m.setHasLatencyP95Limit(f.latency_p95_limit.has_value());
+  m.setLatencyP95Limit(f.latency_p95_limit.value_or(0));
+  m.setMinRequests(f.min_requests);
+  static_assert(static_cast<int>(common::WindowVerdict::kNone) ==
+                    static_cast<int>(schema::WindowVerdict::NONE) &&
+                static_cast<int>(common::WindowVerdict::kInconclusive) ==
+                    static_cast<int>(schema::WindowVerdict::INCONCLUSIVE));
+  m.setVerdict(static_cast<schema::WindowVerdict>(f.verdict));
+  m.setHealthChecks(f.health_checks);
+  m.setHealthFailing(f.health_failing);
+  m.setHealthThreshold(f.health_threshold);
   send(message);
 }
 

@@ -94,6 +94,7 @@ class Agent {
   void sendHeartbeat();
   void sendResult(const StageRecord& r, uint64_t epoch);
   void sendAlert(const StageKey& key, const AlertReport& alert);
+  void sendFigures(const StageKey& key, const FiguresReport& figures);
   void flushOutput(Running& run, bool force);
   void pollSteps();
   // Collects a running step's output and alerts; returns true once it has ended (and was

@@ -524,6 +524,15 @@ const char* verdictName(Verdict v) {
   return "unknown";
 }
 
+double errorRateLimit(const WindowStats& baseline, const AnalysisConfig& cfg) {
+  return std::max(baseline.error_rate * (1 + cfg.error_rate_increase), cfg.min_error_rate);
+}
+
+std::optional<double> latencyP95Limit(const WindowStats& baseline, const AnalysisConfig& cfg) {
+  if (!baseline.latency_p95) return std::nullopt;
+  return *baseline.latency_p95 * cfg.latency_p95_ratio;
+}
+
 AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
                        const AnalysisConfig& cfg) {
   AnalysisResult result;
@@ -550,8 +559,7 @@ AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
   errors.rule = "error_rate";
   errors.canary = canary.error_rate;
   errors.baseline = baseline.error_rate;
-  errors.threshold =
-      std::max(baseline.error_rate * (1 + cfg.error_rate_increase), cfg.min_error_rate);
+  errors.threshold = errorRateLimit(baseline, cfg);
   errors.crossed = canary.error_rate > errors.threshold;
   errors.message =
       strFormat("error rate %.3f vs baseline %.3f: %s the %s limit (threshold %.3f)",
@@ -567,7 +575,7 @@ AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
     latency_known = true;
     latency.canary = *canary.latency_p95;
     latency.baseline = *baseline.latency_p95;
-    latency.threshold = latency.baseline * cfg.latency_p95_ratio;
+    latency.threshold = *latencyP95Limit(baseline, cfg);
     latency.crossed = latency.canary > latency.threshold;
     latency.message =
         strFormat("p95 latency %.3fs vs baseline %.3fs: %s the %gx limit (threshold %.3fs)",
@@ -665,6 +673,52 @@ std::string crossedRules(const AnalysisResult& result) {
     }
   }
   return crossed;
+}
+
+namespace {
+
+common::SetFigures setFigures(const MeasuredSet& set) {
+  common::SetFigures s;
+  s.version = set.version;
+  s.requests = set.stats->requests;
+  s.request_rate = set.stats->request_rate;
+  s.error_rate = set.stats->error_rate;
+  s.latency_p95 = set.stats->latency_p95;
+  s.replicas = static_cast<uint32_t>(set.replicas);
+  return s;
+}
+
+common::WindowVerdict windowVerdict(Verdict v) {
+  switch (v) {
+    case Verdict::kPass:
+      return common::WindowVerdict::kPass;
+    case Verdict::kFail:
+      return common::WindowVerdict::kFail;
+    case Verdict::kInconclusive:
+      return common::WindowVerdict::kInconclusive;
+  }
+  return common::WindowVerdict::kInconclusive;
+}
+
+}  // namespace
+
+common::AnalysisFigures windowFigures(bool bake, int window, std::chrono::nanoseconds length,
+                                      const MeasuredSet& candidate, const MeasuredSet* stable,
+                                      const AnalysisConfig* config, const AnalysisResult* result) {
+  common::AnalysisFigures f;
+  f.bake = bake;
+  f.window = static_cast<uint32_t>(std::max(window, 1));
+  f.window_ms = static_cast<uint64_t>(
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(length).count()));
+  f.candidate = setFigures(candidate);
+  if (stable != nullptr) f.stable = setFigures(*stable);
+  if (result != nullptr && config != nullptr && stable != nullptr) {
+    f.error_rate_limit = errorRateLimit(*stable->stats, *config);
+    f.latency_p95_limit = latencyP95Limit(*stable->stats, *config);
+    f.min_requests = config->min_requests;
+    f.verdict = windowVerdict(result->verdict);
+  }
+  return f;
 }
 
 }  // namespace flotilla::agent

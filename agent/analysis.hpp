@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/analysis_figures.hpp"
 #include "common/status.hpp"
 
 namespace flotilla::agent {
@@ -124,6 +125,12 @@ struct AnalysisConfig {
   uint64_t min_requests = 20;      // per side; fewer makes the verdict inconclusive
 };
 
+// The thresholds analyze() holds the canary to, from the baseline's figures: the error rate
+// over which it fails, and the p95 (seconds) over which it fails (absent without latency data
+// on the baseline).
+double errorRateLimit(const WindowStats& baseline, const AnalysisConfig& cfg);
+std::optional<double> latencyP95Limit(const WindowStats& baseline, const AnalysisConfig& cfg);
+
 // Compares the canary with the baseline over the same window. With too few requests only the
 // "min_requests" finding is returned: rates from a handful of requests would mislead. A crossed
 // rule wins over missing latency data (kFail); missing latency data alone is kInconclusive.
@@ -132,6 +139,21 @@ AnalysisResult analyze(const WindowStats& canary, const WindowStats& baseline,
 
 // The rules a failed analysis crossed, "; "-separated, for the step's message.
 std::string crossedRules(const AnalysisResult& result);
+
+// One measured set of a window, for the figures the agent reports.
+struct MeasuredSet {
+  std::string version;
+  const WindowStats* stats = nullptr;
+  size_t replicas = 0;  // measured; 0 when the figures come from Prometheus by version
+};
+
+// One analysis window's (bake slice's) figures for the coordinator (common/analysis_figures):
+// the candidate's and, when there is one, the stable set's; the limits the analysis held them
+// to and its verdict when `result` is given (a judged window), else none. The health streak is
+// the caller's to add.
+common::AnalysisFigures windowFigures(bool bake, int window, std::chrono::nanoseconds length,
+                                      const MeasuredSet& candidate, const MeasuredSet* stable,
+                                      const AnalysisConfig* config, const AnalysisResult* result);
 
 // A rule is absent when the plan turned it off.
 struct AlertConfig {

@@ -6,9 +6,9 @@
 //
 // The agent picks the driver once per command, from the command itself (a StageCommand with a
 // ProcessSpec belongs to the process driver, rollbacks included), then only talks to the
-// StepRun it got back: it collects output and alerts, stops it on an abort or a timeout, and
-// turns its end into the stage's result. What is common to every step (the durable stage
-// record, exactly-once, timeouts, output limits, results) stays in the agent.
+// StepRun it got back: it collects output, alerts and analysis figures, stops it on an abort or a
+// timeout, and turns its end into the stage's result. What is common to every step (the durable
+// stage record, exactly-once, timeouts, output limits, results) stays in the agent.
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "agent/stage_record.hpp"
+#include "common/analysis_figures.hpp"
 #include "common/status.hpp"
 #include "common/steps.hpp"
 #include "flotilla.capnp.h"
@@ -43,6 +44,14 @@ struct AlertReport {
 };
 using AlertSink = std::function<void(const AlertReport& alert)>;
 
+// One analysis window's (or bake slice's) figures, whatever its verdict: the measured sets, the
+// thresholds in force, the verdict and the health streak (the fields: common/analysis_figures.hpp;
+// leave strategy_step alone, the coordinator sets it). Report at most one per window; the agent
+// checks them with common::checkFigures before they leave (a non-finite number is not sent).
+// Thread-safe like the AlertSink.
+using FiguresReport = common::AnalysisFigures;
+using FiguresSink = std::function<void(const FiguresReport& figures)>;
+
 // How a step ended, as its driver saw it. A step that was stopped (stop()) and did not finish
 // anyway ends ABORTED; the agent then says whether that was an abort or a timeout.
 struct StepEnd {
@@ -59,8 +68,9 @@ class StepRun {
   // Descriptors that become readable when the run has news (output, its end). A run without
   // any wakes the agent's loop itself (the `wake` it was started with).
   virtual void pollFds(std::vector<int>& fds) const = 0;
-  // Moves the output lines and alerts that came since the last call into the vectors.
-  virtual void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts) = 0;
+  // Moves the output lines, alerts and figures that came since the last call into the vectors.
+  virtual void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts,
+                       std::vector<FiguresReport>& figures) = 0;
   // An abort or a timeout: stop as soon as it safely can. Called at most once.
   virtual void stop(Clock::time_point now) = 0;
   // The end, once the step is over (a last collect() then takes what it said last); nullopt
@@ -105,7 +115,8 @@ class EndedRun : public StepRun {
   EndedRun(StepEnd end, std::vector<std::string> lines)
       : end_(std::move(end)), lines_(std::move(lines)) {}
   void pollFds(std::vector<int>&) const override {}
-  void collect(std::vector<std::string>& lines, std::vector<AlertReport>&) override {
+  void collect(std::vector<std::string>& lines, std::vector<AlertReport>&,
+               std::vector<FiguresReport>&) override {
     for (auto& l : lines_) lines.push_back(std::move(l));
     lines_.clear();
   }

@@ -18,7 +18,14 @@ ThreadRun::ThreadRun(ThreadJob job, std::function<void()> wake) : wake_(std::mov
       }
       wake_();
     };
-    report_ = job(cancel_, sink, alerts);
+    auto figures = [this](const FiguresReport& f) {
+      {
+        std::lock_guard lock(mu_);
+        figures_.push_back(f);
+      }
+      wake_();
+    };
+    report_ = job(cancel_, sink, alerts, figures);
     done_ = true;
     wake_();
   });
@@ -29,12 +36,15 @@ ThreadRun::~ThreadRun() {
   if (thread_.joinable()) thread_.join();
 }
 
-void ThreadRun::collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts) {
+void ThreadRun::collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts,
+                        std::vector<FiguresReport>& figures) {
   std::lock_guard lock(mu_);
   for (auto& l : lines_) lines.push_back(std::move(l));
   for (auto& a : alerts_) alerts.push_back(std::move(a));
+  for (auto& f : figures_) figures.push_back(std::move(f));
   lines_.clear();
   alerts_.clear();
+  figures_.clear();
 }
 
 std::optional<StepEnd> ThreadRun::poll(Clock::time_point) {

@@ -21,9 +21,10 @@ struct StepReport {
 };
 
 // The step's body: runs to its end, looks at `cancel` between waits, says what it does
-// through `log` and raises alerts through `alerts` (both from its own thread).
+// through `log`, raises alerts through `alerts` and reports each analysis window's figures
+// through `figures` (all from its own thread).
 using ThreadJob = std::function<StepReport(const std::atomic<bool>& cancel, const LineSink& log,
-                                           const AlertSink& alerts)>;
+                                           const AlertSink& alerts, const FiguresSink& figures)>;
 
 class ThreadRun : public StepRun {
  public:
@@ -32,7 +33,8 @@ class ThreadRun : public StepRun {
   ~ThreadRun() override;  // cancels and joins
 
   void pollFds(std::vector<int>&) const override {}  // wakes the loop itself
-  void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts) override;
+  void collect(std::vector<std::string>& lines, std::vector<AlertReport>& alerts,
+               std::vector<FiguresReport>& figures) override;
   void stop(Clock::time_point) override { cancel_ = true; }
   std::optional<StepEnd> poll(Clock::time_point) override;
 
@@ -41,10 +43,11 @@ class ThreadRun : public StepRun {
   std::atomic<bool> cancel_{false};
   std::atomic<bool> done_{false};
   std::mutex mu_;
-  std::vector<std::string> lines_;   // guarded by mu_
-  std::vector<AlertReport> alerts_;  // guarded by mu_
-  StepReport report_;                // written before done_ is set
-  std::thread thread_;               // last: starts once everything above exists
+  std::vector<std::string> lines_;      // guarded by mu_
+  std::vector<AlertReport> alerts_;     // guarded by mu_
+  std::vector<FiguresReport> figures_;  // guarded by mu_
+  StepReport report_;                   // written before done_ is set
+  std::thread thread_;                  // last: starts once everything above exists
 };
 
 }  // namespace flotilla::agent

@@ -287,6 +287,10 @@ With ID: the deployment's state, then each wave and each of its clusters with th
 state, current or last step (with the strategy step and traffic weight during a canary,
 e.g. "analyze 2/3 50%"), from -> to version, and message (led by "agent unknown" or
 "agent lost" when the cluster's agent has gone quiet), and what failed if something did.
+Below the table, "Last analysis": per cluster, its last analysis window (or bake slice)
+against the thresholds in force, the window's verdict and the health-check streak, e.g.
+  prod-eu-1  analysis 2/3: 2.1.0 err 0.8% p95 12 ms (420 req) vs 2.0.0 err 0.5% p95 10 ms
+  (400 req); limits err 1.0%, p95 20 ms, min 20 req; pass · health 0/3 failing
 
 States: pending, queued (waits for another deployment of its service: waits_for),
 running, awaiting_approval (run 'flotilla approve'), paused,

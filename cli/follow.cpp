@@ -399,10 +399,13 @@ void addWatchCommand(CLI::App& app, Commands& commands) {
   watch->footer(R"(On a terminal, the status view (as in 'flotilla status ID') is redrawn in place
 every 500 ms, with the latest events below it. Each cluster row shows its step, the
 strategy step and traffic weight (shift 2/3 50%), from -> to versions, and its agent
-when that is unknown or lost.
+when that is unknown or lost; below it each cluster's last analysis figures against
+their thresholds and its health-check streak.
 Otherwise (piped, in CI) it prints what changes: one line per event except the steps'
-output (--output includes it), one "cluster" line whenever a cluster's state, step,
-weight or agent changes, and a final line with the outcome.
+output (--output includes it), so a cluster.analysis line for every analysis window
+with its figures (analysis 2/3: 2.1.0 err 0.8% p95 12 ms (420 req) vs 2.0.0 ...;
+limits ...; pass · health 0/3 failing), one "cluster" line whenever a cluster's state,
+step, weight or agent changes, and a final line with the outcome.
 Ctrl-C stops watching; the deployment itself carries on.
 
 Exit: 0 succeeded; 1 rolled_back, failed or cancelled; 2 the coordinator could not be

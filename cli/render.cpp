@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/analysis_figures.hpp"
 #include "common/rules.hpp"
 #include "common/time_format.hpp"
 
@@ -133,6 +134,15 @@ std::string clusterStepText(const json& cluster) {
     step += (step.empty() ? "" : " ") + std::to_string(*weight) + "%";
   }
   return step;
+}
+
+std::string clusterFiguresText(const json& cluster) {
+  if (!cluster.is_object() || !cluster.contains("figures") || !cluster["figures"].is_object()) {
+    return "";
+  }
+  auto figures = common::figuresFromJson(cluster["figures"]);
+  if (!figures.ok()) return "";  // a surprise in the server's JSON renders as a blank
+  return sanitize(common::figuresSummary(*figures));
 }
 
 std::string clusterVersionText(const json& cluster) {
@@ -326,6 +336,19 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
     std::size_t start = 0;
     for (std::size_t end; (end = table.find('\n', start)) != std::string::npos; start = end + 1) {
       lines.push_back(table.substr(start, end - start));
+    }
+    bool heading = false;
+    for (const auto& wave : waves) {
+      for (const auto& cluster : array(wave, "clusters")) {
+        const std::string figures = clusterFiguresText(cluster);
+        if (figures.empty()) continue;
+        if (!heading) {
+          lines.emplace_back();
+          lines.push_back("Last analysis");
+          heading = true;
+        }
+        lines.push_back("  " + text(cluster, "name") + "  " + figures);
+      }
     }
   }
 

@@ -45,6 +45,7 @@ std::string renderDeploymentList(const nlohmann::json& deployments, TimePoint no
 
 // The `status ID` view of a Detail: a header block, one line per wave and per cluster, then the
 // failure and any clusters whose rollback failed. One string per line, without newlines.
+// Below the table, each cluster's last analysis figures (clusterFiguresText) where it has any.
 // Each cluster row shows its strategy step and weight, from -> to versions, and, first in its
 // message, an agent that is unknown or lost in `agents` (a `GET /api/v1/agents` list).
 std::vector<std::string> renderDeploymentDetail(const nlohmann::json& detail, TimePoint now,
@@ -54,6 +55,10 @@ std::vector<std::string> renderDeploymentDetail(const nlohmann::json& detail, Ti
 // A cluster of a Detail: "analyze 2/3 50%" (the step, the strategy step, the traffic weight,
 // each where the coordinator sends it).
 std::string clusterStepText(const nlohmann::json& cluster);
+// The cluster's last analysis window (or bake slice), "" when it has none (or an older
+// coordinator's detail): "analysis 2/3: 2.1.0 err 0.8% p95 12 ms (420 req) vs 2.0.0 err 0.5%
+// p95 10 ms (400 req); limits err 1.0%, p95 20 ms, min 20 req; pass · health 0/3 failing".
+std::string clusterFiguresText(const nlohmann::json& cluster);
 // "1.0.0 → 1.1.0" ("(none) → 1.1.0" on a first deployment); "" from an older coordinator.
 std::string clusterVersionText(const nlohmann::json& cluster);
 // The cluster's message, preceded by its agent's state when that is unknown or lost (with

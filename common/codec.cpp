@@ -35,9 +35,9 @@ StatusOr<std::unique_ptr<DecodedEnvelope>> DecodedEnvelope::decode(const void* d
     out->root_ = out->reader_->getRoot<schema::Envelope>();
     // Walks every pointer once: a malformed frame throws here, not later in a handler.
     (void)out->root_.totalSize();
-    // REFUSED is the union's last member: keep this in step with schema/flotilla.capnp.
+    // FIGURES is the union's last member: keep this in step with schema/flotilla.capnp.
     if (static_cast<unsigned>(out->root_.which()) >
-        static_cast<unsigned>(schema::Envelope::REFUSED)) {
+        static_cast<unsigned>(schema::Envelope::FIGURES)) {
       return Status::Corruption("unknown message type " +
                                 std::to_string(static_cast<unsigned>(out->root_.which())));
     }
@@ -75,6 +75,8 @@ const char* messageTypeName(schema::Envelope::Which which) {
       return "alert";
     case schema::Envelope::REFUSED:
       return "refused";
+    case schema::Envelope::FIGURES:
+      return "figures";
   }
   return "unknown";
 }

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/analysis_figures.hpp"
 #include "common/plan.hpp"
 #include "common/status.hpp"
 #include "common/steps.hpp"
@@ -118,6 +119,11 @@ struct ClusterProgress {
   bool held = false;
   std::string message;
   std::optional<int> exit_code;
+  // The last analysis window's (or bake slice's) figures its agent reported, kept after the
+  // step moved on, and the stage they came from ("<stage id>#<attempt>"): a stage's windows
+  // only go forward.
+  std::optional<common::AnalysisFigures> figures;
+  std::string figures_stage;
 
   // "<cluster>/<step>" for steps that run once, "<cluster>/<step>-<index>" for steps a
   // sequence repeats (shift, analyze).
@@ -199,7 +205,11 @@ struct Event {
   std::string cluster;
   std::string step;
   std::string message;
+  // Structured figures for programs (the dashboard's charts): a JSON object's text, at most
+  // kMaxEventDataBytes; "" for none. Only cluster.analysis events carry it today.
+  std::string data = {};
 };
+inline constexpr size_t kMaxEventDataBytes = 4096;
 
 struct Dispatch {
   std::string cluster;

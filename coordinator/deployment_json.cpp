@@ -42,6 +42,8 @@ json clusterToJson(const ClusterProgress& c) {
             {"held", c.held}};
   j["step"] = c.step ? json(stepName(*c.step)) : json(nullptr);
   j["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
+  j["figures"] = c.figures ? common::figuresToJson(*c.figures) : json(nullptr);
+  j["figures_stage"] = c.figures_stage;
   return j;
 }
 
@@ -67,6 +69,13 @@ ClusterProgress clusterFromJson(const json& j) {
   // Absent in records older than promote and retry.
   c.promoted_by = j.value("promoted_by", std::string());
   c.held = j.value("held", false);
+  // Absent in records older than the field.
+  if (j.contains("figures") && !j.at("figures").is_null()) {
+    auto figures = common::figuresFromJson(j.at("figures"));
+    if (!figures.ok()) throw std::invalid_argument(figures.status().message());
+    c.figures = std::move(figures).value();
+    c.figures_stage = j.value("figures_stage", "");
+  }
   return c;
 }
 

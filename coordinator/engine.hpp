@@ -137,6 +137,7 @@ class Engine {
   void handleProgress(const std::string& cluster, schema::StageProgress::Reader msg);
   void handleResult(const std::string& cluster, schema::StageResult::Reader msg);
   void handleAlert(const std::string& cluster, schema::Alert::Reader msg);
+  void handleFigures(const std::string& cluster, schema::Figures::Reader msg);
 
   // Applies `fn` to a copy of the deployment; commits the copy with its
   // events (synced) and only then installs it and sends its commands. Results queued for the

@@ -1,12 +1,16 @@
 // What an agent's frame means: the engine's one dispatch on message type, and a handler per
-// message an agent may send (register, heartbeat, stage progress, stage result, alert). The rest
-// of the engine (durable change, then delivery; time; operator actions) is in engine.cpp.
+// message an agent may send (register, heartbeat, stage progress, stage result, alert, figures).
+// The rest of the engine (durable change, then delivery; time; operator actions) is in engine.cpp.
 #include <capnp/message.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
+#include "common/analysis_figures.hpp"
 #include "common/failpoint.hpp"
+#include "common/logging.hpp"
+#include "coordinator/cluster_view.hpp"
 #include "coordinator/engine.hpp"
 
 namespace flotilla::coordinator {
@@ -37,6 +41,53 @@ StageResult resultFrom(const std::string& cluster, Reader msg) {
   r.message = toStd(msg.getMessage());
   if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
   return r;
+}
+
+// An analysis window's figures as the agent sent them; InvalidArgument when any is unacceptable
+// (common::checkFigures' rules, a verdict out of the enum's range).
+common::StatusOr<common::AnalysisFigures> figuresFrom(schema::Figures::Reader msg) {
+  auto set = [](schema::Figures::SetFigures::Reader in) {
+    common::SetFigures out;
+    // Over-long text is refused by the version rule below; the copy is bounded first.
+    out.version = toStd(in.getVersion()).substr(0, 256);
+    out.requests = in.getRequests();
+    out.request_rate = in.getRequestRate();
+    out.error_rate = in.getErrorRate();
+    if (in.getHasLatencyP95()) out.latency_p95 = in.getLatencyP95();
+    out.replicas = in.getReplicas();
+    return out;
+  };
+  common::AnalysisFigures f;
+  f.bake = msg.getBake();
+  f.window = msg.getWindow();
+  f.window_ms = msg.getWindowMs();
+  if (!msg.hasCandidate()) return Status::InvalidArgument("no candidate set");
+  f.candidate = set(msg.getCandidate());
+  if (msg.hasStable()) f.stable = set(msg.getStable());
+  if (msg.getHasErrorRateLimit()) f.error_rate_limit = msg.getErrorRateLimit();
+  if (msg.getHasLatencyP95Limit()) f.latency_p95_limit = msg.getLatencyP95Limit();
+  f.min_requests = msg.getMinRequests();
+  switch (msg.getVerdict()) {
+    case schema::WindowVerdict::NONE:
+      f.verdict = common::WindowVerdict::kNone;
+      break;
+    case schema::WindowVerdict::PASS:
+      f.verdict = common::WindowVerdict::kPass;
+      break;
+    case schema::WindowVerdict::FAIL:
+      f.verdict = common::WindowVerdict::kFail;
+      break;
+    case schema::WindowVerdict::INCONCLUSIVE:
+      f.verdict = common::WindowVerdict::kInconclusive;
+      break;
+    default:
+      return Status::InvalidArgument("unknown verdict");
+  }
+  f.health_checks = msg.getHealthChecks();
+  f.health_failing = msg.getHealthFailing();
+  f.health_threshold = msg.getHealthThreshold();
+  if (Status s = common::checkFigures(f); !s.ok()) return s;
+  return f;
 }
 
 }  // namespace
@@ -86,6 +137,9 @@ void Engine::onMessage(const Peer& peer, schema::Envelope::Reader envelope) {
       return;
     case schema::Envelope::ALERT:
       if (sent(envelope.getAlert().getRef())) handleAlert(*cluster, envelope.getAlert());
+      return;
+    case schema::Envelope::FIGURES:
+      if (sent(envelope.getFigures().getRef())) handleFigures(*cluster, envelope.getFigures());
       return;
     case schema::Envelope::REGISTER:
     case schema::Envelope::REGISTERED:
@@ -315,6 +369,71 @@ void Engine::handleAlert(const std::string& cluster, schema::Alert::Reader msg) 
     notice.config = *alerts;
     alert_listener_(notice);
   }
+}
+
+void Engine::handleFigures(const std::string& cluster, schema::Figures::Reader msg) {
+  auto ref = msg.getRef();
+  auto it = deployments_.find(toStd(ref.getDeploymentId()));
+  if (it == deployments_.end()) {
+    metrics_.frameDropped("unknown_deployment");
+    return;
+  }
+  size_t wave = 0;
+  ClusterProgress* c = it->second.findCluster(cluster, &wave);
+  // About the cluster's analyze or bake step in flight, under this coordinator's epoch.
+  if (c == nullptr || c->stageId() != toStd(ref.getStageId()) || c->attempt != ref.getAttempt() ||
+      !c->in_flight || !c->step || (*c->step != Step::ANALYZE && *c->step != Step::BAKE)) {
+    metrics_.frameDropped("unknown_stage");
+    return;
+  }
+  if (msg.getEpoch() != epoch_) {
+    metrics_.frameDropped("stale_epoch");
+    return;
+  }
+  common::StatusOr<common::AnalysisFigures> figures = figuresFrom(msg);
+  const Deployment& d = it->second;
+  if (figures.ok() && figures->candidate.version != d.plan.version) {
+    figures = Status::InvalidArgument("the candidate is not the deployment's version");
+  }
+  if (figures.ok() && figures->bake != (*c->step == Step::BAKE)) {
+    figures = Status::InvalidArgument("a window of another kind of step");
+  }
+  const std::string stage = c->stageId() + "#" + std::to_string(c->attempt);
+  // A stage's windows go forward: a repeat or a replay is not a new window.
+  if (figures.ok() && c->figures && c->figures_stage == stage &&
+      figures->window <= c->figures->window) {
+    figures = Status::InvalidArgument("window " + std::to_string(figures->window) + " again");
+  }
+  if (!figures.ok()) {
+    metrics_.frameDropped("bad_figures");
+    spdlog::warn("figures from {} dropped: {}", cluster,
+                 common::loggable(figures.status().message(), 200));
+    return;
+  }
+  if (!figures->bake) {
+    const ClusterView view = viewCluster(d, wave, *c);
+    if (view.strategy_step && view.strategy_steps > 0) {
+      figures->strategy_step = *view.strategy_step;
+      figures->strategy_steps = view.strategy_steps;
+    }
+  }
+  Event event{"cluster.analysis",
+              d.waves[wave].name,
+              cluster,
+              stepName(*c->step),
+              common::figuresSummary(*figures),
+              common::figuresToJson(*figures).dump()};
+  if (event.data.size() > kMaxEventDataBytes) event.data.clear();  // versions are bounded: never
+  Status s = mutate(it->first, [&](Deployment& dep, const Context&, Effects& fx) {
+    ClusterProgress* target = dep.findCluster(cluster);
+    if (target == nullptr) return Status::NotFound("cluster " + cluster);
+    target->figures = *figures;
+    target->figures_stage = stage;
+    fx.events.push_back(event);
+    fx.changed = true;
+    return Status::Ok();
+  });
+  if (!s.ok()) spdlog::error("recording figures from {}: {}", cluster, s.toString());
 }
 
 std::chrono::milliseconds Engine::heartbeatInterval() const {

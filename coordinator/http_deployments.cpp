@@ -155,6 +155,7 @@ json detailJson(const Deployment& d, const AgentsByName& agents) {
                           {"message", c.message},
                           {"exit_code", c.exit_code ? json(*c.exit_code) : json(nullptr)}});
       addClusterView(viewCluster(d, i, c), clusters.back());
+      clusters.back()["figures"] = c.figures ? common::figuresToJson(*c.figures) : json(nullptr);
     }
     json wave = {{"name", w.name},
                  {"state", waveStateName(w.state)},

@@ -42,13 +42,18 @@ std::string joined(const std::vector<std::string>& words) {
 }
 
 json eventJson(const StoredEvent& e) {
+  // The coordinator wrote `data` itself (bounded, an object); a record that does not parse
+  // shows none rather than failing the whole list.
+  json data = json::parse(e.event.data, nullptr, /*allow_exceptions=*/false);
+  if (!data.is_object()) data = nullptr;
   return json{{"seq", e.seq},
               {"time", rfc3339(e.time_ms)},
               {"type", e.event.type},
               {"wave", e.event.wave},
               {"cluster", e.event.cluster},
               {"step", e.event.step},
-              {"message", e.event.message}};
+              {"message", e.event.message},
+              {"data", std::move(data)}};
 }
 
 uint64_t afterParam(const httplib::Request& req) {

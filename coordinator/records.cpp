@@ -63,8 +63,10 @@ std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size())
 }  // namespace
 
 std::string encodeClusterRecord(const ClusterProgress& c) {
+  const std::string figures = c.figures ? common::figuresToJson(*c.figures).dump() : "";
   capnp::MallocMessageBuilder message(segmentWords(c.name.size() + c.previous_version.size() +
-                                                   c.message.size() + c.promoted_by.size()));
+                                                   c.message.size() + c.promoted_by.size() +
+                                                   figures.size() + c.figures_stage.size()));
   auto r = message.initRoot<schema::ClusterRecord>();
   r.setName(textOf(c.name));
   r.setState(static_cast<uint8_t>(c.state));
@@ -82,6 +84,8 @@ std::string encodeClusterRecord(const ClusterProgress& c) {
   r.setExitCode(c.exit_code.value_or(0));
   r.setPromotedBy(textOf(c.promoted_by));
   r.setHeld(c.held);
+  r.setFigures(textOf(figures));
+  r.setFiguresStage(textOf(c.figures_stage));
   return flatBytes(message);
 }
 
@@ -111,13 +115,27 @@ StatusOr<ClusterProgress> decodeClusterRecord(std::string_view bytes) {
         if (r.getHasExitCode()) c.exit_code = r.getExitCode();
         c.promoted_by = text(r.getPromotedBy());
         c.held = r.getHeld();
+        if (r.getFigures().size() > 0) {
+          StatusOr<common::AnalysisFigures> figures = common::AnalysisFigures{};
+          try {
+            figures = common::figuresFromJson(nlohmann::json::parse(text(r.getFigures())));
+          } catch (const nlohmann::json::exception& e) {
+            figures = Status::InvalidArgument(e.what());
+          }
+          if (!figures.ok()) {
+            return Status::Corruption("cluster record's figures: " + figures.status().message());
+          }
+          c.figures = std::move(figures).value();
+          c.figures_stage = text(r.getFiguresStage());
+        }
         return c;
       });
 }
 
 std::string encodeEventRecord(uint64_t seq, int64_t time_ms, const Event& e) {
-  capnp::MallocMessageBuilder message(segmentWords(
-      e.type.size() + e.wave.size() + e.cluster.size() + e.step.size() + e.message.size()));
+  capnp::MallocMessageBuilder message(segmentWords(e.type.size() + e.wave.size() +
+                                                   e.cluster.size() + e.step.size() +
+                                                   e.message.size() + e.data.size()));
   auto r = message.initRoot<schema::EventRecord>();
   r.setSeq(seq);
   r.setTimeMs(time_ms);
@@ -126,6 +144,7 @@ std::string encodeEventRecord(uint64_t seq, int64_t time_ms, const Event& e) {
   r.setCluster(textOf(e.cluster));
   r.setStep(textOf(e.step));
   r.setMessage(textOf(e.message));
+  r.setData(textOf(e.data));
   return flatBytes(message);
 }
 
@@ -148,7 +167,7 @@ StatusOr<StoredEvent> decodeEventRecord(std::string_view bytes) {
       bytes, "event", [](schema::EventRecord::Reader r) -> StatusOr<StoredEvent> {
         return StoredEvent{r.getSeq(), r.getTimeMs(),
                            Event{text(r.getType()), text(r.getWave()), text(r.getCluster()),
-                                 text(r.getStep()), text(r.getMessage())}};
+                                 text(r.getStep()), text(r.getMessage()), text(r.getData())}};
       });
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -44,11 +45,14 @@ int main(int argc, char** argv) {
   int failures = 0;
   auto write = [&](const std::string& name, const Bytes& bytes, bool should_decode) {
     std::ofstream(dir + "/" + name, std::ios::binary)
-        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
     const bool decoded = DecodedEnvelope::decode(bytes.data(), bytes.size()).ok();
-    std::printf("%-28s %6zu bytes  %s\n", name.c_str(), bytes.size(), decoded ? "decodes" : "refused");
+    std::printf("%-28s %6zu bytes  %s\n", name.c_str(), bytes.size(),
+                decoded ? "decodes" : "refused");
     if (decoded != should_decode) {
-      std::fprintf(stderr, "%s: expected it to be %s\n", name.c_str(), should_decode ? "decoded" : "refused");
+      std::fprintf(stderr, "%s: expected it to be %s\n", name.c_str(),
+                   should_decode ? "decoded" : "refused");
       ++failures;
     }
   };
@@ -104,7 +108,7 @@ int main(int argc, char** argv) {
     auto env = c.initEnv(1);
     env[0].setKey("FLOTILLA_VERSION");
     env[0].setValue("1.4.2");
-    c.setSpec(R"({"weight":10,"replicas":2})");
+    c.setUnusedSpecJson(R"({"weight":10,"replicas":2})");
     write("stage_command.bin", frameOf(m), true);
   }
   {
@@ -136,6 +140,22 @@ int main(int argc, char** argv) {
     a.setEpoch(8);
     a.setReason("operator cancelled");
     write("abort.bin", frameOf(m), true);
+  }
+  {
+    // Decodes; the coordinator's handler then refuses it (a NaN error rate).
+    capnp::MallocMessageBuilder m;
+    auto f = m.initRoot<schema::Envelope>().initFigures();
+    fillRef(f.initRef());
+    f.setEpoch(8);
+    f.setWindow(2);
+    f.setWindowMs(30000);
+    auto c = f.initCandidate();
+    c.setVersion("2.0.0");
+    c.setRequests(420);
+    c.setErrorRate(std::numeric_limits<double>::quiet_NaN());
+    f.initStable().setVersion("1.0.0");
+    f.setVerdict(schema::WindowVerdict::FAIL);
+    write("figures.bin", frameOf(m), true);
   }
   {
     // Large but legal: many labels and long text.

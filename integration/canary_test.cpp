@@ -267,8 +267,10 @@ TEST_F(CanaryTest, GoodCanary) {
 // ---- Bad versions: caught at the first canary step, rolled back, later waves untouched ------
 
 // `watch` on a pipe during a canary: a line per change of a cluster, with its strategy step,
-// the traffic weight and from -> to versions, and the analysis figures of each passed window
-// (the step's result); no output lines unless asked for.
+// the traffic weight and from -> to versions, a cluster.analysis line with the figures of each
+// analysis window (both sets, the limits, the verdict, the health streak) as the agent measured
+// them, and the step's result; no output lines unless asked for. Afterwards `status` and the
+// API still show each cluster's last figures, and the events carry them as data.
 TEST_F(CanaryTest, WatchOnAPipeShowsStepWeightVersionsAndFigures) {
   const std::string id =
       startRollout(kTwoWaves, "watched.yaml",
@@ -278,13 +280,41 @@ TEST_F(CanaryTest, WatchOnAPipeShowsStepWeightVersionsAndFigures) {
   finishRollout(id);
   expectSucceeded(id);
   EXPECT_EQ(watch.exit_code, 0) << watch.out << watch.err;
-  for (const char* expected : {"cluster  prod-eu-1 analyzing  analyze 1/3 10%  1.0.0 → 2.0.0",
-                               "cluster  prod-eu-1 analyzing  analyze 2/3 50%  1.0.0 → 2.0.0",
-                               "cluster  staging-eu analyzing  analyze 2/3 50%  1.0.0 → 2.0.0",
-                               "analysis passed over", id.c_str()}) {
+  for (const char* expected :
+       {"cluster  prod-eu-1 analyzing  analyze 1/3 10%  1.0.0 → 2.0.0",
+        "cluster  prod-eu-1 analyzing  analyze 2/3 50%  1.0.0 → 2.0.0",
+        "cluster  staging-eu analyzing  analyze 2/3 50%  1.0.0 → 2.0.0", "analysis passed over",
+        id.c_str(), "cluster.analysis", "analysis 1/3: 2.0.0 err ", "analysis 2/3: 2.0.0 err ",
+        " vs 1.0.0 err ", "; limits err ", "; pass · health 0/3 failing"}) {
     EXPECT_TRUE(contains(watch.out, expected)) << expected << " not in:\n" << watch.out;
   }
   EXPECT_FALSE(contains(watch.out, "stage.output")) << watch.out;
+
+  CommandResult status = cli({"status", id});
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  for (const char* expected : {"Last analysis", "  staging-eu  analysis 2/3: 2.0.0 err ",
+                               "  prod-eu-1  analysis 2/3: 2.0.0 err "}) {
+    EXPECT_TRUE(contains(status.out, expected)) << expected << " not in:\n" << status.out;
+  }
+  const json detail = deployment(id);
+  for (const auto& wave : detail["waves"]) {
+    for (const auto& cluster : wave["clusters"]) {
+      const json& figures = cluster["figures"];
+      ASSERT_TRUE(figures.is_object()) << cluster.dump(2);
+      EXPECT_EQ(figures["candidate"]["version"], "2.0.0");
+      EXPECT_EQ(figures["stable"]["version"], "1.0.0");
+      EXPECT_GE(figures["candidate"]["requests"].get<int>(), 20) << figures.dump();
+      EXPECT_TRUE(figures["limits"]["error_rate"].is_number()) << figures.dump();
+    }
+  }
+  int with_data = 0;
+  for (const auto& event : events(id)) {
+    if (event["type"] != "cluster.analysis") continue;
+    EXPECT_TRUE(event["data"].is_object()) << event.dump();
+    EXPECT_EQ(event["data"]["step"], "analyze") << event.dump();
+    ++with_data;
+  }
+  EXPECT_GE(with_data, 4) << "two windows on each of two clusters";
 }
 
 class BadCanaryTest : public CanaryTest {

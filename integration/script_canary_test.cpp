@@ -163,6 +163,14 @@ waves:
     }));
     traffic_ = std::make_unique<TrafficGenerator>(haproxy_->url(), 2, std::chrono::milliseconds(5));
     traffic_->start();
+    // The old version's traffic is in Prometheus (two scrapes apart) before anything compares
+    // with it: the analysis and the bake's baseline ask for exactly that.
+    ASSERT_TRUE(waitUntil("Prometheus seeing 1.0.0's requests", [&] {
+      auto rate = prometheus_->value(
+          "sum(rate(http_requests_total[5s]) * on(instance) group_left "
+          "demo_build_info{version=\"1.0.0\"})");
+      return rate && *rate > 0;
+    }));
   }
 
   // The canary plan for 2.0.0: 10 -> 50 -> 100, `pause` between, with `health` and metrics.

@@ -27,7 +27,8 @@ ProcessDriver::ProcessDriver(std::string state_dir, std::string cluster, LaunchP
     : state_dir_(std::move(state_dir)), cluster_(std::move(cluster)), launch_(std::move(launch)) {}
 
 StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bool>& cancel,
-                              const LineSink& log, const AlertSink& alerts) {
+                              const LineSink& log, const AlertSink& alerts,
+                              const FiguresSink& figures) {
   StepReport report;
   try {
     const Spec* spec = &given;
@@ -47,7 +48,7 @@ StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bo
       report.message = "cannot read the record of " + spec->service + ": " + s.message();
       return report;
     }
-    StepRunner runner(ops, *spec, alerts);
+    StepRunner runner(ops, *spec, alerts, figures);
     std::string message;
     Status s;
     switch (step) {
@@ -109,8 +110,10 @@ common::StatusOr<std::unique_ptr<StepRun>> ProcessDriver::start(const StepComman
   spdlog::info("stage {} started ({} step of the process driver: {} {})", command.key.toString(),
                stepName(step), spec->service, spec->version);
   ThreadJob job = [this, step, spec = std::move(spec).value()](
-                      const std::atomic<bool>& cancel, const LineSink& log,
-                      const AlertSink& alerts) { return run(step, spec, cancel, log, alerts); };
+                      const std::atomic<bool>& cancel, const LineSink& log, const AlertSink& alerts,
+                      const FiguresSink& figures) {
+    return run(step, spec, cancel, log, alerts, figures);
+  };
   return std::unique_ptr<StepRun>(std::make_unique<ThreadRun>(std::move(job), wake));
 }
 

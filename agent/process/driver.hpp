@@ -67,9 +67,10 @@ class ProcessDriver : public Driver {
   // Runs one step to the end. Blocking: the agent calls it on a worker
   // thread. `cancel` becomes true when the coordinator aborts the step; the
   // step then stops as soon as it safely can and reports kAborted.
-  // Alerts found while the step watches go to `alerts` (from the step's thread).
+  // Alerts found while the step watches go to `alerts`, each analysis window's or bake slice's
+  // figures to `figures` (both from the step's thread).
   StepReport run(Step step, const Spec& spec, const std::atomic<bool>& cancel, const LineSink& log,
-                 const AlertSink& alerts = {});
+                 const AlertSink& alerts = {}, const FiguresSink& figures = {});
 
  private:
   std::string state_dir_;

@@ -1,5 +1,6 @@
 #include "agent/process/health.hpp"
 
+#include <algorithm>
 #include <future>
 
 #include "agent/process/replica_process.hpp"
@@ -10,6 +11,12 @@ namespace flotilla::agent {
 using common::Status;
 using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
+
+int HealthWatch::failing() const {
+  int worst = 0;
+  for (const auto& [port, f] : failures_) worst = std::max(worst, f.current());
+  return worst;
+}
 
 Probe probe(int port, const std::string& path, Millis timeout) {
   auto reply = common::httpGet(url(port, path), timeout);

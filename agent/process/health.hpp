@@ -35,6 +35,8 @@ class HealthWatch {
   // the check that makes more than failure_threshold failures in a row on any replica.
   common::Status watch(std::chrono::steady_clock::duration duration);
   int checks() const { return checks_; }
+  // Consecutive failed checks now, of the replica with the longest run.
+  int failing() const;
 
  private:
   StepContext& ops_;

@@ -22,13 +22,15 @@
 
 namespace flotilla::agent {
 
+class HealthWatch;
+
 class StepRunner {
  public:
   using Clock = std::chrono::steady_clock;
   using Millis = std::chrono::milliseconds;
 
-  StepRunner(ServiceOps& ops, const Spec& spec, const AlertSink& alerts)
-      : ops_(ops), spec_(spec), alerts_(alerts) {}
+  StepRunner(ServiceOps& ops, const Spec& spec, const AlertSink& alerts, const FiguresSink& figures)
+      : ops_(ops), spec_(spec), alerts_(alerts), figures_(figures) {}
 
   common::Status deploy(std::string* message);
 
@@ -54,6 +56,15 @@ class StepRunner {
   // Checks the plan's alert thresholds on one window of `set`; each rule is raised at most
   // once a step (an event and a webhook each time would page people every window).
   void raiseAlerts(const ReplicaSet& set, const SetWindow& w, const SetWindow* baseline);
+
+  // One analysis window's (bake slice's) figures: the candidate's and the stable set's, the
+  // analysis limits and verdict when `result` is there (a judged window), else none.
+  FiguresReport windowFigures(bool bake, int window, Clock::duration length,
+                              const SetWindow& candidate, const std::string& stable_version,
+                              const SetWindow* stable,
+                              const std::optional<AnalysisResult>& result) const;
+  // Adds the health streak and sends them (once a window; checked first, see FiguresSink).
+  void reportFigures(FiguresReport figures, const HealthWatch& health);
 
   common::Status finalize(std::string* message);
 
@@ -150,6 +161,7 @@ class StepRunner {
   ServiceOps& ops_;
   const Spec& spec_;
   const AlertSink& alerts_;
+  const FiguresSink& figures_;
   std::set<std::string> alerted_;  // rules already raised in this step
 };
 

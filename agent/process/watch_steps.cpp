@@ -17,6 +17,32 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Millis = std::chrono::milliseconds;
 
+void StepRunner::reportFigures(FiguresReport figures, const HealthWatch& health) {
+  if (!figures_) return;
+  figures.health_checks = static_cast<uint32_t>(health.checks());
+  figures.health_failing = static_cast<uint32_t>(health.failing());
+  figures.health_threshold = static_cast<uint32_t>(std::max(spec_.health.failure_threshold, 0));
+  // What leaves is checked as the coordinator checks it: a figure that is not a finite number
+  // (a replica's counters can say anything) is said here and not sent.
+  if (Status s = common::checkFigures(figures); !s.ok()) {
+    ops_.say("figures of window " + std::to_string(figures.window) + " not sent: " + s.message());
+    return;
+  }
+  figures_(figures);
+}
+
+FiguresReport StepRunner::windowFigures(bool bake, int window, Clock::duration length,
+                                        const SetWindow& candidate,
+                                        const std::string& stable_version, const SetWindow* stable,
+                                        const std::optional<AnalysisResult>& result) const {
+  const MeasuredSet cand{spec_.version, &candidate.stats, candidate.replicas};
+  std::optional<MeasuredSet> base;
+  if (stable != nullptr) base = MeasuredSet{stable_version, &stable->stats, stable->replicas};
+  return agent::windowFigures(bake, window, length, cand, base ? &*base : nullptr,
+                              spec_.metrics ? &spec_.metrics->config : nullptr,
+                              result ? &*result : nullptr);
+}
+
 Status StepRunner::analyze(std::string* message) {
   ops_.useTraffic(spec_.traffic);
   if (Status s = ops_.dropDead(); !s.ok()) return s;
@@ -51,6 +77,9 @@ Status StepRunner::analyze(std::string* message) {
              "; " + describe(stable.version, base));
     raiseAlerts(candidate, cand, &base);
     const AnalysisResult result = agent::analyze(cand.stats, base.stats, spec_.metrics->config);
+    reportFigures(windowFigures(false, extension + 1, ops_.now() - started, cand, stable.version,
+                                &base, result),
+                  health);
     for (const Finding& f : result.findings) ops_.say("analysis: " + f.message);
     std::string why;
     for (const Finding& f : result.findings) why += (why.empty() ? "" : "; ") + f.message;
@@ -110,17 +139,27 @@ Status StepRunner::bake(std::string* message) {
   const SetReading first = readSet(ops_, set, spec_.health.timeout, scrapes());
   SetReading before = first;
   auto since = started;
+  int slices = 0;
   while (ops_.now() < end) {
+    ++slices;
     const auto left = end - ops_.now();
     if (Status s = health.watch(std::min<Clock::duration>(slice, left)); !s.ok()) return s;
     SetReading after;
     const SetWindow w = measure(set, before, since, &after);
     raiseAlerts(set, w, baseline ? &*baseline : nullptr);
     ops_.say("bake " + describe(set.version, w));
-    if (judged) {
+    if (!judged) {
+      reportFigures(windowFigures(true, slices, ops_.now() - since, w, old ? old->version : "",
+                                  baseline ? &*baseline : nullptr, std::nullopt),
+                    health);
+    } else {
+      // The analysis judges everything since the bake began: those are the figures it saw.
       const SetWindow whole = measure(set, first, started, nullptr);
       const AnalysisResult result =
           agent::analyze(whole.stats, baseline->stats, spec_.metrics->config);
+      reportFigures(windowFigures(true, slices, ops_.now() - started, whole, old->version,
+                                  &*baseline, result),
+                    health);
       if (result.verdict == Verdict::kFail) {
         return Status::FailedPrecondition("bake failed against " + old->version + ": " +
                                           crossedRules(result));

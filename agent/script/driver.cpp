@@ -30,7 +30,8 @@ class ScriptRun : public StepRun {
     if (!child_->exited()) fds.push_back(child_->exitFd());
   }
 
-  void collect(std::vector<std::string>& lines, std::vector<AlertReport>&) override {
+  void collect(std::vector<std::string>& lines, std::vector<AlertReport>&,
+               std::vector<FiguresReport>&) override {
     std::vector<std::string> fresh;
     child_->readOutput(fresh);
     for (auto& l : tail_) fresh.push_back(std::move(l));
@@ -129,10 +130,10 @@ StatusOr<std::unique_ptr<StepRun>> ScriptDriver::startWatch(const StepCommand& c
   if (!spec.ok()) return EndedRun::failed(step, spec.status().message());
   spdlog::info("stage {} started ({} step of the script driver: {} {})", command.key.toString(),
                common::stepName(step), spec->service, spec->version);
-  ThreadJob job = [step, spec = std::move(spec).value()](const std::atomic<bool>& cancel,
-                                                         const LineSink& log,
-                                                         const AlertSink& alerts) {
-    return runScriptWatch(step, spec, cancel, log, alerts);
+  ThreadJob job = [step, spec = std::move(spec).value()](
+                      const std::atomic<bool>& cancel, const LineSink& log, const AlertSink& alerts,
+                      const FiguresSink& figures) {
+    return runScriptWatch(step, spec, cancel, log, alerts, figures);
   };
   return std::unique_ptr<StepRun>(std::make_unique<ThreadRun>(std::move(job), wake));
 }

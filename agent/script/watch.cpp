@@ -66,10 +66,11 @@ std::string healthUrl(const Spec& spec) {
 }
 
 ScriptWatch::ScriptWatch(StepContext& ctx, const Spec& spec, const AlertSink& alerts,
-                         UrlProbe probe)
+                         const FiguresSink& figures, UrlProbe probe)
     : ctx_(ctx),
       spec_(spec),
       alerts_(alerts),
+      figures_(figures),
       probe_(probe ? std::move(probe) : UrlProbe(probeUrl)),
       url_(healthUrl(spec)),
       failures_(spec.health.failure_threshold) {}
@@ -131,6 +132,18 @@ std::string ScriptWatch::healthSummary() const {
   return "; " + std::to_string(checks_) + " health checks passed";
 }
 
+void ScriptWatch::reportFigures(FiguresReport figures) {
+  if (!figures_) return;
+  figures.health_checks = static_cast<uint32_t>(checks_);
+  figures.health_failing = static_cast<uint32_t>(failures_.current());
+  figures.health_threshold = static_cast<uint32_t>(std::max(spec_.health.failure_threshold, 0));
+  if (Status s = common::checkFigures(figures); !s.ok()) {
+    ctx_.say("figures of window " + std::to_string(figures.window) + " not sent: " + s.message());
+    return;
+  }
+  figures_(figures);
+}
+
 void ScriptWatch::raiseAlerts(const WindowStats& stats, const WindowStats* baseline) {
   if (!spec_.alerts) return;
   // cpu and memory belong to processes the script driver does not run: never measured here.
@@ -163,6 +176,10 @@ Status ScriptWatch::analyze(std::string* message) {
              describe(spec_.previous_version, base));
     raiseAlerts(cand, &base);
     const AnalysisResult result = agent::analyze(cand, base, spec_.metrics->config);
+    const MeasuredSet new_set{spec_.version, &cand, 0};
+    const MeasuredSet stable_set{spec_.previous_version, &base, 0};
+    reportFigures(agent::windowFigures(false, extension + 1, window, new_set, &stable_set,
+                                       &spec_.metrics->config, &result));
     for (const Finding& f : result.findings) ctx_.say("analysis: " + f.message);
     std::string why;
     for (const Finding& f : result.findings) why += (why.empty() ? "" : "; ") + f.message;
@@ -210,15 +227,26 @@ Status ScriptWatch::bake(std::string* message) {
   const auto started = ctx_.now();
   const auto end = started + spec_.duration;
   auto since = started;
-  while (ctx_.now() < end) {
+  const std::optional<MeasuredSet> old_set =
+      baseline ? std::optional<MeasuredSet>(MeasuredSet{spec_.previous_version, &*baseline, 0})
+               : std::nullopt;
+  for (int slices = 1; ctx_.now() < end; ++slices) {
     const auto left = end - ctx_.now();
     if (Status s = watchHealth(std::min<Clock::duration>(slice, left), interval); !s.ok()) return s;
     const WindowStats w = measure(spec_.version, millis(ctx_.now() - since));
     raiseAlerts(w, baseline ? &*baseline : nullptr);
     ctx_.say("bake " + describe(spec_.version, w));
-    if (judged) {
+    if (!judged) {
+      const MeasuredSet new_set{spec_.version, &w, 0};
+      reportFigures(agent::windowFigures(true, slices, ctx_.now() - since, new_set,
+                                         old_set ? &*old_set : nullptr, nullptr, nullptr));
+    } else {
+      // The verdict covers the whole bake: so do its figures.
       const WindowStats whole = measure(spec_.version, millis(ctx_.now() - started));
       const AnalysisResult result = agent::analyze(whole, *baseline, spec_.metrics->config);
+      const MeasuredSet new_set{spec_.version, &whole, 0};
+      reportFigures(agent::windowFigures(true, slices, ctx_.now() - started, new_set, &*old_set,
+                                         &spec_.metrics->config, &result));
       if (result.verdict == Verdict::kFail) {
         return Status::FailedPrecondition("bake failed against " + spec_.previous_version + ": " +
                                           crossedRules(result));
@@ -234,11 +262,12 @@ Status ScriptWatch::bake(std::string* message) {
 }
 
 StepReport runScriptWatch(Step step, const Spec& spec, const std::atomic<bool>& cancel,
-                          const LineSink& log, const AlertSink& alerts) {
+                          const LineSink& log, const AlertSink& alerts,
+                          const FiguresSink& figures) {
   StepReport report;
   LiveContext ctx(cancel, log);
   try {
-    ScriptWatch watch(ctx, spec, alerts);
+    ScriptWatch watch(ctx, spec, alerts, figures);
     std::string message;
     const Status s = step == Step::BAKE ? watch.bake(&message) : watch.analyze(&message);
     if (ctx.aborted()) {

@@ -40,8 +40,10 @@ class ScriptWatch {
   using Millis = std::chrono::milliseconds;
   using UrlProbe = std::function<Probe(const std::string& url, Millis timeout)>;
 
-  // `probe` checks a URL once (default: an HTTP GET that wants a 200).
-  ScriptWatch(StepContext& ctx, const Spec& spec, const AlertSink& alerts, UrlProbe probe = {});
+  // `probe` checks a URL once (default: an HTTP GET that wants a 200). Each window's (bake
+  // slice's) figures go to `figures` with the health streak.
+  ScriptWatch(StepContext& ctx, const Spec& spec, const AlertSink& alerts,
+              const FiguresSink& figures, UrlProbe probe = {});
 
   common::Status analyze(std::string* message);
   common::Status bake(std::string* message);
@@ -56,10 +58,14 @@ class ScriptWatch {
   void raiseAlerts(const WindowStats& stats, const WindowStats* baseline);
   std::string describe(const std::string& version, const WindowStats& w) const;
   std::string healthSummary() const;
+  // Adds the health streak and sends them (checked first: what leaves is what the coordinator
+  // accepts).
+  void reportFigures(FiguresReport figures);
 
   StepContext& ctx_;
   const Spec& spec_;
   const AlertSink& alerts_;
+  const FiguresSink& figures_;
   UrlProbe probe_;
   std::string url_;  // "" = no health checks
   ConsecutiveFailures failures_;
@@ -74,6 +80,6 @@ namespace flotilla::agent {
 // Runs an analyze or bake step of the script driver to its end with the real clock, HTTP and
 // Prometheus (the ScriptDriver's ThreadRun job).
 StepReport runScriptWatch(Step step, const Spec& spec, const std::atomic<bool>& cancel,
-                          const LineSink& log, const AlertSink& alerts);
+                          const LineSink& log, const AlertSink& alerts, const FiguresSink& figures);
 
 }  // namespace flotilla::agent

@@ -555,6 +555,27 @@ TEST(AnalyzeTest, ThresholdsAreStrict) {
             Verdict::kFail);
 }
 
+// The limits reported with each window's figures are the thresholds analyze() applies.
+TEST(AnalyzeTest, LimitsAreTheThresholdsTheVerdictUses) {
+  AnalysisConfig cfg;
+  WindowStats base;
+  base.requests = 400;
+  base.error_rate = 0.04;
+  base.latency_p95 = 0.010;
+  EXPECT_DOUBLE_EQ(errorRateLimit(base, cfg), 0.06);  // 0.04 * (1 + 0.5)
+  ASSERT_TRUE(latencyP95Limit(base, cfg).has_value());
+  EXPECT_DOUBLE_EQ(*latencyP95Limit(base, cfg), 0.020);
+  base.error_rate = 0;
+  EXPECT_DOUBLE_EQ(errorRateLimit(base, cfg), cfg.min_error_rate);  // the floor
+  WindowStats canary = base;
+  canary.error_rate = errorRateLimit(base, cfg);
+  EXPECT_EQ(analyze(canary, base, cfg).verdict, Verdict::kPass) << "at the limit passes";
+  canary.error_rate += 0.001;
+  EXPECT_EQ(analyze(canary, base, cfg).verdict, Verdict::kFail);
+  base.latency_p95.reset();
+  EXPECT_FALSE(latencyP95Limit(base, cfg).has_value());
+}
+
 TEST(AnalyzeTest, TooFewRequestsIsInconclusiveNeverPass) {
   for (const auto& [canary, baseline] :
        std::vector<std::pair<uint64_t, uint64_t>>{{19, 1000}, {1000, 19}, {0, 0}}) {

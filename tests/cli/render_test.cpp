@@ -159,6 +159,44 @@ TEST(RenderDeploymentDetail, ClustersShowStrategyStepWeightVersionsAndQuietAgent
             "prod-eu-1 analyzing  analyze 2/3 50%  1.0.0 → 1.1.0");
 }
 
+// The last analysis figures of each cluster that has some, below the table, in one line each;
+// figures the CLI cannot read (another coordinator's shape) render as nothing.
+TEST(RenderDeploymentDetail, ClustersShowTheirLastAnalysisFigures) {
+  const json figures = json::parse(R"({"step": "analyze", "window": 1, "window_ms": 30000,
+    "candidate": {"version": "2.1.0", "requests": 420, "request_rate": 14.0, "error_rate": 0.008,
+                  "latency_p95_s": 0.012, "replicas": 2},
+    "stable": {"version": "2.0.0", "requests": 400, "request_rate": 13.3, "error_rate": 0.005,
+               "latency_p95_s": 0.010, "replicas": 2},
+    "limits": {"error_rate": 0.01, "latency_p95_s": 0.02, "min_requests": 20},
+    "verdict": "pass", "health": {"checks": 12, "failing": 0, "threshold": 3},
+    "strategy_step": 2, "strategy_steps": 3})");
+  json detail = json::parse(R"({"id": "shop-4", "waves": [
+    {"name": "prod", "state": "running", "clusters": [
+      {"name": "prod-eu-1", "state": "analyzing", "step": "analyze", "strategy_step": 2,
+       "strategy_steps": 3, "weight": 50, "from_version": "2.0.0", "to_version": "2.1.0",
+       "message": ""},
+      {"name": "prod-us-1", "state": "applying", "step": "shift", "strategy_step": 1,
+       "strategy_steps": 3, "weight": 10, "from_version": "2.0.0", "to_version": "2.1.0",
+       "message": "", "figures": null}]}]})");
+  detail["waves"][0]["clusters"][0]["figures"] = figures;
+  const std::string expected =
+      "analysis 2/3: 2.1.0 err 0.8% p95 12 ms (420 req) vs 2.0.0 err 0.5% p95 10 ms (400 req); "
+      "limits err 1.0%, p95 20 ms, min 20 req; pass · health 0/3 failing";
+  EXPECT_EQ(clusterFiguresText(detail["waves"][0]["clusters"][0]), expected);
+  EXPECT_EQ(clusterFiguresText(detail["waves"][0]["clusters"][1]), "");
+  std::vector<std::string> lines = renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z"));
+  const std::vector<std::string> tail(lines.end() - 3, lines.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"", "Last analysis", "  prod-eu-1  " + expected}));
+
+  json odd = figures;
+  odd["candidate"]["error_rate"] = "high";
+  EXPECT_EQ(clusterFiguresText(json{{"figures", odd}}), "");
+  odd = figures;
+  odd["candidate"]["version"] = "2.1.0\u001b[2J";
+  EXPECT_EQ(clusterFiguresText(json{{"figures", odd}}), "");
+  EXPECT_EQ(clusterFiguresText(json{{"figures", 3}}), "");
+}
+
 TEST(RenderDeploymentDetail, ApprovalsNameWhoApproved) {
   const json detail = json::parse(R"({"id": "d-1", "waves": [
     {"name": "prod", "state": "running", "approval_required": true, "approved": true,

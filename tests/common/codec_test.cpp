@@ -80,9 +80,16 @@ void touchEverything(schema::Envelope::Reader root) {
         break;
       }
       case schema::Envelope::REFUSED:
-        sink += toStd(root.getRefused().getReason()) +
-                std::to_string(root.getRefused().getRetryable());
+        sink +=
+            toStd(root.getRefused().getReason()) + std::to_string(root.getRefused().getRetryable());
         break;
+      case schema::Envelope::FIGURES: {
+        auto m = root.getFigures();
+        touchRef(m.getRef());
+        sink += toStd(m.getCandidate().getVersion()) + toStd(m.getStable().getVersion());
+        sink += std::to_string(m.getErrorRateLimit() + m.getCandidate().getErrorRate());
+        break;
+      }
       case schema::Envelope::REGISTERED: {
         auto m = root.getRegistered();
         sink += std::to_string(m.getEpoch() + m.getHeartbeatIntervalMs());
@@ -475,16 +482,17 @@ TEST(MessageTypeName, CoversEveryUnionMember) {
       {schema::Envelope::ABORT, "abort"},
       {schema::Envelope::ALERT, "alert"},
       {schema::Envelope::REFUSED, "refused"},
+      {schema::Envelope::FIGURES, "figures"},
   };
-  // The schema has exactly these members: REFUSED is the last union tag.
-  ASSERT_EQ(static_cast<unsigned>(schema::Envelope::REFUSED) + 1, expected.size());
+  // The schema has exactly these members: FIGURES is the last union tag.
+  ASSERT_EQ(static_cast<unsigned>(schema::Envelope::FIGURES) + 1, expected.size());
   std::set<std::string> seen;
   for (const auto& [which, name] : expected) {
     EXPECT_EQ(messageTypeName(which), name);
     seen.insert(messageTypeName(which));
   }
   EXPECT_EQ(seen.size(), expected.size());
-  EXPECT_STREQ(messageTypeName(static_cast<schema::Envelope::Which>(10)), "unknown");
+  EXPECT_STREQ(messageTypeName(static_cast<schema::Envelope::Which>(11)), "unknown");
   EXPECT_STREQ(messageTypeName(static_cast<schema::Envelope::Which>(0xFFFF)), "unknown");
 }
 
@@ -678,13 +686,13 @@ TEST(CodecDecode, UnionTagBeyondTheLastMemberIsRefused) {
   uint16_t tag = 0;
   std::memcpy(&tag, frame.data() + tag_at, 2);
   ASSERT_EQ(tag, static_cast<uint16_t>(schema::Envelope::STAGE_COMMAND)) << "tag not found";
-  for (uint16_t bad : {uint16_t{10}, uint16_t{11}, uint16_t{0x7FFF}, uint16_t{0xFFFF}}) {
+  for (uint16_t bad : {uint16_t{11}, uint16_t{12}, uint16_t{0x7FFF}, uint16_t{0xFFFF}}) {
     Bytes damaged = frame;
     std::memcpy(damaged.data() + tag_at, &bad, 2);
     expectCorruption(damaged, "union tag " + std::to_string(bad));
   }
   // Every known tag over the same bytes is accepted by decode (its handler may refuse it).
-  for (uint16_t good = 0; good <= static_cast<uint16_t>(schema::Envelope::REFUSED); ++good) {
+  for (uint16_t good = 0; good <= static_cast<uint16_t>(schema::Envelope::FIGURES); ++good) {
     Bytes changed = frame;
     std::memcpy(changed.data() + tag_at, &good, 2);
     auto decoded = decodeBytes(changed);

@@ -57,6 +57,50 @@ TEST_F(DeploymentJson, StoredFormRoundTrips) {
   EXPECT_TRUE(deploymentFromJson("{\"id\": 3}").status().isCorruption());
 }
 
+// An analysis window's figures as the engine keeps them on a cluster.
+common::AnalysisFigures sampleFigures() {
+  common::AnalysisFigures f;
+  f.window = 2;
+  f.window_ms = 60'000;
+  f.candidate = common::SetFigures{"2.0.0", 420, 7.0, 0.008, 0.012, 2};
+  f.stable = common::SetFigures{"1.0.0", 400, 6.6, 0.005, std::nullopt, 2};
+  f.error_rate_limit = 0.01;
+  f.min_requests = 20;
+  f.verdict = common::WindowVerdict::kInconclusive;
+  f.health_checks = 30;
+  f.health_failing = 1;
+  f.health_threshold = 3;
+  f.strategy_step = 1;
+  f.strategy_steps = 3;
+  return f;
+}
+
+// The last figures of a cluster survive both stored forms (whole, and header plus records).
+TEST_F(DeploymentJson, StoredFormKeepsTheLastAnalysisFigures) {
+  Deployment d = start(threeWaves());
+  ClusterProgress& c = d.waves[0].clusters[0];
+  c.figures = sampleFigures();
+  c.figures_stage = c.name + "/analyze-2#1";
+  auto back = deploymentFromJson(deploymentToJson(d));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  ASSERT_TRUE(back->waves[0].clusters[0].figures.has_value());
+  EXPECT_TRUE(back->waves[0].clusters[0] == c);
+  EXPECT_EQ(deploymentToJson(*back), deploymentToJson(d));
+  // A cluster record in the JSON form, as earlier builds wrote them, with and without figures.
+  json whole = json::parse(deploymentToJson(d));
+  json cluster = whole["waves"][0]["clusters"][0];
+  auto with = clusterFromJsonText(cluster.dump());
+  ASSERT_TRUE(with.ok()) << with.status().toString();
+  EXPECT_TRUE(*with == c);
+  cluster.erase("figures");
+  cluster.erase("figures_stage");
+  auto without = clusterFromJsonText(cluster.dump());
+  ASSERT_TRUE(without.ok()) << without.status().toString();
+  EXPECT_FALSE(without->figures.has_value());
+  cluster["figures"] = {{"window", 1}};
+  EXPECT_TRUE(clusterFromJsonText(cluster.dump()).status().isCorruption());
+}
+
 TEST_F(DeploymentJson, StoredFormKeepsActorsAndApprovals) {
   Deployment d = awaitingTwoApprovals();
   ASSERT_TRUE(approve(d, "", bob_, ctxAt(1234), fx_).ok());

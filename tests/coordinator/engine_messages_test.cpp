@@ -4,6 +4,9 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -323,6 +326,152 @@ TEST_F(EngineMessages, AlertsAreRecordedCountedAndHandedOn) {
   }
   EXPECT_EQ(alerts, std::vector<std::string>{
                         "error_rate: 2.0.0: error rate 20% over the alert threshold 5%"});
+}
+
+// ---- Figures: an analysis window's numbers from the agent of a cluster in its analyze step.
+
+// twoWaves() on the process driver, canary 10 -> 50 -> 100: staging-eu deploys, shifts 10% and
+// then analyzes (its third command).
+class EngineFigures : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    registerAgent("staging-eu", "staging");
+    common::Plan plan = twoWaves();
+    plan.driver = common::DriverKind::kProcess;
+    plan.strategy.kind = common::StrategyKind::kCanary;
+    plan.strategy.steps = {10, 50, 100};
+    plan.strategy.pause = std::chrono::seconds(30);
+    auto id = engine_->submit(plan, Actor::system());
+    ASSERT_TRUE(id.ok()) << id.status().toString();
+    id_ = *id;
+    for (int i = 0; i < 5 && analyze_.empty(); ++i) {
+      const std::string last = outbox_.commands().back();
+      const std::string stage = last.substr(last.find(':') + 1);
+      if (stage.find("/analyze") != std::string::npos) {
+        analyze_ = stage;
+      } else {
+        result("staging-eu", id_, stage);
+      }
+    }
+    ASSERT_FALSE(analyze_.empty()) << "commands: " << outbox_.commands().size();
+  }
+
+  // A window's figures as the agent sends them; `change` spoils them for a refusal.
+  void send(uint32_t window, const std::function<void(schema::Figures::Builder)>& change = {},
+            const std::string& stage = "") {
+    capnp::MallocMessageBuilder m;
+    auto f = m.initRoot<schema::Envelope>().initFigures();
+    fillRef(f.initRef(), id_, stage.empty() ? analyze_ : stage, 1);
+    f.setEpoch(engine_->epoch());
+    f.setWindow(window);
+    f.setWindowMs(30'000);
+    auto fill = [](schema::Figures::SetFigures::Builder s, const char* version, double errors) {
+      s.setVersion(version);
+      s.setRequests(420);
+      s.setRequestRate(14);
+      s.setErrorRate(errors);
+      s.setHasLatencyP95(true);
+      s.setLatencyP95(0.012);
+      s.setReplicas(2);
+    };
+    fill(f.initCandidate(), "2.0.0", 0.008);
+    fill(f.initStable(), "1.0.0", 0.005);
+    f.setHasErrorRateLimit(true);
+    f.setErrorRateLimit(0.01);
+    f.setHasLatencyP95Limit(true);
+    f.setLatencyP95Limit(0.024);
+    f.setMinRequests(20);
+    f.setVerdict(schema::WindowVerdict::PASS);
+    f.setHealthChecks(12);
+    f.setHealthThreshold(3);
+    if (change) change(f);
+    deliver("staging-eu", m);
+  }
+
+  std::vector<StoredEvent> analysisEvents() {
+    std::vector<StoredEvent> out;
+    auto events = store_->events(id_, 0, 1000);
+    EXPECT_TRUE(events.ok()) << events.status().toString();
+    if (!events.ok()) return out;
+    for (const auto& e : *events) {
+      if (e.event.type == "cluster.analysis") out.push_back(e);
+    }
+    return out;
+  }
+
+  bool dropped(const std::string& reason, int count) {
+    return metrics_.render().find("reason=\"" + reason + "\"} " + std::to_string(count)) !=
+           std::string::npos;
+  }
+
+  std::string id_;
+  std::string analyze_;
+};
+
+// Each window is one cluster.analysis event with the figures as data; the last figures stay on
+// the cluster (through the store), with the strategy step they were taken at.
+TEST_F(EngineFigures, EachWindowIsAnEventAndTheLastStaysOnTheCluster) {
+  send(1);
+  std::vector<StoredEvent> events = analysisEvents();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].event.cluster, "staging-eu");
+  EXPECT_EQ(events[0].event.step, "analyze");
+  EXPECT_EQ(events[0].event.message,
+            "analysis 1/3: 2.0.0 err 0.8% p95 12 ms (420 req) vs 1.0.0 err 0.5% p95 12 ms (420 "
+            "req); limits err 1.0%, p95 24 ms, min 20 req; pass · health 0/3 failing");
+  auto data = common::figuresFromJson(nlohmann::json::parse(events[0].event.data));
+  ASSERT_TRUE(data.ok()) << data.status().toString();
+  EXPECT_EQ(data->strategy_step, 1);
+  EXPECT_EQ(data->window, 1u);
+
+  // A repeat of a window is not a new one; the next one is.
+  send(1);
+  EXPECT_TRUE(dropped("bad_figures", 1)) << metrics_.render();
+  send(2, [](schema::Figures::Builder f) { f.setVerdict(schema::WindowVerdict::INCONCLUSIVE); });
+  EXPECT_EQ(analysisEvents().size(), 2u);
+
+  openEngine();  // what the store kept
+  auto d = store_->loadDeployment(id_);
+  ASSERT_TRUE(d.ok()) << d.status().toString();
+  const ClusterProgress& c = d->waves[0].clusters[0];
+  ASSERT_TRUE(c.figures.has_value());
+  EXPECT_EQ(c.figures->window, 2u);
+  EXPECT_EQ(c.figures->verdict, common::WindowVerdict::kInconclusive);
+  ASSERT_TRUE(c.figures->stable.has_value());
+  EXPECT_EQ(c.figures->stable->version, "1.0.0");
+  EXPECT_EQ(c.figures_stage, analyze_ + "#1");
+}
+
+// Figures from a peer are checked like everything else it says: dropped and counted, nothing
+// recorded, the deployment carries on.
+TEST_F(EngineFigures, HostileOrMisplacedFiguresAreDroppedAndCounted) {
+  using B = schema::Figures::Builder;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  send(1, {}, "staging-eu/deploy");  // not the stage in flight
+  EXPECT_TRUE(dropped("unknown_stage", 1)) << metrics_.render();
+  send(1, [](B f) { f.getRef().setNonce(std::string(64, '0')); });
+  EXPECT_TRUE(dropped("bad_nonce", 1)) << metrics_.render();
+  send(1, [&](B f) { f.setEpoch(engine_->epoch() + 1); });
+  EXPECT_TRUE(dropped("stale_epoch", 1)) << metrics_.render();
+  send(1, [&](B f) { f.getCandidate().setErrorRate(nan); });
+  send(1, [&](B f) { f.getCandidate().setRequestRate(-1); });
+  send(1, [&](B f) { f.getStable().setLatencyP95(inf); });
+  send(1, [&](B f) { f.setErrorRateLimit(-0.5); });
+  send(1, [&](B f) { f.setLatencyP95Limit(nan); });
+  send(1, [&](B f) { f.getStable().setVersion(std::string(100'000, '1')); });
+  send(1, [&](B f) { f.getCandidate().setVersion("3.0.0"); });  // not this deployment's
+  send(1, [&](B f) { f.setWindow(0); });
+  send(1, [&](B f) { f.setHealthFailing(99); });
+  send(1, [&](B f) { f.setBake(true); });
+  EXPECT_TRUE(dropped("bad_figures", 10)) << metrics_.render();
+  EXPECT_TRUE(analysisEvents().empty());
+  auto d = store_->loadDeployment(id_);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->waves[0].clusters[0].figures.has_value());
+  send(1);  // the real ones still count
+  EXPECT_EQ(analysisEvents().size(), 1u);
 }
 
 }  // namespace

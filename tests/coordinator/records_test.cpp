@@ -3,6 +3,8 @@
 // (truncated, misaligned, out of range, oversized) into Corruption instead of a crash.
 #include "coordinator/records.hpp"
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "coordinator/deployment.hpp"
+#include "store.capnp.h"
 
 namespace flotilla::coordinator {
 namespace {
@@ -37,6 +40,50 @@ TEST(RecordsTest, EventRecordsRoundTripAndOldJsonRecordsStillDecode) {
         std::string_view("\0\0\0\0\x10\0\0\0", 8)}) {
     EXPECT_TRUE(decodeEventRecord(bad).status().isCorruption()) << bad.size();
   }
+}
+
+// An analysis window's figures as the engine keeps them on a cluster.
+common::AnalysisFigures sampleFigures() {
+  common::AnalysisFigures f;
+  f.window = 2;
+  f.window_ms = 60'000;
+  f.candidate = common::SetFigures{"2.0.0", 420, 7.0, 0.008, 0.012, 2};
+  f.stable = common::SetFigures{"1.0.0", 400, 6.6, 0.005, std::nullopt, 2};
+  f.error_rate_limit = 0.01;
+  f.min_requests = 20;
+  f.verdict = common::WindowVerdict::kInconclusive;
+  f.health_checks = 30;
+  f.health_failing = 1;
+  f.health_threshold = 3;
+  f.strategy_step = 1;
+  f.strategy_steps = 3;
+  return f;
+}
+
+TEST(RecordsTest, ClusterRecordsKeepTheLastFiguresAndEventsTheirData) {
+  ClusterProgress c;
+  c.name = "prod-eu-1";
+  c.figures = sampleFigures();
+  c.figures_stage = "prod-eu-1/analyze-2#1";
+  auto back = decodeClusterRecord(encodeClusterRecord(c));
+  ASSERT_TRUE(back.ok()) << back.status().toString();
+  EXPECT_TRUE(*back == c);
+  Event e{"cluster.analysis",  "prod",           "prod-eu-1", "analyze",
+          "analysis 1/3: ...", R"({"window":2})"};
+  auto event = decodeEventRecord(encodeEventRecord(5, 6, e));
+  ASSERT_TRUE(event.ok()) << event.status().toString();
+  EXPECT_EQ(event->event.data, e.data);
+  // Figures the store cannot read make the record corrupt, as any other field would.
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<schema::ClusterRecord>();
+  r.setName("prod-eu-1");
+  r.setFigures("{\"window\": 0}");
+  auto words = capnp::messageToFlatArray(m);
+  auto bytes = words.asBytes();
+  EXPECT_TRUE(
+      decodeClusterRecord(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size()))
+          .status()
+          .isCorruption());
 }
 
 TEST(RecordsTest, ClusterRecordsRoundTripEveryField) {

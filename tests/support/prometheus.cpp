@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 
 #include "tests/support/files.hpp"
@@ -92,6 +93,18 @@ bool Prometheus::scrapes(const std::string& instance_regex) {
   if (!doc.is_object()) return false;
   const json& result = doc["data"]["result"];
   return result.is_array() && result.size() == 1 && result[0]["value"][1] == "1";
+}
+
+std::optional<double> Prometheus::value(const std::string& promql) {
+  HttpResponse reply = httpGet(url() + "/api/v1/query?query=" + urlEncode(promql));
+  if (reply.status != 200) return std::nullopt;
+  json doc = reply.parsed();
+  if (!doc.is_object()) return std::nullopt;
+  const json& result = doc["data"]["result"];
+  if (!result.is_array() || result.size() != 1 || !result[0]["value"][1].is_string()) {
+    return std::nullopt;
+  }
+  return std::strtod(result[0]["value"][1].get<std::string>().c_str(), nullptr);
 }
 
 void Prometheus::stop() {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tests/support/process.hpp"
@@ -26,6 +27,8 @@ class Prometheus {
   // True once every target whose instance matches `instance_regex` has been scraped
   // successfully (up == 1).
   bool scrapes(const std::string& instance_regex);
+  // The single number an instant query gives now; nullopt when it gives none (or fails).
+  std::optional<double> value(const std::string& promql);
   // SIGTERM by PID (SIGKILL after a grace period), reaped.
   void stop();
 

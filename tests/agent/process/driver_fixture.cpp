@@ -243,7 +243,12 @@ StepReport ProcessDriverTest::run(Step step, const TestSpec& s, ProcessDriver* d
   if (!read.ok()) return StepReport{Outcome::FAILED, read.status().message()};
   if (read->process) read->process->start_timeout = s.start_timeout;
   read->env = {{"FLOTILLA_WAVE", "all"}, {"FLOTILLA_WEIGHT", std::to_string(s.step.weight)}};
-  return (driver ? driver : driver_.get())->run(step, *read, cancel ? *cancel : never, sink());
+  auto figures = [this](const FiguresReport& f) {
+    std::lock_guard lock(lines_mu_);
+    figures_.push_back(f);
+  };
+  return (driver ? driver : driver_.get())
+      ->run(step, *read, cancel ? *cancel : never, sink(), {}, figures);
 }
 
 std::set<pid_t> ProcessDriverTest::startedPids(const std::string& version) {

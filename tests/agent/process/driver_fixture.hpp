@@ -173,6 +173,12 @@ class ProcessDriverTest : public ::testing::Test {
     };
   }
 
+  // The figures the steps reported, in order.
+  std::vector<FiguresReport> figures() {
+    std::lock_guard lock(lines_mu_);
+    return figures_;
+  }
+
   bool logged(const std::string& needle) {
     std::lock_guard lock(lines_mu_);
     for (const auto& line : lines_) {
@@ -249,6 +255,7 @@ class ProcessDriverTest : public ::testing::Test {
   std::unique_ptr<ProcessDriver> driver_;
   std::mutex lines_mu_;
   std::vector<std::string> lines_;
+  std::vector<FiguresReport> figures_;  // guarded by lines_mu_
 };
 
 }  // namespace flotilla::agent::testing

@@ -36,9 +36,10 @@ std::optional<StepEnd> waitForEnd(StepRun& run, std::vector<std::string>& lines,
                                   std::chrono::milliseconds limit) {
   const auto deadline = StepRun::Clock::now() + limit;
   std::vector<AlertReport> alerts;
+  std::vector<FiguresReport> figures;
   while (true) {
     std::optional<StepEnd> end = run.poll(StepRun::Clock::now());
-    run.collect(lines, alerts);
+    run.collect(lines, alerts, figures);
     if (end || StepRun::Clock::now() >= deadline) return end;
     std::this_thread::sleep_for(10ms);
   }

@@ -28,6 +28,22 @@ TEST_F(ProcessDriverTest, ErroringCanaryFailsAnalysisAndRollbackRestoresTheStabl
   r = run(Step::ANALYZE, withDuration(spec("2.0.0-bad", "1.0.0"), 1500));
   EXPECT_EQ(r.outcome, Outcome::FAILED) << r.message;
   EXPECT_NE(r.message.find("error rate"), std::string::npos) << r.message;
+  // The window that failed was reported with its figures, before the step ended.
+  const std::vector<FiguresReport> reported = figures();
+  ASSERT_EQ(reported.size(), 1u);
+  const FiguresReport& f = reported[0];
+  EXPECT_FALSE(f.bake);
+  EXPECT_EQ(f.window, 1u);
+  EXPECT_GE(f.window_ms, 1500u);
+  EXPECT_EQ(f.verdict, common::WindowVerdict::kFail);
+  EXPECT_EQ(f.candidate.version, "2.0.0-bad");
+  ASSERT_TRUE(f.stable.has_value());
+  EXPECT_EQ(f.stable->version, "1.0.0");
+  EXPECT_GT(f.candidate.requests, 0u);
+  ASSERT_TRUE(f.error_rate_limit.has_value());
+  EXPECT_GT(f.candidate.error_rate, *f.error_rate_limit);
+  EXPECT_EQ(f.health_threshold, 3u);
+  EXPECT_TRUE(common::checkFigures(f).ok());
 
   r = run(Step::ROLLBACK, spec("2.0.0-bad", "1.0.0"));
   ASSERT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
@@ -61,6 +77,8 @@ TEST_F(ProcessDriverTest, BakeWatchesHealthAndPasses) {
   auto r = run(Step::BAKE, withDuration(spec("1.0.0"), 500));
   EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("health checks"), std::string::npos) << r.message;
+  // No metrics and no alerts: health checks only, no windows to report.
+  EXPECT_TRUE(figures().empty());
 }
 
 // Blue-green: the new set takes all the traffic at once, the old one none; the bake judges the
@@ -95,6 +113,20 @@ TEST_F(ProcessDriverTest, BlueGreenBakePassesAVersionAsGoodAsTheOldSet) {
   r = run(Step::BAKE, withDuration(good, 2000));
   EXPECT_EQ(r.outcome, Outcome::SUCCEEDED) << r.message;
   EXPECT_NE(r.message.find("and the analysis against 1.0.0"), std::string::npos) << r.message;
+  // One figures report per slice, numbered, each against the old set with its verdict.
+  const std::vector<FiguresReport> reported = figures();
+  ASSERT_GE(reported.size(), 2u);
+  for (size_t i = 0; i < reported.size(); ++i) {
+    EXPECT_TRUE(reported[i].bake);
+    EXPECT_EQ(reported[i].window, i + 1);
+    EXPECT_EQ(reported[i].candidate.version, "2.0.0");
+    ASSERT_TRUE(reported[i].stable.has_value());
+    EXPECT_EQ(reported[i].stable->version, "1.0.0");
+    EXPECT_NE(reported[i].verdict, common::WindowVerdict::kNone);
+    EXPECT_NE(reported[i].verdict, common::WindowVerdict::kFail);
+    EXPECT_EQ(reported[i].health_failing, 0u);
+  }
+  EXPECT_GT(reported.back().health_checks, 0u);
 }
 
 TEST_F(ProcessDriverTest, CancelDuringAnalysisAbortsQuicklyAndKeepsTheRecord) {

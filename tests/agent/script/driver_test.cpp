@@ -34,9 +34,10 @@ class ScriptDriverTest : public ::testing::Test {
   static std::vector<std::string> firstLines(StepRun& run) {
     std::vector<std::string> lines;
     std::vector<AlertReport> alerts;
+    std::vector<FiguresReport> figures;
     const auto give_up = Clock::now() + 10s;
     while (lines.empty() && Clock::now() < give_up) {
-      run.collect(lines, alerts);
+      run.collect(lines, alerts, figures);
       std::this_thread::sleep_for(10ms);
     }
     return lines;
@@ -46,13 +47,15 @@ class ScriptDriverTest : public ::testing::Test {
   StepEnd finish(StepRun& run, std::vector<std::string>* lines = nullptr) {
     std::vector<std::string> seen;
     std::vector<AlertReport> alerts;
+    std::vector<FiguresReport> figures;
     const auto give_up = Clock::now() + 30s;
     while (Clock::now() < give_up) {
-      run.collect(seen, alerts);
+      run.collect(seen, alerts, figures);
       if (auto end = run.poll(Clock::now())) {
-        run.collect(seen, alerts);
+        run.collect(seen, alerts, figures);
         if (lines) *lines = seen;
         EXPECT_TRUE(alerts.empty());
+        EXPECT_TRUE(figures.empty());
         return *end;
       }
       std::this_thread::sleep_for(10ms);

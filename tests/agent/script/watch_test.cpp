@@ -101,11 +101,12 @@ class ScriptWatchTest : public ::testing::Test {
   Status run(
       Step step, const Spec& s, std::string* message,
       std::function<bool(int)> healthy = [](int) { return true; }) {
-    ScriptWatch watch(ctx_, s, alert_sink_, [this, healthy](const std::string& url, Millis) {
-      urls_.push_back(url);
-      const bool ok = healthy(static_cast<int>(urls_.size()));
-      return Probe{ok, true, ok ? "" : "HTTP 503"};
-    });
+    ScriptWatch watch(ctx_, s, alert_sink_, figures_sink_,
+                      [this, healthy](const std::string& url, Millis) {
+                        urls_.push_back(url);
+                        const bool ok = healthy(static_cast<int>(urls_.size()));
+                        return Probe{ok, true, ok ? "" : "HTTP 503"};
+                      });
     return step == Step::BAKE ? watch.bake(message) : watch.analyze(message);
   }
 
@@ -121,6 +122,8 @@ class ScriptWatchTest : public ::testing::Test {
   std::vector<std::string> urls_;
   std::vector<AlertReport> alerts_;
   AlertSink alert_sink_ = [this](const AlertReport& a) { alerts_.push_back(a); };
+  std::vector<FiguresReport> figures_;
+  FiguresSink figures_sink_ = [this](const FiguresReport& f) { figures_.push_back(f); };
 };
 
 TEST_F(ScriptWatchTest, HealthUrlFillsClusterVersionAndEnvironment) {
@@ -148,6 +151,22 @@ TEST_F(ScriptWatchTest, AnalysisPassesWhenTheNewVersionMatchesTheStableOne) {
   }
   EXPECT_TRUE(saw_new && saw_stable);
   EXPECT_TRUE(alerts_.empty());
+  // The window's figures for the coordinator, with the limits, the verdict and the health streak.
+  ASSERT_EQ(figures_.size(), 1u);
+  const FiguresReport& f = figures_[0];
+  EXPECT_FALSE(f.bake);
+  EXPECT_EQ(f.window, 1u);
+  EXPECT_EQ(f.window_ms, 30000u);
+  EXPECT_EQ(f.candidate.version, "2.0.0");
+  EXPECT_EQ(f.candidate.requests, 300u);
+  ASSERT_TRUE(f.stable.has_value());
+  EXPECT_EQ(f.stable->version, "1.0.0");
+  EXPECT_EQ(f.verdict, common::WindowVerdict::kPass);
+  ASSERT_TRUE(f.latency_p95_limit.has_value());
+  EXPECT_NEAR(*f.latency_p95_limit, 0.022, 1e-9);
+  EXPECT_EQ(f.health_checks, 6u);
+  EXPECT_EQ(f.health_failing, 0u);
+  EXPECT_EQ(f.health_threshold, 3u);
 }
 
 TEST_F(ScriptWatchTest, TwentyPercentErrorsFailTheAnalysisAndRaiseTheDefaultAlert) {
@@ -231,6 +250,9 @@ TEST_F(ScriptWatchTest, BakeFailsATwentyTimesSlowerVersionAgainstTheOldOne) {
   EXPECT_TRUE(logged("bake baseline 1.0.0"));
   ASSERT_FALSE(alerts_.empty());
   EXPECT_EQ(alerts_[0].rule, "latency_p95");
+  ASSERT_EQ(figures_.size(), 1u) << "the first slice already fails the whole bake";
+  EXPECT_TRUE(figures_[0].bake);
+  EXPECT_EQ(figures_[0].verdict, common::WindowVerdict::kFail);
 }
 
 TEST_F(ScriptWatchTest, BakePassesAndChecksHealthTwiceAsOften) {
