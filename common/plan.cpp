@@ -268,6 +268,7 @@ void PlanReader::readRollback(const Field& field, RollbackScope* scope) {
 
 namespace {
 
+using plan_internal::FieldReader;
 using plan_internal::PlanReader;
 
 // Plans are a few kilobytes; bigger text is refused before yaml-cpp builds a node per token.
@@ -328,7 +329,7 @@ class DocumentProbe : public YAML::EventHandler {
 
 // Reports a second document and returns true, or reports a stuck parser and returns false (the
 // text is then not loaded). Throws yaml-cpp's syntax errors.
-bool probeDocuments(const std::string& text, PlanReader* reader) {
+bool probeDocuments(const std::string& text, std::string_view noun, FieldReader* reader) {
   std::istringstream in(text);
   YAML::Parser parser(in);
   DocumentProbe probe;
@@ -344,7 +345,8 @@ bool probeDocuments(const std::string& text, PlanReader* reader) {
     }
     // A trailing `---` is harmless; a document with content would be silently ignored.
     if (!probe.rootIsNull()) {
-      reader->problemAt(probe.rootMark(), "a plan is a single YAML document; found another one");
+      reader->problemAt(probe.rootMark(),
+                        "a " + std::string(noun) + " is a single YAML document; found another one");
       return true;
     }
     previous_start = start.pos;
@@ -367,6 +369,35 @@ void sortAndCap(std::vector<PlanProblem>* problems) {
 
 }  // namespace
 
+std::vector<PlanProblem> plan_internal::readYamlDocument(
+    const std::string& text, std::string_view noun, FieldReader* reader,
+    const std::function<void(const YAML::Node&)>& read) {
+  const std::string what(noun);
+  // yaml-cpp reports syntax errors by exception; nothing may escape from here, whatever the text.
+  try {
+    if (probeDocuments(text, noun, reader)) {
+      const YAML::Node root = YAML::Load(text);
+      if (root.IsNull()) {
+        reader->problemAt(YAML::Mark::null_mark(), "the " + what + " is empty");
+      } else {
+        read(root);
+      }
+    }
+  } catch (const YAML::DeepRecursion& e) {
+    reader->problemAt(e.mark, "nesting is too deep");
+  } catch (const YAML::Exception& e) {
+    reader->problemAt(e.mark, "syntax error: " + printableMessage(e.msg));
+  } catch (const std::exception& e) {
+    reader->problemAt(YAML::Mark::null_mark(),
+                      "cannot read the " + what + ": " + printableMessage(e.what()));
+  } catch (...) {
+    reader->problemAt(YAML::Mark::null_mark(), "cannot read the " + what);
+  }
+  std::vector<PlanProblem> problems = reader->takeProblems();
+  sortAndCap(&problems);
+  return problems;
+}
+
 std::string PlanProblem::toString() const {
   if (line == 0) return message;
   return std::to_string(line) + ":" + std::to_string(column) + ": " + message;
@@ -381,28 +412,8 @@ PlanParseResult parsePlan(const std::string& text) {
   }
   PlanReader reader;
   std::optional<Plan> plan;
-  // yaml-cpp reports syntax errors by exception; nothing may escape from here, whatever the text.
-  try {
-    if (probeDocuments(text, &reader)) {
-      const YAML::Node root = YAML::Load(text);
-      if (root.IsNull()) {
-        reader.problemAt(YAML::Mark::null_mark(), "the plan is empty");
-      } else {
-        plan = reader.read(root);
-      }
-    }
-  } catch (const YAML::DeepRecursion& e) {
-    reader.problemAt(e.mark, "nesting is too deep");
-  } catch (const YAML::Exception& e) {
-    reader.problemAt(e.mark, "syntax error: " + printableMessage(e.msg));
-  } catch (const std::exception& e) {
-    reader.problemAt(YAML::Mark::null_mark(),
-                     "cannot read the plan: " + printableMessage(e.what()));
-  } catch (...) {
-    reader.problemAt(YAML::Mark::null_mark(), "cannot read the plan");
-  }
-  result.problems = reader.takeProblems();
-  sortAndCap(&result.problems);
+  result.problems = plan_internal::readYamlDocument(
+      text, "plan", &reader, [&](const YAML::Node& root) { plan = reader.read(root); });
   if (result.problems.empty() && plan) result.plan = std::move(plan);
   return result;
 }

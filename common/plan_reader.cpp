@@ -90,7 +90,7 @@ const Field* findField(const Fields& fields, std::string_view name) {
   return it == fields.end() ? nullptr : &it->second;
 }
 
-Fields PlanReader::readFields(const YAML::Node& map, const std::string& context, FieldList known) {
+Fields FieldReader::readFields(const YAML::Node& map, const std::string& context, FieldList known) {
   // yaml-cpp 0.7 keeps both entries of a repeated key, so repeats are found by walking the map.
   Fields fields;
   const std::string where = context.empty() ? "" : " in " + context;
@@ -118,8 +118,8 @@ Fields PlanReader::readFields(const YAML::Node& map, const std::string& context,
   return fields;
 }
 
-const Field* PlanReader::requireField(const Fields& fields, std::string_view name,
-                                      const YAML::Node& map, const std::string& context) {
+const Field* FieldReader::requireField(const Fields& fields, std::string_view name,
+                                       const YAML::Node& map, const std::string& context) {
   const Field* field = findField(fields, name);
   if (field == nullptr) {
     problemAt(map, "missing required field " + quote(name) +
@@ -128,14 +128,14 @@ const Field* PlanReader::requireField(const Fields& fields, std::string_view nam
   return field;
 }
 
-bool PlanReader::isOff(const YAML::Node& node) {
+bool FieldReader::isOff(const YAML::Node& node) {
   if (!node.IsScalar()) return false;
   const std::string& text = node.Scalar();
   return text == "off" || text == "false";
 }
 
-bool PlanReader::expectKind(const Field& field, YAML::NodeType::value kind,
-                            const std::string& path) {
+bool FieldReader::expectKind(const Field& field, YAML::NodeType::value kind,
+                             const std::string& path) {
   if (field.value.Type() == kind) return true;
   if (field.value.IsNull()) {
     // An empty value has no position of its own (yaml-cpp marks the next token): use the key's.
@@ -149,12 +149,12 @@ bool PlanReader::expectKind(const Field& field, YAML::NodeType::value kind,
   return false;
 }
 
-std::optional<std::string> PlanReader::readString(const Field& field, const std::string& path) {
+std::optional<std::string> FieldReader::readString(const Field& field, const std::string& path) {
   if (!expectKind(field, YAML::NodeType::Scalar, path)) return std::nullopt;
   return field.value.Scalar();
 }
 
-std::optional<std::string> PlanReader::readHttpUrl(const Field& field, const std::string& path) {
+std::optional<std::string> FieldReader::readHttpUrl(const Field& field, const std::string& path) {
   auto url = readString(field, path);
   if (!url) return std::nullopt;
   const bool scheme = url->rfind("http://", 0) == 0 || url->rfind("https://", 0) == 0;
@@ -169,7 +169,7 @@ std::optional<std::string> PlanReader::readHttpUrl(const Field& field, const std
   return url;
 }
 
-std::optional<std::chrono::milliseconds> PlanReader::readDurationField(
+std::optional<std::chrono::milliseconds> FieldReader::readDurationField(
     const Field& field, const std::string& path, std::chrono::milliseconds min,
     std::chrono::milliseconds max) {
   auto text = readString(field, path);
@@ -187,7 +187,8 @@ std::optional<std::chrono::milliseconds> PlanReader::readDurationField(
   return *d;
 }
 
-std::optional<uint32_t> PlanReader::readClusterBudget(const Field& field, const std::string& path) {
+std::optional<uint32_t> FieldReader::readClusterBudget(const Field& field,
+                                                       const std::string& path) {
   auto text = readString(field, path);
   if (!text) return std::nullopt;
   if (*text == "0") return 0u;
@@ -199,8 +200,8 @@ std::optional<uint32_t> PlanReader::readClusterBudget(const Field& field, const 
   return count;
 }
 
-std::optional<uint32_t> PlanReader::readCount(const Field& field, const std::string& path,
-                                              uint32_t max) {
+std::optional<uint32_t> FieldReader::readCount(const Field& field, const std::string& path,
+                                               uint32_t max) {
   auto text = readString(field, path);
   if (!text) return std::nullopt;
   auto count = parsePositiveCount(*text);
@@ -212,8 +213,8 @@ std::optional<uint32_t> PlanReader::readCount(const Field& field, const std::str
   return count;
 }
 
-std::optional<double> PlanReader::readNumber(const Field& field, const std::string& path,
-                                             double min, double max) {
+std::optional<double> FieldReader::readNumber(const Field& field, const std::string& path,
+                                              double min, double max) {
   auto text = readString(field, path);
   if (!text) return std::nullopt;
   // Plain decimals only: no hex, exponents or spaces that std::stod would also take.

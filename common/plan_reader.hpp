@@ -1,5 +1,6 @@
 // Internal to the plan parser (common/plan*.cpp): the field tables of the plan format, the
-// reading helpers every section uses, and PlanReader, whose sections live in their own files:
+// reading helpers every section uses (FieldReader, shared with the policy parser,
+// common/policy.cpp), and PlanReader, whose sections live in their own files:
 //
 //   plan.cpp                 parsePlan, the top-level map, driver, steps, rollback, cross-checks
 //   plan_reader.cpp          generic reading: fields of a map, kinds, strings, counts, numbers,
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -92,12 +94,11 @@ using Fields = std::map<std::string, Field, std::less<>>;
 
 const Field* findField(const Fields& fields, std::string_view name);
 
-// Walks the YAML tree once, building the Plan and collecting every problem on the way. It only
-// ever descends into the fixed shape of the plan, so anchors that make the tree cyclic
-// (`&a [*a]`) or aliases repeated many times cannot make it loop or explode.
-class PlanReader {
+// The reading every YAML format of Flotilla shares (plans, the policy file): problems with their
+// positions, the fields of a map (unknown and repeated keys, typo suggestions), node kinds,
+// strings, counts, numbers, durations, URLs and label selectors.
+class FieldReader {
  public:
-  Plan read(const YAML::Node& root);
   std::vector<PlanProblem> takeProblems() { return std::move(problems_); }
 
   void problemAt(const YAML::Mark& mark, std::string message) {
@@ -113,7 +114,7 @@ class PlanReader {
     problemAt(node.Mark(), std::move(message));
   }
 
- private:
+ protected:
   // plan_reader.cpp: generic reading.
   Fields readFields(const YAML::Node& map, const std::string& context, FieldList known);
   const Field* requireField(const Fields& fields, std::string_view name, const YAML::Node& map,
@@ -132,7 +133,30 @@ class PlanReader {
   std::optional<uint32_t> readClusterBudget(const Field& field, const std::string& path);
   std::optional<double> readNumber(const Field& field, const std::string& path, double min,
                                    double max);
+  // A label selector: a non-empty map of selector keys to values (plan_waves.cpp).
+  void readSelector(const Field& field, const std::string& path,
+                    std::map<std::string, std::string>* selector);
 
+ private:
+  std::vector<PlanProblem> problems_;
+};
+
+// Loads one YAML document from `text` and hands its root to `read`, turning everything yaml-cpp
+// throws into problems on `reader`: syntax errors, nesting too deep, a second document, an empty
+// text ("the NOUN is empty"). Nothing escapes, whatever the text. Returns the reader's problems
+// sorted by position and capped (plan.cpp).
+std::vector<PlanProblem> readYamlDocument(const std::string& text, std::string_view noun,
+                                          FieldReader* reader,
+                                          const std::function<void(const YAML::Node&)>& read);
+
+// Walks the YAML tree once, building the Plan and collecting every problem on the way. It only
+// ever descends into the fixed shape of the plan, so anchors that make the tree cyclic
+// (`&a [*a]`) or aliases repeated many times cannot make it loop or explode.
+class PlanReader : public FieldReader {
+ public:
+  Plan read(const YAML::Node& root);
+
+ private:
   // plan.cpp: the top level.
   bool readDriver(const Field& field, DriverKind* driver);
   void readSteps(const Field& field, ScriptSteps* steps);
@@ -151,8 +175,6 @@ class PlanReader {
   void readWave(const YAML::Node& node, size_t index, Wave* wave);
   void readClusters(const Field& field, size_t wave_index, const std::string& path,
                     const std::string& label, std::vector<std::string>* clusters);
-  void readSelector(const Field& field, const std::string& path,
-                    std::map<std::string, std::string>* selector);
   // `approval: required | none` or `approval: {required: N, expires: D}`.
   void readApproval(const Field& field, const std::string& path, Wave* wave);
 
@@ -172,7 +194,6 @@ class PlanReader {
     std::string wave_label;
   };
 
-  std::vector<PlanProblem> problems_;
   // The plan's driver once read (nothing when it is unknown or bad): some sections read
   // differently for each.
   std::optional<DriverKind> driver_;

@@ -125,8 +125,8 @@ void PlanReader::readClusters(const Field& field, size_t wave_index, const std::
   }
 }
 
-void PlanReader::readSelector(const Field& field, const std::string& path,
-                              std::map<std::string, std::string>* selector) {
+void FieldReader::readSelector(const Field& field, const std::string& path,
+                               std::map<std::string, std::string>* selector) {
   if (!expectKind(field, YAML::NodeType::Map, path)) return;
   if (field.value.size() == 0) {
     problemAt(field.value, path + " must not be empty");

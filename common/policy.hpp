@@ -1,0 +1,100 @@
+// The policy file (DESIGN.md "Policy", issue 13): the organisation's rules per environment —
+// which agents belong to it, who may deploy, approvals, the checks a release must have passed,
+// promotion, triggers and the post-deploy watch — and the hotfix rules. This is the model and
+// its parser; the coordinator does not read a policy yet.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/plan.hpp"
+
+namespace flotilla::common {
+
+enum class CheckOp { kAtLeast, kAbove, kAtMost, kBelow, kEqual };
+
+// ">=", ">", "<=", "<", "==".
+const char* checkOpText(CheckOp op);
+
+struct CheckThreshold {
+  CheckOp op = CheckOp::kAtLeast;
+  double value = 0;
+};
+
+// A check a release must have passed: "tests", or "coverage >= 80" with a threshold on the
+// reported value. Names are 1 to 63 characters from [a-z0-9_] (the workflow's are tests,
+// coverage, lint, security_scan, performance, docs, version_bumped, changelog, release_notes,
+// migrations, config_changes, rollback_plan).
+struct Check {
+  std::string name;
+  std::optional<CheckThreshold> threshold;
+  // "tests", "coverage >= 80": what the file said, normalised.
+  std::string text() const;
+};
+
+struct EnvironmentApproval {
+  uint32_t required = 1;  // 1 to 10 approvers
+};
+
+// An environment accepts a version only after it succeeded in `from` at least `soak` ago.
+struct Promotion {
+  std::string from;
+  std::chrono::milliseconds soak{0};
+};
+
+// `POST /api/v1/triggers/{name}` starts the stored plan `plan` in this environment.
+struct Trigger {
+  std::string name;  // [a-z0-9-], unique across the file
+  std::string plan;
+};
+
+// One tier of the post-deploy watch: checks every `interval` for `duration`.
+struct WatchTier {
+  std::string name;
+  std::chrono::milliseconds duration{0};  // `for` in the file
+  std::chrono::milliseconds interval{0};  // at most `duration`
+};
+
+struct Environment {
+  std::string name;
+  std::map<std::string, std::string> clusters;  // agent label selector, at least one label
+  std::vector<std::string> deployers;           // roles or token names; empty: every deployer
+  std::optional<EnvironmentApproval> approval;
+  std::vector<Check> checks;
+  std::optional<Promotion> promotion;
+  std::vector<Trigger> triggers;
+  std::vector<WatchTier> watch;
+};
+
+struct Hotfix {
+  uint32_t approvals = 1;                // 1 to 10
+  std::vector<std::string> skip_checks;  // each required by some environment
+  std::chrono::milliseconds soak{0};
+  double watch_factor = 2;  // 1 to 10: how much longer the first watch tier runs
+  bool allowed_during_freeze = false;
+};
+
+struct Policy {
+  std::map<std::string, Environment> environments;
+  std::vector<std::string> environment_order;  // the names as the file lists them
+  std::optional<Hotfix> hotfix;
+  std::string sha256;  // of the file text, 64 hex digits
+};
+
+struct PolicyParseResult {
+  std::optional<Policy> policy;       // set only when problems is empty
+  std::vector<PlanProblem> problems;  // sorted by line, then column
+};
+
+// Parses YAML or JSON policy text, reporting every mistake with its line:column.
+PolicyParseResult parsePolicy(const std::string& text);
+
+// For GET /api/v1/policy: environments in file order, checks as text, durations in ms, sha256.
+nlohmann::json policyToJson(const Policy& policy);
+
+}  // namespace flotilla::common
