@@ -132,7 +132,9 @@ StatusOr<CurveKeyPair> loadOrCreateKeyPair(const std::string& dir, const std::st
 
 StatusOr<std::string> keyFromArgument(const std::string& argument) {
   std::string key = argument;
-  if (!argument.empty() && argument[0] == '@') {
+  // A key is 40 Z85 characters, and '@' is one of them: a whole key wins over "@FILE" (a file
+  // name of 39 Z85 characters would have to be given as @./NAME).
+  if (!argument.empty() && argument[0] == '@' && !isCurveKey(trimmed(argument))) {
     auto text = readSmallFile(argument.substr(1), 256);
     if (!text.ok()) return text.status();
     key = *text;

@@ -227,6 +227,16 @@ TEST_F(KeyPairTest, KeyFromArgumentTakesTheKeyOrAFileHoldingIt) {
   EXPECT_EQ(*from_file, pair.public_key);
 }
 
+// One key in 85 starts with '@', a Z85 character: it is a key, not a file name.
+TEST_F(KeyPairTest, KeyStartingWithAtIsAKeyNotAFile) {
+  std::string key;
+  for (int i = 0; i < 100000 && (key.empty() || key[0] != '@'); ++i) key = freshPair().public_key;
+  ASSERT_EQ(key[0], '@');
+  auto taken = keyFromArgument(key);
+  ASSERT_TRUE(taken.ok()) << taken.status().toString();
+  EXPECT_EQ(*taken, key);
+}
+
 TEST_F(KeyPairTest, KeyFromArgumentRefusesWhatIsNotAKey) {
   for (const std::string& bad : {std::string(""), std::string("@"), std::string("not-a-key"),
                                  freshPair().public_key.substr(1)}) {
