@@ -50,7 +50,10 @@ StatusOr<std::map<std::string, std::string>> overrideBody(const std::string& bod
   if (parsed.is_discarded() || !parsed.is_object()) {
     return Status::InvalidArgument("request body must be a JSON object");
   }
-  for (const auto& [key, value] : parsed.items()) {
+  for (const auto& item : parsed.items()) {
+    // Named, not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    const std::string& key = item.key();
+    const json& value = item.value();
     if (std::none_of(keys.begin(), keys.end(), [&](const char* k) { return key == k; })) {
       std::string known;
       for (const char* k : keys) known += std::string(known.empty() ? "" : ", ") + "\"" + k + "\"";
