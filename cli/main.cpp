@@ -12,6 +12,7 @@
 #include "cli/credentials.hpp"
 #include "cli/deployments.hpp"
 #include "cli/follow.hpp"
+#include "cli/policy.hpp"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "0.1.0"
@@ -83,6 +84,7 @@ int run(int argc, char** argv) {
   addAgentsCommands(app, commands);
   addTokensCommands(app, commands);
   addAuditCommand(app, commands);
+  addPolicyCommands(app, commands);
 
   // Subcommand help does not list the parent's options; say where the coordinator comes from.
   for (auto& command : commands) {

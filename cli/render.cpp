@@ -312,7 +312,12 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
     }
     std::vector<std::vector<std::string>> rows;
     for (const auto& wave : waves) {
-      std::vector<std::string> row = {text(wave, "name"), text(wave, "state"), ""};
+      // The policy's environment beside the wave's name: "production (production)".
+      std::string name = text(wave, "name");
+      if (std::string env = text(wave, "environment"); !env.empty() && env != name) {
+        name += " (" + env + ")";
+      }
+      std::vector<std::string> row = {name, text(wave, "state"), ""};
       if (versions) row.emplace_back();
       row.push_back(waveMessage(wave, id));
       rows.push_back(std::move(row));

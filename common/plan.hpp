@@ -143,6 +143,10 @@ struct Wave {
   // Clusters of this wave that may be lost at once before on_agent_lost applies; unset: the
   // plan's max_unavailable_clusters.
   std::optional<uint32_t> max_unavailable_clusters;
+  // The policy environment its clusters belong to (coordinator/policy_rules.hpp), set by the
+  // coordinator at submission when it runs with --policy; "" otherwise. Never read from a
+  // submitted plan: a plan author cannot choose it.
+  std::string environment;
   // Where the wave starts in the submitted text (1-based; 0 when unknown). Not part of the stored
   // form: only submission's checks against the registry report it.
   int line = 0;

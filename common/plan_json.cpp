@@ -131,7 +131,8 @@ Json waveToJson(const Wave& wave) {
       {"max_unavailable_clusters",
        wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
       {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
-      {"bake_ms", wave.bake.count()}};
+      {"bake_ms", wave.bake.count()},
+      {"environment", wave.environment}};
 }
 
 Wave waveFromJson(const Json& json, const std::string& path) {
@@ -175,6 +176,8 @@ Wave waveFromJson(const Json& json, const std::string& path) {
   const Json& strategy = member(json, "strategy", path);
   if (!strategy.is_null()) wave.strategy = strategyFromJson(strategy, path + ".strategy");
   wave.bake = msAt(json, "bake_ms", path);
+  // Absent in plans stored before policies.
+  if (json.contains("environment")) wave.environment = stringAt(json, "environment", path);
   return wave;
 }
 

@@ -132,6 +132,7 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
       commits_(commits),
       audit_(audit),
       tokens_(tokens),
+      policy_(options.policy),
       limits_(options.limits),
       watch_(metrics, options.limits),
       streams_(options.limits.max_streams, options.limits.streams_per_token),
@@ -279,6 +280,7 @@ void HttpApi::routes() {
   eventRoutes();       // http_events.cpp
   agentRoutes();       // http_agents.cpp
   tokenRoutes();       // http_tokens.cpp: API tokens and the audit trail
+  policyRoutes();      // http_policy.cpp
 }
 
 }  // namespace flotilla::coordinator

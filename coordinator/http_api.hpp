@@ -18,6 +18,7 @@
 #include "coordinator/engine.hpp"
 #include "coordinator/http_limits.hpp"
 #include "coordinator/metrics.hpp"
+#include "coordinator/policy_file.hpp"
 #include "coordinator/server.hpp"
 #include "coordinator/store.hpp"
 #include "coordinator/tokens.hpp"
@@ -35,6 +36,8 @@ struct HttpOptions {
   // PEM files; both or neither. With them the API speaks only HTTPS (TLS 1.2 or later).
   std::string tls_cert;
   std::string tls_key;
+  // --policy: the organisation's rules (submission, GET /api/v1/policy); null or disabled: none.
+  PolicyFile* policy = nullptr;
 };
 
 class HttpApi {
@@ -63,6 +66,7 @@ class HttpApi {
   void eventRoutes();
   void agentRoutes();
   void tokenRoutes();  // and the audit trail
+  void policyRoutes();
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);
@@ -87,6 +91,7 @@ class HttpApi {
   CommitSignal& commits_;
   AuditLog& audit_;
   Tokens& tokens_;
+  PolicyFile* policy_;
   HttpLimits limits_;
   ConnectionWatch watch_;
   StreamSlots streams_;

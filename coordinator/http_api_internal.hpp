@@ -10,6 +10,7 @@
 //                         page, or a live SSE stream
 //   http_agents.cpp       agents: list, enroll, revoke, remove
 //   http_tokens.cpp       API tokens and the audit trail
+//   http_policy.cpp       the policy in force, and its reload
 #pragma once
 
 #include <httplib.h>

@@ -15,6 +15,7 @@
 #include "coordinator/cluster_view.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
+#include "coordinator/policy_rules.hpp"
 #include "coordinator/wave_clusters.hpp"
 
 namespace flotilla::coordinator {
@@ -160,11 +161,14 @@ json detailJson(const Deployment& d, const AgentsByName& agents) {
       addClusterView(viewCluster(d, i, c), clusters.back());
       clusters.back()["figures"] = c.figures ? common::figuresToJson(*c.figures) : json(nullptr);
     }
-    json wave = {{"name", w.name},
-                 {"state", waveStateName(w.state)},
-                 {"approval_required", d.plan.waves[i].approval_required},
-                 {"approved", w.approved},
-                 {"clusters", clusters}};
+    json wave = {
+        {"name", w.name},
+        {"state", waveStateName(w.state)},
+        {"environment",
+         d.plan.waves[i].environment.empty() ? json(nullptr) : json(d.plan.waves[i].environment)},
+        {"approval_required", d.plan.waves[i].approval_required},
+        {"approved", w.approved},
+        {"clusters", clusters}};
     addApprovals(d, i, now_ms, wave);
     // Before a wave starts (awaiting its approval, above all): the clusters it will touch if it
     // starts now, so that an approver sees where the version goes.
@@ -228,6 +232,7 @@ json dryRunJson(const common::Plan& plan, const PlanClusters& resolved) {
     }
     const common::Strategy& strategy = plan.strategyFor(i);
     json wave = {{"name", pw.name},
+                 {"environment", pw.environment.empty() ? json(nullptr) : json(pw.environment)},
                  {"clusters", resolved.waves[i]},
                  {"selector", pw.selector.empty() ? json(nullptr) : json(pw.selector)},
                  {"steps", std::move(steps)},
@@ -270,6 +275,17 @@ StatusOr<bool> dryRunParam(const httplib::Request& req) {
   return Status::InvalidArgument("dry_run must be true or false, not " + quoted(value));
 }
 
+// A refused plan's answer: "<what>: N problems" and each with its line and column.
+json problemsJson(const std::string& what, const std::vector<common::PlanProblem>& problems) {
+  json list = json::array();
+  for (const auto& p : problems) {
+    list.push_back({{"line", p.line}, {"column", p.column}, {"message", p.message}});
+  }
+  const size_t n = problems.size();
+  return json{{"error", what + ": " + std::to_string(n) + (n == 1 ? " problem" : " problems")},
+              {"problems", list}};
+}
+
 }  // namespace
 
 void HttpApi::deploymentRoutes() {
@@ -291,16 +307,7 @@ void HttpApi::deploymentRoutes() {
     common::PlanParseResult parsed = common::parsePlan(req.body);
     if (!parsed.plan) {
       metrics_.planRefused();
-      json problems = json::array();
-      for (const auto& p : parsed.problems) {
-        problems.push_back({{"line", p.line}, {"column", p.column}, {"message", p.message}});
-      }
-      size_t n = parsed.problems.size();
-      return refuse(400,
-                    json{{"error", "plan refused: " + std::to_string(n) +
-                                       (n == 1 ? " problem" : " problems")},
-                         {"problems", problems}},
-                    "");
+      return refuse(400, problemsJson("plan refused", parsed.problems), "");
     }
     const std::vector<AgentInfo> agents = engine_.agentsSnapshot();
     // Before anything runs, every wave's clusters must exist: a typo found when production's
@@ -313,6 +320,20 @@ void HttpApi::deploymentRoutes() {
     Status allowed = checkPlanEnvironments(*actor, *parsed.plan, agents);
     if (!allowed.ok()) {
       return refuse(403, json{{"error", allowed.message()}}, parsed.plan->service);
+    }
+    // The organisation's rules: each wave's environment, who may deploy there, the approvals it
+    // requires. What the plan says can only add to them.
+    if (auto policy = policy_ ? policy_->current() : nullptr) {
+      PolicyVerdict verdict =
+          applyPolicy(*policy, *actor, resolved, agentsByName(agents), *parsed.plan);
+      if (!verdict.problems.empty()) {
+        metrics_.planRefused();
+        return refuse(400, problemsJson("plan refused by the policy", verdict.problems),
+                      parsed.plan->service);
+      }
+      if (!verdict.denied.ok()) {
+        return refuse(403, json{{"error", verdict.denied.message()}}, parsed.plan->service);
+      }
     }
     if (*dry_run) {
       // Nothing is stored and nothing changes: not an audited action.

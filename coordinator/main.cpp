@@ -19,6 +19,7 @@ using namespace flotilla;
 
 namespace {
 void onSignal(int) { coordinator::requestStop(); }
+void onHangup(int) { coordinator::requestPolicyReload(); }
 
 // Every agent holds one TCP connection, one descriptor, on the ROUTER: the usual soft limit of
 // 1024 would refuse the 1,000th agent. Take the hard limit.
@@ -169,6 +170,13 @@ int main(int argc, char** argv) {
                  "URL prefix alert webhooks may post to (repeatable), e.g.\n"
                  "https://hooks.example.com/deploys. A plan's webhook outside every prefix is\n"
                  "refused and counted, never contacted (none are allowed by default)");
+  app.add_option("--policy", options.policy_path,
+                 "The organisation's rules (YAML): environments by agent labels, who may deploy\n"
+                 "to each, the approvals they require (a plan can add to them, never weaken\n"
+                 "them). Any mistake stops the start, each with its line:column. Read again on\n"
+                 "SIGHUP or POST /api/v1/policy/reload; a reload with a mistake keeps the\n"
+                 "policy in force. See README \"Policy\"")
+      ->check(CLI::ExistingFile);
 
   // show-key: the public key agents pin (--coordinator-key). Works while the coordinator runs.
   std::string key_data_dir = options.data_dir;
@@ -256,6 +264,7 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGHUP, onHangup);
   s = coordinator::runServer(options);
   if (!s.ok()) {
     std::cerr << "flotilla-coordinator: " << s.message() << "\n";

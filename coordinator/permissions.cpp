@@ -40,6 +40,8 @@ constexpr std::array kRoutes = {
     Route{"DELETE", "/api/v1/tokens/{name}", Permission::kAdmin},
     Route{"GET", "/api/v1/audit", Permission::kRead},
     Route{"GET", "/api/v1/audit/verify", Permission::kRead},
+    Route{"GET", "/api/v1/policy", Permission::kRead},
+    Route{"POST", "/api/v1/policy/reload", Permission::kAdmin},
 };
 
 // Whether `path` matches `pattern` segment by segment ({x} matches one non-empty segment).

@@ -14,10 +14,12 @@
 
 #include "common/curve.hpp"
 #include "common/failpoint.hpp"
+#include "common/time_format.hpp"
 #include "coordinator/agent_endpoint.hpp"
 #include "coordinator/audit.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/metrics.hpp"
+#include "coordinator/policy_file.hpp"
 #include "coordinator/store.hpp"
 #include "coordinator/tokens.hpp"
 #include "coordinator/webhook.hpp"
@@ -29,6 +31,7 @@ using common::Status;
 namespace {
 std::atomic<int> g_stop_fd{-1};
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload_policy{false};
 // The engine's timers (lost agents, retries) need no finer resolution.
 constexpr auto kTickEvery = std::chrono::milliseconds(100);
 }  // namespace
@@ -119,6 +122,16 @@ void requestStop() {
   }
 }
 
+void requestPolicyReload() {
+  g_reload_policy = true;
+  int fd = g_stop_fd.load();
+  if (fd >= 0) {
+    uint64_t one = 1;
+    ssize_t n = ::write(fd, &one, sizeof(one));
+    (void)n;
+  }
+}
+
 std::string keysDir(const std::string& data_dir) { return data_dir + "/keys"; }
 
 bool isLoopbackAddress(const std::string& address) {
@@ -136,6 +149,24 @@ bool isLoopbackAddress(const std::string& address) {
   if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
   return host == "localhost";
 }
+
+namespace {
+// SIGHUP: the policy file read again, the outcome logged and audited.
+void reloadOnSignal(PolicyFile& policy, AuditLog& audit) {
+  PolicyReload r = policy.reload();
+  if (r.ok) {
+    spdlog::info("SIGHUP: {}", r.message);
+  } else {
+    spdlog::error("SIGHUP: {}", r.message);
+    for (const auto& p : r.problems) spdlog::error("  {}:{}", policy.path(), p.toString());
+  }
+  AuditEntry entry{
+      "coordinator", "", "SIGHUP policy.reload", policy.path(), r.ok ? "ok" : "refused", "",
+      r.message};
+  Status s = audit.append(entry, common::toUnixMillis(std::chrono::system_clock::now()));
+  if (!s.ok()) spdlog::error("audit: cannot record the policy reload: {}", s.toString());
+}
+}  // namespace
 
 Status runServer(const ServerOptions& options) {
   if (options.tls_cert.empty() != options.tls_key.empty()) {
@@ -214,9 +245,17 @@ Status runServer(const ServerOptions& options) {
         options.data_dir);
   }
 
+  PolicyFile policy(options.policy_path);
+  s = policy.load();
+  if (!s.ok()) return s;
+  if (auto p = policy.current()) {
+    spdlog::info("policy {}: {} environments, sha256 {}", options.policy_path,
+                 p->environments.size(), p->sha256);
+  }
+
   TaskQueue tasks;
   HttpApi http(**store, engine, metrics, tasks, commits, audit, tokens,
-               HttpOptions{options.http_limits, options.tls_cert, options.tls_key});
+               HttpOptions{options.http_limits, options.tls_cert, options.tls_key, &policy});
   auto port = http.bind(options.listen_http);
   if (!port.ok()) return port.status();
   // Only now: a failed start must not leave requestStop() a descriptor that is closed (and
@@ -270,6 +309,7 @@ Status runServer(const ServerOptions& options) {
   };
   while (!g_stop) {
     if (endpoint.poll(kTickEvery, tasks.fd(), handler)) tasks.drain();
+    if (g_reload_policy.exchange(false)) reloadOnSignal(policy, audit);
     engine.tick();
     flush();
   }

@@ -36,6 +36,8 @@ struct ServerOptions {
   bool insecure_agents = false;
   // URL prefixes alert webhooks may post to (--webhook-allow); none by default.
   std::vector<std::string> webhook_allow;
+  // --policy FILE (coordinator/policy_file.hpp); "" none.
+  std::string policy_path;
 };
 
 // Where the coordinator keeps its CURVE key pair: DATA_DIR/keys/coordinator.{key,pub}.
@@ -92,6 +94,8 @@ class CommitSignal {
 // Runs until requestStop() (async-signal-safe) is called.
 common::Status runServer(const ServerOptions& options);
 void requestStop();
+// SIGHUP: read the policy file again at the loop's next turn (async-signal-safe).
+void requestPolicyReload();
 
 template <typename T>
 common::StatusOr<T> TaskQueue::call(std::function<common::StatusOr<T>()> fn) {

@@ -190,6 +190,8 @@ void FleetTest::restartCoordinator(CoordinatorOptions options) {
 
 bool FleetTest::coordinatorRunning() { return coordinator_ != nullptr && coordinator_->running(); }
 
+pid_t FleetTest::coordinatorPid() const { return coordinator_ ? coordinator_->pid() : -1; }
+
 std::string FleetTest::coordinatorLog() const {
   return dir_ + "/coordinator-" + std::to_string(coordinator_starts_) + ".log";
 }

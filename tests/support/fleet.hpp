@@ -107,6 +107,8 @@ class FleetTest : public ::testing::Test {
   void restartCoordinator(CoordinatorOptions options);
   // False once the coordinator exited (a crash point fired); it is reaped then.
   bool coordinatorRunning();
+  // The running coordinator's pid (-1 when none), to send it a signal.
+  pid_t coordinatorPid() const;
   // The current (or last) coordinator's log file.
   std::string coordinatorLog() const;
 

@@ -1,0 +1,259 @@
+// Tests for coordinator/policy_rules.cpp (what the policy does to a submitted plan) and
+// coordinator/policy_file.cpp (the file read at start and again on reload).
+#include "coordinator/policy_rules.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "coordinator/policy_file.hpp"
+#include "tests/support/files.hpp"
+
+namespace flotilla::coordinator {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+const char* kPolicy = R"(environments:
+  development:
+    clusters: {environment: development}
+  staging:
+    clusters: {environment: staging}
+    deployers: [deployer, ci]
+  production:
+    clusters: {environment: production}
+    deployers: [release-bot]
+    approval: {required: 2}
+)";
+
+common::Policy policy() {
+  common::PolicyParseResult parsed = common::parsePolicy(kPolicy);
+  EXPECT_TRUE(parsed.problems.empty()) << parsed.problems.front().toString();
+  return *parsed.policy;
+}
+
+AgentsByName fleet() {
+  AgentsByName agents;
+  auto add = [&](const std::string& name, std::map<std::string, std::string> labels) {
+    AgentInfo a;
+    a.cluster = name;
+    a.labels = std::move(labels);
+    agents.emplace(name, a);
+  };
+  add("dev-1", {{"environment", "development"}});
+  add("staging-eu", {{"environment", "staging"}, {"region", "eu"}});
+  add("prod-eu-1", {{"environment", "production"}, {"region", "eu"}});
+  add("prod-us-1", {{"environment", "production"}, {"region", "us"}});
+  add("lab-1", {{"region", "eu"}});
+  return agents;
+}
+
+common::Wave wave(const std::string& name, Strings clusters, int line) {
+  common::Wave w;
+  w.name = name;
+  w.clusters = std::move(clusters);
+  w.line = line;
+  w.column = 5;
+  return w;
+}
+
+common::Plan plan(std::vector<common::Wave> waves) {
+  common::Plan p;
+  p.service = "web";
+  p.version = "1.0.0";
+  p.waves = std::move(waves);
+  return p;
+}
+
+Actor actor(const std::string& name, const std::string& role) { return Actor{name, role, {}, ""}; }
+
+PolicyVerdict apply(const common::Policy& pol, const Actor& who, common::Plan& p) {
+  const AgentsByName agents = fleet();
+  const PlanClusters resolved = resolvePlanClusters(p, agents);
+  EXPECT_TRUE(resolved.problems.empty());
+  return applyPolicy(pol, who, resolved, agents, p);
+}
+
+TEST(EnvironmentOf, FirstEnvironmentInFileOrderWhoseSelectorMatches) {
+  const common::Policy pol = policy();
+  ASSERT_NE(environmentOf(pol, {{"environment", "staging"}}), nullptr);
+  EXPECT_EQ(environmentOf(pol, {{"environment", "staging"}})->name, "staging");
+  EXPECT_EQ(environmentOf(pol, {{"region", "eu"}}), nullptr);
+  EXPECT_EQ(environmentOf(pol, {}), nullptr);
+}
+
+TEST(ApplyPolicy, ProductionWithoutAGateGetsTheEnvironmentsApproval) {
+  const common::Policy pol = policy();
+  common::Plan p = plan({wave("staging", {"staging-eu"}, 3), wave("prod", {"prod-eu-1"}, 6)});
+  PolicyVerdict v = apply(pol, actor("bot", "admin"), p);
+  EXPECT_TRUE(v.problems.empty());
+  EXPECT_TRUE(v.denied.ok()) << v.denied.message();
+  EXPECT_EQ(p.waves[0].environment, "staging");
+  EXPECT_FALSE(p.waves[0].approval_required);
+  EXPECT_EQ(p.waves[1].environment, "production");
+  EXPECT_TRUE(p.waves[1].approval_required);
+  EXPECT_EQ(p.waves[1].approvals_required, 2u);
+}
+
+TEST(ApplyPolicy, APlanCanAskForMoreApproversNeverFewer) {
+  const common::Policy pol = policy();
+  common::Plan fewer = plan({wave("prod", {"prod-eu-1"}, 2)});
+  fewer.waves[0].approval_required = true;
+  fewer.waves[0].approvals_required = 1;
+  apply(pol, actor("bot", "admin"), fewer);
+  EXPECT_EQ(fewer.waves[0].approvals_required, 2u);
+
+  common::Plan more = plan({wave("prod", {"prod-eu-1"}, 2)});
+  more.waves[0].approval_required = true;
+  more.waves[0].approvals_required = 3;
+  apply(pol, actor("bot", "admin"), more);
+  EXPECT_EQ(more.waves[0].approvals_required, 3u);
+}
+
+TEST(ApplyPolicy, ASelectorWavePinsItsEnvironmentsLabels) {
+  const common::Policy pol = policy();
+  common::Plan p = plan({wave("eu", {}, 2)});
+  p.waves[0].selector = {{"region", "eu"}, {"environment", "production"}};
+  apply(pol, actor("bot", "admin"), p);
+  EXPECT_EQ(p.waves[0].environment, "production");
+  EXPECT_EQ(p.waves[0].selector.at("environment"), "production");
+
+  // A selector that does not name the environment gets its labels: a cluster registering
+  // later in another environment with region=us is never taken.
+  common::Plan us = plan({wave("us", {}, 2)});
+  us.waves[0].selector = {{"region", "us"}};
+  apply(pol, actor("bot", "admin"), us);
+  EXPECT_EQ(us.waves[0].selector.at("environment"), "production");
+  EXPECT_EQ(us.waves[0].selector.at("region"), "us");
+}
+
+TEST(ApplyPolicy, AClusterInNoEnvironmentIsAProblemAtItsWave) {
+  const common::Policy pol = policy();
+  common::Plan p = plan({wave("lab", {"lab-1"}, 7)});
+  PolicyVerdict v = apply(pol, actor("bot", "admin"), p);
+  ASSERT_EQ(v.problems.size(), 1u);
+  EXPECT_EQ(v.problems[0].line, 7);
+  EXPECT_EQ(v.problems[0].column, 5);
+  EXPECT_NE(v.problems[0].message.find("lab-1 belongs to no environment of the policy"),
+            std::string::npos)
+      << v.problems[0].message;
+  EXPECT_NE(v.problems[0].message.find("production {environment: production}"), std::string::npos)
+      << v.problems[0].message;
+}
+
+TEST(ApplyPolicy, AWaveAcrossTwoEnvironmentsIsAProblem) {
+  const common::Policy pol = policy();
+  common::Plan p = plan({wave("all", {"staging-eu", "prod-eu-1"}, 4)});
+  PolicyVerdict v = apply(pol, actor("bot", "admin"), p);
+  ASSERT_EQ(v.problems.size(), 1u);
+  EXPECT_EQ(v.problems[0].line, 4);
+  EXPECT_NE(v.problems[0].message.find("spans environments (production: prod-eu-1, staging: "
+                                       "staging-eu)"),
+            std::string::npos)
+      << v.problems[0].message;
+}
+
+TEST(ApplyPolicy, OnlyTheEnvironmentsDeployersAndAdminsMayDeploy) {
+  const common::Policy pol = policy();
+  common::Plan p = plan({wave("staging", {"staging-eu"}, 2), wave("prod", {"prod-eu-1"}, 4)});
+  PolicyVerdict v = apply(pol, actor("alice", "deployer"), p);
+  ASSERT_FALSE(v.denied.ok());
+  EXPECT_EQ(v.denied.code(), common::Status::Code::kPermissionDenied);
+  EXPECT_NE(v.denied.message().find("environment production (wave \"prod\") accepts deployments "
+                                    "from release-bot only; \"alice\" (role deployer)"),
+            std::string::npos)
+      << v.denied.message();
+
+  // By token name, and by role.
+  common::Plan by_name = plan({wave("prod", {"prod-eu-1"}, 2)});
+  EXPECT_TRUE(apply(pol, actor("release-bot", "deployer"), by_name).denied.ok());
+  common::Plan by_role = plan({wave("staging", {"staging-eu"}, 2)});
+  EXPECT_TRUE(apply(pol, actor("alice", "deployer"), by_role).denied.ok());
+  common::Plan admin = plan({wave("prod", {"prod-eu-1"}, 2)});
+  EXPECT_TRUE(apply(pol, actor("root", "admin"), admin).denied.ok());
+  // Development lists nobody: every deployer.
+  common::Plan dev = plan({wave("dev", {"dev-1"}, 2)});
+  EXPECT_TRUE(apply(pol, actor("alice", "deployer"), dev).denied.ok());
+}
+
+class PolicyFileTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    const std::string path = dir_.path() + "/policy.yaml";
+    support::writeFile(path, text);
+    return path;
+  }
+  support::TempDir dir_{"policy-file"};
+};
+
+TEST_F(PolicyFileTest, WithoutAPathThereIsNoPolicy) {
+  PolicyFile file("");
+  EXPECT_TRUE(file.load().ok());
+  EXPECT_EQ(file.current(), nullptr);
+  EXPECT_FALSE(file.toJson()["enabled"].get<bool>());
+  PolicyReload r = file.reload();
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.message.find("without a policy"), std::string::npos);
+}
+
+TEST_F(PolicyFileTest, AMistakeAtStartListsEveryProblemWithLineAndColumn) {
+  const std::string path = write(
+      "environments:\n"
+      "  production:\n"
+      "    clusters: {}\n"
+      "    approval: {required: 0}\n");
+  PolicyFile file(path);
+  common::Status s = file.load();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("2 mistakes"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(path + ":3:"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(path + ":4:"), std::string::npos) << s.message();
+  EXPECT_EQ(file.current(), nullptr);
+}
+
+TEST_F(PolicyFileTest, AnUnreadableFileIsRefused) {
+  PolicyFile file(dir_.path() + "/missing.yaml");
+  common::Status s = file.load();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("cannot read the policy file"), std::string::npos) << s.message();
+}
+
+TEST_F(PolicyFileTest, AReloadWithAMistakeKeepsThePolicyInForceAndSaysWhy) {
+  const std::string path = write(kPolicy);
+  PolicyFile file(path);
+  ASSERT_TRUE(file.load().ok());
+  const std::string first = file.current()->sha256;
+  EXPECT_EQ(file.toJson()["sha256"], first);
+
+  write("environments:\n  production:\n    clusterz: {environment: production}\n");
+  PolicyReload bad = file.reload();
+  EXPECT_FALSE(bad.ok);
+  ASSERT_FALSE(bad.problems.empty());
+  EXPECT_EQ(bad.problems[0].line, 3);
+  EXPECT_NE(bad.message.find("stays"), std::string::npos) << bad.message;
+  EXPECT_EQ(bad.sha256, first);
+  EXPECT_EQ(file.current()->sha256, first);
+  const nlohmann::json shown = file.toJson();
+  EXPECT_EQ(shown["sha256"], first);
+  EXPECT_FALSE(shown["last_reload"]["ok"].get<bool>());
+  EXPECT_FALSE(shown["last_reload"]["problems"].empty());
+
+  write(std::string(kPolicy) + "    checks: [tests]\n");
+  PolicyReload good = file.reload();
+  EXPECT_TRUE(good.ok) << good.message;
+  EXPECT_NE(good.sha256, first);
+  EXPECT_EQ(file.current()->sha256, good.sha256);
+  EXPECT_EQ(file.current()->environments.at("production").checks.size(), 1u);
+}
+
+TEST_F(PolicyFileTest, AFileLargerThanTheLimitIsRefusedUnparsed) {
+  const std::string path = write(std::string(kMaxPolicyFileBytes + 10, '#'));
+  PolicyFile file(path);
+  common::Status s = file.load();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("larger than"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace flotilla::coordinator
