@@ -13,6 +13,7 @@
 #include "cli/deployments.hpp"
 #include "cli/follow.hpp"
 #include "cli/policy.hpp"
+#include "cli/releases.hpp"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "0.1.0"
@@ -85,6 +86,7 @@ int run(int argc, char** argv) {
   addTokensCommands(app, commands);
   addAuditCommand(app, commands);
   addPolicyCommands(app, commands);
+  addReleaseCommands(app, commands);
 
   // Subcommand help does not list the parent's options; say where the coordinator comes from.
   for (auto& command : commands) {

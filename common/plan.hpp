@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/rules.hpp"  // names, versions and durations (parseDuration, formatDuration)
@@ -128,6 +129,35 @@ struct Alerts {
 constexpr std::chrono::milliseconds kMaxApprovalValidity = std::chrono::hours(24);
 constexpr uint32_t kMaxApprovalsRequired = 10;
 
+enum class CheckOp { kAtLeast, kAbove, kAtMost, kBelow, kEqual };
+
+// ">=", ">", "<=", "<", "==".
+const char* checkOpText(CheckOp op);
+
+struct CheckThreshold {
+  CheckOp op = CheckOp::kAtLeast;
+  double value = 0;
+};
+
+// A check a release must have passed: "tests", or "coverage >= 80" with a threshold on the
+// reported value. Names are 1 to 63 characters from [a-z0-9_] (the workflow's are tests,
+// coverage, lint, security_scan, performance, docs, version_bumped, changelog, release_notes,
+// migrations, config_changes, rollback_plan).
+// Names are 1 to 63 characters from [a-z0-9_].
+bool isCheckName(std::string_view name);
+inline constexpr char kCheckNameRule[] = "use 1 to 63 characters from [a-z0-9_]";
+// Whether a reported value meets the threshold.
+bool thresholdMet(const CheckThreshold& threshold, double value);
+// The operator of ">=", ">", "<=", "<", "=="; nothing for anything else.
+std::optional<CheckOp> parseCheckOp(std::string_view text);
+
+struct Check {
+  std::string name;
+  std::optional<CheckThreshold> threshold;
+  // "tests", "coverage >= 80": what the file said, normalised.
+  std::string text() const;
+};
+
 struct Wave {
   std::string name;                             // [a-z0-9-], unique in the plan
   std::vector<std::string> clusters;            // by name, or ...
@@ -147,6 +177,9 @@ struct Wave {
   // coordinator at submission when it runs with --policy; "" otherwise. Never read from a
   // submitted plan: a plan author cannot choose it.
   std::string environment;
+  // The checks a release must have passed before this wave starts: its environment's, from
+  // the policy at submission (coordinator/releases.hpp judges them). Never from the plan text.
+  std::vector<Check> checks;
   // Where the wave starts in the submitted text (1-based; 0 when unknown). Not part of the stored
   // form: only submission's checks against the registry report it.
   int line = 0;

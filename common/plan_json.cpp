@@ -119,6 +119,36 @@ Strategy strategyFromJson(const Json& json, const std::string& path) {
   return s;
 }
 
+Json checksToJson(const std::vector<Check>& checks) {
+  Json out = Json::array();
+  for (const Check& check : checks) {
+    out.push_back({{"name", check.name},
+                   {"op", check.threshold ? Json(checkOpText(check.threshold->op)) : Json(nullptr)},
+                   {"value", check.threshold ? Json(check.threshold->value) : Json(nullptr)}});
+  }
+  return out;
+}
+
+std::vector<Check> checksFromJson(const Json& json, const std::string& path) {
+  if (!json.is_array()) throw FieldError(path, "expected an array");
+  std::vector<Check> checks;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    Check check;
+    check.name = stringAt(json[i], "name", at);
+    if (!isCheckName(check.name)) throw FieldError(at + ".name", kCheckNameRule);
+    const Json& op = member(json[i], "op", at);
+    if (!op.is_null()) {
+      auto known = op.is_string() ? parseCheckOp(op.get<std::string>()) : std::nullopt;
+      const Json& value = member(json[i], "value", at);
+      if (!known || !value.is_number()) throw FieldError(at, "expected an operator and a number");
+      check.threshold = CheckThreshold{*known, value.get<double>()};
+    }
+    checks.push_back(std::move(check));
+  }
+  return checks;
+}
+
 Json waveToJson(const Wave& wave) {
   return Json{
       {"name", wave.name},
@@ -132,7 +162,8 @@ Json waveToJson(const Wave& wave) {
        wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
       {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
       {"bake_ms", wave.bake.count()},
-      {"environment", wave.environment}};
+      {"environment", wave.environment},
+      {"checks", checksToJson(wave.checks)}};
 }
 
 Wave waveFromJson(const Json& json, const std::string& path) {
@@ -178,6 +209,7 @@ Wave waveFromJson(const Json& json, const std::string& path) {
   wave.bake = msAt(json, "bake_ms", path);
   // Absent in plans stored before policies.
   if (json.contains("environment")) wave.environment = stringAt(json, "environment", path);
+  if (json.contains("checks")) wave.checks = checksFromJson(json.at("checks"), path + ".checks");
   return wave;
 }
 

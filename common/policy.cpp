@@ -47,15 +47,8 @@ constexpr std::array<std::string_view, 3> kWatchFields = {"name", "for", "interv
 constexpr std::array<std::string_view, 5> kHotfixFields = {"approvals", "skip_checks", "soak",
                                                            "watch_factor", "allowed_during_freeze"};
 
-constexpr char kCheckNameRule[] = "use 1 to 63 characters from [a-z0-9_]";
 constexpr char kCheckForm[] =
     "write NAME or NAME OP NUMBER, with OP one of >=, >, <=, <, == (\"coverage >= 80\")";
-
-bool isCheckName(std::string_view name) {
-  return !name.empty() && name.size() <= 63 && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
 
 // Plain decimals, optionally negative: no hex, exponents, inf or nan that strtod would take.
 std::optional<double> parsePlainNumber(std::string_view text) {
@@ -286,15 +279,8 @@ std::optional<Check> PolicyReader::readCheck(const YAML::Node& node, const std::
   if (tail.empty()) return check;
   const size_t op_end = std::min(tail.find_first_not_of("<>=!"), tail.size());
   const std::string_view op = tail.substr(0, op_end);
-  static constexpr std::array<std::pair<std::string_view, CheckOp>, 5> kOps = {{
-      {">=", CheckOp::kAtLeast},
-      {">", CheckOp::kAbove},
-      {"<=", CheckOp::kAtMost},
-      {"<", CheckOp::kBelow},
-      {"==", CheckOp::kEqual},
-  }};
-  auto known = std::find_if(kOps.begin(), kOps.end(), [&](const auto& o) { return o.first == op; });
-  if (known == kOps.end()) {
+  const std::optional<CheckOp> known = parseCheckOp(op);
+  if (!known) {
     problemAt(node, where +
                         (op.empty() ? std::string(": no comparison")
                                     : ": unknown comparison " + quote(op)) +
@@ -307,7 +293,7 @@ std::optional<Check> PolicyReader::readCheck(const YAML::Node& node, const std::
     problemAt(node, where + ": the threshold " + quote(number) + " is not a number");
     return std::nullopt;
   }
-  check.threshold = CheckThreshold{known->second, *value};
+  check.threshold = CheckThreshold{*known, *value};
   return check;
 }
 
@@ -516,30 +502,6 @@ void PolicyReader::checkSkipChecks(const Policy& policy) {
 }
 
 }  // namespace
-
-const char* checkOpText(CheckOp op) {
-  switch (op) {
-    case CheckOp::kAtLeast:
-      return ">=";
-    case CheckOp::kAbove:
-      return ">";
-    case CheckOp::kAtMost:
-      return "<=";
-    case CheckOp::kBelow:
-      return "<";
-    case CheckOp::kEqual:
-      return "==";
-  }
-  return "?";
-}
-
-std::string Check::text() const {
-  if (!threshold) return name;
-  std::ostringstream out;
-  out << std::setprecision(15) << name << ' ' << checkOpText(threshold->op) << ' '
-      << threshold->value;
-  return out.str();
-}
 
 PolicyParseResult parsePolicy(const std::string& text) {
   PolicyParseResult result;

@@ -16,26 +16,8 @@
 
 namespace flotilla::common {
 
-enum class CheckOp { kAtLeast, kAbove, kAtMost, kBelow, kEqual };
-
-// ">=", ">", "<=", "<", "==".
-const char* checkOpText(CheckOp op);
-
-struct CheckThreshold {
-  CheckOp op = CheckOp::kAtLeast;
-  double value = 0;
-};
-
-// A check a release must have passed: "tests", or "coverage >= 80" with a threshold on the
-// reported value. Names are 1 to 63 characters from [a-z0-9_] (the workflow's are tests,
-// coverage, lint, security_scan, performance, docs, version_bumped, changelog, release_notes,
-// migrations, config_changes, rollback_plan).
-struct Check {
-  std::string name;
-  std::optional<CheckThreshold> threshold;
-  // "tests", "coverage >= 80": what the file said, normalised.
-  std::string text() const;
-};
+// Check, CheckOp and CheckThreshold live in common/plan.hpp: waves carry the checks their
+// environment requires.
 
 struct EnvironmentApproval {
   uint32_t required = 1;  // 1 to 10 approvers

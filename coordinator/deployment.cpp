@@ -23,6 +23,8 @@ const char* deploymentStateName(DeploymentState s) {
       return "running";
     case DeploymentState::kAwaitingApproval:
       return "awaiting_approval";
+    case DeploymentState::kBlockedByChecks:
+      return "blocked_by_checks";
     case DeploymentState::kPaused:
       return "paused";
     case DeploymentState::kRollingBack:
@@ -384,6 +386,27 @@ bool resolveWave(Deployment& d, const Context& ctx, Effects& fx) {
   return true;
 }
 
+// Before a wave enters its environment: the checks the policy requires there (copied onto the
+// wave at submission) against what CI reported about the release. Unmet: the deployment holds
+// in blocked_by_checks, its reason naming each unmet check and what it needs; an event only
+// when that list changes. Reporting a check (Engine::reportCheck) advances it again.
+bool checksHold(Deployment& d, const common::Wave& pw, const Context& ctx, Effects& fx) {
+  if (pw.checks.empty()) return true;
+  const std::vector<UnmetCheck> unmet = unmetChecks(pw.checks, ctx.release);
+  if (unmet.empty()) return true;
+  const std::string where = pw.environment.empty() ? "" : " (" + pw.environment + ")";
+  const std::string reason = "wave " + pw.name + where + " waits for checks: " + unmetText(unmet);
+  if (d.state != DeploymentState::kBlockedByChecks || d.reason != reason) {
+    emit(fx, "wave.blocked_by_checks", pw.name, "", "",
+         unmetText(unmet) + "; report them with `flotilla checks report " + d.plan.service + " " +
+             d.plan.version + " NAME --passed`");
+    d.state = DeploymentState::kBlockedByChecks;
+    d.reason = reason;
+    fx.changed = true;
+  }
+  return false;
+}
+
 void runForward(Deployment& d, const Context& ctx, Effects& fx) {
   while (d.state == DeploymentState::kRunning) {
     if (d.wave_index >= d.waves.size()) {
@@ -395,6 +418,7 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
     }
     WaveProgress& w = d.waves[d.wave_index];
     const common::Wave& pw = d.plan.waves[d.wave_index];
+    if (w.state == WaveState::kPending && !checksHold(d, pw, ctx, fx)) return;
     if (w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval) {
       if (!approvalHolds(d, d.wave_index, ctx, fx)) {
         if (w.state != WaveState::kAwaitingApproval) {
@@ -532,6 +556,18 @@ void advance(Deployment& d, const Context& ctx, Effects& fx) {
       break;
     case DeploymentState::kRunning:
       runForward(d, ctx, fx);
+      break;
+    case DeploymentState::kBlockedByChecks:
+      // Checked again (a check was reported, the coordinator restarted): still unmet changes
+      // nothing unless what is missing changed; met lets the wave go on.
+      if (d.wave_index < d.waves.size() && checksHold(d, d.plan.waves[d.wave_index], ctx, fx)) {
+        emit(fx, "wave.checks_passed", d.waves[d.wave_index].name, "", "",
+             "every check its environment requires passed");
+        d.state = DeploymentState::kRunning;
+        d.reason.clear();
+        fx.changed = true;
+        runForward(d, ctx, fx);
+      }
       break;
     case DeploymentState::kQueued:  // leaveQueue() starts it
     case DeploymentState::kRollingBack:

@@ -28,6 +28,7 @@
 #include "coordinator/actor.hpp"
 #include "coordinator/process_spec.hpp"
 #include "coordinator/registry.hpp"
+#include "coordinator/releases.hpp"
 
 namespace flotilla::coordinator {
 
@@ -36,6 +37,7 @@ enum class DeploymentState {
   kQueued,            // waits for another deployment of its service (waits_for) to finish
   kRunning,           // dispatching the current wave
   kAwaitingApproval,  // the current wave needs `flotilla approve`
+  kBlockedByChecks,   // the current wave's environment requires checks the release lacks
   kPaused,            // no new stage starts; stages in flight finish
   kRollingBack,       // taking the new version out, newest wave first
   kSucceeded,         // final: every wave done
@@ -44,6 +46,9 @@ enum class DeploymentState {
   kCancelled,         // final: stopped on request; every cluster it reached was rolled back
                       // (records older than safe cancel: nothing was rolled back)
 };
+
+// How many DeploymentState values there are (the stored form's decoder walks them).
+inline constexpr int kDeploymentStateCount = static_cast<int>(DeploymentState::kCancelled) + 1;
 
 enum class WaveState {
   kPending,           // not reached yet
@@ -257,6 +262,9 @@ struct Context {
   common::SystemTime now;
   // The version each cluster runs for this service before the deployment reaches it.
   const std::map<std::string, std::string>& current_versions;
+  // What CI reported about this deployment's service + version (coordinator/releases.hpp);
+  // null when nothing was. Judged against a wave's checks before it starts.
+  const ReleaseRecord* release = nullptr;
 };
 
 struct StageResult {

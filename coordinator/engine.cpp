@@ -9,6 +9,8 @@
 #include <algorithm>
 
 #include "common/failpoint.hpp"
+#include "common/rules.hpp"
+#include "common/user_text.hpp"
 
 namespace flotilla::coordinator {
 
@@ -214,7 +216,9 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   Deployment d = newDeployment(id, std::move(plan), actor, clock_.wallNow(), fx);
   auto releases = releasesFor(d.plan.service);
   if (!releases.ok()) return releases.status();
-  Context ctx{registry_, clock_.wallNow(), **releases};
+  auto release = releaseRecord(d.plan);
+  if (!release.ok()) return release.status();
+  Context ctx{registry_, clock_.wallNow(), **releases, *release};
   if (ahead != nullptr) {
     waitFor(d, *ahead, fx);
   } else {
@@ -317,6 +321,75 @@ Status Engine::removeAgent(const std::string& cluster, const Actor& actor) {
 
 // ---- Durable change, then delivery ------------------------------------------------------
 
+StatusOr<const ReleaseRecord*> Engine::releaseRecord(const common::Plan& plan) {
+  const bool needed = std::any_of(plan.waves.begin(), plan.waves.end(),
+                                  [](const common::Wave& w) { return !w.checks.empty(); });
+  if (!needed) return static_cast<const ReleaseRecord*>(nullptr);
+  const std::string key = releaseKey(plan.service, plan.version);
+  auto cached = release_records_.find(key);
+  if (cached != release_records_.end()) return &cached->second;
+  auto stored = store_.getRecord(key);
+  if (!stored.ok()) return stored.status();
+  ReleaseRecord record;
+  record.service = plan.service;
+  record.version = plan.version;
+  if (*stored) {
+    auto parsed = releaseFromJson(**stored);
+    if (!parsed.ok()) return parsed.status();
+    record = std::move(*parsed);
+  }
+  return &release_records_.emplace(key, std::move(record)).first->second;
+}
+
+StatusOr<ReleaseRecord> Engine::reportCheck(const std::string& service, const std::string& version,
+                                            CheckReport report) {
+  if (!common::isValidName(service)) {
+    return Status::InvalidArgument("service " + common::quote(service) + ": " + common::kNameRule);
+  }
+  if (!common::isValidVersion(version)) {
+    return Status::InvalidArgument("version " + common::quote(version) + ": " +
+                                   common::kVersionRule);
+  }
+  Status valid = validateCheckReport(report);
+  if (!valid.ok()) return valid;
+  const std::string key = releaseKey(service, version);
+  ReleaseRecord release;
+  if (auto cached = release_records_.find(key); cached != release_records_.end()) {
+    release = cached->second;
+  } else {
+    auto stored = store_.getRecord(key);
+    if (!stored.ok()) return stored.status();
+    if (*stored) {
+      auto parsed = releaseFromJson(**stored);
+      if (!parsed.ok()) return parsed.status();
+      release = std::move(*parsed);
+    }
+  }
+  release.service = service;
+  release.version = version;
+  Status added = addCheckReport(release, std::move(report));
+  if (!added.ok()) return added;
+  Status s = store_.putRecord(key, releaseToJson(release));
+  if (!s.ok()) return s;
+  release_records_[key] = release;
+  // Every deployment of this release that waits for checks looks again.
+  std::vector<std::string> blocked;
+  for (const auto& [id, d] : deployments_) {
+    if (d.state == DeploymentState::kBlockedByChecks && d.plan.service == service &&
+        d.plan.version == version) {
+      blocked.push_back(id);
+    }
+  }
+  for (const std::string& id : blocked) {
+    Status moved = mutate(id, [](Deployment& d, const Context& ctx, Effects& fx) {
+      advance(d, ctx, fx);
+      return Status::Ok();
+    });
+    if (!moved.ok()) spdlog::warn("deployment {}: {}", id, moved.toString());
+  }
+  return release;
+}
+
 Status Engine::mutate(const std::string& id, const Mutation& fn) {
   // Results that arrived earlier in this turn come first: whatever `fn` decides is decided on
   // the latest state, and a failing `fn` does not take the results' transition with it.
@@ -329,7 +402,9 @@ Status Engine::transition(const std::string& id, const Mutation& fn) {
   if (it == deployments_.end()) return Status::NotFound("no deployment named " + id);
   auto releases = releasesFor(it->second.plan.service);
   if (!releases.ok()) return releases.status();
-  Context ctx{registry_, clock_.wallNow(), **releases};
+  auto release = releaseRecord(it->second.plan);
+  if (!release.ok()) return release.status();
+  Context ctx{registry_, clock_.wallNow(), **releases, *release};
   Deployment next = it->second;
   Effects fx;
   Status s = fn(next, ctx, fx);

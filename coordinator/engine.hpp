@@ -118,6 +118,12 @@ class Engine {
   common::Status act(const std::string& id, Action action, const std::string& argument,
                      const Actor& actor, const std::string& reason = {});
 
+  // A check CI reports about a release (service + version): validated, stored, and every
+  // deployment of that release held in blocked_by_checks is looked at again. Returns the
+  // release as it now stands.
+  common::StatusOr<ReleaseRecord> reportCheck(const std::string& service,
+                                              const std::string& version, CheckReport report);
+
   void setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
   void setAlertListener(AlertListener listener) { alert_listener_ = std::move(listener); }
 
@@ -158,6 +164,9 @@ class Engine {
   common::StatusOr<const std::map<std::string, std::string>*> releasesFor(
       const std::string& service);
   common::Status commitAndRemember(Deployment& d, const Effects& fx);
+  // What CI reported about a release (absent: an empty record), read from the store once and
+  // then kept in step with reportCheck(). Only for plans whose waves require checks.
+  common::StatusOr<const ReleaseRecord*> releaseRecord(const common::Plan& plan);
   void publishGauges();
   // Starts every queued deployment that nothing is ahead of any more, and updates what the
   // others wait for. Runs after a deployment finishes, at start and on every retry.
@@ -180,6 +189,7 @@ class Engine {
   AgentGate gate_;
   StageNonce nonces_{""};  // keyed by start() with the store's secret
   std::map<std::string, std::map<std::string, std::string>> releases_;  // service -> cluster
+  std::map<std::string, ReleaseRecord> release_records_;                // by releaseKey()
   std::map<std::string, Deployment> deployments_;  // unfinished ones, plus finished ones whose
                                                    // stages may still answer
   CommitListener listener_;

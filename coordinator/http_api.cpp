@@ -281,6 +281,7 @@ void HttpApi::routes() {
   agentRoutes();       // http_agents.cpp
   tokenRoutes();       // http_tokens.cpp: API tokens and the audit trail
   policyRoutes();      // http_policy.cpp
+  releaseRoutes();     // http_releases.cpp: CI's checks against a release
 }
 
 }  // namespace flotilla::coordinator

@@ -11,6 +11,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.hpp"
 #include "coordinator/actor.hpp"
@@ -67,6 +69,9 @@ class HttpApi {
   void agentRoutes();
   void tokenRoutes();  // and the audit trail
   void policyRoutes();
+  void releaseRoutes();
+  // Each policy environment (file order) with the checks it requires; empty without a policy.
+  std::vector<std::pair<std::string, std::vector<common::Check>>> environmentChecks() const;
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);

@@ -11,6 +11,7 @@
 //   http_agents.cpp       agents: list, enroll, revoke, remove
 //   http_tokens.cpp       API tokens and the audit trail
 //   http_policy.cpp       the policy in force, and its reload
+//   http_releases.cpp     releases: the checks CI reports, each environment's checklist
 #pragma once
 
 #include <httplib.h>

@@ -16,6 +16,7 @@
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 #include "coordinator/policy_rules.hpp"
+#include "coordinator/releases.hpp"
 #include "coordinator/wave_clusters.hpp"
 
 namespace flotilla::coordinator {
@@ -286,6 +287,34 @@ json problemsJson(const std::string& what, const std::vector<common::PlanProblem
               {"problems", list}};
 }
 
+// FailedPrecondition when every wave of `plan` requires checks its release has not met (read
+// from what is durable), naming what each wave needs.
+Status wholePlanBlocked(Store& store, const common::Plan& plan) {
+  if (plan.waves.empty()) return Status::Ok();
+  std::optional<ReleaseRecord> release;
+  std::string needs;
+  for (const common::Wave& wave : plan.waves) {
+    if (wave.checks.empty()) return Status::Ok();
+    if (!release) {
+      auto stored = store.getRecord(releaseKey(plan.service, plan.version));
+      if (!stored.ok()) return stored.status();
+      release.emplace();
+      if (*stored) {
+        auto parsed = releaseFromJson(**stored);
+        if (!parsed.ok()) return parsed.status();
+        *release = std::move(*parsed);
+      }
+    }
+    const std::vector<UnmetCheck> unmet = unmetChecks(wave.checks, &*release);
+    if (unmet.empty()) return Status::Ok();
+    needs += "; wave " + wave.name + " (" + wave.environment + ") needs " + unmetText(unmet);
+  }
+  return Status::FailedPrecondition(plan.service + " " + plan.version +
+                                    " is blocked by checks in every wave" + needs +
+                                    ". Report them with `flotilla checks report " + plan.service +
+                                    " " + plan.version + " NAME --passed`, then submit again");
+}
+
 }  // namespace
 
 void HttpApi::deploymentRoutes() {
@@ -333,6 +362,12 @@ void HttpApi::deploymentRoutes() {
       }
       if (!verdict.denied.ok()) {
         return refuse(403, json{{"error", verdict.denied.message()}}, parsed.plan->service);
+      }
+      // Every wave held by checks: nothing could run, so say it now rather than store a
+      // deployment that only waits.
+      Status blocked = wholePlanBlocked(store_, *parsed.plan);
+      if (!blocked.ok()) {
+        return refuse(409, json{{"error", blocked.message()}}, parsed.plan->service);
       }
     }
     if (*dry_run) {

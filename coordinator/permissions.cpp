@@ -42,6 +42,8 @@ constexpr std::array kRoutes = {
     Route{"GET", "/api/v1/audit/verify", Permission::kRead},
     Route{"GET", "/api/v1/policy", Permission::kRead},
     Route{"POST", "/api/v1/policy/reload", Permission::kAdmin},
+    Route{"GET", "/api/v1/releases/{service}/{version}", Permission::kRead},
+    Route{"POST", "/api/v1/releases/{service}/{version}/checks", Permission::kDeploy},
 };
 
 // Whether `path` matches `pattern` segment by segment ({x} matches one non-empty segment).

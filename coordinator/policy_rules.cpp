@@ -102,6 +102,7 @@ PolicyVerdict applyPolicy(const Policy& policy, const Actor& actor, const PlanCl
       // Only clusters of this environment, also those registering before the wave starts.
       for (const auto& [label, value] : env.clusters) wave.selector.emplace(label, value);
     }
+    wave.checks = env.checks;
     if (env.approval) {
       wave.approvals_required = wave.approval_required
                                     ? std::max(wave.approvals_required, env.approval->required)

@@ -14,6 +14,8 @@
 //                                        EventRecord; JSON from older coordinators)
 //   agent/<cluster>                   -> JSON {labels, agent_version}
 //   release/<service>/<cluster>       -> version live on that cluster (absent = unknown)
+//   releases/<service>/<version>      -> JSON release record: the checks CI reported about it
+//                                        (coordinator/releases.hpp)
 //   trust/agentkey/<cluster>          -> JSON {key (Z85 CURVE public key), enrolled_at, by}:
 //                                        the one key that may speak as that cluster
 //   trust/enroll/<sha256 of token>    -> JSON {cluster, expires_at, created_by}: an unused
