@@ -165,9 +165,9 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
     d.plan_sha256 = j.value("plan_sha256", std::string());
     if (d.plan_sha256.empty()) d.plan_sha256 = common::sha256Hex(common::planToJson(d.plan));
     d.state =
-        enumFromName<DeploymentState>(j.at("state").get<std::string>(), deploymentStateName, 10);
+        enumFromName<DeploymentState>(j.at("state").get<std::string>(), deploymentStateName, 11);
     d.resume_to = enumFromName<DeploymentState>(j.at("resume_to").get<std::string>(),
-                                                deploymentStateName, 10);
+                                                deploymentStateName, 11);
     d.wave_index = j.at("wave_index").get<size_t>();
     d.reason = j.at("reason").get<std::string>();
     d.paused_for_lost = j.value("paused_for_lost", false);

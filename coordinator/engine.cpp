@@ -51,6 +51,9 @@ Status Engine::start() {
   for (auto& a : *agents) {
     registry_.restore(a.cluster, a.labels, a.agent_version, clock_.now(), clock_.wallNow());
   }
+  // Before the deployments move: a freeze survives a restart.
+  Status frozen = loadFreezes();
+  if (!frozen.ok()) return frozen;
   auto deployments = store_.loadDeployments();
   if (!deployments.ok()) return deployments.status();
   size_t resumed = 0;
@@ -185,6 +188,10 @@ void Engine::tick() {
 
 StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
                                      const SubmitOptions& options) {
+  // An incident freeze refuses it before anything is stored (the HTTP layer checked too, on
+  // what was durable then; this is the check that counts).
+  Status allowed = checkSubmissionAllowed(plan, freezes_, registry_.agents());
+  if (!allowed.ok()) return allowed;
   // One deployment per service: what is in flight for it, checked before anything is stored.
   std::vector<std::string> in_flight;
   const Deployment* ahead = nullptr;    // the latest: what a queued submission waits for
@@ -214,7 +221,7 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   Deployment d = newDeployment(id, std::move(plan), actor, clock_.wallNow(), fx);
   auto releases = releasesFor(d.plan.service);
   if (!releases.ok()) return releases.status();
-  Context ctx{registry_, clock_.wallNow(), **releases};
+  Context ctx{registry_, clock_.wallNow(), **releases, &freezes_};
   if (ahead != nullptr) {
     waitFor(d, *ahead, fx);
   } else {
@@ -329,7 +336,7 @@ Status Engine::transition(const std::string& id, const Mutation& fn) {
   if (it == deployments_.end()) return Status::NotFound("no deployment named " + id);
   auto releases = releasesFor(it->second.plan.service);
   if (!releases.ok()) return releases.status();
-  Context ctx{registry_, clock_.wallNow(), **releases};
+  Context ctx{registry_, clock_.wallNow(), **releases, &freezes_};
   Deployment next = it->second;
   Effects fx;
   Status s = fn(next, ctx, fx);
@@ -518,6 +525,10 @@ void Engine::publishGauges() {
   std::map<std::string, int64_t> agents;
   for (const auto& [name, a] : registry_.agents()) agents[agentStateName(a.state)]++;
   metrics_.setGauges(std::move(deployments), std::move(agents), epoch_);
+  std::map<std::string, bool> frozen;  // environment ("" = the fleet) -> an active freeze
+  frozen[""] = false;
+  for (const Freeze& f : freezes_) frozen[f.environment] = frozen[f.environment] || f.active();
+  metrics_.setFreezes(std::move(frozen));
 }
 
 }  // namespace flotilla::coordinator

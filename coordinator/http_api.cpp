@@ -279,6 +279,7 @@ void HttpApi::routes() {
   eventRoutes();       // http_events.cpp
   agentRoutes();       // http_agents.cpp
   tokenRoutes();       // http_tokens.cpp: API tokens and the audit trail
+  freezeRoutes();      // http_freeze.cpp: incident freezes
 }
 
 }  // namespace flotilla::coordinator
