@@ -12,6 +12,7 @@
 #include "cli/credentials.hpp"
 #include "cli/deployments.hpp"
 #include "cli/follow.hpp"
+#include "cli/freeze.hpp"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "0.1.0"
@@ -41,7 +42,8 @@ int run(int argc, char** argv) {
   CLI::App app{
       "flotilla submits deployment plans to a Flotilla coordinator and follows and steers them\n"
       "as they roll out wave by wave across the fleet: approve gated waves, promote past an\n"
-      "analysis, retry a held step, pause, resume, roll back or cancel.",
+      "analysis, retry a held step, pause, resume, roll back or cancel; freeze deployments during\n"
+      "an incident.",
       "flotilla"};
   app.set_version_flag("--version", "flotilla " FLOTILLA_VERSION, "Print the version and exit");
   // Not require_subcommand(1): with it, a mistyped command name is reported as "A subcommand
@@ -83,6 +85,7 @@ int run(int argc, char** argv) {
   addAgentsCommands(app, commands);
   addTokensCommands(app, commands);
   addAuditCommand(app, commands);
+  addFreezeCommands(app, commands);
 
   // Subcommand help does not list the parent's options; say where the coordinator comes from.
   for (auto& command : commands) {

@@ -128,8 +128,7 @@ class Engine {
   common::StatusOr<Freeze> freeze(const std::string& reason, const std::string& environment,
                                   const Actor& actor);
   common::StatusOr<Freeze> unfreeze(const std::string& environment, const Actor& actor);
-  common::StatusOr<Freeze> addFreezeNote(uint64_t seq, const std::string& text,
-                                         const Actor& actor);
+  common::StatusOr<Freeze> addFreezeNote(uint64_t seq, const std::string& text, const Actor& actor);
 
   void setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
   void setAlertListener(AlertListener listener) { alert_listener_ = std::move(listener); }

@@ -93,14 +93,14 @@ StatusOr<Freeze> Engine::unfreeze(const std::string& environment, const Actor& a
 }
 
 StatusOr<Freeze> Engine::addFreezeNote(uint64_t seq, const std::string& text, const Actor& actor) {
-  auto it = std::find_if(freezes_.begin(), freezes_.end(),
-                         [&](const Freeze& f) { return f.seq == seq; });
+  auto it =
+      std::find_if(freezes_.begin(), freezes_.end(), [&](const Freeze& f) { return f.seq == seq; });
   if (it == freezes_.end()) {
     return Status::NotFound("no freeze named freeze-" + std::to_string(seq));
   }
   if (it->notes.size() >= kMaxFreezeNotes) {
-    return Status::FailedPrecondition(it->id() + " already has " +
-                                      std::to_string(kMaxFreezeNotes) + " notes, the most kept");
+    return Status::FailedPrecondition(it->id() + " already has " + std::to_string(kMaxFreezeNotes) +
+                                      " notes, the most kept");
   }
   Freeze noted = *it;
   noted.notes.push_back(FreezeNote{text, actor.name, common::toUnixMillis(clock_.wallNow())});

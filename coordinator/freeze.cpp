@@ -28,7 +28,8 @@ std::string freezeKey(uint64_t seq) {
 
 std::string freezeToJsonText(const Freeze& f) {
   json notes = json::array();
-  for (const auto& n : f.notes) notes.push_back({{"text", n.text}, {"by", n.by}, {"at_ms", n.at_ms}});
+  for (const auto& n : f.notes)
+    notes.push_back({{"text", n.text}, {"by", n.by}, {"at_ms", n.at_ms}});
   return json{{"seq", f.seq},
               {"reason", f.reason},
               {"environment", f.environment},

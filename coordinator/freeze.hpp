@@ -32,13 +32,13 @@ struct FreezeNote {
 };
 
 struct Freeze {
-  uint64_t seq = 0;          // the N of its id "freeze-N"
-  std::string reason;        // why (the incident), as the admin gave it
-  std::string environment;   // "" = the whole fleet
-  std::string by;            // who froze
-  int64_t at_ms = 0;         // since when
-  std::string lifted_by;     // who lifted it ("" while active)
-  int64_t lifted_ms = 0;     // when (0 while active)
+  uint64_t seq = 0;         // the N of its id "freeze-N"
+  std::string reason;       // why (the incident), as the admin gave it
+  std::string environment;  // "" = the whole fleet
+  std::string by;           // who froze
+  int64_t at_ms = 0;        // since when
+  std::string lifted_by;    // who lifted it ("" while active)
+  int64_t lifted_ms = 0;    // when (0 while active)
   std::vector<FreezeNote> notes;
 
   std::string id() const { return "freeze-" + std::to_string(seq); }

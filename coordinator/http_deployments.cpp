@@ -406,12 +406,12 @@ void HttpApi::deploymentRoutes() {
     reply(res, 200, json{{"deployments", list}, {"freezes", freezesJson(freezesForView(store_))}});
   });
 
-  server_->Get(R"(/api/v1/deployments/([^/]+))",
-               [this](const httplib::Request& req, httplib::Response& res) {
-                 auto d = loadById(store_, req.matches[1]);
-                 if (!d.ok()) return replyError(res, d.status());
-                 reply(res, 200, detailJson(*d, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
-               });
+  server_->Get(R"(/api/v1/deployments/([^/]+))", [this](const httplib::Request& req,
+                                                        httplib::Response& res) {
+    auto d = loadById(store_, req.matches[1]);
+    if (!d.ok()) return replyError(res, d.status());
+    reply(res, 200, detailJson(*d, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
+  });
 
   server_->Post(
       R"(/api/v1/deployments/([^/]+)/(approve|rollback|pause|resume|cancel))",
@@ -474,7 +474,8 @@ void HttpApi::deploymentRoutes() {
         if (!done.ok()) return replyError(res, done.status());
         auto after = store_.loadDeployment(id);
         if (!after.ok()) return replyError(res, after.status());
-        reply(res, 200, detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
+        reply(res, 200,
+              detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
       });
 
   // Operator overrides: promote {"wave", "reason"}, retry {"cluster" (required), "reason"}.
@@ -525,7 +526,8 @@ void HttpApi::deploymentRoutes() {
     if (!done.ok()) return replyError(res, done.status());
     auto after = store_.loadDeployment(id);
     if (!after.ok()) return replyError(res, after.status());
-    reply(res, 200, detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
+    reply(res, 200,
+          detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
   });
 }
 

@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "coordinator/freeze.hpp"
@@ -75,8 +76,10 @@ StatusOr<std::map<std::string, std::string>> stringFields(const std::string& bod
       known |= key == k;
       names += std::string(names.empty() ? "" : ", ") + "\"" + k + "\"";
     }
-    if (!known) return Status::InvalidArgument("unknown field " + quoted(key) + " (known: " + names + ")");
-    if (!item.value().is_string()) return Status::InvalidArgument("\"" + key + "\" must be a string");
+    if (!known)
+      return Status::InvalidArgument("unknown field " + quoted(key) + " (known: " + names + ")");
+    if (!item.value().is_string())
+      return Status::InvalidArgument("\"" + key + "\" must be a string");
     out[key] = item.value().get<std::string>();
   }
   return out;
@@ -147,21 +150,21 @@ void HttpApi::freezeRoutes() {
     reply(res, 200, freezeJson(*lifted));
   });
 
-  server_->Get(R"(/api/v1/freezes/([^/]+))", [this](const httplib::Request& req,
-                                                     httplib::Response& res) {
-    const std::string id = req.matches[1];
-    auto seq = parseFreezeId(id);
-    if (!seq) {
-      return replyError(res, Status::InvalidArgument(quoted(id) +
-                                                     " is not a freeze id (expected freeze-N)"));
-    }
-    auto stored = store_.getRecord(freezeKey(*seq));
-    if (!stored.ok()) return replyError(res, stored.status());
-    if (!stored->has_value()) return replyError(res, Status::NotFound("no freeze named " + id));
-    auto f = freezeFromJsonText(**stored);
-    if (!f.ok()) return replyError(res, f.status());
-    reply(res, 200, freezeJson(*f));
-  });
+  server_->Get(
+      R"(/api/v1/freezes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+        const std::string id = req.matches[1];
+        auto seq = parseFreezeId(id);
+        if (!seq) {
+          return replyError(
+              res, Status::InvalidArgument(quoted(id) + " is not a freeze id (expected freeze-N)"));
+        }
+        auto stored = store_.getRecord(freezeKey(*seq));
+        if (!stored.ok()) return replyError(res, stored.status());
+        if (!stored->has_value()) return replyError(res, Status::NotFound("no freeze named " + id));
+        auto f = freezeFromJsonText(**stored);
+        if (!f.ok()) return replyError(res, f.status());
+        reply(res, 200, freezeJson(*f));
+      });
 
   server_->Post(R"(/api/v1/freezes/([^/]+)/notes)", [this](const httplib::Request& req,
                                                            httplib::Response& res) {
