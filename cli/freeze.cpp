@@ -147,7 +147,8 @@ label environment=ENV. Only the freeze's id is printed on stdout:
   id=$(flotilla freeze --reason "INC-42: database failover" --env production)
   flotilla freeze note "$id" "post-mortem: https://wiki.example.com/INC-42"
 
-Exit: 0 frozen; 1 refused (not an admin, no reason, already frozen).)");
+Exit: 0 frozen; 1 refused (not an admin, that scope already frozen, a reason over 500
+bytes or with control characters); 100+ the command line is wrong (no --reason).)");
   auto* show = freeze->add_subcommand(
       "show", "Show the active freezes, or one freeze (active or lifted) with its notes");
   show->add_option("ID", args->id, "Freeze id, as printed by 'flotilla freeze' (e.g. freeze-2)");
