@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli/api.hpp"
+#include "cli/freeze.hpp"
 #include "cli/render.hpp"
 
 namespace flotilla::cli {
@@ -195,7 +196,11 @@ int statusCommand(Api& api, const std::string& id, bool as_json) {
       printLine(api.getPretty("/api/v1/deployments"));
       return kExitOk;
     }
-    const json list = api.getList("/api/v1/deployments", "deployments");
+    const json answer = api.get("/api/v1/deployments");
+    for (const auto& line : freezeBanner(answer.value("freezes", json::array()))) printLine(line);
+    const json list = answer.contains("deployments") && answer["deployments"].is_array()
+                          ? answer["deployments"]
+                          : json::array();
     if (list.empty()) {
       printLine("No deployments yet. Submit one with: flotilla submit PLAN.yaml");
       return kExitOk;
@@ -208,6 +213,7 @@ int statusCommand(Api& api, const std::string& id, bool as_json) {
     return kExitOk;
   }
   json detail = api.get(deploymentPath(id), id);
+  for (const auto& line : freezeBanner(detail.value("freezes", json::array()))) printLine(line);
   const json agents = agentsForView(api);
   for (const auto& line : renderDeploymentDetail(detail, now, agents)) std::cout << line << '\n';
   std::cout << std::flush;
@@ -281,7 +287,9 @@ void addStatusCommand(CLI::App& app, Commands& commands) {
   auto* status = app.add_subcommand("status", "Show all deployments, or one deployment in detail");
   status->add_option("ID", args->id, kIdHelp);
   status->add_flag("--json", args->as_json, "Print the coordinator's JSON instead of text");
-  status->footer(R"(Without ID: one line per deployment, newest first, with columns
+  status->footer(R"(While an incident freeze is active, every status output starts with a line
+  FROZEN: freeze-N (SCOPE) by WHO since TIME: REASON; ...
+Without ID: one line per deployment, newest first, with columns
   ID  SERVICE  VERSION  STATE  WAVE (current wave, e.g. "2/3 prod-canary")  AGE
 With ID: the deployment's state, then each wave and each of its clusters with their
 state, current or last step (with the strategy step and traffic weight during a canary,
@@ -293,8 +301,8 @@ against the thresholds in force, the window's verdict and the health-check strea
   (400 req); limits err 1.0%, p95 20 ms, min 20 req; pass · health 0/3 failing
 
 States: pending, queued (waits for another deployment of its service: waits_for),
-running, awaiting_approval (run 'flotilla approve'), paused,
-rolling_back, and the final ones succeeded, rolled_back, failed (a rollback itself
+running, awaiting_approval (run 'flotilla approve'), paused, frozen (an incident
+freeze holds it at a step boundary: 'flotilla unfreeze' lets it go on), rolling_back, and the final ones succeeded, rolled_back, failed (a rollback itself
 failed: the clusters listed need a human), cancelled.)");
   commands.push_back(
       {status, [args](Api& api) { return statusCommand(api, args->id, args->as_json); }});

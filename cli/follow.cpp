@@ -19,6 +19,7 @@
 
 #include "cli/api.hpp"
 #include "cli/args.hpp"
+#include "cli/freeze.hpp"
 #include "cli/render.hpp"
 #include "common/rules.hpp"
 #include "common/time_format.hpp"
@@ -281,8 +282,12 @@ int watchOnTerminal(Api& api, const std::string& id) {
 
     const std::string state = fieldText(detail, "state");
     const bool done = isFinalState(state) && trouble.empty();
+    // An incident freeze first, as in `flotilla status`.
     std::vector<std::string> lines =
-        renderDeploymentDetail(detail, std::chrono::system_clock::now(), agents);
+        freezeBanner(detail.is_object() ? detail.value("freezes", json::array()) : json());
+    for (auto& line : renderDeploymentDetail(detail, std::chrono::system_clock::now(), agents)) {
+      lines.push_back(std::move(line));
+    }
     if (!recent.empty()) {
       lines.emplace_back();
       lines.emplace_back("Recent events");

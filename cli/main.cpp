@@ -14,6 +14,7 @@
 #include "cli/follow.hpp"
 #include "cli/policy.hpp"
 #include "cli/releases.hpp"
+#include "cli/freeze.hpp"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "0.1.0"
@@ -43,7 +44,8 @@ int run(int argc, char** argv) {
   CLI::App app{
       "flotilla submits deployment plans to a Flotilla coordinator and follows and steers them\n"
       "as they roll out wave by wave across the fleet: approve gated waves, promote past an\n"
-      "analysis, retry a held step, pause, resume, roll back or cancel.",
+      "analysis, retry a held step, pause, resume, roll back or cancel; freeze deployments during\n"
+      "an incident.",
       "flotilla"};
   app.set_version_flag("--version", "flotilla " FLOTILLA_VERSION, "Print the version and exit");
   // Not require_subcommand(1): with it, a mistyped command name is reported as "A subcommand
@@ -87,6 +89,7 @@ int run(int argc, char** argv) {
   addAuditCommand(app, commands);
   addPolicyCommands(app, commands);
   addReleaseCommands(app, commands);
+  addFreezeCommands(app, commands);
 
   // Subcommand help does not list the parent's options; say where the coordinator comes from.
   for (auto& command : commands) {

@@ -9,6 +9,7 @@
 
 #include "common/crypto.hpp"
 #include "coordinator/deployment_internal.hpp"
+#include "coordinator/freeze.hpp"
 #include "coordinator/wave_clusters.hpp"
 
 namespace flotilla::coordinator {
@@ -27,6 +28,8 @@ const char* deploymentStateName(DeploymentState s) {
       return "blocked_by_checks";
     case DeploymentState::kPaused:
       return "paused";
+    case DeploymentState::kFrozen:
+      return "frozen";
     case DeploymentState::kRollingBack:
       return "rolling_back";
     case DeploymentState::kSucceeded:
@@ -540,7 +543,40 @@ Deployment newDeployment(std::string id, common::Plan plan, const Actor& by, com
   return d;
 }
 
+namespace {
+
+// The states a freeze stops: those going forward (a rollback goes on).
+bool freezable(DeploymentState s) {
+  return s == DeploymentState::kPending || s == DeploymentState::kRunning ||
+         s == DeploymentState::kAwaitingApproval || s == DeploymentState::kBlockedByChecks;
+}
+
+// At a step boundary (whenever the machine is about to move forward): an active freeze that
+// covers the deployment holds it frozen; once none does, it goes on from where it stopped.
+// Stages in flight are not aborted: their results are still recorded, and a failure still
+// rolls back.
+void applyFreeze(Deployment& d, const Context& ctx, Effects& fx) {
+  if (!freezable(d.state) && d.state != DeploymentState::kFrozen) return;
+  const Freeze* freeze =
+      ctx.freezes == nullptr ? nullptr : coveringFreeze(*ctx.freezes, d, ctx.registry.agents());
+  if (freeze != nullptr && freezable(d.state)) {
+    d.resume_to = d.state;
+    d.state = DeploymentState::kFrozen;
+    d.reason = "frozen: " + describeFreeze(*freeze);
+    emit(fx, "deployment.frozen", "", "", "",
+         d.reason + " (steps in flight finish; no new step starts; rollbacks still run)");
+  } else if (freeze == nullptr && d.state == DeploymentState::kFrozen) {
+    d.state = freezable(d.resume_to) ? d.resume_to : DeploymentState::kRunning;
+    d.reason.clear();
+    emit(fx, "deployment.unfrozen", "", "", "",
+         "no freeze covers it any more; it goes on from where it stopped");
+  }
+}
+
+}  // namespace
+
 void advance(Deployment& d, const Context& ctx, Effects& fx) {
+  applyFreeze(d, ctx, fx);
   switch (d.state) {
     case DeploymentState::kPending:
       d.state = DeploymentState::kRunning;
@@ -572,6 +608,7 @@ void advance(Deployment& d, const Context& ctx, Effects& fx) {
     case DeploymentState::kQueued:  // leaveQueue() starts it
     case DeploymentState::kRollingBack:
     case DeploymentState::kPaused:
+    case DeploymentState::kFrozen:  // applyFreeze() lets it go
     case DeploymentState::kSucceeded:
     case DeploymentState::kRolledBack:
     case DeploymentState::kFailed:

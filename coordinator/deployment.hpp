@@ -39,6 +39,9 @@ enum class DeploymentState {
   kAwaitingApproval,  // the current wave needs `flotilla approve`
   kBlockedByChecks,   // the current wave's environment requires checks the release lacks
   kPaused,            // no new stage starts; stages in flight finish
+  kFrozen,            // an incident freeze covers it (coordinator/freeze.hpp): no new stage
+                      // starts, stages in flight finish, rollbacks still run; resume_to
+                      // when the freeze is lifted
   kRollingBack,       // taking the new version out, newest wave first
   kSucceeded,         // final: every wave done
   kRolledBack,        // final: every cluster reached is back on the previous version
@@ -174,7 +177,9 @@ struct Deployment {
   // older than it): what an approval says was approved.
   std::string plan_sha256;
   DeploymentState state = DeploymentState::kPending;
-  DeploymentState resume_to = DeploymentState::kRunning;  // where `resume` returns to
+  // Where `resume` (paused) or the freeze's lifting (frozen) returns to. A frozen deployment
+  // that is paused keeps it, so that it goes back to frozen and from there to where it was.
+  DeploymentState resume_to = DeploymentState::kRunning;
   size_t wave_index = 0;
   std::string reason;              // why it is in its state (rollback cause, ...)
   std::string rollback_cause;      // what started the rollback in progress or done
@@ -256,6 +261,8 @@ struct Effects {
   size_t results = 0;    // stage results recorded (several when a turn's results are batched)
 };
 
+struct Freeze;
+
 // What the machine may look up about the fleet.
 struct Context {
   const Registry& registry;
@@ -265,6 +272,9 @@ struct Context {
   // What CI reported about this deployment's service + version (coordinator/releases.hpp);
   // null when nothing was. Judged against a wave's checks before it starts.
   const ReleaseRecord* release = nullptr;
+  // The freezes (coordinator/freeze.hpp); an active one that covers the deployment holds it
+  // at its next step boundary (state frozen). Null: none.
+  const std::vector<Freeze>* freezes = nullptr;
 };
 
 struct StageResult {

@@ -16,6 +16,14 @@ using deployment_internal::startRollback;
 
 Status pause(Deployment& d, const Actor& by, const std::string& reason, const Context&,
              Effects& fx) {
+  if (d.state == DeploymentState::kFrozen) {
+    // Paused on top of the freeze: resume returns it to where the freeze stopped it (and the
+    // freeze, if still there, holds it again).
+    d.state = DeploymentState::kPaused;
+    d.reason = "paused " + byActor(by, reason);
+    emit(fx, "deployment.paused", "", "", "", d.reason + " (it was frozen)");
+    return Status::Ok();
+  }
   if (d.state != DeploymentState::kRunning && d.state != DeploymentState::kAwaitingApproval &&
       d.state != DeploymentState::kPending) {
     return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +

@@ -105,7 +105,7 @@ Status approve(Deployment& d, const std::string& wave, const Actor& by, const Co
       return Status::InvalidArgument("no wave named " + wave + " in " + d.id);
     index = static_cast<size_t>(it - d.waves.begin());
   } else if (d.state != DeploymentState::kAwaitingApproval &&
-             !(d.state == DeploymentState::kPaused &&
+             !((d.state == DeploymentState::kPaused || d.state == DeploymentState::kFrozen) &&
                d.resume_to == DeploymentState::kAwaitingApproval)) {
     return Status::FailedPrecondition("deployment " + d.id + " is " + deploymentStateName(d.state) +
                                       ", not awaiting approval; name a wave to approve it ahead");

@@ -7,6 +7,7 @@
 
 #include "coordinator/deployment.hpp"
 #include "coordinator/deployment_internal.hpp"
+#include "coordinator/freeze.hpp"
 
 namespace flotilla::coordinator {
 
@@ -72,7 +73,8 @@ void holdFailedStep(Deployment& d, size_t wave, ClusterProgress& c, const std::s
   c.held = true;
   c.message = message;
   if (d.state != DeploymentState::kPaused) {
-    d.resume_to = d.state;
+    // A frozen deployment keeps where the freeze stopped it.
+    if (d.state != DeploymentState::kFrozen) d.resume_to = d.state;
     d.state = DeploymentState::kPaused;
   }
   // A deployment paused for lost agents no longer resumes by itself: a human must choose.
@@ -102,6 +104,7 @@ Status promote(Deployment& d, const std::string& wave, const Actor& by, const st
   switch (d.state) {
     case DeploymentState::kRunning:
     case DeploymentState::kPaused:  // its stages in flight still finish: they may be promoted
+    case DeploymentState::kFrozen:
       break;
     case DeploymentState::kAwaitingApproval:
       return Status::FailedPrecondition(
@@ -187,6 +190,13 @@ Status retry(Deployment& d, const std::string& cluster, const Actor& by, const s
   if (ctx.registry.find(cluster) == nullptr || ctx.registry.isLost(cluster)) {
     return Status::FailedPrecondition("the agent of cluster " + cluster +
                                       " is lost; retry once it is back");
+  }
+  // A retry starts a step: not while a freeze holds the deployment.
+  if (const Freeze* freeze = ctx.freezes == nullptr
+                                 ? nullptr
+                                 : coveringFreeze(*ctx.freezes, d, ctx.registry.agents())) {
+    return Status::FailedPrecondition("deployment " + d.id + " is frozen (" +
+                                      describeFreeze(*freeze) + "); retry after the unfreeze");
   }
   // Same step, same place: dispatch() makes it the next attempt, a stage the agent has no record
   // of (its records are keyed by deployment, stage and attempt), so it runs again.

@@ -53,6 +53,9 @@ Status Engine::start() {
   for (auto& a : *agents) {
     registry_.restore(a.cluster, a.labels, a.agent_version, clock_.now(), clock_.wallNow());
   }
+  // Before the deployments move: a freeze survives a restart.
+  Status frozen = loadFreezes();
+  if (!frozen.ok()) return frozen;
   auto deployments = store_.loadDeployments();
   if (!deployments.ok()) return deployments.status();
   size_t resumed = 0;
@@ -187,6 +190,10 @@ void Engine::tick() {
 
 StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
                                      const SubmitOptions& options) {
+  // An incident freeze refuses it before anything is stored (the HTTP layer checked too, on
+  // what was durable then; this is the check that counts).
+  Status allowed = checkSubmissionAllowed(plan, freezes_, registry_.agents());
+  if (!allowed.ok()) return allowed;
   // One deployment per service: what is in flight for it, checked before anything is stored.
   std::vector<std::string> in_flight;
   const Deployment* ahead = nullptr;    // the latest: what a queued submission waits for
@@ -218,7 +225,7 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   if (!releases.ok()) return releases.status();
   auto release = releaseRecord(d.plan);
   if (!release.ok()) return release.status();
-  Context ctx{registry_, clock_.wallNow(), **releases, *release};
+  Context ctx{registry_, clock_.wallNow(), **releases, *release, &freezes_};
   if (ahead != nullptr) {
     waitFor(d, *ahead, fx);
   } else {
@@ -404,7 +411,7 @@ Status Engine::transition(const std::string& id, const Mutation& fn) {
   if (!releases.ok()) return releases.status();
   auto release = releaseRecord(it->second.plan);
   if (!release.ok()) return release.status();
-  Context ctx{registry_, clock_.wallNow(), **releases, *release};
+  Context ctx{registry_, clock_.wallNow(), **releases, *release, &freezes_};
   Deployment next = it->second;
   Effects fx;
   Status s = fn(next, ctx, fx);
@@ -593,6 +600,10 @@ void Engine::publishGauges() {
   std::map<std::string, int64_t> agents;
   for (const auto& [name, a] : registry_.agents()) agents[agentStateName(a.state)]++;
   metrics_.setGauges(std::move(deployments), std::move(agents), epoch_);
+  std::map<std::string, bool> frozen;  // environment ("" = the fleet) -> an active freeze
+  frozen[""] = false;
+  for (const Freeze& f : freezes_) frozen[f.environment] = frozen[f.environment] || f.active();
+  metrics_.setFreezes(std::move(frozen));
 }
 
 }  // namespace flotilla::coordinator

@@ -20,6 +20,7 @@
 #include "coordinator/agent_gate.hpp"
 #include "coordinator/audit.hpp"
 #include "coordinator/deployment.hpp"
+#include "coordinator/freeze.hpp"
 #include "coordinator/metrics.hpp"
 #include "coordinator/outbox.hpp"
 #include "coordinator/registry.hpp"
@@ -123,6 +124,16 @@ class Engine {
   // release as it now stands.
   common::StatusOr<ReleaseRecord> reportCheck(const std::string& service,
                                               const std::string& version, CheckReport report);
+  // Incident freezes (coordinator/engine_freeze.cpp; the HTTP layer checked the caller is an
+  // admin and the input). freeze() stores a new freeze (AlreadyExists when one of the same
+  // scope is active) and holds every deployment it covers at its next step boundary;
+  // unfreeze() lifts the active one of `environment` ("" = the fleet-wide one; NotFound when
+  // there is none) and lets them go on. addFreezeNote() appends a post-mortem note to any
+  // freeze, active or lifted (NotFound, or FailedPrecondition past kMaxFreezeNotes).
+  common::StatusOr<Freeze> freeze(const std::string& reason, const std::string& environment,
+                                  const Actor& actor);
+  common::StatusOr<Freeze> unfreeze(const std::string& environment, const Actor& actor);
+  common::StatusOr<Freeze> addFreezeNote(uint64_t seq, const std::string& text, const Actor& actor);
 
   void setCommitListener(CommitListener listener) { listener_ = std::move(listener); }
   void setAlertListener(AlertListener listener) { alert_listener_ = std::move(listener); }
@@ -168,6 +179,11 @@ class Engine {
   // then kept in step with reportCheck(). Only for plans whose waves require checks.
   common::StatusOr<const ReleaseRecord*> releaseRecord(const common::Plan& plan);
   void publishGauges();
+  // Loads the freezes (start()); after a freeze or an unfreeze, moves every deployment in
+  // memory (advance() freezes or lets go), and republishes the gauges.
+  common::Status loadFreezes();
+  void applyFreezes();
+  common::Status putFreeze(const Freeze& f);
   // Starts every queued deployment that nothing is ahead of any more, and updates what the
   // others wait for. Runs after a deployment finishes, at start and on every retry.
   void releaseQueue();
@@ -192,6 +208,8 @@ class Engine {
   std::map<std::string, ReleaseRecord> release_records_;                // by releaseKey()
   std::map<std::string, Deployment> deployments_;  // unfinished ones, plus finished ones whose
                                                    // stages may still answer
+  // Every freeze record, active and lifted, oldest first (a handful: one per incident).
+  std::vector<Freeze> freezes_;
   CommitListener listener_;
   AlertListener alert_listener_;
   // Stage results received and not applied yet, per deployment, in arrival order.

@@ -282,6 +282,7 @@ void HttpApi::routes() {
   tokenRoutes();       // http_tokens.cpp: API tokens and the audit trail
   policyRoutes();      // http_policy.cpp
   releaseRoutes();     // http_releases.cpp: CI's checks against a release
+  freezeRoutes();      // http_freeze.cpp: incident freezes
 }
 
 }  // namespace flotilla::coordinator

@@ -72,6 +72,7 @@ class HttpApi {
   void releaseRoutes();
   // Each policy environment (file order) with the checks it requires; empty without a policy.
   std::vector<std::pair<std::string, std::vector<common::Check>>> environmentChecks() const;
+  void freezeRoutes();
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);

@@ -12,6 +12,7 @@
 //   http_tokens.cpp       API tokens and the audit trail
 //   http_policy.cpp       the policy in force, and its reload
 //   http_releases.cpp     releases: the checks CI reports, each environment's checklist
+//   http_freeze.cpp       incident freezes: freeze, unfreeze, the active ones, notes
 #pragma once
 
 #include <httplib.h>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "common/status.hpp"
+#include "coordinator/freeze.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/permissions.hpp"
 #include "coordinator/records.hpp"
@@ -74,6 +76,12 @@ struct EventFilter {
 // One agent of `GET /api/v1/agents`: its state against now, last_seen (null when not heard
 // from in this run), silent_ms, unknown_after_ms (null: not asked to beat) and lost_after_ms.
 json agentJson(const AgentView& v);
+
+// Incident freezes (http_freeze.cpp): one as the API shows it, the active ones as the store
+// holds them (durable), and a list of them.
+json freezeJson(const Freeze& f);
+common::StatusOr<std::vector<Freeze>> activeFreezes(const Store& store);
+json freezesJson(const std::vector<Freeze>& freezes);
 
 }  // namespace http_internal
 

@@ -13,6 +13,7 @@
 #include "common/rules.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/cluster_view.hpp"
+#include "coordinator/freeze.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 #include "coordinator/policy_rules.hpp"
@@ -142,8 +143,22 @@ void addClusterView(const ClusterView& v, json& cluster) {
   cluster["to_version"] = v.to_version;
 }
 
-json detailJson(const Deployment& d, const AgentsByName& agents) {
+// The active freezes for a status view; a store that cannot be read shows none (the view is
+// not refused for it, and the engine, not this, enforces them).
+std::vector<Freeze> freezesForView(const Store& store) {
+  auto active = activeFreezes(store);
+  if (active.ok()) return std::move(active).value();
+  spdlog::warn("reading freezes for a status view: {}", active.status().toString());
+  return {};
+}
+
+json detailJson(const Deployment& d, const AgentsByName& agents,
+                const std::vector<Freeze>& freezes) {
   json out = summaryJson(d);
+  // Every active freeze (the CLI's banner), and the one that holds this deployment, if any.
+  out["freezes"] = freezesJson(freezes);
+  const Freeze* covering = isFinal(d.state) ? nullptr : coveringFreeze(freezes, d, agents);
+  out["frozen_by"] = covering != nullptr ? freezeJson(*covering) : json(nullptr);
   out["submitted_by"] = d.submitted_by;
   out["plan_sha256"] = d.plan_sha256;
   const int64_t now_ms = common::toUnixMillis(std::chrono::system_clock::now());
@@ -370,9 +385,21 @@ void HttpApi::deploymentRoutes() {
         return refuse(409, json{{"error", blocked.message()}}, parsed.plan->service);
       }
     }
+    // An incident freeze covering the plan: what the engine will refuse it for (it checks
+    // again, on the freezes of the moment), said here with the freeze itself.
+    const Freeze* blocking = nullptr;
+    const std::vector<Freeze> freezes = freezesForView(store_);
+    Status unfrozen =
+        checkSubmissionAllowed(*parsed.plan, freezes, agentsByName(agents), &blocking);
     if (*dry_run) {
       // Nothing is stored and nothing changes: not an audited action.
-      return reply(res, 200, dryRunJson(*parsed.plan, resolved));
+      json out = dryRunJson(*parsed.plan, resolved);
+      out["frozen_by"] = blocking != nullptr ? freezeJson(*blocking) : json(nullptr);
+      return reply(res, 200, out);
+    }
+    if (!unfrozen.ok()) {
+      return refuse(409, json{{"error", unfrozen.message()}, {"freeze", freezeJson(*blocking)}},
+                    parsed.plan->service);
     }
     if (store_.failing()) {
       // It could not be made durable: refuse it now rather than keep the caller waiting.
@@ -432,15 +459,15 @@ void HttpApi::deploymentRoutes() {
     });
     json list = json::array();
     for (const auto& d : all) list.push_back(summaryJson(d));
-    reply(res, 200, json{{"deployments", list}});
+    reply(res, 200, json{{"deployments", list}, {"freezes", freezesJson(freezesForView(store_))}});
   });
 
-  server_->Get(R"(/api/v1/deployments/([^/]+))",
-               [this](const httplib::Request& req, httplib::Response& res) {
-                 auto d = loadById(store_, req.matches[1]);
-                 if (!d.ok()) return replyError(res, d.status());
-                 reply(res, 200, detailJson(*d, agentsByName(engine_.agentsSnapshot())));
-               });
+  server_->Get(R"(/api/v1/deployments/([^/]+))", [this](const httplib::Request& req,
+                                                        httplib::Response& res) {
+    auto d = loadById(store_, req.matches[1]);
+    if (!d.ok()) return replyError(res, d.status());
+    reply(res, 200, detailJson(*d, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
+  });
 
   server_->Post(
       R"(/api/v1/deployments/([^/]+)/(approve|rollback|pause|resume|cancel))",
@@ -503,7 +530,8 @@ void HttpApi::deploymentRoutes() {
         if (!done.ok()) return replyError(res, done.status());
         auto after = store_.loadDeployment(id);
         if (!after.ok()) return replyError(res, after.status());
-        reply(res, 200, detailJson(*after, agentsByName(engine_.agentsSnapshot())));
+        reply(res, 200,
+              detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
       });
 
   // Operator overrides: promote {"wave", "reason"}, retry {"cluster" (required), "reason"}.
@@ -554,7 +582,8 @@ void HttpApi::deploymentRoutes() {
     if (!done.ok()) return replyError(res, done.status());
     auto after = store_.loadDeployment(id);
     if (!after.ok()) return replyError(res, after.status());
-    reply(res, 200, detailJson(*after, agentsByName(engine_.agentsSnapshot())));
+    reply(res, 200,
+          detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
   });
 }
 

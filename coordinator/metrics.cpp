@@ -48,6 +48,33 @@ void Metrics::setGauges(std::map<std::string, int64_t> deployments_by_state,
   epoch_ = epoch;
 }
 
+void Metrics::setFreezes(std::map<std::string, bool> active_by_environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  freezes_ = std::move(active_by_environment);
+}
+
+namespace {
+
+// A label value in the text format: backslash, double quote and newline escaped.
+std::string labelValue(const std::string& value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string Metrics::render() const {
   std::ostringstream out;
   auto header = [&](const char* name, const char* type, const char* help) {
@@ -118,6 +145,13 @@ std::string Metrics::render() const {
   header("flotilla_agents", "gauge", "Agents known, by state.");
   for (const auto& [k, v] : agents_by_state_) {
     out << "flotilla_agents{state=\"" << k << "\"} " << v << '\n';
+  }
+  header("flotilla_freeze_active", "gauge",
+         "1 while an incident freeze is active: scope=\"fleet\" for the whole fleet, "
+         "scope=\"environment\" with the environment frozen (0 once lifted).");
+  for (const auto& [env, active] : freezes_) {
+    out << "flotilla_freeze_active{scope=\"" << (env.empty() ? "fleet" : "environment")
+        << "\",environment=\"" << labelValue(env) << "\"} " << (active ? 1 : 0) << '\n';
   }
   header("flotilla_epoch", "gauge", "This coordinator run's epoch.");
   out << "flotilla_epoch " << epoch_ << '\n';

@@ -37,6 +37,10 @@ class Metrics {
   void setGauges(std::map<std::string, int64_t> deployments_by_state,
                  std::map<std::string, int64_t> agents_by_state, uint64_t epoch);
 
+  // Incident freezes, by environment ("" = the whole fleet): whether one is active. Every
+  // environment a freeze ever named stays listed (0 once lifted); the fleet's always is.
+  void setFreezes(std::map<std::string, bool> active_by_environment);
+
   std::string render() const;
 
  private:
@@ -53,6 +57,7 @@ class Metrics {
   std::map<std::string, int64_t> deployments_by_state_;
   std::map<std::string, int64_t> agents_by_state_;
   uint64_t epoch_ = 0;
+  std::map<std::string, bool> freezes_;
   std::atomic<uint64_t> stale_results_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> transitions_{0};

@@ -44,6 +44,14 @@ constexpr std::array kRoutes = {
     Route{"POST", "/api/v1/policy/reload", Permission::kAdmin},
     Route{"GET", "/api/v1/releases/{service}/{version}", Permission::kRead},
     Route{"POST", "/api/v1/releases/{service}/{version}/checks", Permission::kDeploy},
+    // Incident freezes: freezing and lifting is the admins' (DESIGN.md: admin manages
+    // freezes); so are the post-mortem notes, part of the same record (an environment-limited
+    // deployer's rule would not say whose a fleet-wide freeze is).
+    Route{"GET", "/api/v1/freeze", Permission::kRead},
+    Route{"POST", "/api/v1/freeze", Permission::kAdmin},
+    Route{"DELETE", "/api/v1/freeze", Permission::kAdmin},
+    Route{"GET", "/api/v1/freezes/{id}", Permission::kRead},
+    Route{"POST", "/api/v1/freezes/{id}/notes", Permission::kAdmin},
 };
 
 // Whether `path` matches `pattern` segment by segment ({x} matches one non-empty segment).

@@ -26,6 +26,10 @@
 //                                        (coordinator/stage_nonce.hpp), made once
 //   audit/<seq, 16 digits>            -> JSON audit record; each carries the SHA-256 of the
 //                                        one before it (coordinator/audit.hpp)
+//   freeze/<seq, 16 digits>           -> JSON incident freeze "freeze-<seq>" {seq, reason,
+//                                        environment ("" = the whole fleet), by, at_ms,
+//                                        lifted_by, lifted_ms (0 while active), notes [{text,
+//                                        by, at_ms}]} (coordinator/freeze.hpp); never deleted
 //
 // Every deployment change is one WriteBatch (header + the cluster records that changed + its
 // events + release changes) written with sync=true before anyone is told about it. The store

@@ -173,7 +173,7 @@ TEST_F(DeploymentJson, EveryStateAndStepRoundTripsInBothForms) {
   // Every value the name tables know must come back (the decoder counts them too).
   const auto deployment_states = allOf(deploymentStateName);
   EXPECT_EQ(deployment_states.size(), static_cast<size_t>(kDeploymentStateCount));
-  EXPECT_EQ(deployment_states.size(), 11u);
+  EXPECT_EQ(deployment_states.size(), 12u);
   for (DeploymentState s : deployment_states) {
     d.state = s;
     d.resume_to = s;

@@ -36,6 +36,7 @@ const std::map<std::string, std::string> kFamilies = {
     {"flotilla_deployments", "gauge"},
     {"flotilla_agents", "gauge"},
     {"flotilla_epoch", "gauge"},
+    {"flotilla_freeze_active", "gauge"},
 };
 
 // The text parsed as Prometheus reads it: samples by "name{labels}", each checked to follow
@@ -48,7 +49,9 @@ struct Exposition {
 Exposition parse(const std::string& text) {
   static const std::regex kHelp(R"(# HELP ([a-z_]+) \S.*)");
   static const std::regex kType(R"(# TYPE ([a-z_]+) (counter|gauge))");
-  static const std::regex kSample(R"(([a-z_]+)(\{[a-z_]+="[^"\\\n]*"\})? (-?[0-9]+))");
+  // Labels: one or more, each value with \\, \" and \n escaped as the format says.
+  static const std::regex kSample(
+      R"(([a-z_]+)(\{[a-z_]+="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-z_]+="(?:[^"\\\n]|\\[\\"n])*")*\})? (-?[0-9]+))");
   Exposition out;
   std::istringstream in(text);
   std::string line;
@@ -189,6 +192,18 @@ TEST(Metrics, GaugesShowTheLastValuesSet) {
   EXPECT_EQ(valueOf(m, "flotilla_agents{state=\"connected\"}"), "4");
   EXPECT_EQ(valueOf(m, "flotilla_epoch"), "8");
   EXPECT_EQ(valueOf(m, "flotilla_http_connections"), "0");
+}
+
+TEST(Metrics, FreezeGaugesEscapeTheEnvironment) {
+  Metrics m;
+  m.setFreezes({{"", true}, {"production", false}, {"odd\"env\\", true}});
+  EXPECT_EQ(valueOf(m, "flotilla_freeze_active{scope=\"fleet\",environment=\"\"}"), "1");
+  EXPECT_EQ(valueOf(m, "flotilla_freeze_active{scope=\"environment\",environment=\"production\"}"),
+            "0");
+  EXPECT_EQ(
+      valueOf(m, "flotilla_freeze_active{scope=\"environment\",environment=\"odd\\\"env\\\\\"}"),
+      "1")
+      << m.render();
 }
 
 TEST(Metrics, CountsFromManyThreadsAreAllKept) {
