@@ -12,6 +12,7 @@
 #include "cli/credentials.hpp"
 #include "cli/deployments.hpp"
 #include "cli/follow.hpp"
+#include "cli/log.hpp"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "0.1.0"
@@ -80,6 +81,8 @@ int run(int argc, char** argv) {
   addActionCommands(app, commands);
   addOverrideCommands(app, commands);
   addEventsCommand(app, commands);
+  addNoteCommand(app, commands);
+  addLogCommand(app, commands);
   addAgentsCommands(app, commands);
   addTokensCommands(app, commands);
   addAuditCommand(app, commands);

@@ -279,6 +279,7 @@ void HttpApi::routes() {
   eventRoutes();       // http_events.cpp
   agentRoutes();       // http_agents.cpp
   tokenRoutes();       // http_tokens.cpp: API tokens and the audit trail
+  logRoutes();         // http_log.cpp: the deployment log and notes on deployments
 }
 
 }  // namespace flotilla::coordinator

@@ -63,6 +63,7 @@ class HttpApi {
   void eventRoutes();
   void agentRoutes();
   void tokenRoutes();  // and the audit trail
+  void logRoutes();    // the deployment log and notes
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);

@@ -10,6 +10,7 @@
 //                         page, or a live SSE stream
 //   http_agents.cpp       agents: list, enroll, revoke, remove
 //   http_tokens.cpp       API tokens and the audit trail
+//   http_log.cpp          the deployment log, and notes on deployments
 #pragma once
 
 #include <httplib.h>
@@ -68,6 +69,10 @@ struct EventFilter {
   static common::StatusOr<EventFilter> fromQuery(const httplib::Request& req);
   bool matches(const StoredEvent& e) const;
 };
+
+// The release and log fields of a deployment's detail (http_log.cpp): changes,
+// release_notes_url, notes, finished_at.
+void addReleaseLog(const Deployment& d, json& detail);
 
 // One agent of `GET /api/v1/agents`: its state against now, last_seen (null when not heard
 // from in this run), silent_ms, unknown_after_ms (null: not asked to beat) and lost_after_ms.
