@@ -17,29 +17,32 @@ namespace {
 using nlohmann::json;
 
 json entry() {
-  return json{{"id", "checkout-7"},
-              {"service", "checkout"},
-              {"version", "2.0.0"},
-              {"previous_versions", {"1.9.0", "1.8.5"}},
-              {"environments", {"production", "staging"}},
-              {"state", "rolled_back"},
-              {"created_at", "2026-12-05T10:00:00.000Z"},
-              {"finished_at", "2026-12-05T10:20:00.000Z"},
-              {"submitted_by", "alice"},
-              {"approvals", {{{"wave", "prod"}, {"by", "bob"}, {"at", "2026-12-05T10:05:00.000Z"}}}},
-              {"changes", "## 2.0.0\n- new taxes\n```\nfenced\n```\n"},
-              {"release_notes_url", "https://example.com/r/2.0.0"},
-              {"issues",
-               {{{"type", "alert"},
-                 {"cluster", "prod-eu-1"},
-                 {"step", "analyze"},
-                 {"message", "error_rate: 9%"}}}},
-              {"issues_total", 3},
-              {"issues_truncated", false},
-              {"rolled_back", true},
-              {"rollback_cause", "alert error_rate on prod-eu-1"},
-              {"notes", {{{"text", "flag it next time\nand watch p95"}, {"by", "carol"},
-                          {"at", "2026-12-06T09:00:00.000Z"}}}}};
+  return json{
+      {"id", "checkout-7"},
+      {"service", "checkout"},
+      {"version", "2.0.0"},
+      {"previous_versions", {"1.9.0", "1.8.5"}},
+      {"environments", {"production", "staging"}},
+      {"state", "rolled_back"},
+      {"created_at", "2026-12-05T10:00:00.000Z"},
+      {"finished_at", "2026-12-05T10:20:00.000Z"},
+      {"submitted_by", "alice"},
+      {"approvals", {{{"wave", "prod"}, {"by", "bob"}, {"at", "2026-12-05T10:05:00.000Z"}}}},
+      {"changes", "## 2.0.0\n- new taxes\n```\nfenced\n```\n"},
+      {"release_notes_url", "https://example.com/r/2.0.0"},
+      {"issues",
+       {{{"type", "alert"},
+         {"cluster", "prod-eu-1"},
+         {"step", "analyze"},
+         {"message", "error_rate: 9%"}}}},
+      {"issues_total", 3},
+      {"issues_truncated", false},
+      {"rolled_back", true},
+      {"rollback_cause", "alert error_rate on prod-eu-1"},
+      {"notes",
+       {{{"text", "flag it next time\nand watch p95"},
+         {"by", "carol"},
+         {"at", "2026-12-06T09:00:00.000Z"}}}}};
 }
 
 TEST(Markdown, InlineTextCannotBreakTheDocumentOrInjectHtml) {
@@ -137,7 +140,8 @@ TEST(ChangesFile, ReadWhenUtf8TextWithinTheBound) {
   const std::string big = dir + "/changes-big.md";
   std::ofstream(big) << std::string(common::kMaxChangesBytes + 1, 'x');
   const std::string binary = dir + "/changes-binary.md";
-  std::ofstream(binary) << "\x7f" "ELF\x01";
+  std::ofstream(binary) << "\x7f"
+                           "ELF\x01";
   for (const std::string& file : {big, binary, dir + "/missing.md", dir}) {
     try {
       readChangesFile(file);

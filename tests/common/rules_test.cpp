@@ -150,8 +150,9 @@ TEST(Labels, SelectorLabels) {
 }
 
 TEST(HttpUrls, OnlyHttpAndHttpsWithoutSpacesAndBounded) {
-  for (const std::string& url : std::vector<std::string>{
-           "http://a", "https://example.com/notes/1.4.2?x=1#y", "https://" + std::string(2040, 'a')}) {
+  for (const std::string& url :
+       std::vector<std::string>{"http://a", "https://example.com/notes/1.4.2?x=1#y",
+                                "https://" + std::string(2040, 'a')}) {
     EXPECT_TRUE(isValidHttpUrl(url)) << url;
   }
   for (const std::string& url : std::vector<std::string>{

@@ -1,13 +1,14 @@
 // Tests for the deployment log (coordinator/deployment_log.cpp) and notes
 // (coordinator/deployment_notes.cpp): the new fields' stored form, the submission form, entries
 // built from a deployment and its events, the environments of a deployment, `since`.
+#include "coordinator/deployment_log.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "coordinator/deployment_log.hpp"
 #include "coordinator/records.hpp"
 #include "tests/coordinator/deployment_fixture.hpp"
 
@@ -59,8 +60,8 @@ TEST_F(DeploymentLog, NotesAreAppendedInAnyStateWithAnEvent) {
   while (d.findCluster("staging-eu")->in_flight) ASSERT_TRUE(answer(d, "staging-eu").ok());
   ASSERT_TRUE(isFinal(d.state)) << deploymentStateName(d.state);
   fx_ = Effects{};
-  ASSERT_TRUE(addNote(d, "the build cache hid it\nnext time: clean build", bob_, ctxAt(5000), fx_)
-                  .ok());
+  ASSERT_TRUE(
+      addNote(d, "the build cache hid it\nnext time: clean build", bob_, ctxAt(5000), fx_).ok());
   ASSERT_EQ(d.notes.size(), 1u);
   EXPECT_EQ(d.notes[0].by, "bob");
   EXPECT_EQ(d.notes[0].at_ms, 5000);
@@ -88,9 +89,9 @@ TEST_F(DeploymentLog, BadNotesAreRefusedAndChangeNothing) {
 }
 
 TEST_F(DeploymentLog, TheSubmissionFormCarriesThePlanAndTheRelease) {
-  auto form = readSubmissionForm(
-      json{{"plan", "service: x"}, {"changes", "- one\n- two"}, {"release_notes_url", "https://a/b"}}
-          .dump());
+  auto form = readSubmissionForm(json{
+      {"plan", "service: x"}, {"changes", "- one\n- two"}, {"release_notes_url", "https://a/b"}}
+                                     .dump());
   ASSERT_TRUE(form.ok()) << form.status().toString();
   EXPECT_EQ(form->plan, "service: x");
   EXPECT_EQ(form->changes, "- one\n- two");
@@ -114,7 +115,8 @@ TEST_F(DeploymentLog, ABadSubmissionFormIsRefused) {
   EXPECT_TRUE(refused(json{{"plan", "p"}, {"release_notes_url", "https://"}}));
   EXPECT_TRUE(
       refused(json{{"plan", "p"}, {"release_notes_url", "https://" + std::string(3000, 'a')}}));
-  EXPECT_TRUE(refused(json{{"plan", "p"}, {"changes", std::string(common::kMaxChangesBytes + 1, 'x')}}));
+  EXPECT_TRUE(
+      refused(json{{"plan", "p"}, {"changes", std::string(common::kMaxChangesBytes + 1, 'x')}}));
   EXPECT_TRUE(refused(json{{"plan", "p"}, {"changes", "esc \x1b[31m"}}));
   EXPECT_FALSE(readSubmissionForm("{").ok());
 }

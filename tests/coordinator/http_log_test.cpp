@@ -38,11 +38,10 @@ TEST_F(HttpLog, ASubmissionFormStoresTheReleaseWithTheDeployment) {
 }
 
 TEST_F(HttpLog, ABadReleaseIsRefusedAndNothingIsStored) {
-  for (const json& form :
-       {json{{"plan", kPlan}, {"release_notes_url", "javascript:alert(1)"}},
-        json{{"plan", kPlan}, {"changes", std::string(64 * 1024 + 1, 'x')}},
-        json{{"plan", kPlan}, {"changes", "\x1b]0;pwned\x07"}}, json{{"plan", kPlan}, {"x", "y"}},
-        json{{"changes", "no plan"}}}) {
+  for (const json& form : {json{{"plan", kPlan}, {"release_notes_url", "javascript:alert(1)"}},
+                           json{{"plan", kPlan}, {"changes", std::string(64 * 1024 + 1, 'x')}},
+                           json{{"plan", kPlan}, {"changes", "\x1b]0;pwned\x07"}},
+                           json{{"plan", kPlan}, {"x", "y"}}, json{{"changes", "no plan"}}}) {
     auto res = post("/api/v1/deployments", form.dump(), admin_, kForm);
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 400) << form.dump().substr(0, 200) << " -> " << res->body;
@@ -138,9 +137,9 @@ TEST_F(HttpLog, TheLogListsDeploymentsNewestFirstWithFilters) {
 }
 
 TEST_F(HttpLog, BadLogFiltersAreRefused) {
-  for (const char* query : {"?limit=0", "?limit=1001", "?limit=ten", "?since=yesterday",
-                            "?service=Bad_Name", "?environment=a%20b", "?what=1",
-                            "?service=a&service=b"}) {
+  for (const char* query :
+       {"?limit=0", "?limit=1001", "?limit=ten", "?since=yesterday", "?service=Bad_Name",
+        "?environment=a%20b", "?what=1", "?service=a&service=b"}) {
     auto res = get(std::string("/api/v1/log") + query);
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 400) << query << " -> " << res->body;
