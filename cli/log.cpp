@@ -328,7 +328,17 @@ int logCommand(Api& api, const LogOptions& options) {
     printLine(api.getPretty(path));
     return kExitOk;
   }
-  const json entries = api.getList(path, "entries");
+  const json answer = api.get(path);
+  const json entries =
+      answer.is_object() && answer.contains("entries") && answer["entries"].is_array()
+          ? answer["entries"]
+          : json::array();
+  if (answer.is_object() && answer.value("truncated", false)) {
+    printNote("the log was cut at the coordinator's size limit after " +
+              std::to_string(entries.size()) +
+              " entries: narrow it with --service, --env, "
+              "--since or --limit");
+  }
   if (options.as_markdown) {
     std::string title = "Deployment log";
     if (!options.service.empty()) title += ": " + options.service;

@@ -247,8 +247,14 @@ StatusOr<json> buildLog(Store& store, const AgentsByName& agents, const LogQuery
                                         : submissionOrder(a) > submissionOrder(b);
   });
   json entries = json::array();
+  size_t bytes = 0;
+  bool truncated = false;
   for (const Deployment& summary : all) {
     if (entries.size() >= query.limit) break;
+    if (bytes > kMaxLogBytes) {
+      truncated = true;
+      break;
+    }
     // The whole deployment: its clusters say where it went and from which versions.
     auto d = store.loadDeployment(summary.id);
     if (d.status().isNotFound()) continue;  // deleted meanwhile
@@ -261,8 +267,9 @@ StatusOr<json> buildLog(Store& store, const AgentsByName& agents, const LogQuery
     auto issues = readIssues(store, d->id);
     if (!issues.ok()) return issues.status();
     entries.push_back(logEntryJson(*d, issues->listed, issues->total, issues->truncated, envs));
+    bytes += entries.back().dump(-1, ' ', false, json::error_handler_t::replace).size();
   }
-  return json{{"entries", std::move(entries)}};
+  return json{{"entries", std::move(entries)}, {"truncated", truncated}};
 }
 
 }  // namespace flotilla::coordinator

@@ -85,7 +85,11 @@ struct LogQuery {
 // (common::parseDuration) or whole days "7d". InvalidArgument otherwise.
 common::StatusOr<int64_t> parseSince(const std::string& text, int64_t now_ms);
 
-// The log: entries newest first (by creation), at most query.limit, each matching the query.
+// The log: entries newest first (by creation), at most query.limit, each matching the query, in
+// `{"entries": [...], "truncated": bool}`. An entry may hold 64 KiB of changes and 400 KiB of
+// notes, so the entries stop once they pass kMaxLogBytes (truncated: true; ask again with
+// filters or a smaller limit).
+inline constexpr size_t kMaxLogBytes = 16 * 1024 * 1024;
 common::StatusOr<nlohmann::json> buildLog(Store& store, const AgentsByName& agents,
                                           const LogQuery& query);
 

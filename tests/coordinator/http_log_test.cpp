@@ -120,6 +120,7 @@ TEST_F(HttpLog, TheLogListsDeploymentsNewestFirstWithFilters) {
 
   json log = body(get("/api/v1/log", viewer_));
   ASSERT_EQ(log["entries"].size(), 2u) << log.dump();
+  EXPECT_EQ(log["truncated"], false);
   EXPECT_EQ(log["entries"][0]["id"], second);
   EXPECT_EQ(log["entries"][1]["id"], first);
   EXPECT_EQ(log["entries"][1]["environments"], json({"production", "staging"}));
