@@ -51,8 +51,8 @@ struct SubmitOptions {
   std::function<common::Status(const Deployment&)> may_supersede;
   // The release as the submitter describes it, checked by the caller (Deployment::changes,
   // release_notes_url); "" for none.
-  std::string changes;
-  std::string release_notes_url;
+  std::string changes{};
+  std::string release_notes_url{};
 };
 
 // Called after every durable change, from the engine thread (wakes SSE streams).
