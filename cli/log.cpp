@@ -390,6 +390,7 @@ void addLogCommand(CLI::App& app, Commands& commands) {
       ->type_name("T");
   log->add_option("--limit", options->limit, "At most this many entries (1 to 1000)")
       ->check(CLI::Range(1, 1000))
+      ->type_name("N")
       ->capture_default_str();
   auto* as_json =
       log->add_flag("--json", options->as_json, "Print the coordinator's JSON (GET /api/v1/log)");
