@@ -15,6 +15,7 @@
 
 #include "cli/api.hpp"
 #include "cli/freeze.hpp"
+#include "cli/log.hpp"
 #include "cli/render.hpp"
 
 namespace flotilla::cli {
@@ -148,12 +149,26 @@ std::vector<std::string> renderDryRun(const json& body) {
 
 int submitCommand(Api& api, const std::string& file, const SubmitOptions& options) {
   std::string plan = readPlanFile(file);
+  std::string content_type = planContentType(file);
+  if (!options.changes_file.empty() || !options.notes_url.empty()) {
+    // The plan with its release's description, in one JSON object (the submission form).
+    json form{{"plan", std::move(plan)}};
+    if (!options.changes_file.empty()) form["changes"] = readChangesFile(options.changes_file);
+    if (!options.notes_url.empty()) {
+      checkNotesUrl(options.notes_url);
+      form["release_notes_url"] = options.notes_url;
+    }
+    // The plan's bytes are sent as they are; a file that is not UTF-8 is the coordinator's to
+    // refuse with its position, as for a plan sent alone.
+    plan = form.dump(-1, ' ', false, json::error_handler_t::replace);
+    content_type = kSubmissionMediaType;
+  }
   const std::string path =
       std::string("/api/v1/deployments") + (options.dry_run     ? "?dry_run=true"
                                             : options.supersede ? "?supersede=true"
                                             : !options.queue    ? "?queue=false"
                                                                 : "");
-  common::HttpResult result = api.rawPost(path, std::move(plan), planContentType(file));
+  common::HttpResult result = api.rawPost(path, std::move(plan), content_type);
   if (const auto* reply = std::get_if<common::HttpReply>(&result); reply && reply->status == 400) {
     json body = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
     if (body.is_object() && body.contains("problems") && body["problems"].is_array() &&
@@ -216,6 +231,7 @@ int statusCommand(Api& api, const std::string& id, bool as_json) {
   for (const auto& line : freezeBanner(detail.value("freezes", json::array()))) printLine(line);
   const json agents = agentsForView(api);
   for (const auto& line : renderDeploymentDetail(detail, now, agents)) std::cout << line << '\n';
+  for (const auto& line : renderReleaseLog(detail)) std::cout << line << '\n';
   std::cout << std::flush;
   return kExitOk;
 }
@@ -265,11 +281,25 @@ rolls it back ("superseded by ID"), then starts the new one.
 --dry-run prints each wave's clusters, the steps each cluster runs and the gates
 between (approval, strategy, bake, max_parallel), and stores nothing.
 
+--changes FILE and --notes URL describe the release for the deployment log: the
+changelog text and the release notes' link are stored with the deployment and
+shown by 'flotilla status ID' and 'flotilla log'. A file over 64 KiB, not UTF-8
+text, or a URL that is not http(s) is refused before anything is sent.
+
 Exit: 0 submitted (or the dry run passed); 1 plan refused (or another coordinator
 error); 2 the file cannot be read or the coordinator cannot be reached.)");
   auto* no_queue = submit->add_flag_function(
       "--no-queue", [options](int64_t) { options->queue = false; },
       "Refuse instead of queueing when a deployment of the service is in flight");
+  submit
+      ->add_option("--changes", options->changes_file,
+                   "The release's changelog: a UTF-8 text file of at most 64 KiB, kept with the "
+                   "deployment for 'flotilla log'")
+      ->type_name("FILE");
+  submit
+      ->add_option("--notes", options->notes_url,
+                   "A link to the release notes (http:// or https://), kept with the deployment")
+      ->type_name("URL");
   submit
       ->add_flag("--supersede", options->supersede,
                  "Stop the deployment of the service in flight, roll it back, then start")

@@ -20,6 +20,10 @@ struct SubmitOptions {
   bool as_json = false;    // the coordinator's JSON instead of text
   bool queue = true;       // false: refuse while a deployment of the service is in flight
   bool supersede = false;  // roll the one in flight back first
+  // The release's description for the deployment log: a changelog file and a release-notes
+  // link. With either, the plan goes in the submission form (cli/log.hpp).
+  std::string changes_file{};
+  std::string notes_url{};
 };
 int submitCommand(Api& api, const std::string& file, const SubmitOptions& options = {});
 // The text of a dry run's answer: the plan, then per wave its clusters, steps and gates.

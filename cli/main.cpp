@@ -15,6 +15,7 @@
 #include "cli/policy.hpp"
 #include "cli/releases.hpp"
 #include "cli/freeze.hpp"
+#include "cli/log.hpp"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "0.1.0"
@@ -84,6 +85,8 @@ int run(int argc, char** argv) {
   addActionCommands(app, commands);
   addOverrideCommands(app, commands);
   addEventsCommand(app, commands);
+  addNoteCommand(app, commands);
+  addLogCommand(app, commands);
   addAgentsCommands(app, commands);
   addTokensCommands(app, commands);
   addAuditCommand(app, commands);

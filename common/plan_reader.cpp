@@ -157,11 +157,7 @@ std::optional<std::string> FieldReader::readString(const Field& field, const std
 std::optional<std::string> FieldReader::readHttpUrl(const Field& field, const std::string& path) {
   auto url = readString(field, path);
   if (!url) return std::nullopt;
-  const bool scheme = url->rfind("http://", 0) == 0 || url->rfind("https://", 0) == 0;
-  const bool printable = std::all_of(url->begin(), url->end(), [](char c) {
-    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
-  });
-  if (!scheme || !printable || url->size() > 2048 || url->find("://") + 3 == url->size()) {
+  if (!isValidHttpUrl(*url)) {
     problemAt(field.value,
               path + " must be an http:// or https:// URL without spaces, not " + quote(*url));
     return std::nullopt;

@@ -123,6 +123,56 @@ StatusOr<std::chrono::milliseconds> parseDuration(const std::string& text) {
   return std::chrono::milliseconds(total);
 }
 
+bool isValidHttpUrl(std::string_view url) {
+  const bool scheme = url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+  const bool printable = allOf(url, [](char c) {
+    return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+  });
+  return scheme && printable && url.size() <= kMaxUrlLength && url.find("://") + 3 < url.size();
+}
+
+Status checkFreeText(std::string_view text, std::string_view what, size_t max_bytes) {
+  if (text.size() > max_bytes) {
+    return Status::InvalidArgument(std::string(what) + " is " + std::to_string(text.size()) +
+                                   " bytes; at most " + std::to_string(max_bytes));
+  }
+  for (size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    size_t len = 1;
+    bool ok = true;
+    if (lead < 0x80) {
+      ok = lead >= 0x20 ? lead != 0x7f : (lead == '\t' || lead == '\n' || lead == '\r');
+    } else {
+      // Well-formed sequences only: no overlong forms, surrogates or values past U+10FFFF.
+      uint32_t cp = 0;
+      uint32_t min = 0;
+      if (lead >= 0xC2 && lead <= 0xDF) {
+        len = 2, cp = lead & 0x1Fu, min = 0x80;
+      } else if (lead >= 0xE0 && lead <= 0xEF) {
+        len = 3, cp = lead & 0x0Fu, min = 0x800;
+      } else if (lead >= 0xF0 && lead <= 0xF4) {
+        len = 4, cp = lead & 0x07u, min = 0x10000;
+      } else {
+        ok = false;
+      }
+      if (ok && i + len > text.size()) ok = false;
+      for (size_t k = 1; ok && k < len; ++k) {
+        const auto next = static_cast<unsigned char>(text[i + k]);
+        ok = (next & 0xC0) == 0x80;
+        cp = (cp << 6) | (next & 0x3Fu);
+      }
+      // C1 controls are control characters too.
+      if (ok) ok = cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF) && cp > 0x9F;
+    }
+    if (!ok) {
+      return Status::InvalidArgument(std::string(what) + " must be UTF-8 text without control " +
+                                     "characters (byte " + std::to_string(i) + " is not)");
+    }
+    i += len;
+  }
+  return Status::Ok();
+}
+
 std::string formatDuration(std::chrono::milliseconds d) {
   int64_t ms = d.count();
   if (ms == 0) return "0s";

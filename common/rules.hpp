@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,21 @@ bool isValidLabelValue(std::string_view value);
 // for a decision of its own.
 bool isValidSelectorKey(std::string_view key);
 bool isValidSelectorValue(std::string_view value);
+
+// http:// and https:// URLs a user gives (plan webhooks and health URLs, a release's notes
+// link): at most 2048 characters of printable ASCII without spaces, with something after the
+// scheme. Not parsed further: they are stored, shown and fetched by libcurl, never spliced into
+// a shell.
+bool isValidHttpUrl(std::string_view url);
+inline constexpr size_t kMaxUrlLength = 2048;
+
+// Free text a user writes for people to read (a release's changelog, a note on a deployment):
+// at most `max_bytes`, valid UTF-8, no control characters but tab and line breaks (\n, \r).
+// InvalidArgument naming `what` and the first offending byte's offset otherwise.
+Status checkFreeText(std::string_view text, std::string_view what, size_t max_bytes);
+// The bounds of the deployment log's free text: a release's changelog and one note.
+inline constexpr size_t kMaxChangesBytes = 64 * 1024;
+inline constexpr size_t kMaxNoteBytes = 4096;
 
 // "300s", "5m", "1h", "250ms", "1h30m" -> milliseconds. Units go largest first, each at most
 // once; a unit is required.

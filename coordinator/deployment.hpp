@@ -22,6 +22,7 @@
 
 #include "common/analysis_figures.hpp"
 #include "common/plan.hpp"
+#include "common/rules.hpp"
 #include "common/status.hpp"
 #include "common/steps.hpp"
 #include "common/time_format.hpp"
@@ -169,6 +170,19 @@ struct Failure {
   std::string message;
 };
 
+// A lesson learned, added to a deployment at any time, even long after it ended (`flotilla note`).
+struct DeploymentNote {
+  std::string text;  // checked (common::checkFreeText), at most common::kMaxNoteBytes
+  std::string by;    // the actor's name
+  int64_t at_ms = 0;
+
+  bool operator==(const DeploymentNote&) const = default;
+};
+// Bounds of what a submission and notes add to a deployment's header (rewritten with every
+// change of a running deployment, so kept small; notes mostly come after it ended).
+// (common/rules.hpp: kMaxChangesBytes, kMaxNoteBytes, which the CLI checks too).
+inline constexpr size_t kMaxNotes = 100;
+
 struct Deployment {
   std::string id;
   common::Plan plan;
@@ -189,8 +203,16 @@ struct Deployment {
   bool paused_for_lost = false;      // paused by on_agent_lost: wait; resumes by itself
   bool cancelling = false;  // the rollback in progress was started by cancel: ends cancelled
   std::string waits_for;    // queued: the deployment of the same service it waits for
+  // The release as its submitter described it (`submit --changes FILE --notes URL`): the
+  // changelog text and a link to the release notes; "" when none was given.
+  std::string changes;
+  std::string release_notes_url;
+  std::vector<DeploymentNote> notes;  // oldest first, at most kMaxNotes
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
+  // When it last entered a final state (the engine sets it; a rollback after success ends it
+  // again). 0: not final, or a record older than the field (its updated_ms is the best guess).
+  int64_t finished_ms = 0;
   uint64_t last_event_seq = 0;
   std::vector<WaveProgress> waves;
 
@@ -369,6 +391,13 @@ common::Status retry(Deployment& d, const std::string& cluster, const Actor& by,
 // (a cancel recorded before cancel rolled back) go back; it ends rolled_back.
 common::Status requestRollback(Deployment& d, const Actor& by, const std::string& reason,
                                const Context& ctx, Effects& fx);
+
+// addNote appends `text` by `by` to the deployment's notes, in any state, final ones included
+// (coordinator/deployment_notes.cpp). InvalidArgument for an empty text or one that breaks
+// common::checkFreeText's rule or kMaxNoteBytes; FailedPrecondition past kMaxNotes. Event:
+// deployment.note ("by alice: <the note's first line, cut>").
+common::Status addNote(Deployment& d, const std::string& text, const Actor& by, const Context& ctx,
+                       Effects& fx);
 
 // ---- One deployment per service at a time (coordinator/deployment_queue.cpp) ----------------
 //

@@ -103,6 +103,8 @@ json headerObject(const Deployment& d) {
             {"paused_for_lost", d.paused_for_lost},
             {"cancelling", d.cancelling},
             {"waits_for", d.waits_for},
+            {"changes", d.changes},
+            {"release_notes_url", d.release_notes_url},
             {"wave_index", d.wave_index},
             {"reason", d.reason},
             {"rollback_cause", d.rollback_cause},
@@ -110,12 +112,17 @@ json headerObject(const Deployment& d) {
             {"rollback_whole_fleet", d.rollback_whole_fleet},
             {"created_ms", d.created_ms},
             {"updated_ms", d.updated_ms},
+            {"finished_ms", d.finished_ms},
             {"last_event_seq", d.last_event_seq},
             {"waves", std::move(waves)}};
   j["failure"] = d.failure ? json{{"cluster", d.failure->cluster},
                                   {"step", d.failure->step},
                                   {"message", d.failure->message}}
                            : json(nullptr);
+  json notes = json::array();
+  for (const auto& n : d.notes)
+    notes.push_back({{"text", n.text}, {"by", n.by}, {"at_ms", n.at_ms}});
+  j["notes"] = std::move(notes);
   return j;
 }
 
@@ -174,11 +181,22 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
     // Absent in records older than the queue and safe cancel.
     d.cancelling = j.value("cancelling", false);
     d.waits_for = j.value("waits_for", std::string());
+    // Absent in records older than the deployment log.
+    d.changes = j.value("changes", std::string());
+    d.release_notes_url = j.value("release_notes_url", std::string());
+    if (j.contains("notes")) {
+      for (const auto& jn : j.at("notes")) {
+        d.notes.push_back(DeploymentNote{jn.at("text").get<std::string>(),
+                                         jn.at("by").get<std::string>(),
+                                         jn.at("at_ms").get<int64_t>()});
+      }
+    }
     d.rollback_cause = j.at("rollback_cause").get<std::string>();
     d.rollback_failed = j.at("rollback_failed").get<std::vector<std::string>>();
     d.rollback_whole_fleet = j.at("rollback_whole_fleet").get<bool>();
     d.created_ms = j.at("created_ms").get<int64_t>();
     d.updated_ms = j.at("updated_ms").get<int64_t>();
+    d.finished_ms = j.value("finished_ms", int64_t{0});  // absent in records older than the field
     d.last_event_seq = j.at("last_event_seq").get<uint64_t>();
     if (!j.at("failure").is_null()) {
       const json& f = j.at("failure");

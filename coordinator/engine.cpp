@@ -221,6 +221,8 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   std::string id = plan.service + "-" + std::to_string(*seq);
   Effects fx;
   Deployment d = newDeployment(id, std::move(plan), actor, clock_.wallNow(), fx);
+  d.changes = options.changes;
+  d.release_notes_url = options.release_notes_url;
   auto releases = releasesFor(d.plan.service);
   if (!releases.ok()) return releases.status();
   auto release = releaseRecord(d.plan);
@@ -231,6 +233,7 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   } else {
     advance(d, ctx, fx);
   }
+  if (isFinal(d.state)) d.finished_ms = common::toUnixMillis(ctx.now);
   Status s = commitAndRemember(d, fx);
   if (!s.ok()) return s;
   // Crash test: committed (synced, or gathered for the loop's group commit), and neither its
@@ -288,6 +291,8 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
         return promote(d, argument, actor, reason, ctx, fx);
       case Action::kRetry:
         return retry(d, argument, actor, reason, ctx, fx);
+      case Action::kNote:
+        return addNote(d, argument, actor, ctx, fx);
     }
     return Status::Internal("unknown action");
   });
@@ -417,6 +422,8 @@ Status Engine::transition(const std::string& id, const Mutation& fn) {
   Status s = fn(next, ctx, fx);
   if (!s.ok()) return s;
   if (!fx.changed) return Status::Ok();
+  const bool finished = isFinal(next.state) && !isFinal(it->second.state);
+  if (finished) next.finished_ms = common::toUnixMillis(ctx.now);
   s = commitAndRemember(next, fx);
   if (!s.ok()) {
     // Nothing was sent and memory still holds the last durable state; the
@@ -431,7 +438,6 @@ Status Engine::transition(const std::string& id, const Mutation& fn) {
                   [](const Dispatch& x) { return x.step == Step::ROLLBACK; })) {
     FLOTILLA_FAILPOINT("coordinator.after_rollback_commit_before_send");
   }
-  const bool finished = isFinal(next.state) && !isFinal(it->second.state);
   it->second = std::move(next);
   deliver(it->second, fx);
   if (listener_) listener_(id);

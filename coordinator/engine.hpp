@@ -40,7 +40,7 @@ struct EngineOptions {
   int max_heartbeats_per_second = 2000;
 };
 
-enum class Action { kApprove, kRollback, kPause, kResume, kCancel, kPromote, kRetry };
+enum class Action { kApprove, kRollback, kPause, kResume, kCancel, kPromote, kRetry, kNote };
 
 // How a submission meets a deployment of its service already in flight (coordinator/
 // deployment.hpp: one deployment per service at a time).
@@ -50,6 +50,10 @@ struct SubmitOptions {
   // With supersede: whether the submitter may roll back that deployment (the HTTP layer's
   // environment rule); any refusal refuses the submission, nothing stored. Unset: allowed.
   std::function<common::Status(const Deployment&)> may_supersede;
+  // The release as the submitter describes it, checked by the caller (Deployment::changes,
+  // release_notes_url); "" for none.
+  std::string changes{};
+  std::string release_notes_url{};
 };
 
 // Called after every durable change, from the engine thread (wakes SSE streams).
@@ -114,8 +118,10 @@ class Engine {
   // (state queued), refused, or supersedes it, as `options` say.
   common::StatusOr<std::string> submit(common::Plan plan, const Actor& actor,
                                        const SubmitOptions& options = {});
-  // `argument`: the wave (approve, promote; empty: the current one), the cluster (retry), or
-  // the reason (rollback, pause, resume, cancel). `reason`: promote's and retry's.
+  // `argument`: the wave (approve, promote; empty: the current one), the cluster (retry), the
+  // reason (rollback, pause, resume, cancel), or the text (note). `reason`: promote's and
+  // retry's. A finished deployment is loaded from the store for the change (a rollback after
+  // success, a note) and forgotten again by tick().
   common::Status act(const std::string& id, Action action, const std::string& argument,
                      const Actor& actor, const std::string& reason = {});
 

@@ -283,6 +283,7 @@ void HttpApi::routes() {
   policyRoutes();      // http_policy.cpp
   releaseRoutes();     // http_releases.cpp: CI's checks against a release
   freezeRoutes();      // http_freeze.cpp: incident freezes
+  logRoutes();         // http_log.cpp: the deployment log and notes on deployments
 }
 
 }  // namespace flotilla::coordinator

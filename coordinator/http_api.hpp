@@ -73,6 +73,7 @@ class HttpApi {
   // Each policy environment (file order) with the checks it requires; empty without a policy.
   std::vector<std::pair<std::string, std::vector<common::Check>>> environmentChecks() const;
   void freezeRoutes();
+  void logRoutes();    // the deployment log and notes
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);

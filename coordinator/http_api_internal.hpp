@@ -13,6 +13,7 @@
 //   http_policy.cpp       the policy in force, and its reload
 //   http_releases.cpp     releases: the checks CI reports, each environment's checklist
 //   http_freeze.cpp       incident freezes: freeze, unfreeze, the active ones, notes
+//   http_log.cpp          the deployment log, and notes on deployments
 #pragma once
 
 #include <httplib.h>
@@ -72,6 +73,10 @@ struct EventFilter {
   static common::StatusOr<EventFilter> fromQuery(const httplib::Request& req);
   bool matches(const StoredEvent& e) const;
 };
+
+// The release and log fields of a deployment's detail (http_log.cpp): changes,
+// release_notes_url, notes, finished_at.
+void addReleaseLog(const Deployment& d, json& detail);
 
 // One agent of `GET /api/v1/agents`: its state against now, last_seen (null when not heard
 // from in this run), silent_ms, unknown_after_ms (null: not asked to beat) and lost_after_ms.

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "coordinator/deployment_log.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 
@@ -44,7 +45,7 @@ bool isJsonOrYaml(const std::string& content_type) {
   std::string type = lower(content_type.substr(0, content_type.find(';')));
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
   return type == "application/json" || type == "application/yaml" || type == "application/x-yaml" ||
-         type == "text/yaml";
+         type == "text/yaml" || isSubmissionForm(type);
 }
 
 // "Bearer TOKEN" -> TOKEN, the token's characters limited to what our tokens (and RFC 6750's
@@ -114,7 +115,8 @@ HttpApi::Gate HttpApi::gate(const httplib::Request& req) const {
   }
   if (isMutating(req.method) && !isJsonOrYaml(req.get_header_value("Content-Type"))) {
     g.status = 415;
-    g.error = "a change must be sent as application/json or application/yaml (got Content-Type " +
+    g.error = "a change must be sent as application/json or application/yaml (or a submission as " +
+              std::string(kSubmissionMediaType) + "; got Content-Type " +
               quoted(req.get_header_value("Content-Type")) + ")";
     return g;
   }

@@ -14,6 +14,7 @@
 #include "common/time_format.hpp"
 #include "coordinator/cluster_view.hpp"
 #include "coordinator/freeze.hpp"
+#include "coordinator/deployment_log.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 #include "coordinator/policy_rules.hpp"
@@ -198,6 +199,7 @@ json detailJson(const Deployment& d, const AgentsByName& agents,
                                     {"message", d.failure->message}}
                              : json(nullptr);
   out["rollback_failed_clusters"] = d.rollback_failed;
+  addReleaseLog(d, out);
   out["plan"] = json::parse(common::planToJson(d.plan));
   return out;
 }
@@ -348,7 +350,16 @@ void HttpApi::deploymentRoutes() {
     };
     const StatusOr<bool> dry_run = dryRunParam(req);
     if (!dry_run.ok()) return refuse(400, json{{"error", dry_run.status().message()}}, "");
-    common::PlanParseResult parsed = common::parsePlan(req.body);
+    // The plan alone, or with its release's description (the submission form,
+    // coordinator/deployment_log.hpp).
+    SubmissionForm form;
+    if (isSubmissionForm(req.get_header_value("Content-Type"))) {
+      auto read = readSubmissionForm(req.body);
+      if (!read.ok()) return refuse(400, json{{"error", read.status().message()}}, "");
+      form = std::move(read).value();
+    }
+    const std::string& plan_text = form.plan.empty() ? req.body : form.plan;
+    common::PlanParseResult parsed = common::parsePlan(plan_text);
     if (!parsed.plan) {
       metrics_.planRefused();
       return refuse(400, problemsJson("plan refused", parsed.problems), "");
@@ -423,6 +434,8 @@ void HttpApi::deploymentRoutes() {
                     parsed.plan->service);
     }
     SubmitOptions options;
+    options.changes = std::move(form.changes);
+    options.release_notes_url = std::move(form.release_notes_url);
     options.queue = *queue;
     options.supersede = *supersede;
     // Superseding rolls the other deployment back: the caller must be allowed to.

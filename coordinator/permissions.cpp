@@ -31,6 +31,10 @@ constexpr std::array kRoutes = {
     // ends an analysis or bake early, retry reruns a step the plan said to hold.
     Route{"POST", "/api/v1/deployments/{id}/promote", Permission::kDeploy},
     Route{"POST", "/api/v1/deployments/{id}/retry", Permission::kDeploy},
+    // A note (lessons learned) on a deployment, any time later: who may steer a deployment may
+    // write down what it taught; a viewer reads the log but does not write it.
+    Route{"POST", "/api/v1/deployments/{id}/notes", Permission::kDeploy},
+    Route{"GET", "/api/v1/log", Permission::kRead},
     Route{"GET", "/api/v1/agents", Permission::kRead},
     Route{"POST", "/api/v1/agents/{cluster}/enroll", Permission::kAdmin},
     Route{"POST", "/api/v1/agents/{cluster}/revoke", Permission::kAdmin},

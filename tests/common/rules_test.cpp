@@ -149,5 +149,33 @@ TEST(Labels, SelectorLabels) {
   }
 }
 
+TEST(HttpUrls, OnlyHttpAndHttpsWithoutSpacesAndBounded) {
+  for (const std::string& url :
+       std::vector<std::string>{"http://a", "https://example.com/notes/1.4.2?x=1#y",
+                                "https://" + std::string(2040, 'a')}) {
+    EXPECT_TRUE(isValidHttpUrl(url)) << url;
+  }
+  for (const std::string& url : std::vector<std::string>{
+           "", "https://", "ftp://a", "javascript:alert(1)", "HTTPS://a", "https://a b",
+           "https://a\nb", "https://caf\xc3\xa9", "https://" + std::string(2041, 'a')}) {
+    EXPECT_FALSE(isValidHttpUrl(url)) << url;
+  }
+}
+
+TEST(FreeText, Utf8TextWithLineBreaksWithinItsBound) {
+  EXPECT_TRUE(checkFreeText("", "x", 10).ok());
+  EXPECT_TRUE(checkFreeText("line one\n\tline two\r\n", "x", 100).ok());
+  EXPECT_TRUE(checkFreeText("caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80", "x", 100).ok());
+  EXPECT_TRUE(checkFreeText(std::string(10, 'a'), "x", 10).ok());
+  const Status long_text = checkFreeText(std::string(11, 'a'), "the note", 10);
+  EXPECT_TRUE(long_text.isInvalidArgument());
+  EXPECT_EQ(long_text.message(), "the note is 11 bytes; at most 10");
+  for (const std::string& bad : std::vector<std::string>{
+           std::string("nul\0", 4), "esc \x1b[31m", "del \x7f", "bad \xff", "cut \xc3",
+           "overlong \xc0\xaf", "surrogate \xed\xa0\x80", "c1 \xc2\x9b", "big \xf4\x90\x80\x80"}) {
+    EXPECT_TRUE(checkFreeText(bad, "x", 100).isInvalidArgument()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace flotilla::common
