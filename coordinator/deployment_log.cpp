@@ -102,6 +102,8 @@ std::vector<std::string> deploymentEnvironments(const Deployment& d, const Agent
   };
   for (size_t i = 0; i < d.plan.waves.size(); ++i) {
     const common::Wave& pw = d.plan.waves[i];
+    // The policy's environment (--policy), besides the agents' labels.
+    if (!pw.environment.empty()) envs.insert(pw.environment);
     if (i < d.waves.size() && d.waves[i].resolved) {
       for (const auto& c : d.waves[i].clusters) addCluster(c.name);
       continue;

@@ -49,7 +49,8 @@ common::Status checkReleaseFields(const std::string& changes, const std::string&
 
 // ---- The log -----------------------------------------------------------------------------------
 
-// The environments of a deployment: the distinct `environment` labels (the label the token
+// The environments of a deployment: each wave's policy environment (set at submission under
+// --policy), and the distinct `environment` labels (the label the token
 // environment rule of coordinator/permissions.cpp reads) of the agents of its clusters: those
 // its waves resolved, those its plan names for waves not resolved yet, and the environment a
 // pending wave's selector pins. Sorted. Clusters whose agent is gone or unlabelled add none.

@@ -148,6 +148,8 @@ std::set<std::string> environmentsTouched(const common::Plan& plan,
     if (env != agent->second.labels.end()) out.insert(env->second);
   };
   for (size_t i = 0; i < plan.waves.size(); ++i) {
+    // The policy's environment (--policy), besides the agents' labels.
+    if (!plan.waves[i].environment.empty()) out.insert(plan.waves[i].environment);
     if (i < progress.size() && progress[i].resolved) {
       for (const auto& c : progress[i].clusters) add(c.name);
       continue;

@@ -74,10 +74,11 @@ common::Status checkFreezeReason(std::string_view reason);
 common::Status checkFreezeEnvironment(std::string_view environment);
 common::Status checkFreezeNote(std::string_view text);
 
-// THE rule for which environments a plan or deployment touches: the `environment` label of
-// every cluster its waves took (`progress`, resolved waves) or will take now (waveClusters
-// against `agents`). A plan about to be submitted passes no progress. Clusters without the
-// label, or not registered, add nothing (only a fleet-wide freeze covers them).
+// THE rule for which environments a plan or deployment touches: each wave's policy environment
+// (set at submission under --policy), and the `environment` label of every cluster its waves took
+// (`progress`, resolved waves) or will take now (waveClusters against `agents`). A plan about to be
+// submitted passes no progress. Clusters without the label, or not registered, add nothing (only a
+// fleet-wide freeze covers them).
 std::set<std::string> environmentsTouched(const common::Plan& plan,
                                           const std::vector<WaveProgress>& progress,
                                           const AgentsByName& agents);
