@@ -59,12 +59,7 @@ void HttpApi::agentRoutes() {
     AuditEntry entry{actor->name, actor->role, "POST /api/v1/agents/{cluster}/" + verb,
                      cluster,     "",          actor->client,
                      ""};
-    auto refuse = [&](const Status& s) {
-      replyError(res, s);
-      entry.outcome = outcomeOf(s);
-      entry.detail = s.message();
-      record(entry);
-    };
+    auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
     if (!common::isValidName(cluster)) {
       return refuse(Status::InvalidArgument(quoted(cluster) + " is not a cluster name"));
     }

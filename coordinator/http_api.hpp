@@ -73,7 +73,7 @@ class HttpApi {
   // Each policy environment (file order) with the checks it requires; empty without a policy.
   std::vector<std::pair<std::string, std::vector<common::Check>>> environmentChecks() const;
   void freezeRoutes();
-  void logRoutes();    // the deployment log and notes
+  void logRoutes();  // the deployment log and notes
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);
@@ -84,6 +84,8 @@ class HttpApi {
   std::optional<Actor> caller(const httplib::Request& req, httplib::Response& res) const;
   // Appends the request's audit record on the engine thread (durable before the answer).
   void record(const AuditEntry& entry);
+  // Answers a refused change with `s` and audits it (`entry` with the outcome and why).
+  void refuseAudited(httplib::Response& res, AuditEntry entry, const common::Status& s);
   // Runs `change` on the engine thread and appends the request's audit record in the same turn
   // (`entry`'s outcome and detail filled from the result), so both are durable together.
   template <typename T>

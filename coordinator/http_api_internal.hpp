@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -53,6 +55,10 @@ std::string rfc3339(int64_t ms);
 int64_t nowMs();
 std::string lower(std::string text);
 bool isMutating(const std::string& method);
+// A JSON object body with only `keys`, each a string; nothing is required here (an empty body
+// has no fields). Unknown fields and other types are refused, naming the known ones.
+common::StatusOr<std::map<std::string, std::string>> stringFields(
+    const std::string& body, std::initializer_list<const char*> keys);
 // "ADDRESS:PORT" of the caller ("[ADDRESS]:PORT" for IPv6).
 std::string clientOf(const httplib::Request& req);
 

@@ -28,6 +28,31 @@ std::string lower(std::string text) {
 
 bool isMutating(const std::string& method) { return method != "GET" && method != "HEAD"; }
 
+common::StatusOr<std::map<std::string, std::string>> stringFields(
+    const std::string& body, std::initializer_list<const char*> keys) {
+  std::map<std::string, std::string> out;
+  if (body.empty()) return out;
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return Status::InvalidArgument("request body must be a JSON object");
+  }
+  for (const auto& item : parsed.items()) {
+    const std::string& key = item.key();
+    bool known = false;
+    std::string names;
+    for (const char* k : keys) {
+      known |= key == k;
+      names += std::string(names.empty() ? "" : ", ") + "\"" + k + "\"";
+    }
+    if (!known)
+      return Status::InvalidArgument("unknown field " + quoted(key) + " (known: " + names + ")");
+    if (!item.value().is_string())
+      return Status::InvalidArgument("\"" + key + "\" must be a string");
+    out[key] = item.value().get<std::string>();
+  }
+  return out;
+}
+
 std::string clientOf(const httplib::Request& req) {
   if (req.remote_addr.find(':') != std::string::npos) {
     return "[" + req.remote_addr + "]:" + std::to_string(req.remote_port);
@@ -140,6 +165,13 @@ void HttpApi::record(const AuditEntry& entry) {
     Status s = audit_.append(entry, nowMs());
     if (!s.ok()) spdlog::error("audit: cannot record {}: {}", entry.action, s.toString());
   });
+}
+
+void HttpApi::refuseAudited(httplib::Response& res, AuditEntry entry, const Status& s) {
+  replyError(res, s);
+  entry.outcome = outcomeOf(s);
+  entry.detail = s.message();
+  record(entry);
 }
 
 bool HttpApi::refuseBeforeRouting(const httplib::Request& req, httplib::Response& res) {

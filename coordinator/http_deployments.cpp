@@ -13,8 +13,8 @@
 #include "common/rules.hpp"
 #include "common/time_format.hpp"
 #include "coordinator/cluster_view.hpp"
-#include "coordinator/freeze.hpp"
 #include "coordinator/deployment_log.hpp"
+#include "coordinator/freeze.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 #include "coordinator/policy_rules.hpp"
@@ -48,24 +48,9 @@ constexpr size_t kMaxReasonBytes = 500;
 // required here), the reason at most kMaxReasonBytes. Empty body: no fields.
 StatusOr<std::map<std::string, std::string>> overrideBody(const std::string& body,
                                                           std::initializer_list<const char*> keys) {
-  std::map<std::string, std::string> out;
-  if (body.empty()) return out;
-  json parsed = json::parse(body, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    return Status::InvalidArgument("request body must be a JSON object");
-  }
-  for (const auto& item : parsed.items()) {
-    // Named, not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
-    const std::string& key = item.key();
-    const json& value = item.value();
-    if (std::none_of(keys.begin(), keys.end(), [&](const char* k) { return key == k; })) {
-      std::string known;
-      for (const char* k : keys) known += std::string(known.empty() ? "" : ", ") + "\"" + k + "\"";
-      return Status::InvalidArgument("unknown field " + quoted(key) + " (known: " + known + ")");
-    }
-    if (!value.is_string()) return Status::InvalidArgument("\"" + key + "\" must be a string");
-    out[key] = value.get<std::string>();
-  }
+  auto fields = stringFields(body, keys);
+  if (!fields.ok()) return fields.status();
+  std::map<std::string, std::string>& out = *fields;
   if (auto reason = out.find("reason");
       reason != out.end() && reason->second.size() > kMaxReasonBytes) {
     return Status::InvalidArgument("\"reason\" is " + std::to_string(reason->second.size()) +
@@ -492,13 +477,7 @@ void HttpApi::deploymentRoutes() {
         AuditEntry entry{actor->name, actor->role, "POST /api/v1/deployments/{id}/" + verb,
                          id,          "",          actor->client,
                          ""};
-        auto refuse = [&](const Status& s) {
-          replyError(res, s);
-          AuditEntry e = entry;
-          e.outcome = outcomeOf(s);
-          e.detail = s.message();
-          record(e);
-        };
+        auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
         Status valid = checkDeploymentId(id);
         if (!valid.ok()) return refuse(valid);
         std::string argument;
@@ -557,13 +536,7 @@ void HttpApi::deploymentRoutes() {
     const bool is_promote = verb == "promote";
     AuditEntry entry{actor->name,   actor->role, "POST /api/v1/deployments/{id}/" + verb, id, "",
                      actor->client, ""};
-    auto refuse = [&](const Status& s) {
-      replyError(res, s);
-      AuditEntry e = entry;
-      e.outcome = outcomeOf(s);
-      e.detail = s.message();
-      record(e);
-    };
+    auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
     Status valid = checkDeploymentId(id);
     if (!valid.ok()) return refuse(valid);
     // The environment rule as for pause, resume and rollback (the whole deployment), before

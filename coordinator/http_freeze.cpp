@@ -57,36 +57,6 @@ json freezesJson(const std::vector<Freeze>& freezes) {
 
 }  // namespace http_internal
 
-namespace {
-
-// A JSON object body with only `keys`, each a string; nothing is required here.
-StatusOr<std::map<std::string, std::string>> stringFields(const std::string& body,
-                                                          std::initializer_list<const char*> keys) {
-  std::map<std::string, std::string> out;
-  if (body.empty()) return out;
-  json parsed = json::parse(body, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    return Status::InvalidArgument("request body must be a JSON object");
-  }
-  for (const auto& item : parsed.items()) {
-    const std::string& key = item.key();
-    bool known = false;
-    std::string names;
-    for (const char* k : keys) {
-      known |= key == k;
-      names += std::string(names.empty() ? "" : ", ") + "\"" + k + "\"";
-    }
-    if (!known)
-      return Status::InvalidArgument("unknown field " + quoted(key) + " (known: " + names + ")");
-    if (!item.value().is_string())
-      return Status::InvalidArgument("\"" + key + "\" must be a string");
-    out[key] = item.value().get<std::string>();
-  }
-  return out;
-}
-
-}  // namespace
-
 void HttpApi::freezeRoutes() {
   server_->Get("/api/v1/freeze", [this](const httplib::Request&, httplib::Response& res) {
     auto active = activeFreezes(store_);
@@ -98,12 +68,7 @@ void HttpApi::freezeRoutes() {
     auto actor = caller(req, res);
     if (!actor) return;
     AuditEntry entry{actor->name, actor->role, "POST /api/v1/freeze", "", "", actor->client, ""};
-    auto refuse = [&](const Status& s) {
-      replyError(res, s);
-      entry.outcome = outcomeOf(s);
-      entry.detail = s.message();
-      record(entry);
-    };
+    auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
     auto body = stringFields(req.body, {"reason", "environment"});
     if (!body.ok()) return refuse(body.status());
     const std::string reason = (*body)["reason"];
@@ -126,12 +91,7 @@ void HttpApi::freezeRoutes() {
     auto actor = caller(req, res);
     if (!actor) return;
     AuditEntry entry{actor->name, actor->role, "DELETE /api/v1/freeze", "", "", actor->client, ""};
-    auto refuse = [&](const Status& s) {
-      replyError(res, s);
-      entry.outcome = outcomeOf(s);
-      entry.detail = s.message();
-      record(entry);
-    };
+    auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
     const std::string environment =
         req.has_param("environment") ? req.get_param_value("environment") : "";
     if (req.has_param("environment") && environment.empty()) {
@@ -173,12 +133,7 @@ void HttpApi::freezeRoutes() {
     const std::string id = req.matches[1];
     AuditEntry entry{actor->name,   actor->role, "POST /api/v1/freezes/{id}/notes", "", "",
                      actor->client, ""};
-    auto refuse = [&](const Status& s) {
-      replyError(res, s);
-      entry.outcome = outcomeOf(s);
-      entry.detail = s.message();
-      record(entry);
-    };
+    auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
     auto seq = parseFreezeId(id);
     if (!seq) {
       return refuse(

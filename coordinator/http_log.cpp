@@ -106,13 +106,7 @@ void HttpApi::logRoutes() {
     const std::string id = req.matches[1];
     AuditEntry entry{actor->name,   actor->role, "POST /api/v1/deployments/{id}/notes", id, "",
                      actor->client, ""};
-    auto refuse = [&](const Status& s) {
-      replyError(res, s);
-      AuditEntry e = entry;
-      e.outcome = outcomeOf(s);
-      e.detail = s.message();
-      record(e);
-    };
+    auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
     Status valid = checkDeploymentId(id);
     if (!valid.ok()) return refuse(valid);
     // Whoever may steer the deployment (its environments) may note it.

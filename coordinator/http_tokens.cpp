@@ -56,12 +56,7 @@ void HttpApi::tokenRoutes() {
     auto actor = caller(req, res);
     if (!actor) return;
     AuditEntry entry{actor->name, actor->role, "POST /api/v1/tokens", "", "", actor->client, ""};
-    auto refuse = [&](const Status& s) {
-      replyError(res, s);
-      entry.outcome = outcomeOf(s);
-      entry.detail = s.message();
-      record(entry);
-    };
+    auto refuse = [&](const Status& s) { refuseAudited(res, entry, s); };
     json body = json::parse(req.body, nullptr, false);
     if (!body.is_object()) {
       return refuse(Status::InvalidArgument(
