@@ -103,6 +103,9 @@ PolicyVerdict applyPolicy(const Policy& policy, const Actor& actor, const PlanCl
       for (const auto& [label, value] : env.clusters) wave.selector.emplace(label, value);
     }
     wave.checks = env.checks;
+    // The watch after 100%: that of the last wave's environment that has one (a plan through
+    // staging to production is watched as production is).
+    if (!env.watch.empty()) plan.watch = env.watch;
     if (env.approval) {
       wave.approvals_required = wave.approval_required
                                     ? std::max(wave.approvals_required, env.approval->required)

@@ -34,7 +34,8 @@ struct PolicyVerdict {
 // selector wave's selector also pins its environment's labels (so that a cluster registering
 // later in another environment is never taken); a wave whose environment requires approval
 // requires it, from at least as many approvers as the environment asks; each wave carries the
-// checks its environment requires of the release.
+// checks its environment requires of the release; the plan's post-deploy watch is the tiers of
+// the last wave's environment that has any.
 PolicyVerdict applyPolicy(const common::Policy& policy, const Actor& actor,
                           const PlanClusters& resolved, const AgentsByName& agents,
                           common::Plan& plan);
