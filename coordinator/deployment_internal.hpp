@@ -13,6 +13,7 @@
 //   deployment_json.cpp       the stored form
 //   deployment_queue.cpp      one deployment per service: conflicts, the queue, supersede
 //   deployment_overrides.cpp  promote, and holding a failed step until retry
+//   deployment_checks.cpp     a verification checklist's runs on each cluster
 #pragma once
 
 #include <cstddef>
@@ -82,5 +83,14 @@ std::string heldReason(const Deployment& d);
 // `r` is the result of a promoted stage of `c`: aborted or succeeded become succeeded
 // ("promoted by NAME"); a failure stays one and says it came before the promote.
 void applyPromotion(ClusterProgress& c, StageResult& r);
+
+// deployment_checks.cpp
+
+// Cluster `c` is being sent its checklist check `c.check`: its run is running (again).
+void startCheckRun(ClusterProgress& c);
+// The result `r` of the checklist check `c` ran, in wave `wave`: its run records how it ended,
+// and event cluster.verify_check says so ("smoke passed in 1.2s", "smoke failed in 0.3s: exit
+// code 1: ...").
+void finishCheckRun(ClusterProgress& c, const std::string& wave, const StageResult& r, Effects& fx);
 
 }  // namespace flotilla::coordinator::deployment_internal
