@@ -262,7 +262,7 @@ struct Event {
   std::string step;
   std::string message;
   // Structured figures for programs (the dashboard's charts): a JSON object's text, at most
-  // kMaxEventDataBytes; "" for none. Only cluster.analysis events carry it today.
+  // kMaxEventDataBytes; "" for none. cluster.analysis and cluster.verify_check events carry it.
   std::string data = {};
 };
 inline constexpr size_t kMaxEventDataBytes = 4096;

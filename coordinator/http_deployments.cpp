@@ -139,7 +139,8 @@ std::vector<Freeze> freezesForView(const Store& store) {
 }
 
 // A cluster's verification checklist, every check of the plan's in order: "pending" until it is
-// sent, then "running", "passed", "failed", "timed_out", ... ([] without a checklist).
+// sent, then "running", "passed", "failed", "timed_out", "aborted", "unknown" ([] without a
+// checklist).
 json checklistJson(const common::Plan& plan, const ClusterProgress& c) {
   json out = json::array();
   for (const common::VerifyCheck& check : plan.steps.verify_checks) {
@@ -147,6 +148,8 @@ json checklistJson(const common::Plan& plan, const ClusterProgress& c) {
     for (const CheckRun& run : c.checks) {
       if (run.name != check.name) continue;
       entry["state"] = checkRunStateName(run);
+      // Sent and never answered, and no longer out (its agent was lost, the cluster gave up).
+      if (run.running && !(c.in_flight && c.check == run.name)) entry["state"] = "unknown";
       if (!run.running) {
         entry["duration_ms"] = run.duration_ms;
         entry["exit_code"] = run.exit_code;
