@@ -650,6 +650,8 @@ void Agent::sendRegister() {
     h.setOutcome(all[j].outcome);
     h.setExitCode(all[j].exit_code);
     h.setMessage(all[j].message);
+    h.setDurationMs(
+        static_cast<uint64_t>(std::max<int64_t>(0, all[j].finished_ms - all[j].started_ms)));
   }
   send(message);
   next_register_ = Clock::now() + register_backoff_.next();

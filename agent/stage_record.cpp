@@ -14,6 +14,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "common/plan.hpp"
 #include "common/private_dir.hpp"
 
 namespace flotilla::agent {
@@ -48,8 +49,12 @@ bool isValidStageId(const std::string& id) {
     return false;
   }
   // "<step>" for steps that run once, "<step>-<index>" (shift-3, analyze-4) for steps a
-  // sequence repeats.
+  // sequence repeats, "verify-<check>" for a verification checklist's checks.
   std::string_view step = std::string_view(id).substr(slash + 1);
+  constexpr std::string_view kCheck = "verify-";
+  if (step.substr(0, kCheck.size()) == kCheck) {
+    return common::isVerifyCheckName(step.substr(kCheck.size()));
+  }
   std::string_view index;
   if (auto dash = step.find('-'); dash != std::string_view::npos) {
     index = step.substr(dash + 1);

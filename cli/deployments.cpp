@@ -329,6 +329,9 @@ Below the table, "Last analysis": per cluster, its last analysis window (or bake
 against the thresholds in force, the window's verdict and the health-check streak, e.g.
   prod-eu-1  analysis 2/3: 2.1.0 err 0.8% p95 12 ms (420 req) vs 2.0.0 err 0.5% p95 10 ms
   (400 req); limits err 1.0%, p95 20 ms, min 20 req; pass · health 0/3 failing
+Then "Verification" for a plan whose steps.verify is a checklist: per cluster, each check
+passed (✓), failed (✗ with its exit code or "timed out"), running (…) or not run (-), e.g.
+  prod-eu-1  verify: health ✓ smoke ✗ (exit 1) integration -
 
 States: pending, queued (waits for another deployment of its service: waits_for),
 running, awaiting_approval (run 'flotilla approve'), blocked_by_checks (the release

@@ -145,6 +145,29 @@ std::string clusterFiguresText(const json& cluster) {
   return sanitize(common::figuresSummary(*figures));
 }
 
+std::string clusterChecksText(const json& cluster) {
+  std::string out;
+  for (const auto& check : array(cluster, "checks")) {
+    const std::string state = text(check, "state");
+    std::string mark;
+    if (state == "passed") {
+      mark = "✓";
+    } else if (state == "running") {
+      mark = "…";
+    } else if (state == "pending") {
+      mark = "-";
+    } else if (state == "timed_out") {
+      mark = "✗ (timed out)";
+    } else if (auto exit_code = integer(check, "exit_code"); exit_code && *exit_code != 0) {
+      mark = "✗ (exit " + std::to_string(*exit_code) + ")";
+    } else {
+      mark = "✗ (" + orDash(state) + ")";
+    }
+    out += (out.empty() ? "verify: " : " ") + text(check, "name") + " " + mark;
+  }
+  return out;
+}
+
 std::string clusterVersionText(const json& cluster) {
   const std::string to = text(cluster, "to_version");
   if (to.empty()) return "";
@@ -389,6 +412,19 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
           heading = true;
         }
         lines.push_back("  " + text(cluster, "name") + "  " + figures);
+      }
+    }
+    heading = false;
+    for (const auto& wave : waves) {
+      for (const auto& cluster : array(wave, "clusters")) {
+        const std::string checks = clusterChecksText(cluster);
+        if (checks.empty()) continue;
+        if (!heading) {
+          lines.emplace_back();
+          lines.push_back("Verification");
+          heading = true;
+        }
+        lines.push_back("  " + text(cluster, "name") + "  " + checks);
       }
     }
   }

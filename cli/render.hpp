@@ -45,7 +45,8 @@ std::string renderDeploymentList(const nlohmann::json& deployments, TimePoint no
 
 // The `status ID` view of a Detail: a header block, one line per wave and per cluster, then the
 // failure and any clusters whose rollback failed. One string per line, without newlines.
-// Below the table, each cluster's last analysis figures (clusterFiguresText) where it has any.
+// Below the table, each cluster's last analysis figures (clusterFiguresText) and its
+// verification checklist (clusterChecksText) where it has any.
 // Each cluster row shows its strategy step and weight, from -> to versions, and, first in its
 // message, an agent that is unknown or lost in `agents` (a `GET /api/v1/agents` list).
 std::vector<std::string> renderDeploymentDetail(const nlohmann::json& detail, TimePoint now,
@@ -59,6 +60,9 @@ std::string clusterStepText(const nlohmann::json& cluster);
 // coordinator's detail): "analysis 2/3: 2.1.0 err 0.8% p95 12 ms (420 req) vs 2.0.0 err 0.5%
 // p95 10 ms (400 req); limits err 1.0%, p95 20 ms, min 20 req; pass · health 0/3 failing".
 std::string clusterFiguresText(const nlohmann::json& cluster);
+// The cluster's verification checklist, "" without one: "verify: health ✓ smoke ✗ (exit 1)
+// integration -" (✓ passed, ✗ failed with why, … running, - not run).
+std::string clusterChecksText(const nlohmann::json& cluster);
 // "1.0.0 → 1.1.0" ("(none) → 1.1.0" on a first deployment); "" from an older coordinator.
 std::string clusterVersionText(const nlohmann::json& cluster);
 // The cluster's message, preceded by its agent's state when that is unknown or lost (with

@@ -227,7 +227,15 @@ void PlanReader::readSteps(const Field& field, ScriptSteps* steps) {
   requireField(fields, "rollback", field.value, "steps");
   if (auto command = readCommand(fields, "build")) steps->build = *command;
   if (auto command = readCommand(fields, "apply")) steps->apply = *command;
-  if (auto command = readCommand(fields, "verify")) steps->verify = *command;
+  if (const Field* verify = findField(fields, "verify"); verify && verify->value.IsSequence()) {
+    readVerifyChecks(*verify, &steps->verify_checks);
+  } else if (verify && verify->value.IsMap()) {
+    problemAt(verify->value,
+              "steps.verify must be a command or a list of checks ({name, command, timeout}), "
+              "not a map");
+  } else if (auto command = readCommand(fields, "verify")) {
+    steps->verify = *command;
+  }
   if (auto command = readCommand(fields, "rollback")) steps->rollback = *command;
   if (auto command = readCommand(fields, "switch")) steps->switch_traffic = *command;
   if (auto command = readCommand(fields, "watch")) steps->watch = *command;

@@ -27,10 +27,28 @@ enum class RollbackScope {
   kWave,   // only the clusters of the wave that failed
 };
 
+// One check of a verification checklist (`steps.verify` written as a list, the workflow's
+// health, smoke, integration, performance, logs): each runs as its own verify stage, in order,
+// with FLOTILLA_CHECK=<name>; the first that fails or times out fails the cluster.
+struct VerifyCheck {
+  std::string name;                                  // isVerifyCheckName, unique in the list
+  std::string command;                               // run like any step's
+  std::optional<std::chrono::milliseconds> timeout;  // unset: steps.timeout
+
+  bool operator==(const VerifyCheck&) const = default;
+};
+inline constexpr size_t kMaxVerifyChecks = 16;
+// 1 to 63 characters from [a-z0-9_-].
+bool isVerifyCheckName(std::string_view name);
+inline constexpr char kVerifyCheckNameRule[] = "use 1 to 63 characters from [a-z0-9_-]";
+
 struct ScriptSteps {
-  std::string build;     // optional; empty = nothing to build
-  std::string apply;     // required
-  std::string verify;    // optional
+  std::string build;   // optional; empty = nothing to build
+  std::string apply;   // required
+  std::string verify;  // optional: `verify: COMMAND`, one check named "verify"
+  // `verify: [{name, command, timeout}, ...]`: a checklist, at most kMaxVerifyChecks (then
+  // `verify` is empty).
+  std::vector<VerifyCheck> verify_checks;
   std::string rollback;  // required
   // Optional: moves traffic to the new version (FLOTILLA_WEIGHT) once `apply` brought it up
   // without any. Needed by blue_green; with a canary each step runs it instead of `apply`.

@@ -86,6 +86,37 @@ std::chrono::milliseconds msAt(const Json& object, std::string_view key, const s
       unsignedAt(object, key, path, static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
 }
 
+Json verifyChecksToJson(const std::vector<VerifyCheck>& checks) {
+  Json out = Json::array();
+  for (const VerifyCheck& c : checks) {
+    Json check{{"name", c.name}, {"command", c.command}};
+    if (c.timeout) check["timeout_ms"] = c.timeout->count();
+    out.push_back(std::move(check));
+  }
+  return out;
+}
+
+std::vector<VerifyCheck> verifyChecksFromJson(const Json& checks) {
+  if (checks.empty() || checks.size() > kMaxVerifyChecks) {
+    throw FieldError("steps.verify",
+                     "expected 1 to " + std::to_string(kMaxVerifyChecks) + " checks");
+  }
+  std::vector<VerifyCheck> out;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    const std::string path = "steps.verify[" + std::to_string(i) + "]";
+    VerifyCheck c;
+    c.name = stringAt(checks[i], "name", path);
+    if (!isVerifyCheckName(c.name)) throw FieldError(path + ".name", "not a check name");
+    for (const VerifyCheck& earlier : out) {
+      if (earlier.name == c.name) throw FieldError(path + ".name", "repeated");
+    }
+    c.command = stringAt(checks[i], "command", path);
+    if (checks[i].contains("timeout_ms")) c.timeout = msAt(checks[i], "timeout_ms", path);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 Json strategyToJson(const Strategy& s) {
   return Json{{"kind", strategyName(s.kind)},
               {"steps", s.steps},
@@ -338,7 +369,12 @@ Plan planFromJsonValue(const Json& json) {
   const Json& steps = member(json, "steps", "");
   plan.steps.build = stringAt(steps, "build", "steps");
   plan.steps.apply = stringAt(steps, "apply", "steps");
-  plan.steps.verify = stringAt(steps, "verify", "steps");
+  // A command, or (since verification checklists) a list of named checks.
+  if (member(steps, "verify", "steps").is_array()) {
+    plan.steps.verify_checks = verifyChecksFromJson(steps.at("verify"));
+  } else {
+    plan.steps.verify = stringAt(steps, "verify", "steps");
+  }
   plan.steps.rollback = stringAt(steps, "rollback", "steps");
   if (steps.contains("switch")) plan.steps.switch_traffic = stringAt(steps, "switch", "steps");
   if (json.contains("watch")) plan.watch = watchFromJson(json.at("watch"), "watch");
@@ -374,7 +410,8 @@ std::string planToJson(const Plan& plan) {
       {"steps",
        {{"build", plan.steps.build},
         {"apply", plan.steps.apply},
-        {"verify", plan.steps.verify},
+        {"verify", plan.steps.verify_checks.empty() ? Json(plan.steps.verify)
+                                                    : verifyChecksToJson(plan.steps.verify_checks)},
         {"rollback", plan.steps.rollback},
         {"switch", plan.steps.switch_traffic},
         {"timeout_ms", plan.steps.timeout.count()}}},

@@ -8,6 +8,7 @@
 //   plan_waves.cpp           waves: names, clusters, selectors, approvals, per-wave overrides
 //   plan_process_fields.cpp  the process driver's sections: process, traffic, strategy, health,
 //                            alerts
+//   plan_verify.cpp          steps.verify as a checklist of named checks
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -50,6 +51,8 @@ inline constexpr std::array<std::string_view, 14> kPlanFields = {"service",
                                                                  "on_step_failure"};
 inline constexpr std::array<std::string_view, 7> kStepFields = {
     "build", "apply", "verify", "rollback", "switch", "watch", "timeout"};
+inline constexpr std::array<std::string_view, 3> kVerifyCheckFields = {"name", "command",
+                                                                       "timeout"};
 inline constexpr std::array<std::string_view, 8> kWaveFields = {
     "name",         "clusters", "selector", "approval",
     "max_parallel", "strategy", "bake",     "max_unavailable_clusters"};
@@ -161,6 +164,11 @@ class PlanReader : public FieldReader {
   bool readDriver(const Field& field, DriverKind* driver);
   void readSteps(const Field& field, ScriptSteps* steps);
   std::optional<std::string> readCommand(const Fields& fields, std::string_view name);
+  // plan_verify.cpp: `steps.verify` as a list of named checks.
+  void readVerifyChecks(const Field& field, std::vector<VerifyCheck>* checks);
+  void readVerifyCheck(const YAML::Node& node, const std::string& path,
+                       std::map<std::string, YAML::Mark, std::less<>>* names,
+                       std::vector<VerifyCheck>* checks);
   void readRollback(const Field& field, RollbackScope* scope);
   // Fields a driver does not use are refused, naming the driver they belong to.
   void checkDriverFields(const Fields& fields, const Plan& plan);

@@ -111,8 +111,14 @@ bool isFinal(DeploymentState s) {
          s == DeploymentState::kFailed || s == DeploymentState::kCancelled;
 }
 
+std::string checkRunStateName(const CheckRun& run) {
+  if (run.running) return "running";
+  return run.outcome == Outcome::SUCCEEDED ? "passed" : outcomeName(run.outcome);
+}
+
 std::string ClusterProgress::stageId() const {
   if (!step) return name + "/none";
+  if (*step == Step::VERIFY && !check.empty()) return name + "/verify-" + check;
   if (common::stepRepeats(*step)) {
     return name + "/" + stepName(*step) + "-" + std::to_string(step_index);
   }
@@ -133,6 +139,14 @@ void appendShifts(std::vector<StepSpec>& out, const common::Strategy& strategy,
   }
 }
 
+// Verify after apply: the single command, or each check of a checklist in order.
+void appendVerify(std::vector<StepSpec>& out, const common::Plan& plan, uint32_t weight) {
+  if (!plan.steps.verify.empty()) out.push_back({Step::VERIFY, weight, {}});
+  for (const common::VerifyCheck& check : plan.steps.verify_checks) {
+    out.push_back({Step::VERIFY, weight, {}, check.name});
+  }
+}
+
 // The script driver: `apply` brings the new version up, at the strategy's first weight (a
 // canary whose `apply` moves traffic itself), or at 0% when a `switch` step moves it; every
 // later weight is a shift, which runs `switch` (or `apply` again).
@@ -145,12 +159,12 @@ void scriptSteps(std::vector<StepSpec>& out, const common::Plan& plan,
       strategy.steps.empty() ? std::vector<uint32_t>{100} : strategy.steps;
   if (!moves) {
     out.push_back({Step::APPLY, 100, {}});
-    if (!plan.steps.verify.empty()) out.push_back({Step::VERIFY, 100, {}});
+    appendVerify(out, plan, 100);
     return;
   }
   const bool switches = !plan.steps.switch_traffic.empty();
   out.push_back({Step::APPLY, switches ? 0u : weights[0], {}});
-  if (!plan.steps.verify.empty()) out.push_back({Step::VERIFY, switches ? 0u : weights[0], {}});
+  appendVerify(out, plan, switches ? 0u : weights[0]);
   if (switches) {
     appendShifts(out, strategy, weights, 0);
     return;
@@ -334,6 +348,13 @@ void dispatch(Deployment& d, size_t wave, ClusterProgress& c, Step step, int ind
   c.promoted_by.clear();
   c.exit_code.reset();
   c.message.clear();
+  c.check.clear();
+  if (step == Step::VERIFY && index >= 0) {
+    const std::vector<StepSpec> steps = forwardSteps(d.plan, wave);
+    if (static_cast<size_t>(index) < steps.size())
+      c.check = steps[static_cast<size_t>(index)].check;
+  }
+  if (!c.check.empty()) startCheckRun(c);
   // From here the cluster may run the new version: it is rolled back on the way back.
   if (step == Step::APPLY || step == Step::DEPLOY || step == Step::ROLL) {
     c.applied = true;
@@ -341,7 +362,8 @@ void dispatch(Deployment& d, size_t wave, ClusterProgress& c, Step step, int ind
 
   fx.dispatches.push_back(makeDispatch(d, c));
   emit(fx, step == Step::ROLLBACK ? "rollback.started" : "stage.started", d.waves[wave].name,
-       c.name, stepName(step), "attempt " + std::to_string(c.attempt));
+       c.name, stepName(step),
+       (c.check.empty() ? "" : "check " + c.check + ", ") + "attempt " + std::to_string(c.attempt));
 }
 
 }  // namespace deployment_internal
@@ -499,6 +521,13 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   out.step = step;
   out.command = commandFor(d.plan, step);
   out.timeout_ms = static_cast<uint64_t>(d.plan.steps.timeout.count());
+  if (step == Step::VERIFY && !c.check.empty()) {
+    for (const common::VerifyCheck& check : d.plan.steps.verify_checks) {
+      if (check.name != c.check) continue;
+      out.command = check.command;
+      out.timeout_ms = static_cast<uint64_t>(check.timeout.value_or(d.plan.steps.timeout).count());
+    }
+  }
   StepSpec spec{step, step == Step::ROLLBACK ? 0u : 100u, {}};
   const auto steps = forwardSteps(d.plan, wave);
   const common::WatchTier* tier = nullptr;
@@ -541,6 +570,8 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
       {"FLOTILLA_STRATEGY", common::strategyName(strategy.kind)},
   };
   if (tier != nullptr) out.env["FLOTILLA_WATCH_TIER"] = tier->name;
+  // The check a verify step runs: a checklist's name, or "verify" for the single command.
+  if (step == Step::VERIFY) out.env["FLOTILLA_CHECK"] = c.check.empty() ? "verify" : c.check;
   if (strategy.kind == common::StrategyKind::kRolling) {
     out.env["FLOTILLA_MAX_UNAVAILABLE"] = std::to_string(strategy.max_unavailable);
     out.env["FLOTILLA_MAX_SURGE"] = std::to_string(strategy.max_surge);

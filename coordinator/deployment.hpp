@@ -99,10 +99,11 @@ struct StepSpec {
   Step kind = Step::APPLY;
   uint32_t weight = 100;                  // shift: percent of traffic on the new version
   std::chrono::milliseconds duration{0};  // analyze, bake
+  std::string check = {};                 // verify from a checklist: the check's name
 };
 
 // The forward steps every cluster of wave `wave` runs, in order:
-// script: build, apply, verify (empty ones left out);
+// script: build, apply, verify (one per check of a checklist; empty ones left out);
 // process: deploy, then per strategy step shift (+ analyze below 100%), bake, finalize;
 // rolling: roll, bake.
 std::vector<StepSpec> forwardSteps(const common::Plan& plan, size_t wave);
@@ -111,6 +112,24 @@ const char* deploymentStateName(DeploymentState s);
 const char* waveStateName(WaveState s);
 const char* clusterStateName(ClusterState s);
 bool isFinal(DeploymentState s);
+
+// One check of a verification checklist on one cluster (common::VerifyCheck): sent, or how it
+// ended. A cluster keeps one per check it ran, in the order they ran (at most
+// common::kMaxVerifyChecks); a retry replaces the check's.
+struct CheckRun {
+  std::string name;
+  bool running = true;                   // sent, no result yet
+  Outcome outcome = Outcome::SUCCEEDED;  // once it ended
+  uint64_t duration_ms = 0;              // as the agent measured it
+  int exit_code = 0;
+  std::string message = {};  // the agent's, at most kMaxCheckMessageBytes
+
+  bool operator==(const CheckRun&) const = default;
+};
+inline constexpr size_t kMaxCheckMessageBytes = 200;
+
+// "passed", "failed", "timed_out", "aborted", "unknown", "refused"; "running" while sent.
+std::string checkRunStateName(const CheckRun& run);
 
 struct ClusterProgress {
   std::string name;
@@ -139,9 +158,14 @@ struct ClusterProgress {
   // only go forward.
   std::optional<common::AnalysisFigures> figures;
   std::string figures_stage;
+  // The checklist check the step in flight (or last sent) runs: its name for a verify step of a
+  // checklist, "" for any other step (and for a single verify command).
+  std::string check;
+  // What the checklist's checks did on this cluster so far.
+  std::vector<CheckRun> checks;
 
   // "<cluster>/<step>" for steps that run once, "<cluster>/<step>-<index>" for steps a
-  // sequence repeats (shift, analyze).
+  // sequence repeats (shift, analyze), "<cluster>/verify-<check>" for a checklist's checks.
   std::string stageId() const;
 
   // The store rewrites a cluster's record only when it differs from the one written.
@@ -250,7 +274,7 @@ struct Event {
   std::string step;
   std::string message;
   // Structured figures for programs (the dashboard's charts): a JSON object's text, at most
-  // kMaxEventDataBytes; "" for none. Only cluster.analysis events carry it today.
+  // kMaxEventDataBytes; "" for none. cluster.analysis and cluster.verify_check events carry it.
   std::string data = {};
 };
 inline constexpr size_t kMaxEventDataBytes = 4096;
@@ -318,6 +342,7 @@ struct StageResult {
   Outcome outcome = Outcome::FAILED;
   int exit_code = 0;
   std::string message;
+  uint64_t duration_ms = 0;  // how long the stage ran, as its agent measured it
 };
 
 // A new deployment, not started, submitted by `by`. Emits deployment.submitted.

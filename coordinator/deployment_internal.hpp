@@ -14,6 +14,7 @@
 //   deployment_queue.cpp      one deployment per service: conflicts, the queue, supersede
 //   deployment_overrides.cpp  promote, and holding a failed step until retry
 //   deployment_watch.cpp      the post-deploy watch: tier after tier, ended early on request
+//   deployment_checks.cpp     a verification checklist's runs on each cluster
 #pragma once
 
 #include <cstddef>
@@ -95,5 +96,14 @@ void runWatch(Deployment& d, const Context& ctx, Effects& fx);
 // here): passed, ended early, or a failure that rolls the whole fleet back.
 void recordWatchResult(Deployment& d, size_t wave, ClusterProgress& c, const StageResult& r,
                        Effects& fx);
+
+// deployment_checks.cpp
+
+// Cluster `c` is being sent its checklist check `c.check`: its run is running (again).
+void startCheckRun(ClusterProgress& c);
+// The result `r` of the checklist check `c` ran, in wave `wave`: its run records how it ended,
+// and event cluster.verify_check says so ("smoke passed in 1.2s", "smoke failed in 0.3s: exit
+// code 1: ...").
+void finishCheckRun(ClusterProgress& c, const std::string& wave, const StageResult& r, Effects& fx);
 
 }  // namespace flotilla::coordinator::deployment_internal

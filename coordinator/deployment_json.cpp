@@ -44,6 +44,17 @@ json clusterToJson(const ClusterProgress& c) {
   j["exit_code"] = c.exit_code ? json(*c.exit_code) : json(nullptr);
   j["figures"] = c.figures ? common::figuresToJson(*c.figures) : json(nullptr);
   j["figures_stage"] = c.figures_stage;
+  j["check"] = c.check;
+  json checks = json::array();
+  for (const CheckRun& run : c.checks) {
+    checks.push_back({{"name", run.name},
+                      {"running", run.running},
+                      {"outcome", outcomeName(run.outcome)},
+                      {"duration_ms", run.duration_ms},
+                      {"exit_code", run.exit_code},
+                      {"message", run.message}});
+  }
+  j["checks"] = std::move(checks);
   return j;
 }
 
@@ -76,6 +87,19 @@ ClusterProgress clusterFromJson(const json& j) {
     if (!figures.ok()) throw std::invalid_argument(figures.status().message());
     c.figures = std::move(figures).value();
     c.figures_stage = j.value("figures_stage", "");
+  }
+  // Absent in records older than verification checklists.
+  c.check = j.value("check", std::string());
+  if (j.contains("checks")) {
+    for (const auto& jr : j.at("checks")) {
+      const std::string outcome = jr.at("outcome").get<std::string>();
+      auto known = common::outcomeFromName(outcome);
+      if (!known) throw std::invalid_argument("unknown outcome \"" + outcome + "\"");
+      c.checks.push_back(CheckRun{jr.at("name").get<std::string>(), jr.at("running").get<bool>(),
+                                  *known, jr.at("duration_ms").get<uint64_t>(),
+                                  jr.at("exit_code").get<int>(),
+                                  jr.at("message").get<std::string>()});
+    }
   }
   return c;
 }

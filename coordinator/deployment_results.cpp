@@ -12,6 +12,7 @@ namespace flotilla::coordinator {
 using common::Status;
 using deployment_internal::applyPromotion;
 using deployment_internal::emit;
+using deployment_internal::finishCheckRun;
 using deployment_internal::forwardFailed;
 using deployment_internal::holdFailedStep;
 using deployment_internal::holdsFailedStep;
@@ -46,6 +47,7 @@ Status recordResult(Deployment& d, const StageResult& result, Effects& fx) {
   const std::string& wname = d.waves[wave].name;
   Step step = *c->step;
   bool ok = r.outcome == Outcome::SUCCEEDED;
+  if (step == Step::VERIFY) finishCheckRun(*c, wname, r, fx);
 
   if (step == Step::WATCH) {
     recordWatchResult(d, wave, *c, r, fx);

@@ -40,6 +40,7 @@ StageResult resultFrom(const std::string& cluster, Reader msg) {
   r.exit_code = msg.getExitCode();
   r.message = toStd(msg.getMessage());
   if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
+  r.duration_ms = msg.getDurationMs();
   return r;
 }
 

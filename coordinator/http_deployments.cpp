@@ -165,6 +165,29 @@ std::vector<Freeze> freezesForView(const Store& store) {
   return {};
 }
 
+// A cluster's verification checklist, every check of the plan's in order: "pending" until it is
+// sent, then "running", "passed", "failed", "timed_out", "aborted", "unknown" ([] without a
+// checklist).
+json checklistJson(const common::Plan& plan, const ClusterProgress& c) {
+  json out = json::array();
+  for (const common::VerifyCheck& check : plan.steps.verify_checks) {
+    json entry = {{"name", check.name}, {"state", "pending"}};
+    for (const CheckRun& run : c.checks) {
+      if (run.name != check.name) continue;
+      entry["state"] = checkRunStateName(run);
+      // Sent and never answered, and no longer out (its agent was lost, the cluster gave up).
+      if (run.running && !(c.in_flight && c.check == run.name)) entry["state"] = "unknown";
+      if (!run.running) {
+        entry["duration_ms"] = run.duration_ms;
+        entry["exit_code"] = run.exit_code;
+        entry["message"] = run.message;
+      }
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 json detailJson(const Deployment& d, const AgentsByName& agents,
                 const std::vector<Freeze>& freezes) {
   json out = summaryJson(d);
@@ -188,6 +211,7 @@ json detailJson(const Deployment& d, const AgentsByName& agents,
                           {"message", c.message},
                           {"exit_code", c.exit_code ? json(*c.exit_code) : json(nullptr)}});
       addClusterView(viewCluster(d, i, c), clusters.back());
+      clusters.back()["checks"] = checklistJson(d.plan, c);
       clusters.back()["figures"] = c.figures ? common::figuresToJson(*c.figures) : json(nullptr);
     }
     json wave = {
@@ -250,6 +274,18 @@ json durationJson(std::chrono::milliseconds d) {
 
 // What a plan would do, for `?dry_run=true`: every wave's clusters, the steps each of them
 // runs, and the gates between (approval, strategy, bake, max_parallel).
+// A checklist's checks with their timeouts (the plan's step timeout where a check has none).
+json verifyChecksJson(const std::vector<common::VerifyCheck>& checks,
+                      std::chrono::milliseconds step_timeout) {
+  json out = json::array();
+  for (const common::VerifyCheck& check : checks) {
+    out.push_back({{"name", check.name},
+                   {"command", check.command},
+                   {"timeout", common::formatDuration(check.timeout.value_or(step_timeout))}});
+  }
+  return out;
+}
+
 json dryRunJson(const common::Plan& plan, const PlanClusters& resolved) {
   json waves = json::array();
   for (size_t i = 0; i < plan.waves.size(); ++i) {
@@ -258,6 +294,7 @@ json dryRunJson(const common::Plan& plan, const PlanClusters& resolved) {
     for (const StepSpec& step : forwardSteps(plan, i)) {
       json s = {{"step", stepName(step.kind)}};
       if (step.kind == Step::SHIFT || step.kind == Step::ANALYZE) s["weight"] = step.weight;
+      if (!step.check.empty()) s["check"] = step.check;
       if (step.duration.count() > 0) s["duration"] = common::formatDuration(step.duration);
       steps.push_back(std::move(s));
     }
@@ -285,6 +322,7 @@ json dryRunJson(const common::Plan& plan, const PlanClusters& resolved) {
     commands = {{"build", plan.steps.build},
                 {"apply", plan.steps.apply},
                 {"verify", plan.steps.verify},
+                {"verify_checks", verifyChecksJson(plan.steps.verify_checks, plan.steps.timeout)},
                 {"rollback", plan.steps.rollback},
                 {"timeout", common::formatDuration(plan.steps.timeout)}};
   }

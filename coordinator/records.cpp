@@ -64,9 +64,11 @@ std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size())
 
 std::string encodeClusterRecord(const ClusterProgress& c) {
   const std::string figures = c.figures ? common::figuresToJson(*c.figures).dump() : "";
-  capnp::MallocMessageBuilder message(segmentWords(c.name.size() + c.previous_version.size() +
-                                                   c.message.size() + c.promoted_by.size() +
-                                                   figures.size() + c.figures_stage.size()));
+  size_t checks_bytes = c.check.size();
+  for (const CheckRun& run : c.checks) checks_bytes += 64 + run.name.size() + run.message.size();
+  capnp::MallocMessageBuilder message(
+      segmentWords(c.name.size() + c.previous_version.size() + c.message.size() +
+                   c.promoted_by.size() + figures.size() + c.figures_stage.size() + checks_bytes));
   auto r = message.initRoot<schema::ClusterRecord>();
   r.setName(textOf(c.name));
   r.setState(static_cast<uint8_t>(c.state));
@@ -86,6 +88,18 @@ std::string encodeClusterRecord(const ClusterProgress& c) {
   r.setHeld(c.held);
   r.setFigures(textOf(figures));
   r.setFiguresStage(textOf(c.figures_stage));
+  r.setCheck(textOf(c.check));
+  auto checks = r.initChecks(static_cast<unsigned>(c.checks.size()));
+  for (size_t i = 0; i < c.checks.size(); ++i) {
+    const CheckRun& run = c.checks[i];
+    auto out = checks[static_cast<unsigned>(i)];
+    out.setName(textOf(run.name));
+    out.setRunning(run.running);
+    out.setOutcome(static_cast<uint8_t>(run.outcome));
+    out.setDurationMs(run.duration_ms);
+    out.setExitCode(run.exit_code);
+    out.setMessage(textOf(run.message));
+  }
   return flatBytes(message);
 }
 
@@ -127,6 +141,21 @@ StatusOr<ClusterProgress> decodeClusterRecord(std::string_view bytes) {
           }
           c.figures = std::move(figures).value();
           c.figures_stage = text(r.getFiguresStage());
+        }
+        // Absent (empty) in records older than verification checklists.
+        c.check = text(r.getCheck());
+        if (r.getChecks().size() > common::kMaxVerifyChecks) {
+          return Status::Corruption("cluster record holds " + std::to_string(r.getChecks().size()) +
+                                    " check runs");
+        }
+        for (auto in : r.getChecks()) {
+          if (in.getOutcome() > static_cast<uint8_t>(common::kLastOutcome)) {
+            return Status::Corruption("cluster record's check run holds outcome " +
+                                      std::to_string(in.getOutcome()));
+          }
+          c.checks.push_back(CheckRun{text(in.getName()), in.getRunning(),
+                                      static_cast<Outcome>(in.getOutcome()), in.getDurationMs(),
+                                      in.getExitCode(), text(in.getMessage())});
         }
         return c;
       });

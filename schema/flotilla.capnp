@@ -56,6 +56,7 @@ struct HeldStage {
   outcome @2 :Outcome;
   exitCode @3 :Int32;
   message @4 :Text;
+  durationMs @5 :UInt64;  # finished ones: how long the stage ran
 }
 
 # agent -> coordinator, on start and whenever asked to re-register.

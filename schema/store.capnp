@@ -30,6 +30,17 @@ struct ClusterRecord {
   held @15 :Bool;             # its failed step is held (plan on_step_failure: hold)
   figures @16 :Text;        # the last analysis figures, common/analysis_figures' JSON; "" none
   figuresStage @17 :Text;   # "<stage id>#<attempt>" they came from
+  check @18 :Text;          # the checklist check of the verify step in flight or last sent
+  checks @19 :List(CheckRunRecord);  # the checklist's runs (coordinator CheckRun)
+}
+
+struct CheckRunRecord {
+  name @0 :Text;
+  running @1 :Bool;
+  outcome @2 :UInt8;        # Outcome, once it ended
+  durationMs @3 :UInt64;
+  exitCode @4 :Int32;
+  message @5 :Text;
 }
 
 struct EventRecord {

@@ -334,6 +334,11 @@ TEST(StageIdsTest, ValidStageIds) {
     EXPECT_TRUE(isValidStageId(id)) << id;
   }
   EXPECT_TRUE(isValidStageId(std::string(63, 'c') + "/apply"));
+  // A verification checklist's checks, by name.
+  for (const std::string id : {"c/verify-smoke", "c/verify-security_scan", "c/verify-a-b-1"}) {
+    EXPECT_TRUE(isValidStageId(id)) << id;
+  }
+  EXPECT_TRUE(isValidStageId(std::string(63, 'c') + "/verify-" + std::string(63, 's')));
 }
 
 TEST(StageIdsTest, InvalidStageIds) {
@@ -377,6 +382,13 @@ TEST(StageIdsTest, InvalidStageIds) {
       "eu~apply",
       std::string(64, 'c') + "/apply",
       std::string(4096, 'c') + "/apply",
+      "c/verify-",
+      "c/verify-Smoke",
+      "c/verify-a/b",
+      "c/verify-..",
+      "c/verify-a b",
+      "c/verify-" + std::string(64, 's'),
+      "c/build-smoke",
   };
   for (const auto& id : bad) EXPECT_FALSE(isValidStageId(id)) << "\"" << id << "\"";
 }

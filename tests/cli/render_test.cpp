@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/time_format.hpp"
@@ -195,6 +196,37 @@ TEST(RenderDeploymentDetail, ClustersShowTheirLastAnalysisFigures) {
   odd["candidate"]["version"] = "2.1.0\u001b[2J";
   EXPECT_EQ(clusterFiguresText(json{{"figures", odd}}), "");
   EXPECT_EQ(clusterFiguresText(json{{"figures", 3}}), "");
+}
+
+TEST(RenderDeploymentDetail, ClustersShowTheirVerificationChecklist) {
+  const json failed = {{"name", "prod-eu-1"},
+                       {"state", "failed"},
+                       {"checks",
+                        {{{"name", "health"}, {"state", "passed"}, {"exit_code", 0}},
+                         {{"name", "smoke"}, {"state", "failed"}, {"exit_code", 1}},
+                         {{"name", "slow"}, {"state", "timed_out"}, {"exit_code", -1}},
+                         {{"name", "gone"}, {"state", "aborted"}, {"exit_code", 0}},
+                         {{"name", "perf"}, {"state", "running"}},
+                         {{"name", "logs\x1b[2J"}, {"state", "pending"}}}}};
+  EXPECT_EQ(clusterChecksText(failed),
+            "verify: health ✓ smoke ✗ (exit 1) slow ✗ (timed out) gone ✗ (aborted) perf … "
+            "logs?[2J -");
+  EXPECT_EQ(clusterChecksText(json{{"name", "c"}, {"checks", json::array()}}), "");
+  EXPECT_EQ(clusterChecksText(json{{"name", "c"}}), "");  // an older coordinator
+  EXPECT_EQ(clusterChecksText(json{{"checks", 3}}), "");
+
+  const json detail = {{"id", "web-1"},
+                       {"state", "rolled_back"},
+                       {"waves",
+                        {{{"name", "prod"},
+                          {"state", "rolled_back"},
+                          {"clusters", {failed, {{"name", "prod-eu-2"}, {"state", "aborted"}}}}}}}};
+  const std::vector<std::string> lines = renderDeploymentDetail(detail, at("2026-11-27T00:00:00Z"));
+  auto heading = std::find(lines.begin(), lines.end(), "Verification");
+  ASSERT_NE(heading, lines.end());
+  ASSERT_NE(heading + 1, lines.end());
+  EXPECT_EQ(*(heading + 1), "  prod-eu-1  " + clusterChecksText(failed));
+  EXPECT_TRUE(heading + 2 == lines.end() || (heading + 2)->empty());
 }
 
 TEST(RenderDeploymentDetail, ApprovalsNameWhoApproved) {

@@ -169,6 +169,7 @@ inline void expectSamePlan(const Plan& a, const Plan& b) {
   EXPECT_EQ(a.steps.build, b.steps.build);
   EXPECT_EQ(a.steps.apply, b.steps.apply);
   EXPECT_EQ(a.steps.verify, b.steps.verify);
+  EXPECT_EQ(a.steps.verify_checks, b.steps.verify_checks);
   EXPECT_EQ(a.steps.rollback, b.steps.rollback);
   EXPECT_EQ(a.steps.timeout, b.steps.timeout);
   EXPECT_EQ(a.rollback_scope, b.rollback_scope);
