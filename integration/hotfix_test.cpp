@@ -148,7 +148,8 @@ TEST_F(HotfixTest, AHotfixSkipsTheRulesChecksNeedsOneApproverAndIsMarkedEverywhe
   EXPECT_NE(cli({"log", "--markdown"}).out.find("**Hotfix:**"), std::string::npos);
   // The audit list reads what the store has flushed: the record may lag the reply a moment.
   EXPECT_TRUE(waitUntil("the submission's audit record says hotfix", [&] {
-    for (const auto& record : get("/api/v1/audit").parsed()["records"]) {
+    const json audit = get("/api/v1/audit").parsed();
+    for (const auto& record : audit["records"]) {
       if (record["action"] == "POST /api/v1/deployments" && record["target"] == id &&
           record["detail"].get<std::string>().find(std::string("hotfix: ") + kReason) !=
               std::string::npos) {
