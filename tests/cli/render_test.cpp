@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/time_format.hpp"
@@ -89,6 +90,18 @@ TEST(RenderDeploymentList, OneRowPerSummaryWithWaveAndAge) {
             "ID      SERVICE  VERSION  STATE      WAVE      AGE\n"
             "shop-2  shop     1.3.0    running    2/3 prod  5m\n"
             "shop-1  shop     1.2.0    succeeded  -         yesterday\n");
+}
+
+TEST(RenderDeploymentList, AHotfixIsMarkedBesideItsVersion) {
+  const json list = json::parse(R"([
+    {"id": "shop-4", "service": "shop", "version": "1.3.1", "state": "succeeded",
+     "created_at": "2026-11-27T01:55:00.000Z", "hotfix": "INC-7: carts"}])");
+  EXPECT_EQ(renderDeploymentList(list, at("2026-11-27T02:00:00Z")),
+            "ID      SERVICE  VERSION         STATE      WAVE  AGE\n"
+            "shop-4  shop     1.3.1 [hotfix]  succeeded  -     5m\n");
+  const json detail = list[0];
+  const std::vector<std::string> lines = renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z"));
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "Hotfix      INC-7: carts"), lines.end());
 }
 
 TEST(RenderDeploymentDetail, HeaderWavesClustersAndWhatFailed) {
