@@ -1,5 +1,5 @@
 // The deployment commands and their help: submit, status, approve, promote, retry, rollback,
-// pause, resume, cancel.
+// pause, resume, cancel, watch-end.
 #include "cli/deployments.hpp"
 
 #include <CLI/CLI.hpp>
@@ -364,9 +364,13 @@ against the thresholds in force, the window's verdict and the health-check strea
   (400 req); limits err 1.0%, p95 20 ms, min 20 req; pass · health 0/3 failing
 
 States: pending, queued (waits for another deployment of its service: waits_for),
-running, awaiting_approval (run 'flotilla approve'), paused, frozen (an incident
-freeze holds it at a step boundary: 'flotilla unfreeze' lets it go on), rolling_back, and the final ones succeeded, rolled_back, failed (a rollback itself
-failed: the clusters listed need a human), cancelled.)");
+running, awaiting_approval (run 'flotilla approve'), blocked_by_checks (the release
+lacks checks its environment requires), paused, frozen (an incident freeze holds it
+at a step boundary: 'flotilla unfreeze' lets it go on), watching (at 100% everywhere,
+the post-deploy watch runs; the "Watch" line shows the tier and the time left;
+'flotilla watch-end ID' ends it), rolling_back, and the final ones succeeded,
+rolled_back, failed (a rollback itself failed: the clusters listed need a human),
+cancelled.)");
   commands.push_back(
       {status, [args](Api& api) { return statusCommand(api, args->id, args->as_json); }});
 }
@@ -416,6 +420,14 @@ void addActionCommands(CLI::App& app, Commands& commands) {
        "rollback: 'flotilla rollback ID' retries it. A queued deployment is cancelled at\n"
        "once (nothing ran); a deployment already rolling back cannot be cancelled.\n"
        "'flotilla rollback ID' of a cancelled deployment also works (it ends rolled_back)."},
+      {"watch-end", "end of the watch",
+       "End the post-deploy watch of a watching deployment now: it succeeds",
+       "After 100% everywhere a deployment placed in an environment with a watch (the\n"
+       "policy's environments.NAME.watch tiers) is 'watching': health checks, metric\n"
+       "analysis and the plan's steps.watch keep running with the automatic rollback\n"
+       "armed until the last tier ends. watch-end stops the watch stages in flight and\n"
+       "the deployment succeeds at once (events deployment.watch_ending, watch_ended,\n"
+       "naming you; audited). A failure reported before the stop still rolls back."},
   };
   for (const auto& action : kActions) {
     struct Args {
@@ -423,10 +435,11 @@ void addActionCommands(CLI::App& app, Commands& commands) {
       std::string reason;
     };
     auto args = std::make_shared<Args>();
-    const bool is_rollback = std::string(action.name) == "rollback";
+    const bool takes_reason =
+        std::string(action.name) == "rollback" || std::string(action.name) == "watch-end";
     auto* sub = app.add_subcommand(action.name, action.help);
     sub->add_option("ID", args->id, kIdHelp)->required();
-    if (is_rollback) {
+    if (takes_reason) {
       sub->add_option("--reason", args->reason,
                       "Why: recorded in the deployment's events and the audit trail, with your "
                       "token's name")
@@ -439,8 +452,8 @@ void addActionCommands(CLI::App& app, Commands& commands) {
         "Exit: 0 accepted; 1 the coordinator refused (unknown ID, or not possible in the\n"
         "current state); 2 the coordinator could not be reached.";
     sub->footer(footer);
-    commands.push_back({sub, [args, action, is_rollback](Api& api) {
-                          const bool with_reason = is_rollback && !args->reason.empty();
+    commands.push_back({sub, [args, action, takes_reason](Api& api) {
+                          const bool with_reason = takes_reason && !args->reason.empty();
                           return actionCommand(
                               api, args->id, action.name, action.what,
                               with_reason ? json{{"reason", args->reason}}.dump() : "");

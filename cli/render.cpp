@@ -284,6 +284,39 @@ std::string renderDeploymentList(const json& deployments, TimePoint now) {
   return renderTable({"ID", "SERVICE", "VERSION", "STATE", "WAVE", "AGE"}, rows);
 }
 
+std::string msText(const json& object, const char* key) {
+  if (!object.contains(key) || !object[key].is_number_integer()) return "?";
+  return common::formatDuration(std::chrono::milliseconds(std::max<int64_t>(0, object[key])));
+}
+
+// The post-deploy watch: "tier intense (1 of 3): 12s left, checks every 500ms; then regular
+// 1h, standard 24h"; "" when the plan has none.
+std::string watchText(const json& detail) {
+  if (!detail.contains("watch") || !detail["watch"].is_object()) return "";
+  const json& watch = detail["watch"];
+  const json& tiers = array(watch, "tiers");
+  std::string all;
+  for (const auto& t : tiers) {
+    all += (all.empty() ? "" : ", ") + text(t, "name") + " " + msText(t, "for_ms") + " (every " +
+           msText(t, "interval_ms") + ")";
+  }
+  if (std::string by = text(watch, "ended_by"); !by.empty()) return "ended early " + by;
+  if (watch.value("done", false)) return "done: " + all;
+  if (!watch.contains("tier") || !watch["tier"].is_number_integer()) return "after 100%: " + all;
+  const auto index = watch["tier"].get<int64_t>();
+  if (index < 0 || static_cast<size_t>(index) >= tiers.size()) return all;
+  const json& tier = tiers[static_cast<size_t>(index)];
+  std::string out = "tier " + text(tier, "name") + " (" + std::to_string(index + 1) + " of " +
+                    std::to_string(tiers.size()) + "): " + msText(watch, "tier_left_ms") +
+                    " left, checks every " + msText(tier, "interval_ms");
+  std::string next;
+  for (size_t i = static_cast<size_t>(index) + 1; i < tiers.size(); ++i) {
+    next += (next.empty() ? "" : ", ") + text(tiers[i], "name") + " " + msText(tiers[i], "for_ms");
+  }
+  if (!next.empty()) out += "; then " + next;
+  return out;
+}
+
 std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint now,
                                                 const json& agents) {
   std::vector<std::string> lines;
@@ -303,6 +336,9 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
   }
   if (std::string reason = text(detail, "reason"); !reason.empty()) {
     lines.push_back("Reason      " + reason);
+  }
+  if (std::string watch = watchText(detail); !watch.empty()) {
+    lines.push_back("Watch       " + watch);
   }
   lines.push_back("Created     " + timeWithAge(text(detail, "created_at"), now));
   lines.push_back("Updated     " + timeWithAge(text(detail, "updated_at"), now));

@@ -231,6 +231,7 @@ void PlanReader::readSteps(const Field& field, ScriptSteps* steps) {
   if (auto command = readCommand(fields, "verify")) steps->verify = *command;
   if (auto command = readCommand(fields, "rollback")) steps->rollback = *command;
   if (auto command = readCommand(fields, "switch")) steps->switch_traffic = *command;
+  if (auto command = readCommand(fields, "watch")) steps->watch = *command;
 
   if (const Field* timeout_field = findField(fields, "timeout")) {
     auto text = readString(*timeout_field, "steps.timeout");

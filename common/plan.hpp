@@ -35,6 +35,9 @@ struct ScriptSteps {
   // Optional: moves traffic to the new version (FLOTILLA_WEIGHT) once `apply` brought it up
   // without any. Needed by blue_green; with a canary each step runs it instead of `apply`.
   std::string switch_traffic;
+  // Optional: run at each interval of the post-deploy watch (WatchTier) on every cluster the
+  // deployment reached; more than health.http.failure_threshold failures in a row roll back.
+  std::string watch;
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
 };
 
@@ -179,6 +182,17 @@ struct PlanHotfix {
   Hotfix rules;
 };
 
+// One tier of the post-deploy watch (the policy's environments[].watch): after a deployment
+// reached 100% everywhere, its clusters are watched every `interval` for `duration`, with the
+// automatic rollback still armed.
+struct WatchTier {
+  std::string name;
+  std::chrono::milliseconds duration{0};  // `for` in the file
+  std::chrono::milliseconds interval{0};  // at most `duration`
+
+  bool operator==(const WatchTier&) const = default;
+};
+
 struct Wave {
   std::string name;                             // [a-z0-9-], unique in the plan
   std::vector<std::string> clusters;            // by name, or ...
@@ -242,6 +256,9 @@ struct Plan {
   // Set: this deployment is a hotfix (marked in status, events and the log; supersedes the
   // service's deployment in flight).
   std::optional<PlanHotfix> hotfix;
+  // The post-deploy watch, tier after tier: its environment's (coordinator/policy_rules.hpp),
+  // set at submission when the coordinator runs with --policy. Never read from a submitted plan.
+  std::vector<WatchTier> watch;
 
   const Strategy& strategyFor(size_t wave) const {
     return waves[wave].strategy ? *waves[wave].strategy : strategy;

@@ -173,6 +173,34 @@ std::vector<Check> checksFromJson(const Json& json, const std::string& path) {
   return checks;
 }
 
+Json watchToJson(const std::vector<WatchTier>& tiers) {
+  Json out = Json::array();
+  for (const WatchTier& tier : tiers) {
+    out.push_back({{"name", tier.name},
+                   {"for_ms", tier.duration.count()},
+                   {"interval_ms", tier.interval.count()}});
+  }
+  return out;
+}
+
+std::vector<WatchTier> watchFromJson(const Json& json, const std::string& path) {
+  if (!json.is_array()) throw FieldError(path, "expected an array");
+  std::vector<WatchTier> tiers;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    WatchTier tier;
+    tier.name = stringAt(json[i], "name", at);
+    if (!isValidName(tier.name)) throw FieldError(at + ".name", kNameRule);
+    tier.duration = msAt(json[i], "for_ms", at);
+    tier.interval = msAt(json[i], "interval_ms", at);
+    if (tier.interval.count() <= 0 || tier.interval > tier.duration) {
+      throw FieldError(at + ".interval_ms", "must be more than 0 and at most for_ms");
+    }
+    tiers.push_back(std::move(tier));
+  }
+  return tiers;
+}
+
 Json waveToJson(const Wave& wave) {
   return Json{
       {"name", wave.name},
@@ -342,6 +370,8 @@ Plan planFromJsonValue(const Json& json) {
   plan.steps.verify = stringAt(steps, "verify", "steps");
   plan.steps.rollback = stringAt(steps, "rollback", "steps");
   if (steps.contains("switch")) plan.steps.switch_traffic = stringAt(steps, "switch", "steps");
+  if (json.contains("watch")) plan.watch = watchFromJson(json.at("watch"), "watch");
+  if (steps.contains("watch")) plan.steps.watch = stringAt(steps, "watch", "steps");
   plan.steps.timeout = std::chrono::milliseconds(static_cast<int64_t>(unsignedAt(
       steps, "timeout_ms", "steps", static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))));
 
@@ -424,6 +454,8 @@ std::string planToJson(const Plan& plan) {
   // before the field stays what it was.
   if (plan.on_step_failure == OnStepFailure::kHold) json["on_step_failure"] = "hold";
   if (plan.hotfix) json["hotfix"] = hotfixToJson(*plan.hotfix);
+  if (!plan.steps.watch.empty()) json["steps"]["watch"] = plan.steps.watch;
+  if (!plan.watch.empty()) json["watch"] = watchToJson(plan.watch);
   // dump() throws on invalid UTF-8 by default. parsePlan only yields valid UTF-8 (yaml-cpp
   // decodes its input), so replacing is for hand-built plans and keeps this function total.
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);

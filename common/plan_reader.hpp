@@ -49,8 +49,8 @@ inline constexpr std::array<std::string_view, 15> kPlanFields = {"service",
                                                                  "max_unavailable_clusters",
                                                                  "on_step_failure",
                                                                  "hotfix"};
-inline constexpr std::array<std::string_view, 6> kStepFields = {"build",    "apply",  "verify",
-                                                                "rollback", "switch", "timeout"};
+inline constexpr std::array<std::string_view, 7> kStepFields = {
+    "build", "apply", "verify", "rollback", "switch", "watch", "timeout"};
 inline constexpr std::array<std::string_view, 8> kWaveFields = {
     "name",         "clusters", "selector", "approval",
     "max_parallel", "strategy", "bake",     "max_unavailable_clusters"};

@@ -35,12 +35,8 @@ struct Trigger {
   std::string plan;
 };
 
-// One tier of the post-deploy watch: checks every `interval` for `duration`.
-struct WatchTier {
-  std::string name;
-  std::chrono::milliseconds duration{0};  // `for` in the file
-  std::chrono::milliseconds interval{0};  // at most `duration`
-};
+// WatchTier (one tier of the post-deploy watch) lives in common/plan.hpp: plans carry the
+// tiers of their environment.
 
 struct Environment {
   std::string name;

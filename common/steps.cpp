@@ -24,6 +24,8 @@ const char* stepName(Step step) {
       return "finalize";
     case Step::ROLL:
       return "roll";
+    case Step::WATCH:
+      return "watch";
   }
   return "unknown";
 }
@@ -35,7 +37,9 @@ std::optional<Step> stepFromName(std::string_view name) {
   return std::nullopt;
 }
 
-bool stepRepeats(Step step) { return step == Step::SHIFT || step == Step::ANALYZE; }
+bool stepRepeats(Step step) {
+  return step == Step::SHIFT || step == Step::ANALYZE || step == Step::WATCH;
+}
 
 bool isProcessStep(Step step) {
   switch (step) {

@@ -15,15 +15,16 @@ using Step = schema::Step;
 using Outcome = schema::Outcome;
 
 // Every Step / Outcome in declaration order (the enums are dense from 0).
-inline constexpr Step kLastStep = Step::ROLL;
+inline constexpr Step kLastStep = Step::WATCH;
 inline constexpr Outcome kLastOutcome = Outcome::REFUSED;
 
 // "build", "apply", "verify", "rollback", "deploy", "shift", "analyze", "bake", "finalize",
-// "roll"; "unknown" for a value outside the enum (a newer peer's).
+// "roll", "watch"; "unknown" for a value outside the enum (a newer peer's).
 const char* stepName(Step step);
 std::optional<Step> stepFromName(std::string_view name);
 
-// Steps a cluster's sequence repeats (shift 10, shift 50, ...): their stage ids carry an index.
+// Steps a cluster's sequence repeats (shift 10, shift 50, ...; watch once per tier): their stage
+// ids carry an index.
 bool stepRepeats(Step step);
 
 // Steps only the process driver runs: deploy, finalize, roll (a rollback, a shift, an analysis

@@ -40,6 +40,8 @@ const char* deploymentStateName(DeploymentState s) {
       return "failed";
     case DeploymentState::kCancelled:
       return "cancelled";
+    case DeploymentState::kWatching:
+      return "watching";
   }
   return "unknown";
 }
@@ -98,6 +100,8 @@ const char* clusterStateName(ClusterState s) {
       return "rolled_back";
     case ClusterState::kRollbackFailed:
       return "rollback_failed";
+    case ClusterState::kWatching:
+      return "watching";
   }
   return "unknown";
 }
@@ -247,6 +251,8 @@ const std::string& commandFor(const common::Plan& plan, Step step) {
     case Step::SHIFT:  // the script driver's: the process driver's shifts carry no command
       if (plan.driver != common::DriverKind::kScript) break;
       return plan.steps.switch_traffic.empty() ? plan.steps.apply : plan.steps.switch_traffic;
+    case Step::WATCH:  // run at each interval of the tier, besides the health checks
+      return plan.steps.watch;
     default:
       break;
   }
@@ -278,6 +284,8 @@ ClusterState inFlightState(Step step) {
       return ClusterState::kFinalizing;
     case Step::ROLL:
       return ClusterState::kDeploying;
+    case Step::WATCH:
+      return ClusterState::kWatching;
   }
   return ClusterState::kBuilding;
 }
@@ -413,6 +421,10 @@ bool checksHold(Deployment& d, const common::Wave& pw, const Context& ctx, Effec
 void runForward(Deployment& d, const Context& ctx, Effects& fx) {
   while (d.state == DeploymentState::kRunning) {
     if (d.wave_index >= d.waves.size()) {
+      if (deployment_internal::watchPending(d)) {
+        deployment_internal::runWatch(d, ctx, fx);
+        return;
+      }
       d.state = DeploymentState::kSucceeded;
       d.reason.clear();
       emit(fx, "deployment.succeeded", "", "", "",
@@ -489,20 +501,31 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
   out.timeout_ms = static_cast<uint64_t>(d.plan.steps.timeout.count());
   StepSpec spec{step, step == Step::ROLLBACK ? 0u : 100u, {}};
   const auto steps = forwardSteps(d.plan, wave);
-  if (step != Step::ROLLBACK && c.step_index >= 0 &&
-      static_cast<size_t>(c.step_index) < steps.size()) {
+  const common::WatchTier* tier = nullptr;
+  if (step == Step::WATCH) {
+    // The watch's index is its tier.
+    if (c.step_index >= 0 && static_cast<size_t>(c.step_index) < d.plan.watch.size()) {
+      tier = &d.plan.watch[static_cast<size_t>(c.step_index)];
+      spec.duration = tier->duration;
+    }
+  } else if (step != Step::ROLLBACK && c.step_index >= 0 &&
+             static_cast<size_t>(c.step_index) < steps.size()) {
     spec = steps[static_cast<size_t>(c.step_index)];
   }
-  // Analysis may watch up to four windows (three more when inconclusive).
-  if (d.plan.driver == common::DriverKind::kProcess || spec.duration.count() > 0) {
+  if (tier != nullptr) {
+    // The tier, and time to say how it ended.
+    out.timeout_ms = static_cast<uint64_t>(spec.duration.count() +
+                                           std::max<int64_t>(d.plan.steps.timeout.count(), 60000));
+  } else if (d.plan.driver == common::DriverKind::kProcess || spec.duration.count() > 0) {
+    // Analysis may watch up to four windows (three more when inconclusive).
     out.timeout_ms = static_cast<uint64_t>(
         std::max<int64_t>(d.plan.steps.timeout.count(), 4 * spec.duration.count() + 60000));
   }
-  const ProcessStepParams params{d.id, c.name,      c.previous_version,
-                                 wave, spec.weight, spec.duration};
+  ProcessStepParams params{d.id, c.name, c.previous_version, wave, spec.weight, spec.duration};
+  if (tier != nullptr) params.interval = tier->interval;
   if (d.plan.driver == common::DriverKind::kProcess) {
     out.process = params;
-  } else if (step == Step::ANALYZE || step == Step::BAKE) {
+  } else if (step == Step::ANALYZE || step == Step::BAKE || step == Step::WATCH) {
     out.watch = params;
   }
   const common::Strategy& strategy = d.plan.strategyFor(wave);
@@ -517,6 +540,7 @@ Dispatch makeDispatch(const Deployment& d, const ClusterProgress& c) {
       {"FLOTILLA_STEP", stepName(step)},
       {"FLOTILLA_STRATEGY", common::strategyName(strategy.kind)},
   };
+  if (tier != nullptr) out.env["FLOTILLA_WATCH_TIER"] = tier->name;
   if (strategy.kind == common::StrategyKind::kRolling) {
     out.env["FLOTILLA_MAX_UNAVAILABLE"] = std::to_string(strategy.max_unavailable);
     out.env["FLOTILLA_MAX_SURGE"] = std::to_string(strategy.max_surge);
@@ -592,6 +616,9 @@ void advance(Deployment& d, const Context& ctx, Effects& fx) {
       break;
     case DeploymentState::kRunning:
       runForward(d, ctx, fx);
+      break;
+    case DeploymentState::kWatching:
+      deployment_internal::runWatch(d, ctx, fx);
       break;
     case DeploymentState::kBlockedByChecks:
       // Checked again (a check was reported, the coordinator restarted): still unmet changes

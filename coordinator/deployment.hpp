@@ -44,15 +44,17 @@ enum class DeploymentState {
                       // starts, stages in flight finish, rollbacks still run; resume_to
                       // when the freeze is lifted
   kRollingBack,       // taking the new version out, newest wave first
-  kSucceeded,         // final: every wave done
+  kSucceeded,         // final: every wave done (and the post-deploy watch, when it has one)
   kRolledBack,        // final: every cluster reached is back on the previous version
   kFailed,            // final: a rollback step failed; a human must look
   kCancelled,         // final: stopped on request; every cluster it reached was rolled back
                       // (records older than safe cancel: nothing was rolled back)
+  kWatching,          // every wave done; the post-deploy watch (Plan::watch) runs tier after
+                      // tier on every cluster reached, the automatic rollback still armed
 };
 
 // How many DeploymentState values there are (the stored form's decoder walks them).
-inline constexpr int kDeploymentStateCount = static_cast<int>(DeploymentState::kCancelled) + 1;
+inline constexpr int kDeploymentStateCount = static_cast<int>(DeploymentState::kWatching) + 1;
 
 enum class WaveState {
   kPending,           // not reached yet
@@ -81,7 +83,11 @@ enum class ClusterState {
   kRollingBack,     // rollback in flight
   kRolledBack,      // rollback succeeded
   kRollbackFailed,  // rollback failed, timed out, or the agent was lost
+  kWatching,        // a tier of the post-deploy watch in flight (between tiers: succeeded)
 };
+
+// How many ClusterState values there are (the stored form's decoder walks them).
+inline constexpr int kClusterStateCount = static_cast<int>(ClusterState::kWatching) + 1;
 
 using common::Outcome;
 using common::outcomeName;
@@ -110,7 +116,7 @@ struct ClusterProgress {
   std::string name;
   ClusterState state = ClusterState::kPending;
   std::optional<Step> step;  // the step in flight, or the last one sent
-  int step_index = -1;       // its place in forwardSteps() (-1: none yet)
+  int step_index = -1;       // its place in forwardSteps() (-1: none yet); watch: the tier
   uint32_t attempt = 0;      // of the step in flight / last sent
   bool in_flight = false;    // a command is out and no result has come back
   bool abort_sent = false;
@@ -215,6 +221,12 @@ struct Deployment {
   int64_t finished_ms = 0;
   uint64_t last_event_seq = 0;
   std::vector<WaveProgress> waves;
+  // The post-deploy watch (plan.watch): the tier running (-1: not started), since when (wall
+  // clock, Unix ms), and who ended it early ("by alice: <reason>"; its watch stages are being
+  // aborted, and their results count as passed).
+  int watch_tier = -1;
+  int64_t watch_tier_started_ms = 0;
+  std::string watch_ended_by;
 
   // By name, through an index (a deployment may hold 10,000 clusters and every result looks
   // one up). `wave`, when given, receives the index of the cluster's wave.
@@ -377,6 +389,14 @@ common::Status cancel(Deployment& d, const Actor& by, const std::string& reason,
 // Events: cluster.promoted per cluster ("by alice: <reason>").
 common::Status promote(Deployment& d, const std::string& wave, const Actor& by,
                        const std::string& reason, const Context& ctx, Effects& fx);
+// endWatch ends the post-deploy watch of a watching deployment now (`flotilla watch-end`): the
+// watch stages in flight are aborted and their results, aborted or succeeded, count as passed;
+// once none is out the deployment succeeds ("watch ended early by alice: <reason>"). A failure
+// an agent reported before the abort reached it still rolls back. FailedPrecondition when the
+// deployment is not watching or its watch is already ending. Events: deployment.watch_ending,
+// then deployment.watch_ended and deployment.succeeded.
+common::Status endWatch(Deployment& d, const Actor& by, const std::string& reason,
+                        const Context& ctx, Effects& fx);
 // retry runs the held failed step of `cluster` again as a new attempt (plan on_step_failure:
 // hold), at most kMaxStepRetries times per step, and resumes the deployment once no cluster is
 // held any more. NotFound for a cluster the deployment does not have; FailedPrecondition when

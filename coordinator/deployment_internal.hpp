@@ -13,6 +13,7 @@
 //   deployment_json.cpp       the stored form
 //   deployment_queue.cpp      one deployment per service: conflicts, the queue, supersede
 //   deployment_overrides.cpp  promote, and holding a failed step until retry
+//   deployment_watch.cpp      the post-deploy watch: tier after tier, ended early on request
 #pragma once
 
 #include <cstddef>
@@ -82,5 +83,17 @@ std::string heldReason(const Deployment& d);
 // `r` is the result of a promoted stage of `c`: aborted or succeeded become succeeded
 // ("promoted by NAME"); a failure stays one and says it came before the promote.
 void applyPromotion(ClusterProgress& c, StageResult& r);
+
+// deployment_watch.cpp
+
+// Whether the deployment, past its last wave, still has post-deploy watching to do.
+bool watchPending(const Deployment& d);
+// Moves the watch on (its first tier, the next one, the end): dispatches the tier's watch stage
+// to every cluster that has not run it, and succeeds the deployment after the last tier.
+void runWatch(Deployment& d, const Context& ctx, Effects& fx);
+// A watch stage's result on cluster `c` of wave `wave` (recordResult hands every WATCH result
+// here): passed, ended early, or a failure that rolls the whole fleet back.
+void recordWatchResult(Deployment& d, size_t wave, ClusterProgress& c, const StageResult& r,
+                       Effects& fx);
 
 }  // namespace flotilla::coordinator::deployment_internal

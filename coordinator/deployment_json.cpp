@@ -50,7 +50,8 @@ json clusterToJson(const ClusterProgress& c) {
 ClusterProgress clusterFromJson(const json& j) {
   ClusterProgress c;
   c.name = j.at("name").get<std::string>();
-  c.state = enumFromName<ClusterState>(j.at("state").get<std::string>(), clusterStateName, 15);
+  c.state = enumFromName<ClusterState>(j.at("state").get<std::string>(), clusterStateName,
+                                       kClusterStateCount);
   if (!j.at("step").is_null()) {
     const std::string step = j.at("step").get<std::string>();
     c.step = common::stepFromName(step);
@@ -114,6 +115,9 @@ json headerObject(const Deployment& d) {
             {"updated_ms", d.updated_ms},
             {"finished_ms", d.finished_ms},
             {"last_event_seq", d.last_event_seq},
+            {"watch_tier", d.watch_tier},
+            {"watch_tier_started_ms", d.watch_tier_started_ms},
+            {"watch_ended_by", d.watch_ended_by},
             {"waves", std::move(waves)}};
   j["failure"] = d.failure ? json{{"cluster", d.failure->cluster},
                                   {"step", d.failure->step},
@@ -198,6 +202,10 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
     d.updated_ms = j.at("updated_ms").get<int64_t>();
     d.finished_ms = j.value("finished_ms", int64_t{0});  // absent in records older than the field
     d.last_event_seq = j.at("last_event_seq").get<uint64_t>();
+    // Absent in records older than the post-deploy watch.
+    d.watch_tier = j.value("watch_tier", -1);
+    d.watch_tier_started_ms = j.value("watch_tier_started_ms", int64_t{0});
+    d.watch_ended_by = j.value("watch_ended_by", std::string());
     if (!j.at("failure").is_null()) {
       const json& f = j.at("failure");
       d.failure = Failure{f.at("cluster").get<std::string>(), f.at("step").get<std::string>(),

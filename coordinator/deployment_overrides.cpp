@@ -47,8 +47,9 @@ bool holdsFailedStep(const Deployment& d, Step step, Outcome outcome) {
   if (d.plan.on_step_failure != common::OnStepFailure::kHold) return false;
   if (outcome != Outcome::FAILED && outcome != Outcome::TIMED_OUT) return false;
   if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) return false;
-  // Analysis and bake verdicts are the workflow's rollback triggers, not failed steps.
-  return step != Step::ANALYZE && step != Step::BAKE && step != Step::ROLLBACK;
+  // Analysis, bake and watch verdicts are the workflow's rollback triggers, not failed steps.
+  return step != Step::ANALYZE && step != Step::BAKE && step != Step::WATCH &&
+         step != Step::ROLLBACK;
 }
 
 std::string heldReason(const Deployment& d) {

@@ -16,6 +16,7 @@ using deployment_internal::forwardFailed;
 using deployment_internal::holdFailedStep;
 using deployment_internal::holdsFailedStep;
 using deployment_internal::isActiveForward;
+using deployment_internal::recordWatchResult;
 
 namespace {
 
@@ -46,7 +47,9 @@ Status recordResult(Deployment& d, const StageResult& result, Effects& fx) {
   Step step = *c->step;
   bool ok = r.outcome == Outcome::SUCCEEDED;
 
-  if (step == Step::ROLLBACK) {
+  if (step == Step::WATCH) {
+    recordWatchResult(d, wave, *c, r, fx);
+  } else if (step == Step::ROLLBACK) {
     if (ok) {
       c->state = ClusterState::kRolledBack;
       fx.releases.push_back(ReleaseChange{d.plan.service, c->name, c->previous_version});

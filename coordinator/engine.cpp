@@ -293,6 +293,8 @@ Status Engine::act(const std::string& id, Action action, const std::string& argu
         return retry(d, argument, actor, reason, ctx, fx);
       case Action::kNote:
         return addNote(d, argument, actor, ctx, fx);
+      case Action::kWatchEnd:
+        return endWatch(d, actor, argument, ctx, fx);
     }
     return Status::Internal("unknown action");
   });

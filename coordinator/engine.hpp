@@ -40,7 +40,17 @@ struct EngineOptions {
   int max_heartbeats_per_second = 2000;
 };
 
-enum class Action { kApprove, kRollback, kPause, kResume, kCancel, kPromote, kRetry, kNote };
+enum class Action {
+  kApprove,
+  kRollback,
+  kPause,
+  kResume,
+  kCancel,
+  kPromote,
+  kRetry,
+  kNote,
+  kWatchEnd,
+};
 
 // How a submission meets a deployment of its service already in flight (coordinator/
 // deployment.hpp: one deployment per service at a time).
@@ -119,8 +129,8 @@ class Engine {
   common::StatusOr<std::string> submit(common::Plan plan, const Actor& actor,
                                        const SubmitOptions& options = {});
   // `argument`: the wave (approve, promote; empty: the current one), the cluster (retry), the
-  // reason (rollback, pause, resume, cancel), or the text (note). `reason`: promote's and
-  // retry's. A finished deployment is loaded from the store for the change (a rollback after
+  // reason (rollback, pause, resume, cancel, watch-end), or the text (note). `reason`: promote's
+  // and retry's. A finished deployment is loaded from the store for the change (a rollback after
   // success, a note) and forgotten again by tick().
   common::Status act(const std::string& id, Action action, const std::string& argument,
                      const Actor& actor, const std::string& reason = {});

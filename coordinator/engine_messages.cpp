@@ -380,9 +380,10 @@ void Engine::handleFigures(const std::string& cluster, schema::Figures::Reader m
   }
   size_t wave = 0;
   ClusterProgress* c = it->second.findCluster(cluster, &wave);
-  // About the cluster's analyze or bake step in flight, under this coordinator's epoch.
+  // About the cluster's analyze, bake or watch step in flight, under this coordinator's epoch.
   if (c == nullptr || c->stageId() != toStd(ref.getStageId()) || c->attempt != ref.getAttempt() ||
-      !c->in_flight || !c->step || (*c->step != Step::ANALYZE && *c->step != Step::BAKE)) {
+      !c->in_flight || !c->step ||
+      (*c->step != Step::ANALYZE && *c->step != Step::BAKE && *c->step != Step::WATCH)) {
     metrics_.frameDropped("unknown_stage");
     return;
   }
@@ -395,7 +396,8 @@ void Engine::handleFigures(const std::string& cluster, schema::Figures::Reader m
   if (figures.ok() && figures->candidate.version != d.plan.version) {
     figures = Status::InvalidArgument("the candidate is not the deployment's version");
   }
-  if (figures.ok() && figures->bake != (*c->step == Step::BAKE)) {
+  // A watch tier reports its windows as bake slices: the new version alone at 100%.
+  if (figures.ok() && figures->bake != (*c->step != Step::ANALYZE)) {
     figures = Status::InvalidArgument("a window of another kind of step");
   }
   const std::string stage = c->stageId() + "#" + std::to_string(c->attempt);

@@ -122,6 +122,33 @@ void addApprovals(const Deployment& d, size_t i, int64_t now_ms, json& wave) {
           : json(nullptr);
 }
 
+// The post-deploy watch (null when the plan has none): its tiers, the one running and how long
+// it has left by the wall clock, and who ended it early.
+json watchJson(const Deployment& d, int64_t now_ms) {
+  if (d.plan.watch.empty()) return nullptr;
+  json tiers = json::array();
+  for (const auto& t : d.plan.watch) {
+    tiers.push_back(
+        {{"name", t.name}, {"for_ms", t.duration.count()}, {"interval_ms", t.interval.count()}});
+  }
+  json out = {{"tiers", std::move(tiers)},
+              {"tier", nullptr},
+              {"tier_name", nullptr},
+              {"tier_started_at", nullptr},
+              {"tier_left_ms", nullptr},
+              {"done", d.watch_tier >= static_cast<int>(d.plan.watch.size())},
+              {"ended_by", d.watch_ended_by.empty() ? json(nullptr) : json(d.watch_ended_by)}};
+  if (d.watch_tier >= 0 && static_cast<size_t>(d.watch_tier) < d.plan.watch.size()) {
+    const common::WatchTier& t = d.plan.watch[static_cast<size_t>(d.watch_tier)];
+    out["tier"] = d.watch_tier;
+    out["tier_name"] = t.name;
+    out["tier_started_at"] = rfc3339(d.watch_tier_started_ms);
+    out["tier_left_ms"] =
+        std::max<int64_t>(0, d.watch_tier_started_ms + t.duration.count() - now_ms);
+  }
+  return out;
+}
+
 // Where the cluster is in its strategy (null where it has none), and its versions.
 void addClusterView(const ClusterView& v, json& cluster) {
   cluster["strategy_step"] = v.strategy_step ? json(*v.strategy_step) : json(nullptr);
@@ -186,6 +213,7 @@ json detailJson(const Deployment& d, const AgentsByName& agents,
                                     {"message", d.failure->message}}
                              : json(nullptr);
   out["rollback_failed_clusters"] = d.rollback_failed;
+  out["watch"] = watchJson(d, now_ms);
   addReleaseLog(d, out);
   out["plan"] = json::parse(common::planToJson(d.plan));
   return out;
@@ -491,7 +519,7 @@ void HttpApi::deploymentRoutes() {
   });
 
   server_->Post(
-      R"(/api/v1/deployments/([^/]+)/(approve|rollback|pause|resume|cancel))",
+      R"(/api/v1/deployments/([^/]+)/(approve|rollback|pause|resume|cancel|watch-end))",
       [this](const httplib::Request& req, httplib::Response& res) {
         auto actor = caller(req, res);
         if (!actor) return;
@@ -535,7 +563,8 @@ void HttpApi::deploymentRoutes() {
                         : verb == "rollback" ? Action::kRollback
                         : verb == "pause"    ? Action::kPause
                         : verb == "resume"   ? Action::kResume
-                                             : Action::kCancel;
+                        : verb == "cancel"   ? Action::kCancel
+                                             : Action::kWatchEnd;
         entry.detail = argument;
         auto done = audited<bool>(entry, [&](AuditEntry&) -> StatusOr<bool> {
           Status s = engine_.act(id, action, argument, *actor);

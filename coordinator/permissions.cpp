@@ -31,6 +31,9 @@ constexpr std::array kRoutes = {
     // ends an analysis or bake early, retry reruns a step the plan said to hold.
     Route{"POST", "/api/v1/deployments/{id}/promote", Permission::kDeploy},
     Route{"POST", "/api/v1/deployments/{id}/retry", Permission::kDeploy},
+    // Ending the post-deploy watch early is promote's kind of override: the deployer who
+    // watches the rollout decides it has seen enough (audited, and named in the events).
+    Route{"POST", "/api/v1/deployments/{id}/watch-end", Permission::kDeploy},
     // A note (lessons learned) on a deployment, any time later: who may steer a deployment may
     // write down what it taught; a viewer reads the log but does not write it.
     Route{"POST", "/api/v1/deployments/{id}/notes", Permission::kDeploy},

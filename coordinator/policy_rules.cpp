@@ -133,12 +133,21 @@ PolicyVerdict applyPolicy(const Policy& policy, const Actor& actor, const PlanCl
       for (const auto& [label, value] : env.clusters) wave.selector.emplace(label, value);
     }
     wave.checks = requiredChecks(env, plan);
+    // The watch after 100%: that of the last wave's environment that has one (a plan through
+    // staging to production is watched as production is).
+    if (!env.watch.empty()) plan.watch = env.watch;
     if (env.approval) {
       const uint32_t required = requiredApprovers(env, plan);
       wave.approvals_required =
           wave.approval_required ? std::max(wave.approvals_required, required) : required;
       wave.approval_required = true;
     }
+  }
+  // A hotfix is watched closer: its first tier (the intense one) runs watch_factor times as long.
+  if (plan.hotfix && !plan.watch.empty()) {
+    common::WatchTier& first = plan.watch.front();
+    first.duration = std::chrono::milliseconds(static_cast<int64_t>(
+        static_cast<double>(first.duration.count()) * plan.hotfix->rules.watch_factor));
   }
   return verdict;
 }

@@ -29,7 +29,8 @@ void buildProcessSpec(schema::ProcessSpec::Builder out, const common::Plan& plan
   const common::HttpHealth& http = plan.health.http;
   auto health = out.initHealth();
   health.setPath(http.path);
-  health.setIntervalMs(static_cast<uint64_t>(http.interval.count()));
+  health.setIntervalMs(static_cast<uint64_t>(step.interval.count() > 0 ? step.interval.count()
+                                                                       : http.interval.count()));
   health.setTimeoutMs(static_cast<uint64_t>(http.timeout.count()));
   health.setFailureThreshold(http.failure_threshold);
   health.setUrl(http.url);

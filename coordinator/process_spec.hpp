@@ -20,12 +20,14 @@ struct ProcessStepParams {
   std::string previous_version;           // what the cluster ran before ("" = nothing known)
   size_t wave = 0;                        // whose strategy applies
   uint32_t weight = 100;                  // shift: percent of traffic for the new set
-  std::chrono::milliseconds duration{0};  // analyze, bake
+  std::chrono::milliseconds duration{0};  // analyze, bake, watch
+  // watch: the tier's interval, sent as health.intervalMs in place of the plan's (0: the plan's)
+  std::chrono::milliseconds interval{0};
 
   bool operator==(const ProcessStepParams& o) const {
     return deployment == o.deployment && cluster == o.cluster &&
            previous_version == o.previous_version && wave == o.wave && weight == o.weight &&
-           duration == o.duration;
+           duration == o.duration && interval == o.interval;
   }
 };
 

@@ -93,9 +93,9 @@ StatusOr<ClusterProgress> decodeClusterRecord(std::string_view bytes) {
   if (!bytes.empty() && bytes.front() == '{') return clusterFromJsonText(bytes);
   return readFlat<schema::ClusterRecord>(
       bytes, "cluster", [](schema::ClusterRecord::Reader r) -> StatusOr<ClusterProgress> {
-        // The last enumerator of each, as coordinator/deployment.hpp declares them.
-        if (r.getState() > static_cast<uint8_t>(ClusterState::kRollbackFailed) ||
-            r.getStep() < -1 || r.getStep() > static_cast<int8_t>(common::kLastStep)) {
+        // The count of each, as coordinator/deployment.hpp and common/steps.hpp declare them.
+        if (r.getState() >= static_cast<uint8_t>(kClusterStateCount) || r.getStep() < -1 ||
+            r.getStep() > static_cast<int8_t>(common::kLastStep)) {
           return Status::Corruption("cluster record holds state " + std::to_string(r.getState()) +
                                     ", step " + std::to_string(r.getStep()));
         }

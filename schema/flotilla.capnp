@@ -34,6 +34,10 @@ enum Step {
   bake @7;      # watch health at 100% for `durationMs` (script driver: see `watch`)
   finalize @8;  # process driver: retire the previous replicas
   roll @9;      # process driver: replace replicas a few at a time (rolling strategy)
+  watch @10;    # both drivers: one tier of the post-deploy watch, after the last wave: health
+                # checks (and the analysis, the alerts) every health.intervalMs (the tier's
+                # interval) for durationMs; the script driver also runs `command` (the plan's
+                # steps.watch) at each interval
 }
 
 enum Outcome {

@@ -64,6 +64,9 @@ StepReport ProcessDriver::run(Step step, const Spec& given, const std::atomic<bo
       case Step::BAKE:
         s = runner.bake(&message);
         break;
+      case Step::WATCH:
+        s = runner.watch(&message);
+        break;
       case Step::FINALIZE:
         s = runner.finalize(&message);
         break;

@@ -185,7 +185,7 @@ StatusOr<Spec> readSpec(Step step, schema::ProcessSpec::Reader wire,
   if (step == Step::SHIFT) {
     spec.weight = static_cast<int>(r.inRange<uint32_t>(wire.getWeight(), 0, 100, "weight"));
   }
-  if (step == Step::ANALYZE || step == Step::BAKE) {
+  if (step == Step::ANALYZE || step == Step::BAKE || step == Step::WATCH) {
     spec.duration =
         Millis(r.inRange<uint64_t>(wire.getDurationMs(), 1, kMaxDurationMs, "durationMs"));
   }

@@ -1,6 +1,6 @@
 // The process driver's steps, one method each, on one service (a ServiceOps) and one spec:
 //   deploy, shift, finalize, rollback      agent/process/deploy_steps.cpp (canary, blue-green)
-//   analyze, bake                          agent/process/watch_steps.cpp
+//   analyze, bake, watch                   agent/process/watch_steps.cpp
 //   roll, and rollback after a roll        agent/process/rolling_steps.cpp
 // What to do next at each turn of a strategy is decided by the pure functions of
 // agent/process/decisions.hpp, from the record and the last observations; these methods carry
@@ -40,6 +40,10 @@ class StepRunner {
 
   common::Status bake(std::string* message);
 
+  // One tier of the post-deploy watch: a bake of the set at 100% with health checks at the
+  // tier's interval (health.intervalMs), for the tier (durationMs).
+  common::Status watch(std::string* message);
+
   // Whether metrics come from scraping the replicas (or from Prometheus).
   bool scrapes() const { return !spec_.metrics || !spec_.metrics->prometheus; }
 
@@ -75,6 +79,10 @@ class StepRunner {
   common::Status roll(std::string* message);
 
  private:
+  // bake and watch: the set at 100% watched for spec_.duration, health checked every
+  // `interval`.
+  common::Status bakeEvery(Millis interval, std::string* message);
+
   common::Status healthOnly(const ReplicaSet& set, Millis interval, std::string* message);
 
   // The readiness deadline: generous, a start is not a health check.

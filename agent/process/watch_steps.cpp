@@ -105,6 +105,16 @@ Status StepRunner::analyze(std::string* message) {
 }
 
 Status StepRunner::bake(std::string* message) {
+  // The workflow's "intense monitoring" after 100%: twice as often as during the rollout.
+  return bakeEvery(std::max<Millis>(spec_.health.interval / 2, 1ms), message);
+}
+
+Status StepRunner::watch(std::string* message) {
+  // The coordinator sends the tier's interval as the health interval.
+  return bakeEvery(spec_.health.interval, message);
+}
+
+Status StepRunner::bakeEvery(Millis interval, std::string* message) {
   ops_.useTraffic(spec_.traffic);
   if (Status s = ops_.dropDead(); !s.ok()) return s;
   auto& rec = ops_.record();
@@ -114,8 +124,6 @@ Status StepRunner::bake(std::string* message) {
   if (!watched) {
     return Status::FailedPrecondition("no replica of " + spec_.version + " to watch");
   }
-  // The workflow's "intense monitoring" after 100%: twice as often as during the rollout.
-  const Millis interval = std::max<Millis>(spec_.health.interval / 2, 1ms);
   const ReplicaSet set = *watched;
   // The old set (blue-green's blue, a canary's stable set) still runs until finalize: the new
   // one is judged against what it served, by the analysis rules and the alerts alike.

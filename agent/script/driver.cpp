@@ -98,7 +98,9 @@ ScriptDriver::ScriptDriver(std::string workdir, std::chrono::milliseconds kill_g
 StatusOr<std::unique_ptr<StepRun>> ScriptDriver::start(const StepCommand& command,
                                                        const std::function<void()>& wake) {
   const Step step = command.wire.getStep();
-  if (step == Step::ANALYZE || step == Step::BAKE) return startWatch(command, wake);
+  if (step == Step::ANALYZE || step == Step::BAKE || step == Step::WATCH) {
+    return startWatch(command, wake);
+  }
   if (common::isProcessStep(step)) {
     return Status::InvalidArgument(std::string(common::stepName(step)) +
                                    " is a process-driver step and the command has no spec");
@@ -130,10 +132,18 @@ StatusOr<std::unique_ptr<StepRun>> ScriptDriver::startWatch(const StepCommand& c
   if (!spec.ok()) return EndedRun::failed(step, spec.status().message());
   spdlog::info("stage {} started ({} step of the script driver: {} {})", command.key.toString(),
                common::stepName(step), spec->service, spec->version);
-  ThreadJob job = [step, spec = std::move(spec).value()](
+  // A watch step's command (the plan's steps.watch) runs at each of its checks, started like
+  // any step of this driver.
+  ChildSpec watch_command;
+  if (step == Step::WATCH) {
+    watch_command.command = command.wire.getCommand().cStr();
+    watch_command.workdir = workdir_;
+    watch_command.env = command.env;
+  }
+  ThreadJob job = [step, spec = std::move(spec).value(), watch_command, launch = launch_](
                       const std::atomic<bool>& cancel, const LineSink& log, const AlertSink& alerts,
                       const FiguresSink& figures) {
-    return runScriptWatch(step, spec, cancel, log, alerts, figures);
+    return runScriptWatch(step, spec, cancel, log, alerts, figures, watch_command, launch);
   };
   return std::unique_ptr<StepRun>(std::make_unique<ThreadRun>(std::move(job), wake));
 }

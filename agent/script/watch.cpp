@@ -6,6 +6,7 @@
 
 #include "agent/process/decisions.hpp"
 #include "agent/process/service_ops.hpp"
+#include "agent/script/watch_command.hpp"
 #include "common/http_client.hpp"
 #include "common/logging.hpp"
 #include "common/strings.hpp"
@@ -66,34 +67,57 @@ std::string healthUrl(const Spec& spec) {
 }
 
 ScriptWatch::ScriptWatch(StepContext& ctx, const Spec& spec, const AlertSink& alerts,
-                         const FiguresSink& figures, UrlProbe probe)
+                         const FiguresSink& figures, UrlProbe probe, CommandProbe command)
     : ctx_(ctx),
       spec_(spec),
       alerts_(alerts),
       figures_(figures),
       probe_(probe ? std::move(probe) : UrlProbe(probeUrl)),
+      command_(std::move(command)),
       url_(healthUrl(spec)),
-      failures_(spec.health.failure_threshold) {}
+      failures_(spec.health.failure_threshold),
+      command_failures_(spec.health.failure_threshold) {}
 
 Status ScriptWatch::watchHealth(Clock::duration duration, Millis interval) {
   const auto end = ctx_.now() + duration;
-  if (url_.empty()) {
+  if (url_.empty() && !command_) {
     if (!ctx_.pause(end - ctx_.now())) return ctx_.abort();
     return Status::Ok();
   }
   while (true) {
     const auto round = ctx_.now();
-    const Probe result = probe_(url_, spec_.health.timeout);
-    ++checks_;
-    const bool crossed = failures_.record(result.ok);
-    if (!result.ok) {
-      if (crossed) {
-        return Status::Unavailable("health check failed " + std::to_string(failures_.current()) +
-                                   " times in a row on " + common::loggable(url_, 200) + ": " +
-                                   result.detail);
+    if (!url_.empty()) {
+      const Probe result = probe_(url_, spec_.health.timeout);
+      ++checks_;
+      const bool crossed = failures_.record(result.ok);
+      if (!result.ok) {
+        if (crossed) {
+          return Status::Unavailable("health check failed " + std::to_string(failures_.current()) +
+                                     " times in a row on " + common::loggable(url_, 200) + ": " +
+                                     result.detail);
+        }
+        ctx_.say("health check failed on " + common::loggable(url_, 200) + " (" + spec_.version +
+                 ", " + std::to_string(failures_.current()) + " in a row): " + result.detail);
       }
-      ctx_.say("health check failed on " + common::loggable(url_, 200) + " (" + spec_.version +
-               ", " + std::to_string(failures_.current()) + " in a row): " + result.detail);
+    }
+    if (command_) {
+      // A run may take up to the interval (at least a second), never past the tier's end.
+      const Millis budget =
+          std::min(std::max<Millis>(interval, 1s), std::max<Millis>(millis(end - round), 1ms));
+      const Probe result = command_(budget);
+      // A run cut short by the step's cancel is no verdict.
+      if (!ctx_.pause(Clock::duration::zero())) return ctx_.abort();
+      ++command_runs_;
+      const bool crossed = command_failures_.record(result.ok);
+      if (!result.ok) {
+        if (crossed) {
+          return Status::Unavailable("steps.watch failed " +
+                                     std::to_string(command_failures_.current()) +
+                                     " times in a row: " + result.detail);
+        }
+        ctx_.say("steps.watch failed (" + spec_.version + ", " +
+                 std::to_string(command_failures_.current()) + " in a row): " + result.detail);
+      }
     }
     const auto next = round + interval;
     if (next >= end) {
@@ -128,8 +152,10 @@ std::string ScriptWatch::describe(const std::string& version, const WindowStats&
 }
 
 std::string ScriptWatch::healthSummary() const {
-  if (url_.empty()) return "";
-  return "; " + std::to_string(checks_) + " health checks passed";
+  std::string out;
+  if (!url_.empty()) out += "; " + std::to_string(checks_) + " health checks passed";
+  if (command_) out += "; steps.watch ran " + std::to_string(command_runs_) + " times";
+  return out;
 }
 
 void ScriptWatch::reportFigures(FiguresReport figures) {
@@ -207,12 +233,20 @@ Status ScriptWatch::analyze(std::string* message) {
 
 Status ScriptWatch::bake(std::string* message) {
   // The workflow's "intense monitoring" after 100%: twice as often as during the rollout.
-  const Millis interval = std::max<Millis>(spec_.health.interval / 2, 1ms);
+  return bakeEvery(std::max<Millis>(spec_.health.interval / 2, 1ms), "baked", message);
+}
+
+Status ScriptWatch::watch(std::string* message) {
+  // The coordinator sends the tier's interval as the health interval.
+  return bakeEvery(spec_.health.interval, "watched", message);
+}
+
+Status ScriptWatch::bakeEvery(Millis interval, const char* verb, std::string* message) {
   const bool metrics = spec_.metrics && spec_.metrics->prometheus;
   const bool judged = metrics && !spec_.previous_version.empty();
   if (!metrics || (!spec_.alerts && !judged)) {
     if (Status s = watchHealth(spec_.duration, interval); !s.ok()) return s;
-    *message = "baked " + spec_.version + " for " + seconds(spec_.duration) + healthSummary();
+    *message = verb + (" " + spec_.version) + " for " + seconds(spec_.duration) + healthSummary();
     return Status::Ok();
   }
   // After 100% the old version takes no requests: what it served before is the baseline.
@@ -254,7 +288,7 @@ Status ScriptWatch::bake(std::string* message) {
     }
     since = ctx_.now();
   }
-  *message = "baked " + spec_.version + " for " + seconds(spec_.duration) +
+  *message = verb + (" " + spec_.version) + " for " + seconds(spec_.duration) +
              (judged ? " and passed the analysis against " + spec_.previous_version : "") +
              healthSummary() +
              (alerted_.empty() ? "" : " (" + std::to_string(alerted_.size()) + " alert(s))");
@@ -262,14 +296,20 @@ Status ScriptWatch::bake(std::string* message) {
 }
 
 StepReport runScriptWatch(Step step, const Spec& spec, const std::atomic<bool>& cancel,
-                          const LineSink& log, const AlertSink& alerts,
-                          const FiguresSink& figures) {
+                          const LineSink& log, const AlertSink& alerts, const FiguresSink& figures,
+                          const ChildSpec& command, const LaunchPolicy& launch) {
   StepReport report;
   LiveContext ctx(cancel, log);
   try {
-    ScriptWatch watch(ctx, spec, alerts, figures);
+    ScriptWatch::CommandProbe run;
+    if (step == Step::WATCH && !command.command.empty()) {
+      run = [&](Millis timeout) { return runWatchCommand(command, launch, timeout, cancel, log); };
+    }
+    ScriptWatch watch(ctx, spec, alerts, figures, {}, std::move(run));
     std::string message;
-    const Status s = step == Step::BAKE ? watch.bake(&message) : watch.analyze(&message);
+    const Status s = step == Step::BAKE    ? watch.bake(&message)
+                     : step == Step::WATCH ? watch.watch(&message)
+                                           : watch.analyze(&message);
     if (ctx.aborted()) {
       report.outcome = Outcome::ABORTED;
       report.message = std::string(stepName(step)) + " of " + spec.version + " cancelled";

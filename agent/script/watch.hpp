@@ -10,7 +10,10 @@
 //   bake     health checks twice as often; the alerts judge slices of the bake, and with
 //            health.metrics the analysis judges the whole bake against what the old version
 //            served over the last 15 minutes.
-// More than failure_threshold failed checks in a row fail either step. Without a URL there
+//   watch    one tier of the post-deploy watch: a bake whose checks come at the tier's
+//            interval (the spec's health interval), the plan's steps.watch run at each of them.
+// More than failure_threshold failed checks in a row fail any of them (the URL's and the
+// command's are counted apart). Without a URL there
 // are no health checks; without metrics, no analysis; without either the step is a pause.
 #pragma once
 
@@ -22,6 +25,7 @@
 #include <string>
 
 #include "agent/analysis.hpp"
+#include "agent/child_process.hpp"
 #include "agent/driver.hpp"
 #include "agent/process/spec.hpp"
 #include "agent/process/step_context.hpp"
@@ -39,18 +43,25 @@ class ScriptWatch {
   using Clock = std::chrono::steady_clock;
   using Millis = std::chrono::milliseconds;
   using UrlProbe = std::function<Probe(const std::string& url, Millis timeout)>;
+  // Runs the plan's steps.watch once, at most `timeout` (agent/script/watch_command.hpp).
+  using CommandProbe = std::function<Probe(Millis timeout)>;
 
-  // `probe` checks a URL once (default: an HTTP GET that wants a 200). Each window's (bake
-  // slice's) figures go to `figures` with the health streak.
+  // `probe` checks a URL once (default: an HTTP GET that wants a 200); `command`, when set,
+  // runs at every health check of a watch step. Each window's (bake slice's) figures go to
+  // `figures` with the health streak.
   ScriptWatch(StepContext& ctx, const Spec& spec, const AlertSink& alerts,
-              const FiguresSink& figures, UrlProbe probe = {});
+              const FiguresSink& figures, UrlProbe probe = {}, CommandProbe command = {});
 
   common::Status analyze(std::string* message);
   common::Status bake(std::string* message);
+  common::Status watch(std::string* message);
 
  private:
-  // Checks the URL every `interval` for `duration` (by the context's clock); fails on the check
-  // that makes more than failure_threshold failures in a row. Without a URL: a pause.
+  // bake and watch: `verb` ("baked", "watched") starts the message.
+  common::Status bakeEvery(Millis interval, const char* verb, std::string* message);
+  // Checks the URL (and runs the command, when set) every `interval` for `duration` (by the
+  // context's clock); fails on the check that makes more than failure_threshold failures in a
+  // row. Without either: a pause.
   common::Status watchHealth(Clock::duration duration, Millis interval);
   // One version's figures over the last `window`; no figures (a failed query) is too little
   // data, never a pass.
@@ -67,8 +78,11 @@ class ScriptWatch {
   const AlertSink& alerts_;
   const FiguresSink& figures_;
   UrlProbe probe_;
-  std::string url_;  // "" = no health checks
+  CommandProbe command_;  // empty: no steps.watch
+  std::string url_;       // "" = no health checks
   ConsecutiveFailures failures_;
+  ConsecutiveFailures command_failures_;
+  int command_runs_ = 0;
   int checks_ = 0;
   std::set<std::string> alerted_;  // rules already raised in this step
 };
@@ -79,7 +93,10 @@ namespace flotilla::agent {
 
 // Runs an analyze or bake step of the script driver to its end with the real clock, HTTP and
 // Prometheus (the ScriptDriver's ThreadRun job).
+// A watch step's `command` (the plan's steps.watch, "" for none) runs with `launch` in
+// `workdir` at each check.
 StepReport runScriptWatch(Step step, const Spec& spec, const std::atomic<bool>& cancel,
-                          const LineSink& log, const AlertSink& alerts, const FiguresSink& figures);
+                          const LineSink& log, const AlertSink& alerts, const FiguresSink& figures,
+                          const ChildSpec& command = {}, const LaunchPolicy& launch = {});
 
 }  // namespace flotilla::agent

@@ -324,5 +324,30 @@ TEST(PlanJson, HotfixAndItsRulesRoundTripAndOnlyAHotfixStoresThem) {
   EXPECT_FALSE(planFromJson(bad).ok());
 }
 
+TEST(PlanJson, TheWatchIsStoredOnlyWhenThereIsOne) {
+  Plan plan = parsePlan(kMinimalPlan).plan.value();
+  EXPECT_EQ(planToJson(plan).find("watch"), std::string::npos);
+  plan.steps.watch = "./still-good.sh";
+  plan.watch = {{"intense", 15min, 10s}, {"regular", 1h, 1min}};
+  const Plan back = expectRoundTrip(plan);
+  EXPECT_EQ(back.steps.watch, "./still-good.sh");
+  EXPECT_EQ(back.watch, plan.watch);
+  // A tier whose interval is longer than the tier does not load.
+  const std::string bad =
+      replacedIn(planToJson(plan), "\"interval_ms\":10000", "\"interval_ms\":0");
+  EXPECT_FALSE(planFromJson(bad).ok());
+}
+
+TEST(PlanJson, TheWatchTiersNeverComeFromThePlanText) {
+  // steps.watch is the plan's; the tiers are the policy's.
+  PlanParseResult parsed =
+      parsePlan(std::string(kMinimalPlan) + "watch: [{name: intense, for: 1m, interval: 1s}]\n");
+  EXPECT_FALSE(parsed.plan.has_value());
+  PlanParseResult with_command = parsePlan(replacedIn(
+      kMinimalPlan, "  rollback: ./rollback.sh\n", "  rollback: ./rollback.sh\n  watch: ./w.sh\n"));
+  ASSERT_TRUE(with_command.plan.has_value()) << describe(with_command);
+  EXPECT_EQ(with_command.plan->steps.watch, "./w.sh");
+}
+
 }  // namespace
 }  // namespace flotilla::common

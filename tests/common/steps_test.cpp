@@ -18,7 +18,7 @@ TEST(StepsTest, EveryStepHasOneNameThatReadsBack) {
     ASSERT_TRUE(stepFromName(name).has_value()) << name;
     EXPECT_EQ(*stepFromName(name), step);
   }
-  EXPECT_EQ(names.size(), 10u);
+  EXPECT_EQ(names.size(), 11u);
 }
 
 TEST(StepsTest, NamesAreThoseOfEventsAndRecords) {
@@ -26,6 +26,7 @@ TEST(StepsTest, NamesAreThoseOfEventsAndRecords) {
   EXPECT_STREQ(stepName(Step::BUILD), "build");
   EXPECT_STREQ(stepName(Step::ROLLBACK), "rollback");
   EXPECT_STREQ(stepName(Step::ROLL), "roll");
+  EXPECT_STREQ(stepName(Step::WATCH), "watch");
   EXPECT_STREQ(outcomeName(Outcome::TIMED_OUT), "timed_out");
   EXPECT_STREQ(outcomeName(Outcome::REFUSED), "refused");
 }
@@ -51,10 +52,12 @@ TEST(StepsTest, EveryOutcomeHasOneNameThatReadsBack) {
   EXPECT_EQ(names.size(), 6u);
 }
 
-TEST(StepsTest, OnlyShiftAndAnalyzeRepeat) {
+TEST(StepsTest, OnlyShiftAnalyzeAndWatchRepeat) {
   for (int i = 0; i <= static_cast<int>(kLastStep); ++i) {
     const Step step = static_cast<Step>(i);
-    EXPECT_EQ(stepRepeats(step), step == Step::SHIFT || step == Step::ANALYZE) << stepName(step);
+    EXPECT_EQ(stepRepeats(step),
+              step == Step::SHIFT || step == Step::ANALYZE || step == Step::WATCH)
+        << stepName(step);
   }
 }
 

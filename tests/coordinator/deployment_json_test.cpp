@@ -173,7 +173,7 @@ TEST_F(DeploymentJson, EveryStateAndStepRoundTripsInBothForms) {
   // Every value the name tables know must come back (the decoder counts them too).
   const auto deployment_states = allOf(deploymentStateName);
   EXPECT_EQ(deployment_states.size(), static_cast<size_t>(kDeploymentStateCount));
-  EXPECT_EQ(deployment_states.size(), 12u);
+  EXPECT_EQ(deployment_states.size(), 13u);
   for (DeploymentState s : deployment_states) {
     d.state = s;
     d.resume_to = s;
@@ -186,7 +186,7 @@ TEST_F(DeploymentJson, EveryStateAndStepRoundTripsInBothForms) {
     roundTrip(std::string("wave ") + waveStateName(s));
   }
   const auto cluster_states = allOf(clusterStateName);
-  EXPECT_EQ(cluster_states.size(), 15u);
+  EXPECT_EQ(cluster_states.size(), 16u);
   for (ClusterState s : cluster_states) {
     c.state = s;
     roundTrip(std::string("cluster ") + clusterStateName(s));

@@ -121,6 +121,7 @@ common::Policy hotfixPolicy(const std::string& hotfix) {
     clusters: {environment: production}
     approval: {required: 3}
     checks: [tests, performance, "coverage >= 80"]
+    watch: [{name: intense, for: 10s, interval: 1s}, {name: regular, for: 1m, interval: 10s}]
 )" + hotfix);
   EXPECT_TRUE(parsed.problems.empty()) << parsed.problems.front().toString();
   return *parsed.policy;
@@ -145,6 +146,8 @@ TEST(ApplyPolicy, AHotfixSkipsTheChecksItsRulesNameAndTakesTheRules) {
   common::Plan normal = plan({wave("staging", {"staging-eu"}, 3), wave("prod", {"prod-eu-1"}, 6)});
   apply(pol, actor("bot", "admin"), normal);
   EXPECT_EQ(checkNames(normal.waves[1]), (Strings{"tests", "performance", "coverage >= 80"}));
+  ASSERT_EQ(normal.watch.size(), 2u);
+  EXPECT_EQ(normal.watch[0].duration, std::chrono::seconds(10));
 
   common::Plan p = hotfixPlan();
   PolicyVerdict v = apply(pol, actor("bot", "admin"), p);
@@ -156,6 +159,11 @@ TEST(ApplyPolicy, AHotfixSkipsTheChecksItsRulesNameAndTakesTheRules) {
   EXPECT_EQ(p.hotfix->rules.soak, std::chrono::minutes(5));
   EXPECT_EQ(p.hotfix->rules.watch_factor, 3);
   EXPECT_TRUE(p.hotfix->rules.allowed_during_freeze);
+  // Watched closer: the first tier runs watch_factor times as long, the others as they are.
+  ASSERT_EQ(p.watch.size(), 2u);
+  EXPECT_EQ(p.watch[0].duration, std::chrono::seconds(30));
+  EXPECT_EQ(p.watch[0].interval, std::chrono::seconds(1));
+  EXPECT_EQ(p.watch[1].duration, std::chrono::minutes(1));
 }
 
 TEST(ApplyPolicy, AHotfixNeedsTheHotfixApproversNeverMoreThanTheEnvironmentNorNone) {

@@ -67,7 +67,7 @@ std::string ScriptPlan::yaml() const {
   out << "steps:\n";
   for (const auto& [name, command] :
        {std::pair{"build", &build}, std::pair{"apply", &apply}, std::pair{"verify", &verify},
-        std::pair{"rollback", &rollback}}) {
+        std::pair{"rollback", &rollback}, std::pair{"watch", &watch}}) {
     if (!command->empty()) out << "  " << name << ": " << quoted(*command) << "\n";
   }
   if (!timeout.empty()) out << "  timeout: " << timeout << "\n";

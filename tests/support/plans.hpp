@@ -45,6 +45,7 @@ struct ScriptPlan {
   std::string verify = logStep("verify");
   std::string rollback = logStep("rollback");
   std::string timeout = "20s";
+  std::string watch{};   // steps.watch: run at each interval of the post-deploy watch; "": none
   std::string policy{};  // top-level lines between the steps and the waves, each ending in "\n"
   std::vector<PlanWave> waves{};
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/script/watch_command.hpp"
 #include "tests/support/fake_step.hpp"
 #include "tests/support/http_server.hpp"
 
@@ -280,6 +281,86 @@ TEST_F(ScriptWatchTest, ACancelEndsTheWatch) {
   Status st = run(Step::ANALYZE, spec(false), &message);
   EXPECT_FALSE(st.ok());
   EXPECT_TRUE(ctx_.aborted);
+}
+
+// A watch tier: health checks at the spec's interval (the tier's), not twice as often, and the
+// plan's steps.watch at each of them; its failures are counted apart from the URL's.
+TEST_F(ScriptWatchTest, WatchChecksAtTheTiersIntervalAndRunsTheCommandEachTime) {
+  Spec s = spec(false);
+  s.alerts.reset();
+  int runs = 0;
+  ScriptWatch watch(
+      ctx_, s, alert_sink_, figures_sink_,
+      [this](const std::string& url, Millis) {
+        urls_.push_back(url);
+        return Probe{true, true, ""};
+      },
+      [&runs](Millis timeout) {
+        EXPECT_EQ(timeout, 5s);
+        ++runs;
+        return Probe{runs % 2 == 0, true, runs % 2 == 0 ? "" : "exit code 1"};
+      });
+  std::string message;
+  Status st = watch.watch(&message);
+  ASSERT_TRUE(st.ok()) << st.toString();
+  EXPECT_EQ(urls_.size(), 6u) << "every 5 s over 30 s";
+  EXPECT_EQ(runs, 6);
+  EXPECT_NE(message.find("watched 2.0.0 for 30.0s"), std::string::npos) << message;
+  EXPECT_NE(message.find("steps.watch ran 6 times"), std::string::npos) << message;
+  EXPECT_TRUE(logged("steps.watch failed (2.0.0, 1 in a row): exit code 1"));
+}
+
+TEST_F(ScriptWatchTest, WatchFailsOnTheCommandsFourthFailureInARow) {
+  Spec s = spec(false);
+  s.health.url.clear();
+  int runs = 0;
+  ScriptWatch watch(ctx_, s, alert_sink_, figures_sink_, {}, [&runs](Millis) {
+    ++runs;
+    return Probe{runs < 3, true, runs < 3 ? "" : "exit code 1: orders failing"};
+  });
+  std::string message;
+  Status st = watch.watch(&message);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(runs, 6);
+  EXPECT_NE(st.message().find("steps.watch failed 4 times in a row: exit code 1: orders failing"),
+            std::string::npos)
+      << st.message();
+}
+
+// The real command: its exit, its deadline, its output bounded in the log.
+TEST(WatchCommandTest, ExitDeadlineAndOutput) {
+  std::atomic<bool> cancel{false};
+  std::vector<std::string> lines;
+  LineSink log = [&lines](const std::string& l) { lines.push_back(l); };
+  ChildSpec ok;
+  ok.command = "echo \"tier $FLOTILLA_WATCH_TIER\"";
+  ok.env = {{"FLOTILLA_WATCH_TIER", "intense"}};
+  Probe p = runWatchCommand(ok, {}, 5s, cancel, log);
+  EXPECT_TRUE(p.ok) << p.detail;
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0], "steps.watch: tier intense");
+
+  ChildSpec fails;
+  fails.command = "echo 'orders: 12% errors'; exit 3";
+  p = runWatchCommand(fails, {}, 5s, cancel, log);
+  EXPECT_FALSE(p.ok);
+  EXPECT_EQ(p.detail, "steps.watch exit code 3: orders: 12% errors");
+
+  ChildSpec slow;
+  slow.command = "sleep 30";
+  const auto started = std::chrono::steady_clock::now();
+  p = runWatchCommand(slow, {}, 200ms, cancel, log);
+  EXPECT_FALSE(p.ok);
+  EXPECT_NE(p.detail.find("timed out after 200ms"), std::string::npos) << p.detail;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+
+  lines.clear();
+  ChildSpec chatty;
+  chatty.command = "for i in $(seq 100); do echo line $i; done";
+  p = runWatchCommand(chatty, {}, 5s, cancel, log);
+  EXPECT_TRUE(p.ok);
+  EXPECT_EQ(lines.size(), static_cast<size_t>(kMaxWatchCommandLines) + 1);
+  EXPECT_EQ(lines.back(), "steps.watch: 80 more output line(s) not logged");
 }
 
 }  // namespace
