@@ -17,6 +17,8 @@
 #include "cli/freeze.hpp"
 #include "cli/log.hpp"
 #include "cli/render.hpp"
+#include "common/http_client.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::cli {
 
@@ -148,6 +150,13 @@ std::vector<std::string> renderDryRun(const json& body) {
 }
 
 int submitCommand(Api& api, const std::string& file, const SubmitOptions& options) {
+  if (!options.hotfix_reason.empty() && !options.hotfix) {
+    throw CliError("--reason is the reason of a hotfix: give --hotfix too", kExitTrouble);
+  }
+  if (options.hotfix && !options.hotfix_reason.empty()) {
+    common::Status reason = common::checkHotfixReason(options.hotfix_reason, "--reason");
+    if (!reason.ok()) throw CliError(reason.message(), kExitTrouble);
+  }
   std::string plan = readPlanFile(file);
   std::string content_type = planContentType(file);
   if (!options.changes_file.empty() || !options.notes_url.empty()) {
@@ -163,11 +172,16 @@ int submitCommand(Api& api, const std::string& file, const SubmitOptions& option
     plan = form.dump(-1, ' ', false, json::error_handler_t::replace);
     content_type = kSubmissionMediaType;
   }
-  const std::string path =
-      std::string("/api/v1/deployments") + (options.dry_run     ? "?dry_run=true"
-                                            : options.supersede ? "?supersede=true"
-                                            : !options.queue    ? "?queue=false"
-                                                                : "");
+  std::string path = std::string("/api/v1/deployments") + (options.dry_run     ? "?dry_run=true"
+                                                           : options.supersede ? "?supersede=true"
+                                                           : !options.queue    ? "?queue=false"
+                                                                               : "");
+  if (options.hotfix) {
+    path += std::string(path.find('?') == std::string::npos ? "?" : "&") + "hotfix=true";
+    if (!options.hotfix_reason.empty()) {
+      path += "&hotfix_reason=" + common::urlEncode(options.hotfix_reason);
+    }
+  }
   common::HttpResult result = api.rawPost(path, std::move(plan), content_type);
   if (const auto* reply = std::get_if<common::HttpReply>(&result); reply && reply->status == 400) {
     json body = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
@@ -278,6 +292,14 @@ by itself when that one ends, whatever way it ends. --no-queue refuses instead (
 naming the one in flight); --supersede stops that one (steps in flight are aborted),
 rolls it back ("superseded by ID"), then starts the new one.
 
+--hotfix --reason TEXT submits a hotfix (or give hotfix: {reason: TEXT} in the plan;
+--reason wins): it supersedes the deployment of the service in flight (as --supersede),
+and under a policy with hotfix rules its waves skip the checks the policy lets a hotfix
+skip, need only hotfix.approvals approvers (at most what the environment asks, at least
+one), and pass an incident freeze if hotfix.allowed_during_freeze is true. A policy
+without hotfix rules refuses hotfixes. A hotfix without a reason is refused. It is
+marked in 'flotilla status', its events and 'flotilla log'.
+
 --dry-run prints each wave's clusters, the steps each cluster runs and the gates
 between (approval, strategy, bake, max_parallel), and stores nothing.
 
@@ -304,6 +326,17 @@ error); 2 the file cannot be read or the coordinator cannot be reached.)");
       ->add_flag("--supersede", options->supersede,
                  "Stop the deployment of the service in flight, roll it back, then start")
       ->excludes(no_queue);
+  auto* hotfix =
+      submit
+          ->add_flag("--hotfix", options->hotfix,
+                     "A hotfix: the policy's hotfix rules apply and it supersedes the deployment "
+                     "in flight; needs --reason (or hotfix.reason in the plan)")
+          ->excludes(no_queue);
+  submit
+      ->add_option("--reason", options->hotfix_reason,
+                   "Why the hotfix (one line, at most 500 bytes); kept with the deployment")
+      ->type_name("TEXT")
+      ->needs(hotfix);
   commands.push_back(
       {submit, [file, options](Api& api) { return submitCommand(api, *file, *options); }});
 }

@@ -24,6 +24,9 @@ struct SubmitOptions {
   // link. With either, the plan goes in the submission form (cli/log.hpp).
   std::string changes_file{};
   std::string notes_url{};
+  // --hotfix --reason TEXT: ?hotfix=true&hotfix_reason=TEXT (implies supersede).
+  bool hotfix = false;
+  std::string hotfix_reason{};
 };
 int submitCommand(Api& api, const std::string& file, const SubmitOptions& options = {});
 // The text of a dry run's answer: the plan, then per wave its clusters, steps and gates.

@@ -192,6 +192,9 @@ std::vector<std::string> renderLogText(const json& entries) {
     const std::string envs = joined(arrayAt(e, "environments"));
     lines.push_back("  environments:  " + (envs.empty() ? "-" : sanitize(envs)));
     lines.push_back("  submitted by:  " + sanitize(textAt(e, "submitted_by")));
+    if (const std::string hotfix = textAt(e, "hotfix"); !hotfix.empty()) {
+      lines.push_back("  hotfix:        " + sanitize(hotfix));
+    }
     for (const auto& a : arrayAt(e, "approvals")) {
       lines.push_back("  approved:      " + sanitize(approvalText(a)));
     }
@@ -236,6 +239,9 @@ std::string renderLogMarkdown(const json& entries, const std::string& title) {
     const std::string envs = joined(arrayAt(e, "environments"));
     out += "- **Environments:** " + (envs.empty() ? "\\-" : markdownInline(envs)) + "\n";
     out += "- **Submitted by:** " + markdownInline(textAt(e, "submitted_by")) + "\n";
+    if (const std::string hotfix = textAt(e, "hotfix"); !hotfix.empty()) {
+      out += "- **Hotfix:** " + markdownInline(hotfix) + "\n";
+    }
     const json& approvals = arrayAt(e, "approvals");
     if (approvals.empty()) {
       out += "- **Approvals:** none\n";

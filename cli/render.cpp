@@ -297,9 +297,12 @@ std::string waveProgress(const json& summary) {
 std::string renderDeploymentList(const json& deployments, TimePoint now) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& summary : items(deployments)) {
-    rows.push_back({orDash(text(summary, "id")), orDash(text(summary, "service")),
-                    orDash(text(summary, "version")), orDash(text(summary, "state")),
-                    waveProgress(summary), ageSince(text(summary, "created_at"), now)});
+    // A hotfix is marked beside its version.
+    const std::string version =
+        orDash(text(summary, "version")) + (text(summary, "hotfix").empty() ? "" : " [hotfix]");
+    rows.push_back({orDash(text(summary, "id")), orDash(text(summary, "service")), version,
+                    orDash(text(summary, "state")), waveProgress(summary),
+                    ageSince(text(summary, "created_at"), now)});
   }
   return renderTable({"ID", "SERVICE", "VERSION", "STATE", "WAVE", "AGE"}, rows);
 }
@@ -348,6 +351,9 @@ std::vector<std::string> renderDeploymentDetail(const json& detail, TimePoint no
   lines.push_back("Service     " + orDash(text(detail, "service")) + " " +
                   orDash(text(detail, "version")));
   lines.push_back("State       " + state);
+  if (std::string hotfix = text(detail, "hotfix"); !hotfix.empty()) {
+    lines.push_back("Hotfix      " + hotfix);
+  }
   if (std::string by = text(detail, "submitted_by"); !by.empty()) {
     lines.push_back("Submitted   by " + by);
   }

@@ -132,6 +132,7 @@ Plan PlanReader::read(const YAML::Node& root) {
       plan.max_unavailable_clusters = *n;
     }
   }
+  if (const Field* field = findField(fields, "hotfix")) readHotfix(*field, &plan.hotfix);
   if (driver_known) checkDriverFields(fields, plan);
   return plan;
 }
@@ -271,6 +272,21 @@ void PlanReader::readRollback(const Field& field, RollbackScope* scope) {
     problemAt(scope_field->value,
               "rollback.scope must be \"fleet\" or \"wave\", not " + quote(*text));
   }
+}
+
+void PlanReader::readHotfix(const Field& field, std::optional<PlanHotfix>* hotfix) {
+  if (!expectKind(field, YAML::NodeType::Map, "hotfix")) return;
+  const Fields fields = readFields(field.value, "hotfix", kPlanHotfixFields);
+  const Field* reason_field = requireField(fields, "reason", field.value, "hotfix");
+  if (reason_field == nullptr) return;
+  auto reason = readString(*reason_field, "hotfix.reason");
+  if (!reason) return;
+  Status valid = checkHotfixReason(*reason, "hotfix.reason");
+  if (!valid.ok()) {
+    problemAt(reason_field->value, valid.message());
+    return;
+  }
+  *hotfix = PlanHotfix{*reason, Hotfix{}};
 }
 
 }  // namespace plan_internal

@@ -179,6 +179,27 @@ struct Check {
   std::string text() const;
 };
 
+// The policy's hotfix rules (common/policy.hpp, `hotfix:` in the policy file). Here because a
+// hotfix plan carries the rules in force when it was submitted.
+struct Hotfix {
+  uint32_t approvals = 1;                // 1 to 10
+  std::vector<std::string> skip_checks;  // each required by some environment
+  std::chrono::milliseconds soak{0};
+  double watch_factor = 2;  // 1 to 10: how much longer the first watch tier runs
+  bool allowed_during_freeze = false;
+};
+
+// A hotfix (`hotfix: {reason: ...}` in the plan, or `flotilla submit --hotfix --reason`).
+struct PlanHotfix {
+  std::string reason;  // why: 1 to kMaxHotfixReasonBytes of free text (checkHotfixReason)
+  // The rules it ran under: the policy's `hotfix:` at submission, the defaults above without a
+  // policy. Set by the coordinator, never read from the plan text. What reads them: approvals
+  // and skip_checks, coordinator/policy_rules.cpp at submission; allowed_during_freeze,
+  // coordinator/freeze.cpp (a freeze does not hold such a hotfix); soak, promotion; watch_factor,
+  // the post-deploy watch's first tier.
+  Hotfix rules;
+};
+
 // One tier of the post-deploy watch (the policy's environments[].watch): after a deployment
 // reached 100% everywhere, its clusters are watched every `interval` for `duration`, with the
 // automatic rollback still armed.
@@ -250,6 +271,9 @@ struct Plan {
   Strategy strategy;
   Health health;
   std::optional<Alerts> alerts;
+  // Set: this deployment is a hotfix (marked in status, events and the log; supersedes the
+  // service's deployment in flight).
+  std::optional<PlanHotfix> hotfix;
   // The post-deploy watch, tier after tier: its environment's (coordinator/policy_rules.hpp),
   // set at submission when the coordinator runs with --policy. Never read from a submitted plan.
   std::vector<WatchTier> watch;

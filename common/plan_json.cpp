@@ -1,7 +1,7 @@
 // The stored form of a plan: the JSON the coordinator keeps in RocksDB. Every field is always
 // written, so reading insists on every field; anything else is corruption of stored bytes.
 // The exceptions are fields added after records were first written (metrics source and
-// queries, alerts, approvals_required, approval_expires_ms, steps.switch and health.url):
+// queries, alerts, approvals_required, approval_expires_ms, steps.switch, health.url, hotfix):
 // absent means what they meant
 // before they existed.
 #include <cstdint>
@@ -115,6 +115,30 @@ std::vector<VerifyCheck> verifyChecksFromJson(const Json& checks) {
     out.push_back(std::move(c));
   }
   return out;
+}
+
+Json hotfixToJson(const PlanHotfix& h) {
+  return Json{{"reason", h.reason},
+              {"approvals", h.rules.approvals},
+              {"skip_checks", h.rules.skip_checks},
+              {"soak_ms", h.rules.soak.count()},
+              {"watch_factor", h.rules.watch_factor},
+              {"allowed_during_freeze", h.rules.allowed_during_freeze}};
+}
+
+PlanHotfix hotfixFromJson(const Json& json) {
+  const std::string path = "hotfix";
+  PlanHotfix h;
+  h.reason = stringAt(json, "reason", path);
+  h.rules.approvals = static_cast<uint32_t>(unsignedAt(json, "approvals", path, 10));
+  for (const auto& name : arrayAt(json, "skip_checks", path)) {
+    if (!name.is_string()) throw FieldError(path + ".skip_checks", "expected strings");
+    h.rules.skip_checks.push_back(name.get<std::string>());
+  }
+  h.rules.soak = msAt(json, "soak_ms", path);
+  h.rules.watch_factor = numberAt(json, "watch_factor", path);
+  h.rules.allowed_during_freeze = boolAt(json, "allowed_during_freeze", path);
+  return h;
 }
 
 Json strategyToJson(const Strategy& s) {
@@ -366,6 +390,11 @@ Plan planFromJsonValue(const Json& json) {
     plan.alerts = a;
   }
 
+  // Added after the first records were written (and only written for a hotfix).
+  if (json.contains("hotfix") && !json.at("hotfix").is_null()) {
+    plan.hotfix = hotfixFromJson(json.at("hotfix"));
+  }
+
   const Json& steps = member(json, "steps", "");
   plan.steps.build = stringAt(steps, "build", "steps");
   plan.steps.apply = stringAt(steps, "apply", "steps");
@@ -461,6 +490,7 @@ std::string planToJson(const Plan& plan) {
   // Only when not the default: the plan hash (Deployment::plan_sha256) of every plan written
   // before the field stays what it was.
   if (plan.on_step_failure == OnStepFailure::kHold) json["on_step_failure"] = "hold";
+  if (plan.hotfix) json["hotfix"] = hotfixToJson(*plan.hotfix);
   if (!plan.steps.watch.empty()) json["steps"]["watch"] = plan.steps.watch;
   if (!plan.watch.empty()) json["watch"] = watchToJson(plan.watch);
   // dump() throws on invalid UTF-8 by default. parsePlan only yields valid UTF-8 (yaml-cpp

@@ -35,7 +35,7 @@ namespace flotilla::common::plan_internal {
 using FieldList = std::span<const std::string_view>;
 
 // Fields of each map of the plan format (DESIGN.md). Anything else is an unknown field.
-inline constexpr std::array<std::string_view, 14> kPlanFields = {"service",
+inline constexpr std::array<std::string_view, 15> kPlanFields = {"service",
                                                                  "version",
                                                                  "driver",
                                                                  "steps",
@@ -48,7 +48,8 @@ inline constexpr std::array<std::string_view, 14> kPlanFields = {"service",
                                                                  "alerts",
                                                                  "on_agent_lost",
                                                                  "max_unavailable_clusters",
-                                                                 "on_step_failure"};
+                                                                 "on_step_failure",
+                                                                 "hotfix"};
 inline constexpr std::array<std::string_view, 7> kStepFields = {
     "build", "apply", "verify", "rollback", "switch", "watch", "timeout"};
 inline constexpr std::array<std::string_view, 3> kVerifyCheckFields = {"name", "command",
@@ -76,6 +77,8 @@ inline constexpr std::array<std::string_view, 7> kAlertFields = {
     "error_rate",      "latency_p95_ratio", "cpu", "memory", "webhook",
     "webhook_timeout", "webhook_attempts"};
 inline constexpr std::array<std::string_view, 1> kRollbackFields = {"scope"};
+// The rules a hotfix runs under are the policy's, not the plan author's: only the reason.
+inline constexpr std::array<std::string_view, 1> kPlanHotfixFields = {"reason"};
 
 // The longest step timeout, wave bake and strategy pause.
 inline constexpr std::chrono::milliseconds kMaxStepTimeout = std::chrono::hours(24);
@@ -170,6 +173,7 @@ class PlanReader : public FieldReader {
                        std::map<std::string, YAML::Mark, std::less<>>* names,
                        std::vector<VerifyCheck>* checks);
   void readRollback(const Field& field, RollbackScope* scope);
+  void readHotfix(const Field& field, std::optional<PlanHotfix>* hotfix);
   // Fields a driver does not use are refused, naming the driver they belong to.
   void checkDriverFields(const Fields& fields, const Plan& plan);
   // plan_script_fields.cpp: what the script driver's strategies and watches need.

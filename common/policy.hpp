@@ -49,13 +49,7 @@ struct Environment {
   std::vector<WatchTier> watch;
 };
 
-struct Hotfix {
-  uint32_t approvals = 1;                // 1 to 10
-  std::vector<std::string> skip_checks;  // each required by some environment
-  std::chrono::milliseconds soak{0};
-  double watch_factor = 2;  // 1 to 10: how much longer the first watch tier runs
-  bool allowed_during_freeze = false;
-};
+// Hotfix (the `hotfix:` rules) lives in common/plan.hpp too: a hotfix plan carries them.
 
 struct Policy {
   std::map<std::string, Environment> environments;

@@ -173,6 +173,19 @@ Status checkFreeText(std::string_view text, std::string_view what, size_t max_by
   return Status::Ok();
 }
 
+Status checkHotfixReason(std::string_view reason, std::string_view what) {
+  if (reason.find_first_not_of(" \t") == std::string_view::npos) {
+    return Status::InvalidArgument(std::string(what) +
+                                   " is empty: a hotfix needs a reason (the incident, the fix)");
+  }
+  Status text = checkFreeText(reason, what, kMaxHotfixReasonBytes);
+  if (!text.ok()) return text;
+  if (reason.find_first_of("\r\n") != std::string_view::npos) {
+    return Status::InvalidArgument(std::string(what) + " must be one line");
+  }
+  return Status::Ok();
+}
+
 std::string formatDuration(std::chrono::milliseconds d) {
   int64_t ms = d.count();
   if (ms == 0) return "0s";

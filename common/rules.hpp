@@ -51,6 +51,11 @@ Status checkFreeText(std::string_view text, std::string_view what, size_t max_by
 // The bounds of the deployment log's free text: a release's changelog and one note.
 inline constexpr size_t kMaxChangesBytes = 64 * 1024;
 inline constexpr size_t kMaxNoteBytes = 4096;
+// A hotfix's reason (why it skips the usual way): free text, shown on one status line.
+inline constexpr size_t kMaxHotfixReasonBytes = 500;
+// InvalidArgument for an empty reason ("a hotfix needs a reason") or one that breaks
+// checkFreeText's rule or kMaxHotfixReasonBytes. `what` names it ("hotfix.reason", "--reason").
+Status checkHotfixReason(std::string_view reason, std::string_view what);
 
 // "300s", "5m", "1h", "250ms", "1h30m" -> milliseconds. Units go largest first, each at most
 // once; a unit is required.

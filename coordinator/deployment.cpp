@@ -594,7 +594,7 @@ Deployment newDeployment(std::string id, common::Plan plan, const Actor& by, com
   }
   emit(fx, "deployment.submitted", "", "", "",
        d.plan.service + " " + d.plan.version + " in " + std::to_string(d.waves.size()) + " waves " +
-           byActor(by, ""));
+           byActor(by, "") + (d.plan.hotfix ? "; hotfix: " + d.plan.hotfix->reason : ""));
   return d;
 }
 

@@ -64,18 +64,33 @@ StatusOr<SubmissionForm> readSubmissionForm(const std::string& body) {
   if (parsed.is_discarded() || !parsed.is_object()) {
     return Status::InvalidArgument(std::string("a ") + kSubmissionMediaType +
                                    " body must be a JSON object with \"plan\" (the plan's text), "
-                                   "\"changes\" and \"release_notes_url\"");
+                                   "\"changes\", \"release_notes_url\", \"hotfix\" and "
+                                   "\"hotfix_reason\"");
   }
   SubmissionForm form;
   for (const auto& item : parsed.items()) {
     const std::string& key = item.key();
+    if (key == "hotfix") {
+      if (!item.value().is_boolean())
+        return Status::InvalidArgument("\"hotfix\" must be a boolean");
+      form.hotfix = item.value().get<bool>();
+      continue;
+    }
+    if (key == "hotfix_reason") {
+      if (!item.value().is_string()) {
+        return Status::InvalidArgument("\"hotfix_reason\" must be a string");
+      }
+      form.hotfix_reason = item.value().get<std::string>();
+      continue;
+    }
     std::string* field = key == "plan"                ? &form.plan
                          : key == "changes"           ? &form.changes
                          : key == "release_notes_url" ? &form.release_notes_url
                                                       : nullptr;
     if (field == nullptr) {
       return Status::InvalidArgument("unknown field " + common::quote(key) +
-                                     " (known: \"plan\", \"changes\", \"release_notes_url\")");
+                                     " (known: \"plan\", \"changes\", \"release_notes_url\", "
+                                     "\"hotfix\", \"hotfix_reason\")");
     }
     if (!item.value().is_string()) {
       return Status::InvalidArgument("\"" + key + "\" must be a string");
@@ -169,6 +184,7 @@ json logEntryJson(const Deployment& d, const std::vector<StoredEvent>& issues, s
               {"approvals", std::move(approvals)},
               {"changes", d.changes},
               {"release_notes_url", d.release_notes_url},
+              {"hotfix", d.plan.hotfix ? json(d.plan.hotfix->reason) : json(nullptr)},
               {"issues", std::move(listed)},
               {"issues_total", issues_total},
               {"issues_truncated", truncated},

@@ -26,23 +26,25 @@ namespace flotilla::coordinator {
 // A plan alone is submitted as its own text (application/yaml or application/json). A plan with
 // its release's description is submitted as this media type: a JSON object
 //   {"plan": "<the plan's text, YAML or JSON>", "changes": "<changelog text>",
-//    "release_notes_url": "https://..."}
-// where only "plan" is required. One JSON object, because the changelog is up to 64 KiB of
-// multi-line text (too long for a query parameter or a header), and multipart/form-data is
-// what any web page may post cross-origin without asking (the API takes changes only in media
-// types a browser must ask for first).
+//    "release_notes_url": "https://...", "hotfix": true, "hotfix_reason": "..."}
+// where only "plan" is required (hotfix, a boolean, and hotfix_reason: coordinator/hotfix.hpp). One
+// JSON object, because the changelog is up to 64 KiB of multi-line text (too long for a query
+// parameter or a header), and multipart/form-data is what any web page may post cross-origin
+// without asking (the API takes changes only in media types a browser must ask for first).
 inline constexpr char kSubmissionMediaType[] = "application/vnd.flotilla.submission+json";
 
 struct SubmissionForm {
   std::string plan;  // the plan's text, for common::parsePlan
   std::string changes;
   std::string release_notes_url;
+  bool hotfix = false;
+  std::optional<std::string> hotfix_reason;
 };
 // Whether a Content-Type (parameters allowed) is the submission form's.
 bool isSubmissionForm(std::string_view content_type);
 // InvalidArgument for a body that is not the object above, an unknown field, a field that is
-// not a string, a changelog that breaks common::checkFreeText or kMaxChangesBytes, or a link
-// that is not an http(s) URL (common::isValidHttpUrl).
+// not a string (hotfix: a boolean), a changelog that breaks common::checkFreeText or
+// kMaxChangesBytes, or a link that is not an http(s) URL (common::isValidHttpUrl).
 common::StatusOr<SubmissionForm> readSubmissionForm(const std::string& body);
 // The checks of the two release fields alone (also used by the form).
 common::Status checkReleaseFields(const std::string& changes, const std::string& release_notes_url);

@@ -170,8 +170,13 @@ const Freeze* coveringFreeze(const std::vector<Freeze>& freezes,
   return found;
 }
 
+bool passesFreezes(const common::Plan& plan) {
+  return plan.hotfix && plan.hotfix->rules.allowed_during_freeze;
+}
+
 const Freeze* coveringFreeze(const std::vector<Freeze>& freezes, const Deployment& d,
                              const AgentsByName& agents) {
+  if (passesFreezes(d.plan)) return nullptr;
   if (std::none_of(freezes.begin(), freezes.end(), [](const Freeze& f) { return f.active(); })) {
     return nullptr;  // the usual case: no environment is worked out
   }
@@ -185,14 +190,19 @@ std::string describeFreeze(const Freeze& f) {
 
 Status checkSubmissionAllowed(const common::Plan& plan, const std::vector<Freeze>& freezes,
                               const AgentsByName& agents, const Freeze** blocking) {
-  const Freeze* f = coveringFreeze(freezes, environmentsTouched(plan, {}, agents));
+  const Freeze* f = passesFreezes(plan)
+                        ? nullptr
+                        : coveringFreeze(freezes, environmentsTouched(plan, {}, agents));
   if (blocking != nullptr) *blocking = f;
   if (f == nullptr) return Status::Ok();
   return Status::FailedPrecondition(
       "deployments are frozen: " + describeFreeze(*f) + "; new submissions are refused until `" +
       (f->environment.empty() ? std::string("flotilla unfreeze")
                               : "flotilla unfreeze --env " + f->environment) +
-      "`");
+      "`" +
+      (plan.hotfix ? std::string("; the policy does not allow hotfixes during a freeze (its "
+                                 "hotfix.allowed_during_freeze is not true)")
+                   : std::string()));
 }
 
 }  // namespace flotilla::coordinator

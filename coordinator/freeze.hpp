@@ -83,10 +83,15 @@ std::set<std::string> environmentsTouched(const common::Plan& plan,
                                           const std::vector<WaveProgress>& progress,
                                           const AgentsByName& agents);
 
+// THE freeze exemption: a hotfix whose rules (the policy's at submission) allow hotfixes during
+// a freeze. No freeze refuses such a plan or holds such a deployment, whenever it started.
+bool passesFreezes(const common::Plan& plan);
+
 // The first active freeze in `freezes` that covers a plan or deployment touching `envs`: a
 // fleet-wide one first, else the oldest of an environment in `envs`. Null when none does.
 const Freeze* coveringFreeze(const std::vector<Freeze>& freezes, const std::set<std::string>& envs);
-// The same for a deployment, against the registry's agents (what advance() asks).
+// The same for a deployment, against the registry's agents (what advance() asks); null for a
+// deployment that passesFreezes().
 const Freeze* coveringFreeze(const std::vector<Freeze>& freezes, const Deployment& d,
                              const AgentsByName& agents);
 
@@ -95,9 +100,9 @@ const Freeze* coveringFreeze(const std::vector<Freeze>& freezes, const Deploymen
 std::string describeFreeze(const Freeze& f);
 
 // The submission check: FailedPrecondition (HTTP 409) naming the freeze, who froze and since
-// when, and how to lift it, when an active freeze covers the plan; OK otherwise. `blocking`
-// receives the freeze. One function so that exemptions (a hotfix the policy allows) are added
-// in one place.
+// when, and how to lift it, when an active freeze covers the plan; OK otherwise, and for a plan
+// that passesFreezes(). `blocking` receives the freeze. A hotfix refused says that the policy
+// does not allow hotfixes during a freeze.
 common::Status checkSubmissionAllowed(const common::Plan& plan, const std::vector<Freeze>& freezes,
                                       const AgentsByName& agents,
                                       const Freeze** blocking = nullptr);

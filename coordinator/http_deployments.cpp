@@ -15,6 +15,7 @@
 #include "coordinator/cluster_view.hpp"
 #include "coordinator/deployment_log.hpp"
 #include "coordinator/freeze.hpp"
+#include "coordinator/hotfix.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 #include "coordinator/policy_rules.hpp"
@@ -30,7 +31,7 @@ using namespace http_internal;
 namespace http_internal {
 namespace {
 
-// A true/false query parameter of a submission (queue, supersede); absent: `fallback`.
+// A true/false query parameter of a submission (queue, supersede, hotfix); absent: `fallback`.
 StatusOr<bool> flagParam(const httplib::Request& req, const char* name, bool fallback) {
   if (!req.has_param(name)) return fallback;
   const std::string value = req.get_param_value(name);
@@ -96,7 +97,8 @@ json summaryJson(const Deployment& d) {
               {"created_at", rfc3339(d.created_ms)},
               {"updated_at", rfc3339(d.updated_ms)},
               {"reason", d.reason},
-              {"waits_for", d.waits_for.empty() ? json(nullptr) : json(d.waits_for)}};
+              {"waits_for", d.waits_for.empty() ? json(nullptr) : json(d.waits_for)},
+              {"hotfix", d.plan.hotfix ? json(d.plan.hotfix->reason) : json(nullptr)}};
 }
 
 // A wave's approvals: who approved and when, and, while the wave has not started, how long the
@@ -332,6 +334,7 @@ json dryRunJson(const common::Plan& plan, const PlanClusters& resolved) {
               {"driver", common::driverName(plan.driver)},
               {"commands", std::move(commands)},
               {"rollback_scope", common::rollbackScopeName(plan.rollback_scope)},
+              {"hotfix", plan.hotfix ? json(plan.hotfix->reason) : json(nullptr)},
               {"waves", std::move(waves)}};
 }
 
@@ -415,6 +418,18 @@ void HttpApi::deploymentRoutes() {
       metrics_.planRefused();
       return refuse(400, problemsJson("plan refused", parsed.problems), "");
     }
+    // A hotfix: the query's or the form's, else the plan's own.
+    const StatusOr<bool> hotfix = flagParam(req, "hotfix", false);
+    if (!hotfix.ok()) return refuse(400, json{{"error", hotfix.status().message()}}, "");
+    const HotfixRequest query_hotfix{
+        *hotfix, req.has_param("hotfix_reason")
+                     ? std::optional<std::string>(req.get_param_value("hotfix_reason"))
+                     : std::nullopt};
+    Status hotfix_ok = applyHotfixRequest(
+        query_hotfix, HotfixRequest{form.hotfix, form.hotfix_reason}, *parsed.plan);
+    if (!hotfix_ok.ok()) {
+      return refuse(400, json{{"error", hotfix_ok.message()}}, parsed.plan->service);
+    }
     const std::vector<AgentInfo> agents = engine_.agentsSnapshot();
     // Before anything runs, every wave's clusters must exist: a typo found when production's
     // turn comes would fail a deployment that staging has already taken.
@@ -439,6 +454,9 @@ void HttpApi::deploymentRoutes() {
       }
       if (!verdict.denied.ok()) {
         return refuse(403, json{{"error", verdict.denied.message()}}, parsed.plan->service);
+      }
+      if (!verdict.hotfix.ok()) {
+        return refuse(409, json{{"error", verdict.hotfix.message()}}, parsed.plan->service);
       }
       // Every wave held by checks: nothing could run, so say it now rather than store a
       // deployment that only waits.
@@ -472,7 +490,7 @@ void HttpApi::deploymentRoutes() {
                     parsed.plan->service);
     }
     // One deployment per service: ?queue=false refuses when one is in flight, ?supersede=true
-    // rolls it back first; by default the submission is queued behind it.
+    // (and every hotfix) rolls it back first; by default the submission is queued behind it.
     auto queue = flagParam(req, "queue", true);
     auto supersede = flagParam(req, "supersede", false);
     for (const auto* flag : {&queue, &supersede}) {
@@ -480,15 +498,20 @@ void HttpApi::deploymentRoutes() {
         return refuse(400, json{{"error", flag->status().message()}}, parsed.plan->service);
       }
     }
-    if (!*queue && *supersede) {
-      return refuse(400, json{{"error", "queue=false and supersede=true contradict each other"}},
-                    parsed.plan->service);
+    const bool supersedes = *supersede || parsed.plan->hotfix.has_value();
+    if (!*queue && supersedes) {
+      return refuse(
+          400,
+          json{{"error", *supersede ? "queue=false and supersede=true contradict each other"
+                                    : "queue=false contradicts a hotfix, which "
+                                      "supersedes the deployment in flight"}},
+          parsed.plan->service);
     }
     SubmitOptions options;
     options.changes = std::move(form.changes);
     options.release_notes_url = std::move(form.release_notes_url);
     options.queue = *queue;
-    options.supersede = *supersede;
+    options.supersede = supersedes;
     // Superseding rolls the other deployment back: the caller must be allowed to.
     options.may_supersede = [&](const Deployment& other) {
       Status may =
@@ -499,7 +522,7 @@ void HttpApi::deploymentRoutes() {
     common::Plan plan = std::move(*parsed.plan);
     AuditEntry e = entry;
     e.target = plan.service;
-    e.detail = plan.service + " " + plan.version;
+    e.detail = plan.service + " " + plan.version + (plan.hotfix ? "; " + hotfixText(plan) : "");
     auto id = audited<std::string>(e, [&](AuditEntry& audit) -> StatusOr<std::string> {
       auto submitted = engine_.submit(std::move(plan), *actor, options);
       if (submitted.ok()) audit.target = *submitted;

@@ -35,6 +35,26 @@ std::string selectorText(const std::map<std::string, std::string>& selector) {
   return out + "}";
 }
 
+// What a wave of a hotfix still requires of the release: its environment's checks but those the
+// hotfix rules skip.
+std::vector<common::Check> requiredChecks(const Environment& env, const common::Plan& plan) {
+  if (!plan.hotfix) return env.checks;
+  const std::vector<std::string>& skip = plan.hotfix->rules.skip_checks;
+  std::vector<common::Check> out;
+  for (const common::Check& check : env.checks) {
+    if (std::find(skip.begin(), skip.end(), check.name) == skip.end()) out.push_back(check);
+  }
+  return out;
+}
+
+// The approvers the policy asks of a wave: the environment's, for a hotfix at most the hotfix
+// rules' and never none where the environment requires approval.
+uint32_t requiredApprovers(const Environment& env, const common::Plan& plan) {
+  const uint32_t required = env.approval->required;
+  if (!plan.hotfix) return required;
+  return std::max<uint32_t>(1, std::min(required, plan.hotfix->rules.approvals));
+}
+
 bool mayDeploy(const Environment& env, const Actor& actor) {
   if (env.deployers.empty() || actor.role == "admin") return true;
   return std::find(env.deployers.begin(), env.deployers.end(), actor.role) != env.deployers.end() ||
@@ -57,6 +77,16 @@ const Environment* environmentOf(const Policy& policy,
 PolicyVerdict applyPolicy(const Policy& policy, const Actor& actor, const PlanClusters& resolved,
                           const AgentsByName& agents, common::Plan& plan) {
   PolicyVerdict verdict;
+  if (plan.hotfix) {
+    if (!policy.hotfix) {
+      verdict.hotfix = Status::FailedPrecondition(
+          "the policy has no hotfix rules (no \"hotfix:\" in the policy file): submit it as a "
+          "normal deployment (without --hotfix or the plan's hotfix:), or ask an admin to add "
+          "them");
+      return verdict;
+    }
+    plan.hotfix->rules = *policy.hotfix;
+  }
   for (size_t w = 0; w < plan.waves.size() && w < resolved.waves.size(); ++w) {
     common::Wave& wave = plan.waves[w];
     auto problem = [&](const std::string& message) {
@@ -102,16 +132,22 @@ PolicyVerdict applyPolicy(const Policy& policy, const Actor& actor, const PlanCl
       // Only clusters of this environment, also those registering before the wave starts.
       for (const auto& [label, value] : env.clusters) wave.selector.emplace(label, value);
     }
-    wave.checks = env.checks;
+    wave.checks = requiredChecks(env, plan);
     // The watch after 100%: that of the last wave's environment that has one (a plan through
     // staging to production is watched as production is).
     if (!env.watch.empty()) plan.watch = env.watch;
     if (env.approval) {
-      wave.approvals_required = wave.approval_required
-                                    ? std::max(wave.approvals_required, env.approval->required)
-                                    : env.approval->required;
+      const uint32_t required = requiredApprovers(env, plan);
+      wave.approvals_required =
+          wave.approval_required ? std::max(wave.approvals_required, required) : required;
       wave.approval_required = true;
     }
+  }
+  // A hotfix is watched closer: its first tier (the intense one) runs watch_factor times as long.
+  if (plan.hotfix && !plan.watch.empty()) {
+    common::WatchTier& first = plan.watch.front();
+    first.duration = std::chrono::milliseconds(static_cast<int64_t>(
+        static_cast<double>(first.duration.count()) * plan.hotfix->rules.watch_factor));
   }
   return verdict;
 }

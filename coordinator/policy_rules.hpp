@@ -27,6 +27,8 @@ struct PolicyVerdict {
   std::vector<common::PlanProblem> problems;
   // The submitter may not deploy to one of the environments (403), naming it and who may.
   common::Status denied = common::Status::Ok();
+  // A hotfix under a policy without `hotfix:` rules (FailedPrecondition, 409).
+  common::Status hotfix = common::Status::Ok();
 };
 
 // Applies `policy` to `plan`, whose waves `resolved` resolved against `agents`
@@ -36,6 +38,12 @@ struct PolicyVerdict {
 // requires it, from at least as many approvers as the environment asks; each wave carries the
 // checks its environment requires of the release; the plan's post-deploy watch is the tiers of
 // the last wave's environment that has any.
+//
+// A hotfix (plan.hotfix) takes the policy's hotfix rules (plan.hotfix->rules, refused when the
+// policy has none): its waves do not require the checks named in skip_checks, and a wave whose
+// environment requires N approvers requires min(N, hotfix.approvals) of them, never fewer than
+// one (the plan may still ask for more).
+// A hotfix's first watch tier runs watch_factor times as long.
 PolicyVerdict applyPolicy(const common::Policy& policy, const Actor& actor,
                           const PlanClusters& resolved, const AgentsByName& agents,
                           common::Plan& plan);

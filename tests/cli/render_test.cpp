@@ -92,6 +92,18 @@ TEST(RenderDeploymentList, OneRowPerSummaryWithWaveAndAge) {
             "shop-1  shop     1.2.0    succeeded  -         yesterday\n");
 }
 
+TEST(RenderDeploymentList, AHotfixIsMarkedBesideItsVersion) {
+  const json list = json::parse(R"([
+    {"id": "shop-4", "service": "shop", "version": "1.3.1", "state": "succeeded",
+     "created_at": "2026-11-27T01:55:00.000Z", "hotfix": "INC-7: carts"}])");
+  EXPECT_EQ(renderDeploymentList(list, at("2026-11-27T02:00:00Z")),
+            "ID      SERVICE  VERSION         STATE      WAVE  AGE\n"
+            "shop-4  shop     1.3.1 [hotfix]  succeeded  -     5m\n");
+  const json detail = list[0];
+  const std::vector<std::string> lines = renderDeploymentDetail(detail, at("2026-11-27T02:00:00Z"));
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "Hotfix      INC-7: carts"), lines.end());
+}
+
 TEST(RenderDeploymentDetail, HeaderWavesClustersAndWhatFailed) {
   const json detail = json::parse(R"({
     "id": "shop-3", "service": "shop", "version": "2.0.0", "state": "rolled_back",

@@ -306,6 +306,24 @@ TEST(PlanJson, OnStepFailureIsStoredOnlyWhenHold) {
   EXPECT_FALSE(planFromJson(bad).ok());
 }
 
+TEST(PlanJson, HotfixAndItsRulesRoundTripAndOnlyAHotfixStoresThem) {
+  Plan plan = parsePlan(kMinimalPlan).plan.value();
+  EXPECT_EQ(planToJson(plan).find("hotfix"), std::string::npos);
+  EXPECT_FALSE(expectRoundTrip(plan).hotfix.has_value());
+  plan.hotfix =
+      PlanHotfix{"INC-7", Hotfix{1, {"performance", "docs"}, std::chrono::seconds(30), 2.5, true}};
+  const Plan back = expectRoundTrip(plan);
+  ASSERT_TRUE(back.hotfix.has_value());
+  EXPECT_EQ(back.hotfix->reason, "INC-7");
+  EXPECT_EQ(back.hotfix->rules.skip_checks, (std::vector<std::string>{"performance", "docs"}));
+  EXPECT_EQ(back.hotfix->rules.soak, std::chrono::seconds(30));
+  EXPECT_EQ(back.hotfix->rules.watch_factor, 2.5);
+  EXPECT_TRUE(back.hotfix->rules.allowed_during_freeze);
+  const std::string bad = replacedIn(planToJson(plan), "\"allowed_during_freeze\":true",
+                                     "\"allowed_during_freeze\":\"yes\"");
+  EXPECT_FALSE(planFromJson(bad).ok());
+}
+
 TEST(PlanJson, TheWatchIsStoredOnlyWhenThereIsOne) {
   Plan plan = parsePlan(kMinimalPlan).plan.value();
   EXPECT_EQ(planToJson(plan).find("watch"), std::string::npos);

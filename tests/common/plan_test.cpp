@@ -315,6 +315,36 @@ TEST(ParsePlan, RollbackScope) {
             "9:11: missing required field \"scope\" in rollback");
 }
 
+TEST(ParsePlan, HotfixTakesAReasonOnly) {
+  PlanParseResult plain = parsePlan(kMinimalPlan);
+  ASSERT_TRUE(plain.plan.has_value()) << describe(plain);
+  EXPECT_FALSE(plain.plan->hotfix.has_value());
+  PlanParseResult hotfix =
+      parsePlan(std::string(kMinimalPlan) + "hotfix: {reason: \"INC-7: carts fail\"}\n");
+  ASSERT_TRUE(hotfix.plan.has_value()) << describe(hotfix);
+  ASSERT_TRUE(hotfix.plan->hotfix.has_value());
+  EXPECT_EQ(hotfix.plan->hotfix->reason, "INC-7: carts fail");
+  // The rules are the policy's, filled in by the coordinator; here the defaults.
+  EXPECT_EQ(hotfix.plan->hotfix->rules.approvals, 1u);
+  EXPECT_FALSE(hotfix.plan->hotfix->rules.allowed_during_freeze);
+
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "hotfix: {}\n").toString(),
+            "9:9: missing required field \"reason\" in hotfix");
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "hotfix: {reason: \"  \"}\n").toString(),
+            "9:18: hotfix.reason is empty: a hotfix needs a reason (the incident, the fix)");
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "hotfix: {reason: \"a\\nb\"}\n").toString(),
+            "9:18: hotfix.reason must be one line");
+  EXPECT_EQ(
+      onlyProblem(std::string(kMinimalPlan) + "hotfix: {reason: " + std::string(501, 'x') + "}\n")
+          .toString(),
+      "9:18: hotfix.reason is 501 bytes; at most 500");
+  EXPECT_EQ(onlyProblem(std::string(kMinimalPlan) + "hotfix: yes\n").line, 9);
+  // A plan cannot set the rules.
+  EXPECT_NE(onlyProblem(std::string(kMinimalPlan) + "hotfix: {reason: x, approvals: 0}\n")
+                .message.find("unknown field \"approvals\""),
+            std::string::npos);
+}
+
 TEST(ParsePlan, StepTimeoutRules) {
   auto withTimeout = [](const std::string& timeout) {
     std::string text = kMinimalPlan;

@@ -119,6 +119,20 @@ TEST_F(DeploymentLog, ABadSubmissionFormIsRefused) {
       refused(json{{"plan", "p"}, {"changes", std::string(common::kMaxChangesBytes + 1, 'x')}}));
   EXPECT_TRUE(refused(json{{"plan", "p"}, {"changes", "esc \x1b[31m"}}));
   EXPECT_FALSE(readSubmissionForm("{").ok());
+  EXPECT_TRUE(refused(json{{"plan", "p"}, {"hotfix", "true"}}));
+  EXPECT_TRUE(refused(json{{"plan", "p"}, {"hotfix", true}, {"hotfix_reason", 7}}));
+}
+
+TEST_F(DeploymentLog, TheSubmissionFormCarriesAHotfix) {
+  auto form =
+      readSubmissionForm(json{{"plan", "p"}, {"hotfix", true}, {"hotfix_reason", "INC-7"}}.dump());
+  ASSERT_TRUE(form.ok()) << form.status().toString();
+  EXPECT_TRUE(form->hotfix);
+  EXPECT_EQ(form->hotfix_reason, std::optional<std::string>("INC-7"));
+  auto plain = readSubmissionForm(json{{"plan", "p"}}.dump());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->hotfix);
+  EXPECT_FALSE(plain->hotfix_reason.has_value());
 }
 
 TEST_F(DeploymentLog, TheEnvironmentsAreTheAgentsLabelsOfItsClusters) {

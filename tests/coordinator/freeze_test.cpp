@@ -159,5 +159,32 @@ TEST(FreezeTest, CoveringFreezeAndTheSubmissionCheck) {
   EXPECT_EQ(blocking, nullptr);
 }
 
+TEST(FreezeTest, OnlyAHotfixWhoseRulesAllowItPassesAFreeze) {
+  const AgentsByName agents = fleet();
+  common::Plan hotfix =
+      plan({wave("staging", {"staging-eu"}), wave("prod", {}, {{"environment", "production"}})});
+  hotfix.hotfix = common::PlanHotfix{"INC-2: fix", common::Hotfix{}};
+  const std::vector<Freeze> freezes = {active(1, "production"), active(2, "")};
+  // Rules that do not allow it (the defaults, without a policy): refused, saying why.
+  common::Status refused = checkSubmissionAllowed(hotfix, freezes, agents);
+  ASSERT_TRUE(refused.isFailedPrecondition());
+  EXPECT_NE(refused.message().find("the policy does not allow hotfixes during a freeze"),
+            std::string::npos)
+      << refused.message();
+  EXPECT_FALSE(passesFreezes(hotfix));
+
+  hotfix.hotfix->rules.allowed_during_freeze = true;
+  EXPECT_TRUE(passesFreezes(hotfix));
+  const Freeze* blocking = &freezes[0];
+  EXPECT_TRUE(checkSubmissionAllowed(hotfix, freezes, agents, &blocking).ok());
+  EXPECT_EQ(blocking, nullptr);
+  // And a running one is not held, whenever the freeze began.
+  Deployment d;
+  d.plan = hotfix;
+  EXPECT_EQ(coveringFreeze(freezes, d, agents), nullptr);
+  d.plan.hotfix.reset();
+  EXPECT_NE(coveringFreeze(freezes, d, agents), nullptr);
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator

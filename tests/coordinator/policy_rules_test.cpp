@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/hotfix.hpp"
 #include "coordinator/policy_file.hpp"
 #include "tests/support/files.hpp"
 
@@ -109,6 +110,125 @@ TEST(ApplyPolicy, APlanCanAskForMoreApproversNeverFewer) {
   more.waves[0].approvals_required = 3;
   apply(pol, actor("bot", "admin"), more);
   EXPECT_EQ(more.waves[0].approvals_required, 3u);
+}
+
+common::Policy hotfixPolicy(const std::string& hotfix) {
+  common::PolicyParseResult parsed = common::parsePolicy(R"(environments:
+  staging:
+    clusters: {environment: staging}
+    checks: [tests]
+  production:
+    clusters: {environment: production}
+    approval: {required: 3}
+    checks: [tests, performance, "coverage >= 80"]
+    watch: [{name: intense, for: 10s, interval: 1s}, {name: regular, for: 1m, interval: 10s}]
+)" + hotfix);
+  EXPECT_TRUE(parsed.problems.empty()) << parsed.problems.front().toString();
+  return *parsed.policy;
+}
+
+std::vector<std::string> checkNames(const common::Wave& w) {
+  std::vector<std::string> out;
+  for (const auto& c : w.checks) out.push_back(c.text());
+  return out;
+}
+
+common::Plan hotfixPlan() {
+  common::Plan p = plan({wave("staging", {"staging-eu"}, 3), wave("prod", {"prod-eu-1"}, 6)});
+  p.hotfix = common::PlanHotfix{"INC-7", common::Hotfix{}};
+  return p;
+}
+
+TEST(ApplyPolicy, AHotfixSkipsTheChecksItsRulesNameAndTakesTheRules) {
+  const common::Policy pol = hotfixPolicy(
+      "hotfix: {approvals: 1, skip_checks: [performance], soak: 5m, watch_factor: 3, "
+      "allowed_during_freeze: true}\n");
+  common::Plan normal = plan({wave("staging", {"staging-eu"}, 3), wave("prod", {"prod-eu-1"}, 6)});
+  apply(pol, actor("bot", "admin"), normal);
+  EXPECT_EQ(checkNames(normal.waves[1]), (Strings{"tests", "performance", "coverage >= 80"}));
+  ASSERT_EQ(normal.watch.size(), 2u);
+  EXPECT_EQ(normal.watch[0].duration, std::chrono::seconds(10));
+
+  common::Plan p = hotfixPlan();
+  PolicyVerdict v = apply(pol, actor("bot", "admin"), p);
+  EXPECT_TRUE(v.problems.empty());
+  EXPECT_TRUE(v.hotfix.ok()) << v.hotfix.message();
+  EXPECT_EQ(checkNames(p.waves[0]), (Strings{"tests"}));
+  EXPECT_EQ(checkNames(p.waves[1]), (Strings{"tests", "coverage >= 80"}));
+  // The rules in force are kept with the plan (freeze, promotion and watch read them).
+  EXPECT_EQ(p.hotfix->rules.soak, std::chrono::minutes(5));
+  EXPECT_EQ(p.hotfix->rules.watch_factor, 3);
+  EXPECT_TRUE(p.hotfix->rules.allowed_during_freeze);
+  // Watched closer: the first tier runs watch_factor times as long, the others as they are.
+  ASSERT_EQ(p.watch.size(), 2u);
+  EXPECT_EQ(p.watch[0].duration, std::chrono::seconds(30));
+  EXPECT_EQ(p.watch[0].interval, std::chrono::seconds(1));
+  EXPECT_EQ(p.watch[1].duration, std::chrono::minutes(1));
+}
+
+TEST(ApplyPolicy, AHotfixNeedsTheHotfixApproversNeverMoreThanTheEnvironmentNorNone) {
+  {
+    common::Plan p = hotfixPlan();
+    apply(hotfixPolicy("hotfix: {approvals: 1}\n"), actor("bot", "admin"), p);
+    EXPECT_FALSE(p.waves[0].approval_required);  // staging requires none: a hotfix adds none
+    EXPECT_TRUE(p.waves[1].approval_required);
+    EXPECT_EQ(p.waves[1].approvals_required, 1u);
+  }
+  {
+    // More than the environment asks: the environment's.
+    common::Plan p = hotfixPlan();
+    apply(hotfixPolicy("hotfix: {approvals: 5}\n"), actor("bot", "admin"), p);
+    EXPECT_EQ(p.waves[1].approvals_required, 3u);
+  }
+  {
+    // The plan may ask for more than the hotfix rules.
+    common::Plan p = hotfixPlan();
+    p.waves[1].approval_required = true;
+    p.waves[1].approvals_required = 2;
+    apply(hotfixPolicy("hotfix: {approvals: 1}\n"), actor("bot", "admin"), p);
+    EXPECT_EQ(p.waves[1].approvals_required, 2u);
+  }
+}
+
+TEST(ApplyPolicy, AHotfixUnderAPolicyWithoutHotfixRulesIsRefused) {
+  common::Plan p = hotfixPlan();
+  PolicyVerdict v = apply(hotfixPolicy(""), actor("bot", "admin"), p);
+  EXPECT_TRUE(v.hotfix.isFailedPrecondition()) << v.hotfix.toString();
+  EXPECT_NE(v.hotfix.message().find("the policy has no hotfix rules"), std::string::npos);
+}
+
+TEST(ApplyHotfixRequest, TheSubmissionsReasonOrThePlansAndNeverNone) {
+  using R = HotfixRequest;
+  common::Plan p = plan({});
+  EXPECT_TRUE(applyHotfixRequest(R{}, R{}, p).ok());
+  EXPECT_FALSE(p.hotfix.has_value());
+
+  EXPECT_TRUE(applyHotfixRequest(R{true, "INC-7"}, R{}, p).ok());
+  ASSERT_TRUE(p.hotfix.has_value());
+  EXPECT_EQ(p.hotfix->reason, "INC-7");
+  EXPECT_EQ(hotfixText(p), "hotfix: INC-7");
+
+  // The plan's own reason serves a bare hotfix=true; a given reason wins over it.
+  common::Plan own = plan({});
+  own.hotfix = common::PlanHotfix{"from the plan", common::Hotfix{}};
+  EXPECT_TRUE(applyHotfixRequest(R{true, std::nullopt}, R{}, own).ok());
+  EXPECT_EQ(own.hotfix->reason, "from the plan");
+  EXPECT_TRUE(applyHotfixRequest(R{}, R{true, "from the form"}, own).ok());
+  EXPECT_EQ(own.hotfix->reason, "from the form");
+
+  for (const auto& [query, form] :
+       std::vector<std::pair<R, R>>{{R{true, std::nullopt}, R{}},  // no reason anywhere
+                                    {R{true, ""}, R{}},            // an empty one
+                                    {R{false, "why"}, R{}},        // a reason without hotfix
+                                    {R{}, R{false, "why"}},        // the same in the form
+                                    {R{true, "a"}, R{true, "b"}},  // given twice
+                                    {R{true, "two\nlines"}, R{}},  // not one line
+                                    {R{true, std::string(501, 'x')}, R{}}})  // too long
+  {
+    common::Plan q = plan({});
+    EXPECT_TRUE(applyHotfixRequest(query, form, q).isInvalidArgument());
+    EXPECT_FALSE(q.hotfix.has_value());
+  }
 }
 
 TEST(ApplyPolicy, ASelectorWavePinsItsEnvironmentsLabels) {
