@@ -103,6 +103,10 @@ PolicyVerdict applyPolicy(const Policy& policy, const Actor& actor, const PlanCl
       for (const auto& [label, value] : env.clusters) wave.selector.emplace(label, value);
     }
     wave.checks = env.checks;
+    if (env.promotion) {
+      wave.promote_from = env.promotion->from;
+      wave.promote_soak = env.promotion->soak;
+    }
     if (env.approval) {
       wave.approvals_required = wave.approval_required
                                     ? std::max(wave.approvals_required, env.approval->required)

@@ -34,7 +34,7 @@ struct PolicyVerdict {
 // selector wave's selector also pins its environment's labels (so that a cluster registering
 // later in another environment is never taken); a wave whose environment requires approval
 // requires it, from at least as many approvers as the environment asks; each wave carries the
-// checks its environment requires of the release.
+// checks its environment requires of the release, and its promotion rule (promote_from/soak).
 PolicyVerdict applyPolicy(const common::Policy& policy, const Actor& actor,
                           const PlanClusters& resolved, const AgentsByName& agents,
                           common::Plan& plan);
