@@ -111,6 +111,7 @@ std::string ArtifactCapture::finish() {
     }
     std::error_code ec;
     fs::remove_all(dir_, ec);
+    fs::remove(fs::path(dir_).parent_path(), ec);  // the deployment's, once empty
     dir_.clear();
   }
   return digest;

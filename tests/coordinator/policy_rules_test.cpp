@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -253,6 +255,81 @@ TEST_F(PolicyFileTest, AFileLargerThanTheLimitIsRefusedUnparsed) {
   common::Status s = file.load();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("larger than"), std::string::npos) << s.message();
+}
+
+// Trigger templates are read with the policy: a template's mistakes stop the start with the
+// template's own file:line:column, a reload with a broken template keeps the policy in force,
+// and a good one is there by name with its environment.
+TEST_F(PolicyFileTest, TriggerTemplatesAreReadWithThePolicyAndTheirMistakesNamed) {
+  const char* policy =
+      "environments:\n"
+      "  development:\n"
+      "    clusters: {environment: development}\n"
+      "    triggers: [{name: develop-merge, plan: plans/dev.yaml}]\n";
+  const char* good =
+      "service: ledger\nversion: \"0.0.0\"\nsteps:\n  apply: \"true\"\n"
+      "waves:\n  - name: development\n    selector: {environment: development}\n";
+  std::filesystem::create_directories(dir_.path() + "/plans");
+  support::writeFile(dir_.path() + "/plans/dev.yaml",
+                     "service: ledger\nversion: \"0.0.0\"\nsteps:\n  aply: \"true\"\nwaves: []\n");
+  const std::string path = write(policy);
+  PolicyFile broken(path);
+  common::Status s = broken.load();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("trigger templates have"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(dir_.path() + "/plans/dev.yaml:4:"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(broken.current(), nullptr);
+
+  support::writeFile(dir_.path() + "/plans/dev.yaml", good);
+  PolicyFile file(path);
+  ASSERT_TRUE(file.load().ok());
+  std::optional<TriggerTemplate> trigger = file.trigger("develop-merge");
+  ASSERT_TRUE(trigger.has_value());
+  EXPECT_EQ(trigger->environment, "development");
+  EXPECT_EQ(trigger->path, "plans/dev.yaml");
+  EXPECT_EQ(trigger->plan.service, "ledger");
+  EXPECT_FALSE(file.trigger("nope").has_value());
+
+  // A template gone missing: the reload is refused and the old one stays.
+  std::filesystem::remove(dir_.path() + "/plans/dev.yaml");
+  PolicyReload bad = file.reload();
+  EXPECT_FALSE(bad.ok);
+  ASSERT_EQ(bad.template_problems.size(), 1u);
+  EXPECT_NE(bad.template_problems[0].find("plans/dev.yaml: trigger develop-merge's plan template"),
+            std::string::npos)
+      << bad.template_problems[0];
+  EXPECT_NE(bad.message.find("stays"), std::string::npos) << bad.message;
+  EXPECT_TRUE(file.trigger("develop-merge").has_value());
+  EXPECT_EQ(file.toJson()["last_reload"]["template_problems"].size(), 1u);
+}
+
+// The policy's promotion rule goes onto the waves of its environment.
+TEST(PolicyRules, PromotionIsCopiedOntoTheWave) {
+  common::PolicyParseResult parsed = common::parsePolicy(
+      "environments:\n  staging:\n    clusters: {environment: staging}\n"
+      "  production:\n    clusters: {environment: production}\n"
+      "    promotion: {from: staging, soak: 30m}\n");
+  ASSERT_TRUE(parsed.policy.has_value());
+  common::PlanParseResult plan = common::parsePlan(
+      "service: ledger\nversion: \"1.0.0\"\nsteps:\n  apply: \"true\"\nwaves:\n"
+      "  - name: staging\n    clusters: [staging-eu]\n"
+      "  - name: production\n    clusters: [prod-eu-1]\n");
+  ASSERT_TRUE(plan.plan.has_value());
+  const AgentsByName agents = fleet();
+  const PlanClusters resolved = resolvePlanClusters(*plan.plan, agents);
+  ASSERT_TRUE(resolved.problems.empty());
+  PolicyVerdict verdict = applyPolicy(*parsed.policy, Actor{"ci", "deployer", {}, ""}, resolved,
+                                      agents, *plan.plan);
+  ASSERT_TRUE(verdict.problems.empty());
+  EXPECT_EQ(plan.plan->waves[0].promote_from, "");
+  EXPECT_EQ(plan.plan->waves[1].promote_from, "staging");
+  EXPECT_EQ(plan.plan->waves[1].promote_soak, std::chrono::minutes(30));
+  // It survives the stored form.
+  auto stored = common::planFromJson(common::planToJson(*plan.plan));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->waves[1].promote_from, "staging");
+  EXPECT_EQ(stored->waves[1].promote_soak, std::chrono::minutes(30));
 }
 
 }  // namespace
