@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "tests/support/files.hpp"
 
@@ -27,7 +28,7 @@ TEST(ArtifactLine, AnythingElseIsNotADigest) {
   EXPECT_FALSE(parseArtifactLine("building " + kA).claims);
   EXPECT_FALSE(parseArtifactLine(" flotilla-artifact: " + kA).claims);
   for (const std::string& bad :
-       {std::string("flotilla-artifact: "), "flotilla-artifact: sha256:abc",
+       std::vector<std::string>{"flotilla-artifact: ", "flotilla-artifact: sha256:abc",
         "flotilla-artifact: sha512:" + std::string(64, 'a'),
         "flotilla-artifact: sha256:" + std::string(64, 'A'),
         "flotilla-artifact: sha256:" + std::string(65, 'a'),

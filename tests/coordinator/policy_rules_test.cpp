@@ -267,7 +267,7 @@ TEST_F(PolicyFileTest, TriggerTemplatesAreReadWithThePolicyAndTheirMistakesNamed
       "    clusters: {environment: development}\n"
       "    triggers: [{name: develop-merge, plan: plans/dev.yaml}]\n";
   const char* good =
-      "service: ledger\nversion: \"0.0.0\"\nsteps:\n  apply: \"true\"\n"
+      "service: ledger\nversion: \"0.0.0\"\nsteps:\n  apply: \"true\"\n  rollback: \"true\"\n"
       "waves:\n  - name: development\n    selector: {environment: development}\n";
   std::filesystem::create_directories(dir_.path() + "/plans");
   support::writeFile(dir_.path() + "/plans/dev.yaml",
@@ -283,7 +283,8 @@ TEST_F(PolicyFileTest, TriggerTemplatesAreReadWithThePolicyAndTheirMistakesNamed
 
   support::writeFile(dir_.path() + "/plans/dev.yaml", good);
   PolicyFile file(path);
-  ASSERT_TRUE(file.load().ok());
+  const common::Status loaded = file.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.toString();
   std::optional<TriggerTemplate> trigger = file.trigger("develop-merge");
   ASSERT_TRUE(trigger.has_value());
   EXPECT_EQ(trigger->environment, "development");
@@ -311,22 +312,14 @@ TEST(PolicyRules, PromotionIsCopiedOntoTheWave) {
       "  production:\n    clusters: {environment: production}\n"
       "    promotion: {from: staging, soak: 30m}\n");
   ASSERT_TRUE(parsed.policy.has_value());
-  common::PlanParseResult plan = common::parsePlan(
-      "service: ledger\nversion: \"1.0.0\"\nsteps:\n  apply: \"true\"\nwaves:\n"
-      "  - name: staging\n    clusters: [staging-eu]\n"
-      "  - name: production\n    clusters: [prod-eu-1]\n");
-  ASSERT_TRUE(plan.plan.has_value());
-  const AgentsByName agents = fleet();
-  const PlanClusters resolved = resolvePlanClusters(*plan.plan, agents);
-  ASSERT_TRUE(resolved.problems.empty());
-  PolicyVerdict verdict = applyPolicy(*parsed.policy, Actor{"ci", "deployer", {}, ""}, resolved,
-                                      agents, *plan.plan);
+  common::Plan p = plan({wave("staging", {"staging-eu"}, 3), wave("prod", {"prod-eu-1"}, 6)});
+  PolicyVerdict verdict = apply(*parsed.policy, actor("ci", "deployer"), p);
   ASSERT_TRUE(verdict.problems.empty());
-  EXPECT_EQ(plan.plan->waves[0].promote_from, "");
-  EXPECT_EQ(plan.plan->waves[1].promote_from, "staging");
-  EXPECT_EQ(plan.plan->waves[1].promote_soak, std::chrono::minutes(30));
+  EXPECT_EQ(p.waves[0].promote_from, "");
+  EXPECT_EQ(p.waves[1].promote_from, "staging");
+  EXPECT_EQ(p.waves[1].promote_soak, std::chrono::minutes(30));
   // It survives the stored form.
-  auto stored = common::planFromJson(common::planToJson(*plan.plan));
+  auto stored = common::planFromJson(common::planToJson(p));
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->waves[1].promote_from, "staging");
   EXPECT_EQ(stored->waves[1].promote_soak, std::chrono::minutes(30));
