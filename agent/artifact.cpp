@@ -92,13 +92,12 @@ std::string ArtifactCapture::finish() {
         content.resize(kMaxArtifactFileBytes + 1);
         const ssize_t n = ::read(fd, content.data(), content.size());
         content.resize(n > 0 ? static_cast<size_t>(n) : 0);
-        if (auto parsed = content.size() <= kMaxArtifactFileBytes
-                              ? parseArtifactFile(content)
-                              : std::nullopt) {
+        if (auto parsed = content.size() <= kMaxArtifactFileBytes ? parseArtifactFile(content)
+                                                                  : std::nullopt) {
           digest = *parsed;
         } else {
-          spdlog::warn("stage {}: ignoring $FLOTILLA_ARTIFACT_FILE ({}; {} bytes read): {}",
-                       stage_, common::kArtifactDigestRule, content.size(),
+          spdlog::warn("stage {}: ignoring $FLOTILLA_ARTIFACT_FILE ({}; {} bytes read): {}", stage_,
+                       common::kArtifactDigestRule, content.size(),
                        common::loggable(content.substr(0, 80), 120));
         }
       } else {

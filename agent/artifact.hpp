@@ -22,8 +22,8 @@ inline constexpr size_t kMaxArtifactFileBytes = 256;
 
 // What one output line says about the artifact.
 struct ArtifactLine {
-  bool claims = false;   // it starts with `flotilla-artifact:`
-  std::string digest;    // the digest, when it is a valid one ("" otherwise)
+  bool claims = false;  // it starts with `flotilla-artifact:`
+  std::string digest;   // the digest, when it is a valid one ("" otherwise)
 };
 // `flotilla-artifact: sha256:<64 lower-case hex>`, spaces and tabs around the digest allowed
 // (and a trailing \r).

@@ -12,10 +12,10 @@
 #include "cli/credentials.hpp"
 #include "cli/deployments.hpp"
 #include "cli/follow.hpp"
-#include "cli/policy.hpp"
-#include "cli/releases.hpp"
 #include "cli/freeze.hpp"
 #include "cli/log.hpp"
+#include "cli/policy.hpp"
+#include "cli/releases.hpp"
 #include "cli/triggers.hpp"
 
 #ifndef FLOTILLA_VERSION

@@ -65,8 +65,8 @@ void printChecklist(const json& release) {
     if (env.contains("promotion") && env["promotion"].is_object()) {
       const json& p = env["promotion"];
       const bool met = p.value("met", false);
-      printLine(std::string("  ") + (met ? "✓ " : "✗ ") + "promoted from " +
-                fieldText(p, "from") + " after " + fieldText(p, "soak") +
+      printLine(std::string("  ") + (met ? "✓ " : "✗ ") + "promoted from " + fieldText(p, "from") +
+                " after " + fieldText(p, "soak") +
                 (met ? "" : " (" + fieldText(p, "missing") + ")"));
     }
     const json& checks =

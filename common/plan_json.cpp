@@ -151,20 +151,19 @@ std::vector<Check> checksFromJson(const Json& json, const std::string& path) {
 }
 
 Json waveToJson(const Wave& wave) {
-  Json out{
-      {"name", wave.name},
-      {"clusters", wave.clusters},
-      {"selector", wave.selector},
-      {"approval_required", wave.approval_required},
-      {"approvals_required", wave.approvals_required},
-      {"approval_expires_ms", wave.approval_expires.count()},
-      {"max_parallel", wave.max_parallel},
-      {"max_unavailable_clusters",
-       wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
-      {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
-      {"bake_ms", wave.bake.count()},
-      {"environment", wave.environment},
-      {"checks", checksToJson(wave.checks)}};
+  Json out{{"name", wave.name},
+           {"clusters", wave.clusters},
+           {"selector", wave.selector},
+           {"approval_required", wave.approval_required},
+           {"approvals_required", wave.approvals_required},
+           {"approval_expires_ms", wave.approval_expires.count()},
+           {"max_parallel", wave.max_parallel},
+           {"max_unavailable_clusters",
+            wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
+           {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
+           {"bake_ms", wave.bake.count()},
+           {"environment", wave.environment},
+           {"checks", checksToJson(wave.checks)}};
   // Only when set: a plan without it hashes as it did before promotions.
   if (!wave.promote_from.empty()) {
     out["promotion"] = {{"from", wave.promote_from}, {"soak_ms", wave.promote_soak.count()}};

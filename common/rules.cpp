@@ -133,7 +133,8 @@ bool isValidHttpUrl(std::string_view url) {
 
 bool isArtifactDigest(std::string_view digest) {
   if (digest.size() != kArtifactDigestLength || digest.rfind("sha256:", 0) != 0) return false;
-  return allOf(digest.substr(7), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return allOf(digest.substr(7),
+               [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 Status checkFreeText(std::string_view text, std::string_view what, size_t max_bytes) {

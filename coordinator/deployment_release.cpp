@@ -40,8 +40,8 @@ void recordArtifact(Deployment& d, const std::string& wave, const std::string& c
     emit(fx, "release.artifact", wave, cluster, "build", release + " is artifact " + digest);
   } else {
     emit(fx, "release.artifact_changed", wave, cluster, "build",
-         release + " was built again with another artifact: " + digest + " replaces " +
-             replaced + (before_by.empty() ? "" : " (built by " + before_by + ")"));
+         release + " was built again with another artifact: " + digest + " replaces " + replaced +
+             (before_by.empty() ? "" : " (built by " + before_by + ")"));
   }
 }
 

@@ -221,8 +221,8 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   // the release already promoted (the HTTP layer said so too, on what was durable then).
   auto release = releaseRecord(plan);
   if (!release.ok()) return release.status();
-  Status promoted = promotionRefusal(
-      plan, promotionGaps(plan, *release, common::toUnixMillis(clock_.wallNow())));
+  Status promoted =
+      promotionRefusal(plan, promotionGaps(plan, *release, common::toUnixMillis(clock_.wallNow())));
   if (!promoted.ok()) return promoted;
   auto seq = store_.nextDeploymentSeq();
   if (!seq.ok()) return seq.status();
@@ -232,9 +232,9 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   d.changes = options.changes;
   d.release_notes_url = options.release_notes_url;
   if (!options.trigger.empty()) {
-    fx.events.push_back(Event{"deployment.triggered", "", "", "",
-                              "by trigger " + options.trigger + " (token " + actor.name +
-                                  "), no human involved"});
+    fx.events.push_back(
+        Event{"deployment.triggered", "", "", "",
+              "by trigger " + options.trigger + " (token " + actor.name + "), no human involved"});
     fx.changed = true;
   }
   auto releases = releasesFor(d.plan.service);

@@ -324,7 +324,7 @@ Status wholePlanBlocked(Store& store, const common::Plan& plan) {
 // The waves of `plan` whose promotion (coordinator/promotion.hpp) its release, as durable now,
 // does not meet at submission.
 StatusOr<std::vector<PromotionGap>> submissionPromotionGaps(Store& store, const common::Plan& plan,
-                                                           int64_t now_ms) {
+                                                            int64_t now_ms) {
   const bool any = std::any_of(plan.waves.begin(), plan.waves.end(),
                                [](const common::Wave& w) { return !w.promote_from.empty(); });
   if (!any) return std::vector<PromotionGap>{};

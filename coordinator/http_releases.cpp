@@ -78,8 +78,8 @@ void addPromotions(const common::Policy* policy, const ReleaseRecord& release, j
     auto it = policy->environments.find(env.value("name", ""));
     if (it == policy->environments.end() || !it->second.promotion) continue;
     const common::Promotion& rule = *it->second.promotion;
-    const PromotionVerdict v = judgePromotion(&release, release.service, release.version,
-                                              rule.from, rule.soak, nowMs());
+    const PromotionVerdict v =
+        judgePromotion(&release, release.service, release.version, rule.from, rule.soak, nowMs());
     env["promotion"] = {{"from", rule.from},
                         {"soak", common::formatDuration(rule.soak)},
                         {"met", v.met},

@@ -48,7 +48,8 @@ StatusOr<TriggerBody> triggerBody(const std::string& body) {
     return Status::InvalidArgument("\"version\" is required: {\"version\": \"1.4.3\"}");
   }
   if (!common::isValidVersion(out.version)) {
-    return Status::InvalidArgument("version " + http_internal::quoted(out.version) + ": " + common::kVersionRule);
+    return Status::InvalidArgument("version " + http_internal::quoted(out.version) + ": " +
+                                   common::kVersionRule);
   }
   Status release = checkReleaseFields(out.changes, out.release_notes_url);
   if (!release.ok()) return release;
@@ -63,7 +64,7 @@ void HttpApi::triggerRoutes() {
     auto actor = caller(req, res);
     if (!actor) return;
     const std::string name = req.matches[1];
-    AuditEntry entry{actor->name, actor->role, "POST /api/v1/triggers/{name}", "", "",
+    AuditEntry entry{actor->name,   actor->role, "POST /api/v1/triggers/{name}", "", "",
                      actor->client, ""};
     auto refuse = [&](int status, const json& body) {
       reply(res, status, body);
@@ -75,8 +76,9 @@ void HttpApi::triggerRoutes() {
     std::optional<TriggerTemplate> trigger;
     if (common::isValidName(name) && policy_ != nullptr) trigger = policy_->trigger(name);
     if (!trigger) {
-      return refuse(404, json{{"error", "no trigger named " + http_internal::quoted(name) +
-                                            " in the policy in force (flotilla policy lists them)"}});
+      return refuse(404,
+                    json{{"error", "no trigger named " + http_internal::quoted(name) +
+                                       " in the policy in force (flotilla policy lists them)"}});
     }
     entry.target = trigger->name;
     auto body = triggerBody(req.body);

@@ -63,8 +63,8 @@ void PolicyFile::readTemplates(const common::Policy& policy, Templates* template
         for (const auto& p : result.problems) problems->push_back(file + ":" + p.toString());
         continue;
       }
-      (*templates)[trigger.name] = TriggerTemplate{trigger.name, env, trigger.plan,
-                                                   std::move(*result.plan)};
+      (*templates)[trigger.name] =
+          TriggerTemplate{trigger.name, env, trigger.plan, std::move(*result.plan)};
     }
   }
 }
@@ -75,9 +75,9 @@ PolicyReload PolicyFile::read(std::shared_ptr<const common::Policy>* parsed,
   std::string why;
   const std::string text = readBounded(path_, kMaxPolicyFileBytes, &why);
   if (!why.empty()) {
-    out.message = why == "cannot read it" ? "cannot read the policy file " + common::quote(path_)
-                                          : "the policy file " + common::quote(path_) + " is " +
-                                                why.substr(3);
+    out.message = why == "cannot read it"
+                      ? "cannot read the policy file " + common::quote(path_)
+                      : "the policy file " + common::quote(path_) + " is " + why.substr(3);
     return out;
   }
   common::PolicyParseResult result = common::parsePolicy(text);

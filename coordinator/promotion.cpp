@@ -33,9 +33,8 @@ PromotionVerdict judgePromotion(const ReleaseRecord* release, const std::string&
     return v;
   }
   if (success->artifact != release->artifact) {
-    const std::string ran = success->artifact.empty()
-                                ? "no recorded artifact"
-                                : shortDigest(success->artifact);
+    const std::string ran =
+        success->artifact.empty() ? "no recorded artifact" : shortDigest(success->artifact);
     const std::string is = release->artifact.empty() ? "none" : shortDigest(release->artifact);
     v.missing = v.held = "artifact differs: " + from + " ran " + ran + ", the release is " + is;
     return v;
@@ -66,7 +65,8 @@ std::vector<PromotionGap> promotionGaps(const common::Plan& plan, const ReleaseR
     const common::Wave& wave = plan.waves[w];
     if (wave.promote_from.empty()) continue;
     bool earlier = false;  // the plan deploys to `from` first: judged when the wave starts
-    for (size_t e = 0; e < w; ++e) earlier = earlier || plan.waves[e].environment == wave.promote_from;
+    for (size_t e = 0; e < w; ++e)
+      earlier = earlier || plan.waves[e].environment == wave.promote_from;
     if (earlier) continue;
     const PromotionVerdict v = judgePromotion(release, plan.service, plan.version,
                                               wave.promote_from, promotionSoak(plan, wave), now_ms);

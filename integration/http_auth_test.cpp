@@ -142,9 +142,11 @@ TEST_F(HttpAuthTest, EveryRouteWithEveryCaller) {
   ASSERT_TRUE(waitForState(id, "awaiting_approval"));
 
   // A value for every placeholder the table uses; a new one must be added here.
-  const std::map<std::string, std::string> values = {
-      {"{id}", id},           {"{cluster}", "ghost-1"}, {"{name}", "nobody"},
-      {"{service}", "ledger"}, {"{version}", "1.0.0"}};
+  const std::map<std::string, std::string> values = {{"{id}", id},
+                                                     {"{cluster}", "ghost-1"},
+                                                     {"{name}", "nobody"},
+                                                     {"{service}", "ledger"},
+                                                     {"{version}", "1.0.0"}};
   int checked = 0;
   int token_seq = 0;
   for (const coordinator::Route& route : coordinator::routeTable()) {

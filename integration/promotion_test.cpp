@@ -109,9 +109,9 @@ TEST_F(PromotionTest, ProductionTakesOnlyWhatSucceededInStagingWithItsArtifactAf
   HttpResponse young = submitProduction("1.0.0");
   EXPECT_EQ(young.status, 409) << young.body;
   ASSERT_TRUE(young.parsed()["promotion"].is_array()) << young.body;
-  EXPECT_NE(young.parsed()["promotion"][0]["missing"].get<std::string>().find(
-                "succeeded in staging "),
-            std::string::npos)
+  EXPECT_NE(
+      young.parsed()["promotion"][0]["missing"].get<std::string>().find("succeeded in staging "),
+      std::string::npos)
       << young.body;
   EXPECT_NE(young.body.find(std::string("soak is ") + kSoak), std::string::npos) << young.body;
   EXPECT_NE(young.body.find("left)"), std::string::npos) << young.body;
@@ -126,10 +126,9 @@ TEST_F(PromotionTest, ProductionTakesOnlyWhatSucceededInStagingWithItsArtifactAf
   // Rebuilt elsewhere (development, with another digest): the release's artifact changed.
   const std::string staged3 = submitPlan("staging3.yaml", stagingPlan("3.0.0", digest('b')));
   ASSERT_TRUE(waitForState(staged3, "succeeded"));
-  const std::string rebuilt = submitPlan(
-      "dev3.yaml",
-      planText("3.0.0", printingBuild(digest('c')),
-               {waveSelecting("development", "environment: development")}));
+  const std::string rebuilt =
+      submitPlan("dev3.yaml", planText("3.0.0", printingBuild(digest('c')),
+                                       {waveSelecting("development", "environment: development")}));
   ASSERT_TRUE(waitForState(rebuilt, "succeeded"));
   EXPECT_GE(findEvent(events(rebuilt), "release.artifact_changed"), 0);
   EXPECT_EQ(release("3.0.0")["artifact"]["digest"], digest('c'));
@@ -165,10 +164,10 @@ TEST_F(PromotionTest, ProductionTakesOnlyWhatSucceededInStagingWithItsArtifactAf
 }
 
 TEST_F(PromotionTest, APlanThroughStagingHoldsProductionUntilTheSoakPasses) {
-  const std::string id = submitPlan(
-      "both.yaml", planText("4.0.0", printingBuild(digest('e')),
-                            {waveOf("staging", {"staging-eu"}),
-                             waveSelecting("production", "environment: production")}));
+  const std::string id =
+      submitPlan("both.yaml", planText("4.0.0", printingBuild(digest('e')),
+                                       {waveOf("staging", {"staging-eu"}),
+                                        waveSelecting("production", "environment: production")}));
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(waitForState(id, "blocked_by_checks"));
   const std::string reason = deployment(id)["reason"];
@@ -189,8 +188,8 @@ TEST_F(PromotionTest, ATriggerDeploysToDevelopmentWithNoHuman) {
   CommandResult policy = cli({"policy"});
   EXPECT_NE(policy.out.find("develop-merge -> development"), std::string::npos) << policy.out;
 
-  HttpResponse started = request("POST", "/api/v1/triggers/develop-merge", bot,
-                                 json{{"version", "5.0.0"}}.dump());
+  HttpResponse started =
+      request("POST", "/api/v1/triggers/develop-merge", bot, json{{"version", "5.0.0"}}.dump());
   ASSERT_EQ(started.status, 201) << started.body;
   const std::string id = started.parsed()["id"];
   ASSERT_TRUE(waitForState(id, "succeeded"));
@@ -220,12 +219,12 @@ TEST_F(PromotionTest, ATriggerDeploysToDevelopmentWithNoHuman) {
   EXPECT_EQ(request("POST", "/api/v1/triggers/develop-merge", "", json{{"version", "5.0.2"}}.dump())
                 .status,
             401);
-  EXPECT_EQ(request("POST", "/api/v1/triggers/no-such", bot, json{{"version", "5.0.2"}}.dump())
-                .status,
-            404);
-  for (const std::string& bad : {std::string("{}"), json{{"version", "../x"}}.dump(),
-                                 json{{"version", 5}}.dump(),
-                                 json{{"version", "5.0.2"}, {"extra", "x"}}.dump()}) {
+  EXPECT_EQ(
+      request("POST", "/api/v1/triggers/no-such", bot, json{{"version", "5.0.2"}}.dump()).status,
+      404);
+  for (const std::string& bad :
+       {std::string("{}"), json{{"version", "../x"}}.dump(), json{{"version", 5}}.dump(),
+        json{{"version", "5.0.2"}, {"extra", "x"}}.dump()}) {
     EXPECT_EQ(request("POST", "/api/v1/triggers/develop-merge", bot, bad).status, 400) << bad;
   }
   HttpResponse outside =

@@ -27,12 +27,12 @@ TEST(ArtifactLine, ADigestIsTaken) {
 TEST(ArtifactLine, AnythingElseIsNotADigest) {
   EXPECT_FALSE(parseArtifactLine("building " + kA).claims);
   EXPECT_FALSE(parseArtifactLine(" flotilla-artifact: " + kA).claims);
-  for (const std::string& bad :
-       std::vector<std::string>{"flotilla-artifact: ", "flotilla-artifact: sha256:abc",
-        "flotilla-artifact: sha512:" + std::string(64, 'a'),
-        "flotilla-artifact: sha256:" + std::string(64, 'A'),
-        "flotilla-artifact: sha256:" + std::string(65, 'a'),
-        "flotilla-artifact: " + kA + " extra", "flotilla-artifact: " + kA + "\x1b[2J"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "flotilla-artifact: ", "flotilla-artifact: sha256:abc",
+           "flotilla-artifact: sha512:" + std::string(64, 'a'),
+           "flotilla-artifact: sha256:" + std::string(64, 'A'),
+           "flotilla-artifact: sha256:" + std::string(65, 'a'),
+           "flotilla-artifact: " + kA + " extra", "flotilla-artifact: " + kA + "\x1b[2J"}) {
     const ArtifactLine parsed = parseArtifactLine(bad);
     EXPECT_TRUE(parsed.claims) << bad;
     EXPECT_EQ(parsed.digest, "") << bad;

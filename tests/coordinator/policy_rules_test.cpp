@@ -277,8 +277,7 @@ TEST_F(PolicyFileTest, TriggerTemplatesAreReadWithThePolicyAndTheirMistakesNamed
   common::Status s = broken.load();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("trigger templates have"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find(dir_.path() + "/plans/dev.yaml:4:"), std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find(dir_.path() + "/plans/dev.yaml:4:"), std::string::npos) << s.message();
   EXPECT_EQ(broken.current(), nullptr);
 
   support::writeFile(dir_.path() + "/plans/dev.yaml", good);

@@ -26,7 +26,8 @@ ReleaseRecord releaseIn(const std::string& env, const std::string& ran, const st
 }
 
 TEST(Promotion, NotSucceededInTheSourceEnvironment) {
-  PromotionVerdict none = judgePromotion(nullptr, "checkout", "1.4.2", "staging", minutes(30), kNow);
+  PromotionVerdict none =
+      judgePromotion(nullptr, "checkout", "1.4.2", "staging", minutes(30), kNow);
   EXPECT_FALSE(none.met);
   EXPECT_EQ(none.missing, "checkout 1.4.2 has not succeeded in staging");
   const ReleaseRecord dev = releaseIn("development", kA, kA, kNow - 3'600'000);
@@ -62,8 +63,7 @@ TEST(Promotion, TheSoakMustHavePassed) {
   EXPECT_EQ(later.held, v.held);
   EXPECT_NE(v.held.find("(until "), std::string::npos) << v.held;
   // Exactly the soak, and a shorter soak passed in (the hotfix's): met.
-  EXPECT_TRUE(
-      judgePromotion(&r, "checkout", "1.4.2", "staging", milliseconds(12'000), kNow).met);
+  EXPECT_TRUE(judgePromotion(&r, "checkout", "1.4.2", "staging", milliseconds(12'000), kNow).met);
   EXPECT_TRUE(judgePromotion(&r, "checkout", "1.4.2", "staging", milliseconds(0), kNow).met);
 }
 
