@@ -443,6 +443,14 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
   command.env["FLOTILLA_ENVIRONMENT"] =
       environment == options_.labels.end() ? "" : environment->second;
   Driver* driver = driverFor(msg);
+  ArtifactCapture artifact;
+  if (driver == &script_driver_ && msg.getStep() == common::Step::BUILD) {
+    auto path = artifact.prepare(options_.state_dir, key, options_.launch.run_as);
+    if (path.ok()) command.env["FLOTILLA_ARTIFACT_FILE"] = *path;
+    if (!path.ok()) {
+      spdlog::warn("stage {}: no artifact file: {}", key.toString(), path.status().message());
+    }
+  }
   auto step = driver != nullptr
                   ? driver->start(command, wakeLoop)
                   : common::StatusOr<std::unique_ptr<StepRun>>(Status::InvalidArgument(
@@ -473,6 +481,7 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
                                        : std::chrono::milliseconds(std::chrono::hours(24));
   run.deadline = run.started + run.timeout;
   run.log_fd = records_->openLog(key);
+  run.artifact = std::move(artifact);
   running_.emplace(key, std::move(run));
 }
 
@@ -548,6 +557,7 @@ void Agent::collect(Running& run) {
       (void)n;  // the log file is a convenience; the coordinator has the lines
     }
     if (!l.empty()) run.last_line = l;
+    run.artifact.onLine(l);
     if (run.lines_sent + run.pending_lines.size() < options_.max_output_lines) {
       run.pending_lines.push_back(std::move(l));
     } else {
@@ -592,6 +602,8 @@ void Agent::finish(Running& run, Outcome outcome, int exit_code, const std::stri
   run.record.exit_code = exit_code;
   run.record.message = message.size() > 1024 ? message.substr(0, 1024) : message;
   run.record.finished_ms = nowMs();
+  const std::string artifact = run.artifact.active() ? run.artifact.finish() : "";
+  if (outcome == Outcome::SUCCEEDED) run.record.artifact = artifact;
   Status s = records_->put(run.record);
   if (!s.ok()) {
     // Still report it: the coordinator must not wait forever. After a
@@ -652,6 +664,7 @@ void Agent::sendRegister() {
     h.setMessage(all[j].message);
     h.setDurationMs(
         static_cast<uint64_t>(std::max<int64_t>(0, all[j].finished_ms - all[j].started_ms)));
+    h.setArtifact(all[j].artifact);
   }
   send(message);
   next_register_ = Clock::now() + register_backoff_.next();
@@ -675,6 +688,7 @@ void Agent::sendResult(const StageRecord& r, uint64_t epoch) {
   res.setOutcome(r.outcome);
   res.setExitCode(r.exit_code);
   res.setMessage(r.message);
+  res.setArtifact(r.artifact);
   res.setDurationMs(static_cast<uint64_t>(std::max<int64_t>(0, r.finished_ms - r.started_ms)));
   send(message);
 }

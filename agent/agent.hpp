@@ -14,6 +14,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "agent/artifact.hpp"
 #include "agent/child_process.hpp"
 #include "agent/driver.hpp"
 #include "agent/process/driver.hpp"
@@ -76,6 +77,7 @@ class Agent {
     std::string last_line;
     int log_fd = -1;
     std::chrono::steady_clock::time_point started;
+    ArtifactCapture artifact;  // a script build's digest (agent/artifact.hpp)
   };
 
   // One handler per message the coordinator may send.

@@ -32,7 +32,9 @@ int main(int argc, char** argv) {
       "starts, and a repeated command is answered from that record. Script plans run shell\n"
       "commands (build, apply, verify, rollback); process plans run the service's replicas as\n"
       "local processes and move traffic through HAProxy's runtime API (deploy, shift, analyze,\n"
-      "bake, finalize, roll, rollback). Replicas outlive an agent restart and are re-adopted."};
+      "bake, finalize, roll, rollback). Replicas outlive an agent restart and are re-adopted.\n"
+      "A script build names its artifact with a line `flotilla-artifact: sha256:<64 hex>` or\n"
+      "by writing the digest to $FLOTILLA_ARTIFACT_FILE; it is sent with the build's result."};
   app.set_version_flag("--version", std::string("flotilla-agent ") + agent::kAgentVersion);
   app.add_option("--cluster", options.cluster, "This cluster's name ([a-z0-9-], 1..63)")
       ->required();

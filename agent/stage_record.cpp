@@ -16,6 +16,7 @@
 
 #include "common/plan.hpp"
 #include "common/private_dir.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::agent {
 
@@ -88,7 +89,8 @@ json toJson(const StageRecord& r) {
               {"started_ms", r.started_ms},
               {"finished_ms", r.finished_ms},
               {"pgid", r.pgid},
-              {"start_ticks", r.start_ticks}};
+              {"start_ticks", r.start_ticks},
+              {"artifact", r.artifact}};
 }
 
 StageRecord fromJson(const json& j) {
@@ -117,6 +119,8 @@ StageRecord fromJson(const json& j) {
   r.finished_ms = j.at("finished_ms").get<int64_t>();
   r.pgid = j.value("pgid", 0);
   r.start_ticks = j.value("start_ticks", uint64_t{0});
+  r.artifact = j.value("artifact", "");  // absent in records older than artifact digests
+  if (!common::isArtifactDigest(r.artifact)) r.artifact.clear();
   return r;
 }
 

@@ -9,7 +9,10 @@
 //     stages/<deployment>/<cluster>~<step>.<attempt>.json
 //                                         {deployment, stage, attempt, state: started|finished,
 //                                          outcome, exit_code, message, started_ms, finished_ms,
-//                                          pgid, start_ticks}
+//                                          pgid, start_ticks, artifact}
+//     artifacts/<deployment>/<cluster>~<step>.<attempt>/artifact
+//                                         a build's $FLOTILLA_ARTIFACT_FILE (agent/artifact.hpp),
+//                                         removed once read
 //     logs/<deployment>/<cluster>~<step>.<attempt>.log   the step's output
 //
 // A record is written (temp file, fsync, rename, fsync dir) before the step
@@ -71,6 +74,9 @@ struct StageRecord {
   // died mid-step can stop what is left of it when it starts again.
   int pgid = 0;
   uint64_t start_ticks = 0;
+  // A succeeded build's artifact digest (agent/artifact.hpp), re-sent with the result after a
+  // restart; "" none.
+  std::string artifact;
 };
 
 // Deployment ids and stage ids come from the network: only these shapes
@@ -95,6 +101,7 @@ class StageStore {
   bool enrolled() const { return enrolled_; }
   common::Status markEnrolled();
 
+  const std::string& dir() const { return dir_; }
   std::string logPath(const StageKey& key) const;  // creates its directory
   // Opens the stage's log for appending (created 0600, its directory 0700); -1 when it cannot.
   int openLog(const StageKey& key) const;

@@ -12,10 +12,11 @@
 #include "cli/credentials.hpp"
 #include "cli/deployments.hpp"
 #include "cli/follow.hpp"
-#include "cli/policy.hpp"
-#include "cli/releases.hpp"
 #include "cli/freeze.hpp"
 #include "cli/log.hpp"
+#include "cli/policy.hpp"
+#include "cli/releases.hpp"
+#include "cli/triggers.hpp"
 
 #ifndef FLOTILLA_VERSION
 #define FLOTILLA_VERSION "0.1.0"
@@ -92,6 +93,7 @@ int run(int argc, char** argv) {
   addAuditCommand(app, commands);
   addPolicyCommands(app, commands);
   addReleaseCommands(app, commands);
+  addTriggerCommand(app, commands);
   addFreezeCommands(app, commands);
 
   // Subcommand help does not list the parent's options; say where the coordinator comes from.

@@ -85,6 +85,16 @@ int policyShowCommand(Api& api, bool as_json) {
                             "PROMOTION", "WATCH"},
                            rows)
             << std::flush;
+  // Triggers: what CI may start with `flotilla trigger NAME VERSION`.
+  std::vector<std::string> triggers;
+  for (const auto& env : policy.value("environments", json::array())) {
+    for (const auto& trigger : env.value("triggers", json::array())) {
+      triggers.push_back("  " + fieldText(trigger, "name") + " -> " + fieldText(env, "name") +
+                         " (plan " + fieldText(trigger, "plan") + ")");
+    }
+  }
+  printLine(triggers.empty() ? "Triggers: none" : "Triggers (flotilla trigger NAME VERSION):");
+  for (const auto& line : triggers) printLine(line);
   if (shown.contains("last_reload") && shown["last_reload"].is_object() &&
       !shown["last_reload"].value("ok", true)) {
     printLine("Last reload (" + fieldText(shown["last_reload"], "at") +
@@ -101,6 +111,9 @@ int policyReloadCommand(Api& api) {
     std::cerr << "flotilla: " << fieldText(body, "error") << '\n';
     for (const auto& line : formatPlanProblems("policy", body.value("problems", json::array()))) {
       std::cerr << line << '\n';
+    }
+    for (const auto& line : body.value("template_problems", json::array())) {
+      if (line.is_string()) std::cerr << sanitize(line.get<std::string>()) << '\n';
     }
     return kExitFailed;
   }
@@ -120,7 +133,9 @@ void addPolicyCommands(CLI::App& app, Commands& commands) {
   policy->footer(R"(The policy is the organisation's rules, read by the coordinator from its
 --policy FILE: each environment's clusters (by agent labels), who may deploy
 there, the approvals it requires, the checks a release needs, promotion and the
-post-deploy watch. A plan can add to them, never weaken them.)");
+post-deploy watch. A plan can add to them, never weaken them. Triggers (each
+environment's `triggers`) name plan templates that `flotilla trigger NAME
+VERSION` deploys there with no human.)");
   auto* reload = policy->add_subcommand(
       "reload",
       "Make the coordinator read its policy file again (admin); a file with a mistake is\n"

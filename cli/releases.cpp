@@ -42,11 +42,33 @@ void printChecklist(const json& release) {
     printLine("Reported:");
     for (const auto& check : reported) printLine("  " + reportLine(check));
   }
+  if (release.contains("artifact") && release["artifact"].is_object()) {
+    const json& artifact = release["artifact"];
+    printLine("Artifact: " + fieldText(artifact, "digest") + " (built by " +
+              fieldText(artifact, "deployment") + ", " + fieldText(artifact, "at") + ")");
+    for (const auto& previous : artifact.value("previous", json::array())) {
+      if (previous.is_string()) printLine("  before: " + sanitize(previous.get<std::string>()));
+    }
+  } else {
+    printLine("Artifact: none reported");
+  }
+  for (const auto& s : release.value("succeeded", json::array())) {
+    const std::string digest = fieldText(s, "artifact");
+    printLine("Succeeded in " + fieldText(s, "environment") + ": " + fieldText(s, "at") + " by " +
+              fieldText(s, "deployment") + (digest.empty() ? "" : " with " + digest));
+  }
   const json& envs = release.contains("environments") && release["environments"].is_array()
                          ? release["environments"]
                          : json::array();
   for (const auto& env : envs) {
     printLine(fieldText(env, "name") + ": " + (env.value("ready", false) ? "ready" : "blocked"));
+    if (env.contains("promotion") && env["promotion"].is_object()) {
+      const json& p = env["promotion"];
+      const bool met = p.value("met", false);
+      printLine(std::string("  ") + (met ? "✓ " : "✗ ") + "promoted from " + fieldText(p, "from") +
+                " after " + fieldText(p, "soak") +
+                (met ? "" : " (" + fieldText(p, "missing") + ")"));
+    }
     const json& checks =
         env.contains("checks") && env["checks"].is_array() ? env["checks"] : json::array();
     if (checks.empty()) printLine("  requires no check");
@@ -133,10 +155,12 @@ of a check counts. Exactly one of --passed and --failed.
     bool as_json = false;
   };
   auto show_args = std::make_shared<ShowArgs>();
-  auto* release = app.add_subcommand("release", "Show a release's checks");
+  auto* release = app.add_subcommand("release", "Show a release's checks, artifact and promotion");
   release->require_subcommand(1);
   auto* show = release->add_subcommand(
-      "show", "A release's reported checks, and per environment each required check ✓ or ✗");
+      "show",
+      "A release's artifact digest, where it succeeded, its reported checks, and per\n"
+      "environment each required check and its promotion rule ✓ or ✗");
   show->add_option("SERVICE", show_args->service, "Service name")->required();
   show->add_option("VERSION", show_args->version, "Version")->required();
   show->add_flag("--json", show_args->as_json, "Print the coordinator's JSON");

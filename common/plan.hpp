@@ -233,6 +233,11 @@ struct Wave {
   // The checks a release must have passed before this wave starts: its environment's, from
   // the policy at submission (coordinator/releases.hpp judges them). Never from the plan text.
   std::vector<Check> checks;
+  // Its environment's promotion rule, from the policy at submission ("" none; never from the
+  // plan text): the release must have succeeded in `promote_from`, with the artifact it has
+  // now, at least `promote_soak` before this wave starts (coordinator/promotion.hpp).
+  std::string promote_from;
+  std::chrono::milliseconds promote_soak{0};
   // Where the wave starts in the submitted text (1-based; 0 when unknown). Not part of the stored
   // form: only submission's checks against the registry report it.
   int line = 0;

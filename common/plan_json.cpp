@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/plan.hpp"
+#include "common/rules.hpp"
 
 namespace flotilla::common {
 namespace {
@@ -233,20 +234,24 @@ std::vector<WatchTier> watchFromJson(const Json& json, const std::string& path) 
 }
 
 Json waveToJson(const Wave& wave) {
-  return Json{
-      {"name", wave.name},
-      {"clusters", wave.clusters},
-      {"selector", wave.selector},
-      {"approval_required", wave.approval_required},
-      {"approvals_required", wave.approvals_required},
-      {"approval_expires_ms", wave.approval_expires.count()},
-      {"max_parallel", wave.max_parallel},
-      {"max_unavailable_clusters",
-       wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
-      {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
-      {"bake_ms", wave.bake.count()},
-      {"environment", wave.environment},
-      {"checks", checksToJson(wave.checks)}};
+  Json out{{"name", wave.name},
+           {"clusters", wave.clusters},
+           {"selector", wave.selector},
+           {"approval_required", wave.approval_required},
+           {"approvals_required", wave.approvals_required},
+           {"approval_expires_ms", wave.approval_expires.count()},
+           {"max_parallel", wave.max_parallel},
+           {"max_unavailable_clusters",
+            wave.max_unavailable_clusters ? Json(*wave.max_unavailable_clusters) : Json(nullptr)},
+           {"strategy", wave.strategy ? strategyToJson(*wave.strategy) : Json(nullptr)},
+           {"bake_ms", wave.bake.count()},
+           {"environment", wave.environment},
+           {"checks", checksToJson(wave.checks)}};
+  // Only when set: a plan without it hashes as it did before promotions.
+  if (!wave.promote_from.empty()) {
+    out["promotion"] = {{"from", wave.promote_from}, {"soak_ms", wave.promote_soak.count()}};
+  }
+  return out;
 }
 
 Wave waveFromJson(const Json& json, const std::string& path) {
@@ -293,6 +298,12 @@ Wave waveFromJson(const Json& json, const std::string& path) {
   // Absent in plans stored before policies.
   if (json.contains("environment")) wave.environment = stringAt(json, "environment", path);
   if (json.contains("checks")) wave.checks = checksFromJson(json.at("checks"), path + ".checks");
+  if (json.contains("promotion")) {
+    const Json& promotion = json.at("promotion");
+    wave.promote_from = stringAt(promotion, "from", path + ".promotion");
+    if (!isValidName(wave.promote_from)) throw FieldError(path + ".promotion.from", kNameRule);
+    wave.promote_soak = msAt(promotion, "soak_ms", path + ".promotion");
+  }
   return wave;
 }
 

@@ -131,6 +131,12 @@ bool isValidHttpUrl(std::string_view url) {
   return scheme && printable && url.size() <= kMaxUrlLength && url.find("://") + 3 < url.size();
 }
 
+bool isArtifactDigest(std::string_view digest) {
+  if (digest.size() != kArtifactDigestLength || digest.rfind("sha256:", 0) != 0) return false;
+  return allOf(digest.substr(7),
+               [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 Status checkFreeText(std::string_view text, std::string_view what, size_t max_bytes) {
   if (text.size() > max_bytes) {
     return Status::InvalidArgument(std::string(what) + " is " + std::to_string(text.size()) +

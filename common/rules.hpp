@@ -44,6 +44,13 @@ bool isValidSelectorValue(std::string_view value);
 bool isValidHttpUrl(std::string_view url);
 inline constexpr size_t kMaxUrlLength = 2048;
 
+// A build's artifact digest (`flotilla-artifact: sha256:...` on a build step's output, or the
+// file at $FLOTILLA_ARTIFACT_FILE): "sha256:" and 64 lower-case hex digits, nothing else. The
+// agent checks what a build says, the coordinator checks again what an agent sends.
+bool isArtifactDigest(std::string_view digest);
+inline constexpr char kArtifactDigestRule[] = "expected sha256: and 64 lower-case hex digits";
+inline constexpr size_t kArtifactDigestLength = 7 + 64;
+
 // Free text a user writes for people to read (a release's changelog, a note on a deployment):
 // at most `max_bytes`, valid UTF-8, no control characters but tab and line breaks (\n, \r).
 // InvalidArgument naming `what` and the first offending byte's offset otherwise.

@@ -376,6 +376,8 @@ using deployment_internal::dispatch;
 using deployment_internal::emit;
 using deployment_internal::forwardFailed;
 using deployment_internal::isActiveForward;
+using deployment_internal::promotionHolds;
+using deployment_internal::recordEnvironmentSuccess;
 using deployment_internal::runRollback;
 using deployment_internal::startRollback;
 
@@ -456,6 +458,7 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
     WaveProgress& w = d.waves[d.wave_index];
     const common::Wave& pw = d.plan.waves[d.wave_index];
     if (w.state == WaveState::kPending && !checksHold(d, pw, ctx, fx)) return;
+    if (w.state == WaveState::kPending && !promotionHolds(d, pw, ctx, fx)) return;
     if (w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval) {
       if (!approvalHolds(d, d.wave_index, ctx, fx)) {
         if (w.state != WaveState::kAwaitingApproval) {
@@ -504,6 +507,7 @@ void runForward(Deployment& d, const Context& ctx, Effects& fx) {
     if (!all_done) return;
     w.state = WaveState::kSucceeded;
     emit(fx, "wave.succeeded", w.name, "", "", "");
+    recordEnvironmentSuccess(d, pw, ctx, fx);
     ++d.wave_index;
   }
 }
@@ -652,11 +656,21 @@ void advance(Deployment& d, const Context& ctx, Effects& fx) {
       deployment_internal::runWatch(d, ctx, fx);
       break;
     case DeploymentState::kBlockedByChecks:
-      // Checked again (a check was reported, the coordinator restarted): still unmet changes
-      // nothing unless what is missing changed; met lets the wave go on.
-      if (d.wave_index < d.waves.size() && checksHold(d, d.plan.waves[d.wave_index], ctx, fx)) {
-        emit(fx, "wave.checks_passed", d.waves[d.wave_index].name, "", "",
-             "every check its environment requires passed");
+      // Checked again (a check was reported, the coordinator restarted, a second passed: a
+      // soak may have ended): still unmet changes nothing unless what is missing changed; met
+      // lets the wave go on.
+      if (d.wave_index < d.waves.size() && checksHold(d, d.plan.waves[d.wave_index], ctx, fx) &&
+          promotionHolds(d, d.plan.waves[d.wave_index], ctx, fx)) {
+        const common::Wave& pw = d.plan.waves[d.wave_index];
+        if (!pw.checks.empty()) {
+          emit(fx, "wave.checks_passed", pw.name, "", "",
+               "every check its environment requires passed");
+        }
+        if (!pw.promote_from.empty()) {
+          emit(fx, "wave.promotion_met", pw.name, "", "",
+               d.plan.service + " " + d.plan.version + " succeeded in " + pw.promote_from +
+                   " with its artifact, longer ago than the soak");
+        }
         d.state = DeploymentState::kRunning;
         d.reason.clear();
         fx.changed = true;

@@ -238,6 +238,9 @@ struct Deployment {
   std::string changes;
   std::string release_notes_url;
   std::vector<DeploymentNote> notes;  // oldest first, at most kMaxNotes
+  // The artifact digest its build steps reported last ("" none): what it deploys, recorded on
+  // the release (coordinator/releases.hpp) with each environment its waves succeed in.
+  std::string artifact;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   // When it last entered a final state (the engine sets it; a rollback after success ends it
@@ -315,6 +318,9 @@ struct Effects {
   std::vector<Dispatch> dispatches;
   std::vector<AbortRequest> aborts;
   std::vector<ReleaseChange> releases;
+  // The release record as this change leaves it (an artifact built, an environment succeeded
+  // in): written by the engine with the deployment, in the same batch. Unset: unchanged.
+  std::optional<ReleaseRecord> release;
   bool changed = false;  // the deployment record must be written
   size_t results = 0;    // stage results recorded (several when a turn's results are batched)
 };
@@ -343,6 +349,9 @@ struct StageResult {
   int exit_code = 0;
   std::string message;
   uint64_t duration_ms = 0;  // how long the stage ran, as its agent measured it
+  // A succeeded build's artifact digest (common::isArtifactDigest; a malformed one never gets
+  // here); "" none.
+  std::string artifact = {};
 };
 
 // A new deployment, not started, submitted by `by`. Emits deployment.submitted.

@@ -15,6 +15,9 @@
 //   deployment_overrides.cpp  promote, and holding a failed step until retry
 //   deployment_watch.cpp      the post-deploy watch: tier after tier, ended early on request
 //   deployment_checks.cpp     a verification checklist's runs on each cluster
+//   deployment_release.cpp    what the deployment does to its release: the artifact its build
+//                             reported, the environments it succeeded in, and the promotion
+//                             rule holding a wave
 #pragma once
 
 #include <cstddef>
@@ -105,5 +108,20 @@ void startCheckRun(ClusterProgress& c);
 // and event cluster.verify_check says so ("smoke passed in 1.2s", "smoke failed in 0.3s: exit
 // code 1: ...").
 void finishCheckRun(ClusterProgress& c, const std::string& wave, const StageResult& r, Effects& fx);
+// deployment_release.cpp
+
+// A build of cluster `cluster` (wave `wave`) reported `digest` (already valid): the
+// deployment's artifact; the release's too, with event release.artifact (its first) or
+// release.artifact_changed (another digest than the one it had).
+void recordArtifact(Deployment& d, const std::string& wave, const std::string& cluster,
+                    const std::string& digest, const Context& ctx, Effects& fx);
+// Wave `pw` succeeded: when it is placed in an environment, the release records that it
+// succeeded there now, with the artifact deployed (event release.environment_succeeded).
+void recordEnvironmentSuccess(Deployment& d, const common::Wave& pw, const Context& ctx,
+                              Effects& fx);
+// Whether wave `pw` may start as far as its environment's promotion rule goes. Not met: the
+// deployment holds in blocked_by_checks, its reason saying what is missing (an event only when
+// that changes).
+bool promotionHolds(Deployment& d, const common::Wave& pw, const Context& ctx, Effects& fx);
 
 }  // namespace flotilla::coordinator::deployment_internal

@@ -130,6 +130,7 @@ json headerObject(const Deployment& d) {
             {"waits_for", d.waits_for},
             {"changes", d.changes},
             {"release_notes_url", d.release_notes_url},
+            {"artifact", d.artifact},
             {"wave_index", d.wave_index},
             {"reason", d.reason},
             {"rollback_cause", d.rollback_cause},
@@ -212,6 +213,7 @@ StatusOr<Deployment> deploymentFromStored(const std::string& header, const Store
     // Absent in records older than the deployment log.
     d.changes = j.value("changes", std::string());
     d.release_notes_url = j.value("release_notes_url", std::string());
+    d.artifact = j.value("artifact", std::string());  // absent before artifact digests
     if (j.contains("notes")) {
       for (const auto& jn : j.at("notes")) {
         d.notes.push_back(DeploymentNote{jn.at("text").get<std::string>(),

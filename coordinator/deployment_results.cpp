@@ -18,6 +18,7 @@ using deployment_internal::holdFailedStep;
 using deployment_internal::holdsFailedStep;
 using deployment_internal::isActiveForward;
 using deployment_internal::recordWatchResult;
+using deployment_internal::recordArtifact;
 
 namespace {
 
@@ -29,7 +30,7 @@ bool nextStepIs(const Deployment& d, size_t wave, const ClusterProgress& c, Step
 }
 
 // A result's effect on its cluster, without moving the deployment on (the caller advances).
-Status recordResult(Deployment& d, const StageResult& result, Effects& fx) {
+Status recordResult(Deployment& d, const StageResult& result, const Context& ctx, Effects& fx) {
   size_t wave = 0;
   ClusterProgress* c = d.findCluster(result.cluster, &wave);
   if (c == nullptr || !c->in_flight || c->stageId() != result.stage_id ||
@@ -64,6 +65,9 @@ Status recordResult(Deployment& d, const StageResult& result, Effects& fx) {
     }
   } else if (ok) {
     emit(fx, "stage.succeeded", wname, c->name, stepName(step), r.message);
+    if (step == Step::BUILD && !r.artifact.empty()) {
+      recordArtifact(d, wname, c->name, r.artifact, ctx, fx);
+    }
     if (static_cast<size_t>(c->step_index + 1) >= forwardSteps(d.plan, wave).size()) {
       c->state = ClusterState::kSucceeded;
       fx.releases.push_back(ReleaseChange{d.plan.service, c->name, d.plan.version});
@@ -108,7 +112,7 @@ Status recordResult(Deployment& d, const StageResult& result, Effects& fx) {
 }  // namespace
 
 Status applyResult(Deployment& d, const StageResult& r, const Context& ctx, Effects& fx) {
-  Status s = recordResult(d, r, fx);
+  Status s = recordResult(d, r, ctx, fx);
   if (!s.ok()) return s;
   advance(d, ctx, fx);
   return Status::Ok();
@@ -118,7 +122,7 @@ size_t applyResults(Deployment& d, const std::vector<StageResult>& results, cons
                     Effects& fx) {
   size_t stale = 0;
   for (const auto& r : results) {
-    if (!recordResult(d, r, fx).ok()) ++stale;
+    if (!recordResult(d, r, ctx, fx).ok()) ++stale;
   }
   if (stale == results.size()) return stale;
   if (d.state == DeploymentState::kRollingBack || isFinal(d.state)) {

@@ -11,6 +11,7 @@
 #include "common/failpoint.hpp"
 #include "common/rules.hpp"
 #include "common/user_text.hpp"
+#include "coordinator/promotion.hpp"
 
 namespace flotilla::coordinator {
 
@@ -216,6 +217,13 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
       if (!allowed.ok()) return allowed;
     }
   }
+  // Promotion: a wave that enters an environment the plan has not deployed to first must find
+  // the release already promoted (the HTTP layer said so too, on what was durable then).
+  auto release = releaseRecord(plan);
+  if (!release.ok()) return release.status();
+  Status promoted =
+      promotionRefusal(plan, promotionGaps(plan, *release, common::toUnixMillis(clock_.wallNow())));
+  if (!promoted.ok()) return promoted;
   auto seq = store_.nextDeploymentSeq();
   if (!seq.ok()) return seq.status();
   std::string id = plan.service + "-" + std::to_string(*seq);
@@ -223,10 +231,14 @@ StatusOr<std::string> Engine::submit(common::Plan plan, const Actor& actor,
   Deployment d = newDeployment(id, std::move(plan), actor, clock_.wallNow(), fx);
   d.changes = options.changes;
   d.release_notes_url = options.release_notes_url;
+  if (!options.trigger.empty()) {
+    fx.events.push_back(
+        Event{"deployment.triggered", "", "", "",
+              "by trigger " + options.trigger + " (token " + actor.name + "), no human involved"});
+    fx.changed = true;
+  }
   auto releases = releasesFor(d.plan.service);
   if (!releases.ok()) return releases.status();
-  auto release = releaseRecord(d.plan);
-  if (!release.ok()) return release.status();
   Context ctx{registry_, clock_.wallNow(), **releases, *release, &freezes_};
   if (ahead != nullptr) {
     waitFor(d, *ahead, fx);
@@ -336,9 +348,7 @@ Status Engine::removeAgent(const std::string& cluster, const Actor& actor) {
 // ---- Durable change, then delivery ------------------------------------------------------
 
 StatusOr<const ReleaseRecord*> Engine::releaseRecord(const common::Plan& plan) {
-  const bool needed = std::any_of(plan.waves.begin(), plan.waves.end(),
-                                  [](const common::Wave& w) { return !w.checks.empty(); });
-  if (!needed) return static_cast<const ReleaseRecord*>(nullptr);
+  // Every deployment's: a build may report an artifact, a wave succeed in an environment.
   const std::string key = releaseKey(plan.service, plan.version);
   auto cached = release_records_.find(key);
   if (cached != release_records_.end()) return &cached->second;
@@ -502,9 +512,17 @@ StatusOr<const std::map<std::string, std::string>*> Engine::releasesFor(
 }
 
 Status Engine::commitAndRemember(Deployment& d, const Effects& fx) {
+  // The release first: under group commit both land in the same batch.
+  const std::string release_key =
+      fx.release ? releaseKey(fx.release->service, fx.release->version) : "";
+  if (fx.release) {
+    Status put = store_.putRecord(release_key, releaseToJson(*fx.release));
+    if (!put.ok()) return put;
+  }
   Status s = store_.commit(d, fx.events, fx.releases, common::toUnixMillis(clock_.wallNow()));
   metrics_.commit(s.ok());
   if (!s.ok()) return s;
+  if (fx.release) release_records_[release_key] = *fx.release;
   metrics_.transitions(std::max<size_t>(1, fx.results));
   for (const auto& r : fx.releases) {
     auto it = releases_.find(r.service);

@@ -64,6 +64,9 @@ struct SubmitOptions {
   // release_notes_url); "" for none.
   std::string changes{};
   std::string release_notes_url{};
+  // The policy trigger that started it (`POST /api/v1/triggers/{name}`): event
+  // deployment.triggered names it. "" for a submission.
+  std::string trigger{};
 };
 
 // Called after every durable change, from the engine thread (wakes SSE streams).

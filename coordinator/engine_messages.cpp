@@ -10,6 +10,7 @@
 #include "common/analysis_figures.hpp"
 #include "common/failpoint.hpp"
 #include "common/logging.hpp"
+#include "common/rules.hpp"
 #include "coordinator/cluster_view.hpp"
 #include "coordinator/engine.hpp"
 
@@ -31,7 +32,7 @@ std::string heldKey(const std::string& deployment, const std::string& stage, uin
 // A stage's end as an agent reports it: in a result, or in the list of what it holds when it
 // registers again (both carry the same fields). The message is attacker-sized: cut.
 template <typename Reader>
-StageResult resultFrom(const std::string& cluster, Reader msg) {
+StageResult resultFrom(const std::string& cluster, Reader msg, Metrics& metrics) {
   StageResult r;
   r.cluster = cluster;
   r.stage_id = toStd(msg.getRef().getStageId());
@@ -41,6 +42,15 @@ StageResult resultFrom(const std::string& cluster, Reader msg) {
   r.message = toStd(msg.getMessage());
   if (r.message.size() > kMaxLineBytes) r.message.resize(kMaxLineBytes);
   r.duration_ms = msg.getDurationMs();
+  // A peer's claim: only a well-formed digest is kept; anything else is dropped and counted.
+  const std::string artifact = toStd(msg.getArtifact()).substr(0, 128);
+  if (common::isArtifactDigest(artifact)) {
+    r.artifact = artifact;
+  } else if (!artifact.empty()) {
+    metrics.frameDropped("bad_artifact");
+    spdlog::warn("agent {}: malformed artifact digest dropped: {}", cluster,
+                 common::loggable(artifact, 100));
+  }
   return r;
 }
 
@@ -211,7 +221,7 @@ void Engine::handleRegister(const Peer& peer, schema::Register::Reader msg) {
         heldKey(toStd(ref.getDeploymentId()), toStd(ref.getStageId()), ref.getAttempt());
     held_running[key] = h.getRunning();
     if (!h.getRunning()) {
-      const StageResult r = resultFrom(cluster, h);
+      const StageResult r = resultFrom(cluster, h, metrics_);
       auto it = deployments_.find(toStd(ref.getDeploymentId()));
       if (it == deployments_.end()) continue;
       Status s = mutate(it->first, [&](Deployment& d, const Context& ctx, Effects& fx) {
@@ -295,7 +305,7 @@ void Engine::handleProgress(const std::string& cluster, schema::StageProgress::R
 
 void Engine::handleResult(const std::string& cluster, schema::StageResult::Reader msg) {
   auto ref = msg.getRef();
-  const StageResult r = resultFrom(cluster, msg);
+  const StageResult r = resultFrom(cluster, msg, metrics_);
   std::string id = toStd(ref.getDeploymentId());
   if (!deployments_.count(id)) {
     metrics_.staleResult();

@@ -284,6 +284,7 @@ void HttpApi::routes() {
   releaseRoutes();     // http_releases.cpp: CI's checks against a release
   freezeRoutes();      // http_freeze.cpp: incident freezes
   logRoutes();         // http_log.cpp: the deployment log and notes on deployments
+  triggerRoutes();     // http_triggers.cpp: policy triggers
 }
 
 }  // namespace flotilla::coordinator

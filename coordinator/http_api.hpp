@@ -74,6 +74,7 @@ class HttpApi {
   std::vector<std::pair<std::string, std::vector<common::Check>>> environmentChecks() const;
   void freezeRoutes();
   void logRoutes();  // the deployment log and notes
+  void triggerRoutes();
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);

@@ -14,6 +14,7 @@
 //   http_releases.cpp     releases: the checks CI reports, each environment's checklist
 //   http_freeze.cpp       incident freezes: freeze, unfreeze, the active ones, notes
 //   http_log.cpp          the deployment log, and notes on deployments
+//   http_triggers.cpp     policy triggers: a stored plan template started with a version
 #pragma once
 
 #include <httplib.h>
@@ -33,7 +34,9 @@
 #include "coordinator/freeze.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/permissions.hpp"
+#include "coordinator/promotion.hpp"
 #include "coordinator/records.hpp"
+#include "coordinator/wave_clusters.hpp"
 
 namespace flotilla::coordinator {
 
@@ -93,6 +96,21 @@ json agentJson(const AgentView& v);
 json freezeJson(const Freeze& f);
 common::StatusOr<std::vector<Freeze>> activeFreezes(const Store& store);
 json freezesJson(const std::vector<Freeze>& freezes);
+
+// Submission's refusals (http_deployments.cpp), shared with triggers (http_triggers.cpp).
+// A plan whose waves name clusters nobody registered, or select none: 400, each problem with
+// its wave's position, and the clusters that do exist.
+json clusterProblemsJson(const PlanClusters& resolved);
+// A refused plan's answer: "<what>: N problems" and each with its line and column.
+json problemsJson(const std::string& what, const std::vector<common::PlanProblem>& problems);
+// FailedPrecondition when every wave of `plan` requires checks its release has not met (read
+// from what is durable), naming what each wave needs.
+common::Status wholePlanBlocked(Store& store, const common::Plan& plan);
+// The waves of `plan` whose promotion (coordinator/promotion.hpp) its release, as durable now,
+// does not meet at submission.
+common::StatusOr<std::vector<PromotionGap>> submissionPromotionGaps(Store& store,
+                                                                    const common::Plan& plan,
+                                                                    int64_t now_ms);
 
 }  // namespace http_internal
 

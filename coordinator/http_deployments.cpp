@@ -19,6 +19,7 @@
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
 #include "coordinator/policy_rules.hpp"
+#include "coordinator/promotion.hpp"
 #include "coordinator/releases.hpp"
 #include "coordinator/wave_clusters.hpp"
 
@@ -244,32 +245,6 @@ json detailJson(const Deployment& d, const AgentsByName& agents,
 }
 
 // At most this many known clusters are listed in a refusal (a fleet may have thousands).
-constexpr size_t kMaxListedClusters = 200;
-
-// A plan whose waves name clusters nobody registered, or select none: refused (400, as for
-// any bad plan), each problem with its wave's position, and the clusters that do exist.
-json clusterProblemsJson(const PlanClusters& resolved) {
-  json problems = json::array();
-  for (const auto& p : resolved.problems) {
-    problems.push_back({{"line", p.line},
-                        {"column", p.column},
-                        {"wave", p.wave},
-                        {"message", p.message},
-                        {"suggestion", p.suggestion}});
-  }
-  const size_t n = resolved.problems.size();
-  json known = json::array();
-  for (size_t i = 0; i < resolved.known.size() && i < kMaxListedClusters; ++i) {
-    known.push_back(resolved.known[i]);
-  }
-  return json{
-      {"error", "plan refused: " + std::to_string(n) + (n == 1 ? " wave names" : " waves name") +
-                    " clusters that are not registered"},
-      {"problems", std::move(problems)},
-      {"known_clusters", std::move(known)},
-      {"known_clusters_total", resolved.known.size()}};
-}
-
 json durationJson(std::chrono::milliseconds d) {
   return d.count() == 0 ? json(nullptr) : json(common::formatDuration(d));
 }
@@ -347,7 +322,36 @@ StatusOr<bool> dryRunParam(const httplib::Request& req) {
   return Status::InvalidArgument("dry_run must be true or false, not " + quoted(value));
 }
 
-// A refused plan's answer: "<what>: N problems" and each with its line and column.
+}  // namespace
+
+namespace http_internal {
+
+constexpr size_t kMaxListedClusters = 200;
+
+// A plan whose waves name clusters nobody registered, or select none: refused (400, as for
+// any bad plan), each problem with its wave's position, and the clusters that do exist.
+json clusterProblemsJson(const PlanClusters& resolved) {
+  json problems = json::array();
+  for (const auto& p : resolved.problems) {
+    problems.push_back({{"line", p.line},
+                        {"column", p.column},
+                        {"wave", p.wave},
+                        {"message", p.message},
+                        {"suggestion", p.suggestion}});
+  }
+  const size_t n = resolved.problems.size();
+  json known = json::array();
+  for (size_t i = 0; i < resolved.known.size() && i < kMaxListedClusters; ++i) {
+    known.push_back(resolved.known[i]);
+  }
+  return json{
+      {"error", "plan refused: " + std::to_string(n) + (n == 1 ? " wave names" : " waves name") +
+                    " clusters that are not registered"},
+      {"problems", std::move(problems)},
+      {"known_clusters", std::move(known)},
+      {"known_clusters_total", resolved.known.size()}};
+}
+
 json problemsJson(const std::string& what, const std::vector<common::PlanProblem>& problems) {
   json list = json::array();
   for (const auto& p : problems) {
@@ -386,7 +390,25 @@ Status wholePlanBlocked(Store& store, const common::Plan& plan) {
                                     " " + plan.version + " NAME --passed`, then submit again");
 }
 
-}  // namespace
+// The waves of `plan` whose promotion (coordinator/promotion.hpp) its release, as durable now,
+// does not meet at submission.
+StatusOr<std::vector<PromotionGap>> submissionPromotionGaps(Store& store, const common::Plan& plan,
+                                                            int64_t now_ms) {
+  const bool any = std::any_of(plan.waves.begin(), plan.waves.end(),
+                               [](const common::Wave& w) { return !w.promote_from.empty(); });
+  if (!any) return std::vector<PromotionGap>{};
+  auto stored = store.getRecord(releaseKey(plan.service, plan.version));
+  if (!stored.ok()) return stored.status();
+  std::optional<ReleaseRecord> release;
+  if (*stored) {
+    auto parsed = releaseFromJson(**stored);
+    if (!parsed.ok()) return parsed.status();
+    release = std::move(*parsed);
+  }
+  return promotionGaps(plan, release ? &*release : nullptr, now_ms);
+}
+
+}  // namespace http_internal
 
 void HttpApi::deploymentRoutes() {
   server_->Post("/api/v1/deployments", [this](const httplib::Request& req, httplib::Response& res) {
@@ -463,6 +485,16 @@ void HttpApi::deploymentRoutes() {
       Status blocked = wholePlanBlocked(store_, *parsed.plan);
       if (!blocked.ok()) {
         return refuse(409, json{{"error", blocked.message()}}, parsed.plan->service);
+      }
+      // Promotion: a wave entering an environment promoted from one the plan does not deploy to
+      // first needs the release to have been there, with its artifact, for the soak.
+      auto gaps = submissionPromotionGaps(store_, *parsed.plan, nowMs());
+      if (!gaps.ok()) return replyError(res, gaps.status());
+      if (!gaps->empty()) {
+        return refuse(409,
+                      json{{"error", promotionRefusal(*parsed.plan, *gaps).message()},
+                           {"promotion", promotionGapsJson(*gaps)}},
+                      parsed.plan->service);
       }
     }
     // An incident freeze covering the plan: what the engine will refuse it for (it checks

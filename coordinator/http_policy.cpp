@@ -49,6 +49,7 @@ void HttpApi::policyRoutes() {
       }
       body["error"] = outcome.message;
       body["problems"] = problems;
+      body["template_problems"] = outcome.template_problems;
       return reply(res, 422, body);
     }
     reply(res, 200, body);

@@ -7,10 +7,12 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "common/policy.hpp"
 #include "common/rules.hpp"
 #include "common/user_text.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
+#include "coordinator/promotion.hpp"
 #include "coordinator/releases.hpp"
 
 namespace flotilla::coordinator {
@@ -68,6 +70,23 @@ StatusOr<CheckReport> reportFromBody(const std::string& body) {
   return report;
 }
 
+// Each environment entry of a release's answer that the policy gives a promotion rule gets
+// {"from", "soak", "met", "missing"}: the promotion judged now.
+void addPromotions(const common::Policy* policy, const ReleaseRecord& release, json& out) {
+  if (policy == nullptr) return;
+  for (json& env : out["environments"]) {
+    auto it = policy->environments.find(env.value("name", ""));
+    if (it == policy->environments.end() || !it->second.promotion) continue;
+    const common::Promotion& rule = *it->second.promotion;
+    const PromotionVerdict v =
+        judgePromotion(&release, release.service, release.version, rule.from, rule.soak, nowMs());
+    env["promotion"] = {{"from", rule.from},
+                        {"soak", common::formatDuration(rule.soak)},
+                        {"met", v.met},
+                        {"missing", v.met ? json(nullptr) : json(v.missing)}};
+  }
+}
+
 }  // namespace
 
 void HttpApi::releaseRoutes() {
@@ -87,7 +106,9 @@ void HttpApi::releaseRoutes() {
                    if (!parsed.ok()) return replyError(res, parsed.status());
                    release = std::move(*parsed);
                  }
-                 reply(res, 200, releaseJson(release, environmentChecks()));
+                 json out = releaseJson(release, environmentChecks());
+                 addPromotions(policy_ ? policy_->current().get() : nullptr, release, out);
+                 reply(res, 200, out);
                });
 
   server_->Post(R"(/api/v1/releases/([^/]+)/([^/]+)/checks)", [this](const httplib::Request& req,

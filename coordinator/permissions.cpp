@@ -51,6 +51,8 @@ constexpr std::array kRoutes = {
     Route{"POST", "/api/v1/policy/reload", Permission::kAdmin},
     Route{"GET", "/api/v1/releases/{service}/{version}", Permission::kRead},
     Route{"POST", "/api/v1/releases/{service}/{version}/checks", Permission::kDeploy},
+    // Starts a policy trigger's plan template; its environment's deployers rule applies too.
+    Route{"POST", "/api/v1/triggers/{name}", Permission::kDeploy},
     // Incident freezes: freezing and lifting is the admins' (DESIGN.md: admin manages
     // freezes); so are the post-mortem notes, part of the same record (an environment-limited
     // deployer's rule would not say whose a fleet-wide freeze is).

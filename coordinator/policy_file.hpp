@@ -1,13 +1,17 @@
 // The policy file the coordinator runs with (--policy FILE): read at start (any mistake stops
 // the start, each with its line:column), read again on SIGHUP and on POST
 // /api/v1/policy/reload. A reload that finds a mistake keeps the policy in force and says why.
+// The plan templates its triggers name are read and parsed with it (a template's mistake is the
+// policy's: refused at start, a reload keeps the old policy).
 // Thread-safe: HTTP threads read the policy in force while the loop reloads it.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +29,18 @@ struct PolicyReload {
   std::string sha256;                         // of the policy in force after it
   std::string message;                        // what happened, one line
   std::vector<common::PlanProblem> problems;  // the file's mistakes (when not ok)
+  // The trigger templates' mistakes (when not ok), each "FILE:line:column: message" (or
+  // "FILE: why" when it cannot be read).
+  std::vector<std::string> template_problems;
+};
+
+// A policy trigger's plan template (`triggers: [{name, plan}]`), read and parsed with the
+// policy: `POST /api/v1/triggers/{name}` deploys it with the version it is given.
+struct TriggerTemplate {
+  std::string name;
+  std::string environment;  // the environment whose `triggers` list names it
+  std::string path;         // the file, relative to the policy file's directory
+  common::Plan plan;        // as parsed (its version is replaced when it is started)
 };
 
 class PolicyFile {
@@ -42,16 +58,24 @@ class PolicyFile {
   const std::string& path() const { return path_; }
   // The policy in force (null without --policy). Copies stay valid across reloads.
   std::shared_ptr<const common::Policy> current() const;
+  // The trigger `name` of the policy in force (its template parsed); nullopt when none.
+  std::optional<TriggerTemplate> trigger(const std::string& name) const;
   // For GET /api/v1/policy: path, sha256, loaded_at, the policy, the last reload's outcome.
   nlohmann::json toJson() const;
 
  private:
-  // Reads and parses the file; problems when it has any.
-  PolicyReload read(std::shared_ptr<const common::Policy>* parsed) const;
+  using Templates = std::map<std::string, TriggerTemplate>;  // by trigger name
+  // Reads and parses the file and its trigger templates; problems when any has them.
+  PolicyReload read(std::shared_ptr<const common::Policy>* parsed, Templates* templates) const;
+  // Reads and parses every trigger template `policy` names into `templates`, each mistake into
+  // `problems`.
+  void readTemplates(const common::Policy& policy, Templates* templates,
+                     std::vector<std::string>* problems) const;
 
   std::string path_;
   mutable std::mutex mu_;
   std::shared_ptr<const common::Policy> current_;
+  Templates templates_;
   int64_t loaded_at_ms_ = 0;
   PolicyReload last_reload_;
   int64_t last_reload_at_ms_ = 0;

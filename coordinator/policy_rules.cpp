@@ -136,6 +136,10 @@ PolicyVerdict applyPolicy(const Policy& policy, const Actor& actor, const PlanCl
     // The watch after 100%: that of the last wave's environment that has one (a plan through
     // staging to production is watched as production is).
     if (!env.watch.empty()) plan.watch = env.watch;
+    if (env.promotion) {
+      wave.promote_from = env.promotion->from;
+      wave.promote_soak = env.promotion->soak;
+    }
     if (env.approval) {
       const uint32_t required = requiredApprovers(env, plan);
       wave.approvals_required =

@@ -36,8 +36,8 @@ struct PolicyVerdict {
 // selector wave's selector also pins its environment's labels (so that a cluster registering
 // later in another environment is never taken); a wave whose environment requires approval
 // requires it, from at least as many approvers as the environment asks; each wave carries the
-// checks its environment requires of the release; the plan's post-deploy watch is the tiers of
-// the last wave's environment that has any.
+// checks its environment requires of the release and its promotion rule (promote_from/soak);
+// the plan's post-deploy watch is the tiers of the last wave's environment that has any.
 //
 // A hotfix (plan.hotfix) takes the policy's hotfix rules (plan.hotfix->rules, refused when the
 // policy has none): its waves do not require the checks named in skip_checks, and a wave whose

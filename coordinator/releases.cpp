@@ -46,9 +46,21 @@ std::string releaseKey(const std::string& service, const std::string& version) {
 std::string releaseToJson(const ReleaseRecord& release) {
   json checks = json::array();
   for (const auto& [name, report] : release.checks) checks.push_back(reportJson(report));
+  json succeeded = json::array();
+  for (const auto& [env, s] : release.succeeded) {
+    succeeded.push_back({{"environment", s.environment},
+                         {"artifact", s.artifact},
+                         {"deployment", s.deployment},
+                         {"at_ms", s.at_ms}});
+  }
   return json{{"service", release.service},
               {"version", release.version},
               {"checks", checks},
+              {"artifact", release.artifact},
+              {"artifact_deployment", release.artifact_deployment},
+              {"artifact_ms", release.artifact_ms},
+              {"previous_artifacts", release.previous_artifacts},
+              {"succeeded", succeeded},
               {"created_ms", release.created_ms},
               {"updated_ms", release.updated_ms}}
       .dump();
@@ -72,10 +84,50 @@ common::StatusOr<ReleaseRecord> releaseFromJson(const std::string& text) {
       report.at_ms = c.at("at_ms").get<int64_t>();
       r.checks[report.name] = std::move(report);
     }
+    // Absent in records written before artifact digests and promotion.
+    r.artifact = j.value("artifact", std::string());
+    r.artifact_deployment = j.value("artifact_deployment", std::string());
+    r.artifact_ms = j.value("artifact_ms", int64_t{0});
+    if (j.contains("previous_artifacts")) {
+      r.previous_artifacts = j.at("previous_artifacts").get<std::vector<std::string>>();
+    }
+    if (j.contains("succeeded")) {
+      for (const auto& item : j.at("succeeded")) {
+        EnvironmentSuccess s;
+        s.environment = item.at("environment").get<std::string>();
+        s.artifact = item.at("artifact").get<std::string>();
+        s.deployment = item.at("deployment").get<std::string>();
+        s.at_ms = item.at("at_ms").get<int64_t>();
+        r.succeeded[s.environment] = std::move(s);
+      }
+    }
     return r;
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("stored release: ") + e.what());
   }
+}
+
+std::string setArtifact(ReleaseRecord& release, const std::string& digest,
+                        const std::string& deployment, int64_t at_ms) {
+  std::string replaced;
+  if (!release.artifact.empty() && release.artifact != digest) {
+    replaced = release.artifact;
+    release.previous_artifacts.push_back(release.artifact);
+    if (release.previous_artifacts.size() > kMaxPreviousArtifacts) {
+      release.previous_artifacts.erase(release.previous_artifacts.begin());
+    }
+  }
+  release.artifact = digest;
+  release.artifact_deployment = deployment;
+  release.artifact_ms = at_ms;
+  release.updated_ms = at_ms;
+  if (release.created_ms == 0) release.created_ms = at_ms;
+  return replaced;
+}
+
+std::string shortDigest(const std::string& digest) {
+  constexpr size_t kShown = 7 + 12;  // "sha256:" and 12 hex digits
+  return digest.size() > kShown ? digest.substr(0, kShown) + "\u2026" : digest;
 }
 
 Status validateCheckReport(const CheckReport& report) {
@@ -167,10 +219,26 @@ json releaseJson(
     }
     envs.push_back({{"name", env}, {"ready", unmet.empty()}, {"checks", items}});
   }
+  json succeeded = json::array();
+  for (const auto& [env, s] : release.succeeded) {
+    succeeded.push_back({{"environment", s.environment},
+                         {"artifact", s.artifact.empty() ? json(nullptr) : json(s.artifact)},
+                         {"deployment", s.deployment},
+                         {"at", rfc3339(s.at_ms)}});
+  }
+  json artifact = nullptr;
+  if (!release.artifact.empty()) {
+    artifact = {{"digest", release.artifact},
+                {"deployment", release.artifact_deployment},
+                {"at", rfc3339(release.artifact_ms)},
+                {"previous", release.previous_artifacts}};
+  }
   return json{
       {"service", release.service},
       {"version", release.version},
       {"checks", checks},
+      {"artifact", artifact},
+      {"succeeded", succeeded},
       {"environments", envs},
       {"created_at", release.created_ms ? json(rfc3339(release.created_ms)) : json(nullptr)},
       {"updated_at", release.updated_ms ? json(rfc3339(release.updated_ms)) : json(nullptr)}};

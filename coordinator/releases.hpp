@@ -30,13 +30,40 @@ struct CheckReport {
   int64_t at_ms = 0;
 };
 
+// A release's latest success in one environment: a wave placed there succeeded (every cluster
+// verified) with this artifact. What promotion (coordinator/promotion.hpp) is judged on.
+struct EnvironmentSuccess {
+  std::string environment;
+  std::string artifact;    // the digest deployed ("" none was recorded)
+  std::string deployment;  // the deployment id
+  int64_t at_ms = 0;
+};
+
+// Digests a release had before its current one, kept for people to read (oldest dropped).
+inline constexpr size_t kMaxPreviousArtifacts = 16;
+
 struct ReleaseRecord {
   std::string service;
   std::string version;
   std::map<std::string, CheckReport> checks;  // the latest report of each check, by name
+  // The artifact digest its latest build reported (common::isArtifactDigest; "" none), the
+  // deployment whose build did, and when.
+  std::string artifact;
+  std::string artifact_deployment;
+  int64_t artifact_ms = 0;
+  std::vector<std::string> previous_artifacts;  // oldest first, at most kMaxPreviousArtifacts
+  std::map<std::string, EnvironmentSuccess> succeeded;  // by environment
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
 };
+
+// A build reported `digest` (already valid) for the release: it becomes the release's artifact;
+// a different one before it goes to previous_artifacts. Returns the digest it replaced ("" when
+// there was none or it was the same).
+std::string setArtifact(ReleaseRecord& release, const std::string& digest,
+                        const std::string& deployment, int64_t at_ms);
+// "sha256:0123456789ab…": a digest as messages show it.
+std::string shortDigest(const std::string& digest);
 
 // "releases/<service>/<version>" (both already valid names).
 std::string releaseKey(const std::string& service, const std::string& version);

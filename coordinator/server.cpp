@@ -159,6 +159,7 @@ void reloadOnSignal(PolicyFile& policy, AuditLog& audit) {
   } else {
     spdlog::error("SIGHUP: {}", r.message);
     for (const auto& p : r.problems) spdlog::error("  {}:{}", policy.path(), p.toString());
+    for (const auto& p : r.template_problems) spdlog::error("  {}", p);
   }
   AuditEntry entry{
       "coordinator", "", "SIGHUP policy.reload", policy.path(), r.ok ? "ok" : "refused", "",

@@ -57,6 +57,7 @@ struct HeldStage {
   exitCode @3 :Int32;
   message @4 :Text;
   durationMs @5 :UInt64;  # finished ones: how long the stage ran
+  artifact @6 :Text;  # as StageResult.artifact
 }
 
 # agent -> coordinator, on start and whenever asked to re-register.
@@ -197,6 +198,9 @@ struct StageResult {
   exitCode @3 :Int32;
   message @4 :Text;       # short human reason (last output line, signal, ...)
   durationMs @5 :UInt64;
+  artifact @6 :Text;      # a succeeded build's artifact digest ("sha256:" + 64 lower-case hex;
+                          # "" none): from `flotilla-artifact: sha256:...` on its output or the
+                          # file at $FLOTILLA_ARTIFACT_FILE. The coordinator checks it again.
 }
 
 # coordinator -> agent: stop a running step now.

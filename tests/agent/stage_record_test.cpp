@@ -155,6 +155,22 @@ TEST_F(StageStoreTest, RecordsSurviveReopen) {
   }
 }
 
+// A build's artifact digest is kept with its record (re-sent after a restart); a damaged one is
+// not believed.
+TEST_F(StageStoreTest, ABuildsArtifactSurvivesReopenAndAMalformedOneIsDropped) {
+  StageRecord build =
+      finished(record("checkout-7", "eu-west-1/build", 1, 100), Outcome::SUCCEEDED, 0, "", 150);
+  build.artifact = "sha256:" + std::string(64, 'f');
+  StageRecord odd =
+      finished(record("checkout-8", "eu-west-1/build", 1, 200), Outcome::SUCCEEDED, 0, "", 250);
+  odd.artifact = "sha256:not-hex";
+  ASSERT_TRUE(store_->put(build).ok());
+  ASSERT_TRUE(store_->put(odd).ok());
+  reopen();
+  EXPECT_EQ(store_->find(build.key)->artifact, build.artifact);
+  EXPECT_EQ(store_->find(odd.key)->artifact, "");
+}
+
 TEST_F(StageStoreTest, RecordsLiveWhereTheLayoutSays) {
   ASSERT_TRUE(store_->put(record("checkout-7", "eu-west-1/apply", 3, 1)).ok());
   EXPECT_TRUE(fs::is_regular_file(fs::path(dir_) / "agent.json"));

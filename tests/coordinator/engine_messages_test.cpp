@@ -474,5 +474,46 @@ TEST_F(EngineFigures, HostileOrMisplacedFiguresAreDroppedAndCounted) {
   EXPECT_EQ(analysisEvents().size(), 1u);
 }
 
+// A build's artifact digest reaches the release record, with the environment its wave then
+// succeeded in; a malformed one from a peer is dropped and counted, never stored.
+TEST_F(EngineMessages, ABuildsArtifactIsRecordedOnTheReleaseAndAMalformedOneIsDropped) {
+  registerAgent("prod-eu-1", "production");
+  registerAgent("prod-eu-2", "production");
+  common::Plan p = twoWaves();
+  p.steps.build = "build";
+  p.waves = {p.waves[1]};
+  p.waves[0].environment = "production";
+  auto id = engine_->submit(p, Actor{"alice", "deployer", {}, ""});
+  ASSERT_TRUE(id.ok()) << id.status().toString();
+  auto build = [&](const std::string& cluster, const std::string& artifact) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<schema::Envelope>().initStageResult();
+    fillRef(r.initRef(), *id, cluster + "/build", 1);
+    r.setOutcome(schema::Outcome::SUCCEEDED);
+    r.setArtifact(artifact);
+    deliver(cluster, m);
+  };
+  const std::string digest = "sha256:" + std::string(64, '7');
+  build("prod-eu-1", "sha256:" + std::string(64, 'Z'));
+  EXPECT_NE(metrics_.render().find("flotilla_frames_dropped_total{reason=\"bad_artifact\"} 1"),
+            std::string::npos);
+  auto record = store_->getRecord(releaseKey("checkout", "2.0.0"));
+  ASSERT_TRUE(record.ok());
+  EXPECT_FALSE(record->has_value() && releaseFromJson(**record)->artifact != "");
+  build("prod-eu-2", digest);
+  result("prod-eu-1", *id, "prod-eu-1/apply");
+  result("prod-eu-2", *id, "prod-eu-2/apply");
+  EXPECT_EQ(stored(*id), DeploymentState::kSucceeded);
+  record = store_->getRecord(releaseKey("checkout", "2.0.0"));
+  ASSERT_TRUE(record.ok() && record->has_value());
+  auto release = releaseFromJson(**record);
+  ASSERT_TRUE(release.ok());
+  EXPECT_EQ(release->artifact, digest);
+  EXPECT_EQ(release->artifact_deployment, *id);
+  ASSERT_EQ(release->succeeded.count("production"), 1u);
+  EXPECT_EQ(release->succeeded.at("production").artifact, digest);
+  EXPECT_EQ(release->succeeded.at("production").deployment, *id);
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator::testing

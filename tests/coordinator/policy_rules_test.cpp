@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -373,6 +375,73 @@ TEST_F(PolicyFileTest, AFileLargerThanTheLimitIsRefusedUnparsed) {
   common::Status s = file.load();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("larger than"), std::string::npos) << s.message();
+}
+
+// Trigger templates are read with the policy: a template's mistakes stop the start with the
+// template's own file:line:column, a reload with a broken template keeps the policy in force,
+// and a good one is there by name with its environment.
+TEST_F(PolicyFileTest, TriggerTemplatesAreReadWithThePolicyAndTheirMistakesNamed) {
+  const char* policy =
+      "environments:\n"
+      "  development:\n"
+      "    clusters: {environment: development}\n"
+      "    triggers: [{name: develop-merge, plan: plans/dev.yaml}]\n";
+  const char* good =
+      "service: ledger\nversion: \"0.0.0\"\nsteps:\n  apply: \"true\"\n  rollback: \"true\"\n"
+      "waves:\n  - name: development\n    selector: {environment: development}\n";
+  std::filesystem::create_directories(dir_.path() + "/plans");
+  support::writeFile(dir_.path() + "/plans/dev.yaml",
+                     "service: ledger\nversion: \"0.0.0\"\nsteps:\n  aply: \"true\"\nwaves: []\n");
+  const std::string path = write(policy);
+  PolicyFile broken(path);
+  common::Status s = broken.load();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("trigger templates have"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(dir_.path() + "/plans/dev.yaml:4:"), std::string::npos) << s.message();
+  EXPECT_EQ(broken.current(), nullptr);
+
+  support::writeFile(dir_.path() + "/plans/dev.yaml", good);
+  PolicyFile file(path);
+  const common::Status loaded = file.load();
+  ASSERT_TRUE(loaded.ok()) << loaded.toString();
+  std::optional<TriggerTemplate> trigger = file.trigger("develop-merge");
+  ASSERT_TRUE(trigger.has_value());
+  EXPECT_EQ(trigger->environment, "development");
+  EXPECT_EQ(trigger->path, "plans/dev.yaml");
+  EXPECT_EQ(trigger->plan.service, "ledger");
+  EXPECT_FALSE(file.trigger("nope").has_value());
+
+  // A template gone missing: the reload is refused and the old one stays.
+  std::filesystem::remove(dir_.path() + "/plans/dev.yaml");
+  PolicyReload bad = file.reload();
+  EXPECT_FALSE(bad.ok);
+  ASSERT_EQ(bad.template_problems.size(), 1u);
+  EXPECT_NE(bad.template_problems[0].find("plans/dev.yaml: trigger develop-merge's plan template"),
+            std::string::npos)
+      << bad.template_problems[0];
+  EXPECT_NE(bad.message.find("stays"), std::string::npos) << bad.message;
+  EXPECT_TRUE(file.trigger("develop-merge").has_value());
+  EXPECT_EQ(file.toJson()["last_reload"]["template_problems"].size(), 1u);
+}
+
+// The policy's promotion rule goes onto the waves of its environment.
+TEST(PolicyRules, PromotionIsCopiedOntoTheWave) {
+  common::PolicyParseResult parsed = common::parsePolicy(
+      "environments:\n  staging:\n    clusters: {environment: staging}\n"
+      "  production:\n    clusters: {environment: production}\n"
+      "    promotion: {from: staging, soak: 30m}\n");
+  ASSERT_TRUE(parsed.policy.has_value());
+  common::Plan p = plan({wave("staging", {"staging-eu"}, 3), wave("prod", {"prod-eu-1"}, 6)});
+  PolicyVerdict verdict = apply(*parsed.policy, actor("ci", "deployer"), p);
+  ASSERT_TRUE(verdict.problems.empty());
+  EXPECT_EQ(p.waves[0].promote_from, "");
+  EXPECT_EQ(p.waves[1].promote_from, "staging");
+  EXPECT_EQ(p.waves[1].promote_soak, std::chrono::minutes(30));
+  // It survives the stored form.
+  auto stored = common::planFromJson(common::planToJson(p));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->waves[1].promote_from, "staging");
+  EXPECT_EQ(stored->waves[1].promote_soak, std::chrono::minutes(30));
 }
 
 }  // namespace

@@ -184,5 +184,47 @@ TEST_F(DeploymentChecks, ABlockedDeploymentCanBeCancelled) {
   EXPECT_EQ(d.state, DeploymentState::kCancelled);
 }
 
+// A wave promoted from an environment an earlier wave of the plan deployed to: the earlier
+// wave's success is recorded on the release (Effects::release), and the later wave holds in
+// blocked_by_checks, with a reason that does not change as the clock moves, until the soak has
+// passed.
+TEST_F(DeploymentChecks, AWavePromotedFromAnEarlierOneHoldsUntilTheSoakPasses) {
+  common::Plan p = threeWaves();
+  p.waves[0].environment = "staging";
+  p.waves[1].environment = "production";
+  p.waves[1].promote_from = "staging";
+  p.waves[1].promote_soak = std::chrono::seconds(30);
+  Deployment d = start(p);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(answer(d, "staging-eu").ok());
+  EXPECT_EQ(d.state, DeploymentState::kBlockedByChecks);
+  EXPECT_TRUE(dispatched().empty());
+  ASSERT_TRUE(fx_.release.has_value());
+  ASSERT_EQ(fx_.release->succeeded.count("staging"), 1u);
+  EXPECT_EQ(fx_.release->succeeded.at("staging").deployment, d.id);
+  EXPECT_NE(findEvent("release.environment_succeeded"), nullptr);
+  EXPECT_NE(findEvent("wave.blocked_by_promotion"), nullptr);
+  EXPECT_NE(d.reason.find("wave prod-eu (production) waits for promotion: succeeded in staging"),
+            std::string::npos)
+      << d.reason;
+
+  // The engine would now hold the release as the transition left it.
+  const ReleaseRecord r = *fx_.release;
+  const int64_t at = r.succeeded.at("staging").at_ms;
+  Context soon = ctxAt(at + 10'000);
+  soon.release = &r;
+  fx_ = Effects{};
+  advance(d, soon, fx_);
+  EXPECT_FALSE(fx_.changed);  // same reason: no event, no write
+  EXPECT_EQ(d.state, DeploymentState::kBlockedByChecks);
+
+  Context later = ctxAt(at + 30'000);
+  later.release = &r;
+  fx_ = Effects{};
+  advance(d, later, fx_);
+  EXPECT_EQ(d.state, DeploymentState::kRunning);
+  EXPECT_NE(findEvent("wave.promotion_met"), nullptr);
+  EXPECT_EQ(dispatched(), (std::vector<std::string>{"prod-eu-1/build", "prod-eu-2/build"}));
+}
+
 }  // namespace
 }  // namespace flotilla::coordinator::testing
