@@ -312,6 +312,13 @@ std::string msText(const json& object, const char* key) {
   return common::formatDuration(std::chrono::milliseconds(std::max<int64_t>(0, object[key])));
 }
 
+// Whole seconds, rounded up ("6s", not "5s956ms"): a countdown.
+std::string secondsLeft(const json& object, const char* key) {
+  if (!object.contains(key) || !object[key].is_number_integer()) return "?";
+  const int64_t ms = std::max<int64_t>(0, object[key]);
+  return common::formatDuration(std::chrono::seconds((ms + 999) / 1000));
+}
+
 // The post-deploy watch: "tier intense (1 of 3): 12s left, checks every 500ms; then regular
 // 1h, standard 24h"; "" when the plan has none.
 std::string watchText(const json& detail) {
@@ -330,7 +337,7 @@ std::string watchText(const json& detail) {
   if (index < 0 || static_cast<size_t>(index) >= tiers.size()) return all;
   const json& tier = tiers[static_cast<size_t>(index)];
   std::string out = "tier " + text(tier, "name") + " (" + std::to_string(index + 1) + " of " +
-                    std::to_string(tiers.size()) + "): " + msText(watch, "tier_left_ms") +
+                    std::to_string(tiers.size()) + "): " + secondsLeft(watch, "tier_left_ms") +
                     " left, checks every " + msText(tier, "interval_ms");
   std::string next;
   for (size_t i = static_cast<size_t>(index) + 1; i < tiers.size(); ++i) {

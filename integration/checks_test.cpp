@@ -25,10 +25,7 @@ class ChecksTest : public FleetTest {
  protected:
   void SetUp() override {
     FleetTest::SetUp();
-    writeFile(dir() + "/policy.yaml", kPolicy);
-    CoordinatorOptions options;
-    options.extra_args = {"--policy", dir() + "/policy.yaml"};
-    ASSERT_NO_FATAL_FAILURE(startFleet(options));
+    ASSERT_NO_FATAL_FAILURE(startFleet(withPolicy(kPolicy)));
   }
 
   std::string planText(const std::string& version) {

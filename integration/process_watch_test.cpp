@@ -20,10 +20,7 @@ const char* kPolicy = R"(environments:
 class ProcessWatchTest : public ServiceFleetTest {};
 
 TEST_F(ProcessWatchTest, AVersionThatTurnsUnhealthyAfterPromotionIsRolledBackByTheWatch) {
-  writeFile(dir() + "/policy.yaml", kPolicy);
-  CoordinatorOptions options;
-  options.extra_args = {"--policy", dir() + "/policy.yaml"};
-  ASSERT_NO_FATAL_FAILURE(startClusters(kTwoWaves, options));
+  ASSERT_NO_FATAL_FAILURE(startClusters(kTwoWaves, withPolicy(kPolicy)));
   ASSERT_NO_FATAL_FAILURE(deployBaseline());
   // From now on production is watched after 100%, checks every 200 ms.
   writeFile(dir() + "/policy.yaml",

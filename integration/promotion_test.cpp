@@ -43,10 +43,7 @@ class PromotionTest : public FleetTest {
     std::filesystem::create_directories(dir() + "/plans");
     writeFile(dir() + "/plans/ledger-dev.yaml", devTemplate());
     writeFile(dir() + "/plans/ledger-staging.yaml", stagingTemplate());
-    writeFile(dir() + "/policy.yaml", replaceAll(kPolicy, "@SOAK@", kSoak));
-    CoordinatorOptions options;
-    options.extra_args = {"--policy", dir() + "/policy.yaml"};
-    ASSERT_NO_FATAL_FAILURE(startFleet(options));
+    ASSERT_NO_FATAL_FAILURE(startFleet(withPolicy(replaceAll(kPolicy, "@SOAK@", kSoak))));
     startAgents({FleetAgent{"dev-1", {{"environment", "development"}}}});
   }
 

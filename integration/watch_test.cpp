@@ -32,10 +32,7 @@ class WatchTest : public FleetTest {
  protected:
   void SetUp() override {
     FleetTest::SetUp();
-    writeFile(dir() + "/policy.yaml", kPolicy);
-    CoordinatorOptions options;
-    options.extra_args = {"--policy", dir() + "/policy.yaml"};
-    ASSERT_NO_FATAL_FAILURE(startFleet(options));
+    ASSERT_NO_FATAL_FAILURE(startFleet(withPolicy(kPolicy)));
   }
 
   // staging, then production. steps.watch counts its runs in @DIR@/<deployment>.<cluster>.watch

@@ -300,6 +300,13 @@ void FleetTest::waitForAgents(const std::vector<std::string>& clusters) {
   ASSERT_TRUE(connected);
 }
 
+CoordinatorOptions FleetTest::withPolicy(const std::string& text) {
+  writeFile(dir_ + "/policy.yaml", text);
+  CoordinatorOptions options;
+  options.extra_args = {"--policy", dir_ + "/policy.yaml"};
+  return options;
+}
+
 void FleetTest::startFleet(CoordinatorOptions options) {
   ASSERT_NO_FATAL_FAILURE(startCoordinator(std::move(options)));
   ASSERT_NO_FATAL_FAILURE(startAgents(kUsualAgents));

@@ -128,6 +128,8 @@ class FleetTest : public ::testing::Test {
   void waitForAgents(const std::vector<std::string>& clusters);
   // The coordinator and the usual four agents (kUsualAgents), connected.
   void startFleet(CoordinatorOptions options = {});
+  // Writes `text` to dir()/policy.yaml; options that start the coordinator with it (--policy).
+  CoordinatorOptions withPolicy(const std::string& text);
 
   // `flotilla --server SERVER args...`.
   CommandResult runCli(const std::string& server, const std::vector<std::string>& args,
