@@ -17,8 +17,8 @@ using deployment_internal::forwardFailed;
 using deployment_internal::holdFailedStep;
 using deployment_internal::holdsFailedStep;
 using deployment_internal::isActiveForward;
-using deployment_internal::recordWatchResult;
 using deployment_internal::recordArtifact;
+using deployment_internal::recordWatchResult;
 
 namespace {
 
