@@ -139,6 +139,14 @@ TEST_F(WatchTest, WatchEndEndsItEarlyAndIsAudited) {
   HttpResponse denied = request("POST", "/api/v1/deployments/" + id + "/watch-end", viewer, "{}");
   EXPECT_EQ(denied.status, 403) << denied.body;
   EXPECT_EQ(stateOf(id), "watching");
+  // A body that is not {"reason": "<text>"} is refused, and the watch goes on.
+  for (const char* bad : {"[1]", R"({"reason": 5})", "not json"}) {
+    EXPECT_EQ(
+        request("POST", "/api/v1/deployments/" + id + "/watch-end", deployerToken(), bad).status,
+        400)
+        << bad;
+  }
+  EXPECT_EQ(stateOf(id), "watching");
 
   CommandResult ended = cli({"watch-end", id, "--reason", "seen enough"});
   ASSERT_EQ(ended.exit_code, 0) << ended.err;
