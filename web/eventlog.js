@@ -1,0 +1,37 @@
+// The live event log of a deployment: newest last, at most MAX items in the DOM (the page keeps
+// every seq it saw in window.flotillaSeenSeqs). Follows the newest event unless the reader
+// scrolled up.
+import { el, clock } from './dom.js';
+
+function typeTone(type) {
+  if (/(failed|rolling_back|rolled_back|lost|cancelled|cancelling|superseded)$/.test(type) || type === 'alert') return 'bad';
+  if (/(succeeded|approved|checks_passed|promotion_met|returned)$/.test(type)) return 'ok';
+  if (/(paused|awaiting_approval|frozen|queued|blocked_by_checks|blocked_by_promotion|approval|approval_expired|held)$/.test(type)) return 'wait';
+  return 'run';
+}
+
+export class EventLog {
+  static MAX = 500;
+
+  constructor() {
+    this.list = el('ol', { class: 'event-log', dataset: { testid: 'event-log' }, 'aria-label': 'Events, newest last' });
+    this.box = el('div', { class: 'event-box', tabindex: '0', role: 'region', 'aria-label': 'Event log' }, this.list);
+    this.empty = el('p', { class: 'muted small', text: 'No events yet.' });
+    this.node = el('div', {}, this.empty, this.box);
+  }
+
+  add(e) {
+    this.empty.hidden = true;
+    const follow = this.box.scrollTop + this.box.clientHeight >= this.box.scrollHeight - 24;
+    const when = e.time ? new Date(e.time) : null;
+    const where = [e.wave && `wave ${e.wave}`, e.cluster, e.step].filter(Boolean).join(' · ');
+    this.list.append(el('li', { dataset: { testid: 'event', seq: e.seq, type: e.type } },
+      el('span', { class: 'ev-seq mono', text: `#${e.seq}` }),
+      when ? el('time', { class: 'ev-time mono', datetime: e.time, text: clock(when) }) : null,
+      el('span', { class: `ev-type tone-text-${typeTone(e.type)}`, dataset: { testid: 'event-type' }, text: e.type }),
+      where ? el('span', { class: 'ev-where', dataset: { testid: 'event-cluster' }, text: where }) : null,
+      el('span', { class: 'ev-message', text: e.message || '' })));
+    while (this.list.childElementCount > EventLog.MAX) this.list.firstElementChild.remove();
+    if (follow) this.box.scrollTop = this.box.scrollHeight;
+  }
+}
