@@ -13,7 +13,7 @@ function silence(ms) {
 export function renderAgents(main) {
   document.title = 'Agents · Flotilla';
   const tbody = el('tbody');
-  const status = el('p', { class: 'muted small', 'aria-live': 'polite' });
+  const status = el('p', { class: 'muted small' });
   const summary = el('p', { class: 'big' });
   main.append(
     el('div', { class: 'page-head' }, el('h1', { text: 'Agents' }), legend()),

@@ -10,6 +10,10 @@ export class ApiError extends Error {
   }
 }
 
+export function errorText(err) {
+  return err && err.message ? err.message : String(err);
+}
+
 export function setCsrf(token) {
   csrf = token || '';
 }

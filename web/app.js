@@ -86,7 +86,7 @@ function showLogin(message) {
   if (message) error.textContent = message;
   else error.hidden = true;
   const input = el('input', {
-    id: 'token', type: 'password', name: 'token', autocomplete: 'current-password',
+    id: 'token', type: 'password', name: 'token', autocomplete: 'off',
     required: true, spellcheck: 'false', 'aria-describedby': 'token-help',
   });
   const button = el('button', { type: 'submit', class: 'primary', text: 'Log in' });

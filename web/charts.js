@@ -46,8 +46,9 @@ function lineChart({ testid, title, summary, sets, count, threshold, format, flo
   for (let i = 0; i < count; i++) {
     const p = first[i];
     if (!labelled.has(i) || !p) continue;
+    const anchor = count > 1 && i === 0 ? 'start' : count > 1 && i === count - 1 ? 'end' : 'middle';
     root.append(svg('text', {
-      x: x(i), y: H - M.bottom + 16, 'text-anchor': 'middle', class: 'tick',
+      x: x(i), y: H - M.bottom + 16, 'text-anchor': anchor, class: 'tick',
       text: p.step ? `s${p.step}·w${p.window}` : `w${p.window}`,
     }));
   }
@@ -64,7 +65,7 @@ function lineChart({ testid, title, summary, sets, count, threshold, format, flo
     }));
   }
 
-  for (const set of sets) {
+  for (const set of [...sets].reverse()) {
     let path = '';
     for (let i = 0; i < count; i++) {
       const p = set.points[i];
@@ -76,7 +77,7 @@ function lineChart({ testid, title, summary, sets, count, threshold, format, flo
       const p = set.points[i];
       if (!p || p.value === null) continue;
       root.append(svg('circle', {
-        cx: x(i), cy: y(p.value), r: 4, class: `point set-${set.name}`,
+        cx: x(i), cy: y(p.value), r: set.name === 'stable' ? 6 : 4, class: `point set-${set.name}`,
         dataset: { set: set.name, window: p.window, step: p.step || null, value: p.value },
       }, svg('title', { text: `${set.label}, window ${p.window}: ${format(p.value)}` })));
     }
@@ -145,17 +146,17 @@ export function clusterCharts(cluster, series) {
     caption,
     el('div', { class: 'chart-row' },
       el('div', { class: 'chart-box' },
-        el('h4', { text: 'Error rate' }),
+        el('h3', { class: 'chart-title', text: 'Error rate' }),
         lineChart({ testid: 'chart-error-rate', title: `Error rate per analysis window, ${cluster}`, summary: errSummary,
           sets: errorSets, count, threshold: limits.error_rate, format: percent, floor: 0.01 }),
         el('p', { class: 'small', text: errSummary })),
       el('div', { class: 'chart-box' },
-        el('h4', { text: 'p95 latency' }),
+        el('h3', { class: 'chart-title', text: 'p95 latency' }),
         lineChart({ testid: 'chart-latency', title: `p95 latency per analysis window, ${cluster}`, summary: latSummary,
           sets: latencySets, count, threshold: limits.latency_p95_s, format: seconds, floor: 0.05 }),
         el('p', { class: 'small', text: latSummary })),
       el('div', { class: 'chart-box' },
-        el('h4', { text: 'Request rate' }),
+        el('h3', { class: 'chart-title', text: 'Request rate' }),
         lineChart({ testid: 'chart-requests', title: `Request rate per analysis window, ${cluster}`, summary: reqSummary,
           sets: requestSets, count, threshold: null, format: rate, floor: 1 }),
         el('p', { class: 'small', text: reqSummary }))),

@@ -159,9 +159,8 @@ class WaveView {
   update(wave) {
     this.wave = wave;
     clear(this.stateSlot).append(badge(wave.state, 'wave-state'));
-    const env = wave.environment ? `environment ${wave.environment}` : 'no environment';
     const total = totalOf(wave);
-    this.meta.textContent = `${env} · ${total} cluster${total === 1 ? '' : 's'}`;
+    this.meta.textContent = `${wave.environment ? `environment ${wave.environment} · ` : ''}${total} cluster${total === 1 ? '' : 's'}`;
     const counts = countsOf(wave);
     this.counts.textContent = countsText(counts);
     setOptions(this.filter, Object.keys(counts).filter((s) => counts[s] > 0).sort(), 'All');
@@ -255,6 +254,7 @@ class WaveView {
     this.prev.disabled = this.offset === 0;
     this.next.disabled = this.offset + PAGE >= total;
     this.filterBox.hidden = !paged && !this.stateFilter;
+    this.tableBox.hidden = total === 0 && !this.stateFilter;
     this.page.clustersShown(clusters);
   }
 }
@@ -489,6 +489,7 @@ class DeploymentPage {
     window.flotillaSeenSeqs.push(Number(e.seq));
     window.flotillaEventTimes.push({ seq: Number(e.seq), shownAt: performance.timeOrigin + performance.now() });
     if (e.type === 'cluster.analysis' && this.addFigures(e)) this.drawCharts(e.cluster);
+    if (/^deployment\.(succeeded|rolled_back|failed|cancelled)$/.test(e.type)) this.sawEnd = true;
     this.refreshSoon(200);
   }
 
@@ -545,10 +546,11 @@ class DeploymentPage {
     const results = await Promise.allSettled(loads);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    if (FINAL.has(d.state) && this.live && typeof d.last_event_seq === 'number' &&
-        this.live.lastSeq >= d.last_event_seq) {
-      this.live.close();
-    }
+    // Final, and every event up to its last one seen: the stream is over (EventSource would
+    // otherwise reconnect to it for ever).
+    const seenAll = typeof d.last_event_seq === 'number'
+      ? this.live && this.live.lastSeq >= d.last_event_seq : this.sawEnd;
+    if (FINAL.has(d.state) && this.live && seenAll) this.live.close();
   }
 
   render(d) {
@@ -568,7 +570,7 @@ class DeploymentPage {
         dataset: { testid: 'rollback-reason' } },
       el('strong', { text: rolled ? 'Rolled back because: ' : 'Reason: ' }),
       d.reason ? el('span', { class: 'reason-text', text: d.reason }) : null);
-      if (d.failure) {
+      if (d.failure && !(d.reason || '').includes(d.failure.message)) {
         box.append(el('p', { class: 'small' },
           `First failure: cluster ${d.failure.cluster}, step ${d.failure.step}: `,
           el('span', { text: d.failure.message })));

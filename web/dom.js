@@ -143,7 +143,3 @@ export function setOptions(select, values, allLabel) {
   for (const v of values) select.append(el('option', { value: v, text: v }));
   select.value = wanted.includes(chosen) ? chosen : '';
 }
-
-export function errorText(err) {
-  return err && err.message ? err.message : String(err);
-}

@@ -29,7 +29,7 @@ export class EventLog {
       el('span', { class: 'ev-seq mono', text: `#${e.seq}` }),
       when ? el('time', { class: 'ev-time mono', datetime: e.time, text: clock(when) }) : null,
       el('span', { class: `ev-type tone-text-${typeTone(e.type)}`, dataset: { testid: 'event-type' }, text: e.type }),
-      where ? el('span', { class: 'ev-where', dataset: { testid: 'event-cluster' }, text: where }) : null,
+      el('span', { class: 'ev-where', dataset: { testid: 'event-cluster' }, text: where }),
       el('span', { class: 'ev-message', text: e.message || '' })));
     while (this.list.childElementCount > EventLog.MAX) this.list.firstElementChild.remove();
     if (follow) this.box.scrollTop = this.box.scrollHeight;

@@ -19,12 +19,6 @@ export class LiveEvents {
     this.watchdog = setInterval(() => this.check(), 2000);
   }
 
-  // Seqs already shown by another read (none today): never handed on again.
-  markSeen(seq) {
-    this.seen.add(seq);
-    if (seq > this.lastSeq) this.lastSeq = seq;
-  }
-
   open() {
     if (this.closed) return;
     if (this.source) this.source.close();

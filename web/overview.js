@@ -32,7 +32,7 @@ export function renderOverview(main) {
   const [serviceField, serviceSel] = filterSelect('filter-service', 'Service');
   const [envField, envSel] = filterSelect('filter-environment', 'Environment');
   const [stateField, stateSel] = filterSelect('filter-state', 'State');
-  const status = el('p', { class: 'muted small', 'aria-live': 'polite' });
+  const status = el('p', { class: 'muted small' });
   const tbody = el('tbody');
   const table = el('table', { class: 'grid', dataset: { testid: 'deployments' } },
     el('caption', { class: 'visually-hidden', text: 'Deployments, newest first' }),
