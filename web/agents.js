@@ -4,12 +4,6 @@ import { getJson, paths, errorText } from './api.js';
 import { el, clear, badge, legend, timeEl } from './dom.js';
 import { poll } from './poll.js';
 
-function silence(ms) {
-  if (ms === null || ms === undefined) return '';
-  const s = Math.round(ms / 1000);
-  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
-}
-
 export function renderAgents(main) {
   document.title = 'Agents · Flotilla';
   const tbody = el('tbody');
@@ -23,11 +17,12 @@ export function renderAgents(main) {
       el('div', { class: 'table-wrap' },
         el('table', { class: 'grid', dataset: { testid: 'agents' } },
           el('thead', {}, el('tr', {},
-            ['Cluster', 'State', 'Last seen', 'Silent for', 'Labels', 'Agent version'].map(
+            ['Cluster', 'State', 'Last seen', 'Labels', 'Agent version'].map(
               (h) => el('th', { scope: 'col', text: h })))),
           tbody)),
       status));
 
+  let drawn = '';
   return poll(2000, async (signal) => {
     let agents;
     try {
@@ -37,7 +32,11 @@ export function renderAgents(main) {
       status.textContent = `Could not load agents: ${errorText(err)}`;
       return;
     }
+    status.textContent = '';
     agents.sort((a, b) => a.cluster.localeCompare(b.cluster));
+    const key = JSON.stringify(agents.map((a) => [a.cluster, a.state, a.last_seen, a.labels, a.agent_version]));
+    if (key === drawn) return;
+    drawn = key;
     clear(tbody);
     for (const a of agents) {
       const labels = Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(', ');
@@ -45,17 +44,15 @@ export function renderAgents(main) {
         el('th', { scope: 'row', class: 'mono', text: a.cluster }),
         el('td', {}, badge(a.state, 'agent-state')),
         el('td', { dataset: { testid: 'last-seen' } }, a.last_seen ? timeEl(a.last_seen, true) : 'not since the coordinator started'),
-        el('td', { text: silence(a.silent_ms) }),
         el('td', { class: 'small', text: labels || '—' }),
         el('td', { class: 'mono small', text: a.agent_version || '—' })));
     }
     if (agents.length === 0) {
-      tbody.append(el('tr', {}, el('td', { colspan: '6', class: 'muted', text: 'No agent has registered.' })));
+      tbody.append(el('tr', {}, el('td', { colspan: '5', class: 'muted', text: 'No agent has registered.' })));
     }
     const counts = {};
     for (const a of agents) counts[a.state] = (counts[a.state] || 0) + 1;
     summary.textContent = `${agents.length} agents: ` +
       Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ');
-    status.textContent = `Refreshed ${new Date().toLocaleTimeString()}`;
   });
 }

@@ -588,6 +588,38 @@ class DeploymentPage {
       this.freezeSlot.append(banner);
     }
 
+    // Rebuilt only when it changed (or every 10 s for the relative times): a link in it keeps
+    // its focus while the page updates live.
+    const factsKey = JSON.stringify([d.service, d.version, d.submitted_by, d.created_at, d.updated_at,
+      d.finished_at, d.strategy, d.driver, d.hotfix, d.waits_for, d.watch, d.changes, d.release_notes_url,
+      Math.floor(Date.now() / 10000)]);
+    if (factsKey !== this.factsKey) this.renderFacts(d);
+    this.factsKey = factsKey;
+
+    this.renderActions(d);
+
+    const notesKey = JSON.stringify(d.notes || []);
+    if (notesKey !== this.notesKey) {
+      this.notesKey = notesKey;
+      clear(this.notes);
+      if ((d.notes || []).length) {
+        this.notes.append(el('section', { class: 'card', 'aria-labelledby': 'notes-title' },
+          el('h2', { id: 'notes-title', text: 'Notes' }),
+          el('ul', {}, d.notes.map((n) => el('li', {}, el('span', { text: n.text }), el('span', { class: 'muted small', text: ` — ${n.by}, ` }), timeEl(n.at))))));
+      }
+    }
+
+    const names = (d.waves || []).map((w) => w.name);
+    for (const name of names) {
+      if (!this.waves.has(name)) {
+        const view = new WaveView(this, name);
+        this.waves.set(name, view);
+        this.wavesBox.append(view.section);
+      }
+    }
+  }
+
+  renderFacts(d) {
     clear(this.facts);
     const fact = (term, ...value) => this.facts.append(el('div', {}, el('dt', { text: term }), el('dd', {}, ...value)));
     fact('Release', link(releaseHref(d.service, d.version), `${d.service} ${d.version}`), ' · ', link('#/log', 'deployment log'));
@@ -609,24 +641,14 @@ class DeploymentPage {
       const url = safeUrl(d.release_notes_url);
       fact('Release notes', url ? el('a', { href: url, rel: 'noreferrer noopener', target: '_blank', text: d.release_notes_url }) : d.release_notes_url);
     }
+  }
 
-    this.renderActions(d);
-
-    clear(this.notes);
-    if ((d.notes || []).length) {
-      this.notes.append(el('section', { class: 'card', 'aria-labelledby': 'notes-title' },
-        el('h2', { id: 'notes-title', text: 'Notes' }),
-        el('ul', {}, d.notes.map((n) => el('li', {}, el('span', { text: n.text }), el('span', { class: 'muted small', text: ` — ${n.by}, ` }), timeEl(n.at))))));
-    }
-
-    const names = (d.waves || []).map((w) => w.name);
-    for (const name of names) {
-      if (!this.waves.has(name)) {
-        const view = new WaveView(this, name);
-        this.waves.set(name, view);
-        this.wavesBox.append(view.section);
-      }
-    }
+  // The wave an action concerns: the current one, or the last one reached when none runs.
+  waveInQuestion() {
+    const d = this.detail;
+    if (d.current_wave) return d.current_wave;
+    const waves = d.waves || [];
+    return waves.length ? waves[Math.min(d.wave_index || 0, waves.length - 1)].name : '';
   }
 
   renderActions(d) {
@@ -648,7 +670,7 @@ class DeploymentPage {
     for (const verb of allowed) {
       const b = el('button', { type: 'button', class: verb === 'rollback' || verb === 'cancel' ? 'danger' : 'secondary',
         dataset: { action: verb }, text: ACTIONS[verb].label });
-      b.addEventListener('click', () => this.confirm(verb, this.detail.current_wave, b));
+      b.addEventListener('click', () => this.confirm(verb, this.waveInQuestion(), b));
       this.actions.append(b);
     }
     if (!allowed.length) {

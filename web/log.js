@@ -35,7 +35,7 @@ export function renderLog(main) {
       const issue = e.failure ? `${e.failure.cluster} ${e.failure.step}: ${e.failure.message}` : e.reason || '';
       tbody.append(el('tr', { dataset: { testid: 'log-row', id: e.id } },
         el('td', {}, link(deploymentHref(e.id), e.id, { class: 'mono' })),
-        el('td', {}, link(releaseHref(e.service, e.version), `${e.service} ${e.version}`),
+        el('td', {}, link(releaseHref(e.service, e.version), `${e.service} ${e.version}`, { class: 'nowrap' }),
           e.hotfix ? el('span', { class: 'tag', title: e.hotfix, text: 'hotfix' }) : null),
         el('td', {}, badge(e.state)),
         el('td', { text: (e.environments || []).join(', ') || '—' }),

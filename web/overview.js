@@ -58,8 +58,14 @@ export function renderOverview(main) {
 
   let deployments = [];
 
-  function draw() {
+  let drawn = '';
+  function draw(force) {
     const want = { service: serviceSel.value, env: envSel.value, state: stateSel.value };
+    // Redrawn when something changed (or every 30 s for the ages), so that a row's link keeps
+    // its focus between polls.
+    const key = JSON.stringify([deployments, want, Math.floor(Date.now() / 30000)]);
+    if (key === drawn && force !== true) return;
+    drawn = key;
     const shown = deployments.filter((d) =>
       (!want.service || d.service === want.service) &&
       (!want.env || (d.environments || []).includes(want.env)) &&
@@ -80,10 +86,10 @@ export function renderOverview(main) {
       tbody.append(el('tr', {}, el('td', { colspan: '7', class: 'muted',
         text: deployments.length === 0 ? 'No deployments yet.' : 'No deployment matches the filters.' })));
     }
-    status.textContent = `${shown.length} of ${deployments.length} deployments · refreshed ${new Date().toLocaleTimeString()}`;
+    status.textContent = `${shown.length} of ${deployments.length} deployments`;
   }
 
-  for (const s of [serviceSel, envSel, stateSel]) s.addEventListener('change', draw);
+  for (const s of [serviceSel, envSel, stateSel]) s.addEventListener('change', () => draw(true));
 
   const stop = poll(2000, async (signal) => {
     const [list, agents] = await Promise.allSettled([
