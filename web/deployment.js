@@ -230,7 +230,10 @@ class WaveView {
   }
 
   async loadPage(id) {
+    const asked = [this.offset, this.stateFilter];
     const data = await getJson(paths.clusters(id, this.name, this.offset, PAGE, this.stateFilter));
+    // The reader turned the page meanwhile: that page's read follows.
+    if (asked[0] !== this.offset || asked[1] !== this.stateFilter) return undefined;
     if (this.offset >= (data.total || 0) && this.offset > 0) {
       this.offset = Math.max(0, (data.total || 0) - 1) - (Math.max(0, (data.total || 0) - 1) % PAGE);
       return this.loadPage(id);
@@ -299,7 +302,9 @@ class DeploymentPage {
       el('h2', { id: 'charts-title', text: 'Canary analysis' }), this.chartsNote, this.chartsBox);
     this.chartsSection.hidden = true;
     this.connection = el('span', { class: 'conn muted small', 'aria-live': 'polite' });
-    this.eventLog = new EventLog();
+    this.eventLog = new EventLog((e) => {
+      window.flotillaEventTimes.push({ seq: Number(e.seq), shownAt: performance.timeOrigin + performance.now() });
+    });
     this.loadError = el('p', { class: 'error', role: 'alert' });
     this.loadError.hidden = true;
     this.notes = el('div');
@@ -487,7 +492,6 @@ class DeploymentPage {
     if (!this.alive) return;
     this.eventLog.add(e);
     window.flotillaSeenSeqs.push(Number(e.seq));
-    window.flotillaEventTimes.push({ seq: Number(e.seq), shownAt: performance.timeOrigin + performance.now() });
     if (e.type === 'cluster.analysis' && this.addFigures(e)) this.drawCharts(e.cluster);
     if (/^deployment\.(succeeded|rolled_back|failed|cancelled)$/.test(e.type)) this.sawEnd = true;
     this.refreshSoon(200);
@@ -685,6 +689,7 @@ class DeploymentPage {
     clearTimeout(this.refreshTimer);
     clearInterval(this.safety);
     if (this.live) this.live.close();
+    this.eventLog.stop();
     if (this.dialog.open) this.dialog.close();
   }
 }
