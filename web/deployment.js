@@ -171,7 +171,9 @@ class WaveView {
       const given = (wave.approvals || []).length;
       this.approvals.append(el('p', {}, el('strong', { text: 'Approvals: ' }),
         el('span', { dataset: { testid: 'approvals' }, text: approvalsText(wave) })));
-      if (!wave.approved && given < required) {
+      const waiting = (wave.state === 'pending' || wave.state === 'awaiting_approval') &&
+        !FINAL.has(this.page.detail.state);
+      if (waiting && !wave.approved && given < required) {
         const left = required - given;
         const expires = wave.approval_expires_in !== null && wave.approval_expires_in !== undefined
           ? ` (the given ones expire in ${Math.ceil(wave.approval_expires_in / 60)} min)` : '';
