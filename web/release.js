@@ -40,9 +40,18 @@ export function renderRelease(main, [service, version]) {
 
     const checklist = el('ul', { class: 'checklist', dataset: { testid: 'checklist' } });
     const reported = new Map((release.checks || []).map((c) => [c.name, c]));
+    // A check reported passed whose value misses an environment's threshold is failed there.
+    const unmetWhy = new Map();
+    for (const env of release.environments || []) {
+      for (const c of env.checks || []) {
+        if (!c.met && c.why !== 'not reported') unmetWhy.set(checkName(c.check), `${c.check}: ${c.why}`);
+      }
+    }
     for (const c of reported.values()) {
       const url = c.url ? safeUrl(c.url) : null;
-      checklist.append(item(c.passed ? 'passed' : 'failed', c.name,
+      const why = c.passed ? unmetWhy.get(c.name) : null;
+      checklist.append(item(c.passed && !why ? 'passed' : 'failed', c.name,
+        why ? `reported passed, but ${why}; ` : '',
         c.value !== null && c.value !== undefined ? `value ${c.value}, ` : '',
         `reported by ${c.by || 'unknown'} `, timeEl(c.at, true),
         url ? el('span', {}, ' · ', el('a', { href: url, rel: 'noreferrer noopener', target: '_blank', text: 'CI run' })) : ''));
@@ -66,7 +75,7 @@ export function renderRelease(main, [service, version]) {
       const promo = env.promotion;
       return el('tr', { dataset: { testid: 'environment', environment: env.name } },
         el('th', { scope: 'row', text: env.name }),
-        el('td', {}, badge(env.ready ? 'ready' : 'not ready'), ' ', env.ready ? '✓' : '✗'),
+        el('td', {}, badge(env.ready ? 'ready' : 'not ready')),
         el('td', { class: 'small', text: unmet.length ? unmet.join('; ') : 'every required check is met' }),
         el('td', { class: 'small', text: promo ? `${promo.met ? '✓' : '✗'} after ${promo.soak} in ${promo.from}${promo.missing ? `: ${promo.missing}` : ''}` : '—' }));
     });
