@@ -64,7 +64,7 @@ export function legend() {
     ['ok', 'succeeded'], ['run', 'running'], ['wait', 'paused / awaiting'],
     ['bad', 'failed / rolled back'], ['idle', 'pending / other'],
   ];
-  return el('ul', { class: 'legend', 'aria-label': 'State colours' },
+  return el('ul', { class: 'legend', 'aria-label': 'Colour key' },
     items.map(([t, words]) => el('li', {}, el('span', { class: `badge tone-${t}`, text: words }))));
 }
 
