@@ -13,6 +13,8 @@ import { EventLog } from './eventlog.js';
 
 const PAGE = 50;
 const MAX_CHARTS = 12;
+// Up to this many events, the page reads a deployment's whole history on opening.
+const FULL_HISTORY = 5000;
 const FINAL = new Set(['succeeded', 'rolled_back', 'failed', 'cancelled']);
 const ACTIONS = {
   pause: { label: 'Pause', verb: 'Pause', states: ['running', 'awaiting_approval', 'pending', 'frozen'] },
@@ -407,9 +409,10 @@ class DeploymentPage {
     }
     if (!this.alive) return;
     const last = this.detail && typeof this.detail.last_event_seq === 'number' ? this.detail.last_event_seq : 0;
-    // The log keeps 500 events; the stream starts just before them (seqs count from 1 per
-    // deployment), not at the first of a long rollout.
-    const after = Math.max(0, last - EventLog.MAX);
+    // Every event from the first (seqs count from 1 per deployment), unless there are so many
+    // (a fleet-wide rollout) that reading them all would stall the page: then the last ones the
+    // log keeps.
+    const after = last > FULL_HISTORY ? last - EventLog.MAX : 0;
     this.live = new LiveEvents(this.id, after, (e) => this.onEvent(e), (s) => this.showConnection(s));
     this.live.open();
     this.loadAnalysis();
