@@ -68,7 +68,7 @@ export async function currentSession() {
     headers: { Accept: 'application/json' },
     cache: 'no-store',
   });
-  if (res.status === 401) return null;
+  if (res.status === 401 || res.status === 404) return null;  // no session
   return answer(res);
 }
 

@@ -162,7 +162,9 @@ class WaveView {
     this.wave = wave;
     clear(this.stateSlot).append(badge(wave.state, 'wave-state'));
     const total = totalOf(wave);
-    this.meta.textContent = `${wave.environment ? `environment ${wave.environment} · ` : ''}${total} cluster${total === 1 ? '' : 's'}`;
+    this.meta.textContent = [wave.environment && `environment ${wave.environment}`,
+      wave.strategy && `${wave.strategy.replace('_', '-')} strategy`,
+      `${total} cluster${total === 1 ? '' : 's'}`].filter(Boolean).join(' · ');
     const counts = countsOf(wave);
     this.counts.textContent = countsText(counts);
     setOptions(this.filter, Object.keys(counts).filter((s) => counts[s] > 0).sort(), 'All');
@@ -203,17 +205,19 @@ class WaveView {
     clear(this.planned);
     if (Array.isArray(wave.planned_clusters) && wave.planned_clusters.length) {
       const names = wave.planned_clusters;
-      const shown = names.slice(0, 20).join(', ');
+      const count = typeof wave.planned_clusters_total === 'number' ? wave.planned_clusters_total : names.length;
+      const shown = names.slice(0, 20);
       this.planned.append(el('p', { class: 'small', dataset: { testid: 'planned-clusters' } },
-        `Will deploy to ${names.length} cluster${names.length === 1 ? '' : 's'}: ${shown}`,
-        names.length > 20 ? ` and ${names.length - 20} more` : ''));
+        `Will deploy to ${count} cluster${count === 1 ? '' : 's'}: ${shown.join(', ')}`,
+        count > shown.length ? ` and ${count - shown.length} more` : ''));
     }
 
     clear(this.attention);
     const attention = wave.attention || [];
     if (attention.length) {
       this.attention.append(el('div', { class: 'attention' },
-        el('h3', { text: `Needs attention (${attention.length}${attention.length >= 50 ? '+' : ''})` }),
+        el('h3', { text: `Needs attention: ${wave.attention_total ?? attention.length} cluster${(wave.attention_total ?? attention.length) === 1 ? '' : 's'}` +
+          ((wave.attention_total ?? 0) > attention.length ? ` (the first ${attention.length} listed)` : '') }),
         el('ul', { dataset: { testid: 'attention' } }, attention.map((c) => el('li', { dataset: { cluster: c.name } },
           el('span', { class: 'mono', text: c.name }), ' ', badge(c.state), ' ',
           c.step ? el('span', { class: 'muted', text: `${c.step} ` }) : null,
@@ -600,7 +604,7 @@ class DeploymentPage {
     // Rebuilt only when it changed (or every 10 s for the relative times): a link in it keeps
     // its focus while the page updates live.
     const factsKey = JSON.stringify([d.service, d.version, d.submitted_by, d.created_at, d.updated_at,
-      d.finished_at, d.strategy, d.driver, d.hotfix, d.waits_for, d.watch, d.changes, d.release_notes_url,
+      d.finished_at, d.driver, d.hotfix, d.waits_for, d.watch, d.changes, d.release_notes_url,
       Math.floor(Date.now() / 10000)]);
     if (factsKey !== this.factsKey) this.renderFacts(d);
     this.factsKey = factsKey;
@@ -636,7 +640,7 @@ class DeploymentPage {
     fact('Created', timeEl(d.created_at), ' (', timeEl(d.created_at, true), ')');
     fact('Updated', timeEl(d.updated_at, true));
     if (d.finished_at) fact('Finished', timeEl(d.finished_at));
-    if (d.strategy || d.driver) fact('Strategy', [d.driver, d.strategy].filter(Boolean).join(' · ').replace('_', ' '));
+    if (d.driver) fact('Driver', d.driver);
     if (d.hotfix) fact('Hotfix', d.hotfix);
     if (d.waits_for) fact('Queued behind', link(deploymentHref(d.waits_for), d.waits_for));
     if (d.watch) {
