@@ -4,6 +4,9 @@ import { getJson, paths, errorText } from './api.js';
 import { el, clear, badge, legend, timeEl, link, deploymentHref, releaseHref, setOptions } from './dom.js';
 import { poll } from './poll.js';
 
+// Rows drawn at most: the overview is read at a glance, the log keeps the rest.
+const MAX_ROWS = 200;
+
 export function freezeBanner(freezes) {
   if (!freezes || freezes.length === 0) return null;
   return el('section', { class: 'banner tone-wait-box', role: 'status', dataset: { testid: 'freeze-banner' } },
@@ -71,7 +74,7 @@ export function renderOverview(main) {
       (!want.env || (d.environments || []).includes(want.env)) &&
       (!want.state || d.state === want.state));
     clear(tbody);
-    for (const d of shown) {
+    for (const d of shown.slice(0, MAX_ROWS)) {
       tbody.append(el('tr', { dataset: { testid: 'deployment-row', id: d.id } },
         el('td', {}, link(deploymentHref(d.id), d.id, { class: 'mono' })),
         el('td', { text: d.service }),
@@ -86,7 +89,8 @@ export function renderOverview(main) {
       tbody.append(el('tr', {}, el('td', { colspan: '7', class: 'muted',
         text: deployments.length === 0 ? 'No deployments yet.' : 'No deployment matches the filters.' })));
     }
-    status.textContent = `${shown.length} of ${deployments.length} deployments`;
+    status.textContent = `${shown.length} of ${deployments.length} deployments` +
+      (shown.length > MAX_ROWS ? ` (the newest ${MAX_ROWS} listed: filter to find others)` : '');
   }
 
   for (const s of [serviceSel, envSel, stateSel]) s.addEventListener('change', () => draw(true));
