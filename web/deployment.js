@@ -294,7 +294,7 @@ class DeploymentPage {
   build() {
     document.title = `${this.id} · Flotilla`;
     this.h1 = el('h1', { text: `Deployment ${this.id}` });
-    this.stateLine = el('div', { class: 'state-line' });
+    this.stateLine = el('div', { class: 'state-line', 'aria-live': 'polite' });
     this.reasonSlot = el('div');
     this.freezeSlot = el('div');
     this.facts = el('dl', { class: 'facts' });
@@ -570,36 +570,23 @@ class DeploymentPage {
     document.title = `${d.service} ${d.version} (${d.id}) · Flotilla`;
     this.h1.textContent = `${d.service} ${d.version} (${d.id})`;
 
-    clear(this.stateLine).append(
-      el('span', { class: 'state-caption', text: 'State ' }),
-      el('span', { class: `badge big tone-${tone(d.state)}`, dataset: { testid: 'deployment-state' }, text: d.state }),
-      el('span', { class: 'wave-progress', text: ` wave ${Math.min((d.wave_index || 0) + 1, d.waves_total || 0)} of ${d.waves_total || 0}${d.current_wave ? ` (${d.current_wave})` : ''}` }));
-
-    // Why it stopped, verbatim (the measured value and the limit are in the text).
-    clear(this.reasonSlot);
-    if (d.reason || d.failure) {
-      const rolled = ['rolled_back', 'rolling_back', 'failed'].includes(d.state);
-      const box = el('section', { class: `banner ${rolled ? 'tone-bad-box' : 'tone-wait-box'}`, role: 'alert',
-        dataset: { testid: 'rollback-reason' } },
-      el('strong', { text: rolled ? 'Rolled back because: ' : 'Reason: ' }),
-      d.reason ? el('span', { class: 'reason-text', text: d.reason }) : null);
-      if (d.failure && !(d.reason || '').includes(d.failure.message)) {
-        box.append(el('p', { class: 'small' },
-          `First failure: cluster ${d.failure.cluster}, step ${d.failure.step}: `,
-          el('span', { text: d.failure.message })));
+    // Live regions and alerts are redrawn only when they change (a redraw is announced again).
+    const stateKey = JSON.stringify([d.state, d.wave_index, d.waves_total, d.current_wave]);
+    if (stateKey !== this.stateKey) this.renderState(d);
+    this.stateKey = stateKey;
+    const reasonKey = JSON.stringify([d.state, d.reason, d.failure, d.rollback_failed_clusters]);
+    if (reasonKey !== this.reasonKey) this.renderReason(d);
+    this.reasonKey = reasonKey;
+    const freezeKey = JSON.stringify(d.frozen_by);
+    if (freezeKey !== this.freezeKey) {
+      clear(this.freezeSlot);
+      if (d.frozen_by) {
+        const banner = freezeBanner([d.frozen_by]);
+        banner.prepend(el('p', { text: 'This deployment is held by a freeze.' }));
+        this.freezeSlot.append(banner);
       }
-      if ((d.rollback_failed_clusters || []).length) {
-        box.append(el('p', { class: 'small', text: `Rollback failed on: ${d.rollback_failed_clusters.join(', ')}` }));
-      }
-      this.reasonSlot.append(box);
     }
-
-    clear(this.freezeSlot);
-    if (d.frozen_by) {
-      const banner = freezeBanner([d.frozen_by]);
-      banner.prepend(el('p', { text: 'This deployment is held by a freeze.' }));
-      this.freezeSlot.append(banner);
-    }
+    this.freezeKey = freezeKey;
 
     // Rebuilt only when it changed (or every 10 s for the relative times): a link in it keeps
     // its focus while the page updates live.
@@ -629,6 +616,34 @@ class DeploymentPage {
         this.waves.set(name, view);
         this.wavesBox.append(view.section);
       }
+    }
+  }
+
+  renderState(d) {
+    clear(this.stateLine).append(
+      el('span', { class: 'state-caption', text: 'State ' }),
+      el('span', { class: `badge big tone-${tone(d.state)}`, dataset: { testid: 'deployment-state' }, text: d.state }),
+      el('span', { class: 'wave-progress', text: ` wave ${Math.min((d.wave_index || 0) + 1, d.waves_total || 0)} of ${d.waves_total || 0}${d.current_wave ? ` (${d.current_wave})` : ''}` }));
+  }
+
+  renderReason(d) {
+    // Why it stopped, verbatim (the measured value and the limit are in the text).
+    clear(this.reasonSlot);
+    if (d.reason || d.failure) {
+      const rolled = ['rolled_back', 'rolling_back', 'failed'].includes(d.state);
+      const box = el('section', { class: `banner ${rolled ? 'tone-bad-box' : 'tone-wait-box'}`, role: 'alert',
+        dataset: { testid: 'rollback-reason' } },
+      el('strong', { text: rolled ? 'Rolled back because: ' : 'Reason: ' }),
+      d.reason ? el('span', { class: 'reason-text', text: d.reason }) : null);
+      if (d.failure && !(d.reason || '').includes(d.failure.message)) {
+        box.append(el('p', { class: 'small' },
+          `First failure: cluster ${d.failure.cluster}, step ${d.failure.step}: `,
+          el('span', { text: d.failure.message })));
+      }
+      if ((d.rollback_failed_clusters || []).length) {
+        box.append(el('p', { class: 'small', text: `Rollback failed on: ${d.rollback_failed_clusters.join(', ')}` }));
+      }
+      this.reasonSlot.append(box);
     }
   }
 

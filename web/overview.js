@@ -60,6 +60,7 @@ export function renderOverview(main) {
         el('p', {}, link('#/agents', 'All agents')))));
 
   let deployments = [];
+  let shownFreezes = '';
 
   let drawn = '';
   function draw(force) {
@@ -100,9 +101,14 @@ export function renderOverview(main) {
       getJson(paths.deployments(), signal), getJson(paths.agents(), signal)]);
     if (list.status === 'fulfilled') {
       deployments = list.value.deployments || [];
-      clear(bannerSlot);
-      const banner = freezeBanner(list.value.freezes);
-      if (banner) bannerSlot.append(banner);
+      // Redrawn only when the freezes change: a status region is announced on each redraw.
+      const freezeKey = JSON.stringify(list.value.freezes || []);
+      if (freezeKey !== shownFreezes) {
+        shownFreezes = freezeKey;
+        clear(bannerSlot);
+        const banner = freezeBanner(list.value.freezes);
+        if (banner) bannerSlot.append(banner);
+      }
       const uniq = (xs) => [...new Set(xs.filter(Boolean))].sort();
       setOptions(serviceSel, uniq(deployments.map((d) => d.service)), 'All');
       setOptions(envSel, uniq(deployments.flatMap((d) => d.environments || [])), 'All');
