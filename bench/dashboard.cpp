@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -142,6 +143,20 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
     figures.push_back({"dashboard", "register " + label + ": not all registered", {}});
     return;
   }
+  // The HTTP API's view of the agents (the one a plan is resolved against) follows the
+  // engine's by a moment: submit once it has them all.
+  if (!support::pollUntil(
+          [&] {
+            json agents = coordinator->get("/api/v1/agents").parsed();
+            if (!agents.is_object() || !agents["agents"].is_array()) return false;
+            int connected = 0;
+            for (const auto& a : agents["agents"]) connected += a.value("state", "") == "connected";
+            return connected == n;
+          },
+          60s, 200ms)) {
+    std::cerr << "   the API never listed " << n << " connected agents\n";
+    return;
+  }
   std::cerr << "   " << n << " agents registered\n";
 
   const std::string id = coordinator->submit(plan(n));
@@ -198,6 +213,9 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
           shown.try_emplace(t.value("seq", int64_t{-1}), t.value("shownAt", 0.0));
         }
         size_t missing = 0;
+        // Every event's times, for a closer look (kept with --keep).
+        std::ofstream tsv(dir + "/events-" + std::to_string(n) + ".tsv");
+        tsv << "seq\ttype\tcommitted_ms\tshown_ms\tlatency_ms\n";
         for (const auto& e : events) {
           auto at = shown.find(e.value("seq", int64_t{-1}));
           auto committed = support::parseRfc3339(e.value("time", ""));
@@ -205,7 +223,11 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
             ++missing;
             continue;
           }
-          latency.values.push_back(at->second - static_cast<double>(wallNs(*committed)) / 1e6);
+          const double committed_ms = static_cast<double>(wallNs(*committed)) / 1e6;
+          latency.values.push_back(at->second - committed_ms);
+          tsv << e.value("seq", int64_t{0}) << "\t" << e.value("type", "") << "\t"
+              << std::fixed << committed_ms << "\t" << at->second << "\t"
+              << at->second - committed_ms << "\n";
         }
         std::cerr << "   " << events.size() << " events after the page opened, "
                   << latency.values.size() << " shown, " << missing << " not shown"
