@@ -8,7 +8,9 @@
 //          (window.flotillaEventTimes: performance.timeOrigin + performance.now(), wall clock)
 //          minus the event's commit time (its `time` in GET .../events: the engine's clock when
 //          it committed the change, in milliseconds; the group commit's fsync follows in the same
-//          loop turn). p50 and p99 over the rollout's events.
+//          loop turn). p50 and p99 over the rollout's events. A plain SSE client in this
+//          process reads the same stream and splits that time: committed -> arrived here (the
+//          server's share), arrived -> shown (the browser's).
 //   load   the finished deployment's page opened afresh (a new browser context each run: no
 //          cache, a new session), from navigation start to the page rendered (state and every
 //          wave drawn), measured in the page with the Performance API, and to the next frame
@@ -17,16 +19,19 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <set>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/bench_util.hpp"
+#include "common/http_client.hpp"
+#include "common/sse.hpp"
 #include "tests/support/wait.hpp"
 
 #ifndef FLOTILLA_SOURCE_DIR
@@ -106,6 +111,56 @@ std::vector<json> eventsAfter(CoordinatorProcess& c, const std::string& id, int6
   }
 }
 
+// A plain SSE client on the same stream as the page (libcurl, this process): when each event
+// arrived here. Committed -> arrived is the server's share of the latency, arrived -> shown the
+// browser's. Its thread ends when the stream does (the server ends it once the deployment is
+// final, or the coordinator stops).
+class StreamProbe {
+ public:
+  StreamProbe(const std::string& url, const std::string& token, const std::string& id,
+              int64_t after) {
+    thread_ = std::thread([this, url, token, id, after] {
+      common::HttpClientOptions options;
+      options.bearer_token = token;
+      common::HttpClient client(options);
+      common::HttpRequest request;
+      request.url = url + "/api/v1/deployments/" + id + "/events?after=" + std::to_string(after);
+      request.accept = "text/event-stream";
+      common::SseParser parser;
+      client.stream(request, "text/event-stream", [&](std::string_view chunk) {
+        const double now = static_cast<double>(wallNs(std::chrono::system_clock::now())) / 1e6;
+        connected_ = true;
+        if (stop_) return false;
+        return parser.feed(chunk, [&](const common::SseEvent& e) {
+          json event = json::parse(e.data, nullptr, false);
+          if (!event.is_object()) return true;
+          std::lock_guard<std::mutex> lock(mutex_);
+          arrived_.try_emplace(event.value("seq", int64_t{-1}), now);
+          return true;
+        });
+      });
+    });
+  }
+  // Waits for the stream's end; a stream still open ends at its next keep-alive (15 s).
+  ~StreamProbe() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  // The first bytes (the stream's `retry:` line) came.
+  bool connected() const { return connected_; }
+  std::map<int64_t, double> arrived() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return arrived_;
+  }
+
+ private:
+  std::thread thread_;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::map<int64_t, double> arrived_;  // seq -> wall-clock ms
+};
+
 // "ready {json}" / "result {json}" from the page script; null when it said something else or
 // nothing in time.
 json expectLine(LineChild& page, const std::string& word, std::chrono::milliseconds timeout) {
@@ -183,6 +238,10 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
       std::cerr << "   see " << dir << "/page-live.log\n";
       keep = true;
     } else {
+      StreamProbe probe(coordinator->url(), approver, id, ready_seq);
+      if (!support::pollUntil([&] { return probe.connected(); }, 10s, 20ms)) {
+        std::cerr << "   the SSE probe did not connect\n";
+      }
       std::cerr << "   page open on " << id << " (" << ready.value("state", "") << ", clock skew "
                 << ready.value("skew_ms", 0.0) << " ms); approving the first wave\n";
       auto approved =
@@ -207,6 +266,9 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
       page->writeLine("until " + std::to_string(last));
       json result = expectLine(*page, "result", page_timeout + 10s);
       Figure latency{"dashboard", "event committed -> shown " + label + " (ms)", {}};
+      Figure server{"dashboard", "event committed -> arrived (SSE client) " + label + " (ms)", {}};
+      Figure browser{"dashboard", "event arrived (SSE client) -> shown " + label + " (ms)", {}};
+      const std::map<int64_t, double> arrived = probe.arrived();
       if (result.is_object() && result["times"].is_array()) {
         std::map<int64_t, double> shown;  // seq -> first time shown
         for (const auto& t : result["times"]) {
@@ -215,9 +277,10 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
         size_t missing = 0;
         // Every event's times, for a closer look (kept with --keep).
         std::ofstream tsv(dir + "/events-" + std::to_string(n) + ".tsv");
-        tsv << "seq\ttype\tcommitted_ms\tshown_ms\tlatency_ms\n";
+        tsv << "seq\ttype\tcommitted_ms\tarrived_ms\tshown_ms\tlatency_ms\n" << std::fixed;
         for (const auto& e : events) {
-          auto at = shown.find(e.value("seq", int64_t{-1}));
+          const int64_t seq = e.value("seq", int64_t{-1});
+          auto at = shown.find(seq);
           auto committed = support::parseRfc3339(e.value("time", ""));
           if (at == shown.end() || !committed) {
             ++missing;
@@ -225,8 +288,13 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
           }
           const double committed_ms = static_cast<double>(wallNs(*committed)) / 1e6;
           latency.values.push_back(at->second - committed_ms);
-          tsv << e.value("seq", int64_t{0}) << "\t" << e.value("type", "") << "\t"
-              << std::fixed << committed_ms << "\t" << at->second << "\t"
+          auto came = arrived.find(seq);
+          if (came != arrived.end()) {
+            server.values.push_back(came->second - committed_ms);
+            browser.values.push_back(at->second - came->second);
+          }
+          tsv << seq << "\t" << e.value("type", "") << "\t" << committed_ms << "\t"
+              << (came != arrived.end() ? came->second : 0.0) << "\t" << at->second << "\t"
               << at->second - committed_ms << "\n";
         }
         std::cerr << "   " << events.size() << " events after the page opened, "
@@ -240,6 +308,8 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
                            {static_cast<double>(missing)}});
       }
       figures.push_back(latency);
+      figures.push_back(server);
+      figures.push_back(browser);
     }
   }
 
