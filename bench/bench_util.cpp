@@ -186,7 +186,7 @@ support::HttpResponse CoordinatorProcess::get(const std::string& path) {
 }
 
 support::HttpResponse CoordinatorProcess::post(const std::string& path, const json& body,
-                                                const std::string& token) {
+                                               const std::string& token) {
   const std::string text = body.dump();
   return support::httpRequest("POST", url_ + path,
                               {{"Authorization", "Bearer " + (token.empty() ? token_ : token)},

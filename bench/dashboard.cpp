@@ -2,15 +2,17 @@
 // (headless, driven by playwright-core through bench/dashboard_page.mjs, a child process), on a
 // real coordinator with N = 1,000 and 10,000 simulated agents (flotilla-sim-agents). For each N:
 //   live   a deployment of N clusters in three waves (1%, the next 10%, the rest; the first one
-//          waits for an approval) is open on the deployment page, logged in as a viewer; once
-//          the page shows the wave waiting, an approver approves it and the rollout runs to the
-//          end. For every event committed after the page opened: the time the page showed it
+//          waits for an approval) is open on the deployment page, logged in as a viewer. Once
+//          the page shows the wave waiting: one event at a time, a deployer pauses and resumes
+//          it 25 times, 300 ms apart (50 single events on a quiet page); then an approver
+//          approves the wave and the rollout runs to the end (3N+ events in bursts). For every
+//          event committed after the page opened: the time the page showed it
 //          (window.flotillaEventTimes: performance.timeOrigin + performance.now(), wall clock)
 //          minus the event's commit time (its `time` in GET .../events: the engine's clock when
 //          it committed the change, in milliseconds; the group commit's fsync follows in the same
-//          loop turn). p50 and p99 over the rollout's events. A plain SSE client in this
-//          process reads the same stream and splits that time: committed -> arrived here (the
-//          server's share), arrived -> shown (the browser's).
+//          loop turn). p50 and p99 of each phase. A plain SSE client in this process reads the
+//          same stream and splits that time: committed -> arrived here (the server's share),
+//          arrived -> shown (the browser's; both share the CPU, so the split is approximate).
 //   load   the finished deployment's page opened afresh (a new browser context each run: no
 //          cache, a new session), from navigation start to the page rendered (state and every
 //          wave drawn), measured in the page with the Performance API, and to the next frame
@@ -53,6 +55,9 @@ constexpr char kUsage[] =
     "integration/browser (npm ci there); chromium: CHROMIUM, else /usr/bin/chromium.\n";
 constexpr int kAgentsPerProcess = 2500;
 constexpr int kWaves = 3;
+// Single events before the rollout: pause + resume, this many times, this far apart.
+constexpr int kPacedCycles = 25;
+constexpr auto kPacedGap = std::chrono::milliseconds(300);
 
 // The first wave (1%) by name and waiting for an approval, the next 10% by name, the rest by
 // label. Simulated agents run nothing: each step is answered at once.
@@ -191,7 +196,8 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
   if (!coordinator) return;
   const std::string viewer = coordinator->makeToken("bench-viewer", "viewer");
   const std::string approver = coordinator->makeToken("bench-approver", "approver");
-  if (viewer.empty() || approver.empty()) return;
+  const std::string deployer = coordinator->makeToken("bench-deployer", "deployer");
+  if (viewer.empty() || approver.empty() || deployer.empty()) return;
   auto fleet = startFleet(coordinator->agents(), n, kAgentsPerProcess, {{"fleet", "bench"}}, dir,
                           std::chrono::milliseconds(60000 + 10 * n));
   if (fleet.empty()) {
@@ -243,9 +249,26 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
         std::cerr << "   the SSE probe did not connect\n";
       }
       std::cerr << "   page open on " << id << " (" << ready.value("state", "") << ", clock skew "
-                << ready.value("skew_ms", 0.0) << " ms); approving the first wave\n";
-      auto approved =
-          coordinator->post("/api/v1/deployments/" + id + "/approve", {{"wave", "canary"}}, approver);
+                << ready.value("skew_ms", 0.0) << " ms)\n";
+      // One event at a time: a deployer pauses and resumes the waiting deployment, each a
+      // single event on an otherwise quiet page.
+      for (int i = 0; i < kPacedCycles; ++i) {
+        for (const char* verb : {"pause", "resume"}) {
+          std::this_thread::sleep_for(kPacedGap);
+          auto r = coordinator->post("/api/v1/deployments/" + id + "/" + verb,
+                                     {{"reason", "dashboard bench"}}, deployer);
+          if (r.status != 200) {
+            std::cerr << "   " << verb << " refused (" << r.status << "): " << r.body << "\n";
+            return;
+          }
+        }
+      }
+      std::vector<json> paced = eventsAfter(*coordinator, id, ready_seq);
+      const int64_t paced_last = paced.empty() ? ready_seq : paced.back().value("seq", int64_t{0});
+      std::cerr << "   " << paced.size() << " single events (pause, resume); approving the first"
+                << " wave\n";
+      auto approved = coordinator->post("/api/v1/deployments/" + id + "/approve",
+                                        {{"wave", "canary"}}, approver);
       if (approved.status != 200) {
         std::cerr << "   approval refused (" << approved.status << "): " << approved.body << "\n";
         return;
@@ -265,9 +288,16 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
       const int64_t last = events.empty() ? ready_seq : events.back().value("seq", int64_t{0});
       page->writeLine("until " + std::to_string(last));
       json result = expectLine(*page, "result", page_timeout + 10s);
-      Figure latency{"dashboard", "event committed -> shown " + label + " (ms)", {}};
-      Figure server{"dashboard", "event committed -> arrived (SSE client) " + label + " (ms)", {}};
-      Figure browser{"dashboard", "event arrived (SSE client) -> shown " + label + " (ms)", {}};
+      // [0]: the single events, [1]: the rollout's.
+      const std::string phase[2] = {"single", "rollout"};
+      std::vector<Figure> latency, server, browser;
+      for (const auto& p : phase) {
+        latency.push_back(
+            {"dashboard", "event committed -> shown, " + p + " " + label + " (ms)", {}});
+        server.push_back(
+            {"dashboard", "  committed -> SSE client, " + p + " " + label + " (ms)", {}});
+        browser.push_back({"dashboard", "  SSE client -> shown, " + p + " " + label + " (ms)", {}});
+      }
       const std::map<int64_t, double> arrived = probe.arrived();
       if (result.is_object() && result["times"].is_array()) {
         std::map<int64_t, double> shown;  // seq -> first time shown
@@ -280,6 +310,7 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
         tsv << "seq\ttype\tcommitted_ms\tarrived_ms\tshown_ms\tlatency_ms\n" << std::fixed;
         for (const auto& e : events) {
           const int64_t seq = e.value("seq", int64_t{-1});
+          const size_t k = seq <= paced_last ? 0 : 1;
           auto at = shown.find(seq);
           auto committed = support::parseRfc3339(e.value("time", ""));
           if (at == shown.end() || !committed) {
@@ -287,38 +318,41 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
             continue;
           }
           const double committed_ms = static_cast<double>(wallNs(*committed)) / 1e6;
-          latency.values.push_back(at->second - committed_ms);
+          latency[k].values.push_back(at->second - committed_ms);
           auto came = arrived.find(seq);
           if (came != arrived.end()) {
-            server.values.push_back(came->second - committed_ms);
-            browser.values.push_back(at->second - came->second);
+            server[k].values.push_back(came->second - committed_ms);
+            browser[k].values.push_back(at->second - came->second);
           }
           tsv << seq << "\t" << e.value("type", "") << "\t" << committed_ms << "\t"
               << (came != arrived.end() ? came->second : 0.0) << "\t" << at->second << "\t"
               << at->second - committed_ms << "\n";
         }
         std::cerr << "   " << events.size() << " events after the page opened, "
-                  << latency.values.size() << " shown, " << missing << " not shown"
-                  << " (page: " << result.value("state", "") << ", "
+                  << latency[0].values.size() + latency[1].values.size() << " shown, " << missing
+                  << " not shown (page: " << result.value("state", "") << ", "
                   << result.value("dom_nodes", 0) << " DOM nodes, clock skew "
                   << result.value("skew_ms", 0.0) << " ms)\n";
-        figures.push_back({"dashboard", "events of the rollout " + label + " (count)",
-                           {static_cast<double>(events.size())}});
-        figures.push_back({"dashboard", "events not shown " + label + " (count)",
+        figures.push_back({"dashboard",
+                           "events of the rollout " + label + " (count)",
+                           {static_cast<double>(events.size() - paced.size())}});
+        figures.push_back({"dashboard",
+                           "events not shown " + label + " (count)",
                            {static_cast<double>(missing)}});
       }
-      figures.push_back(latency);
-      figures.push_back(server);
-      figures.push_back(browser);
+      for (size_t k = 0; k < 2; ++k) {
+        figures.push_back(latency[k]);
+        figures.push_back(server[k]);
+        figures.push_back(browser[k]);
+      }
     }
   }
 
   // ---- load: the finished deployment's page, afresh each run ----
   {
     std::vector<std::string> argv = nodeArgs("load", coordinator->url(), id);
-    argv.insert(argv.end(), {"--waves", std::to_string(kWaves), "--runs",
-                             std::to_string(load_runs), "--timeout-ms",
-                             std::to_string(page_timeout.count())});
+    argv.insert(argv.end(), {"--waves", std::to_string(kWaves), "--runs", std::to_string(load_runs),
+                             "--timeout-ms", std::to_string(page_timeout.count())});
     auto page = LineChild::start(argv, env, dir + "/page-load.log");
     if (!page) return;
     json result = expectLine(*page, "result", page_timeout * load_runs + 30s);
@@ -336,10 +370,8 @@ void runSize(int n, int load_runs, bool keep, std::vector<Figure>& figures) {
         if (r["slowest_api"].is_object()) {
           slowest.values.push_back(r["slowest_api"].value("ms", 0.0));
           std::cerr << "   slowest API call " << r["slowest_api"].value("url", "") << ": "
-                    << r["slowest_api"].value("ms", 0.0) << " ms, "
-                    << r["slowest_api"].value("bytes", 0) << " bytes; "
-                    << r.value("api_requests", 0) << " API calls, " << r.value("api_bytes", 0)
-                    << " bytes in all\n";
+                    << r["slowest_api"].value("ms", 0.0) << " ms (of " << r.value("api_requests", 0)
+                    << " API calls)\n";
         }
       }
     } else {

@@ -149,10 +149,8 @@ async function measureLoad(browser, opts) {
         dom_content_loaded_ms: nav ? nav.domContentLoadedEventEnd : null,
         load_event_ms: nav ? nav.loadEventEnd : null,
         api_requests: api.length,
-        api_bytes: api.reduce((n, e) => n + (e.transferSize || 0), 0),
         slowest_api: slowest
-          ? { url: new URL(slowest.name).pathname + new URL(slowest.name).search,
-            ms: slowest.duration, bytes: slowest.transferSize }
+          ? { url: new URL(slowest.name).pathname + new URL(slowest.name).search, ms: slowest.duration }
           : null,
         dom_nodes: document.getElementsByTagName('*').length,
         state: document.querySelector('[data-testid=deployment-state]').textContent.trim(),
