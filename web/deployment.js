@@ -299,7 +299,7 @@ class DeploymentPage {
     this.freezeSlot = el('div');
     this.facts = el('dl', { class: 'facts' });
     this.actions = el('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' });
-    this.actionKey = '';
+    this.actionKey = null;
     this.actionError = el('p', { class: 'error', role: 'alert', dataset: { testid: 'action-error' } });
     this.actionError.hidden = true;
     this.actionDone = el('p', { class: 'muted small', role: 'status' });
