@@ -230,11 +230,18 @@ class WaveView {
       this.showPage(all.slice(this.offset, this.offset + PAGE), all.length);
       return false;
     }
+    if (total === 0) {
+      // Not started (or resolved to no cluster): nothing to page through.
+      this.offset = 0;
+      this.pageSig = null;
+      this.showPage([], 0);
+      return false;
+    }
     const sig = JSON.stringify([wave.state, counts, attention.map((c) => [c.name, c.state, c.step, c.message])]);
     const moving = wave.state === 'running' || wave.state === 'rolling_back';
     const stale = this.pageSig !== sig || moving;
     this.pageSig = sig;
-    return total > 0 && stale;
+    return stale;
   }
 
   async loadPage(id) {
