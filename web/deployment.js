@@ -15,6 +15,8 @@ const PAGE = 50;
 const MAX_CHARTS = 12;
 // Up to this many events, the page reads a deployment's whole history on opening.
 const FULL_HISTORY = 5000;
+// Events re-read the summary and the visible cluster pages at most this often.
+const REFRESH_MS = 200;
 const FINAL = new Set(['succeeded', 'rolled_back', 'failed', 'cancelled']);
 const ACTIONS = {
   pause: { label: 'Pause', verb: 'Pause', states: ['running', 'awaiting_approval', 'pending', 'frozen'] },
@@ -510,7 +512,7 @@ class DeploymentPage {
     window.flotillaSeenSeqs.push(Number(e.seq));
     if (e.type === 'cluster.analysis' && this.addFigures(e)) this.drawCharts(e.cluster);
     if (/^deployment\.(succeeded|rolled_back|failed|cancelled)$/.test(e.type)) this.sawEnd = true;
-    this.refreshSoon(200);
+    this.refreshSoon(REFRESH_MS);
   }
 
   showConnection(state) {
@@ -546,8 +548,10 @@ class DeploymentPage {
       } finally {
         this.refreshing = false;
         if (this.again) {
+          // Events came in meanwhile: read again, after a breath (a burst of thousands would
+          // otherwise keep the page re-reading back to back).
           this.again = false;
-          this.refreshSoon(0);
+          this.refreshSoon(REFRESH_MS);
         }
       }
     }, ms);
