@@ -2,12 +2,13 @@
 // (and, for the canaries, a real HAProxy per cluster with traffic through it), runs one scenario
 // of integration/browser/ in Debian's headless chromium beside them (tests/support/browser.hpp),
 // and checks both what the page showed and what the API says.
+#include "tests/support/browser.hpp"
+
 #include <cmath>
 #include <filesystem>
 #include <regex>
 #include <thread>
 
-#include "tests/support/browser.hpp"
 #include "tests/support/plans.hpp"
 #include "tests/support/service_fleet.hpp"
 
@@ -145,11 +146,13 @@ TEST_F(BrowserTest, ApproverApprovesTheWaitingWaveWithTheButton) {
 // the page reconnects and has seen exactly the API's events, none twice.
 TEST_F(BrowserTest, PageCatchesUpAfterTheCoordinatorIsKilledAndRestarted) {
   // apply takes 3 s and marks its start, so the coordinator dies mid-step.
-  const std::string plan = ScriptPlan{
-      .version = "3.0.0",
-      .apply = logStep("apply") + " && touch @DIR@/$FLOTILLA_CLUSTER.apply-started && sleep 3 && " +
-               kRecordVersion,
-      .waves = {waveOf("first", {"staging-eu"}), waveOf("second", {"prod-eu-1"})}}.yaml();
+  const std::string plan =
+      ScriptPlan{.version = "3.0.0",
+                 .apply = logStep("apply") +
+                          " && touch @DIR@/$FLOTILLA_CLUSTER.apply-started && sleep 3 && " +
+                          kRecordVersion,
+                 .waves = {waveOf("first", {"staging-eu"}), waveOf("second", {"prod-eu-1"})}}
+          .yaml();
   ASSERT_NO_FATAL_FAILURE(startCoordinator());
   ASSERT_NO_FATAL_FAILURE(startAgents(kTwoAgents));
   auto browser = scenario("restart", createToken("watcher", "viewer"));
@@ -190,15 +193,14 @@ TEST_F(BrowserTest, NoSeriousAccessibilityViolationOnAnyPage) {
   ASSERT_NO_FATAL_FAILURE(startCoordinator());
   ASSERT_NO_FATAL_FAILURE(startAgents(kTwoAgents));
   const std::string done = submitPlan(
-      "done.yaml", ScriptPlan{.version = "1.0.0",
-                              .waves = {waveOf("staging", {"staging-eu"}),
-                                        waveOf("production", {"prod-eu-1"})}}
-                       .yaml());
+      "done.yaml",
+      ScriptPlan{.version = "1.0.0",
+                 .waves = {waveOf("staging", {"staging-eu"}), waveOf("production", {"prod-eu-1"})}}
+          .yaml());
   ASSERT_FALSE(done.empty());
   ASSERT_TRUE(waitForState(done, "succeeded"));
-  for (const auto& [check, outcome] :
-       std::vector<std::pair<std::string, std::string>>{{"tests", "--passed"},
-                                                        {"security-scan", "--failed"}}) {
+  for (const auto& [check, outcome] : std::vector<std::pair<std::string, std::string>>{
+           {"tests", "--passed"}, {"security-scan", "--failed"}}) {
     CommandResult r = cli({"checks", "report", "web", "1.0.0", check, outcome});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
@@ -229,8 +231,8 @@ class BrowserCanaryTest : public ServiceFleetTest {
                                   dir() + "/browser-" + name, env);
   }
 
-  // The clusters on the 1.0.0 baseline with traffic, `browser` open and ready, then `plan` submitted
-  // and its id told to the page: the id ("" after a failure, recorded).
+  // The clusters on the 1.0.0 baseline with traffic, `browser` open and ready, then `plan`
+  // submitted and its id told to the page: the id ("" after a failure, recorded).
   std::string rollOutWatched(BrowserScenario& browser, ProcessPlan plan) {
     EXPECT_NO_FATAL_FAILURE(deployBaseline());
     EXPECT_NO_FATAL_FAILURE(startTraffic());
@@ -248,8 +250,7 @@ TEST_F(BrowserCanaryTest, GoodCanaryWatchedLive) {
   auto browser = scenario("canary_live", {{"FLOTILLA_CLUSTERS", "staging-eu,prod-eu-1"}});
   ASSERT_NE(browser, nullptr);
   const std::string id = rollOutWatched(
-      *browser,
-      {.version = "2.0.0", .strategy = kCanarySteps, .metrics = kLenientMetrics});
+      *browser, {.version = "2.0.0", .strategy = kCanarySteps, .metrics = kLenientMetrics});
   ASSERT_FALSE(id.empty());
   const BrowserResult result = browser->finish(180s);
   const auto answers = stopTraffic();
@@ -272,11 +273,11 @@ TEST_F(BrowserCanaryTest, BadCanaryShowsTheReasonAndThePointOverTheLimit) {
   ASSERT_NO_FATAL_FAILURE(startClusters(kOneCluster));
   auto browser = scenario("canary_rollback", {{"FLOTILLA_CLUSTER", "staging-eu"}});
   ASSERT_NE(browser, nullptr);
-  const std::string id = rollOutWatched(*browser,
-                                        {.version = "2.0.0",
-                                         .command_extra = onlyFor("2.0.0", "--error-rate 0.2"),
-                                         .strategy = kCanarySteps,
-                                         .metrics = kStrictMetrics});
+  const std::string id =
+      rollOutWatched(*browser, {.version = "2.0.0",
+                                .command_extra = onlyFor("2.0.0", "--error-rate 0.2"),
+                                .strategy = kCanarySteps,
+                                .metrics = kStrictMetrics});
   ASSERT_FALSE(id.empty());
   const BrowserResult result = browser->finish(180s);
   stopTraffic();
@@ -307,9 +308,8 @@ TEST_F(BrowserCanaryTest, BadCanaryShowsTheReasonAndThePointOverTheLimit) {
   for (const auto& e : eventsOf(events(id), "cluster.analysis", "staging-eu")) {
     const json& f = e["data"];
     if (!f.is_object() || !f["limits"][key].is_number()) continue;
-    const double value = f["candidate"].value(key, json()).is_number()
-                             ? f["candidate"][key].get<double>()
-                             : -1;
+    const double value =
+        f["candidate"].value(key, json()).is_number() ? f["candidate"][key].get<double>() : -1;
     for (const auto& point : charts[which]["candidate"]) {
       if (std::abs(point["value"].get<double>() - value) < 1e-9 &&
           value > f["limits"][key].get<double>()) {
@@ -317,8 +317,7 @@ TEST_F(BrowserCanaryTest, BadCanaryShowsTheReasonAndThePointOverTheLimit) {
       }
     }
   }
-  EXPECT_TRUE(matched) << "no page point matches an API window over its limit: "
-                       << charts.dump(2);
+  EXPECT_TRUE(matched) << "no page point matches an API window over its limit: " << charts.dump(2);
 }
 
 // (g) A screenshot of the deployment page mid-canary, kept in the build's test-artifacts.
@@ -330,8 +329,7 @@ TEST_F(BrowserCanaryTest, ScreenshotMidCanaryIsKept) {
                           {{"FLOTILLA_CLUSTER", "staging-eu"}, {"FLOTILLA_SCREENSHOT", shot}});
   ASSERT_NE(browser, nullptr);
   const std::string id = rollOutWatched(
-      *browser,
-      {.version = "2.0.0", .strategy = kCanarySteps, .metrics = kLenientMetrics});
+      *browser, {.version = "2.0.0", .strategy = kCanarySteps, .metrics = kLenientMetrics});
   ASSERT_FALSE(id.empty());
   const BrowserResult result = browser->finish(120s);
   expectPassed(result);

@@ -65,10 +65,8 @@ std::unique_ptr<BrowserScenario> BrowserScenario::start(
   fs::create_directories(kBrowserArtifactsDir);
   fs::remove(work_dir + "/report.json");
   std::map<std::string, std::string> all = {
-      {"FLOTILLA_URL", server_url},
-      {"FLOTILLA_TOKEN", token},
-      {"FLOTILLA_WORK", work_dir},
-      {"FLOTILLA_ARTIFACTS", kBrowserArtifactsDir},
+      {"FLOTILLA_URL", server_url},     {"FLOTILLA_TOKEN", token},
+      {"FLOTILLA_WORK", work_dir},      {"FLOTILLA_ARTIFACTS", kBrowserArtifactsDir},
       {"FLOTILLA_CHROMIUM", kChromium},
   };
   for (const auto& [k, v] : env) all[k] = v;
@@ -99,8 +97,7 @@ bool BrowserScenario::waitForMark(const std::string& what, std::chrono::millisec
       deadline);
   if (seen && !exited) return true;
   ADD_FAILURE() << "the browser scenario " << name_ << " did not reach \"" << what << "\" ("
-                << (exited ? "it exited with " + std::to_string(process_->exitCode())
-                           : "timed out")
+                << (exited ? "it exited with " + std::to_string(process_->exitCode()) : "timed out")
                 << "); its output:\n"
                 << output();
   return false;
