@@ -132,6 +132,8 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
       commits_(commits),
       audit_(audit),
       tokens_(tokens),
+      sessions_(store, tokens),
+      tls_(!options.tls_cert.empty()),
       policy_(options.policy),
       limits_(options.limits),
       watch_(metrics, options.limits),
@@ -194,6 +196,8 @@ HttpApi::HttpApi(Store& store, Engine& engine, Metrics& metrics, TaskQueue& task
 HttpApi::~HttpApi() = default;
 
 StatusOr<int> HttpApi::bind(const std::string& host_port) {
+  Status loaded = sessions_.load();
+  if (!loaded.ok()) return loaded;
   if (!server_->is_valid()) {
     return Status::InvalidArgument(
         "cannot use the TLS certificate and key (--tls-cert, --tls-key): unreadable, not PEM, "
@@ -285,6 +289,8 @@ void HttpApi::routes() {
   freezeRoutes();      // http_freeze.cpp: incident freezes
   logRoutes();         // http_log.cpp: the deployment log and notes on deployments
   triggerRoutes();     // http_triggers.cpp: policy triggers
+  sessionRoutes();     // http_session.cpp: the dashboard's login and logout
+  uiRoutes();          // http_ui.cpp: the dashboard's files
 }
 
 }  // namespace flotilla::coordinator

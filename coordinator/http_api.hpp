@@ -22,6 +22,7 @@
 #include "coordinator/metrics.hpp"
 #include "coordinator/policy_file.hpp"
 #include "coordinator/server.hpp"
+#include "coordinator/sessions.hpp"
 #include "coordinator/store.hpp"
 #include "coordinator/tokens.hpp"
 
@@ -75,6 +76,8 @@ class HttpApi {
   void freezeRoutes();
   void logRoutes();  // the deployment log and notes
   void triggerRoutes();
+  void sessionRoutes();  // http_session.cpp: the dashboard's login and logout
+  void uiRoutes();       // http_ui.cpp: the dashboard's files
   // Everything checked before a request is routed, its body unread: gate(), the rate limit and
   // the body's encoding. Answers the request and returns true when it is refused.
   bool refuseBeforeRouting(const httplib::Request& req, httplib::Response& res);
@@ -101,6 +104,8 @@ class HttpApi {
   CommitSignal& commits_;
   AuditLog& audit_;
   Tokens& tokens_;
+  Sessions sessions_;
+  const bool tls_;  // HTTPS: session cookies are Secure
   PolicyFile* policy_;
   HttpLimits limits_;
   ConnectionWatch watch_;

@@ -6,6 +6,8 @@
 //                         (permissions.cpp holds the table), Content-Type, rate limit, body
 //                         encoding; the audit records of requests
 //   http_deployments.cpp  deployments: submit, list, show, approve/rollback/pause/resume/cancel
+//   http_deployment_json.cpp  a deployment's JSON: summary, detail, the bounded summary view,
+//                         a page of a wave's clusters
 //   http_events.cpp       a deployment's events (filtered by type, cluster, time): a JSON
 //                         page, or a live SSE stream
 //   http_agents.cpp       agents: list, enroll, revoke, remove
@@ -15,6 +17,8 @@
 //   http_freeze.cpp       incident freezes: freeze, unfreeze, the active ones, notes
 //   http_log.cpp          the deployment log, and notes on deployments
 //   http_triggers.cpp     policy triggers: a stored plan template started with a version
+//   http_session.cpp      dashboard sessions: a token traded for a cookie, logout
+//   http_ui.cpp           the dashboard's files (web/, built into the binary)
 #pragma once
 
 #include <httplib.h>
@@ -64,6 +68,11 @@ common::StatusOr<std::map<std::string, std::string>> stringFields(
     const std::string& body, std::initializer_list<const char*> keys);
 // "ADDRESS:PORT" of the caller ("[ADDRESS]:PORT" for IPv6).
 std::string clientOf(const httplib::Request& req);
+// The dashboard session id of the request's `flotilla_session` cookie, if it has one that
+// could be ours (hex, bounded); nothing otherwise.
+std::optional<std::string> sessionCookie(const httplib::Request& req);
+// The header a change made with a session cookie must carry: the session's CSRF secret.
+inline constexpr char kCsrfHeader[] = "X-Flotilla-CSRF";
 
 // A deployment id from a request, checked before it reaches the store. Deployment ids are
 // "<service>-<n>": anything else (traversal, control characters, huge strings) is refused.
@@ -97,6 +106,28 @@ json freezeJson(const Freeze& f);
 common::StatusOr<std::vector<Freeze>> activeFreezes(const Store& store);
 json freezesJson(const std::vector<Freeze>& freezes);
 
+// A deployment as the API shows it (http_deployment_json.cpp). The list's entry:
+json summaryJson(const Deployment& d);
+// The whole detail (kFull: every cluster, and the plan), or the view that stays small for
+// 10,000 clusters (kSummary, `?view=summary`: per wave the count of clusters in each state and
+// at most 50 needing attention instead of every cluster; no plan).
+enum class DetailView { kFull, kSummary };
+json detailJson(const Deployment& d, const AgentsByName& agents, const std::vector<Freeze>& freezes,
+                DetailView view = DetailView::kFull);
+// The active freezes for a status view; none when the store cannot be read (the view is not
+// refused for it: the engine, not this, enforces them).
+std::vector<Freeze> freezesForView(const Store& store);
+// A page of one wave's clusters (`GET /api/v1/deployments/ID/clusters`), optionally only those
+// in one state: {wave, total (matching), offset, limit, clusters}.
+inline constexpr size_t kMaxClusterPage = 500;
+struct ClusterPageQuery {
+  std::string wave;
+  size_t offset = 0;
+  size_t limit = 50;
+  std::string state;  // a cluster state's name; "" every state
+};
+common::StatusOr<json> clusterPageJson(const Deployment& d, const ClusterPageQuery& q);
+
 // Submission's refusals (http_deployments.cpp), shared with triggers (http_triggers.cpp).
 // A plan whose waves name clusters nobody registered, or select none: 400, each problem with
 // its wave's position, and the clusters that do exist.
@@ -116,9 +147,10 @@ common::StatusOr<std::vector<PromotionGap>> submissionPromotionGaps(Store& store
 
 // What gate() decided about a request.
 struct HttpApi::Gate {
-  int status = 0;              // 0: let it through; otherwise the answer
-  std::string error;           // for the answer
-  std::optional<Actor> actor;  // who, once the token checked out
+  int status = 0;                   // 0: let it through; otherwise the answer
+  std::string error;                // for the answer
+  std::optional<Actor> actor;       // who, once the token checked out
+  std::optional<std::string> csrf;  // set when by a dashboard session: its CSRF secret
   const Route* route = nullptr;
 };
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "common/crypto.hpp"
 #include "coordinator/deployment_log.hpp"
 #include "coordinator/http_api.hpp"
 #include "coordinator/http_api_internal.hpp"
@@ -90,7 +91,42 @@ std::optional<std::string> bearerToken(const std::string& header) {
   return token;
 }
 
+bool isJson(const std::string& content_type) {
+  std::string type = lower(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  return type == "application/json";
+}
+
 }  // namespace
+
+namespace http_internal {
+
+std::optional<std::string> sessionCookie(const httplib::Request& req) {
+  constexpr std::string_view kName = "flotilla_session=";
+  for (size_t i = 0; i < req.get_header_value_count("Cookie"); ++i) {
+    const std::string header = req.get_header_value("Cookie", i);
+    for (size_t start = 0; start < header.size();) {
+      size_t end = header.find(';', start);
+      if (end == std::string::npos) end = header.size();
+      std::string_view pair(header.data() + start, end - start);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      if (pair.starts_with(kName)) {
+        std::string_view value = pair.substr(kName.size());
+        // Our ids are hex; anything else is no session of ours.
+        const bool ok = !value.empty() && value.size() <= kMaxSessionIdBytes &&
+                        std::all_of(value.begin(), value.end(), [](char c) {
+                          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                        });
+        if (ok) return std::string(value);
+        return std::nullopt;
+      }
+      start = end + 1;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace http_internal
 
 HttpApi::Gate HttpApi::gate(const httplib::Request& req) const {
   Gate g;
@@ -103,25 +139,48 @@ HttpApi::Gate HttpApi::gate(const httplib::Request& req) const {
               "; start it with --allowed-host NAME to accept that name";
     return g;
   }
+  if (g.route != nullptr && g.route->permission == Permission::kAnyone) {
+    // The login takes a token in its body: JSON only, so that no page elsewhere can post a form
+    // to it.
+    if (isMutating(req.method) && !isJson(req.get_header_value("Content-Type"))) {
+      g.status = 415;
+      g.error = "send the token as application/json: {\"token\": \"...\"}";
+    }
+    return g;
+  }
   const size_t headers = req.get_header_value_count("Authorization");
-  if (headers == 0) {
+  const std::optional<std::string> cookie = headers == 0 ? sessionCookie(req) : std::nullopt;
+  if (headers == 0 && cookie) {
+    // A dashboard session (the browser's cookie) stands for the token it was made from.
+    auto session = sessions_.authenticate(*cookie, nowMs());
+    if (!session) {
+      g.status = 401;
+      g.error =
+          "the dashboard session has ended (logged out, expired, or its token revoked): "
+          "log in again";
+      return g;
+    }
+    g.actor = session->actor;
+    g.csrf = session->csrf;
+  } else if (headers == 0) {
     g.status = 401;
     g.error =
         "an API token is required: send 'Authorization: Bearer TOKEN' (flotilla reads "
         "FLOTILLA_TOKEN or --token-file)";
     return g;
-  }
-  auto token = headers == 1 ? bearerToken(req.get_header_value("Authorization")) : std::nullopt;
-  if (!token) {
-    g.status = 401;
-    g.error = "malformed Authorization header: expected one 'Bearer TOKEN'";
-    return g;
-  }
-  g.actor = tokens_.authenticate(*token);
-  if (!g.actor) {
-    g.status = 401;
-    g.error = "the API token is not valid (unknown or revoked)";
-    return g;
+  } else {
+    auto token = headers == 1 ? bearerToken(req.get_header_value("Authorization")) : std::nullopt;
+    if (!token) {
+      g.status = 401;
+      g.error = "malformed Authorization header: expected one 'Bearer TOKEN'";
+      return g;
+    }
+    g.actor = tokens_.authenticate(*token);
+    if (!g.actor) {
+      g.status = 401;
+      g.error = "the API token is not valid (unknown or revoked)";
+      return g;
+    }
   }
   g.actor->client = clientOf(req);
   if (g.route == nullptr) {
@@ -143,6 +202,16 @@ HttpApi::Gate HttpApi::gate(const httplib::Request& req) const {
     g.error = "a change must be sent as application/json or application/yaml (or a submission as " +
               std::string(kSubmissionMediaType) + "; got Content-Type " +
               quoted(req.get_header_value("Content-Type")) + ")";
+    return g;
+  }
+  // A change made with a session cookie also carries the session's CSRF secret, which only
+  // the dashboard's own page can read.
+  if (g.csrf && isMutating(req.method) &&
+      (req.get_header_value_count(kCsrfHeader) != 1 ||
+       !common::constantTimeEqual(req.get_header_value(kCsrfHeader), *g.csrf))) {
+    g.status = 403;
+    g.error = std::string("a change made with a dashboard session must carry the session's ") +
+              kCsrfHeader + " header";
     return g;
   }
   return g;
@@ -195,13 +264,19 @@ bool HttpApi::refuseBeforeRouting(const httplib::Request& req, httplib::Response
     return true;
   }
   std::chrono::milliseconds retry_after{0};
-  if (g.actor && !rate_.allow(g.actor->name, std::chrono::steady_clock::now(), &retry_after)) {
+  // Anonymous changes (a login) are limited per address, the rest per token.
+  const bool anonymous_change = !g.actor && g.route != nullptr &&
+                                g.route->permission == Permission::kAnyone &&
+                                isMutating(req.method);
+  const std::string limited = g.actor ? g.actor->name : "address " + req.remote_addr;
+  if ((g.actor || anonymous_change) &&
+      !rate_.allow(limited, std::chrono::steady_clock::now(), &retry_after)) {
     metrics_.httpRefused("rate_limited");
     res.set_header("Retry-After", std::to_string((retry_after.count() + 999) / 1000));
     reply(res, 429,
-          json{{"error", "too many requests with token " + g.actor->name + " (limit " +
-                             fmt::format("{:g}", limits_.rate_per_second) + "/s): retry after " +
-                             std::to_string(retry_after.count()) + " ms"}});
+          json{{"error", std::string("too many requests ") + (g.actor ? "with token " : "from ") +
+                             limited + " (limit " + fmt::format("{:g}", limits_.rate_per_second) +
+                             "/s): retry after " + std::to_string(retry_after.count()) + " ms"}});
     return true;
   }
   const std::string encoding = req.get_header_value("Content-Encoding");

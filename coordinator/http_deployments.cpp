@@ -61,6 +61,15 @@ StatusOr<std::map<std::string, std::string>> overrideBody(const std::string& bod
   return out;
 }
 
+// A query's whole number: digits only, at most 9 of them (a page offset or size).
+std::optional<size_t> parseCount(const std::string& text) {
+  if (text.empty() || text.size() > 9 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return static_cast<size_t>(std::stoul(text));
+}
+
 bool isDeploymentId(const std::string& id) {
   auto lower = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   return !id.empty() && id.size() <= 80 && lower(id[0]) &&
@@ -84,165 +93,6 @@ StatusOr<Deployment> loadById(Store& store, const std::string& id) {
 }  // namespace http_internal
 
 namespace {
-
-json summaryJson(const Deployment& d) {
-  json current = nullptr;
-  if (d.wave_index < d.waves.size()) current = d.waves[d.wave_index].name;
-  return json{{"id", d.id},
-              {"service", d.plan.service},
-              {"version", d.plan.version},
-              {"state", deploymentStateName(d.state)},
-              {"current_wave", current},
-              {"wave_index", std::min(d.wave_index, d.waves.size())},
-              {"waves_total", d.waves.size()},
-              {"created_at", rfc3339(d.created_ms)},
-              {"updated_at", rfc3339(d.updated_ms)},
-              {"reason", d.reason},
-              {"waits_for", d.waits_for.empty() ? json(nullptr) : json(d.waits_for)},
-              {"hotfix", d.plan.hotfix ? json(d.plan.hotfix->reason) : json(nullptr)}};
-}
-
-// A wave's approvals: who approved and when, and, while the wave has not started, how long the
-// oldest of them still counts (null when there is none). Read against the wall clock: the
-// engine drops what expired when it next looks at the wave.
-void addApprovals(const Deployment& d, size_t i, int64_t now_ms, json& wave) {
-  const common::Wave& pw = d.plan.waves[i];
-  const WaveProgress& w = d.waves[i];
-  json approvals = json::array();
-  std::optional<int64_t> oldest;
-  for (const auto& a : w.approvals) {
-    approvals.push_back({{"by", a.by}, {"role", a.role}, {"at", rfc3339(a.at_ms)}});
-    oldest = oldest ? std::min(*oldest, a.at_ms) : a.at_ms;
-  }
-  const bool waiting = w.state == WaveState::kPending || w.state == WaveState::kAwaitingApproval;
-  wave["approvals_required"] = pw.approval_required ? pw.approvals_required : 0;
-  wave["approvals"] = std::move(approvals);
-  wave["approval_expires_in"] =
-      waiting && oldest
-          ? json(std::max<int64_t>(0, (*oldest + pw.approval_expires.count() - now_ms) / 1000))
-          : json(nullptr);
-}
-
-// The post-deploy watch (null when the plan has none): its tiers, the one running and how long
-// it has left by the wall clock, and who ended it early.
-json watchJson(const Deployment& d, int64_t now_ms) {
-  if (d.plan.watch.empty()) return nullptr;
-  json tiers = json::array();
-  for (const auto& t : d.plan.watch) {
-    tiers.push_back(
-        {{"name", t.name}, {"for_ms", t.duration.count()}, {"interval_ms", t.interval.count()}});
-  }
-  json out = {{"tiers", std::move(tiers)},
-              {"tier", nullptr},
-              {"tier_name", nullptr},
-              {"tier_started_at", nullptr},
-              {"tier_left_ms", nullptr},
-              {"done", d.watch_tier >= static_cast<int>(d.plan.watch.size())},
-              {"ended_by", d.watch_ended_by.empty() ? json(nullptr) : json(d.watch_ended_by)}};
-  if (d.watch_tier >= 0 && static_cast<size_t>(d.watch_tier) < d.plan.watch.size()) {
-    const common::WatchTier& t = d.plan.watch[static_cast<size_t>(d.watch_tier)];
-    out["tier"] = d.watch_tier;
-    out["tier_name"] = t.name;
-    out["tier_started_at"] = rfc3339(d.watch_tier_started_ms);
-    out["tier_left_ms"] =
-        std::max<int64_t>(0, d.watch_tier_started_ms + t.duration.count() - now_ms);
-  }
-  return out;
-}
-
-// Where the cluster is in its strategy (null where it has none), and its versions.
-void addClusterView(const ClusterView& v, json& cluster) {
-  cluster["strategy_step"] = v.strategy_step ? json(*v.strategy_step) : json(nullptr);
-  cluster["strategy_steps"] = v.strategy_steps;
-  cluster["weight"] = v.weight ? json(*v.weight) : json(nullptr);
-  cluster["from_version"] = v.from_version;
-  cluster["to_version"] = v.to_version;
-}
-
-// The active freezes for a status view; a store that cannot be read shows none (the view is
-// not refused for it, and the engine, not this, enforces them).
-std::vector<Freeze> freezesForView(const Store& store) {
-  auto active = activeFreezes(store);
-  if (active.ok()) return std::move(active).value();
-  spdlog::warn("reading freezes for a status view: {}", active.status().toString());
-  return {};
-}
-
-// A cluster's verification checklist, every check of the plan's in order: "pending" until it is
-// sent, then "running", "passed", "failed", "timed_out", "aborted", "unknown" ([] without a
-// checklist).
-json checklistJson(const common::Plan& plan, const ClusterProgress& c) {
-  json out = json::array();
-  for (const common::VerifyCheck& check : plan.steps.verify_checks) {
-    json entry = {{"name", check.name}, {"state", "pending"}};
-    for (const CheckRun& run : c.checks) {
-      if (run.name != check.name) continue;
-      entry["state"] = checkRunStateName(run);
-      // Sent and never answered, and no longer out (its agent was lost, the cluster gave up).
-      if (run.running && !(c.in_flight && c.check == run.name)) entry["state"] = "unknown";
-      if (!run.running) {
-        entry["duration_ms"] = run.duration_ms;
-        entry["exit_code"] = run.exit_code;
-        entry["message"] = run.message;
-      }
-    }
-    out.push_back(std::move(entry));
-  }
-  return out;
-}
-
-json detailJson(const Deployment& d, const AgentsByName& agents,
-                const std::vector<Freeze>& freezes) {
-  json out = summaryJson(d);
-  // Every active freeze (the CLI's banner), and the one that holds this deployment, if any.
-  out["freezes"] = freezesJson(freezes);
-  const Freeze* covering = isFinal(d.state) ? nullptr : coveringFreeze(freezes, d, agents);
-  out["frozen_by"] = covering != nullptr ? freezeJson(*covering) : json(nullptr);
-  out["submitted_by"] = d.submitted_by;
-  out["plan_sha256"] = d.plan_sha256;
-  const int64_t now_ms = common::toUnixMillis(std::chrono::system_clock::now());
-  json waves = json::array();
-  for (size_t i = 0; i < d.waves.size(); ++i) {
-    const WaveProgress& w = d.waves[i];
-    json clusters = json::array();
-    for (const auto& c : w.clusters) {
-      clusters.push_back({{"name", c.name},
-                          {"state", clusterStateName(c.state)},
-                          {"step", c.step ? stepName(*c.step) : ""},
-                          {"attempt", c.attempt},
-                          {"previous_version", c.previous_version},
-                          {"message", c.message},
-                          {"exit_code", c.exit_code ? json(*c.exit_code) : json(nullptr)}});
-      addClusterView(viewCluster(d, i, c), clusters.back());
-      clusters.back()["checks"] = checklistJson(d.plan, c);
-      clusters.back()["figures"] = c.figures ? common::figuresToJson(*c.figures) : json(nullptr);
-    }
-    json wave = {
-        {"name", w.name},
-        {"state", waveStateName(w.state)},
-        {"environment",
-         d.plan.waves[i].environment.empty() ? json(nullptr) : json(d.plan.waves[i].environment)},
-        {"approval_required", d.plan.waves[i].approval_required},
-        {"approved", w.approved},
-        {"clusters", clusters}};
-    addApprovals(d, i, now_ms, wave);
-    // Before a wave starts (awaiting its approval, above all): the clusters it will touch if it
-    // starts now, so that an approver sees where the version goes.
-    wave["planned_clusters"] =
-        w.resolved || isFinal(d.state) ? json(nullptr) : json(upcomingWaveClusters(d, i, agents));
-    waves.push_back(std::move(wave));
-  }
-  out["waves"] = waves;
-  out["failure"] = d.failure ? json{{"cluster", d.failure->cluster},
-                                    {"step", d.failure->step},
-                                    {"message", d.failure->message}}
-                             : json(nullptr);
-  out["rollback_failed_clusters"] = d.rollback_failed;
-  out["watch"] = watchJson(d, now_ms);
-  addReleaseLog(d, out);
-  out["plan"] = json::parse(common::planToJson(d.plan));
-  return out;
-}
 
 // At most this many known clusters are listed in a refusal (a fleet may have thousands).
 json durationJson(std::chrono::milliseconds d) {
@@ -585,7 +435,40 @@ void HttpApi::deploymentRoutes() {
                                                         httplib::Response& res) {
     auto d = loadById(store_, req.matches[1]);
     if (!d.ok()) return replyError(res, d.status());
-    reply(res, 200, detailJson(*d, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
+    const std::string view = req.has_param("view") ? req.get_param_value("view") : "full";
+    if (view != "full" && view != "summary") {
+      return replyError(
+          res, Status::InvalidArgument("view must be full or summary, not " + quoted(view)));
+    }
+    reply(res, 200,
+          detailJson(*d, agentsByName(engine_.agentsSnapshot()), freezesForView(store_),
+                     view == "summary" ? DetailView::kSummary : DetailView::kFull));
+  });
+
+  // A page of one wave's clusters: ?wave=NAME (required), offset, limit, state.
+  server_->Get(R"(/api/v1/deployments/([^/]+)/clusters)", [this](const httplib::Request& req,
+                                                                 httplib::Response& res) {
+    auto d = loadById(store_, req.matches[1]);
+    if (!d.ok()) return replyError(res, d.status());
+    ClusterPageQuery q;
+    q.wave = req.get_param_value("wave");
+    q.state = req.get_param_value("state");
+    if (q.wave.empty() || !common::isValidName(q.wave)) {
+      return replyError(res, Status::InvalidArgument("wave=NAME is required: one of the waves"));
+    }
+    for (auto [key, field] : {std::pair{"offset", &q.offset}, std::pair{"limit", &q.limit}}) {
+      if (!req.has_param(key)) continue;
+      auto number = parseCount(req.get_param_value(key));
+      if (!number) {
+        return replyError(
+            res, Status::InvalidArgument(std::string(key) + " must be a whole number, not " +
+                                         quoted(req.get_param_value(key))));
+      }
+      *field = *number;
+    }
+    auto page = clusterPageJson(*d, q);
+    if (!page.ok()) return replyError(res, page.status());
+    reply(res, 200, *page);
   });
 
   server_->Post(

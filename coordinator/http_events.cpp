@@ -56,13 +56,26 @@ json eventJson(const StoredEvent& e) {
               {"data", std::move(data)}};
 }
 
-uint64_t afterParam(const httplib::Request& req) {
-  if (!req.has_param("after")) return 0;
+uint64_t parseSeq(const std::string& text) {
+  if (text.empty() || text.size() > 20 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return 0;
+  }
   try {
-    return std::stoull(req.get_param_value("after"));
+    return std::stoull(text);
   } catch (const std::exception&) {
     return 0;
   }
+}
+
+// Where a listing or stream starts: after ?after=SEQ, or after the Last-Event-ID a browser's
+// EventSource sends when it reconnects (the later of the two).
+uint64_t afterParam(const httplib::Request& req) {
+  uint64_t after = req.has_param("after") ? parseSeq(req.get_param_value("after")) : 0;
+  if (req.get_header_value_count("Last-Event-ID") == 1) {
+    after = std::max(after, parseSeq(req.get_header_value("Last-Event-ID")));
+  }
+  return after;
 }
 
 }  // namespace
@@ -174,9 +187,20 @@ void HttpApi::eventRoutes() {
     watch_.markStreaming(req.remote_addr, req.remote_port);
     res.set_header("Cache-Control", "no-cache");
     auto last = std::make_shared<uint64_t>(after);
-    res.set_chunked_content_provider("text/event-stream", [this, id, last, slot, filter = *filter](
+    // A browser's EventSource hands `onmessage` only frames without an `event:` line: the
+    // dashboard asks for those with ?plain=1 (the type is in the data as well).
+    const bool plain = req.get_param_value("plain") == "1";
+    auto first = std::make_shared<bool>(true);
+    res.set_chunked_content_provider("text/event-stream", [this, id, last, slot, first, plain,
+                                                           filter = *filter](
                                                               size_t, httplib::DataSink& sink) {
       (void)slot;  // held for as long as the stream lasts
+      if (*first) {
+        // A browser reconnects a second after the stream breaks (a coordinator restart).
+        static const char kRetry[] = "retry: 1000\n\n";
+        if (!sink.write(kRetry, sizeof(kRetry) - 1)) return false;
+        *first = false;
+      }
       uint64_t seen = commits_.current();
       auto events = store_.events(id, *last, kEventPage);
       if (!events.ok()) return false;
@@ -185,8 +209,9 @@ void HttpApi::eventRoutes() {
           *last = e.seq;
           continue;
         }
-        std::string frame = "id: " + std::to_string(e.seq) + "\nevent: " + e.event.type +
-                            "\ndata: " + eventJson(e).dump() + "\n\n";
+        std::string frame =
+            "id: " + std::to_string(e.seq) + (plain ? std::string() : "\nevent: " + e.event.type) +
+            "\ndata: " + eventJson(e).dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
         if (!sink.write(frame.data(), frame.size())) return false;
         *last = e.seq;
       }

@@ -16,11 +16,18 @@ namespace {
 // here; integration/http_auth_test.cpp tries every row with every kind of caller.
 constexpr std::array kRoutes = {
     Route{"GET", "/healthz", Permission::kPublic},
+    // The dashboard: its files, and a session traded for a token (http_ui.cpp, http_session.cpp).
+    Route{"GET", "/", Permission::kAnyone},
+    Route{"GET", "/ui/{file}", Permission::kAnyone},
+    Route{"POST", "/api/v1/session", Permission::kAnyone},
+    Route{"GET", "/api/v1/session", Permission::kRead},
+    Route{"DELETE", "/api/v1/session", Permission::kRead},
     Route{"GET", "/metrics", Permission::kRead},
     Route{"GET", "/api/v1/deployments", Permission::kRead},
     Route{"POST", "/api/v1/deployments", Permission::kDeploy},
     Route{"GET", "/api/v1/deployments/{id}", Permission::kRead},
     Route{"GET", "/api/v1/deployments/{id}/events", Permission::kRead},
+    Route{"GET", "/api/v1/deployments/{id}/clusters", Permission::kRead},
     Route{"POST", "/api/v1/deployments/{id}/approve", Permission::kApprove},
     Route{"POST", "/api/v1/deployments/{id}/rollback", Permission::kDeploy},
     Route{"POST", "/api/v1/deployments/{id}/pause", Permission::kDeploy},
@@ -168,6 +175,8 @@ const char* permissionName(Permission p) {
   switch (p) {
     case Permission::kPublic:
       return "public";
+    case Permission::kAnyone:
+      return "anyone";
     case Permission::kRead:
       return "read";
     case Permission::kDeploy:
@@ -193,6 +202,7 @@ const Route* findRoute(std::string_view method, std::string_view path) {
 bool roleGrants(Role role, Permission permission) {
   switch (permission) {
     case Permission::kPublic:
+    case Permission::kAnyone:
     case Permission::kRead:
       return true;
     case Permission::kDeploy:

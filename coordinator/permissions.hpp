@@ -20,6 +20,7 @@ namespace flotilla::coordinator {
 
 enum class Permission {
   kPublic,   // anyone, without a token (liveness only)
+  kAnyone,   // anyone on an allowed Host name, without a token: the dashboard's files, login
   kRead,     // every role: deployments, events, agents, audit, metrics
   kDeploy,   // deployer (every target cluster in one of its environments) and admin
   kApprove,  // approver (the wave's clusters in its environments) and admin

@@ -22,6 +22,8 @@
 //                                        enrollment token (deleted when used or revoked)
 //   trust/token/<name>                -> JSON {hash (sha256 of the token), role, envs,
 //                                        created_at, created_by}: an API token
+//   trust/session/<sha256 of id>      -> JSON {token, token_hash, csrf, created_ms, expires_ms}:
+//                                        a dashboard session (coordinator/sessions.hpp)
 //   trust/nonce-secret                -> 64 hex digits: the key of command nonces
 //                                        (coordinator/stage_nonce.hpp), made once
 //   audit/<seq, 16 digits>            -> JSON audit record; each carries the SHA-256 of the

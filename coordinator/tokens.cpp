@@ -189,6 +189,13 @@ std::vector<TokenInfo> Tokens::list() const {
   return out;
 }
 
+std::optional<TokenInfo> Tokens::find(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return std::nullopt;
+  return it->second;
+}
+
 std::optional<std::string> Tokens::anyAdmin() const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, t] : by_name_) {

@@ -64,6 +64,8 @@ class Tokens {
   // Any thread. The identity a presented secret stands for, or nothing.
   std::optional<Actor> authenticate(std::string_view secret) const;
   std::vector<TokenInfo> list() const;
+  // Any thread. The token by that name, if it exists.
+  std::optional<TokenInfo> find(const std::string& name) const;
   // Name of some admin token, if one exists.
   std::optional<std::string> anyAdmin() const;
 

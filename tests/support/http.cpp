@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 
+#include <cctype>
 #include <mutex>
 
 namespace flotilla::support {
@@ -12,6 +13,22 @@ namespace {
 size_t writeToString(char* data, size_t size, size_t count, void* out) {
   static_cast<std::string*>(out)->append(data, size * count);
   return size * count;
+}
+
+// libcurl hands each header line of the answer here: "Name: value\r\n".
+size_t keepHeader(char* data, size_t size, size_t count, void* user) {
+  const size_t n = size * count;
+  std::string line(data, n);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  const size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+    static_cast<std::multimap<std::string, std::string>*>(user)->emplace(name, value);
+  }
+  return n;
 }
 
 }  // namespace
@@ -50,6 +67,8 @@ HttpResponse httpRequest(const std::string& method, const std::string& url,
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, writeToString);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, keepHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
   if (!ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
   if (body != nullptr) {
     curl_easy_setopt(curl, CURLOPT_POST, 1L);

@@ -13,7 +13,8 @@ struct HttpResponse {
   long status = 0;  // 0: no answer (error says why)
   std::string body;
   std::string error;
-  json parsed() const;  // null when the body is not JSON
+  std::multimap<std::string, std::string> headers;  // the answer's, names in lower case
+  json parsed() const;                              // null when the body is not JSON
 };
 
 // libcurl's global set-up, done once (the helpers here call it; so does anything else in the
