@@ -1,5 +1,6 @@
 // (d) An approver approves the waiting production wave with the page's button: the button names
 // the wave, the confirmation names the deployment and the wave, and after Confirm the wave starts.
+// Before that, the same session's approve without the CSRF header is refused.
 // Env: FLOTILLA_TOKEN (an approver's), FLOTILLA_DEPLOYMENT (awaiting approval), FLOTILLA_WAVE.
 import { apiGet, check, go, login, scenario, waitFor, waitForState } from './lib.mjs';
 
@@ -20,6 +21,20 @@ await scenario('approve', async ({ page, report }) => {
     .evaluateAll((bs) => bs.map((b) => b.dataset.action));
   check(report.other_buttons.length === 0,
     `an approver sees buttons for: ${report.other_buttons.join(', ')}`);
+
+  // The same session without the CSRF header: refused, nothing approved.
+  report.without_csrf = await page.evaluate(async ({ id, wave }) => {
+    const r = await fetch(`/api/v1/deployments/${id}/approve`, {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ wave }),
+    });
+    return { status: r.status, body: await r.text() };
+  }, { id, wave });
+  check(report.without_csrf.status === 403,
+    `an approve without the CSRF header: ${JSON.stringify(report.without_csrf)}`);
+  const still = await apiGet(page, `/api/v1/deployments/${id}`);
+  check(still.body.state === 'awaiting_approval',
+    `after the approve without CSRF the deployment is ${still.body.state}`);
 
   await button.click();
   const dialog = page.locator('dialog[data-testid=confirm]');
