@@ -272,7 +272,26 @@ TEST_F(BrowserCanaryTest, GoodCanaryWatchedLive) {
   const json ev = events(id);
   for (const auto& c : kTwoWaves.clusters) {
     SCOPED_TRACE(c.cluster);
-    EXPECT_EQ(stepEvents(ev, "stage.succeeded", c.cluster, "shift").size(), 3u) << ev.dump(1);
+    // The weights the API's shifts reached ("2.0.0 has 50% of the traffic") are the ones the
+    // page showed, in the same order (the page may show 0% before the first shift).
+    std::vector<int> api;
+    for (const auto& e : stepEvents(ev, "stage.succeeded", c.cluster, "shift")) {
+      std::smatch m;
+      const std::string message = e.value("message", "");
+      if (std::regex_search(message, m, std::regex("has ([0-9]+)% of the traffic"))) {
+        api.push_back(std::stoi(m[1].str()));
+      }
+    }
+    EXPECT_EQ(api, (std::vector<int>{10, 50, 100})) << ev.dump(1);
+    std::vector<int> page;
+    for (const auto& text : result.report["weights_seen"].value(c.cluster, json::array())) {
+      std::smatch m;
+      const std::string t = text.get<std::string>();
+      if (!std::regex_match(t, m, std::regex("([0-9]+)%"))) continue;
+      const int w = std::stoi(m[1].str());
+      if (w > 0 && (page.empty() || page.back() != w)) page.push_back(w);
+    }
+    EXPECT_EQ(page, api);
     EXPECT_EQ(tally(answers.at(c.cluster)).failed, 0u) << tally(answers.at(c.cluster)).describe();
     std::cerr << "[browser] " << c.cluster << "'s weight cell showed "
               << result.report["weights_seen"].value(c.cluster, json::array()).dump() << "\n";
