@@ -185,6 +185,26 @@ support::HttpResponse CoordinatorProcess::get(const std::string& path) {
   return support::httpRequest("GET", url_ + path, {{"Authorization", "Bearer " + token_}}, nullptr);
 }
 
+support::HttpResponse CoordinatorProcess::post(const std::string& path, const json& body,
+                                               const std::string& token) {
+  const std::string text = body.dump();
+  return support::httpRequest("POST", url_ + path,
+                              {{"Authorization", "Bearer " + (token.empty() ? token_ : token)},
+                               {"Content-Type", "application/json"}},
+                              &text);
+}
+
+std::string CoordinatorProcess::makeToken(const std::string& name, const std::string& role) {
+  auto r = post("/api/v1/tokens", json{{"name", name}, {"role", role}});
+  json answer = r.parsed();
+  if (r.status != 201 || !answer.is_object() || answer.value("token", "").empty()) {
+    std::cerr << "token " << name << " (" << role << ") refused (" << r.status << "): " << r.body
+              << r.error << "\n";
+    return "";
+  }
+  return answer["token"].get<std::string>();
+}
+
 CoordinatorProcess::~CoordinatorProcess() {
   if (process_) process_->stop(20s);
 }
@@ -425,6 +445,88 @@ int64_t maxStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::strin
   int64_t n = 0;
   for (auto& s : fleet) n = std::max(n, s->stats()[key]);
   return n;
+}
+
+// ---- A child over pipes ---------------------------------------------------------------------
+
+std::unique_ptr<LineChild> LineChild::start(const std::vector<std::string>& argv,
+                                            const std::map<std::string, std::string>& env,
+                                            const std::string& log_path) {
+  int in[2];
+  int out[2];
+  if (argv.empty() || ::pipe2(in, O_CLOEXEC) != 0) return nullptr;
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    return nullptr;
+  }
+  int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Built before the fork: the child only calls what is safe after it.
+  std::vector<std::string> args_text = argv;
+  std::vector<char*> args;
+  for (auto& a : args_text) args.push_back(a.data());
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in[0], STDIN_FILENO);
+    ::dup2(out[1], STDOUT_FILENO);
+    if (log >= 0) ::dup2(log, STDERR_FILENO);
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    ::execvp(args[0], args.data());
+    std::perror(args[0]);
+    _exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  if (log >= 0) ::close(log);
+  if (pid < 0) {
+    ::close(in[1]);
+    ::close(out[0]);
+    return nullptr;
+  }
+  auto c = std::unique_ptr<LineChild>(new LineChild());
+  c->pid_ = pid;
+  c->to_ = in[1];
+  c->from_ = out[0];
+  return c;
+}
+
+LineChild::~LineChild() {
+  if (to_ >= 0) ::close(to_);
+  if (from_ >= 0) ::close(from_);
+  if (pid_ <= 0) return;
+  for (int i = 0; i < 500; ++i) {
+    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+    std::this_thread::sleep_for(10ms);
+  }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+std::optional<std::string> LineChild::readLine(std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    size_t nl = buffer_.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{from_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::read(from_, buf, sizeof(buf));
+    if (n <= 0) return std::nullopt;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+bool LineChild::writeLine(const std::string& line) {
+  std::string l = line + "\n";
+  return ::write(to_, l.data(), l.size()) == static_cast<ssize_t>(l.size());
 }
 
 // ---- /proc ----------------------------------------------------------------------------------

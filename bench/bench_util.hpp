@@ -68,6 +68,12 @@ class CoordinatorProcess {
   double metric(const std::string& name);
   // GET with the admin token of this coordinator (made by bootstrap-admin before it started).
   support::HttpResponse get(const std::string& path);
+  // POST a JSON body with that token, or with `token` when given.
+  support::HttpResponse post(const std::string& path, const json& body,
+                             const std::string& token = "");
+  // A new API token (`POST /api/v1/tokens` as admin) named `name` with `role`; "" (reason on
+  // stderr) when refused.
+  std::string makeToken(const std::string& name, const std::string& role);
 
  private:
   // One token, or "" (reason on stderr).
@@ -132,6 +138,27 @@ std::vector<std::unique_ptr<SimAgents>> startFleet(const std::string& coordinato
 int64_t sumStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& key);
 int64_t maxStat(std::vector<std::unique_ptr<SimAgents>>& fleet, const std::string& key);
 std::string simName(int i);  // "sim-00042"
+
+// A child process driven over pipes, one line each way (its stderr goes to a log file). It is
+// found on PATH when argv[0] has no slash; `env` is added to this process's environment. Closing
+// its stdin asks it to end; it is killed if it has not after a few seconds.
+class LineChild {
+ public:
+  static std::unique_ptr<LineChild> start(const std::vector<std::string>& argv,
+                                          const std::map<std::string, std::string>& env,
+                                          const std::string& log_path);
+  ~LineChild();
+  pid_t pid() const { return pid_; }
+  // The next stdout line, or nullopt after `timeout` or at its end.
+  std::optional<std::string> readLine(std::chrono::milliseconds timeout);
+  bool writeLine(const std::string& line);
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1;
+  int from_ = -1;
+  std::string buffer_;
+};
 
 // Readings of a process from /proc.
 struct ProcSample {

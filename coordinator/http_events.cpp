@@ -216,7 +216,11 @@ void HttpApi::eventRoutes() {
         *last = e.seq;
       }
       if (events->size() == kEventPage) return true;  // more to send right away
-      auto d = store_.loadDeployment(id);
+      // Whether it is over: the deployment's header alone (its state and last event), never
+      // its cluster records, which a wake of every stream would read 10,000 of.
+      auto header = store_.getRecord("deployment/" + id);
+      if (!header.ok() || !*header) return false;
+      auto d = deploymentFromStored(**header, StoredClusters{}, /*header_only=*/true);
       if (!d.ok()) return false;
       if (isFinal(d->state) && d->last_event_seq <= *last) {
         sink.done();

@@ -1,6 +1,8 @@
 // Dashboard sessions: made from a token, looked up by cookie, ended on logout or expiry.
 #include "coordinator/sessions.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -26,6 +28,7 @@ Status Sessions::load() {
   if (!records.ok()) return records.status();
   std::lock_guard<std::mutex> lock(mu_);
   by_hash_.clear();
+  unreadable_.clear();
   for (const auto& [key, value] : *records) {
     const std::string hash = key.substr(sizeof(kPrefix) - 1);
     json j = json::parse(value, nullptr, false);
@@ -34,7 +37,11 @@ Status Sessions::load() {
         !j["csrf"].is_string() || !j.contains("created_ms") ||
         !j["created_ms"].is_number_integer() || !j.contains("expires_ms") ||
         !j["expires_ms"].is_number_integer()) {
-      return Status::Corruption("stored session " + hash.substr(0, 12) + "...: not a session");
+      // A session is worth a login, not a coordinator that will not start: skipped (its
+      // browser logs in again), and deleted when the next session is made.
+      spdlog::warn("stored dashboard session {}...: not a session, ignored", hash.substr(0, 12));
+      unreadable_.push_back(hash);
+      continue;
     }
     by_hash_[hash] = Entry{j["token"].get<std::string>(), j["token_hash"].get<std::string>(),
                            j["csrf"].get<std::string>(), j["created_ms"].get<int64_t>(),
@@ -52,6 +59,11 @@ StatusOr<NewSession> Sessions::create(const std::string& token, int64_t now_ms) 
   std::optional<TokenInfo> info = tokens_.find(token);
   if (!info) return Status::NotFound("no token named " + token);
   std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& hash : unreadable_) {
+    Status s = store_.deleteRecord(keyOf(hash));
+    if (!s.ok()) return s;
+  }
+  unreadable_.clear();
   // Expired sessions, and this token's oldest past its share, go first.
   std::vector<std::pair<int64_t, std::string>> own;  // (created, hash)
   for (auto it = by_hash_.begin(); it != by_hash_.end();) {

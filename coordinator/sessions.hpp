@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.hpp"
 #include "coordinator/actor.hpp"
@@ -50,8 +51,8 @@ class Sessions {
  public:
   Sessions(Store& store, const Tokens& tokens) : store_(store), tokens_(tokens) {}
 
-  // Reads every stored session into memory (expired ones are left for the next create() to
-  // delete). Call once, after the tokens are loaded.
+  // Reads every stored session into memory (expired and unreadable ones are left for the next
+  // create() to delete). Call once, after the tokens are loaded.
   common::Status load();
 
   // Engine thread: a new session for the token named `token` (which just authenticated).
@@ -82,6 +83,7 @@ class Sessions {
   const Tokens& tokens_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> by_hash_;  // sha256(id) -> session, guarded by mu_
+  std::vector<std::string> unreadable_;   // stored sessions load() could not read, guarded by mu_
 };
 
 }  // namespace flotilla::coordinator

@@ -87,19 +87,33 @@ TEST_F(HttpEvents, UnknownOrMalformedIdsAreRefused) {
   EXPECT_EQ(bad->status, 400);
 }
 
-// The stream sends what is there, each event with its id and type, then stays open; the client
-// here stops reading after the first event.
+// The stream asks a browser to reconnect after a second, then sends what is there, each event
+// with its id and type, and stays open; the client here stops reading after the first event.
+// A browser's EventSource asks for frames without the type line (plain=1), and its reconnect
+// says where it stopped (Last-Event-ID).
 TEST_F(HttpEvents, AStreamSendsEventsAsServerSentEvents) {
+  auto firstFrames = [this](const std::string& path, httplib::Headers headers) {
+    std::string received;
+    headers.emplace("Accept", "text/event-stream");
+    client().Get(path, headers, [&](const char* data, size_t length) {
+      received.append(data, length);
+      const size_t first = received.find("\n\n");
+      return first == std::string::npos || received.find("\n\n", first + 2) == std::string::npos;
+    });
+    return received;
+  };
   const std::string id = submit();
-  std::string received;
-  auto res =
-      client().Get("/api/v1/deployments/" + id + "/events",
-                   {{"Authorization", "Bearer " + viewer_}, {"Accept", "text/event-stream"}},
-                   [&](const char* data, size_t length) {
-                     received.append(data, length);
-                     return received.find("\n\n") == std::string::npos;  // stop after one event
-                   });
-  EXPECT_EQ(received.rfind("id: 1\nevent: deployment.submitted\ndata: {", 0), 0u) << received;
+  const httplib::Headers auth = {{"Authorization", "Bearer " + viewer_}};
+  const std::string path = "/api/v1/deployments/" + id + "/events";
+  std::string received = firstFrames(path, auth);
+  EXPECT_EQ(received.rfind("retry: 1000\n\nid: 1\nevent: deployment.submitted\ndata: {", 0), 0u)
+      << received;
+  received = firstFrames(path + "?plain=1", auth);
+  EXPECT_EQ(received.rfind("retry: 1000\n\nid: 1\ndata: {", 0), 0u) << received;
+  httplib::Headers resumed = auth;
+  resumed.emplace("Last-Event-ID", "1");
+  received = firstFrames(path + "?plain=1", resumed);
+  EXPECT_EQ(received.rfind("retry: 1000\n\nid: 2\ndata: {", 0), 0u) << received;
 }
 
 }  // namespace
