@@ -15,6 +15,8 @@ const PAGE = 50;
 const MAX_CHARTS = 12;
 // Up to this many events, the page reads a deployment's whole history on opening.
 const FULL_HISTORY = 5000;
+// Events re-read the summary and the visible cluster pages at most this often.
+const REFRESH_MS = 200;
 const FINAL = new Set(['succeeded', 'rolled_back', 'failed', 'cancelled']);
 const ACTIONS = {
   pause: { label: 'Pause', verb: 'Pause', states: ['running', 'awaiting_approval', 'pending', 'frozen'] },
@@ -230,11 +232,18 @@ class WaveView {
       this.showPage(all.slice(this.offset, this.offset + PAGE), all.length);
       return false;
     }
+    if (total === 0) {
+      // Not started (or resolved to no cluster): nothing to page through.
+      this.offset = 0;
+      this.pageSig = null;
+      this.showPage([], 0);
+      return false;
+    }
     const sig = JSON.stringify([wave.state, counts, attention.map((c) => [c.name, c.state, c.step, c.message])]);
     const moving = wave.state === 'running' || wave.state === 'rolling_back';
     const stale = this.pageSig !== sig || moving;
     this.pageSig = sig;
-    return total > 0 && stale;
+    return stale;
   }
 
   async loadPage(id) {
@@ -299,7 +308,7 @@ class DeploymentPage {
     this.freezeSlot = el('div');
     this.facts = el('dl', { class: 'facts' });
     this.actions = el('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' });
-    this.actionKey = '';
+    this.actionKey = null;
     this.actionError = el('p', { class: 'error', role: 'alert', dataset: { testid: 'action-error' } });
     this.actionError.hidden = true;
     this.actionDone = el('p', { class: 'muted small', role: 'status' });
@@ -503,7 +512,7 @@ class DeploymentPage {
     window.flotillaSeenSeqs.push(Number(e.seq));
     if (e.type === 'cluster.analysis' && this.addFigures(e)) this.drawCharts(e.cluster);
     if (/^deployment\.(succeeded|rolled_back|failed|cancelled)$/.test(e.type)) this.sawEnd = true;
-    this.refreshSoon(200);
+    this.refreshSoon(REFRESH_MS);
   }
 
   showConnection(state) {
@@ -539,8 +548,10 @@ class DeploymentPage {
       } finally {
         this.refreshing = false;
         if (this.again) {
+          // Events came in meanwhile: read again, after a breath (a burst of thousands would
+          // otherwise keep the page re-reading back to back).
           this.again = false;
-          this.refreshSoon(0);
+          this.refreshSoon(REFRESH_MS);
         }
       }
     }, ms);

@@ -12,11 +12,13 @@ function typeTone(type) {
 
 export class EventLog {
   static MAX = 500;
+  static FLUSH_MS = 50;
 
   constructor(onShown) {
     this.onShown = onShown || (() => {});
     this.queue = [];
     this.timer = null;
+    this.lastFlush = -Infinity;
     this.list = el('ol', { class: 'event-log', dataset: { testid: 'event-log' }, 'aria-label': 'Events, newest last' });
     this.box = el('div', { class: 'event-box', tabindex: '0', role: 'region', 'aria-label': 'Event log' }, this.list);
     this.empty = el('p', { class: 'muted small', text: 'No events yet.' });
@@ -27,11 +29,15 @@ export class EventLog {
   // sends thousands a second); onShown(seq) is told once each is in the DOM.
   add(e) {
     this.queue.push(e);
-    if (!this.timer) this.timer = setTimeout(() => this.flush(), 0);
+    if (this.timer) return;
+    // A lone event goes in at once; in a burst, at most one layout every FLUSH_MS.
+    const wait = Math.max(0, this.lastFlush + EventLog.FLUSH_MS - performance.now());
+    this.timer = setTimeout(() => this.flush(), wait);
   }
 
   flush() {
     this.timer = null;
+    this.lastFlush = performance.now();
     const batch = this.queue;
     this.queue = [];
     if (!batch.length) return;
