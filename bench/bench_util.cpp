@@ -79,6 +79,30 @@ std::string firstWord(const std::string& text) {
   if (start == std::string::npos) return "";
   return text.substr(start, text.find_first_of(" \r\n\t", start) - start);
 }
+
+// The next line a child wrote to `fd` (without its newline), read through `buffer`, which keeps
+// what came after it; nothing when `timeout` passes first or the child closed its end.
+std::optional<std::string> readBufferedLine(int fd, std::string& buffer,
+                                            std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    size_t nl = buffer.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = buffer.substr(0, nl);
+      buffer.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[65536];
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) return std::nullopt;
+    buffer.append(buf, static_cast<size_t>(n));
+  }
+}
 }  // namespace
 
 std::unique_ptr<CoordinatorProcess> CoordinatorProcess::start(const std::string& work_dir,
@@ -363,24 +387,7 @@ bool SimAgents::owns(const std::string& cluster) const {
 }
 
 std::optional<std::string> SimAgents::readLine(std::chrono::milliseconds timeout) {
-  auto until = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    size_t nl = buffer_.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
-      return line;
-    }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd p{from_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    char buf[4096];
-    ssize_t n = ::read(from_, buf, sizeof(buf));
-    if (n <= 0) return std::nullopt;
-    buffer_.append(buf, static_cast<size_t>(n));
-  }
+  return readBufferedLine(from_, buffer_, timeout);
 }
 
 std::optional<std::string> SimAgents::ask(const std::string& line,
@@ -504,24 +511,7 @@ LineChild::~LineChild() {
 }
 
 std::optional<std::string> LineChild::readLine(std::chrono::milliseconds timeout) {
-  auto until = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    size_t nl = buffer_.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
-      return line;
-    }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd p{from_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    char buf[65536];
-    ssize_t n = ::read(from_, buf, sizeof(buf));
-    if (n <= 0) return std::nullopt;
-    buffer_.append(buf, static_cast<size_t>(n));
-  }
+  return readBufferedLine(from_, buffer_, timeout);
 }
 
 bool LineChild::writeLine(const std::string& line) {
