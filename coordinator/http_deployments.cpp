@@ -70,6 +70,21 @@ std::optional<size_t> parseCount(const std::string& text) {
   return static_cast<size_t>(std::stoul(text));
 }
 
+// ?view=full (the default) or ?view=summary: which detail a deployment's answer carries (an
+// action's answer too, so that a page of a 10,000-cluster deployment never gets every cluster).
+StatusOr<DetailView> viewParam(const httplib::Request& req) {
+  const std::string view = req.has_param("view") ? req.get_param_value("view") : "full";
+  if (view == "full") return DetailView::kFull;
+  if (view == "summary") return DetailView::kSummary;
+  return Status::InvalidArgument("view must be full or summary, not " + quoted(view));
+}
+
+// The view of an action's answer: the action is done by then, so a bad ?view= gets the full one.
+DetailView answerView(const httplib::Request& req) {
+  auto view = viewParam(req);
+  return view.ok() ? *view : DetailView::kFull;
+}
+
 bool isDeploymentId(const std::string& id) {
   auto lower = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   return !id.empty() && id.size() <= 80 && lower(id[0]) &&
@@ -435,14 +450,10 @@ void HttpApi::deploymentRoutes() {
                                                         httplib::Response& res) {
     auto d = loadById(store_, req.matches[1]);
     if (!d.ok()) return replyError(res, d.status());
-    const std::string view = req.has_param("view") ? req.get_param_value("view") : "full";
-    if (view != "full" && view != "summary") {
-      return replyError(
-          res, Status::InvalidArgument("view must be full or summary, not " + quoted(view)));
-    }
+    auto view = viewParam(req);
+    if (!view.ok()) return replyError(res, view.status());
     reply(res, 200,
-          detailJson(*d, agentsByName(engine_.agentsSnapshot()), freezesForView(store_),
-                     view == "summary" ? DetailView::kSummary : DetailView::kFull));
+          detailJson(*d, agentsByName(engine_.agentsSnapshot()), freezesForView(store_), *view));
   });
 
   // A page of one wave's clusters: ?wave=NAME (required), offset, limit, state.
@@ -528,7 +539,8 @@ void HttpApi::deploymentRoutes() {
         auto after = store_.loadDeployment(id);
         if (!after.ok()) return replyError(res, after.status());
         reply(res, 200,
-              detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
+              detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_),
+                         answerView(req)));
       });
 
   // Operator overrides: promote {"wave", "reason"}, retry {"cluster" (required), "reason"}.
@@ -574,7 +586,8 @@ void HttpApi::deploymentRoutes() {
     auto after = store_.loadDeployment(id);
     if (!after.ok()) return replyError(res, after.status());
     reply(res, 200,
-          detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_)));
+          detailJson(*after, agentsByName(engine_.agentsSnapshot()), freezesForView(store_),
+                     answerView(req)));
   });
 }
 

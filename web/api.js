@@ -107,7 +107,7 @@ export const paths = {
   },
   stream: (id, after) =>
     `/api/v1/deployments/${encodeURIComponent(id)}/events?after=${after}&plain=1`,
-  action: (id, verb) => `/api/v1/deployments/${encodeURIComponent(id)}/${verb}`,
+  action: (id, verb) => `/api/v1/deployments/${encodeURIComponent(id)}/${verb}?view=summary`,
   agents: () => '/api/v1/agents',
   freeze: () => '/api/v1/freeze',
   release: (service, version) =>
