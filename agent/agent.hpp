@@ -26,7 +26,8 @@
 
 namespace flotilla::agent {
 
-inline constexpr const char* kAgentVersion = "0.1.0";
+// The project version (project() in CMakeLists.txt), also the Debian package's.
+inline constexpr const char* kAgentVersion = FLOTILLA_VERSION;
 
 struct AgentOptions {
   std::string cluster;

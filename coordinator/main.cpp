@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
       "across the agents connected to it. Every accepted deployment and every transition is\n"
       "synced to disk before agents or clients hear of it; after a restart every unfinished\n"
       "deployment resumes where it was."};
-  app.set_version_flag("--version", "flotilla-coordinator 0.1.0");
+  app.set_version_flag("--version", "flotilla-coordinator " FLOTILLA_VERSION);
   app.add_option("--data-dir", options.data_dir, "Directory of the RocksDB store")
       ->capture_default_str();
   app.add_option("--listen-agents", options.listen_agents,

@@ -1,0 +1,7 @@
+# Read by cpack once per generator run (CPACK_PROJECT_CONFIG_FILE). FLOTILLA_PACKAGE_VERSION
+# repacks the same binaries under another version without reconfiguring, e.g.
+# FLOTILLA_PACKAGE_VERSION=0.1.0~rc1 scripts/package --no-build.
+if(DEFINED ENV{FLOTILLA_PACKAGE_VERSION} AND NOT "$ENV{FLOTILLA_PACKAGE_VERSION}" STREQUAL "")
+  set(CPACK_PACKAGE_VERSION "$ENV{FLOTILLA_PACKAGE_VERSION}")
+  set(CPACK_DEBIAN_PACKAGE_VERSION "$ENV{FLOTILLA_PACKAGE_VERSION}")
+endif()
