@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
                  "ZeroMQ address agents connect to (tcp://HOST:PORT)")
       ->capture_default_str();
   app.add_option("--listen-http", options.listen_http,
-                 "HOST:PORT of the HTTP API, dashboard feeds and /metrics (port 0 = any)")
+                 "HOST:PORT of the HTTP API, the web dashboard (open http://HOST:PORT/ and log\n"
+                 "in with an API token), event streams and /metrics (port 0 = any)")
       ->capture_default_str();
   app.add_option("--agent-lost-after", lost_after,
                  "Silence after which an agent is lost and its in-flight steps count as failed")
