@@ -271,8 +271,17 @@ class Harness {
 
     FUZZ_CHECK(res.status >= 200 && res.status < 600, context);
     FUZZ_CHECK(res.status != 500, context);
-    // Every answer of the API is JSON (the free GET may hit /metrics, which is text).
-    if (op != Op::kPath || res.status >= 400) {
+    // Every answer of the API is JSON. The free GETs may hit /metrics (text) or the dashboard,
+    // which is served to anyone at / and /ui/FILE as HTML, JavaScript and CSS, always under the
+    // strict Content-Security-Policy.
+    const bool dashboard_path = rest.empty() || rest.rfind("ui/", 0) == 0;
+    const bool free_get = op == Op::kPath || op == Op::kNoAuth;
+    if (free_get && dashboard_path && res.status == 200) {
+      FUZZ_CHECK(
+          res.get_header_value("Content-Security-Policy").rfind("default-src 'none'", 0) == 0,
+          context);
+    }
+    if (res.status >= 400 || !(op == Op::kPath || (free_get && dashboard_path))) {
       const json parsed = json::parse(res.body, nullptr, false);
       FUZZ_CHECK(!parsed.is_discarded() && parsed.is_object(), context);
       if (res.status >= 400) {
@@ -310,7 +319,8 @@ class Harness {
                        res.status == 404 || res.status == 414,
                    context);
         if (res.status == 200 || res.status == 404) {
-          FUZZ_CHECK(rest == "healthz" || rest.rfind("healthz?", 0) == 0, context);
+          FUZZ_CHECK(rest == "healthz" || rest.rfind("healthz?", 0) == 0 || dashboard_path,
+                     context);
         }
         break;
       case Op::kContentType: {
