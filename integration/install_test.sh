@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# The Ansible install end to end, on this machine: scripts/package --no-build (from the ctest build
+# dir), then ansible/playbooks/site.yml against an inventory of this host (connection local): one
+# coordinator and three agent instances flotilla-agent@NAME (staging, two production clusters).
+# The roles' services run through integration/install/unit_run (built with the tests), which
+# starts the INSTALLED units the way systemd would (ExecStart, User, EnvironmentFile...), since CI
+# has no systemd as PID 1. Then a rollout across the three agents with the installed CLI, a second
+# playbook run changing nothing, a --check --diff run towards a higher version changing nothing,
+# and teardown (stop, purge, data gone). Needs root (skips otherwise). Refuses to run when flotilla
+# packages or directories it did not make are present; undoes everything it did on any exit.
+#   FLOTILLA_BUILD_DIR  the configured and built build directory (unit_run and the binaries)
+#
+# Phases are shell functions listed in PHASES, run in order with their wall time printed; a later
+# phase (an upgrade during a rollout, say) is one more function added before phase_teardown.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD_DIR="$(cd "${FLOTILLA_BUILD_DIR:?FLOTILLA_BUILD_DIR is not set}" && pwd)"
+UNIT_RUN="$BUILD_DIR/integration/install/unit_run"
+PACKAGES=(flotilla-coordinator flotilla-agent flotilla)
+# inventory host, cluster, unit instance, environment (its group), region label
+AGENTS=(
+  "agent-staging-eu staging-eu-1 staging-eu staging eu"
+  "agent-prod-eu prod-eu-1 prod-eu production eu"
+  "agent-prod-us prod-us-1 prod-us production us"
+)
+# Written by the plan's steps (as the agents' user, flotilla).
+COUNTER_DIR=/var/lib/flotilla-install-test
+SKIP=77
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install_test: SKIPPED: needs root (dpkg -i, the flotilla user)"
+  exit "$SKIP"
+fi
+for tool in ansible-playbook dpkg-deb cpack flock python3; do
+  command -v "$tool" >/dev/null || { echo "install_test: $tool is missing (scripts/setup)" >&2; exit 1; }
+done
+[ -x "$UNIT_RUN" ] || { echo "install_test: $UNIT_RUN is not built" >&2; exit 1; }
+
+fail() {
+  echo "install_test: FAIL: $*" >&2
+  exit 1
+}
+
+# One test at a time changes this machine's flotilla packages (package_test takes it too).
+exec 9>/run/lock/flotilla-install-test.lock
+flock -w 600 9 || fail "another install test holds /run/lock/flotilla-install-test.lock"
+
+installed_status() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true; }
+for pkg in "${PACKAGES[@]}"; do
+  status="$(installed_status "$pkg")"
+  if [ -n "$status" ] && [ "$status" != "not-installed" ]; then
+    fail "refusing to run: package $pkg is present ($status) and was not installed by this test"
+  fi
+done
+for dir in /var/lib/flotilla /etc/flotilla /var/cache/flotilla "$COUNTER_DIR"; do
+  [ ! -e "$dir" ] || fail "refusing to run: $dir exists and was not made by this test"
+done
+for entry in /etc/systemd/system/flotilla-*; do
+  [ ! -e "$entry" ] || fail "refusing to run: $entry exists and was not made by this test"
+done
+created_user=0
+getent passwd flotilla >/dev/null || created_user=1
+
+T="$(mktemp -d "${TMPDIR:-/tmp}/flotilla-install-test.XXXXXX")"
+RUN_DIR="$T/run"
+we_installed=0
+
+# Every unit unit_run started (it leaves UNIT.pid in RUN_DIR while one runs).
+stop_units() {
+  local pidfile
+  for pidfile in "$RUN_DIR"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    "$UNIT_RUN" --run-dir "$RUN_DIR" stop "$(basename "$pidfile" .pid)" || true
+  done
+}
+
+cleanup() {
+  local rc=$?
+  stop_units >"$T/cleanup-stop.log" 2>&1 || true
+  if [ "$rc" != 0 ] && [ -d "$RUN_DIR/logs" ]; then
+    # The services' own words, for whoever reads the failure.
+    for log in "$RUN_DIR"/logs/*.log; do
+      [ -e "$log" ] || continue
+      echo "---- the end of $(basename "$log")" >&2
+      tail -n 30 "$log" >&2
+    done
+  fi
+  if [ "$we_installed" = 1 ]; then
+    dpkg_retry --purge "${PACKAGES[@]}" >"$T/cleanup-purge.log" 2>&1 || cat "$T/cleanup-purge.log" >&2
+  fi
+  rm -rf /var/lib/flotilla /etc/flotilla /var/cache/flotilla "$COUNTER_DIR" /etc/systemd/system/flotilla-*
+  if [ "$created_user" = 1 ] && getent passwd flotilla >/dev/null; then
+    userdel flotilla 2>/dev/null || true
+    getent group flotilla >/dev/null && groupdel flotilla 2>/dev/null || true
+  fi
+  rm -rf "$T"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# dpkg refuses at once when another dpkg/apt holds its lock: wait for it a while.
+dpkg_retry() {
+  local i
+  for i in $(seq 1 60); do
+    if dpkg "$@" >"$T/dpkg.out" 2>&1; then cat "$T/dpkg.out"; return 0; fi
+    grep -q 'lock' "$T/dpkg.out" || { cat "$T/dpkg.out" >&2; return 1; }
+    sleep 2
+  done
+  cat "$T/dpkg.out" >&2
+  return 1
+}
+
+check_stat() { # PATH MODE OWNER:GROUP
+  local got
+  got="$(stat -c '%a %U:%G' "$1")" || fail "$1 is missing"
+  [ "$got" = "$2 $3" ] || fail "$1: $got, want $2 $3"
+}
+
+# Two free loopback ports (the coordinator's agent and HTTP ports).
+read -r AGENT_PORT HTTP_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+API="http://127.0.0.1:$HTTP_PORT"
+cli() { /usr/bin/flotilla --server "$API" --token-file /etc/flotilla/admin.token "$@"; }
+
+VERSION="$(sed -n 's/^set(CPACK_PACKAGE_VERSION "\{0,1\}\([^")]*\).*/\1/p' "$BUILD_DIR/CPackConfig.cmake" | head -1)"
+[ -n "$VERSION" ] || fail "no CPACK_PACKAGE_VERSION in $BUILD_DIR/CPackConfig.cmake"
+NEXT="$VERSION+next1"
+ARCH="$(dpkg --print-architecture)"
+
+# write_inventory DIST_DIR: the inventory, the packages taken from DIST_DIR.
+write_inventory() {
+  local dist="$1" version group host cluster instance env region
+  version="$(deb_version "$dist")"
+  cat <<EOF
+# Written by integration/install_test.sh: this machine as one coordinator and three agents.
+all:
+  vars:
+    ansible_connection: local
+    ansible_python_interpreter: /usr/bin/python3
+    # The test runs as root already (and CI machines have no sudo).
+    ansible_become: false
+  children:
+    flotilla_coordinators:
+      hosts:
+        coordinator:
+          flotilla_coordinator_listen_agents: tcp://127.0.0.1:$AGENT_PORT
+          flotilla_coordinator_listen_http: 127.0.0.1:$HTTP_PORT
+          flotilla_coordinator_deb: $dist/flotilla-coordinator_${version}_$ARCH.deb
+          flotilla_coordinator_cli_deb: $dist/flotilla_${version}_$ARCH.deb
+          flotilla_coordinator_service_command: [$UNIT_RUN, --run-dir, $RUN_DIR]
+    flotilla_agents:
+      vars:
+        flotilla_agent_coordinator: tcp://127.0.0.1:$AGENT_PORT
+        flotilla_agent_deb: $dist/flotilla-agent_${version}_$ARCH.deb
+        flotilla_agent_service_command: [$UNIT_RUN, --run-dir, $RUN_DIR]
+      children:
+EOF
+  for group in staging production; do
+    printf '        %s:\n          vars:\n            flotilla_agent_environment: %s\n          hosts:\n' \
+      "$group" "$group"
+    for agent in "${AGENTS[@]}"; do
+      read -r host cluster instance env region <<<"$agent"
+      [ "$env" = "$group" ] || continue
+      printf '            %s:\n' "$host"
+      printf '              flotilla_agent_cluster: %s\n' "$cluster"
+      printf '              flotilla_agent_instance: %s\n' "$instance"
+      printf '              flotilla_agent_labels: {region: %s}\n' "$region"
+    done
+  done
+}
+deb_version() { [ "$1" = "$T/dist-next" ] && echo "$NEXT" || echo "$VERSION"; }
+
+# playbook LOG [ansible-playbook options...]: site.yml with this test's inventory, temp dirs in T.
+playbook() {
+  local log="$1"
+  shift
+  env ANSIBLE_CONFIG="$ROOT/ansible/ansible.cfg" ANSIBLE_LOCAL_TEMP="$T/ansible/local" \
+    ANSIBLE_REMOTE_TEMP="$T/ansible/remote" ANSIBLE_HOME="$T/ansible/home" HOME="$T/home" \
+    XDG_CACHE_HOME="$T/cache" ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 \
+    ansible-playbook "$@" "$ROOT/ansible/playbooks/site.yml" >"$log" 2>&1
+}
+
+# The PLAY RECAP's "HOST changed=N" pairs of a playbook log.
+recap() {
+  sed -n '/^PLAY RECAP/,$p' "$1" | sed -n 's/^\([^ ]*\) *: ok=[0-9]* *changed=\([0-9]*\).*/\1 \2/p'
+}
+
+unit_pid() { "$UNIT_RUN" --run-dir "$RUN_DIR" show "$1" | sed -n 's/^MainPID=//p'; }
+
+UNITS=(flotilla-coordinator.service)
+for agent in "${AGENTS[@]}"; do
+  read -r _ _ instance _ _ <<<"$agent"
+  UNITS+=("flotilla-agent@$instance.service")
+done
+
+# ---- phases ------------------------------------------------------------------------------------
+
+phase_package() {
+  FLOTILLA_BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/package" --no-build --out "$T/dist"
+  FLOTILLA_PACKAGE_VERSION="$NEXT" FLOTILLA_BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/package" \
+    --no-build --out "$T/dist-next"
+  for pkg in "${PACKAGES[@]}"; do
+    [ -f "$T/dist/${pkg}_${VERSION}_${ARCH}.deb" ] || fail "no $pkg $VERSION .deb"
+    [ -f "$T/dist-next/${pkg}_${NEXT}_${ARCH}.deb" ] || fail "no $pkg $NEXT .deb"
+  done
+}
+
+phase_install() {
+  write_inventory "$T/dist" >"$T/inventory.yml"
+  we_installed=1
+  playbook "$T/playbook-1.log" -i "$T/inventory.yml" || { cat "$T/playbook-1.log" >&2; fail "site.yml"; }
+  grep -E '^PLAY RECAP' -A8 "$T/playbook-1.log"
+
+  for pkg in "${PACKAGES[@]}"; do
+    [ "$(dpkg-query -W -f='${Status} ${Version}' "$pkg")" = "install ok installed $VERSION" ] ||
+      fail "$pkg $VERSION is not installed"
+  done
+  local flotilla_uid pid unit
+  flotilla_uid="$(id -u flotilla)"
+  # Each unit runs as the installed unit says: its binary, its user, no new privileges.
+  for unit in "${UNITS[@]}"; do
+    pid="$(unit_pid "$unit")"
+    [ "${pid:-0}" -gt 0 ] || fail "$unit is not running"
+    [ "$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")" = "$flotilla_uid" ] || fail "$unit does not run as flotilla"
+    [ "$(awk '/^NoNewPrivs:/ {print $2}' "/proc/$pid/status")" = 1 ] || fail "$unit runs without NoNewPrivileges"
+    case "$unit" in
+      flotilla-coordinator.service) want=/usr/bin/flotilla-coordinator ;;
+      *) want=/usr/bin/flotilla-agent ;;
+    esac
+    [ "$(readlink "/proc/$pid/exe")" = "$want" ] || fail "$unit runs $(readlink "/proc/$pid/exe"), want $want"
+  done
+  pid="$(unit_pid flotilla-coordinator.service)"
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--listen-http 127.0.0.1:$HTTP_PORT " ||
+    fail "the coordinator's command line: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+
+  local host cluster instance group state
+  for agent in "${AGENTS[@]}"; do
+    read -r host cluster instance group _ <<<"$agent"
+    state="/var/lib/flotilla/agent-$instance"
+    check_stat "$state" 700 flotilla:flotilla
+    python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("enrolled") is True else 1)' \
+      "$state/agent.json" || fail "$host: $state/agent.json does not say enrolled: $(cat "$state/agent.json")"
+    check_stat "/etc/flotilla/agent-$instance.env" 640 root:flotilla
+    check_stat "/etc/flotilla/agent-$instance.token" 600 flotilla:flotilla
+    grep -qx "FLOTILLA_CLUSTER=$cluster" "/etc/flotilla/agent-$instance.env" || fail "agent-$instance.env lacks its cluster"
+    grep -q -- "--label environment=$group" "/etc/flotilla/agent-$instance.env" || fail "agent-$instance.env lacks environment=$group"
+    pid="$(unit_pid "flotilla-agent@$instance.service")"
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--cluster $cluster .*--label environment=$group" ||
+      fail "flotilla-agent@$instance: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+  done
+  local enrolled
+  enrolled="$(cli audit | grep -c ' agent\.enrolled ' || true)"
+  [ "$enrolled" = 3 ] || { cli audit >&2; fail "audit shows $enrolled enrollments, want 3"; }
+  [ "$(cli agents --json | python3 -c 'import json, sys; print(sum(a["state"] == "connected" for a in json.load(sys.stdin)["agents"]))')" = 3 ] ||
+    fail "not 3 connected agents: $(cli agents)"
+
+  check_stat /etc/flotilla/admin.token 600 root:root
+  check_stat /etc/flotilla/coordinator.env 640 root:flotilla
+  check_stat /etc/flotilla/coordinator.pub 644 root:root
+  check_stat /var/lib/flotilla 750 flotilla:flotilla
+  check_stat /var/lib/flotilla/coordinator 700 flotilla:flotilla
+}
+
+phase_rollout() {
+  install -d -o flotilla -g flotilla -m 0755 "$COUNTER_DIR"
+  local step
+  cat >"$T/plan.yaml" <<EOF
+service: install-check
+version: "1.0.0"
+driver: script
+steps:
+EOF
+  for step in build apply verify rollback; do
+    echo "  $step: echo \"\$FLOTILLA_DEPLOYMENT \$FLOTILLA_CLUSTER $step\" >> $COUNTER_DIR/counter" >>"$T/plan.yaml"
+  done
+  cat >>"$T/plan.yaml" <<EOF
+  timeout: 30s
+waves:
+  - name: staging
+    selector: {environment: staging}
+  - name: production
+    selector: {environment: production}
+    approval: required
+EOF
+  local id state
+  id="$(cli submit "$T/plan.yaml")" || fail "submit"
+  echo "deployment $id"
+  # The production wave waits for its approval.
+  for _ in $(seq 1 120); do
+    state="$(cli status "$id" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])')"
+    [ "$state" = awaiting_approval ] && break
+    case "$state" in succeeded | rolled_back | failed | cancelled) fail "$id is $state before its approval" ;; esac
+    sleep 0.5
+  done
+  [ "$state" = awaiting_approval ] || fail "$id never waited for approval ($state)"
+  cli approve "$id" production
+  cli wait "$id" --timeout 2m || { cli status "$id" >&2; fail "$id did not succeed"; }
+
+  # Each step ran exactly once on each cluster, and nothing rolled back.
+  local expected="" host cluster
+  for agent in "${AGENTS[@]}"; do
+    read -r host cluster _ _ _ <<<"$agent"
+    for step in build apply verify; do expected+="$id $cluster $step"$'\n'; done
+  done
+  diff -u <(printf '%s' "$expected" | sort) <(sort "$COUNTER_DIR/counter") ||
+    fail "the steps that ran differ from one build, apply and verify per cluster"
+}
+
+phase_idempotent() {
+  playbook "$T/playbook-2.log" -i "$T/inventory.yml" || { cat "$T/playbook-2.log" >&2; fail "second site.yml"; }
+  recap "$T/playbook-2.log" | tee "$T/recap-2"
+  [ "$(wc -l <"$T/recap-2")" = 4 ] || fail "the second run's recap does not list 4 hosts"
+  if awk '$2 != 0 {bad = 1} END {exit !bad}' "$T/recap-2"; then
+    grep -E 'changed:|RUNNING HANDLER' -B1 "$T/playbook-2.log" >&2 || true
+    fail "the second run changed something"
+  fi
+}
+
+phase_check_upgrade() {
+  write_inventory "$T/dist-next" >"$T/inventory-next.yml"
+  local before after
+  snapshot() {
+    dpkg-query -W -f='${Package} ${Version}\n' "${PACKAGES[@]}"
+    md5sum /etc/flotilla/* | sort
+    ls /var/cache/flotilla
+    for unit in "${UNITS[@]}"; do echo "$unit $(unit_pid "$unit")"; done
+  }
+  before="$(snapshot)"
+  playbook "$T/playbook-check.log" -i "$T/inventory-next.yml" --check --diff ||
+    { cat "$T/playbook-check.log" >&2; fail "site.yml --check --diff"; }
+  recap "$T/playbook-check.log" | tee "$T/recap-check"
+  awk '$2 > 0 {n++} END {exit !(n == 4)}' "$T/recap-check" || fail "--check did not report a change on every host"
+  after="$(snapshot)"
+  diff -u <(echo "$before") <(echo "$after") || fail "--check changed something"
+}
+
+phase_teardown() {
+  stop_units
+  local unit
+  for unit in "${UNITS[@]}"; do
+    [ "$(unit_pid "$unit")" = 0 ] || fail "$unit still runs after unit_run stop"
+  done
+  dpkg_retry --purge "${PACKAGES[@]}" >/dev/null
+  we_installed=0
+  for pkg in "${PACKAGES[@]}"; do
+    status="$(installed_status "$pkg")"
+    [ -z "$status" ] || [ "$status" = not-installed ] || fail "$pkg is still present after purge ($status)"
+  done
+  [ ! -e /var/lib/flotilla ] || fail "purge left /var/lib/flotilla: $(find /var/lib/flotilla)"
+  [ ! -e /etc/flotilla ] || fail "purge left /etc/flotilla: $(find /etc/flotilla)"
+}
+
+PHASES=(package install rollout idempotent check_upgrade teardown)
+declare -A PHASE_SECONDS=()
+total_start=$SECONDS
+for phase in "${PHASES[@]}"; do
+  echo "== $phase ($(date +%T))"
+  start=$SECONDS
+  "phase_$phase"
+  PHASE_SECONDS[$phase]=$((SECONDS - start))
+  echo "== $phase: ${PHASE_SECONDS[$phase]}s"
+done
+for phase in "${PHASES[@]}"; do printf '%-16s %4ss\n' "$phase" "${PHASE_SECONDS[$phase]}"; done
+echo "install_test: OK ($((SECONDS - total_start))s)"
