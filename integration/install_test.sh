@@ -9,6 +9,7 @@
 # and teardown (stop, purge, data gone). Needs root (skips otherwise). Refuses to run when flotilla
 # packages or directories it did not make are present; undoes everything it did on any exit.
 #   FLOTILLA_BUILD_DIR  the configured and built build directory (unit_run and the binaries)
+#   FLOTILLA_INSTALL_TEST_KEEP=1  keep the temp dir (playbook logs, inventories, service logs)
 #
 # Phases are shell functions listed in PHASES, run in order with their wall time printed; a later
 # phase (an upgrade during a rollout, say) is one more function added before phase_teardown.
@@ -93,7 +94,11 @@ cleanup() {
     userdel flotilla 2>/dev/null || true
     getent group flotilla >/dev/null && groupdel flotilla 2>/dev/null || true
   fi
-  rm -rf "$T"
+  if [ -n "${FLOTILLA_INSTALL_TEST_KEEP:-}" ]; then
+    echo "install_test: kept $T" >&2
+  else
+    rm -rf "$T"
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -297,7 +302,9 @@ EOF
     sleep 0.5
   done
   [ "$state" = awaiting_approval ] || fail "$id never waited for approval ($state)"
-  cli approve "$id" production
+  # Who submits does not approve: a second person, an approver for production.
+  (umask 077 && cli tokens create install-test-approver --role approver --env production >"$T/approver.token")
+  /usr/bin/flotilla --server "$API" --token-file "$T/approver.token" approve "$id" production
   cli wait "$id" --timeout 2m || { cli status "$id" >&2; fail "$id did not succeed"; }
 
   # Each step ran exactly once on each cluster, and nothing rolled back.
