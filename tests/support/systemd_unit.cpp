@@ -686,12 +686,14 @@ StatusOr<std::vector<std::string>> expandExecStart(std::string_view command,
     }
     std::string out;
     for (size_t i = 0; i < word.size(); ++i) {
-      if (word[i] != '$' || i + 1 == word.size()) {
-        out += word[i];
-      } else if (word[i + 1] == '$') {
+      const char next = i + 1 < word.size() ? word[i + 1] : '\0';
+      const bool name_follows = std::isalpha(static_cast<unsigned char>(next)) || next == '_';
+      if (word[i] != '$' || (next != '$' && next != '{' && !name_follows)) {
+        out += word[i];  // a '$' before anything else stays, as in systemd ("$!", "a$")
+      } else if (next == '$') {
         out += '$';
         ++i;
-      } else if (word[i + 1] == '{') {
+      } else if (next == '{') {
         const size_t close = word.find('}', i + 2);
         if (close == std::string::npos) {
           return Status::InvalidArgument("ExecStart: unterminated ${ in " + quote(word));

@@ -153,6 +153,8 @@ TEST(SystemdUnitExecStartTest, BracedIsOneArgumentBareIsSplit) {
   EXPECT_EQ(exec("/bin/prog --a=${ONE}/x $$HOME \"q w\" 'e r'", env),
             (Argv{"/bin/prog", "--a=a b/x", "$HOME", "q w", "e r"}));
   EXPECT_EQ(exec("/bin/prog \"$ARGS\"", env), (Argv{"/bin/prog", "--x", "1", "--y"}));
+  // A '$' not before a name, '{' or '$' is left alone.
+  EXPECT_EQ(exec("/bin/sh -c 'echo $! $1 a$'", env), (Argv{"/bin/sh", "-c", "echo $! $1 a$"}));
 }
 
 TEST(SystemdUnitExecStartTest, RefusesWhatItDoesNotRun) {
