@@ -24,7 +24,7 @@ using common::toStd;
 
 namespace {
 
-std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_requests{0};
 std::atomic<int> g_wake_fd{-1};
 
 // Until registered, ask again (the first register may have gone to a coordinator that was not
@@ -52,7 +52,7 @@ StageKey keyOf(schema::StageRef::Reader ref) {
 }  // namespace
 
 void Agent::requestStop() {
-  g_stop = true;
+  g_stop_requests.fetch_add(1);
   int fd = g_wake_fd.load();
   if (fd >= 0) {
     uint64_t one = 1;
@@ -149,7 +149,7 @@ Status Agent::run() {
                options_.coordinator, options_.labels.size(), options_.state_dir);
   sendRegister();
 
-  while (!g_stop) {
+  while (!stopNow(Clock::now())) {
     auto now = Clock::now();
     if (epoch_ != 0 && now >= next_heartbeat_) sendHeartbeat();
     if (epoch_ == 0 && now >= next_register_) sendRegister();
@@ -193,8 +193,14 @@ Status Agent::run() {
     }
     pollSteps();
   }
-  spdlog::info("agent {} stopping; {} steps still running are stopped", options_.cluster,
-               running_.size());
+  if (running_.empty()) {
+    spdlog::info("agent {} stopping; no step is running", options_.cluster);
+  } else {
+    spdlog::warn(
+        "agent {} stopping; {} steps still running are stopped and will be reported "
+        "unknown",
+        options_.cluster, running_.size());
+  }
   // Steps still running stay "started" in the record: after a restart they
   // are reported as unknown, never silently run again. Their runs stop as they are destroyed.
   for (auto& [key, run] : running_) {
@@ -204,6 +210,23 @@ Status Agent::run() {
   g_wake_fd = -1;
   ::close(wake);
   return Status::Ok();
+}
+
+bool Agent::stopNow(Clock::time_point now) {
+  const int requests = g_stop_requests.load();
+  if (requests == 0) return false;
+  if (requests > 1) return true;
+  if (!draining_) {
+    draining_ = true;
+    drain_deadline_ = now + options_.stop_timeout;
+    if (!running_.empty() && options_.stop_timeout.count() > 0) {
+      spdlog::info(
+          "agent {} draining: {} steps running; no new step starts; stopping when they have "
+          "ended, within {} ms (a second signal stops now)",
+          options_.cluster, running_.size(), options_.stop_timeout.count());
+    }
+  }
+  return running_.empty() || now >= drain_deadline_;
 }
 
 // ---- Message dispatch: the one place that decides what a frame means ----------------------
@@ -410,6 +433,16 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     StageRecord answer = *existing;
     answer.key.nonce = key.nonce;
     sendResult(answer, msg.getEpoch());
+    return;
+  }
+  // A stop requested while this loop turn was polling counts too: stopNow() begins the drain
+  // only at the top of the next turn.
+  if (draining_ || g_stop_requests.load() > 0) {
+    // Neither recorded nor answered: after our restart the coordinator sees we do not hold it
+    // and sends it again, to the agent that will run it.
+    ++commands_deferred_;
+    spdlog::info("stage {} not started: the agent is stopping ({} deferred so far)", key.toString(),
+                 commands_deferred_);
     return;
   }
   StageRecord record;

@@ -37,8 +37,11 @@ struct AgentOptions {
   std::string workdir;
   std::chrono::milliseconds heartbeat{1000};   // until the coordinator says otherwise
   std::chrono::milliseconds kill_grace{5000};  // SIGTERM, then SIGKILL after this
-  size_t max_output_lines = 1000;              // per stage, sent to the coordinator
-  LaunchPolicy launch;                         // how steps and replicas start: --pass-env, --run-as
+  // On the first stop request: take no new step and wait this long for the running ones to
+  // finish and be reported (0 = stop at once). A second request stops at once.
+  std::chrono::milliseconds stop_timeout{60000};
+  size_t max_output_lines = 1000;  // per stage, sent to the coordinator
+  LaunchPolicy launch;             // how steps and replicas start: --pass-env, --run-as
   // The agent channel. Without `insecure`, CurveZMQ: our key pair (kept in the state dir) and
   // the coordinator's public key, pinned: a peer without its secret key cannot complete the
   // handshake, so no command from anyone else is ever read.
@@ -57,9 +60,12 @@ class Agent {
  public:
   Agent(AgentOptions options, std::unique_ptr<StageStore> records);
   ~Agent();
-  // Runs until requestStop(); returns an error only for what it cannot go on without.
+  // Runs until stopped; returns an error only for what it cannot go on without.
   common::Status run();
-  // Async-signal-safe.
+  // Async-signal-safe. The first request drains: no new step is started (a command for one is
+  // neither recorded nor answered, so the coordinator sends it again once we have registered
+  // after the restart), running steps finish and are reported, and run() returns when none
+  // is left or after stop_timeout. A second request makes run() return at once.
   static void requestStop();
 
  private:
@@ -110,6 +116,8 @@ class Agent {
   void finish(Running& run, Outcome outcome, int exit_code, const std::string& message);
   void send(capnp::MessageBuilder& message);
   bool acceptEpoch(uint64_t epoch, const char* what);
+  // Whether run() should return now; begins the drain on the first stop request.
+  bool stopNow(Clock::time_point now);
 
   AgentOptions options_;
   std::unique_ptr<StageStore> records_;
@@ -125,6 +133,9 @@ class Agent {
   // fleet's handshakes is not asked again by every agent every 2 s.
   common::Backoff register_backoff_;
   std::map<StageKey, Running> running_;
+  bool draining_ = false;  // a stop was requested: no new step starts
+  Clock::time_point drain_deadline_{};
+  uint64_t commands_deferred_ = 0;  // commands not started while draining
   uint64_t dropped_frames_ = 0;
   zmq::socket_t monitor_;
   bool handshake_done_ = false;  // on the current connection

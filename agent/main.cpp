@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> labels;
   std::string log_level = "info";
   std::string heartbeat = "1s";
+  std::string stop_timeout = "60s";
 
   CLI::App app{
       "flotilla-agent: runs on one cluster, connects to the coordinator, and runs the steps it\n"
@@ -61,6 +62,12 @@ int main(int argc, char** argv) {
                  "Directory steps run in (default: the agent's working directory)");
   app.add_option("--heartbeat", heartbeat, "Heartbeat interval until the coordinator sets its own")
       ->capture_default_str();
+  app.add_option("--stop-timeout", stop_timeout,
+                 "On SIGTERM or SIGINT, start no new step and let the running ones finish and\n"
+                 "report for up to this long, then exit (a step still running then is stopped\n"
+                 "and reported unknown after the restart). 0s exits at once; so does a second\n"
+                 "signal. Keep it below the service manager's stop timeout (the units: 90s)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
   // What steps and process-driver replicas get: an environment allowlist and a user.
@@ -95,6 +102,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.heartbeat = *beat;
+  auto drain = common::parseDuration(stop_timeout);
+  if (!drain.ok()) {
+    std::cerr << "flotilla-agent: --stop-timeout: " << drain.status().message() << "\n";
+    return 2;
+  }
+  options.stop_timeout = *drain;
   if (options.state_dir.empty()) options.state_dir = "./flotilla-agent-" + options.cluster;
   if (!options.workdir.empty() && !std::filesystem::is_directory(options.workdir)) {
     std::cerr << "flotilla-agent: --workdir " << options.workdir << " is not a directory\n";

@@ -39,8 +39,14 @@ std::string RolloutTest::writeRollout(const RolloutShape& shape) {
   std::string hold_before;
   std::string hold_after;
   if (!shape.hold_apply_on.empty()) {
+    const std::string wait =
+        shape.hold_until_released
+            ? "i=0; while [ ! -e @DIR@/$FLOTILLA_CLUSTER.release ] && [ $i -lt 1200 ]; do "
+              "sleep 0.05; i=$((i+1)); done"
+            : "sleep 60";
     const std::string hold = "if [ $FLOTILLA_CLUSTER = " + shape.hold_apply_on +
-                             " ]; then touch @DIR@/$FLOTILLA_CLUSTER.apply-started; sleep 60; fi";
+                             " ]; then touch @DIR@/$FLOTILLA_CLUSTER.apply-started; " + wait +
+                             "; fi";
     if (shape.hold_after_version_written) {
       hold_after = "; " + hold;
     } else {

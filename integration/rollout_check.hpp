@@ -19,6 +19,8 @@ struct RolloutShape {
   std::string hold_apply_on;
   // ... after apply wrote the new version (true: the apply took) or before (false: it did not).
   bool hold_after_version_written = false;
+  // The hold ends when dir()/<cluster>.release appears (at most 60 s), not after 60 s.
+  bool hold_until_released = false;
 };
 
 // verify fails on prod-eu-2: the rollout rolls back from wave 2.

@@ -6,6 +6,7 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -47,7 +48,10 @@ class AgentTest : public ::testing::Test {
     auto records = StageStore::open(options.state_dir, options.cluster);
     ASSERT_TRUE(records.ok()) << records.status().toString();
     agent_ = std::make_unique<Agent>(options, std::move(records).value());
-    thread_ = std::thread([this] { result_ = agent_->run(); });
+    thread_ = std::thread([this] {
+      result_ = agent_->run();
+      finished_ = true;
+    });
   }
   void TearDown() override {
     Agent::requestStop();
@@ -141,6 +145,7 @@ class AgentTest : public ::testing::Test {
   std::unique_ptr<Agent> agent_;
   std::thread thread_;
   common::Status result_ = common::Status::Ok();
+  std::atomic<bool> finished_{false};
 };
 
 TEST_F(AgentTest, RunsAStepOnceAndAnswersARepeatFromItsRecord) {
@@ -158,6 +163,36 @@ TEST_F(AgentTest, RunsAStepOnceAndAnswersARepeatFromItsRecord) {
   ASSERT_TRUE(repeat);
   EXPECT_EQ(repeat->root().getStageResult().getOutcome(), Outcome::SUCCEEDED);
   EXPECT_EQ(linesIn("count"), 1);  // ran once
+}
+
+TEST_F(AgentTest, AStopLetsTheRunningStepFinishAndStartsNoNewOne) {
+  registerAgent(1);
+  sendCommand(1, "c1/apply",
+              "touch started; while [ ! -e go ]; do sleep 0.02; done; echo ran >> count");
+  for (int i = 0; i < 500 && !std::filesystem::exists(dir_.path() + "/started"); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir_.path() + "/started"));
+  Agent::requestStop();  // the first request drains
+  std::this_thread::sleep_for(400ms);
+  EXPECT_FALSE(finished_) << "the agent stopped with a step running";
+  // A new step while draining: neither run, nor recorded, nor answered.
+  sendCommand(1, "c1/verify", "echo ran >> verified", Step::VERIFY);
+  std::this_thread::sleep_for(400ms);
+  std::ofstream(dir_.path() + "/go") << "go\n";
+  auto r = resultOf("c1/apply");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->root().getStageResult().getOutcome(), Outcome::SUCCEEDED);
+  for (int i = 0; i < 500 && !finished_; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(finished_) << "the agent did not stop once its step ended";
+  thread_.join();
+  EXPECT_EQ(linesIn("count"), 1);
+  EXPECT_EQ(linesIn("verified"), 0);
+  agent_.reset();  // lets go of the state dir
+  auto records = StageStore::open(dir_.path() + "/state", "c1");
+  ASSERT_TRUE(records.ok()) << records.status().toString();
+  ASSERT_EQ((*records)->all().size(), 1u);
+  EXPECT_EQ((*records)->all()[0].key.stage, "c1/apply");
 }
 
 TEST_F(AgentTest, ACommandFromAnOlderEpochIsRefusedAndNotRun) {

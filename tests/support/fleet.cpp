@@ -212,10 +212,10 @@ void FleetTest::startAgent(const std::string& cluster, const Labels& labels,
     agents_.erase(old);
   }
   std::vector<std::string> argv = launch.prefix;
-  argv.insert(argv.end(),
-              {FLOTILLA_AGENT_BIN, "--cluster", cluster, "--coordinator",
-               launch.coordinator.empty() ? agentAddress() : launch.coordinator, "--state-dir",
-               agentStateDir(cluster), "--workdir", dir_ + "/work", "--heartbeat", "250ms"});
+  argv.insert(argv.end(), {FLOTILLA_AGENT_BIN, "--cluster", cluster, "--coordinator",
+                           launch.coordinator.empty() ? agentAddress() : launch.coordinator,
+                           "--state-dir", agentStateDir(cluster), "--workdir", dir_ + "/work",
+                           "--heartbeat", "250ms", "--stop-timeout", launch.stop_timeout});
   if (coordinator_options_.insecure_agents) {
     argv.push_back("--insecure");
   } else {

@@ -82,6 +82,9 @@ struct AgentLaunch {
   std::string coordinator_key;  // "" = the test coordinator's own
   bool enroll = true;           // get and pass a token while the state dir is not enrolled
   std::string enroll_token;     // a given token instead of a fresh one
+  // --stop-timeout: how long SIGTERM lets running steps finish. Tests stop agents at once
+  // (teardown with steps still running); integration/agent_drain_test sets its own.
+  std::string stop_timeout = "0s";
 };
 
 class FleetTest : public ::testing::Test {
