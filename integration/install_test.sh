@@ -279,8 +279,12 @@ version: "1.0.0"
 driver: script
 steps:
 EOF
+  # Steps run as flotilla, the coordinator's user too: the agent unit's InaccessiblePaths= must
+  # keep them out of its store (its keys) all the same.
   for step in build apply verify rollback; do
-    echo "  $step: echo \"\$FLOTILLA_DEPLOYMENT \$FLOTILLA_CLUSTER $step\" >> $COUNTER_DIR/counter" >>"$T/plan.yaml"
+    echo "  $step: echo \"\$FLOTILLA_DEPLOYMENT \$FLOTILLA_CLUSTER $step\" >> $COUNTER_DIR/counter;" \
+      "if ls /var/lib/flotilla/coordinator/keys; then echo \$FLOTILLA_CLUSTER >> $COUNTER_DIR/reached; fi" \
+      >>"$T/plan.yaml"
   done
   cat >>"$T/plan.yaml" <<EOF
   timeout: 30s
@@ -315,6 +319,9 @@ EOF
   done
   diff -u <(printf '%s' "$expected" | sort) <(sort "$COUNTER_DIR/counter") ||
     fail "the steps that ran differ from one build, apply and verify per cluster"
+  runuser -u flotilla -- ls /var/lib/flotilla/coordinator/keys >/dev/null ||
+    fail "the flotilla user cannot list the coordinator's keys: the check below proves nothing"
+  [ ! -e "$COUNTER_DIR/reached" ] || fail "steps reached the coordinator's store on: $(cat "$COUNTER_DIR/reached")"
 }
 
 phase_idempotent() {

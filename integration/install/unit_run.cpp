@@ -1,9 +1,11 @@
 // unit_run: starts, stops and shows an installed systemd service unit the way systemd would, for
 // machines where systemd is not PID 1 (CI containers). It reads the INSTALLED unit file, its
 // drop-ins and environment files (tests/support/systemd_unit.hpp), creates StateDirectory=,
-// drops to User=/Group= with the unit's UMask= and NoNewPrivileges=, and runs ExecStart with
-// exactly the environment systemd would give it. Test support, not shipped; it is the Ansible
-// roles' service-command seam (flotilla_*_service_command):
+// drops to User=/Group= with the unit's UMask= and NoNewPrivileges=, hides InaccessiblePaths= in
+// a mount namespace of its own, and runs ExecStart with exactly the environment systemd would
+// give it. Other sandboxing (ProtectSystem=, PrivateTmp=, system call filters...) is not applied.
+// Test support, not shipped; it is the Ansible roles' service-command seam
+// (flotilla_*_service_command):
 //
 //   unit_run --run-dir DIR [--unit-dir D] [--dropin-dir D] start|stop|restart|show UNIT
 //
@@ -19,8 +21,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -151,10 +155,51 @@ Status makeStateDirectories(const ServiceUnit& unit, const Credentials& creds) {
   _exit(127);
 }
 
+// The nodes bound over InaccessiblePaths=, as systemd's /run/systemd/inaccessible/: a directory
+// and a file with mode 0000, owned by root.
+struct InaccessibleNodes {
+  std::string dir;
+  std::string file;
+};
+
+StatusOr<InaccessibleNodes> makeInaccessibleNodes(const std::string& run_dir) {
+  InaccessibleNodes nodes{run_dir + "/inaccessible/dir", run_dir + "/inaccessible/reg"};
+  std::error_code ec;
+  fs::create_directories(nodes.dir, ec);
+  if (!ec && !fs::exists(nodes.file)) std::ofstream(nodes.file).close();
+  if (ec || chmod(nodes.dir.c_str(), 0) != 0 || chmod(nodes.file.c_str(), 0) != 0) {
+    return Status::IoError("cannot make the inaccessible nodes under " + run_dir);
+  }
+  return nodes;
+}
+
+// In the child: a mount namespace of its own where each path is covered by an empty node with
+// mode 0000, read-only (systemd's InaccessiblePaths=). Mounts do not leak to the host.
+void hidePaths(const ServiceUnit& unit, const InaccessibleNodes& nodes) {
+  if (unit.inaccessible_paths.empty()) return;
+  if (unshare(CLONE_NEWNS) != 0) die("unshare(CLONE_NEWNS) for InaccessiblePaths=");
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    die("mount --make-rprivate /");
+  for (const flotilla::support::OptionalPath& path : unit.inaccessible_paths) {
+    struct stat st {};
+    if (lstat(path.path.c_str(), &st) != 0) {
+      if (path.optional && errno == ENOENT) continue;
+      die("InaccessiblePaths=" + path.path);
+    }
+    const std::string& node = S_ISDIR(st.st_mode) ? nodes.dir : nodes.file;
+    if (mount(node.c_str(), path.path.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+        mount(nullptr, path.path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) !=
+            0) {
+      die("hiding " + path.path);
+    }
+  }
+}
+
 // In the child: never returns.
 [[noreturn]] void execUnit(const ServiceUnit& unit, const Credentials& creds,
                            const std::string& workdir, const std::vector<std::string>& argv,
-                           const flotilla::support::Environment& env, int log_fd) {
+                           const flotilla::support::Environment& env, int log_fd,
+                           const InaccessibleNodes& nodes) {
   if (setsid() < 0) die("setsid");
   const int null_fd = open("/dev/null", O_RDONLY);
   if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(log_fd, STDOUT_FILENO) < 0 ||
@@ -163,6 +208,7 @@ Status makeStateDirectories(const ServiceUnit& unit, const Credentials& creds) {
   }
   // Nothing else of ours leaks into the service (systemd passes no other descriptors).
   if (close_range(3, ~0U, 0) != 0) die("close_range");
+  hidePaths(unit, nodes);
   umask(unit.umask);
   if (creds.account) {
     if (initgroups(creds.account->name.c_str(), creds.gid) != 0) die("initgroups");
@@ -235,6 +281,11 @@ int start(const Options& o) {
     workdir = "/";
   }
 
+  StatusOr<InaccessibleNodes> nodes = makeInaccessibleNodes(o.run_dir);
+  if (!nodes.ok()) {
+    std::cerr << "unit_run: " << nodes.status().message() << "\n";
+    return 1;
+  }
   std::error_code ec;
   fs::create_directories(o.run_dir + "/logs", ec);
   const int log_fd = open(logFile(o).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -255,7 +306,7 @@ int start(const Options& o) {
     std::cerr << "unit_run: fork: " << std::strerror(errno) << "\n";
     return 1;
   }
-  if (pid == 0) execUnit(*unit, *creds, workdir, *argv, env, log_fd);
+  if (pid == 0) execUnit(*unit, *creds, workdir, *argv, env, log_fd, *nodes);
   close(log_fd);
 
   const std::optional<uint64_t> ticks = flotilla::support::startTicksOf(pid);

@@ -1,5 +1,6 @@
 // unit_run against units written by the test: the process runs as User=/Group= with UMask=,
-// NoNewPrivileges=, WorkingDirectory= and exactly systemd's environment, StateDirectory= is made,
+// NoNewPrivileges=, WorkingDirectory= and exactly systemd's environment, InaccessiblePaths= are
+// hidden from it (and only from it), StateDirectory= is made,
 // `start` twice is "active", stop signals the process group or (KillMode=process) the main
 // process only, escalates to SIGKILL after TimeoutStopSec=, a unit that exits at once fails the
 // start with its log, and a pidfile naming a reused PID is not taken for the unit. Root only.
@@ -225,6 +226,31 @@ TEST_F(UnitRunTest, AUnitThatExitsAtOnceFailsTheStartWithItsLog) {
   const CommandResult refused = run({"start", "demo.service"});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("/nonexistent/demo.env is missing"), std::string::npos) << refused.err;
+}
+
+TEST_F(UnitRunTest, InaccessiblePathsAreHiddenFromTheUnitOnly) {
+  const std::string secrets = dir_.path() + "/secrets";
+  fs::create_directories(secrets);
+  writeFile(secrets + "/key", "secret\n");
+  writeFile(dir_.path() + "/token", "secret\n");
+  fs::permissions(secrets, fs::perms::all);
+  fs::permissions(secrets + "/key", fs::perms::all);
+  fs::permissions(dir_.path() + "/token", fs::perms::all);
+  writeFile(dir_.path() + "/lib/demo.service",
+            "[Service]\nUser=nobody\nEnvironment=D=" + dir_.path() +
+                "\nInaccessiblePaths=" + secrets + " " + dir_.path() + "/token -/nonexistent/x\n" +
+                "ExecStart=/bin/sh -c 'cat ${D}/secrets/key; echo dir=$?; cat ${D}/token; "
+                "echo file=$?; exec sleep 600'\n");
+  const CommandResult started = run({"start", "demo.service"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  const std::string log = dir_.path() + "/run/logs/demo.service.log";
+  ASSERT_TRUE(pollUntil([&] { return contains(readFile(log), "file="); }, 5s)) << readFile(log);
+  EXPECT_NE(readFile(log).find("dir=1"), std::string::npos) << readFile(log);
+  EXPECT_NE(readFile(log).find("file=1"), std::string::npos) << readFile(log);
+  EXPECT_EQ(readFile(log).find("secret\n"), std::string::npos) << readFile(log);
+  // The host still sees them: the mounts live in the unit's namespace.
+  EXPECT_EQ(readFile(secrets + "/key"), "secret\n");
+  EXPECT_EQ(readFile(dir_.path() + "/token"), "secret\n");
 }
 
 TEST_F(UnitRunTest, APidfileNamingAReusedPidIsNotTheUnit) {

@@ -237,10 +237,21 @@ Status apply(ServiceUnit& unit, std::vector<std::string>& exec_starts, const Ass
   };
   // Settings unit_run does not act on (hardening, restart policy, limits) are left to
   // systemd-analyze verify; only these are read.
-  static const std::vector<std::string> kRead = {
-      "Type",       "Environment",    "EnvironmentFile",    "ExecStart",       "User",
-      "Group",      "UMask",          "NoNewPrivileges",    "KillMode",        "TimeoutStopSec",
-      "TimeoutSec", "StateDirectory", "StateDirectoryMode", "WorkingDirectory"};
+  static const std::vector<std::string> kRead = {"Type",
+                                                 "Environment",
+                                                 "EnvironmentFile",
+                                                 "ExecStart",
+                                                 "User",
+                                                 "Group",
+                                                 "UMask",
+                                                 "NoNewPrivileges",
+                                                 "KillMode",
+                                                 "TimeoutStopSec",
+                                                 "TimeoutSec",
+                                                 "StateDirectory",
+                                                 "StateDirectoryMode",
+                                                 "WorkingDirectory",
+                                                 "InaccessiblePaths"};
   if (std::find(kRead.begin(), kRead.end(), key) == kRead.end()) return Status::Ok();
   StatusOr<std::string> expanded = expandSpecifiers(a.value, unit.name);
   if (!expanded.ok()) return fail(expanded.status());
@@ -264,7 +275,7 @@ Status apply(ServiceUnit& unit, std::vector<std::string>& exec_starts, const Ass
       unit.environment_files.clear();
       return Status::Ok();
     }
-    EnvironmentFileRef ref;
+    OptionalPath ref;
     ref.optional = value.front() == '-';
     ref.path = ref.optional ? value.substr(1) : value;
     if (ref.path.empty() || ref.path.front() != '/') {
@@ -333,6 +344,23 @@ Status apply(ServiceUnit& unit, std::vector<std::string>& exec_starts, const Ass
     StatusOr<mode_t> mode = parseOctalMode(key, value.empty() ? "0755" : value);
     if (!mode.ok()) return fail(mode.status());
     unit.state_directory_mode = *mode;
+  } else if (key == "InaccessiblePaths") {
+    if (value.empty()) {
+      unit.inaccessible_paths.clear();
+      return Status::Ok();
+    }
+    StatusOr<std::vector<std::string>> paths = splitWords(value, key);
+    if (!paths.ok()) return fail(paths.status());
+    for (const std::string& entry : *paths) {
+      OptionalPath path;
+      path.optional = entry.front() == '-';
+      path.path = path.optional ? entry.substr(1) : entry;
+      if (path.path.empty() || path.path.front() != '/') {
+        return Status::InvalidArgument(a.where + ": InaccessiblePaths=" + entry +
+                                       ": not an absolute path (a '+' prefix is not supported)");
+      }
+      unit.inaccessible_paths.push_back(std::move(path));
+    }
   } else if (key == "WorkingDirectory") {
     unit.working_directory_optional = !value.empty() && value.front() == '-';
     unit.working_directory = unit.working_directory_optional ? value.substr(1) : value;
@@ -776,7 +804,7 @@ StatusOr<ServiceUnit> loadServiceUnit(std::string_view name, const UnitDirs& dir
 StatusOr<Environment> unitEnvironment(const ServiceUnit& unit) {
   Environment env;
   for (const auto& [name, value] : unit.environment) env[name] = value;
-  for (const EnvironmentFileRef& ref : unit.environment_files) {
+  for (const OptionalPath& ref : unit.environment_files) {
     if (!isRegularFile(ref.path)) {
       if (ref.optional) continue;
       return Status::NotFound(unit.name.full + ": EnvironmentFile=" + ref.path +

@@ -71,9 +71,10 @@ enum class KillMode {
   kMixed,         // SIGTERM to the main process, SIGKILL to all of them
 };
 
-struct EnvironmentFileRef {
+// A path setting's entry: "-PATH" is optional (missing is no error).
+struct OptionalPath {
   std::string path;
-  bool optional = false;  // "-" prefix: a missing file is no error
+  bool optional = false;
 };
 
 // What unit_run needs of a [Service] section, with drop-ins applied and specifiers expanded.
@@ -81,16 +82,19 @@ struct ServiceUnit {
   UnitName name;
   std::vector<std::string> files;  // the unit file, then its drop-ins, in the order read
   EnvAssignments environment;      // Environment=, in order
-  std::vector<EnvironmentFileRef> environment_files;  // EnvironmentFile=, in order
-  std::string exec_start;  // variables not expanded yet (expandExecStart)
-  std::string user;        // "" = root
-  std::string group;       // "" = the user's primary group
+  std::vector<OptionalPath> environment_files;  // EnvironmentFile=, in order
+  std::string exec_start;                       // variables not expanded yet (expandExecStart)
+  std::string user;                             // "" = root
+  std::string group;                            // "" = the user's primary group
   mode_t umask = 0022;
   bool no_new_privileges = false;
   KillMode kill_mode = KillMode::kControlGroup;
   std::chrono::milliseconds timeout_stop = 90s;  // systemd's DefaultTimeoutStopSec
   std::vector<std::string> state_directories;    // relative to /var/lib
   mode_t state_directory_mode = 0755;
+  // InaccessiblePaths=: hidden from the process (the one sandboxing setting unit_run applies,
+  // in a mount namespace of its own; the others are left to systemd-analyze verify).
+  std::vector<OptionalPath> inaccessible_paths;
   std::string working_directory;            // "" = "/", "~" = the user's home
   bool working_directory_optional = false;  // "-" prefix
 };

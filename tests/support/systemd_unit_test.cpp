@@ -217,6 +217,9 @@ TEST_F(SystemdUnitFilesTest, TemplateInstanceWithDropInsLaterOverrides) {
         "UMask=0077\n"
         "NoNewPrivileges=yes\n"
         "WorkingDirectory=-/srv/%i\n"
+        "InaccessiblePaths=/var/lib/old\n"
+        "InaccessiblePaths=\n"
+        "InaccessiblePaths=-/var/lib/coordinator /etc/%i.token\n"
         "ProtectSystem=full\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n");
@@ -251,6 +254,11 @@ TEST_F(SystemdUnitFilesTest, TemplateInstanceWithDropInsLaterOverrides) {
   EXPECT_TRUE(unit.no_new_privileges);
   EXPECT_EQ(unit.working_directory, "/srv/x");
   EXPECT_TRUE(unit.working_directory_optional);
+  ASSERT_EQ(unit.inaccessible_paths.size(), 2u);
+  EXPECT_EQ(unit.inaccessible_paths[0].path, "/var/lib/coordinator");
+  EXPECT_TRUE(unit.inaccessible_paths[0].optional);
+  EXPECT_EQ(unit.inaccessible_paths[1].path, "/etc/x.token");
+  EXPECT_FALSE(unit.inaccessible_paths[1].optional);
 
   // Without drop-ins: the template's own values and the defaults.
   ServiceUnit other = load("demo@z.service");
@@ -324,6 +332,9 @@ TEST_F(SystemdUnitFilesTest, Refusals) {
                 .find("time span"),
             std::string::npos);
   EXPECT_NE(errorLoading("i.service", "[Service]\nnot an assignment\n").find("i.service:2"),
+            std::string::npos);
+  EXPECT_NE(errorLoading("j.service", "[Service]\nExecStart=/bin/j\nInaccessiblePaths=+/x\n")
+                .find("InaccessiblePaths"),
             std::string::npos);
   EXPECT_TRUE(loadServiceUnit("missing.service", dirs_).status().isNotFound());
   std::filesystem::create_symlink("/dev/null", dirs_.dropin_dir + "/masked.service");
