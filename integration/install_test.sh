@@ -250,7 +250,7 @@ phase_install() {
     python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("enrolled") is True else 1)' \
       "$state/agent.json" || fail "$host: $state/agent.json does not say enrolled: $(cat "$state/agent.json")"
     check_stat "/etc/flotilla/agent-$instance.env" 640 root:flotilla
-    check_stat "/etc/flotilla/agent-$instance.token" 600 flotilla:flotilla
+    check_stat "$state/enroll.token" 600 flotilla:flotilla
     grep -qx "FLOTILLA_CLUSTER=$cluster" "/etc/flotilla/agent-$instance.env" || fail "agent-$instance.env lacks its cluster"
     grep -q -- "--label environment=$group" "/etc/flotilla/agent-$instance.env" || fail "agent-$instance.env lacks environment=$group"
     pid="$(unit_pid "flotilla-agent@$instance.service")"
