@@ -13,8 +13,12 @@
 #include <limits>
 #include <sstream>
 
+#include "common/user_text.hpp"
+#include "tests/support/files.hpp"
+
 namespace flotilla::support {
 
+using common::quote;
 using common::Status;
 using common::StatusOr;
 
@@ -24,12 +28,6 @@ namespace fs = std::filesystem;
 
 bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && isSpace(text.front())) text.remove_prefix(1);
-  while (!text.empty() && isSpace(text.back())) text.remove_suffix(1);
-  return text;
-}
-
 // Shell-style variable names, as systemd checks them (env_name_is_valid).
 bool isValidEnvName(std::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name.front()))) return false;
@@ -37,8 +35,6 @@ bool isValidEnvName(std::string_view name) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
   });
 }
-
-std::string quote(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
 // Whitespace-separated words with quotes removed and C escapes applied (systemd's
 // extract_first_word with EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE). `what` names the setting.
@@ -153,7 +149,7 @@ StatusOr<std::vector<Assignment>> readServiceSection(const std::string& path) {
   int first_line = 0;
   std::string raw;
   auto handle = [&](const std::string& text, int at) -> Status {
-    const std::string_view line = trimmed(text);
+    const std::string line = trim(text);
     if (line.empty() || line.front() == '#' || line.front() == ';') return Status::Ok();
     const std::string where = path + ":" + std::to_string(at);
     if (line.front() == '[') {
@@ -163,19 +159,18 @@ StatusOr<std::vector<Assignment>> readServiceSection(const std::string& path) {
     }
     if (section.empty()) return Status::InvalidArgument(where + ": assignment outside a section");
     const size_t eq = line.find('=');
-    if (eq == std::string_view::npos) {
+    if (eq == std::string::npos) {
       return Status::InvalidArgument(where + ": not KEY=VALUE: " + quote(line));
     }
     if (section == "Service") {
-      out.push_back({std::string(trimmed(line.substr(0, eq))),
-                     std::string(trimmed(line.substr(eq + 1))), where});
+      out.push_back({trim(line.substr(0, eq)), trim(line.substr(eq + 1)), where});
     }
     return Status::Ok();
   };
   while (std::getline(in, raw)) {
     ++line_no;
     if (!raw.empty() && raw.back() == '\r') raw.pop_back();
-    const std::string_view lead = trimmed(raw);
+    const std::string lead = trim(raw);
     if (continuing && !lead.empty() && (lead.front() == '#' || lead.front() == ';')) continue;
     if (!continuing) {
       first_line = line_no;
@@ -375,7 +370,7 @@ Status apply(ServiceUnit& unit, std::vector<std::string>& exec_starts, const Ass
 
 // The prefixes ExecStart may carry in systemd; unit_run runs none of them.
 Status checkNoExecPrefix(std::string_view command) {
-  const std::string_view cmd = trimmed(command);
+  const std::string cmd = trim(std::string(command));
   if (!cmd.empty() && std::string_view("-@+!:|").find(cmd.front()) != std::string_view::npos) {
     return Status::InvalidArgument(std::string("ExecStart prefix '") + cmd.front() + "' in " +
                                    quote(cmd) + " is not supported by unit_run");
@@ -480,7 +475,8 @@ StatusOr<std::chrono::milliseconds> parseTimeSpan(std::string_view text) {
                                            {"w", 604800 * kSec},
                                            {"week", 604800 * kSec},
                                            {"weeks", 604800 * kSec}};
-  const std::string_view span = trimmed(text);
+  const std::string span_text = trim(std::string(text));
+  const std::string_view span = span_text;
   const std::string bad = "invalid time span " + quote(text);
   if (span == "infinity") return std::chrono::milliseconds::max();
   if (span.empty()) return Status::InvalidArgument("empty time span");
@@ -561,7 +557,7 @@ StatusOr<EnvAssignments> parseEnvironmentFile(std::string_view text) {
   size_t value_kept = 0;  // unquoted trailing whitespace is cut back to this length
   int line = 1;
   auto push = [&]() -> Status {
-    const std::string name(trimmed(key));
+    const std::string name = trim(key);
     if (!isValidEnvName(name)) {
       return Status::InvalidArgument("line " + std::to_string(line) + ": " + quote(name) +
                                      " is not a variable name");
@@ -585,8 +581,8 @@ StatusOr<EnvAssignments> parseEnvironmentFile(std::string_view text) {
         break;
       case State::kKey:
         if (newline) {
-          return Status::InvalidArgument("line " + std::to_string(line) + ": " +
-                                         quote(trimmed(key)) + " is not NAME=VALUE");
+          return Status::InvalidArgument("line " + std::to_string(line) + ": " + quote(trim(key)) +
+                                         " is not NAME=VALUE");
         }
         if (c == '=') {
           state = State::kPreValue;
@@ -665,7 +661,7 @@ StatusOr<EnvAssignments> parseEnvironmentFile(std::string_view text) {
     case State::kComment:
       break;
     case State::kKey:
-      return Status::InvalidArgument("line " + std::to_string(line) + ": " + quote(trimmed(key)) +
+      return Status::InvalidArgument("line " + std::to_string(line) + ": " + quote(trim(key)) +
                                      " is not NAME=VALUE");
     case State::kSingleQuote:
     case State::kDoubleQuote:

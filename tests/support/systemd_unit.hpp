@@ -43,7 +43,8 @@ common::StatusOr<UnitName> parseUnitName(std::string_view name);
 common::StatusOr<std::string> expandSpecifiers(std::string_view value, const UnitName& name);
 
 // A systemd time span: "90s", "1min 30s", "2min", "1h30m", "500ms", "1.5s"; a bare number is
-// seconds; "infinity" is milliseconds::max().
+// seconds; "infinity" is milliseconds::max(). (systemd's syntax, which common::parseDuration's
+// plan durations deliberately do not accept: spaces, "min", fractions, bare numbers.)
 common::StatusOr<std::chrono::milliseconds> parseTimeSpan(std::string_view text);
 
 // Environment='s value: whitespace-separated NAME=VALUE words, "..." or '...' quoting (also in
