@@ -297,6 +297,7 @@ waves:
 EOF
   local id state
   id="$(cli submit "$T/plan.yaml")" || fail "submit"
+  FIRST_ROLLOUT="$id"
   echo "deployment $id"
   # The production wave waits for its approval.
   for _ in $(seq 1 120); do
@@ -352,6 +353,96 @@ phase_check_upgrade() {
   diff -u <(echo "$before") <(echo "$after") || fail "--check changed something"
 }
 
+# The upgrade through the role (serial, coordinator first) while a rollout runs: its staging
+# wave runs while the coordinator is upgraded; its production wave, approved once the staging
+# agent runs the new package, runs while the production agents are upgraded one at a time, so
+# at least one agent is stopped in the middle of a step. Each drains (finishes the step and
+# reports it) and the rollout succeeds with every step run once and none "unknown"; the
+# packages are the new version, the enrollments and the first rollout's records survive.
+phase_upgrade_mid_rollout() {
+  local step id state before_pids unit pid playbook_pid
+  install -o flotilla -g flotilla -m 0644 /dev/null "$COUNTER_DIR/counter-2"
+  {
+    printf 'service: install-check\nversion: "1.1.0"\ndriver: script\nsteps:\n'
+    for step in build apply verify rollback; do
+      printf '  %s: echo "$FLOTILLA_DEPLOYMENT $FLOTILLA_CLUSTER %s" >> %s/counter-2' "$step" "$step" "$COUNTER_DIR"
+      # Production's apply outlasts the time the role takes to reach the next agent.
+      [ "$step" = apply ] && printf '; if [ "$FLOTILLA_ENVIRONMENT" = production ]; then sleep 12; else sleep 4; fi'
+      printf '\n'
+    done
+    printf '  timeout: 60s\nwaves:\n'
+    printf '  - name: staging\n    selector: {environment: staging}\n'
+    printf '  - name: production\n    selector: {environment: production}\n    approval: required\n'
+  } >"$T/plan-2.yaml"
+  before_pids="$(for unit in "${UNITS[@]}"; do echo "$unit $(unit_pid "$unit")"; done)"
+  id="$(cli submit "$T/plan-2.yaml")" || fail "submit"
+  echo "deployment $id; upgrading to $NEXT meanwhile"
+  playbook "$T/playbook-upgrade.log" -i "$T/inventory-next.yml" &
+  playbook_pid=$!
+  # Production is approved once the staging agent has been restarted on the new package.
+  local staging_unit="flotilla-agent@staging-eu.service" staging_before
+  staging_before="$(awk -v u="$staging_unit" '$1 == u {print $2}' <<<"$before_pids")"
+  for _ in $(seq 1 900); do
+    pid="$(unit_pid "$staging_unit")"
+    [ "${pid:-0}" != 0 ] && [ "$pid" != "$staging_before" ] && break
+    kill -0 "$playbook_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if [ "${pid:-0}" = 0 ] || [ "$pid" = "$staging_before" ]; then
+    wait "$playbook_pid" || true
+    cat "$T/playbook-upgrade.log" >&2
+    fail "the upgrade did not restart the staging agent"
+  fi
+  for _ in $(seq 1 300); do
+    state="$(cli status "$id" --json 2>/dev/null |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || true)"
+    [ "$state" = awaiting_approval ] && break
+    sleep 0.2
+  done
+  [ "$state" = awaiting_approval ] ||
+    { cli status "$id" >&2; fail "$id does not wait for production's approval ($state)"; }
+  /usr/bin/flotilla --server "$API" --token-file "$T/approver.token" approve "$id" production
+  if ! wait "$playbook_pid"; then
+    cat "$T/playbook-upgrade.log" >&2
+    fail "site.yml (the upgrade to $NEXT) failed"
+  fi
+  recap "$T/playbook-upgrade.log"
+  cli wait "$id" --timeout 3m || { cli status "$id" >&2; cli events "$id" >&2; fail "$id did not succeed"; }
+
+  # Every step once, none unknown, and the upgrade did stop an agent in the middle of a step.
+  local expected="" cluster
+  for agent in "${AGENTS[@]}"; do
+    read -r _ cluster _ _ _ <<<"$agent"
+    for step in build apply verify; do expected+="$id $cluster $step"$'\n'; done
+  done
+  diff -u <(printf '%s' "$expected" | sort) <(sort "$COUNTER_DIR/counter-2") ||
+    fail "the steps that ran during the upgrade differ from one build, apply and verify per cluster"
+  [ -z "$(cli events "$id" --type stage.unknown)" ] ||
+    { cli events "$id" >&2; fail "a step of $id is unknown"; }
+  grep -l "draining: 1 steps running" "$RUN_DIR"/logs/flotilla-agent@*.log ||
+    fail "no agent was stopped while a step of $id ran: the drain was not tested"
+
+  # The new packages run everywhere, each unit restarted on them.
+  for pkg in "${PACKAGES[@]}"; do
+    [ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$NEXT" ] || fail "$pkg is not $NEXT after the upgrade"
+  done
+  for unit in "${UNITS[@]}"; do
+    pid="$(unit_pid "$unit")"
+    [ "${pid:-0}" != 0 ] || fail "$unit is not running after the upgrade"
+    [ "$pid" != "$(awk -v u="$unit" '$1 == u {print $2}' <<<"$before_pids")" ] ||
+      fail "$unit was not restarted by the upgrade"
+    case "$(readlink "/proc/$pid/exe")" in *deleted*) fail "$unit still runs the replaced binary" ;; esac
+  done
+  # Enrollment and data survive: no new enrollment, every agent connected, the first rollout kept.
+  local enrolled
+  enrolled="$(cli audit | grep -c ' agent\.enrolled ' || true)"
+  [ "$enrolled" = 3 ] || { cli audit >&2; fail "audit shows $enrolled enrollments after the upgrade, want 3"; }
+  [ "$(cli agents --json | python3 -c 'import json, sys; print(sum(a["state"] == "connected" for a in json.load(sys.stdin)["agents"]))')" = 3 ] ||
+    fail "not 3 connected agents after the upgrade: $(cli agents)"
+  [ "$(cli status "$FIRST_ROLLOUT" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])')" = succeeded ] ||
+    fail "the first rollout $FIRST_ROLLOUT is gone or changed after the upgrade"
+}
+
 phase_teardown() {
   stop_units
   local unit
@@ -368,7 +459,7 @@ phase_teardown() {
   [ ! -e /etc/flotilla ] || fail "purge left /etc/flotilla: $(find /etc/flotilla)"
 }
 
-PHASES=(package install rollout idempotent check_upgrade teardown)
+PHASES=(package install rollout idempotent check_upgrade upgrade_mid_rollout teardown)
 declare -A PHASE_SECONDS=()
 total_start=$SECONDS
 for phase in "${PHASES[@]}"; do
