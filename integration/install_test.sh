@@ -17,7 +17,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD_DIR="$(cd "${FLOTILLA_BUILD_DIR:?FLOTILLA_BUILD_DIR is not set}" && pwd)"
 UNIT_RUN="$BUILD_DIR/integration/install/unit_run"
-PACKAGES=(flotilla-coordinator flotilla-agent flotilla)
 # inventory host, cluster, unit instance, environment (its group), region label
 AGENTS=(
   "agent-staging-eu staging-eu-1 staging-eu staging eu"
@@ -41,24 +40,11 @@ fail() {
   echo "install_test: FAIL: $*" >&2
   exit 1
 }
+source "$ROOT/integration/lib/host_packages.sh"
 
-# One test at a time changes this machine's flotilla packages (package_test takes it too).
-exec 9>/run/lock/flotilla-install-test.lock
-flock -w 600 9 || fail "another install test holds /run/lock/flotilla-install-test.lock"
-
-installed_status() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true; }
-for pkg in "${PACKAGES[@]}"; do
-  status="$(installed_status "$pkg")"
-  if [ -n "$status" ] && [ "$status" != "not-installed" ]; then
-    fail "refusing to run: package $pkg is present ($status) and was not installed by this test"
-  fi
-done
-for dir in /var/lib/flotilla /etc/flotilla /var/cache/flotilla "$COUNTER_DIR"; do
-  [ ! -e "$dir" ] || fail "refusing to run: $dir exists and was not made by this test"
-done
-for entry in /etc/systemd/system/flotilla-*; do
-  [ ! -e "$entry" ] || fail "refusing to run: $entry exists and was not made by this test"
-done
+take_install_lock
+refuse_foreign_install /var/lib/flotilla /etc/flotilla /var/cache/flotilla "$COUNTER_DIR" \
+  /etc/systemd/system/flotilla-*
 created_user=0
 getent passwd flotilla >/dev/null || created_user=1
 
@@ -87,7 +73,7 @@ cleanup() {
     done
   fi
   if [ "$we_installed" = 1 ]; then
-    dpkg_retry --purge "${PACKAGES[@]}" >"$T/cleanup-purge.log" 2>&1 || cat "$T/cleanup-purge.log" >&2
+    dpkg_retry --purge "${FLOTILLA_PACKAGES[@]}" >"$T/cleanup-purge.log" 2>&1 || cat "$T/cleanup-purge.log" >&2
   fi
   rm -rf /var/lib/flotilla /etc/flotilla /var/cache/flotilla "$COUNTER_DIR" /etc/systemd/system/flotilla-*
   if [ "$created_user" = 1 ] && getent passwd flotilla >/dev/null; then
@@ -103,18 +89,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# dpkg refuses at once when another dpkg/apt holds its lock: wait for it a while.
-dpkg_retry() {
-  local i
-  for i in $(seq 1 60); do
-    if dpkg "$@" >"$T/dpkg.out" 2>&1; then cat "$T/dpkg.out"; return 0; fi
-    grep -q 'lock' "$T/dpkg.out" || { cat "$T/dpkg.out" >&2; return 1; }
-    sleep 2
-  done
-  cat "$T/dpkg.out" >&2
-  return 1
-}
 
 check_stat() { # PATH MODE OWNER:GROUP
   local got
@@ -194,6 +168,22 @@ recap() {
   sed -n '/^PLAY RECAP/,$p' "$1" | sed -n 's/^\([^ ]*\) *: ok=[0-9]* *changed=\([0-9]*\).*/\1 \2/p'
 }
 
+# The deployment's state ("" when the coordinator does not answer).
+deployment_state() {
+  cli status "$1" --json 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || true
+}
+
+# Each of the three agents enrolled exactly once (the audit) and connected now.
+check_agents_enrolled_once() {
+  local enrolled connected
+  enrolled="$(cli audit | grep -c ' agent\.enrolled ' || true)"
+  [ "$enrolled" = 3 ] || { cli audit >&2; fail "audit shows $enrolled enrollments $1, want 3"; }
+  connected="$(cli agents --json | python3 -c 'import json, sys
+print(sum(a["state"] == "connected" for a in json.load(sys.stdin)["agents"]))')"
+  [ "$connected" = 3 ] || fail "$connected connected agents $1, want 3: $(cli agents)"
+}
+
 unit_pid() { "$UNIT_RUN" --run-dir "$RUN_DIR" show "$1" | sed -n 's/^MainPID=//p'; }
 
 UNITS=(flotilla-coordinator.service)
@@ -208,7 +198,7 @@ phase_package() {
   FLOTILLA_BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/package" --no-build --out "$T/dist"
   FLOTILLA_PACKAGE_VERSION="$NEXT" FLOTILLA_BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/package" \
     --no-build --out "$T/dist-next"
-  for pkg in "${PACKAGES[@]}"; do
+  for pkg in "${FLOTILLA_PACKAGES[@]}"; do
     [ -f "$T/dist/${pkg}_${VERSION}_${ARCH}.deb" ] || fail "no $pkg $VERSION .deb"
     [ -f "$T/dist-next/${pkg}_${NEXT}_${ARCH}.deb" ] || fail "no $pkg $NEXT .deb"
   done
@@ -220,7 +210,7 @@ phase_install() {
   playbook "$T/playbook-1.log" -i "$T/inventory.yml" || { cat "$T/playbook-1.log" >&2; fail "site.yml"; }
   grep -E '^PLAY RECAP' -A8 "$T/playbook-1.log"
 
-  for pkg in "${PACKAGES[@]}"; do
+  for pkg in "${FLOTILLA_PACKAGES[@]}"; do
     [ "$(dpkg-query -W -f='${Status} ${Version}' "$pkg")" = "install ok installed $VERSION" ] ||
       fail "$pkg $VERSION is not installed"
   done
@@ -257,11 +247,7 @@ phase_install() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--cluster $cluster .*--label environment=$group" ||
       fail "flotilla-agent@$instance: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
   done
-  local enrolled
-  enrolled="$(cli audit | grep -c ' agent\.enrolled ' || true)"
-  [ "$enrolled" = 3 ] || { cli audit >&2; fail "audit shows $enrolled enrollments, want 3"; }
-  [ "$(cli agents --json | python3 -c 'import json, sys; print(sum(a["state"] == "connected" for a in json.load(sys.stdin)["agents"]))')" = 3 ] ||
-    fail "not 3 connected agents: $(cli agents)"
+  check_agents_enrolled_once "after the install"
 
   check_stat /etc/flotilla/admin.token 600 root:root
   check_stat /etc/flotilla/coordinator.env 640 root:flotilla
@@ -301,7 +287,7 @@ EOF
   echo "deployment $id"
   # The production wave waits for its approval.
   for _ in $(seq 1 120); do
-    state="$(cli status "$id" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])')"
+    state="$(deployment_state "$id")"
     [ "$state" = awaiting_approval ] && break
     case "$state" in succeeded | rolled_back | failed | cancelled) fail "$id is $state before its approval" ;; esac
     sleep 0.5
@@ -339,7 +325,7 @@ phase_check_upgrade() {
   write_inventory "$T/dist-next" >"$T/inventory-next.yml"
   local before after
   snapshot() {
-    dpkg-query -W -f='${Package} ${Version}\n' "${PACKAGES[@]}"
+    dpkg-query -W -f='${Package} ${Version}\n' "${FLOTILLA_PACKAGES[@]}"
     md5sum /etc/flotilla/* | sort
     ls /var/cache/flotilla
     for unit in "${UNITS[@]}"; do echo "$unit $(unit_pid "$unit")"; done
@@ -366,8 +352,9 @@ phase_upgrade_mid_rollout() {
     printf 'service: install-check\nversion: "1.1.0"\ndriver: script\nsteps:\n'
     for step in build apply verify rollback; do
       printf '  %s: echo "$FLOTILLA_DEPLOYMENT $FLOTILLA_CLUSTER %s" >> %s/counter-2' "$step" "$step" "$COUNTER_DIR"
-      # Production's apply outlasts the time the role takes to reach the next agent.
-      [ "$step" = apply ] && printf '; if [ "$FLOTILLA_ENVIRONMENT" = production ]; then sleep 12; else sleep 4; fi'
+      # Production's apply holds until the test has seen an agent drain (at most 45 s), so the
+      # role's restart of a production agent always comes in the middle of it.
+      [ "$step" = apply ] && printf '; if [ "$FLOTILLA_ENVIRONMENT" = production ]; then i=0; while [ ! -e %s/release ] && [ $i -lt 450 ]; do sleep 0.1; i=$((i+1)); done; else sleep 4; fi' "$COUNTER_DIR"
       printf '\n'
     done
     printf '  timeout: 60s\nwaves:\n'
@@ -394,14 +381,22 @@ phase_upgrade_mid_rollout() {
     fail "the upgrade did not restart the staging agent"
   fi
   for _ in $(seq 1 300); do
-    state="$(cli status "$id" --json 2>/dev/null |
-      python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || true)"
+    state="$(deployment_state "$id")"
     [ "$state" = awaiting_approval ] && break
     sleep 0.2
   done
   [ "$state" = awaiting_approval ] ||
     { cli status "$id" >&2; fail "$id does not wait for production's approval ($state)"; }
   /usr/bin/flotilla --server "$API" --token-file "$T/approver.token" approve "$id" production
+  # The role reaches a production agent while its apply holds: that agent drains; then the
+  # applies are let go, the agent exits once its apply is reported, and the role goes on.
+  local drained=""
+  while kill -0 "$playbook_pid" 2>/dev/null; do
+    drained="$(grep -l "draining: 1 steps running" "$RUN_DIR"/logs/flotilla-agent@prod-*.log 2>/dev/null || true)"
+    [ -n "$drained" ] && break
+    sleep 0.1
+  done
+  touch "$COUNTER_DIR/release"
   if ! wait "$playbook_pid"; then
     cat "$T/playbook-upgrade.log" >&2
     fail "site.yml (the upgrade to $NEXT) failed"
@@ -419,11 +414,11 @@ phase_upgrade_mid_rollout() {
     fail "the steps that ran during the upgrade differ from one build, apply and verify per cluster"
   [ -z "$(cli events "$id" --type stage.unknown)" ] ||
     { cli events "$id" >&2; fail "a step of $id is unknown"; }
-  grep -l "draining: 1 steps running" "$RUN_DIR"/logs/flotilla-agent@*.log ||
-    fail "no agent was stopped while a step of $id ran: the drain was not tested"
+  [ -n "$drained" ] || fail "no production agent was stopped while its apply ran: the drain was not tested"
+  echo "drained mid-apply: $drained"
 
   # The new packages run everywhere, each unit restarted on them.
-  for pkg in "${PACKAGES[@]}"; do
+  for pkg in "${FLOTILLA_PACKAGES[@]}"; do
     [ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$NEXT" ] || fail "$pkg is not $NEXT after the upgrade"
   done
   for unit in "${UNITS[@]}"; do
@@ -434,12 +429,8 @@ phase_upgrade_mid_rollout() {
     case "$(readlink "/proc/$pid/exe")" in *deleted*) fail "$unit still runs the replaced binary" ;; esac
   done
   # Enrollment and data survive: no new enrollment, every agent connected, the first rollout kept.
-  local enrolled
-  enrolled="$(cli audit | grep -c ' agent\.enrolled ' || true)"
-  [ "$enrolled" = 3 ] || { cli audit >&2; fail "audit shows $enrolled enrollments after the upgrade, want 3"; }
-  [ "$(cli agents --json | python3 -c 'import json, sys; print(sum(a["state"] == "connected" for a in json.load(sys.stdin)["agents"]))')" = 3 ] ||
-    fail "not 3 connected agents after the upgrade: $(cli agents)"
-  [ "$(cli status "$FIRST_ROLLOUT" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])')" = succeeded ] ||
+  check_agents_enrolled_once "after the upgrade"
+  [ "$(deployment_state "$FIRST_ROLLOUT")" = succeeded ] ||
     fail "the first rollout $FIRST_ROLLOUT is gone or changed after the upgrade"
 }
 
@@ -449,9 +440,9 @@ phase_teardown() {
   for unit in "${UNITS[@]}"; do
     [ "$(unit_pid "$unit")" = 0 ] || fail "$unit still runs after unit_run stop"
   done
-  dpkg_retry --purge "${PACKAGES[@]}" >/dev/null
+  dpkg_retry --purge "${FLOTILLA_PACKAGES[@]}" >/dev/null
   we_installed=0
-  for pkg in "${PACKAGES[@]}"; do
+  for pkg in "${FLOTILLA_PACKAGES[@]}"; do
     status="$(installed_status "$pkg")"
     [ -z "$status" ] || [ "$status" = not-installed ] || fail "$pkg is still present after purge ($status)"
   done

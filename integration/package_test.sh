@@ -9,7 +9,6 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD_DIR="$(cd "${FLOTILLA_BUILD_DIR:?FLOTILLA_BUILD_DIR is not set}" && pwd)"
-PACKAGES=(flotilla-coordinator flotilla-agent flotilla)
 SKIP=77
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -24,21 +23,10 @@ fail() {
   echo "package_test: FAIL: $*" >&2
   exit 1
 }
+source "$ROOT/integration/lib/host_packages.sh"
 
-# One test at a time changes this machine's flotilla packages.
-exec 9>/run/lock/flotilla-install-test.lock
-flock -w 600 9 || fail "another install test holds /run/lock/flotilla-install-test.lock"
-
-installed_status() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true; }
-for pkg in "${PACKAGES[@]}"; do
-  status="$(installed_status "$pkg")"
-  if [ -n "$status" ] && [ "$status" != "not-installed" ]; then
-    fail "refusing to run: package $pkg is present ($status) and was not installed by this test"
-  fi
-done
-for dir in /var/lib/flotilla /etc/flotilla; do
-  [ ! -e "$dir" ] || fail "refusing to run: $dir exists and was not made by this test"
-done
+take_install_lock
+refuse_foreign_install /var/lib/flotilla /etc/flotilla
 created_user=0
 getent passwd flotilla >/dev/null || created_user=1
 
@@ -47,7 +35,7 @@ we_installed=0
 cleanup() {
   local rc=$?
   if [ "$we_installed" = 1 ]; then
-    dpkg_retry --purge "${PACKAGES[@]}" >"$T/cleanup-purge.log" 2>&1 || cat "$T/cleanup-purge.log" >&2
+    dpkg_retry --purge "${FLOTILLA_PACKAGES[@]}" >"$T/cleanup-purge.log" 2>&1 || cat "$T/cleanup-purge.log" >&2
     rm -rf /var/lib/flotilla /etc/flotilla
   fi
   if [ "$created_user" = 1 ] && getent passwd flotilla >/dev/null; then
@@ -59,18 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# dpkg refuses at once when another dpkg/apt holds its lock: wait for it a while.
-dpkg_retry() {
-  local i
-  for i in $(seq 1 60); do
-    if dpkg "$@" >"$T/dpkg.out" 2>&1; then cat "$T/dpkg.out"; return 0; fi
-    grep -q 'lock' "$T/dpkg.out" || { cat "$T/dpkg.out" >&2; return 1; }
-    sleep 2
-  done
-  cat "$T/dpkg.out" >&2
-  return 1
-}
 
 step() { echo "== $* ($(date +%T))"; }
 
@@ -86,7 +62,7 @@ FLOTILLA_PACKAGE_VERSION="$NEXT" FLOTILLA_BUILD_DIR="$BUILD_DIR" "$ROOT/scripts/
 check_debs() { # DIR VERSION
   local dir="$1" version="$2" pkg deb depends
   [ "$(find "$dir" -maxdepth 1 -name '*.deb' | wc -l)" = 3 ] || fail "$dir does not hold exactly 3 .debs: $(ls "$dir")"
-  for pkg in "${PACKAGES[@]}"; do
+  for pkg in "${FLOTILLA_PACKAGES[@]}"; do
     deb="$dir/${pkg}_${version}_${ARCH}.deb"
     [ -f "$deb" ] || fail "missing $deb"
     [ "$(dpkg-deb -f "$deb" Package)" = "$pkg" ] || fail "$deb: wrong Package"
@@ -119,7 +95,7 @@ step "dpkg -i"
 we_installed=1
 dpkg_retry -i "$T/dist/flotilla-coordinator_${VERSION}_${ARCH}.deb" \
   "$T/dist/flotilla-agent_${VERSION}_${ARCH}.deb" "$T/dist/flotilla_${VERSION}_${ARCH}.deb"
-for pkg in "${PACKAGES[@]}"; do
+for pkg in "${FLOTILLA_PACKAGES[@]}"; do
   [ "$(dpkg-query -W -f='${Status} ${Version}' "$pkg")" = "install ok installed $VERSION" ] || fail "$pkg is not installed"
 done
 "/usr/bin/flotilla-coordinator" --version >/dev/null || fail "the installed coordinator does not run"
@@ -173,7 +149,7 @@ echo 'FLOTILLA_LISTEN_HTTP=127.0.0.1:7781' >>/etc/flotilla/coordinator.env
 chmod 0750 /var/lib/flotilla/agent
 dpkg_retry -i "$T/dist-next/flotilla-coordinator_${NEXT}_${ARCH}.deb" \
   "$T/dist-next/flotilla-agent_${NEXT}_${ARCH}.deb" "$T/dist-next/flotilla_${NEXT}_${ARCH}.deb"
-for pkg in "${PACKAGES[@]}"; do
+for pkg in "${FLOTILLA_PACKAGES[@]}"; do
   [ "$(dpkg-query -W -f='${Status} ${Version}' "$pkg")" = "install ok installed $NEXT" ] || fail "$pkg was not upgraded"
 done
 [ "$(cat /var/lib/flotilla/coordinator/keep-me 2>/dev/null)" = data ] || fail "the upgrade lost /var/lib/flotilla/coordinator/keep-me"
@@ -184,8 +160,8 @@ check_stat /var/lib/flotilla/agent 750 flotilla:flotilla
 step "dpkg --purge deletes the data"
 mkdir -p /var/lib/flotilla/agent-x
 touch /etc/flotilla/agent-x.env /etc/flotilla/coordinator.pub /etc/flotilla/admin.token
-dpkg_retry --purge "${PACKAGES[@]}"
-for pkg in "${PACKAGES[@]}"; do
+dpkg_retry --purge "${FLOTILLA_PACKAGES[@]}"
+for pkg in "${FLOTILLA_PACKAGES[@]}"; do
   status="$(installed_status "$pkg")"
   [ -z "$status" ] || [ "$status" = not-installed ] || fail "$pkg is still present after purge ($status)"
 done
