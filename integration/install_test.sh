@@ -174,6 +174,18 @@ deployment_state() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || true
 }
 
+# The counter file the plan's steps append to shows build, apply and verify of deployment $1
+# once per cluster, and nothing else (no step twice, no rollback).
+check_each_step_once() {
+  local expected="" cluster step
+  for agent in "${AGENTS[@]}"; do
+    read -r _ cluster _ _ _ <<<"$agent"
+    for step in build apply verify; do expected+="$1 $cluster $step"$'\n'; done
+  done
+  diff -u <(printf '%s' "$expected" | sort) <(sort "$2") ||
+    fail "the steps of $1 that ran ($2) differ from one build, apply and verify per cluster"
+}
+
 # Each of the three agents enrolled exactly once (the audit) and connected now.
 check_agents_enrolled_once() {
   local enrolled connected
@@ -299,13 +311,7 @@ EOF
   cli wait "$id" --timeout 2m || { cli status "$id" >&2; fail "$id did not succeed"; }
 
   # Each step ran exactly once on each cluster, and nothing rolled back.
-  local expected="" host cluster
-  for agent in "${AGENTS[@]}"; do
-    read -r host cluster _ _ _ <<<"$agent"
-    for step in build apply verify; do expected+="$id $cluster $step"$'\n'; done
-  done
-  diff -u <(printf '%s' "$expected" | sort) <(sort "$COUNTER_DIR/counter") ||
-    fail "the steps that ran differ from one build, apply and verify per cluster"
+  check_each_step_once "$id" "$COUNTER_DIR/counter"
   runuser -u flotilla -- ls /var/lib/flotilla/coordinator/keys >/dev/null ||
     fail "the flotilla user cannot list the coordinator's keys: the check below proves nothing"
   [ ! -e "$COUNTER_DIR/reached" ] || fail "steps reached the coordinator's store on: $(cat "$COUNTER_DIR/reached")"
@@ -405,13 +411,7 @@ phase_upgrade_mid_rollout() {
   cli wait "$id" --timeout 3m || { cli status "$id" >&2; cli events "$id" >&2; fail "$id did not succeed"; }
 
   # Every step once, none unknown, and the upgrade did stop an agent in the middle of a step.
-  local expected="" cluster
-  for agent in "${AGENTS[@]}"; do
-    read -r _ cluster _ _ _ <<<"$agent"
-    for step in build apply verify; do expected+="$id $cluster $step"$'\n'; done
-  done
-  diff -u <(printf '%s' "$expected" | sort) <(sort "$COUNTER_DIR/counter-2") ||
-    fail "the steps that ran during the upgrade differ from one build, apply and verify per cluster"
+  check_each_step_once "$id" "$COUNTER_DIR/counter-2"
   [ -z "$(cli events "$id" --type stage.unknown)" ] ||
     { cli events "$id" >&2; fail "a step of $id is unknown"; }
   [ -n "$drained" ] || fail "no production agent was stopped while its apply ran: the drain was not tested"
