@@ -224,13 +224,19 @@ TEST_F(EnvironmentsTest, AReloadWithABrokenFileKeepsThePolicyInForceAndSaysWhy) 
       waitUntil("the SIGHUP reload is taken", [&] { return policyShown()["sha256"] != sha; }));
   EXPECT_TRUE(policyShown()["last_reload"]["ok"].get<bool>());
 
-  // Both reloads are in the audit trail.
-  json audit = get("/api/v1/audit").parsed();
+  // Both reloads are in the audit trail. The policy in force changes before the signal's
+  // audit record is written (the coordinator appends it right after the swap): wait for it.
+  json audit;
   int http_reloads = 0, signal_reloads = 0;
-  for (const auto& record : audit["records"]) {
-    if (record["action"] == "POST /api/v1/policy/reload") ++http_reloads;
-    if (record["action"] == "SIGHUP policy.reload") ++signal_reloads;
-  }
+  waitUntil("both SIGHUP reloads to be audited", [&] {
+    audit = get("/api/v1/audit").parsed();
+    http_reloads = signal_reloads = 0;
+    for (const auto& record : audit["records"]) {
+      if (record["action"] == "POST /api/v1/policy/reload") ++http_reloads;
+      if (record["action"] == "SIGHUP policy.reload") ++signal_reloads;
+    }
+    return signal_reloads >= 2;
+  });
   EXPECT_GE(http_reloads, 1) << audit.dump();
   EXPECT_EQ(signal_reloads, 2) << audit.dump();
 }
