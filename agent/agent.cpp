@@ -435,9 +435,9 @@ void Agent::handleCommand(schema::StageCommand::Reader msg) {
     sendResult(answer, msg.getEpoch());
     return;
   }
-  // A stop requested while this loop turn was polling counts too: stopNow() begins the drain
-  // only at the top of the next turn.
-  if (draining_ || g_stop_requests.load() > 0) {
+  // Any stop request, also one that came while this loop turn was polling (stopNow() begins
+  // the drain only at the top of the next turn).
+  if (g_stop_requests.load() > 0) {
     // Neither recorded nor answered: after our restart the coordinator sees we do not hold it
     // and sends it again, to the agent that will run it.
     ++commands_deferred_;

@@ -15,6 +15,15 @@ constexpr int64_t kLifetimeMs = std::chrono::milliseconds(kSessionLifetime).coun
 
 class SessionsTest : public ::testing::Test {
  protected:
+  // A session for alice made by a Sessions that is then gone, as before a coordinator restart.
+  void createAndClose(std::string* id) {
+    Sessions sessions(*store_, *tokens_);
+    ASSERT_TRUE(sessions.load().ok());
+    auto made = sessions.create("alice", kNow);
+    ASSERT_TRUE(made.ok());
+    *id = made->id;
+  }
+
   void SetUp() override {
     auto store = Store::open(dir_.path());
     ASSERT_TRUE(store.ok()) << store.status().toString();
@@ -62,13 +71,7 @@ TEST_F(SessionsTest, ASessionStandsForItsTokenAndIsStoredOnlyAsAHash) {
 
 TEST_F(SessionsTest, ReloadedAfterARestartUntilTheyExpire) {
   std::string id;
-  {
-    Sessions sessions(*store_, *tokens_);
-    ASSERT_TRUE(sessions.load().ok());
-    auto made = sessions.create("alice", kNow);
-    ASSERT_TRUE(made.ok());
-    id = made->id;
-  }
+  ASSERT_NO_FATAL_FAILURE(createAndClose(&id));
   Sessions reloaded(*store_, *tokens_);
   ASSERT_TRUE(reloaded.load().ok());
   EXPECT_TRUE(reloaded.authenticate(id, kNow + kLifetimeMs - 1));
@@ -116,13 +119,7 @@ TEST_F(SessionsTest, ATokensOldestSessionsEndPastItsShare) {
 
 TEST_F(SessionsTest, AnUnreadableStoredSessionIsSkippedAndDeletedNotFatal) {
   std::string id;
-  {
-    Sessions sessions(*store_, *tokens_);
-    ASSERT_TRUE(sessions.load().ok());
-    auto made = sessions.create("alice", kNow);
-    ASSERT_TRUE(made.ok());
-    id = made->id;
-  }
+  ASSERT_NO_FATAL_FAILURE(createAndClose(&id));
   ASSERT_TRUE(store_->putRecord("trust/session/abc", "{not json").ok());
   Sessions sessions(*store_, *tokens_);
   ASSERT_TRUE(sessions.load().ok());
